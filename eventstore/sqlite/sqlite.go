@@ -1,0 +1,358 @@
+// Package sqlite is Vigil's embedded event store: one SQLite file in WAL mode, written through a
+// single group-committing writer, read through a pool of read-only connections. It is the
+// default backend: no other service is needed.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Config configures Open. Zero values take the defaults shown.
+type Config struct {
+	// Path of the database file; created with its directory when absent. Required.
+	Path string
+	// Logger receives operational messages; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock that stamps RecordedAt; default time.Now. Tests inject a fixed clock.
+	Now func() time.Time
+	// PollInterval is how often the store looks for events appended by other processes on the
+	// same file, to wake subscribers (in-process appends wake them at once). Default 25ms.
+	PollInterval time.Duration
+	// MaxBatch is the most append calls the writer folds into one transaction. Default 512.
+	MaxBatch int
+	// ReadConns is the size of the read-only connection pool. Default 8.
+	ReadConns int
+}
+
+func (c *Config) fill() error {
+	if c.Path == "" {
+		return errors.New("sqlite: Config.Path is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 25 * time.Millisecond
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.ReadConns <= 0 {
+		c.ReadConns = 8
+	}
+	return nil
+}
+
+// Store is the SQLite event store. It is safe for concurrent use. Several processes may open
+// the same file: their appends are serialised by SQLite's write lock and reach every process's
+// subscribers.
+type Store struct {
+	cfg     Config
+	writeDB *sql.DB
+	readDB  *sql.DB
+
+	reqs     chan *appendReq
+	closing  chan struct{}
+	closed   atomic.Bool
+	closeMu  sync.Mutex // orders Append's admission against Close
+	wg       sync.WaitGroup
+	inflight sync.WaitGroup // Append calls admitted and not yet answered
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever new events may be visible
+	head    atomic.Uint64 // highest position this process knows to be committed
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	position       INTEGER PRIMARY KEY AUTOINCREMENT,
+	id             TEXT    NOT NULL UNIQUE,
+	stream_id      TEXT    NOT NULL,
+	version        INTEGER NOT NULL,
+	type           TEXT    NOT NULL,
+	schema_version INTEGER NOT NULL,
+	recorded_at    INTEGER NOT NULL, -- Unix nanoseconds, UTC
+	data           BLOB    NOT NULL, -- JSON
+	actor_type     TEXT    NOT NULL DEFAULT '',
+	actor_id       TEXT    NOT NULL DEFAULT '',
+	subject        TEXT    NOT NULL DEFAULT '', -- subject account id
+	ip             TEXT    NOT NULL DEFAULT '', -- personal data
+	user_agent     TEXT    NOT NULL DEFAULT '', -- personal data
+	client_id      TEXT    NOT NULL DEFAULT '',
+	correlation_id TEXT    NOT NULL DEFAULT '',
+	causation_id   TEXT    NOT NULL DEFAULT '',
+	UNIQUE (stream_id, version)
+);
+CREATE INDEX IF NOT EXISTS events_subject ON events (subject, position) WHERE subject <> '';
+`
+
+// Open opens (creating when absent) the event store at cfg.Path and starts its writer.
+//
+// Durability: the file is in WAL mode with synchronous=FULL, so every commit syncs the WAL
+// before Append returns. NORMAL would survive a process crash (kill -9) but can lose the last
+// transactions on a power cut or OS crash, and an acknowledged append must survive both. The
+// cost of that sync is shared by group commit: concurrent appends ride one transaction.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	dsn := func(readOnly bool) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		if readOnly {
+			q.Add("_pragma", "query_only(1)")
+		} else {
+			q.Set("_txlock", "immediate")
+		}
+		return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn(false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: create schema in %s: %w", cfg.Path, err)
+	}
+	r, err := sql.Open("sqlite", dsn(true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
+	}
+	r.SetMaxOpenConns(cfg.ReadConns)
+	r.SetMaxIdleConns(cfg.ReadConns)
+	s := &Store{
+		cfg:     cfg,
+		writeDB: w,
+		readDB:  r,
+		reqs:    make(chan *appendReq, cfg.MaxBatch),
+		closing: make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	head, err := s.queryHead(context.Background())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s.head.Store(head)
+	conn, err := w.Conn(context.Background())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: writer connection: %w", err)
+	}
+	wr, err := newWriter(conn)
+	if err != nil {
+		conn.Close()
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s.wg.Add(2)
+	go s.writeLoop(wr)
+	go s.pollLoop()
+	return s, nil
+}
+
+// Close stops the writer after the appends already queued, ends subscriptions and closes the
+// database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed.Swap(true) {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closeMu.Unlock()
+	// Let admitted appends reach the writer and be answered, then stop it.
+	s.inflight.Wait()
+	close(s.closing)
+	s.wg.Wait()
+	return errors.Join(s.readDB.Close(), s.writeDB.Close())
+}
+
+// changedChan returns the channel that will be closed at the next change.
+func (s *Store) changedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// broadcast wakes every waiting subscriber.
+func (s *Store) broadcast() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// noteHead records a committed position and wakes subscribers if it is new.
+func (s *Store) noteHead(pos uint64) {
+	for {
+		cur := s.head.Load()
+		if pos <= cur {
+			return
+		}
+		if s.head.CompareAndSwap(cur, pos) {
+			s.broadcast()
+			return
+		}
+	}
+}
+
+// pollLoop notices appends made by other processes on the same file.
+func (s *Store) pollLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			s.broadcast()
+			return
+		case <-t.C:
+			head, err := s.queryHead(context.Background())
+			if err != nil {
+				s.cfg.Logger.Warn("event store poll failed", "err", err)
+				continue
+			}
+			s.noteHead(head)
+		}
+	}
+}
+
+func (s *Store) queryHead(ctx context.Context) (uint64, error) {
+	var head sql.NullInt64
+	if err := s.readDB.QueryRowContext(ctx, `SELECT max(position) FROM events`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("sqlite: read head: %w", err)
+	}
+	return uint64(head.Int64), nil
+}
+
+// Head returns the last committed global position, 0 for an empty log.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	if s.closed.Load() {
+		return 0, eventstore.ErrClosed
+	}
+	head, err := s.queryHead(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.noteHead(head)
+	return head, nil
+}
+
+const selectEnvelope = `SELECT position, id, stream_id, version, type, schema_version, recorded_at, data,
+	actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id FROM events `
+
+func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
+	defer rows.Close()
+	out := make([]domain.Envelope, 0, capHint)
+	for rows.Next() {
+		var (
+			e         domain.Envelope
+			recorded  int64
+			data      []byte
+			actorType string
+		)
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &recorded, &data,
+			&actorType, &e.Metadata.Actor.ID, &e.Metadata.SubjectAccountID, &e.Metadata.IP, &e.Metadata.UserAgent,
+			&e.Metadata.ClientID, &e.Metadata.CorrelationID, &e.Metadata.CausationID); err != nil {
+			return nil, fmt.Errorf("sqlite: scan event: %w", err)
+		}
+		e.Metadata.Actor.Type = domain.ActorType(actorType)
+		e.RecordedAt = time.Unix(0, recorded).UTC()
+		e.Data = data
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read events: %w", err)
+	}
+	return out, nil
+}
+
+// ReadStream returns up to limit events of stream from version fromVersion on (limit <= 0: all).
+func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint64, limit int) ([]domain.Envelope, error) {
+	if s.closed.Load() {
+		return nil, eventstore.ErrClosed
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.readDB.QueryContext(ctx, selectEnvelope+`WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`,
+		stream, fromVersion, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
+	}
+	return scanEnvelopes(rows, 16)
+}
+
+// ReadAll returns up to limit events after global position after, in order.
+func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error) {
+	if s.closed.Load() {
+		return nil, eventstore.ErrClosed
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: ReadAll limit must be positive", eventstore.ErrInvalidEvent)
+	}
+	rows, err := s.readDB.QueryContext(ctx, selectEnvelope+`WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read all after %d: %w", after, err)
+	}
+	return scanEnvelopes(rows, min(limit, 1024))
+}
+
+// ReadSubject returns up to limit events whose subject account is accountID, after global
+// position after, in global order. It serves the audit API without scanning the whole log.
+func (s *Store) ReadSubject(ctx context.Context, accountID string, after uint64, limit int) ([]domain.Envelope, error) {
+	if s.closed.Load() {
+		return nil, eventstore.ErrClosed
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: ReadSubject limit must be positive", eventstore.ErrInvalidEvent)
+	}
+	rows, err := s.readDB.QueryContext(ctx, selectEnvelope+`WHERE subject = ? AND position > ? ORDER BY position LIMIT ?`,
+		accountID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read subject: %w", err)
+	}
+	return scanEnvelopes(rows, min(limit, 1024))
+}
+
+// isBusy reports whether err is SQLite's "database is locked/busy", which a retry can cure.
+func isBusy(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}

@@ -1,0 +1,132 @@
+// Package eventstore defines Vigil's immutable event log: the Store interface every backend
+// implements (the embedded SQLite one in eventstore/sqlite, the KurrentDB one in
+// eventstore/kurrentdb), its sentinel errors, and the contract those backends share (checked by
+// eventstore/eventstoretest).
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// ExpectedVersion is the optimistic-concurrency condition of an append: the version of the
+// stream's last event the caller decided on. Zero (NoStream) means the stream must not exist
+// yet; Any skips the check; a positive value n means the stream's last event must have
+// version n.
+type ExpectedVersion int64
+
+const (
+	// Any appends whatever the stream's version is.
+	Any ExpectedVersion = -1
+	// NoStream appends only when the stream has no event yet.
+	NoStream ExpectedVersion = 0
+)
+
+// Exact returns the condition "the stream's last event has version v"; Exact(0) is NoStream.
+func Exact(v uint64) ExpectedVersion { return ExpectedVersion(v) }
+
+// String describes the condition for logs and errors.
+func (e ExpectedVersion) String() string {
+	switch {
+	case e == Any:
+		return "any"
+	case e == NoStream:
+		return "no stream"
+	case e > 0:
+		return fmt.Sprintf("version %d", int64(e))
+	default:
+		return fmt.Sprintf("invalid(%d)", int64(e))
+	}
+}
+
+// Sentinel errors shared by every backend. Backends wrap them; compare with errors.Is.
+var (
+	// ErrWrongExpectedVersion: the stream's version did not match the append's condition.
+	// Nothing of that append was written; reload the stream, decide again and retry.
+	ErrWrongExpectedVersion = errors.New("eventstore: wrong expected version")
+	// ErrInvalidEvent: an event was rejected before anything was written (empty type,
+	// stream id or event id, data that is not a JSON object or value, invalid expected version).
+	ErrInvalidEvent = errors.New("eventstore: invalid event")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("eventstore: closed")
+	// ErrUnavailable: the backend could not be reached.
+	ErrUnavailable = errors.New("eventstore: unavailable")
+)
+
+// AppendResult tells where an append landed: the version of the last event written to the
+// stream and the global positions of the first and last event written.
+type AppendResult struct {
+	FirstPosition uint64
+	LastPosition  uint64
+	NextVersion   uint64 // the stream's version after the append (its last event's version)
+}
+
+// Store is the event log. Implementations are safe for concurrent use by many goroutines.
+type Store interface {
+	// Append writes events to the end of stream atomically (all or none) when the stream's
+	// version matches expected, and returns where they landed. On a mismatch it writes nothing
+	// and returns an error wrapping ErrWrongExpectedVersion. Once Append returns without
+	// error the events are durable. An empty events slice is ErrInvalidEvent.
+	Append(ctx context.Context, stream string, expected ExpectedVersion, events []domain.EventData) (AppendResult, error)
+
+	// ReadStream returns up to limit events of stream with version >= fromVersion, in version
+	// order. A stream that does not exist gives an empty slice and no error. limit <= 0 means
+	// no limit.
+	ReadStream(ctx context.Context, stream string, fromVersion uint64, limit int) ([]domain.Envelope, error)
+
+	// ReadAll returns up to limit events with a global position strictly greater than after,
+	// in global order. limit must be positive.
+	ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error)
+
+	// Head returns the global position of the last event in the log, 0 when it is empty.
+	Head(ctx context.Context) (uint64, error)
+
+	// Subscribe delivers every event with a position strictly greater than after, in global
+	// order: first those already stored (catch-up), then new ones as they are appended (by
+	// this process or any other writer of the same log), with no gap and no duplicate. A slow
+	// consumer never blocks appends: the subscription reads from the log at its own pace. The
+	// subscription ends when ctx is cancelled, Close is called or the backend fails for good.
+	Subscribe(ctx context.Context, after uint64) (Subscription, error)
+
+	// Close releases the store. Appends in flight finish or fail with ErrClosed; open
+	// subscriptions end.
+	Close() error
+}
+
+// Subscription is a live feed of events in global order.
+type Subscription interface {
+	// Events is closed when the subscription ends; Err then says why (nil after Close or a
+	// cancelled context).
+	Events() <-chan domain.Envelope
+	// Err returns the error that ended the subscription, valid once Events is closed.
+	Err() error
+	// Close ends the subscription and waits for its goroutine to stop. It is safe to call
+	// more than once and from any goroutine.
+	Close() error
+}
+
+// ValidateAppend checks the arguments of an Append the same way for every backend.
+func ValidateAppend(stream string, expected ExpectedVersion, events []domain.EventData) error {
+	if stream == "" {
+		return fmt.Errorf("%w: empty stream id", ErrInvalidEvent)
+	}
+	if expected < Any {
+		return fmt.Errorf("%w: expected version %d", ErrInvalidEvent, int64(expected))
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("%w: no events", ErrInvalidEvent)
+	}
+	for i, e := range events {
+		if e.ID == "" || e.Type == "" {
+			return fmt.Errorf("%w: event %d has no id or type", ErrInvalidEvent, i)
+		}
+		if len(e.Data) == 0 || !json.Valid(e.Data) {
+			return fmt.Errorf("%w: event %d (%s) data is not JSON", ErrInvalidEvent, i, e.Type)
+		}
+	}
+	return nil
+}
