@@ -1,0 +1,333 @@
+package projections_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/wmbridge"
+	"github.com/vigil-auth/vigil/projections"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type env struct {
+	t     *testing.T
+	store *sqlite.Store
+	db    *projections.DB
+	dir   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := &env{t: t, store: store, dir: dir}
+	e.openDB()
+	return e
+}
+
+func (e *env) openDB() {
+	db, err := projections.Open(projections.Config{Path: filepath.Join(e.dir, "projections.db"), Logger: quiet})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { db.Close() })
+	e.db = db
+}
+
+// start runs a runner over ps until the returned stop function is called.
+func (e *env) start(ps ...projections.Projection) (*projections.Runner, func()) {
+	e.t.Helper()
+	sub, err := wmbridge.NewSubscriber(e.store, wmbridge.SubscriberConfig{Checkpoints: e.db, NackBackoff: 5 * time.Millisecond, MaxNackBackoff: 20 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r, err := projections.NewRunner(projections.RunnerConfig{DB: e.db, Subscriber: sub, Log: e.store, Projections: ps, Logger: quiet, Retries: 2})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-r.Running():
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("runner did not start")
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("Run: %v", err)
+		}
+		r.Close()
+	}
+	e.t.Cleanup(stop)
+	return r, stop
+}
+
+func (e *env) append(stream string, n int) uint64 {
+	e.t.Helper()
+	evs := make([]domain.EventData, n)
+	for i := range evs {
+		ev, err := domain.NewEventData("TestHappened", 1, map[string]int{"i": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		evs[i] = ev
+	}
+	res, err := e.store.Append(context.Background(), stream, eventstore.Any, evs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.LastPosition
+}
+
+func (e *env) waitFor(r *projections.Runner, pos uint64) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.WaitFor(ctx, pos); err != nil {
+		sts, _ := r.Status(context.Background())
+		e.t.Fatalf("projections did not reach position %d: %v (status %+v)", pos, err, sts)
+	}
+}
+
+// checkStreams compares the stream catalogue with the log itself.
+func (e *env) checkStreams(streams map[string]int) {
+	e.t.Helper()
+	infos, err := e.db.StreamInfos(context.Background(), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(infos) != len(streams) {
+		e.t.Fatalf("catalogue has %d streams, want %d: %+v", len(infos), len(streams), infos)
+	}
+	for _, in := range infos {
+		want := uint64(streams[in.StreamID])
+		if in.Version != want || in.Events != want {
+			e.t.Errorf("%s: version %d, events %d; the log has %d (an event was applied twice or missed)", in.StreamID, in.Version, in.Events, want)
+		}
+	}
+}
+
+func TestRunnerAppliesLiveAndResumesFromCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	streams := map[string]int{"account-a": 3, "session-b": 5, "org-c": 1}
+	for s, n := range streams {
+		e.append(s, n)
+	}
+	r, stop := e.start(projections.Streams{})
+	head, _ := e.store.Head(context.Background())
+	e.waitFor(r, head)
+	e.checkStreams(streams)
+	// Events appended while the runner runs arrive too.
+	head = e.append("account-a", 2)
+	streams["account-a"] += 2
+	e.waitFor(r, head)
+	e.checkStreams(streams)
+	stop()
+
+	// Appended while nothing runs: a new runner resumes after the checkpoint, applying each
+	// event exactly once.
+	cp, err := e.db.Checkpoint(context.Background(), "streams")
+	if err != nil || cp != head {
+		t.Fatalf("checkpoint after stop = %d, %v; want %d", cp, err, head)
+	}
+	e.append("client-d", 4)
+	streams["client-d"] = 4
+	head = e.append("session-b", 1)
+	streams["session-b"]++
+	r2, _ := e.start(projections.Streams{})
+	e.waitFor(r2, head)
+	e.checkStreams(streams)
+	sts, err := r2.Status(context.Background())
+	if err != nil || len(sts) != 1 || sts[0].Checkpoint != head || sts[0].Head != head || sts[0].LagSeconds != 0 || sts[0].Stuck {
+		t.Fatalf("Status = %+v, %v; want caught up at %d", sts, err, head)
+	}
+}
+
+// ledger records every position it is given once; applying an event twice violates its key.
+type ledger struct {
+	name string
+	// failAt makes Apply fail for this position while failing is set.
+	failAt  uint64
+	failing atomic.Bool
+	// breakCommitAt makes the batch holding this position fail at COMMIT, once.
+	breakCommitAt uint64
+	broke         atomic.Bool
+}
+
+func (l *ledger) Name() string { return l.name }
+func (l *ledger) Schema() []string {
+	return []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s_parent (id INTEGER PRIMARY KEY)`, l.name),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (position INTEGER PRIMARY KEY,
+			parent INTEGER REFERENCES %s_parent (id) DEFERRABLE INITIALLY DEFERRED)`, l.name, l.name),
+	}
+}
+func (l *ledger) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	if ev.Position == l.failAt && l.failing.Load() {
+		return errors.New("ledger: told to fail")
+	}
+	var parent any
+	if ev.Position == l.breakCommitAt && !l.broke.Swap(true) {
+		parent = 999 // no such parent: the deferred foreign key fails the COMMIT
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (position, parent) VALUES (?, ?)`, l.name), ev.Position, parent)
+	return err
+}
+
+func (e *env) ledgerPositions(name string) []uint64 {
+	e.t.Helper()
+	rows, err := e.db.Read().Query(fmt.Sprintf(`SELECT position FROM %s ORDER BY position`, name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var p uint64
+		if err := rows.Scan(&p); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (e *env) checkLedger(name string, head uint64) {
+	e.t.Helper()
+	got := e.ledgerPositions(name)
+	if uint64(len(got)) != head {
+		e.t.Fatalf("ledger %s holds %d positions, the log %d", name, len(got), head)
+	}
+	for i, p := range got {
+		if p != uint64(i+1) {
+			e.t.Fatalf("ledger %s: index %d holds position %d (gap)", name, i, p)
+		}
+	}
+}
+
+func TestRunnerReportsStuckProjectionAndSkipsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.append("account-x", 10)
+	l := &ledger{name: "flaky", failAt: 6}
+	l.failing.Store(true)
+	healthy := &ledger{name: "healthy"}
+	r, _ := e.start(l, healthy)
+	e.waitForHealthy(r, "healthy", 10)
+
+	// The flaky projection stops before position 6 and says so.
+	var st projections.Status
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sts, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = sts[0]
+		if st.Stuck || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !st.Stuck || st.StuckPosition != 6 || st.Checkpoint != 5 || st.LastError == "" || st.Ready(5*time.Second) {
+		t.Fatalf("status of the failing projection = %+v; want stuck at 6 with checkpoint 5", st)
+	}
+	// Once the cause is gone it resumes without skipping or repeating anything.
+	l.failing.Store(false)
+	head := e.append("account-x", 5)
+	e.waitFor(r, head)
+	e.checkLedger("flaky", head)
+	e.checkLedger("healthy", head)
+	sts, _ := r.Status(context.Background())
+	if sts[0].Stuck {
+		t.Fatalf("projection still reported stuck after recovering: %+v", sts[0])
+	}
+}
+
+func (e *env) waitForHealthy(r *projections.Runner, name string, pos uint64) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		cp, _ := e.db.Checkpoint(context.Background(), name)
+		if cp >= pos {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.t.Fatalf("projection %s did not reach %d while another was failing", name, pos)
+}
+
+func TestRunnerReplaysBatchWhoseCommitFailed(t *testing.T) {
+	e := newEnv(t)
+	l := &ledger{name: "breaks", breakCommitAt: 7}
+	r, _ := e.start(l)
+	var head uint64
+	for range 20 {
+		head = e.append("session-s", 1)
+	}
+	e.waitFor(r, head)
+	if !l.broke.Load() {
+		t.Fatal("the commit never failed: the test did not exercise the rewind")
+	}
+	e.checkLedger("breaks", head)
+}
+
+func TestStreamsReducer(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.start(projections.Streams{})
+	cases := []struct {
+		stream string
+		n      int
+		kind   string
+	}{
+		{"account-1", 2, "account"},
+		{"session-1", 1, "session"},
+		{"org-1", 3, "org"},
+		{"client-1", 1, "client"},
+		{"system-login-failures", 2, "system"},
+	}
+	var head uint64
+	for _, c := range cases {
+		head = e.append(c.stream, c.n)
+	}
+	e.waitFor(r, head)
+	infos, err := e.db.StreamInfos(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]projections.StreamInfo{}
+	for _, in := range infos {
+		byID[in.StreamID] = in
+	}
+	for _, c := range cases {
+		in, ok := byID[c.stream]
+		if !ok || in.Kind != c.kind || in.Version != uint64(c.n) || in.Events != uint64(c.n) || in.LastType != "TestHappened" {
+			t.Errorf("%s: %+v; want kind %s version %d", c.stream, in, c.kind, c.n)
+		}
+	}
+	if got := projections.StreamKind("weird-1"); got != "other" {
+		t.Errorf("StreamKind(weird-1) = %s, want other", got)
+	}
+}
