@@ -13,41 +13,25 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 )
 
-// ExpectedVersion is the optimistic-concurrency condition of an append: the version of the
-// stream's last event the caller decided on. Zero (NoStream) means the stream must not exist
-// yet; Any skips the check; a positive value n means the stream's last event must have
-// version n.
-type ExpectedVersion int64
+// ExpectedVersion is the optimistic-concurrency condition of an append (see
+// domain.ExpectedVersion): Any, NoStream, or Exact(n) for "the stream's last event has version n".
+type ExpectedVersion = domain.ExpectedVersion
 
 const (
 	// Any appends whatever the stream's version is.
-	Any ExpectedVersion = -1
+	Any = domain.Any
 	// NoStream appends only when the stream has no event yet.
-	NoStream ExpectedVersion = 0
+	NoStream = domain.NoStream
 )
 
 // Exact returns the condition "the stream's last event has version v"; Exact(0) is NoStream.
-func Exact(v uint64) ExpectedVersion { return ExpectedVersion(v) }
-
-// String describes the condition for logs and errors.
-func (e ExpectedVersion) String() string {
-	switch {
-	case e == Any:
-		return "any"
-	case e == NoStream:
-		return "no stream"
-	case e > 0:
-		return fmt.Sprintf("version %d", int64(e))
-	default:
-		return fmt.Sprintf("invalid(%d)", int64(e))
-	}
-}
+func Exact(v uint64) ExpectedVersion { return domain.Exact(v) }
 
 // Sentinel errors shared by every backend. Backends wrap them; compare with errors.Is.
 var (
 	// ErrWrongExpectedVersion: the stream's version did not match the append's condition.
 	// Nothing of that append was written; reload the stream, decide again and retry.
-	ErrWrongExpectedVersion = errors.New("eventstore: wrong expected version")
+	ErrWrongExpectedVersion = domain.ErrWrongExpectedVersion
 	// ErrInvalidEvent: an event was rejected before anything was written (empty type,
 	// stream id or event id, data that is not a JSON object or value, invalid expected version).
 	ErrInvalidEvent = errors.New("eventstore: invalid event")
@@ -57,15 +41,11 @@ var (
 	ErrUnavailable = errors.New("eventstore: unavailable")
 )
 
-// AppendResult tells where an append landed: the version of the last event written to the
-// stream and the global positions of the first and last event written.
-type AppendResult struct {
-	FirstPosition uint64
-	LastPosition  uint64
-	NextVersion   uint64 // the stream's version after the append (its last event's version)
-}
+// AppendResult tells where an append landed (see domain.AppendResult).
+type AppendResult = domain.AppendResult
 
 // Store is the event log. Implementations are safe for concurrent use by many goroutines.
+// Every Store is also a domain.EventStore.
 type Store interface {
 	// Append writes events to the end of stream atomically (all or none) when the stream's
 	// version matches expected, and returns where they landed. On a mismatch it writes nothing
@@ -130,3 +110,5 @@ func ValidateAppend(stream string, expected ExpectedVersion, events []domain.Eve
 	}
 	return nil
 }
+
+var _ domain.EventStore = Store(nil)
