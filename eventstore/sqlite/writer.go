@@ -81,8 +81,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 }
 
 // writeLoop takes queued appends in batches of up to MaxBatch and commits each batch in one
-// transaction. Each append runs inside its own savepoint, so a conflicting append is rolled
-// back alone and the others of the batch still commit.
+// transaction. A conflicting or failing append is undone alone (a savepoint guards appends of
+// several events) and the others of the batch still commit.
 func (s *Store) writeLoop(w *writer) {
 	defer s.wg.Done()
 	defer w.close()
@@ -139,13 +139,21 @@ func (s *Store) commitBatch(w *writer, batch []*appendReq) {
 			r.err = err
 			continue
 		}
-		if _, err := w.conn.ExecContext(ctx, "SAVEPOINT a"); err != nil {
-			r.err = fmt.Errorf("sqlite: savepoint: %w", err)
-			continue
+		// A failed statement undoes itself in SQLite and a version conflict writes nothing, so
+		// only an append of several events needs a savepoint to be undone alone.
+		guarded := len(r.events) > 1
+		if guarded {
+			if _, err := w.conn.ExecContext(ctx, "SAVEPOINT a"); err != nil {
+				r.err = fmt.Errorf("sqlite: savepoint: %w", err)
+				continue
+			}
 		}
 		res, err := w.appendOne(ctx, r, now)
 		if err != nil {
 			r.err = err
+			if !guarded {
+				continue
+			}
 			if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK TO a; RELEASE a"); rbErr != nil {
 				// The transaction is in an unknown state: fail the whole batch.
 				_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
@@ -154,10 +162,12 @@ func (s *Store) commitBatch(w *writer, batch []*appendReq) {
 			}
 			continue
 		}
-		if _, err := w.conn.ExecContext(ctx, "RELEASE a"); err != nil {
-			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
-			finish(fmt.Errorf("sqlite: release savepoint: %w", err))
-			return
+		if guarded {
+			if _, err := w.conn.ExecContext(ctx, "RELEASE a"); err != nil {
+				_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+				finish(fmt.Errorf("sqlite: release savepoint: %w", err))
+				return
+			}
 		}
 		r.res = res
 		last = res.LastPosition
