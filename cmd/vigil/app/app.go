@@ -1,0 +1,484 @@
+// Package app wires Vigil together: event store, projections, the Watermill bridge between
+// them and the HTTP server, in one function (New) that main and the tests share, and runs
+// them with an orderly shutdown (Run).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/wmbridge"
+	"github.com/vigil-auth/vigil/handlers"
+	"github.com/vigil-auth/vigil/projections"
+)
+
+// Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
+const (
+	DefaultAddr               = "127.0.0.1:8080"
+	DefaultDataDir            = "./vigil-data"
+	DefaultStore              = StoreSQLite
+	DefaultPublicURL          = "http://localhost:8080"
+	DefaultArgon2MemoryKiB    = 19456
+	DefaultArgon2Iterations   = 2
+	DefaultStepUpWindow       = 5 * time.Minute
+	DefaultSessionLifetime    = 24 * time.Hour
+	DefaultSessionIdleTimeout = 2 * time.Hour
+	// DefaultShutdownTimeout bounds the draining of HTTP requests at shutdown.
+	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultStoreOpenTimeout bounds opening the event store (a KurrentDB cluster may take a
+	// while to discover; an unreachable one fails start-up after at most this long).
+	DefaultStoreOpenTimeout = 30 * time.Second
+)
+
+// StoreSQLite selects the embedded SQLite event store at <data-dir>/events.db.
+const StoreSQLite = "sqlite"
+
+// File names inside the data directory.
+const (
+	EventsFile      = "events.db"
+	ProjectionsFile = "projections.db"
+	SecretKeyFile   = "secret.key"
+)
+
+// Config is the parsed configuration of a Vigil server. Zero values take the defaults above;
+// cmd/vigil fills it from flags and environment variables.
+type Config struct {
+	// Logger receives every log line; default slog.Default().
+	Logger *slog.Logger
+	// Listener, when set, is served instead of listening on Addr (tests pass one on
+	// 127.0.0.1:0). The App owns it from New on: it is closed at shutdown, or by New when New
+	// fails.
+	Listener net.Listener
+	// Addr is the TCP address to listen on when Listener is nil.
+	Addr string
+	// DataDir holds the embedded event store, the read models and the default secret key; it
+	// is created (mode 0700) when absent.
+	DataDir string
+	// Store is "sqlite" or a KurrentDB connection string (see ValidateStore).
+	Store string
+	// PublicURL is the origin for WebAuthn and links.
+	PublicURL *url.URL
+	// GeoIPCityDB and GeoIPASNDB are mmdb files; empty means none.
+	GeoIPCityDB, GeoIPASNDB string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// AdminEmails hold role admin (lower-cased).
+	AdminEmails []string
+	// SecretKeyFile holds the server key. Empty means <DataDir>/secret.key, created on first
+	// start; a file named here must exist.
+	SecretKeyFile string
+	// Argon2MemoryKiB and Argon2Iterations are the password hashing cost.
+	Argon2MemoryKiB, Argon2Iterations uint32
+	// StepUpWindow is how recent an authentication sensitive changes need.
+	StepUpWindow time.Duration
+	// SessionLifetime and SessionIdleTimeout are the absolute and idle session limits.
+	SessionLifetime, SessionIdleTimeout time.Duration
+	// Registry receives every metric and is served on /metrics; default a new registry with
+	// the Go and process collectors.
+	Registry *prometheus.Registry
+	// MaxLag is how far behind the log projections may be for /readyz; default 5s.
+	MaxLag time.Duration
+	// ShutdownTimeout bounds the draining of HTTP requests; default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// StoreOpenTimeout bounds opening the event store; default DefaultStoreOpenTimeout.
+	StoreOpenTimeout time.Duration
+}
+
+func (c *Config) fill() error {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Store == "" {
+		c.Store = DefaultStore
+	}
+	if c.PublicURL == nil {
+		u, err := url.Parse(DefaultPublicURL)
+		if err != nil {
+			return err
+		}
+		c.PublicURL = u
+	}
+	if c.Argon2MemoryKiB == 0 {
+		c.Argon2MemoryKiB = DefaultArgon2MemoryKiB
+	}
+	if c.Argon2Iterations == 0 {
+		c.Argon2Iterations = DefaultArgon2Iterations
+	}
+	if c.StepUpWindow == 0 {
+		c.StepUpWindow = DefaultStepUpWindow
+	}
+	if c.SessionLifetime == 0 {
+		c.SessionLifetime = DefaultSessionLifetime
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.StoreOpenTimeout == 0 {
+		c.StoreOpenTimeout = DefaultStoreOpenTimeout
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+		c.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if err := ValidateStore(c.Store); err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
+	if c.StepUpWindow < 0 || c.SessionLifetime < 0 || c.SessionIdleTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxLag < 0 {
+		return errors.New("app: durations must not be negative")
+	}
+	if c.SessionIdleTimeout > c.SessionLifetime {
+		return errors.New("app: the session idle timeout exceeds the session lifetime")
+	}
+	return nil
+}
+
+// kurrentSchemes are the connection string schemes the KurrentDB backend accepts.
+var kurrentSchemes = []string{"kurrentdb", "kurrent", "kdb", "esdb"}
+
+// ValidateStore checks a --store value: "sqlite", or a KurrentDB connection string whose scheme
+// is kurrentdb, kurrent, kdb or esdb, each optionally with +discover, and which names a host.
+// The error never repeats credentials.
+func ValidateStore(s string) error {
+	if s == StoreSQLite {
+		return nil
+	}
+	scheme, rest, ok := strings.Cut(s, "://")
+	if ok {
+		base := strings.TrimSuffix(strings.ToLower(scheme), "+discover")
+		for _, k := range kurrentSchemes {
+			if base == k {
+				hosts := rest
+				if i := strings.IndexAny(hosts, "/?"); i >= 0 {
+					hosts = hosts[:i]
+				}
+				if i := strings.LastIndexByte(hosts, '@'); i >= 0 {
+					hosts = hosts[i+1:]
+				}
+				if hosts == "" {
+					return fmt.Errorf("%q names no host", RedactStore(s))
+				}
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%q is neither sqlite nor a KurrentDB connection string (kurrentdb://, esdb:// or esdb+discover://)", RedactStore(s))
+}
+
+// RedactStore returns the --store value with any password replaced by "***", for messages.
+func RedactStore(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	end := len(rest)
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		end = i
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return s
+	}
+	return scheme + "://" + user + ":***" + rest[at:]
+}
+
+// App is a wired Vigil server: New opens everything, Run serves until its context ends and
+// then shuts everything down. An App runs once.
+type App struct {
+	cfg       Config
+	log       *slog.Logger
+	secretKey []byte // the server key (32 bytes) for the TOTP secret encryption
+
+	store   eventstore.Store // instrumented
+	pdb     *projections.DB
+	sub     *wmbridge.Subscriber
+	runner  *projections.Runner
+	server  *handlers.Server
+	ln      net.Listener
+	httpSrv *http.Server
+
+	started   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory, the secret key, the event store (SQLite at
+// <DataDir>/events.db, or KurrentDB), the read models (<DataDir>/projections.db), the
+// Watermill subscriber and projection runner with projections.Builtin(), the HTTP server and
+// its listener. Nothing is started yet (see Run). When any step fails, whatever was opened
+// is closed again and the error names the setting at fault (an unreachable store names
+// --store).
+func New(ctx context.Context, cfg Config) (_ *App, err error) {
+	var undo []func() error
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				_ = undo[i]()
+			}
+		}
+	}()
+	if cfg.Listener != nil {
+		undo = append(undo, cfg.Listener.Close)
+	}
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: cfg.Logger}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	if cfg.SecretKeyFile == "" {
+		path := filepath.Join(cfg.DataDir, SecretKeyFile)
+		key, created, err := EnsureSecretKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("--secret-key-file: %w", err)
+		}
+		if created {
+			a.log.Info("created a new secret key", "path", path)
+		}
+		a.secretKey = key
+	} else {
+		key, err := ReadSecretKey(cfg.SecretKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--secret-key-file: %w", err)
+		}
+		a.secretKey = key
+	}
+
+	raw, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, raw.Close)
+	a.store = eventstore.Instrument(raw, cfg.Registry)
+
+	a.pdb, err = projections.Open(projections.Config{Path: filepath.Join(cfg.DataDir, ProjectionsFile), Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: read models: %w", err)
+	}
+	undo = append(undo, a.pdb.Close)
+
+	a.sub, err = wmbridge.NewSubscriber(a.store, wmbridge.SubscriberConfig{
+		Checkpoints: a.pdb,
+		Logger:      watermill.NewSlogLogger(cfg.Logger.With("component", "wmbridge")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event subscriber: %w", err)
+	}
+	undo = append(undo, a.sub.Close)
+
+	a.runner, err = projections.NewRunner(projections.RunnerConfig{
+		DB:          a.pdb,
+		Subscriber:  a.sub,
+		Log:         a.store,
+		Projections: projections.Builtin(),
+		Logger:      cfg.Logger,
+		Registerer:  cfg.Registry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	// A runner that never ran holds nothing beyond the subscriber (closed above); closing its
+	// router before Run would only wait for handlers that never started.
+
+	a.server, err = handlers.New(handlers.Config{
+		Logger:         cfg.Logger,
+		Registry:       cfg.Registry,
+		Store:          a.store,
+		Projections:    a.runner,
+		TrustedProxies: cfg.TrustedProxies,
+		MaxLag:         cfg.MaxLag,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http handlers: %w", err)
+	}
+
+	a.ln = cfg.Listener
+	if a.ln == nil {
+		a.ln, err = net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("--addr: %w", err)
+		}
+		undo = append(undo, a.ln.Close)
+	}
+	a.httpSrv = &http.Server{
+		Handler: a.server.Handler(),
+		// No ReadTimeout or WriteTimeout: they would cut the event stream; the handlers bound
+		// body reads themselves.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// openStore opens the configured event store, bounded by cfg.StoreOpenTimeout.
+func openStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
+	if cfg.Store == StoreSQLite {
+		s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("--store sqlite: %w", err)
+		}
+		return s, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.StoreOpenTimeout)
+	defer cancel()
+	s, err := kurrentdb.Open(ctx, kurrentdb.Config{ConnectionString: cfg.Store, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("--store: cannot open the event store: %w", err)
+	}
+	return s, nil
+}
+
+// Addr returns the address the server listens on, e.g. "127.0.0.1:43125".
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL returns the base URL the server answers on, e.g. "http://127.0.0.1:8080" (an
+// unspecified listen address such as ":8080" is shown as localhost).
+func (a *App) URL() string {
+	host, port, err := net.SplitHostPort(a.Addr())
+	if err != nil {
+		return "http://" + a.Addr()
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// SecretKey returns the 32-byte server key. The slice must not be modified.
+func (a *App) SecretKey() []byte { return a.secretKey }
+
+// Run starts the projection runner and the HTTP server and serves until ctx is cancelled or
+// either of them fails. Then it shuts down in order: stop accepting connections and drain
+// the requests in flight (at most ShutdownTimeout, after which connections are closed), stop
+// the runner and its subscriptions, close the read models, close the event store. It returns
+// nil after a shutdown caused by ctx, else the failure. Run may be called once.
+func (a *App) Run(ctx context.Context) error {
+	if !a.started.CompareAndSwap(false, true) {
+		return errors.New("app: Run called twice or after Close")
+	}
+	runnerCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunner()
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- a.runner.Run(runnerCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- a.httpSrv.Serve(a.ln) }()
+	a.log.Info("vigil listening", "url", a.URL(), "store", RedactStore(a.cfg.Store), "data_dir", a.cfg.DataDir)
+
+	var failure error
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		serveDone = nil
+		failure = fmt.Errorf("http server: %w", err)
+	case err := <-runnerDone:
+		runnerDone = nil
+		if err == nil {
+			err = errors.New("stopped unexpectedly")
+		}
+		failure = fmt.Errorf("projection runner: %w", err)
+	}
+	if failure != nil {
+		a.log.Error("vigil failed, shutting down", "error", failure.Error())
+	} else {
+		a.log.Info("vigil shutting down")
+	}
+
+	// 1. HTTP: stop accepting, drain.
+	shCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	if err := a.httpSrv.Shutdown(shCtx); err != nil {
+		a.log.Warn("http: requests still running after the shutdown timeout; closing their connections",
+			"timeout", a.cfg.ShutdownTimeout, "error", err.Error())
+		_ = a.httpSrv.Close()
+	}
+	cancel()
+	if serveDone != nil {
+		if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) && failure == nil {
+			failure = fmt.Errorf("http server: %w", err)
+		}
+	}
+	// 2. The runner commits what it has and stops its subscriptions.
+	stopRunner()
+	if runnerDone != nil {
+		if err := <-runnerDone; err != nil && failure == nil {
+			failure = fmt.Errorf("projection runner: %w", err)
+		}
+	}
+	// 3. Runner, read models, store.
+	if err := a.close(); err != nil {
+		a.log.Error("closing", "error", err.Error())
+		if failure == nil {
+			failure = err
+		}
+	}
+	if failure == nil {
+		a.log.Info("vigil stopped")
+	}
+	return failure
+}
+
+// Close releases everything New opened, for an App whose Run was never called; Run may not be
+// called afterwards. Once Run has been called, Run releases everything itself and Close does
+// nothing. It is safe to call more than once.
+func (a *App) Close() error {
+	if !a.started.CompareAndSwap(false, true) {
+		return nil
+	}
+	_ = a.ln.Close()
+	a.closeOnce.Do(func() {
+		a.closeErr = errors.Join(a.sub.Close(), a.pdb.Close(), a.store.Close())
+	})
+	return a.closeErr
+}
+
+// close closes the runner (and its subscriber), the read models and the store, in that
+// order, once.
+func (a *App) close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if err := a.runner.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("projection runner: %w", err))
+		}
+		if err := a.pdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("read models: %w", err))
+		}
+		if err := a.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("event store: %w", err))
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}

@@ -1,0 +1,347 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+)
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// seed writes n events to the SQLite log of dataDir before the app starts.
+func seed(t *testing.T, dataDir string, n int) {
+	t.Helper()
+	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range n {
+		ev, err := domain.NewEventData("TestSeeded", 1, map[string]int{"i": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(context.Background(), domain.StreamPrefixSystem+"seed", eventstore.Any, []domain.EventData{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAppServesAndShutsDown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, dir, 3)
+	logs := &syncBuffer{}
+	ln := listen(t)
+	a, err := New(context.Background(), Config{
+		Logger:   slog.New(slog.NewJSONHandler(logs, nil)),
+		Listener: ln,
+		DataDir:  dir,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if a.Addr() != ln.Addr().String() || a.URL() != "http://"+ln.Addr().String() {
+		t.Errorf("Addr %q, URL %q; listener %s", a.Addr(), a.URL(), ln.Addr())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	base := a.URL()
+
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	// The projections catch up with the seeded log; /readyz turns 200.
+	var ready struct {
+		Status      string `json:"status"`
+		Projections []struct {
+			Name       string `json:"name"`
+			Checkpoint uint64 `json:"checkpoint"`
+			Head       uint64 `json:"head"`
+		} `json:"projections"`
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body := get(t, base+"/readyz")
+		if code == 200 {
+			if err := json.Unmarshal([]byte(body), &ready); err != nil {
+				t.Fatal(err)
+			}
+			if len(ready.Projections) > 0 && ready.Projections[0].Checkpoint == ready.Projections[0].Head && ready.Projections[0].Head > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never became ready and caught up: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ready.Status != "ready" {
+		t.Errorf("readyz status %q", ready.Status)
+	}
+
+	code, body := get(t, base+"/openapi.json")
+	var doc struct {
+		OpenAPI string                     `json:"openapi"`
+		Paths   map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); code != 200 || err != nil || doc.OpenAPI != "3.1.0" || doc.Paths["/readyz"] == nil {
+		t.Errorf("/openapi.json = %d %v %.200s", code, err, body)
+	}
+	// Appends through the app's store are measured: one ok, one conflict.
+	ev, _ := domain.NewEventData("TestAppended", 1, map[string]int{}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+	if _, err := a.store.Append(ctx, domain.StreamPrefixSystem+"app", eventstore.NoStream, []domain.EventData{ev}); err != nil {
+		t.Fatal(err)
+	}
+	ev2, _ := domain.NewEventData("TestAppended", 1, map[string]int{}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+	if _, err := a.store.Append(ctx, domain.StreamPrefixSystem+"app", eventstore.NoStream, []domain.EventData{ev2}); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Fatalf("conflicting append: %v", err)
+	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		`vigil_eventstore_appends_total{result="ok"} 1`,
+		`vigil_eventstore_appends_total{result="conflict"} 1`,
+		`vigil_eventstore_appends_total{result="error"} 0`,
+		"vigil_eventstore_appended_events_total 1",
+		"vigil_eventstore_append_duration_seconds_count 2",
+		`vigil_http_requests_total{code="200",method="GET",route="/healthz"}`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if !strings.Contains(logs.String(), `"msg":"vigil listening","url":"`+base+`"`) {
+		t.Errorf("no listening line with the real URL in the log:\n%s", logs)
+	}
+	for _, f := range []string{EventsFile, ProjectionsFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, SecretKeyFile))
+	if err != nil || fi.Size() != SecretKeySize || fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret key: %v %v", fi, err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the server still answers after Run returned")
+	}
+	// Everything was closed: the store file opens again.
+	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, err := s.Head(context.Background()); err != nil || head == 0 {
+		t.Errorf("head after restart: %d %v", head, err)
+	}
+	s.Close()
+}
+
+func TestNewCreatesDataDirPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	a, err := New(context.Background(), Config{Logger: slog.New(slog.DiscardHandler), Listener: listen(t), DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir: %v %v", fi, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := a.Run(context.Background()); err == nil {
+		t.Error("Run after Close succeeded")
+	}
+	// Everything was released: the store opens again at once.
+	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+func TestNewFailsWithoutHalfStarting(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"unreachable store", Config{Store: "esdb://127.0.0.1:1?tls=false", StoreOpenTimeout: 2 * time.Second}, "--store"},
+		{"bad store", Config{Store: "postgres://x"}, "--store"},
+		{"missing key file", Config{SecretKeyFile: "/nonexistent/vigil.key"}, "--secret-key-file"},
+		{"idle over lifetime", Config{SessionLifetime: time.Hour, SessionIdleTimeout: 2 * time.Hour}, "idle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ln := listen(t)
+			tt.cfg.Logger = slog.New(slog.DiscardHandler)
+			tt.cfg.Listener = ln
+			tt.cfg.DataDir = dir
+			a, err := New(context.Background(), tt.cfg)
+			if err == nil {
+				a.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			// The listener handed over was closed.
+			if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+				t.Error("the listener is still open")
+			}
+			// Nothing after the failing step was opened.
+			if _, err := os.Stat(filepath.Join(dir, ProjectionsFile)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("read models were opened: %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateAndRedactStore(t *testing.T) {
+	for _, ok := range []string{"sqlite", "esdb://localhost:2113?tls=false", "esdb+discover://admin:changeit@a:2113,b:2113,c:2113", "kurrentdb://localhost:2113", "kurrentdb+discover://h"} {
+		if err := ValidateStore(ok); err != nil {
+			t.Errorf("ValidateStore(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "SQLite", "postgres://x", "esdb://", "esdb://user:secretpw@", "/tmp/events.db", "esdb:localhost"} {
+		err := ValidateStore(bad)
+		if err == nil {
+			t.Errorf("ValidateStore(%q) succeeded", bad)
+		} else if strings.Contains(err.Error(), "secretpw") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+	for in, want := range map[string]string{
+		"sqlite":                            "sqlite",
+		"esdb://h:2113":                     "esdb://h:2113",
+		"esdb://admin@h:2113":               "esdb://admin@h:2113",
+		"esdb://admin:changeit@h:2113?x=1":  "esdb://admin:***@h:2113?x=1",
+		"esdb+discover://a:p@x,y/?tls=true": "esdb+discover://a:***@x,y/?tls=true",
+	} {
+		if got := RedactStore(in); got != want {
+			t.Errorf("RedactStore(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSecretKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret.key")
+	k1, created, err := EnsureSecretKey(path)
+	if err != nil || !created || len(k1) != SecretKeySize {
+		t.Fatalf("first EnsureSecretKey: %x %v %v", k1, created, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	k2, created, err := EnsureSecretKey(path)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatalf("second EnsureSecretKey: created %v, err %v, same %v", created, err, bytes.Equal(k1, k2))
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+	if _, err := ReadSecretKey(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing key: %v", err)
+	}
+	for name, content := range map[string]string{
+		"hex":       hex.EncodeToString(k1) + "\n",
+		"base64":    base64.StdEncoding.EncodeToString(k1) + "\n",
+		"base64url": base64.RawURLEncoding.EncodeToString(k1),
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := ReadSecretKey(p)
+		if err != nil || !bytes.Equal(k, k1) {
+			t.Errorf("%s key: %x %v", name, k, err)
+		}
+	}
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("too short"), 0o600)
+	if _, err := ReadSecretKey(short); !errors.Is(err, ErrBadSecretKey) {
+		t.Errorf("short key: %v", err)
+	}
+	// A malformed existing default key is an error, never silently replaced.
+	if _, _, err := EnsureSecretKey(short); !errors.Is(err, ErrBadSecretKey) {
+		t.Errorf("EnsureSecretKey on a bad file: %v", err)
+	}
+}

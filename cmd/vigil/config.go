@@ -1,0 +1,505 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/mail"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigil-auth/vigil/cmd/vigil/app"
+)
+
+// Exit codes of the vigil command.
+const (
+	exitOK      = 0
+	exitFailure = 1 // start-up or run-time failure
+	exitUsage   = 2 // bad command line or configuration
+)
+
+// env is what a command may touch of the process: the environment and the standard streams.
+type env struct {
+	lookup func(string) (string, bool)
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// command is one sub-command. name is its words ("serve", "projections rebuild"); run gets
+// the arguments after them and returns the exit code.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, e env) int
+}
+
+// commands is the dispatch table; the first entry is the default when no command is given.
+// Later commands (projections rebuild, dev seed, dev load) are added here.
+func commands() []command {
+	return []command{
+		{name: "serve", summary: "run the HTTP server (the default when no command is given)", run: runServe},
+	}
+}
+
+// run is the whole program: it dispatches args (without the program name) to a command and
+// returns the exit code.
+func run(ctx context.Context, args []string, e env) int {
+	cmds := commands()
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return cmds[0].run(ctx, args, e)
+	}
+	if args[0] == "help" {
+		printUsage(e.stdout)
+		return exitOK
+	}
+	var best *command
+	bestWords := 0
+	for i := range cmds {
+		words := strings.Fields(cmds[i].name)
+		if len(words) > bestWords && len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			best, bestWords = &cmds[i], len(words)
+		}
+	}
+	if best == nil {
+		fmt.Fprintf(e.stderr, "vigil: unknown command %q\n", args[0])
+		printUsage(e.stderr)
+		return exitUsage
+	}
+	return best.run(ctx, args[bestWords:], e)
+}
+
+// option is one setting of serve: its flag, environment variable, default (as text, "" for
+// none) and help.
+type option struct {
+	flag, env, def, meta, help string
+	defHelp                    string // the default as shown in the help when def is ""
+}
+
+// Setting names, shared by the table and the parsing.
+const (
+	optAddr               = "addr"
+	optDataDir            = "data-dir"
+	optStore              = "store"
+	optPublicURL          = "public-url"
+	optGeoIPCityDB        = "geoip-city-db"
+	optGeoIPASNDB         = "geoip-asn-db"
+	optTrustedProxies     = "trusted-proxies"
+	optAdminEmails        = "admin-emails"
+	optSecretKeyFile      = "secret-key-file"
+	optArgon2MemoryKiB    = "argon2-memory-kib"
+	optArgon2Iterations   = "argon2-iterations"
+	optStepUpWindow       = "step-up-window"
+	optSessionLifetime    = "session-lifetime"
+	optSessionIdleTimeout = "session-idle-timeout"
+)
+
+// serveOptions is API.md's "Running" table.
+var serveOptions = []option{
+	{flag: optAddr, env: "VIGIL_ADDR", def: app.DefaultAddr, meta: "HOST:PORT", help: "listen address"},
+	{flag: optDataDir, env: "VIGIL_DATA_DIR", def: app.DefaultDataDir, meta: "DIR", help: "embedded event store and read models"},
+	{flag: optStore, env: "VIGIL_STORE", def: app.DefaultStore, meta: "STORE", help: "sqlite, or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
+	{flag: optPublicURL, env: "VIGIL_PUBLIC_URL", def: app.DefaultPublicURL, meta: "URL", help: "origin for WebAuthn and links; its host is the relying party id"},
+	{flag: optGeoIPCityDB, env: "VIGIL_GEOIP_CITY_DB", meta: "FILE", defHelp: "none", help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
+	{flag: optGeoIPASNDB, env: "VIGIL_GEOIP_ASN_DB", meta: "FILE", defHelp: "none", help: "a GeoIP2/GeoLite2 ASN mmdb"},
+	{flag: optTrustedProxies, env: "VIGIL_TRUSTED_PROXIES", meta: "CIDRS", defHelp: "none", help: "comma-separated CIDRs whose X-Forwarded-For is believed"},
+	{flag: optAdminEmails, env: "VIGIL_ADMIN_EMAILS", meta: "EMAILS", defHelp: "none", help: "comma-separated; accounts with these emails hold role admin"},
+	{flag: optSecretKeyFile, env: "VIGIL_SECRET_KEY_FILE", meta: "FILE", defHelp: "<data-dir>/secret.key, made on first start", help: "the server key that encrypts TOTP secrets"},
+	{flag: optArgon2MemoryKiB, env: "VIGIL_ARGON2_MEMORY_KIB", def: strconv.Itoa(app.DefaultArgon2MemoryKiB), meta: "KIB", help: "password hashing memory cost (OWASP), at least 8192"},
+	{flag: optArgon2Iterations, env: "VIGIL_ARGON2_ITERATIONS", def: strconv.Itoa(app.DefaultArgon2Iterations), meta: "N", help: "password hashing iterations (OWASP), at least 1"},
+	{flag: optStepUpWindow, env: "VIGIL_STEP_UP_WINDOW", def: "5m", meta: "DURATION", help: "how recent an authentication sensitive changes need"},
+	{flag: optSessionLifetime, env: "VIGIL_SESSION_LIFETIME", def: "24h", meta: "DURATION", help: "absolute session limit"},
+	{flag: optSessionIdleTimeout, env: "VIGIL_SESSION_IDLE_TIMEOUT", def: "2h", meta: "DURATION", help: "idle session limit (at most the lifetime)"},
+}
+
+// Config is the parsed configuration of serve.
+type Config struct {
+	// Addr is the listen address (host:port; the host may be empty for every interface).
+	Addr string
+	// DataDir holds the embedded event store and read models.
+	DataDir string
+	// Store is "sqlite" or a KurrentDB connection string.
+	Store string
+	// PublicURL is an absolute http(s) URL without a trailing slash, query or fragment.
+	PublicURL *url.URL
+	// GeoIPCityDB and GeoIPASNDB are readable files, or "" for none.
+	GeoIPCityDB, GeoIPASNDB string
+	// TrustedProxies are masked prefixes (a bare IP is a single-address prefix).
+	TrustedProxies []netip.Prefix
+	// AdminEmails are lower-cased, without duplicates.
+	AdminEmails []string
+	// SecretKeyFile is the key file given explicitly (checked to hold a key), or "" for the
+	// default <data-dir>/secret.key that the server creates when absent.
+	SecretKeyFile string
+	// Argon2MemoryKiB (>= 8192) and Argon2Iterations (>= 1) are the password hashing cost.
+	Argon2MemoryKiB, Argon2Iterations uint32
+	// StepUpWindow, SessionLifetime and SessionIdleTimeout are positive; the idle timeout is
+	// at most the lifetime.
+	StepUpWindow, SessionLifetime, SessionIdleTimeout time.Duration
+}
+
+// appConfig converts c into the wiring's configuration.
+func (c Config) appConfig(logger *slog.Logger) app.Config {
+	return app.Config{
+		Logger:             logger,
+		Addr:               c.Addr,
+		DataDir:            c.DataDir,
+		Store:              c.Store,
+		PublicURL:          c.PublicURL,
+		GeoIPCityDB:        c.GeoIPCityDB,
+		GeoIPASNDB:         c.GeoIPASNDB,
+		TrustedProxies:     c.TrustedProxies,
+		AdminEmails:        c.AdminEmails,
+		SecretKeyFile:      c.SecretKeyFile,
+		Argon2MemoryKiB:    c.Argon2MemoryKiB,
+		Argon2Iterations:   c.Argon2Iterations,
+		StepUpWindow:       c.StepUpWindow,
+		SessionLifetime:    c.SessionLifetime,
+		SessionIdleTimeout: c.SessionIdleTimeout,
+	}
+}
+
+// usageError is a malformed command line (unknown flag, missing value, stray argument): the
+// message is followed by the usage.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// setting is one resolved option value and where it came from.
+type setting struct {
+	opt     option
+	value   string
+	fromEnv bool
+}
+
+// label names the setting in messages: the flag, and the variable when the value came from it.
+func (s setting) label() string {
+	if s.fromEnv {
+		return "--" + s.opt.flag + " (from " + s.opt.env + ")"
+	}
+	return "--" + s.opt.flag
+}
+
+func (s setting) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s: %s", s.label(), fmt.Sprintf(format, args...))
+}
+
+// parseServe reads serve's flags from args and the environment through lookup: a flag wins
+// over its variable, a variable set to "" counts as unset, and an unset setting takes its
+// default. It returns flag.ErrHelp for -h/--help, a usageError for a malformed command line,
+// and otherwise an error naming the flag of the first invalid value.
+func parseServe(args []string, lookup func(string) (string, bool)) (Config, error) {
+	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	vals := map[string]*string{}
+	for _, o := range serveOptions {
+		vals[o.flag] = fs.String(o.flag, "", o.help)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, usageError{flagErrorMessage(err)}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	s := map[string]setting{}
+	for _, o := range serveOptions {
+		st := setting{opt: o, value: o.def}
+		if given[o.flag] {
+			st.value = *vals[o.flag]
+		} else if v, ok := lookup(o.env); ok && v != "" {
+			st.value, st.fromEnv = v, true
+		}
+		s[o.flag] = st
+	}
+	return validate(s)
+}
+
+// flagErrorMessage rewrites the flag package's messages with the double-dash spelling the
+// help uses.
+func flagErrorMessage(err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return "unknown flag --" + name
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return "flag --" + name + " needs a value"
+	}
+	return msg
+}
+
+// validate checks and converts every setting.
+func validate(s map[string]setting) (Config, error) {
+	var c Config
+	var err error
+	if c.Addr, err = parseAddr(s[optAddr]); err != nil {
+		return c, err
+	}
+	if c.DataDir = s[optDataDir].value; c.DataDir == "" {
+		return c, s[optDataDir].errorf("must not be empty")
+	}
+	st := s[optStore]
+	if err := app.ValidateStore(st.value); err != nil {
+		return c, st.errorf("%v", err)
+	}
+	c.Store = st.value
+	if c.PublicURL, err = parsePublicURL(s[optPublicURL]); err != nil {
+		return c, err
+	}
+	if c.GeoIPCityDB, err = readableFile(s[optGeoIPCityDB]); err != nil {
+		return c, err
+	}
+	if c.GeoIPASNDB, err = readableFile(s[optGeoIPASNDB]); err != nil {
+		return c, err
+	}
+	if c.TrustedProxies, err = parseCIDRs(s[optTrustedProxies]); err != nil {
+		return c, err
+	}
+	if c.AdminEmails, err = parseEmails(s[optAdminEmails]); err != nil {
+		return c, err
+	}
+	if sk := s[optSecretKeyFile]; sk.value != "" {
+		if _, err := app.ReadSecretKey(sk.value); err != nil {
+			return c, sk.errorf("%v", err)
+		}
+		c.SecretKeyFile = sk.value
+	}
+	if c.Argon2MemoryKiB, err = parseUint32(s[optArgon2MemoryKiB], 8192); err != nil {
+		return c, err
+	}
+	if c.Argon2Iterations, err = parseUint32(s[optArgon2Iterations], 1); err != nil {
+		return c, err
+	}
+	if c.StepUpWindow, err = parseDuration(s[optStepUpWindow]); err != nil {
+		return c, err
+	}
+	if c.SessionLifetime, err = parseDuration(s[optSessionLifetime]); err != nil {
+		return c, err
+	}
+	if c.SessionIdleTimeout, err = parseDuration(s[optSessionIdleTimeout]); err != nil {
+		return c, err
+	}
+	if c.SessionIdleTimeout > c.SessionLifetime {
+		return c, s[optSessionIdleTimeout].errorf("%q exceeds --%s %q", s[optSessionIdleTimeout].value, optSessionLifetime, s[optSessionLifetime].value)
+	}
+	return c, nil
+}
+
+func parseAddr(s setting) (string, error) {
+	host, port, err := net.SplitHostPort(s.value)
+	if err != nil {
+		return "", s.errorf("%q is not a host:port address", s.value)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || p > 65535 {
+		return "", s.errorf("%q: the port must be a number from 0 to 65535", s.value)
+	}
+	if host != "" && !validHost(host) {
+		return "", s.errorf("%q: %q is neither an IP address nor a host name", s.value, host)
+	}
+	return s.value, nil
+}
+
+// validHost accepts an IP address or a DNS host name.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func parsePublicURL(s setting) (*url.URL, error) {
+	u, err := url.Parse(s.value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return nil, s.errorf("%q is not an absolute http(s) URL", s.value)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, s.errorf("%q must not have credentials, a query or a fragment", s.value)
+	}
+	if h := u.Hostname(); !validHost(h) {
+		return nil, s.errorf("%q: %q is neither an IP address nor a host name", s.value, h)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+// readableFile checks that a given file can be opened and read; "" means none.
+func readableFile(s setting) (string, error) {
+	if s.value == "" {
+		return "", nil
+	}
+	f, err := os.Open(s.value)
+	if err != nil {
+		return "", s.errorf("%v", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return "", s.errorf("%v", err)
+	} else if fi.IsDir() {
+		return "", s.errorf("%s is a directory, not a file", s.value)
+	}
+	if _, err := f.Read(make([]byte, 1)); err != nil {
+		if err == io.EOF {
+			return "", s.errorf("%s is empty", s.value)
+		}
+		return "", s.errorf("%v", err)
+	}
+	return s.value, nil
+}
+
+// parseCIDRs parses a comma-separated list of CIDRs (a bare IP address is taken as its
+// single-address prefix); empty items are ignored.
+func parseCIDRs(s setting) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(s.value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil || strings.Contains(item, "/") {
+				return nil, s.errorf("%q is not a CIDR", item)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// parseEmails parses a comma-separated list of bare email addresses, lower-cased and
+// deduplicated; empty items are ignored.
+func parseEmails(s setting) ([]string, error) {
+	var out []string
+	for _, item := range strings.Split(s.value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		a, err := mail.ParseAddress(item)
+		if err != nil || a.Address != item || a.Name != "" {
+			return nil, s.errorf("%q is not an email address", item)
+		}
+		e := strings.ToLower(item)
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func parseUint32(s setting, minimum uint32) (uint32, error) {
+	n, err := strconv.ParseUint(s.value, 10, 32)
+	if err != nil {
+		return 0, s.errorf("%q is not a whole number", s.value)
+	}
+	if uint32(n) < minimum {
+		return 0, s.errorf("%d is below the minimum of %d", n, minimum)
+	}
+	return uint32(n), nil
+}
+
+func parseDuration(s setting) (time.Duration, error) {
+	d, err := time.ParseDuration(s.value)
+	if err != nil {
+		return 0, s.errorf("%q is not a duration (for example 90s, 5m, 24h)", s.value)
+	}
+	if d <= 0 {
+		return 0, s.errorf("%q must be positive", s.value)
+	}
+	return d, nil
+}
+
+// printUsage writes the commands and serve's flags with their variables and defaults.
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: vigil [command] [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Flags of serve (each can also be set by the environment variable shown; a flag wins over its variable):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, o := range serveOptions {
+		def := o.def
+		if def == "" {
+			def = o.defHelp
+		}
+		fmt.Fprintf(tw, "  --%s %s\t$%s\t%s (default %s)\n", o.flag, o.meta, o.env, o.help, def)
+	}
+	tw.Flush()
+}
+
+// runServe is the serve command: parse, build the application, run it until ctx ends.
+func runServe(ctx context.Context, args []string, e env) int {
+	cfg, err := parseServe(args, e.lookup)
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(e.stdout)
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
+		printUsage(e.stderr)
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
+		return exitUsage
+	}
+	a, err := app.New(ctx, cfg.appConfig(newLogger(e.stderr)))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "Vigil is serving %s\n", a.URL())
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// newLogger logs JSON to w, or text when w is a terminal.
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

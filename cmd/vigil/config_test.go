@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// envMap is a fake environment.
+func envMap(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// TestOptionsAreAPIRunningTable pins the flags, variables and defaults to API.md's table.
+func TestOptionsAreAPIRunningTable(t *testing.T) {
+	want := [][3]string{
+		{"addr", "VIGIL_ADDR", "127.0.0.1:8080"},
+		{"data-dir", "VIGIL_DATA_DIR", "./vigil-data"},
+		{"store", "VIGIL_STORE", "sqlite"},
+		{"public-url", "VIGIL_PUBLIC_URL", "http://localhost:8080"},
+		{"geoip-city-db", "VIGIL_GEOIP_CITY_DB", ""},
+		{"geoip-asn-db", "VIGIL_GEOIP_ASN_DB", ""},
+		{"trusted-proxies", "VIGIL_TRUSTED_PROXIES", ""},
+		{"admin-emails", "VIGIL_ADMIN_EMAILS", ""},
+		{"secret-key-file", "VIGIL_SECRET_KEY_FILE", ""},
+		{"argon2-memory-kib", "VIGIL_ARGON2_MEMORY_KIB", "19456"},
+		{"argon2-iterations", "VIGIL_ARGON2_ITERATIONS", "2"},
+		{"step-up-window", "VIGIL_STEP_UP_WINDOW", "5m"},
+		{"session-lifetime", "VIGIL_SESSION_LIFETIME", "24h"},
+		{"session-idle-timeout", "VIGIL_SESSION_IDLE_TIMEOUT", "2h"},
+	}
+	var got [][3]string
+	for _, o := range serveOptions {
+		got = append(got, [3]string{o.flag, o.env, o.def})
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("options\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := parseServe(nil, envMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DataDir != "./vigil-data" || c.Store != "sqlite" ||
+		c.PublicURL.String() != "http://localhost:8080" || c.GeoIPCityDB != "" || c.GeoIPASNDB != "" ||
+		c.TrustedProxies != nil || c.AdminEmails != nil || c.SecretKeyFile != "" ||
+		c.Argon2MemoryKiB != 19456 || c.Argon2Iterations != 2 || c.StepUpWindow != 5*time.Minute ||
+		c.SessionLifetime != 24*time.Hour || c.SessionIdleTimeout != 2*time.Hour {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	if err := os.WriteFile(key, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mmdb := filepath.Join(dir, "city.mmdb")
+	os.WriteFile(mmdb, []byte("not really an mmdb"), 0o600)
+	env := envMap(
+		"VIGIL_ADDR", "0.0.0.0:9000",
+		"VIGIL_DATA_DIR", "/env/data",
+		"VIGIL_STORE", "esdb://env:2113",
+		"VIGIL_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1/16,fd00::/8,172.16.0.1",
+		"VIGIL_ADMIN_EMAILS", "Root@Example.com,ops@example.com,root@example.com",
+		"VIGIL_SECRET_KEY_FILE", key,
+		"VIGIL_GEOIP_CITY_DB", mmdb,
+		"VIGIL_ARGON2_MEMORY_KIB", "65536",
+		"VIGIL_STEP_UP_WINDOW", "10m",
+		"VIGIL_SESSION_LIFETIME", "", // empty counts as unset
+	)
+	c, err := parseServe([]string{"--addr=127.0.0.1:7000", "--store", "sqlite", "-argon2-iterations", "3", "--public-url", "https://id.example.com/"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProxies := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("172.16.0.1/32"),
+	}
+	if c.Addr != "127.0.0.1:7000" || c.DataDir != "/env/data" || c.Store != "sqlite" ||
+		!slices.Equal(c.TrustedProxies, wantProxies) ||
+		!slices.Equal(c.AdminEmails, []string{"root@example.com", "ops@example.com"}) ||
+		c.SecretKeyFile != key || c.GeoIPCityDB != mmdb || c.Argon2MemoryKiB != 65536 || c.Argon2Iterations != 3 ||
+		c.StepUpWindow != 10*time.Minute || c.SessionLifetime != 24*time.Hour ||
+		c.PublicURL.String() != "https://id.example.com" {
+		t.Errorf("config: %+v (public url %s)", c, c.PublicURL)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	tests := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--trusted-proxies", "10.0.0.0/33"}, nil, `--trusted-proxies: "10.0.0.0/33" is not a CIDR`},
+		{nil, []string{"VIGIL_TRUSTED_PROXIES", "10.0.0.0/8,nope"}, `--trusted-proxies (from VIGIL_TRUSTED_PROXIES): "nope" is not a CIDR`},
+		{[]string{"--addr", "localhost"}, nil, `--addr: "localhost" is not a host:port address`},
+		{[]string{"--addr", "127.0.0.1:99999"}, nil, `--addr: "127.0.0.1:99999": the port must be a number from 0 to 65535`},
+		{[]string{"--addr", "bad_host!:80"}, nil, `--addr: "bad_host!:80": "bad_host!" is neither an IP address nor a host name`},
+		{[]string{"--data-dir", ""}, nil, `--data-dir: must not be empty`},
+		{[]string{"--store", "postgres://db"}, nil, `--store: "postgres://db" is neither sqlite nor a KurrentDB connection string`},
+		{[]string{"--store", "esdb://admin:hunter2@"}, nil, `--store: "esdb://admin:***@" names no host`},
+		{[]string{"--public-url", "localhost:8080"}, nil, `--public-url: "localhost:8080" is not an absolute http(s) URL`},
+		{[]string{"--public-url", "ftp://x"}, nil, `--public-url: "ftp://x" is not an absolute http(s) URL`},
+		{[]string{"--public-url", "/relative"}, nil, `--public-url: "/relative" is not an absolute http(s) URL`},
+		{[]string{"--geoip-city-db", filepath.Join(dir, "missing.mmdb")}, nil, `--geoip-city-db: open ` + filepath.Join(dir, "missing.mmdb") + `: no such file or directory`},
+		{[]string{"--geoip-asn-db", dir}, nil, `--geoip-asn-db: ` + dir + ` is a directory, not a file`},
+		{[]string{"--geoip-asn-db", empty}, nil, `--geoip-asn-db: ` + empty + ` is empty`},
+		{[]string{"--secret-key-file", filepath.Join(dir, "nokey")}, nil, `--secret-key-file: open ` + filepath.Join(dir, "nokey") + `: no such file or directory`},
+		{[]string{"--secret-key-file", empty}, nil, `--secret-key-file: the file does not hold a 32-byte key`},
+		{[]string{"--admin-emails", "a@example.com,not-an-email"}, nil, `--admin-emails: "not-an-email" is not an email address`},
+		{[]string{"--argon2-memory-kib", "4096"}, nil, `--argon2-memory-kib: 4096 is below the minimum of 8192`},
+		{[]string{"--argon2-memory-kib", "lots"}, nil, `--argon2-memory-kib: "lots" is not a whole number`},
+		{[]string{"--argon2-iterations", "0"}, nil, `--argon2-iterations: 0 is below the minimum of 1`},
+		{[]string{"--argon2-iterations", "-1"}, nil, `--argon2-iterations: "-1" is not a whole number`},
+		{[]string{"--step-up-window", "0s"}, nil, `--step-up-window: "0s" must be positive`},
+		{[]string{"--session-lifetime", "-1h"}, nil, `--session-lifetime: "-1h" must be positive`},
+		{[]string{"--session-lifetime", "forever"}, nil, `--session-lifetime: "forever" is not a duration`},
+		{[]string{"--session-idle-timeout", "25h"}, nil, `--session-idle-timeout: "25h" exceeds --session-lifetime "24h"`},
+		{nil, []string{"VIGIL_SESSION_LIFETIME", "1h"}, `--session-idle-timeout: "2h" exceeds --session-lifetime "1h"`},
+	}
+	for _, tt := range tests {
+		_, err := parseServe(tt.args, envMap(tt.env...))
+		if err == nil {
+			t.Errorf("%v %v: no error, want %s", tt.args, tt.env, tt.want)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%v %v:\n got %s\nwant %s", tt.args, tt.env, err, tt.want)
+		}
+		if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("bad message %q", err)
+		}
+	}
+}
+
+// runCmd runs the program with args and an empty environment.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, env{lookup: envMap(), stdout: &out, stderr: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestExitCodesAndUsage(t *testing.T) {
+	code, out, _ := runCmd(t, "--help")
+	if code != 0 {
+		t.Errorf("--help exit %d", code)
+	}
+	for _, o := range serveOptions {
+		if !strings.Contains(out, "--"+o.flag+" ") || !strings.Contains(out, "$"+o.env) {
+			t.Errorf("usage lacks --%s or $%s:\n%s", o.flag, o.env, out)
+		}
+	}
+	if c, out2, _ := runCmd(t, "serve", "-h"); c != 0 || out2 != out {
+		t.Errorf("serve -h: exit %d", c)
+	}
+
+	code, _, errOut := runCmd(t, "--bogus")
+	if first, _, _ := strings.Cut(errOut, "\n"); code != 2 || first != "vigil: unknown flag --bogus" || !strings.Contains(errOut, "Usage: vigil") {
+		t.Errorf("unknown flag: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCmd(t, "serve", "--trusted-proxies", "10.0.0.0/33")
+	if code != 2 || errOut != "vigil: --trusted-proxies: \"10.0.0.0/33\" is not a CIDR\n" {
+		t.Errorf("bad CIDR: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCmd(t, "serve", "extra")
+	if code != 2 || !strings.HasPrefix(errOut, `vigil: unexpected argument "extra"`) {
+		t.Errorf("stray argument: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCmd(t, "frobnicate")
+	if code != 2 || !strings.HasPrefix(errOut, `vigil: unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, errOut)
+	}
+	if code, out, _ := runCmd(t, "help"); code != 0 || !strings.Contains(out, "serve") {
+		t.Errorf("help: exit %d", code)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeRunsUntilCancelled runs the real serve command end to end.
+func TestServeRunsUntilCancelled(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	var out, errOut lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0"}, env{lookup: envMap("VIGIL_DATA_DIR", dir), stdout: &out, stderr: &errOut})
+	}()
+	var url string
+	deadline := time.Now().Add(15 * time.Second)
+	for url == "" {
+		if u, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "Vigil is serving "); ok {
+			url = u
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d: %s", code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no URL printed; stderr %s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz = %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after cancel; stderr %s", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if !strings.Contains(errOut.String(), `"msg":"vigil listening"`) {
+		t.Errorf("no JSON listening line on stderr: %s", errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "events.db")); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,308 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+)
+
+// The route registry: every route is registered together with its OpenAPI operation through
+// routeGroup.handle, and GET /openapi.json is generated from exactly what was registered, so
+// the document cannot drift from what is served.
+
+// schema is a JSON Schema (draft 2020-12, OpenAPI 3.1's dialect) written as a map.
+type schema = map[string]any
+
+// ref refers to the component schema name (see registry.define).
+func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + name} }
+
+// Small schema builders for inline schemas.
+func stringSchema() schema  { return schema{"type": "string"} }
+func integerSchema() schema { return schema{"type": "integer"} }
+func boolSchema() schema    { return schema{"type": "boolean"} }
+func arrayOf(items schema) schema {
+	return schema{"type": "array", "items": items}
+}
+
+// object is an object schema with properties; the names in required must be present.
+func object(props map[string]schema, required ...string) schema {
+	s := schema{"type": "object", "properties": props}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+// param is an operation parameter. Path parameters are derived from the route (":id" gives a
+// required string parameter "id") unless declared here.
+type param struct {
+	Name        string
+	In          string // "query", "header", "path" or "cookie"
+	Description string
+	Required    bool
+	Schema      schema
+}
+
+// requestBody is an operation's request body (application/json unless ContentType is set).
+type requestBody struct {
+	Description string
+	ContentType string
+	Schema      schema
+	Optional    bool
+}
+
+// response is one answer of an operation. Schema nil means no body. ContentType defaults to
+// application/json, or application/problem+json for statuses of 400 and above.
+type response struct {
+	Description string
+	ContentType string
+	Schema      schema
+	Headers     map[string]string // header name -> description
+}
+
+// problemResponse is an error answer carrying a problem document.
+func problemResponse(description string) response {
+	return response{Description: description, ContentType: problemContentType, Schema: ref("Problem")}
+}
+
+// operation is the OpenAPI description of one route.
+type operation struct {
+	ID          string // operationId; derived from method and path when empty
+	Summary     string
+	Description string
+	Tags        []string
+	Params      []param
+	Request     *requestBody
+	Responses   map[int]response
+}
+
+type registeredRoute struct {
+	method string
+	path   string // gin syntax, full path
+	op     operation
+}
+
+// registry collects routes and component schemas and renders the OpenAPI document. Routes
+// are registered while the server is built; the document is rendered once, on first use.
+type registry struct {
+	mu      sync.Mutex
+	routes  []registeredRoute
+	schemas map[string]schema
+
+	once sync.Once
+	doc  []byte
+	err  error
+}
+
+func newRegistry() *registry {
+	return &registry{schemas: map[string]schema{}}
+}
+
+// define adds a named component schema; defining a name twice is a programming error.
+func (r *registry) define(name string, s schema) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.schemas[name]; dup {
+		panic("handlers: schema " + name + " defined twice")
+	}
+	r.schemas[name] = s
+}
+
+// routeGroup is a gin router group whose routes are recorded in the registry.
+type routeGroup struct {
+	g   *gin.RouterGroup
+	reg *registry
+}
+
+// group returns a sub-group at relPath with extra middleware, recording into the same
+// registry.
+func (g routeGroup) group(relPath string, middleware ...gin.HandlerFunc) routeGroup {
+	return routeGroup{g: g.g.Group(relPath, middleware...), reg: g.reg}
+}
+
+// handle registers handlers for method and relPath (gin syntax) together with op, the
+// route's OpenAPI operation. An operation without responses is a programming error.
+func (g routeGroup) handle(method, relPath string, op operation, handlers ...gin.HandlerFunc) {
+	if len(op.Responses) == 0 {
+		panic(fmt.Sprintf("handlers: %s %s registered without responses", method, relPath))
+	}
+	full := joinPaths(g.g.BasePath(), relPath)
+	g.g.Handle(method, relPath, handlers...)
+	g.reg.mu.Lock()
+	g.reg.routes = append(g.reg.routes, registeredRoute{method: method, path: full, op: op})
+	g.reg.mu.Unlock()
+}
+
+// joinPaths joins a group's base path and a relative path the way gin does.
+func joinPaths(base, rel string) string {
+	if rel == "" {
+		return base
+	}
+	p := path.Join(base, rel)
+	if strings.HasSuffix(rel, "/") && !strings.HasSuffix(p, "/") {
+		return p + "/"
+	}
+	return p
+}
+
+// openAPIPath turns gin's path syntax into OpenAPI's ("/a/:id/*rest" -> "/a/{id}/{rest}") and
+// lists the parameter names.
+func openAPIPath(p string) (string, []string) {
+	segs := strings.Split(p, "/")
+	var names []string
+	for i, s := range segs {
+		if len(s) > 1 && (s[0] == ':' || s[0] == '*') {
+			names = append(names, s[1:])
+			segs[i] = "{" + s[1:] + "}"
+		}
+	}
+	return strings.Join(segs, "/"), names
+}
+
+// document returns the OpenAPI 3.1 document as JSON, rendered once.
+func (r *registry) document() ([]byte, error) {
+	r.once.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.doc, r.err = json.Marshal(r.render())
+	})
+	return r.doc, r.err
+}
+
+func (r *registry) render() map[string]any {
+	paths := map[string]map[string]any{}
+	for _, rt := range r.routes {
+		p, names := openAPIPath(rt.path)
+		item := paths[p]
+		if item == nil {
+			item = map[string]any{}
+			paths[p] = item
+		}
+		item[strings.ToLower(rt.method)] = renderOperation(rt.method, rt.path, names, rt.op)
+	}
+	schemas := make(map[string]any, len(r.schemas))
+	for k, v := range r.schemas {
+		schemas[k] = v
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{
+			"title":   "Vigil",
+			"version": "1",
+			"description": "Vigil, an event-sourced account-security service. Errors are RFC 9457 " +
+				"problem documents with a stable `code` member.",
+		},
+		"paths":      paths,
+		"components": map[string]any{"schemas": schemas},
+	}
+}
+
+func renderOperation(method, ginPath string, pathParams []string, op operation) map[string]any {
+	out := map[string]any{}
+	id := op.ID
+	if id == "" {
+		id = strings.ToLower(method) + strings.Map(func(c rune) rune {
+			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+				return c
+			}
+			return '_'
+		}, strings.NewReplacer(":", "by_", "*", "").Replace(ginPath))
+	}
+	out["operationId"] = id
+	if op.Summary != "" {
+		out["summary"] = op.Summary
+	}
+	if op.Description != "" {
+		out["description"] = op.Description
+	}
+	if len(op.Tags) > 0 {
+		out["tags"] = op.Tags
+	}
+	declared := map[string]bool{}
+	var params []map[string]any
+	for _, p := range op.Params {
+		if p.In == "path" {
+			declared[p.Name] = true
+		}
+		params = append(params, renderParam(p))
+	}
+	for _, n := range pathParams {
+		if !declared[n] {
+			params = append(params, renderParam(param{Name: n, In: "path", Required: true, Schema: stringSchema()}))
+		}
+	}
+	if len(params) > 0 {
+		out["parameters"] = params
+	}
+	if rb := op.Request; rb != nil {
+		ct := rb.ContentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		body := map[string]any{
+			"required": !rb.Optional,
+			"content":  map[string]any{ct: map[string]any{"schema": rb.Schema}},
+		}
+		if rb.Description != "" {
+			body["description"] = rb.Description
+		}
+		out["requestBody"] = body
+	}
+	responses := map[string]any{}
+	for code, resp := range op.Responses {
+		responses[strconv.Itoa(code)] = renderResponse(code, resp)
+	}
+	// Every route can fail unexpectedly (recovered panics, internal errors).
+	if _, ok := op.Responses[http.StatusInternalServerError]; !ok {
+		responses["500"] = renderResponse(http.StatusInternalServerError, problemResponse("Internal error; details are only in the server log."))
+	}
+	out["responses"] = responses
+	return out
+}
+
+func renderParam(p param) map[string]any {
+	s := p.Schema
+	if s == nil {
+		s = stringSchema()
+	}
+	m := map[string]any{"name": p.Name, "in": p.In, "schema": s}
+	if p.Required || p.In == "path" {
+		m["required"] = true
+	}
+	if p.Description != "" {
+		m["description"] = p.Description
+	}
+	return m
+}
+
+func renderResponse(code int, r response) map[string]any {
+	desc := r.Description
+	if desc == "" {
+		desc = http.StatusText(code)
+	}
+	m := map[string]any{"description": desc}
+	if r.Schema != nil {
+		ct := r.ContentType
+		if ct == "" {
+			ct = "application/json"
+			if code >= 400 {
+				ct = problemContentType
+			}
+		}
+		m["content"] = map[string]any{ct: map[string]any{"schema": r.Schema}}
+	}
+	if len(r.Headers) > 0 {
+		hs := map[string]any{}
+		for name, d := range r.Headers {
+			hs[name] = map[string]any{"description": d, "schema": stringSchema()}
+		}
+		m["headers"] = hs
+	}
+	return m
+}

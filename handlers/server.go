@@ -1,0 +1,140 @@
+// Package handlers is Vigil's HTTP face: the Gin engine, its middleware (request ids, request
+// logs, Prometheus metrics, panic recovery, body limit, client IP), the mapping of errors to
+// RFC 9457 problem documents, the route registry that generates /openapi.json, and the routes
+// themselves. It calls domain commands and projection queries; it never reaches the event
+// store directly beyond the small interfaces declared here.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vigil-auth/vigil/projections"
+)
+
+// DefaultMaxLag is how far behind the log a projection may be and still count as ready.
+const DefaultMaxLag = 5 * time.Second
+
+// HeadReader is the part of the event store the server checks for health: the global
+// position of the last event (eventstore.Store satisfies it).
+type HeadReader interface {
+	Head(ctx context.Context) (uint64, error)
+}
+
+// StatusSource describes the projections (*projections.Runner satisfies it).
+type StatusSource interface {
+	Status(ctx context.Context) ([]projections.Status, error)
+}
+
+// Config configures New. Store is required; the rest have defaults.
+type Config struct {
+	// Logger receives request logs and server-side error details; default slog.Default().
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is what /metrics serves; default a new registry
+	// with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Store is checked by /readyz.
+	Store HeadReader
+	// Projections is checked by /readyz; nil means there are none to wait for.
+	Projections StatusSource
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (see ClientIP); none by
+	// default.
+	TrustedProxies []netip.Prefix
+	// MaxLag is how far behind the log a projection may be for /readyz; default DefaultMaxLag.
+	MaxLag time.Duration
+}
+
+// Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
+// concurrent use once New returns.
+type Server struct {
+	log         *slog.Logger
+	registry    *prometheus.Registry
+	store       HeadReader
+	projections StatusSource
+	trusted     []netip.Prefix
+	maxLag      time.Duration
+
+	engine  *gin.Engine
+	routes  *registry
+	root    routeGroup
+	metrics *httpMetrics
+}
+
+// New builds the server and registers its routes and metrics. It fails on an invalid Config.
+// HTTP metrics registered on a registry that already has them (a second Server on the same
+// registry) are shared, not duplicated.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("handlers: Config.Store is required")
+	}
+	if cfg.MaxLag < 0 {
+		return nil, errors.New("handlers: Config.MaxLag is negative")
+	}
+	if cfg.MaxLag == 0 {
+		cfg.MaxLag = DefaultMaxLag
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			return nil, errors.New("handlers: invalid trusted proxy prefix")
+		}
+	}
+	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		trusted[i] = p.Masked()
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	// Client IPs are resolved by ClientIP from TrustedProxies; gin's own resolution stays off.
+	e.ForwardedByClientIP = false
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
+
+	s := &Server{
+		log:         cfg.Logger,
+		registry:    cfg.Registry,
+		store:       cfg.Store,
+		projections: cfg.Projections,
+		trusted:     trusted,
+		maxLag:      cfg.MaxLag,
+		engine:      e,
+		routes:      newRegistry(),
+		metrics:     newHTTPMetrics(cfg.Registry),
+	}
+	// Outermost first: the id is known to every later step, the log and the metrics see the
+	// status the recovery wrote.
+	e.Use(s.requestID, s.logRequests, s.measure, s.recoverPanics, limitBody, s.resolveClientIP)
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, Public(ErrNotFound, "No route matches this path.", nil))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, Public(ErrMethodNotAllowed, "This path does not serve this method; the Allow header lists those it does.", nil))
+	})
+	s.root = routeGroup{g: &e.RouterGroup, reg: s.routes}
+	s.defineSchemas()
+	s.registerOperations()
+	return s, nil
+}
+
+// Handler returns the Gin engine that serves every route.
+func (s *Server) Handler() http.Handler { return s.engine }
