@@ -44,10 +44,11 @@ type command struct {
 }
 
 // commands is the dispatch table; the first entry is the default when no command is given.
-// Later commands (projections rebuild, dev seed, dev load) are added here.
+// Later commands (projections rebuild, dev seed) are added here.
 func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the HTTP server (the default when no command is given)", run: runServe},
+		{name: "dev load", summary: "append synthetic events to the embedded store, printing each acknowledged position", run: runDevLoad},
 	}
 }
 

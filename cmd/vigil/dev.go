@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+)
+
+// DevLoadEventType is the type of the synthetic events `vigil dev load` writes. They go to
+// system-load-<n> streams, so no account, session or organisation read model takes them for
+// real activity.
+const DevLoadEventType = "LoadGenerated"
+
+// runDevLoad appends synthetic events to the embedded store from several goroutines and
+// prints "ack <position> <event id>" for every append once it is acknowledged (durable). It
+// exists for the crash test and for trying subscriptions against a second writer process.
+func runDevLoad(ctx context.Context, args []string, e env) int {
+	fs := flag.NewFlagSet("dev load", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	dataDir := fs.String("data-dir", app.DefaultDataDir, "data directory holding events.db")
+	writers := fs.Int("writers", 16, "concurrent writers")
+	total := fs.Int("events", 0, "events to append in all; 0 appends until interrupted")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *writers < 1 || *total < 0 {
+		fmt.Fprintln(e.stderr, "vigil: --writers must be at least 1 and --events not negative")
+		return exitUsage
+	}
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(*dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "vigil: --data-dir: %v\n", err)
+		return exitFailure
+	}
+	defer store.Close()
+
+	var (
+		mu   sync.Mutex
+		out  = bufio.NewWriter(e.stdout)
+		wg   sync.WaitGroup
+		fail error
+	)
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := 0; *total == 0 || i < *total; i++ {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for w := range *writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprintf("%sload-%d-%d", domain.StreamPrefixSystem, time.Now().UnixNano(), w)
+			for i := range next {
+				ev, err := domain.NewEventData(DevLoadEventType, 1, map[string]int{"n": i, "writer": w},
+					domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, CorrelationID: domain.NewID()})
+				if err == nil {
+					var res eventstore.AppendResult
+					res, err = store.Append(context.WithoutCancel(ctx), stream, eventstore.Any, []domain.EventData{ev})
+					if err == nil {
+						// Flushed per line: a line on stdout is a promise that the event is durable.
+						mu.Lock()
+						fmt.Fprintf(out, "ack %d %s\n", res.LastPosition, ev.ID)
+						err = out.Flush()
+						mu.Unlock()
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					fail = errors.Join(fail, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if fail != nil {
+		fmt.Fprintf(e.stderr, "vigil: dev load: %v\n", fail)
+		return exitFailure
+	}
+	return exitOK
+}
