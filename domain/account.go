@@ -1,0 +1,360 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Account is the aggregate of an account-<id> stream: identity, profile, credentials, second
+// factors and roles. Its fields are unexported; it is built only by RebuildAccount (or from a
+// snapshot followed by the same replay), and changed only by appending the events its
+// decisions return. An *Account is a value read at one stream version: it is not safe for
+// concurrent mutation, and commands never share one between goroutines.
+type Account struct {
+	s accountState
+}
+
+// accountState is the whole state of an Account. Its JSON form is the snapshot (see
+// snapshot.go); a field added here must be added to the snapshot schema version.
+type accountState struct {
+	ID                string         `json:"id"`
+	Version           uint64         `json:"version"`
+	Email             string         `json:"email"`
+	FirstName         string         `json:"first_name"`
+	LastName          string         `json:"last_name"`
+	Profile           Profile        `json:"profile"`
+	PasswordHash      string         `json:"password_hash"`
+	PasswordChangedAt time.Time      `json:"password_changed_at"`
+	RegisteredAt      time.Time      `json:"registered_at"`
+	TOTP              []totpDevice   `json:"totp,omitempty"`
+	Passkeys          []passkey      `json:"passkeys,omitempty"`
+	Backup            *backupCodeSet `json:"backup,omitempty"`
+	Roles             []string       `json:"roles,omitempty"`
+}
+
+type totpDevice struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Secret      SealedSecret `json:"secret"`
+	Confirmed   bool         `json:"confirmed"`
+	CreatedAt   time.Time    `json:"created_at"`
+	ConfirmedAt time.Time    `json:"confirmed_at"`
+	LastUsedAt  time.Time    `json:"last_used_at"`
+	LastStep    int64        `json:"last_step"`
+}
+
+type passkey struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	CredentialID     []byte    `json:"credential_id"`
+	PublicKey        []byte    `json:"public_key"`
+	SignCount        uint32    `json:"sign_count"`
+	AAGUID           []byte    `json:"aaguid,omitempty"`
+	Transports       []string  `json:"transports,omitempty"`
+	BackupEligible   bool      `json:"backup_eligible"`
+	BackupState      bool      `json:"backup_state"`
+	CreatedAt        time.Time `json:"created_at"`
+	LastUsedAt       time.Time `json:"last_used_at"`
+	CloneSuspectedAt time.Time `json:"clone_suspected_at"`
+}
+
+type backupCodeSet struct {
+	SetID       string    `json:"set_id"`
+	Hashes      []string  `json:"hashes"`
+	Used        []bool    `json:"used"`
+	GeneratedAt time.Time `json:"generated_at"`
+}
+
+// RebuildAccount is the one function that rebuilds an Account from its stream: events must
+// be the stream's events from version 1 on, in order, starting with AccountRegistered. It
+// fails on a gap in versions, an event that does not belong on an account stream, or no
+// events (ErrNotFound). The repository that starts from a snapshot replays the events after
+// it through the same per-event apply.
+func RebuildAccount(accountID string, events []Envelope) (*Account, error) {
+	if len(events) == 0 {
+		return nil, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
+	}
+	a := &Account{s: accountState{ID: accountID}}
+	if err := a.replay(events); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// replay applies events that continue the stream at a.s.Version+1.
+func (a *Account) replay(events []Envelope) error {
+	for _, env := range events {
+		if env.Version != a.s.Version+1 {
+			return fmt.Errorf("account %s: event version %d after %d: stream gap", a.s.ID, env.Version, a.s.Version)
+		}
+		e, err := DecodeEvent(env)
+		if err != nil {
+			return fmt.Errorf("account %s v%d: %w", a.s.ID, env.Version, err)
+		}
+		if a.s.Version == 0 {
+			if _, ok := e.(AccountRegistered); !ok {
+				return fmt.Errorf("account %s: stream starts with %s, not AccountRegistered", a.s.ID, env.Type)
+			}
+		}
+		if err := a.apply(e); err != nil {
+			return fmt.Errorf("account %s v%d: %w", a.s.ID, env.Version, err)
+		}
+		a.s.Version = env.Version
+	}
+	return nil
+}
+
+var errNotAccountEvent = errors.New("event does not belong on an account stream")
+
+// apply changes the state by one event. Events are facts: apply never refuses one for
+// business reasons (the decision was made when it was appended); it tolerates references
+// to devices that are gone.
+func (a *Account) apply(e Event) error {
+	s := &a.s
+	switch e := e.(type) {
+	case AccountRegistered:
+		s.Email, s.FirstName, s.LastName = e.Email, e.FirstName, e.LastName
+		s.PasswordHash, s.PasswordChangedAt, s.RegisteredAt = e.PasswordHash, e.At, e.At
+	case EmailChanged:
+		s.Email = e.NewEmail
+	case NameChanged:
+		s.FirstName, s.LastName = e.FirstName, e.LastName
+	case ProfileUpdated:
+		s.Profile = e.Profile
+	case PasswordChanged:
+		s.PasswordHash, s.PasswordChangedAt = e.PasswordHash, e.At
+	case PasswordRehashed:
+		s.PasswordHash = e.PasswordHash
+	case TOTPDeviceAdded:
+		s.TOTP = append(s.TOTP, totpDevice{ID: e.DeviceID, Name: e.Name, Secret: e.Secret, CreatedAt: e.At})
+	case TOTPDeviceConfirmed:
+		if d := a.device(e.DeviceID); d != nil {
+			d.Confirmed, d.ConfirmedAt, d.LastUsedAt = true, e.At, e.At
+			d.LastStep = max(d.LastStep, e.Step)
+		}
+	case TOTPDeviceRemoved:
+		s.TOTP = slices.DeleteFunc(s.TOTP, func(d totpDevice) bool { return d.ID == e.DeviceID })
+	case TOTPCodeAccepted:
+		if d := a.device(e.DeviceID); d != nil {
+			d.LastStep, d.LastUsedAt = max(d.LastStep, e.Step), e.At
+		}
+	case BackupCodesGenerated:
+		s.Backup = &backupCodeSet{SetID: e.SetID, Hashes: slices.Clone(e.CodeHashes),
+			Used: make([]bool, len(e.CodeHashes)), GeneratedAt: e.At}
+	case BackupCodeUsed:
+		if s.Backup != nil && s.Backup.SetID == e.SetID && e.Index >= 0 && e.Index < len(s.Backup.Used) {
+			s.Backup.Used[e.Index] = true
+		}
+	case PasskeyRegistered:
+		s.Passkeys = append(s.Passkeys, passkey{ID: e.PasskeyID, Name: e.Name, CredentialID: e.CredentialID,
+			PublicKey: e.PublicKey, SignCount: e.SignCount, AAGUID: e.AAGUID, Transports: e.Transports,
+			BackupEligible: e.BackupEligible, BackupState: e.BackupState, CreatedAt: e.At})
+	case PasskeyRenamed:
+		if p := a.passkey(e.PasskeyID); p != nil {
+			p.Name = e.Name
+		}
+	case PasskeyRemoved:
+		s.Passkeys = slices.DeleteFunc(s.Passkeys, func(p passkey) bool { return p.ID == e.PasskeyID })
+	case PasskeyCloneSuspected:
+		if p := a.passkey(e.PasskeyID); p != nil {
+			p.CloneSuspectedAt = e.At
+		}
+	case PasskeyUsed:
+		if p := a.passkey(e.PasskeyID); p != nil {
+			p.SignCount, p.BackupState, p.LastUsedAt = e.SignCount, e.BackupState, e.At
+		}
+	case TwoFactorDisabled:
+		s.TOTP, s.Passkeys, s.Backup = nil, nil, nil
+	case RoleGranted:
+		if !slices.Contains(s.Roles, e.Role) {
+			s.Roles = append(s.Roles, e.Role)
+			slices.Sort(s.Roles)
+		}
+	case RoleRevoked:
+		s.Roles = slices.DeleteFunc(s.Roles, func(r string) bool { return r == e.Role })
+	case LoginFailed:
+		// A record for the activity and audit logs; throttling lives in memory.
+	default:
+		return fmt.Errorf("%s: %w", e.EventType(), errNotAccountEvent)
+	}
+	return nil
+}
+
+func (a *Account) device(id string) *totpDevice {
+	for i := range a.s.TOTP {
+		if a.s.TOTP[i].ID == id {
+			return &a.s.TOTP[i]
+		}
+	}
+	return nil
+}
+
+func (a *Account) passkey(id string) *passkey {
+	for i := range a.s.Passkeys {
+		if a.s.Passkeys[i].ID == id {
+			return &a.s.Passkeys[i]
+		}
+	}
+	return nil
+}
+
+// ID returns the account id.
+func (a *Account) ID() string { return a.s.ID }
+
+// Version returns the stream version the aggregate was read at (its last event's version).
+func (a *Account) Version() uint64 { return a.s.Version }
+
+// Email returns the normalised sign-in email.
+func (a *Account) Email() string { return a.s.Email }
+
+// FirstName returns the first name.
+func (a *Account) FirstName() string { return a.s.FirstName }
+
+// LastName returns the last name.
+func (a *Account) LastName() string { return a.s.LastName }
+
+// Profile returns the profile.
+func (a *Account) Profile() Profile { return a.s.Profile }
+
+// Roles returns the roles held, sorted.
+func (a *Account) Roles() []string { return slices.Clone(a.s.Roles) }
+
+// HasRole reports whether the account holds role.
+func (a *Account) HasRole(role string) bool { return slices.Contains(a.s.Roles, role) }
+
+// TwoFactorEnabled reports whether the account has a confirmed TOTP device or a passkey.
+func (a *Account) TwoFactorEnabled() bool {
+	return a.confirmedTOTPCount() > 0 || len(a.s.Passkeys) > 0
+}
+
+func (a *Account) confirmedTOTPCount() int {
+	n := 0
+	for _, d := range a.s.TOTP {
+		if d.Confirmed {
+			n++
+		}
+	}
+	return n
+}
+
+// BackupCodesRemaining returns how many backup codes are unused.
+func (a *Account) BackupCodesRemaining() int {
+	if a.s.Backup == nil {
+		return 0
+	}
+	n := 0
+	for _, u := range a.s.Backup.Used {
+		if !u {
+			n++
+		}
+	}
+	return n
+}
+
+// SecondFactorMethods returns the second-factor methods a sign-in may use, in the API's
+// order: "totp" with a confirmed device, "backup_code" while codes remain, "passkey" with a
+// passkey.
+func (a *Account) SecondFactorMethods() []string {
+	var m []string
+	if a.confirmedTOTPCount() > 0 {
+		m = append(m, MethodTOTP)
+	}
+	if a.BackupCodesRemaining() > 0 {
+		m = append(m, MethodBackupCode)
+	}
+	if len(a.s.Passkeys) > 0 {
+		m = append(m, MethodPasskey)
+	}
+	return m
+}
+
+// TOTPDeviceInfo describes a TOTP device without its secret.
+type TOTPDeviceInfo struct {
+	ID          string
+	Name        string
+	Confirmed   bool
+	CreatedAt   time.Time
+	ConfirmedAt time.Time // zero while pending
+	LastUsedAt  time.Time // zero when never used
+}
+
+// PasskeyInfo describes a passkey without its key material.
+type PasskeyInfo struct {
+	ID               string
+	Name             string
+	CreatedAt        time.Time
+	LastUsedAt       time.Time // zero when never used
+	BackupEligible   bool
+	BackedUp         bool // the backup-state flag of the last assertion
+	CloneSuspectedAt time.Time
+}
+
+// PasskeyCredential is the key material of a passkey, for the WebAuthn ceremonies.
+type PasskeyCredential struct {
+	PasskeyInfo
+	CredentialID []byte
+	PublicKey    []byte // COSE
+	SignCount    uint32
+	AAGUID       []byte
+	Transports   []string
+}
+
+// BackupCodesInfo tells how many backup codes remain and when the set was generated (zero
+// when there is none).
+type BackupCodesInfo struct {
+	Remaining   int
+	GeneratedAt time.Time
+}
+
+// SecurityState is the security page of an account (API.md's /me/security) as the
+// aggregate knows it. TwoFactorRequiredBy is filled by Service.Security from the policy.
+type SecurityState struct {
+	AccountID           string
+	PasswordChangedAt   time.Time
+	TwoFactorEnabled    bool
+	TwoFactorRequiredBy []string
+	TOTPDevices         []TOTPDeviceInfo
+	Passkeys            []PasskeyInfo
+	BackupCodes         BackupCodesInfo
+	Roles               []string
+}
+
+// Security returns the account's security state.
+func (a *Account) Security() SecurityState {
+	st := SecurityState{
+		AccountID:         a.s.ID,
+		PasswordChangedAt: a.s.PasswordChangedAt,
+		TwoFactorEnabled:  a.TwoFactorEnabled(),
+		Roles:             a.Roles(),
+		BackupCodes:       BackupCodesInfo{Remaining: a.BackupCodesRemaining()},
+	}
+	if a.s.Backup != nil {
+		st.BackupCodes.GeneratedAt = a.s.Backup.GeneratedAt
+	}
+	for _, d := range a.s.TOTP {
+		st.TOTPDevices = append(st.TOTPDevices, TOTPDeviceInfo{ID: d.ID, Name: d.Name, Confirmed: d.Confirmed,
+			CreatedAt: d.CreatedAt, ConfirmedAt: d.ConfirmedAt, LastUsedAt: d.LastUsedAt})
+	}
+	for _, p := range a.s.Passkeys {
+		st.Passkeys = append(st.Passkeys, p.info())
+	}
+	return st
+}
+
+func (p passkey) info() PasskeyInfo {
+	return PasskeyInfo{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt, LastUsedAt: p.LastUsedAt,
+		BackupEligible: p.BackupEligible, BackedUp: p.BackupState, CloneSuspectedAt: p.CloneSuspectedAt}
+}
+
+// Passkeys returns the key material of every passkey, for the WebAuthn ceremonies.
+func (a *Account) Passkeys() []PasskeyCredential {
+	out := make([]PasskeyCredential, 0, len(a.s.Passkeys))
+	for _, p := range a.s.Passkeys {
+		out = append(out, PasskeyCredential{PasskeyInfo: p.info(), CredentialID: slices.Clone(p.CredentialID),
+			PublicKey: slices.Clone(p.PublicKey), SignCount: p.SignCount, AAGUID: slices.Clone(p.AAGUID),
+			Transports: slices.Clone(p.Transports)})
+	}
+	return out
+}

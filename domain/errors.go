@@ -1,0 +1,108 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors returned by the account, sign-in and session commands. Commands wrap them with
+// context (fmt.Errorf("...: %w", err)); compare with errors.Is and errors.As. The HTTP layer
+// maps them to problem codes in one place; none of their messages contains a secret.
+var (
+	// ErrInvalidCredentials: the password, code or ticket owner did not check out. Sign-in
+	// gives the same error for an unknown email as for a wrong password.
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrInvalidCode: a TOTP or backup code was wrong, or its time step was already used. It
+	// wraps ErrInvalidCredentials, so errors.Is(err, ErrInvalidCredentials) also holds.
+	ErrInvalidCode = fmt.Errorf("%w: invalid code", ErrInvalidCredentials)
+	// ErrReauthenticationRequired: the command is sensitive and the session's last
+	// authentication is older than the step-up window.
+	ErrReauthenticationRequired = errors.New("reauthentication required")
+	// ErrNotFound: the account, device, passkey or client does not exist (or is not the
+	// caller's to see).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the command conflicts with the current state: the email is taken by
+	// another account, or two-factor authentication is not in the state the command needs.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalidInput: the input failed validation. It is always wrapped in a
+	// *ValidationError or a *PasswordPolicyError naming what was wrong.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrTwoFactorRequired: an organisation's policy requires two-factor authentication, so
+	// it cannot be turned off. The organisation issue supplies the policy.
+	ErrTwoFactorRequired = errors.New("two-factor authentication is required by policy")
+	// ErrEnrollmentRequired: the session is restricted to enrolling a second factor and
+	// the command is not one of those it may use.
+	ErrEnrollmentRequired = errors.New("second-factor enrollment required")
+	// ErrUnknownClient: the client id names no registered client application.
+	ErrUnknownClient = errors.New("unknown client")
+	// ErrSessionNotFound: no active session has this token or id (never existed, signed
+	// out, expired, or belongs to another account).
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too
+	// many wrong codes. The user must sign in with the password again.
+	ErrTicketInvalid = errors.New("login ticket invalid or expired")
+	// ErrInvalidHash: a stored password hash is not a PHC string this package understands.
+	ErrInvalidHash = errors.New("invalid password hash")
+	// ErrUnknownKey: a sealed secret names a key id the keyring does not hold.
+	ErrUnknownKey = errors.New("unknown secret key id")
+	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster.
+	ErrUnknownEvent = errors.New("unknown event type or schema version")
+)
+
+// ValidationError says which input field was refused and why. It wraps ErrInvalidInput.
+// Field uses the API's snake_case names (email, first_name, profile.country, ...); Reason is
+// a short English sentence safe to show to the user.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+// Error describes the field and the reason.
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("invalid input: %s: %s", e.Field, e.Reason)
+}
+
+// Unwrap returns ErrInvalidInput.
+func (e *ValidationError) Unwrap() error { return ErrInvalidInput }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// PasswordPolicyError lists why a new password was refused: length, the email's local part,
+// and the zxcvbn estimator's feedback (a warning and suggestions) when it scored below the
+// minimum. It wraps ErrInvalidInput. Reasons are English sentences safe to show to the user.
+type PasswordPolicyError struct {
+	Reasons []string
+}
+
+// Error joins the reasons.
+func (e *PasswordPolicyError) Error() string {
+	return "password refused: " + strings.Join(e.Reasons, " ")
+}
+
+// Unwrap returns ErrInvalidInput.
+func (e *PasswordPolicyError) Unwrap() error { return ErrInvalidInput }
+
+// ThrottledError: too many failed attempts for this account or client IP; the caller must
+// wait RetryAfter (rounded up to whole seconds for a Retry-After header) before trying again.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+// Error says how long to wait.
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many attempts: retry after %s", e.RetryAfter)
+}
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1: the value of the
+// HTTP Retry-After header.
+func (e *ThrottledError) RetryAfterSeconds() int {
+	s := int((e.RetryAfter + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}

@@ -1,0 +1,131 @@
+package domain
+
+import "time"
+
+// Session events: everything on a session-<id> stream. A sign-in writes LoginSucceeded and
+// SessionStarted together as the stream's first two events, so an account's stream does not
+// grow with its sign-ins. Every event carries At, the domain clock's time of the decision.
+
+// Session event type names, as in API.md's "Event types".
+const (
+	EventLoginSucceeded   = "LoginSucceeded"
+	EventSessionStarted   = "SessionStarted"
+	EventSessionAccessed  = "SessionAccessed"
+	EventReauthSucceeded  = "ReauthSucceeded"
+	EventSessionSignedOut = "SessionSignedOut"
+	EventSessionExpired   = "SessionExpired"
+)
+
+// Authentication methods references (RFC 8176 style) as used in amr.
+const (
+	AMRPassword   = "pwd"
+	AMROTP        = "otp"
+	AMRBackupCode = "backup_code"
+	AMRPasskey    = "passkey"
+)
+
+// Authenticator assurance levels.
+const (
+	AAL1 = "aal1" // one factor (password or, later, a passkey alone)
+	AAL2 = "aal2" // two factors
+)
+
+// Sign-in methods, as in LoginSucceeded.Method and LoginFailed.Method.
+const (
+	MethodPassword   = "password"
+	MethodTOTP       = "totp"
+	MethodBackupCode = "backup_code"
+	MethodPasskey    = "passkey"
+)
+
+// LoginSucceeded records a completed sign-in. Method is the last step that completed it
+// (password, totp, backup_code, passkey); AMR lists every method used; AAL follows from AMR.
+type LoginSucceeded struct {
+	AccountID string    `json:"account_id"`
+	SessionID string    `json:"session_id"`
+	Method    string    `json:"method"`
+	AMR       []string  `json:"amr"`
+	AAL       string    `json:"aal"`
+	ClientID  string    `json:"client_id,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// SessionStarted opens a session. TokenHash is the hex SHA-256 of the opaque token (the
+// token itself is never stored). ExpiresAt is the absolute end; IdleTimeoutSeconds the idle
+// limit. Restricted sessions may only enroll a second factor. ActorAccountID is set when a
+// delegate acts for AccountID (a later issue).
+type SessionStarted struct {
+	SessionID          string    `json:"session_id"`
+	AccountID          string    `json:"account_id"`
+	ActorAccountID     string    `json:"actor_account_id,omitempty"`
+	TokenHash          string    `json:"token_hash"`
+	ClientID           string    `json:"client_id,omitempty"`
+	AMR                []string  `json:"amr"`
+	AAL                string    `json:"aal"`
+	Restricted         bool      `json:"restricted"`
+	StartedAt          time.Time `json:"started_at"`
+	ExpiresAt          time.Time `json:"expires_at"`
+	IdleTimeoutSeconds int64     `json:"idle_timeout_seconds"`
+}
+
+// SessionAccessed: the session was used at At. Written at most once per session per
+// minute (Config.TouchInterval); the in-memory index keeps the exact last access.
+type SessionAccessed struct {
+	At time.Time `json:"at"`
+}
+
+// ReauthSucceeded renews the session's authenticated_at (step-up). AMR is the session's amr
+// after the re-authentication, AAL its level; a second factor lifts a restriction.
+type ReauthSucceeded struct {
+	Method string    `json:"method"`
+	AMR    []string  `json:"amr"`
+	AAL    string    `json:"aal"`
+	At     time.Time `json:"at"`
+}
+
+// Reasons of SessionSignedOut.
+const (
+	SignOutLogout          = "logout"
+	SignOutByUser          = "signed_out_by_user"
+	SignOutByAdmin         = "signed_out_by_admin"
+	SignOutPasswordChanged = "password_changed"
+	SignOutDelegationEnded = "delegation_ended"
+)
+
+// SessionSignedOut ends a session; Reason is one of the SignOut* constants.
+type SessionSignedOut struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Reasons of SessionExpired.
+const (
+	ExpiredLifetime = "lifetime"
+	ExpiredIdle     = "idle"
+)
+
+// SessionExpired: the expiry sweeper noticed the session passed its absolute lifetime or its
+// idle timeout (Reason ExpiredLifetime or ExpiredIdle).
+type SessionExpired struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// EventType implements Event: "LoginSucceeded".
+func (LoginSucceeded) EventType() string { return EventLoginSucceeded }
+
+// EventType implements Event: "SessionStarted".
+func (SessionStarted) EventType() string { return EventSessionStarted }
+
+// EventType implements Event: "SessionAccessed".
+func (SessionAccessed) EventType() string { return EventSessionAccessed }
+
+// EventType implements Event: "ReauthSucceeded".
+func (ReauthSucceeded) EventType() string { return EventReauthSucceeded }
+
+// EventType implements Event: "SessionSignedOut".
+// EventType implements Event: "SessionSignedOut".
+func (SessionSignedOut) EventType() string { return EventSessionSignedOut }
+
+// EventType implements Event: "SessionExpired".
+func (SessionExpired) EventType() string { return EventSessionExpired }

@@ -1,0 +1,68 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// System and client events: email reservations (system-email-<sha256>), sign-in failures
+// for unknown emails (system-signin, see LoginFailed) and client applications (client-<id>).
+
+// System and client event type names.
+const (
+	EventEmailReserved    = "EmailReserved"
+	EventEmailReleased    = "EmailReleased"
+	EventClientRegistered = "ClientRegistered"
+)
+
+// EmailReserved claims an email for AccountID. It is appended to the email's reservation
+// stream before the account's AccountRegistered or EmailChanged, with the expected version
+// the reservation was decided on, so two concurrent claims of one email cannot both win.
+// The stream id carries only a hash of the email, not the email.
+type EmailReserved struct {
+	AccountID string    `json:"account_id"`
+	At        time.Time `json:"at"`
+}
+
+// EmailReleased frees an email after AccountID changed away from it.
+type EmailReleased struct {
+	AccountID string    `json:"account_id"`
+	At        time.Time `json:"at"`
+}
+
+// ClientRegistered opens a client-<id> stream: an application whose users sign in here.
+type ClientRegistered struct {
+	ClientID string    `json:"client_id"`
+	Name     string    `json:"name"`
+	At       time.Time `json:"at"`
+}
+
+// EventType implements Event: "EmailReserved".
+func (EmailReserved) EventType() string { return EventEmailReserved }
+
+// EventType implements Event: "EmailReleased".
+func (EmailReleased) EventType() string { return EventEmailReleased }
+
+// EventType implements Event: "ClientRegistered".
+// EventType implements Event: "ClientRegistered".
+func (ClientRegistered) EventType() string { return EventClientRegistered }
+
+// SigninStream holds LoginFailed events for emails that belong to no account.
+const SigninStream = StreamPrefixSystem + "signin"
+
+// AccountStream returns the stream id of an account: "account-<id>".
+func AccountStream(accountID string) string { return StreamPrefixAccount + accountID }
+
+// SessionStream returns the stream id of a session: "session-<id>".
+func SessionStream(sessionID string) string { return StreamPrefixSession + sessionID }
+
+// ClientStream returns the stream id of a client application: "client-<id>".
+func ClientStream(clientID string) string { return StreamPrefixClient + clientID }
+
+// EmailStream returns the reservation stream of a normalised email:
+// "system-email-<hex sha256(email)>". The caller normalises (NormalizeEmail).
+func EmailStream(normalizedEmail string) string {
+	sum := sha256.Sum256([]byte(normalizedEmail))
+	return StreamPrefixSystem + "email-" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,157 @@
+package domain
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// sampleEvents holds one populated value of every event type.
+func sampleEvents() []Event {
+	sealed := SealedSecret{KeyID: "0a1b2c3d", Nonce: []byte("123456789012"), Ciphertext: []byte("ciphertext")}
+	return []Event{
+		AccountRegistered{AccountID: "a1", Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", PasswordHash: "$argon2id$...", At: t0},
+		EmailChanged{OldEmail: "ann@example.com", NewEmail: "ann@example.org", At: t0},
+		NameChanged{FirstName: "Anne", LastName: "Lee", At: t0},
+		ProfileUpdated{Profile: Profile{Title: "Dr", Country: "CH", Locale: "de-CH"}, At: t0},
+		PasswordChanged{PasswordHash: "$argon2id$x", At: t0},
+		PasswordRehashed{PasswordHash: "$argon2id$y", At: t0},
+		TOTPDeviceAdded{DeviceID: "d1", Name: "Phone", Secret: sealed, At: t0},
+		TOTPDeviceConfirmed{DeviceID: "d1", Step: 42, At: t0},
+		TOTPDeviceRemoved{DeviceID: "d1", At: t0},
+		TOTPCodeAccepted{DeviceID: "d1", Step: 43, Purpose: "login", At: t0},
+		BackupCodesGenerated{SetID: "s1", CodeHashes: []string{"h1", "h2"}, At: t0},
+		BackupCodeUsed{SetID: "s1", Index: 1, Purpose: "login", At: t0},
+		PasskeyRegistered{PasskeyID: "p1", Name: "Key", CredentialID: []byte{1, 2}, PublicKey: []byte{3}, SignCount: 7,
+			AAGUID: []byte{9}, Transports: []string{"usb"}, BackupEligible: true, BackupState: true, At: t0},
+		PasskeyRenamed{PasskeyID: "p1", Name: "Yubi", At: t0},
+		PasskeyRemoved{PasskeyID: "p1", At: t0},
+		PasskeyCloneSuspected{PasskeyID: "p1", StoredSignCount: 9, ReceivedSignCount: 3, At: t0},
+		PasskeyUsed{PasskeyID: "p1", SignCount: 10, BackupState: true, At: t0},
+		TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t0},
+		RoleGranted{Role: RoleAdmin, At: t0},
+		RoleRevoked{Role: RoleAdmin, At: t0},
+		LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword, Method: MethodPassword, AttemptedEmail: "x@y.z", At: t0},
+		LoginSucceeded{AccountID: "a1", SessionID: "s1", Method: MethodTOTP, AMR: []string{"pwd", "otp"}, AAL: AAL2, ClientID: "portal", At: t0},
+		SessionStarted{SessionID: "s1", AccountID: "a1", TokenHash: strings.Repeat("ab", 32), AMR: []string{"pwd"}, AAL: AAL1,
+			StartedAt: t0, ExpiresAt: t0.Add(24 * time.Hour), IdleTimeoutSeconds: 7200},
+		SessionAccessed{At: t0},
+		ReauthSucceeded{Method: MethodPassword, AMR: []string{"pwd"}, AAL: AAL1, At: t0},
+		SessionSignedOut{Reason: SignOutLogout, At: t0},
+		SessionExpired{Reason: ExpiredIdle, At: t0},
+		EmailReserved{AccountID: "a1", At: t0},
+		EmailReleased{AccountID: "a1", At: t0},
+		ClientRegistered{ClientID: "c1", Name: "App", At: t0},
+	}
+}
+
+func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
+	samples := sampleEvents()
+	seen := map[string]bool{}
+	for _, e := range samples {
+		t.Run(e.EventType(), func(t *testing.T) {
+			d, err := encodeEvent(e, Metadata{Actor: Actor{Type: ActorSystem}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Type != e.EventType() || d.SchemaVersion != 1 || d.ID == "" {
+				t.Fatalf("event data %+v", d)
+			}
+			got, err := DecodeEvent(Envelope{Type: d.Type, SchemaVersion: d.SchemaVersion, Data: d.Data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, e) {
+				t.Fatalf("round trip:\n got %#v\nwant %#v", got, e)
+			}
+		})
+		seen[e.EventType()] = true
+	}
+	for _, name := range EventTypes() {
+		if !seen[name] {
+			t.Errorf("registered event %s has no sample", name)
+		}
+	}
+	if len(seen) != len(EventTypes()) {
+		t.Errorf("%d samples, %d registered types", len(seen), len(EventTypes()))
+	}
+}
+
+func TestAPIEventNamesAreRegistered(t *testing.T) {
+	// API.md's "Event types" for the account, sign-in and session groups, and clients.
+	for _, name := range strings.Fields(`AccountRegistered EmailChanged NameChanged ProfileUpdated PasswordChanged
+		TOTPDeviceAdded TOTPDeviceConfirmed TOTPDeviceRemoved BackupCodesGenerated BackupCodeUsed PasskeyRegistered
+		PasskeyRenamed PasskeyRemoved PasskeyCloneSuspected TwoFactorDisabled RoleGranted RoleRevoked LoginSucceeded
+		LoginFailed ReauthSucceeded SessionStarted SessionAccessed SessionSignedOut SessionExpired ClientRegistered`) {
+		if _, ok := EventSchemaVersion(name); !ok {
+			t.Errorf("%s is not registered", name)
+		}
+	}
+}
+
+func TestPersonalAndSecretFieldsAreNamed(t *testing.T) {
+	// No secret in clear: the JSON of credential events has only hashes and sealed data.
+	d, _ := encodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
+	var m map[string]any
+	_ = json.Unmarshal(d.Data, &m)
+	sec, ok := m["secret"].(map[string]any)
+	if !ok || sec["key_id"] != "k" || sec["ciphertext"] == nil {
+		t.Fatalf("TOTP secret is not a sealed secret with a key id: %s", d.Data)
+	}
+}
+
+func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
+	type renamedV2 struct {
+		NewName string `json:"new_name"`
+	}
+	r := NewEventRegistry()
+	r.Register("Renamed", 2, func(data json.RawMessage) (Event, error) {
+		var e struct {
+			NameChanged
+		}
+		var v renamedV2
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, err
+		}
+		e.FirstName = v.NewName
+		return e.NameChanged, nil
+	})
+	r.RegisterUpcaster("Renamed", 1, func(data json.RawMessage) (json.RawMessage, error) {
+		var v1 struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(data, &v1); err != nil {
+			return nil, err
+		}
+		return json.Marshal(renamedV2{NewName: v1.Name})
+	})
+	if v, _ := r.CurrentVersion("Renamed"); v != 2 {
+		t.Fatalf("current version %d", v)
+	}
+	for _, tc := range []struct {
+		version int
+		data    string
+	}{{1, `{"name":"Ann"}`}, {2, `{"new_name":"Ann"}`}} {
+		e, err := r.Decode("Renamed", tc.version, json.RawMessage(tc.data))
+		if err != nil {
+			t.Fatalf("v%d: %v", tc.version, err)
+		}
+		if e.(NameChanged).FirstName != "Ann" {
+			t.Fatalf("v%d decoded %+v", tc.version, e)
+		}
+	}
+	if _, err := r.Decode("Renamed", 3, json.RawMessage(`{}`)); !errors.Is(err, ErrUnknownEvent) {
+		t.Fatalf("v3: %v", err)
+	}
+	if _, err := r.Decode("Nope", 1, json.RawMessage(`{}`)); !errors.Is(err, ErrUnknownEvent) {
+		t.Fatalf("unknown type: %v", err)
+	}
+	if _, err := DecodeEvent(Envelope{Type: EventNameChanged, SchemaVersion: 1, Data: json.RawMessage(`{`)}); err == nil {
+		t.Fatal("malformed JSON decoded")
+	}
+}

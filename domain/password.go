@@ -1,0 +1,318 @@
+package domain
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Argon2Config configures NewArgon2Hasher. Zero values take the defaults shown, which are
+// OWASP's argon2id recommendation (m=19 MiB, t=2, p=1).
+type Argon2Config struct {
+	// MemoryKiB is the memory cost in KiB; default 19456. At least 8 x Parallelism.
+	MemoryKiB uint32
+	// Iterations is the time cost; default 2.
+	Iterations uint32
+	// Parallelism is the number of lanes; default 1.
+	Parallelism uint8
+	// SaltLength in bytes; default 16, at least 8.
+	SaltLength uint32
+	// KeyLength in bytes; default 32, at least 16.
+	KeyLength uint32
+	// MaxConcurrent bounds how many hashes run at once (each holds MemoryKiB); default
+	// runtime.GOMAXPROCS(0). Callers beyond it wait their turn.
+	MaxConcurrent int
+	// Rand supplies salts; default crypto/rand.Reader. It must be safe for concurrent use.
+	Rand io.Reader
+}
+
+func (c *Argon2Config) fill() error {
+	if c.MemoryKiB == 0 {
+		c.MemoryKiB = 19456
+	}
+	if c.Iterations == 0 {
+		c.Iterations = 2
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = 1
+	}
+	if c.SaltLength == 0 {
+		c.SaltLength = 16
+	}
+	if c.KeyLength == 0 {
+		c.KeyLength = 32
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = runtime.GOMAXPROCS(0)
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	switch {
+	case c.MemoryKiB < 8*uint32(c.Parallelism):
+		return fmt.Errorf("argon2: MemoryKiB %d is below 8 x parallelism", c.MemoryKiB)
+	case c.MemoryKiB > maxArgon2MemoryKiB:
+		return fmt.Errorf("argon2: MemoryKiB %d is above %d", c.MemoryKiB, maxArgon2MemoryKiB)
+	case c.Iterations > maxArgon2Iterations:
+		return fmt.Errorf("argon2: Iterations %d is above %d", c.Iterations, maxArgon2Iterations)
+	case c.SaltLength < 8 || c.SaltLength > 64:
+		return fmt.Errorf("argon2: SaltLength %d is outside 8..64", c.SaltLength)
+	case c.KeyLength < 16 || c.KeyLength > 128:
+		return fmt.Errorf("argon2: KeyLength %d is outside 16..128", c.KeyLength)
+	}
+	return nil
+}
+
+// Bounds on parameters read from a stored hash, so that a corrupt or hostile hash cannot
+// make a verification allocate gigabytes or run for minutes.
+const (
+	maxArgon2MemoryKiB  = 1 << 21 // 2 GiB
+	maxArgon2Iterations = 64
+)
+
+// Argon2Hasher hashes passwords with argon2id into PHC strings
+// ($argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>, unpadded standard base64) and verifies
+// them. It is safe for concurrent use.
+type Argon2Hasher struct {
+	cfg   Argon2Config
+	sem   chan struct{}
+	dummy string
+}
+
+// NewArgon2Hasher validates cfg and returns a hasher. It computes one dummy hash (of a
+// random password) up front: VerifyDummy spends the same time as a real verification, so
+// that an unknown email costs what a known one does.
+func NewArgon2Hasher(cfg Argon2Config) (*Argon2Hasher, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	h := &Argon2Hasher{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	pw := make([]byte, 24)
+	if _, err := io.ReadFull(cfg.Rand, pw); err != nil {
+		return nil, fmt.Errorf("argon2: dummy password: %w", err)
+	}
+	d, err := h.Hash(base64.RawURLEncoding.EncodeToString(pw))
+	if err != nil {
+		return nil, err
+	}
+	h.dummy = d
+	return h, nil
+}
+
+// Config returns the hasher's parameters (defaults filled in).
+func (h *Argon2Hasher) Config() Argon2Config { return h.cfg }
+
+func (h *Argon2Hasher) key(password, salt []byte, p phcParams) []byte {
+	h.sem <- struct{}{}
+	defer func() { <-h.sem }()
+	return argon2.IDKey(password, salt, p.t, p.m, p.p, p.keyLen)
+}
+
+// Hash returns the PHC string of password with a fresh random salt and the configured
+// cost. It fails only when the random source fails.
+func (h *Argon2Hasher) Hash(password string) (string, error) {
+	salt := make([]byte, h.cfg.SaltLength)
+	if _, err := io.ReadFull(h.cfg.Rand, salt); err != nil {
+		return "", fmt.Errorf("argon2: salt: %w", err)
+	}
+	p := phcParams{m: h.cfg.MemoryKiB, t: h.cfg.Iterations, p: h.cfg.Parallelism, keyLen: h.cfg.KeyLength}
+	sum := h.key([]byte(password), salt, p)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.m, p.t, p.p,
+		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
+}
+
+// Verify checks password against a PHC string, using the parameters written in the string
+// (so hashes made with an older cost still verify) and a constant-time comparison.
+// needsRehash is true when ok and the string's parameters differ from the hasher's: the
+// caller should store a fresh Hash. A malformed string gives an error wrapping
+// ErrInvalidHash.
+func (h *Argon2Hasher) Verify(password, encoded string) (ok, needsRehash bool, err error) {
+	p, salt, want, err := parsePHC(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	got := h.key([]byte(password), salt, p)
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return false, false, nil
+	}
+	return true, h.NeedsRehash(encoded), nil
+}
+
+// NeedsRehash reports whether a PHC string was made with parameters other than the
+// hasher's (or is not one this hasher understands), so that the password should be hashed
+// again at the next successful verification. Verify reports the same for a match.
+func (h *Argon2Hasher) NeedsRehash(encoded string) bool {
+	p, salt, _, err := parsePHC(encoded)
+	return err != nil || p.m != h.cfg.MemoryKiB || p.t != h.cfg.Iterations || p.p != h.cfg.Parallelism ||
+		p.keyLen != h.cfg.KeyLength || uint32(len(salt)) != h.cfg.SaltLength
+}
+
+// VerifyDummy spends the time of one verification against the dummy hash and reports
+// nothing: used for unknown emails so that they cost what a known email costs.
+func (h *Argon2Hasher) VerifyDummy(password string) {
+	_, _, _ = h.Verify(password, h.dummy)
+}
+
+var b64 = base64.RawStdEncoding
+
+type phcParams struct {
+	m, t   uint32
+	p      uint8
+	keyLen uint32
+}
+
+func parsePHC(s string) (phcParams, []byte, []byte, error) {
+	var p phcParams
+	bad := func(why string) (phcParams, []byte, []byte, error) {
+		return p, nil, nil, fmt.Errorf("%w: %s", ErrInvalidHash, why)
+	}
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" {
+		return bad("not a PHC string")
+	}
+	if parts[1] != "argon2id" {
+		return bad("algorithm is not argon2id")
+	}
+	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return bad("unsupported argon2 version")
+	}
+	seen := map[string]bool{}
+	for _, kv := range strings.Split(parts[3], ",") {
+		k, v, found := strings.Cut(kv, "=")
+		if !found || seen[k] {
+			return bad("bad parameters")
+		}
+		seen[k] = true
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return bad("bad parameter " + k)
+		}
+		switch k {
+		case "m":
+			p.m = uint32(n)
+		case "t":
+			p.t = uint32(n)
+		case "p":
+			if n > 255 {
+				return bad("parallelism out of range")
+			}
+			p.p = uint8(n)
+		default:
+			return bad("unknown parameter " + k)
+		}
+	}
+	if !seen["m"] || !seen["t"] || !seen["p"] || p.p == 0 || p.t == 0 || p.t > maxArgon2Iterations ||
+		p.m < 8*uint32(p.p) || p.m > maxArgon2MemoryKiB {
+		return bad("parameters out of range")
+	}
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil || len(salt) < 8 || len(salt) > 64 {
+		return bad("bad salt")
+	}
+	sum, err := b64.DecodeString(parts[5])
+	if err != nil || len(sum) < 16 || len(sum) > 128 {
+		return bad("bad hash")
+	}
+	p.keyLen = uint32(len(sum))
+	return p, salt, sum, nil
+}
+
+// PasswordPolicyConfig configures NewPasswordPolicy. Zero values take the defaults shown.
+type PasswordPolicyConfig struct {
+	// MinLength in characters (runes); default 12.
+	MinLength int
+	// MaxLength in characters (runes); default 256. It bounds hashing work.
+	MaxLength int
+	// MinScore is the lowest acceptable zxcvbn score (0..4); default 3.
+	MinScore int
+}
+
+// PasswordPolicy decides whether a new password is acceptable. It is safe for concurrent
+// use.
+type PasswordPolicy struct {
+	cfg PasswordPolicyConfig
+}
+
+// NewPasswordPolicy validates cfg and returns the policy.
+func NewPasswordPolicy(cfg PasswordPolicyConfig) (*PasswordPolicy, error) {
+	if cfg.MinLength == 0 {
+		cfg.MinLength = 12
+	}
+	if cfg.MaxLength == 0 {
+		cfg.MaxLength = 256
+	}
+	if cfg.MinScore == 0 {
+		cfg.MinScore = 3
+	}
+	if cfg.MinLength < 1 || cfg.MaxLength < cfg.MinLength || cfg.MaxLength > 4096 {
+		return nil, fmt.Errorf("password policy: bad length bounds %d..%d", cfg.MinLength, cfg.MaxLength)
+	}
+	if cfg.MinScore < 0 || cfg.MinScore > 4 {
+		return nil, fmt.Errorf("password policy: MinScore %d is outside 0..4", cfg.MinScore)
+	}
+	return &PasswordPolicy{cfg: cfg}, nil
+}
+
+// zxcvbnMaxRunes bounds the part of a password the estimator looks at: its matching is
+// quadratic-ish in the length, and 100 characters are beyond any dictionary pattern that
+// matters (zxcvbn's own implementations truncate likewise).
+const zxcvbnMaxRunes = 100
+
+// Check returns nil when password is acceptable for the account with this (normalised)
+// email and these names, else a *PasswordPolicyError listing every reason: its length
+// (MinLength..MaxLength characters, valid UTF-8), containing the email's local part
+// (case-insensitive, when the local part has at least 3 characters), and a zxcvbn score
+// below MinScore, with the estimator's feedback.
+func (p *PasswordPolicy) Check(password, email string, names ...string) error {
+	var reasons []string
+	if !utf8.ValidString(password) {
+		return &PasswordPolicyError{Reasons: []string{"The password is not valid UTF-8 text."}}
+	}
+	n := utf8.RuneCountInString(password)
+	if n < p.cfg.MinLength {
+		reasons = append(reasons, fmt.Sprintf("Use at least %d characters.", p.cfg.MinLength))
+	}
+	if n > p.cfg.MaxLength {
+		return &PasswordPolicyError{Reasons: []string{fmt.Sprintf("Use at most %d characters.", p.cfg.MaxLength)}}
+	}
+	local, _, _ := strings.Cut(email, "@")
+	lower := strings.ToLower(password)
+	if utf8.RuneCountInString(local) >= 3 && strings.Contains(lower, strings.ToLower(local)) {
+		reasons = append(reasons, "Do not use your email address in the password.")
+	}
+	if n >= p.cfg.MinLength {
+		inputs := []string{email, local}
+		for _, name := range names {
+			if name != "" {
+				inputs = append(inputs, strings.ToLower(name))
+			}
+		}
+		score, feedback := estimateStrength(truncateRunes(password, zxcvbnMaxRunes), inputs)
+		if score < p.cfg.MinScore {
+			reasons = append(reasons, feedback...)
+		}
+	}
+	if len(reasons) > 0 {
+		return &PasswordPolicyError{Reasons: reasons}
+	}
+	return nil
+}
+
+func truncateRunes(s string, n int) string {
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}

@@ -1,0 +1,380 @@
+package domain
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// TwoFactorPolicy says which organisations require the account to use two-factor
+// authentication (the organisation issue implements it). While the list is not empty,
+// 2FA cannot be turned off, the last factor cannot be removed, and a sign-in without a
+// second factor gets a restricted session (enrollment_required). Implementations must be
+// safe for concurrent use.
+type TwoFactorPolicy interface {
+	RequiredBy(ctx context.Context, accountID string) (orgIDs []string, err error)
+}
+
+// NoTwoFactorPolicy requires 2FA of nobody: the default until organisations exist.
+type NoTwoFactorPolicy struct{}
+
+var _ TwoFactorPolicy = NoTwoFactorPolicy{}
+
+// RequiredBy implements TwoFactorPolicy: always none.
+func (NoTwoFactorPolicy) RequiredBy(context.Context, string) ([]string, error) { return nil, nil }
+
+// Config configures NewService. Store and Keyring are required; zero values of the rest
+// take the defaults shown.
+type Config struct {
+	// Store is the event log (the SQLite or KurrentDB backend). Required.
+	Store EventStore
+	// Keyring seals TOTP secrets with the server key. Required.
+	Keyring *Keyring
+	// Snapshots keeps account snapshots; default an in-memory store (per process).
+	Snapshots SnapshotStore
+	// SnapshotEvery: a snapshot is written when loading an account replayed at least this
+	// many events after the last one; default 100.
+	SnapshotEvery int
+	// Tickets keeps login tickets; default an in-memory store (see TicketStore).
+	Tickets TicketStore
+	// Sessions is the in-memory session index; default a new one. Pass a shared index to
+	// feed it from the sessions projection too (SessionIndex.Apply).
+	Sessions *SessionIndex
+	// Hasher hashes passwords; default NewArgon2Hasher(Argon2).
+	Hasher *Argon2Hasher
+	// Argon2 configures the default Hasher (ignored when Hasher is set).
+	Argon2 Argon2Config
+	// PasswordPolicy configures the new-password rules.
+	PasswordPolicy PasswordPolicyConfig
+	// Throttle configures sign-in throttling.
+	Throttle ThrottleConfig
+	// TwoFactorPolicy is consulted when disabling 2FA, removing the last factor and signing
+	// in without a second factor; default NoTwoFactorPolicy.
+	TwoFactorPolicy TwoFactorPolicy
+	// Issuer names Vigil in authenticator apps (otpauth URLs); default "Vigil".
+	Issuer string
+	// SessionLifetime is a session's absolute lifetime; default 24h.
+	SessionLifetime time.Duration
+	// SessionIdleTimeout ends a session unused for this long; default 2h.
+	SessionIdleTimeout time.Duration
+	// TouchInterval: at most one SessionAccessed per session per interval; default 1m.
+	TouchInterval time.Duration
+	// StepUpWindow: sensitive changes need an authentication at most this old; default 5m.
+	StepUpWindow time.Duration
+	// TicketTTL is a login ticket's lifetime; default 5m.
+	TicketTTL time.Duration
+	// TicketMaxTries is the number of second-factor tries per ticket; default 5.
+	TicketMaxTries int
+	// MaxRetries bounds the reload-decide-append attempts of a command that meets
+	// ErrWrongExpectedVersion; default 10.
+	MaxRetries int
+	// ReadPageSize is the page size of stream reads; default 500.
+	ReadPageSize int
+	// Now is the clock; default time.Now. Times are used in UTC.
+	Now func() time.Time
+	// Rand supplies tokens, TOTP secrets and backup codes; default crypto/rand.Reader. It
+	// must be safe for concurrent use.
+	Rand io.Reader
+}
+
+func (c *Config) fill() error {
+	if c.Store == nil {
+		return errors.New("domain: Config.Store is required")
+	}
+	if c.Keyring == nil {
+		return errors.New("domain: Config.Keyring is required")
+	}
+	if c.Snapshots == nil {
+		c.Snapshots = NewMemorySnapshotStore()
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 100
+	}
+	if c.Tickets == nil {
+		c.Tickets = NewMemoryTicketStore()
+	}
+	if c.Sessions == nil {
+		c.Sessions = NewSessionIndex()
+	}
+	if c.TwoFactorPolicy == nil {
+		c.TwoFactorPolicy = NoTwoFactorPolicy{}
+	}
+	if c.Issuer == "" {
+		c.Issuer = "Vigil"
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.SessionLifetime, 24*time.Hour)
+	setDur(&c.SessionIdleTimeout, 2*time.Hour)
+	setDur(&c.TouchInterval, time.Minute)
+	setDur(&c.StepUpWindow, 5*time.Minute)
+	setDur(&c.TicketTTL, 5*time.Minute)
+	if c.TicketMaxTries == 0 {
+		c.TicketMaxTries = 5
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 10
+	}
+	if c.ReadPageSize == 0 {
+		c.ReadPageSize = 500
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	switch {
+	case c.SnapshotEvery < 1:
+		return fmt.Errorf("domain: SnapshotEvery %d must be positive", c.SnapshotEvery)
+	case c.SessionLifetime < time.Minute:
+		return fmt.Errorf("domain: SessionLifetime %s is below 1m", c.SessionLifetime)
+	case c.SessionIdleTimeout < time.Minute:
+		return fmt.Errorf("domain: SessionIdleTimeout %s is below 1m", c.SessionIdleTimeout)
+	case c.TouchInterval < 0 || c.TouchInterval >= c.SessionIdleTimeout:
+		return fmt.Errorf("domain: TouchInterval %s must be below the idle timeout", c.TouchInterval)
+	case c.StepUpWindow < 0, c.TicketTTL < 0:
+		return errors.New("domain: StepUpWindow and TicketTTL must not be negative")
+	case c.TicketMaxTries < 1, c.MaxRetries < 1, c.ReadPageSize < 1:
+		return errors.New("domain: TicketMaxTries, MaxRetries and ReadPageSize must be positive")
+	case len(c.Issuer) > 100:
+		return errors.New("domain: Issuer is longer than 100 characters")
+	}
+	return nil
+}
+
+// Service runs the account, sign-in and session commands. Each command loads what it
+// needs from the event store, decides, and appends with the expected stream version; on
+// ErrWrongExpectedVersion it reloads and decides again, at most Config.MaxRetries times
+// (then it returns an error wrapping ErrWrongExpectedVersion). Every command that writes
+// returns the global position of its last event (0 when it wrote nothing), so a later read
+// can wait for the projections to pass it. A Service is safe for concurrent use.
+type Service struct {
+	cfg      Config
+	repo     *accountRepository
+	hasher   *Argon2Hasher
+	policy   *PasswordPolicy
+	throttle *throttler
+	index    *SessionIndex
+	tickets  TicketStore
+	twoFA    TwoFactorPolicy
+	clients  sync.Map // client id -> Client, positive cache (clients are never removed)
+}
+
+// NewService validates cfg, fills its defaults and returns the service. Building the
+// default hasher computes one argon2 hash (the dummy for unknown emails).
+func NewService(cfg Config) (*Service, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Throttle.fill(); err != nil {
+		return nil, err
+	}
+	if cfg.Hasher == nil {
+		h, err := NewArgon2Hasher(cfg.Argon2)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Hasher = h
+	}
+	pol, err := NewPasswordPolicy(cfg.PasswordPolicy)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:      cfg,
+		repo:     &accountRepository{store: cfg.Store, snapshots: cfg.Snapshots, every: cfg.SnapshotEvery, pageSize: cfg.ReadPageSize},
+		hasher:   cfg.Hasher,
+		policy:   pol,
+		throttle: newThrottler(cfg.Throttle),
+		index:    cfg.Sessions,
+		tickets:  cfg.Tickets,
+		twoFA:    cfg.TwoFactorPolicy,
+	}
+	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
+	return s, nil
+}
+
+// Sessions returns the service's session index (to feed it from a projection).
+func (s *Service) Sessions() *SessionIndex { return s.index }
+
+// Hasher returns the password hasher.
+func (s *Service) Hasher() *Argon2Hasher { return s.hasher }
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// RequestMeta describes the request behind a command; it becomes the events' metadata.
+// IP and UserAgent are personal data.
+type RequestMeta struct {
+	IP        string
+	UserAgent string
+	// ClientID names the application the request came from; Login's clientID argument and
+	// a session's client take precedence.
+	ClientID      string
+	CorrelationID string
+	CausationID   string
+	// Actor overrides who acted: an admin, a service; nil means the subject account itself
+	// (the system for the expiry sweeper and for administrative commands).
+	Actor *Actor
+}
+
+func (s *Service) metadata(subjectAccountID string, def Actor, rm RequestMeta) Metadata {
+	actor := def
+	if rm.Actor != nil {
+		actor = *rm.Actor
+	}
+	return Metadata{Actor: actor, SubjectAccountID: subjectAccountID, IP: rm.IP, UserAgent: rm.UserAgent,
+		ClientID: rm.ClientID, CorrelationID: rm.CorrelationID, CausationID: rm.CausationID}
+}
+
+// callerMetadata is the metadata of a self-service command of caller's session.
+func (s *Service) callerMetadata(caller Session, rm RequestMeta) Metadata {
+	actor := Actor{Type: ActorAccount, ID: caller.AccountID}
+	if caller.ActorAccountID != "" {
+		actor = Actor{Type: ActorDelegate, ID: caller.ActorAccountID}
+	}
+	if rm.ClientID == "" {
+		rm.ClientID = caller.ClientID
+	}
+	return s.metadata(caller.AccountID, actor, rm)
+}
+
+func (s *Service) appendEvents(ctx context.Context, stream string, expected ExpectedVersion, events []Event, md Metadata) (AppendResult, error) {
+	data, err := encodeEvents(events, md)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	res, err := s.cfg.Store.Append(ctx, stream, expected, data)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	return res, nil
+}
+
+// updateAccount loads the account, lets decide return events, and appends them with the
+// version it loaded; on a version conflict it starts over (bounded). It returns the
+// append's result (zero when decide returned no event) and the account decide saw.
+func (s *Service) updateAccount(ctx context.Context, accountID string, md Metadata, decide func(a *Account) ([]Event, error)) (AppendResult, *Account, error) {
+	for attempt := 1; ; attempt++ {
+		a, err := s.repo.load(ctx, accountID)
+		if err != nil {
+			return AppendResult{}, nil, err
+		}
+		events, err := decide(a)
+		if err != nil || len(events) == 0 {
+			return AppendResult{}, a, err
+		}
+		res, err := s.appendEvents(ctx, AccountStream(accountID), Exact(a.Version()), events, md)
+		if err == nil {
+			return res, a, nil
+		}
+		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+			return AppendResult{}, a, fmt.Errorf("account %s after %d attempts: %w", accountID, attempt, err)
+		}
+	}
+}
+
+// loadSession reads a session stream and rebuilds it.
+func (s *Service) loadSession(ctx context.Context, sessionID string) (*SessionRecord, error) {
+	stream := SessionStream(sessionID)
+	var all []Envelope
+	for {
+		events, err := s.cfg.Store.ReadStream(ctx, stream, uint64(len(all))+1, s.cfg.ReadPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("load session %s: %w", sessionID, err)
+		}
+		all = append(all, events...)
+		if len(events) < s.cfg.ReadPageSize {
+			break
+		}
+	}
+	return RebuildSession(sessionID, all)
+}
+
+// updateSession is updateAccount for a session stream. After a successful append the
+// session index is updated before it returns (so a sign-out fails whoami at once); when
+// decide writes nothing the index still learns the state it read.
+func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*SessionRecord) Metadata, decide func(r *SessionRecord) ([]Event, error)) (AppendResult, *SessionRecord, error) {
+	for attempt := 1; ; attempt++ {
+		r, err := s.loadSession(ctx, sessionID)
+		if err != nil {
+			return AppendResult{}, nil, err
+		}
+		events, err := decide(r)
+		if err != nil || len(events) == 0 {
+			if err == nil || errors.Is(err, ErrSessionNotFound) {
+				s.index.observe(r)
+			}
+			return AppendResult{}, r, err
+		}
+		res, err := s.appendEvents(ctx, SessionStream(sessionID), Exact(r.version), events, mdFor(r))
+		if err == nil {
+			next := *r
+			next.sess = r.sess.clone()
+			for _, e := range events {
+				if err := next.apply(e); err != nil {
+					return res, nil, err
+				}
+			}
+			next.version = res.NextVersion
+			s.index.observe(&next)
+			return res, &next, nil
+		}
+		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+			return AppendResult{}, r, fmt.Errorf("session %s after %d attempts: %w", sessionID, attempt, err)
+		}
+	}
+}
+
+// authorize checks that caller (a session from Whoami) is still active and returns its
+// current state from the index; a restricted session may only run commands that allow it.
+func (s *Service) authorize(caller Session, allowRestricted bool) (Session, error) {
+	cur, ok := s.index.Get(caller.ID)
+	if !ok || cur.AccountID != caller.AccountID || cur.expiredReason(s.now()) != "" {
+		return Session{}, fmt.Errorf("caller session: %w", ErrSessionNotFound)
+	}
+	if cur.Restricted && !allowRestricted {
+		return Session{}, ErrEnrollmentRequired
+	}
+	return cur, nil
+}
+
+// RequireRecentAuth returns ErrReauthenticationRequired unless sess authenticated (signed
+// in or re-authenticated) within window before now; window 0 means Config.StepUpWindow.
+func (s *Service) RequireRecentAuth(sess Session, window time.Duration) error {
+	if window <= 0 {
+		window = s.cfg.StepUpWindow
+	}
+	if s.now().Sub(sess.AuthenticatedAt) > window {
+		return ErrReauthenticationRequired
+	}
+	return nil
+}
+
+// sensitive authorizes caller for a sensitive change: an active session, not restricted
+// unless allowRestricted, authenticated within the step-up window.
+func (s *Service) sensitive(caller Session, allowRestricted bool) (Session, error) {
+	cur, err := s.authorize(caller, allowRestricted)
+	if err != nil {
+		return Session{}, err
+	}
+	if err := s.RequireRecentAuth(cur, 0); err != nil {
+		return Session{}, err
+	}
+	return cur, nil
+}
+
+func (s *Service) requiredBy(ctx context.Context, accountID string) ([]string, error) {
+	orgs, err := s.twoFA.RequiredBy(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("two-factor policy: %w", err)
+	}
+	return orgs, nil
+}

@@ -1,0 +1,203 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// TOTPEnrollment is a new, pending TOTP device: its base32 secret and otpauth URL (issuer
+// Config.Issuer, account = email) to show once, for typing or scanning.
+type TOTPEnrollment struct {
+	DeviceID   string
+	Secret     string // base32, no padding
+	OTPAuthURL string
+	Position   uint64
+}
+
+// AddTOTPDevice adds a pending TOTP device named name (1..64 characters) to the caller's
+// account: a fresh 160-bit secret, sealed with the server key in TOTPDeviceAdded. It needs a
+// recent authentication; a restricted session may use it (enrollment).
+func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string, rm RequestMeta) (TOTPEnrollment, error) {
+	cur, err := s.sensitive(caller, true)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	secret := make([]byte, totpSecretSize)
+	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
+		return TOTPEnrollment{}, fmt.Errorf("totp secret: %w", err)
+	}
+	deviceID := NewID()
+	sealed, err := s.cfg.Keyring.Seal(secret, totpAAD(cur.AccountID, deviceID))
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	res, a, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return a.decideAddTOTPDevice(deviceID, name, sealed, s.now())
+	})
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	k, err := totpKey(secret, s.cfg.Issuer, a.Email())
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	return TOTPEnrollment{DeviceID: deviceID, Secret: k.Secret(), OTPAuthURL: k.URL(), Position: res.LastPosition}, nil
+}
+
+// TOTPQRCode returns the QR code (PNG, QRCodeSize pixels square) of the otpauth URL of a
+// pending device of the caller; a confirmed or unknown device gives ErrNotFound (the secret
+// is only shown during enrollment).
+func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID string) ([]byte, error) {
+	cur, err := s.authorize(caller, true)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	d := a.device(deviceID)
+	if d == nil || d.Confirmed {
+		return nil, fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
+	}
+	secret, err := s.cfg.Keyring.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	if err != nil {
+		return nil, err
+	}
+	k, err := totpKey(secret, s.cfg.Issuer, a.Email())
+	if err != nil {
+		return nil, err
+	}
+	return totpQRPNG(k)
+}
+
+// ConfirmTOTPResult is what ConfirmTOTPDevice did: BackupCodes holds the ten new codes
+// (shown once) when this confirmation turned 2FA on, else it is nil.
+type ConfirmTOTPResult struct {
+	BackupCodes []string
+	Position    uint64
+}
+
+// ConfirmTOTPDevice confirms a pending device of the caller with a current code (RFC 6238,
+// ±1 step); the step is thereby used. A wrong code is ErrInvalidCode, an unknown device
+// ErrNotFound, a confirmed one ErrConflict. The first confirmed second factor generates the
+// backup codes. The caller's session, having now shown a second factor, becomes aal2 (and
+// loses an enrollment restriction) through a ReauthSucceeded.
+func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (ConfirmTOTPResult, error) {
+	cur, err := s.sensitive(caller, true)
+	if err != nil {
+		return ConfirmTOTPResult{}, err
+	}
+	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	if err != nil {
+		return ConfirmTOTPResult{}, err
+	}
+	md := s.callerMetadata(cur, rm)
+	var issued bool
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
+		now := s.now()
+		d := a.device(deviceID)
+		if d == nil {
+			return nil, fmt.Errorf("totp device %s: %w", deviceID, ErrNotFound)
+		}
+		if d.Confirmed {
+			return nil, fmt.Errorf("totp device %s is already confirmed: %w", deviceID, ErrConflict)
+		}
+		_, step, err := a.matchTOTP(s.cfg.Keyring, code, now, deviceID)
+		if err != nil {
+			return nil, err
+		}
+		var events []Event
+		events, issued, err = a.decideConfirmTOTPDevice(deviceID, step, set, now)
+		return events, err
+	})
+	if err != nil {
+		return ConfirmTOTPResult{}, err
+	}
+	out := ConfirmTOTPResult{Position: res.LastPosition}
+	if issued {
+		out.BackupCodes = codes
+	}
+	if cur.AAL != AAL2 || cur.Restricted {
+		sres, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+			return r.decideReauth(MethodTOTP, AMROTP, s.now())
+		})
+		if err != nil {
+			return out, err
+		}
+		out.Position = sres.LastPosition
+	}
+	return out, nil
+}
+
+// RemoveTOTPDevice removes a device of the caller (recent authentication needed). Removing
+// the last second factor turns 2FA off and drops the backup codes (TwoFactorDisabled),
+// which is ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA.
+func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID string, rm RequestMeta) (uint64, error) {
+	cur, err := s.sensitive(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	orgs, err := s.requiredBy(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return a.decideRemoveTOTPDevice(deviceID, orgs, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// BackupCodesResult holds a new set of backup codes, shown once.
+type BackupCodesResult struct {
+	Codes    []string
+	Position uint64
+}
+
+// RegenerateBackupCodes replaces every backup code of the caller with ten new ones (recent
+// authentication needed); earlier codes stop working. Without 2FA it is ErrConflict.
+func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm RequestMeta) (BackupCodesResult, error) {
+	cur, err := s.sensitive(caller, false)
+	if err != nil {
+		return BackupCodesResult{}, err
+	}
+	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	if err != nil {
+		return BackupCodesResult{}, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return a.decideRegenerateBackupCodes(set, s.now())
+	})
+	if err != nil {
+		return BackupCodesResult{}, err
+	}
+	return BackupCodesResult{Codes: codes, Position: res.LastPosition}, nil
+}
+
+// DisableTwoFactor removes every TOTP device, passkey and backup code of the caller. It
+// needs a recent authentication and the password (ErrInvalidCredentials, throttled), and is
+// ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA. With nothing to remove it
+// writes nothing.
+func (s *Service) DisableTwoFactor(ctx context.Context, caller Session, password string, rm RequestMeta) (uint64, error) {
+	cur, err := s.sensitive(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	md := s.callerMetadata(cur, rm)
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.checkPassword(ctx, a, password, cur.ID, md, rm); err != nil {
+		return 0, err
+	}
+	orgs, err := s.requiredBy(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
+		return a.decideDisableTwoFactor(orgs, s.now())
+	})
+	return res.LastPosition, err
+}

@@ -1,0 +1,438 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Registration is the input of Register.
+type Registration struct {
+	Email     string
+	Password  string
+	FirstName string
+	LastName  string
+}
+
+// RegisterResult is what Register wrote.
+type RegisterResult struct {
+	AccountID string
+	Position  uint64
+}
+
+// reservationGrace: a reservation whose account does not (yet) use the email is only taken
+// over after this long, so that a registration or email change between its two appends
+// is not robbed; older ones are leftovers of a crash or a failed change.
+const reservationGrace = time.Minute
+
+// Register creates an account. The email is normalised (NormalizeEmail), names checked
+// (ValidateName), the password checked by the policy (*PasswordPolicyError) and hashed.
+// The email is then reserved on its system-email-<hash> stream (EmailReserved, appended
+// with the expected version it was found free at, so of concurrent registrations of one
+// email exactly one wins; the others get ErrConflict) before AccountRegistered opens the
+// account stream.
+func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta) (RegisterResult, error) {
+	email, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	first, err := ValidateName("first_name", in.FirstName)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	last, err := ValidateName("last_name", in.LastName)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	if err := s.policy.Check(in.Password, email, first, last); err != nil {
+		return RegisterResult{}, err
+	}
+	hash, err := s.hasher.Hash(in.Password)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	id := NewID()
+	md := s.metadata(id, Actor{Type: ActorAccount, ID: id}, rm)
+	if _, err := s.reserveEmail(ctx, email, id, md); err != nil {
+		return RegisterResult{}, err
+	}
+	res, err := s.appendEvents(ctx, AccountStream(id), NoStream, []Event{decideRegister(id, email, first, last, hash, s.now())}, md)
+	if err != nil {
+		s.releaseEmail(ctx, email, id, md)
+		return RegisterResult{}, err
+	}
+	return RegisterResult{AccountID: id, Position: res.LastPosition}, nil
+}
+
+// reservation is the state of an email's reservation stream.
+type reservation struct {
+	holder  string // account id, "" when free
+	at      time.Time
+	version uint64
+}
+
+func (s *Service) readReservation(ctx context.Context, email string) (reservation, error) {
+	var r reservation
+	stream := EmailStream(email)
+	for {
+		events, err := s.cfg.Store.ReadStream(ctx, stream, r.version+1, s.cfg.ReadPageSize)
+		if err != nil {
+			return r, fmt.Errorf("read email reservation: %w", err)
+		}
+		for _, env := range events {
+			e, err := DecodeEvent(env)
+			if err != nil {
+				return r, err
+			}
+			switch e := e.(type) {
+			case EmailReserved:
+				r.holder, r.at = e.AccountID, e.At
+			case EmailReleased:
+				if r.holder == e.AccountID {
+					r.holder = ""
+				}
+			}
+			r.version = env.Version
+		}
+		if len(events) < s.cfg.ReadPageSize {
+			return r, nil
+		}
+	}
+}
+
+// reserveEmail claims email for accountID (a no-op when it already holds it). It returns
+// ErrConflict when another account uses the email.
+func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md Metadata) (uint64, error) {
+	for attempt := 1; ; attempt++ {
+		r, err := s.readReservation(ctx, email)
+		if err != nil {
+			return 0, err
+		}
+		if r.holder == accountID {
+			return 0, nil
+		}
+		now := s.now()
+		if r.holder != "" {
+			taken := true
+			if now.Sub(r.at) > reservationGrace {
+				a, err := s.repo.load(ctx, r.holder)
+				switch {
+				case errors.Is(err, ErrNotFound):
+					taken = false
+				case err != nil:
+					return 0, err
+				default:
+					taken = a.Email() == email
+				}
+			}
+			if taken {
+				return 0, fmt.Errorf("email is taken: %w", ErrConflict)
+			}
+		}
+		res, err := s.appendEvents(ctx, EmailStream(email), Exact(r.version), []Event{EmailReserved{AccountID: accountID, At: now}}, md)
+		if err == nil {
+			return res.LastPosition, nil
+		}
+		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+			return 0, err
+		}
+	}
+}
+
+// releaseEmail frees email if accountID holds it (best effort: a leftover reservation is
+// taken over after reservationGrace).
+func (s *Service) releaseEmail(ctx context.Context, email, accountID string, md Metadata) uint64 {
+	for attempt := 1; attempt <= s.cfg.MaxRetries; attempt++ {
+		r, err := s.readReservation(ctx, email)
+		if err != nil || r.holder != accountID {
+			return 0
+		}
+		res, err := s.appendEvents(ctx, EmailStream(email), Exact(r.version), []Event{EmailReleased{AccountID: accountID, At: s.now()}}, md)
+		if err == nil {
+			return res.LastPosition
+		}
+		if !errors.Is(err, ErrWrongExpectedVersion) {
+			return 0
+		}
+	}
+	return 0
+}
+
+// findAccount returns the account that uses email (normalised), or ErrNotFound.
+func (s *Service) findAccount(ctx context.Context, email string) (*Account, error) {
+	r, err := s.readReservation(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	if r.holder == "" {
+		return nil, fmt.Errorf("email: %w", ErrNotFound)
+	}
+	a, err := s.repo.load(ctx, r.holder)
+	if err != nil {
+		return nil, err
+	}
+	if a.Email() != email {
+		return nil, fmt.Errorf("email: %w", ErrNotFound)
+	}
+	return a, nil
+}
+
+// LookupEmail returns the id of the account whose sign-in email is email (normalised
+// first), or an error wrapping ErrNotFound (also for a malformed email).
+func (s *Service) LookupEmail(ctx context.Context, email string) (string, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return "", fmt.Errorf("email: %w", ErrNotFound)
+	}
+	a, err := s.findAccount(ctx, norm)
+	if err != nil {
+		return "", err
+	}
+	return a.ID(), nil
+}
+
+// Account loads an account (from its latest snapshot and the events after it). It returns
+// ErrNotFound for an unknown id.
+func (s *Service) Account(ctx context.Context, accountID string) (*Account, error) {
+	return s.repo.load(ctx, accountID)
+}
+
+// Security returns the account's security state, with the organisations whose policy
+// requires 2FA.
+func (s *Service) Security(ctx context.Context, accountID string) (SecurityState, error) {
+	a, err := s.repo.load(ctx, accountID)
+	if err != nil {
+		return SecurityState{}, err
+	}
+	st := a.Security()
+	if st.TwoFactorRequiredBy, err = s.requiredBy(ctx, accountID); err != nil {
+		return SecurityState{}, err
+	}
+	return st, nil
+}
+
+// ChangeEmail changes the caller's sign-in email: the new one is reserved first
+// (ErrConflict when taken), then EmailChanged is appended and the old one released. The
+// same email is a no-op (position 0).
+func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	email, err := NormalizeEmail(newEmail)
+	if err != nil {
+		return 0, err
+	}
+	md := s.callerMetadata(cur, rm)
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	if a.Email() == email {
+		return 0, nil
+	}
+	if _, err := s.reserveEmail(ctx, email, cur.AccountID, md); err != nil {
+		return 0, err
+	}
+	res, before, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
+		return a.decideChangeEmail(email, s.now()), nil
+	})
+	if err != nil {
+		s.releaseEmail(ctx, email, cur.AccountID, md)
+		return 0, err
+	}
+	pos := res.LastPosition
+	if res.LastPosition != 0 && before.Email() != email {
+		if p := s.releaseEmail(ctx, before.Email(), cur.AccountID, md); p != 0 {
+			pos = p
+		}
+	}
+	return pos, nil
+}
+
+// ChangeName sets the caller's first and last name (ValidateName); unchanged names write
+// nothing.
+func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return a.decideChangeName(firstName, lastName, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// UpdateProfile applies patch to the caller's profile (see ProfilePatch for the rules); an
+// unchanged profile writes nothing.
+func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch ProfilePatch, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return a.decideUpdateProfile(patch, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// ChangePasswordResult is what ChangePassword did.
+type ChangePasswordResult struct {
+	SignedOut int // other sessions signed out
+	Position  uint64
+}
+
+// ChangePassword replaces the caller's password. It needs a recent authentication
+// (ErrReauthenticationRequired), the current password (ErrInvalidCredentials, throttled
+// like a sign-in), and a new password the policy accepts (*PasswordPolicyError). With
+// signOutOthers every other session of the account ends with reason password_changed.
+func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (ChangePasswordResult, error) {
+	cur, err := s.sensitive(caller, false)
+	if err != nil {
+		return ChangePasswordResult{}, err
+	}
+	md := s.callerMetadata(cur, rm)
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return ChangePasswordResult{}, err
+	}
+	if err := s.checkPassword(ctx, a, currentPassword, cur.ID, md, rm); err != nil {
+		return ChangePasswordResult{}, err
+	}
+	if err := s.policy.Check(newPassword, a.Email(), a.FirstName(), a.LastName()); err != nil {
+		return ChangePasswordResult{}, err
+	}
+	hash, err := s.hasher.Hash(newPassword)
+	if err != nil {
+		return ChangePasswordResult{}, err
+	}
+	verified := a.s.PasswordHash
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
+		if a.s.PasswordHash != verified {
+			// The password changed meanwhile: the current password must match the new state.
+			if ok, _, err := s.hasher.Verify(currentPassword, a.s.PasswordHash); err != nil || !ok {
+				return nil, ErrInvalidCredentials
+			}
+			verified = a.s.PasswordHash
+		}
+		return a.decidePasswordChange(hash, s.now()), nil
+	})
+	if err != nil {
+		return ChangePasswordResult{}, err
+	}
+	out := ChangePasswordResult{Position: res.LastPosition}
+	if signOutOthers {
+		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutPasswordChanged, md)
+		out.SignedOut = n
+		if pos > out.Position {
+			out.Position = pos
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// checkPassword verifies password against a's hash for a signed-in caller (password
+// change, disabling 2FA, re-authentication), throttled per account like a sign-in; a wrong
+// password is recorded as LoginFailed (stage reauth) and gives ErrInvalidCredentials.
+func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessionID string, md Metadata, rm RequestMeta) error {
+	now := s.now()
+	key := accountThrottleKey(a.Email())
+	if wait, first := s.throttle.check(key, now); wait > 0 {
+		if first {
+			s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth,
+				Method: MethodPassword, SessionID: sessionID, RetryAfterMS: wait.Milliseconds(), At: now}, md)
+		}
+		return &ThrottledError{RetryAfter: wait}
+	}
+	ok, _, err := s.hasher.Verify(password, a.s.PasswordHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StageReauth,
+			Method: MethodPassword, SessionID: sessionID, At: now}, md)
+		return ErrInvalidCredentials
+	}
+	return nil
+}
+
+// GrantRole gives accountID role (RoleAdmin or RoleAuditor); granting a held role writes
+// nothing. The caller (the HTTP layer or start-up from --admin-emails) has checked that
+// the actor may do so; rm.Actor names the admin (default: the system).
+func (s *Service) GrantRole(ctx context.Context, accountID, role string, rm RequestMeta) (uint64, error) {
+	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, Actor{Type: ActorSystem}, rm), func(a *Account) ([]Event, error) {
+		return a.decideGrantRole(role, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// RevokeRole takes role from accountID; revoking a role not held writes nothing.
+func (s *Service) RevokeRole(ctx context.Context, accountID, role string, rm RequestMeta) (uint64, error) {
+	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, Actor{Type: ActorSystem}, rm), func(a *Account) ([]Event, error) {
+		return a.decideRevokeRole(role, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// The built-in client: portal sign-ins name it.
+const (
+	PortalClientID   = "portal"
+	PortalClientName = "Vigil portal"
+)
+
+// Client is an application whose users sign in through Vigil.
+type Client struct {
+	ID   string
+	Name string
+}
+
+// RegisterClient registers an application (ClientRegistered on client-<id>) and returns it.
+// The name is 1..100 characters without control characters.
+func (s *Service) RegisterClient(ctx context.Context, name string, rm RequestMeta) (Client, uint64, error) {
+	n, err := cleanText("name", name, MaxClientName, true)
+	if err != nil {
+		return Client{}, 0, err
+	}
+	c := Client{ID: NewID(), Name: n}
+	res, err := s.appendEvents(ctx, ClientStream(c.ID), NoStream, []Event{ClientRegistered{ClientID: c.ID, Name: n, At: s.now()}},
+		s.metadata("", Actor{Type: ActorSystem}, rm))
+	if err != nil {
+		return Client{}, 0, err
+	}
+	s.clients.Store(c.ID, c)
+	return c, res.LastPosition, nil
+}
+
+// Client returns the client with this id; "portal" always exists. An unknown id gives
+// ErrUnknownClient.
+func (s *Service) Client(ctx context.Context, clientID string) (Client, error) {
+	if c, ok := s.clients.Load(clientID); ok {
+		return c.(Client), nil
+	}
+	if clientID == "" || len(clientID) > 64 {
+		return Client{}, ErrUnknownClient
+	}
+	events, err := s.cfg.Store.ReadStream(ctx, ClientStream(clientID), 1, 1)
+	if err != nil {
+		return Client{}, fmt.Errorf("load client: %w", err)
+	}
+	if len(events) == 0 {
+		return Client{}, ErrUnknownClient
+	}
+	e, err := DecodeEvent(events[0])
+	if err != nil {
+		return Client{}, err
+	}
+	reg, ok := e.(ClientRegistered)
+	if !ok {
+		return Client{}, ErrUnknownClient
+	}
+	c := Client{ID: clientID, Name: reg.Name}
+	s.clients.Store(clientID, c)
+	return c, nil
+}

@@ -1,0 +1,389 @@
+package domain
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// LoginStatus is the outcome of a sign-in step, as API.md's status field.
+type LoginStatus string
+
+// Login outcomes.
+const (
+	StatusAuthenticated        LoginStatus = "authenticated"
+	StatusSecondFactorRequired LoginStatus = "second_factor_required"
+	// StatusEnrollmentRequired: an organisation requires 2FA and the account has none; the
+	// session is restricted to enrolling one (Session.Restricted).
+	StatusEnrollmentRequired LoginStatus = "enrollment_required"
+)
+
+// Authenticated is a new session and its token. The token is shown once: only its hash is
+// stored.
+type Authenticated struct {
+	Session Session
+	Token   string
+}
+
+// SecondFactorRequired asks for a second factor: Ticket is the single-use login ticket,
+// Methods the methods the account can use (totp, backup_code, passkey).
+type SecondFactorRequired struct {
+	Ticket    string
+	Methods   []string
+	ExpiresAt time.Time
+}
+
+// LoginResult is the outcome of Login or SecondFactor: Authenticated is set for
+// StatusAuthenticated and StatusEnrollmentRequired, SecondFactor for
+// StatusSecondFactorRequired. Position is the global position of the last event written.
+type LoginResult struct {
+	Status        LoginStatus
+	Authenticated *Authenticated
+	SecondFactor  *SecondFactorRequired
+	Position      uint64
+}
+
+// maxAttemptedEmail bounds the attempted email kept in LoginFailed for unknown accounts.
+const maxAttemptedEmail = 320
+
+// Login checks an email and password for client clientID ("" for none; an unknown id is
+// ErrUnknownClient) and answers:
+//   - StatusAuthenticated with a new session (aal1, amr [pwd]) when the account has no
+//     second factor;
+//   - StatusSecondFactorRequired with a login ticket when it has one;
+//   - StatusEnrollmentRequired with a restricted session when the TwoFactorPolicy requires
+//     2FA and the account has none;
+//   - ErrInvalidCredentials for a wrong password and, after the same argon2 work (the
+//     dummy hash), for an unknown email;
+//   - *ThrottledError when the account (keyed by email, so unknown emails throttle alike)
+//     or the client IP failed too often; a success resets the account's count.
+//
+// Every failure is recorded as LoginFailed: on the account stream for a known account, on
+// system-signin with the attempted email for an unknown one (no account is created);
+// throttled rejections at most once per throttling window and key.
+func (s *Service) Login(ctx context.Context, email, password, clientID string, rm RequestMeta) (LoginResult, error) {
+	if clientID != "" {
+		if _, err := s.Client(ctx, clientID); err != nil {
+			return LoginResult{}, err
+		}
+	}
+	rm.ClientID = clientID
+	now := s.now()
+	norm, emailErr := NormalizeEmail(email)
+	attempted := norm
+	if emailErr != nil {
+		attempted = truncateBytes(email, maxAttemptedEmail)
+	}
+	key, ipKey := accountThrottleKey(attempted), ""
+	if rm.IP != "" {
+		ipKey = ipThrottleKey(rm.IP)
+	}
+	if err := s.throttled(ctx, key, ipKey, attempted, emailErr == nil, StagePassword, MethodPassword, rm); err != nil {
+		return LoginResult{}, err
+	}
+	var a *Account
+	if emailErr == nil {
+		var err error
+		a, err = s.findAccount(ctx, norm)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return LoginResult{}, err
+		}
+	}
+	if a == nil {
+		s.hasher.VerifyDummy(password)
+		s.failed(key, ipKey)
+		s.recordFailure(ctx, "", attempted, LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword,
+			Method: MethodPassword, At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
+		return LoginResult{}, ErrInvalidCredentials
+	}
+	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
+	ok, rehash, err := s.hasher.Verify(password, a.s.PasswordHash)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("account %s: %w", a.ID(), err)
+	}
+	if !ok {
+		s.failed(key, ipKey)
+		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StagePassword,
+			Method: MethodPassword, At: now}, md)
+		return LoginResult{}, ErrInvalidCredentials
+	}
+	if rehash {
+		s.rehash(ctx, a, password, md)
+	}
+	if a.TwoFactorEnabled() {
+		return s.issueTicket(ctx, a, clientID)
+	}
+	orgs, err := s.requiredBy(ctx, a.ID())
+	if err != nil {
+		return LoginResult{}, err
+	}
+	s.throttle.reset(key)
+	return s.startSession(ctx, a.ID(), clientID, MethodPassword, []string{AMRPassword}, len(orgs) > 0, rm)
+}
+
+// SecondFactor completes a sign-in with the login ticket from Login and a TOTP code
+// (method "totp") or a backup code (method "backup_code"). The code is spent by appending
+// TOTPCodeAccepted or BackupCodeUsed with the account's expected version, so of concurrent
+// requests with one code exactly one succeeds. It answers StatusAuthenticated with an aal2
+// session, ErrInvalidCode for a wrong or used code (the fifth wrong code burns the ticket),
+// ErrTicketInvalid for an unknown, expired, used or burnt ticket, *ThrottledError, or a
+// *ValidationError for another method.
+func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string, rm RequestMeta) (LoginResult, error) {
+	var amr string
+	switch method {
+	case MethodTOTP:
+		amr = AMROTP
+	case MethodBackupCode:
+		amr = AMRBackupCode
+	default:
+		return LoginResult{}, invalid("method", "must be %q or %q", MethodTOTP, MethodBackupCode)
+	}
+	now := s.now()
+	t, err := s.tickets.Attempt(ctx, ticket, now, s.cfg.TicketMaxTries)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	rm.ClientID = t.ClientID
+	key, ipKey := accountThrottleKey(t.Email), ""
+	if rm.IP != "" {
+		ipKey = ipThrottleKey(rm.IP)
+	}
+	if err := s.throttled(ctx, key, ipKey, t.Email, true, StageSecondFactor, method, rm); err != nil {
+		return LoginResult{}, err
+	}
+	md := s.metadata(t.AccountID, Actor{Type: ActorAccount, ID: t.AccountID}, rm)
+	_, _, err = s.updateAccount(ctx, t.AccountID, md, func(a *Account) ([]Event, error) {
+		return s.decideSecondFactor(a, method, code, "login")
+	})
+	if errors.Is(err, ErrInvalidCode) {
+		s.failed(key, ipKey)
+		s.recordFailure(ctx, t.AccountID, "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageSecondFactor,
+			Method: method, At: now}, md)
+		if t.Tries >= s.cfg.TicketMaxTries {
+			s.tickets.Consume(ctx, ticket)
+		}
+		return LoginResult{}, ErrInvalidCode
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !s.tickets.Consume(ctx, ticket) {
+		return LoginResult{}, ErrTicketInvalid
+	}
+	s.throttle.reset(key)
+	return s.startSession(ctx, t.AccountID, t.ClientID, method, []string{AMRPassword, amr}, false, rm)
+}
+
+// decideSecondFactor spends a TOTP step or a backup code of a, for purpose login or reauth.
+func (s *Service) decideSecondFactor(a *Account, method, code, purpose string) ([]Event, error) {
+	now := s.now()
+	switch method {
+	case MethodTOTP:
+		dev, step, err := a.matchTOTP(s.cfg.Keyring, code, now, "")
+		if err != nil {
+			return nil, err
+		}
+		return a.decideAcceptTOTP(dev, step, purpose, now)
+	case MethodBackupCode:
+		return a.decideUseBackupCode(code, purpose, now)
+	}
+	return nil, ErrInvalidCode
+}
+
+// throttled returns a *ThrottledError when the account key or the IP key must wait,
+// recording the first rejection of a window as LoginFailed (throttled).
+func (s *Service) throttled(ctx context.Context, key, ipKey, email string, emailValid bool, stage, method string, rm RequestMeta) error {
+	now := s.now()
+	wait, first := s.throttle.check(key, now)
+	if ipKey != "" {
+		if w, f := s.throttle.check(ipKey, now); w > 0 {
+			first = first || f
+			wait = max(wait, w)
+		}
+	}
+	if wait == 0 {
+		return nil
+	}
+	if first {
+		ev := LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: wait.Milliseconds(), At: now}
+		var a *Account
+		if emailValid {
+			a, _ = s.findAccount(ctx, email)
+		}
+		if a != nil {
+			s.recordFailure(ctx, a.ID(), "", ev, s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm))
+		} else {
+			s.recordFailure(ctx, "", email, ev, s.metadata("", Actor{Type: ActorAccount}, rm))
+		}
+	}
+	return &ThrottledError{RetryAfter: wait}
+}
+
+func (s *Service) failed(key, ipKey string) {
+	now := s.now()
+	s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+	if ipKey != "" {
+		s.throttle.fail(ipKey, s.cfg.Throttle.IPFreeFailures, now)
+	}
+}
+
+// recordFailure appends a LoginFailed: to the account's stream when accountID is known,
+// else to system-signin with the attempted email. Recording is best effort: a store error
+// must not turn a refused sign-in into a different answer. It returns the position.
+func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail string, ev LoginFailed, md Metadata) uint64 {
+	stream := SigninStream
+	if accountID != "" {
+		stream = AccountStream(accountID)
+		ev.AttemptedEmail = ""
+	} else {
+		ev.AttemptedEmail = truncateBytes(attemptedEmail, maxAttemptedEmail)
+	}
+	res, err := s.appendEvents(ctx, stream, Any, []Event{ev}, md)
+	if err != nil {
+		return 0
+	}
+	return res.LastPosition
+}
+
+// rehash stores the password with the current argon2 cost (best effort).
+func (s *Service) rehash(ctx context.Context, a *Account, password string, md Metadata) {
+	hash, err := s.hasher.Hash(password)
+	if err != nil {
+		return
+	}
+	_, _ = s.appendEvents(ctx, AccountStream(a.ID()), Exact(a.Version()),
+		[]Event{PasswordRehashed{PasswordHash: hash, At: s.now()}}, md)
+}
+
+func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) (LoginResult, error) {
+	id, err := randomToken(s.cfg.Rand)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	now := s.now()
+	t := LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
+		Methods: a.SecondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
+	if err := s.tickets.Put(ctx, t); err != nil {
+		return LoginResult{}, fmt.Errorf("store login ticket: %w", err)
+	}
+	return LoginResult{Status: StatusSecondFactorRequired,
+		SecondFactor: &SecondFactorRequired{Ticket: id, Methods: slices.Clone(t.Methods), ExpiresAt: t.ExpiresAt}}, nil
+}
+
+// startSession opens a session stream (LoginSucceeded, SessionStarted) and indexes it.
+func (s *Service) startSession(ctx context.Context, accountID, clientID, method string, amr []string, restricted bool, rm RequestMeta) (LoginResult, error) {
+	token, err := randomToken(s.cfg.Rand)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	sid := NewID()
+	events := decideStartSession(sessionStart{SessionID: sid, AccountID: accountID, ClientID: clientID,
+		TokenHash: hexTokenHash(token), Method: method, AMR: amr, Restricted: restricted,
+		Lifetime: s.cfg.SessionLifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, s.now())
+	md := s.metadata(accountID, Actor{Type: ActorAccount, ID: accountID}, rm)
+	res, err := s.appendEvents(ctx, SessionStream(sid), NoStream, events, md)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	r := &SessionRecord{sess: Session{ID: sid}}
+	for _, e := range events {
+		if err := r.apply(e); err != nil {
+			return LoginResult{}, err
+		}
+	}
+	r.version = res.NextVersion
+	s.index.observe(r)
+	status := StatusAuthenticated
+	if restricted {
+		status = StatusEnrollmentRequired
+	}
+	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.Session(), Token: token},
+		Position: res.LastPosition}, nil
+}
+
+// ReauthInput is a re-authentication: exactly one of Password and Code (a TOTP code).
+type ReauthInput struct {
+	Password string
+	Code     string
+}
+
+// Reauth renews the caller session's authenticated_at (step-up) after checking its
+// password or a TOTP code (spent like at sign-in): ReauthSucceeded on the session stream.
+// A wrong credential is ErrInvalidCredentials / ErrInvalidCode, recorded and throttled
+// like a sign-in. Restricted sessions may re-authenticate.
+func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, true)
+	if err != nil {
+		return 0, err
+	}
+	if (in.Password == "") == (in.Code == "") {
+		return 0, invalid("password", "give either the password or a code")
+	}
+	md := s.callerMetadata(cur, rm)
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	method, amr := MethodPassword, AMRPassword
+	if in.Password != "" {
+		if err := s.checkPassword(ctx, a, in.Password, cur.ID, md, rm); err != nil {
+			return 0, err
+		}
+	} else {
+		method, amr = MethodTOTP, AMROTP
+		if err := s.spendCode(ctx, a, MethodTOTP, in.Code, cur.ID, md); err != nil {
+			return 0, err
+		}
+	}
+	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		return r.decideReauth(method, amr, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// spendCode checks and spends a second-factor code of a signed-in caller, throttled per
+// account; a wrong code is recorded (stage reauth) and gives ErrInvalidCode.
+func (s *Service) spendCode(ctx context.Context, a *Account, method, code, sessionID string, md Metadata) error {
+	now := s.now()
+	key := accountThrottleKey(a.Email())
+	if wait, first := s.throttle.check(key, now); wait > 0 {
+		if first {
+			s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth, Method: method,
+				SessionID: sessionID, RetryAfterMS: wait.Milliseconds(), At: now}, md)
+		}
+		return &ThrottledError{RetryAfter: wait}
+	}
+	_, _, err := s.updateAccount(ctx, a.ID(), md, func(a *Account) ([]Event, error) {
+		return s.decideSecondFactor(a, method, code, "reauth")
+	})
+	if errors.Is(err, ErrInvalidCode) {
+		s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
+			Method: method, SessionID: sessionID, At: now}, md)
+	}
+	return err
+}
+
+// randomToken draws 256 bits from r, base64url without padding (43 characters).
+func randomToken(r io.Reader) (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut at a rune boundary.
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

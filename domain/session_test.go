@@ -1,0 +1,284 @@
+package domain
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func cryptoRand() io.Reader { return rand.Reader }
+
+func startEvents(sid, account, token string, amr []string, now time.Time) []Event {
+	return decideStartSession(sessionStart{SessionID: sid, AccountID: account, TokenHash: hexTokenHash(token),
+		Method: MethodPassword, AMR: amr, Lifetime: 24 * time.Hour, IdleTimeout: 2 * time.Hour}, now)
+}
+
+func TestSessionDecisions(t *testing.T) {
+	start := startEvents("s1", "a1", "tok", []string{AMRPassword}, t0)
+	if ls := start[0].(LoginSucceeded); ls.AAL != AAL1 || !slices.Equal(ls.AMR, []string{"pwd"}) || ls.Method != MethodPassword {
+		t.Fatalf("LoginSucceeded %+v", ls)
+	}
+	if ss := start[1].(SessionStarted); ss.ExpiresAt != t0.Add(24*time.Hour) || ss.IdleTimeoutSeconds != 7200 || ss.TokenHash == "tok" || len(ss.TokenHash) != 64 {
+		t.Fatalf("SessionStarted %+v", ss)
+	}
+	if two := startEvents("s", "a", "t", []string{AMRPassword, AMROTP}, t0); two[1].(SessionStarted).AAL != AAL2 {
+		t.Fatal("pwd+otp is not aal2")
+	}
+	r, err := RebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Session()
+	if s.AccountID != "a1" || !s.AuthenticatedAt.Equal(t0) || !s.LastAccessedAt.Equal(t0) || s.IdleTimeout != 2*time.Hour {
+		t.Fatalf("session %+v", s)
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"fresh", t0.Add(time.Hour), ""},
+		{"idle", t0.Add(2 * time.Hour), ExpiredIdle},
+		{"lifetime", t0.Add(24 * time.Hour), ExpiredLifetime},
+	} {
+		if got := s.expiredReason(tc.at); got != tc.want {
+			t.Errorf("%s: expiredReason = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// touch at most once per interval
+	if ev := r.decideAccess(t0.Add(30*time.Second), time.Minute); ev != nil {
+		t.Fatalf("access within a minute of the start: %v", ev)
+	}
+	ev := r.decideAccess(t0.Add(time.Minute), time.Minute)
+	if len(ev) != 1 {
+		t.Fatal("no access event after a minute")
+	}
+	all := append(slices.Clone(start), ev...)
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ev := r.decideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
+		t.Fatal("second access event within a minute")
+	}
+	if got := r.Session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("last access %s", got)
+	}
+	// re-authentication
+	ev, err = r.decideReauth(MethodTOTP, AMROTP, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := ev[0].(ReauthSucceeded)
+	if ra.AAL != AAL2 || !slices.Equal(ra.AMR, []string{"pwd", "otp"}) {
+		t.Fatalf("reauth %+v", ra)
+	}
+	all = append(all, ev...)
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
+		t.Fatalf("after reauth %+v", s)
+	}
+	// expiry and sign-out
+	if ev := r.decideExpire(t0.Add(90 * time.Minute)); ev != nil {
+		t.Fatal("expired while active")
+	}
+	if ev := r.decideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != ExpiredIdle {
+		t.Fatalf("idle expiry %v", ev)
+	}
+	ev, err = r.decideSignOut(SignOutLogout, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, ev...)
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ended, why := r.Ended(); !ended || why != SignOutLogout {
+		t.Fatalf("ended %v %q", ended, why)
+	}
+	if _, err := r.decideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("second sign-out: %v", err)
+	}
+	if r.decideExpire(t0.Add(48*time.Hour)) != nil || r.decideAccess(t0.Add(time.Hour), time.Minute) != nil {
+		t.Fatal("events for an ended session")
+	}
+	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("empty stream: %v", err)
+	}
+}
+
+func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
+	x := NewSessionIndex()
+	envs := envelopes(t, SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{AMRPassword}, t0),
+		SessionAccessed{At: t0.Add(5 * time.Minute)}, SessionSignedOut{Reason: SignOutLogout, At: t0.Add(6 * time.Minute)})...)
+	other := envelopes(t, AccountStream("a1"), registered)
+	if err := x.Apply(other[0]); err != nil || x.Len() != 0 {
+		t.Fatalf("account event: %v, %d", err, x.Len())
+	}
+	for _, e := range envs[:3] {
+		if err := x.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, ok := x.Lookup(HashSessionToken("tok"))
+	if !ok || !s.LastAccessedAt.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("lookup %+v %v", s, ok)
+	}
+	if _, ok := x.Lookup(HashSessionToken("other")); ok {
+		t.Fatal("unknown token found")
+	}
+	if got := x.ByAccount("a1"); len(got) != 1 || got[0].ID != "s1" {
+		t.Fatalf("by account %v", got)
+	}
+	// replaying an old envelope changes nothing
+	if err := x.Apply(envs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := x.Get("s1"); !s.LastAccessedAt.Equal(t0.Add(5 * time.Minute)) {
+		t.Fatal("old SessionStarted rewound the session")
+	}
+	if err := x.Apply(envs[3]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.ByAccount("a1")) != 0 {
+		t.Fatal("signed-out session still indexed")
+	}
+	// a late SessionStarted (a lagging projection) does not bring it back
+	if err := x.Apply(envs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := x.Lookup(HashSessionToken("tok")); ok {
+		t.Fatal("tombstoned session resurrected")
+	}
+	x.Prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
+	if len(x.tombstones) != 0 {
+		t.Fatal("tombstone not pruned")
+	}
+}
+
+func TestSessionIndexObserveThenLateProjection(t *testing.T) {
+	// The synchronous path signs a session out before the projection has even delivered
+	// its start: the start must not appear afterwards.
+	x := NewSessionIndex()
+	all := append(startEvents("s2", "a1", "tok2", []string{AMRPassword}, t0), SessionSignedOut{Reason: SignOutByAdmin, At: t0})
+	envs := envelopes(t, SessionStream("s2"), all...)
+	r, err := RebuildSession("s2", envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.observe(r)
+	for _, e := range envs {
+		_ = x.Apply(e)
+	}
+	if x.Len() != 0 {
+		t.Fatal("session signed out on this instance reappeared from the projection")
+	}
+}
+
+func TestSessionIndexConcurrentUse(t *testing.T) {
+	x := NewSessionIndex()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sid := NewID()
+			tok := sid + "-token"
+			for _, e := range envelopes(t, SessionStream(sid), startEvents(sid, "a1", tok, []string{AMRPassword}, t0)...) {
+				_ = x.Apply(e)
+			}
+			for j := 0; j < 200; j++ {
+				if _, ok := x.Lookup(HashSessionToken(tok)); !ok {
+					t.Error("lookup failed")
+					return
+				}
+				x.touch(sid, t0.Add(time.Duration(j)*time.Second))
+				_ = x.ByAccount("a1")
+			}
+		}(i)
+	}
+	wg.Wait()
+	if x.Len() != 8 {
+		t.Fatalf("%d sessions", x.Len())
+	}
+}
+
+func TestThrottler(t *testing.T) {
+	cfg := ThrottleConfig{}
+	if err := cfg.fill(); err != nil {
+		t.Fatal(err)
+	}
+	th := newThrottler(cfg)
+	now := t0
+	k := accountThrottleKey("ann@example.com")
+	for i := 0; i < 5; i++ {
+		th.fail(k, 5, now)
+		if w, _ := th.check(k, now); w != 0 {
+			t.Fatalf("throttled after %d failures", i+1)
+		}
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for i, d := range want {
+		th.fail(k, 5, now)
+		w, first := th.check(k, now)
+		if w != d || !first {
+			t.Fatalf("failure %d: wait %s first %v, want %s", 6+i, w, first, d)
+		}
+		if _, again := th.check(k, now); again {
+			t.Fatal("second rejection of a window reported as first")
+		}
+		now = now.Add(w)
+	}
+	for i := 0; i < 30; i++ {
+		th.fail(k, 5, now)
+	}
+	if w, _ := th.check(k, now); w != 15*time.Minute {
+		t.Fatalf("cap: %s", w)
+	}
+	th.reset(k)
+	if w, _ := th.check(k, now); w != 0 {
+		t.Fatal("reset did not clear")
+	}
+	th.fail("ip:1", 20, now)
+	th.prune(now.Add(2 * time.Hour))
+	if len(th.entries) != 0 {
+		t.Fatal("prune kept a stale key")
+	}
+}
+
+func TestTickets(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemoryTicketStore()
+	_ = m.Put(ctx, LoginTicket{ID: "t1", AccountID: "a1", ExpiresAt: t0.Add(5 * time.Minute)})
+	for i := 1; i <= 5; i++ {
+		tk, err := m.Attempt(ctx, "t1", t0, 5)
+		if err != nil || tk.Tries != i {
+			t.Fatalf("try %d: %+v %v", i, tk, err)
+		}
+	}
+	if _, err := m.Attempt(ctx, "t1", t0, 5); !errors.Is(err, ErrTicketInvalid) {
+		t.Fatalf("sixth try: %v", err)
+	}
+	_ = m.Put(ctx, LoginTicket{ID: "t2", ExpiresAt: t0.Add(5 * time.Minute)})
+	if _, err := m.Attempt(ctx, "t2", t0.Add(5*time.Minute), 5); !errors.Is(err, ErrTicketInvalid) {
+		t.Fatalf("expired: %v", err)
+	}
+	_ = m.Put(ctx, LoginTicket{ID: "t3", ExpiresAt: t0.Add(5 * time.Minute)})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if m.Consume(ctx, "t3") {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d consumers won", wins)
+	}
+}

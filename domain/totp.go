@@ -1,0 +1,105 @@
+package domain
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/base32"
+	"fmt"
+	"image/png"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
+)
+
+// TOTP parameters (RFC 6238 as authenticator apps implement it): HMAC-SHA-1, 6 digits, a
+// 30-second time step, and one step of clock skew accepted either way.
+const (
+	TOTPPeriod     = 30 * time.Second
+	TOTPDigits     = 6
+	TOTPSkew       = 1
+	totpSecretSize = 20 // bytes, RFC 4226's recommended 160 bits
+	// QRCodeSize is the width and height in pixels of the QR PNG of a TOTP device.
+	QRCodeSize = 256
+)
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// totpStep returns the RFC 6238 time step of t.
+func totpStep(t time.Time) int64 {
+	return t.Unix() / int64(TOTPPeriod/time.Second)
+}
+
+// totpCode returns the 6-digit code of secret at time step step.
+func totpCode(secret []byte, step int64) (string, error) {
+	return hotp.GenerateCodeCustom(b32.EncodeToString(secret), uint64(step), hotp.ValidateOpts{
+		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1,
+	})
+}
+
+// normalizeTOTPCode strips spaces; ok is false unless 6 ASCII digits remain.
+func normalizeTOTPCode(code string) (string, bool) {
+	c := strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	if len(c) != TOTPDigits {
+		return "", false
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return "", false
+		}
+	}
+	return c, true
+}
+
+// matchTOTPStep returns the highest time step within now ± TOTPSkew whose code equals code
+// and that is greater than after (the device's last accepted step), comparing every
+// candidate in constant time.
+func matchTOTPStep(secret []byte, code string, now time.Time, after int64) (int64, bool, error) {
+	c, ok := normalizeTOTPCode(code)
+	if !ok {
+		return 0, false, nil
+	}
+	cur := totpStep(now)
+	best, found := int64(0), false
+	for s := cur - TOTPSkew; s <= cur+TOTPSkew; s++ {
+		want, err := totpCode(secret, s)
+		if err != nil {
+			return 0, false, fmt.Errorf("totp: %w", err)
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(c)) == 1 && s > after {
+			best, found = s, true
+		}
+	}
+	return best, found, nil
+}
+
+// totpKey builds the otpauth key (URL and QR) of a secret for issuer and account (email).
+func totpKey(secret []byte, issuer, account string) (*otp.Key, error) {
+	k, err := totp.Generate(totp.GenerateOpts{
+		Issuer: issuer, AccountName: account, Secret: secret,
+		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1, Period: uint(TOTPPeriod / time.Second),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("totp: %w", err)
+	}
+	return k, nil
+}
+
+// totpQRPNG renders the otpauth URL of a key as a QRCodeSize x QRCodeSize PNG.
+func totpQRPNG(k *otp.Key) ([]byte, error) {
+	img, err := k.Image(QRCodeSize, QRCodeSize)
+	if err != nil {
+		return nil, fmt.Errorf("totp qr: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, fmt.Errorf("totp qr: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func totpAAD(accountID, deviceID string) []byte {
+	return []byte("vigil/totp/" + accountID + "/" + deviceID)
+}
