@@ -74,7 +74,7 @@ func Open(cfg Config) (*DB, error) {
 		name       TEXT PRIMARY KEY,
 		position   INTEGER NOT NULL,
 		updated_at INTEGER NOT NULL
-	)`); err != nil {
+	); ` + snapshotSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("projections: create schema in %s: %w", cfg.Path, err)
 	}

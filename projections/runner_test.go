@@ -331,3 +331,21 @@ func TestStreamsReducer(t *testing.T) {
 		t.Errorf("StreamKind(weird-1) = %s, want other", got)
 	}
 }
+
+func TestSnapshotStoreKeepsNewest(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.db.Snapshots()
+	if _, _, ok, err := s.Get(ctx, "account-1"); ok || err != nil {
+		t.Fatalf("Get on an empty store = ok %v, %v", ok, err)
+	}
+	for _, v := range []uint64{100, 300, 200} {
+		if err := s.Put(ctx, "account-1", v, []byte(fmt.Sprintf(`{"v":%d}`, v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, state, ok, err := s.Get(ctx, "account-1")
+	if err != nil || !ok || v != 300 || string(state) != `{"v":300}` {
+		t.Fatalf("Get = %d %s %v %v; want the newest (300), not the last written", v, state, ok, err)
+	}
+}

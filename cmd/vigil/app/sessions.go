@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+)
+
+// startSessionFeed keeps index current with the sessions of every instance: it reads the log
+// from the start, applies each session event to the index, then follows new ones. ready is
+// closed once the index reflects the log as it was when the feed started (serve whoami only
+// after that, or sessions started before this instance would be unknown); done receives nil
+// when ctx ends. A failed subscription is resumed after the last applied position, with
+// back-off, so the feed never skips an event.
+//
+// The feed replays every event from position 0 at start-up: cheap for the sizes one SQLite
+// file holds (BENCHMARKS.md: read-all runs at about 200,000 events/s).
+func startSessionFeed(ctx context.Context, store eventstore.Store, index *domain.SessionIndex, log *slog.Logger) (<-chan struct{}, <-chan error) {
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		var (
+			pos       uint64
+			target    uint64
+			haveHead  bool
+			readyOnce bool
+			backoff   = 100 * time.Millisecond
+		)
+		markReady := func() {
+			if !readyOnce {
+				readyOnce = true
+				close(ready)
+			}
+		}
+		for ctx.Err() == nil {
+			if !haveHead {
+				h, err := store.Head(ctx)
+				if err != nil {
+					log.Warn("session feed: cannot read the log head; retrying", "err", err)
+					if !sleepCtx(ctx, &backoff) {
+						break
+					}
+					continue
+				}
+				target, haveHead = h, true
+				if target == 0 {
+					markReady()
+				}
+			}
+			sub, err := store.Subscribe(ctx, pos)
+			if err != nil {
+				log.Warn("session feed: cannot subscribe; retrying", "after", pos, "err", err)
+				if !sleepCtx(ctx, &backoff) {
+					break
+				}
+				continue
+			}
+			for ev := range sub.Events() {
+				if err := index.Apply(ev); err != nil {
+					// An undecodable session event: log it and go on; whoami for that session
+					// falls back to what this instance's own commands know.
+					log.Error("session feed: cannot apply event", "position", ev.Position, "type", ev.Type, "err", err)
+				}
+				pos = ev.Position
+				if pos >= target {
+					markReady()
+				}
+				backoff = 100 * time.Millisecond
+			}
+			if err := sub.Err(); err != nil {
+				log.Warn("session feed: subscription ended; resuming", "after", pos, "err", err)
+				if !sleepCtx(ctx, &backoff) {
+					break
+				}
+			}
+		}
+		done <- nil
+	}()
+	return ready, done
+}
+
+// startSweeper calls svc.Sweep every interval until ctx ends, turning sessions past their
+// lifetime or idle timeout into SessionExpired events. done is closed when it has stopped.
+func startSweeper(ctx context.Context, svc *domain.Service, every time.Duration, now func() time.Time, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				res, err := svc.Sweep(ctx, now())
+				if err != nil && ctx.Err() == nil {
+					log.Warn("session sweep failed", "err", err)
+				}
+				if len(res.Expired) > 0 {
+					log.Info("sessions expired", "count", len(res.Expired))
+				}
+			}
+		}
+	}()
+	return done
+}
+
+// sleepCtx waits *backoff (then doubles it, up to 5s); false when ctx ended first.
+func sleepCtx(ctx context.Context, backoff *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
+		*backoff = min(*backoff*2, 5*time.Second)
+		return true
+	}
+}

@@ -1,0 +1,93 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+)
+
+// TestSessionFeedSharesSessionsAcrossInstances runs two domain services on one log, as two
+// Vigil instances are: a session started by one is known to the other's whoami once the feed
+// has applied it (and one started before the feed began is there when the feed is ready), and
+// a sign-out on one ends the session on the other.
+func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newService := func() *domain.Service {
+		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
+			Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a, b := newService(), newService()
+	const pw = "umbrella-cactus-violin-47"
+	if _, err := a.Register(ctx, domain.Registration{Email: "ann@example.com", Password: pw, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	login := func(svc *domain.Service) string {
+		t.Helper()
+		res, err := svc.Login(ctx, "ann@example.com", pw, "", domain.RequestMeta{IP: "192.0.2.1"})
+		if err != nil || res.Authenticated == nil {
+			t.Fatalf("login: %+v, %v", res, err)
+		}
+		return res.Authenticated.Token
+	}
+	before := login(a) // started before b's feed exists
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ready, done := startSessionFeed(ctx, store, b.Sessions(), log)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		t.Fatal("session feed never became ready")
+	}
+	if _, err := b.Whoami(ctx, before); err != nil {
+		t.Fatalf("instance b does not know a session started on a before its feed was ready: %v", err)
+	}
+
+	during := login(a)
+	waitFor(t, func() bool { _, err := b.Whoami(ctx, during); return err == nil }, "a session started on a reaches b")
+
+	caller, err := a.Whoami(ctx, during)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Logout(ctx, caller, domain.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, err := b.Whoami(ctx, during); return err != nil }, "a sign-out on a ends the session on b")
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("feed ended with %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
