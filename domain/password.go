@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -32,6 +33,10 @@ type Argon2Config struct {
 	MaxConcurrent int
 	// Rand supplies salts; default crypto/rand.Reader. It must be safe for concurrent use.
 	Rand io.Reader
+	// Observe, when set, is called after every argon2 computation with the time spent
+	// waiting for a MaxConcurrent slot and the time spent computing (for metrics and
+	// benchmarks). It must be fast and safe for concurrent use.
+	Observe func(wait, compute time.Duration)
 }
 
 func (c *Argon2Config) fill() error {
@@ -111,9 +116,15 @@ func NewArgon2Hasher(cfg Argon2Config) (*Argon2Hasher, error) {
 func (h *Argon2Hasher) Config() Argon2Config { return h.cfg }
 
 func (h *Argon2Hasher) key(password, salt []byte, p phcParams) []byte {
+	queued := time.Now()
 	h.sem <- struct{}{}
 	defer func() { <-h.sem }()
-	return argon2.IDKey(password, salt, p.t, p.m, p.p, p.keyLen)
+	start := time.Now()
+	sum := argon2.IDKey(password, salt, p.t, p.m, p.p, p.keyLen)
+	if h.cfg.Observe != nil {
+		h.cfg.Observe(start.Sub(queued), time.Since(start))
+	}
+	return sum
 }
 
 // Hash returns the PHC string of password with a fresh random salt and the configured
