@@ -95,14 +95,22 @@ func (s *Server) requestID(c *gin.Context) {
 
 // logRequests writes one line per request: method, route template, status, duration and
 // request id. It never logs headers (Authorization, cookies), bodies, query strings or the raw
-// path.
+// path. Successful reads (GET and HEAD below 400) log at Debug: relying applications call
+// whoami on every request of theirs, and what changes state is in the event log anyway;
+// writes and client errors log at Info, server errors at Error.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		level = slog.LevelError
+	case status < 400 && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead):
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(c.Request.Context(), level) {
+		return
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "http request",
 		slog.String("method", c.Request.Method),
