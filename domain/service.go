@@ -57,6 +57,9 @@ type Config struct {
 	TwoFactorPolicy TwoFactorPolicy
 	// Issuer names Vigil in authenticator apps (otpauth URLs); default "Vigil".
 	Issuer string
+	// Passkeys configures WebAuthn (relying party, origins, ceremony store); the zero value
+	// disables passkeys (the passkey commands return ErrPasskeysDisabled).
+	Passkeys PasskeyConfig
 	// SessionLifetime is a session's absolute lifetime; default 24h.
 	SessionLifetime time.Duration
 	// SessionIdleTimeout ends a session unused for this long; default 2h.
@@ -175,6 +178,9 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	if err := cfg.Throttle.fill(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Passkeys.fill(); err != nil {
 		return nil, err
 	}
 	if cfg.Hasher == nil {
