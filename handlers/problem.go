@@ -3,9 +3,14 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // Problem codes: the stable machine-readable `code` of every problem document (API.md). They
@@ -100,32 +105,157 @@ var (
 	ErrNotReady                   = errors.New("not ready")
 )
 
-// problemKind maps one sentinel to its HTTP answer.
+// problemKind maps one sentinel (or one typed error) to its HTTP answer.
 type problemKind struct {
+	// err is matched with errors.Is; as, when set instead, with errors.As-style code.
 	err    error
+	as     func(error) bool
 	status int
 	code   string
 	title  string
+	// detail, when set, gives the client-safe detail and extension members for a matching
+	// error that carries no Public detail (validation reasons, the wait of a throttle).
+	detail func(error) (string, map[string]any)
+}
+
+func (k problemKind) matches(err error) bool {
+	if k.as != nil {
+		return k.as(err)
+	}
+	return errors.Is(err, k.err)
+}
+
+// fixedDetail is a detail func that always answers d.
+func fixedDetail(d string) func(error) (string, map[string]any) {
+	return func(error) (string, map[string]any) { return d, nil }
 }
 
 // problemKinds is the one table from errors to HTTP. The first entry the error matches (with
-// errors.Is) wins, so more specific sentinels come first. Errors of other packages (domain,
-// projections) are added here, next to the sentinels they map to.
+// errors.Is, or errors.As for typed errors) wins, so more specific entries come first: the
+// handlers' own sentinels (which wrap domain errors to say more, e.g. a wrong password of a
+// signed-in caller) before the domain's.
 var problemKinds = []problemKind{
-	{ErrInvalidRequest, http.StatusBadRequest, CodeInvalidRequest, "Invalid request"},
-	{ErrInvalidCredentialsSignedIn, http.StatusForbidden, CodeInvalidCredentials, "Invalid credentials"},
-	{ErrInvalidCredentials, http.StatusUnauthorized, CodeInvalidCredentials, "Invalid credentials"},
-	{ErrTooManyAttempts, http.StatusTooManyRequests, CodeTooManyAttempts, "Too many attempts"},
-	{ErrReauthenticationRequired, http.StatusForbidden, CodeReauthenticationRequired, "Reauthentication required"},
-	{ErrSecondFactorRequired, http.StatusForbidden, CodeSecondFactorRequired, "Second factor required"},
-	{ErrEnrollmentRequired, http.StatusForbidden, CodeEnrollmentRequired, "Enrollment of a second factor required"},
-	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated, "Authentication required"},
-	{ErrCSRFFailed, http.StatusForbidden, CodeCSRFFailed, "CSRF token missing or invalid"},
-	{ErrForbidden, http.StatusForbidden, CodeForbidden, "Forbidden"},
-	{ErrNotFound, http.StatusNotFound, CodeNotFound, "Not found"},
-	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method not allowed"},
-	{ErrConflict, http.StatusConflict, CodeConflict, "Conflict"},
-	{ErrNotReady, http.StatusServiceUnavailable, CodeNotReady, "Not ready"},
+	{err: ErrInvalidRequest, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request"},
+	{err: ErrInvalidCredentialsSignedIn, status: http.StatusForbidden, code: CodeInvalidCredentials, title: "Invalid credentials"},
+	{err: ErrInvalidCredentials, status: http.StatusUnauthorized, code: CodeInvalidCredentials, title: "Invalid credentials"},
+	{err: ErrTooManyAttempts, status: http.StatusTooManyRequests, code: CodeTooManyAttempts, title: "Too many attempts"},
+	{err: ErrReauthenticationRequired, status: http.StatusForbidden, code: CodeReauthenticationRequired, title: "Reauthentication required"},
+	{err: ErrSecondFactorRequired, status: http.StatusForbidden, code: CodeSecondFactorRequired, title: "Second factor required"},
+	{err: ErrEnrollmentRequired, status: http.StatusForbidden, code: CodeEnrollmentRequired, title: "Enrollment of a second factor required"},
+	{err: ErrUnauthenticated, status: http.StatusUnauthorized, code: CodeUnauthenticated, title: "Authentication required"},
+	{err: ErrCSRFFailed, status: http.StatusForbidden, code: CodeCSRFFailed, title: "CSRF token missing or invalid"},
+	{err: ErrForbidden, status: http.StatusForbidden, code: CodeForbidden, title: "Forbidden"},
+	{err: ErrNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
+	{err: ErrMethodNotAllowed, status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, title: "Method not allowed"},
+	{err: ErrConflict, status: http.StatusConflict, code: CodeConflict, title: "Conflict"},
+	{err: ErrNotReady, status: http.StatusServiceUnavailable, code: CodeNotReady, title: "Not ready"},
+
+	// The domain's errors (package domain, errors.go).
+	{err: domain.ErrInvalidInput, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request", detail: validationDetail},
+	{err: domain.ErrUnknownClient, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request",
+		detail: fixedDetail("The client_id (field or X-Vigil-Client header) names no registered client application.")},
+	{as: isThrottled, status: http.StatusTooManyRequests, code: CodeTooManyAttempts, title: "Too many attempts", detail: throttleDetail},
+	// A wrong password or code at sign-in (and, with the same answer, an unknown email); the
+	// handlers of signed-in callers wrap it in ErrInvalidCredentialsSignedIn (403).
+	{err: domain.ErrInvalidCredentials, status: http.StatusUnauthorized, code: CodeInvalidCredentials, title: "Invalid credentials"},
+	{err: domain.ErrTicketInvalid, status: http.StatusUnauthorized, code: CodeInvalidCredentials, title: "Invalid credentials",
+		detail: fixedDetail("The login ticket is unknown, expired, used or has had too many wrong codes; sign in with the password again.")},
+	{err: domain.ErrReauthenticationRequired, status: http.StatusForbidden, code: CodeReauthenticationRequired, title: "Reauthentication required",
+		detail: fixedDetail("This change needs a recent authentication: re-authenticate with POST /api/v1/reauth and try again.")},
+	{err: domain.ErrEnrollmentRequired, status: http.StatusForbidden, code: CodeEnrollmentRequired, title: "Enrollment of a second factor required",
+		detail: fixedDetail(restrictedDetail)},
+	// Also another account's session: a session's existence is not revealed.
+	{err: domain.ErrSessionNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
+	{err: domain.ErrNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
+	{err: domain.ErrTwoFactorRequired, status: http.StatusConflict, code: CodeConflict, title: "Conflict",
+		detail: fixedDetail("An organisation requires two-factor authentication of this account.")},
+	{err: domain.ErrConflict, status: http.StatusConflict, code: CodeConflict, title: "Conflict"},
+}
+
+// restrictedDetail explains enrollment_required.
+const restrictedDetail = "An organisation requires two-factor authentication: this session may only enroll a " +
+	"second factor (TOTP), re-authenticate, read /api/v1/me/security, whoami and csrf, and sign out."
+
+func isThrottled(err error) bool {
+	var te *domain.ThrottledError
+	return errors.As(err, &te)
+}
+
+func throttleDetail(err error) (string, map[string]any) {
+	var te *domain.ThrottledError
+	if !errors.As(err, &te) {
+		return "", nil
+	}
+	n := te.RetryAfterSeconds()
+	return fmt.Sprintf("Too many failed attempts; try again in %d seconds.", n), map[string]any{"retry_after": n}
+}
+
+// FieldError names a refused input field and the reasons (English sentences safe to show);
+// problems of code invalid_request list them in their `errors` member.
+type FieldError struct {
+	Field   string   `json:"field"`
+	Reasons []string `json:"reasons"`
+}
+
+// passwordField names the request field a *domain.PasswordPolicyError is about (the domain
+// does not know the API's field names): "password" unless a handler says otherwise.
+type passwordField struct {
+	field string
+	err   error
+}
+
+func (e *passwordField) Error() string { return e.err.Error() }
+func (e *passwordField) Unwrap() error { return e.err }
+
+// withPasswordField says which request field carries the new password that err (when it is
+// a *domain.PasswordPolicyError) refused.
+func withPasswordField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &passwordField{field: field, err: err}
+}
+
+// validationDetail turns the *domain.ValidationError and *domain.PasswordPolicyError values
+// in err (several when joined with errors.Join) into the detail ("field: reasons; ...") and
+// the `errors` member listing them.
+func validationDetail(err error) (string, map[string]any) {
+	var fields []FieldError
+	var walk func(e error, pwField string)
+	walk = func(e error, pwField string) {
+		switch e := e.(type) {
+		case nil:
+			return
+		case *domain.ValidationError:
+			fields = append(fields, FieldError{Field: e.Field, Reasons: []string{e.Reason}})
+			return
+		case *domain.PasswordPolicyError:
+			fe := FieldError{Field: pwField, Reasons: append([]string(nil), e.Reasons...)}
+			if len(fe.Reasons) == 0 {
+				fe.Reasons = []string{"The password is not acceptable."}
+			}
+			fields = append(fields, fe)
+			return
+		case *passwordField:
+			walk(e.err, e.field)
+			return
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				walk(x, pwField)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap(), pwField)
+		}
+	}
+	walk(err, "password")
+	if len(fields) == 0 {
+		return "The request is not valid.", nil
+	}
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.Field + ": " + strings.Join(f.Reasons, " ")
+	}
+	return strings.Join(parts, "; "), map[string]any{"errors": fields}
 }
 
 // PublicError is an error whose Detail is written for the client: it becomes the problem's
@@ -171,11 +301,14 @@ func problemFor(err error) (p Problem, known bool) {
 		return newProblem(http.StatusBadRequest, CodeInvalidRequest, "Invalid request", bodyTooLargeDetail), true
 	}
 	for _, k := range problemKinds {
-		if errors.Is(err, k.err) {
+		if k.matches(err) {
 			p := newProblem(k.status, k.code, k.title, "")
 			var pe *PublicError
-			if errors.As(err, &pe) && errors.Is(pe.Kind, k.err) {
+			if errors.As(err, &pe) && k.err != nil && errors.Is(pe.Kind, k.err) {
 				p.Detail = pe.Detail
+			}
+			if p.Detail == "" && k.detail != nil {
+				p.Detail, p.Extensions = k.detail(err)
 			}
 			return p, true
 		}
@@ -193,6 +326,14 @@ func writeError(c *gin.Context, err error) {
 	if !known {
 		loggerFrom(c).ErrorContext(c.Request.Context(), "request failed",
 			"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
+	}
+	var te *domain.ThrottledError
+	if errors.As(err, &te) && p.Status == http.StatusTooManyRequests {
+		c.Header("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+	}
+	if p.Status == http.StatusUnauthorized {
+		// RFC 9110: a 401 names the scheme that would work.
+		c.Header("WWW-Authenticate", `Bearer realm="vigil"`)
 	}
 	writeProblem(c, p)
 }

@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -50,6 +52,33 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxLag is how far behind the log a projection may be for /readyz; default DefaultMaxLag.
 	MaxLag time.Duration
+
+	// Accounts runs the account, sign-in and session commands. When nil, the JSON API of
+	// accounts and sessions (/api/v1/...) is not served: only the operational routes are
+	// (some tests build such a server).
+	Accounts *domain.Service
+	// SecretKey is the server key (at least 16 bytes; Vigil's is 32). The key of the CSRF
+	// tokens is derived from it. Required with Accounts.
+	SecretKey []byte
+	// AdminEmails hold role admin, besides the accounts granted it (compared lower-cased).
+	AdminEmails []string
+	// Positions lets a read wait for the read models (?min_position=P); nil means reads do
+	// not wait. *projections.Runner satisfies it.
+	Positions PositionWaiter
+	// MinPositionWait bounds that wait; default DefaultMinPositionWait. After it the read is
+	// answered anyway.
+	MinPositionWait time.Duration
+	// Now is the clock, used for cookie lifetimes; default time.Now. Give the domain's clock.
+	Now func() time.Time
+}
+
+// DefaultMinPositionWait is how long a read with ?min_position waits for the read models.
+const DefaultMinPositionWait = 2 * time.Second
+
+// PositionWaiter waits until the read models include a global position of the log
+// (*projections.Runner satisfies it). WaitFor returns ctx's error when ctx ends first.
+type PositionWaiter interface {
+	WaitFor(ctx context.Context, position uint64) error
 }
 
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
@@ -66,6 +95,14 @@ type Server struct {
 	routes  *registry
 	root    routeGroup
 	metrics *httpMetrics
+
+	// The JSON API (nil svc: not served).
+	svc       *domain.Service
+	csrfKey   []byte
+	admins    map[string]bool
+	positions PositionWaiter
+	minWait   time.Duration
+	now       func() time.Time
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -92,6 +129,18 @@ func New(cfg Config) (*Server, error) {
 		if !p.IsValid() {
 			return nil, errors.New("handlers: invalid trusted proxy prefix")
 		}
+	}
+	if cfg.Accounts != nil && len(cfg.SecretKey) < 16 {
+		return nil, errors.New("handlers: Config.SecretKey (at least 16 bytes) is required with Config.Accounts")
+	}
+	if cfg.MinPositionWait < 0 {
+		return nil, errors.New("handlers: Config.MinPositionWait is negative")
+	}
+	if cfg.MinPositionWait == 0 {
+		cfg.MinPositionWait = DefaultMinPositionWait
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
 	for i, p := range cfg.TrustedProxies {
@@ -120,6 +169,21 @@ func New(cfg Config) (*Server, error) {
 		engine:      e,
 		routes:      newRegistry(),
 		metrics:     newHTTPMetrics(cfg.Registry),
+		svc:         cfg.Accounts,
+		positions:   cfg.Positions,
+		minWait:     cfg.MinPositionWait,
+		now:         cfg.Now,
+	}
+	if cfg.Accounts != nil {
+		key, err := deriveCSRFKey(cfg.SecretKey)
+		if err != nil {
+			return nil, err
+		}
+		s.csrfKey = key
+		s.admins = make(map[string]bool, len(cfg.AdminEmails))
+		for _, e := range cfg.AdminEmails {
+			s.admins[strings.ToLower(strings.TrimSpace(e))] = true
+		}
 	}
 	// Outermost first: the id is known to every later step, the log and the metrics see the
 	// status the recovery wrote.
@@ -133,6 +197,10 @@ func New(cfg Config) (*Server, error) {
 	s.root = routeGroup{g: &e.RouterGroup, reg: s.routes}
 	s.defineSchemas()
 	s.registerOperations()
+	if s.svc != nil {
+		s.defineAPISchemas()
+		s.registerAPI()
+	}
 	return s, nil
 }
 

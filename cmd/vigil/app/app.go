@@ -1,6 +1,7 @@
 // Package app wires Vigil together: event store, projections, the Watermill bridge between
-// them and the HTTP server, in one function (New) that main and the tests share, and runs
-// them with an orderly shutdown (Run).
+// them, the account domain service with its session feed and sweeper, and the HTTP server,
+// in one function (New) that main and the tests share, and runs them with an orderly
+// shutdown (Run).
 package app
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -101,7 +103,20 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// StoreOpenTimeout bounds opening the event store; default DefaultStoreOpenTimeout.
 	StoreOpenTimeout time.Duration
+	// Now is the clock of the domain and the HTTP layer (sessions, TOTP, step-up, cookies);
+	// default time.Now. Tests move it.
+	Now func() time.Time
+	// SweepInterval is how often expired sessions are looked for; default
+	// DefaultSweepInterval.
+	SweepInterval time.Duration
+	// TwoFactorPolicy says which organisations require an account to use 2FA; default none
+	// (domain.NoTwoFactorPolicy) until organisations exist.
+	TwoFactorPolicy domain.TwoFactorPolicy
 }
+
+// DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
+// timeout into SessionExpired events.
+const DefaultSweepInterval = 30 * time.Second
 
 func (c *Config) fill() error {
 	if c.Logger == nil {
@@ -144,6 +159,12 @@ func (c *Config) fill() error {
 	if c.StoreOpenTimeout == 0 {
 		c.StoreOpenTimeout = DefaultStoreOpenTimeout
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 		c.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -151,7 +172,7 @@ func (c *Config) fill() error {
 	if err := ValidateStore(c.Store); err != nil {
 		return fmt.Errorf("--store: %w", err)
 	}
-	if c.StepUpWindow < 0 || c.SessionLifetime < 0 || c.SessionIdleTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxLag < 0 {
+	if c.StepUpWindow < 0 || c.SessionLifetime < 0 || c.SessionIdleTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxLag < 0 || c.SweepInterval < 0 {
 		return errors.New("app: durations must not be negative")
 	}
 	if c.SessionIdleTimeout > c.SessionLifetime {
@@ -221,6 +242,7 @@ type App struct {
 	secretKey []byte // the server key (32 bytes) for the TOTP secret encryption
 
 	store   eventstore.Store // instrumented
+	svc     *domain.Service
 	pdb     *projections.DB
 	sub     *wmbridge.Subscriber
 	runner  *projections.Runner
@@ -313,6 +335,25 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// A runner that never ran holds nothing beyond the subscriber (closed above); closing its
 	// router before Run would only wait for handlers that never started.
 
+	keyring, err := domain.NewKeyring(domain.KeyringConfig{Key: a.secretKey})
+	if err != nil {
+		return nil, fmt.Errorf("--secret-key-file: %w", err)
+	}
+	a.svc, err = domain.NewService(domain.Config{
+		Store:              a.store,
+		Keyring:            keyring,
+		Snapshots:          a.pdb.Snapshots(),
+		Argon2:             domain.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
+		StepUpWindow:       cfg.StepUpWindow,
+		SessionLifetime:    cfg.SessionLifetime,
+		SessionIdleTimeout: cfg.SessionIdleTimeout,
+		TwoFactorPolicy:    cfg.TwoFactorPolicy,
+		Now:                cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
 		Registry:       cfg.Registry,
@@ -320,6 +361,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Projections:    a.runner,
 		TrustedProxies: cfg.TrustedProxies,
 		MaxLag:         cfg.MaxLag,
+		Accounts:       a.svc,
+		SecretKey:      a.secretKey,
+		AdminEmails:    cfg.AdminEmails,
+		Positions:      a.runner,
+		Now:            cfg.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
@@ -381,11 +427,13 @@ func (a *App) URL() string {
 // SecretKey returns the 32-byte server key. The slice must not be modified.
 func (a *App) SecretKey() []byte { return a.secretKey }
 
-// Run starts the projection runner and the HTTP server and serves until ctx is cancelled or
-// either of them fails. Then it shuts down in order: stop accepting connections and drain
-// the requests in flight (at most ShutdownTimeout, after which connections are closed), stop
-// the runner and its subscriptions, close the read models, close the event store. It returns
-// nil after a shutdown caused by ctx, else the failure. Run may be called once.
+// Run starts the projection runner, the session feed (which fills the in-memory session
+// index from the log), the session sweeper and, once the feed has caught up with the log
+// and the projections are subscribed, the HTTP server, and serves until ctx is cancelled or the server or the runner fails. Then
+// it shuts down in order: stop accepting connections and drain the requests in flight (at
+// most ShutdownTimeout, after which connections are closed), stop the runner, the feed and
+// the sweeper, close the read models, close the event store. It returns nil after a
+// shutdown caused by ctx, else the failure. Run may be called once.
 func (a *App) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return errors.New("app: Run called twice or after Close")
@@ -394,22 +442,52 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopRunner()
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- a.runner.Run(runnerCtx) }()
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- a.httpSrv.Serve(a.ln) }()
-	a.log.Info("vigil listening", "url", a.URL(), "store", RedactStore(a.cfg.Store), "data_dir", a.cfg.DataDir)
+	sessionLog := a.log.With("component", "sessions")
+	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc.Sessions(), sessionLog)
+	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	var failure error
-	select {
-	case <-ctx.Done():
-	case err := <-serveDone:
-		serveDone = nil
-		failure = fmt.Errorf("http server: %w", err)
-	case err := <-runnerDone:
+	runnerFailed := func(err error) error {
 		runnerDone = nil
 		if err == nil {
 			err = errors.New("stopped unexpectedly")
 		}
-		failure = fmt.Errorf("projection runner: %w", err)
+		return fmt.Errorf("projection runner: %w", err)
+	}
+	// whoami is answered from the session index: serve only once it knows the sessions
+	// the log held at start, and once the projections are subscribed (a shutdown then
+	// always meets a runner that has started).
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		for _, ch := range []<-chan struct{}{feedReady, a.runner.Running()} {
+			select {
+			case <-ch:
+			case <-runnerCtx.Done():
+				return
+			}
+		}
+	}()
+	var serveDone chan error
+	select {
+	case <-started:
+		if runnerCtx.Err() != nil {
+			break
+		}
+		serveDone = make(chan error, 1)
+		go func() { serveDone <- a.httpSrv.Serve(a.ln) }()
+		a.log.Info("vigil listening", "url", a.URL(), "store", RedactStore(a.cfg.Store), "data_dir", a.cfg.DataDir)
+		select {
+		case <-ctx.Done():
+		case err := <-serveDone:
+			serveDone = nil
+			failure = fmt.Errorf("http server: %w", err)
+		case err := <-runnerDone:
+			failure = runnerFailed(err)
+		}
+	case <-ctx.Done():
+	case err := <-runnerDone:
+		failure = runnerFailed(err)
 	}
 	if failure != nil {
 		a.log.Error("vigil failed, shutting down", "error", failure.Error())
@@ -425,17 +503,23 @@ func (a *App) Run(ctx context.Context) error {
 		_ = a.httpSrv.Close()
 	}
 	cancel()
+	_ = a.ln.Close() // when the server never started serving it
 	if serveDone != nil {
 		if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) && failure == nil {
 			failure = fmt.Errorf("http server: %w", err)
 		}
 	}
-	// 2. The runner commits what it has and stops its subscriptions.
+	// 2. The runner commits what it has and stops its subscriptions; the session feed and
+	// the sweeper stop.
 	stopRunner()
 	if runnerDone != nil {
 		if err := <-runnerDone; err != nil && failure == nil {
 			failure = fmt.Errorf("projection runner: %w", err)
 		}
+	}
+	<-sweepDone
+	if err := <-feedDone; err != nil && failure == nil {
+		failure = fmt.Errorf("session feed: %w", err)
 	}
 	// 3. Runner, read models, store.
 	if err := a.close(); err != nil {

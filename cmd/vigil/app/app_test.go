@@ -345,3 +345,134 @@ func TestSecretKey(t *testing.T) {
 		t.Errorf("EnsureSecretKey on a bad file: %v", err)
 	}
 }
+
+// testClock is an injected clock the tests move.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// startApp runs an App on dir until the returned stop is called.
+func startApp(t *testing.T, dir string, clk *testClock) (base string, stop func()) {
+	t.Helper()
+	a, err := New(context.Background(), Config{
+		Logger: slog.New(slog.DiscardHandler), Listener: listen(t), DataDir: dir,
+		Argon2MemoryKiB: 8192, Argon2Iterations: 1, Now: clk.Now, SweepInterval: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if resp, err := http.Get(a.URL() + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the app never served /healthz")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return a.URL(), func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func postJSON(t *testing.T, url, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func whoamiStatus(t *testing.T, base, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSessionsSurviveRestartAndExpire checks the wiring of the session feed and the sweeper:
+// a session started before a restart is known to whoami as soon as the new instance serves,
+// and the sweeper, on the injected clock, ends an idle session with a SessionExpired event.
+func TestSessionsSurviveRestartAndExpire(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	clk := &testClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	base, stop := startApp(t, dir, clk)
+	const pw = "umbrella-cactus-violin-47"
+	if code, m := postJSON(t, base+"/api/v1/accounts", `{"email":"ann@example.com","password":"`+pw+`","first_name":"Ann","last_name":"Lee"}`); code != 201 {
+		t.Fatalf("register: %d %v", code, m)
+	}
+	code, m := postJSON(t, base+"/api/v1/login", `{"email":"ann@example.com","password":"`+pw+`"}`)
+	token, _ := m["session_token"].(string)
+	if code != 200 || token == "" {
+		t.Fatalf("login: %d %v", code, m)
+	}
+	stop()
+
+	base, stop = startApp(t, dir, clk)
+	defer stop()
+	if code := whoamiStatus(t, base, token); code != 200 {
+		t.Fatalf("whoami after a restart: %d", code)
+	}
+	clk.Advance(2*time.Hour + time.Minute)
+	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		events, err := s.ReadAll(context.Background(), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expired := false
+		for _, ev := range events {
+			expired = expired || ev.Type == "SessionExpired"
+		}
+		if expired {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper never recorded SessionExpired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := whoamiStatus(t, base, token); code != 401 {
+		t.Errorf("whoami of an expired session: %d", code)
+	}
+}

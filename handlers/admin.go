@@ -1,0 +1,104 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// adminRoutes: administration (API.md, role admin): client applications and roles. Service
+// tokens come with the event stream issue.
+func (s *Server) adminRoutes() []apiRoute {
+	return []apiRoute{
+		{
+			method: http.MethodPost, path: "/admin/clients", access: admin,
+			op: operation{
+				ID: "registerClient", Summary: "Register a client application", Tags: []string{"administration"},
+				Description: "An application whose users sign in here; sign-ins name it with client_id.",
+				Request:     jsonBody(object(map[string]schema{"name": {"type": "string", "minLength": 1, "maxLength": 100}}, "name")),
+				Responses: map[int]response{http.StatusCreated: {Description: "The client.",
+					Schema: object(map[string]schema{"client_id": stringSchema(), "name": stringSchema()}, "client_id", "name")}},
+			},
+			h: s.registerClient,
+		},
+		{
+			method: http.MethodPost, path: "/admin/accounts/:id/roles", access: admin,
+			op: operation{
+				ID: "grantRole", Summary: "Grant an account a role", Tags: []string{"administration"},
+				Request:   jsonBody(object(map[string]schema{"role": {"type": "string", "enum": []string{domain.RoleAdmin, domain.RoleAuditor}}}, "role")),
+				Responses: map[int]response{http.StatusNoContent: noContent("The account holds the role (granting a held role changes nothing).")},
+			},
+			errors: []problemLine{{http.StatusNotFound, "not_found: no account has this id"}},
+			h:      s.grantRole,
+		},
+	}
+}
+
+// adminMeta is the request metadata of an administrative command: the admin acted.
+func (s *Server) adminMeta(c *gin.Context) (domain.RequestMeta, error) {
+	rm, err := s.meta(c)
+	if err != nil {
+		return rm, err
+	}
+	rm.Actor = &domain.Actor{Type: domain.ActorAdmin, ID: callerOf(c).AccountID}
+	return rm, nil
+}
+
+type registerClientRequest struct {
+	Name string `json:"name"`
+}
+
+func (s *Server) registerClient(c *gin.Context) {
+	var req registerClientRequest
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	rm, err := s.adminMeta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	cl, pos, err := s.svc.RegisterClient(c.Request.Context(), req.Name, rm)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.setPosition(c, pos)
+	c.JSON(http.StatusCreated, gin.H{"client_id": cl.ID, "name": cl.Name})
+}
+
+type grantRoleRequest struct {
+	Role string `json:"role"`
+}
+
+func (s *Server) grantRole(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var req grantRoleRequest
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	if req.Role != domain.RoleAdmin && req.Role != domain.RoleAuditor {
+		writeError(c, &domain.ValidationError{Field: "role", Reason: `must be "admin" or "auditor"`})
+		return
+	}
+	rm, err := s.adminMeta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pos, err := s.svc.GrantRole(c.Request.Context(), id, req.Role, rm)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.setPosition(c, pos)
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,292 @@
+package handlers
+
+import (
+	"maps"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// The JSON API of accounts, sign-in and sessions (API.md "Accounts and login", "The
+// account's own pages", "Administration"). Every route goes through apiRoute, which adds the
+// middleware its access needs and, from the same facts, the error answers and parameters of
+// its OpenAPI operation, so that the document says what the route does.
+
+// apiPrefix is the base path of the JSON API.
+const apiPrefix = "/api/v1"
+
+// problemLine is one error answer of a route: its status and "code: when".
+type problemLine struct {
+	status int
+	text   string
+}
+
+// apiRoute is one route of the JSON API.
+type apiRoute struct {
+	method string
+	path   string // relative to /api/v1, gin syntax
+	access access
+	// read routes accept ?min_position (see waitMinPosition).
+	read bool
+	op   operation
+	// errors lists the route's own error answers; those of its access, body and
+	// min_position are added.
+	errors []problemLine
+	h      gin.HandlerFunc
+}
+
+// Error answers shared by many routes.
+const (
+	badBodyText     = "invalid_request: the body is not one JSON object, has an unknown field or a value of the wrong type, exceeds 64 KiB or is not UTF-8, or a field fails validation (the `errors` member lists them)"
+	unauthText      = "unauthenticated: no session token (bearer or cookie), or the session is unknown, signed out or expired"
+	csrfText        = "csrf_failed: a cookie-authenticated request without the X-CSRF-Token of GET /api/v1/csrf"
+	enrollmentText  = "enrollment_required: the session is restricted to enrolling a second factor"
+	reauthText      = "reauthentication_required: the last authentication is older than the step-up window (POST /api/v1/reauth)"
+	wrongSecretText = "invalid_credentials: the password or code is wrong (the caller is signed in)"
+	throttledText   = "too_many_attempts: too many failed attempts; the Retry-After header says how many seconds to wait"
+	unknownClient   = "invalid_request: the client_id (field or X-Vigil-Client header) names no registered client"
+)
+
+// handleAPI registers r on g with its middleware and OpenAPI operation.
+func (s *Server) handleAPI(g routeGroup, r apiRoute) {
+	op := r.op
+	op.Responses = maps.Clone(op.Responses)
+	op.Params = append([]param(nil), op.Params...)
+	unsafe := unsafeMethod(r.method)
+	var lines []problemLine
+	if op.Request != nil {
+		lines = append(lines, problemLine{http.StatusBadRequest, badBodyText})
+	}
+	if r.read {
+		op.Params = append(op.Params, param{
+			Name: MinPositionParam, In: "query",
+			Description: "A Vigil-Position value: the answer waits (at most 2 s) until the read models include it, then answers anyway.",
+			Schema:      schema{"type": "integer", "minimum": 0},
+		})
+		lines = append(lines, problemLine{http.StatusBadRequest, "invalid_request: min_position is not a non-negative integer"})
+	}
+	var chain []gin.HandlerFunc
+	if r.access != public {
+		chain = append(chain, s.authenticate(r.access == enrollment))
+		lines = append(lines, problemLine{http.StatusUnauthorized, unauthText})
+		if unsafe {
+			lines = append(lines, problemLine{http.StatusForbidden, csrfText})
+		}
+		if r.access != enrollment {
+			lines = append(lines, problemLine{http.StatusForbidden, enrollmentText})
+		}
+		if unsafe {
+			lines = append(lines, problemLine{http.StatusBadRequest, unknownClient})
+		}
+	}
+	if r.access == admin {
+		chain = append(chain, s.requireAdmin)
+		lines = append(lines, problemLine{http.StatusForbidden, "forbidden: the account does not hold role admin"})
+	}
+	if r.read {
+		chain = append(chain, s.waitMinPosition)
+	}
+	chain = append(chain, r.h)
+	lines = append(lines, r.errors...)
+
+	byStatus := map[int][]string{}
+	for _, l := range lines {
+		if !containsString(byStatus[l.status], l.text) {
+			byStatus[l.status] = append(byStatus[l.status], l.text)
+		}
+	}
+	for status, texts := range byStatus {
+		if _, explicit := op.Responses[status]; explicit {
+			continue
+		}
+		sort.Strings(texts)
+		op.Responses[status] = problemResponse(strings.Join(texts, "; ") + ".")
+	}
+	if unsafe {
+		for status, resp := range op.Responses {
+			if status >= 200 && status < 300 {
+				hs := maps.Clone(resp.Headers)
+				if hs == nil {
+					hs = map[string]string{}
+				}
+				hs[PositionHeader] = "The global log position this request wrote (the log head when it wrote nothing); pass it as min_position to a later read."
+				resp.Headers = hs
+				op.Responses[status] = resp
+			}
+		}
+	}
+	if len(op.Tags) == 0 {
+		op.Tags = []string{"accounts"}
+	}
+	g.handle(r.method, r.path, op, chain...)
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// registerAPI registers the routes of the JSON API.
+func (s *Server) registerAPI() {
+	api := s.root.group(apiPrefix, noStore)
+	for _, r := range s.accountRoutes() {
+		s.handleAPI(api, r)
+	}
+	for _, r := range s.meRoutes() {
+		s.handleAPI(api, r)
+	}
+	for _, r := range s.totpRoutes() {
+		s.handleAPI(api, r)
+	}
+	for _, r := range s.adminRoutes() {
+		s.handleAPI(api, r)
+	}
+}
+
+// jsonBody is a required JSON request body of schema s.
+func jsonBody(s schema) *requestBody { return &requestBody{Schema: s} }
+
+// noContent is a 204 answer.
+func noContent(desc string) response { return response{Description: desc} }
+
+// apiTime is a time in API.md's format: RFC 3339 in UTC, null when zero.
+type apiTime time.Time
+
+// MarshalJSON writes the time as an RFC 3339 UTC string, or null.
+func (t apiTime) MarshalJSON() ([]byte, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + tt.UTC().Format(time.RFC3339Nano) + `"`), nil
+}
+
+// sessionJSON is API.md's whoami answer, also the `session` of sign-in answers.
+type sessionJSON struct {
+	AccountID       string   `json:"account_id"`
+	ActorAccountID  string   `json:"actor_account_id,omitempty"`
+	SessionID       string   `json:"session_id"`
+	AAL             string   `json:"aal"`
+	AMR             []string `json:"amr"`
+	AuthenticatedAt apiTime  `json:"authenticated_at"`
+	ExpiresAt       apiTime  `json:"expires_at"`
+	Restricted      bool     `json:"restricted"`
+}
+
+func sessionView(sess domain.Session) sessionJSON {
+	amr := sess.AMR
+	if amr == nil {
+		amr = []string{}
+	}
+	return sessionJSON{
+		AccountID: sess.AccountID, ActorAccountID: sess.ActorAccountID, SessionID: sess.ID,
+		AAL: sess.AAL, AMR: amr, AuthenticatedAt: apiTime(sess.AuthenticatedAt), ExpiresAt: apiTime(sess.ExpiresAt),
+		Restricted: sess.Restricted,
+	}
+}
+
+// required returns a validation error when a required string field is empty.
+func required(field, value string) error {
+	if value == "" {
+		return &domain.ValidationError{Field: field, Reason: "is required"}
+	}
+	return nil
+}
+
+// maxPathID bounds the ids taken from paths.
+const maxPathID = 128
+
+// pathID returns the path parameter name, or an error of kind ErrNotFound for a value no
+// id can have (too long, not printable UTF-8): nothing has such an id.
+func pathID(c *gin.Context, name string) (string, error) {
+	id := c.Param(name)
+	if id == "" || len(id) > maxPathID || !utf8.ValidString(id) || strings.ContainsFunc(id, func(r rune) bool {
+		return !unicode.IsPrint(r) || unicode.IsSpace(r)
+	}) {
+		return "", Public(ErrNotFound, "Nothing has this id.", nil)
+	}
+	return id, nil
+}
+
+// Schemas of the JSON API.
+func dateTime() schema { return schema{"type": "string", "format": "date-time"} }
+func nullableDateTime() schema {
+	return schema{"type": []string{"string", "null"}, "format": "date-time"}
+}
+
+// defineAPISchemas adds the component schemas of the JSON API.
+func (s *Server) defineAPISchemas() {
+	factors := schema{"type": "string", "enum": []string{"pwd", "otp", "backup_code", "passkey"}}
+	s.routes.define("Session", object(map[string]schema{
+		"account_id":       {"type": "string", "description": "The account the session is for."},
+		"actor_account_id": {"type": "string", "description": "The delegate acting for account_id; absent otherwise."},
+		"session_id":       stringSchema(),
+		"aal":              {"type": "string", "enum": []string{domain.AAL1, domain.AAL2}},
+		"amr":              arrayOf(factors),
+		"authenticated_at": dateTime(),
+		"expires_at":       dateTime(),
+		"restricted":       {"type": "boolean", "description": "The session may only enroll a second factor (enrollment_required)."},
+	}, "account_id", "session_id", "aal", "amr", "authenticated_at", "expires_at", "restricted"))
+	s.routes.define("LoginResponse", schema{
+		"type":        "object",
+		"description": "authenticated and enrollment_required carry session_token and session (and set the vigil_session cookie); second_factor_required carries login_ticket and methods.",
+		"properties": map[string]schema{
+			"status": {"type": "string", "enum": []string{string(domain.StatusAuthenticated),
+				string(domain.StatusSecondFactorRequired), string(domain.StatusEnrollmentRequired)}},
+			"session_token": {"type": "string", "description": "The session's bearer token, shown once."},
+			"session":       ref("Session"),
+			"login_ticket":  {"type": "string", "description": "Single-use; valid 5 minutes and 5 tries."},
+			"methods":       arrayOf(schema{"type": "string", "enum": []string{"totp", "backup_code", "passkey"}}),
+		},
+		"required": []string{"status"},
+	})
+	profileProps := map[string]schema{}
+	for _, f := range profileFields {
+		profileProps[f] = stringSchema()
+	}
+	profileProps["country"] = schema{"type": "string", "description": "ISO 3166-1 alpha-2 code, or empty."}
+	profileProps["locale"] = schema{"type": "string", "description": "BCP 47 language tag, or empty."}
+	profileProps["telephone"] = schema{"type": "string", "description": "+, digits, spaces, dots, hyphens and parentheses with 3 to 15 digits, or empty."}
+	s.routes.define("Profile", object(profileProps, profileFields...))
+	s.routes.define("Me", object(map[string]schema{
+		"account_id": stringSchema(),
+		"email":      {"type": "string", "format": "email"},
+		"first_name": stringSchema(),
+		"last_name":  stringSchema(),
+		"profile":    ref("Profile"),
+	}, "account_id", "email", "first_name", "last_name", "profile"))
+	s.routes.define("SecurityState", object(map[string]schema{
+		"password_changed_at":    nullableDateTime(),
+		"two_factor_enabled":     boolSchema(),
+		"two_factor_required_by": schema{"type": "array", "items": stringSchema(), "description": "Ids of the organisations whose policy requires 2FA."},
+		"totp_devices": arrayOf(object(map[string]schema{
+			"id":           stringSchema(),
+			"name":         stringSchema(),
+			"confirmed":    {"type": "boolean", "description": "false while pending (not yet confirmed with a code)."},
+			"created_at":   dateTime(),
+			"last_used_at": nullableDateTime(),
+		}, "id", "name", "confirmed", "created_at", "last_used_at")),
+		"passkeys": arrayOf(object(map[string]schema{
+			"id":           stringSchema(),
+			"name":         stringSchema(),
+			"created_at":   dateTime(),
+			"last_used_at": nullableDateTime(),
+			"backed_up":    boolSchema(),
+		}, "id", "name", "created_at", "last_used_at", "backed_up")),
+		"backup_codes": object(map[string]schema{
+			"remaining":    integerSchema(),
+			"generated_at": nullableDateTime(),
+		}, "remaining", "generated_at"),
+	}, "password_changed_at", "two_factor_enabled", "two_factor_required_by", "totp_devices", "passkeys", "backup_codes"))
+}

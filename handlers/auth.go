@@ -1,0 +1,299 @@
+package handlers
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// Names of API.md's cookie, headers and query parameter.
+const (
+	// SessionCookie carries the session token of browser sessions (HttpOnly, Secure,
+	// SameSite=Lax, Path=/).
+	SessionCookie = "vigil_session"
+	// CSRFHeader must carry the token of GET /api/v1/csrf on unsafe requests authenticated by
+	// the cookie.
+	CSRFHeader = "X-CSRF-Token"
+	// ClientHeader names the client application of a request (a `client_id` field wins).
+	ClientHeader = "X-Vigil-Client"
+	// PositionHeader carries the global log position a state change wrote.
+	PositionHeader = "Vigil-Position"
+	// MinPositionParam makes a read wait (bounded) until the read models include a position.
+	MinPositionParam = "min_position"
+)
+
+// maxTokenLength bounds the session tokens looked up (Vigil's are 43 characters).
+const maxTokenLength = 512
+
+// maxUserAgent bounds the user agent recorded with events, in bytes.
+const maxUserAgent = 512
+
+// keyCaller is the gin context key of the authenticated caller.
+const keyCaller = "vigil.caller"
+
+// csrfKeyInfo separates the CSRF key from any other key derived from the server key.
+const csrfKeyInfo = "vigil csrf token v1"
+
+// deriveCSRFKey derives the CSRF HMAC key from the server key with HKDF-SHA256.
+func deriveCSRFKey(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, csrfKeyInfo, 32)
+}
+
+// csrfToken is the CSRF token of a session: HMAC-SHA256 over its id, base64url. It is
+// stable for the session's life and useless for any other session.
+func (s *Server) csrfToken(sessionID string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(sessionID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validCSRF compares a presented token with the session's in constant time.
+func (s *Server) validCSRF(sessionID, presented string) bool {
+	if presented == "" {
+		return false
+	}
+	return hmac.Equal([]byte(presented), []byte(s.csrfToken(sessionID)))
+}
+
+// unsafeMethod reports whether method changes state (RFC 9110 §9.2.1), so that a cookie
+// request with it needs the CSRF token.
+func unsafeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
+}
+
+// sessionToken finds the request's session token: the Authorization bearer token, else the
+// session cookie. A malformed Authorization header is refused rather than ignored.
+func sessionToken(r *http.Request) (token string, viaCookie bool, err error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+		tok = strings.TrimSpace(tok)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > maxTokenLength {
+			return "", false, Public(ErrUnauthenticated, "The Authorization header must be \"Bearer <session token>\".", nil)
+		}
+		return tok, false, nil
+	}
+	if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" && len(ck.Value) <= maxTokenLength {
+		return ck.Value, true, nil
+	}
+	return "", false, Public(ErrUnauthenticated, "Sign in, then send \"Authorization: Bearer <session token>\" or the vigil_session cookie.", nil)
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	// public routes need no session.
+	public access = iota
+	// signedIn routes need an active, unrestricted session.
+	signedIn
+	// enrollment routes need an active session, which may be restricted to enrolling a
+	// second factor (API.md: whoami, csrf, logout, GET /me/security, TOTP enrollment, reauth).
+	enrollment
+	// admin routes need an unrestricted session of an account with role admin.
+	admin
+)
+
+// authenticate is the middleware of routes that need a session: it finds the token (bearer
+// or cookie), looks the session up in memory (Whoami), checks the CSRF token of cookie
+// requests with unsafe methods, refuses restricted sessions unless allowRestricted, notes
+// the use (Touch; its failure is logged, never the caller's problem) and stores the caller
+// for callerOf. A cookie whose session is over is cleared with the 401.
+func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		token, viaCookie, err := sessionToken(c.Request)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		sess, err := s.svc.Whoami(ctx, token)
+		if err != nil {
+			if errors.Is(err, domain.ErrSessionNotFound) {
+				err = Public(ErrUnauthenticated, "The session is unknown, signed out or expired; sign in again.", err)
+				if viaCookie {
+					clearSessionCookie(c) // it is of no use any more
+				}
+			}
+			writeError(c, err)
+			return
+		}
+		if viaCookie && unsafeMethod(c.Request.Method) && !s.validCSRF(sess.ID, c.GetHeader(CSRFHeader)) {
+			writeError(c, Public(ErrCSRFFailed, "Send the token of GET /api/v1/csrf in the X-CSRF-Token header.", nil))
+			return
+		}
+		if sess.Restricted && !allowRestricted {
+			writeError(c, Public(ErrEnrollmentRequired, restrictedDetail, nil))
+			return
+		}
+		if _, err := s.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
+			loggerFrom(c).WarnContext(ctx, "recording a session access failed",
+				"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
+		}
+		c.Set(keyCaller, sess)
+		c.Next()
+	}
+}
+
+// requireAdmin refuses (403 forbidden) a caller whose account is neither in --admin-emails
+// nor holds role admin. A delegate acting for an admin is not an admin. It runs on every
+// request: a revoked role takes effect at once.
+func (s *Server) requireAdmin(c *gin.Context) {
+	sess := callerOf(c)
+	if sess.ActorAccountID != "" {
+		writeError(c, Public(ErrForbidden, "Administration needs the administrator's own session.", nil))
+		return
+	}
+	a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !s.admins[a.Email()] && !a.HasRole(domain.RoleAdmin) {
+		writeError(c, Public(ErrForbidden, "This needs role admin.", nil))
+		return
+	}
+	c.Next()
+}
+
+// callerOf returns the session authenticate stored (the zero Session on public routes).
+func callerOf(c *gin.Context) domain.Session {
+	if v, ok := c.Get(keyCaller); ok {
+		if sess, ok := v.(domain.Session); ok {
+			return sess
+		}
+	}
+	return domain.Session{}
+}
+
+// fail answers a failed command. For a signed-in caller it first says what the domain's
+// errors mean here: a wrong password or code is 403 (the caller is signed in, API.md), and a
+// "session not found" about the caller's own session (it ended while the request ran) is 401
+// unauthenticated, not 404.
+func (s *Server) fail(c *gin.Context, err error) {
+	if sess := callerOf(c); sess.ID != "" {
+		if errors.Is(err, domain.ErrSessionNotFound) {
+			if _, e := s.svc.SessionByID(sess.ID); e != nil {
+				err = Public(ErrUnauthenticated, "The session ended; sign in again.", err)
+			}
+		}
+		if errors.Is(err, domain.ErrInvalidCredentials) {
+			err = Public(ErrInvalidCredentialsSignedIn, "", err)
+		}
+	}
+	writeError(c, err)
+}
+
+// meta is the request's metadata for commands: client IP (ClientIP), user agent (bounded),
+// correlation id (the request id) and the client from the X-Vigil-Client header, which must
+// name a registered client (else domain.ErrUnknownClient).
+func (s *Server) meta(c *gin.Context) (domain.RequestMeta, error) {
+	rm := domain.RequestMeta{
+		IP:            ClientIP(c),
+		UserAgent:     truncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
+		CorrelationID: RequestID(c),
+	}
+	if id := c.GetHeader(ClientHeader); id != "" {
+		if _, err := s.svc.Client(c.Request.Context(), id); err != nil {
+			return rm, err
+		}
+		rm.ClientID = id
+	}
+	return rm, nil
+}
+
+// truncateUTF8 cuts s to at most n bytes of valid UTF-8.
+func truncateUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// setPosition sets the Vigil-Position header of a state change. A command that wrote
+// nothing (an unchanged profile, a second factor still to come) answers the log's head, a
+// position that includes everything the command saw.
+func (s *Server) setPosition(c *gin.Context, pos uint64) {
+	if pos == 0 {
+		h, err := s.store.Head(c.Request.Context())
+		if err != nil {
+			loggerFrom(c).WarnContext(c.Request.Context(), "reading the log head for Vigil-Position failed",
+				"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
+			return
+		}
+		pos = h
+	}
+	c.Header(PositionHeader, strconv.FormatUint(pos, 10))
+}
+
+// waitMinPosition is the middleware of reads: with ?min_position=P it waits (at most
+// minWait) until the read models include P, then serves the read whether or not they do. A
+// value that is not a non-negative integer is 400 invalid_request.
+func (s *Server) waitMinPosition(c *gin.Context) {
+	if c.Request.URL.RawQuery == "" {
+		c.Next()
+		return
+	}
+	raw, ok := c.GetQuery(MinPositionParam)
+	if !ok {
+		c.Next()
+		return
+	}
+	p, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		writeError(c, Public(ErrInvalidRequest, "min_position must be a non-negative integer (a Vigil-Position value).", err))
+		return
+	}
+	if p > 0 && s.positions != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), s.minWait)
+		_ = s.positions.WaitFor(ctx, p) // after the bound the read is answered anyway
+		cancel()
+	}
+	c.Next()
+}
+
+// setSessionCookie sets the session cookie of a new session, living until its absolute
+// expiry.
+func (s *Server) setSessionCookie(c *gin.Context, token string, expiresAt time.Time) {
+	maxAge := int(math.Ceil(expiresAt.Sub(s.now()).Seconds()))
+	if maxAge < 1 {
+		maxAge = 1
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: SessionCookie, Value: token, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// clearSessionCookie tells the browser to drop the session cookie.
+func clearSessionCookie(c *gin.Context) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// noStore keeps API answers (tokens, secrets, personal data) out of caches.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}

@@ -1,0 +1,374 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// profileFields are the members of API.md's profile object.
+var profileFields = []string{"title", "telephone", "street", "city", "state", "postal_code", "country", "relationship", "locale"}
+
+// meRoutes: the account's own pages (API.md), without the second factors (totp.go) and the
+// lists that come from the read models (sessions, activity: the read-side issue).
+func (s *Server) meRoutes() []apiRoute {
+	optionalProfile := map[string]schema{}
+	for _, f := range profileFields {
+		optionalProfile[f] = schema{"type": []string{"string", "null"}, "description": "A new value; empty clears it, null or absent leaves it."}
+	}
+	return []apiRoute{
+		{
+			method: http.MethodGet, path: "/me", access: signedIn, read: true,
+			op: operation{
+				ID: "getMe", Summary: "The caller's account and profile",
+				Responses: map[int]response{http.StatusOK: {Description: "The account.", Schema: ref("Me")}},
+			},
+			h: s.getMe,
+		},
+		{
+			method: http.MethodPatch, path: "/me", access: signedIn,
+			op: operation{
+				ID: "patchMe", Summary: "Change the email, names or profile fields",
+				Description: "Any of the fields of GET /api/v1/me; absent or null fields are left as they are. account_id may be " +
+					"sent back unchanged. Everything is validated before anything is written.",
+				Request: jsonBody(object(map[string]schema{
+					"account_id": {"type": "string", "description": "Ignored when it is the caller's; anything else is refused."},
+					"email":      {"type": []string{"string", "null"}, "format": "email"},
+					"first_name": {"type": []string{"string", "null"}},
+					"last_name":  {"type": []string{"string", "null"}},
+					"profile":    {"type": []string{"object", "null"}, "properties": optionalProfile},
+				})),
+				Responses: map[int]response{http.StatusOK: {Description: "The account as it is now.", Schema: ref("Me")}},
+			},
+			errors: []problemLine{{http.StatusConflict, "conflict: the email is taken by another account"}},
+			h:      s.patchMe,
+		},
+		{
+			method: http.MethodGet, path: "/me/security", access: enrollment, read: true,
+			op: operation{
+				ID: "getSecurity", Summary: "The caller's security state",
+				Responses: map[int]response{http.StatusOK: {Description: "Password, second factors and backup codes.", Schema: ref("SecurityState")}},
+			},
+			h: s.getSecurity,
+		},
+		{
+			method: http.MethodPost, path: "/me/password", access: signedIn,
+			op: operation{
+				ID: "changePassword", Summary: "Change the password",
+				Description: "Needs the current password and a recent authentication; sign_out_other_sessions ends every other session.",
+				Request: jsonBody(object(map[string]schema{
+					"current_password": stringSchema(), "new_password": stringSchema(), "sign_out_other_sessions": boolSchema(),
+				}, "current_password", "new_password")),
+				Responses: map[int]response{http.StatusNoContent: noContent("The password was changed.")},
+			},
+			errors: []problemLine{{http.StatusForbidden, reauthText}, {http.StatusForbidden, wrongSecretText},
+				{http.StatusTooManyRequests, throttledText}},
+			h: s.changePassword,
+		},
+		{
+			method: http.MethodDelete, path: "/me/sessions/:id", access: signedIn,
+			op: operation{
+				ID: "deleteMySession", Summary: "Sign one of the caller's sessions out",
+				Description: "The session fails whoami before this answers. Signing out the current session also clears its cookie.",
+				Responses:   map[int]response{http.StatusNoContent: noContent("Signed out.")},
+			},
+			errors: []problemLine{{http.StatusNotFound, "not_found: no active session of the caller has this id"}},
+			h:      s.deleteMySession,
+		},
+		{
+			method: http.MethodPost, path: "/me/sessions/sign-out-others", access: signedIn,
+			op: operation{
+				ID: "signOutOtherSessions", Summary: "Sign every other session of the caller out",
+				Responses: map[int]response{http.StatusOK: {Description: "How many sessions were signed out.",
+					Schema: object(map[string]schema{"signed_out": integerSchema()}, "signed_out")}},
+			},
+			h: s.signOutOthers,
+		},
+	}
+}
+
+// profileJSON is API.md's profile object.
+type profileJSON struct {
+	Title        string `json:"title"`
+	Telephone    string `json:"telephone"`
+	Street       string `json:"street"`
+	City         string `json:"city"`
+	State        string `json:"state"`
+	PostalCode   string `json:"postal_code"`
+	Country      string `json:"country"`
+	Relationship string `json:"relationship"`
+	Locale       string `json:"locale"`
+}
+
+// meJSON is API.md's GET /api/v1/me.
+type meJSON struct {
+	AccountID string      `json:"account_id"`
+	Email     string      `json:"email"`
+	FirstName string      `json:"first_name"`
+	LastName  string      `json:"last_name"`
+	Profile   profileJSON `json:"profile"`
+}
+
+func meView(a *domain.Account) meJSON {
+	p := a.Profile()
+	return meJSON{AccountID: a.ID(), Email: a.Email(), FirstName: a.FirstName(), LastName: a.LastName(),
+		Profile: profileJSON{Title: p.Title, Telephone: p.Telephone, Street: p.Street, City: p.City, State: p.State,
+			PostalCode: p.PostalCode, Country: p.Country, Relationship: p.Relationship, Locale: p.Locale}}
+}
+
+func (s *Server) getMe(c *gin.Context) {
+	a, err := s.svc.Account(c.Request.Context(), callerOf(c).AccountID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, meView(a))
+}
+
+// profilePatchJSON is the profile of PATCH /api/v1/me: nil fields stay as they are.
+type profilePatchJSON struct {
+	Title        *string `json:"title"`
+	Telephone    *string `json:"telephone"`
+	Street       *string `json:"street"`
+	City         *string `json:"city"`
+	State        *string `json:"state"`
+	PostalCode   *string `json:"postal_code"`
+	Country      *string `json:"country"`
+	Relationship *string `json:"relationship"`
+	Locale       *string `json:"locale"`
+}
+
+type patchMeRequest struct {
+	AccountID *string           `json:"account_id"`
+	Email     *string           `json:"email"`
+	FirstName *string           `json:"first_name"`
+	LastName  *string           `json:"last_name"`
+	Profile   *profilePatchJSON `json:"profile"`
+}
+
+// patchMe changes what the body names. The domain has one command each for the profile, the
+// names and the email; to keep a refused request from writing half of it, the names and the
+// email are checked (and the email's availability looked up) first, and the profile, whose
+// rules only its command applies, is written first.
+func (s *Server) patchMe(c *gin.Context) {
+	var req patchMeRequest
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	caller := callerOf(c)
+	rm, err := s.meta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.AccountID != nil && *req.AccountID != caller.AccountID {
+		writeError(c, &domain.ValidationError{Field: "account_id", Reason: "cannot be changed"})
+		return
+	}
+	a, err := s.svc.Account(ctx, caller.AccountID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var errs []error
+	first, last := a.FirstName(), a.LastName()
+	if req.FirstName != nil {
+		v, err := domain.ValidateName("first_name", *req.FirstName)
+		errs, first = append(errs, err), v
+	}
+	if req.LastName != nil {
+		v, err := domain.ValidateName("last_name", *req.LastName)
+		errs, last = append(errs, err), v
+	}
+	email := ""
+	if req.Email != nil {
+		v, err := domain.NormalizeEmail(*req.Email)
+		errs, email = append(errs, err), v
+	}
+	if err := errors.Join(errs...); err != nil {
+		writeError(c, err)
+		return
+	}
+	if email != "" && email != a.Email() {
+		switch id, err := s.svc.LookupEmail(ctx, email); {
+		case err == nil && id != caller.AccountID:
+			writeError(c, Public(ErrConflict, "Another account uses this email.", nil))
+			return
+		case err != nil && !errors.Is(err, domain.ErrNotFound):
+			s.fail(c, err)
+			return
+		}
+	}
+
+	var pos uint64
+	if p := req.Profile; p != nil {
+		n, err := s.svc.UpdateProfile(ctx, caller, domain.ProfilePatch{
+			Title: p.Title, Telephone: p.Telephone, Street: p.Street, City: p.City, State: p.State,
+			PostalCode: p.PostalCode, Country: p.Country, Relationship: p.Relationship, Locale: p.Locale,
+		}, rm)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		pos = max(pos, n)
+	}
+	if req.FirstName != nil || req.LastName != nil {
+		n, err := s.svc.ChangeName(ctx, caller, first, last, rm)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		pos = max(pos, n)
+	}
+	if email != "" {
+		n, err := s.svc.ChangeEmail(ctx, caller, email, rm)
+		if err != nil {
+			if errors.Is(err, domain.ErrConflict) {
+				err = Public(ErrConflict, "Another account uses this email.", err)
+			}
+			s.fail(c, err)
+			return
+		}
+		pos = max(pos, n)
+	}
+	if a, err = s.svc.Account(ctx, caller.AccountID); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.setPosition(c, pos)
+	c.JSON(http.StatusOK, meView(a))
+}
+
+// securityJSON is API.md's GET /api/v1/me/security.
+type securityJSON struct {
+	PasswordChangedAt   apiTime          `json:"password_changed_at"`
+	TwoFactorEnabled    bool             `json:"two_factor_enabled"`
+	TwoFactorRequiredBy []string         `json:"two_factor_required_by"`
+	TOTPDevices         []totpDeviceJSON `json:"totp_devices"`
+	Passkeys            []passkeyJSON    `json:"passkeys"`
+	BackupCodes         backupCodesJSON  `json:"backup_codes"`
+}
+
+type totpDeviceJSON struct {
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	Confirmed  bool    `json:"confirmed"`
+	CreatedAt  apiTime `json:"created_at"`
+	LastUsedAt apiTime `json:"last_used_at"`
+}
+
+type passkeyJSON struct {
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	CreatedAt  apiTime `json:"created_at"`
+	LastUsedAt apiTime `json:"last_used_at"`
+	BackedUp   bool    `json:"backed_up"`
+}
+
+type backupCodesJSON struct {
+	Remaining   int     `json:"remaining"`
+	GeneratedAt apiTime `json:"generated_at"`
+}
+
+func securityView(st domain.SecurityState) securityJSON {
+	out := securityJSON{
+		PasswordChangedAt:   apiTime(st.PasswordChangedAt),
+		TwoFactorEnabled:    st.TwoFactorEnabled,
+		TwoFactorRequiredBy: append([]string{}, st.TwoFactorRequiredBy...),
+		TOTPDevices:         []totpDeviceJSON{},
+		Passkeys:            []passkeyJSON{},
+		BackupCodes:         backupCodesJSON{Remaining: st.BackupCodes.Remaining, GeneratedAt: apiTime(st.BackupCodes.GeneratedAt)},
+	}
+	for _, d := range st.TOTPDevices {
+		out.TOTPDevices = append(out.TOTPDevices, totpDeviceJSON{ID: d.ID, Name: d.Name, Confirmed: d.Confirmed,
+			CreatedAt: apiTime(d.CreatedAt), LastUsedAt: apiTime(d.LastUsedAt)})
+	}
+	for _, p := range st.Passkeys {
+		out.Passkeys = append(out.Passkeys, passkeyJSON{ID: p.ID, Name: p.Name, CreatedAt: apiTime(p.CreatedAt),
+			LastUsedAt: apiTime(p.LastUsedAt), BackedUp: p.BackedUp})
+	}
+	return out
+}
+
+func (s *Server) getSecurity(c *gin.Context) {
+	st, err := s.svc.Security(c.Request.Context(), callerOf(c).AccountID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, securityView(st))
+}
+
+type changePasswordRequest struct {
+	CurrentPassword      string `json:"current_password"`
+	NewPassword          string `json:"new_password"`
+	SignOutOtherSessions bool   `json:"sign_out_other_sessions"`
+}
+
+func (s *Server) changePassword(c *gin.Context) {
+	var req changePasswordRequest
+	if err := bindJSON(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	if err := errors.Join(required("current_password", req.CurrentPassword), required("new_password", req.NewPassword)); err != nil {
+		writeError(c, err)
+		return
+	}
+	rm, err := s.meta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	res, err := s.svc.ChangePassword(c.Request.Context(), callerOf(c), req.CurrentPassword, req.NewPassword, req.SignOutOtherSessions, rm)
+	if err != nil {
+		s.fail(c, withPasswordField("new_password", err))
+		return
+	}
+	s.setPosition(c, res.Position)
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) deleteMySession(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	rm, err := s.meta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	caller := callerOf(c)
+	pos, err := s.svc.SignOut(c.Request.Context(), caller, id, rm)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if id == caller.ID {
+		clearSessionCookie(c)
+	}
+	s.setPosition(c, pos)
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) signOutOthers(c *gin.Context) {
+	rm, err := s.meta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	res, err := s.svc.SignOutOthers(c.Request.Context(), callerOf(c), rm)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.setPosition(c, res.Position)
+	c.JSON(http.StatusOK, gin.H{"signed_out": res.SignedOut})
+}
