@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // accountRoutes: registration, sign-in, sign-out, whoami, step-up and the CSRF token (API.md
-// "Accounts and login"; the passkey ceremonies come with the passkey issue).
+// "Accounts and login"; the passkey ceremonies are in passkeys.go, but POST /reauth takes a
+// passkey's answer too).
 func (s *Server) accountRoutes() []apiRoute {
 	loginAnswer := response{Description: "authenticated, second_factor_required or enrollment_required (see the schema).",
 		Schema: ref("LoginResponse"), Headers: map[string]string{"Set-Cookie": "vigil_session (HttpOnly, Secure, SameSite=Lax, Path=/) when a session_token is answered."}}
@@ -84,14 +86,23 @@ func (s *Server) accountRoutes() []apiRoute {
 			method: http.MethodPost, path: "/reauth", access: enrollment,
 			op: operation{
 				ID: "reauth", Summary: "Re-authenticate (step-up)",
-				Description: "Give exactly one of password and code (a TOTP code); renews authenticated_at.",
+				Description: "Give exactly one of: password; code (a TOTP code); ceremony_id and credential (the answer to the " +
+					"options of POST /api/v1/reauth/passkey/options, which a passkey re-authentication makes aal2). Renews authenticated_at.",
 				Request: jsonBody(object(map[string]schema{
-					"password": stringSchema(), "code": {"type": "string", "description": "A current TOTP code."},
+					"password":    stringSchema(),
+					"code":        {"type": "string", "description": "A current TOTP code."},
+					"ceremony_id": {"type": "string", "description": "From POST /api/v1/reauth/passkey/options; with credential."},
+					"credential":  credentialSchema("navigator.credentials.get"),
 				})),
 				Responses: map[int]response{http.StatusNoContent: noContent("Re-authenticated.")},
 			},
-			errors: []problemLine{{http.StatusForbidden, wrongSecretText}, {http.StatusTooManyRequests, throttledText}},
-			h:      s.reauth,
+			errors: []problemLine{{http.StatusForbidden, wrongSecretText},
+				{http.StatusForbidden, passkeyRefusedSignedInText},
+				{http.StatusTooManyRequests, throttledText},
+				{http.StatusBadRequest, "invalid_request: not exactly one of password, code, and ceremony_id with credential"},
+				{http.StatusBadRequest, ceremonyText},
+				{http.StatusNotFound, passkeysOffText}},
+			h: s.reauth,
 		},
 		{
 			method: http.MethodGet, path: "/csrf", access: enrollment, read: true,
@@ -245,22 +256,49 @@ func (s *Server) whoami(c *gin.Context) {
 }
 
 type reauthRequest struct {
-	Password string `json:"password"`
-	Code     string `json:"code"`
+	Password   string          `json:"password"`
+	Code       string          `json:"code"`
+	CeremonyID string          `json:"ceremony_id"`
+	Credential json.RawMessage `json:"credential"`
 }
 
+// reauth renews the session's authenticated_at with exactly one of the password, a TOTP
+// code, or a passkey's answer (ceremony_id and credential, both needed).
 func (s *Server) reauth(c *gin.Context) {
 	var req reauthRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
 		return
 	}
+	withPasskey := req.CeremonyID != "" || req.Credential != nil
+	given := 0
+	for _, ok := range []bool{req.Password != "", req.Code != "", withPasskey} {
+		if ok {
+			given++
+		}
+	}
+	if given != 1 {
+		writeError(c, &domain.ValidationError{Field: "password",
+			Reason: "give exactly one of password, code, and ceremony_id with credential"})
+		return
+	}
+	if withPasskey {
+		if err := errors.Join(required("ceremony_id", req.CeremonyID), credentialObject(req.Credential)); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
 	rm, err := s.meta(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	pos, err := s.svc.Reauth(c.Request.Context(), callerOf(c), domain.ReauthInput{Password: req.Password, Code: req.Code}, rm)
+	var pos uint64
+	if withPasskey {
+		pos, err = s.svc.FinishPasskeyReauth(c.Request.Context(), callerOf(c), req.CeremonyID, req.Credential, rm)
+	} else {
+		pos, err = s.svc.Reauth(c.Request.Context(), callerOf(c), domain.ReauthInput{Password: req.Password, Code: req.Code}, rm)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -149,6 +149,9 @@ func (s *Server) registerAPI() {
 	for _, r := range s.totpRoutes() {
 		s.handleAPI(api, r)
 	}
+	for _, r := range s.passkeyRoutes() {
+		s.handleAPI(api, r)
+	}
 	for _, r := range s.adminRoutes() {
 		s.handleAPI(api, r)
 	}
@@ -277,16 +280,11 @@ func (s *Server) defineAPISchemas() {
 			"created_at":   dateTime(),
 			"last_used_at": nullableDateTime(),
 		}, "id", "name", "confirmed", "created_at", "last_used_at")),
-		"passkeys": arrayOf(object(map[string]schema{
-			"id":           stringSchema(),
-			"name":         stringSchema(),
-			"created_at":   dateTime(),
-			"last_used_at": nullableDateTime(),
-			"backed_up":    boolSchema(),
-		}, "id", "name", "created_at", "last_used_at", "backed_up")),
+		"passkeys": arrayOf(ref("Passkey")),
 		"backup_codes": object(map[string]schema{
 			"remaining":    integerSchema(),
 			"generated_at": nullableDateTime(),
 		}, "remaining", "generated_at"),
 	}, "password_changed_at", "two_factor_enabled", "two_factor_required_by", "totp_devices", "passkeys", "backup_codes"))
+	s.definePasskeySchemas()
 }

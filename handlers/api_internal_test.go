@@ -108,6 +108,12 @@ func TestProblemMapping(t *testing.T) {
 		{domain.ErrTicketInvalid, 401, CodeInvalidCredentials},
 		{domain.ErrUnknownClient, 400, CodeInvalidRequest},
 		{domain.ErrUnknownKey, 500, CodeInternal},
+		{domain.ErrCeremonyInvalid, 400, CodeInvalidRequest},
+		{domain.ErrPasskeysDisabled, 404, CodeNotFound},
+		{domain.ErrPasskeyInvalid, 401, CodeInvalidCredentials},
+		{domain.ErrPasskeyCloneSuspected, 401, CodeInvalidCredentials},
+		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyInvalid), 403, CodeInvalidCredentials},
+		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyCloneSuspected), 403, CodeInvalidCredentials},
 	} {
 		p, _ := problemFor(tc.err)
 		if p.Status != tc.status || p.Code != tc.code {

@@ -671,7 +671,7 @@ func TestAdmin(t *testing.T) {
 	e.expect(e.do("POST", "/api/v1/admin/accounts/"+bobID+"/roles", map[string]string{"role": "admin"}, root.auth()), 204, "")
 }
 
-// TestServedRoutesAreDocumented checks that the API routes of this issue are served and
+// TestServedRoutesAreDocumented checks that the API routes of these issues are served and
 // documented, and that nothing of the later issues is.
 func TestServedRoutesAreDocumented(t *testing.T) {
 	t.Parallel()
@@ -698,6 +698,7 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
+		"DELETE /api/v1/me/passkeys/{id}",
 		"DELETE /api/v1/me/sessions/{id}",
 		"DELETE /api/v1/me/totp/{id}",
 		"GET /api/v1/csrf",
@@ -706,25 +707,31 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 		"GET /api/v1/me/totp/{id}/qr.png",
 		"GET /api/v1/whoami",
 		"PATCH /api/v1/me",
+		"PATCH /api/v1/me/passkeys/{id}",
 		"POST /api/v1/accounts",
 		"POST /api/v1/admin/accounts/{id}/roles",
 		"POST /api/v1/admin/clients",
 		"POST /api/v1/login",
+		"POST /api/v1/login/passkey",
+		"POST /api/v1/login/passkey/options",
 		"POST /api/v1/login/second-factor",
 		"POST /api/v1/logout",
 		"POST /api/v1/me/backup-codes",
+		"POST /api/v1/me/passkeys",
+		"POST /api/v1/me/passkeys/options",
 		"POST /api/v1/me/password",
 		"POST /api/v1/me/sessions/sign-out-others",
 		"POST /api/v1/me/totp",
 		"POST /api/v1/me/totp/{id}/confirm",
 		"POST /api/v1/me/two-factor/disable",
 		"POST /api/v1/reauth",
+		"POST /api/v1/reauth/passkey/options",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("API routes\n got %v\nwant %v", got, want)
 	}
 	// Paths of later issues are not served.
-	for _, p := range []string{"/api/v1/me/sessions", "/api/v1/me/activity", "/api/v1/me/passkeys/options"} {
+	for _, p := range []string{"/api/v1/me/sessions", "/api/v1/me/activity"} {
 		r := e.do("GET", p, nil, nil)
 		if r.code != 404 && r.code != 405 {
 			t.Errorf("GET %s: %d", p, r.code)

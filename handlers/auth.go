@@ -103,7 +103,8 @@ const (
 	// signedIn routes need an active, unrestricted session.
 	signedIn
 	// enrollment routes need an active session, which may be restricted to enrolling a
-	// second factor (API.md: whoami, csrf, logout, GET /me/security, TOTP enrollment, reauth).
+	// second factor (API.md: whoami, csrf, logout, GET /me/security, TOTP and passkey
+	// enrollment, reauth).
 	enrollment
 	// admin routes need an unrestricted session of an account with role admin.
 	admin

@@ -25,24 +25,47 @@ import (
 // field at fault but never echoes the body; pass it to writeError. Validating the values
 // (required fields, formats) is the handler's job.
 func bindJSON(c *gin.Context, dst any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, dst)
+}
+
+// bindOptionalJSON is bindJSON for a route whose body may be left out: an empty body (or
+// only white space) leaves dst as it is; any other body follows bindJSON's rules.
+func bindOptionalJSON(c *gin.Context, dst any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimLeft(body, " \t\r\n")) == 0 {
+		return nil
+	}
+	return decodeStrict(body, dst)
+}
+
+// readBody checks the Content-Type (when present: JSON) and reads the body, bounded by
+// MaxBodyBytes.
+func readBody(c *gin.Context) ([]byte, error) {
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return Public(ErrInvalidRequest, "The request body must be JSON (Content-Type: application/json).", err)
+			return nil, Public(ErrInvalidRequest, "The request body must be JSON (Content-Type: application/json).", err)
 		}
 	}
 	if c.Request.Body == nil {
-		return Public(ErrInvalidRequest, "The request body is empty; a JSON object is expected.", nil)
+		return nil, nil
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return Public(ErrInvalidRequest, bodyTooLargeDetail, err)
+			return nil, Public(ErrInvalidRequest, bodyTooLargeDetail, err)
 		}
-		return Public(ErrInvalidRequest, "The request body could not be read.", err)
+		return nil, Public(ErrInvalidRequest, "The request body could not be read.", err)
 	}
-	return decodeStrict(body, dst)
+	return body, nil
 }
 
 // decodeStrict is bindJSON without the request: body rules and decoding.

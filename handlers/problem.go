@@ -152,11 +152,20 @@ var problemKinds = []problemKind{
 
 	// The domain's errors (package domain, errors.go).
 	{err: domain.ErrInvalidInput, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request", detail: validationDetail},
+	// A passkey ceremony id that is unknown, expired, used (every ceremony is single-use,
+	// whatever its outcome) or was begun for something else or by another session.
+	{err: domain.ErrCeremonyInvalid, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request",
+		detail: fixedDetail("The passkey ceremony is unknown, expired or already used; start the ceremony again (its options route).")},
+	// No relying party is configured: the passkey routes do not exist here.
+	{err: domain.ErrPasskeysDisabled, status: http.StatusNotFound, code: CodeNotFound, title: "Not found",
+		detail: fixedDetail("Passkeys are not configured on this server.")},
 	{err: domain.ErrUnknownClient, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request",
 		detail: fixedDetail("The client_id (field or X-Vigil-Client header) names no registered client application.")},
 	{as: isThrottled, status: http.StatusTooManyRequests, code: CodeTooManyAttempts, title: "Too many attempts", detail: throttleDetail},
 	// A wrong password or code at sign-in (and, with the same answer, an unknown email); the
-	// handlers of signed-in callers wrap it in ErrInvalidCredentialsSignedIn (403).
+	// handlers of signed-in callers wrap it in ErrInvalidCredentialsSignedIn (403). A refused
+	// passkey assertion (domain.ErrPasskeyInvalid, also an unknown credential) and one whose
+	// sign count did not increase (domain.ErrPasskeyCloneSuspected) wrap it too.
 	{err: domain.ErrInvalidCredentials, status: http.StatusUnauthorized, code: CodeInvalidCredentials, title: "Invalid credentials"},
 	{err: domain.ErrTicketInvalid, status: http.StatusUnauthorized, code: CodeInvalidCredentials, title: "Invalid credentials",
 		detail: fixedDetail("The login ticket is unknown, expired, used or has had too many wrong codes; sign in with the password again.")},
@@ -174,7 +183,7 @@ var problemKinds = []problemKind{
 
 // restrictedDetail explains enrollment_required.
 const restrictedDetail = "An organisation requires two-factor authentication: this session may only enroll a " +
-	"second factor (TOTP), re-authenticate, read /api/v1/me/security, whoami and csrf, and sign out."
+	"second factor (TOTP or passkey), re-authenticate, read /api/v1/me/security, whoami and csrf, and sign out."
 
 func isThrottled(err error) bool {
 	var te *domain.ThrottledError

@@ -7,8 +7,8 @@ import (
 )
 
 // totpRoutes: TOTP devices, backup codes and turning 2FA off (API.md "The account's own
-// pages"; passkeys come with the passkey issue). Adding, showing and confirming a TOTP
-// device are enrollment routes: a restricted session may use them.
+// pages"; passkeys are in passkeys.go). Adding, showing and confirming a TOTP device are
+// enrollment routes: a restricted session may use them.
 func (s *Server) totpRoutes() []apiRoute {
 	codes := schema{"type": "array", "items": stringSchema(), "minItems": 10, "maxItems": 10}
 	return []apiRoute{

@@ -77,7 +77,9 @@ type Config struct {
 	DataDir string
 	// Store is "sqlite" or a KurrentDB connection string (see ValidateStore).
 	Store string
-	// PublicURL is the origin for WebAuthn and links.
+	// PublicURL is the origin for WebAuthn and links: its host is the passkeys' relying
+	// party id, so it must be a domain name, with https unless it is localhost (New refuses
+	// anything else, naming --public-url).
 	PublicURL *url.URL
 	// GeoIPCityDB and GeoIPASNDB are mmdb files; empty means none.
 	GeoIPCityDB, GeoIPASNDB string
@@ -276,6 +278,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	// WebAuthn binds passkeys to the public URL's host (the relying party id): checked
+	// before anything is opened.
+	passkeys, err := domain.PasskeyConfigFromPublicURL(cfg.PublicURL.String())
+	if err != nil {
+		return nil, fmt.Errorf("--public-url: %w", err)
+	}
 	a := &App{cfg: cfg, log: cfg.Logger}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -348,6 +356,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		SessionLifetime:    cfg.SessionLifetime,
 		SessionIdleTimeout: cfg.SessionIdleTimeout,
 		TwoFactorPolicy:    cfg.TwoFactorPolicy,
+		Passkeys:           passkeys,
 		Now:                cfg.Now,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,6 +242,9 @@ func TestNewFailsWithoutHalfStarting(t *testing.T) {
 		{"bad store", Config{Store: "postgres://x"}, "--store"},
 		{"missing key file", Config{SecretKeyFile: "/nonexistent/vigil.key"}, "--secret-key-file"},
 		{"idle over lifetime", Config{SessionLifetime: time.Hour, SessionIdleTimeout: 2 * time.Hour}, "idle"},
+		// WebAuthn needs a domain name as relying party id, and https except on localhost.
+		{"ip public url", Config{PublicURL: &url.URL{Scheme: "http", Host: "127.0.0.1:8080"}}, "--public-url"},
+		{"plain http public url", Config{PublicURL: &url.URL{Scheme: "http", Host: "id.example.com"}}, "--public-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
