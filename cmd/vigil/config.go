@@ -17,6 +17,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 )
@@ -102,6 +103,7 @@ const (
 	optStepUpWindow       = "step-up-window"
 	optSessionLifetime    = "session-lifetime"
 	optSessionIdleTimeout = "session-idle-timeout"
+	optTOTPIssuer         = "totp-issuer"
 )
 
 // serveOptions is API.md's "Running" table.
@@ -120,6 +122,8 @@ var serveOptions = []option{
 	{flag: optStepUpWindow, env: "VIGIL_STEP_UP_WINDOW", def: "5m", meta: "DURATION", help: "how recent an authentication sensitive changes need"},
 	{flag: optSessionLifetime, env: "VIGIL_SESSION_LIFETIME", def: "24h", meta: "DURATION", help: "absolute session limit"},
 	{flag: optSessionIdleTimeout, env: "VIGIL_SESSION_IDLE_TIMEOUT", def: "2h", meta: "DURATION", help: "idle session limit (at most the lifetime)"},
+	// Beyond API.md's table (which allows additions):
+	{flag: optTOTPIssuer, env: "VIGIL_TOTP_ISSUER", def: app.DefaultTOTPIssuer, meta: "NAME", help: "the name authenticator apps show for Vigil's codes (1 to 100 characters)"},
 }
 
 // Config is the parsed configuration of serve.
@@ -146,6 +150,8 @@ type Config struct {
 	// StepUpWindow, SessionLifetime and SessionIdleTimeout are positive; the idle timeout is
 	// at most the lifetime.
 	StepUpWindow, SessionLifetime, SessionIdleTimeout time.Duration
+	// TOTPIssuer names Vigil in authenticator apps (1 to 100 characters, no colon).
+	TOTPIssuer string
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -166,6 +172,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		StepUpWindow:       c.StepUpWindow,
 		SessionLifetime:    c.SessionLifetime,
 		SessionIdleTimeout: c.SessionIdleTimeout,
+		TOTPIssuer:         c.TOTPIssuer,
 	}
 }
 
@@ -296,6 +303,10 @@ func validate(s map[string]setting) (Config, error) {
 	}
 	if c.SessionIdleTimeout > c.SessionLifetime {
 		return c, s[optSessionIdleTimeout].errorf("%q exceeds --%s %q", s[optSessionIdleTimeout].value, optSessionLifetime, s[optSessionLifetime].value)
+	}
+	c.TOTPIssuer = s[optTOTPIssuer].value
+	if n := utf8.RuneCountInString(c.TOTPIssuer); n < 1 || n > 100 || strings.ContainsAny(c.TOTPIssuer, ":\x00") {
+		return c, s[optTOTPIssuer].errorf("%q must be 1 to 100 characters without a colon", c.TOTPIssuer)
 	}
 	return c, nil
 }

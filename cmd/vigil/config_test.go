@@ -41,6 +41,8 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"step-up-window", "VIGIL_STEP_UP_WINDOW", "5m"},
 		{"session-lifetime", "VIGIL_SESSION_LIFETIME", "24h"},
 		{"session-idle-timeout", "VIGIL_SESSION_IDLE_TIMEOUT", "2h"},
+		// Additions beyond API.md's table.
+		{"totp-issuer", "VIGIL_TOTP_ISSUER", "Vigil"},
 	}
 	var got [][3]string
 	for _, o := range serveOptions {
@@ -138,6 +140,8 @@ func TestValidationErrors(t *testing.T) {
 		{[]string{"--session-lifetime", "forever"}, nil, `--session-lifetime: "forever" is not a duration`},
 		{[]string{"--session-idle-timeout", "25h"}, nil, `--session-idle-timeout: "25h" exceeds --session-lifetime "24h"`},
 		{nil, []string{"VIGIL_SESSION_LIFETIME", "1h"}, `--session-idle-timeout: "2h" exceeds --session-lifetime "1h"`},
+		{[]string{"--totp-issuer", "Acme:Corp"}, nil, `--totp-issuer: "Acme:Corp" must be 1 to 100 characters without a colon`},
+		{nil, []string{"VIGIL_TOTP_ISSUER", strings.Repeat("x", 101)}, `--totp-issuer (from VIGIL_TOTP_ISSUER): "` + strings.Repeat("x", 101) + `" must be 1 to 100 characters without a colon`},
 	}
 	for _, tt := range tests {
 		_, err := parseServe(tt.args, envMap(tt.env...))

@@ -42,6 +42,7 @@ const (
 	DefaultArgon2MemoryKiB    = 19456
 	DefaultArgon2Iterations   = 2
 	DefaultStepUpWindow       = 5 * time.Minute
+	DefaultTOTPIssuer         = "Vigil"
 	DefaultSessionLifetime    = 24 * time.Hour
 	DefaultSessionIdleTimeout = 2 * time.Hour
 	// DefaultShutdownTimeout bounds the draining of HTTP requests at shutdown.
@@ -94,6 +95,8 @@ type Config struct {
 	Argon2MemoryKiB, Argon2Iterations uint32
 	// StepUpWindow is how recent an authentication sensitive changes need.
 	StepUpWindow time.Duration
+	// TOTPIssuer names Vigil in authenticator apps; default DefaultTOTPIssuer.
+	TOTPIssuer string
 	// SessionLifetime and SessionIdleTimeout are the absolute and idle session limits.
 	SessionLifetime, SessionIdleTimeout time.Duration
 	// Registry receives every metric and is served on /metrics; default a new registry with
@@ -353,6 +356,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Snapshots:          a.pdb.Snapshots(),
 		Argon2:             domain.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
 		StepUpWindow:       cfg.StepUpWindow,
+		Issuer:             cfg.TOTPIssuer,
 		SessionLifetime:    cfg.SessionLifetime,
 		SessionIdleTimeout: cfg.SessionIdleTimeout,
 		TwoFactorPolicy:    cfg.TwoFactorPolicy,
