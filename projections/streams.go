@@ -9,11 +9,6 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 )
 
-// Builtin returns the projections the service runs, in a fresh slice.
-func Builtin() []Projection {
-	return []Projection{Streams{}}
-}
-
 // Streams is the catalogue of streams: for each stream its kind (account, session, org,
 // client, system), version, event count and the position and time of its last event. Security
 // teams use it to find an account's streams; the crash test uses it to check convergence.
@@ -51,7 +46,7 @@ func StreamKind(streamID string) string {
 
 // Apply implements Projection.
 func (Streams) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO streams (stream_id, kind, version, events, last_position, last_type, last_at)
+	err := txExec(ctx, tx, `INSERT INTO streams (stream_id, kind, version, events, last_position, last_type, last_at)
 		VALUES (?, ?, ?, 1, ?, ?, ?)
 		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, events = events + 1,
 			last_position = excluded.last_position, last_type = excluded.last_type, last_at = excluded.last_at`,

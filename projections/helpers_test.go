@@ -1,0 +1,161 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/geoip"
+	"github.com/vigil-auth/vigil/geoip/geoiptest"
+)
+
+// User agents of the tests.
+const (
+	uaChromeMac  = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+	uaSafariIOS  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+	uaFirefoxWin = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0"
+	uaCurl       = "curl/8.5.0"
+)
+
+// Addresses of the test GeoIP databases.
+const (
+	ipLondon   = "81.2.69.142"          // London, GB, AS20712
+	ipGoogle   = "2001:4860:4860::8888" // Mountain View, US, AS15169
+	ipSweden   = "89.160.20.115"        // Sweden (no city), no ASN
+	ipTelstra  = "1.128.0.1"            // ASN only: no location
+	ipPrivate  = "10.1.2.3"             // never looked up
+	londonCity = "London"
+)
+
+var testStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// testClock is the clock of the store and the service: it advances by a millisecond on
+// every reading, so RecordedAt times are distinct and ordered.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// writeGeoDBs writes the test city and ASN databases into dir and opens a resolver on them.
+func writeGeoDBs(t testing.TB, dir string) *geoip.Resolver {
+	t.Helper()
+	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
+	geoiptest.WriteCityDB(t, city, []geoiptest.CityEntry{
+		{Network: "81.2.69.0/24", City: londonCity, Region: "England", Country: "United Kingdom", CountryCode: "GB", Lat: 51.5142, Lon: -0.0931},
+		{Network: "2001:4860::/32", City: "Mountain View", Region: "California", Country: "United States", CountryCode: "US", Lat: 37.386, Lon: -122.0838},
+		{Network: "89.160.20.112/28", Country: "Sweden", CountryCode: "SE", Lat: 59.3247, Lon: 18.056},
+		{Network: "10.0.0.0/8", City: "Trap", Country: "Nowhere", CountryCode: "XX"},
+	})
+	geoiptest.WriteASNDB(t, asn, []geoiptest.ASNEntry{
+		{Network: "81.2.69.0/24", ASN: 20712, Org: "Andrews & Arnold Ltd"},
+		{Network: "2001:4860::/32", ASN: 15169, Org: "Google LLC"},
+		{Network: "1.128.0.0/11", ASN: 1221, Org: "Telstra Pty Ltd"},
+	})
+	r, err := geoip.Open(geoip.Config{CityDB: city, ASNDB: asn, Logger: quiet, ReloadInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// newClockEnv is newEnv with the store stamping RecordedAt from clock.
+func newClockEnv(t *testing.T, clock *testClock) *env {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quiet, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := &env{t: t, store: store, dir: dir}
+	e.openDB()
+	return e
+}
+
+// newService builds a domain.Service on the env's store with the clock and cheap argon2.
+func newService(t *testing.T, e *env, clock *testClock) *domain.Service {
+	t.Helper()
+	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := domain.NewService(domain.Config{Store: e.store, Keyring: kr, Now: clock.Now,
+		Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// emit appends domain events to stream (any version) with md and returns the last position.
+func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint64 {
+	e.t.Helper()
+	data := make([]domain.EventData, len(evs))
+	for i, ev := range evs {
+		v, ok := domain.EventSchemaVersion(ev.EventType())
+		if !ok {
+			e.t.Fatalf("unknown event type %s", ev.EventType())
+		}
+		d, err := domain.NewEventData(ev.EventType(), v, ev, md)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		data[i] = d
+	}
+	res, err := e.store.Append(context.Background(), stream, eventstore.Any, data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.LastPosition
+}
+
+// totpCode is the current code of a base32 secret at now.
+func totpCode(t *testing.T, secret string, now time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCodeCustom(secret, now, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func self(id string) domain.Actor { return domain.Actor{Type: domain.ActorAccount, ID: id} }
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// equalJSON compares two values by their JSON.
+func equalJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	return mustJSON(t, a) == mustJSON(t, b)
+}

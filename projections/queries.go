@@ -1,0 +1,286 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/geoip"
+)
+
+// ErrBadCursor is returned by the list queries for a cursor they did not issue (or issued
+// by another list). The HTTP layer answers 400 invalid_request.
+var ErrBadCursor = errors.New("projections: invalid cursor")
+
+// Page sizes of the list queries: a limit of zero or less means DefaultLimit, above
+// MaxLimit means MaxLimit (API.md: default 50, max 500).
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+// encodeCursor makes the opaque cursor of a list (kind tells the lists apart) that resumes
+// after the row at position pos.
+func encodeCursor(kind string, pos uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatUint(pos, 10)))
+}
+
+// decodeCursor returns the position of a cursor of kind; "" gives 0 (the first page).
+func decodeCursor(kind, cursor string) (uint64, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return 0, ErrBadCursor
+	}
+	k, p, ok := strings.Cut(string(raw), ":")
+	if !ok || k != kind {
+		return 0, ErrBadCursor
+	}
+	pos, err := strconv.ParseUint(p, 10, 63)
+	if err != nil || pos == 0 {
+		return 0, ErrBadCursor
+	}
+	return pos, nil
+}
+
+// ClientRef names the application a session or an activity came from: API.md's
+// `client:{id, name}`.
+type ClientRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func clientRef(id, name string) *ClientRef {
+	if id == "" {
+		return nil
+	}
+	return &ClientRef{ID: id, Name: name}
+}
+
+// clientSchema is the DDL of a projection's own table of client names, fed by
+// ClientRegistered (each projection keeps its own, so that each can be rebuilt alone).
+func clientSchema(table string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + table + ` (
+		client_id TEXT PRIMARY KEY,
+		name      TEXT NOT NULL
+	) WITHOUT ROWID`
+}
+
+func applyClientRegistered(ctx context.Context, tx *sql.Tx, table string, e domain.ClientRegistered) error {
+	return txExec(ctx, tx, `INSERT INTO `+table+` (client_id, name) VALUES (?, ?)
+		ON CONFLICT (client_id) DO UPDATE SET name = excluded.name`, e.ClientID, e.Name)
+}
+
+// clientName returns the name of a client: the built-in portal, or a registered one ("" when
+// the id is empty or unknown).
+func clientName(ctx context.Context, tx *sql.Tx, table, id string) (string, error) {
+	switch id {
+	case "":
+		return "", nil
+	case domain.PortalClientID:
+		return domain.PortalClientName, nil
+	}
+	var name string
+	err := txScan(ctx, tx, `SELECT name FROM `+table+` WHERE client_id = ?`, []any{id}, &name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return name, err
+}
+
+// place is where an IP address is, as stored in the sessions and activity rows.
+type place struct {
+	located                            bool
+	city, region, country, countryCode string
+	lat, lon                           float64
+	asn                                uint
+	asOrg                              string
+}
+
+// locate looks ip up (no lookup without an address or a resolver).
+func locate(r *geoip.Resolver, ip string) place {
+	if ip == "" {
+		return place{}
+	}
+	res := r.LookupString(ip)
+	p := place{asn: res.ASN, asOrg: res.ASOrg}
+	if l := res.Location; l != nil {
+		p.located = true
+		p.city, p.region, p.country, p.countryCode = l.City, l.Region, l.Country, l.CountryCode
+		p.lat, p.lon = l.Latitude, l.Longitude
+	}
+	return p
+}
+
+// placeColumns is the column list of a place, in the order of place.args and scanPlace.
+const placeColumns = `located, city, region, country, country_code, latitude, longitude, asn, as_org`
+
+const placeDDL = `located      INTEGER NOT NULL,
+		city         TEXT NOT NULL,
+		region       TEXT NOT NULL,
+		country      TEXT NOT NULL,
+		country_code TEXT NOT NULL,
+		latitude     REAL NOT NULL,
+		longitude    REAL NOT NULL,
+		asn          INTEGER NOT NULL,
+		as_org       TEXT NOT NULL`
+
+func (p place) args() []any {
+	return []any{p.located, p.city, p.region, p.country, p.countryCode, p.lat, p.lon, int64(p.asn), p.asOrg}
+}
+
+// scannedPlace receives the place columns of a row.
+type scannedPlace struct {
+	located                            bool
+	city, region, country, countryCode string
+	lat, lon                           float64
+	asn                                int64
+	asOrg                              string
+}
+
+func (s *scannedPlace) dest() []any {
+	return []any{&s.located, &s.city, &s.region, &s.country, &s.countryCode, &s.lat, &s.lon, &s.asn, &s.asOrg}
+}
+
+func (s *scannedPlace) location() *geoip.Location {
+	if !s.located {
+		return nil
+	}
+	return &geoip.Location{City: s.city, Region: s.region, Country: s.country, CountryCode: s.countryCode,
+		Latitude: s.lat, Longitude: s.lon}
+}
+
+// nanos stores a time as Unix nanoseconds, UTC; the zero time is 0.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UTC().UnixNano()
+}
+
+// fromNanos is the inverse of nanos.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// eventTime is the time of the decision an event records: its data's "at" (or
+// "started_at"), else the store's RecordedAt.
+func eventTime(ev domain.Envelope) time.Time {
+	var t struct {
+		At        time.Time `json:"at"`
+		StartedAt time.Time `json:"started_at"`
+	}
+	if json.Unmarshal(ev.Data, &t) == nil {
+		switch {
+		case !t.At.IsZero():
+			return t.At.UTC()
+		case !t.StartedAt.IsZero():
+			return t.StartedAt.UTC()
+		}
+	}
+	return ev.RecordedAt.UTC()
+}
+
+// streamID returns the id part of a stream id with the given prefix ("" when it has
+// another prefix).
+func streamID(stream, prefix string) string {
+	id, ok := strings.CutPrefix(stream, prefix)
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+func decode(ev domain.Envelope) (domain.Event, error) {
+	e, err := domain.DecodeEvent(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err)
+	}
+	return e, nil
+}
+
+// placeholders returns "?, ?, ..., ?" with n marks.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// preparedCache keeps the statements prepared in the transactions being applied: SQLite
+// compiles a statement on every Exec otherwise, which is most of the cost of a small write.
+// Statements prepared in a transaction are closed by database/sql when it ends, so the
+// cache forgets transactions in bulk once it holds more than a few.
+var preparedCache = struct {
+	sync.Mutex
+	m map[*sql.Tx]map[string]*sql.Stmt
+}{m: map[*sql.Tx]map[string]*sql.Stmt{}}
+
+const preparedTxs = 16
+
+func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	preparedCache.Lock()
+	stmts := preparedCache.m[tx]
+	st := stmts[query]
+	preparedCache.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	preparedCache.Lock()
+	defer preparedCache.Unlock()
+	if preparedCache.m[tx] == nil {
+		if len(preparedCache.m) >= preparedTxs {
+			clear(preparedCache.m)
+		}
+		preparedCache.m[tx] = map[string]*sql.Stmt{}
+	}
+	preparedCache.m[tx][query] = st
+	return st, nil
+}
+
+// txExec is tx.ExecContext with the statement prepared once per transaction.
+func txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	st, err := prepared(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+// txScan runs a one-row query with the statement prepared once per transaction and scans
+// it into dest; no row is sql.ErrNoRows.
+func txScan(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
+	st, err := prepared(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
