@@ -35,6 +35,8 @@ type apiRoute struct {
 	access access
 	// read routes accept ?min_position (see waitMinPosition).
 	read bool
+	// list routes take limit and cursor and answer a page (listJSON).
+	list bool
 	op   operation
 	// errors lists the route's own error answers; those of its access, body and
 	// min_position are added.
@@ -86,9 +88,21 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 			lines = append(lines, problemLine{http.StatusBadRequest, unknownClient})
 		}
 	}
-	if r.access == admin {
-		chain = append(chain, s.requireAdmin)
+	switch r.access {
+	case admin:
+		chain = append(chain, s.requireRole(domain.RoleAdmin))
 		lines = append(lines, problemLine{http.StatusForbidden, "forbidden: the account does not hold role admin"})
+	case audit:
+		chain = append(chain, s.requireRole(domain.RoleAuditor, domain.RoleAdmin))
+		lines = append(lines, problemLine{http.StatusForbidden, "forbidden: the account holds neither role auditor nor role admin"})
+	}
+	if r.list {
+		op.Params = append(op.Params,
+			param{Name: "limit", In: "query", Description: "Page size: default 50; above 500 counts as 500.",
+				Schema: schema{"type": "integer", "minimum": 1, "default": DefaultPageLimit}},
+			param{Name: "cursor", In: "query", Description: "The next_cursor of the previous page; absent for the first page."},
+		)
+		lines = append(lines, problemLine{http.StatusBadRequest, "invalid_request: limit is zero, negative or not a number, or cursor is not one this list issued"})
 	}
 	if r.read {
 		chain = append(chain, s.waitMinPosition)
@@ -154,6 +168,14 @@ func (s *Server) registerAPI() {
 	}
 	for _, r := range s.adminRoutes() {
 		s.handleAPI(api, r)
+	}
+	if s.reads != nil {
+		for _, r := range s.readRoutes() {
+			s.handleAPI(api, r)
+		}
+		for _, r := range s.auditRoutes() {
+			s.handleAPI(api, r)
+		}
 	}
 }
 

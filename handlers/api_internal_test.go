@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/projections"
 )
 
 // TestOpenAPIMatchesRoutesWithAPI is TestOpenAPIMatchesRoutes for a server that serves the
@@ -30,7 +32,15 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, Config{Store: store, Accounts: svc, SecretKey: key})
+	pdb, err := projections.Open(projections.Config{Path: filepath.Join(t.TempDir(), "projections.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pdb.Close()
+	s := newTestServer(t, Config{Store: store, Accounts: svc, SecretKey: key, ReadModels: pdb, Log: store})
+	if s.subjects == nil {
+		t.Error("the SQLite store's ReadSubject was not found")
+	}
 	rec := s.get(t, "/openapi.json")
 	var doc struct {
 		Paths map[string]map[string]struct {
@@ -114,6 +124,8 @@ func TestProblemMapping(t *testing.T) {
 		{domain.ErrPasskeyCloneSuspected, 401, CodeInvalidCredentials},
 		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyInvalid), 403, CodeInvalidCredentials},
 		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyCloneSuspected), 403, CodeInvalidCredentials},
+		{projections.ErrBadCursor, 400, CodeInvalidRequest},
+		{fmt.Errorf("list: %w", projections.ErrBadFilter), 400, CodeInvalidRequest},
 	} {
 		p, _ := problemFor(tc.err)
 		if p.Status != tc.status || p.Code != tc.code {

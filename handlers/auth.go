@@ -108,6 +108,9 @@ const (
 	enrollment
 	// admin routes need an unrestricted session of an account with role admin.
 	admin
+	// audit routes (the security teams') need an unrestricted session of an account with
+	// role auditor or admin.
+	audit
 )
 
 // authenticate is the middleware of routes that need a session: it finds the token (bearer
@@ -151,25 +154,31 @@ func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
 	}
 }
 
-// requireAdmin refuses (403 forbidden) a caller whose account is neither in --admin-emails
-// nor holds role admin. A delegate acting for an admin is not an admin. It runs on every
-// request: a revoked role takes effect at once.
-func (s *Server) requireAdmin(c *gin.Context) {
-	sess := callerOf(c)
-	if sess.ActorAccountID != "" {
-		writeError(c, Public(ErrForbidden, "Administration needs the administrator's own session.", nil))
-		return
+// requireRole returns the middleware that refuses (403 forbidden) a caller whose account
+// holds none of roles. An account in --admin-emails holds role admin; an admin may do what an
+// auditor may (the security teams' routes take either). A delegate acting for such an account
+// holds no role. It runs on every request: a revoked role takes effect at once.
+func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
+	need := strings.Join(roles, " or ")
+	return func(c *gin.Context) {
+		sess := callerOf(c)
+		if sess.ActorAccountID != "" {
+			writeError(c, Public(ErrForbidden, "This needs the account holder's own session, not a delegate's.", nil))
+			return
+		}
+		a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, r := range roles {
+			if a.HasRole(r) || (r == domain.RoleAdmin && s.admins[a.Email()]) {
+				c.Next()
+				return
+			}
+		}
+		writeError(c, Public(ErrForbidden, "This needs role "+need+".", nil))
 	}
-	a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.admins[a.Email()] && !a.HasRole(domain.RoleAdmin) {
-		writeError(c, Public(ErrForbidden, "This needs role admin.", nil))
-		return
-	}
-	c.Next()
 }
 
 // callerOf returns the session authenticate stored (the zero Session on public routes).

@@ -13,7 +13,7 @@ import (
 var profileFields = []string{"title", "telephone", "street", "city", "state", "postal_code", "country", "relationship", "locale"}
 
 // meRoutes: the account's own pages (API.md), without the second factors (totp.go) and the
-// lists that come from the read models (sessions, activity: the read-side issue).
+// lists that come from the read models (sessions, activity: me_read.go).
 func (s *Server) meRoutes() []apiRoute {
 	optionalProfile := map[string]schema{}
 	for _, f := range profileFields {

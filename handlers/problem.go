@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/projections"
 )
 
 // Problem codes: the stable machine-readable `code` of every problem document (API.md). They
@@ -149,6 +150,13 @@ var problemKinds = []problemKind{
 	{err: ErrMethodNotAllowed, status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, title: "Method not allowed"},
 	{err: ErrConflict, status: http.StatusConflict, code: CodeConflict, title: "Conflict"},
 	{err: ErrNotReady, status: http.StatusServiceUnavailable, code: CodeNotReady, title: "Not ready"},
+
+	// The read models' (package projections): a cursor the list did not issue, a filter
+	// value it cannot use. The handlers check filters first, with their own details.
+	{err: projections.ErrBadCursor, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request",
+		detail: fixedDetail("The cursor is not one this list issued (a next_cursor of the same list); start again without it.")},
+	{err: projections.ErrBadFilter, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request",
+		detail: fixedDetail("A filter value is invalid: outcome must be success or failure, and from must not be after to.")},
 
 	// The domain's errors (package domain, errors.go).
 	{err: domain.ErrInvalidInput, status: http.StatusBadRequest, code: CodeInvalidRequest, title: "Invalid request", detail: validationDetail},

@@ -70,6 +70,51 @@ type Config struct {
 	MinPositionWait time.Duration
 	// Now is the clock, used for cookie lifetimes; default time.Now. Give the domain's clock.
 	Now func() time.Time
+
+	// ReadModels answers the lists of the read side (/me/sessions, /me/activity and the
+	// audit lists); *projections.DB satisfies it. Log is the event log the audit reads
+	// (raw events, the security state at a time) and where /me/sessions finds the position
+	// of the caller's SessionStarted; eventstore.Store satisfies it. With Accounts, when
+	// either is nil the read-side routes (/me/sessions, /me/activity, /audit/...) are not
+	// served.
+	ReadModels ReadModels
+	Log        EventLog
+	// Subjects, when the backend has a subject index (the SQLite store), serves an account's
+	// raw events without scanning the log; nil makes the audit scan ReadAll. Log itself is
+	// used when it is a SubjectReader and Subjects is nil.
+	Subjects SubjectReader
+}
+
+// ReadModels is the part of the read models the handlers query (*projections.DB
+// satisfies it). Each call sees the last committed batch of the projections.
+type ReadModels interface {
+	ActiveSessions(ctx context.Context, accountID string, limit int, cursor string) ([]projections.SessionRow, string, error)
+	SessionOwner(ctx context.Context, sessionID string) (accountID string, ok bool, err error)
+	Activity(ctx context.Context, f projections.ActivityFilter) ([]projections.ActivityRow, string, error)
+}
+
+// EventLog is the part of the event log the audit reads (eventstore.Store satisfies it).
+type EventLog interface {
+	ReadStream(ctx context.Context, stream string, fromVersion uint64, limit int) ([]domain.Envelope, error)
+	ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error)
+}
+
+// SubjectReader is a log that can read the events whose metadata subject is an account
+// without scanning the whole log (the SQLite store's ReadSubject): up to limit events after
+// global position after, in global order.
+type SubjectReader interface {
+	ReadSubject(ctx context.Context, accountID string, after uint64, limit int) ([]domain.Envelope, error)
+}
+
+// subjectReaderOf returns the configured SubjectReader, else log's own, else nil.
+func subjectReaderOf(cfg Config) SubjectReader {
+	if cfg.Subjects != nil {
+		return cfg.Subjects
+	}
+	if sr, ok := cfg.Log.(SubjectReader); ok {
+		return sr
+	}
+	return nil
 }
 
 // DefaultMinPositionWait is how long a read with ?min_position waits for the read models.
@@ -103,6 +148,13 @@ type Server struct {
 	positions PositionWaiter
 	minWait   time.Duration
 	now       func() time.Time
+
+	// The read side (nil reads: not served).
+	reads    ReadModels
+	events   EventLog
+	subjects SubjectReader // nil: the audit scans ReadAll
+	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
+	scanBatch, scanMax int
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -173,6 +225,11 @@ func New(cfg Config) (*Server, error) {
 		positions:   cfg.Positions,
 		minWait:     cfg.MinPositionWait,
 		now:         cfg.Now,
+		scanBatch:   eventsScanBatch,
+		scanMax:     eventsScanMax,
+	}
+	if cfg.ReadModels != nil && cfg.Log != nil {
+		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
 	}
 	if cfg.Accounts != nil {
 		key, err := deriveCSRFKey(cfg.SecretKey)
@@ -199,6 +256,9 @@ func New(cfg Config) (*Server, error) {
 	s.registerOperations()
 	if s.svc != nil {
 		s.defineAPISchemas()
+		if s.reads != nil {
+			s.defineReadSchemas()
+		}
 		s.registerAPI()
 	}
 	return s, nil

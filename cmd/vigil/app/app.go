@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/wmbridge"
+	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -247,6 +248,7 @@ type App struct {
 	secretKey []byte // the server key (32 bytes) for the TOTP secret encryption
 
 	store   eventstore.Store // instrumented
+	geo     *geoip.Resolver  // nil without GeoIP databases
 	svc     *domain.Service
 	pdb     *projections.DB
 	sub     *wmbridge.Subscriber
@@ -261,10 +263,11 @@ type App struct {
 }
 
 // New opens the data directory, the secret key, the event store (SQLite at
-// <DataDir>/events.db, or KurrentDB), the read models (<DataDir>/projections.db), the
-// Watermill subscriber and projection runner with projections.Builtin(), the HTTP server and
-// its listener. Nothing is started yet (see Run). When any step fails, whatever was opened
-// is closed again and the error names the setting at fault (an unreachable store names
+// <DataDir>/events.db, or KurrentDB), the GeoIP databases (when configured; their reload check
+// runs from here on), the read models (<DataDir>/projections.db), the Watermill subscriber
+// and projection runner with projections.BuiltinWith (locating with GeoIP), the HTTP server
+// and its listener. Nothing else is started yet (see Run). When any step fails, whatever was
+// opened is closed again and the error names the setting at fault (an unreachable store names
 // --store).
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	var undo []func() error
@@ -317,6 +320,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	undo = append(undo, raw.Close)
 	a.store = eventstore.Instrument(raw, cfg.Registry)
 
+	a.geo, err = openGeoIP(cfg)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.geo.Close)
+
 	a.pdb, err = projections.Open(projections.Config{Path: filepath.Join(cfg.DataDir, ProjectionsFile), Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: read models: %w", err)
@@ -336,7 +345,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		DB:          a.pdb,
 		Subscriber:  a.sub,
 		Log:         a.store,
-		Projections: projections.Builtin(),
+		Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo}),
 		Logger:      cfg.Logger,
 		Registerer:  cfg.Registry,
 	})
@@ -379,6 +388,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		AdminEmails:    cfg.AdminEmails,
 		Positions:      a.runner,
 		Now:            cfg.Now,
+		ReadModels:     a.pdb,
+		Log:            a.store,
+		Subjects:       subjectReader(raw),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
@@ -401,6 +413,39 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// openGeoIP opens the configured GeoIP databases (nil, and no error, when none is: then
+// nothing is located). A file that cannot be used names its flag. The databases are
+// reloaded when replaced on disk (geoipupdate).
+func openGeoIP(cfg Config) (*geoip.Resolver, error) {
+	if cfg.GeoIPCityDB == "" && cfg.GeoIPASNDB == "" {
+		return nil, nil
+	}
+	logger := cfg.Logger.With("component", "geoip")
+	r, err := geoip.Open(geoip.Config{CityDB: cfg.GeoIPCityDB, ASNDB: cfg.GeoIPASNDB, Logger: logger})
+	if err == nil {
+		return r, nil
+	}
+	// Which file was it? Open stops at the first that fails, the city database first.
+	flag := "--geoip-asn-db"
+	if cfg.GeoIPCityDB != "" {
+		if c, cerr := geoip.Open(geoip.Config{CityDB: cfg.GeoIPCityDB, Logger: logger, ReloadInterval: -1}); cerr != nil {
+			flag = "--geoip-city-db"
+		} else {
+			_ = c.Close()
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", flag, err)
+}
+
+// subjectReader returns the backend's subject index when it has one (the SQLite store's
+// ReadSubject), so the audit reads an account's events without scanning the log.
+func subjectReader(raw eventstore.Store) handlers.SubjectReader {
+	if sr, ok := raw.(handlers.SubjectReader); ok {
+		return sr
+	}
+	return nil
 }
 
 // openStore opens the configured event store, bounded by cfg.StoreOpenTimeout.
@@ -445,8 +490,8 @@ func (a *App) SecretKey() []byte { return a.secretKey }
 // and the projections are subscribed, the HTTP server, and serves until ctx is cancelled or the server or the runner fails. Then
 // it shuts down in order: stop accepting connections and drain the requests in flight (at
 // most ShutdownTimeout, after which connections are closed), stop the runner, the feed and
-// the sweeper, close the read models, close the event store. It returns nil after a
-// shutdown caused by ctx, else the failure. Run may be called once.
+// the sweeper, close the GeoIP databases, the read models and the event store. It returns
+// nil after a shutdown caused by ctx, else the failure. Run may be called once.
 func (a *App) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return errors.New("app: Run called twice or after Close")
@@ -534,7 +579,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := <-feedDone; err != nil && failure == nil {
 		failure = fmt.Errorf("session feed: %w", err)
 	}
-	// 3. Runner, read models, store.
+	// 3. Runner, GeoIP, read models, store.
 	if err := a.close(); err != nil {
 		a.log.Error("closing", "error", err.Error())
 		if failure == nil {
@@ -556,18 +601,22 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.sub.Close(), a.pdb.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.sub.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
 
-// close closes the runner (and its subscriber), the read models and the store, in that
-// order, once.
+// close closes the runner (and its subscriber), the GeoIP databases, the read models and
+// the store, in that order, once.
 func (a *App) close() error {
 	a.closeOnce.Do(func() {
 		var errs []error
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
+		}
+		// After the runner: its projections look addresses up.
+		if err := a.geo.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("geoip: %w", err))
 		}
 		if err := a.pdb.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("read models: %w", err))

@@ -1,0 +1,383 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/projections"
+)
+
+// auditRoutes: the security teams' routes (API.md "Security teams", role auditor or admin):
+// an account's raw events and its security state at a past time, read from the log; the
+// activity log and the active sessions across accounts, read from the read models; and
+// signing a session out.
+func (s *Server) auditRoutes() []apiRoute {
+	tags := []string{"audit"}
+	return []apiRoute{
+		{
+			method: http.MethodGet, path: "/audit/accounts/:id/events", access: audit, read: true, list: true,
+			op: operation{
+				ID: "listAccountEvents", Summary: "An account's raw events", Tags: tags,
+				Description: "Every event whose subject is the account (its account stream, its sessions, its sign-ins), in " +
+					"global order after position `after` (exclusive), read from the log. Credential material in data " +
+					"(password_hash, token_hash, code_hashes, secret) is replaced by \"[redacted]\". On a backend without a " +
+					"subject index the log is scanned, at most 10,000 events per page, so a page may hold fewer items than " +
+					"limit (even none) and still have a next_cursor.",
+				Params: []param{{Name: "after", In: "query", Description: "A global position; only events after it. Default 0. A cursor, when given, wins.",
+					Schema: schema{"type": "integer", "minimum": 0}}},
+				Responses: map[int]response{http.StatusOK: {Description: "A page of events, oldest first.", Schema: listSchema(ref("AuditEvent"))}},
+			},
+			errors: []problemLine{
+				{http.StatusBadRequest, "invalid_request: after is not a non-negative integer"},
+				{http.StatusNotFound, "not_found: no account has this id"},
+			},
+			h: s.listAccountEvents,
+		},
+		{
+			method: http.MethodGet, path: "/audit/accounts/:id/security", access: audit, read: true,
+			op: operation{
+				ID: "getAccountSecurityAt", Summary: "An account's security state at a time", Tags: tags,
+				Description: "The state of GET /api/v1/me/security as it was at `at`, rebuilt by folding the account's events " +
+					"recorded up to then with the reducer of the live read model. two_factor_required_by is empty: the " +
+					"organisations' policies are not part of the account's log.",
+				Params:    []param{{Name: "at", In: "query", Required: true, Description: "An RFC 3339 time.", Schema: dateTime()}},
+				Responses: map[int]response{http.StatusOK: {Description: "The security state at that time.", Schema: ref("SecurityState")}},
+			},
+			errors: []problemLine{
+				{http.StatusBadRequest, "invalid_request: at is missing or not an RFC 3339 time"},
+				{http.StatusNotFound, "not_found: no account with this id existed at that time"},
+			},
+			h: s.getAccountSecurityAt,
+		},
+		{
+			method: http.MethodGet, path: "/audit/activity", access: audit, read: true, list: true,
+			op: operation{
+				ID: "listAuditActivity", Summary: "The activity log across accounts", Tags: tags,
+				Description: "As GET /api/v1/me/activity, for every account (and failed sign-ins of unknown emails, whose " +
+					"account_id is null), with more filters; all given filters apply.",
+				Params: append([]param{
+					{Name: "account", In: "query", Description: "Only this account's entries."},
+					{Name: "ip", In: "query", Description: "Only entries from this IP address."},
+					{Name: "country", In: "query", Description: "Only entries located in this country (ISO 3166-1 alpha-2, any case)."},
+					{Name: "outcome", In: "query", Schema: schema{"type": "string", "enum": []string{"success", "failure"}}},
+				}, activityParams()...),
+				Responses: map[int]response{http.StatusOK: {Description: "A page of the activity log.",
+					Schema: listSchema(ref("AuditActivityItem"))}},
+			},
+			errors: append(activityErrors(), problemLine{http.StatusBadRequest,
+				"invalid_request: account is not an id, ip not an IP address, country not a two-letter code or outcome neither success nor failure"}),
+			h: s.listAuditActivity,
+		},
+		{
+			method: http.MethodGet, path: "/audit/sessions", access: audit, read: true, list: true,
+			op: operation{
+				ID: "listAuditSessions", Summary: "Active sessions across accounts", Tags: tags,
+				Description: "As GET /api/v1/me/sessions (newest first), for every account or the one named.",
+				Params:      []param{{Name: "account", In: "query", Description: "Only this account's sessions."}},
+				Responses: map[int]response{http.StatusOK: {Description: "A page of sessions.",
+					Schema: listSchema(ref("AuditSessionItem"))}},
+			},
+			errors: []problemLine{{http.StatusBadRequest, "invalid_request: account is not an id"}},
+			h:      s.listAuditSessions,
+		},
+		{
+			method: http.MethodDelete, path: "/audit/sessions/:id", access: audit,
+			op: operation{
+				ID: "deleteAuditSession", Summary: "Sign any session out", Tags: tags,
+				Description: "Reason signed_out_by_admin; the caller is recorded as the acting admin. The session fails whoami " +
+					"before this answers.",
+				Responses: map[int]response{http.StatusNoContent: noContent("Signed out.")},
+			},
+			errors: []problemLine{{http.StatusNotFound, "not_found: no active session has this id"}},
+			h:      s.deleteAuditSession,
+		},
+	}
+}
+
+// Paging of the raw events.
+const (
+	// eventsScanBatch and eventsScanMax bound the log scan of a backend without
+	// ReadSubject: the events read per ReadAll and per page (Server.scanBatch, scanMax).
+	eventsScanBatch = 1000
+	eventsScanMax   = 10_000
+	eventsCursor    = "ev"
+)
+
+// encodeEventsCursor makes the cursor that resumes account's events after position pos.
+func encodeEventsCursor(account string, pos uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(eventsCursor + ":" + strconv.FormatUint(pos, 10) + ":" + account))
+}
+
+// decodeEventsCursor returns the position of a cursor of account's events.
+func decodeEventsCursor(account, cursor string) (uint64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return 0, projections.ErrBadCursor
+	}
+	parts := strings.SplitN(string(raw), ":", 3)
+	if len(parts) != 3 || parts[0] != eventsCursor || parts[2] != account {
+		return 0, projections.ErrBadCursor
+	}
+	pos, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil || pos == 0 {
+		return 0, projections.ErrBadCursor
+	}
+	return pos, nil
+}
+
+func (s *Server) listAccountEvents(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	limit, cursor, err := pageParams(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var after uint64
+	if raw, ok := c.GetQuery("after"); ok && raw != "" {
+		if after, err = strconv.ParseUint(raw, 10, 64); err != nil {
+			writeError(c, Public(ErrInvalidRequest, "after must be a non-negative integer (a global position).", err))
+			return
+		}
+	}
+	if cursor != "" {
+		if after, err = decodeEventsCursor(id, cursor); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
+	ctx := c.Request.Context()
+	first, err := s.events.ReadStream(ctx, domain.AccountStream(id), 1, 1)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(first) == 0 {
+		writeError(c, Public(ErrNotFound, "No account has this id.", nil))
+		return
+	}
+	events, next, err := s.accountEvents(ctx, id, after, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for i := range events {
+		events[i].Data = redactData(events[i].Data)
+	}
+	c.JSON(http.StatusOK, page(events, next))
+}
+
+// accountEvents returns up to limit events whose subject is account, after position after,
+// and the cursor of the next page ("" on the last). With the store's subject index
+// (ReadSubject) that is one indexed read; otherwise the log is scanned with ReadAll, at
+// most s.scanMax events per page, and a page that stops at that bound resumes after the
+// last event scanned.
+func (s *Server) accountEvents(ctx context.Context, account string, after uint64, limit int) ([]domain.Envelope, string, error) {
+	if s.subjects != nil {
+		events, err := s.subjects.ReadSubject(ctx, account, after, limit+1)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(events) > limit {
+			events = events[:limit]
+			return events, encodeEventsCursor(account, events[limit-1].Position), nil
+		}
+		return events, "", nil
+	}
+	var out []domain.Envelope
+	scanned, pos := 0, after
+	for scanned < s.scanMax {
+		n := min(s.scanBatch, s.scanMax-scanned)
+		batch, err := s.events.ReadAll(ctx, pos, n)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, ev := range batch {
+			if ev.Metadata.SubjectAccountID == account {
+				if len(out) == limit {
+					return out, encodeEventsCursor(account, out[limit-1].Position), nil
+				}
+				out = append(out, ev)
+			}
+			pos = ev.Position
+		}
+		scanned += len(batch)
+		if len(batch) < n {
+			return out, "", nil // the end of the log
+		}
+	}
+	// The bound: there may be more after pos. (A log that ends exactly here costs the client
+	// one more, empty, page.)
+	return out, encodeEventsCursor(account, pos), nil
+}
+
+// redactedKeys are the members of event data that hold credential material: argon2id
+// password hashes, session token hashes, backup code hashes, sealed TOTP secrets. The audit
+// shows that they changed, never what they are.
+var redactedKeys = []string{"password_hash", "token_hash", "code_hashes", "secret"}
+
+const redacted = "[redacted]"
+
+// redactData replaces the credential material of an event's data (a JSON object) with
+// "[redacted]" (each element, for an array, so that counts stay visible). Data without
+// such a member is returned as it is.
+func redactData(data json.RawMessage) json.RawMessage {
+	found := false
+	for _, k := range redactedKeys {
+		if bytes.Contains(data, []byte(`"`+k+`"`)) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return data
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return data
+	}
+	changed := false
+	for _, k := range redactedKeys {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		var arr []json.RawMessage
+		if json.Unmarshal(v, &arr) == nil {
+			out := make([]string, len(arr))
+			for i := range out {
+				out[i] = redacted
+			}
+			m[k], _ = json.Marshal(out)
+		} else {
+			m[k], _ = json.Marshal(redacted)
+		}
+		changed = true
+	}
+	if !changed {
+		return data
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+func (s *Server) getAccountSecurityAt(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	raw := c.Query("at")
+	if raw == "" {
+		writeError(c, Public(ErrInvalidRequest, "at is required: an RFC 3339 time, e.g. 2026-03-02T09:00:00Z.", nil))
+		return
+	}
+	at, err := timeParam(c, "at")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	st, err := projections.SecurityAt(c.Request.Context(), s.events, id, at)
+	if err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			err = Public(ErrNotFound, "No account with this id existed at "+at.Format(time.RFC3339Nano)+".", err)
+		}
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, securityView(st))
+}
+
+func (s *Server) listAuditActivity(c *gin.Context) {
+	f, err := activityFilter(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if f.AccountID, err = idParam(c, "account"); err != nil {
+		writeError(c, err)
+		return
+	}
+	if f.IP, err = ipParam(c, "ip"); err != nil {
+		writeError(c, err)
+		return
+	}
+	if f.CountryCode, err = countryParam(c, "country"); err != nil {
+		writeError(c, err)
+		return
+	}
+	switch f.Outcome = c.Query("outcome"); f.Outcome {
+	case "", "success", "failure":
+	default:
+		writeError(c, Public(ErrInvalidRequest, "outcome must be success or failure.", nil))
+		return
+	}
+	rows, next, err := s.reads.Activity(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	items := make([]auditActivityItemJSON, len(rows))
+	for i, r := range rows {
+		items[i] = auditActivityItemJSON{activityItemJSON: activityView(r), AccountID: optString(r.AccountID)}
+	}
+	c.JSON(http.StatusOK, page(items, next))
+}
+
+func (s *Server) listAuditSessions(c *gin.Context) {
+	limit, cursor, err := pageParams(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	account, err := idParam(c, "account")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	rows, next, err := s.reads.ActiveSessions(c.Request.Context(), account, limit, cursor)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page(s.liveSessions(rows, callerOf(c).ID), next))
+}
+
+func (s *Server) deleteAuditSession(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	rm, err := s.adminMeta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pos, err := s.svc.AdminSignOut(c.Request.Context(), id, rm)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if id == callerOf(c).ID {
+		clearSessionCookie(c)
+	}
+	s.setPosition(c, pos)
+	c.Status(http.StatusNoContent)
+}
