@@ -389,22 +389,4 @@ func (s *Server) renamePasskey(c *gin.Context) {
 	writeError(c, Public(ErrNotFound, "The passkey was removed.", nil))
 }
 
-func (s *Server) removePasskey(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	rm, err := s.meta(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	pos, err := s.svc.RemovePasskey(c.Request.Context(), callerOf(c), id, rm)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.setPosition(c, pos)
-	c.Status(http.StatusNoContent)
-}
+func (s *Server) removePasskey(c *gin.Context) { s.removeOwned(c, s.svc.RemovePasskey) }

@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // totpRoutes: TOTP devices, backup codes and turning 2FA off (API.md "The account's own
@@ -166,7 +169,12 @@ func (s *Server) confirmTOTPDevice(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) removeTOTPDevice(c *gin.Context) {
+func (s *Server) removeTOTPDevice(c *gin.Context) { s.removeOwned(c, s.svc.RemoveTOTPDevice) }
+
+// removeOwned answers the DELETE of one of the caller's second factors (a TOTP device, a
+// passkey): the path id goes to remove with the caller and the request meta; 204 with the
+// position written.
+func (s *Server) removeOwned(c *gin.Context, remove func(context.Context, domain.Session, string, domain.RequestMeta) (uint64, error)) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -177,7 +185,7 @@ func (s *Server) removeTOTPDevice(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	pos, err := s.svc.RemoveTOTPDevice(c.Request.Context(), callerOf(c), id, rm)
+	pos, err := remove(c.Request.Context(), callerOf(c), id, rm)
 	if err != nil {
 		s.fail(c, err)
 		return
