@@ -814,28 +814,7 @@ func (db *DB) Activity(ctx context.Context, f ActivityFilter) (items []ActivityR
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY position DESC LIMIT ?`
-	args = append(args, limit+1)
-	rows, err := db.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("projections: activity: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanActivity(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("projections: activity: %w", err)
-		}
-		items = append(items, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("projections: activity: %w", err)
-	}
-	if len(items) > limit {
-		items = items[:limit]
-		next = encodeCursor("a", items[limit-1].Position)
-	}
-	return items, next, nil
+	return page(ctx, db, "activity", "a", q, args, limit, scanActivity, func(r ActivityRow) uint64 { return r.Position })
 }
 
 // activityIndex chooses how a query reads the log, without statistics to guess from: by

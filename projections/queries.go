@@ -284,3 +284,31 @@ func txScan(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...a
 	}
 	return st.QueryRowContext(ctx, args...).Scan(dest...)
 }
+
+// page runs a newest-first keyset query q (its WHERE already holds the cursor's bound) with
+// LIMIT limit+1, scans the rows, and returns at most limit of them with the cursor of the next
+// page (kind-tagged, from the last row's position), or "" on the last page. name labels errors.
+func page[T any](ctx context.Context, db *DB, name, kind, q string, args []any, limit int,
+	scan func(interface{ Scan(...any) error }) (T, error), pos func(T) uint64) ([]T, string, error) {
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY position DESC LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("projections: %s: %w", name, err)
+	}
+	defer rows.Close()
+	var items []T
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("projections: %s: %w", name, err)
+		}
+		items = append(items, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("projections: %s: %w", name, err)
+	}
+	if len(items) > limit {
+		items = items[:limit]
+		return items, encodeCursor(kind, pos(items[limit-1])), nil
+	}
+	return items, "", nil
+}

@@ -218,28 +218,7 @@ func (db *DB) ActiveSessions(ctx context.Context, accountID string, limit int, c
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY position DESC LIMIT ?`
-	args = append(args, limit+1)
-	rows, err := db.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("projections: sessions: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanSession(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("projections: sessions: %w", err)
-		}
-		items = append(items, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("projections: sessions: %w", err)
-	}
-	if len(items) > limit {
-		items = items[:limit]
-		next = encodeCursor("s", items[limit-1].Position)
-	}
-	return items, next, nil
+	return page(ctx, db, "sessions", "s", q, args, limit, scanSession, func(r SessionRow) uint64 { return r.Position })
 }
 
 // Session returns one active session; ok is false when the table does not hold it (unknown,
