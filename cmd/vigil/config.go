@@ -50,6 +50,7 @@ func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the HTTP server (the default when no command is given)", run: runServe},
 		{name: "dev load", summary: "append synthetic events to the embedded store, printing each acknowledged position", run: runDevLoad},
+		{name: "dev seed", summary: "write a realistic synthetic history (accounts, sign-ins, failures, credential changes) to the embedded store", run: runDevSeed},
 	}
 }
 
