@@ -165,15 +165,8 @@ func (s *Server) login(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	clientID := req.ClientID
-	if clientID == "" {
-		clientID = c.GetHeader(ClientHeader)
-	}
-	rm := domain.RequestMeta{
-		IP:            ClientIP(c),
-		UserAgent:     truncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
-		CorrelationID: RequestID(c),
-	}
+	clientID := signInClient(c, req.ClientID)
+	rm := requestMeta(c)
 	res, err := s.svc.Login(c.Request.Context(), req.Email, req.Password, clientID, rm)
 	if err != nil {
 		writeError(c, err)
@@ -198,11 +191,7 @@ func (s *Server) loginSecondFactor(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	rm := domain.RequestMeta{
-		IP:            ClientIP(c),
-		UserAgent:     truncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
-		CorrelationID: RequestID(c),
-	}
+	rm := requestMeta(c)
 	res, err := s.svc.SecondFactor(c.Request.Context(), req.LoginTicket, req.Method, req.Code, rm)
 	if err != nil {
 		writeError(c, err)

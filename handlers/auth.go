@@ -213,11 +213,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 // correlation id (the request id) and the client from the X-Vigil-Client header, which must
 // name a registered client (else domain.ErrUnknownClient).
 func (s *Server) meta(c *gin.Context) (domain.RequestMeta, error) {
-	rm := domain.RequestMeta{
-		IP:            ClientIP(c),
-		UserAgent:     truncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
-		CorrelationID: RequestID(c),
-	}
+	rm := requestMeta(c)
 	if id := c.GetHeader(ClientHeader); id != "" {
 		if _, err := s.svc.Client(c.Request.Context(), id); err != nil {
 			return rm, err
@@ -225,6 +221,26 @@ func (s *Server) meta(c *gin.Context) (domain.RequestMeta, error) {
 		rm.ClientID = id
 	}
 	return rm, nil
+}
+
+// requestMeta is what every command records about the request: the client IP (through the
+// trusted proxies), the user agent (bounded) and the request id as correlation id. It names
+// no client: sign-in commands check theirs (signInClient), the others take meta's.
+func requestMeta(c *gin.Context) domain.RequestMeta {
+	return domain.RequestMeta{
+		IP:            ClientIP(c),
+		UserAgent:     truncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
+		CorrelationID: RequestID(c),
+	}
+}
+
+// signInClient is the client a sign-in names: its client_id field, else the X-Vigil-Client
+// header ("" for none). The sign-in command refuses an unknown one.
+func signInClient(c *gin.Context, field string) string {
+	if field != "" {
+		return field
+	}
+	return c.GetHeader(ClientHeader)
 }
 
 // truncateUTF8 cuts s to at most n bytes of valid UTF-8.

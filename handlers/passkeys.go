@@ -263,15 +263,8 @@ func (s *Server) passkeyLogin(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	clientID := req.ClientID
-	if clientID == "" {
-		clientID = c.GetHeader(ClientHeader)
-	}
-	rm := domain.RequestMeta{
-		IP:            ClientIP(c),
-		UserAgent:     truncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
-		CorrelationID: RequestID(c),
-	}
+	clientID := signInClient(c, req.ClientID)
+	rm := requestMeta(c)
 	res, err := s.svc.FinishPasskeyLogin(c.Request.Context(), req.CeremonyID, req.Credential, clientID, rm)
 	if err != nil {
 		writeError(c, err)
