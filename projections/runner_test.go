@@ -53,11 +53,21 @@ func (e *env) openDB() {
 // start runs a runner over ps until the returned stop function is called.
 func (e *env) start(ps ...projections.Projection) (*projections.Runner, func()) {
 	e.t.Helper()
+	return e.startWith(nil, ps...)
+}
+
+// startWith is start with the runner's configuration adjusted by opt.
+func (e *env) startWith(opt func(*projections.RunnerConfig), ps ...projections.Projection) (*projections.Runner, func()) {
+	e.t.Helper()
 	sub, err := wmbridge.NewSubscriber(e.store, wmbridge.SubscriberConfig{Checkpoints: e.db, NackBackoff: 5 * time.Millisecond, MaxNackBackoff: 20 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r, err := projections.NewRunner(projections.RunnerConfig{DB: e.db, Subscriber: sub, Log: e.store, Projections: ps, Logger: quiet, Retries: 2})
+	cfg := projections.RunnerConfig{DB: e.db, Subscriber: sub, Log: e.store, Projections: ps, Logger: quiet, Retries: 2}
+	if opt != nil {
+		opt(&cfg)
+	}
+	r, err := projections.NewRunner(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
