@@ -45,10 +45,10 @@ type command struct {
 }
 
 // commands is the dispatch table; the first entry is the default when no command is given.
-// Later commands (projections rebuild, dev seed) are added here.
 func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the HTTP server (the default when no command is given)", run: runServe},
+		{name: "projections rebuild", summary: "rebuild every read model from the log into a fresh file, with a progress bar, and swap it in while a server keeps serving (takes serve's flags)", run: runProjectionsRebuild},
 		{name: "dev load", summary: "append synthetic events to the embedded store, printing each acknowledged position", run: runDevLoad},
 		{name: "dev seed", summary: "write a realistic synthetic history (accounts, sign-ins, failures, credential changes) to the embedded store", run: runDevSeed},
 	}

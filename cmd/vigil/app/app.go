@@ -115,6 +115,9 @@ type Config struct {
 	// SweepInterval is how often expired sessions are looked for; default
 	// DefaultSweepInterval.
 	SweepInterval time.Duration
+	// RebuildPollInterval is how often the server looks for read models rebuilt by
+	// `vigil projections rebuild` (projections.Runner.FollowRebuilds); default 1 s.
+	RebuildPollInterval time.Duration
 	// TwoFactorPolicy says which organisations require an account to use 2FA; default none
 	// (domain.NoTwoFactorPolicy) until organisations exist.
 	TwoFactorPolicy domain.TwoFactorPolicy
@@ -264,7 +267,8 @@ type App struct {
 
 // New opens the data directory, the secret key, the event store (SQLite at
 // <DataDir>/events.db, or KurrentDB), the GeoIP databases (when configured; their reload check
-// runs from here on), the read models (<DataDir>/projections.db), the Watermill subscriber
+// runs from here on), the read models (the file projections.CurrentPath names in DataDir,
+// after removing stale ones), the Watermill subscriber
 // and projection runner with projections.BuiltinWith (locating with GeoIP), the HTTP server
 // and its listener. Nothing else is started yet (see Run). When any step fails, whatever was
 // opened is closed again and the error names the setting at fault (an unreachable store names
@@ -326,7 +330,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	undo = append(undo, a.geo.Close)
 
-	a.pdb, err = projections.Open(projections.Config{Path: filepath.Join(cfg.DataDir, ProjectionsFile), Logger: cfg.Logger})
+	pfile, err := readModelFile(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.pdb, err = projections.Open(projections.Config{Path: pfile, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: read models: %w", err)
 	}
@@ -500,6 +508,11 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopRunner()
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- a.runner.Run(runnerCtx) }()
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		a.runner.FollowRebuilds(runnerCtx, a.cfg.DataDir, a.cfg.RebuildPollInterval)
+	}()
 	sessionLog := a.log.With("component", "sessions")
 	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc.Sessions(), sessionLog)
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
@@ -576,6 +589,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	<-sweepDone
+	<-followDone
 	if err := <-feedDone; err != nil && failure == nil {
 		failure = fmt.Errorf("session feed: %w", err)
 	}
