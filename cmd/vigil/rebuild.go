@@ -82,7 +82,7 @@ func (b *progressBar) line(p projections.ReplayProgress) string {
 	if s := p.Elapsed.Seconds(); s > 0 {
 		rate = float64(p.Events) / s
 		if share > 0 && share < 1 {
-			eta = (time.Duration(s*(1-share)/share*float64(time.Second))).Round(time.Second).String()
+			eta = (time.Duration(s * (1 - share) / share * float64(time.Second))).Round(time.Second).String()
 		} else if share >= 1 {
 			eta = "0s"
 		}
