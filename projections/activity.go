@@ -204,7 +204,7 @@ func (p Activity) apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) err
 		return nil
 	}
 	in := &activityEvent{ctx: ctx, tx: tx, env: ev}
-	e, err := domain.DecodeEvent(ev)
+	e, err := decode(ev)
 	switch {
 	case errors.Is(err, domain.ErrUnknownEvent):
 		// A type listed before the domain knows it: described from its raw data.
@@ -284,58 +284,105 @@ func (p Activity) apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) err
 // order): it returns the row's time_max and lowers time_min of the newer-timed rows before
 // it to t. Only the primary key is used, so Apply needs no secondary index; the rows to
 // lower are the few whose time is later than t (events committed slightly out of time order).
+//
+// The transaction remembers the rows it wrote (the last time_max, and a window of the last
+// rows with their time_min), so that a batch written in order reads nothing back. Memory is
+// only trusted for a later position than the last row written: an event applied again (after
+// a failed attempt rolled back to its savepoint) forgets it and reads the table.
 func keepTimeBounds(ctx context.Context, tx *sql.Tx, pos uint64, t int64) (int64, error) {
-	var prevMax int64
-	err := txScan(ctx, tx, `SELECT time_max FROM activity WHERE position < ? ORDER BY position DESC LIMIT 1`, []any{pos}, &prevMax)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return t, nil
-	case err != nil:
+	ts := stateOf(tx)
+	if ts.lastActivity == 0 || pos <= ts.lastActivity {
+		ts.lastActivity, ts.recentActivity = 0, ts.recentActivity[:0]
+	}
+	timeMax, err := timeBounds(ctx, tx, ts, pos, t)
+	if err != nil {
+		ts.lastActivity, ts.recentActivity = 0, ts.recentActivity[:0]
 		return 0, err
+	}
+	ts.lastActivity, ts.lastActivityMax = pos, timeMax
+	if len(ts.recentActivity) == recentActivityWindow {
+		ts.recentActivity = append(ts.recentActivity[:0], ts.recentActivity[1:]...)
+	}
+	ts.recentActivity = append(ts.recentActivity, activityBound{pos: pos, tmin: t})
+	return timeMax, nil
+}
+
+// recentActivityWindow is how many of its last activity rows a transaction remembers.
+const recentActivityWindow = 256
+
+func timeBounds(ctx context.Context, tx *sql.Tx, ts *txState, pos uint64, t int64) (int64, error) {
+	var prevMax int64
+	if ts.lastActivity != 0 {
+		prevMax = ts.lastActivityMax
+	} else {
+		err := txScan(ctx, tx, `SELECT time_max FROM activity WHERE position < ? ORDER BY position DESC LIMIT 1`, []any{pos}, &prevMax)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return t, nil
+		case err != nil:
+			return 0, err
+		}
 	}
 	if prevMax <= t {
 		return t, nil // in order: no earlier row has a later time, so no time_min is above t
 	}
-	const chunk = 64
-	for upper := pos; ; {
-		st, err := prepared(ctx, tx, `SELECT position, time_min FROM activity WHERE position < ? ORDER BY position DESC LIMIT `+strconv.Itoa(chunk))
-		if err != nil {
-			return 0, err
-		}
-		rows, err := st.QueryContext(ctx, upper)
-		if err != nil {
-			return 0, err
-		}
-		var lower []uint64
-		n, done := 0, false
-		for rows.Next() {
-			var p uint64
-			var m int64
-			if err := rows.Scan(&p, &m); err != nil {
-				rows.Close()
-				return 0, err
-			}
-			n++
-			if m <= t {
-				done = true
-				break
-			}
-			lower = append(lower, p)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return 0, err
-		}
-		for _, p := range lower {
-			if err := txExec(ctx, tx, `UPDATE activity SET time_min = ? WHERE position = ?`, t, p); err != nil {
-				return 0, err
-			}
-		}
-		if done || n < chunk {
-			return prevMax, nil
-		}
-		upper = lower[len(lower)-1]
+	// time_min never decreases with the position, so the rows to lower are those from the
+	// first one whose time_min is above t up to this one: found in the remembered rows, newest
+	// first, then in the table, and lowered with one statement.
+	first := uint64(0)
+	i := len(ts.recentActivity) - 1
+	for ; i >= 0 && ts.recentActivity[i].tmin > t; i-- {
+		first = ts.recentActivity[i].pos
 	}
+	if i < 0 {
+		upper := pos
+		if first != 0 {
+			upper = first
+		}
+		const chunk = 64
+		for searching := true; searching; {
+			st, err := prepared(ctx, tx, `SELECT position, time_min FROM activity WHERE position < ? ORDER BY position DESC LIMIT `+strconv.Itoa(chunk))
+			if err != nil {
+				return 0, err
+			}
+			rows, err := st.QueryContext(ctx, upper)
+			if err != nil {
+				return 0, err
+			}
+			n := 0
+			for rows.Next() {
+				var p uint64
+				var m int64
+				if err := rows.Scan(&p, &m); err != nil {
+					rows.Close()
+					return 0, err
+				}
+				n++
+				if m <= t {
+					searching = false
+					break
+				}
+				first, upper = p, p
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return 0, err
+			}
+			if n < chunk {
+				searching = false
+			}
+		}
+	}
+	if first == 0 {
+		return prevMax, nil
+	}
+	if err := txExec(ctx, tx, `UPDATE activity SET time_min = ? WHERE position >= ? AND position < ?`, t, first, pos); err != nil {
+		return 0, err
+	}
+	for j := i + 1; j < len(ts.recentActivity); j++ {
+		ts.recentActivity[j].tmin = t
+	}
+	return prevMax, nil
 }
 
 func lookupSession(ctx context.Context, tx *sql.Tx, sessionID string) (*sessionInfo, error) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -413,5 +416,61 @@ func TestActivityTimeWindows(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestActivityTimeBoundsAcrossBatches checks every row's time_max and time_min against their
+// definition (the latest time up to the row, the earliest from the row on) after replays in
+// batches of 1, 7 and 5,000 events, on a log of 700 out-of-order events whose last one is
+// older than all the others: lowering reaches past the rows a batch remembers.
+func TestActivityTimeBoundsAcrossBatches(t *testing.T) {
+	e := newEnv(t)
+	md := domain.Metadata{Actor: self("acc-a"), SubjectAccountID: "acc-a", IP: ipLondon}
+	r := rand.New(rand.NewPCG(3, 4))
+	var evs []domain.Event
+	for i := range 700 {
+		at := testStart.Add(time.Duration(i)*time.Minute + time.Duration(r.IntN(600))*time.Second)
+		if i == 699 {
+			at = testStart.Add(-time.Hour)
+		}
+		evs = append(evs, domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword, Method: domain.MethodPassword, At: at})
+	}
+	e.emit(domain.AccountStream("acc-a"), md, evs...)
+	for _, batch := range []int{1, 7, 5000} {
+		db, err := projections.Open(projections.Config{Path: filepath.Join(t.TempDir(), "p.db"), Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := projections.ReplayWith(context.Background(), projections.ReplayConfig{DB: db, Log: e.store,
+			Projections: []projections.Projection{projections.Activity{}}, BatchSize: batch}); err != nil {
+			t.Fatal(err)
+		}
+		rows := dump(t, db, `SELECT printf('%020d', position), time, time_max, time_min FROM activity`)
+		if len(rows) != len(evs) {
+			t.Fatalf("batch %d: %d rows", batch, len(rows))
+		}
+		type row struct{ tm, tmax, tmin int64 }
+		var rs []row
+		for _, line := range rows {
+			var pos string
+			var x row
+			if _, err := fmt.Sscanf(strings.ReplaceAll(line, "|", " "), "%s %d %d %d", &pos, &x.tm, &x.tmax, &x.tmin); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			rs = append(rs, x)
+		}
+		for i, x := range rs {
+			wantMax, wantMin := x.tm, x.tm
+			for _, y := range rs[:i] {
+				wantMax = max(wantMax, y.tm)
+			}
+			for _, y := range rs[i:] {
+				wantMin = min(wantMin, y.tm)
+			}
+			if x.tmax != wantMax || x.tmin != wantMin {
+				t.Fatalf("batch %d: row %d has time_max %d time_min %d, want %d and %d", batch, i, x.tmax, x.tmin, wantMax, wantMin)
+			}
+		}
+		db.Close()
 	}
 }

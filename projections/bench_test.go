@@ -34,53 +34,131 @@ func (p *lagProbe) Apply(_ context.Context, _ *sql.Tx, ev domain.Envelope) error
 }
 
 // BenchmarkSubscriptionLag appends one event at a time at a steady rate (5,000 events/s, open
-// loop: each append starts at its scheduled time whatever the latency) for two seconds per op and measures, per event, the time from calling Append to
-// the projection handler running (through the store subscription, the Watermill bridge and
-// router), and to the batch holding it being committed (visible to queries).
+// loop: each append starts at its scheduled time whatever the latency) for two seconds per op
+// and measures, per event, the time from calling Append to the projection handler running
+// (through the store subscription, the Watermill bridge and router), and to the batch holding
+// it being committed (visible to queries).
 func BenchmarkSubscriptionLag(b *testing.B) {
-	const rate, seconds = 5000, 2
+	probe := &lagProbe{seen: map[string]time.Time{}}
+	r, store := lagRunner(b, probe)
+	var handlerLag []time.Duration
+	visible := openLoopLag(b, r, store, 5000, 2, func(i int) (string, domain.EventData) {
+		ev, _ := domain.NewEventData("SessionAccessed", 1, map[string]int{"i": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+		return fmt.Sprintf("session-lag-%d", i%50), ev
+	}, func(ids []string, sent []time.Time) {
+		probe.mu.Lock()
+		defer probe.mu.Unlock()
+		for i, id := range ids {
+			seen, ok := probe.seen[id]
+			if !ok {
+				b.Fatalf("event %d never reached the handler", i)
+			}
+			handlerLag = append(handlerLag, seen.Sub(sent[i]))
+		}
+	})
+	reportLag(b, "handler", handlerLag)
+	reportLag(b, "visible", visible)
+}
+
+// BenchmarkReadModelLag appends a realistic mix of session events (sign-in, session start,
+// use, sign-out, from several countries and user agents) at 2,000 events/s, open loop, for
+// three seconds per op, to the built-in projections with GeoIP, and measures the time from
+// calling Append to every read model (sessions, activity, security, streams) having committed
+// the event: visible to /me/sessions and /me/activity.
+func BenchmarkReadModelLag(b *testing.B) {
+	geo := writeGeoDBs(b, b.TempDir())
+	r, store := lagRunner(b, projections.BuiltinWith(projections.BuiltinConfig{GeoIP: geo})...)
+	ips := []string{ipLondon, ipGoogle, ipSweden, ipTelstra, ipPrivate}
+	uas := []string{uaChromeMac, uaSafariIOS, uaFirefoxWin, uaCurl}
+	var round int
+	visible := openLoopLag(b, r, store, 2000, 3, func(i int) (string, domain.EventData) {
+		// 500 sessions in flight: the four events of one session are 250 ms apart, so the
+		// concurrent appends never reorder them.
+		const inFlight = 500
+		sess, step := i%inFlight+inFlight*(i/(4*inFlight)), (i/inFlight)%4
+		id := fmt.Sprintf("acc-%d", i%inFlight)
+		sid := fmt.Sprintf("r%d-s%d", round, sess)
+		md := domain.Metadata{Actor: self(id), SubjectAccountID: id, IP: ips[sess%len(ips)], UserAgent: uas[sess%len(uas)], ClientID: domain.PortalClientID}
+		at := time.Now().UTC()
+		var ev domain.Event
+		switch step {
+		case 0:
+			ev = domain.LoginSucceeded{AccountID: id, SessionID: sid, Method: domain.MethodPassword, AMR: []string{"pwd"}, AAL: domain.AAL1, At: at}
+			return domain.AccountStream(id), encode(b, ev, md)
+		case 1:
+			ev = started(sid, id, at)
+		case 2:
+			ev = domain.SessionAccessed{At: at}
+		default:
+			ev = domain.SessionSignedOut{Reason: domain.SignOutLogout, At: at}
+		}
+		return domain.SessionStream(sid), encode(b, ev, md)
+	}, func([]string, []time.Time) { round++ })
+	reportLag(b, "visible", visible)
+}
+
+// encode is domain.NewEventData of ev at its current schema version.
+func encode(b *testing.B, ev domain.Event, md domain.Metadata) domain.EventData {
+	v, _ := domain.EventSchemaVersion(ev.EventType())
+	d, err := domain.NewEventData(ev.EventType(), v, ev, md)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// lagRunner runs ps on a fresh store and read-model file until the benchmark ends.
+func lagRunner(b *testing.B, ps ...projections.Projection) (*projections.Runner, *sqlite.Store) {
 	dir := b.TempDir()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	b.Cleanup(func() { store.Close() })
 	db, err := projections.Open(projections.Config{Path: filepath.Join(dir, "projections.db"), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	probe := &lagProbe{seen: map[string]time.Time{}}
+	b.Cleanup(func() { db.Close() })
 	sub, _ := wmbridge.NewSubscriber(store, wmbridge.SubscriberConfig{Checkpoints: db})
-	r, err := projections.NewRunner(projections.RunnerConfig{DB: db, Subscriber: sub, Log: store, Projections: []projections.Projection{probe}, Logger: quiet})
+	r, err := projections.NewRunner(projections.RunnerConfig{DB: db, Subscriber: sub, Log: store, Projections: ps, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
 	<-r.Running()
-	defer r.Close()
+	b.Cleanup(func() { cancel(); <-done; r.Close() })
+	return r, store
+}
 
-	var handlerLag, commitLag []time.Duration
+// openLoopLag appends rate events/s for seconds per op, each append starting at its
+// scheduled time whatever the latency of the others (event i made by next), and returns,
+// over all ops, the time from calling Append to r having committed the event. After each op,
+// check gets the op's event ids and send times.
+func openLoopLag(b *testing.B, r *projections.Runner, store *sqlite.Store, rate, seconds int,
+	next func(i int) (string, domain.EventData), check func(ids []string, sent []time.Time)) []time.Duration {
+	ctx := context.Background()
+	var lags []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		total := rate * seconds
 		sent := make([]time.Time, total)
 		ids := make([]string, total)
 		committed := make([]time.Duration, total)
-		interval := time.Second / rate
+		interval := time.Second / time.Duration(rate)
 		var wg, visible sync.WaitGroup
 		start := time.Now()
 		for i := range total {
 			time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+			stream, ev := next(i)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ev, _ := domain.NewEventData("SessionAccessed", 1, map[string]int{"i": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
 				ids[i] = ev.ID
 				sent[i] = time.Now()
-				res, err := store.Append(ctx, fmt.Sprintf("session-lag-%d", i%50), eventstore.Any, []domain.EventData{ev})
+				res, err := store.Append(ctx, stream, eventstore.Any, []domain.EventData{ev})
 				if err != nil {
 					b.Error(err)
 					return
@@ -99,23 +177,17 @@ func BenchmarkSubscriptionLag(b *testing.B) {
 		wg.Wait()
 		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "appended-events/s")
 		visible.Wait()
-		probe.mu.Lock()
-		for i, id := range ids {
-			seen, ok := probe.seen[id]
-			if !ok {
-				b.Fatalf("event %d never reached the handler", i)
-			}
-			handlerLag = append(handlerLag, seen.Sub(sent[i]))
-		}
-		probe.mu.Unlock()
-		commitLag = append(commitLag, committed...)
+		check(ids, sent)
+		lags = append(lags, committed...)
 	}
 	b.StopTimer()
-	slices.Sort(handlerLag)
-	slices.Sort(commitLag)
-	pct := func(d []time.Duration, p int) float64 { return float64(d[len(d)*p/100].Microseconds()) / 1000 }
-	b.ReportMetric(pct(handlerLag, 50), "handler-p50-ms")
-	b.ReportMetric(pct(handlerLag, 99), "handler-p99-ms")
-	b.ReportMetric(pct(commitLag, 50), "visible-p50-ms")
-	b.ReportMetric(pct(commitLag, 99), "visible-p99-ms")
+	return lags
+}
+
+// reportLag reports the median and 99th percentile of lags as <name>-p50-ms and -p99-ms.
+func reportLag(b *testing.B, name string, lags []time.Duration) {
+	slices.Sort(lags)
+	pct := func(p int) float64 { return float64(lags[len(lags)*p/100].Microseconds()) / 1000 }
+	b.ReportMetric(pct(50), name+"-p50-ms")
+	b.ReportMetric(pct(99), name+"-p99-ms")
 }

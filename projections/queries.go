@@ -215,11 +215,49 @@ func streamID(stream, prefix string) string {
 }
 
 func decode(ev domain.Envelope) (domain.Event, error) {
+	if e, ok := decoded.get(ev); ok {
+		return e, nil
+	}
 	e, err := domain.DecodeEvent(ev)
 	if err != nil {
 		return nil, fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err)
 	}
+	decoded.put(ev, e)
 	return e, nil
+}
+
+// decoded remembers the last few events decoded, so that the projections applying one event
+// after another (a replay applies every projection to an event before the next) decode it
+// once. Decoded events are values that reducers only read.
+var decoded decodeCache
+
+type decodeCache struct {
+	mu      sync.Mutex
+	next    int
+	entries [8]struct {
+		id  string
+		pos uint64
+		ev  domain.Event
+	}
+}
+
+func (c *decodeCache) get(env domain.Envelope) (domain.Event, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		if e := &c.entries[i]; e.ev != nil && e.pos == env.Position && e.id == env.ID {
+			return e.ev, true
+		}
+	}
+	return nil, false
+}
+
+func (c *decodeCache) put(env domain.Envelope, ev domain.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &c.entries[c.next]
+	e.id, e.pos, e.ev = env.ID, env.Position, ev
+	c.next = (c.next + 1) % len(c.entries)
 }
 
 // placeholders returns "?, ?, ..., ?" with n marks.
@@ -236,32 +274,56 @@ func placeholders(n int) string {
 // cache forgets transactions in bulk once it holds more than a few.
 var preparedCache = struct {
 	sync.Mutex
-	m map[*sql.Tx]map[string]*sql.Stmt
-}{m: map[*sql.Tx]map[string]*sql.Stmt{}}
+	m map[*sql.Tx]*txState
+}{m: map[*sql.Tx]*txState{}}
 
 const preparedTxs = 16
 
-func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+// txState is what the reducers remember about one transaction: its prepared statements and
+// the last activity row written in it (see keepTimeBounds).
+type txState struct {
+	stmts map[string]*sql.Stmt
+
+	lastActivity    uint64 // position of the last activity row written in the transaction, 0: none
+	lastActivityMax int64  // its time_max
+	// recentActivity are the last activity rows written in the transaction, oldest first,
+	// with their time_min as the table holds it (see keepTimeBounds).
+	recentActivity []activityBound
+}
+
+// activityBound is an activity row's position and time_min.
+type activityBound struct {
+	pos  uint64
+	tmin int64
+}
+
+// stateOf returns the state of tx, creating it.
+func stateOf(tx *sql.Tx) *txState {
 	preparedCache.Lock()
-	stmts := preparedCache.m[tx]
-	st := stmts[query]
-	preparedCache.Unlock()
-	if st != nil {
+	defer preparedCache.Unlock()
+	st := preparedCache.m[tx]
+	if st == nil {
+		if len(preparedCache.m) >= preparedTxs {
+			clear(preparedCache.m)
+		}
+		st = &txState{stmts: map[string]*sql.Stmt{}}
+		preparedCache.m[tx] = st
+	}
+	return st
+}
+
+// prepared returns query prepared in tx, preparing it on first use. A transaction is used by
+// one goroutine at a time (the batch that owns it), so its state needs no lock of its own.
+func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	ts := stateOf(tx)
+	if st := ts.stmts[query]; st != nil {
 		return st, nil
 	}
 	st, err := tx.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	preparedCache.Lock()
-	defer preparedCache.Unlock()
-	if preparedCache.m[tx] == nil {
-		if len(preparedCache.m) >= preparedTxs {
-			clear(preparedCache.m)
-		}
-		preparedCache.m[tx] = map[string]*sql.Stmt{}
-	}
-	preparedCache.m[tx][query] = st
+	ts.stmts[query] = st
 	return st, nil
 }
 
