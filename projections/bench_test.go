@@ -70,11 +70,25 @@ func BenchmarkReadModelLag(b *testing.B) {
 	r, store := lagRunner(b, projections.BuiltinWith(projections.BuiltinConfig{GeoIP: geo})...)
 	ips := []string{ipLondon, ipGoogle, ipSweden, ipTelstra, ipPrivate}
 	uas := []string{uaChromeMac, uaSafariIOS, uaFirefoxWin, uaCurl}
+	const inFlight = 500 // accounts, each with one session in flight
+	var last uint64
+	for a := range inFlight {
+		id := fmt.Sprintf("acc-%d", a)
+		md := domain.Metadata{Actor: self(id), SubjectAccountID: id, IP: ipLondon, UserAgent: uaChromeMac}
+		res, err := store.Append(context.Background(), domain.AccountStream(id), eventstore.NoStream,
+			[]domain.EventData{encode(b, domain.AccountRegistered{AccountID: id, Email: id + "@example.com", PasswordHash: "h", At: time.Now().UTC()}, md)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		last = res.LastPosition
+	}
+	if err := r.WaitFor(context.Background(), last); err != nil {
+		b.Fatal(err)
+	}
 	var round int
 	visible := openLoopLag(b, r, store, 2000, 3, func(i int) (string, domain.EventData) {
-		// 500 sessions in flight: the four events of one session are 250 ms apart, so the
+		// The four events of one session are inFlight events (250 ms) apart, so the
 		// concurrent appends never reorder them.
-		const inFlight = 500
 		sess, step := i%inFlight+inFlight*(i/(4*inFlight)), (i/inFlight)%4
 		id := fmt.Sprintf("acc-%d", i%inFlight)
 		sid := fmt.Sprintf("r%d-s%d", round, sess)
@@ -84,7 +98,6 @@ func BenchmarkReadModelLag(b *testing.B) {
 		switch step {
 		case 0:
 			ev = domain.LoginSucceeded{AccountID: id, SessionID: sid, Method: domain.MethodPassword, AMR: []string{"pwd"}, AAL: domain.AAL1, At: at}
-			return domain.AccountStream(id), encode(b, ev, md)
 		case 1:
 			ev = started(sid, id, at)
 		case 2:
@@ -166,6 +179,8 @@ func openLoopLag(b *testing.B, r *projections.Runner, store *sqlite.Store, rate,
 				visible.Add(1)
 				go func() {
 					defer visible.Done()
+					ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					defer cancel()
 					if err := r.WaitFor(ctx, res.LastPosition); err != nil {
 						b.Error(err)
 						return
