@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
 
 // runDevSeed writes a synthetic but realistic history of about --events events for
@@ -45,6 +46,7 @@ func runDevSeed(ctx context.Context, args []string, e env) int {
 	seed := fs.Uint64("seed", 1, "random seed; the same seed (and --until) gives the same history")
 	writers := fs.Int("writers", 128, "concurrent appending goroutines")
 	untilFlag := fs.String("until", "", "end of the 90-day history, RFC 3339 (default: now, to the minute)")
+	cityDB := fs.String("city-db", "", "also write a GeoIP2-City mmdb locating the seeded addresses to this file (for --geoip-city-db)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -74,6 +76,12 @@ func runDevSeed(ctx context.Context, args []string, e env) int {
 		until = t.UTC()
 	}
 
+	if *cityDB != "" {
+		if err := writeSeedCityDB(*cityDB); err != nil {
+			fmt.Fprintf(e.stderr, "vigil: dev seed: --city-db: %v\n", err)
+			return exitFailure
+		}
+	}
 	start := time.Now()
 	plan, err := planSeed(seedConfig{Accounts: *accounts, Events: *events, Seed: *seed, Until: until})
 	if err != nil {
@@ -219,30 +227,45 @@ type seedPlan struct {
 // seedHistory is the length of the synthetic history.
 const seedHistory = 90 * 24 * time.Hour
 
-// seedCountry is a real public IPv4 range allocated to a country.
+// seedCountry is a real public IPv4 range allocated to a country, with a place in it (for
+// the City database --city-db writes).
 type seedCountry struct {
-	code   string
-	prefix netip.Prefix
-	weight int
+	code     string
+	prefix   netip.Prefix
+	weight   int
+	country  string
+	city     string
+	region   string
+	lat, lon float64
 }
 
 // seedCountries are ranges of a dozen countries' networks (RIR allocations; the first three
 // are also in MaxMind's test databases).
 var seedCountries = []seedCountry{
-	{"GB", netip.MustParsePrefix("81.2.69.0/24"), 12},    // London
-	{"US", netip.MustParsePrefix("216.160.83.0/24"), 25}, // Washington state
-	{"SE", netip.MustParsePrefix("89.160.20.0/24"), 3},   // Bredband2
-	{"CN", netip.MustParsePrefix("175.16.199.0/24"), 4},  // Jilin
-	{"DE", netip.MustParsePrefix("2.160.0.0/16"), 10},    // Deutsche Telekom
-	{"FR", netip.MustParsePrefix("90.0.0.0/16"), 8},      // Orange
-	{"JP", netip.MustParsePrefix("126.0.0.0/16"), 6},     // SoftBank
-	{"BR", netip.MustParsePrefix("177.32.0.0/16"), 6},    // Claro NET
-	{"IN", netip.MustParsePrefix("49.36.0.0/16"), 8},     // Reliance Jio
-	{"AU", netip.MustParsePrefix("1.120.0.0/16"), 4},     // Telstra
-	{"CA", netip.MustParsePrefix("24.114.0.0/16"), 5},    // Rogers
-	{"ES", netip.MustParsePrefix("88.0.0.0/16"), 4},      // Telefonica
-	{"NG", netip.MustParsePrefix("105.112.0.0/16"), 2},   // Airtel
-	{"NL", netip.MustParsePrefix("77.160.0.0/16"), 3},    // KPN
+	{"GB", netip.MustParsePrefix("81.2.69.0/24"), 12, "United Kingdom", "London", "England", 51.5142, -0.0931},
+	{"US", netip.MustParsePrefix("216.160.83.0/24"), 25, "United States", "Milton", "Washington", 47.2513, -122.3149},
+	{"SE", netip.MustParsePrefix("89.160.20.0/24"), 3, "Sweden", "Linköping", "Östergötland County", 58.4167, 15.6167},
+	{"CN", netip.MustParsePrefix("175.16.199.0/24"), 4, "China", "Changchun", "Jilin Sheng", 43.88, 125.3228},
+	{"DE", netip.MustParsePrefix("2.160.0.0/16"), 10, "Germany", "Berlin", "Land Berlin", 52.5196, 13.4069},
+	{"FR", netip.MustParsePrefix("90.0.0.0/16"), 8, "France", "Paris", "Île-de-France", 48.8534, 2.3488},
+	{"JP", netip.MustParsePrefix("126.0.0.0/16"), 6, "Japan", "Tokyo", "Tokyo", 35.6895, 139.6917},
+	{"BR", netip.MustParsePrefix("177.32.0.0/16"), 6, "Brazil", "São Paulo", "São Paulo", -23.5475, -46.6361},
+	{"IN", netip.MustParsePrefix("49.36.0.0/16"), 8, "India", "Mumbai", "Maharashtra", 19.0728, 72.8826},
+	{"AU", netip.MustParsePrefix("1.120.0.0/16"), 4, "Australia", "Sydney", "New South Wales", -33.8678, 151.2073},
+	{"CA", netip.MustParsePrefix("24.114.0.0/16"), 5, "Canada", "Toronto", "Ontario", 43.7001, -79.4163},
+	{"ES", netip.MustParsePrefix("88.0.0.0/16"), 4, "Spain", "Madrid", "Madrid", 40.4165, -3.7026},
+	{"NG", netip.MustParsePrefix("105.112.0.0/16"), 2, "Nigeria", "Lagos", "Lagos", 6.4541, 3.3947},
+	{"NL", netip.MustParsePrefix("77.160.0.0/16"), 3, "Netherlands", "Amsterdam", "North Holland", 52.374, 4.8897},
+}
+
+// writeSeedCityDB writes a GeoIP2-City mmdb that locates every range the seed uses.
+func writeSeedCityDB(path string) error {
+	entries := make([]geoiptest.CityEntry, len(seedCountries))
+	for i, c := range seedCountries {
+		entries[i] = geoiptest.CityEntry{Network: c.prefix.String(), City: c.city, Region: c.region,
+			Country: c.country, CountryCode: c.code, Lat: c.lat, Lon: c.lon}
+	}
+	return geoiptest.CityDB(path, entries)
 }
 
 // seedUserAgents are real desktop, mobile and API client user agents; api marks those that

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -23,7 +25,8 @@ func TestDevSeed(t *testing.T) {
 	dir := t.TempDir()
 	const accounts, events = 50, 5000
 	var stderr bytes.Buffer
-	code := run(ctx, []string{"dev", "seed", "--data-dir", dir, "--accounts", "50", "--events", "5000", "--seed", "7"},
+	cityDB := filepath.Join(dir, "seed-city.mmdb")
+	code := run(ctx, []string{"dev", "seed", "--data-dir", dir, "--accounts", "50", "--events", "5000", "--seed", "7", "--city-db", cityDB},
 		env{lookup: envMap(), stdout: &bytes.Buffer{}, stderr: &stderr})
 	if code != exitOK {
 		t.Fatalf("dev seed: exit %d: %s", code, stderr.String())
@@ -95,7 +98,12 @@ func TestDevSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pdb.Close()
-	pos, err := projections.Replay(ctx, pdb, store, projections.BuiltinWith(projections.BuiltinConfig{})...)
+	geo, err := geoip.Open(geoip.Config{CityDB: cityDB})
+	if err != nil {
+		t.Fatalf("--city-db wrote no usable database: %v", err)
+	}
+	defer geo.Close()
+	pos, err := projections.Replay(ctx, pdb, store, projections.BuiltinWith(projections.BuiltinConfig{GeoIP: geo})...)
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}
@@ -135,6 +143,23 @@ func TestDevSeed(t *testing.T) {
 	}
 	if len(countries) < 6 {
 		t.Errorf("activity IPs from %d countries (%v), want at least 6", len(countries), countries)
+	}
+	// The --city-db database locates them: the activity log has those countries.
+	located := map[string]bool{}
+	crows, err := pdb.Read().QueryContext(ctx, `SELECT DISTINCT country_code FROM activity WHERE country_code <> ''`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer crows.Close()
+	for crows.Next() {
+		var cc string
+		if err := crows.Scan(&cc); err != nil {
+			t.Fatal(err)
+		}
+		located[cc] = true
+	}
+	if !maps.Equal(located, countries) {
+		t.Errorf("located countries %v, want %v", located, countries)
 	}
 }
 

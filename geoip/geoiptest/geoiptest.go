@@ -1,4 +1,5 @@
-// Package geoiptest writes small, real MaxMind DB (mmdb) files for tests.
+// Package geoiptest writes small, real MaxMind DB (mmdb) files for tests and
+// demos (vigil dev seed --city-db).
 //
 // The files are built with mmdbwriter and use exactly the record layout of
 // MaxMind's GeoIP2-City and GeoLite2-ASN databases, so any reader of those
@@ -7,6 +8,7 @@
 package geoiptest
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -44,16 +46,36 @@ type ASNEntry struct {
 }
 
 // WriteCityDB writes a "GeoIP2-City" mmdb holding entries to path, failing t
-// on any error. Each record has city.names.en, subdivisions[0].names.en,
-// country.names.en, country.iso_code and location.latitude/longitude. Later
-// entries override earlier ones where networks overlap.
+// on any error (see CityDB).
+func WriteCityDB(t testing.TB, path string, entries []CityEntry) {
+	t.Helper()
+	if err := CityDB(path, entries); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteASNDB writes a "GeoLite2-ASN" mmdb holding entries to path, failing t
+// on any error (see ASNDB).
+func WriteASNDB(t testing.TB, path string, entries []ASNEntry) {
+	t.Helper()
+	if err := ASNDB(path, entries); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CityDB writes a "GeoIP2-City" mmdb holding entries to path. Each record has
+// city.names.en, subdivisions[0].names.en, country.names.en, country.iso_code
+// and location.latitude/longitude. Later entries override earlier ones where
+// networks overlap.
 //
 // The file is written to a temporary name in path's directory and renamed over
 // path, so a database already open at path (memory-mapped) is never truncated
 // under its reader. Reserved networks (TEST-NET, private ranges) are allowed.
-func WriteCityDB(t testing.TB, path string, entries []CityEntry) {
-	t.Helper()
-	tree := newTree(t, CityDatabaseType)
+func CityDB(path string, entries []CityEntry) error {
+	tree, err := newTree(CityDatabaseType)
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		rec := mmdbtype.Map{}
 		if e.City != "" {
@@ -78,33 +100,38 @@ func WriteCityDB(t testing.TB, path string, entries []CityEntry) {
 				"longitude": mmdbtype.Float64(e.Lon),
 			}
 		}
-		insert(t, tree, e.Network, rec)
+		if err := insert(tree, e.Network, rec); err != nil {
+			return err
+		}
 	}
-	write(t, tree, path)
+	return write(tree, path)
 }
 
-// WriteASNDB writes a "GeoLite2-ASN" mmdb holding entries to path, failing t
-// on any error. Each record has autonomous_system_number and
-// autonomous_system_organization. It writes and renames like WriteCityDB.
-func WriteASNDB(t testing.TB, path string, entries []ASNEntry) {
-	t.Helper()
-	tree := newTree(t, ASNDatabaseType)
+// ASNDB writes a "GeoLite2-ASN" mmdb holding entries to path. Each record has
+// autonomous_system_number and autonomous_system_organization. It writes and
+// renames like CityDB.
+func ASNDB(path string, entries []ASNEntry) error {
+	tree, err := newTree(ASNDatabaseType)
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		rec := mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(e.ASN)}
 		if e.Org != "" {
 			rec["autonomous_system_organization"] = mmdbtype.String(e.Org)
 		}
-		insert(t, tree, e.Network, rec)
+		if err := insert(tree, e.Network, rec); err != nil {
+			return err
+		}
 	}
-	write(t, tree, path)
+	return write(tree, path)
 }
 
 func names(en string) mmdbtype.Map {
 	return mmdbtype.Map{"en": mmdbtype.String(en)}
 }
 
-func newTree(t testing.TB, dbType string) *mmdbwriter.Tree {
-	t.Helper()
+func newTree(dbType string) (*mmdbwriter.Tree, error) {
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
 		DatabaseType:            dbType,
 		Description:             map[string]string{"en": "vigil geoiptest " + dbType},
@@ -114,27 +141,26 @@ func newTree(t testing.TB, dbType string) *mmdbwriter.Tree {
 		IncludeReservedNetworks: true,
 	})
 	if err != nil {
-		t.Fatalf("geoiptest: new %s tree: %v", dbType, err)
+		return nil, fmt.Errorf("geoiptest: new %s tree: %w", dbType, err)
 	}
-	return tree
+	return tree, nil
 }
 
-func insert(t testing.TB, tree *mmdbwriter.Tree, cidr string, rec mmdbtype.Map) {
-	t.Helper()
+func insert(tree *mmdbwriter.Tree, cidr string, rec mmdbtype.Map) error {
 	_, network, err := net.ParseCIDR(cidr)
 	if err != nil {
-		t.Fatalf("geoiptest: network %q: %v", cidr, err)
+		return fmt.Errorf("geoiptest: network %q: %w", cidr, err)
 	}
 	if err := tree.Insert(network, rec); err != nil {
-		t.Fatalf("geoiptest: insert %s: %v", cidr, err)
+		return fmt.Errorf("geoiptest: insert %s: %w", cidr, err)
 	}
+	return nil
 }
 
-func write(t testing.TB, tree *mmdbwriter.Tree, path string) {
-	t.Helper()
+func write(tree *mmdbwriter.Tree, path string) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		t.Fatalf("geoiptest: %v", err)
+		return fmt.Errorf("geoiptest: %w", err)
 	}
 	tmp := f.Name()
 	_, err = tree.WriteTo(f)
@@ -146,6 +172,7 @@ func write(t testing.TB, tree *mmdbwriter.Tree, path string) {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		t.Fatalf("geoiptest: write %s: %v", path, err)
+		return fmt.Errorf("geoiptest: write %s: %w", path, err)
 	}
+	return nil
 }
