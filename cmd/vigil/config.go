@@ -478,21 +478,32 @@ func printUsage(w io.Writer) {
 	tw.Flush()
 }
 
-// runServe is the serve command: parse, build the application, run it until ctx ends.
-func runServe(ctx context.Context, args []string, e env) int {
+// parseServeArgs parses serve's flags and variables for a command that takes them; when it
+// returns ok false, the command exits with code (help was printed, or a bad setting was
+// reported on stderr after prefix).
+func parseServeArgs(args []string, e env, prefix string) (cfg Config, code int, ok bool) {
 	cfg, err := parseServe(args, e.lookup)
 	var ue usageError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		printUsage(e.stdout)
-		return exitOK
+		return cfg, exitOK, false
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
+		fmt.Fprintf(e.stderr, "%s: %v\n", prefix, err)
 		printUsage(e.stderr)
-		return exitUsage
+		return cfg, exitUsage, false
 	case err != nil:
-		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(e.stderr, "%s: %v\n", prefix, err)
+		return cfg, exitUsage, false
+	}
+	return cfg, exitOK, true
+}
+
+// runServe is the serve command: parse, build the application, run it until ctx ends.
+func runServe(ctx context.Context, args []string, e env) int {
+	cfg, code, ok := parseServeArgs(args, e, "vigil")
+	if !ok {
+		return code
 	}
 	a, err := app.New(ctx, cfg.appConfig(newLogger(e.stderr)))
 	if err != nil {

@@ -219,33 +219,52 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestServeRunsUntilCancelled runs the real serve command end to end.
-func TestServeRunsUntilCancelled(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
+// serveInProcess runs the serve command (args, with VIGIL_DATA_DIR=dir) until the returned stop
+// function is called; it returns the printed URL. stop fails the test unless serve exits 0,
+// and returns what serve wrote on stderr.
+func serveInProcess(t *testing.T, dir string, args ...string) (url string, stop func() string) {
+	t.Helper()
 	var out, errOut lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0"}, env{lookup: envMap("VIGIL_DATA_DIR", dir), stdout: &out, stderr: &errOut})
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), env{lookup: envMap("VIGIL_DATA_DIR", dir), stdout: &out, stderr: &errOut})
 	}()
-	var url string
-	deadline := time.Now().Add(15 * time.Second)
-	for url == "" {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		if u, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "Vigil is serving "); ok {
-			url = u
-			break
+			return u, func() string {
+				t.Helper()
+				cancel()
+				select {
+				case code := <-done:
+					if code != exitOK {
+						t.Errorf("serve exit %d after cancel: %s", code, errOut.String())
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("serve did not stop")
+				}
+				return errOut.String()
+			}
 		}
 		select {
 		case code := <-done:
+			cancel()
 			t.Fatalf("serve exited %d: %s", code, errOut.String())
 		default:
 		}
 		if time.Now().After(deadline) {
+			cancel()
 			t.Fatalf("no URL printed; stderr %s", errOut.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestServeRunsUntilCancelled runs the real serve command end to end.
+func TestServeRunsUntilCancelled(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	url, stop := serveInProcess(t, dir)
 	resp, err := http.Get(url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -255,17 +274,9 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("/healthz = %d", resp.StatusCode)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after cancel; stderr %s", code, errOut.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
-	}
-	if !strings.Contains(errOut.String(), `"msg":"vigil listening"`) {
-		t.Errorf("no JSON listening line on stderr: %s", errOut.String())
+	errOut := stop()
+	if !strings.Contains(errOut, `"msg":"vigil listening"`) {
+		t.Errorf("no JSON listening line on stderr: %s", errOut)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "events.db")); err != nil {
 		t.Error(err)

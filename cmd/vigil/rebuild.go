@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,18 +19,9 @@ import (
 // running on the same data directory keeps serving from the old file meanwhile and adopts
 // the new one within a second.
 func runProjectionsRebuild(ctx context.Context, args []string, e env) int {
-	cfg, err := parseServe(args, e.lookup)
-	var ue usageError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(e.stdout)
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "vigil: projections rebuild: %v\n", err)
-		return exitUsage
-	case err != nil:
-		fmt.Fprintf(e.stderr, "vigil: projections rebuild: %v\n", err)
-		return exitUsage
+	cfg, code, ok := parseServeArgs(args, e, "vigil: projections rebuild")
+	if !ok {
+		return code
 	}
 	bar := newProgressBar(e.stderr, time.Now)
 	ac := cfg.appConfig(slog.New(slog.NewTextHandler(io.Discard, nil)))

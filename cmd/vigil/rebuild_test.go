@@ -24,35 +24,6 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	if code := run(context.Background(), []string{"dev", "seed", "--data-dir", dir, "--accounts", "20", "--events", "3000"}, quietEnv); code != exitOK {
 		t.Fatalf("dev seed: exit %d", code)
 	}
-	serve := func() (string, func()) {
-		t.Helper()
-		var out, errOut lockedBuffer
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan int, 1)
-		go func() {
-			done <- run(ctx, []string{"--addr", "127.0.0.1:0"}, env{lookup: envMap("VIGIL_DATA_DIR", dir), stdout: &out, stderr: &errOut})
-		}()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if u, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "Vigil is serving "); ok {
-				return u, func() {
-					cancel()
-					if code := <-done; code != exitOK {
-						t.Errorf("serve exit %d: %s", code, errOut.String())
-					}
-				}
-			}
-			select {
-			case code := <-done:
-				t.Fatalf("serve exited %d: %s", code, errOut.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no URL printed; stderr %s", errOut.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	waitReady := func(url string) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -71,7 +42,7 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	url, stop := serve()
+	url, stop := serveInProcess(t, dir)
 	waitReady(url)
 	old := filepath.Join(dir, projections.DefaultFile)
 	if _, err := os.Stat(old); err != nil {
@@ -107,7 +78,7 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	stop()
 
 	// A restart opens the rebuilt file.
-	url, stop = serve()
+	url, stop = serveInProcess(t, dir)
 	waitReady(url)
 	stop()
 	if _, err := os.Stat(cur); err != nil {
