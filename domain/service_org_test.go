@@ -345,8 +345,11 @@ func TestDelegation(t *testing.T) {
 			_, err := h.svc.RevokeDelegation(h.ctx, acting, id, domain.RequestMeta{})
 			return err
 		},
-		"act":    func() error { _, err := h.svc.Act(h.ctx, acting, id, domain.RequestMeta{}); return err },
-		"reauth": func() error { _, err := h.svc.Reauth(h.ctx, acting, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); return err },
+		"act": func() error { _, err := h.svc.Act(h.ctx, acting, id, domain.RequestMeta{}); return err },
+		"reauth": func() error {
+			_, err := h.svc.Reauth(h.ctx, acting, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{})
+			return err
+		},
 		"disable": func() error {
 			_, err := h.svc.DisableTwoFactor(h.ctx, acting, goodPassword, domain.RequestMeta{})
 			return err
