@@ -115,8 +115,8 @@ type Config struct {
 	// SweepInterval is how often expired sessions are looked for; default
 	// DefaultSweepInterval.
 	SweepInterval time.Duration
-	// TwoFactorPolicy says which organisations require an account to use 2FA; default none
-	// (domain.NoTwoFactorPolicy) until organisations exist.
+	// TwoFactorPolicy says which organisations require an account to use 2FA; default the
+	// organisations' own policies (the domain's in-memory directory, fed by the log).
 	TwoFactorPolicy domain.TwoFactorPolicy
 }
 
@@ -501,7 +501,7 @@ func (a *App) Run(ctx context.Context) error {
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- a.runner.Run(runnerCtx) }()
 	sessionLog := a.log.With("component", "sessions")
-	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc.Sessions(), sessionLog)
+	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc, sessionLog) // sessions, orgs, delegations
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	var failure error
