@@ -11,7 +11,7 @@ import (
 )
 
 // TwoFactorPolicy says which organisations require the account to use two-factor
-// authentication (the organisation issue implements it). While the list is not empty,
+// authentication (OrgIndex implements it from the organisations' events). While the list is not empty,
 // 2FA cannot be turned off, the last factor cannot be removed, and a sign-in without a
 // second factor gets a restricted session (enrollment_required). Implementations must be
 // safe for concurrent use.
@@ -19,7 +19,8 @@ type TwoFactorPolicy interface {
 	RequiredBy(ctx context.Context, accountID string) (orgIDs []string, err error)
 }
 
-// NoTwoFactorPolicy requires 2FA of nobody: the default until organisations exist.
+// NoTwoFactorPolicy requires 2FA of nobody (for tests and tools; the Service's default is
+// its OrgIndex).
 type NoTwoFactorPolicy struct{}
 
 var _ TwoFactorPolicy = NoTwoFactorPolicy{}
