@@ -35,6 +35,10 @@ var (
 	// ErrEnrollmentRequired: the session is restricted to enrolling a second factor and
 	// the command is not one of those it may use.
 	ErrEnrollmentRequired = errors.New("second-factor enrollment required")
+	// ErrForbidden: the caller is known but may not do this: not an owner or admin of the
+	// organisation, without 2FA where the command needs it, or a delegate's acting session
+	// asking for a change only the account holder may make.
+	ErrForbidden = errors.New("forbidden")
 	// ErrUnknownClient: the client id names no registered client application.
 	ErrUnknownClient = errors.New("unknown client")
 	// ErrSessionNotFound: no active session has this token or id (never existed, signed

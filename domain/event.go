@@ -21,7 +21,8 @@ const (
 )
 
 // StreamPrefixes lists every stream prefix Vigil writes, in no particular order.
-var StreamPrefixes = []string{StreamPrefixAccount, StreamPrefixSession, StreamPrefixOrg, StreamPrefixClient, StreamPrefixSystem}
+var StreamPrefixes = []string{StreamPrefixAccount, StreamPrefixSession, StreamPrefixOrg, StreamPrefixClient, StreamPrefixSystem,
+	StreamPrefixDelegation}
 
 // ActorType says who caused an event.
 type ActorType string

@@ -53,11 +53,13 @@ type LoginSucceeded struct {
 // SessionStarted opens a session. TokenHash is the hex SHA-256 of the opaque token (the
 // token itself is never stored). ExpiresAt is the absolute end; IdleTimeoutSeconds the idle
 // limit. Restricted sessions may only enroll a second factor. ActorAccountID is set when a
-// delegate acts for AccountID (a later issue).
+// delegate acts for AccountID, under the delegation DelegationID (an acting session: its
+// ExpiresAt is at most the delegation's).
 type SessionStarted struct {
 	SessionID          string    `json:"session_id"`
 	AccountID          string    `json:"account_id"`
 	ActorAccountID     string    `json:"actor_account_id,omitempty"`
+	DelegationID       string    `json:"delegation_id,omitempty"`
 	TokenHash          string    `json:"token_hash"`
 	ClientID           string    `json:"client_id,omitempty"`
 	AMR                []string  `json:"amr"`
@@ -123,7 +125,6 @@ func (SessionAccessed) EventType() string { return EventSessionAccessed }
 // EventType implements Event: "ReauthSucceeded".
 func (ReauthSucceeded) EventType() string { return EventReauthSucceeded }
 
-// EventType implements Event: "SessionSignedOut".
 // EventType implements Event: "SessionSignedOut".
 func (SessionSignedOut) EventType() string { return EventSessionSignedOut }
 

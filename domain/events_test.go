@@ -47,6 +47,15 @@ func sampleEvents() []Event {
 		EmailReserved{AccountID: "a1", At: t0},
 		EmailReleased{AccountID: "a1", At: t0},
 		ClientRegistered{ClientID: "c1", Name: "App", At: t0},
+		OrgCreated{OrgID: "o1", Name: "Acme", OwnerAccountID: "a1", At: t0},
+		MemberAdded{OrgID: "o1", AccountID: "a2", Role: OrgRoleMember, At: t0},
+		MemberRemoved{OrgID: "o1", AccountID: "a2", At: t0},
+		MemberRoleChanged{OrgID: "o1", AccountID: "a2", OldRole: OrgRoleMember, Role: OrgRoleAdmin, At: t0},
+		TwoFactorRequirementChanged{OrgID: "o1", Required: true, ChangedBy: "a1", At: t0},
+		ManagedOrgAdded{OrgID: "o1", ManagedOrgID: "o2", At: t0},
+		DelegationGranted{DelegationID: "g1", OwnerAccountID: "a1", DelegateAccountID: "a2", ExpiresAt: t0.Add(time.Hour), At: t0},
+		DelegationRevoked{DelegationID: "g1", At: t0},
+		DelegationExpired{DelegationID: "g1", At: t0},
 	}
 }
 

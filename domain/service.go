@@ -11,7 +11,7 @@ import (
 )
 
 // TwoFactorPolicy says which organisations require the account to use two-factor
-// authentication (the organisation issue implements it). While the list is not empty,
+// authentication (OrgIndex implements it from the organisations' events). While the list is not empty,
 // 2FA cannot be turned off, the last factor cannot be removed, and a sign-in without a
 // second factor gets a restricted session (enrollment_required). Implementations must be
 // safe for concurrent use.
@@ -19,7 +19,8 @@ type TwoFactorPolicy interface {
 	RequiredBy(ctx context.Context, accountID string) (orgIDs []string, err error)
 }
 
-// NoTwoFactorPolicy requires 2FA of nobody: the default until organisations exist.
+// NoTwoFactorPolicy requires 2FA of nobody (for tests and tools; the Service's default is
+// its OrgIndex).
 type NoTwoFactorPolicy struct{}
 
 var _ TwoFactorPolicy = NoTwoFactorPolicy{}
@@ -53,8 +54,13 @@ type Config struct {
 	// Throttle configures sign-in throttling.
 	Throttle ThrottleConfig
 	// TwoFactorPolicy is consulted when disabling 2FA, removing the last factor and signing
-	// in without a second factor; default NoTwoFactorPolicy.
+	// in without a second factor; default the Orgs directory (the organisations' policies).
 	TwoFactorPolicy TwoFactorPolicy
+	// Orgs is the in-memory directory of organisations; default a new one. Feed it from the
+	// log (Service.Apply) so that every instance knows every organisation.
+	Orgs *OrgIndex
+	// Delegations is the in-memory index of delegations; default a new one, fed like Orgs.
+	Delegations *DelegationIndex
 	// Issuer names Vigil in authenticator apps (otpauth URLs); default "Vigil".
 	Issuer string
 	// Passkeys configures WebAuthn (relying party, origins, ceremony store); the zero value
@@ -103,8 +109,14 @@ func (c *Config) fill() error {
 	if c.Sessions == nil {
 		c.Sessions = NewSessionIndex()
 	}
+	if c.Orgs == nil {
+		c.Orgs = NewOrgIndex()
+	}
+	if c.Delegations == nil {
+		c.Delegations = NewDelegationIndex()
+	}
 	if c.TwoFactorPolicy == nil {
-		c.TwoFactorPolicy = NoTwoFactorPolicy{}
+		c.TwoFactorPolicy = c.Orgs
 	}
 	if c.Issuer == "" {
 		c.Issuer = "Vigil"
@@ -168,6 +180,8 @@ type Service struct {
 	index    *SessionIndex
 	tickets  TicketStore
 	twoFA    TwoFactorPolicy
+	orgs     *OrgIndex
+	dels     *DelegationIndex
 	clients  sync.Map // client id -> Client, positive cache (clients are never removed)
 }
 
@@ -203,6 +217,8 @@ func NewService(cfg Config) (*Service, error) {
 		index:    cfg.Sessions,
 		tickets:  cfg.Tickets,
 		twoFA:    cfg.TwoFactorPolicy,
+		orgs:     cfg.Orgs,
+		dels:     cfg.Delegations,
 	}
 	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
 	return s, nil
@@ -210,6 +226,19 @@ func NewService(cfg Config) (*Service, error) {
 
 // Sessions returns the service's session index (to feed it from a projection).
 func (s *Service) Sessions() *SessionIndex { return s.index }
+
+// Orgs returns the service's organisation directory.
+func (s *Service) Orgs() *OrgIndex { return s.orgs }
+
+// Delegations returns the service's delegation index.
+func (s *Service) Delegations() *DelegationIndex { return s.dels }
+
+// Apply feeds one envelope of the log to the in-memory indexes (sessions, organisations,
+// delegations); each ignores what is not its own or what it has already seen. The errors of
+// the indexes are joined. Safe for concurrent use.
+func (s *Service) Apply(env Envelope) error {
+	return errors.Join(s.index.Apply(env), s.orgs.Apply(env), s.dels.Apply(env))
+}
 
 // Hasher returns the password hasher.
 func (s *Service) Hasher() *Argon2Hasher { return s.hasher }
@@ -343,7 +372,7 @@ func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor fun
 // current state from the index; a restricted session may only run commands that allow it.
 func (s *Service) authorize(caller Session, allowRestricted bool) (Session, error) {
 	cur, ok := s.index.Get(caller.ID)
-	if !ok || cur.AccountID != caller.AccountID || cur.expiredReason(s.now()) != "" {
+	if !ok || cur.AccountID != caller.AccountID || cur.expiredReason(s.now()) != "" || !s.actingValid(cur, s.now()) {
 		return Session{}, fmt.Errorf("caller session: %w", ErrSessionNotFound)
 	}
 	if cur.Restricted && !allowRestricted {
@@ -365,16 +394,29 @@ func (s *Service) RequireRecentAuth(sess Session, window time.Duration) error {
 }
 
 // sensitive authorizes caller for a sensitive change: an active session, not restricted
-// unless allowRestricted, authenticated within the step-up window.
+// unless allowRestricted, not a delegate's acting session (ErrForbidden: a delegate cannot
+// change the owner's password, second factors, passkeys or delegations), authenticated
+// within the step-up window.
 func (s *Service) sensitive(caller Session, allowRestricted bool) (Session, error) {
 	cur, err := s.authorize(caller, allowRestricted)
 	if err != nil {
+		return Session{}, err
+	}
+	if err := holderOnly(cur); err != nil {
 		return Session{}, err
 	}
 	if err := s.RequireRecentAuth(cur, 0); err != nil {
 		return Session{}, err
 	}
 	return cur, nil
+}
+
+// holderOnly refuses a delegate's acting session (ErrForbidden).
+func holderOnly(cur Session) error {
+	if cur.ActorAccountID != "" {
+		return fmt.Errorf("a delegate's acting session may not do this: %w", ErrForbidden)
+	}
+	return nil
 }
 
 func (s *Service) requiredBy(ctx context.Context, accountID string) ([]string, error) {

@@ -276,15 +276,21 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 
 // startSession opens a session stream (LoginSucceeded, SessionStarted) and indexes it.
 func (s *Service) startSession(ctx context.Context, accountID, clientID, method string, amr []string, restricted bool, rm RequestMeta) (LoginResult, error) {
+	md := s.metadata(accountID, Actor{Type: ActorAccount, ID: accountID}, rm)
+	return s.openSession(ctx, sessionStart{AccountID: accountID, ClientID: clientID, Method: method, AMR: amr,
+		Restricted: restricted, Lifetime: s.cfg.SessionLifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, md)
+}
+
+// openSession draws the token and the id of a new session described by in, appends its
+// first two events with metadata md and indexes it.
+func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata) (LoginResult, error) {
 	token, err := randomToken(s.cfg.Rand)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	sid := NewID()
-	events := decideStartSession(sessionStart{SessionID: sid, AccountID: accountID, ClientID: clientID,
-		TokenHash: hexTokenHash(token), Method: method, AMR: amr, Restricted: restricted,
-		Lifetime: s.cfg.SessionLifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, s.now())
-	md := s.metadata(accountID, Actor{Type: ActorAccount, ID: accountID}, rm)
+	in.SessionID, in.TokenHash = sid, hexTokenHash(token)
+	events := decideStartSession(in, s.now())
 	res, err := s.appendEvents(ctx, SessionStream(sid), NoStream, events, md)
 	if err != nil {
 		return LoginResult{}, err
@@ -298,7 +304,7 @@ func (s *Service) startSession(ctx context.Context, accountID, clientID, method 
 	r.version = res.NextVersion
 	s.index.observe(r)
 	status := StatusAuthenticated
-	if restricted {
+	if in.Restricted {
 		status = StatusEnrollmentRequired
 	}
 	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.Session(), Token: token},
@@ -314,10 +320,14 @@ type ReauthInput struct {
 // Reauth renews the caller session's authenticated_at (step-up) after checking its
 // password or a TOTP code (spent like at sign-in): ReauthSucceeded on the session stream.
 // A wrong credential is ErrInvalidCredentials / ErrInvalidCode, recorded and throttled
-// like a sign-in. Restricted sessions may re-authenticate.
+// like a sign-in. Restricted sessions may re-authenticate; a delegate's acting session may
+// not (ErrForbidden: it holds no credential of the owner).
 func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm RequestMeta) (uint64, error) {
 	cur, err := s.authorize(caller, true)
 	if err != nil {
+		return 0, err
+	}
+	if err := holderOnly(cur); err != nil {
 		return 0, err
 	}
 	if (in.Password == "") == (in.Code == "") {

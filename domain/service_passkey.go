@@ -197,6 +197,9 @@ func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, 
 	if err != nil {
 		return 0, err
 	}
+	if err := holderOnly(cur); err != nil {
+		return 0, err
+	}
 	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
 		return a.decideRenamePasskey(passkeyID, name, s.now())
 	})
@@ -453,6 +456,9 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
+	if err := holderOnly(cur); err != nil {
+		return PasskeyCeremony{}, err
+	}
 	a, err := s.repo.load(ctx, cur.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
@@ -481,6 +487,9 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	}
 	cur, err := s.authorize(caller, true)
 	if err != nil {
+		return 0, err
+	}
+	if err := holderOnly(cur); err != nil {
 		return 0, err
 	}
 	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyReauth, &cur)

@@ -14,7 +14,7 @@ func (s *Service) Whoami(ctx context.Context, token string) (Session, error) {
 		return Session{}, ErrSessionNotFound
 	}
 	sess, ok := s.index.Lookup(HashSessionToken(token))
-	if !ok || sess.expiredReason(s.now()) != "" {
+	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
 		return Session{}, ErrSessionNotFound
 	}
 	return sess, nil
@@ -160,7 +160,9 @@ type SweepResult struct {
 	Position uint64
 }
 
-// Sweep appends SessionExpired (reason lifetime or idle) for every indexed session past its
+// Sweep appends DelegationExpired for every indexed delegation past its time (signing its
+// acting sessions out, reason delegation_ended), then SessionExpired (reason lifetime or
+// idle) for every indexed session past its
 // absolute lifetime or idle timeout at now, and removes them from the index; it also drops
 // stale throttling state, expired login tickets and old index tombstones. Several
 // instances may sweep at once: the expected version lets one of them write each expiry.
@@ -169,6 +171,12 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 	now = now.UTC()
 	var out SweepResult
 	var errs []error
+	// Delegations first: their acting sessions end with reason delegation_ended.
+	if pos, err := s.sweepDelegations(ctx, now); err != nil {
+		errs = append(errs, err)
+	} else {
+		out.Position = pos
+	}
 	for _, id := range s.index.expired(now) {
 		local, _ := s.index.Get(id)
 		md := Metadata{Actor: Actor{Type: ActorSystem}}
@@ -201,7 +209,7 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 // ErrSessionNotFound.
 func (s *Service) SessionByID(sessionID string) (Session, error) {
 	sess, ok := s.index.Get(sessionID)
-	if !ok || sess.expiredReason(s.now()) != "" {
+	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
 		return Session{}, ErrSessionNotFound
 	}
 	return sess, nil

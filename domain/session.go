@@ -16,6 +16,7 @@ type Session struct {
 	ID             string
 	AccountID      string
 	ActorAccountID string // a delegate acting for AccountID; empty otherwise
+	DelegationID   string // the delegation an acting session uses; empty otherwise
 	ClientID       string // empty when the sign-in named no client
 	AAL            string // AAL1 or AAL2
 	AMR            []string
@@ -121,7 +122,7 @@ func (r *SessionRecord) apply(e Event) error {
 }
 
 func sessionFromStarted(e SessionStarted) Session {
-	return Session{ID: e.SessionID, AccountID: e.AccountID, ActorAccountID: e.ActorAccountID, ClientID: e.ClientID,
+	return Session{ID: e.SessionID, AccountID: e.AccountID, ActorAccountID: e.ActorAccountID, DelegationID: e.DelegationID, ClientID: e.ClientID,
 		AAL: e.AAL, AMR: slices.Clone(e.AMR), Restricted: e.Restricted, StartedAt: e.StartedAt,
 		AuthenticatedAt: e.StartedAt, ExpiresAt: e.ExpiresAt, LastAccessedAt: e.StartedAt,
 		IdleTimeout: time.Duration(e.IdleTimeoutSeconds) * time.Second}
@@ -188,6 +189,7 @@ func aalOf(amr []string) string {
 // sessionStart is the input of decideStartSession.
 type sessionStart struct {
 	SessionID, AccountID, ActorAccountID, ClientID string
+	DelegationID                                   string
 	TokenHash                                      string
 	Method                                         string
 	AMR                                            []string
@@ -201,7 +203,7 @@ func decideStartSession(in sessionStart, now time.Time) []Event {
 	return []Event{
 		LoginSucceeded{AccountID: in.AccountID, SessionID: in.SessionID, Method: in.Method, AMR: in.AMR, AAL: aal,
 			ClientID: in.ClientID, At: now},
-		SessionStarted{SessionID: in.SessionID, AccountID: in.AccountID, ActorAccountID: in.ActorAccountID,
+		SessionStarted{SessionID: in.SessionID, AccountID: in.AccountID, ActorAccountID: in.ActorAccountID, DelegationID: in.DelegationID,
 			TokenHash: in.TokenHash, ClientID: in.ClientID, AMR: in.AMR, AAL: aal, Restricted: in.Restricted,
 			StartedAt: now, ExpiresAt: now.Add(in.Lifetime), IdleTimeoutSeconds: int64(in.IdleTimeout / time.Second)},
 	}

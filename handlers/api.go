@@ -169,6 +169,9 @@ func (s *Server) registerAPI() {
 	for _, r := range s.adminRoutes() {
 		s.handleAPI(api, r)
 	}
+	for _, r := range s.orgRoutes() {
+		s.handleAPI(api, r)
+	}
 	if s.reads != nil {
 		for _, r := range s.readRoutes() {
 			s.handleAPI(api, r)

@@ -184,6 +184,9 @@ var problemKinds = []problemKind{
 	// Also another account's session: a session's existence is not revealed.
 	{err: domain.ErrSessionNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
 	{err: domain.ErrNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
+	// Not an owner or admin of the organisation, no 2FA where the command needs it, or a
+	// delegate's acting session asking for a change only the account holder may make.
+	{err: domain.ErrForbidden, status: http.StatusForbidden, code: CodeForbidden, title: "Forbidden"},
 	{err: domain.ErrTwoFactorRequired, status: http.StatusConflict, code: CodeConflict, title: "Conflict",
 		detail: fixedDetail("An organisation requires two-factor authentication of this account.")},
 	{err: domain.ErrConflict, status: http.StatusConflict, code: CodeConflict, title: "Conflict"},

@@ -52,6 +52,16 @@ var activityKinds = map[string]activityKind{
 	domain.EventReauthSucceeded:       {describe: describeReauth},
 	domain.EventSessionSignedOut:      {describe: describeSessionEnd},
 	domain.EventSessionExpired:        {describe: describeSessionEnd},
+	// organisations and delegations (activity_org.go)
+	domain.EventOrgCreated:                  {describe: describeOrg},
+	domain.EventMemberAdded:                 {describe: describeOrg},
+	domain.EventMemberRemoved:               {describe: describeOrg},
+	domain.EventMemberRoleChanged:           {describe: describeOrg},
+	domain.EventTwoFactorRequirementChanged: {describe: describeOrg},
+	domain.EventManagedOrgAdded:             {describe: describeOrg},
+	domain.EventDelegationGranted:           {describe: describeDelegation},
+	domain.EventDelegationRevoked:           {describe: describeDelegation},
+	domain.EventDelegationExpired:           {describe: describeDelegation},
 }
 
 // ActivityTypes returns the event types the activity log shows, sorted.
@@ -147,6 +157,7 @@ func (Activity) Schema() []string {
 			name       TEXT NOT NULL,
 			PRIMARY KEY (account_id, device_id)
 		) WITHOUT ROWID`,
+		activityOrgsDDL,
 	}
 }
 
@@ -647,7 +658,9 @@ func describeLoginSucceeded(in *activityEvent) (string, details, error) {
 		return "", nil, unexpected(in)
 	}
 	desc := "Signed in"
-	if p := amrPhrase(e.AMR, e.Method); p != "" {
+	if e.Method == domain.MethodDelegation {
+		desc = "Delegate started acting for the account"
+	} else if p := amrPhrase(e.AMR, e.Method); p != "" {
 		desc += " with " + p
 	}
 	return desc, details{"session_id": e.SessionID, "method": e.Method, "amr": nonNil(e.AMR), "aal": e.AAL}, nil
@@ -761,7 +774,10 @@ var ErrBadFilter = errors.New("projections: invalid filter")
 // the listed event types; From and To bound the event's time, both inclusive (zero: no
 // bound). Limit and Cursor page as in ActiveSessions.
 type ActivityFilter struct {
-	AccountID   string
+	AccountID string
+	// OrgID selects the activity of the organisation's current members (the Orgs
+	// projection's org_members).
+	OrgID       string
 	IP          string
 	CountryCode string // ISO 3166-1 alpha-2, any case
 	Types       []string
@@ -819,6 +835,9 @@ func (db *DB) Activity(ctx context.Context, f ActivityFilter) (items []ActivityR
 	if f.AccountID != "" {
 		add("account_id = ?", f.AccountID)
 	}
+	if f.OrgID != "" {
+		add("account_id IN (SELECT account_id FROM org_members WHERE org_id = ?)", f.OrgID)
+	}
 	if f.IP != "" {
 		add("ip = ?", f.IP)
 	}
@@ -870,7 +889,7 @@ func (db *DB) Activity(ctx context.Context, f ActivityFilter) (items []ActivityR
 // the positions (of the window), skipping the rows other filters refuse.
 func activityIndex(f ActivityFilter) string {
 	switch {
-	case f.AccountID != "":
+	case f.AccountID != "", f.OrgID != "":
 		return `INDEXED BY activity_account`
 	case f.IP != "":
 		return `INDEXED BY activity_ip`

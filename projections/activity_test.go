@@ -24,6 +24,12 @@ type wantActivity struct {
 	access, accessDetails, ip, country string
 }
 
+// byOwner is md as done by the organisation owner acc-o (the subject stays).
+func byOwner(md domain.Metadata) domain.Metadata {
+	md.Actor = domain.Actor{Type: domain.ActorAccount, ID: "acc-o"}
+	return md
+}
+
 func TestActivityReducer(t *testing.T) {
 	e := newEnv(t)
 	geo := writeGeoDBs(t, t.TempDir())
@@ -175,6 +181,43 @@ func TestActivityReducer(t *testing.T) {
 			&wantActivity{typ: "LoginFailed", outcome: "failure", desc: "Sign-in failed: unknown passkey",
 				details: `{"method":"passkey","reason":"unknown_account","stage":"password"}`,
 				access:  "browser", accessDetails: "Safari 17 on iOS (iPhone)", ip: ipPrivate}},
+		// Organisations (issue 5): in the log of the account they are about, by whoever acted.
+		{"OrgCreated", domain.OrgStream("o1"), md, []domain.Event{domain.OrgCreated{OrgID: "o1", Name: "Acme",
+			OwnerAccountID: "acc-a", At: at(32)}},
+			ptr(ok("OrgCreated", `Organisation "Acme" created`, `{"name":"Acme","org_id":"o1"}`))},
+		{"MemberAdded by an owner", domain.OrgStream("o1"), byOwner(md), []domain.Event{domain.MemberAdded{OrgID: "o1",
+			AccountID: "acc-a", Role: domain.OrgRoleAdmin, At: at(33)}},
+			ptr(withActor(ok("MemberAdded", `Added to organisation "Acme" as admin`, `{"account_id":"acc-a","org_id":"o1","role":"admin"}`), "acc-o"))},
+		{"MemberRoleChanged", domain.OrgStream("o1"), byOwner(md), []domain.Event{domain.MemberRoleChanged{OrgID: "o1",
+			AccountID: "acc-a", OldRole: domain.OrgRoleAdmin, Role: domain.OrgRoleMember, At: at(34)}},
+			ptr(withActor(ok("MemberRoleChanged", `Role in organisation "Acme" changed to member`,
+				`{"account_id":"acc-a","old_role":"admin","org_id":"o1","role":"member"}`), "acc-o"))},
+		{"TwoFactorRequirementChanged", domain.OrgStream("o1"), md, []domain.Event{domain.TwoFactorRequirementChanged{OrgID: "o1",
+			Required: true, ChangedBy: "acc-a", At: at(35)}},
+			ptr(ok("TwoFactorRequirementChanged", `Two-factor authentication required in organisation "Acme"`,
+				`{"changed_by":"acc-a","org_id":"o1","required":true}`))},
+		{"ManagedOrgAdded", domain.OrgStream("o1"), md, []domain.Event{domain.ManagedOrgAdded{OrgID: "o1", ManagedOrgID: "o2", At: at(36)}},
+			ptr(ok("ManagedOrgAdded", `Organisation "Acme" now manages an organisation`, `{"managed_org_id":"o2","org_id":"o1"}`))},
+		{"MemberRemoved", domain.OrgStream("o1"), byOwner(md), []domain.Event{domain.MemberRemoved{OrgID: "o1", AccountID: "acc-a", At: at(37)}},
+			ptr(withActor(ok("MemberRemoved", `Removed from organisation "Acme"`, `{"account_id":"acc-a","org_id":"o1"}`), "acc-o"))},
+		// Delegations: in the owner's log; the acting session's sign-in names the delegate.
+		{"DelegationGranted", domain.DelegationStream("g1"), md, []domain.Event{domain.DelegationGranted{DelegationID: "g1",
+			OwnerAccountID: "acc-a", DelegateAccountID: "acc-d", ExpiresAt: t0.Add(24 * time.Hour), At: at(38)}},
+			ptr(ok("DelegationGranted", "Access delegated until 2026-03-02T12:00:00Z",
+				`{"delegate_account_id":"acc-d","delegation_id":"g1","expires_at":"2026-03-02T12:00:00Z"}`))},
+		{"LoginSucceeded of an acting session", domain.SessionStream("s4"),
+			with(func(m *domain.Metadata) { m.Actor = domain.Actor{Type: domain.ActorDelegate, ID: "acc-d"} }),
+			[]domain.Event{
+				domain.LoginSucceeded{AccountID: "acc-a", SessionID: "s4", Method: domain.MethodDelegation, AMR: []string{"pwd"},
+					AAL: domain.AAL1, At: at(39)},
+				domain.SessionStarted{SessionID: "s4", AccountID: "acc-a", ActorAccountID: "acc-d", DelegationID: "g1",
+					TokenHash: "h4", AMR: []string{"pwd"}, AAL: domain.AAL1, StartedAt: at(39), ExpiresAt: at(39).Add(time.Hour)}},
+			ptr(withActor(ok("LoginSucceeded", "Delegate started acting for the account",
+				`{"aal":"aal1","amr":["pwd"],"method":"delegation","session_id":"s4"}`), "acc-d"))},
+		{"DelegationRevoked", domain.DelegationStream("g1"), md, []domain.Event{domain.DelegationRevoked{DelegationID: "g1", At: at(40)}},
+			ptr(ok("DelegationRevoked", "Delegated access revoked", `{"delegation_id":"g1"}`))},
+		{"DelegationExpired", domain.DelegationStream("g2"), md, []domain.Event{domain.DelegationExpired{DelegationID: "g2", At: at(41)}},
+			ptr(ok("DelegationExpired", "Delegated access expired", `{"delegation_id":"g2"}`))},
 	}
 
 	covered := map[string]bool{}
@@ -210,9 +253,10 @@ func TestActivityReducer(t *testing.T) {
 
 	// One row in full, as the API shows it.
 	rows, _, err := e.db.Activity(ctx, projections.ActivityFilter{Types: []string{"LoginSucceeded"}})
-	if err != nil || len(rows) != 1 {
+	if err != nil || len(rows) != 2 {
 		t.Fatalf("LoginSucceeded rows: %v %v", rows, err)
 	}
+	rows = rows[1:] // the sign-in with a second factor, before the acting session's
 	var full map[string]any
 	if err := json.Unmarshal([]byte(mustJSON(t, rows[0])), &full); err != nil {
 		t.Fatal(err)
@@ -270,7 +314,7 @@ func TestActivityReducer(t *testing.T) {
 		if n := count(projections.ActivityFilter{From: at(10), To: at(12)}); n != 3 {
 			t.Errorf("rows from 10 to 12 minutes: %d", n)
 		}
-		if n := count(projections.ActivityFilter{AccountID: "acc-a", From: at(29)}); n != 2 {
+		if n := count(projections.ActivityFilter{AccountID: "acc-a", From: at(29), To: at(31)}); n != 2 {
 			t.Errorf("acc-a rows from 29 minutes: %d", n)
 		}
 		if _, _, err := e.db.Activity(ctx, projections.ActivityFilter{Outcome: "maybe"}); !errors.Is(err, projections.ErrBadFilter) {

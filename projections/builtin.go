@@ -16,12 +16,14 @@ func Builtin() []Projection {
 }
 
 // BuiltinWith returns the projections the service runs, in a fresh slice: the stream
-// catalogue, the active sessions, the activity log and the security state.
+// catalogue, the active sessions, the activity log, the security state and the
+// organisation members.
 func BuiltinWith(cfg BuiltinConfig) []Projection {
 	return []Projection{
 		Streams{},
 		Sessions{GeoIP: cfg.GeoIP},
 		Activity{GeoIP: cfg.GeoIP},
 		Security{},
+		Orgs{},
 	}
 }

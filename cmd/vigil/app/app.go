@@ -118,8 +118,8 @@ type Config struct {
 	// RebuildPollInterval is how often the server looks for read models rebuilt by
 	// `vigil projections rebuild` (projections.Runner.FollowRebuilds); default 1 s.
 	RebuildPollInterval time.Duration
-	// TwoFactorPolicy says which organisations require an account to use 2FA; default none
-	// (domain.NoTwoFactorPolicy) until organisations exist.
+	// TwoFactorPolicy says which organisations require an account to use 2FA; default the
+	// organisations' own policies (the domain's in-memory directory, fed by the log).
 	TwoFactorPolicy domain.TwoFactorPolicy
 }
 
@@ -514,7 +514,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.runner.FollowRebuilds(runnerCtx, a.cfg.DataDir, a.cfg.RebuildPollInterval)
 	}()
 	sessionLog := a.log.With("component", "sessions")
-	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc.Sessions(), sessionLog)
+	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc, sessionLog) // sessions, orgs, delegations
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	var failure error

@@ -9,7 +9,14 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 )
 
-// startSessionFeed keeps index current with the sessions of every instance: it reads the log
+// logApplier takes one envelope of the log: *domain.SessionIndex, or *domain.Service, which
+// feeds its session index, organisation directory and delegation index.
+type logApplier interface {
+	Apply(env domain.Envelope) error
+}
+
+// startSessionFeed keeps index current with the sessions of every instance (and, given the
+// Service, its organisations and delegations): it reads the log
 // from the start, applies each session event to the index, then follows new ones. ready is
 // closed once the index reflects the log as it was when the feed started (serve whoami only
 // after that, or sessions started before this instance would be unknown); done receives nil
@@ -18,7 +25,7 @@ import (
 //
 // The feed replays every event from position 0 at start-up: cheap for the sizes one SQLite
 // file holds (BENCHMARKS.md: read-all runs at about 200,000 events/s).
-func startSessionFeed(ctx context.Context, store eventstore.Store, index *domain.SessionIndex, log *slog.Logger) (<-chan struct{}, <-chan error) {
+func startSessionFeed(ctx context.Context, store eventstore.Store, index logApplier, log *slog.Logger) (<-chan struct{}, <-chan error) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {

@@ -1,0 +1,116 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+)
+
+// TestFeedSharesOrgPolicyAndDelegationsAcrossInstances runs two domain services on one log,
+// b fed by the log feed: a delegation revoked on a ends, on b, the acting session a started,
+// and a 2FA requirement set on a makes a sign-in on b restricted.
+func TestFeedSharesOrgPolicyAndDelegationsAcrossInstances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newService := func() *domain.Service {
+		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
+			Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a, b := newService(), newService()
+	const pw = "umbrella-cactus-violin-47"
+	for _, e := range []string{"owner@example.com", "member@example.com"} {
+		if _, err := a.Register(ctx, domain.Registration{Email: e, Password: pw, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := func(svc *domain.Service, email string) domain.LoginResult {
+		t.Helper()
+		res, err := svc.Login(ctx, email, pw, "", domain.RequestMeta{IP: "192.0.2.1"})
+		if err != nil {
+			t.Fatalf("login: %+v, %v", res, err)
+		}
+		return res
+	}
+	ready, done := startSessionFeed(ctx, store, b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		t.Fatal("feed never became ready")
+	}
+
+	owner := login(a, "owner@example.com").Authenticated.Session
+	org, err := a.CreateOrg(ctx, owner, "Acme", domain.RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddMember(ctx, owner, org.OrgID, "member@example.com", domain.OrgRoleMember, domain.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	// A delegation granted and used on a, revoked on a: b refuses the acting session.
+	member := login(a, "member@example.com").Authenticated.Session
+	g, err := a.GrantDelegation(ctx, member, "owner@example.com", time.Now().Add(time.Hour), domain.RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acting, err := a.Act(ctx, owner, g.DelegationID, domain.RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := acting.Authenticated.Token
+	waitFor(t, func() bool { s, err := b.Whoami(ctx, token); return err == nil && s.ActorAccountID == owner.AccountID }, "b knows the acting session")
+	if _, err := a.RevokeDelegation(ctx, member, g.DelegationID, domain.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, err := b.Whoami(ctx, token); return err != nil }, "the revocation ends the acting session on b")
+
+	enr, err := a.AddTOTPDevice(ctx, owner, "phone", domain.RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := totp.GenerateCode(enr.Secret, time.Now())
+	if _, err := a.ConfirmTOTPDevice(ctx, owner, enr.DeviceID, code, domain.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetTwoFactorRequirement(ctx, owner, org.OrgID, true, pw, domain.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	memberID, err := a.LookupEmail(ctx, "member@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		got, _ := b.Orgs().RequiredBy(ctx, memberID)
+		return slices.Equal(got, []string{org.OrgID})
+	}, "b's directory requires 2FA of the member")
+	if res := login(b, "member@example.com"); res.Status != domain.StatusEnrollmentRequired {
+		t.Fatalf("sign-in on b: %s, want enrollment_required", res.Status)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("feed ended with %v", err)
+	}
+}

@@ -1,0 +1,250 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The organisation commands (API.md "Organisations"). Every change is an event on the
+// organisation's stream, appended with the version it was decided on (a conflict reloads and
+// decides again, bounded by Config.MaxRetries); after the append the organisation is published
+// to the Orgs directory, so the next sign-in on this instance applies a new policy. An
+// organisation the caller does not belong to is ErrNotFound (its existence is not revealed);
+// a member who is not an owner or admin gets ErrForbidden.
+
+// OrgResult is what CreateOrg wrote.
+type OrgResult struct {
+	OrgID    string
+	Position uint64
+}
+
+// loadOrg reads an organisation's stream and rebuilds it (ErrNotFound when it is empty).
+func (s *Service) loadOrg(ctx context.Context, orgID string) (*Org, error) {
+	events, err := s.readAll(ctx, OrgStream(orgID))
+	if err != nil {
+		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
+	}
+	return RebuildOrg(orgID, events)
+}
+
+// readAll reads a whole (short) stream in pages.
+func (s *Service) readAll(ctx context.Context, stream string) ([]Envelope, error) {
+	var all []Envelope
+	for {
+		events, err := s.cfg.Store.ReadStream(ctx, stream, uint64(len(all))+1, s.cfg.ReadPageSize)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, events...)
+		if len(events) < s.cfg.ReadPageSize {
+			return all, nil
+		}
+	}
+}
+
+// updateOrg loads the organisation, lets decide return events, appends them with the
+// version it loaded (retrying on a conflict) and publishes the new state to the directory.
+func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*Org) Metadata, decide func(o *Org) ([]Event, error)) (AppendResult, *Org, error) {
+	for attempt := 1; ; attempt++ {
+		o, err := s.loadOrg(ctx, orgID)
+		if err != nil {
+			return AppendResult{}, nil, err
+		}
+		events, err := decide(o)
+		if err != nil || len(events) == 0 {
+			return AppendResult{}, o, err
+		}
+		res, err := s.appendEvents(ctx, OrgStream(orgID), Exact(o.version), events, md(o))
+		if err == nil {
+			next := o.clone()
+			for _, e := range events {
+				if err := next.apply(e); err != nil {
+					return res, nil, err
+				}
+			}
+			next.version = res.NextVersion
+			s.orgs.publish(next)
+			return res, next, nil
+		}
+		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+			return AppendResult{}, o, fmt.Errorf("organisation %s after %d attempts: %w", orgID, attempt, err)
+		}
+	}
+}
+
+// CreateOrg creates an organisation named name (1..200 characters) whose owner is the
+// caller (an active, unrestricted session).
+func (s *Service) CreateOrg(ctx context.Context, caller Session, name string, rm RequestMeta) (OrgResult, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return OrgResult{}, err
+	}
+	id := NewID()
+	events, err := decideCreateOrg(id, name, cur.AccountID, s.now())
+	if err != nil {
+		return OrgResult{}, err
+	}
+	res, err := s.appendEvents(ctx, OrgStream(id), NoStream, events, s.callerMetadata(cur, rm))
+	if err != nil {
+		return OrgResult{}, err
+	}
+	o := &Org{id: id, members: map[string]string{}}
+	for _, e := range events {
+		if err := o.apply(e); err != nil {
+			return OrgResult{}, err
+		}
+	}
+	o.version = res.NextVersion
+	s.orgs.publish(o)
+	return OrgResult{OrgID: id, Position: res.LastPosition}, nil
+}
+
+// Org returns the organisation read from the log, for a caller who is a member of it (else
+// ErrNotFound).
+func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.loadOrg(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.see(cur.AccountID); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// OrgAccess says what the caller may read of an organisation, from the directory: ErrNotFound
+// for an outsider (or an unknown organisation), ErrForbidden when needAdmin and the caller is a
+// plain member; otherwise the caller's role.
+func (s *Service) OrgAccess(caller Session, orgID string, needAdmin bool) (string, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return "", err
+	}
+	o, ok := s.orgs.Get(orgID)
+	if !ok {
+		return "", fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
+	}
+	if needAdmin {
+		err = o.administer(cur.AccountID)
+	} else {
+		err = o.see(cur.AccountID)
+	}
+	if err != nil {
+		return "", err
+	}
+	return o.Role(cur.AccountID), nil
+}
+
+// memberMetadata is the metadata of a change about accountID made by the caller: the
+// subject is that account, so the change shows in its activity log, done by the caller.
+func (s *Service) memberMetadata(cur Session, accountID string, rm RequestMeta) Metadata {
+	md := s.callerMetadata(cur, rm)
+	md.SubjectAccountID = accountID
+	return md
+}
+
+// AddMember adds the account with this email to the organisation with role (owner, admin,
+// member), or gives a member that role. The caller must be an owner or admin (only an
+// owner may grant or take the owner role). An email with no account is ErrNotFound (API.md),
+// checked after the caller's rights so that outsiders learn nothing; the same role again or
+// demoting the last owner is ErrConflict.
+func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, role string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	if err := ValidateOrgRole(role); err != nil {
+		return 0, err
+	}
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return 0, err
+	}
+	o, err := s.loadOrg(ctx, orgID)
+	if err != nil {
+		return 0, err
+	}
+	if err := o.administer(cur.AccountID); err != nil {
+		return 0, err
+	}
+	accountID, err := s.LookupEmail(ctx, norm)
+	if err != nil {
+		return 0, fmt.Errorf("member email: %w", err)
+	}
+	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.memberMetadata(cur, accountID, rm) },
+		func(o *Org) ([]Event, error) { return o.decideAddMember(cur.AccountID, accountID, role, s.now()) })
+	return res.LastPosition, err
+}
+
+// RemoveMember ends accountID's membership. The caller must be an owner or admin (only an
+// owner removes an owner); a non-member is ErrNotFound; the last owner stays (ErrConflict).
+func (s *Service) RemoveMember(ctx context.Context, caller Session, orgID, accountID string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.memberMetadata(cur, accountID, rm) },
+		func(o *Org) ([]Event, error) { return o.decideRemoveMember(cur.AccountID, accountID, s.now()) })
+	return res.LastPosition, err
+}
+
+// SetTwoFactorRequirement turns the organisation's 2FA requirement on or off. Only an owner
+// or admin whose account has 2FA on may (else ErrForbidden; an outsider gets ErrNotFound),
+// re-entering the password (a wrong one is ErrInvalidCredentials, recorded and throttled like
+// a sign-in). A delegate's acting session may not (ErrForbidden). The event names the caller.
+// Setting the value it already has writes nothing.
+func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, orgID string, required bool, password string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	if err := holderOnly(cur); err != nil {
+		return 0, err
+	}
+	o, err := s.loadOrg(ctx, orgID)
+	if err != nil {
+		return 0, err
+	}
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	// Rights first (no password is checked for someone who may not change the policy).
+	if _, err := o.decideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now()); err != nil {
+		return 0, err
+	}
+	md := s.callerMetadata(cur, rm)
+	if err := s.checkPassword(ctx, a, password, cur.ID, md, rm); err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return md }, func(o *Org) ([]Event, error) {
+		return o.decideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// AddManagedOrg makes orgID manage managedID: the caller must be an owner of both. From then
+// on a 2FA requirement of orgID applies to managedID's members (one level: what managedID
+// manages is not covered).
+func (s *Service) AddManagedOrg(ctx context.Context, caller Session, orgID, managedID string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, false)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.callerMetadata(cur, rm) }, func(o *Org) ([]Event, error) {
+		if err := o.see(cur.AccountID); err != nil {
+			return nil, err
+		}
+		other, err := s.loadOrg(ctx, managedID)
+		if err != nil {
+			return nil, err
+		}
+		return o.decideAddManaged(cur.AccountID, other, s.now())
+	})
+	return res.LastPosition, err
+}

@@ -1,0 +1,163 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/projections"
+)
+
+func allMembers(t *testing.T, db *projections.DB, org string, limit int) []projections.OrgMemberRow {
+	t.Helper()
+	var out []projections.OrgMemberRow
+	cursor := ""
+	for {
+		rows, next, err := db.OrgMembers(context.Background(), org, limit, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rows...)
+		if next == "" {
+			return out
+		}
+		cursor = next
+	}
+}
+
+func TestOrgsReducer(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.start(projections.Orgs{})
+	t0 := testStart
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	md := func(id string) domain.Metadata { return domain.Metadata{Actor: self(id), SubjectAccountID: id} }
+	e.emit(domain.AccountStream("a"), md("a"), domain.AccountRegistered{AccountID: "a", Email: "a@example.com", At: at(0)})
+	e.emit(domain.AccountStream("b"), md("b"), domain.AccountRegistered{AccountID: "b", Email: "b@example.com", At: at(0)})
+	e.emit(domain.OrgStream("o"), md("a"), domain.OrgCreated{OrgID: "o", Name: "O", OwnerAccountID: "a", At: at(1)},
+		domain.MemberAdded{OrgID: "o", AccountID: "b", Role: domain.OrgRoleAdmin, At: at(1)},
+		domain.MemberAdded{OrgID: "o", AccountID: "ghost", Role: domain.OrgRoleMember, At: at(1)})
+	// a: TOTP confirmed at 2, a second device at 3 (enrolled_at stays 2), email changed.
+	e.emit(domain.AccountStream("a"), md("a"), domain.TOTPDeviceConfirmed{DeviceID: "d1", At: at(2)},
+		domain.TOTPDeviceConfirmed{DeviceID: "d2", At: at(3)}, domain.EmailChanged{NewEmail: "a2@example.com", At: at(3)})
+	// b: passkey at 4, removed at 5 (off again), then a TOTP device at 6 and 2FA disabled at 7.
+	e.emit(domain.AccountStream("b"), md("b"), domain.PasskeyRegistered{PasskeyID: "p1", At: at(4)},
+		domain.PasskeyRemoved{PasskeyID: "p1", At: at(5)}, domain.TOTPDeviceConfirmed{DeviceID: "d3", At: at(6)},
+		domain.TwoFactorDisabled{At: at(7)})
+	// Sign-ins: a's own counts, a delegate acting for b does not.
+	e.emit(domain.SessionStream("s1"), md("a"), domain.LoginSucceeded{AccountID: "a", SessionID: "s1", Method: domain.MethodPassword, At: at(8)})
+	e.emit(domain.SessionStream("s2"), domain.Metadata{Actor: domain.Actor{Type: domain.ActorDelegate, ID: "a"}, SubjectAccountID: "b"},
+		domain.LoginSucceeded{AccountID: "b", SessionID: "s2", Method: domain.MethodDelegation, At: at(9)})
+	pos := e.emit(domain.OrgStream("o"), md("a"), domain.MemberRoleChanged{OrgID: "o", AccountID: "b", OldRole: "admin", Role: "member", At: at(10)},
+		domain.MemberRemoved{OrgID: "o", AccountID: "ghost", At: at(10)})
+	e.waitFor(r, pos)
+	got := allMembers(t, e.db, "o", 1)
+	want := []projections.OrgMemberRow{
+		{AccountID: "a", Email: "a2@example.com", Role: "owner", TwoFactorEnabled: true, EnrolledAt: at(2), LastLoginAt: at(8)},
+		{AccountID: "b", Email: "b@example.com", Role: "member"},
+	}
+	if !equalJSON(t, got, want) {
+		t.Fatalf("members\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, want))
+	}
+	if rows, _, err := e.db.OrgMembers(t.Context(), "nope", 10, ""); err != nil || len(rows) != 0 {
+		t.Fatalf("unknown org: %v %v", rows, err)
+	}
+	if _, _, err := e.db.OrgMembers(t.Context(), "o", 10, "bogus"); !errors.Is(err, projections.ErrBadCursor) {
+		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+// TestTwoFactorReportOfAThousandMembers: 1,000 members, every other one with a second
+// factor, every third one signed in; the organisation then requires 2FA. The report (paged)
+// lists each member once with the right status, enrolment time and last sign-in, and the
+// 2FA policy built from the same log applies to every member.
+func TestTwoFactorReportOfAThousandMembers(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.start(projections.Builtin()...)
+	const n = 1000
+	t0 := testStart
+	id := func(i int) string { return fmt.Sprintf("acc-%04d", i) }
+	enrolledAt := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	loginAt := func(i int) time.Time { return t0.Add(time.Hour + time.Duration(i)*time.Second) }
+	md := func(a string) domain.Metadata { return domain.Metadata{Actor: self(a), SubjectAccountID: a} }
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				evs := []domain.Event{domain.AccountRegistered{AccountID: id(i), Email: id(i) + "@example.com", At: t0}}
+				if i%2 == 0 {
+					evs = append(evs, domain.TOTPDeviceConfirmed{DeviceID: "d" + id(i), At: enrolledAt(i)})
+				}
+				e.emit(domain.AccountStream(id(i)), md(id(i)), evs...)
+				if i%3 == 0 {
+					e.emit(domain.SessionStream("s"+id(i)), md(id(i)), domain.LoginSucceeded{AccountID: id(i), SessionID: "s" + id(i),
+						Method: domain.MethodPassword, At: loginAt(i)})
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	org := []domain.Event{domain.OrgCreated{OrgID: "big", Name: "Big", OwnerAccountID: id(0), At: t0}}
+	for i := 1; i < n; i++ {
+		org = append(org, domain.MemberAdded{OrgID: "big", AccountID: id(i), Role: domain.OrgRoleMember, At: t0})
+	}
+	e.emit(domain.OrgStream("big"), md(id(0)), org...)
+	pos := e.emit(domain.OrgStream("big"), md(id(0)), domain.TwoFactorRequirementChanged{OrgID: "big", Required: true, ChangedBy: id(0), At: t0})
+	e.waitFor(r, pos)
+
+	report := allMembers(t, e.db, "big", 300)
+	if len(report) != n {
+		t.Fatalf("%d rows, want %d", len(report), n)
+	}
+	enrolled := 0
+	for i, row := range report {
+		if row.AccountID != id(i) || row.Email != id(i)+"@example.com" {
+			t.Fatalf("row %d: %+v", i, row)
+		}
+		wantOn := i%2 == 0
+		if row.TwoFactorEnabled != wantOn || (wantOn && !row.EnrolledAt.Equal(enrolledAt(i))) || (!wantOn && !row.EnrolledAt.IsZero()) {
+			t.Fatalf("row %d 2FA: %+v", i, row)
+		}
+		if (i%3 == 0) != !row.LastLoginAt.IsZero() || (i%3 == 0 && !row.LastLoginAt.Equal(loginAt(i))) {
+			t.Fatalf("row %d last sign-in: %+v", i, row)
+		}
+		if row.TwoFactorEnabled {
+			enrolled++
+		}
+	}
+	if enrolled != n/2 {
+		t.Fatalf("%d enrolled, want %d", enrolled, n/2)
+	}
+	// The policy, from the same log: everyone is required by "big".
+	all, err := e.store.ReadAll(t.Context(), 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := domain.NewOrgIndex()
+	for _, ev := range all {
+		if err := idx.Apply(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if got, _ := idx.RequiredBy(t.Context(), id(i)); !slices.Equal(got, []string{"big"}) {
+			t.Fatalf("%s required by %v", id(i), got)
+		}
+	}
+	// The organisation's activity: its members' rows only.
+	rows, _, err := e.db.Activity(t.Context(), projections.ActivityFilter{OrgID: "big", Types: []string{"LoginSucceeded"}, Limit: 500})
+	if err != nil || len(rows) != (n+2)/3 {
+		t.Fatalf("org activity: %d rows, %v", len(rows), err)
+	}
+}
