@@ -13,6 +13,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 )
@@ -91,6 +92,14 @@ func main() {
 					x := fmt.Sprintf("%.1f", (pt[0]+180)*2)
 					y := fmt.Sprintf("%.1f", (90-pt[1])*2)
 					if x == lastX && y == lastY {
+						continue
+					}
+					// A ring that crosses the antimeridian jumps from one edge of the map
+					// to the other: start a new subpath there instead of drawing a line
+					// across the world.
+					if i > 0 && math.Abs(pt[0]-pts[i-1][0]) > 180 {
+						b.WriteString("M" + x + " " + y)
+						lastX, lastY = x, y
 						continue
 					}
 					if i == 0 {

@@ -343,3 +343,48 @@ func TestPortalEnrollmentRequired(t *testing.T) {
 		t.Errorf("disabling 2FA under a policy: %d %.300s", a.status, a.body)
 	}
 }
+
+// TestPortalStepUp checks the step-up prompt: a password change after the step-up window
+// sends the user to the re-authentication page, which sends them back; a wrong password
+// there is shown next to the field; afterwards the change goes through and signs the other
+// session out when asked to.
+func TestPortalStepUp(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	base := portalApp(t, func(c *Config) { c.Now = clk.Now })
+	c := newPortalClient(t, base)
+	c.signUp("max@example.com")
+	code, body := postJSON(t, base+"/api/v1/login", `{"email":"max@example.com","password":"`+browserPassword+`"}`)
+	other, _ := body["session_token"].(string)
+	if code != 200 || other == "" {
+		t.Fatalf("second session: %d %v", code, body)
+	}
+	clk.Advance(10 * time.Minute)
+
+	sec := c.get("/security")
+	tok := csrf(t, sec)
+	change := url.Values{"csrf_token": {tok}, "current_password": {browserPassword},
+		"new_password": {"another long Passphrase 9!"}, "sign_out_other_sessions": {"on"}}
+	a := c.post("/security/password", change)
+	if a.path != "/reauth" || !strings.Contains(a.body, "This change needs a recent sign-in") {
+		t.Fatalf("stale password change: %s %.300s", a.path, a.body)
+	}
+	bad := c.post("/reauth", url.Values{"csrf_token": {tok}, "next": {"/security"}, "password": {"wrong password"}})
+	if bad.status != 403 || !strings.Contains(bad.body, `id="password-error"`) {
+		t.Errorf("wrong re-auth password: %d %.300s", bad.status, bad.body)
+	}
+	// An off-site next is ignored.
+	a = c.post("/reauth", url.Values{"csrf_token": {tok}, "next": {"//evil.example/"}, "password": {browserPassword}})
+	if a.path != "/security" || !strings.Contains(a.body, "you can now make the change") {
+		t.Fatalf("re-auth: %s %.300s", a.path, a.body)
+	}
+	a = c.post("/security/password", change)
+	if a.path != "/security" || !strings.Contains(a.body, "Your password was changed.") {
+		t.Fatalf("password change: %s %.300s", a.path, a.body)
+	}
+	if s := whoamiStatus(t, base, other); s != 401 {
+		t.Errorf("the other session after the change: %d", s)
+	}
+	if a := c.get("/account"); a.path != "/account" {
+		t.Errorf("this session after the change: %s", a.path)
+	}
+}
