@@ -284,7 +284,9 @@ func TestPortalBadInputIsShownNextToTheField(t *testing.T) {
 // staticPolicy requires 2FA of every account, in the name of one organisation.
 type staticPolicy struct{}
 
-func (staticPolicy) RequiredBy(context.Context, string) ([]string, error) { return []string{"org-1"}, nil }
+func (staticPolicy) RequiredBy(context.Context, string) ([]string, error) {
+	return []string{"org-1"}, nil
+}
 
 var _ domain.TwoFactorPolicy = staticPolicy{}
 
