@@ -438,10 +438,22 @@ func TestPortalInChromium(t *testing.T) {
 		t.Errorf("passkey listed as %q", v)
 	}
 	b.shot("security-passkey")
+	b.submit("rename the passkey",
+		chromedp.SetValue(chromedp.CSS(`form.rename input[name=name]`), "Work key"),
+		chromedp.Click(chromedp.CSS(`form.rename button`)))
+	if v := b.attr(`form.rename input[name=name]`, "value"); v != "Work key" || !strings.Contains(b.text(".flash"), "renamed") {
+		t.Errorf("renamed passkey %q", v)
+	}
 	b.signOut()
 	b.step("sign in with a passkey", chromedp.Click(chromedp.ID("passkey-signin")))
 	b.waitPath("/account")
 	b.shot("account-after-passkey")
+
+	// The passkey as the second factor after the password.
+	b.signOut()
+	b.signIn(email)
+	b.step("use the passkey as second factor", chromedp.Click(chromedp.ID("passkey-second-factor")))
+	b.waitPath("/account")
 
 	// The activity log: sign-ins located in London (the forwarded address), on the map too.
 	b.open("/activity")
@@ -469,13 +481,13 @@ func TestPortalInChromium(t *testing.T) {
 	if !strings.HasPrefix(b.path(), "/audit/accounts/") {
 		t.Fatalf("find went to %s", b.location())
 	}
-	if tl := b.text("#timeline"); !strings.Contains(tl, "AccountRegistered") || !strings.Contains(tl, "PasskeyRegistered") {
+	if tl := b.text("#timeline"); !strings.Contains(tl, "AccountRegistered") || !strings.Contains(tl, "PasskeyRenamed") {
 		t.Errorf("timeline: %.300s", tl)
 	}
 	b.submit("security state now",
 		chromedp.SetValue(chromedp.ID("at"), time.Now().UTC().Format("2006-01-02T15:04")),
 		chromedp.Click(chromedp.CSS(`form:has(#at) button`)))
-	if st := b.text("#state-at"); !strings.Contains(st, "on") || !strings.Contains(st, "Laptop key") {
+	if st := b.text("#state-at"); !strings.Contains(st, "on") || !strings.Contains(st, "Work key") {
 		t.Errorf("state at now: %s", st)
 	}
 	b.shot("audit-account")

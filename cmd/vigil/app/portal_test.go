@@ -390,3 +390,82 @@ func TestPortalStepUp(t *testing.T) {
 		t.Errorf("this session after the change: %s", a.path)
 	}
 }
+
+var backupCode = regexp.MustCompile(`<li><code>([^<]+)</code></li>`)
+
+// TestPortalSecurityForms goes through the Security page's forms: an authenticator app set
+// up and confirmed (backup codes shown once), new codes generated (the old ones stop
+// working, the new ones are not served again), the app removed (2FA off), set up again and
+// 2FA turned off with the password (a wrong one shown next to the field).
+func TestPortalSecurityForms(t *testing.T) {
+	base := portalApp(t, nil)
+	c := newPortalClient(t, base)
+	tok := csrf(t, c.signUp("ola@example.com"))
+
+	enable := func() []string {
+		t.Helper()
+		a := c.post("/security/totp", url.Values{"csrf_token": {tok}, "name": {"Phone"}})
+		m := pendingTOTP.FindStringSubmatch(a.body)
+		if m == nil {
+			t.Fatalf("set-up page: %s", a.path)
+		}
+		code, _ := totp.GenerateCode(m[1], time.Now())
+		a = c.post(a.path+"/confirm", url.Values{"csrf_token": {tok}, "code": {code}})
+		var codes []string
+		for _, m := range backupCode.FindAllStringSubmatch(a.body, -1) {
+			codes = append(codes, m[1])
+		}
+		if len(codes) != 10 {
+			t.Fatalf("codes after confirming: %d %.300s", len(codes), a.body)
+		}
+		return codes
+	}
+	first := enable()
+
+	a := c.post("/security/backup-codes", url.Values{"csrf_token": {tok}})
+	var fresh []string
+	for _, m := range backupCode.FindAllStringSubmatch(a.body, -1) {
+		fresh = append(fresh, m[1])
+	}
+	if a.status != 200 || len(fresh) != 10 || fresh[0] == first[0] || !strings.Contains(a.body, "no longer work") {
+		t.Fatalf("new codes: %d %v", a.status, fresh)
+	}
+	if page := c.get("/security"); strings.Contains(page.body, fresh[0]) {
+		t.Error("the Security page serves the codes again")
+	}
+	// The old codes stop working, the new ones work (through the API's sign-in).
+	login := func(code string) int {
+		_, body := postJSON(t, base+"/api/v1/login", `{"email":"ola@example.com","password":"`+browserPassword+`"}`)
+		ticket, _ := body["login_ticket"].(string)
+		status, _ := postJSON(t, base+"/api/v1/login/second-factor", `{"login_ticket":"`+ticket+`","method":"backup_code","code":"`+code+`"}`)
+		return status
+	}
+	if s := login(first[0]); s != 401 {
+		t.Errorf("an old code: %d", s)
+	}
+	if s := login(fresh[0]); s != 200 {
+		t.Errorf("a new code: %d", s)
+	}
+
+	// Remove the app: 2FA goes off.
+	sec := c.get("/security")
+	rm := regexp.MustCompile(`action="(/security/totp/[^/"]+/remove)"`).FindStringSubmatch(sec.body)
+	if rm == nil {
+		t.Fatalf("no remove form: %.500s", sec.body)
+	}
+	a = c.post(rm[1], url.Values{"csrf_token": {tok}})
+	if !strings.Contains(a.body, "The authenticator app was removed.") || !strings.Contains(a.body, "Two-factor authentication is <strong>off</strong>") {
+		t.Errorf("after removing: %.500s", a.body)
+	}
+
+	// Again, then off with the password.
+	enable()
+	a = c.post("/security/two-factor/disable", url.Values{"csrf_token": {tok}, "password": {"not it"}})
+	if a.status != 403 || !strings.Contains(a.body, `id="disable_password-error"`) {
+		t.Errorf("wrong password to turn 2FA off: %d", a.status)
+	}
+	a = c.post("/security/two-factor/disable", url.Values{"csrf_token": {tok}, "password": {browserPassword}})
+	if !strings.Contains(a.body, "Two-factor authentication is off.") {
+		t.Errorf("turning 2FA off: %d %.300s", a.status, a.body)
+	}
+}
