@@ -59,12 +59,15 @@ func requireBrowser(t *testing.T) string {
 // portalApp starts the real app for the portal tests on http://localhost:PORT (a secure
 // context for WebAuthn, and the passkeys' relying party), trusting loopback proxies and
 // locating addresses with a test city database. mutate may change the config.
-func portalApp(t *testing.T, mutate func(*Config)) (base string) {
+func portalApp(t testing.TB, mutate func(*Config)) (base string) {
 	t.Helper()
 	dir := t.TempDir()
 	city := filepath.Join(dir, "city.mmdb")
 	geoiptestCity(t, city)
-	ln := listen(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	base = "http://localhost:" + port
 	pub, _ := url.Parse(base)

@@ -25,12 +25,12 @@ import (
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // geoiptestCity writes a city database that places 81.2.69.160/27 in London.
-func geoiptestCity(t *testing.T, path string) {
+func geoiptestCity(t testing.TB, path string) {
 	geoiptest.WriteCityDB(t, path, []geoiptest.CityEntry{{Network: "81.2.69.160/27", City: "London",
 		Country: "United Kingdom", CountryCode: "GB", Lat: 51.5142, Lon: -0.0931}})
 }
 
-func waitHealthy(t *testing.T, base string) {
+func waitHealthy(t testing.TB, base string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -76,13 +76,13 @@ func (j *plainJar) Cookies(*url.URL) []*http.Cookie {
 
 // portalClient is a browser-like HTTP client: cookies, redirects followed.
 type portalClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	jar  *plainJar
 	http *http.Client
 }
 
-func newPortalClient(t *testing.T, base string) *portalClient {
+func newPortalClient(t testing.TB, base string) *portalClient {
 	jar := &plainJar{m: map[string]*http.Cookie{}}
 	return &portalClient{t: t, base: base, jar: jar, http: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
 }
@@ -122,7 +122,7 @@ func (c *portalClient) post(path string, form url.Values) answer {
 var csrfInput = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // csrf returns the CSRF token of the forms of page (the hidden field).
-func csrf(t *testing.T, page answer) string {
+func csrf(t testing.TB, page answer) string {
 	t.Helper()
 	m := csrfInput.FindStringSubmatch(page.body)
 	if m == nil {
