@@ -469,3 +469,61 @@ func TestPortalSecurityForms(t *testing.T) {
 		t.Errorf("turning 2FA off: %d %.300s", a.status, a.body)
 	}
 }
+
+// TestPortalSecurityTeam checks the security team's pages for an admin (--admin-emails):
+// finding an account by email, its timeline and security state at a moment, activity
+// filters with a bad value shown next to its field, and signing another account's session
+// out (its token then fails whoami).
+func TestPortalSecurityTeam(t *testing.T) {
+	base := portalApp(t, nil)
+	user := newPortalClient(t, base)
+	user.signUp("bob@example.com")
+	code, body := postJSON(t, base+"/api/v1/login", `{"email":"bob@example.com","password":"`+browserPassword+`"}`,
+		"X-Forwarded-For", "81.2.69.165")
+	token, _ := body["session_token"].(string)
+	sess, _ := body["session"].(map[string]any)
+	sid, _ := sess["session_id"].(string)
+	if code != 200 || token == "" {
+		t.Fatalf("login: %d %v", code, body)
+	}
+	admin := newPortalClient(t, base)
+	tok := csrf(t, admin.signUp("ada@example.com"))
+
+	a := admin.get("/audit?find=nobody@example.com")
+	if a.status != 400 || !strings.Contains(a.body, `id="find-error"`) {
+		t.Errorf("unknown account: %d", a.status)
+	}
+	a = admin.get("/audit?find=bob@example.com")
+	if !strings.HasPrefix(a.path, "/audit/accounts/") || !strings.Contains(a.body, "AccountRegistered") || !strings.Contains(a.body, sid) {
+		t.Fatalf("account page: %s %.300s", a.path, a.body)
+	}
+	accountPage := a.path
+	if a := admin.get(accountPage + "?at=" + time.Now().UTC().Format("2006-01-02T15:04")); !strings.Contains(a.body, `id="state-at"`) {
+		t.Errorf("security state now: %d", a.status)
+	}
+	if a := admin.get(accountPage + "?at=2001-01-01T00:00"); !strings.Contains(a.body, "did not exist yet") {
+		t.Errorf("security state before the account: %d", a.status)
+	}
+	if a := admin.get(accountPage + "?at=noon"); a.status != 400 || !strings.Contains(a.body, `id="at-error"`) {
+		t.Errorf("bad time: %d", a.status)
+	}
+	if a := admin.get("/audit?ip=not-an-ip&country=GB"); a.status != 400 || !strings.Contains(a.body, `id="ip-error"`) {
+		t.Errorf("bad ip filter: %d", a.status)
+	}
+	a = admin.get("/audit?ip=81.2.69.165&country=gb")
+	_, rows, _ := strings.Cut(a.body, `<table class="responsive" id="activity">`)
+	if a.status != 200 || !strings.Contains(rows, "LoginSucceeded") || !strings.Contains(rows, "London") {
+		t.Errorf("ip filter: %d %.500s", a.status, rows)
+	}
+	if strings.Contains(rows, "AccountRegistered") {
+		t.Error("the ip filter let another address's entries through")
+	}
+
+	a = admin.post("/audit/sessions/"+sid+"/sign-out", url.Values{"csrf_token": {tok}, "back": {accountPage}})
+	if a.path != accountPage || !strings.Contains(a.body, "The session was signed out.") {
+		t.Errorf("admin sign-out: %s %.300s", a.path, a.body)
+	}
+	if s := whoamiStatus(t, base, token); s != 401 {
+		t.Errorf("whoami after the admin's sign-out: %d", s)
+	}
+}
