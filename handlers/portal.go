@@ -32,9 +32,9 @@ import (
 //go:embed portal/templates/*.html portal/assets/*
 var portalFS embed.FS
 
-// portalCSP is the Content-Security-Policy of every portal answer: scripts and styles only
-// from the server's own assets (no inline script, handler or style attribute), images from
-// the server and data: (none are used today, but an <img> of a QR PNG is), nothing framed.
+// portalCSP is the Content-Security-Policy of every portal answer: scripts, styles, images
+// (the TOTP QR code) and fetches (the passkey ceremonies) only from the server itself, no
+// inline script, event handler or style attribute, forms posted only here, nothing framed.
 const portalCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
@@ -265,6 +265,7 @@ var flashes = map[string]string{
 	"account":           "Your account details were saved.",
 	"profile":           "Your profile was saved.",
 	"password":          "Your password was changed.",
+	"totp-added":        "The authenticator app was added.",
 	"totp-removed":      "The authenticator app was removed.",
 	"passkey-renamed":   "The passkey was renamed.",
 	"passkey-removed":   "The passkey was removed.",
@@ -380,8 +381,9 @@ func (p *portal) wait(ctx context.Context, pos uint64) {
 }
 
 // fieldErrors turns a refused input (the problem's `errors` member) into messages by
-// field, and the problem's detail for anything else. ok is false for an error that is not
-// the client's (a 5xx): then the caller shows the error page.
+// field, and the problem's detail for anything else, with the status the JSON API would
+// answer (the error table of problem.go). A status of 500 or more is not the client's
+// error: the caller then shows the error page (fail), which logs it.
 func fieldErrors(err error) (fields map[string]string, msg string, status int) {
 	pr, _ := problemFor(err)
 	fields = map[string]string{}
