@@ -21,6 +21,9 @@ import (
 // be signed out. They run the queries and commands of /api/v1/audit/...
 
 func (p *portal) auditPage(c *gin.Context) {
+	if !p.waitMinPosition(c) {
+		return
+	}
 	ctx := c.Request.Context()
 	// Find an account: by email (exact, as typed at sign-in) or by id.
 	if q := strings.TrimSpace(c.Query("find")); q != "" {
@@ -95,6 +98,9 @@ const auditTimelineLimit = 50
 const auditAtFormat = "2006-01-02T15:04"
 
 func (p *portal) auditAccountPage(c *gin.Context) {
+	if !p.waitMinPosition(c) {
+		return
+	}
 	id, err := pathID(c, "id")
 	if err != nil {
 		p.fail(c, err, "/audit")

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,7 +29,28 @@ const portalActivityLimit = 25
 // mapSample is how many recent entries the map's places come from.
 const mapSample = 500
 
+// waitMinPosition honours ?min_position=P on the portal's list pages as the JSON API's
+// reads do: it waits (at most 2 s) until the read models include P, e.g. a sign-in made
+// elsewhere whose Vigil-Position the caller knows. A value that is not a non-negative
+// integer gets the 400 error page; ok is false then.
+func (p *portal) waitMinPosition(c *gin.Context) (ok bool) {
+	raw, given := c.GetQuery(MinPositionParam)
+	if !given {
+		return true
+	}
+	pos, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		p.errorPage(c, http.StatusBadRequest, "min_position must be a non-negative integer (a Vigil-Position value).")
+		return false
+	}
+	p.wait(c.Request.Context(), pos)
+	return true
+}
+
 func (p *portal) sessionsPage(c *gin.Context) {
+	if !p.waitMinPosition(c) {
+		return
+	}
 	ctx := c.Request.Context()
 	caller := callerOf(c)
 	p.s.awaitSession(ctx, caller.ID)
@@ -122,6 +144,9 @@ func activityForm(c *gin.Context) (projections.ActivityFilter, map[string]string
 }
 
 func (p *portal) activityPage(c *gin.Context) {
+	if !p.waitMinPosition(c) {
+		return
+	}
 	f, form, err := activityForm(c)
 	f.AccountID = callerOf(c).AccountID
 	p.renderActivity(c, "activity", "/activity", f, form, err, nil)

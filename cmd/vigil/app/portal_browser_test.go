@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -301,15 +303,15 @@ func TestPortalInChromium(t *testing.T) {
 
 	// A second session (an API client, through the proxy from London) shows in Sessions
 	// and is signed out from there.
-	code, body := postJSON(t, base+"/api/v1/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, browserPassword),
-		"X-Forwarded-For", "81.2.69.161", "User-Agent", "curl/8.5.0")
+	code, body, pos := apiLogin(t, base, email, "X-Forwarded-For", "81.2.69.161", "User-Agent", "curl/8.5.0")
 	token, _ := body["session_token"].(string)
 	sess, _ := body["session"].(map[string]any)
 	otherID, _ := sess["session_id"].(string)
-	if code != 200 || token == "" || otherID == "" {
+	if code != 200 || token == "" || otherID == "" || pos == "" {
 		t.Fatalf("API sign-in: %d %v", code, body)
 	}
-	b.open("/sessions")
+	// The page waits until the read models hold that sign-in (its Vigil-Position).
+	b.open("/sessions?min_position=" + pos)
 	if n := b.count("#sessions tbody tr"); n != 2 {
 		t.Fatalf("sessions listed: %d, want 2; %s", n, b.text("main"))
 	}
@@ -499,4 +501,24 @@ func TestPortalInChromium(t *testing.T) {
 	b.step("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	b.open("/sessions")
 	b.shot("sessions-phone")
+}
+
+// apiLogin signs in through the JSON API with the password and answers the status, the
+// body and the Vigil-Position header.
+func apiLogin(t *testing.T, base, email string, header ...string) (int, map[string]any, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/login",
+		strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, email, browserPassword)))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m, resp.Header.Get("Vigil-Position")
 }

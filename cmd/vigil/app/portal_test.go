@@ -478,8 +478,7 @@ func TestPortalSecurityTeam(t *testing.T) {
 	base := portalApp(t, nil)
 	user := newPortalClient(t, base)
 	user.signUp("bob@example.com")
-	code, body := postJSON(t, base+"/api/v1/login", `{"email":"bob@example.com","password":"`+browserPassword+`"}`,
-		"X-Forwarded-For", "81.2.69.165")
+	code, body, pos := apiLogin(t, base, "bob@example.com", "X-Forwarded-For", "81.2.69.165")
 	token, _ := body["session_token"].(string)
 	sess, _ := body["session"].(map[string]any)
 	sid, _ := sess["session_id"].(string)
@@ -507,10 +506,13 @@ func TestPortalSecurityTeam(t *testing.T) {
 	if a := admin.get(accountPage + "?at=noon"); a.status != 400 || !strings.Contains(a.body, `id="at-error"`) {
 		t.Errorf("bad time: %d", a.status)
 	}
+	if a := admin.get("/audit?min_position=x"); a.status != 400 {
+		t.Errorf("bad min_position: %d", a.status)
+	}
 	if a := admin.get("/audit?ip=not-an-ip&country=GB"); a.status != 400 || !strings.Contains(a.body, `id="ip-error"`) {
 		t.Errorf("bad ip filter: %d", a.status)
 	}
-	a = admin.get("/audit?ip=81.2.69.165&country=gb")
+	a = admin.get("/audit?ip=81.2.69.165&country=gb&min_position=" + pos)
 	_, rows, _ := strings.Cut(a.body, `<table class="responsive" id="activity">`)
 	if a.status != 200 || !strings.Contains(rows, "LoginSucceeded") || !strings.Contains(rows, "London") {
 		t.Errorf("ip filter: %d %.500s", a.status, rows)
