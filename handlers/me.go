@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -166,14 +167,27 @@ func (s *Server) patchMe(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if req.AccountID != nil && *req.AccountID != caller.AccountID {
-		writeError(c, &domain.ValidationError{Field: "account_id", Reason: "cannot be changed"})
-		return
-	}
-	a, err := s.svc.Account(ctx, caller.AccountID)
+	pos, a, err := s.applyMePatch(ctx, caller, req, rm)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	s.setPosition(c, pos)
+	c.JSON(http.StatusOK, meView(a))
+}
+
+// applyMePatch runs the commands of a PATCH /api/v1/me body for caller (the JSON API's
+// and the portal's account pages): the account id, names and email are checked (and the
+// email's availability looked up) first, so that a refused request writes nothing of
+// them; then the profile, the names and the email are written. It returns the last
+// position written and the account as it is now.
+func (s *Server) applyMePatch(ctx context.Context, caller domain.Session, req patchMeRequest, rm domain.RequestMeta) (uint64, *domain.Account, error) {
+	if req.AccountID != nil && *req.AccountID != caller.AccountID {
+		return 0, nil, &domain.ValidationError{Field: "account_id", Reason: "cannot be changed"}
+	}
+	a, err := s.svc.Account(ctx, caller.AccountID)
+	if err != nil {
+		return 0, nil, err
 	}
 	var errs []error
 	first, last := a.FirstName(), a.LastName()
@@ -191,17 +205,14 @@ func (s *Server) patchMe(c *gin.Context) {
 		errs, email = append(errs, err), v
 	}
 	if err := errors.Join(errs...); err != nil {
-		writeError(c, err)
-		return
+		return 0, nil, err
 	}
 	if email != "" && email != a.Email() {
 		switch id, err := s.svc.LookupEmail(ctx, email); {
 		case err == nil && id != caller.AccountID:
-			writeError(c, Public(ErrConflict, "Another account uses this email.", nil))
-			return
+			return 0, nil, Public(ErrConflict, "Another account uses this email.", domain.ErrConflict)
 		case err != nil && !errors.Is(err, domain.ErrNotFound):
-			s.fail(c, err)
-			return
+			return 0, nil, err
 		}
 	}
 
@@ -212,16 +223,14 @@ func (s *Server) patchMe(c *gin.Context) {
 			PostalCode: p.PostalCode, Country: p.Country, Relationship: p.Relationship, Locale: p.Locale,
 		}, rm)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return 0, nil, err
 		}
 		pos = max(pos, n)
 	}
 	if req.FirstName != nil || req.LastName != nil {
 		n, err := s.svc.ChangeName(ctx, caller, first, last, rm)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return 0, nil, err
 		}
 		pos = max(pos, n)
 	}
@@ -231,17 +240,14 @@ func (s *Server) patchMe(c *gin.Context) {
 			if errors.Is(err, domain.ErrConflict) {
 				err = Public(ErrConflict, "Another account uses this email.", err)
 			}
-			s.fail(c, err)
-			return
+			return 0, nil, err
 		}
 		pos = max(pos, n)
 	}
 	if a, err = s.svc.Account(ctx, caller.AccountID); err != nil {
-		s.fail(c, err)
-		return
+		return 0, nil, err
 	}
-	s.setPosition(c, pos)
-	c.JSON(http.StatusOK, meView(a))
+	return pos, a, nil
 }
 
 // securityJSON is API.md's GET /api/v1/me/security.

@@ -155,12 +155,15 @@ type Server struct {
 	subjects SubjectReader // nil: the audit scans ReadAll
 	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
 	scanBatch, scanMax int
+
+	// The web portal (portal.go); nil when the API or the read side is not served.
+	portal *portal
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
 // HTTP metrics registered on a registry that already has them (a second Server on the same
 // registry) are shared, not duplicated.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (_ *Server, err error) {
 	if cfg.Store == nil {
 		return nil, errors.New("handlers: Config.Store is required")
 	}
@@ -260,9 +263,20 @@ func New(cfg Config) (*Server, error) {
 			s.defineReadSchemas()
 		}
 		s.registerAPI()
+		if s.reads != nil {
+			if s.portal, err = newPortal(s); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
 
-// Handler returns the Gin engine that serves every route.
-func (s *Server) Handler() http.Handler { return s.engine }
+// Handler returns the handler of every route: the web portal's pages (when served) and the
+// Gin engine of the API and operational routes.
+func (s *Server) Handler() http.Handler {
+	if s.portal != nil {
+		return s.portal
+	}
+	return s.engine
+}

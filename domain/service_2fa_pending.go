@@ -1,0 +1,35 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+)
+
+// PendingTOTPKey returns the base32 secret and the otpauth URL of a pending TOTP device of
+// the caller, so that an enrollment page can show the key for manual entry again (after a
+// wrong confirmation code, say). Like TOTPQRCode, it serves only pending devices: a
+// confirmed or unknown device gives ErrNotFound, since a secret is only shown during
+// enrollment. A restricted session may use it.
+func (s *Service) PendingTOTPKey(ctx context.Context, caller Session, deviceID string) (secret, otpauthURL string, err error) {
+	cur, err := s.authorize(caller, true)
+	if err != nil {
+		return "", "", err
+	}
+	a, err := s.repo.load(ctx, cur.AccountID)
+	if err != nil {
+		return "", "", err
+	}
+	d := a.device(deviceID)
+	if d == nil || d.Confirmed {
+		return "", "", fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
+	}
+	raw, err := s.cfg.Keyring.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	if err != nil {
+		return "", "", err
+	}
+	k, err := totpKey(raw, s.cfg.Issuer, a.Email())
+	if err != nil {
+		return "", "", err
+	}
+	return k.Secret(), k.URL(), nil
+}

@@ -1,0 +1,480 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// The web portal (issue 7): server-rendered html/template pages for account owners and
+// security teams, served by the same Server as the JSON API. It runs the same domain
+// commands and projection queries as the API and reuses its session cookie, CSRF key and
+// error table; JavaScript (assets/portal.js) is used only for the WebAuthn ceremonies, which
+// call the JSON API's passkey routes.
+//
+// The portal's routes live on their own gin engine, so that the JSON API's engine (whose
+// routes are exactly the OpenAPI document) stays as it is: Server.Handler sends a request
+// to the portal when the first segment of its path is one the portal registered ("/" and
+// e.g. /security, /assets), and everything else to the API engine.
+
+//go:embed portal/templates/*.html portal/assets/*
+var portalFS embed.FS
+
+// portalCSP is the Content-Security-Policy of every portal answer: scripts, styles, images
+// (the TOTP QR code) and fetches (the passkey ceremonies) only from the server itself, no
+// inline script, event handler or style attribute, forms posted only here, nothing framed.
+const portalCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// Names of the portal's form fields and cookies.
+const (
+	// csrfField is the hidden field of every portal form that carries the CSRF token.
+	csrfField = "csrf_token"
+	// preSessionCookie holds a random nonce that anonymous forms (sign-in, sign-up) bind
+	// their CSRF token to, so that another site cannot submit them (login CSRF).
+	preSessionCookie = "vigil_form"
+)
+
+// portal is the web portal's engine and templates.
+type portal struct {
+	s        *Server
+	engine   *gin.Engine
+	pages    map[string]*template.Template
+	segments map[string]bool
+	assets   fs.FS
+}
+
+// portalPages are the page templates; each is parsed with layout.html.
+var portalPages = []string{
+	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
+	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
+}
+
+// newPortal builds the portal of s (which serves the JSON API: s.svc is set).
+func newPortal(s *Server) (*portal, error) {
+	p := &portal{s: s, pages: map[string]*template.Template{}, segments: map[string]bool{}}
+	funcs := template.FuncMap{
+		"when":     portalTime,
+		"location": locationText,
+		"join":     strings.Join,
+	}
+	for _, name := range portalPages {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(portalFS,
+			"portal/templates/layout.html", "portal/templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		p.pages[name] = t
+	}
+	assets, err := fs.Sub(portalFS, "portal/assets")
+	if err != nil {
+		return nil, err
+	}
+	p.assets = assets
+
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	e.ForwardedByClientIP = false
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
+	e.Use(s.requestID, s.logRequests, s.measure, s.recoverPanics, limitBody, s.resolveClientIP, portalHeaders)
+	e.NoRoute(func(c *gin.Context) { p.errorPage(c, http.StatusNotFound, "There is no page here.") })
+	e.NoMethod(func(c *gin.Context) {
+		p.errorPage(c, http.StatusMethodNotAllowed, "This page does not take that method.")
+	})
+	p.engine = e
+	p.routes()
+	for _, r := range e.Routes() {
+		seg, _, _ := strings.Cut(strings.TrimPrefix(r.Path, "/"), "/")
+		p.segments[seg] = true
+	}
+	return p, nil
+}
+
+// ServeHTTP sends portal paths to the portal's engine and the rest to the API's.
+func (p *portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if p.segments[seg] {
+		p.engine.ServeHTTP(w, r)
+		return
+	}
+	p.s.engine.ServeHTTP(w, r)
+}
+
+// portalHeaders sets the security headers of every portal answer.
+func portalHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", portalCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	if !strings.HasPrefix(c.Request.URL.Path, "/assets/") {
+		h.Set("Cache-Control", "no-store")
+	}
+	c.Next()
+}
+
+// routes registers the portal's pages.
+func (p *portal) routes() {
+	e := p.engine
+	e.GET("/assets/*path", p.asset)
+	// Anonymous pages.
+	e.GET("/", p.home)
+	e.GET("/signin", p.signinPage)
+	e.POST("/signin", p.anonForm, p.signin)
+	e.POST("/signin/second-factor", p.anonForm, p.signinSecondFactor)
+	e.GET("/signup", p.signupPage)
+	e.POST("/signup", p.anonForm, p.signup)
+	// Signed in; restricted sessions may use these too.
+	enroll := e.Group("", p.auth(true))
+	enroll.POST("/signout", p.signout)
+	enroll.GET("/reauth", p.reauthPage)
+	enroll.POST("/reauth", p.reauth)
+	enroll.GET("/enroll", p.enrollPage)
+	enroll.POST("/security/totp", p.addTOTP)
+	enroll.GET("/security/totp/:id", p.totpSetupPage)
+	enroll.POST("/security/totp/:id/confirm", p.confirmTOTP)
+	// Signed in, unrestricted.
+	in := e.Group("", p.auth(false))
+	in.GET("/account", p.accountPage)
+	in.POST("/account", p.saveAccount)
+	in.POST("/account/profile", p.saveProfile)
+	in.GET("/security", p.securityPage)
+	in.POST("/security/password", p.changePassword)
+	in.POST("/security/totp/:id/remove", p.removeTOTP)
+	in.POST("/security/backup-codes", p.regenerateCodes)
+	in.POST("/security/passkeys/:id/rename", p.renamePasskey)
+	in.POST("/security/passkeys/:id/remove", p.removePasskey)
+	in.POST("/security/two-factor/disable", p.disableTwoFactor)
+	in.GET("/sessions", p.sessionsPage)
+	in.POST("/sessions/:id/sign-out", p.signOutSession)
+	in.POST("/sessions/sign-out-others", p.signOutOthers)
+	in.GET("/activity", p.activityPage)
+	// The security teams'.
+	team := in.Group("", p.s.requireTeamRole)
+	team.GET("/audit", p.auditPage)
+	team.GET("/audit/accounts/:id", p.auditAccountPage)
+	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
+}
+
+// requireTeamRole is requireRole(auditor, admin) for portal pages: a caller without either
+// gets the HTML 403 page instead of a problem document.
+func (s *Server) requireTeamRole(c *gin.Context) {
+	if !s.isTeam(c) {
+		s.portal.errorPage(c, http.StatusForbidden, "This page is for the security team (role auditor or admin).")
+		return
+	}
+	c.Next()
+}
+
+// isTeam reports whether the caller holds role auditor or admin (a delegate holds none).
+func (s *Server) isTeam(c *gin.Context) bool {
+	sess := callerOf(c)
+	if sess.ID == "" || sess.ActorAccountID != "" {
+		return false
+	}
+	a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
+	if err != nil {
+		return false
+	}
+	return a.HasRole(domain.RoleAuditor) || a.HasRole(domain.RoleAdmin) || s.admins[a.Email()]
+}
+
+// asset serves an embedded asset.
+func (p *portal) asset(c *gin.Context) {
+	name := strings.TrimPrefix(c.Param("path"), "/")
+	if name == "" || strings.Contains(name, "..") {
+		p.errorPage(c, http.StatusNotFound, "There is no such file.")
+		return
+	}
+	if _, err := fs.Stat(p.assets, name); err != nil {
+		p.errorPage(c, http.StatusNotFound, "There is no such file.")
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=300")
+	c.FileFromFS(name, http.FS(p.assets))
+}
+
+// pageData is what every template gets: the layout's facts and the page's own data.
+type pageData struct {
+	Title      string
+	CSRF       string
+	SignedIn   bool
+	Restricted bool
+	Team       bool
+	Email      string
+	Nav        string
+	Flash      string
+	Error      string
+	Errors     map[string]string
+	Form       map[string]string
+	Data       any
+}
+
+// render writes the page template name with status.
+func (p *portal) render(c *gin.Context, status int, name string, pg pageData) {
+	if sess := callerOf(c); sess.ID != "" {
+		pg.SignedIn, pg.Restricted = true, sess.Restricted
+		pg.CSRF = p.s.csrfToken(sess.ID)
+		if a, err := p.s.svc.Account(c.Request.Context(), sess.AccountID); err == nil {
+			pg.Email = a.Email()
+		}
+		if !sess.Restricted {
+			pg.Team = p.s.isTeam(c)
+		}
+	} else if pg.CSRF == "" {
+		pg.CSRF = p.anonToken(c)
+	}
+	if pg.Flash == "" {
+		pg.Flash = flashText(c.Query("done"))
+	}
+	t := p.pages[name]
+	c.Status(status)
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	if err := t.Execute(c.Writer, pg); err != nil {
+		loggerFrom(c).ErrorContext(c.Request.Context(), "rendering a portal page failed",
+			"page", name, "request_id", RequestID(c), "error", err.Error())
+	}
+}
+
+// errorPage answers status with the error page and aborts the chain.
+func (p *portal) errorPage(c *gin.Context, status int, msg string) {
+	c.Abort()
+	p.render(c, status, "error", pageData{Title: http.StatusText(status), Error: msg})
+}
+
+// flashes are the confirmations a redirect after a change may show (?done=...): fixed
+// texts, so nothing from the query reaches the page.
+var flashes = map[string]string{
+	"account":           "Your account details were saved.",
+	"profile":           "Your profile was saved.",
+	"password":          "Your password was changed.",
+	"totp-added":        "The authenticator app was added.",
+	"totp-removed":      "The authenticator app was removed.",
+	"passkey-renamed":   "The passkey was renamed.",
+	"passkey-removed":   "The passkey was removed.",
+	"passkey-added":     "The passkey was registered.",
+	"2fa-off":           "Two-factor authentication is off.",
+	"signed-out":        "The session was signed out.",
+	"signed-out-others": "Every other session was signed out.",
+	"reauth":            "Thanks: you can now make the change.",
+	"bye":               "You are signed out.",
+}
+
+func flashText(key string) string { return flashes[key] }
+
+// anonToken returns the CSRF token of anonymous forms, bound to the pre-session cookie
+// (set here when absent).
+func (p *portal) anonToken(c *gin.Context) string {
+	if v, ok := c.Get("vigil.form_nonce"); ok {
+		return p.s.csrfToken("form:" + v.(string))
+	}
+	nonce := ""
+	if ck, err := c.Request.Cookie(preSessionCookie); err == nil && len(ck.Value) == 43 {
+		nonce = ck.Value
+	} else {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		nonce = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(c.Writer, &http.Cookie{Name: preSessionCookie, Value: nonce, Path: "/", MaxAge: 3600,
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	}
+	c.Set("vigil.form_nonce", nonce)
+	return p.s.csrfToken("form:" + nonce)
+}
+
+// anonForm checks the CSRF token of an anonymous form against the pre-session cookie; a
+// form without it gets the 403 error page.
+func (p *portal) anonForm(c *gin.Context) {
+	ck, err := c.Request.Cookie(preSessionCookie)
+	if err != nil || ck.Value == "" || !p.s.validCSRF("form:"+ck.Value, c.PostForm(csrfField)) {
+		p.errorPage(c, http.StatusForbidden, "The form was not sent from this site's own page, or it expired. Reload the page and try again.")
+		return
+	}
+	c.Next()
+}
+
+// auth is the middleware of signed-in pages: the session cookie must name an active
+// session (else a GET is sent to the sign-in page and anything else gets 401), the CSRF
+// field of every POST must be the session's token (the API's key), and a restricted
+// session is sent to the enrollment page unless allowRestricted. The use is noted (Touch)
+// as on the API.
+func (p *portal) auth(allowRestricted bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		ck, err := c.Request.Cookie(SessionCookie)
+		var sess domain.Session
+		if err == nil && ck.Value != "" && len(ck.Value) <= maxTokenLength {
+			sess, err = p.s.svc.Whoami(ctx, ck.Value)
+			if err != nil && errors.Is(err, domain.ErrSessionNotFound) {
+				clearSessionCookie(c)
+			}
+		} else {
+			err = domain.ErrSessionNotFound
+		}
+		if err != nil {
+			if !errors.Is(err, domain.ErrSessionNotFound) {
+				p.fail(c, err, "")
+				return
+			}
+			if c.Request.Method == http.MethodGet {
+				c.Abort()
+				c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+				return
+			}
+			p.errorPage(c, http.StatusUnauthorized, "Your session has ended. Sign in again.")
+			return
+		}
+		if c.Request.Method != http.MethodGet && !p.s.validCSRF(sess.ID, c.PostForm(csrfField)) {
+			p.errorPage(c, http.StatusForbidden, "The form was not sent from this site's own page. Reload the page and try again.")
+			return
+		}
+		if sess.Restricted && !allowRestricted {
+			c.Abort()
+			if c.Request.Method == http.MethodGet {
+				c.Redirect(http.StatusSeeOther, "/enroll")
+				return
+			}
+			p.errorPage(c, http.StatusForbidden, "Your organisation requires two-factor authentication: set up a second factor first.")
+			return
+		}
+		if _, err := p.s.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
+			loggerFrom(c).WarnContext(ctx, "recording a session access failed",
+				"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
+		}
+		c.Set(keyCaller, sess)
+		c.Next()
+	}
+}
+
+// done waits (bounded, as ?min_position does) until the read models include pos, then
+// redirects to to: the next page shows what the change wrote.
+func (p *portal) done(c *gin.Context, pos uint64, to string) {
+	p.wait(c.Request.Context(), pos)
+	c.Redirect(http.StatusSeeOther, to)
+}
+
+// wait waits at most minWait until the read models include pos.
+func (p *portal) wait(ctx context.Context, pos uint64) {
+	if pos == 0 || p.s.positions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.s.minWait)
+	_ = p.s.positions.WaitFor(ctx, pos)
+	cancel()
+}
+
+// fieldErrors turns a refused input (the problem's `errors` member) into messages by
+// field, and the problem's detail for anything else, with the status the JSON API would
+// answer (the error table of problem.go). A status of 500 or more is not the client's
+// error: the caller then shows the error page (fail), which logs it.
+func fieldErrors(err error) (fields map[string]string, msg string, status int) {
+	pr, _ := problemFor(err)
+	fields = map[string]string{}
+	if fe, ok := pr.Extensions["errors"].([]FieldError); ok {
+		for _, f := range fe {
+			fields[f.Field] = strings.Join(f.Reasons, " ")
+		}
+	}
+	msg = pr.Detail
+	if msg == "" {
+		msg = pr.Title + "."
+	}
+	return fields, msg, pr.Status
+}
+
+// fail answers a command's failure on a page that has no form to re-show: a step-up is
+// sent to the re-authentication page, a client's mistake gets the error page with its
+// status, anything else is logged and gets the 500 page.
+func (p *portal) fail(c *gin.Context, err error, back string) {
+	if errors.Is(err, domain.ErrReauthenticationRequired) {
+		c.Abort()
+		c.Redirect(http.StatusSeeOther, "/reauth?next="+url.QueryEscape(back))
+		return
+	}
+	if callerOf(c).ID != "" && errors.Is(err, domain.ErrInvalidCredentials) {
+		err = Public(ErrInvalidCredentialsSignedIn, "", err)
+	}
+	pr, known := problemFor(err)
+	if !known {
+		loggerFrom(c).ErrorContext(c.Request.Context(), "portal request failed",
+			"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
+		p.errorPage(c, http.StatusInternalServerError, "Something went wrong on our side; it has been logged.")
+		return
+	}
+	msg := pr.Detail
+	if msg == "" {
+		msg = pr.Title + "."
+	}
+	p.errorPage(c, pr.Status, msg)
+}
+
+// formError re-shows page name with the values the user typed (secrets left out by the
+// caller), err's messages next to their fields, and err's status. A step-up is sent to the
+// re-authentication page; an error that is not the client's gets the error page.
+func (p *portal) formError(c *gin.Context, name string, pg pageData, err error, back string) {
+	if errors.Is(err, domain.ErrReauthenticationRequired) {
+		p.fail(c, err, back)
+		return
+	}
+	if callerOf(c).ID != "" && errors.Is(err, domain.ErrInvalidCredentials) {
+		err = Public(ErrInvalidCredentialsSignedIn, "", err)
+	}
+	fields, msg, status := fieldErrors(err)
+	if status >= 500 {
+		p.fail(c, err, back)
+		return
+	}
+	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, domain.ErrTicketInvalid) {
+		msg = "That did not match. Check it and try again."
+	}
+	if te := (*domain.ThrottledError)(nil); errors.As(err, &te) {
+		c.Header("Retry-After", itoa(te.RetryAfterSeconds()))
+	}
+	pg.Errors = fields
+	if pg.Error == "" {
+		pg.Error = msg
+	}
+	p.render(c, status, name, pg)
+}
+
+// safeNext returns next when it is a path on this site ("/x", not "//x" or a URL), else
+// def.
+func safeNext(next, def string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") || len(next) > 512 {
+		return def
+	}
+	return next
+}
+
+// portalTime shows a time for people: UTC, to the minute; "—" when zero.
+func portalTime(t any) string {
+	var tt time.Time
+	switch v := t.(type) {
+	case time.Time:
+		tt = v
+	case apiTime:
+		tt = time.Time(v)
+	}
+	if tt.IsZero() {
+		return "—"
+	}
+	return tt.UTC().Format("2006-01-02 15:04 UTC")
+}
