@@ -477,14 +477,16 @@ func openStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
 // Addr returns the address the server listens on, e.g. "127.0.0.1:43125".
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
-// URL returns the base URL the server answers on, e.g. "http://127.0.0.1:8080" (an
-// unspecified listen address such as ":8080" is shown as localhost).
+// URL returns the base URL the server answers on, e.g. "http://localhost:8080": a loopback
+// or unspecified listen address (127.0.0.1, ::1, ":8080") is shown as localhost, the host
+// browsers treat as a secure context and the default --public-url's passkey relying party,
+// so that the printed URL opens a portal where passkeys work.
 func (a *App) URL() string {
 	host, port, err := net.SplitHostPort(a.Addr())
 	if err != nil {
 		return "http://" + a.Addr()
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+	if ip, err := netip.ParseAddr(host); err == nil && (ip.IsUnspecified() || ip.IsLoopback()) {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)

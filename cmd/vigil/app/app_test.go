@@ -97,7 +97,8 @@ func TestAppServesAndShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	if a.Addr() != ln.Addr().String() || a.URL() != "http://"+ln.Addr().String() {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if a.Addr() != ln.Addr().String() || a.URL() != "http://localhost:"+port {
 		t.Errorf("Addr %q, URL %q; listener %s", a.Addr(), a.URL(), ln.Addr())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
