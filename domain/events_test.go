@@ -47,6 +47,9 @@ func sampleEvents() []Event {
 		EmailReserved{AccountID: "a1", At: t0},
 		EmailReleased{AccountID: "a1", At: t0},
 		ClientRegistered{ClientID: "c1", Name: "App", At: t0},
+		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{ScopeEventsRead}, TokenHash: strings.Repeat("cd", 32), At: t0},
+		ServiceTokenRevoked{TokenID: "t1", At: t0},
+		ServiceTokenUseDenied{TokenID: "t1", Reason: DeniedRevoked, Suppressed: 2, At: t0},
 	}
 }
 

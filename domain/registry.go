@@ -183,6 +183,8 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased]())
 	// client-<id>
 	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered]())
+	// system-servicetoken-<id>
+	registerServiceTokenEvents(r)
 	return r
 }
 
