@@ -79,8 +79,8 @@ type ServiceTokenRevoked struct {
 
 // ServiceTokenUseDenied records a refused use of a known token: Reason is DeniedRevoked or
 // DeniedInsufficientScope (then Scope is the scope that was needed). At most one is
-// recorded per token per DeniedInterval on each instance; Suppressed counts the denials
-// since the previous one that were not recorded.
+// recorded per token and reason per DeniedInterval on each instance; Suppressed counts the
+// denials since the previous one that were not recorded.
 type ServiceTokenUseDenied struct {
 	TokenID    string    `json:"token_id"`
 	Reason     string    `json:"reason"`
@@ -256,7 +256,7 @@ type ServiceTokensConfig struct {
 	// Index is the in-memory token index; default a new one. Feed it the log with Apply so
 	// tokens of other instances authenticate here too.
 	Index *ServiceTokenIndex
-	// DeniedInterval: at most one ServiceTokenUseDenied per token per interval;
+	// DeniedInterval: at most one ServiceTokenUseDenied per token and reason per interval;
 	// default DefaultDeniedInterval.
 	DeniedInterval time.Duration
 	// MaxRetries bounds the reload-decide-append attempts of Revoke; default 10.
@@ -275,7 +275,7 @@ type ServiceTokens struct {
 	index *ServiceTokenIndex
 
 	mu     sync.Mutex
-	denied map[string]*denyState // token id -> rate limit of ServiceTokenUseDenied
+	denied map[string]*denyState // token id + reason -> rate limit of ServiceTokenUseDenied
 }
 
 type denyState struct {
@@ -456,10 +456,11 @@ func (s *ServiceTokens) Authenticate(ctx context.Context, token, scope string, r
 func (s *ServiceTokens) deny(ctx context.Context, tok ServiceToken, reason, scope string, rm RequestMeta, kind error) error {
 	now := s.now()
 	s.mu.Lock()
-	st := s.denied[tok.ID]
+	key := tok.ID + " " + reason
+	st := s.denied[key]
 	if st == nil {
 		st = &denyState{}
-		s.denied[tok.ID] = st
+		s.denied[key] = st
 	}
 	if !st.last.IsZero() && now.Sub(st.last) < s.cfg.DeniedInterval {
 		st.suppressed++
