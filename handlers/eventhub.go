@@ -61,6 +61,7 @@ func (s *Server) CloseStreams() {
 type streamMetrics struct {
 	clients prometheus.Gauge
 	ended   *prometheus.CounterVec
+	lag     prometheus.Histogram
 }
 
 func newStreamMetrics(reg prometheus.Registerer) *streamMetrics {
@@ -72,6 +73,11 @@ func newStreamMetrics(reg prometheus.Registerer) *streamMetrics {
 			Name: "vigil_event_stream_disconnects_total",
 			Help: "SSE streams ended, by reason (client_gone, slow_consumer, shutdown, write_failed, error).",
 		}, []string{"reason"})),
+		lag: registerCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_event_stream_delivery_lag_seconds",
+			Help:    "Live SSE deliveries: from the append of the oldest event of a write to the client until that write was flushed, in seconds.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		})),
 	}
 }
 
@@ -90,19 +96,30 @@ func (he *hubEvent) cloudEvent(source string) ([]byte, error) {
 }
 
 // streamClient is one SSE client as the hub sees it: a bounded buffer of the live events
-// that match its filter. When the buffer is full the hub marks it overflowed and closes
-// stop instead of waiting: a slow client never holds up the hub or other clients.
+// that match its filter, handed over in batches (one wake-up of the client per batch the
+// log delivered, not per event). pending counts the buffered events; when a batch would
+// take it past limit the hub marks the client overflowed and closes stop instead of
+// waiting: a slow client never holds up the hub or other clients.
 type streamClient struct {
-	ch         chan *hubEvent
+	ch         chan []*hubEvent
+	limit      int64
+	pending    atomic.Int64
 	match      func(domain.Envelope) bool
+	matchAll   bool
 	overflowed atomic.Bool
 	stop       chan struct{}
 	stopOnce   sync.Once
 }
 
-func newStreamClient(buffer int, match func(domain.Envelope) bool) *streamClient {
-	return &streamClient{ch: make(chan *hubEvent, buffer), match: match, stop: make(chan struct{})}
+// newStreamClient returns a client buffering at most buffer events; matchAll says match
+// accepts every event (no filter), so batches are shared as they are.
+func newStreamClient(buffer int, match func(domain.Envelope) bool, matchAll bool) *streamClient {
+	// Every batch holds at least one event, so the channel never fills before the count.
+	return &streamClient{ch: make(chan []*hubEvent, buffer), limit: int64(buffer), match: match, matchAll: matchAll, stop: make(chan struct{})}
 }
+
+// take notes that the client took a batch of n events off its buffer.
+func (c *streamClient) take(n int) { c.pending.Add(-int64(n)) }
 
 func (c *streamClient) end() { c.stopOnce.Do(func() { close(c.stop) }) }
 
@@ -213,9 +230,24 @@ func (h *eventHub) run() {
 			}
 			continue
 		}
-		for e := range sub.Events() {
-			h.fanOut(e)
-			pos = e.Position
+		events := sub.Events()
+		for e := range events {
+			// Take what the subscription has ready along with e, and hand it over as one batch.
+			batch := []*hubEvent{{env: e}}
+		drain:
+			for len(batch) < maxHubBatch {
+				select {
+				case more, ok := <-events:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, &hubEvent{env: more})
+				default:
+					break drain
+				}
+			}
+			h.fanOut(batch)
+			pos = batch[len(batch)-1].env.Position
 			backoff = 100 * time.Millisecond
 		}
 		err = sub.Err()
@@ -230,25 +262,41 @@ func (h *eventHub) run() {
 	}
 }
 
-// fanOut hands e to every client whose filter matches, never waiting: a client whose
-// buffer is full is marked overflowed and ended.
-func (h *eventHub) fanOut(e domain.Envelope) {
-	var he *hubEvent
+// maxHubBatch bounds the events the hub hands over at once.
+const maxHubBatch = 512
+
+// fanOut hands the events of batch that match each client's filter to that client, never
+// waiting: a client whose buffer cannot take them is marked overflowed and ended.
+func (h *eventHub) fanOut(batch []*hubEvent) {
 	h.mu.Lock()
-	h.last = e.Position
+	defer h.mu.Unlock()
+	h.last = batch[len(batch)-1].env.Position
 	for c := range h.clients {
-		if c.overflowed.Load() || !c.match(e) {
+		if c.overflowed.Load() {
 			continue
 		}
-		if he == nil {
-			he = &hubEvent{env: e}
+		sel := batch
+		if !c.matchAll {
+			sel = nil
+			for _, he := range batch {
+				if c.match(he.env) {
+					sel = append(sel, he)
+				}
+			}
+			if len(sel) == 0 {
+				continue
+			}
+		}
+		if c.pending.Add(int64(len(sel))) > c.limit {
+			c.overflowed.Store(true)
+			c.end()
+			continue
 		}
 		select {
-		case c.ch <- he:
+		case c.ch <- sel:
 		default:
 			c.overflowed.Store(true)
 			c.end()
 		}
 	}
-	h.mu.Unlock()
 }

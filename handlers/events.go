@@ -326,7 +326,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 		}
 	}()
 	for {
-		cl := newStreamClient(s.stream.buffer, f.match)
+		cl := newStreamClient(s.stream.buffer, f.match, f.types == nil && f.account == "")
 		joinedAt, err := h.join(ctx, cl)
 		if err != nil {
 			reason = streamEndShutdown
@@ -408,12 +408,15 @@ func (s *Server) serveLive(ctx context.Context, w *sseWriter, f eventFilter, cl 
 				// Send what fitted, then say why the stream ends.
 				for {
 					select {
-					case he := <-cl.ch:
-						if he.env.Position > *last {
-							if s.writeStreamEvent(w, f, he.env, he) != nil {
-								return streamEndSlow
+					case batch := <-cl.ch:
+						cl.take(len(batch))
+						for _, he := range batch {
+							if he.env.Position > *last {
+								if s.writeStreamEvent(w, f, he.env, he) != nil {
+									return streamEndSlow
+								}
+								*last = he.env.Position
 							}
-							*last = he.env.Position
 						}
 						continue
 					default:
@@ -430,21 +433,25 @@ func (s *Server) serveLive(ctx context.Context, w *sseWriter, f eventFilter, cl 
 			if w.comment("heartbeat") != nil || w.flush() != nil {
 				return streamEndWrite
 			}
-		case he := <-cl.ch:
-			// Write this one and whatever else is waiting, then flush once.
+		case batch := <-cl.ch:
+			// Write this batch and whatever else is waiting, then flush once.
+			oldest := batch[0].env.RecordedAt
 			for n := 0; ; n++ {
-				if he.env.Position > *last {
-					if s.writeStreamEvent(w, f, he.env, he) != nil {
-						return streamEndWrite
+				cl.take(len(batch))
+				for _, he := range batch {
+					if he.env.Position > *last {
+						if s.writeStreamEvent(w, f, he.env, he) != nil {
+							return streamEndWrite
+						}
+						*last = he.env.Position
 					}
-					*last = he.env.Position
 				}
-				if n >= 256 {
+				if n >= 16 {
 					break
 				}
 				var more bool
 				select {
-				case he, more = <-cl.ch:
+				case batch, more = <-cl.ch:
 				default:
 				}
 				if !more {
@@ -454,6 +461,7 @@ func (s *Server) serveLive(ctx context.Context, w *sseWriter, f eventFilter, cl 
 			if w.flush() != nil {
 				return streamEndWrite
 			}
+			s.stream.hub.metrics.lag.Observe(time.Since(oldest).Seconds())
 		}
 	}
 }
