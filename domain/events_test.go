@@ -56,6 +56,10 @@ func sampleEvents() []Event {
 		DelegationGranted{DelegationID: "g1", OwnerAccountID: "a1", DelegateAccountID: "a2", ExpiresAt: t0.Add(time.Hour), At: t0},
 		DelegationRevoked{DelegationID: "g1", At: t0},
 		DelegationExpired{DelegationID: "g1", At: t0},
+
+		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{ScopeEventsRead}, TokenHash: strings.Repeat("cd", 32), At: t0},
+		ServiceTokenRevoked{TokenID: "t1", At: t0},
+		ServiceTokenUseDenied{TokenID: "t1", Reason: DeniedRevoked, Suppressed: 2, At: t0},
 	}
 }
 

@@ -185,6 +185,9 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered]())
 	// org-<id>, delegation-<id>
 	registerOrgEvents(r)
+
+	// system-servicetoken-<id>
+	registerServiceTokenEvents(r)
 	return r
 }
 

@@ -75,6 +75,12 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 		lines = append(lines, problemLine{http.StatusBadRequest, "invalid_request: min_position is not a non-negative integer"})
 	}
 	var chain []gin.HandlerFunc
+	if scope := serviceScope(r); scope != "" && s.tokens != nil {
+		chain = append(chain, s.serviceAuth(scope))
+		lines = append(lines,
+			problemLine{http.StatusUnauthorized, "unauthenticated: the service token is unknown or revoked"},
+			problemLine{http.StatusForbidden, "forbidden: the service token lacks scope " + scope})
+	}
 	if r.access != public {
 		chain = append(chain, s.authenticate(r.access == enrollment))
 		lines = append(lines, problemLine{http.StatusUnauthorized, unauthText})
@@ -95,6 +101,9 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	case audit:
 		chain = append(chain, s.requireRole(domain.RoleAuditor, domain.RoleAdmin))
 		lines = append(lines, problemLine{http.StatusForbidden, "forbidden: the account holds neither role auditor nor role admin"})
+	case events:
+		chain = append(chain, s.requireRole(domain.RoleAdmin))
+		lines = append(lines, problemLine{http.StatusForbidden, "forbidden: a session of an account without role admin (machines use a service token with scope events:read)"})
 	}
 	if r.list {
 		op.Params = append(op.Params,
@@ -142,6 +151,19 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	g.handle(r.method, r.path, op, chain...)
 }
 
+// serviceScope is the service token scope that grants r: events:read for the compliance
+// stream, audit:read for the GET routes of the security teams; "" when no service token
+// may call r.
+func serviceScope(r apiRoute) string {
+	switch {
+	case r.access == events:
+		return domain.ScopeEventsRead
+	case r.access == audit && r.method == http.MethodGet:
+		return domain.ScopeAuditRead
+	}
+	return ""
+}
+
 func containsString(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -171,6 +193,16 @@ func (s *Server) registerAPI() {
 	}
 	for _, r := range s.orgRoutes() {
 		s.handleAPI(api, r)
+	}
+	if s.tokens != nil {
+		for _, r := range s.serviceTokenRoutes() {
+			s.handleAPI(api, r)
+		}
+	}
+	if s.stream != nil {
+		for _, r := range s.eventRoutes() {
+			s.handleAPI(api, r)
+		}
 	}
 	if s.reads != nil {
 		for _, r := range s.readRoutes() {

@@ -109,8 +109,12 @@ const (
 	// admin routes need an unrestricted session of an account with role admin.
 	admin
 	// audit routes (the security teams') need an unrestricted session of an account with
-	// role auditor or admin.
+	// role auditor or admin; their GET routes also take a service token with scope
+	// audit:read.
 	audit
+	// events routes (the compliance stream) take a service token with scope events:read,
+	// or an unrestricted session of an account with role admin.
+	events
 )
 
 // authenticate is the middleware of routes that need a session: it finds the token (bearer
@@ -120,6 +124,10 @@ const (
 // for callerOf. A cookie whose session is over is cleared with the 401.
 func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if _, ok := serviceOf(c); ok { // serviceAuth authenticated a service token
+			c.Next()
+			return
+		}
 		ctx := c.Request.Context()
 		token, viaCookie, err := sessionToken(c.Request)
 		if err != nil {
@@ -161,6 +169,10 @@ func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
 func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
 	need := strings.Join(roles, " or ")
 	return func(c *gin.Context) {
+		if _, ok := serviceOf(c); ok { // its scope was checked by serviceAuth
+			c.Next()
+			return
+		}
 		sess := callerOf(c)
 		if sess.ActorAccountID != "" {
 			writeError(c, Public(ErrForbidden, "This needs the account holder's own session, not a delegate's.", nil))

@@ -190,6 +190,15 @@ var problemKinds = []problemKind{
 	{err: domain.ErrTwoFactorRequired, status: http.StatusConflict, code: CodeConflict, title: "Conflict",
 		detail: fixedDetail("An organisation requires two-factor authentication of this account.")},
 	{err: domain.ErrConflict, status: http.StatusConflict, code: CodeConflict, title: "Conflict"},
+	// Service tokens (issue 6): an unknown, malformed or revoked token; a token without
+	// the route's scope.
+	{err: domain.ErrServiceTokenInvalid, status: http.StatusUnauthorized, code: CodeUnauthenticated, title: "Authentication required",
+		detail: fixedDetail("The service token is unknown or revoked.")},
+	{err: domain.ErrInsufficientScope, status: http.StatusForbidden, code: CodeForbidden, title: "Forbidden",
+		detail: fixedDetail("The service token lacks the scope this route needs.")},
+	// The compliance stream stopped (the server is shutting down).
+	{err: errStreamClosed, status: http.StatusServiceUnavailable, code: CodeNotReady, title: "Not ready",
+		detail: fixedDetail("The server is shutting down; reconnect with Last-Event-ID.")},
 }
 
 // restrictedDetail explains enrollment_required.

@@ -83,6 +83,13 @@ type Config struct {
 	// raw events without scanning the log; nil makes the audit scan ReadAll. Log itself is
 	// used when it is a SubjectReader and Subjects is nil.
 	Subjects SubjectReader
+
+	// ServiceTokens authenticates machines (Bearer vgl_...) and runs the service token
+	// administration; nil: neither is served. With it, Log and Stream.Subscriber, the
+	// compliance stream (/api/v1/events, /api/v1/events/stream) is served too.
+	ServiceTokens *domain.ServiceTokens
+	// Stream configures the compliance stream.
+	Stream StreamConfig
 }
 
 // ReadModels is the part of the read models the handlers query (*projections.DB
@@ -158,6 +165,10 @@ type Server struct {
 
 	// The web portal (portal.go); nil when the API or the read side is not served.
 	portal *portal
+
+	// Service tokens and the compliance stream (nil: not served).
+	tokens *domain.ServiceTokens
+	stream *streamState
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -233,6 +244,13 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
+	}
+	s.tokens = cfg.ServiceTokens
+	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
+		if s.events == nil {
+			s.events = cfg.Log
+		}
+		s.stream = newStreamState(cfg.Stream, cfg.Store, cfg.Logger, cfg.Registry)
 	}
 	if cfg.Accounts != nil {
 		key, err := deriveCSRFKey(cfg.SecretKey)

@@ -121,6 +121,10 @@ type Config struct {
 	// TwoFactorPolicy says which organisations require an account to use 2FA; default the
 	// organisations' own policies (the domain's in-memory directory, fed by the log).
 	TwoFactorPolicy domain.TwoFactorPolicy
+	// StreamHeartbeat and StreamBuffer configure the SSE compliance stream (heartbeat
+	// interval, live events buffered per client); zero takes the handlers' defaults.
+	StreamHeartbeat time.Duration
+	StreamBuffer    int
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -253,6 +257,7 @@ type App struct {
 	store   eventstore.Store // instrumented
 	geo     *geoip.Resolver  // nil without GeoIP databases
 	svc     *domain.Service
+	tokens  *domain.ServiceTokens
 	pdb     *projections.DB
 	sub     *wmbridge.Subscriber
 	runner  *projections.Runner
@@ -384,6 +389,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
 
+	a.tokens, err = domain.NewServiceTokens(domain.ServiceTokensConfig{Store: a.store, Now: cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("service tokens: %w", err)
+	}
+
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
 		Registry:       cfg.Registry,
@@ -399,6 +409,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ReadModels:     a.pdb,
 		Log:            a.store,
 		Subjects:       subjectReader(raw),
+		ServiceTokens:  a.tokens,
+		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
+			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
@@ -420,6 +433,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
+	// SSE streams never end on their own: end them when shutdown starts, not after the
+	// drain timeout.
+	a.httpSrv.RegisterOnShutdown(a.server.CloseStreams)
 	return a, nil
 }
 
@@ -518,6 +534,7 @@ func (a *App) Run(ctx context.Context) error {
 	sessionLog := a.log.With("component", "sessions")
 	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc, sessionLog) // sessions, orgs, delegations
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
+	tokensReady, tokensDone := startServiceTokenFeed(runnerCtx, a.store, a.tokens.Index(), a.log.With("component", "service-tokens"))
 
 	var failure error
 	runnerFailed := func(err error) error {
@@ -533,7 +550,7 @@ func (a *App) Run(ctx context.Context) error {
 	started := make(chan struct{})
 	go func() {
 		defer close(started)
-		for _, ch := range []<-chan struct{}{feedReady, a.runner.Running()} {
+		for _, ch := range []<-chan struct{}{feedReady, tokensReady, a.runner.Running()} {
 			select {
 			case <-ch:
 			case <-runnerCtx.Done():
@@ -594,6 +611,9 @@ func (a *App) Run(ctx context.Context) error {
 	<-followDone
 	if err := <-feedDone; err != nil && failure == nil {
 		failure = fmt.Errorf("session feed: %w", err)
+	}
+	if err := <-tokensDone; err != nil && failure == nil {
+		failure = fmt.Errorf("service token feed: %w", err)
 	}
 	// 3. Runner, GeoIP, read models, store.
 	if err := a.close(); err != nil {
