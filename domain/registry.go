@@ -183,6 +183,9 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased]())
 	// client-<id>
 	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered]())
+	// system-webhook-<id>
+	r.Register(EventWebhookRegistered, 1, decoderOf[WebhookRegistered]())
+	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved]())
 	return r
 }
 
