@@ -83,6 +83,9 @@ type Config struct {
 	// raw events without scanning the log; nil makes the audit scan ReadAll. Log itself is
 	// used when it is a SubjectReader and Subjects is nil.
 	Subjects SubjectReader
+	// Webhooks, with Accounts, serves the webhook administration (/admin/webhooks...); nil
+	// serves none.
+	Webhooks WebhookAdmin
 }
 
 // ReadModels is the part of the read models the handlers query (*projections.DB
@@ -155,6 +158,8 @@ type Server struct {
 	subjects SubjectReader // nil: the audit scans ReadAll
 	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
 	scanBatch, scanMax int
+
+	webhooks WebhookAdmin // nil: no webhook routes
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -227,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 		now:         cfg.Now,
 		scanBatch:   eventsScanBatch,
 		scanMax:     eventsScanMax,
+		webhooks:    cfg.Webhooks,
 	}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)

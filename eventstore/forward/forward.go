@@ -283,9 +283,17 @@ func (f *Forwarders) Run(ctx context.Context) error {
 func (f *Forwarders) Running() <-chan struct{} { return f.router.Running() }
 
 // Close stops the router (waiting up to 15 s for deliveries in flight), the subscriber and
-// the NATS connection. The DB is the caller's to close.
+// the NATS connection. The DB is the caller's to close. Before Run, only the subscriber and
+// the connection are closed (a router that never ran has nothing to wait for).
 func (f *Forwarders) Close() error {
-	err := errors.Join(f.router.Close(), f.sub.Close())
+	f.mu.Lock()
+	ran := f.runCtx != nil
+	f.mu.Unlock()
+	var err error
+	if ran {
+		err = f.router.Close()
+	}
+	err = errors.Join(err, f.sub.Close())
 	if f.nats != nil {
 		f.nats.close()
 	}

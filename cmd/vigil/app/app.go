@@ -118,6 +118,8 @@ type Config struct {
 	// TwoFactorPolicy says which organisations require an account to use 2FA; default none
 	// (domain.NoTwoFactorPolicy) until organisations exist.
 	TwoFactorPolicy domain.TwoFactorPolicy
+	// Forward configures the NATS and webhook forwarders (forward.go).
+	Forward ForwardConfig
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -254,6 +256,7 @@ type App struct {
 	sub     *wmbridge.Subscriber
 	runner  *projections.Runner
 	server  *handlers.Server
+	fwd     *forwarding
 	ln      net.Listener
 	httpSrv *http.Server
 
@@ -376,6 +379,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
 
+	a.fwd, err = a.openForwarding()
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.fwd.close)
+
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
 		Registry:       cfg.Registry,
@@ -391,6 +400,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ReadModels:     a.pdb,
 		Log:            a.store,
 		Subjects:       subjectReader(raw),
+		Webhooks:       a.fwd.admin(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
@@ -503,6 +513,7 @@ func (a *App) Run(ctx context.Context) error {
 	sessionLog := a.log.With("component", "sessions")
 	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc.Sessions(), sessionLog)
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
+	a.fwd.start(runnerCtx)
 
 	var failure error
 	runnerFailed := func(err error) error {
@@ -601,7 +612,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.sub.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.sub.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
@@ -611,6 +622,9 @@ func (a *App) Close() error {
 func (a *App) close() error {
 	a.closeOnce.Do(func() {
 		var errs []error
+		if err := a.fwd.close(); err != nil {
+			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
 		}
