@@ -47,6 +47,8 @@ func sampleEvents() []Event {
 		EmailReserved{AccountID: "a1", At: t0},
 		EmailReleased{AccountID: "a1", At: t0},
 		ClientRegistered{ClientID: "c1", Name: "App", At: t0},
+		WebhookRegistered{WebhookID: "w1", URL: "https://siem.example.com/in", At: t0},
+		WebhookRemoved{WebhookID: "w1", At: t0},
 	}
 }
 

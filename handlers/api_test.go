@@ -698,10 +698,13 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
+		"DELETE /api/v1/admin/webhooks/{id}",
 		"DELETE /api/v1/audit/sessions/{id}",
 		"DELETE /api/v1/me/passkeys/{id}",
 		"DELETE /api/v1/me/sessions/{id}",
 		"DELETE /api/v1/me/totp/{id}",
+		"GET /api/v1/admin/webhooks",
+		"GET /api/v1/admin/webhooks/{id}/parked",
 		"GET /api/v1/audit/accounts/{id}/events",
 		"GET /api/v1/audit/accounts/{id}/security",
 		"GET /api/v1/audit/activity",
@@ -718,6 +721,8 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 		"POST /api/v1/accounts",
 		"POST /api/v1/admin/accounts/{id}/roles",
 		"POST /api/v1/admin/clients",
+		"POST /api/v1/admin/webhooks",
+		"POST /api/v1/admin/webhooks/{id}/parked/{delivery_id}/replay",
 		"POST /api/v1/login",
 		"POST /api/v1/login/passkey",
 		"POST /api/v1/login/passkey/options",
