@@ -89,6 +89,7 @@ type Forwarders struct {
 
 	mu        sync.Mutex
 	runCtx    context.Context // set by Run
+	closing   bool            // set by Close: no handler is added any more
 	fwds      map[string]*forwarder
 	endpoints map[string]*endpoint
 
@@ -210,8 +211,8 @@ func (f *Forwarders) add(fw *forwarder) error {
 	fw.lastSave = time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, dup := f.fwds[fw.name]; dup {
-		return nil
+	if _, dup := f.fwds[fw.name]; dup || f.closing {
+		return nil // a registration seen while shutting down starts at the next run
 	}
 	fw.handler = f.router.AddConsumerHandler(fw.name, fw.name, f.sub, f.handle(fw))
 	f.fwds[fw.name] = fw
@@ -288,6 +289,7 @@ func (f *Forwarders) Running() <-chan struct{} { return f.router.Running() }
 func (f *Forwarders) Close() error {
 	f.mu.Lock()
 	ran := f.runCtx != nil
+	f.closing = true
 	f.mu.Unlock()
 	var err error
 	if ran {

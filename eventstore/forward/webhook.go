@@ -139,6 +139,12 @@ func (f *Forwarders) stopEndpoint(id string) {
 		return // never ran (the router is not running)
 	}
 	e.fw.handler.Stop()
+	f.mu.Lock()
+	closing := f.closing
+	f.mu.Unlock()
+	if closing {
+		return // the router's Close waits for every handler
+	}
 	select {
 	case <-e.fw.handler.Stopped():
 	case <-time.After(15 * time.Second):
