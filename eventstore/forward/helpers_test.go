@@ -21,7 +21,7 @@ func testEncode(ev domain.Envelope) ([]byte, error) {
 }
 
 // openLog opens a real SQLite event log in dir.
-func openLog(t *testing.T, dir string) *sqlite.Store {
+func openLog(t testing.TB, dir string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quietLogger()})
 	if err != nil {
@@ -40,7 +40,7 @@ type testWriter struct{}
 func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // appendN appends n events, one per append, over a few streams.
-func appendN(t *testing.T, s *sqlite.Store, from, n int) {
+func appendN(t testing.TB, s *sqlite.Store, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		ed, err := domain.NewEventData("TestHappened", 1, map[string]int{"n": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})

@@ -181,7 +181,7 @@ func TestWebhookRetriesAndRestart(t *testing.T) {
 	}
 }
 
-func mustKey(t *testing.T) []byte {
+func mustKey(t testing.TB) []byte {
 	key, err := forward.ParseSecret(testSecret)
 	if err != nil {
 		t.Fatal(err)
