@@ -2,6 +2,7 @@ package forward_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -149,13 +150,13 @@ func TestNATSExistingStreamMustCaptureSubjects(t *testing.T) {
 	_, err = forward.New(forward.Config{Log: openLog(t, dir), DB: db, Encode: testEncode, Logger: quietLogger(),
 		NATS:     &forward.NATSConfig{URL: ns.ClientURL(), Stream: "OTHER"},
 		Webhooks: forward.WebhookConfig{Secret: []byte("0123456789abcdef01234567")}})
-	if err == nil {
-		t.Fatal("New accepted a stream that does not capture vigil.events.>")
+	if !errors.Is(err, forward.ErrNATS) {
+		t.Fatalf("New with a stream that does not capture vigil.events.>: %v", err)
 	}
 	_, err = forward.New(forward.Config{Log: openLog(t, t.TempDir()), DB: db, Encode: testEncode, Logger: quietLogger(),
 		NATS:     &forward.NATSConfig{URL: "nats://127.0.0.1:1"},
 		Webhooks: forward.WebhookConfig{Secret: []byte("0123456789abcdef01234567")}})
-	if err == nil {
-		t.Fatal("New accepted an unreachable NATS server")
+	if !errors.Is(err, forward.ErrNATS) {
+		t.Fatalf("New with an unreachable NATS server: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 )
 
@@ -256,5 +257,75 @@ func TestSignKnownVector(t *testing.T) {
 	}
 	if _, err := forward.ParseSecret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"); err == nil {
 		t.Fatal("a secret without whsec_ was accepted")
+	}
+}
+
+// TestRegisteredEndpointSurvivesRestart: an endpoint registered by a WebhookRegistered event
+// receives the events after its registration (not before); after a restart it resumes from
+// its checkpoint; a WebhookRemoved stops it.
+func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
+	rcv, srv := newReceiver(t)
+	dir := t.TempDir()
+	log := openLog(t, dir)
+	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	newF := func() *forward.Forwarders {
+		f, err := forward.New(forward.Config{Log: log, DB: db, Encode: testEncode, Logger: quietLogger(),
+			Webhooks: forward.WebhookConfig{Secret: mustKey(t), Attempts: 3, InitialBackoff: time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	appendN(t, log, 0, 5) // before the registration: not delivered
+	write := func(e domain.Event) uint64 {
+		ed, err := domain.NewEventData(e.EventType(), 1, e, domain.Metadata{Actor: domain.Actor{Type: domain.ActorAdmin, ID: "a1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := log.Append(context.Background(), domain.WebhookStream("w1"), domain.Any, []domain.EventData{ed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.LastPosition
+	}
+	f := newF()
+	stop := running(t, f)
+	regPos := write(domain.WebhookRegistered{WebhookID: "w1", URL: srv.URL, At: time.Now()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.WaitRegistry(ctx, regPos); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, log, 5, 10)
+	eventually(t, 10*time.Second, "10 deliveries", func() bool { return len(rcv.got()) == 10 })
+	stop()
+	appendN(t, log, 15, 10)
+	f2 := newF()
+	eps, err := f2.Endpoints(context.Background())
+	if err != nil || len(eps) != 1 || eps[0].ID != "w1" || eps[0].Source != forward.SourceAPI || eps[0].Position != regPos+10 {
+		t.Fatalf("endpoints after restart %+v, %v", eps, err)
+	}
+	running(t, f2)
+	eventually(t, 10*time.Second, "20 deliveries", func() bool { return len(rcv.got()) == 20 })
+	all := logIDs(t, log)
+	equalIDs(t, rcv.got(), all[6:]) // after the 5 early events and the registration
+	remPos := write(domain.WebhookRemoved{WebhookID: "w1", At: time.Now()})
+	if err := f2.WaitRegistry(ctx, remPos); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, log, 25, 3)
+	time.Sleep(100 * time.Millisecond)
+	if got := len(rcv.got()); got != 20 {
+		t.Fatalf("a removed endpoint received %d events, want 20", got)
+	}
+	if eps, _ := f2.Endpoints(context.Background()); len(eps) != 0 {
+		t.Fatalf("endpoints after removal %+v", eps)
+	}
+	if cp, _ := db.Checkpoint(context.Background(), "webhook-w1"); cp != 0 {
+		t.Fatalf("the removed endpoint's checkpoint is still %d", cp)
 	}
 }
