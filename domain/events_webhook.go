@@ -13,11 +13,13 @@ const (
 )
 
 // WebhookRegistered opens an endpoint's stream: from this event's position on, every later
-// event of the log is delivered to URL.
+// event of the log is delivered to URL, signed with the endpoint's own Standard Webhooks
+// secret, sealed here with the server key (see OpenWebhookSecret).
 type WebhookRegistered struct {
-	WebhookID string    `json:"webhook_id"`
-	URL       string    `json:"url"`
-	At        time.Time `json:"at"`
+	WebhookID string       `json:"webhook_id"`
+	URL       string       `json:"url"`
+	Secret    SealedSecret `json:"secret"`
+	At        time.Time    `json:"at"`
 }
 
 // WebhookRemoved ends an endpoint: nothing more is delivered to it and its parked

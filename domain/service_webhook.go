@@ -2,7 +2,9 @@ package domain
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -16,6 +18,25 @@ type Webhook struct {
 	ID        string
 	URL       string
 	CreatedAt time.Time
+	// Secret is the endpoint's Standard Webhooks signing secret, "whsec_" + base64 of 32
+	// random bytes. RegisterWebhook returns it once; the log holds it only sealed.
+	Secret string
+}
+
+// WebhookSecretPrefix starts a Standard Webhooks secret.
+const WebhookSecretPrefix = "whsec_"
+
+// webhookAAD binds a sealed webhook secret to its endpoint.
+func webhookAAD(webhookID string) []byte { return []byte("webhook-secret:" + webhookID) }
+
+// OpenWebhookSecret returns the HMAC key of a registered endpoint (the bytes behind its
+// "whsec_" secret), opening the sealed secret of its WebhookRegistered with the keyring.
+func OpenWebhookSecret(k *Keyring, e WebhookRegistered) ([]byte, error) {
+	key, err := k.Open(e.Secret, webhookAAD(e.WebhookID))
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s secret: %w", e.WebhookID, err)
+	}
+	return key, nil
 }
 
 // ValidateWebhookURL checks an endpoint URL and returns it normalised: an absolute http or
@@ -48,16 +69,26 @@ func ValidateWebhookURL(raw string) (string, error) {
 }
 
 // RegisterWebhook registers a webhook endpoint (WebhookRegistered on system-webhook-<id>)
-// and returns it with the global position written. rm.Actor names the administrator. The
-// URL is checked with ValidateWebhookURL.
+// with a new signing secret of its own, and returns it (with the secret in clear, for the
+// caller to show once) and the global position written. rm.Actor names the administrator.
+// The URL is checked with ValidateWebhookURL.
 func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm RequestMeta) (Webhook, uint64, error) {
 	u, err := ValidateWebhookURL(rawURL)
 	if err != nil {
 		return Webhook{}, 0, err
 	}
 	w := Webhook{ID: NewID(), URL: u, CreatedAt: s.now().UTC()}
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, key); err != nil {
+		return Webhook{}, 0, fmt.Errorf("webhook secret: %w", err)
+	}
+	sealed, err := s.cfg.Keyring.Seal(key, webhookAAD(w.ID))
+	if err != nil {
+		return Webhook{}, 0, err
+	}
+	w.Secret = WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
 	res, err := s.appendEvents(ctx, WebhookStream(w.ID), NoStream,
-		[]Event{WebhookRegistered{WebhookID: w.ID, URL: w.URL, At: w.CreatedAt}},
+		[]Event{WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
 		s.metadata("", Actor{Type: ActorSystem}, rm))
 	if err != nil {
 		return Webhook{}, 0, err

@@ -75,10 +75,13 @@ func (s *Server) webhookRoutes() []apiRoute {
 				ID: "registerWebhook", Summary: "Register a webhook endpoint", Tags: tags,
 				Description: "Records WebhookRegistered. From its position on, every event of the log is POSTed to url, " +
 					"in order, signed per Standard Webhooks (webhook-id = event id, webhook-timestamp, webhook-signature " +
-					"with the server's webhook secret). The answer comes once the endpoint's forwarder runs (at most 2 s).",
+					"with the endpoint's own secret, returned here once). The answer comes once the endpoint's forwarder runs (at most 2 s).",
 				Request: jsonBody(object(map[string]schema{"url": {"type": "string", "format": "uri", "maxLength": 2048,
 					"description": "An absolute http or https URL without credentials or fragment."}}, "url")),
-				Responses: map[int]response{http.StatusCreated: {Description: "The endpoint.", Schema: ref("WebhookEndpoint")}},
+				Responses: map[int]response{http.StatusCreated: {Description: "The endpoint and its signing secret (shown only here).",
+					Schema: schema{"allOf": []schema{ref("WebhookEndpoint"), object(map[string]schema{
+						"secret": {"type": "string", "description": "The endpoint's Standard Webhooks secret, whsec_ + base64; shown once, stored only sealed with the server key."},
+					}, "secret")}}}},
 			},
 			h: s.registerWebhook,
 		},
@@ -158,6 +161,12 @@ type webhookJSON struct {
 	Parked    int     `json:"parked"`
 }
 
+// registeredWebhookJSON is the answer of a registration: the endpoint and its secret.
+type registeredWebhookJSON struct {
+	webhookJSON
+	Secret string `json:"secret"`
+}
+
 type registerWebhookRequest struct {
 	URL string `json:"url"`
 }
@@ -180,7 +189,10 @@ func (s *Server) registerWebhook(c *gin.Context) {
 	}
 	s.waitRegistry(c, pos)
 	s.setPosition(c, pos)
-	c.JSON(http.StatusCreated, webhookJSON{ID: w.ID, URL: w.URL, Source: "api", CreatedAt: apiTime(w.CreatedAt)})
+	c.JSON(http.StatusCreated, registeredWebhookJSON{
+		webhookJSON: webhookJSON{ID: w.ID, URL: w.URL, Source: "api", CreatedAt: apiTime(w.CreatedAt)},
+		Secret:      w.Secret,
+	})
 }
 
 // waitRegistry waits (bounded) until the forwarders apply pos; after the bound the answer

@@ -1,8 +1,10 @@
 package handlers_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -36,9 +38,18 @@ func TestWebhookAdminRoutes(t *testing.T) {
 	if id == "" || m["url"] != hook.URL+"/in" || m["source"] != "api" || m["created_at"] == nil {
 		t.Fatalf("registered %v", m)
 	}
+	secret, _ := m["secret"].(string)
+	if key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_")); !strings.HasPrefix(secret, "whsec_") || err != nil || len(key) != 32 {
+		t.Fatalf("secret %q", secret)
+	}
+	second := e.expect(e.do("POST", "/api/v1/admin/webhooks", valid, root.auth()), 201, "")
+	if second["secret"] == secret {
+		t.Fatal("two endpoints got the same secret")
+	}
+	e.expect(e.do("DELETE", "/api/v1/admin/webhooks/"+second["id"].(string), nil, root.auth()), 204, "")
 	list := e.expect(e.do("GET", "/api/v1/admin/webhooks", nil, root.auth()), 200, "")
 	items := list["items"].([]any)
-	if len(items) != 1 || items[0].(map[string]any)["id"] != id || list["next_cursor"] != nil {
+	if len(items) != 1 || items[0].(map[string]any)["id"] != id || list["next_cursor"] != nil || items[0].(map[string]any)["secret"] != nil {
 		t.Fatalf("list %v", list)
 	}
 	parked := e.expect(e.do("GET", "/api/v1/admin/webhooks/"+id+"/parked", nil, root.auth()), 200, "")

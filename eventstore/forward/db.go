@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
 	id         TEXT PRIMARY KEY,
 	url        TEXT NOT NULL,
 	created_at INTEGER NOT NULL,
-	position   INTEGER NOT NULL
+	position   INTEGER NOT NULL,
+	secret     TEXT NOT NULL -- the sealed secret of its WebhookRegistered (JSON), never in clear
 );
 CREATE TABLE IF NOT EXISTS webhook_parked (
 	id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -122,10 +123,11 @@ type endpointRow struct {
 	URL       string
 	CreatedAt time.Time
 	Position  uint64 // of its WebhookRegistered
+	Sealed    string // JSON of its sealed secret (domain.SealedSecret)
 }
 
 func (d *DB) endpoints(ctx context.Context) ([]endpointRow, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, url, created_at, position FROM webhook_endpoints ORDER BY position`)
+	rows, err := d.db.QueryContext(ctx, `SELECT id, url, created_at, position, secret FROM webhook_endpoints ORDER BY position`)
 	if err != nil {
 		return nil, fmt.Errorf("forward: list endpoints: %w", err)
 	}
@@ -134,7 +136,7 @@ func (d *DB) endpoints(ctx context.Context) ([]endpointRow, error) {
 	for rows.Next() {
 		var r endpointRow
 		var at int64
-		if err := rows.Scan(&r.ID, &r.URL, &at, &r.Position); err != nil {
+		if err := rows.Scan(&r.ID, &r.URL, &at, &r.Position, &r.Sealed); err != nil {
 			return nil, fmt.Errorf("forward: list endpoints: %w", err)
 		}
 		r.CreatedAt = time.UnixMilli(at).UTC()
@@ -148,8 +150,8 @@ func (d *DB) endpoints(ctx context.Context) ([]endpointRow, error) {
 // own checkpoint.
 func (d *DB) addEndpoint(ctx context.Context, r endpointRow, registry string) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO webhook_endpoints (id, url, created_at, position) VALUES (?, ?, ?, ?)`,
-			r.ID, r.URL, r.CreatedAt.UnixMilli(), r.Position); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO webhook_endpoints (id, url, created_at, position, secret) VALUES (?, ?, ?, ?, ?)`,
+			r.ID, r.URL, r.CreatedAt.UnixMilli(), r.Position, r.Sealed); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?)`,

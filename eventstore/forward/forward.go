@@ -68,6 +68,10 @@ type Config struct {
 	// Webhooks configures the webhook forwarders (always present: endpoints may be
 	// registered through the admin API at any time).
 	Webhooks WebhookConfig
+	// OpenSecret opens the sealed signing secret of an endpoint registered through the admin
+	// API (domain.OpenWebhookSecret with the server's keyring). Nil signs those endpoints
+	// with Webhooks.Secret too (tests and tools).
+	OpenSecret func(domain.WebhookRegistered) ([]byte, error)
 	// Now is the clock of webhook timestamps and parking times; default time.Now.
 	Now func() time.Time
 	// NackBackoff and MaxNackBackoff bound the wait before a forwarder that keeps failing

@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +34,9 @@ const (
 type WebhookConfig struct {
 	// URL is the configured endpoint (--webhook-url); empty means none.
 	URL string
-	// Secret is the HMAC key (the decoded "whsec_" secret) every delivery is signed with.
-	// Required.
+	// Secret is the HMAC key (the decoded "whsec_" secret) the configured endpoint's
+	// deliveries are signed with; endpoints registered through the admin API have their own
+	// (Config.OpenSecret). Required.
 	Secret []byte
 	// Attempts is how many times a delivery is tried before it is parked; default
 	// DefaultWebhookAttempts.
@@ -103,17 +105,38 @@ func (c *WebhookConfig) backoff(n int) time.Duration {
 type endpoint struct {
 	row    endpointRow
 	source string
+	key    []byte // the HMAC key its deliveries are signed with
 	fw     *forwarder
 }
 
-// startEndpoint adds the forwarder of an endpoint (once).
+// endpointKey returns the signing key of an endpoint: the configured secret for the
+// configured endpoint, else its own sealed secret, opened.
+func (f *Forwarders) endpointKey(r endpointRow, source string) ([]byte, error) {
+	if source == SourceConfig || f.cfg.OpenSecret == nil {
+		return f.cfg.Webhooks.Secret, nil
+	}
+	var sealed domain.SealedSecret
+	if err := json.Unmarshal([]byte(r.Sealed), &sealed); err != nil {
+		return nil, fmt.Errorf("forward: sealed secret of webhook %s: %w", r.ID, err)
+	}
+	return f.cfg.OpenSecret(domain.WebhookRegistered{WebhookID: r.ID, URL: r.URL, Secret: sealed, At: r.CreatedAt})
+}
+
+// startEndpoint adds the forwarder of an endpoint (once). An endpoint whose secret cannot be
+// opened (its server key is no longer in the keyring) is logged and left stopped: it would
+// only fail, and it must not hold up the registry.
 func (f *Forwarders) startEndpoint(r endpointRow, source string) error {
+	key, err := f.endpointKey(r, source)
+	if err != nil {
+		f.log.Error("webhook endpoint left stopped: its signing secret cannot be opened", "endpoint", r.ID, "error", err.Error())
+		return nil
+	}
 	f.mu.Lock()
 	if _, ok := f.endpoints[r.ID]; ok {
 		f.mu.Unlock()
 		return nil
 	}
-	e := &endpoint{row: r, source: source}
+	e := &endpoint{row: r, source: source, key: key}
 	e.fw = &forwarder{name: endpointName(r.ID)}
 	e.fw.deliver = func(ctx context.Context, ev domain.Envelope) (bool, error) { return f.deliverWebhook(ctx, e, ev) }
 	f.endpoints[r.ID] = e
@@ -172,7 +195,11 @@ func (f *Forwarders) applyRegistry(ctx context.Context, ev domain.Envelope) (boo
 	f.registry.lastSave = time.Now()
 	switch e := e.(type) {
 	case domain.WebhookRegistered:
-		row := endpointRow{ID: e.WebhookID, URL: e.URL, CreatedAt: e.At, Position: ev.Position}
+		sealed, err := json.Marshal(e.Secret)
+		if err != nil {
+			return false, err
+		}
+		row := endpointRow{ID: e.WebhookID, URL: e.URL, CreatedAt: e.At, Position: ev.Position, Sealed: string(sealed)}
 		if err := f.cfg.DB.addEndpoint(ctx, row, RegistryName); err != nil {
 			return false, err
 		}
@@ -198,7 +225,7 @@ func (f *Forwarders) deliverWebhook(ctx context.Context, e *endpoint, ev domain.
 	}
 	wc := &f.cfg.Webhooks
 	for attempt := 1; ; attempt++ {
-		err := f.post(ctx, e.row.URL, ev.ID, body)
+		err := f.post(ctx, e, ev.ID, body)
 		if err == nil {
 			return false, nil
 		}
@@ -236,9 +263,9 @@ type errStatus int
 func (e errStatus) Error() string { return "the endpoint answered HTTP " + strconv.Itoa(int(e)) }
 
 // post makes one signed delivery attempt: nil only for a 2xx answer.
-func (f *Forwarders) post(ctx context.Context, url, id string, body []byte) error {
+func (f *Forwarders) post(ctx context.Context, e *endpoint, id string, body []byte) error {
 	ts := f.cfg.Now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.row.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -246,7 +273,7 @@ func (f *Forwarders) post(ctx context.Context, url, id string, body []byte) erro
 	req.Header.Set("User-Agent", "Vigil-Webhooks/1")
 	req.Header.Set(HeaderID, id)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(f.cfg.Webhooks.Secret, id, ts, body))
+	req.Header.Set(HeaderSignature, Sign(e.key, id, ts, body))
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return err
@@ -346,7 +373,7 @@ func (f *Forwarders) Replay(ctx context.Context, endpointID string, deliveryID i
 	if err != nil {
 		return ReplayResult{}, err
 	}
-	if perr := f.post(ctx, e.row.URL, p.EventID, p.body); perr != nil {
+	if perr := f.post(ctx, e, p.EventID, p.body); perr != nil {
 		if ctx.Err() != nil {
 			return ReplayResult{}, ctx.Err()
 		}

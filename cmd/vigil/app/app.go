@@ -257,6 +257,7 @@ type App struct {
 	runner  *projections.Runner
 	server  *handlers.Server
 	fwd     *forwarding
+	keyring *domain.Keyring // the server key's: TOTP and webhook secrets
 	ln      net.Listener
 	httpSrv *http.Server
 
@@ -362,6 +363,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
+	a.keyring = keyring
 	a.svc, err = domain.NewService(domain.Config{
 		Store:              a.store,
 		Keyring:            keyring,

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/handlers"
 )
@@ -33,8 +34,10 @@ type ForwardConfig struct {
 	NATSStream string
 	// WebhookURL (--webhook-url) is an endpoint that receives the whole log.
 	WebhookURL string
-	// WebhookSecretFile (--webhook-secret-file) holds the "whsec_" signing secret. Empty
-	// means <DataDir>/webhook.secret, created on first start; a file named here must exist.
+	// WebhookSecretFile (--webhook-secret-file) holds the "whsec_" signing secret of the
+	// --webhook-url endpoint (endpoints registered through the admin API have their own).
+	// Empty means <DataDir>/webhook.secret, created on first start; a file named here must
+	// exist.
 	WebhookSecretFile string
 	// WebhookAttempts, WebhookInitialBackoff, WebhookMaxBackoff and WebhookTimeout tune the
 	// webhook retries (defaults in package forward).
@@ -79,6 +82,7 @@ func (a *App) openForwarding() (*forwarding, error) {
 	}
 	fcfg := forward.Config{
 		Log: a.store, DB: db, Encode: forwardEncode, Logger: cfg.Logger, Registerer: cfg.Registry, Now: cfg.Now,
+		OpenSecret: func(r domain.WebhookRegistered) ([]byte, error) { return domain.OpenWebhookSecret(a.keyring, r) },
 		Webhooks: forward.WebhookConfig{URL: fc.WebhookURL, Secret: key, Attempts: fc.WebhookAttempts,
 			InitialBackoff: fc.WebhookInitialBackoff, MaxBackoff: fc.WebhookMaxBackoff, Timeout: fc.WebhookTimeout},
 	}
