@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -107,6 +108,9 @@ type endpoint struct {
 	source string
 	key    []byte // the HMAC key its deliveries are signed with
 	fw     *forwarder
+	// removed is set when the endpoint's own WebhookRemoved reaches its forwarder (which
+	// may happen before the registry stops it): nothing from there on is delivered.
+	removed atomic.Bool
 }
 
 // endpointKey returns the signing key of an endpoint: the configured secret for the
@@ -219,6 +223,12 @@ func (f *Forwarders) applyRegistry(ctx context.Context, ev domain.Envelope) (boo
 // deliverWebhook sends one event to an endpoint, retrying with exponential back-off; after
 // the last attempt it parks the delivery (saving the checkpoint with it) and moves on.
 func (f *Forwarders) deliverWebhook(ctx context.Context, e *endpoint, ev domain.Envelope) (bool, error) {
+	if ev.Type == domain.EventWebhookRemoved && ev.StreamID == domain.WebhookStream(e.row.ID) {
+		e.removed.Store(true)
+	}
+	if e.removed.Load() {
+		return true, nil // the registry is stopping this endpoint
+	}
 	body, err := f.cfg.Encode(ev)
 	if err != nil {
 		return false, fmt.Errorf("forward: encode event %s: %w", ev.ID, err)
@@ -262,10 +272,12 @@ type errStatus int
 
 func (e errStatus) Error() string { return "the endpoint answered HTTP " + strconv.Itoa(int(e)) }
 
-// post makes one signed delivery attempt: nil only for a 2xx answer.
+// post makes one signed delivery attempt: nil only for a 2xx answer. A shutdown does not
+// cut an attempt in flight (the timeout bounds it): an event the endpoint accepted is then
+// checkpointed, and not sent again after the restart.
 func (f *Forwarders) post(ctx context.Context, e *endpoint, id string, body []byte) error {
 	ts := f.cfg.Now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.row.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, e.row.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
