@@ -60,6 +60,9 @@ func sampleEvents() []Event {
 		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{ScopeEventsRead}, TokenHash: strings.Repeat("cd", 32), At: t0},
 		ServiceTokenRevoked{TokenID: "t1", At: t0},
 		ServiceTokenUseDenied{TokenID: "t1", Reason: DeniedRevoked, Suppressed: 2, At: t0},
+
+		WebhookRegistered{WebhookID: "w1", URL: "https://siem.example.com/in", At: t0},
+		WebhookRemoved{WebhookID: "w1", At: t0},
 	}
 }
 

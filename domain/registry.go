@@ -188,6 +188,10 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 
 	// system-servicetoken-<id>
 	registerServiceTokenEvents(r)
+
+	// system-webhook-<id>
+	r.Register(EventWebhookRegistered, 1, decoderOf[WebhookRegistered]())
+	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved]())
 	return r
 }
 

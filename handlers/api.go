@@ -204,6 +204,12 @@ func (s *Server) registerAPI() {
 			s.handleAPI(api, r)
 		}
 	}
+	if s.webhooks != nil {
+		s.defineWebhookSchemas()
+		for _, r := range s.webhookRoutes() {
+			s.handleAPI(api, r)
+		}
+	}
 	if s.reads != nil {
 		for _, r := range s.readRoutes() {
 			s.handleAPI(api, r)

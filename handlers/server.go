@@ -90,6 +90,10 @@ type Config struct {
 	ServiceTokens *domain.ServiceTokens
 	// Stream configures the compliance stream.
 	Stream StreamConfig
+
+	// Webhooks, with Accounts, serves the webhook administration (/admin/webhooks...); nil
+	// serves none.
+	Webhooks WebhookAdmin
 }
 
 // ReadModels is the part of the read models the handlers query (*projections.DB
@@ -169,6 +173,8 @@ type Server struct {
 	// Service tokens and the compliance stream (nil: not served).
 	tokens *domain.ServiceTokens
 	stream *streamState
+
+	webhooks WebhookAdmin // nil: no webhook routes
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -241,6 +247,7 @@ func New(cfg Config) (_ *Server, err error) {
 		now:         cfg.Now,
 		scanBatch:   eventsScanBatch,
 		scanMax:     eventsScanMax,
+		webhooks:    cfg.Webhooks,
 	}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)

@@ -153,6 +153,8 @@ type Config struct {
 	StepUpWindow, SessionLifetime, SessionIdleTimeout time.Duration
 	// TOTPIssuer names Vigil in authenticator apps (1 to 100 characters, no colon).
 	TOTPIssuer string
+	// Forward configures the NATS and webhook forwarders (config_forward.go).
+	Forward app.ForwardConfig
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -174,6 +176,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		SessionLifetime:    c.SessionLifetime,
 		SessionIdleTimeout: c.SessionIdleTimeout,
 		TOTPIssuer:         c.TOTPIssuer,
+		Forward:            c.Forward,
 	}
 }
 
@@ -308,6 +311,9 @@ func validate(s map[string]setting) (Config, error) {
 	c.TOTPIssuer = s[optTOTPIssuer].value
 	if n := utf8.RuneCountInString(c.TOTPIssuer); n < 1 || n > 100 || strings.ContainsAny(c.TOTPIssuer, ":\x00") {
 		return c, s[optTOTPIssuer].errorf("%q must be 1 to 100 characters without a colon", c.TOTPIssuer)
+	}
+	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
 	}
 	return c, nil
 }

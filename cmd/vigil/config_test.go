@@ -43,6 +43,13 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"session-idle-timeout", "VIGIL_SESSION_IDLE_TIMEOUT", "2h"},
 		// Additions beyond API.md's table.
 		{"totp-issuer", "VIGIL_TOTP_ISSUER", "Vigil"},
+		{"forward-nats-url", "VIGIL_FORWARD_NATS_URL", ""},
+		{"forward-nats-subject-prefix", "VIGIL_FORWARD_NATS_SUBJECT_PREFIX", "vigil.events"},
+		{"forward-nats-stream", "VIGIL_FORWARD_NATS_STREAM", "VIGIL_EVENTS"},
+		{"webhook-url", "VIGIL_WEBHOOK_URL", ""},
+		{"webhook-secret-file", "VIGIL_WEBHOOK_SECRET_FILE", ""},
+		{"webhook-attempts", "VIGIL_WEBHOOK_ATTEMPTS", "6"},
+		{"webhook-timeout", "VIGIL_WEBHOOK_TIMEOUT", "10s"},
 	}
 	var got [][3]string
 	for _, o := range serveOptions {

@@ -125,6 +125,9 @@ type Config struct {
 	// interval, live events buffered per client); zero takes the handlers' defaults.
 	StreamHeartbeat time.Duration
 	StreamBuffer    int
+
+	// Forward configures the NATS and webhook forwarders (forward.go).
+	Forward ForwardConfig
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -262,6 +265,8 @@ type App struct {
 	sub     *wmbridge.Subscriber
 	runner  *projections.Runner
 	server  *handlers.Server
+	fwd     *forwarding
+	keyring *domain.Keyring // the server key's: TOTP and webhook secrets
 	ln      net.Listener
 	httpSrv *http.Server
 
@@ -372,6 +377,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
+	a.keyring = keyring
 	a.svc, err = domain.NewService(domain.Config{
 		Store:              a.store,
 		Keyring:            keyring,
@@ -394,6 +400,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("service tokens: %w", err)
 	}
 
+	a.fwd, err = a.openForwarding()
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.fwd.close)
+
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
 		Registry:       cfg.Registry,
@@ -412,6 +424,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ServiceTokens:  a.tokens,
 		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
+		Webhooks: a.fwd.admin(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
@@ -536,6 +549,8 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 	tokensReady, tokensDone := startServiceTokenFeed(runnerCtx, a.store, a.tokens.Index(), a.log.With("component", "service-tokens"))
 
+	a.fwd.start(runnerCtx)
+
 	var failure error
 	runnerFailed := func(err error) error {
 		runnerDone = nil
@@ -637,7 +652,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.sub.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.sub.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
@@ -647,6 +662,9 @@ func (a *App) Close() error {
 func (a *App) close() error {
 	a.closeOnce.Do(func() {
 		var errs []error
+		if err := a.fwd.close(); err != nil {
+			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
 		}

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/export"
+	"github.com/vigil-auth/vigil/eventstore/forward"
+	"github.com/vigil-auth/vigil/handlers"
+)
+
+// File names of the forwarders inside the data directory.
+const (
+	// ForwardFile holds the forwarders' checkpoints, registered webhook endpoints and parked
+	// deliveries (apart from projections.db, which may be deleted and rebuilt).
+	ForwardFile = "forward.db"
+	// WebhookSecretFile is the default webhook signing secret, made on first start.
+	WebhookSecretFile = "webhook.secret"
+)
+
+// ForwardConfig configures the forwarders (issue 6): NATS JetStream and webhooks. The zero
+// value forwards nowhere but still serves the webhook administration.
+type ForwardConfig struct {
+	// NATSURL (--forward-nats-url) turns the NATS JetStream forwarder on.
+	NATSURL string
+	// NATSSubjectPrefix (--forward-nats-subject-prefix): events go to <prefix>.<type>;
+	// default forward.DefaultNATSSubjectPrefix.
+	NATSSubjectPrefix string
+	// NATSStream (--forward-nats-stream) is the JetStream stream, created when missing;
+	// default forward.DefaultNATSStream.
+	NATSStream string
+	// WebhookURL (--webhook-url) is an endpoint that receives the whole log.
+	WebhookURL string
+	// WebhookSecretFile (--webhook-secret-file) holds the "whsec_" signing secret of the
+	// --webhook-url endpoint (endpoints registered through the admin API have their own).
+	// Empty means <DataDir>/webhook.secret, created on first start; a file named here must
+	// exist.
+	WebhookSecretFile string
+	// WebhookAttempts, WebhookInitialBackoff, WebhookMaxBackoff and WebhookTimeout tune the
+	// webhook retries (defaults in package forward).
+	WebhookAttempts                          int
+	WebhookInitialBackoff, WebhookMaxBackoff time.Duration
+	WebhookTimeout                           time.Duration
+}
+
+// forwarding is the app's forwarders and their database.
+type forwarding struct {
+	db   *forward.DB
+	fwds *forward.Forwarders
+	done chan error
+}
+
+// openForwarding opens <DataDir>/forward.db, the webhook secret and the forwarders (NATS is
+// connected now: an unreachable server stops start-up naming --forward-nats-url).
+func (a *App) openForwarding() (*forwarding, error) {
+	cfg := a.cfg
+	fc := cfg.Forward
+	var key []byte
+	if fc.WebhookSecretFile == "" {
+		path := filepath.Join(cfg.DataDir, WebhookSecretFile)
+		k, created, err := forward.EnsureSecretFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		if created {
+			a.log.Info("created a new webhook signing secret", "path", path)
+		}
+		key = k
+	} else {
+		k, err := forward.ReadSecretFile(fc.WebhookSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		key = k
+	}
+	db, err := forward.OpenDB(filepath.Join(cfg.DataDir, ForwardFile))
+	if err != nil {
+		return nil, fmt.Errorf("--data-dir: forwarders: %w", err)
+	}
+	fcfg := forward.Config{
+		Log: a.store, DB: db, Encode: func(e domain.Envelope) ([]byte, error) { return export.MarshalCloudEvent(e, cfg.PublicURL.String()) }, Logger: cfg.Logger, Registerer: cfg.Registry, Now: cfg.Now,
+		OpenSecret: func(r domain.WebhookRegistered) ([]byte, error) { return domain.OpenWebhookSecret(a.keyring, r) },
+		Webhooks: forward.WebhookConfig{URL: fc.WebhookURL, Secret: key, Attempts: fc.WebhookAttempts,
+			InitialBackoff: fc.WebhookInitialBackoff, MaxBackoff: fc.WebhookMaxBackoff, Timeout: fc.WebhookTimeout},
+	}
+	if fc.NATSURL != "" {
+		fcfg.NATS = &forward.NATSConfig{URL: fc.NATSURL, SubjectPrefix: fc.NATSSubjectPrefix, Stream: fc.NATSStream}
+	}
+	fwds, err := forward.New(fcfg)
+	if err != nil {
+		_ = db.Close()
+		switch {
+		case errors.Is(err, forward.ErrNATS):
+			return nil, fmt.Errorf("--forward-nats-url: %w", err)
+		case fc.WebhookURL != "":
+			return nil, fmt.Errorf("--webhook-url: %w", err)
+		}
+		return nil, fmt.Errorf("forwarders: %w", err)
+	}
+	return &forwarding{db: db, fwds: fwds}, nil
+}
+
+// start runs the forwarders until ctx ends.
+func (f *forwarding) start(ctx context.Context) {
+	f.done = make(chan error, 1)
+	go func() { f.done <- f.fwds.Run(ctx) }()
+}
+
+// close stops the forwarders (when started, waiting for them) and closes their database.
+func (f *forwarding) close() error {
+	err := f.fwds.Close()
+	if f.done != nil {
+		if rerr := <-f.done; rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return errors.Join(err, f.db.Close())
+}
+
+// admin adapts the forwarders to the webhook routes.
+func (f *forwarding) admin() handlers.WebhookAdmin { return webhookAdmin{f.fwds} }
+
+type webhookAdmin struct{ f *forward.Forwarders }
+
+var _ handlers.WebhookAdmin = webhookAdmin{}
+
+func (w webhookAdmin) WaitRegistry(ctx context.Context, position uint64) error {
+	return w.f.WaitRegistry(ctx, position)
+}
+
+func (w webhookAdmin) Endpoints(ctx context.Context) ([]handlers.WebhookEndpoint, error) {
+	eps, err := w.f.Endpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]handlers.WebhookEndpoint, len(eps))
+	for i, e := range eps {
+		out[i] = handlers.WebhookEndpoint{ID: e.ID, URL: e.URL, Source: e.Source, CreatedAt: e.CreatedAt, Position: e.Position, Parked: e.Parked}
+	}
+	return out, nil
+}
+
+func (w webhookAdmin) Parked(ctx context.Context, endpointID string, after int64, limit int) ([]handlers.ParkedDelivery, error) {
+	ps, err := w.f.Parked(ctx, endpointID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]handlers.ParkedDelivery, len(ps))
+	for i, p := range ps {
+		out[i] = handlers.ParkedDelivery{ID: p.ID, EventID: p.EventID, Position: p.Position, Type: p.Type,
+			Attempts: p.Attempts, LastError: p.LastError, ParkedAt: p.ParkedAt}
+	}
+	return out, nil
+}
+
+func (w webhookAdmin) Replay(ctx context.Context, endpointID string, deliveryID int64) (handlers.ReplayResult, error) {
+	r, err := w.f.Replay(ctx, endpointID, deliveryID)
+	return handlers.ReplayResult{Delivered: r.Delivered, Attempts: r.Attempts, LastError: r.LastError}, err
+}

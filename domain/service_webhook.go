@@ -1,0 +1,122 @@
+package domain
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MaxWebhookURL bounds the length of a webhook endpoint's URL.
+const MaxWebhookURL = 2048
+
+// Webhook is a registered webhook endpoint.
+type Webhook struct {
+	ID        string
+	URL       string
+	CreatedAt time.Time
+	// Secret is the endpoint's Standard Webhooks signing secret, "whsec_" + base64 of 32
+	// random bytes. RegisterWebhook returns it once; the log holds it only sealed.
+	Secret string
+}
+
+// WebhookSecretPrefix starts a Standard Webhooks secret.
+const WebhookSecretPrefix = "whsec_"
+
+// webhookAAD binds a sealed webhook secret to its endpoint.
+func webhookAAD(webhookID string) []byte { return []byte("webhook-secret:" + webhookID) }
+
+// OpenWebhookSecret returns the HMAC key of a registered endpoint (the bytes behind its
+// "whsec_" secret), opening the sealed secret of its WebhookRegistered with the keyring.
+func OpenWebhookSecret(k *Keyring, e WebhookRegistered) ([]byte, error) {
+	key, err := k.Open(e.Secret, webhookAAD(e.WebhookID))
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s secret: %w", e.WebhookID, err)
+	}
+	return key, nil
+}
+
+// ValidateWebhookURL checks an endpoint URL and returns it normalised: an absolute http or
+// https URL with a host, no credentials (they would sit in the log in clear; receivers
+// authenticate Vigil by the signature) and no fragment, at most MaxWebhookURL bytes. A
+// refusal is a *ValidationError of field "url".
+func ValidateWebhookURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", invalid("url", "is required")
+	}
+	if len(raw) > MaxWebhookURL {
+		return "", invalid("url", "must be at most %d bytes", MaxWebhookURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", invalid("url", "is not a URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", invalid("url", "must be an http or https URL")
+	case u.Host == "" || u.Hostname() == "":
+		return "", invalid("url", "must name a host")
+	case u.User != nil:
+		return "", invalid("url", "must not carry credentials")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", invalid("url", "must not have a fragment")
+	}
+	return u.String(), nil
+}
+
+// RegisterWebhook registers a webhook endpoint (WebhookRegistered on system-webhook-<id>)
+// with a new signing secret of its own, and returns it (with the secret in clear, for the
+// caller to show once) and the global position written. rm.Actor names the administrator.
+// The URL is checked with ValidateWebhookURL.
+func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm RequestMeta) (Webhook, uint64, error) {
+	u, err := ValidateWebhookURL(rawURL)
+	if err != nil {
+		return Webhook{}, 0, err
+	}
+	w := Webhook{ID: NewID(), URL: u, CreatedAt: s.now().UTC()}
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, key); err != nil {
+		return Webhook{}, 0, fmt.Errorf("webhook secret: %w", err)
+	}
+	sealed, err := s.cfg.Keyring.Seal(key, webhookAAD(w.ID))
+	if err != nil {
+		return Webhook{}, 0, err
+	}
+	w.Secret = WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
+	res, err := s.appendEvents(ctx, WebhookStream(w.ID), NoStream,
+		[]Event{WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
+		s.metadata("", Actor{Type: ActorSystem}, rm))
+	if err != nil {
+		return Webhook{}, 0, err
+	}
+	return w, res.LastPosition, nil
+}
+
+// RemoveWebhook removes a registered endpoint (WebhookRemoved) and returns the position
+// written. An id that was never registered, or was already removed, gives ErrNotFound. The
+// append expects the version it read; a concurrent removal makes one of them fail with an
+// error wrapping ErrWrongExpectedVersion.
+func (s *Service) RemoveWebhook(ctx context.Context, webhookID string, rm RequestMeta) (uint64, error) {
+	if webhookID == "" || len(webhookID) > 64 {
+		return 0, fmt.Errorf("webhook %q: %w", webhookID, ErrNotFound)
+	}
+	events, err := s.cfg.Store.ReadStream(ctx, WebhookStream(webhookID), 1, 100)
+	if err != nil {
+		return 0, fmt.Errorf("load webhook: %w", err)
+	}
+	if len(events) == 0 || events[len(events)-1].Type == EventWebhookRemoved {
+		return 0, fmt.Errorf("webhook %s: %w", webhookID, ErrNotFound)
+	}
+	last := events[len(events)-1]
+	res, err := s.appendEvents(ctx, WebhookStream(webhookID), Exact(last.Version),
+		[]Event{WebhookRemoved{WebhookID: webhookID, At: s.now().UTC()}},
+		s.metadata("", Actor{Type: ActorSystem}, rm))
+	if err != nil {
+		return 0, err
+	}
+	return res.LastPosition, nil
+}

@@ -1,0 +1,112 @@
+package forward_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/forward"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+)
+
+// testEncode is the body the tests forward: enough to check order and content.
+func testEncode(ev domain.Envelope) ([]byte, error) {
+	return json.Marshal(map[string]any{"id": ev.ID, "type": ev.Type, "vigilposition": ev.Position, "data": ev.Data})
+}
+
+// openLog opens a real SQLite event log in dir.
+func openLog(t testing.TB, dir string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+type testWriter struct{}
+
+func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// appendN appends n events, one per append, over a few streams.
+func appendN(t testing.TB, s *sqlite.Store, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		ed, err := domain.NewEventData("TestHappened", 1, map[string]int{"n": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(context.Background(), fmt.Sprintf("system-test-%d", i%7), domain.Any, []domain.EventData{ed}); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+}
+
+// logIDs returns the ids of every event of the log, in global order.
+func logIDs(t *testing.T, s *sqlite.Store) []string {
+	t.Helper()
+	var ids []string
+	var after uint64
+	for {
+		evs, err := s.ReadAll(context.Background(), after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return ids
+		}
+		for _, ev := range evs {
+			ids = append(ids, ev.ID)
+			after = ev.Position
+		}
+	}
+}
+
+// running starts f and returns a stop function that cancels and closes it.
+func running(t *testing.T, f *forward.Forwarders) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	select {
+	case <-f.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("forwarders did not start")
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := f.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
