@@ -699,7 +699,6 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		"DELETE /api/v1/admin/service-tokens/{id}",
-
 		"DELETE /api/v1/admin/webhooks/{id}",
 		"DELETE /api/v1/audit/sessions/{id}",
 		"DELETE /api/v1/me/delegations/{id}",
@@ -708,7 +707,6 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 		"DELETE /api/v1/me/totp/{id}",
 		"DELETE /api/v1/orgs/{id}/members/{account_id}",
 		"GET /api/v1/admin/service-tokens",
-
 		"GET /api/v1/admin/webhooks",
 		"GET /api/v1/admin/webhooks/{id}/parked",
 		"GET /api/v1/audit/accounts/{id}/events",
@@ -735,10 +733,9 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 		"POST /api/v1/admin/accounts/{id}/roles",
 		"POST /api/v1/admin/clients",
 		"POST /api/v1/admin/service-tokens",
-		"POST /api/v1/delegations/{id}/act",
-
 		"POST /api/v1/admin/webhooks",
 		"POST /api/v1/admin/webhooks/{id}/parked/{delivery_id}/replay",
+		"POST /api/v1/delegations/{id}/act",
 		"POST /api/v1/login",
 		"POST /api/v1/login/passkey",
 		"POST /api/v1/login/passkey/options",
