@@ -134,7 +134,8 @@ func lagRunner(b *testing.B, ps ...projections.Projection) (*projections.Runner,
 	}
 	b.Cleanup(func() { db.Close() })
 	sub, _ := wmbridge.NewSubscriber(store, wmbridge.SubscriberConfig{Checkpoints: db})
-	r, err := projections.NewRunner(projections.RunnerConfig{DB: db, Subscriber: sub, Log: store, Projections: ps, Logger: quiet})
+	r, err := projections.NewRunner(projections.RunnerConfig{DB: db, Subscriber: sub, Log: store, Projections: ps, Logger: quiet,
+		BatchEndKey: wmbridge.MetaMore})
 	if err != nil {
 		b.Fatal(err)
 	}

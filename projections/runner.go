@@ -33,6 +33,11 @@ type RunnerConfig struct {
 	// after its first event, whichever comes first. Defaults 500 and 2ms.
 	BatchSize int
 	BatchWait time.Duration
+	// BatchEndKey names message metadata that the subscriber sets to "0" when it holds no
+	// further event (wmbridge.MetaMore): the batch then commits at once rather than after
+	// BatchWait, so a quiet log's events are visible as soon as they are applied while a busy
+	// one still commits in batches. "" relies on BatchSize and BatchWait alone.
+	BatchEndKey string
 	// Retries is how often a failing event is retried (with back-off from 10ms) before the
 	// projection is reported stuck. Default 3.
 	Retries int

@@ -63,7 +63,8 @@ func (e *env) startWith(opt func(*projections.RunnerConfig), ps ...projections.P
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := projections.RunnerConfig{DB: e.db, Subscriber: sub, Log: e.store, Projections: ps, Logger: quiet, Retries: 2}
+	cfg := projections.RunnerConfig{DB: e.db, Subscriber: sub, Log: e.store, Projections: ps, Logger: quiet, Retries: 2,
+		BatchEndKey: wmbridge.MetaMore}
 	if opt != nil {
 		opt(&cfg)
 	}

@@ -61,7 +61,7 @@ func (w *worker) handle(msg *message.Message) error {
 		}
 		w.tx = tx
 	}
-	if _, err := w.tx.ExecContext(ctx, "SAVEPOINT ev"); err != nil {
+	if err := txExec(ctx, w.tx, "SAVEPOINT ev"); err != nil {
 		w.abortLocked()
 		return fmt.Errorf("savepoint: %w", err)
 	}
@@ -74,14 +74,14 @@ func (w *worker) handle(msg *message.Message) error {
 		}
 		return fmt.Errorf("apply %s at position %d: %w", ev.Type, ev.Position, err)
 	}
-	if _, err := w.tx.ExecContext(ctx, "RELEASE ev"); err != nil {
+	if err := txExec(ctx, w.tx, "RELEASE ev"); err != nil {
 		w.abortLocked()
 		return fmt.Errorf("release savepoint: %w", err)
 	}
 	w.r.metrics.applySeconds.WithLabelValues(w.p.Name()).Observe(time.Since(start).Seconds())
 	w.applied = ev.Position
 	w.pending++
-	if w.pending >= w.r.cfg.BatchSize {
+	if w.pending >= w.r.cfg.BatchSize || (w.r.cfg.BatchEndKey != "" && msg.Metadata.Get(w.r.cfg.BatchEndKey) == "0") {
 		w.commitLocked()
 	} else {
 		w.settleLocked()

@@ -69,6 +69,7 @@ type Store struct {
 	cfg     Config
 	writeDB *sql.DB
 	readDB  *sql.DB
+	reads   readStmts // prepared once: subscriptions read the log on every append
 
 	reqs     chan *appendReq
 	closing  chan struct{}
@@ -150,10 +151,17 @@ func Open(cfg Config) (*Store, error) {
 	}
 	r.SetMaxOpenConns(cfg.ReadConns)
 	r.SetMaxIdleConns(cfg.ReadConns)
+	stmts, err := prepareReads(r)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: prepare reads in %s: %w", cfg.Path, err)
+	}
 	s := &Store{
 		cfg:     cfg,
 		writeDB: w,
 		readDB:  r,
+		reads:   stmts,
 		reqs:    make(chan *appendReq, cfg.MaxBatch),
 		closing: make(chan struct{}),
 		changed: make(chan struct{}),
@@ -197,7 +205,45 @@ func (s *Store) Close() error {
 	s.inflight.Wait()
 	close(s.closing)
 	s.wg.Wait()
-	return errors.Join(s.readDB.Close(), s.writeDB.Close())
+	return errors.Join(s.reads.close(), s.readDB.Close(), s.writeDB.Close())
+}
+
+// readStmts are the read queries, prepared once on the read pool (database/sql prepares
+// each on a connection the first time it runs there and reuses it): every subscriber reads
+// the log after every append, and parsing the SQL each time was a third of the cost.
+type readStmts struct {
+	head, stream, all, subject *sql.Stmt
+}
+
+func prepareReads(db *sql.DB) (readStmts, error) {
+	var st readStmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&st.head, `SELECT max(position) FROM events`},
+		{&st.stream, selectEnvelope + `WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`},
+		{&st.all, selectEnvelope + `WHERE position > ? ORDER BY position LIMIT ?`},
+		{&st.subject, selectEnvelope + `WHERE subject = ? AND position > ? ORDER BY position LIMIT ?`},
+	} {
+		stmt, err := db.Prepare(p.q)
+		if err != nil {
+			st.close()
+			return readStmts{}, err
+		}
+		*p.dst = stmt
+	}
+	return st, nil
+}
+
+func (st readStmts) close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{st.head, st.stream, st.all, st.subject} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // changedChan returns the channel that will be closed at the next change.
@@ -252,7 +298,7 @@ func (s *Store) pollLoop() {
 
 func (s *Store) queryHead(ctx context.Context) (uint64, error) {
 	var head sql.NullInt64
-	if err := s.readDB.QueryRowContext(ctx, `SELECT max(position) FROM events`).Scan(&head); err != nil {
+	if err := s.reads.head.QueryRowContext(ctx).Scan(&head); err != nil {
 		return 0, fmt.Errorf("sqlite: read head: %w", err)
 	}
 	return uint64(head.Int64), nil
@@ -308,7 +354,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint6
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.readDB.QueryContext(ctx, selectEnvelope+`WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`,
+	rows, err := s.reads.stream.QueryContext(ctx,
 		stream, fromVersion, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
@@ -324,7 +370,7 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]domain.
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: ReadAll limit must be positive", eventstore.ErrInvalidEvent)
 	}
-	rows, err := s.readDB.QueryContext(ctx, selectEnvelope+`WHERE position > ? ORDER BY position LIMIT ?`, after, limit)
+	rows, err := s.reads.all.QueryContext(ctx, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read all after %d: %w", after, err)
 	}
@@ -340,7 +386,7 @@ func (s *Store) ReadSubject(ctx context.Context, accountID string, after uint64,
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: ReadSubject limit must be positive", eventstore.ErrInvalidEvent)
 	}
-	rows, err := s.readDB.QueryContext(ctx, selectEnvelope+`WHERE subject = ? AND position > ? ORDER BY position LIMIT ?`,
+	rows, err := s.reads.subject.QueryContext(ctx,
 		accountID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read subject: %w", err)

@@ -32,6 +32,10 @@ const (
 	MetaPosition = "vigil_position"
 	MetaType     = "vigil_type"
 	MetaStream   = "vigil_stream"
+	// MetaMore is "1" when the store subscription already held the next event as this one
+	// was delivered, else "0": a consumer that batches its work (projections.Runner with
+	// RunnerConfig.BatchEndKey) can finish a batch at once when nothing else is waiting.
+	MetaMore = "vigil_more"
 )
 
 // CheckpointSource tells where a consumer's committed progress stands: the global position of
@@ -187,7 +191,7 @@ func (s *Subscriber) deliver(ctx context.Context, topic string, after uint64, ou
 		case <-rewindCh:
 			return true, nil
 		}
-		msg, err := toMessage(ev)
+		msg, err := toMessage(ev, len(sub.Events()) > 0)
 		if err != nil {
 			return false, err
 		}
@@ -224,7 +228,7 @@ func (s *Subscriber) deliver(ctx context.Context, topic string, after uint64, ou
 	}
 }
 
-func toMessage(ev domain.Envelope) (*message.Message, error) {
+func toMessage(ev domain.Envelope, more bool) (*message.Message, error) {
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("wmbridge: encode event %s: %w", ev.ID, err)
@@ -233,6 +237,11 @@ func toMessage(ev domain.Envelope) (*message.Message, error) {
 	msg.Metadata.Set(MetaPosition, strconv.FormatUint(ev.Position, 10))
 	msg.Metadata.Set(MetaType, ev.Type)
 	msg.Metadata.Set(MetaStream, ev.StreamID)
+	if more {
+		msg.Metadata.Set(MetaMore, "1")
+	} else {
+		msg.Metadata.Set(MetaMore, "0")
+	}
 	return msg, nil
 }
 

@@ -366,6 +366,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo}),
 		Logger:      cfg.Logger,
 		Registerer:  cfg.Registry,
+		BatchEndKey: wmbridge.MetaMore,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)
