@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/export"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -224,58 +224,10 @@ func (s *Server) accountEvents(ctx context.Context, account string, after uint64
 	return out, encodeEventsCursor(account, pos), nil
 }
 
-// redactedKeys are the members of event data that hold credential material: argon2id
-// password hashes, session token hashes, backup code hashes, sealed TOTP secrets. The audit
-// shows that they changed, never what they are.
-var redactedKeys = []string{"password_hash", "token_hash", "code_hashes", "secret"}
-
-const redacted = "[redacted]"
-
-// redactData replaces the credential material of an event's data (a JSON object) with
-// "[redacted]" (each element, for an array, so that counts stay visible). Data without
-// such a member is returned as it is.
-func redactData(data json.RawMessage) json.RawMessage {
-	found := false
-	for _, k := range redactedKeys {
-		if bytes.Contains(data, []byte(`"`+k+`"`)) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return data
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return data
-	}
-	changed := false
-	for _, k := range redactedKeys {
-		v, ok := m[k]
-		if !ok {
-			continue
-		}
-		var arr []json.RawMessage
-		if json.Unmarshal(v, &arr) == nil {
-			out := make([]string, len(arr))
-			for i := range out {
-				out[i] = redacted
-			}
-			m[k], _ = json.Marshal(out)
-		} else {
-			m[k], _ = json.Marshal(redacted)
-		}
-		changed = true
-	}
-	if !changed {
-		return data
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return data
-	}
-	return out
-}
+// redactData replaces the credential material of an event's data with "[redacted]": the
+// audit shows that it changed, never what it is (export.Redact, the same rule as the
+// compliance stream's).
+func redactData(data json.RawMessage) json.RawMessage { return export.Redact(data) }
 
 func (s *Server) getAccountSecurityAt(c *gin.Context) {
 	id, err := pathID(c, "id")

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/eventstore/export"
+	"github.com/vigil-auth/vigil/domain/export"
 )
 
 // streamState is the server's compliance stream: its settings and its hub.

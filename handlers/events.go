@@ -12,7 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/eventstore/export"
+	"github.com/vigil-auth/vigil/domain/export"
 )
 
 // The compliance stream (API.md "Compliance stream"): GET /api/v1/events pages the log in

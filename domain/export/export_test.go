@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/eventstore/export"
+	"github.com/vigil-auth/vigil/domain/export"
 )
 
 func envelope(typ, stream, data string, md domain.Metadata) domain.Envelope {
