@@ -37,7 +37,7 @@ type WebhookConfig struct {
 	URL string
 	// Secret is the HMAC key (the decoded "whsec_" secret) the configured endpoint's
 	// deliveries are signed with; endpoints registered through the admin API have their own
-	// (Config.OpenSecret). Required.
+	// (Config.OpenSecret). Required with URL.
 	Secret []byte
 	// Attempts is how many times a delivery is tried before it is parked; default
 	// DefaultWebhookAttempts.
@@ -55,8 +55,8 @@ type WebhookConfig struct {
 }
 
 func (c *WebhookConfig) fill() error {
-	if len(c.Secret) == 0 {
-		return errors.New("forward: WebhookConfig.Secret is required")
+	if c.URL != "" && len(c.Secret) == 0 {
+		return errors.New("forward: WebhookConfig.Secret is required with URL")
 	}
 	if c.Attempts <= 0 {
 		c.Attempts = DefaultWebhookAttempts

@@ -60,7 +60,11 @@ func (a *App) openForwarding() (*forwarding, error) {
 	cfg := a.cfg
 	fc := cfg.Forward
 	var key []byte
-	if fc.WebhookSecretFile == "" {
+	switch {
+	case fc.WebhookURL == "":
+		// No configured endpoint: nothing signs with this key (API-registered endpoints have
+		// their own secrets), so none is made.
+	case fc.WebhookSecretFile == "":
 		path := filepath.Join(cfg.DataDir, WebhookSecretFile)
 		k, created, err := forward.EnsureSecretFile(path)
 		if err != nil {
@@ -70,7 +74,7 @@ func (a *App) openForwarding() (*forwarding, error) {
 			a.log.Info("created a new webhook signing secret", "path", path)
 		}
 		key = k
-	} else {
+	default:
 		k, err := forward.ReadSecretFile(fc.WebhookSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
