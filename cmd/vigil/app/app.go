@@ -1,5 +1,5 @@
 // Package app wires Vigil together: event store, projections, the Watermill bridge between
-// them, the account domain service with its session feed and sweeper, and the HTTP server,
+// them, the account domain service with its log feed (sessions, organisations, delegations, service tokens) and sweeper, and the HTTP server,
 // in one function (New) that main and the tests share, and runs them with an orderly
 // shutdown (Run).
 package app
@@ -525,7 +525,7 @@ func (a *App) URL() string {
 // SecretKey returns the 32-byte server key. The slice must not be modified.
 func (a *App) SecretKey() []byte { return a.secretKey }
 
-// Run starts the projection runner, the session feed (which fills the in-memory session
+// Run starts the projection runner, the log feed (which fills the in-memory session, organisation and token
 // index from the log), the session sweeper and, once the feed has caught up with the log
 // and the projections are subscribed, the HTTP server, and serves until ctx is cancelled or the server or the runner fails. Then
 // it shuts down in order: stop accepting connections and drain the requests in flight (at
@@ -546,9 +546,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.runner.FollowRebuilds(runnerCtx, a.cfg.DataDir, a.cfg.RebuildPollInterval)
 	}()
 	sessionLog := a.log.With("component", "sessions")
-	feedReady, feedDone := startSessionFeed(runnerCtx, a.store, a.svc, sessionLog) // sessions, orgs, delegations
+	// One read of the log feeds the sessions, organisations, delegations and service tokens.
+	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index())
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
-	tokensReady, tokensDone := startServiceTokenFeed(runnerCtx, a.store, a.tokens.Index(), a.log.With("component", "service-tokens"))
 
 	a.fwd.start(runnerCtx)
 
@@ -566,7 +566,7 @@ func (a *App) Run(ctx context.Context) error {
 	started := make(chan struct{})
 	go func() {
 		defer close(started)
-		for _, ch := range []<-chan struct{}{feedReady, tokensReady, a.runner.Running()} {
+		for _, ch := range []<-chan struct{}{feedReady, a.runner.Running()} {
 			select {
 			case <-ch:
 			case <-runnerCtx.Done():
@@ -615,7 +615,7 @@ func (a *App) Run(ctx context.Context) error {
 			failure = fmt.Errorf("http server: %w", err)
 		}
 	}
-	// 2. The runner commits what it has and stops its subscriptions; the session feed and
+	// 2. The runner commits what it has and stops its subscriptions; the log feed and
 	// the sweeper stop.
 	stopRunner()
 	if runnerDone != nil {
@@ -626,10 +626,7 @@ func (a *App) Run(ctx context.Context) error {
 	<-sweepDone
 	<-followDone
 	if err := <-feedDone; err != nil && failure == nil {
-		failure = fmt.Errorf("session feed: %w", err)
-	}
-	if err := <-tokensDone; err != nil && failure == nil {
-		failure = fmt.Errorf("service token feed: %w", err)
+		failure = fmt.Errorf("log feed: %w", err)
 	}
 	// 3. Runner, GeoIP, read models, store.
 	if err := a.close(); err != nil {

@@ -54,7 +54,7 @@ func TestFeedSharesOrgPolicyAndDelegationsAcrossInstances(t *testing.T) {
 		}
 		return res
 	}
-	ready, done := startSessionFeed(ctx, store, b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ready, done := startLogFeed(ctx, store, slog.New(slog.NewTextHandler(io.Discard, nil)), b)
 	select {
 	case <-ready:
 	case <-ctx.Done():

@@ -9,23 +9,26 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 )
 
-// logApplier takes one envelope of the log: *domain.SessionIndex, or *domain.Service, which
-// feeds its session index, organisation directory and delegation index.
+// logApplier takes one envelope of the log: *domain.SessionIndex, *domain.Service (which
+// feeds its session index, organisation directory and delegation index) or
+// *domain.ServiceTokenIndex.
 type logApplier interface {
 	Apply(env domain.Envelope) error
 }
 
-// startSessionFeed keeps index current with the sessions of every instance (and, given the
-// Service, its organisations and delegations): it reads the log
-// from the start, applies each session event to the index, then follows new ones. ready is
-// closed once the index reflects the log as it was when the feed started (serve whoami only
-// after that, or sessions started before this instance would be unknown); done receives nil
-// when ctx ends. A failed subscription is resumed after the last applied position, with
-// back-off, so the feed never skips an event.
+// startLogFeed keeps this instance's in-memory indexes (the appliers: sessions, organisations,
+// delegations, service tokens) current with what every instance writes: it reads the log from
+// the start, gives each event to every applier, then follows new ones (this instance's own
+// commands update the indexes synchronously as well). ready is closed once the indexes
+// reflect the log as it was when the feed started (serve only after that, or sessions and
+// tokens made before this instance started would be unknown); done receives nil when ctx
+// ends. A failed subscription is resumed after the last applied position, with back-off, so
+// the feed never skips an event; an event an applier cannot take is logged and skipped by
+// that applier only.
 //
 // The feed replays every event from position 0 at start-up: cheap for the sizes one SQLite
 // file holds (BENCHMARKS.md: read-all runs at about 200,000 events/s).
-func startSessionFeed(ctx context.Context, store eventstore.Store, index logApplier, log *slog.Logger) (<-chan struct{}, <-chan error) {
+func startLogFeed(ctx context.Context, store eventstore.Store, log *slog.Logger, appliers ...logApplier) (<-chan struct{}, <-chan error) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -46,7 +49,7 @@ func startSessionFeed(ctx context.Context, store eventstore.Store, index logAppl
 			if !haveHead {
 				h, err := store.Head(ctx)
 				if err != nil {
-					log.Warn("session feed: cannot read the log head; retrying", "err", err)
+					log.Warn("log feed: cannot read the log head; retrying", "err", err)
 					if !sleepCtx(ctx, &backoff) {
 						break
 					}
@@ -59,17 +62,19 @@ func startSessionFeed(ctx context.Context, store eventstore.Store, index logAppl
 			}
 			sub, err := store.Subscribe(ctx, pos)
 			if err != nil {
-				log.Warn("session feed: cannot subscribe; retrying", "after", pos, "err", err)
+				log.Warn("log feed: cannot subscribe; retrying", "after", pos, "err", err)
 				if !sleepCtx(ctx, &backoff) {
 					break
 				}
 				continue
 			}
 			for ev := range sub.Events() {
-				if err := index.Apply(ev); err != nil {
-					// An undecodable session event: log it and go on; whoami for that session
-					// falls back to what this instance's own commands know.
-					log.Error("session feed: cannot apply event", "position", ev.Position, "type", ev.Type, "err", err)
+				for _, a := range appliers {
+					if err := a.Apply(ev); err != nil {
+						// An undecodable event: log it and go on; for that session or token
+						// the index knows what this instance's own commands told it.
+						log.Error("log feed: cannot apply event", "position", ev.Position, "type", ev.Type, "err", err)
+					}
 				}
 				pos = ev.Position
 				if pos >= target {
@@ -78,7 +83,7 @@ func startSessionFeed(ctx context.Context, store eventstore.Store, index logAppl
 				backoff = 100 * time.Millisecond
 			}
 			if err := sub.Err(); err != nil {
-				log.Warn("session feed: subscription ended; resuming", "after", pos, "err", err)
+				log.Warn("log feed: subscription ended; resuming", "after", pos, "err", err)
 				if !sleepCtx(ctx, &backoff) {
 					break
 				}

@@ -53,7 +53,7 @@ func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 	before := login(a) // started before b's feed exists
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ready, done := startSessionFeed(ctx, store, b.Sessions(), log)
+	ready, done := startLogFeed(ctx, store, log, b.Sessions())
 	select {
 	case <-ready:
 	case <-ctx.Done():
