@@ -1,7 +1,7 @@
 // Package app wires Vigil together: event store, projections, the Watermill bridge between
-// them, the account domain service with its log feed (sessions, organisations, delegations, service tokens) and sweeper, and the HTTP server,
-// in one function (New) that main and the tests share, and runs them with an orderly
-// shutdown (Run).
+// them, the account domain service with its log feed (sessions, organisations, delegations,
+// service tokens) and sweeper, the forwarders, and the HTTP server, in one function (New)
+// that main and the tests share, and runs them with an orderly shutdown (Run).
 package app
 
 import (
@@ -525,9 +525,10 @@ func (a *App) URL() string {
 // SecretKey returns the 32-byte server key. The slice must not be modified.
 func (a *App) SecretKey() []byte { return a.secretKey }
 
-// Run starts the projection runner, the log feed (which fills the in-memory session, organisation and token
-// index from the log), the session sweeper and, once the feed has caught up with the log
-// and the projections are subscribed, the HTTP server, and serves until ctx is cancelled or the server or the runner fails. Then
+// Run starts the projection runner, the log feed (which fills the in-memory session,
+// organisation and token indexes from the log), the session sweeper and, once the feed has
+// caught up with the log and the projections are subscribed, the HTTP server, and serves
+// until ctx is cancelled or the server or the runner fails. Then
 // it shuts down in order: stop accepting connections and drain the requests in flight (at
 // most ShutdownTimeout, after which connections are closed), stop the runner, the feed and
 // the sweeper, close the GeoIP databases, the read models and the event store. It returns
