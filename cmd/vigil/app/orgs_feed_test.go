@@ -4,16 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
 // TestFeedSharesOrgPolicyAndDelegationsAcrossInstances runs two domain services on one log,
@@ -22,25 +19,7 @@ import (
 func TestFeedSharesOrgPolicyAndDelegationsAcrossInstances(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	newService := func() *domain.Service {
-		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
-			Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc
-	}
-	a, b := newService(), newService()
-	const pw = "umbrella-cactus-violin-47"
+	store, a, b := twoInstances(t)
 	for _, e := range []string{"owner@example.com", "member@example.com"} {
 		if _, err := a.Register(ctx, domain.Registration{Email: e, Password: pw, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{}); err != nil {
 			t.Fatal(err)

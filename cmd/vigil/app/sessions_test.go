@@ -20,25 +20,7 @@ import (
 func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	newService := func() *domain.Service {
-		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
-			Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc
-	}
-	a, b := newService(), newService()
-	const pw = "umbrella-cactus-violin-47"
+	store, a, b := twoInstances(t)
 	if _, err := a.Register(ctx, domain.Registration{Email: "ann@example.com", Password: pw, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +72,31 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// pw is the password of the accounts of the two-instance tests.
+const pw = "umbrella-cactus-violin-47"
+
+// twoInstances returns a SQLite log and two domain services on it, as two Vigil instances
+// are (cheap argon2, the same server key); the log is closed when the test ends.
+func twoInstances(t *testing.T) (*sqlite.Store, *domain.Service, *domain.Service) {
+	t.Helper()
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newService := func() *domain.Service {
+		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
+			Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	return store, newService(), newService()
 }
