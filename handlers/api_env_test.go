@@ -102,20 +102,21 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	})
 	e := &env{t: t, base: a.URL(), clk: clk, dir: dir, http: &http.Client{Timeout: 20 * time.Second}}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := e.http.Get(e.base + "/healthz")
+	deadline := time.Now().Add(30 * time.Second)
+	for { // until the app has read the log at start (it answers 503 not_ready meanwhile)
+		resp, err := e.http.Get(e.base + "/api/v1/whoami")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode != http.StatusServiceUnavailable {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server never answered /healthz: %v", err)
+			t.Fatalf("the server never served its API: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+
 	e.doc = loadOpenAPI(t, e)
 	// A second handle on the log, to see that refused requests write nothing.
 	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), Logger: slog.New(slog.DiscardHandler)})

@@ -539,3 +539,34 @@ func TestUnknownErrorMapsToInternal(t *testing.T) {
 		}
 	}
 }
+
+// TestStartingAnswersOnlyOperations: while the server is starting, /healthz and /metrics
+// answer, /readyz and every other route answer 503 not_ready with Retry-After; afterwards
+// everything answers as usual.
+func TestStartingAnswersOnlyOperations(t *testing.T) {
+	s := newTestServer(t, Config{})
+	s.Starting(true)
+	if rec := s.get(t, "/healthz"); rec.Code != 200 {
+		t.Errorf("/healthz while starting: %d", rec.Code)
+	}
+	if rec := s.get(t, "/metrics"); rec.Code != 200 {
+		t.Errorf("/metrics while starting: %d", rec.Code)
+	}
+	for _, path := range []string{"/readyz", "/api/v1/whoami", "/nowhere"} {
+		rec := s.get(t, path)
+		p := decodeProblem(t, rec, 503, CodeNotReady)
+		if d, _ := p["detail"].(string); !strings.Contains(d, "starting") {
+			t.Errorf("%s: detail %q", path, d)
+		}
+		if path != "/readyz" && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", path)
+		}
+	}
+	s.Starting(false)
+	if rec := s.get(t, "/readyz"); rec.Code != 200 {
+		t.Errorf("/readyz after starting: %d", rec.Code)
+	}
+	if rec := s.get(t, "/nowhere"); rec.Code != 404 {
+		t.Errorf("/nowhere after starting: %d", rec.Code)
+	}
+}

@@ -91,9 +91,13 @@ func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz answers 200 when the store answers Head and every projection is Ready(maxLag), else
-// a 503 problem that says which check failed. Underlying errors are logged, not shown.
+// readyz answers 200 when the server is not starting (see Starting), the store answers Head
+// and every projection is Ready(maxLag), else a 503 problem that says which check failed. Underlying errors are logged, not shown.
 func (s *Server) readyz(c *gin.Context) {
+	if s.starting.Load() {
+		writeError(c, Public(ErrNotReady, "Vigil is starting: it is still reading the event log.", nil))
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyCheckTimeout)
 	defer cancel()
 	if _, err := s.store.Head(ctx); err != nil {

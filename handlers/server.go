@@ -7,11 +7,13 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -140,6 +142,8 @@ type PositionWaiter interface {
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
 // concurrent use once New returns.
 type Server struct {
+	starting atomic.Bool // see Starting
+
 	log         *slog.Logger
 	registry    *prometheus.Registry
 	store       HeadReader
@@ -300,8 +304,35 @@ func New(cfg Config) (_ *Server, err error) {
 // Handler returns the handler of every route: the web portal's pages (when served) and the
 // Gin engine of the API and operational routes.
 func (s *Server) Handler() http.Handler {
+	var h http.Handler = s.engine
 	if s.portal != nil {
-		return s.portal
+		h = s.portal
 	}
-	return s.engine
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.starting.Load() && !opsPaths[r.URL.Path] {
+			writeStarting(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Starting(true) makes every route but /healthz, /readyz, /metrics and /openapi.json answer
+// 503 not_ready (with Retry-After) until Starting(false): the instance is still reading the
+// log, so its session and token indexes and its read models are incomplete. A new Server is
+// not starting. Safe for concurrent use.
+func (s *Server) Starting(on bool) { s.starting.Store(on) }
+
+// opsPaths answer while the server is starting.
+var opsPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true}
+
+// writeStarting answers a request that came while the server is starting.
+func writeStarting(w http.ResponseWriter) {
+	p, _ := problemFor(ErrNotReady)
+	p.Detail = "Vigil is starting: it is still reading the event log. Try again in a few seconds."
+	body, _ := json.Marshal(p)
+	w.Header().Set("Content-Type", problemContentType)
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
 }

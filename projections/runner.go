@@ -146,9 +146,11 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 
 // Run runs the router until ctx is cancelled or Close is called, then commits what is pending.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.catchUp(ctx); err != nil {
+	if err := r.catchUp(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
+	// Cancelled during the catch-up: the router still runs (and stops at once), so that
+	// Close meets a router that has started.
 	err := r.router.Run(ctx)
 	for _, w := range r.workers {
 		w.mu.Lock()

@@ -430,6 +430,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
 	}
+	a.server.Starting(true) // until Run has read the log (see Run)
 
 	a.ln = cfg.Listener
 	if a.ln == nil {
@@ -561,12 +562,14 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("projection runner: %w", err)
 	}
-	// whoami is answered from the session index: serve only once it knows the sessions
-	// the log held at start, and once the projections are subscribed (a shutdown then
-	// always meets a runner that has started).
-	started := make(chan struct{})
+	// The listener serves at once (/healthz, /readyz and /metrics answer while the instance
+	// reads the log), but every other route answers 503 not_ready until the log feed knows
+	// the sessions and tokens the log held at start (whoami is answered from them) and the
+	// projections have caught up far enough to run live.
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- a.httpSrv.Serve(a.ln) }()
+	a.log.Info("vigil listening", "url", a.URL(), "store", RedactStore(a.cfg.Store), "data_dir", a.cfg.DataDir)
 	go func() {
-		defer close(started)
 		for _, ch := range []<-chan struct{}{feedReady, a.runner.Running()} {
 			select {
 			case <-ch:
@@ -574,25 +577,14 @@ func (a *App) Run(ctx context.Context) error {
 				return
 			}
 		}
+		a.server.Starting(false)
+		a.log.Info("vigil ready: the log is read and the projections run live")
 	}()
-	var serveDone chan error
 	select {
-	case <-started:
-		if runnerCtx.Err() != nil {
-			break
-		}
-		serveDone = make(chan error, 1)
-		go func() { serveDone <- a.httpSrv.Serve(a.ln) }()
-		a.log.Info("vigil listening", "url", a.URL(), "store", RedactStore(a.cfg.Store), "data_dir", a.cfg.DataDir)
-		select {
-		case <-ctx.Done():
-		case err := <-serveDone:
-			serveDone = nil
-			failure = fmt.Errorf("http server: %w", err)
-		case err := <-runnerDone:
-			failure = runnerFailed(err)
-		}
 	case <-ctx.Done():
+	case err := <-serveDone:
+		serveDone = nil
+		failure = fmt.Errorf("http server: %w", err)
 	case err := <-runnerDone:
 		failure = runnerFailed(err)
 	}

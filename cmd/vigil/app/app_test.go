@@ -382,17 +382,7 @@ func startApp(t *testing.T, dir string, clk *testClock) (base string, stop func(
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if resp, err := http.Get(a.URL() + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the app never served /healthz")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitServing(t, a.URL())
 	return a.URL(), func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -479,5 +469,24 @@ func TestSessionsSurviveRestartAndExpire(t *testing.T) {
 	}
 	if code := whoamiStatus(t, base, token); code != 401 {
 		t.Errorf("whoami of an expired session: %d", code)
+	}
+}
+
+// waitServing waits until the app at base serves its API: it has read the log at start (while
+// it does, every route but the operational ones answers 503 not_ready).
+func waitServing(t testing.TB, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/api/v1/whoami"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the app never served its API")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -108,13 +108,7 @@ func TestForwardersEndToEnd(t *testing.T) {
 		}
 	}()
 	base := a.URL()
-	waitFor(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	}, "the app to serve")
+	waitServing(t, base)
 
 	// No --webhook-url: no secret file for it is made.
 	if _, err := os.Stat(filepath.Join(dir, WebhookSecretFile)); !errors.Is(err, os.ErrNotExist) {

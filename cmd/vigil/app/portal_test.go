@@ -32,17 +32,7 @@ func geoiptestCity(t testing.TB, path string) {
 
 func waitHealthy(t testing.TB, base string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the app never served /healthz")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitServing(t, base)
 }
 
 // plainJar keeps cookies like a browser on http://localhost does (Secure cookies
