@@ -141,6 +141,20 @@ func TestPortalOrganisations(t *testing.T) {
 		t.Errorf("the member signed in to %s", a.path)
 	}
 
+	// Managed organisations: an unknown id is refused next to the field; an organisation
+	// the owner also owns is added.
+	a = owner.post(orgURL+"/managed-orgs", url.Values{"csrf_token": {tok}, "org_id": {"no-such-org"}})
+	if a.status != 404 || !strings.Contains(a.body, `id="managed_org_id-error"`) || !strings.Contains(a.body, `value="no-such-org"`) {
+		t.Errorf("unknown managed org: %d %.500s", a.status, a.body)
+	}
+	sub := orgPath.FindStringSubmatch(owner.post("/orgs", url.Values{"csrf_token": {tok}, "name": {"Acme Sub"}}).path)
+	if sub == nil {
+		t.Fatal("second organisation not created")
+	}
+	a = owner.post(orgURL+"/managed-orgs", url.Values{"csrf_token": {tok}, "org_id": {sub[1]}})
+	if a.status != 200 || !strings.Contains(a.body, "The organisation now manages the other one.") || !strings.Contains(a.body, "Acme Sub <code>"+sub[1]) {
+		t.Errorf("add managed org: %d %.500s", a.status, a.body)
+	}
 	// The members' activity, for the owner, names the member of each row.
 	a = owner.get(orgURL + "/activity")
 	if a.status != 200 || !strings.Contains(a.body, `<th scope="col">Member</th>`) || !strings.Contains(a.body, "olga@example.com") ||
