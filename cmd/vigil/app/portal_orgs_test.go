@@ -96,6 +96,16 @@ func TestPortalOrganisations(t *testing.T) {
 		t.Fatalf("add member: %d %.500s", a.status, a.body)
 	}
 
+	// The last owner cannot be removed: 409 next to that member's Remove button.
+	self := regexp.MustCompile(`data-member="([^"]+)">\s*<td data-label="Email">olga@example.com`).FindStringSubmatch(a.body)
+	if self == nil {
+		t.Fatalf("no member row for the owner: %.800s", a.body)
+	}
+	a = owner.post(orgURL+"/members/"+self[1]+"/remove", url.Values{"csrf_token": {tok}})
+	if a.status != 409 || !strings.Contains(a.body, `id="member-`+self[1]+`-error"`) || !strings.Contains(a.body, "olga@example.com") {
+		t.Errorf("removing the last owner: %d %.500s", a.status, a.body)
+	}
+
 	// The owner without 2FA may not require it: 403 next to the password field.
 	a = owner.post(orgURL+"/two-factor-policy", url.Values{"csrf_token": {tok}, "required": {"on"}, "password": {browserPassword}})
 	if a.status != 403 || !strings.Contains(a.body, `id="policy_password-error"`) || !strings.Contains(a.body, "is <strong>not required</strong>") {
@@ -163,6 +173,23 @@ func TestPortalOrganisations(t *testing.T) {
 	}
 	if a := owner.get(orgURL + "/activity?from=yesterday"); a.status != 400 || !strings.Contains(a.body, `id="from-error"`) {
 		t.Errorf("bad activity filter: %d", a.status)
+	}
+
+	// Removing a member: gone from the list, and the organisation is hidden from them again.
+	a = owner.post(orgURL+"/members", url.Values{"csrf_token": {tok}, "email": {"eve@example.com"}, "role": {"admin"}})
+	eve := regexp.MustCompile(`data-member="([^"]+)">\s*<td data-label="Email">eve@example.com`).FindStringSubmatch(a.body)
+	if eve == nil {
+		t.Fatalf("eve not added: %d %.500s", a.status, a.body)
+	}
+	if a := outsider.get(orgURL); a.status != 200 || !strings.Contains(a.body, "Your role: admin") {
+		t.Errorf("the new admin's view: %d", a.status)
+	}
+	a = owner.post(orgURL+"/members/"+eve[1]+"/remove", url.Values{"csrf_token": {tok}})
+	if a.status != 200 || !strings.Contains(a.body, "The member was removed.") || strings.Contains(a.body, "eve@example.com") {
+		t.Errorf("remove: %d %.500s", a.status, a.body)
+	}
+	if a := outsider.get(orgURL); a.status != 404 {
+		t.Errorf("a removed member still sees the organisation: %d", a.status)
 	}
 }
 
