@@ -60,6 +60,7 @@ type portal struct {
 var portalPages = []string{
 	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
+	"orgs", "org", "org_activity", "delegations",
 }
 
 // newPortal builds the portal of s (which serves the JSON API: s.svc is set).
@@ -166,6 +167,7 @@ func (p *portal) routes() {
 	in.POST("/sessions/:id/sign-out", p.signOutSession)
 	in.POST("/sessions/sign-out-others", p.signOutOthers)
 	in.GET("/activity", p.activityPage)
+	p.orgRoutes(in)
 	// The security teams'.
 	team := in.Group("", p.s.requireTeamRole)
 	team.GET("/audit", p.auditPage)
@@ -219,12 +221,14 @@ type pageData struct {
 	Restricted bool
 	Team       bool
 	Email      string
-	Nav        string
-	Flash      string
-	Error      string
-	Errors     map[string]string
-	Form       map[string]string
-	Data       any
+	// ActingAs is the delegate's email in an acting session (Email is then the owner's).
+	ActingAs string
+	Nav      string
+	Flash    string
+	Error    string
+	Errors   map[string]string
+	Form     map[string]string
+	Data     any
 }
 
 // render writes the page template name with status.
@@ -237,6 +241,12 @@ func (p *portal) render(c *gin.Context, status int, name string, pg pageData) {
 		}
 		if !sess.Restricted {
 			pg.Team = p.s.isTeam(c)
+		}
+		if sess.ActorAccountID != "" {
+			pg.ActingAs = sess.ActorAccountID
+			if a, err := p.s.svc.Account(c.Request.Context(), sess.ActorAccountID); err == nil {
+				pg.ActingAs = a.Email()
+			}
 		}
 	} else if pg.CSRF == "" {
 		pg.CSRF = p.anonToken(c)
@@ -262,19 +272,27 @@ func (p *portal) errorPage(c *gin.Context, status int, msg string) {
 // flashes are the confirmations a redirect after a change may show (?done=...): fixed
 // texts, so nothing from the query reaches the page.
 var flashes = map[string]string{
-	"account":           "Your account details were saved.",
-	"profile":           "Your profile was saved.",
-	"password":          "Your password was changed.",
-	"totp-added":        "The authenticator app was added.",
-	"totp-removed":      "The authenticator app was removed.",
-	"passkey-renamed":   "The passkey was renamed.",
-	"passkey-removed":   "The passkey was removed.",
-	"passkey-added":     "The passkey was registered.",
-	"2fa-off":           "Two-factor authentication is off.",
-	"signed-out":        "The session was signed out.",
-	"signed-out-others": "Every other session was signed out.",
-	"reauth":            "Thanks: you can now make the change.",
-	"bye":               "You are signed out.",
+	"account":            "Your account details were saved.",
+	"profile":            "Your profile was saved.",
+	"password":           "Your password was changed.",
+	"totp-added":         "The authenticator app was added.",
+	"totp-removed":       "The authenticator app was removed.",
+	"passkey-renamed":    "The passkey was renamed.",
+	"passkey-removed":    "The passkey was removed.",
+	"passkey-added":      "The passkey was registered.",
+	"2fa-off":            "Two-factor authentication is off.",
+	"signed-out":         "The session was signed out.",
+	"signed-out-others":  "Every other session was signed out.",
+	"reauth":             "Thanks: you can now make the change.",
+	"bye":                "You are signed out.",
+	"org-created":        "The organisation was created.",
+	"member-added":       "The member was added.",
+	"member-removed":     "The member was removed.",
+	"org-policy":         "The two-factor requirement was saved.",
+	"org-managed":        "The organisation now manages the other one.",
+	"delegation-granted": "Access was granted.",
+	"delegation-revoked": "The access was revoked.",
+	"acting":             "You are now acting for this account.",
 }
 
 func flashText(key string) string { return flashes[key] }

@@ -100,6 +100,11 @@ type activityData struct {
 	// First is the link back to the newest page; "" on it.
 	First string
 	Map   worldMap
+	// Action is the filter form's target when it is not /activity or /audit (an
+	// organisation's activity page); OrgID and OrgName name that organisation.
+	Action, OrgID, OrgName string
+	// Who maps account ids to emails for a table that names the member of each row.
+	Who map[string]string
 }
 
 // portalDate is the format of the filters' date inputs (<input type="date">).
@@ -158,8 +163,11 @@ func (p *portal) activityPage(c *gin.Context) {
 // field with status 400, and no rows.
 func (p *portal) renderActivity(c *gin.Context, name, path string, f projections.ActivityFilter, form map[string]string, ferr error, extra func(*activityData)) {
 	pg := pageData{Title: "Activity", Nav: "activity", Form: form}
-	if name == "audit" {
+	switch name {
+	case "audit":
 		pg.Title, pg.Nav = "Security team", "audit"
+	case "org_activity":
+		pg.Title, pg.Nav = "Members' activity", "orgs"
 	}
 	d := activityData{Types: activityTypeChoices()}
 	status := http.StatusOK
