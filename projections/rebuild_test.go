@@ -147,27 +147,51 @@ func TestRunnerCatchesUpWithTheFastPath(t *testing.T) {
 	if head < 50 {
 		t.Fatalf("history too short: %d", head)
 	}
-	// CatchUpAfter 10: the runner starts more than 10 events behind.
-	var logs syncBuffer
-	r, _ := e.startWith(func(c *projections.RunnerConfig) {
-		c.CatchUpAfter = 10
-		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	}, builtin()...)
-	// Run logs the catch-up before the router runs (Running is closed after it).
-	if !strings.Contains(logs.String(), "caught up with the fast path") {
-		t.Fatalf("no fast catch-up: %s", logs.String())
-	}
-	// Already caught up when the router runs: the fast path applied everything.
-	sts, err := r.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range sts {
-		if st.Checkpoint != head {
-			t.Fatalf("%s at %d after the catch-up, head %d", st.Name, st.Checkpoint, head)
+	// CatchUpAfter 10: the runner starts more than 10 events behind, first with empty read
+	// models (built in a fresh file, then adopted), then, after more history, with read
+	// models that are behind (the live file catches up).
+	start := func() (*projections.Runner, func(), string) {
+		t.Helper()
+		var logs syncBuffer
+		r, stop := e.startWith(func(c *projections.RunnerConfig) {
+			c.CatchUpAfter = 10
+			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		}, builtin()...)
+		// Run logs the catch-up before the router runs (Running is closed after it).
+		if !strings.Contains(logs.String(), "caught up with the fast path") {
+			t.Fatalf("no fast catch-up: %s", logs.String())
 		}
+		// Already caught up when the router runs: the fast path applied everything.
+		sts, err := r.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range sts {
+			if st.Checkpoint != head {
+				t.Fatalf("%s at %d after the catch-up, head %d", st.Name, st.Checkpoint, head)
+			}
+		}
+		return r, stop, e.db.Path()
 	}
+	first := e.db.Path()
+	_, stop, built := start()
+	if cur, _ := projections.CurrentPath(e.dir); built == first || cur != built {
+		t.Fatalf("empty read models caught up in %s (pointer %s), want a fresh file instead of %s", built, cur, first)
+	}
+	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the empty file is still there: %v", err)
+	}
+	stop()
 	h.second()
+	for range 5 {
+		h.login("cat@example.com", domain.PortalClientID, h.rm(ipGoogle, uaSafariIOS))
+	}
+	head, _ = e.store.Head(ctx)
+	r, _, again := start()
+	if again != built {
+		t.Fatalf("read models behind the log were rebuilt into %s, want %s caught up", again, built)
+	}
+	h.login("cat@example.com", domain.PortalClientID, h.rm(ipLondon, uaChromeMac))
 	head, _ = e.store.Head(ctx)
 	e.waitFor(r, head)
 

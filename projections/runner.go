@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -45,8 +46,9 @@ type RunnerConfig struct {
 	Now func() time.Time
 	// CatchUpAfter: when Run starts with some projection more than this many events behind
 	// the log, the projections first catch up with ReplayWith (the rebuild's fast path,
-	// tens of times faster than event-by-event delivery), then the router takes over.
-	// Default 10,000; negative turns it off.
+	// several times faster than event-by-event delivery), then the router takes over; empty
+	// read models are built by Rebuild into a fresh file beside DB's, which is then adopted
+	// (the pointer file names it from then on). Default 10,000; negative turns it off.
 	CatchUpAfter int
 }
 
@@ -180,6 +182,23 @@ func (r *Runner) catchUp(ctx context.Context) error {
 	}
 	start := r.cfg.Now()
 	r.cfg.Logger.Info("projections far behind the log: catching up with the fast path first", "from", low)
+	if low == 0 {
+		// Empty read models: build them in a fresh file (no journal, no syncs: twice as
+		// fast as the live file) and adopt it, as `vigil projections rebuild` would.
+		res, err := Rebuild(ctx, RebuildConfig{Dir: filepath.Dir(r.cfg.DB.Path()), Log: r.cfg.Log,
+			Projections: r.cfg.Projections, Logger: r.cfg.Logger, Now: r.cfg.Now})
+		switch {
+		case err == nil:
+			if err := r.Adopt(ctx, res.Path); err != nil {
+				return fmt.Errorf("projections: catch up: %w", err)
+			}
+			r.cfg.Logger.Info("projections caught up with the fast path", "elapsed", r.cfg.Now().Sub(start), "file", res.Path)
+			return nil
+		case !errors.Is(err, ErrRebuildRunning):
+			return fmt.Errorf("projections: catch up: %w", err)
+		}
+		// A rebuild of this directory is running: apply the log to the live file instead.
+	}
 	_, err = ReplayWith(ctx, ReplayConfig{DB: r.cfg.DB, Log: r.cfg.Log, Projections: r.cfg.Projections, Now: r.cfg.Now,
 		Progress: func(p ReplayProgress) {
 			for _, w := range r.workers {
