@@ -312,24 +312,5 @@ func (s *Server) listAuditSessions(c *gin.Context) {
 }
 
 func (s *Server) deleteAuditSession(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	rm, err := s.adminMeta(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	pos, err := s.svc.AdminSignOut(c.Request.Context(), id, rm)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if id == callerOf(c).ID {
-		clearSessionCookie(c)
-	}
-	s.setPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	s.signOutByID(c, s.adminMeta, s.svc.AdminSignOut)
 }

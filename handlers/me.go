@@ -341,27 +341,46 @@ func (s *Server) changePassword(c *gin.Context) {
 }
 
 func (s *Server) deleteMySession(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
+	s.signOutByID(c, s.meta, func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
+		return s.svc.SignOut(ctx, callerOf(c), id, rm)
+	})
+}
+
+// signOutByID runs a sign-out of the session the path names (see commandByID) and, when it
+// was the caller's own, clears the session cookie; 204.
+func (s *Server) signOutByID(c *gin.Context, metaOf func(*gin.Context) (domain.RequestMeta, error),
+	run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) {
+	id, pos, ok := s.commandByID(c, metaOf, run)
+	if !ok {
 		return
 	}
-	rm, err := s.meta(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	caller := callerOf(c)
-	pos, err := s.svc.SignOut(c.Request.Context(), caller, id, rm)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if id == caller.ID {
+	if id == callerOf(c).ID {
 		clearSessionCookie(c)
 	}
 	s.setPosition(c, pos)
 	c.Status(http.StatusNoContent)
+}
+
+// commandByID is the shape of a command on one object named by the path's id: the id, the
+// request meta (s.meta, or s.adminMeta for an admin acting on someone else's object), then
+// run. Every failure is answered here (ok false); on success the caller answers, with pos.
+func (s *Server) commandByID(c *gin.Context, metaOf func(*gin.Context) (domain.RequestMeta, error),
+	run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) (id string, pos uint64, ok bool) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return "", 0, false
+	}
+	rm, err := metaOf(c)
+	if err != nil {
+		s.fail(c, err)
+		return "", 0, false
+	}
+	if pos, err = run(c.Request.Context(), id, rm); err != nil {
+		s.fail(c, err)
+		return "", 0, false
+	}
+	return id, pos, true
 }
 
 func (s *Server) signOutOthers(c *gin.Context) {

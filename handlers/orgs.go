@@ -602,23 +602,13 @@ func sortedByID(ds []domain.Delegation) []domain.Delegation {
 }
 
 func (s *Server) revokeDelegation(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
-		return
+	run := func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
+		return s.svc.RevokeDelegation(ctx, callerOf(c), id, rm)
 	}
-	rm, err := s.meta(c)
-	if err != nil {
-		s.fail(c, err)
-		return
+	if _, pos, ok := s.commandByID(c, s.meta, run); ok {
+		s.setPosition(c, pos)
+		c.Status(http.StatusNoContent)
 	}
-	pos, err := s.svc.RevokeDelegation(c.Request.Context(), callerOf(c), id, rm)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.setPosition(c, pos)
-	c.Status(http.StatusNoContent)
 }
 
 func (s *Server) actForDelegation(c *gin.Context) {

@@ -173,21 +173,8 @@ func (s *Server) listServiceTokens(c *gin.Context) {
 }
 
 func (s *Server) revokeServiceToken(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
-		return
+	if _, pos, ok := s.commandByID(c, s.adminMeta, s.tokens.Revoke); ok {
+		s.setPosition(c, pos)
+		c.Status(http.StatusNoContent)
 	}
-	rm, err := s.adminMeta(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	pos, err := s.tokens.Revoke(c.Request.Context(), id, rm)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.setPosition(c, pos)
-	c.Status(http.StatusNoContent)
 }

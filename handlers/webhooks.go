@@ -221,24 +221,11 @@ func (s *Server) listWebhooks(c *gin.Context) {
 }
 
 func (s *Server) removeWebhook(c *gin.Context) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
-		return
+	if _, pos, ok := s.commandByID(c, s.adminMeta, s.svc.RemoveWebhook); ok {
+		s.waitRegistry(c, pos)
+		s.setPosition(c, pos)
+		c.Status(http.StatusNoContent)
 	}
-	rm, err := s.adminMeta(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	pos, err := s.svc.RemoveWebhook(c.Request.Context(), id, rm)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.waitRegistry(c, pos)
-	s.setPosition(c, pos)
-	c.Status(http.StatusNoContent)
 }
 
 type parkedJSON struct {
