@@ -39,6 +39,14 @@ var (
 	// organisation, without 2FA where the command needs it, or a delegate's acting session
 	// asking for a change only the account holder may make.
 	ErrForbidden = errors.New("forbidden")
+	// ErrDelegateNotAllowed: a delegate's acting session asked for something only the
+	// account holder may do (Session.Allows: anything that could take the account over). It
+	// wraps ErrForbidden.
+	ErrDelegateNotAllowed = fmt.Errorf("%w: not allowed in a delegate's acting session", ErrForbidden)
+	// ErrMFARequired: the command needs a session that proved a second factor (aal2), or
+	// the delegate acting needs one because the owner's organisation requires 2FA. It wraps
+	// ErrForbidden.
+	ErrMFARequired = fmt.Errorf("%w: a session with a second factor (aal2) is required", ErrForbidden)
 	// ErrUnknownClient: the client id names no registered client application.
 	ErrUnknownClient = errors.New("unknown client")
 	// ErrSessionNotFound: no active session has this token or id (never existed, signed

@@ -63,6 +63,9 @@ func sampleEvents() []Event {
 
 		WebhookRegistered{WebhookID: "w1", URL: "https://siem.example.com/in", At: t0},
 		WebhookRemoved{WebhookID: "w1", At: t0},
+
+		AdminBootstrapClaimed{AccountID: "a1", At: t0},
+		AdminBootstrapGranted{AccountID: "a1", At: t0},
 	}
 }
 

@@ -181,6 +181,9 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 	// system-email-<hash>
 	r.Register(EventEmailReserved, 1, decoderOf[EmailReserved]())
 	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased]())
+	// system-admin-bootstrap-<hash>
+	r.Register(EventAdminBootstrapClaimed, 1, decoderOf[AdminBootstrapClaimed]())
+	r.Register(EventAdminBootstrapGranted, 1, decoderOf[AdminBootstrapGranted]())
 	// client-<id>
 	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered]())
 	// org-<id>, delegation-<id>

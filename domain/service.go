@@ -61,14 +61,17 @@ type Config struct {
 	Orgs *OrgIndex
 	// Delegations is the in-memory index of delegations; default a new one, fed like Orgs.
 	Delegations *DelegationIndex
+	// BootstrapAdmins are emails (normalised by NewService) that each grant role admin once,
+	// ever: to the first account registering with it or holding it at BootstrapAdmins.
+	BootstrapAdmins []string
 	// Issuer names Vigil in authenticator apps (otpauth URLs); default "Vigil".
 	Issuer string
 	// Passkeys configures WebAuthn (relying party, origins, ceremony store); the zero value
 	// disables passkeys (the passkey commands return ErrPasskeysDisabled).
 	Passkeys PasskeyConfig
-	// SessionLifetime is a session's absolute lifetime; default 24h.
+	// SessionLifetime is a session's absolute lifetime; default 12h (ASVS 4.0.3 L2).
 	SessionLifetime time.Duration
-	// SessionIdleTimeout ends a session unused for this long; default 2h.
+	// SessionIdleTimeout ends a session unused for this long; default 30m (ASVS L2).
 	SessionIdleTimeout time.Duration
 	// TouchInterval: at most one SessionAccessed per session per interval; default 1m.
 	TouchInterval time.Duration
@@ -126,8 +129,8 @@ func (c *Config) fill() error {
 			*d = def
 		}
 	}
-	setDur(&c.SessionLifetime, 24*time.Hour)
-	setDur(&c.SessionIdleTimeout, 2*time.Hour)
+	setDur(&c.SessionLifetime, 12*time.Hour)
+	setDur(&c.SessionIdleTimeout, 30*time.Minute)
 	setDur(&c.TouchInterval, time.Minute)
 	setDur(&c.StepUpWindow, 5*time.Minute)
 	setDur(&c.TicketTTL, 5*time.Minute)
@@ -183,6 +186,8 @@ type Service struct {
 	orgs     *OrgIndex
 	dels     *DelegationIndex
 	clients  sync.Map // client id -> Client, positive cache (clients are never removed)
+	// bootstrap holds Config.BootstrapAdmins, normalised.
+	bootstrap map[string]struct{}
 }
 
 // NewService validates cfg, fills its defaults and returns the service. Building the
@@ -221,6 +226,14 @@ func NewService(cfg Config) (*Service, error) {
 		dels:     cfg.Delegations,
 	}
 	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
+	s.bootstrap = make(map[string]struct{}, len(cfg.BootstrapAdmins))
+	for _, e := range cfg.BootstrapAdmins {
+		norm, err := NormalizeEmail(e)
+		if err != nil {
+			return nil, fmt.Errorf("domain: BootstrapAdmins: %w", err)
+		}
+		s.bootstrap[norm] = struct{}{}
+	}
 	return s, nil
 }
 
@@ -368,15 +381,18 @@ func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor fun
 	}
 }
 
-// authorize checks that caller (a session from Whoami) is still active and returns its
-// current state from the index; a restricted session may only run commands that allow it.
-func (s *Service) authorize(caller Session, allowRestricted bool) (Session, error) {
+// authorize checks that caller (a session from Whoami) is still active and holds capability
+// need (Session.Allows: ErrDelegateNotAllowed, ErrEnrollmentRequired, ErrMFARequired), and
+// returns its current state from the index, with the organisations' 2FA policy applied
+// (Service.effective). Every self-service command calls it, or sensitive, first.
+func (s *Service) authorize(caller Session, need Capability) (Session, error) {
 	cur, ok := s.index.Get(caller.ID)
 	if !ok || cur.AccountID != caller.AccountID || cur.expiredReason(s.now()) != "" || !s.actingValid(cur, s.now()) {
 		return Session{}, fmt.Errorf("caller session: %w", ErrSessionNotFound)
 	}
-	if cur.Restricted && !allowRestricted {
-		return Session{}, ErrEnrollmentRequired
+	cur = s.effective(cur)
+	if err := cur.Allows(need); err != nil {
+		return Session{}, fmt.Errorf("caller session lacks capability %s: %w", need, err)
 	}
 	return cur, nil
 }
@@ -393,16 +409,22 @@ func (s *Service) RequireRecentAuth(sess Session, window time.Duration) error {
 	return nil
 }
 
-// sensitive authorizes caller for a sensitive change: an active session, not restricted
-// unless allowRestricted, not a delegate's acting session (ErrForbidden: a delegate cannot
-// change the owner's password, second factors, passkeys or delegations), authenticated
-// within the step-up window.
-func (s *Service) sensitive(caller Session, allowRestricted bool) (Session, error) {
-	cur, err := s.authorize(caller, allowRestricted)
-	if err != nil {
-		return Session{}, err
+// Authorize checks, without running a command, that caller may run one needing capability
+// need (and, with recent, an authentication within the step-up window), so that a request
+// that changes several things can be refused before it writes any of them. It returns the
+// caller's current session. The commands check again themselves.
+func (s *Service) Authorize(caller Session, need Capability, recent bool) (Session, error) {
+	if recent {
+		return s.sensitive(caller, need)
 	}
-	if err := holderOnly(cur); err != nil {
+	return s.authorize(caller, need)
+}
+
+// sensitive authorizes caller for a sensitive change: authorize with need, then an
+// authentication within the step-up window (ErrReauthenticationRequired).
+func (s *Service) sensitive(caller Session, need Capability) (Session, error) {
+	cur, err := s.authorize(caller, need)
+	if err != nil {
 		return Session{}, err
 	}
 	if err := s.RequireRecentAuth(cur, 0); err != nil {
@@ -411,12 +433,21 @@ func (s *Service) sensitive(caller Session, allowRestricted bool) (Session, erro
 	return cur, nil
 }
 
-// holderOnly refuses a delegate's acting session (ErrForbidden).
-func holderOnly(cur Session) error {
-	if cur.ActorAccountID != "" {
-		return fmt.Errorf("a delegate's acting session may not do this: %w", ErrForbidden)
+// effective applies the organisations' 2FA policy to a session: a session that has not
+// proved a second factor (not aal2) of an account that a policy requires 2FA of is
+// restricted to enrolling one, also when it started before the policy was switched on, and
+// on every instance as soon as its organisation directory has the policy. It reads only
+// memory (the organisation directory), so whoami stays fast. A policy that cannot be read
+// restricts (fails closed).
+func (s *Service) effective(sess Session) Session {
+	if sess.Restricted || sess.AAL == AAL2 {
+		return sess
 	}
-	return nil
+	orgs, err := s.twoFA.RequiredBy(context.Background(), sess.AccountID)
+	if err != nil || len(orgs) > 0 {
+		sess.Restricted = true
+	}
+	return sess
 }
 
 func (s *Service) requiredBy(ctx context.Context, accountID string) ([]string, error) {

@@ -19,7 +19,7 @@ type TOTPEnrollment struct {
 // account: a fresh 160-bit secret, sealed with the server key in TOTPDeviceAdded. It needs a
 // recent authentication; a restricted session may use it (enrollment).
 func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string, rm RequestMeta) (TOTPEnrollment, error) {
-	cur, err := s.sensitive(caller, true)
+	cur, err := s.sensitive(caller, CapEnroll)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
@@ -49,7 +49,7 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string
 // pending device of the caller; a confirmed or unknown device gives ErrNotFound (the secret
 // is only shown during enrollment).
 func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID string) ([]byte, error) {
-	cur, err := s.authorize(caller, true)
+	cur, err := s.authorize(caller, CapEnroll)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ type ConfirmTOTPResult struct {
 // backup codes. The caller's session, having now shown a second factor, becomes aal2 (and
 // loses an enrollment restriction) through a ReauthSucceeded.
 func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (ConfirmTOTPResult, error) {
-	cur, err := s.sensitive(caller, true)
+	cur, err := s.sensitive(caller, CapEnroll)
 	if err != nil {
 		return ConfirmTOTPResult{}, err
 	}
@@ -135,7 +135,7 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 // the last second factor turns 2FA off and drops the backup codes (TwoFactorDisabled),
 // which is ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA.
 func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -158,7 +158,7 @@ type BackupCodesResult struct {
 // RegenerateBackupCodes replaces every backup code of the caller with ten new ones (recent
 // authentication needed); earlier codes stop working. Without 2FA it is ErrConflict.
 func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm RequestMeta) (BackupCodesResult, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
@@ -180,7 +180,7 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm 
 // ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA. With nothing to remove it
 // writes nothing.
 func (s *Service) DisableTwoFactor(ctx context.Context, caller Session, password string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}

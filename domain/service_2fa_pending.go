@@ -11,7 +11,7 @@ import (
 // confirmed or unknown device gives ErrNotFound, since a secret is only shown during
 // enrollment. A restricted session may use it.
 func (s *Service) PendingTOTPKey(ctx context.Context, caller Session, deviceID string) (secret, otpauthURL string, err error) {
-	cur, err := s.authorize(caller, true)
+	cur, err := s.authorize(caller, CapEnroll)
 	if err != nil {
 		return "", "", err
 	}

@@ -31,7 +31,8 @@ const reservationGrace = time.Minute
 // The email is then reserved on its system-email-<hash> stream (EmailReserved, appended
 // with the expected version it was found free at, so of concurrent registrations of one
 // email exactly one wins; the others get ErrConflict) before AccountRegistered opens the
-// account stream.
+// account stream. An email of Config.BootstrapAdmins not spent yet then grants the account
+// role admin (see BootstrapAdmins).
 func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta) (RegisterResult, error) {
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
@@ -62,7 +63,15 @@ func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta)
 		s.releaseEmail(ctx, email, id, md)
 		return RegisterResult{}, err
 	}
-	return RegisterResult{AccountID: id, Position: res.LastPosition}, nil
+	out := RegisterResult{AccountID: id, Position: res.LastPosition}
+	if s.isBootstrapEmail(email) {
+		pos, err := s.bootstrapAdmin(ctx, email, id)
+		if err != nil {
+			return out, fmt.Errorf("registered, but the admin bootstrap failed: %w", err)
+		}
+		out.Position = max(out.Position, pos)
+	}
+	return out, nil
 }
 
 // reservation is the state of an email's reservation stream.
@@ -216,7 +225,7 @@ func (s *Service) Security(ctx context.Context, accountID string) (SecurityState
 // (ErrConflict when taken), then EmailChanged is appended and the old one released. The
 // same email is a no-op (position 0).
 func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -254,7 +263,7 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 // ChangeName sets the caller's first and last name (ValidateName); unchanged names write
 // nothing.
 func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapProfile)
 	if err != nil {
 		return 0, err
 	}
@@ -267,7 +276,7 @@ func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, las
 // UpdateProfile applies patch to the caller's profile (see ProfilePatch for the rules); an
 // unchanged profile writes nothing.
 func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch ProfilePatch, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapProfile)
 	if err != nil {
 		return 0, err
 	}
@@ -288,7 +297,7 @@ type ChangePasswordResult struct {
 // like a sign-in), and a new password the policy accepts (*PasswordPolicyError). With
 // signOutOthers every other session of the account ends with reason password_changed.
 func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (ChangePasswordResult, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return ChangePasswordResult{}, err
 	}

@@ -68,7 +68,7 @@ func (s *Service) updateDelegation(ctx context.Context, id string, md func(*Dele
 // session gets ErrForbidden), authenticated within the step-up window. An email with no
 // account is ErrNotFound.
 func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateEmail string, expiresAt time.Time, rm RequestMeta) (DelegationResult, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return DelegationResult{}, err
 	}
@@ -110,7 +110,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateE
 // ListDelegations returns the active delegations the caller granted or received (from the
 // index), soonest expiry first.
 func (s *Service) ListDelegations(caller Session) ([]Delegation, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapRead)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func (s *Service) ListDelegations(caller Session) ([]Delegation, error) {
 // unknown, foreign or already ended delegation is ErrNotFound. The delegate's acting
 // sessions are signed out (reason delegation_ended) before it returns.
 func (s *Service) RevokeDelegation(ctx context.Context, caller Session, id string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -165,13 +165,12 @@ const MethodDelegation = "delegation"
 // their own: an acting session cannot act again, ErrForbidden) under delegation id: a
 // session of the owner's account whose ActorAccountID is the caller, with the caller's amr,
 // ending at the delegation's expiry at the latest. A delegation that is unknown or not the
-// caller's is ErrNotFound; a revoked or expired one ErrForbidden.
+// caller's is ErrNotFound; a revoked or expired one ErrForbidden. When an organisation of the
+// owner requires 2FA, the caller's own session must have proved a second factor (aal2), else
+// ErrMFARequired: a delegate cannot carry a password-only session past the owner's policy.
 func (s *Service) Act(ctx context.Context, caller Session, id string, rm RequestMeta) (LoginResult, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
-		return LoginResult{}, err
-	}
-	if err := holderOnly(cur); err != nil {
 		return LoginResult{}, err
 	}
 	d, err := s.loadDelegation(ctx, id)
@@ -184,6 +183,15 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 	now := s.now()
 	if !d.ActiveAt(now) {
 		return LoginResult{}, fmt.Errorf("delegation %s was revoked or has expired: %w", id, ErrForbidden)
+	}
+	if cur.AAL != AAL2 {
+		orgs, err := s.requiredBy(ctx, d.OwnerAccountID)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		if len(orgs) > 0 {
+			return LoginResult{}, fmt.Errorf("delegation %s: the owner's organisation requires 2FA: %w", id, ErrMFARequired)
+		}
 	}
 	lifetime := min(s.cfg.SessionLifetime, d.ExpiresAt.Sub(now))
 	if rm.ClientID == "" {

@@ -323,11 +323,8 @@ type ReauthInput struct {
 // like a sign-in. Restricted sessions may re-authenticate; a delegate's acting session may
 // not (ErrForbidden: it holds no credential of the owner).
 func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, true)
+	cur, err := s.authorize(caller, CapEnroll)
 	if err != nil {
-		return 0, err
-	}
-	if err := holderOnly(cur); err != nil {
 		return 0, err
 	}
 	if (in.Password == "") == (in.Code == "") {

@@ -76,7 +76,7 @@ func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*Org) Met
 // CreateOrg creates an organisation named name (1..200 characters) whose owner is the
 // caller (an active, unrestricted session).
 func (s *Service) CreateOrg(ctx context.Context, caller Session, name string, rm RequestMeta) (OrgResult, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
 		return OrgResult{}, err
 	}
@@ -103,7 +103,7 @@ func (s *Service) CreateOrg(ctx context.Context, caller Session, name string, rm
 // Org returns the organisation read from the log, for a caller who is a member of it (else
 // ErrNotFound).
 func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapRead)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, 
 // for an outsider (or an unknown organisation), ErrForbidden when needAdmin and the caller is a
 // plain member; otherwise the caller's role.
 func (s *Service) OrgAccess(caller Session, orgID string, needAdmin bool) (string, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapRead)
 	if err != nil {
 		return "", err
 	}
@@ -154,7 +154,7 @@ func (s *Service) memberMetadata(cur Session, accountID string, rm RequestMeta) 
 // checked after the caller's rights so that outsiders learn nothing; the same role again or
 // demoting the last owner is ErrConflict.
 func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, role string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -184,7 +184,7 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 // RemoveMember ends accountID's membership. The caller must be an owner or admin (only an
 // owner removes an owner); a non-member is ErrNotFound; the last owner stays (ErrConflict).
 func (s *Service) RemoveMember(ctx context.Context, caller Session, orgID, accountID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -199,11 +199,8 @@ func (s *Service) RemoveMember(ctx context.Context, caller Session, orgID, accou
 // a sign-in). A delegate's acting session may not (ErrForbidden). The event names the caller.
 // Setting the value it already has writes nothing.
 func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, orgID string, required bool, password string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
-		return 0, err
-	}
-	if err := holderOnly(cur); err != nil {
 		return 0, err
 	}
 	o, err := s.loadOrg(ctx, orgID)
@@ -232,7 +229,7 @@ func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, o
 // on a 2FA requirement of orgID applies to managedID's members (one level: what managedID
 // manages is not covered).
 func (s *Service) AddManagedOrg(ctx context.Context, caller Session, orgID, managedID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}

@@ -253,7 +253,11 @@ func TestManagedOrgs(t *testing.T) {
 	if !slices.Equal(got, []string{f.orgA}) {
 		t.Fatalf("managed member required by %v, want the managing org %s", got, f.orgA)
 	}
-	o, err := h.svc.Org(h.ctx, f.owner, f.orgA)
+	// A's owner has no second factor: the policy restricts that session at once.
+	if _, err := h.svc.Org(h.ctx, f.owner, f.orgA); !errors.Is(err, domain.ErrEnrollmentRequired) {
+		t.Fatalf("org A read by its owner without 2FA after the policy: %v, want ErrEnrollmentRequired", err)
+	}
+	o, err := h.svc.Org(h.ctx, f.other, f.orgA)
 	if err != nil || !slices.Equal(o.ManagedOrgs(), []string{f.orgB}) || !o.TwoFactorRequired() {
 		t.Fatalf("org A %v %v", o, err)
 	}

@@ -97,7 +97,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	cur, err := s.sensitive(caller, true)
+	cur, err := s.sensitive(caller, CapEnroll)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
@@ -135,7 +135,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	cur, err := s.sensitive(caller, true)
+	cur, err := s.sensitive(caller, CapEnroll)
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
@@ -193,11 +193,8 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 // *ValidationError; ErrNotFound for an unknown id). It needs an active, unrestricted
 // session but no recent authentication; the same name writes nothing (position 0).
 func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, name string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
-		return 0, err
-	}
-	if err := holderOnly(cur); err != nil {
 		return 0, err
 	}
 	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
@@ -211,7 +208,7 @@ func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, 
 // the backup codes (TwoFactorDisabled), which is ErrTwoFactorRequired while the
 // TwoFactorPolicy requires 2FA: the rule of RemoveTOTPDevice.
 func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, false)
+	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -452,11 +449,8 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	cur, err := s.authorize(caller, true)
+	cur, err := s.authorize(caller, CapEnroll)
 	if err != nil {
-		return PasskeyCeremony{}, err
-	}
-	if err := holderOnly(cur); err != nil {
 		return PasskeyCeremony{}, err
 	}
 	a, err := s.repo.load(ctx, cur.AccountID)
@@ -485,11 +479,8 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	cur, err := s.authorize(caller, true)
+	cur, err := s.authorize(caller, CapEnroll)
 	if err != nil {
-		return 0, err
-	}
-	if err := holderOnly(cur); err != nil {
 		return 0, err
 	}
 	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyReauth, &cur)

@@ -8,7 +8,9 @@ import (
 
 // Whoami returns the active session whose token this is, from the in-memory index (never
 // the log). An unknown, signed-out or expired (lifetime or idle) token gives
-// ErrSessionNotFound. It does not count as a use: call Touch for that.
+// ErrSessionNotFound. The session comes with the organisations' 2FA policy applied (see
+// effective: restricted when a policy requires a second factor it has not proved). It does
+// not count as a use: call Touch for that.
 func (s *Service) Whoami(ctx context.Context, token string) (Session, error) {
 	if token == "" {
 		return Session{}, ErrSessionNotFound
@@ -17,7 +19,7 @@ func (s *Service) Whoami(ctx context.Context, token string) (Session, error) {
 	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
 		return Session{}, ErrSessionNotFound
 	}
-	return sess, nil
+	return s.effective(sess), nil
 }
 
 // Touch notes a use of the session now: in memory on every call (the idle timeout counts
@@ -58,7 +60,7 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 
 // Logout signs the caller's own session out (reason logout). A restricted session may.
 func (s *Service) Logout(ctx context.Context, caller Session, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, true)
+	cur, err := s.authorize(caller, CapSession)
 	if err != nil {
 		return 0, err
 	}
@@ -67,9 +69,15 @@ func (s *Service) Logout(ctx context.Context, caller Session, rm RequestMeta) (u
 
 // SignOut signs out one session of the caller's account (reason signed_out_by_user). A
 // session of another account, or one that has ended, gives ErrSessionNotFound: a session
-// can only be signed out by its own account. It fails whoami before SignOut returns.
+// can only be signed out by its own account. It fails whoami before SignOut returns. Ending
+// the caller's own session needs CapSession, any other CapControl (a delegate may end only
+// its acting session).
 func (s *Service) SignOut(ctx context.Context, caller Session, sessionID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, false)
+	need := CapControl
+	if sessionID == caller.ID {
+		need = CapSession
+	}
+	cur, err := s.authorize(caller, need)
 	if err != nil {
 		return 0, err
 	}
@@ -90,7 +98,7 @@ type SignOutResult struct {
 // session index knows (reason signed_out_by_user). The index holds this instance's sessions
 // and, when fed by the sessions projection, every instance's.
 func (s *Service) SignOutOthers(ctx context.Context, caller Session, rm RequestMeta) (SignOutResult, error) {
-	cur, err := s.authorize(caller, false)
+	cur, err := s.authorize(caller, CapControl)
 	if err != nil {
 		return SignOutResult{}, err
 	}

@@ -65,7 +65,7 @@ func (s *Server) accountRoutes() []apiRoute {
 			h: s.loginSecondFactor,
 		},
 		{
-			method: http.MethodPost, path: "/logout", access: enrollment,
+			method: http.MethodPost, path: "/logout", access: signedIn, cap: domain.CapSession,
 			op: operation{
 				ID: "logout", Summary: "Sign the current session out",
 				Responses: map[int]response{http.StatusNoContent: {Description: "Signed out; the session cookie is cleared.",
@@ -74,7 +74,7 @@ func (s *Server) accountRoutes() []apiRoute {
 			h: s.logout,
 		},
 		{
-			method: http.MethodGet, path: "/whoami", access: enrollment, read: true,
+			method: http.MethodGet, path: "/whoami", access: signedIn, cap: domain.CapSession, read: true,
 			op: operation{
 				ID: "whoami", Summary: "The session of this token",
 				Description: "Answered from memory; relying applications call it on their requests.",
@@ -83,7 +83,7 @@ func (s *Server) accountRoutes() []apiRoute {
 			h: s.whoami,
 		},
 		{
-			method: http.MethodPost, path: "/reauth", access: enrollment,
+			method: http.MethodPost, path: "/reauth", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
 				ID: "reauth", Summary: "Re-authenticate (step-up)",
 				Description: "Give exactly one of: password; code (a TOTP code); ceremony_id and credential (the answer to the " +
@@ -105,7 +105,7 @@ func (s *Server) accountRoutes() []apiRoute {
 			h: s.reauth,
 		},
 		{
-			method: http.MethodGet, path: "/csrf", access: enrollment, read: true,
+			method: http.MethodGet, path: "/csrf", access: signedIn, cap: domain.CapSession, read: true,
 			op: operation{
 				ID: "csrf", Summary: "The CSRF token of this session",
 				Description: "Cookie-authenticated POST, PUT, PATCH and DELETE requests send it in X-CSRF-Token.",

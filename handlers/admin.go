@@ -33,6 +33,22 @@ func (s *Server) adminRoutes() []apiRoute {
 			errors: []problemLine{{http.StatusNotFound, "not_found: no account has this id"}},
 			h:      s.grantRole,
 		},
+		{
+			method: http.MethodDelete, path: "/admin/accounts/:id/roles/:role", access: admin,
+			op: operation{
+				ID: "revokeRole", Summary: "Take a role from an account", Tags: []string{"administration"},
+				Description: "RoleRevoked; the account's sessions lose the role at once (roles are read on every request). " +
+					"An admin cannot revoke their own role admin (another admin must), so that a slip cannot leave nobody to administer.",
+				Params: []param{{Name: "role", In: "path", Required: true, Description: "admin or auditor.",
+					Schema: schema{"type": "string", "enum": []string{domain.RoleAdmin, domain.RoleAuditor}}}},
+				Responses: map[int]response{http.StatusNoContent: noContent("The account does not hold the role (revoking a role not held changes nothing).")},
+			},
+			errors: []problemLine{
+				{http.StatusNotFound, "not_found: no account has this id, or the role is neither admin nor auditor"},
+				{http.StatusConflict, "conflict: an admin revoking their own role admin"},
+			},
+			h: s.revokeRole,
+		},
 	}
 }
 
@@ -95,6 +111,35 @@ func (s *Server) grantRole(c *gin.Context) {
 		return
 	}
 	pos, err := s.svc.GrantRole(c.Request.Context(), id, req.Role, rm)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.setPosition(c, pos)
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) revokeRole(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	role := c.Param("role")
+	if role != domain.RoleAdmin && role != domain.RoleAuditor {
+		writeError(c, Public(ErrNotFound, `There is no such role: roles are "admin" and "auditor".`, nil))
+		return
+	}
+	if role == domain.RoleAdmin && id == callerOf(c).AccountID {
+		writeError(c, Public(ErrConflict, "An admin cannot revoke their own role admin; another admin must.", nil))
+		return
+	}
+	rm, err := s.adminMeta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pos, err := s.svc.RevokeRole(c.Request.Context(), id, role, rm)
 	if err != nil {
 		s.fail(c, err)
 		return

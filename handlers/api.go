@@ -33,6 +33,11 @@ type apiRoute struct {
 	method string
 	path   string // relative to /api/v1, gin syntax
 	access access
+	// cap is what the caller's session must hold (domain.Session.Allows) on a signed-in
+	// route. Its zero value, domain.CapControl, is the account holder's own unrestricted
+	// session: a route opens itself to restricted or delegates' sessions only by naming a
+	// weaker capability. Team routes (admin, audit, events) always need domain.CapTeam.
+	cap domain.Capability
 	// read routes accept ?min_position (see waitMinPosition).
 	read bool
 	// list routes take limit and cursor and answer a page (listJSON).
@@ -50,6 +55,8 @@ const (
 	unauthText      = "unauthenticated: no session token (bearer or cookie), or the session is unknown, signed out or expired"
 	csrfText        = "csrf_failed: a cookie-authenticated request without the X-CSRF-Token of GET /api/v1/csrf"
 	enrollmentText  = "enrollment_required: the session is restricted to enrolling a second factor"
+	delegateText    = "delegate_not_allowed: a delegate's acting session may not do this (only the account holder may)"
+	mfaText         = "mfa_required: the session did not sign in with a second factor (aal2)"
 	reauthText      = "reauthentication_required: the last authentication is older than the step-up window (POST /api/v1/reauth)"
 	wrongSecretText = "invalid_credentials: the password or code is wrong (the caller is signed in)"
 	throttledText   = "too_many_attempts: too many failed attempts; the Retry-After header says how many seconds to wait"
@@ -81,15 +88,20 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 			problemLine{http.StatusUnauthorized, "unauthenticated: the service token is unknown or revoked"},
 			problemLine{http.StatusForbidden, "forbidden: the service token lacks scope " + scope})
 	}
+	// Team routes (admin, audit, events) check the role before the second factor, so that
+	// an account without the role hears "forbidden", not "sign in with a second factor".
+	team := r.access == admin || r.access == audit || r.access == events
+	need := r.cap
+	if team {
+		need = domain.CapControl
+	}
 	if r.access != public {
-		chain = append(chain, s.authenticate(r.access == enrollment))
+		chain = append(chain, s.authenticate(need))
 		lines = append(lines, problemLine{http.StatusUnauthorized, unauthText})
 		if unsafe {
 			lines = append(lines, problemLine{http.StatusForbidden, csrfText})
 		}
-		if r.access != enrollment {
-			lines = append(lines, problemLine{http.StatusForbidden, enrollmentText})
-		}
+		lines = append(lines, capabilityLines(need)...)
 		if unsafe {
 			lines = append(lines, problemLine{http.StatusBadRequest, unknownClient})
 		}
@@ -104,6 +116,15 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	case events:
 		chain = append(chain, s.requireRole(domain.RoleAdmin))
 		lines = append(lines, problemLine{http.StatusForbidden, "forbidden: a session of an account without role admin (machines use a service token with scope events:read)"})
+	}
+	if team {
+		chain = append(chain, s.requireCapability(domain.CapTeam))
+		lines = append(lines, capabilityLines(domain.CapTeam)...)
+	}
+	if unsafe && (r.access == admin || r.access == audit) {
+		// Every change by an administrator or the security team is a sensitive one.
+		chain = append(chain, s.requireStepUp)
+		lines = append(lines, problemLine{http.StatusForbidden, reauthText})
 	}
 	if r.list {
 		op.Params = append(op.Params,
@@ -149,6 +170,22 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 		op.Tags = []string{"accounts"}
 	}
 	g.handle(r.method, r.path, op, chain...)
+}
+
+// capabilityLines are the 403 answers of a route whose session must hold need: those of
+// the sessions domain.Session.Allows refuses it to.
+func capabilityLines(need domain.Capability) []problemLine {
+	var lines []problemLine
+	if (domain.Session{Restricted: true}).Allows(need) != nil {
+		lines = append(lines, problemLine{http.StatusForbidden, enrollmentText})
+	}
+	if (domain.Session{ActorAccountID: "x", AAL: domain.AAL2}).Allows(need) != nil {
+		lines = append(lines, problemLine{http.StatusForbidden, delegateText})
+	}
+	if (domain.Session{AAL: domain.AAL1}).Allows(need) != nil {
+		lines = append(lines, problemLine{http.StatusForbidden, mfaText})
+	}
+	return lines
 }
 
 // serviceScope is the service token scope that grants r: events:read for the compliance

@@ -285,6 +285,15 @@ func (e *env) sessionFrom(r resp, m map[string]any) session {
 	return session{token: token, id: view["session_id"].(string), view: view}
 }
 
+// teamLogin signs in and enrolls an authenticator app, which makes the session aal2: what
+// the security team's and the administrators' routes need (mfa_required otherwise).
+func (e *env) teamLogin(email string) session {
+	e.t.Helper()
+	s := e.login(email, testPassword)
+	e.enrollTOTP(s)
+	return s
+}
+
 // totpCode is the code of secret at the injected time.
 func (e *env) totpCode(secret string) string {
 	e.t.Helper()

@@ -100,31 +100,30 @@ type access int
 const (
 	// public routes need no session.
 	public access = iota
-	// signedIn routes need an active, unrestricted session.
+	// signedIn routes need an active session holding the route's capability (apiRoute.cap:
+	// the account holder's own unrestricted session unless the route names a weaker one).
 	signedIn
-	// enrollment routes need an active session, which may be restricted to enrolling a
-	// second factor (API.md: whoami, csrf, logout, GET /me/security, TOTP and passkey
-	// enrollment, reauth).
-	enrollment
-	// admin routes need an unrestricted session of an account with role admin.
+	// admin routes need a session of an account with role admin that holds
+	// domain.CapTeam (the holder's own, aal2); their changes also need the step-up window.
 	admin
-	// audit routes (the security teams') need an unrestricted session of an account with
-	// role auditor or admin; their GET routes also take a service token with scope
-	// audit:read.
+	// audit routes (the security teams') need a session of an account with role auditor or
+	// admin that holds domain.CapTeam; their GET routes also take a service token with
+	// scope audit:read.
 	audit
 	// events routes (the compliance stream) take a service token with scope events:read,
-	// or an unrestricted session of an account with role admin.
+	// or a session of an account with role admin that holds domain.CapTeam.
 	events
 )
 
 // authenticate is the middleware of routes that need a session: it finds the token (bearer
 // or cookie), looks the session up in memory (Whoami), checks the CSRF token of cookie
-// requests with unsafe methods, refuses restricted sessions unless allowRestricted, notes
+// requests with unsafe methods, refuses a session that does not hold capability need
+// (domain.Session.Allows: enrollment_required, delegate_not_allowed, mfa_required), notes
 // the use (Touch; its failure is logged, never the caller's problem) and stores the caller
 // for callerOf. A cookie whose session is over is cleared with the 401.
-func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
+func (s *Server) authenticate(need domain.Capability) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := serviceOf(c); ok { // serviceAuth authenticated a service token
+	if _, ok := serviceOf(c); ok { // serviceAuth authenticated a service token
 			c.Next()
 			return
 		}
@@ -149,8 +148,8 @@ func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
 			writeError(c, Public(ErrCSRFFailed, "Send the token of GET /api/v1/csrf in the X-CSRF-Token header.", nil))
 			return
 		}
-		if sess.Restricted && !allowRestricted {
-			writeError(c, Public(ErrEnrollmentRequired, restrictedDetail, nil))
+		if err := sess.Allows(need); err != nil {
+			writeError(c, err)
 			return
 		}
 		if _, err := s.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
@@ -163,9 +162,10 @@ func (s *Server) authenticate(allowRestricted bool) gin.HandlerFunc {
 }
 
 // requireRole returns the middleware that refuses (403 forbidden) a caller whose account
-// holds none of roles. An account in --admin-emails holds role admin; an admin may do what an
-// auditor may (the security teams' routes take either). A delegate acting for such an account
-// holds no role. It runs on every request: a revoked role takes effect at once.
+// holds none of roles; an admin may do what an auditor may (the security teams' routes take
+// either). Roles are events on the account (RoleGranted, RoleRevoked; --admin-emails grants
+// admin once, as an event too), read on every request: a revoked role takes effect at once.
+// authenticate has already refused a delegate's acting session (domain.CapTeam).
 func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
 	need := strings.Join(roles, " or ")
 	return func(c *gin.Context) {
@@ -173,24 +173,45 @@ func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		sess := callerOf(c)
-		if sess.ActorAccountID != "" {
-			writeError(c, Public(ErrForbidden, "This needs the account holder's own session, not a delegate's.", nil))
-			return
-		}
-		a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
+		a, err := s.svc.Account(c.Request.Context(), callerOf(c).AccountID)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
 		for _, r := range roles {
-			if a.HasRole(r) || (r == domain.RoleAdmin && s.admins[a.Email()]) {
+			if a.HasRole(r) {
 				c.Next()
 				return
 			}
 		}
 		writeError(c, Public(ErrForbidden, "This needs role "+need+".", nil))
 	}
+}
+
+// requireCapability refuses a session caller that does not hold need (a service token
+// passes: serviceAuth checked its scope). authenticate checks the capability of most routes
+// itself; team routes check domain.CapTeam after the role.
+func (s *Server) requireCapability(need domain.Capability) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, ok := serviceOf(c); !ok {
+			if err := callerOf(c).Allows(need); err != nil {
+				writeError(c, err)
+				return
+			}
+		}
+		c.Next()
+	}
+}
+
+// requireStepUp refuses (403 reauthentication_required) a caller whose last authentication
+// is older than the step-up window: every change by an administrator or the security team
+// is a sensitive one.
+func (s *Server) requireStepUp(c *gin.Context) {
+	if err := s.svc.RequireRecentAuth(callerOf(c), 0); err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Next()
 }
 
 // callerOf returns the session authenticate stored (the zero Session on public routes).

@@ -26,7 +26,7 @@ func adminEnv(t *testing.T, opts ...envOption) (*env, session) {
 	t.Helper()
 	e := newEnv(t, append([]envOption{withAdmins(adminEmail)}, opts...)...)
 	e.register(adminEmail)
-	return e, e.login(adminEmail, testPassword)
+	return e, e.teamLogin(adminEmail)
 }
 
 // createToken creates a service token and returns its id and secret.

@@ -22,7 +22,7 @@ func (s *Server) meRoutes() []apiRoute {
 	}
 	return []apiRoute{
 		{
-			method: http.MethodGet, path: "/me", access: signedIn, read: true,
+			method: http.MethodGet, path: "/me", access: signedIn, cap: domain.CapRead, read: true,
 			op: operation{
 				ID: "getMe", Summary: "The caller's account and profile",
 				Responses: map[int]response{http.StatusOK: {Description: "The account.", Schema: ref("Me")}},
@@ -30,7 +30,7 @@ func (s *Server) meRoutes() []apiRoute {
 			h: s.getMe,
 		},
 		{
-			method: http.MethodPatch, path: "/me", access: signedIn,
+			method: http.MethodPatch, path: "/me", access: signedIn, cap: domain.CapProfile,
 			op: operation{
 				ID: "patchMe", Summary: "Change the email, names or profile fields",
 				Description: "Any of the fields of GET /api/v1/me; absent or null fields are left as they are. account_id may be " +
@@ -48,7 +48,7 @@ func (s *Server) meRoutes() []apiRoute {
 			h:      s.patchMe,
 		},
 		{
-			method: http.MethodGet, path: "/me/security", access: enrollment, read: true,
+			method: http.MethodGet, path: "/me/security", access: signedIn, cap: domain.CapReadSecurity, read: true,
 			op: operation{
 				ID: "getSecurity", Summary: "The caller's security state",
 				Responses: map[int]response{http.StatusOK: {Description: "Password, second factors and backup codes.", Schema: ref("SecurityState")}},
@@ -70,7 +70,7 @@ func (s *Server) meRoutes() []apiRoute {
 			h: s.changePassword,
 		},
 		{
-			method: http.MethodDelete, path: "/me/sessions/:id", access: signedIn,
+			method: http.MethodDelete, path: "/me/sessions/:id", access: signedIn, cap: domain.CapSession,
 			op: operation{
 				ID: "deleteMySession", Summary: "Sign one of the caller's sessions out",
 				Description: "The session fails whoami before this answers. Signing out the current session also clears its cookie.",
@@ -208,6 +208,11 @@ func (s *Server) applyMePatch(ctx context.Context, caller domain.Session, req pa
 		return 0, nil, err
 	}
 	if email != "" && email != a.Email() {
+		// The email is the account's key to everything: not a delegate's to change, and only
+		// within the step-up window (checked before anything is written or looked up).
+		if _, err := s.svc.Authorize(caller, domain.CapControl, true); err != nil {
+			return 0, nil, err
+		}
 		switch id, err := s.svc.LookupEmail(ctx, email); {
 		case err == nil && id != caller.AccountID:
 			return 0, nil, Public(ErrConflict, "Another account uses this email.", domain.ErrConflict)

@@ -14,7 +14,7 @@ import (
 func (s *Server) readRoutes() []apiRoute {
 	return []apiRoute{
 		{
-			method: http.MethodGet, path: "/me/sessions", access: signedIn, read: true, list: true,
+			method: http.MethodGet, path: "/me/sessions", access: signedIn, cap: domain.CapRead, read: true, list: true,
 			op: operation{
 				ID: "listMySessions", Summary: "The caller's active sessions",
 				Description: "Newest first. current marks the session making the request. When the read model has not yet " +
@@ -26,7 +26,7 @@ func (s *Server) readRoutes() []apiRoute {
 			h: s.listMySessions,
 		},
 		{
-			method: http.MethodGet, path: "/me/activity", access: signedIn, read: true, list: true,
+			method: http.MethodGet, path: "/me/activity", access: signedIn, cap: domain.CapRead, read: true, list: true,
 			op: operation{
 				ID: "listMyActivity", Summary: "The caller's activity log",
 				Description: "Newest first (by global position): sign-ins and their failures, second factors, credential and " +

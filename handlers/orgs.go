@@ -59,7 +59,7 @@ func (s *Server) orgRoutes() []apiRoute {
 			h: s.createOrg,
 		},
 		{
-			method: http.MethodGet, path: "/orgs/:id", access: signedIn, read: true,
+			method: http.MethodGet, path: "/orgs/:id", access: signedIn, cap: domain.CapRead, read: true,
 			op: operation{
 				ID: "getOrg", Summary: "An organisation the caller belongs to", Tags: orgTags,
 				Responses: map[int]response{http.StatusOK: {Description: "The organisation.", Schema: orgView}},
@@ -140,7 +140,7 @@ func (s *Server) orgRoutes() []apiRoute {
 			h: s.grantDelegation,
 		},
 		{
-			method: http.MethodGet, path: "/me/delegations", access: signedIn, read: true, list: true,
+			method: http.MethodGet, path: "/me/delegations", access: signedIn, cap: domain.CapRead, read: true, list: true,
 			op: operation{
 				ID: "listDelegations", Summary: "Active delegations the caller granted or received", Tags: delTags,
 				Description: "Ordered by delegation id (creation order); ended and expired delegations are left out.",
@@ -183,7 +183,7 @@ func (s *Server) orgRoutes() []apiRoute {
 	if _, ok := s.reads.(OrgReadModels); ok && s.reads != nil {
 		routes = append(routes,
 			apiRoute{
-				method: http.MethodGet, path: "/orgs/:id/members", access: signedIn, read: true, list: true,
+				method: http.MethodGet, path: "/orgs/:id/members", access: signedIn, cap: domain.CapRead, read: true, list: true,
 				op: operation{
 					ID: "listOrgMembers", Summary: "The organisation's members", Tags: orgTags,
 					Description: "For every member of the organisation, ordered by account id.",
@@ -195,7 +195,7 @@ func (s *Server) orgRoutes() []apiRoute {
 				h:      s.listOrgMembers,
 			},
 			apiRoute{
-				method: http.MethodGet, path: "/orgs/:id/two-factor-report", access: signedIn, read: true, list: true,
+				method: http.MethodGet, path: "/orgs/:id/two-factor-report", access: signedIn, cap: domain.CapRead, read: true, list: true,
 				op: operation{
 					ID: "getOrgTwoFactorReport", Summary: "Who has two-factor authentication, since when, last sign-in", Tags: orgTags,
 					Description: "For owners and admins, ordered by account id. enrolled_at is when 2FA last went on; last_login_at the " +
@@ -209,7 +209,7 @@ func (s *Server) orgRoutes() []apiRoute {
 				h:      s.orgTwoFactorReport,
 			},
 			apiRoute{
-				method: http.MethodGet, path: "/orgs/:id/activity", access: signedIn, read: true, list: true,
+				method: http.MethodGet, path: "/orgs/:id/activity", access: signedIn, cap: domain.CapRead, read: true, list: true,
 				op: operation{
 					ID: "listOrgActivity", Summary: "The activity log of the organisation's members", Tags: orgTags,
 					Description: "For owners and admins: the activity of the current members, as /me/activity plus account_id, newest first.",

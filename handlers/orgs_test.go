@@ -151,8 +151,15 @@ func TestOrganisationsHTTP(t *testing.T) {
 	if len(rows) != 3 || !enabled[e.adminID] || !enabled[e.memberID] || enabled[e.ownerID] {
 		t.Fatalf("report %v", rows)
 	}
-	e.expect(e.do("GET", report, nil, e.member.auth()), 403, "forbidden") // a plain member
-	acts := e.all("/api/v1/orgs/"+orgA+"/activity?type=TOTPDeviceConfirmed&min_position="+fmt.Sprint(e.head()), e.owner.auth())
+	e.expect(e.do("GET", report, nil, restricted.auth()), 403, "forbidden") // a plain member
+	// Sessions opened before the policy was switched on, without a second factor, are
+	// restricted at once (they were not, before: finding 4 of the security review).
+	if w := e.expect(e.do("GET", "/api/v1/whoami", nil, e.member.auth()), 200, ""); w["restricted"] != true {
+		t.Fatalf("the member's pre-policy session is not restricted: %v", w)
+	}
+	e.expect(e.do("GET", report, nil, e.member.auth()), 403, "enrollment_required")
+	e.expect(e.do("GET", report, nil, e.owner.auth()), 403, "enrollment_required")
+	acts := e.all("/api/v1/orgs/"+orgA+"/activity?type=TOTPDeviceConfirmed&min_position="+fmt.Sprint(e.head()), e.admin.auth())
 	var who []string
 	for _, a := range acts {
 		who = append(who, a["account_id"].(string))
@@ -164,6 +171,9 @@ func TestOrganisationsHTTP(t *testing.T) {
 	e.expect(e.do("GET", "/api/v1/orgs/"+orgA+"/activity", nil, restricted.auth()), 403, "forbidden")
 	e.expect(e.do("GET", "/api/v1/orgs/"+orgA+"/activity", nil, e.other.auth()), 404, "not_found")
 	e.expect(e.do("GET", "/api/v1/orgs/"+orgA+"/two-factor-report", nil, e.other.auth()), 404, "not_found")
+
+	// The owner enrolls in the restricted session, which lifts the restriction.
+	e.enrollTOTP(e.owner)
 
 	// Managed organisations: the owner must own both.
 	managed := "/api/v1/orgs/" + orgA + "/managed-orgs"
@@ -237,13 +247,13 @@ func TestDelegationHTTP(t *testing.T) {
 		t.Fatalf("acting session outlives the delegation: %v", w["expires_at"])
 	}
 	// What an acting session cannot do.
-	e.refused("POST", "/api/v1/me/password", map[string]any{"current_password": testPassword, "new_password": "another-long-pass-phrase-91"}, acting, 403, "forbidden")
-	e.refused("POST", "/api/v1/me/totp", map[string]any{"name": "x"}, acting, 403, "forbidden")
-	e.refused("POST", "/api/v1/me/two-factor/disable", map[string]any{"password": testPassword}, acting, 403, "forbidden")
-	e.refused("POST", base, map[string]any{"delegate_email": "other@example.com", "expires_at": exp}, acting, 403, "forbidden")
-	e.refused("DELETE", base+"/"+id, nil, acting, 403, "forbidden")
-	e.refused("POST", act, nil, acting, 403, "forbidden")
-	e.refused("POST", "/api/v1/reauth", map[string]any{"password": testPassword}, acting, 403, "forbidden")
+	e.refused("POST", "/api/v1/me/password", map[string]any{"current_password": testPassword, "new_password": "another-long-pass-phrase-91"}, acting, 403, "delegate_not_allowed")
+	e.refused("POST", "/api/v1/me/totp", map[string]any{"name": "x"}, acting, 403, "delegate_not_allowed")
+	e.refused("POST", "/api/v1/me/two-factor/disable", map[string]any{"password": testPassword}, acting, 403, "delegate_not_allowed")
+	e.refused("POST", base, map[string]any{"delegate_email": "other@example.com", "expires_at": exp}, acting, 403, "delegate_not_allowed")
+	e.refused("DELETE", base+"/"+id, nil, acting, 403, "delegate_not_allowed")
+	e.refused("POST", act, nil, acting, 403, "delegate_not_allowed")
+	e.refused("POST", "/api/v1/reauth", map[string]any{"password": testPassword}, acting, 403, "delegate_not_allowed")
 	// What it does is recorded with both and shows in the owner's log.
 	r = e.do("PATCH", "/api/v1/me", map[string]any{"profile": map[string]any{"city": "Basel"}}, acting.auth())
 	e.expect(r, 200, "")
@@ -271,4 +281,85 @@ func TestDelegationHTTP(t *testing.T) {
 	e.expect(e.do("GET", "/api/v1/whoami", nil, acting2.auth()), 401, "unauthenticated")
 	fresh := e.login("member@example.com", testPassword)
 	e.refused("POST", "/api/v1/delegations/"+id2+"/act", nil, fresh, 403, "forbidden")
+}
+
+// TestActingSessionCannotTakeTheAccountOver reproduces finding 1 of the security review: with
+// the session of POST /delegations/{id}/act a delegate changed the owner's email, signed the
+// owner out, made itself owner of the owner's organisation and read a pending authenticator's
+// secret. Each is now 403 delegate_not_allowed and writes nothing; what a delegate may do
+// (read, edit names and profile, end its own session) still works.
+func TestActingSessionCannotTakeTheAccountOver(t *testing.T) {
+	e := newOrgEnv(t)
+	owner, delegate := e.owner, e.member
+	org := e.createOrg(owner, "Owner's org")
+	pending := e.expect(e.do("POST", "/api/v1/me/totp", map[string]any{"name": "Spare phone"}, owner.auth()), 201, "")["device_id"].(string)
+	exp := e.clk.Now().Add(48 * time.Hour).Format(time.RFC3339)
+	id := e.expect(e.do("POST", "/api/v1/me/delegations", map[string]any{"delegate_email": "member@example.com", "expires_at": exp}, owner.auth()), 201, "")["delegation_id"].(string)
+	r := e.do("POST", "/api/v1/delegations/"+id+"/act", nil, delegate.auth())
+	acting := e.sessionFrom(r, e.expect(r, 200, ""))
+
+	for _, rt := range []struct {
+		method, path string
+		body         any
+	}{
+		{"PATCH", "/api/v1/me", map[string]any{"email": "member+owned@example.com"}},
+		{"PATCH", "/api/v1/me", map[string]any{"first_name": "Mallory", "email": "member+owned@example.com"}},
+		{"POST", "/api/v1/me/sessions/sign-out-others", nil},
+		{"DELETE", "/api/v1/me/sessions/" + owner.id, nil},
+		{"POST", "/api/v1/orgs/" + org + "/members", map[string]any{"email": "member@example.com", "role": "owner"}},
+		{"DELETE", "/api/v1/orgs/" + org + "/members/" + e.ownerID, nil},
+		{"PUT", "/api/v1/orgs/" + org + "/two-factor-policy", map[string]any{"required": false, "password": testPassword}},
+		{"POST", "/api/v1/orgs/" + org + "/managed-orgs", map[string]any{"org_id": org}},
+		{"POST", "/api/v1/orgs", map[string]any{"name": "Shadow"}},
+		{"GET", "/api/v1/me/totp/" + pending + "/qr.png", nil},
+		{"POST", "/api/v1/me/totp/" + pending + "/confirm", map[string]any{"code": "123456"}},
+		{"DELETE", "/api/v1/me/totp/" + pending, nil},
+		{"POST", "/api/v1/me/backup-codes", nil},
+		{"POST", "/api/v1/me/passkeys/options", map[string]any{"name": "Key"}},
+		{"POST", "/api/v1/me/password", map[string]any{"current_password": testPassword, "new_password": "another-long-pass-phrase-91"}},
+		{"POST", "/api/v1/me/two-factor/disable", map[string]any{"password": testPassword}},
+		{"POST", "/api/v1/me/delegations", map[string]any{"delegate_email": "other@example.com", "expires_at": exp}},
+		{"DELETE", "/api/v1/me/delegations/" + id, nil},
+		{"POST", "/api/v1/reauth", map[string]any{"password": testPassword}},
+		{"GET", "/api/v1/audit/sessions", nil},
+		{"POST", "/api/v1/admin/clients", map[string]any{"name": "x"}},
+	} {
+		e.refused(rt.method, rt.path, rt.body, acting, 403, "delegate_not_allowed")
+	}
+	// The owner still signs in with their address and keeps their session.
+	e.expect(e.do("GET", "/api/v1/whoami", nil, owner.auth()), 200, "")
+	e.login("owner@example.com", testPassword)
+	if me := e.expect(e.do("GET", "/api/v1/me", nil, owner.auth()), 200, ""); me["email"] != "owner@example.com" || me["first_name"] == "Mallory" {
+		t.Fatalf("owner's account changed: %v", me)
+	}
+
+	// What a delegate may do.
+	e.expect(e.do("GET", "/api/v1/me", nil, acting.auth()), 200, "")
+	e.expect(e.do("GET", "/api/v1/me/security", nil, acting.auth()), 200, "")
+	e.expect(e.do("GET", "/api/v1/me/sessions", nil, acting.auth()), 200, "")
+	e.expect(e.do("GET", "/api/v1/me/activity", nil, acting.auth()), 200, "")
+	e.expect(e.do("PATCH", "/api/v1/me", map[string]any{"first_name": "Olive", "profile": map[string]any{"city": "Basel"}}, acting.auth()), 200, "")
+	e.expect(e.do("DELETE", "/api/v1/me/sessions/"+acting.id, nil, acting.auth()), 204, "")
+	e.expect(e.do("GET", "/api/v1/whoami", nil, acting.auth()), 401, "unauthenticated")
+}
+
+// TestActingNeedsASecondFactorWhenTheOwnersOrgRequiresIt reproduces finding 4: a delegate
+// without 2FA could act for an owner whose organisation requires 2FA.
+func TestActingNeedsASecondFactorWhenTheOwnersOrgRequiresIt(t *testing.T) {
+	e := newOrgEnv(t)
+	owner, delegate := e.owner, e.member
+	org := e.createOrg(owner, "Strict")
+	e.enrollTOTP(owner)
+	e.expect(e.do("PUT", "/api/v1/orgs/"+org+"/two-factor-policy", map[string]any{"required": true, "password": testPassword}, owner.auth()), 200, "")
+	exp := e.clk.Now().Add(48 * time.Hour).Format(time.RFC3339)
+	id := e.expect(e.do("POST", "/api/v1/me/delegations", map[string]any{"delegate_email": "member@example.com", "expires_at": exp}, owner.auth()), 201, "")["delegation_id"].(string)
+	act := "/api/v1/delegations/" + id + "/act"
+	e.refused("POST", act, nil, delegate, 403, "mfa_required")
+	// With a second factor of their own, the delegate may act.
+	e.enrollTOTP(delegate)
+	r := e.do("POST", act, nil, delegate.auth())
+	acting := e.sessionFrom(r, e.expect(r, 200, ""))
+	if w := e.expect(e.do("GET", "/api/v1/whoami", nil, acting.auth()), 200, ""); w["restricted"] != false || w["aal"] != "aal2" {
+		t.Fatalf("acting whoami %v", w)
+	}
 }

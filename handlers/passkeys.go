@@ -97,7 +97,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 			h: s.passkeyLogin,
 		},
 		{
-			method: http.MethodPost, path: "/reauth/passkey/options", access: enrollment,
+			method: http.MethodPost, path: "/reauth/passkey/options", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
 				ID: "reauthPasskeyOptions", Summary: "Start a passkey re-authentication (step-up)",
 				Description: "allowCredentials lists the account's passkeys; answer with POST /api/v1/reauth {ceremony_id, credential}, " +
@@ -108,7 +108,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 			h:      s.reauthPasskeyOptions,
 		},
 		{
-			method: http.MethodPost, path: "/me/passkeys/options", access: enrollment,
+			method: http.MethodPost, path: "/me/passkeys/options", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
 				ID: "passkeyRegistrationOptions", Summary: "Start registering a passkey",
 				Description: "Needs a recent authentication. The options ask for a discoverable credential and exclude the account's " +
@@ -122,7 +122,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 			h: s.passkeyRegistrationOptions,
 		},
 		{
-			method: http.MethodPost, path: "/me/passkeys", access: enrollment,
+			method: http.MethodPost, path: "/me/passkeys", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
 				ID: "registerPasskey", Summary: "Register a passkey",
 				Description: "The answer to the options of POST /api/v1/me/passkeys/options; needs a recent authentication. The session " +

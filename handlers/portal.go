@@ -142,60 +142,76 @@ func (p *portal) routes() {
 	e.POST("/signin/second-factor", p.anonForm, p.signinSecondFactor)
 	e.GET("/signup", p.signupPage)
 	e.POST("/signup", p.anonForm, p.signup)
-	// Signed in; restricted sessions may use these too.
-	enroll := e.Group("", p.auth(true))
-	enroll.POST("/signout", p.signout)
+	// Signed in. Each group names the capability its pages need (domain.Session.Allows):
+	// restricted sessions may sign out and enroll; a delegate's acting session may read and
+	// edit the names and profile; every other change is the account holder's (CapControl).
+	session := e.Group("", p.auth(domain.CapSession))
+	session.POST("/signout", p.signout)
+	enroll := e.Group("", p.auth(domain.CapEnroll))
 	enroll.GET("/reauth", p.reauthPage)
 	enroll.POST("/reauth", p.reauth)
 	enroll.GET("/enroll", p.enrollPage)
 	enroll.POST("/security/totp", p.addTOTP)
 	enroll.GET("/security/totp/:id", p.totpSetupPage)
 	enroll.POST("/security/totp/:id/confirm", p.confirmTOTP)
-	// Signed in, unrestricted.
-	in := e.Group("", p.auth(false))
-	in.GET("/account", p.accountPage)
-	in.POST("/account", p.saveAccount)
-	in.POST("/account/profile", p.saveProfile)
-	in.GET("/security", p.securityPage)
+	read := e.Group("", p.auth(domain.CapRead))
+	read.GET("/account", p.accountPage)
+	read.GET("/security", p.securityPage)
+	read.GET("/sessions", p.sessionsPage)
+	read.GET("/activity", p.activityPage)
+	p.orgReadRoutes(read)
+	profile := e.Group("", p.auth(domain.CapProfile))
+	profile.POST("/account", p.saveAccount)
+	profile.POST("/account/profile", p.saveProfile)
+	in := e.Group("", p.auth(domain.CapControl))
 	in.POST("/security/password", p.changePassword)
 	in.POST("/security/totp/:id/remove", p.removeTOTP)
 	in.POST("/security/backup-codes", p.regenerateCodes)
 	in.POST("/security/passkeys/:id/rename", p.renamePasskey)
 	in.POST("/security/passkeys/:id/remove", p.removePasskey)
 	in.POST("/security/two-factor/disable", p.disableTwoFactor)
-	in.GET("/sessions", p.sessionsPage)
 	in.POST("/sessions/:id/sign-out", p.signOutSession)
 	in.POST("/sessions/sign-out-others", p.signOutOthers)
-	in.GET("/activity", p.activityPage)
-	p.orgRoutes(in)
+	p.orgChangeRoutes(in)
 	// The security teams'.
-	team := in.Group("", p.s.requireTeamRole)
+	team := e.Group("", p.auth(domain.CapControl), p.s.requireTeamRole)
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
 }
 
-// requireTeamRole is requireRole(auditor, admin) for portal pages: a caller without either
-// gets the HTML 403 page instead of a problem document.
+// requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a
+// caller without either role gets the HTML 403 page instead of a problem document, one
+// whose session did not prove a second factor the page that says so.
 func (s *Server) requireTeamRole(c *gin.Context) {
-	if !s.isTeam(c) {
+	if !s.hasTeamRole(c) {
 		s.portal.errorPage(c, http.StatusForbidden, "This page is for the security team (role auditor or admin).")
+		return
+	}
+	if err := callerOf(c).Allows(domain.CapTeam); err != nil {
+		s.portal.fail(c, err, "")
 		return
 	}
 	c.Next()
 }
 
-// isTeam reports whether the caller holds role auditor or admin (a delegate holds none).
+// isTeam reports whether the caller's session may use the security team's pages: it holds
+// domain.CapTeam (the holder's own, aal2) and its account role auditor or admin.
 func (s *Server) isTeam(c *gin.Context) bool {
+	return callerOf(c).Allows(domain.CapTeam) == nil && s.hasTeamRole(c)
+}
+
+// hasTeamRole reports whether the caller's account holds role auditor or admin.
+func (s *Server) hasTeamRole(c *gin.Context) bool {
 	sess := callerOf(c)
-	if sess.ID == "" || sess.ActorAccountID != "" {
+	if sess.ID == "" {
 		return false
 	}
 	a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
 	if err != nil {
 		return false
 	}
-	return a.HasRole(domain.RoleAuditor) || a.HasRole(domain.RoleAdmin) || s.admins[a.Email()]
+	return a.HasRole(domain.RoleAuditor) || a.HasRole(domain.RoleAdmin)
 }
 
 // asset serves an embedded asset.
@@ -330,10 +346,11 @@ func (p *portal) anonForm(c *gin.Context) {
 
 // auth is the middleware of signed-in pages: the session cookie must name an active
 // session (else a GET is sent to the sign-in page and anything else gets 401), the CSRF
-// field of every POST must be the session's token (the API's key), and a restricted
-// session is sent to the enrollment page unless allowRestricted. The use is noted (Touch)
-// as on the API.
-func (p *portal) auth(allowRestricted bool) gin.HandlerFunc {
+// field of every POST must be the session's token (the API's key), and the session must
+// hold capability need (domain.Session.Allows): a restricted session is sent to the
+// enrollment page, anything else refused gets the 403 page saying why. The use is noted
+// (Touch) as on the API.
+func (p *portal) auth(need domain.Capability) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
 		ck, err := c.Request.Cookie(SessionCookie)
@@ -363,13 +380,16 @@ func (p *portal) auth(allowRestricted bool) gin.HandlerFunc {
 			p.errorPage(c, http.StatusForbidden, "The form was not sent from this site's own page. Reload the page and try again.")
 			return
 		}
-		if sess.Restricted && !allowRestricted {
-			c.Abort()
-			if c.Request.Method == http.MethodGet {
+		if err := sess.Allows(need); err != nil {
+			switch {
+			case errors.Is(err, domain.ErrEnrollmentRequired) && c.Request.Method == http.MethodGet:
+				c.Abort()
 				c.Redirect(http.StatusSeeOther, "/enroll")
-				return
+			case errors.Is(err, domain.ErrEnrollmentRequired):
+				p.errorPage(c, http.StatusForbidden, "Your organisation requires two-factor authentication: set up a second factor first.")
+			default:
+				p.fail(c, err, "")
 			}
-			p.errorPage(c, http.StatusForbidden, "Your organisation requires two-factor authentication: set up a second factor first.")
 			return
 		}
 		if _, err := p.s.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {

@@ -25,18 +25,22 @@ import (
 // portalOrgMembersLimit is the page size of an organisation's member table.
 const portalOrgMembersLimit = 100
 
-// orgRoutes registers the Organisations and Delegations pages on in (signed in,
-// unrestricted, CSRF-checked).
-func (p *portal) orgRoutes(in *gin.RouterGroup) {
-	in.GET("/orgs", p.orgsPage)
+// orgReadRoutes registers the Organisations and Delegations pages on read (signed in,
+// domain.CapRead).
+func (p *portal) orgReadRoutes(read *gin.RouterGroup) {
+	read.GET("/orgs", p.orgsPage)
+	read.GET("/orgs/:id", p.orgPage)
+	read.GET("/orgs/:id/activity", p.orgActivityPage)
+	read.GET("/delegations", p.delegationsPage)
+}
+
+// orgChangeRoutes registers the organisation and delegation forms (domain.CapControl).
+func (p *portal) orgChangeRoutes(in *gin.RouterGroup) {
 	in.POST("/orgs", p.createOrg)
-	in.GET("/orgs/:id", p.orgPage)
 	in.POST("/orgs/:id/members", p.addOrgMember)
 	in.POST("/orgs/:id/members/:account_id/remove", p.removeOrgMember)
 	in.POST("/orgs/:id/two-factor-policy", p.setOrgPolicy)
 	in.POST("/orgs/:id/managed-orgs", p.addManagedOrg)
-	in.GET("/orgs/:id/activity", p.orgActivityPage)
-	in.GET("/delegations", p.delegationsPage)
 	in.POST("/delegations", p.grantDelegation)
 	in.POST("/delegations/:id/revoke", p.revokeDelegation)
 	in.POST("/delegations/:id/act", p.actForDelegation)

@@ -28,6 +28,8 @@ const (
 	CodeConflict                 = "conflict"
 	CodeUnauthenticated          = "unauthenticated"
 	CodeCSRFFailed               = "csrf_failed"
+	CodeMFARequired              = "mfa_required"
+	CodeDelegateNotAllowed       = "delegate_not_allowed"
 	// CodeMethodNotAllowed answers a known path asked with a method it does not serve (405).
 	CodeMethodNotAllowed = "method_not_allowed"
 	// CodeNotReady is /readyz's 503: the store is unreachable or a projection is stuck or
@@ -184,8 +186,14 @@ var problemKinds = []problemKind{
 	// Also another account's session: a session's existence is not revealed.
 	{err: domain.ErrSessionNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
 	{err: domain.ErrNotFound, status: http.StatusNotFound, code: CodeNotFound, title: "Not found"},
-	// Not an owner or admin of the organisation, no 2FA where the command needs it, or a
-	// delegate's acting session asking for a change only the account holder may make.
+	// Before ErrForbidden, which both wrap: a delegate's acting session asking for what only
+	// the account holder may do (domain.Session.Allows), and a session without a second
+	// factor where one is needed.
+	{err: domain.ErrDelegateNotAllowed, status: http.StatusForbidden, code: CodeDelegateNotAllowed, title: "Not allowed for a delegate",
+		detail: fixedDetail("A delegate's acting session may not do this: only the account holder may, in a session of their own.")},
+	{err: domain.ErrMFARequired, status: http.StatusForbidden, code: CodeMFARequired, title: "Second factor required",
+		detail: fixedDetail("This needs a session that signed in with a second factor (aal2): sign in again with an authenticator app, passkey or backup code, or re-authenticate with a code.")},
+	// Not an owner or admin of the organisation, or no 2FA where the command needs it.
 	{err: domain.ErrForbidden, status: http.StatusForbidden, code: CodeForbidden, title: "Forbidden"},
 	{err: domain.ErrTwoFactorRequired, status: http.StatusConflict, code: CodeConflict, title: "Conflict",
 		detail: fixedDetail("An organisation requires two-factor authentication of this account.")},

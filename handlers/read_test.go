@@ -409,8 +409,8 @@ func TestAudit(t *testing.T) {
 	audID := e.register("aud@example.com")
 	ann := e.register("ann@example.com")
 	bob := e.register("bob@example.com")
-	root := e.login("root@example.com", testPassword)
-	aud := e.login("aud@example.com", testPassword)
+	root := e.teamLogin("root@example.com")
+	aud := e.teamLogin("aud@example.com")
 
 	// An auditor only once granted the role; an --admin-emails account is one already.
 	e.expect(e.do("GET", "/api/v1/audit/sessions", nil, aud.auth()), 403, "forbidden")

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -62,8 +61,6 @@ type Config struct {
 	// SecretKey is the server key (at least 16 bytes; Vigil's is 32). The key of the CSRF
 	// tokens is derived from it. Required with Accounts.
 	SecretKey []byte
-	// AdminEmails hold role admin, besides the accounts granted it (compared lower-cased).
-	AdminEmails []string
 	// Positions lets a read wait for the read models (?min_position=P); nil means reads do
 	// not wait. *projections.Runner satisfies it.
 	Positions PositionWaiter
@@ -92,6 +89,10 @@ type Config struct {
 	ServiceTokens *domain.ServiceTokens
 	// Stream configures the compliance stream.
 	Stream StreamConfig
+
+	// HSTS sets Strict-Transport-Security on every answer: give it when the public URL is
+	// https (API.md "Operations"). Every answer carries X-Content-Type-Options: nosniff.
+	HSTS bool
 
 	// Webhooks, with Accounts, serves the webhook administration (/admin/webhooks...); nil
 	// serves none.
@@ -159,7 +160,6 @@ type Server struct {
 	// The JSON API (nil svc: not served).
 	svc       *domain.Service
 	csrfKey   []byte
-	admins    map[string]bool
 	positions PositionWaiter
 	minWait   time.Duration
 	now       func() time.Time
@@ -179,6 +179,7 @@ type Server struct {
 	stream *streamState
 
 	webhooks WebhookAdmin // nil: no webhook routes
+	hsts     bool
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -252,6 +253,7 @@ func New(cfg Config) (_ *Server, err error) {
 		scanBatch:   eventsScanBatch,
 		scanMax:     eventsScanMax,
 		webhooks:    cfg.Webhooks,
+		hsts:        cfg.HSTS,
 	}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
@@ -269,10 +271,6 @@ func New(cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 		s.csrfKey = key
-		s.admins = make(map[string]bool, len(cfg.AdminEmails))
-		for _, e := range cfg.AdminEmails {
-			s.admins[strings.ToLower(strings.TrimSpace(e))] = true
-		}
 	}
 	// Outermost first: the id is known to every later step, the log and the metrics see the
 	// status the recovery wrote.
@@ -309,6 +307,11 @@ func (s *Server) Handler() http.Handler {
 		h = s.portal
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		if s.hsts {
+			hdr.Set("Strict-Transport-Security", hstsValue)
+		}
 		if s.starting.Load() && !opsPaths[r.URL.Path] {
 			writeStarting(w)
 			return
@@ -316,6 +319,10 @@ func (s *Server) Handler() http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// hstsValue is the Strict-Transport-Security of an https deployment: one year, with the
+// subdomains (no preload: that is the operator's decision, made at hstspreload.org).
+const hstsValue = "max-age=31536000; includeSubDomains"
 
 // Starting(true) makes every route but /healthz, /readyz, /metrics and /openapi.json answer
 // 503 not_ready (with Retry-After) until Starting(false): the instance is still reading the

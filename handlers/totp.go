@@ -16,7 +16,7 @@ func (s *Server) totpRoutes() []apiRoute {
 	codes := schema{"type": "array", "items": stringSchema(), "minItems": 10, "maxItems": 10}
 	return []apiRoute{
 		{
-			method: http.MethodPost, path: "/me/totp", access: enrollment,
+			method: http.MethodPost, path: "/me/totp", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
 				ID: "addTOTPDevice", Summary: "Add a TOTP device (pending until confirmed)",
 				Description: "Needs a recent authentication. The secret is shown here and in the QR code only while the device is pending.",
@@ -32,7 +32,7 @@ func (s *Server) totpRoutes() []apiRoute {
 			h:      s.addTOTPDevice,
 		},
 		{
-			method: http.MethodGet, path: "/me/totp/:id/qr.png", access: enrollment, read: true,
+			method: http.MethodGet, path: "/me/totp/:id/qr.png", access: signedIn, cap: domain.CapEnroll, read: true,
 			op: operation{
 				ID: "totpQRCode", Summary: "The QR code of a pending TOTP device",
 				Responses: map[int]response{http.StatusOK: {Description: "A PNG of the otpauth URL.", ContentType: "image/png",
@@ -42,7 +42,7 @@ func (s *Server) totpRoutes() []apiRoute {
 			h:      s.totpQRCode,
 		},
 		{
-			method: http.MethodPost, path: "/me/totp/:id/confirm", access: enrollment,
+			method: http.MethodPost, path: "/me/totp/:id/confirm", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
 				ID: "confirmTOTPDevice", Summary: "Confirm a pending TOTP device with a current code",
 				Description: "The session becomes aal2 (and loses an enrollment restriction). When this turns 2FA on, the answer holds ten backup codes, shown once.",

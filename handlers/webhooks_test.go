@@ -15,7 +15,7 @@ func TestWebhookAdminRoutes(t *testing.T) {
 	e := newEnv(t, withAdmins("root@example.com"))
 	e.register("root@example.com")
 	e.register("user@example.com")
-	root := e.login("root@example.com", testPassword)
+	root := e.teamLogin("root@example.com")
 	user := e.login("user@example.com", testPassword)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	defer hook.Close()

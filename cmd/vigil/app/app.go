@@ -87,7 +87,9 @@ type Config struct {
 	GeoIPCityDB, GeoIPASNDB string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// AdminEmails hold role admin (lower-cased).
+	// AdminEmails are the bootstrap administrators (--admin-emails): each grants role admin
+	// once, ever, to the first account registering with it or holding it at a start
+	// (domain.Config.BootstrapAdmins).
 	AdminEmails []string
 	// SecretKeyFile holds the server key. Empty means <DataDir>/secret.key, created on first
 	// start; a file named here must exist.
@@ -390,10 +392,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		SessionIdleTimeout: cfg.SessionIdleTimeout,
 		TwoFactorPolicy:    cfg.TwoFactorPolicy,
 		Passkeys:           passkeys,
+		BootstrapAdmins:    cfg.AdminEmails,
 		Now:                cfg.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	if _, err := a.svc.BootstrapAdmins(ctx); err != nil {
+		return nil, fmt.Errorf("--admin-emails: %w", err)
 	}
 
 	a.tokens, err = domain.NewServiceTokens(domain.ServiceTokensConfig{Store: a.store, Now: cfg.Now})
@@ -416,13 +422,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		MaxLag:         cfg.MaxLag,
 		Accounts:       a.svc,
 		SecretKey:      a.secretKey,
-		AdminEmails:    cfg.AdminEmails,
 		Positions:      a.runner,
 		Now:            cfg.Now,
 		ReadModels:     a.pdb,
 		Log:            a.store,
 		Subjects:       subjectReader(raw),
 		ServiceTokens:  a.tokens,
+		HSTS:           cfg.PublicURL.Scheme == "https",
 		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks: a.fwd.admin(),
