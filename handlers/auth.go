@@ -123,7 +123,7 @@ const (
 // for callerOf. A cookie whose session is over is cleared with the 401.
 func (s *Server) authenticate(need domain.Capability) gin.HandlerFunc {
 	return func(c *gin.Context) {
-	if _, ok := serviceOf(c); ok { // serviceAuth authenticated a service token
+		if _, ok := serviceOf(c); ok { // serviceAuth authenticated a service token
 			c.Next()
 			return
 		}
