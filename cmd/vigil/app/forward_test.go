@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
@@ -146,6 +147,13 @@ func TestForwardersEndToEnd(t *testing.T) {
 	}
 	root := signIn("root@example.com")
 	user := signIn("user@example.com")
+	// Administrators need a session with a second factor: root sets up an authenticator app.
+	dev := call("POST", "/api/v1/me/totp", `{"name":"phone"}`, root, 201)
+	otpCode, err := totp.GenerateCode(dev["secret"].(string), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	call("POST", "/api/v1/me/totp/"+dev["device_id"].(string)+"/confirm", `{"code":"`+otpCode+`"}`, root, 200)
 
 	call("POST", "/api/v1/admin/webhooks", `{"url":"`+hook.URL+`/in"}`, user, 403)
 	call("POST", "/api/v1/admin/webhooks", `{"url":"ftp://example.com/x"}`, root, 400)

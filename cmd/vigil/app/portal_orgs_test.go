@@ -181,6 +181,12 @@ func TestPortalOrganisations(t *testing.T) {
 	if eve == nil {
 		t.Fatalf("eve not added: %d %.500s", a.status, a.body)
 	}
+	// Eve has no second factor and the organisation requires one: her session, opened before
+	// she joined, is sent to enroll at once; once enrolled she sees the organisation.
+	if a := outsider.get(orgURL); a.path != "/enroll" {
+		t.Errorf("the new admin without 2FA reached %s, want /enroll", a.path)
+	}
+	outsider.enableTOTP()
 	if a := outsider.get(orgURL); a.status != 200 || !strings.Contains(a.body, "Your role: admin") {
 		t.Errorf("the new admin's view: %d", a.status)
 	}
@@ -229,6 +235,14 @@ func TestPortalDelegations(t *testing.T) {
 		t.Fatalf("grant: %d %.500s", a.status, a.body)
 	}
 
+	// The owner starts setting up an authenticator app (a pending device with its secret).
+	stok := csrf(t, owner.get("/security"))
+	setup := owner.post("/security/totp", url.Values{"csrf_token": {stok}, "name": {"Spare phone"}})
+	secret := pendingTOTP.FindStringSubmatch(setup.body)
+	if secret == nil {
+		t.Fatalf("pending device: %s %.300s", setup.path, setup.body)
+	}
+
 	// The delegate acts for the owner: the banner names both; an acting session cannot
 	// manage delegations.
 	a = delegate.get("/delegations")
@@ -249,6 +263,21 @@ func TestPortalDelegations(t *testing.T) {
 	}
 	if a := delegate.post("/delegations", url.Values{"csrf_token": {atok}, "delegate_email": {"eve@example.com"}, "expires_at": {day}}); a.status != 403 {
 		t.Errorf("an acting session granted a delegation: %d", a.status)
+	}
+	// Nor read the pending authenticator's secret, nor change the email, nor sign the owner
+	// out (finding 1 of the security review).
+	for _, a := range []answer{
+		delegate.get(setup.path),
+		delegate.post(setup.path+"/confirm", url.Values{"csrf_token": {atok}, "code": {"123456"}}),
+		delegate.post("/account", url.Values{"csrf_token": {atok}, "email": {"eve+olga@example.com"}, "first_name": {"Olga"}, "last_name": {"Lee"}}),
+		delegate.post("/sessions/sign-out-others", url.Values{"csrf_token": {atok}}),
+	} {
+		if a.status != 403 || strings.Contains(a.body, secret[1]) || !strings.Contains(a.body, "delegate") {
+			t.Errorf("acting session: %s answered %d %.300s", a.path, a.status, a.body)
+		}
+	}
+	if a := owner.get("/account"); a.status != 200 || !strings.Contains(a.body, "olga@example.com") {
+		t.Errorf("the owner's account after the delegate's attempts: %d", a.status)
 	}
 	// Stop acting: the acting session is signed out.
 	if a := delegate.post("/signout", url.Values{"csrf_token": {atok}}); a.path != "/signin" {

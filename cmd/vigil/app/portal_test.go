@@ -477,6 +477,11 @@ func TestPortalSecurityTeam(t *testing.T) {
 	}
 	admin := newPortalClient(t, base)
 	tok := csrf(t, admin.signUp("ada@example.com"))
+	// The team's pages need a session that proved a second factor.
+	if a := admin.get("/audit"); a.status != 403 || !strings.Contains(a.body, "second factor") {
+		t.Errorf("an admin without a second factor: %d %.300s", a.status, a.body)
+	}
+	admin.enableTOTP()
 
 	a := admin.get("/audit?find=nobody@example.com")
 	if a.status != 400 || !strings.Contains(a.body, `id="find-error"`) {
