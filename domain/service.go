@@ -66,9 +66,9 @@ type Config struct {
 	// Passkeys configures WebAuthn (relying party, origins, ceremony store); the zero value
 	// disables passkeys (the passkey commands return ErrPasskeysDisabled).
 	Passkeys PasskeyConfig
-	// SessionLifetime is a session's absolute lifetime; default 24h.
+	// SessionLifetime is a session's absolute lifetime; default 12h (ASVS L2).
 	SessionLifetime time.Duration
-	// SessionIdleTimeout ends a session unused for this long; default 2h.
+	// SessionIdleTimeout ends a session unused for this long; default 30m (ASVS L2).
 	SessionIdleTimeout time.Duration
 	// TouchInterval: at most one SessionAccessed per session per interval; default 1m.
 	TouchInterval time.Duration
@@ -126,8 +126,8 @@ func (c *Config) fill() error {
 			*d = def
 		}
 	}
-	setDur(&c.SessionLifetime, 24*time.Hour)
-	setDur(&c.SessionIdleTimeout, 2*time.Hour)
+	setDur(&c.SessionLifetime, 12*time.Hour)
+	setDur(&c.SessionIdleTimeout, 30*time.Minute)
 	setDur(&c.TouchInterval, time.Minute)
 	setDur(&c.StepUpWindow, 5*time.Minute)
 	setDur(&c.TicketTTL, 5*time.Minute)

@@ -23,7 +23,7 @@ func TestLoginPasswordOnly(t *testing.T) {
 	}
 	s := a.Session
 	if s.AccountID != id || s.AAL != domain.AAL1 || !slices.Equal(s.AMR, []string{"pwd"}) || s.ClientID != "portal" ||
-		!s.ExpiresAt.Equal(start.Add(24*time.Hour)) || s.IdleTimeout != 2*time.Hour || s.Restricted {
+		!s.ExpiresAt.Equal(start.Add(12*time.Hour)) || s.IdleTimeout != 30*time.Minute || s.Restricted {
 		t.Fatalf("session %+v", s)
 	}
 	who, err := h.svc.Whoami(h.ctx, a.Token)

@@ -41,14 +41,14 @@ func TestSessionIdleTimeoutAndTouch(t *testing.T) {
 	if err != nil || !who.LastAccessedAt.Equal(h.clock.Now()) {
 		t.Fatalf("last access %s, %v", who.LastAccessedAt, err)
 	}
-	// idle for just under 2 h: alive; at 2 h: gone
-	h.clock.Advance(2*time.Hour - time.Second)
+	// idle for just under the default 30 min: alive; at 30 min: gone
+	h.clock.Advance(30*time.Minute - time.Second)
 	if _, err := h.svc.Whoami(h.ctx, a.Token); err != nil {
-		t.Fatalf("idle 1h59m59s: %v", err)
+		t.Fatalf("idle 29m59s: %v", err)
 	}
 	h.clock.Advance(time.Second)
 	if _, err := h.svc.Whoami(h.ctx, a.Token); !errors.Is(err, domain.ErrSessionNotFound) {
-		t.Fatalf("idle 2h: %v", err)
+		t.Fatalf("idle 30m: %v", err)
 	}
 	if _, err := h.svc.Touch(h.ctx, id); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("touch of an idle session: %v", err)
@@ -74,22 +74,22 @@ func TestSessionLifetime(t *testing.T) {
 	h := newHarness(t)
 	h.register("ann@example.com")
 	a := h.login("ann@example.com")
-	for i := 0; i < 23; i++ { // used every hour: never idle
-		h.clock.Advance(time.Hour)
+	for i := 0; i < 35; i++ { // used every 20 minutes for 11h40m: never idle (default 30m)
+		h.clock.Advance(20 * time.Minute)
 		if _, err := h.svc.Touch(h.ctx, a.Session.ID); err != nil {
-			t.Fatalf("hour %d: %v", i+1, err)
+			t.Fatalf("use %d: %v", i+1, err)
 		}
 	}
-	h.clock.Advance(59 * time.Minute)
+	h.clock.Advance(19 * time.Minute)
 	if _, err := h.svc.Whoami(h.ctx, a.Token); err != nil {
-		t.Fatalf("23h59m: %v", err)
+		t.Fatalf("11h59m: %v", err)
 	}
 	if res, _ := h.svc.Sweep(h.ctx, h.clock.Now()); len(res.Expired) != 0 {
 		t.Fatal("swept an active session")
 	}
 	h.clock.Advance(time.Minute)
 	if _, err := h.svc.Whoami(h.ctx, a.Token); !errors.Is(err, domain.ErrSessionNotFound) {
-		t.Fatalf("24h: %v", err)
+		t.Fatalf("12h (the default lifetime): %v", err)
 	}
 	res, err := h.svc.Sweep(h.ctx, h.clock.Now())
 	if err != nil || len(res.Expired) != 1 {
@@ -99,8 +99,8 @@ func TestSessionLifetime(t *testing.T) {
 	if exp := h.decode(evs[len(evs)-1]).(domain.SessionExpired); exp.Reason != domain.ExpiredLifetime {
 		t.Fatalf("expiry %+v", exp)
 	}
-	// 23 hourly touches, each recorded
-	if n := len(evs); n != 2+23+1 {
+	// 35 touches, each recorded
+	if n := len(evs); n != 2+35+1 {
 		t.Fatalf("%d events", n)
 	}
 }
