@@ -5,7 +5,7 @@
 # /data. Build with `docker build -t vigil .`; `docker compose up --build` runs it with
 # KurrentDB and NATS (see docker-compose.yml).
 
-FROM golang:1.26 AS build
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
@@ -51,6 +51,9 @@ EOF
 RUN cd /tmp && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/vigil-healthcheck healthcheck.go \
     && mkdir -p /out/data
 
+# distroless publishes no versioned tags: pin it by digest when building releases, e.g.
+#   FROM gcr.io/distroless/static-debian12:nonroot@sha256:<digest of
+#   `docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot`>
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/vigil /out/vigil-healthcheck /usr/local/bin/
 # /data belongs to nonroot, so that a fresh named volume mounted there is writable.
@@ -61,8 +64,10 @@ USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+# Readiness, with a start period that covers catching up on a long log (docker-compose.yml).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10m --start-interval=2s --retries=3 \
     CMD ["/usr/local/bin/vigil-healthcheck", "/readyz"]
-# `docker run vigil` serves; `docker run vigil <command> ...` runs another sub-command.
+# The built binary is PID 1 and gets SIGTERM itself (never `go run`, which does not forward
+# it). `docker run vigil` serves; `docker run vigil <command> ...` runs another sub-command.
 ENTRYPOINT ["/usr/local/bin/vigil"]
 CMD ["serve"]

@@ -48,7 +48,7 @@ func TestSessionIdleTimeoutAndTouch(t *testing.T) {
 	}
 	h.clock.Advance(time.Second)
 	if _, err := h.svc.Whoami(h.ctx, a.Token); !errors.Is(err, domain.ErrSessionNotFound) {
-		t.Fatalf("idle 2h: %v", err)
+		t.Fatalf("idle 30m: %v", err)
 	}
 	if _, err := h.svc.Touch(h.ctx, id); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("touch of an idle session: %v", err)

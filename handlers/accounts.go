@@ -235,7 +235,7 @@ func (s *Server) logout(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	clearSessionCookie(c)
+	s.clearSessionCookie(c)
 	s.setPosition(c, pos)
 	c.Status(http.StatusNoContent)
 }

@@ -79,7 +79,7 @@ func TestLoginPasswordOnly(t *testing.T) {
 		t.Errorf("amr %v", s.view["amr"])
 	}
 	ck := r.cookie("vigil_session")
-	if !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.MaxAge != 24*3600 {
+	if !ck.HttpOnly || !ck.Secure || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.MaxAge != 12*3600 {
 		t.Errorf("cookie %+v; Set-Cookie %q", ck, r.header.Get("Set-Cookie"))
 	}
 
@@ -93,7 +93,7 @@ func TestLoginPasswordOnly(t *testing.T) {
 	if want := []string{"aal", "account_id", "amr", "authenticated_at", "expires_at", "restricted", "session_id"}; !slices.Equal(keys, want) {
 		t.Errorf("whoami fields %v, want %v", keys, want)
 	}
-	if w["session_id"] != s.id || w["expires_at"] != "2026-03-03T09:00:01Z" || w["authenticated_at"] != "2026-03-02T09:00:01Z" {
+	if w["session_id"] != s.id || w["expires_at"] != "2026-03-02T21:00:01Z" || w["authenticated_at"] != "2026-03-02T09:00:01Z" {
 		t.Errorf("whoami %v", w)
 	}
 	// The cookie works too (GET needs no CSRF token).
@@ -118,8 +118,8 @@ func TestLoginPasswordOnly(t *testing.T) {
 	e.expect(e.do("GET", "/api/v1/whoami?min_position=x", nil, s.auth()), 400, "invalid_request")
 	e.expect(e.do("GET", "/api/v1/whoami?min_position=1", nil, s.auth()), 200, "")
 
-	// The session expires with its idle timeout (2 h) on the injected clock.
-	e.clk.Advance(2*time.Hour + time.Second)
+	// The session expires with its idle timeout (30 min by default) on the injected clock.
+	e.clk.Advance(30*time.Minute + time.Second)
 	e.expect(e.do("GET", "/api/v1/whoami", nil, s.auth()), 401, "unauthenticated")
 }
 

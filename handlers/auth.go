@@ -138,7 +138,7 @@ func (s *Server) authenticate(need domain.Capability) gin.HandlerFunc {
 			if errors.Is(err, domain.ErrSessionNotFound) {
 				err = Public(ErrUnauthenticated, "The session is unknown, signed out or expired; sign in again.", err)
 				if viaCookie {
-					clearSessionCookie(c) // it is of no use any more
+					s.clearSessionCookie(c) // it is of no use any more
 				}
 			}
 			writeError(c, err)
@@ -339,15 +339,15 @@ func (s *Server) setSessionCookie(c *gin.Context, token string, expiresAt time.T
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: SessionCookie, Value: token, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: !s.insecureCookies, SameSite: http.SameSiteLaxMode,
 	})
 }
 
 // clearSessionCookie tells the browser to drop the session cookie.
-func clearSessionCookie(c *gin.Context) {
+func (s *Server) clearSessionCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: !s.insecureCookies, SameSite: http.SameSiteLaxMode,
 	})
 }
 

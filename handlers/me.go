@@ -360,7 +360,7 @@ func (s *Server) signOutByID(c *gin.Context, metaOf func(*gin.Context) (domain.R
 		return
 	}
 	if id == callerOf(c).ID {
-		clearSessionCookie(c)
+		s.clearSessionCookie(c)
 	}
 	s.setPosition(c, pos)
 	c.Status(http.StatusNoContent)

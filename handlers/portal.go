@@ -327,7 +327,7 @@ func (p *portal) anonToken(c *gin.Context) string {
 		_, _ = rand.Read(b)
 		nonce = base64.RawURLEncoding.EncodeToString(b)
 		http.SetCookie(c.Writer, &http.Cookie{Name: preSessionCookie, Value: nonce, Path: "/", MaxAge: 3600,
-			HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+			HttpOnly: true, Secure: !p.s.insecureCookies, SameSite: http.SameSiteLaxMode})
 	}
 	c.Set("vigil.form_nonce", nonce)
 	return p.s.csrfToken("form:" + nonce)
@@ -358,7 +358,7 @@ func (p *portal) auth(need domain.Capability) gin.HandlerFunc {
 		if err == nil && ck.Value != "" && len(ck.Value) <= maxTokenLength {
 			sess, err = p.s.svc.Whoami(ctx, ck.Value)
 			if err != nil && errors.Is(err, domain.ErrSessionNotFound) {
-				clearSessionCookie(c)
+				p.s.clearSessionCookie(c)
 			}
 		} else {
 			err = domain.ErrSessionNotFound

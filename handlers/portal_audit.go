@@ -193,7 +193,7 @@ func (p *portal) auditSignOut(c *gin.Context) {
 		return
 	}
 	if id == callerOf(c).ID {
-		clearSessionCookie(c)
+		p.s.clearSessionCookie(c)
 		c.Redirect(http.StatusSeeOther, "/signin")
 		return
 	}

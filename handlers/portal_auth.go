@@ -166,7 +166,7 @@ func (p *portal) signout(c *gin.Context) {
 		p.fail(c, err, "/")
 		return
 	}
-	clearSessionCookie(c)
+	p.s.clearSessionCookie(c)
 	c.Redirect(http.StatusSeeOther, "/signin?done=bye")
 }
 

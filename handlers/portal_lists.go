@@ -75,7 +75,7 @@ func (p *portal) signOutSession(c *gin.Context) {
 		return
 	}
 	if id == caller.ID {
-		clearSessionCookie(c)
+		p.s.clearSessionCookie(c)
 		c.Redirect(http.StatusSeeOther, "/signin?done=bye")
 		return
 	}

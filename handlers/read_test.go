@@ -150,7 +150,7 @@ func TestMySessions(t *testing.T) {
 	// Newest first: the Windows session, then the caller's own.
 	w, m := items[0], items[1]
 	if w["id"] != win.id || w["current"] != false || w["os"] != "Windows" || w["browser"] != "Firefox 127" || w["device"] != "Desktop" ||
-		w["ip"] != "127.0.0.1" || w["location"] != nil || w["started_at"] != "2026-03-02T09:01:01Z" || w["expires_at"] != "2026-03-03T09:01:01Z" {
+		w["ip"] != "127.0.0.1" || w["location"] != nil || w["started_at"] != "2026-03-02T09:01:01Z" || w["expires_at"] != "2026-03-02T21:01:01Z" {
 		t.Errorf("windows session %v", w)
 	}
 	if c, _ := w["client"].(map[string]any); c["id"] != "portal" || c["name"] != "Vigil portal" {

@@ -69,6 +69,10 @@ type Config struct {
 	MinPositionWait time.Duration
 	// Now is the clock, used for cookie lifetimes; default time.Now. Give the domain's clock.
 	Now func() time.Time
+	// InsecureCookies sets the session cookie and the portal's sign-in nonce cookie without
+	// the Secure attribute, so that a browser keeps them over plain http:// on a host that is
+	// not a secure context (a trial on a LAN address). Never in production.
+	InsecureCookies bool
 
 	// ReadModels answers the lists of the read side (/me/sessions, /me/activity and the
 	// audit lists); *projections.DB satisfies it. Log is the event log the audit reads
@@ -163,6 +167,8 @@ type Server struct {
 	positions PositionWaiter
 	minWait   time.Duration
 	now       func() time.Time
+	// insecureCookies drops Secure from the cookies (Config.InsecureCookies).
+	insecureCookies bool
 
 	// The read side (nil reads: not served).
 	reads    ReadModels
@@ -237,23 +243,24 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 
 	s := &Server{
-		log:         cfg.Logger,
-		registry:    cfg.Registry,
-		store:       cfg.Store,
-		projections: cfg.Projections,
-		trusted:     trusted,
-		maxLag:      cfg.MaxLag,
-		engine:      e,
-		routes:      newRegistry(),
-		metrics:     newHTTPMetrics(cfg.Registry),
-		svc:         cfg.Accounts,
-		positions:   cfg.Positions,
-		minWait:     cfg.MinPositionWait,
-		now:         cfg.Now,
-		scanBatch:   eventsScanBatch,
-		scanMax:     eventsScanMax,
-		webhooks:    cfg.Webhooks,
-		hsts:        cfg.HSTS,
+		log:             cfg.Logger,
+		registry:        cfg.Registry,
+		store:           cfg.Store,
+		projections:     cfg.Projections,
+		trusted:         trusted,
+		maxLag:          cfg.MaxLag,
+		engine:          e,
+		routes:          newRegistry(),
+		metrics:         newHTTPMetrics(cfg.Registry),
+		svc:             cfg.Accounts,
+		positions:       cfg.Positions,
+		minWait:         cfg.MinPositionWait,
+		now:             cfg.Now,
+		insecureCookies: cfg.InsecureCookies,
+		scanBatch:       eventsScanBatch,
+		scanMax:         eventsScanMax,
+		webhooks:        cfg.Webhooks,
+		hsts:            cfg.HSTS,
 	}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)

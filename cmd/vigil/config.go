@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,78 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 )
-
-// Exit codes of the vigil command.
-const (
-	exitOK      = 0
-	exitFailure = 1 // start-up or run-time failure
-	exitUsage   = 2 // bad command line or configuration
-)
-
-// env is what a command may touch of the process: the environment and the standard streams.
-type env struct {
-	lookup func(string) (string, bool)
-	stdout io.Writer
-	stderr io.Writer
-}
-
-// command is one sub-command. name is its words ("serve", "projections rebuild"); run gets
-// the arguments after them and returns the exit code.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, e env) int
-}
-
-// commands is the dispatch table; the first entry is the default when no command is given.
-func commands() []command {
-	return []command{
-		{name: "serve", summary: "run the HTTP server (the default when no command is given)", run: runServe},
-		{name: "projections rebuild", summary: "rebuild every read model from the log into a fresh file, with a progress bar, and swap it in while a server keeps serving (takes serve's flags)", run: runProjectionsRebuild},
-		{name: "dev load", summary: "append synthetic events to the embedded store, printing each acknowledged position", run: runDevLoad},
-		{name: "dev seed", summary: "write a realistic synthetic history (accounts, sign-ins, failures, credential changes) to the embedded store", run: runDevSeed},
-	}
-}
-
-// run is the whole program: it dispatches args (without the program name) to a command and
-// returns the exit code.
-func run(ctx context.Context, args []string, e env) int {
-	cmds := commands()
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return cmds[0].run(ctx, args, e)
-	}
-	if args[0] == "help" {
-		printUsage(e.stdout)
-		return exitOK
-	}
-	var best *command
-	bestWords := 0
-	for i := range cmds {
-		words := strings.Fields(cmds[i].name)
-		if len(words) > bestWords && len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
-			best, bestWords = &cmds[i], len(words)
-		}
-	}
-	if best == nil {
-		fmt.Fprintf(e.stderr, "vigil: unknown command %q\n", args[0])
-		printUsage(e.stderr)
-		return exitUsage
-	}
-	return best.run(ctx, args[bestWords:], e)
-}
-
-// option is one setting of serve: its flag, environment variable, default (as text, "" for
-// none) and help.
-type option struct {
-	flag, env, def, meta, help string
-	defHelp                    string // the default as shown in the help when def is ""
-}
 
 // Setting names, shared by the table and the parsing.
 const (
@@ -105,6 +36,7 @@ const (
 	optSessionLifetime    = "session-lifetime"
 	optSessionIdleTimeout = "session-idle-timeout"
 	optTOTPIssuer         = "totp-issuer"
+	optInsecureCookies    = "insecure-cookies"
 )
 
 // serveOptions is API.md's "Running" table.
@@ -121,9 +53,10 @@ var serveOptions = []option{
 	{flag: optArgon2MemoryKiB, env: "VIGIL_ARGON2_MEMORY_KIB", def: strconv.Itoa(app.DefaultArgon2MemoryKiB), meta: "KIB", help: "password hashing memory cost (OWASP), at least 8192"},
 	{flag: optArgon2Iterations, env: "VIGIL_ARGON2_ITERATIONS", def: strconv.Itoa(app.DefaultArgon2Iterations), meta: "N", help: "password hashing iterations (OWASP), at least 1"},
 	{flag: optStepUpWindow, env: "VIGIL_STEP_UP_WINDOW", def: "5m", meta: "DURATION", help: "how recent an authentication sensitive changes need"},
-	{flag: optSessionLifetime, env: "VIGIL_SESSION_LIFETIME", def: "24h", meta: "DURATION", help: "absolute session limit"},
-	{flag: optSessionIdleTimeout, env: "VIGIL_SESSION_IDLE_TIMEOUT", def: "2h", meta: "DURATION", help: "idle session limit (at most the lifetime)"},
+	{flag: optSessionLifetime, env: "VIGIL_SESSION_LIFETIME", def: "12h", meta: "DURATION", help: "absolute session limit (ASVS L2)"},
+	{flag: optSessionIdleTimeout, env: "VIGIL_SESSION_IDLE_TIMEOUT", def: "30m", meta: "DURATION", help: "idle session limit, at most the lifetime (ASVS L2)"},
 	// Beyond API.md's table (which allows additions):
+	{flag: optInsecureCookies, env: "VIGIL_INSECURE_COOKIES", def: "false", boolean: true, help: "set the session and sign-in cookies without Secure, so that a trial over plain http:// on a non-local address can sign in (never in production)"},
 	{flag: optTOTPIssuer, env: "VIGIL_TOTP_ISSUER", def: app.DefaultTOTPIssuer, meta: "NAME", help: "the name authenticator apps show for Vigil's codes (1 to 100 characters)"},
 }
 
@@ -153,6 +86,8 @@ type Config struct {
 	StepUpWindow, SessionLifetime, SessionIdleTimeout time.Duration
 	// TOTPIssuer names Vigil in authenticator apps (1 to 100 characters, no colon).
 	TOTPIssuer string
+	// InsecureCookies sets the cookies without Secure (a trial over plain HTTP on a LAN).
+	InsecureCookies bool
 	// Forward configures the NATS and webhook forwarders (config_forward.go).
 	Forward app.ForwardConfig
 }
@@ -176,86 +111,24 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		SessionLifetime:    c.SessionLifetime,
 		SessionIdleTimeout: c.SessionIdleTimeout,
 		TOTPIssuer:         c.TOTPIssuer,
+		InsecureCookies:    c.InsecureCookies,
 		Forward:            c.Forward,
 	}
 }
 
-// usageError is a malformed command line (unknown flag, missing value, stray argument): the
-// message is followed by the usage.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-// setting is one resolved option value and where it came from.
-type setting struct {
-	opt     option
-	value   string
-	fromEnv bool
-}
-
-// label names the setting in messages: the flag, and the variable when the value came from it.
-func (s setting) label() string {
-	if s.fromEnv {
-		return "--" + s.opt.flag + " (from " + s.opt.env + ")"
-	}
-	return "--" + s.opt.flag
-}
-
-func (s setting) errorf(format string, args ...any) error {
-	return fmt.Errorf("%s: %s", s.label(), fmt.Sprintf(format, args...))
-}
-
-// parseServe reads serve's flags from args and the environment through lookup: a flag wins
-// over its variable, a variable set to "" counts as unset, and an unset setting takes its
-// default. It returns flag.ErrHelp for -h/--help, a usageError for a malformed command line,
-// and otherwise an error naming the flag of the first invalid value.
+// parseServe reads serve's flags from args and the environment through lookup (see
+// parseOptions) and checks them: it returns flag.ErrHelp for -h/--help, a usageError for a
+// malformed command line, and otherwise an error naming the flag of the first invalid value.
 func parseServe(args []string, lookup func(string) (string, bool)) (Config, error) {
-	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	vals := map[string]*string{}
-	for _, o := range serveOptions {
-		vals[o.flag] = fs.String(o.flag, "", o.help)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return Config{}, err
-		}
-		return Config{}, usageError{flagErrorMessage(err)}
-	}
-	if fs.NArg() > 0 {
-		return Config{}, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	s := map[string]setting{}
-	for _, o := range serveOptions {
-		st := setting{opt: o, value: o.def}
-		if given[o.flag] {
-			st.value = *vals[o.flag]
-		} else if v, ok := lookup(o.env); ok && v != "" {
-			st.value, st.fromEnv = v, true
-		}
-		s[o.flag] = st
+	s, err := parseOptions(serveOptions, args, lookup)
+	if err != nil {
+		return Config{}, err
 	}
 	return validate(s)
 }
 
-// flagErrorMessage rewrites the flag package's messages with the double-dash spelling the
-// help uses.
-func flagErrorMessage(err error) string {
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		return "unknown flag --" + name
-	}
-	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
-		return "flag --" + name + " needs a value"
-	}
-	return msg
-}
-
 // validate checks and converts every setting.
-func validate(s map[string]setting) (Config, error) {
+func validate(s settings) (Config, error) {
 	var c Config
 	var err error
 	if c.Addr, err = parseAddr(s[optAddr]); err != nil {
@@ -311,6 +184,9 @@ func validate(s map[string]setting) (Config, error) {
 	c.TOTPIssuer = s[optTOTPIssuer].value
 	if n := utf8.RuneCountInString(c.TOTPIssuer); n < 1 || n > 100 || strings.ContainsAny(c.TOTPIssuer, ":\x00") {
 		return c, s[optTOTPIssuer].errorf("%q must be 1 to 100 characters without a colon", c.TOTPIssuer)
+	}
+	if c.InsecureCookies, err = parseBool(s[optInsecureCookies]); err != nil {
+		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
 		return c, err
@@ -450,6 +326,25 @@ func parseUint32(s setting, minimum uint32) (uint32, error) {
 	return uint32(n), nil
 }
 
+func parseInt(s setting, minimum int64) (int64, error) {
+	n, err := strconv.ParseInt(s.value, 10, 64)
+	if err != nil {
+		return 0, s.errorf("%q is not a whole number", s.value)
+	}
+	if n < minimum {
+		return 0, s.errorf("%d is below the minimum of %d", n, minimum)
+	}
+	return n, nil
+}
+
+func parseBool(s setting) (bool, error) {
+	b, err := strconv.ParseBool(s.value)
+	if err != nil {
+		return false, s.errorf("%q is neither true nor false", s.value)
+	}
+	return b, nil
+}
+
 func parseDuration(s setting) (time.Duration, error) {
 	d, err := time.ParseDuration(s.value)
 	if err != nil {
@@ -461,55 +356,13 @@ func parseDuration(s setting) (time.Duration, error) {
 	return d, nil
 }
 
-// printUsage writes the commands and serve's flags with their variables and defaults.
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: vigil [command] [flags]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
-	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	for _, c := range commands() {
-		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Flags of serve (each can also be set by the environment variable shown; a flag wins over its variable):")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, o := range serveOptions {
-		def := o.def
-		if def == "" {
-			def = o.defHelp
-		}
-		fmt.Fprintf(tw, "  --%s %s\t$%s\t%s (default %s)\n", o.flag, o.meta, o.env, o.help, def)
-	}
-	tw.Flush()
-}
-
-// parseServeArgs parses serve's flags and variables for a command that takes them; when it
-// returns ok false, the command exits with code (help was printed, or a bad setting was
-// reported on stderr after prefix).
-func parseServeArgs(args []string, e env, prefix string) (cfg Config, code int, ok bool) {
-	cfg, err := parseServe(args, e.lookup)
-	var ue usageError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(e.stdout)
-		return cfg, exitOK, false
-	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "%s: %v\n", prefix, err)
-		printUsage(e.stderr)
-		return cfg, exitUsage, false
-	case err != nil:
-		fmt.Fprintf(e.stderr, "%s: %v\n", prefix, err)
-		return cfg, exitUsage, false
-	}
-	return cfg, exitOK, true
-}
-
-// runServe is the serve command: parse, build the application, run it until ctx ends.
-func runServe(ctx context.Context, args []string, e env) int {
-	cfg, code, ok := parseServeArgs(args, e, "vigil")
-	if !ok {
-		return code
+// runServe is the serve command: check the settings, build the application, run it until
+// ctx ends.
+func runServe(ctx context.Context, s settings, e env) int {
+	cfg, err := validate(s)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
+		return exitUsage
 	}
 	a, err := app.New(ctx, cfg.appConfig(newLogger(e.stderr)))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -21,26 +20,29 @@ import (
 // real activity.
 const DevLoadEventType = "LoadGenerated"
 
+// devLoadOptions are the flags of `vigil dev load`.
+var devLoadOptions = []option{
+	{flag: "data-dir", env: "VIGIL_DATA_DIR", def: app.DefaultDataDir, meta: "DIR", help: "data directory holding events.db"},
+	{flag: "writers", env: "VIGIL_LOAD_WRITERS", def: "16", meta: "N", help: "concurrent writers, at least 1"},
+	{flag: "events", env: "VIGIL_LOAD_EVENTS", def: "0", meta: "N", help: "events to append in all; 0 appends until interrupted"},
+}
+
 // runDevLoad appends synthetic events to the embedded store from several goroutines and
 // prints "ack <position> <event id>" for every append once it is acknowledged (durable). It
 // exists for the crash test and for trying subscriptions against a second writer process.
-func runDevLoad(ctx context.Context, args []string, e env) int {
-	fs := flag.NewFlagSet("dev load", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	dataDir := fs.String("data-dir", app.DefaultDataDir, "data directory holding events.db")
-	writers := fs.Int("writers", 16, "concurrent writers")
-	total := fs.Int("events", 0, "events to append in all; 0 appends until interrupted")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+func runDevLoad(ctx context.Context, s settings, e env) int {
+	w, err := parseInt(s["writers"], 1)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "vigil: dev load: %v\n", err)
 		return exitUsage
 	}
-	if *writers < 1 || *total < 0 {
-		fmt.Fprintln(e.stderr, "vigil: --writers must be at least 1 and --events not negative")
+	n, err := parseInt(s["events"], 0)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "vigil: dev load: %v\n", err)
 		return exitUsage
 	}
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(*dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
+	writers, total, dataDir := int(w), int(n), s["data-dir"].value
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "vigil: --data-dir: %v\n", err)
 		return exitFailure
@@ -56,7 +58,7 @@ func runDevLoad(ctx context.Context, args []string, e env) int {
 	next := make(chan int)
 	go func() {
 		defer close(next)
-		for i := 0; *total == 0 || i < *total; i++ {
+		for i := 0; total == 0 || i < total; i++ {
 			select {
 			case next <- i:
 			case <-ctx.Done():
@@ -64,7 +66,7 @@ func runDevLoad(ctx context.Context, args []string, e env) int {
 			}
 		}
 	}()
-	for w := range *writers {
+	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -18,10 +18,11 @@ import (
 // from the log into a fresh file with a progress bar on stderr, and swaps it in. A server
 // running on the same data directory keeps serving from the old file meanwhile and adopts
 // the new one within a second.
-func runProjectionsRebuild(ctx context.Context, args []string, e env) int {
-	cfg, code, ok := parseServeArgs(args, e, "vigil: projections rebuild")
-	if !ok {
-		return code
+func runProjectionsRebuild(ctx context.Context, s settings, e env) int {
+	cfg, err := validate(s)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "vigil: projections rebuild: %v\n", err)
+		return exitUsage
 	}
 	bar := newProgressBar(e.stderr, time.Now)
 	ac := cfg.appConfig(slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -14,6 +13,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +27,17 @@ import (
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
 
+// devSeedOptions are the flags of `vigil dev seed`.
+var devSeedOptions = []option{
+	{flag: "data-dir", env: "VIGIL_DATA_DIR", def: app.DefaultDataDir, meta: "DIR", help: "data directory holding events.db"},
+	{flag: "accounts", env: "VIGIL_SEED_ACCOUNTS", def: "1000", meta: "N", help: "accounts to create, at least 1 and at most --events"},
+	{flag: "events", env: "VIGIL_SEED_EVENTS", def: "100000", meta: "N", help: "events to write in all (approximately)"},
+	{flag: "seed", env: "VIGIL_SEED_SEED", def: "1", meta: "N", help: "random seed; the same seed (and --until) gives the same history"},
+	{flag: "writers", env: "VIGIL_SEED_WRITERS", def: "128", meta: "N", help: "concurrent appending goroutines"},
+	{flag: "until", env: "VIGIL_SEED_UNTIL", meta: "TIME", defHelp: "now, to the minute", help: "end of the 90-day history, RFC 3339"},
+	{flag: "city-db", env: "VIGIL_SEED_CITY_DB", meta: "FILE", defHelp: "none", help: "also write a GeoIP2-City mmdb locating the seeded addresses to this file (for --geoip-city-db)"},
+}
+
 // runDevSeed writes a synthetic but realistic history of about --events events for
 // --accounts accounts through the embedded event store (<data-dir>/events.db): sign-ups with
 // their email reservations, sign-ins from many countries and user agents, session use,
@@ -37,58 +48,53 @@ import (
 // writers. Every stream always goes to the same writer, so each stream is appended in order
 // with the exact expected version (domain.Any for LoginFailed, as the real commands do); the
 // global order follows time at the granularity of the writers' queues.
-func runDevSeed(ctx context.Context, args []string, e env) int {
-	fs := flag.NewFlagSet("dev seed", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	dataDir := fs.String("data-dir", app.DefaultDataDir, "data directory holding events.db")
-	accounts := fs.Int("accounts", 1000, "accounts to create")
-	events := fs.Int("events", 100000, "events to write in all (approximately)")
-	seed := fs.Uint64("seed", 1, "random seed; the same seed (and --until) gives the same history")
-	writers := fs.Int("writers", 128, "concurrent appending goroutines")
-	untilFlag := fs.String("until", "", "end of the 90-day history, RFC 3339 (default: now, to the minute)")
-	cityDB := fs.String("city-db", "", "also write a GeoIP2-City mmdb locating the seeded addresses to this file (for --geoip-city-db)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+func runDevSeed(ctx context.Context, s settings, e env) int {
+	usage := func(err error) int {
+		fmt.Fprintf(e.stderr, "vigil: dev seed: %v\n", err)
 		return exitUsage
 	}
-	usage := func(msg string) int {
-		fmt.Fprintf(e.stderr, "vigil: dev seed: %s\n", msg)
-		return exitUsage
+	accounts, err := parseInt(s["accounts"], 1)
+	if err != nil {
+		return usage(err)
 	}
-	switch {
-	case fs.NArg() > 0:
-		return usage(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	case *accounts < 1 || *events < 1:
-		return usage("--accounts and --events must be positive")
-	case *accounts > *events:
-		return usage("--accounts must not exceed --events")
-	case *writers < 1:
-		return usage("--writers must be at least 1")
+	events, err := parseInt(s["events"], 1)
+	if err != nil {
+		return usage(err)
+	}
+	if accounts > events {
+		return usage(errors.New("--accounts must not exceed --events"))
+	}
+	writers, err := parseInt(s["writers"], 1)
+	if err != nil {
+		return usage(err)
+	}
+	seed, err := strconv.ParseUint(s["seed"].value, 10, 64)
+	if err != nil {
+		return usage(s["seed"].errorf("%q is not a whole number", s["seed"].value))
 	}
 	until := time.Now().UTC().Truncate(time.Minute)
-	if *untilFlag != "" {
-		t, err := time.Parse(time.RFC3339, *untilFlag)
+	if u := s["until"]; u.value != "" {
+		t, err := time.Parse(time.RFC3339, u.value)
 		if err != nil {
-			return usage("--until: " + err.Error())
+			return usage(u.errorf("%v", err))
 		}
 		until = t.UTC()
 	}
+	cityDB, dataDir := s["city-db"].value, s["data-dir"].value
 
-	if *cityDB != "" {
-		if err := writeSeedCityDB(*cityDB); err != nil {
+	if cityDB != "" {
+		if err := writeSeedCityDB(cityDB); err != nil {
 			fmt.Fprintf(e.stderr, "vigil: dev seed: --city-db: %v\n", err)
 			return exitFailure
 		}
 	}
 	start := time.Now()
-	plan, err := planSeed(seedConfig{Accounts: *accounts, Events: *events, Seed: *seed, Until: until})
+	plan, err := planSeed(seedConfig{Accounts: int(accounts), Events: int(events), Seed: seed, Until: until})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "vigil: dev seed: %v\n", err)
 		return exitFailure
 	}
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(*dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "vigil: --data-dir: %v\n", err)
 		return exitFailure
@@ -117,7 +123,7 @@ func runDevSeed(ctx context.Context, args []string, e env) int {
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	queues := make([]chan *seedAppend, *writers)
+	queues := make([]chan *seedAppend, writers)
 	var (
 		wg      sync.WaitGroup
 		failMu  sync.Mutex
@@ -184,7 +190,7 @@ dispatch:
 	}
 	el := time.Since(start)
 	fmt.Fprintf(e.stderr, "dev seed: wrote %d events (%d appends) for %d accounts, %d sessions, %d streams in %s: %.0f events/s\n",
-		written.Load(), len(plan.appends), *accounts, plan.sessions, plan.streams, el.Truncate(time.Millisecond),
+		written.Load(), len(plan.appends), accounts, plan.sessions, plan.streams, el.Truncate(time.Millisecond),
 		float64(written.Load())/el.Seconds())
 	return exitOK
 }

@@ -190,6 +190,10 @@ func (s *Subscriber) deliver(ctx context.Context, topic string, after uint64, ou
 			ev = e
 		case <-rewindCh:
 			return true, nil
+		case <-ctx.Done():
+			return false, nil
+		case <-s.closing: // else Close would wait for the next event of an idle log
+			return false, nil
 		}
 		msg, err := toMessage(ev, len(sub.Events()) > 0)
 		if err != nil {

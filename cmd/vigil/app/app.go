@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,8 +45,8 @@ const (
 	DefaultArgon2Iterations   = 2
 	DefaultStepUpWindow       = 5 * time.Minute
 	DefaultTOTPIssuer         = "Vigil"
-	DefaultSessionLifetime    = 24 * time.Hour
-	DefaultSessionIdleTimeout = 2 * time.Hour
+	DefaultSessionLifetime    = 12 * time.Hour
+	DefaultSessionIdleTimeout = 30 * time.Minute
 	// DefaultShutdownTimeout bounds the draining of HTTP requests at shutdown.
 	DefaultShutdownTimeout = 10 * time.Second
 	// DefaultStoreOpenTimeout bounds opening the event store (a KurrentDB cluster may take a
@@ -127,6 +128,10 @@ type Config struct {
 	// interval, live events buffered per client); zero takes the handlers' defaults.
 	StreamHeartbeat time.Duration
 	StreamBuffer    int
+
+	// InsecureCookies sets the cookies without Secure, for a trial over plain http:// on a
+	// host that is not local; without it New refuses such a PublicURL.
+	InsecureCookies bool
 
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
@@ -277,8 +282,9 @@ type App struct {
 	closeErr  error
 }
 
-// New opens the data directory, the secret key, the event store (SQLite at
-// <DataDir>/events.db, or KurrentDB), the GeoIP databases (when configured; their reload check
+// New checks the public URL, then opens the data directory (checking that it is writable),
+// the event store (SQLite at <DataDir>/events.db, or KurrentDB), the secret key (created
+// only once the store is open), the GeoIP databases (when configured; their reload check
 // runs from here on), the read models (the file projections.CurrentPath names in DataDir,
 // after removing stale ones), the Watermill subscriber
 // and projection runner with projections.BuiltinWith (locating with GeoIP), the HTTP server
@@ -300,24 +306,52 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	// WebAuthn binds passkeys to the public URL's host (the relying party id): checked
-	// before anything is opened.
+	// Browsers keep a Secure cookie only over https or on a host they treat as a secure
+	// context (localhost, loopback addresses): checked before anything is opened.
+	if cfg.PublicURL.Scheme == "http" && !isLocalHost(cfg.PublicURL.Hostname()) && !cfg.InsecureCookies {
+		return nil, fmt.Errorf("--public-url: %s is plain http on a host that is not local, where browsers drop Vigil's Secure session cookie and nobody can sign in: use https, or --insecure-cookies for a trial", cfg.PublicURL)
+	}
+	// WebAuthn binds passkeys to the public URL's host (the relying party id).
 	passkeys, err := domain.PasskeyConfigFromPublicURL(cfg.PublicURL.String())
 	if err != nil {
-		return nil, fmt.Errorf("--public-url: %w", err)
+		if !cfg.InsecureCookies || cfg.PublicURL.Scheme != "http" {
+			return nil, fmt.Errorf("--public-url: %w", err)
+		}
+		// A trial over plain HTTP: browsers offer no WebAuthn there anyway.
+		cfg.Logger.Warn("passkeys are off: the public URL is plain http on a host that is not local", "public_url", cfg.PublicURL.String(), "reason", err.Error())
+		passkeys = domain.PasskeyConfig{}
 	}
 	a := &App{cfg: cfg, log: cfg.Logger}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// Start-up creates nothing before it is sure the data directory is usable and the store
+	// is reachable: the directory (removed again if New fails while it is empty), then the
+	// store, and only then the secret key.
+	made, err := makeDataDir(cfg.DataDir)
+	undo = append(undo, func() error {
+		for _, d := range made {
+			_ = os.Remove(d) // only while empty
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
+
+	raw, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, raw.Close)
+	a.store = eventstore.Instrument(raw, cfg.Registry)
+
 	if cfg.SecretKeyFile == "" {
 		path := filepath.Join(cfg.DataDir, SecretKeyFile)
 		key, created, err := EnsureSecretKey(path)
 		if err != nil {
-			return nil, fmt.Errorf("--secret-key-file: %w", err)
+			return nil, fmt.Errorf("--data-dir: the secret key %s: %w", path, err)
 		}
 		if created {
+			// Kept even if New fails below: another process may already use it.
 			a.log.Info("created a new secret key", "path", path)
 		}
 		a.secretKey = key
@@ -328,13 +362,6 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 		a.secretKey = key
 	}
-
-	raw, err := openStore(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, raw.Close)
-	a.store = eventstore.Instrument(raw, cfg.Registry)
 
 	a.geo, err = openGeoIP(cfg)
 	if err != nil {
@@ -431,7 +458,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		HSTS:           cfg.PublicURL.Scheme == "https",
 		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
-		Webhooks: a.fwd.admin(),
+		Webhooks:        a.fwd.admin(),
+		InsecureCookies: cfg.InsecureCookies,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http handlers: %w", err)
@@ -504,11 +532,75 @@ func openStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.StoreOpenTimeout)
 	defer cancel()
-	s, err := kurrentdb.Open(ctx, kurrentdb.Config{ConnectionString: cfg.Store, Logger: cfg.Logger})
+	// The client logs a warning for every failed discovery and Open one for every retry: an
+	// unreachable server would print dozens before the one line naming --store. They are held
+	// back until Open returns; the error says what happened.
+	var quiet atomic.Bool
+	quiet.Store(true)
+	log := slog.New(quietHandler{cfg.Logger.Handler(), &quiet})
+	s, err := kurrentdb.Open(ctx, kurrentdb.Config{ConnectionString: cfg.Store, Logger: log})
+	quiet.Store(false)
 	if err != nil {
 		return nil, fmt.Errorf("--store: cannot open the event store: %w", err)
 	}
+	cfg.Logger.Info("kurrentdb: connected", "server", RedactStore(cfg.Store))
 	return s, nil
+}
+
+// quietHandler drops the records below Error while quiet is set.
+type quietHandler struct {
+	slog.Handler
+	quiet *atomic.Bool
+}
+
+func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return !(h.quiet.Load() && l < slog.LevelError) && h.Handler.Enabled(ctx, l)
+}
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.quiet.Load() && r.Level < slog.LevelError {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(as), h.quiet}
+}
+
+func (h quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(name), h.quiet}
+}
+
+// makeDataDir creates dir (mode 0700) when absent and checks that files can be created in
+// it. It returns the directories it created, deepest first.
+func makeDataDir(dir string) (made []string, err error) {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return made, err
+	}
+	f, err := os.CreateTemp(dir, ".vigil-write-check-*")
+	if err != nil {
+		return made, fmt.Errorf("%s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return made, os.Remove(f.Name())
+}
+
+// isLocalHost reports whether browsers treat host as a secure context over plain http:
+// localhost, a name under .localhost, or a loopback address.
+func isLocalHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
 
 // Addr returns the address the server listens on, e.g. "127.0.0.1:43125".

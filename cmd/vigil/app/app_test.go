@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,7 +247,9 @@ func TestNewFailsWithoutHalfStarting(t *testing.T) {
 		{"idle over lifetime", Config{SessionLifetime: time.Hour, SessionIdleTimeout: 2 * time.Hour}, "idle"},
 		// WebAuthn needs a domain name as relying party id, and https except on localhost.
 		{"ip public url", Config{PublicURL: &url.URL{Scheme: "http", Host: "127.0.0.1:8080"}}, "--public-url"},
-		{"plain http public url", Config{PublicURL: &url.URL{Scheme: "http", Host: "id.example.com"}}, "--public-url"},
+		{"plain http public url", Config{PublicURL: &url.URL{Scheme: "http", Host: "id.example.com"}}, "--insecure-cookies"},
+		{"plain http lan address", Config{PublicURL: &url.URL{Scheme: "http", Host: "192.168.1.5:8080"}}, "--insecure-cookies"},
+		{"https ip public url even with insecure cookies", Config{PublicURL: &url.URL{Scheme: "https", Host: "192.168.1.5"}, InsecureCookies: true}, "--public-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,11 +273,114 @@ func TestNewFailsWithoutHalfStarting(t *testing.T) {
 			if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 				t.Error("the listener is still open")
 			}
-			// Nothing after the failing step was opened.
-			if _, err := os.Stat(filepath.Join(dir, ProjectionsFile)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("read models were opened: %v", err)
+			// Nothing after the failing step was opened, and no key was made.
+			for _, f := range []string{ProjectionsFile, SecretKeyFile} {
+				if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s was made: %v", f, err)
+				}
 			}
 		})
+	}
+}
+
+// TestPlainHTTPPublicURL: a plain http public URL is refused on a host that is not local
+// (browsers would drop the Secure session cookie), accepted on localhost, and accepted on a
+// LAN address with InsecureCookies, passkeys then being off (WebAuthn needs a secure context
+// and a domain name).
+func TestPlainHTTPPublicURL(t *testing.T) {
+	for _, tt := range []struct {
+		url      string
+		insecure bool
+		err      string // "" for success
+	}{
+		{"http://192.168.1.5:8080", false, "--public-url: http://192.168.1.5:8080 is plain http"},
+		{"http://vigil.lan", false, "--insecure-cookies"},
+		{"http://192.168.1.5:8080", true, ""},
+		{"http://vigil.lan:8080", true, ""},
+		{"http://localhost:8080", false, ""},
+		{"http://app.localhost:8080", false, ""},
+	} {
+		u, _ := url.Parse(tt.url)
+		dir := filepath.Join(t.TempDir(), "data")
+		a, err := New(context.Background(), Config{Logger: slog.New(slog.DiscardHandler), Listener: listen(t), DataDir: dir,
+			PublicURL: u, InsecureCookies: tt.insecure})
+		if tt.err == "" {
+			if err != nil {
+				t.Errorf("%s (insecure %v): %v", tt.url, tt.insecure, err)
+			} else {
+				a.Close()
+			}
+			continue
+		}
+		if err == nil {
+			a.Close()
+			t.Errorf("%s: New succeeded", tt.url)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "--insecure-cookies") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", tt.url, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the data directory was made: %v", tt.url, err)
+		}
+	}
+}
+
+// TestStartUpOrder: a data directory where nothing can be created is named as --data-dir
+// (never --secret-key-file, a flag the user did not set), and an unreachable store is named
+// as --store, without a secret key or data directory left behind.
+func TestStartUpOrder(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Read-only directories. As root, chmod stops nothing: a directory below a regular file
+	// fails for everyone, and an immutable directory (chattr +i) stops root too, when chattr
+	// works here; otherwise a non-root user gets a mode 0500 directory.
+	dirs := map[string]string{"below a regular file": filepath.Join(file, "data")}
+	ro := filepath.Join(base, "readonly")
+	if err := os.Mkdir(ro, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chattr", "+i", ro).CombinedOutput(); err == nil {
+			t.Cleanup(func() { exec.Command("chattr", "-i", ro).Run() })
+			dirs["immutable"] = ro
+		} else {
+			t.Logf("chattr +i: %v %s; the immutable case is left out", err, out)
+		}
+	} else if err := os.Chmod(ro, 0o500); err == nil {
+		t.Cleanup(func() { os.Chmod(ro, 0o700) })
+		dirs["mode 0500"] = ro
+	}
+	for name, dir := range dirs {
+		_, err := New(context.Background(), Config{Logger: slog.New(slog.DiscardHandler), Listener: listen(t), DataDir: dir})
+		if err == nil || !strings.HasPrefix(err.Error(), "--data-dir: ") || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, SecretKeyFile)); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("%s: a secret key was made: %v", name, err)
+		}
+	}
+
+	// An unreachable KurrentDB: one line naming --store, no key, no directory.
+	dir := filepath.Join(base, "new", "data")
+	var logs bytes.Buffer
+	start := time.Now()
+	_, err := New(context.Background(), Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Listener: listen(t), DataDir: dir,
+		Store: "kurrentdb://127.0.0.1:1?tls=false", StoreOpenTimeout: 20 * time.Second})
+	if err == nil || !strings.HasPrefix(err.Error(), "--store: ") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("unreachable store: %v", err)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("unreachable store took %s", el)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("the client's retries were logged before the error:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(base, "new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory was left behind: %v", err)
 	}
 }
 
