@@ -138,14 +138,34 @@ func (DelegationExpired) EventType() string { return EventDelegationExpired }
 // registerEvents, the one place of registration).
 func registerOrgEvents(r *EventRegistry) {
 	// org-<id>
-	r.Register(EventOrgCreated, 1, decoderOf[OrgCreated]())
-	r.Register(EventMemberAdded, 1, decoderOf[MemberAdded]())
-	r.Register(EventMemberRemoved, 1, decoderOf[MemberRemoved]())
-	r.Register(EventMemberRoleChanged, 1, decoderOf[MemberRoleChanged]())
-	r.Register(EventTwoFactorRequirementChanged, 1, decoderOf[TwoFactorRequirementChanged]())
-	r.Register(EventManagedOrgAdded, 1, decoderOf[ManagedOrgAdded]())
+	r.Register(EventOrgCreated, 1, decoderOf[OrgCreated](), Fields{
+		"org_id": FieldPublic, "name": FieldPublic, "owner_account_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventMemberAdded, 1, decoderOf[MemberAdded](), Fields{
+		"org_id": FieldPublic, "account_id": FieldPublic, "role": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventMemberRemoved, 1, decoderOf[MemberRemoved](), Fields{
+		"org_id": FieldPublic, "account_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventMemberRoleChanged, 1, decoderOf[MemberRoleChanged](), Fields{
+		"org_id": FieldPublic, "account_id": FieldPublic, "old_role": FieldPublic, "role": FieldPublic,
+		"at": FieldPublic,
+	})
+	r.Register(EventTwoFactorRequirementChanged, 1, decoderOf[TwoFactorRequirementChanged](), Fields{
+		"org_id": FieldPublic, "required": FieldPublic, "changed_by": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventManagedOrgAdded, 1, decoderOf[ManagedOrgAdded](), Fields{
+		"org_id": FieldPublic, "managed_org_id": FieldPublic, "at": FieldPublic,
+	})
 	// delegation-<id>
-	r.Register(EventDelegationGranted, 1, decoderOf[DelegationGranted]())
-	r.Register(EventDelegationRevoked, 1, decoderOf[DelegationRevoked]())
-	r.Register(EventDelegationExpired, 1, decoderOf[DelegationExpired]())
+	r.Register(EventDelegationGranted, 1, decoderOf[DelegationGranted](), Fields{
+		"delegation_id": FieldPublic, "owner_account_id": FieldPublic,
+		"delegate_account_id": FieldPublic, "expires_at": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventDelegationRevoked, 1, decoderOf[DelegationRevoked](), Fields{
+		"delegation_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventDelegationExpired, 1, decoderOf[DelegationExpired](), Fields{
+		"delegation_id": FieldPublic, "at": FieldPublic,
+	})
 }

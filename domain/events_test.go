@@ -139,7 +139,7 @@ func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
 		}
 		e.FirstName = v.NewName
 		return e.NameChanged, nil
-	})
+	}, Fields{"new_name": FieldPersonal})
 	r.RegisterUpcaster("Renamed", 1, func(data json.RawMessage) (json.RawMessage, error) {
 		var v1 struct {
 			Name string `json:"name"`
@@ -148,9 +148,22 @@ func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
 			return nil, err
 		}
 		return json.Marshal(renamedV2{NewName: v1.Name})
-	})
+	}, Fields{"name": FieldPersonal})
 	if v, _ := r.CurrentVersion("Renamed"); v != 2 {
 		t.Fatalf("current version %d", v)
+	}
+	// Each version's fields are declared in the shape it was stored in.
+	if f1, ok := r.Fields("Renamed", 1); !ok || f1.Class("name") != FieldPersonal || f1.Declared("new_name") {
+		t.Fatalf("v1 fields %v %v", f1.Keys(), ok)
+	}
+	if f2, ok := r.Fields("Renamed", 2); !ok || f2.Class("new_name") != FieldPersonal || f2.Class("name") != FieldSecret {
+		t.Fatalf("v2 fields %v %v", f2.Keys(), ok)
+	}
+	if _, ok := r.Fields("Renamed", 3); ok {
+		t.Fatal("v3 has fields")
+	}
+	if got := r.Versions("Renamed"); !reflect.DeepEqual(got, []int{1, 2}) {
+		t.Fatalf("versions %v", got)
 	}
 	for _, tc := range []struct {
 		version int

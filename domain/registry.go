@@ -3,6 +3,8 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -31,6 +33,7 @@ type registeredType struct {
 	current   int
 	decoders  map[int]Decoder
 	upcasters map[int]Upcaster
+	fields    map[int]EventFields // the declared data members of each stored schema version
 }
 
 // NewEventRegistry returns an empty registry. Vigil's own events are in the package's
@@ -42,16 +45,20 @@ func NewEventRegistry() *EventRegistry {
 func (r *EventRegistry) entry(eventType string) *registeredType {
 	t := r.types[eventType]
 	if t == nil {
-		t = &registeredType{decoders: map[int]Decoder{}, upcasters: map[int]Upcaster{}}
+		t = &registeredType{decoders: map[int]Decoder{}, upcasters: map[int]Upcaster{}, fields: map[int]EventFields{}}
 		r.types[eventType] = t
 	}
 	return t
 }
 
-// Register adds the decoder of one schema version (>= 1) of eventType. The highest
-// registered version is the one new events are written with. Registering a version twice
-// panics: registration is static program structure.
-func (r *EventRegistry) Register(eventType string, schemaVersion int, dec Decoder) {
+// Register adds the decoder of one schema version (>= 1) of eventType, with the class of
+// every member of that version's JSON data (public, secret or personal; see Fields for the
+// rule on nested values). A member that fields does not name is secret: redacted wherever
+// events leave the service. The highest registered version is the one new events are
+// written with. Registering a version twice, or with nil fields, panics: registration is
+// static program structure. TestEveryEventFieldIsDeclared checks fields against the Go
+// struct the decoder returns.
+func (r *EventRegistry) Register(eventType string, schemaVersion int, dec Decoder, fields Fields) {
 	if schemaVersion < 1 || dec == nil {
 		panic(fmt.Sprintf("domain: bad registration of %s v%d", eventType, schemaVersion))
 	}
@@ -59,6 +66,7 @@ func (r *EventRegistry) Register(eventType string, schemaVersion int, dec Decode
 	if _, dup := t.decoders[schemaVersion]; dup {
 		panic(fmt.Sprintf("domain: %s v%d registered twice", eventType, schemaVersion))
 	}
+	t.declare(eventType, schemaVersion, fields)
 	t.decoders[schemaVersion] = dec
 	if schemaVersion > t.current {
 		t.current = schemaVersion
@@ -67,7 +75,11 @@ func (r *EventRegistry) Register(eventType string, schemaVersion int, dec Decode
 
 // RegisterUpcaster adds the hook that lifts eventType's data from fromVersion to
 // fromVersion+1. Decode chains upcasters until it reaches a version with a decoder.
-func (r *EventRegistry) RegisterUpcaster(eventType string, fromVersion int, up Upcaster) {
+//
+// fields declares the members of fromVersion's data as stored (events are redacted in the
+// shape they were written in, not upcast), as for Register. A version that has a decoder
+// too declares its fields there and passes nil here; otherwise nil fields panic.
+func (r *EventRegistry) RegisterUpcaster(eventType string, fromVersion int, up Upcaster, fields Fields) {
 	if fromVersion < 1 || up == nil {
 		panic(fmt.Sprintf("domain: bad upcaster for %s v%d", eventType, fromVersion))
 	}
@@ -75,7 +87,39 @@ func (r *EventRegistry) RegisterUpcaster(eventType string, fromVersion int, up U
 	if _, dup := t.upcasters[fromVersion]; dup {
 		panic(fmt.Sprintf("domain: upcaster %s v%d registered twice", eventType, fromVersion))
 	}
+	if _, declared := t.fields[fromVersion]; !declared || fields != nil {
+		t.declare(eventType, fromVersion, fields)
+	}
 	t.upcasters[fromVersion] = up
+}
+
+// declare records the fields of one version; declaring a version's fields twice panics.
+func (t *registeredType) declare(eventType string, schemaVersion int, fields Fields) {
+	if _, dup := t.fields[schemaVersion]; dup {
+		panic(registerHelp(eventType, schemaVersion, "has its Fields declared twice (once per version, with its decoder or else its upcaster)"))
+	}
+	t.fields[schemaVersion] = newEventFields(eventType, schemaVersion, fields)
+}
+
+// Fields returns the declared members of eventType's data as stored at schemaVersion, and
+// false for a type or version that is not registered (whose data is then wholly secret).
+func (r *EventRegistry) Fields(eventType string, schemaVersion int) (EventFields, bool) {
+	t := r.types[eventType]
+	if t == nil {
+		return EventFields{}, false
+	}
+	f, ok := t.fields[schemaVersion]
+	return f, ok
+}
+
+// Versions returns the schema versions of eventType that have a declaration (a decoder or
+// an upcaster), ascending; nil for an unknown type.
+func (r *EventRegistry) Versions(eventType string) []int {
+	t := r.types[eventType]
+	if t == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(t.fields))
 }
 
 // Decode returns the Go struct of an event's data. An unknown type, or a version with
@@ -144,48 +188,120 @@ func decoderOf[E Event]() Decoder {
 var registry = registerEvents(NewEventRegistry())
 
 // registerEvents is the one place where every event type is registered: type name ->
-// schema version -> decoder, plus the upcasters of older versions (none yet: every event is
-// at version 1). A new schema version of an event adds a decoder (or an upcaster from the
-// previous version) here.
+// schema version -> decoder and the class of every member of its data (public, secret,
+// personal: DESIGN.md "Events"), plus the upcasters of older versions (none yet: every event
+// is at version 1). A new schema version of an event adds a decoder (or an upcaster from the
+// previous version) here, with its Fields. A member left out of Fields is secret, and
+// TestEveryEventFieldIsDeclared fails until it is declared.
 func registerEvents(r *EventRegistry) *EventRegistry {
 	// account-<id>
-	r.Register(EventAccountRegistered, 1, decoderOf[AccountRegistered]())
-	r.Register(EventEmailChanged, 1, decoderOf[EmailChanged]())
-	r.Register(EventNameChanged, 1, decoderOf[NameChanged]())
-	r.Register(EventProfileUpdated, 1, decoderOf[ProfileUpdated]())
-	r.Register(EventPasswordChanged, 1, decoderOf[PasswordChanged]())
-	r.Register(EventPasswordRehashed, 1, decoderOf[PasswordRehashed]())
-	r.Register(EventTOTPDeviceAdded, 1, decoderOf[TOTPDeviceAdded]())
-	r.Register(EventTOTPDeviceConfirmed, 1, decoderOf[TOTPDeviceConfirmed]())
-	r.Register(EventTOTPDeviceRemoved, 1, decoderOf[TOTPDeviceRemoved]())
-	r.Register(EventTOTPCodeAccepted, 1, decoderOf[TOTPCodeAccepted]())
-	r.Register(EventBackupCodesGenerated, 1, decoderOf[BackupCodesGenerated]())
-	r.Register(EventBackupCodeUsed, 1, decoderOf[BackupCodeUsed]())
-	r.Register(EventPasskeyRegistered, 1, decoderOf[PasskeyRegistered]())
-	r.Register(EventPasskeyRenamed, 1, decoderOf[PasskeyRenamed]())
-	r.Register(EventPasskeyRemoved, 1, decoderOf[PasskeyRemoved]())
-	r.Register(EventPasskeyCloneSuspected, 1, decoderOf[PasskeyCloneSuspected]())
-	r.Register(EventPasskeyUsed, 1, decoderOf[PasskeyUsed]())
-	r.Register(EventTwoFactorDisabled, 1, decoderOf[TwoFactorDisabled]())
-	r.Register(EventRoleGranted, 1, decoderOf[RoleGranted]())
-	r.Register(EventRoleRevoked, 1, decoderOf[RoleRevoked]())
+	r.Register(EventAccountRegistered, 1, decoderOf[AccountRegistered](), Fields{
+		"account_id": FieldPublic, "email": FieldPersonal, "first_name": FieldPersonal,
+		"last_name": FieldPersonal, "password_hash": FieldSecret, "at": FieldPublic,
+	})
+	r.Register(EventEmailChanged, 1, decoderOf[EmailChanged](), Fields{
+		"old_email": FieldPersonal, "new_email": FieldPersonal, "at": FieldPublic,
+	})
+	r.Register(EventNameChanged, 1, decoderOf[NameChanged](), Fields{
+		"first_name": FieldPersonal, "last_name": FieldPersonal, "at": FieldPublic,
+	})
+	r.Register(EventProfileUpdated, 1, decoderOf[ProfileUpdated](), Fields{
+		"profile": FieldPersonal, "at": FieldPublic,
+	})
+	r.Register(EventPasswordChanged, 1, decoderOf[PasswordChanged](), Fields{
+		"password_hash": FieldSecret, "at": FieldPublic,
+	})
+	r.Register(EventPasswordRehashed, 1, decoderOf[PasswordRehashed](), Fields{
+		"password_hash": FieldSecret, "at": FieldPublic,
+	})
+	r.Register(EventTOTPDeviceAdded, 1, decoderOf[TOTPDeviceAdded](), Fields{
+		"device_id": FieldPublic, "name": FieldPersonal, "secret": FieldSecret, "at": FieldPublic,
+	})
+	r.Register(EventTOTPDeviceConfirmed, 1, decoderOf[TOTPDeviceConfirmed](), Fields{
+		"device_id": FieldPublic, "step": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventTOTPDeviceRemoved, 1, decoderOf[TOTPDeviceRemoved](), Fields{
+		"device_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventTOTPCodeAccepted, 1, decoderOf[TOTPCodeAccepted](), Fields{
+		"device_id": FieldPublic, "step": FieldPublic, "purpose": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventBackupCodesGenerated, 1, decoderOf[BackupCodesGenerated](), Fields{
+		"set_id": FieldPublic, "code_hashes": FieldSecret, "at": FieldPublic,
+	})
+	r.Register(EventBackupCodeUsed, 1, decoderOf[BackupCodeUsed](), Fields{
+		"set_id": FieldPublic, "index": FieldPublic, "purpose": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventPasskeyRegistered, 1, decoderOf[PasskeyRegistered](), Fields{
+		"passkey_id": FieldPublic, "name": FieldPersonal, "credential_id": FieldPublic,
+		"public_key": FieldPublic, "sign_count": FieldPublic, "aaguid": FieldPublic,
+		"transports": FieldPublic, "backup_eligible": FieldPublic, "backup_state": FieldPublic,
+		"at": FieldPublic,
+	})
+	r.Register(EventPasskeyRenamed, 1, decoderOf[PasskeyRenamed](), Fields{
+		"passkey_id": FieldPublic, "name": FieldPersonal, "at": FieldPublic,
+	})
+	r.Register(EventPasskeyRemoved, 1, decoderOf[PasskeyRemoved](), Fields{
+		"passkey_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventPasskeyCloneSuspected, 1, decoderOf[PasskeyCloneSuspected](), Fields{
+		"passkey_id": FieldPublic, "stored_sign_count": FieldPublic, "received_sign_count": FieldPublic,
+		"at": FieldPublic,
+	})
+	r.Register(EventPasskeyUsed, 1, decoderOf[PasskeyUsed](), Fields{
+		"passkey_id": FieldPublic, "sign_count": FieldPublic, "backup_state": FieldPublic,
+		"at": FieldPublic,
+	})
+	r.Register(EventTwoFactorDisabled, 1, decoderOf[TwoFactorDisabled](), Fields{
+		"reason": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventRoleGranted, 1, decoderOf[RoleGranted](), Fields{"role": FieldPublic, "at": FieldPublic})
+	r.Register(EventRoleRevoked, 1, decoderOf[RoleRevoked](), Fields{"role": FieldPublic, "at": FieldPublic})
 	// account-<id> for known accounts, system-signin for unknown emails
-	r.Register(EventLoginFailed, 1, decoderOf[LoginFailed]())
+	r.Register(EventLoginFailed, 1, decoderOf[LoginFailed](), Fields{
+		"reason": FieldPublic, "stage": FieldPublic, "method": FieldPublic,
+		"attempted_email": FieldPersonal, "session_id": FieldPublic, "retry_after_ms": FieldPublic,
+		"at": FieldPublic,
+	})
 	// session-<id>
-	r.Register(EventLoginSucceeded, 1, decoderOf[LoginSucceeded]())
-	r.Register(EventSessionStarted, 1, decoderOf[SessionStarted]())
-	r.Register(EventSessionAccessed, 1, decoderOf[SessionAccessed]())
-	r.Register(EventReauthSucceeded, 1, decoderOf[ReauthSucceeded]())
-	r.Register(EventSessionSignedOut, 1, decoderOf[SessionSignedOut]())
-	r.Register(EventSessionExpired, 1, decoderOf[SessionExpired]())
+	r.Register(EventLoginSucceeded, 1, decoderOf[LoginSucceeded](), Fields{
+		"account_id": FieldPublic, "session_id": FieldPublic, "method": FieldPublic, "amr": FieldPublic,
+		"aal": FieldPublic, "client_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventSessionStarted, 1, decoderOf[SessionStarted](), Fields{
+		"session_id": FieldPublic, "account_id": FieldPublic, "actor_account_id": FieldPublic,
+		"delegation_id": FieldPublic, "token_hash": FieldSecret, "client_id": FieldPublic,
+		"amr": FieldPublic, "aal": FieldPublic, "restricted": FieldPublic, "started_at": FieldPublic,
+		"expires_at": FieldPublic, "idle_timeout_seconds": FieldPublic,
+	})
+	r.Register(EventSessionAccessed, 1, decoderOf[SessionAccessed](), Fields{"at": FieldPublic})
+	r.Register(EventReauthSucceeded, 1, decoderOf[ReauthSucceeded](), Fields{
+		"method": FieldPublic, "amr": FieldPublic, "aal": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventSessionSignedOut, 1, decoderOf[SessionSignedOut](), Fields{
+		"reason": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventSessionExpired, 1, decoderOf[SessionExpired](), Fields{
+		"reason": FieldPublic, "at": FieldPublic,
+	})
 	// system-email-<hash>
-	r.Register(EventEmailReserved, 1, decoderOf[EmailReserved]())
-	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased]())
+	r.Register(EventEmailReserved, 1, decoderOf[EmailReserved](), Fields{
+		"account_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased](), Fields{
+		"account_id": FieldPublic, "at": FieldPublic,
+	})
 	// system-admin-bootstrap-<hash>
-	r.Register(EventAdminBootstrapClaimed, 1, decoderOf[AdminBootstrapClaimed]())
-	r.Register(EventAdminBootstrapGranted, 1, decoderOf[AdminBootstrapGranted]())
+	r.Register(EventAdminBootstrapClaimed, 1, decoderOf[AdminBootstrapClaimed](), Fields{
+		"account_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventAdminBootstrapGranted, 1, decoderOf[AdminBootstrapGranted](), Fields{
+		"account_id": FieldPublic, "at": FieldPublic,
+	})
 	// client-<id>
-	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered]())
+	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered](), Fields{
+		"client_id": FieldPublic, "name": FieldPublic, "at": FieldPublic,
+	})
 	// org-<id>, delegation-<id>
 	registerOrgEvents(r)
 
@@ -193,8 +309,12 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 	registerServiceTokenEvents(r)
 
 	// system-webhook-<id>
-	r.Register(EventWebhookRegistered, 1, decoderOf[WebhookRegistered]())
-	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved]())
+	r.Register(EventWebhookRegistered, 1, decoderOf[WebhookRegistered](), Fields{
+		"webhook_id": FieldPublic, "url": FieldPublic, "secret": FieldSecret, "at": FieldPublic,
+	})
+	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved](), Fields{
+		"webhook_id": FieldPublic, "at": FieldPublic,
+	})
 	return r
 }
 
@@ -207,6 +327,15 @@ func DecodeEvent(env Envelope) (Event, error) {
 
 // EventTypes returns the name of every event type Vigil writes, sorted.
 func EventTypes() []string { return registry.Types() }
+
+// EventDataFields returns the declared class of every member of eventType's data as stored
+// at schemaVersion (see Fields), and false for a type or version Vigil does not know: such
+// data must be treated as wholly secret. It is safe for concurrent use. Everything that shows
+// event data outside the service (audit API, compliance stream, forwarders, portal) redacts
+// through it (domain/export.Redact).
+func EventDataFields(eventType string, schemaVersion int) (EventFields, bool) {
+	return registry.Fields(eventType, schemaVersion)
+}
 
 // EventSchemaVersion returns the schema version new events of eventType are written with;
 // false for an unknown type.

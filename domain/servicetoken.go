@@ -100,9 +100,17 @@ func (ServiceTokenUseDenied) EventType() string { return EventServiceTokenUseDen
 
 // registerServiceTokenEvents registers the service token events (called by registerEvents).
 func registerServiceTokenEvents(r *EventRegistry) {
-	r.Register(EventServiceTokenCreated, 1, decoderOf[ServiceTokenCreated]())
-	r.Register(EventServiceTokenRevoked, 1, decoderOf[ServiceTokenRevoked]())
-	r.Register(EventServiceTokenUseDenied, 1, decoderOf[ServiceTokenUseDenied]())
+	r.Register(EventServiceTokenCreated, 1, decoderOf[ServiceTokenCreated](), Fields{
+		"token_id": FieldPublic, "name": FieldPublic, "scopes": FieldPublic, "token_hash": FieldSecret,
+		"at": FieldPublic,
+	})
+	r.Register(EventServiceTokenRevoked, 1, decoderOf[ServiceTokenRevoked](), Fields{
+		"token_id": FieldPublic, "at": FieldPublic,
+	})
+	r.Register(EventServiceTokenUseDenied, 1, decoderOf[ServiceTokenUseDenied](), Fields{
+		"token_id": FieldPublic, "reason": FieldPublic, "scope": FieldPublic, "suppressed": FieldPublic,
+		"at": FieldPublic,
+	})
 }
 
 // serviceTokenStreamPrefix prefixes the streams of service tokens (inside StreamPrefixSystem).

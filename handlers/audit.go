@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -29,8 +28,9 @@ func (s *Server) auditRoutes() []apiRoute {
 			op: operation{
 				ID: "listAccountEvents", Summary: "An account's raw events", Tags: tags,
 				Description: "Every event whose subject is the account (its account stream, its sessions, its sign-ins), in " +
-					"global order after position `after` (exclusive), read from the log. Credential material in data " +
-					"(password_hash, token_hash, code_hashes, secret) is replaced by \"[redacted]\". On a backend without a " +
+					"global order after position `after` (exclusive), read from the log. Every member of data that the event's " +
+					"type does not declare public or personal (credential material such as password_hash, token_hash, code_hashes, " +
+					"secret, and anything undeclared) is replaced by \"[redacted]\". On a backend without a " +
 					"subject index the log is scanned, at most 10,000 events per page, so a page may hold fewer items than " +
 					"limit (even none) and still have a next_cursor.",
 				Params: []param{{Name: "after", In: "query", Description: "A global position; only events after it. Default 0. A cursor, when given, wins.",
@@ -175,7 +175,7 @@ func (s *Server) listAccountEvents(c *gin.Context) {
 		return
 	}
 	for i := range events {
-		events[i].Data = redactData(events[i].Data)
+		events[i] = redactEvent(events[i])
 	}
 	c.JSON(http.StatusOK, page(events, next))
 }
@@ -224,10 +224,10 @@ func (s *Server) accountEvents(ctx context.Context, account string, after uint64
 	return out, encodeEventsCursor(account, pos), nil
 }
 
-// redactData replaces the credential material of an event's data with "[redacted]": the
-// audit shows that it changed, never what it is (export.Redact, the same rule as the
-// compliance stream's).
-func redactData(data json.RawMessage) json.RawMessage { return export.Redact(data) }
+// redactEvent returns ev with its data as it may leave the service: every member that the
+// event registry does not declare public or personal is "[redacted]" (export.RedactEnvelope,
+// the same rule as the compliance stream's and the forwarders').
+func redactEvent(ev domain.Envelope) domain.Envelope { return export.RedactEnvelope(ev) }
 
 func (s *Server) getAccountSecurityAt(c *gin.Context) {
 	id, err := pathID(c, "id")

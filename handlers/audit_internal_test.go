@@ -95,18 +95,22 @@ func TestAccountEventsWithoutSubjectIndex(t *testing.T) {
 	}
 }
 
-func TestRedactData(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{`{"a":1}`, `{"a":1}`},
-		{`{"password_hash":"$argon2id$...","at":"x"}`, `{"at":"x","password_hash":"[redacted]"}`},
-		{`{"code_hashes":["a","b"],"token_hash":"ff","secret":{"key_id":"k","ciphertext":"c"}}`,
-			`{"code_hashes":["[redacted]","[redacted]"],"secret":"[redacted]","token_hash":"[redacted]"}`},
-		{`{"name":"password_hash"}`, `{"name":"password_hash"}`},
-		{`"not an object"`, `"not an object"`},
+func TestRedactEvent(t *testing.T) {
+	for _, tc := range []struct{ typ, in, want string }{
+		{domain.EventSessionAccessed, `{"at":"x"}`, `{"at":"x"}`},
+		{domain.EventPasswordChanged, `{"password_hash":"$argon2id$...","at":"x"}`, `{"at":"x","password_hash":"[redacted]"}`},
+		{domain.EventBackupCodesGenerated, `{"code_hashes":["a","b"],"set_id":"s"}`, `{"code_hashes":["[redacted]","[redacted]"],"set_id":"s"}`},
+		{domain.EventTOTPDeviceAdded, `{"secret":{"key_id":"k","ciphertext":"c"},"device_id":"d"}`, `{"device_id":"d","secret":"[redacted]"}`},
+		{domain.EventSessionStarted, `{"token_hash":"ff","session_id":"s"}`, `{"session_id":"s","token_hash":"[redacted]"}`},
+		{domain.EventPasskeyRenamed, `{"name":"password_hash"}`, `{"name":"password_hash"}`},
+		// Deny-by-default: undeclared members, unknown types, data that is not an object.
+		{domain.EventSessionAccessed, `{"a":1}`, `{"a":"[redacted]"}`},
+		{"NotAnEvent", `{"at":"x"}`, `{"at":"[redacted]"}`},
+		{domain.EventSessionAccessed, `"not an object"`, `"[redacted]"`},
 	} {
-		got := string(redactData(json.RawMessage(tc.in)))
-		if got != tc.want {
-			t.Errorf("redactData(%s) = %s, want %s", tc.in, got, tc.want)
+		ev := redactEvent(domain.Envelope{Type: tc.typ, SchemaVersion: 1, Data: json.RawMessage(tc.in), Metadata: domain.Metadata{IP: "192.0.2.1"}})
+		if got := string(ev.Data); got != tc.want || ev.Metadata.IP != "192.0.2.1" || ev.Type != tc.typ {
+			t.Errorf("redactEvent(%s %s) = %s, want %s", tc.typ, tc.in, got, tc.want)
 		}
 	}
 }

@@ -393,7 +393,7 @@ func (s *Server) defineReadSchemas() {
 		"type":           stringSchema(),
 		"schema_version": integerSchema(),
 		"time":           {"type": "string", "format": "date-time", "description": "When the store recorded the event."},
-		"data":           {"description": "The event's data as stored, with credential material (password_hash, token_hash, code_hashes, secret) replaced by \"[redacted]\"."},
+		"data":           {"description": "The event's data as stored, with every member its type does not declare public or personal (credential material such as password_hash, token_hash, code_hashes, secret, and anything undeclared) replaced by \"[redacted]\"."},
 		"metadata": object(map[string]schema{
 			"actor":              object(map[string]schema{"type": stringSchema(), "id": stringSchema()}, "type"),
 			"subject_account_id": stringSchema(),

@@ -129,14 +129,15 @@ func (p *portal) auditAccountPage(c *gin.Context) {
 		return
 	}
 	for _, ev := range events {
+		ev = redactEvent(ev)
 		te := timelineEvent{Position: ev.Position, Time: ev.RecordedAt, Type: ev.Type, Stream: ev.StreamID,
-			IP: ev.Metadata.IP, Data: string(redactData(ev.Data))}
+			IP: ev.Metadata.IP, Data: string(ev.Data)}
 		te.Actor = string(ev.Metadata.Actor.Type)
 		if ev.Metadata.Actor.ID != "" && ev.Metadata.Actor.ID != id {
 			te.Actor += " " + ev.Metadata.Actor.ID
 		}
 		var compact map[string]any
-		if json.Unmarshal(redactData(ev.Data), &compact) == nil {
+		if json.Unmarshal(ev.Data, &compact) == nil {
 			if b, err := json.Marshal(compact); err == nil {
 				te.Data = string(b)
 			}

@@ -1,7 +1,8 @@
 // Package export turns stored events into the formats Vigil hands to compliance tools: the
 // CloudEvents 1.0 structured JSON of the event stream (GET /api/v1/events, the SSE stream and
-// the forwarders) and OCSF 1.x records for SIEMs that ingest OCSF. It is pure: no I/O, safe for
-// concurrent use, and it imports only the domain's envelope.
+// the forwarders) and OCSF 1.x records for SIEMs that ingest OCSF, and redacts event data
+// (Redact) for every one of them and for the audit API. It is pure: no I/O, safe for
+// concurrent use, and it imports only the domain's envelope and event registry.
 package export
 
 import (
@@ -42,7 +43,8 @@ const (
 //     paged endpoint.
 //   - vigilaccount is the subject account id when the event has one (absent otherwise), for
 //     routing and filtering without parsing data.
-//   - data is an EventData: the stored data with credential material redacted, plus
+//   - data is an EventData: the stored data redacted by Redact (every member not declared
+//     public or personal in the domain registry is "[redacted]"), plus
 //     the envelope's stream version, schema version and metadata (actor, IP, user agent,
 //     client, correlation).
 type CloudEventJSON struct {
@@ -65,8 +67,8 @@ type EventData struct {
 	StreamVersion uint64 `json:"stream_version"`
 	// SchemaVersion is the version of Data's shape for this event type.
 	SchemaVersion int `json:"schema_version"`
-	// Data is the event's data as stored, with credential material (RedactedKeys) replaced
-	// by "[redacted]".
+	// Data is the event's data as stored, with every member that is not declared public or
+	// personal replaced by "[redacted]" (see Redact).
 	Data json.RawMessage `json:"data"`
 	// Metadata is the envelope's metadata: actor, subject account, IP, user agent, client,
 	// correlation and causation ids.
@@ -80,7 +82,7 @@ func CloudEvent(e domain.Envelope, source string) CloudEventJSON {
 	if source == "" {
 		source = DefaultSource
 	}
-	data := Redact(e.Data)
+	data := Redact(e.Type, e.SchemaVersion, e.Data)
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
@@ -107,56 +109,71 @@ func MarshalCloudEvent(e domain.Envelope, source string) ([]byte, error) {
 	return json.Marshal(CloudEvent(e, source))
 }
 
-// RedactedKeys are the members of event data that hold credential material (argon2id
-// password hashes, session and service token hashes, backup code hashes, sealed TOTP
-// secrets). Exported events show that they are there, never what they are.
-var RedactedKeys = []string{"password_hash", "token_hash", "code_hashes", "secret"}
-
 // Redacted replaces a redacted value.
 const Redacted = "[redacted]"
 
-// Redact returns data (an event's JSON object) with the RedactedKeys members replaced by
-// "[redacted]" (each element of an array, so that counts stay visible). Data without such
-// a member, or that is not an object, is returned unchanged.
-func Redact(data json.RawMessage) json.RawMessage {
-	found := false
-	for _, k := range RedactedKeys {
-		if bytes.Contains(data, []byte(`"`+k+`"`)) {
-			found = true
-			break
-		}
-	}
-	if !found {
+var redactedJSON = json.RawMessage(`"` + Redacted + `"`)
+
+// Redact returns an event's data (a JSON object of type eventType at schemaVersion, as
+// stored) as it may leave the service: deny-by-default, through the one declaration of each
+// event's fields in the domain registry (domain.EventDataFields).
+//
+//   - A member declared public or personal is kept as stored (personal data is still shown in
+//     clear; sealing it is a later step).
+//   - A member declared secret, or not declared at all, is replaced whole: an array by an
+//     array of "[redacted]" of the same length (counts stay visible), anything else (string,
+//     number, object) by "[redacted]".
+//   - For a type or schema version the registry does not know, every member is redacted.
+//   - Data that is not a JSON object (malformed, a bare string, an array) becomes
+//     "[redacted]"; empty data and null are returned as they are.
+//
+// Old schema versions are redacted in the shape they were stored in, with that version's
+// declaration. Redact is pure and safe for concurrent use.
+func Redact(eventType string, schemaVersion int, data json.RawMessage) json.RawMessage {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return data
 	}
+	fields, known := domain.EventDataFields(eventType, schemaVersion)
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return data
+	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+		return redactedJSON
 	}
 	changed := false
-	for _, k := range RedactedKeys {
-		v, ok := m[k]
-		if !ok {
-			continue
+	for k, v := range m {
+		if !known || fields.Class(k) == domain.FieldSecret {
+			m[k] = redactValue(v)
+			changed = true
 		}
-		var arr []json.RawMessage
-		if json.Unmarshal(v, &arr) == nil {
-			out := make([]string, len(arr))
-			for i := range out {
-				out[i] = Redacted
-			}
-			m[k], _ = json.Marshal(out)
-		} else {
-			m[k], _ = json.Marshal(Redacted)
-		}
-		changed = true
 	}
 	if !changed {
 		return data
 	}
 	out, err := json.Marshal(m)
 	if err != nil {
-		return data
+		return redactedJSON
 	}
 	return out
+}
+
+// redactValue replaces one member's value: an array element by element, anything else whole.
+func redactValue(v json.RawMessage) json.RawMessage {
+	var arr []json.RawMessage
+	if json.Unmarshal(v, &arr) == nil && arr != nil {
+		out := make([]string, len(arr))
+		for i := range out {
+			out[i] = Redacted
+		}
+		b, _ := json.Marshal(out)
+		return b
+	}
+	return redactedJSON
+}
+
+// RedactEnvelope returns e with its Data passed through Redact: the raw event as the audit
+// API and the portal's audit timeline show it. Metadata is kept whole (the IP address and
+// the user agent, personal data, travel there, not in data).
+func RedactEnvelope(e domain.Envelope) domain.Envelope {
+	e.Data = Redact(e.Type, e.SchemaVersion, e.Data)
+	return e
 }

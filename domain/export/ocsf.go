@@ -134,7 +134,8 @@ type OCSFSession struct {
 //	EmailChanged, BackupCodesGenerated, BackupCodeUsed, PasskeyCloneSuspected   3001 Other (99)
 func OCSF(e domain.Envelope) (OCSFRecord, bool) {
 	var d map[string]json.RawMessage
-	_ = json.Unmarshal(e.Data, &d) // data is always an object; a bad one just maps fewer fields
+	// Only what Redact lets out is mapped: a secret or undeclared member never reaches a record.
+	_ = json.Unmarshal(Redact(e.Type, e.SchemaVersion, e.Data), &d) // a bad object just maps fewer fields
 	str := func(k string) string {
 		var s string
 		_ = json.Unmarshal(d[k], &s)

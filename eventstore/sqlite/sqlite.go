@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -392,13 +391,4 @@ func (s *Store) ReadSubject(ctx context.Context, accountID string, after uint64,
 		return nil, fmt.Errorf("sqlite: read subject: %w", err)
 	}
 	return scanEnvelopes(rows, min(limit, 1024))
-}
-
-// isBusy reports whether err is SQLite's "database is locked/busy", which a retry can cure.
-func isBusy(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
@@ -199,11 +198,17 @@ func (w *writer) appendOne(ctx context.Context, r *appendReq, now int64) (events
 		out, err := w.insert.ExecContext(ctx, e.ID, r.stream, cur+uint64(i)+1, e.Type, e.SchemaVersion, now, []byte(e.Data),
 			string(md.Actor.Type), md.Actor.ID, md.SubjectAccountID, md.IP, md.UserAgent, md.ClientID, md.CorrelationID, md.CausationID)
 		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint failed: events.id") {
-				return eventstore.AppendResult{}, fmt.Errorf("%w: event id %s already stored", eventstore.ErrInvalidEvent, e.ID)
-			}
-			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
-				// Another writer process took this version between our read and insert.
+			if isUniqueViolation(err) {
+				// Either the event id is already stored, or another writer process took this
+				// (stream, version) between our read and insert. The result code does not say
+				// which key it was; the table does.
+				var dup bool
+				if qerr := w.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = ?)`, e.ID).Scan(&dup); qerr != nil {
+					return eventstore.AppendResult{}, fmt.Errorf("sqlite: insert into %s: %w (and looking up the id: %v)", r.stream, err, qerr)
+				}
+				if dup {
+					return eventstore.AppendResult{}, fmt.Errorf("%w: event id %s already stored", eventstore.ErrInvalidEvent, e.ID)
+				}
 				return eventstore.AppendResult{}, fmt.Errorf("%w: stream %s moved on", eventstore.ErrWrongExpectedVersion, r.stream)
 			}
 			return eventstore.AppendResult{}, fmt.Errorf("sqlite: insert into %s: %w", r.stream, err)
