@@ -1,0 +1,87 @@
+package domain_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// freeChecks: five free failures and the one that starts the first wait are checked.
+const freeChecks = 5 + 1
+
+// countOutcomes sorts the errors of a burst into checked (wrong credential) and throttled.
+func countOutcomes(t *testing.T, errs []error, wrong error) (checked, throttled int) {
+	t.Helper()
+	var te *domain.ThrottledError
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, wrong):
+			checked++
+		case errors.As(err, &te):
+			if te.RetryAfter <= 0 {
+				t.Errorf("throttled without a wait: %v", te)
+			}
+			throttled++
+		default:
+			t.Errorf("unexpected answer %v", err)
+		}
+	}
+	return checked, throttled
+}
+
+func (h *harness) failureReasons(stream string) map[string]int {
+	h.t.Helper()
+	n := map[string]int{}
+	for _, e := range h.events(stream) {
+		if e.Type == domain.EventLoginFailed {
+			n[h.decode(e).(domain.LoginFailed).Reason]++
+		}
+	}
+	return n
+}
+
+func TestThrottlingHoldsUnderConcurrentLogins(t *testing.T) {
+	h := newHarness(t)
+	id := h.register("ann@example.com")
+	errs := race(40, func(int) error {
+		_, err := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", domain.RequestMeta{IP: "198.51.100.1"})
+		return err
+	})
+	checked, throttled := countOutcomes(t, errs, domain.ErrInvalidCredentials)
+	if checked > freeChecks || checked+throttled != 40 {
+		t.Errorf("40 parallel wrong passwords: %d checked, %d throttled; want at most %d checked", checked, throttled, freeChecks)
+	}
+	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
+		t.Errorf("%d invalid_credentials events for %d checks", n, checked)
+	}
+	// Unknown emails throttle alike, also in parallel.
+	errs = race(40, func(int) error {
+		_, err := h.svc.Login(h.ctx, "ghost@example.com", "wrong-password-123", "", domain.RequestMeta{})
+		return err
+	})
+	if checked, _ := countOutcomes(t, errs, domain.ErrInvalidCredentials); checked > freeChecks {
+		t.Errorf("unknown email: %d checked", checked)
+	}
+}
+
+func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
+	h := newHarness(t)
+	id := h.register("ann@example.com")
+	sess := h.login("ann@example.com").Session
+	errs := race(40, func(int) error {
+		_, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: "wrong-password-123"}, domain.RequestMeta{})
+		return err
+	})
+	checked, throttled := countOutcomes(t, errs, domain.ErrInvalidCredentials)
+	if checked > freeChecks || checked+throttled != 40 {
+		t.Errorf("40 parallel wrong passwords: %d checked, %d throttled; want at most %d checked", checked, throttled, freeChecks)
+	}
+	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
+		t.Errorf("%d invalid_credentials events for %d checks", n, checked)
+	}
+	var te *domain.ThrottledError
+	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); !errors.As(err, &te) {
+		t.Errorf("the right password after the burst: %v", err)
+	}
+}
