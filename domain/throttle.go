@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ type ThrottleConfig struct {
 	// FreeFailures per account (keyed by the normalised email, so that unknown emails
 	// throttle exactly like known ones and throttling reveals nothing); default 5.
 	FreeFailures int
-	// IPFreeFailures per client IP; default 20 (an office behind one NAT address shares it).
+	// IPFreeFailures per client IP (an IPv6 address counts for its /64); default 20 (an
+	// office behind one NAT address shares it).
 	IPFreeFailures int
 	// BaseDelay is the wait after the first failure beyond the free ones; it doubles with
 	// each further failure. Default 1s.
@@ -260,7 +262,24 @@ func (m *memoryThrottle) Prune(_ context.Context, now time.Time) error {
 
 func accountThrottleKey(email string) string { return "email:" + email }
 
-func ipThrottleKey(ip string) string { return "ip:" + ip }
+// ipThrottleKey is the key of a client address: an IPv6 address counts for its /64 (one
+// customer's network; a host can take any address in it), an IPv4 or IPv4-mapped IPv6
+// address for itself. A string that is no address is used as it is.
+func ipThrottleKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "ip:" + ip
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return "ip:" + addr.String()
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return "ip:" + addr.String()
+	}
+	return "ip:" + p.String()
+}
 
 // attempt is a sign-in attempt counted on its account key and, when there is one, its IP
 // key, before the credential is checked. Exactly one of failed, succeeded or settle's

@@ -158,6 +158,25 @@ func TestMemoryThrottleReserveIsAtomic(t *testing.T) {
 	}
 }
 
+func TestIPThrottleKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":               "ip:192.0.2.1",
+		"::ffff:192.0.2.1":        "ip:192.0.2.1",
+		"2001:db8::1":             "ip:2001:db8::/64",
+		"2001:db8::ffff:1":        "ip:2001:db8::/64",
+		"2001:DB8:0:0:1:2:3:4":    "ip:2001:db8::/64",
+		"2001:db8:0:1::1":         "ip:2001:db8:0:1::/64",
+		"fe80::1%eth0":            "ip:fe80::/64",
+		"::1":                     "ip:::/64",
+		"not an address":          "ip:not an address",
+		"2001:db8:aaaa:bbbb:cc::": "ip:2001:db8:aaaa:bbbb::/64",
+	} {
+		if got := ipThrottleKey(in); got != want {
+			t.Errorf("ipThrottleKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // BenchmarkThrottleReserve measures Reserve from parallel goroutines on distinct keys (the
 // sign-ins of unrelated accounts), with one mutex for all keys and with the default
 // shards, alone and while another goroutine prunes a store of 200 000 keys (which holds

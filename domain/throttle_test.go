@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -83,5 +84,50 @@ func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
 	var te *domain.ThrottledError
 	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); !errors.As(err, &te) {
 		t.Errorf("the right password after the burst: %v", err)
+	}
+}
+
+func TestThrottlingIPv6CountsPer64(t *testing.T) {
+	h := newHarness(t)
+	wrong := func(i int, ip string) error {
+		_, err := h.svc.Login(h.ctx, fmt.Sprintf("user%d@example.com", i), "wrong-password-123", "", domain.RequestMeta{IP: ip})
+		return err
+	}
+	// 20 failures (the IP's free ones) from two addresses of one /64, each on another email
+	for i := range 20 {
+		ip := "2001:db8::1"
+		if i%2 == 1 {
+			ip = "2001:db8::2"
+		}
+		if err := wrong(i, ip); !errors.Is(err, domain.ErrInvalidCredentials) {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	var te *domain.ThrottledError
+	if err := wrong(100, "2001:db8::3"); !errors.Is(err, domain.ErrInvalidCredentials) {
+		t.Fatalf("the failure that starts the wait: %v", err)
+	}
+	if err := wrong(101, "2001:db8::ffff:1"); !errors.As(err, &te) {
+		t.Fatalf("another address of the /64 is not throttled: %v", err)
+	}
+	if err := wrong(102, "2001:db8:0:1::1"); errors.As(err, &te) {
+		t.Fatalf("the next /64 is throttled: %v", err)
+	}
+
+	// An IPv4-mapped address is its IPv4 address.
+	for i := range 21 {
+		ip := "203.0.113.5"
+		if i%2 == 1 {
+			ip = "::ffff:203.0.113.5"
+		}
+		if err := wrong(200+i, ip); !errors.Is(err, domain.ErrInvalidCredentials) {
+			t.Fatalf("IPv4 failure %d: %v", i+1, err)
+		}
+	}
+	if err := wrong(300, "::ffff:203.0.113.5"); !errors.As(err, &te) {
+		t.Fatalf("the mapped address counts apart from its IPv4 address: %v", err)
+	}
+	if err := wrong(301, "203.0.113.6"); errors.As(err, &te) {
+		t.Fatalf("the next IPv4 address is throttled: %v", err)
 	}
 }
