@@ -2,7 +2,9 @@ package domain
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +52,14 @@ type LoginResult struct {
 // maxAttemptedEmail bounds the attempted email kept in LoginFailed for unknown accounts.
 const maxAttemptedEmail = 320
 
+// typedThrottleKey is the account key of an identifier that is no valid email: a digest,
+// so that what was typed (perhaps a password) is kept nowhere, not even in a shared
+// ThrottleStore.
+func typedThrottleKey(typed string) string {
+	sum := sha256.Sum256([]byte(typed))
+	return "typed:" + hex.EncodeToString(sum[:16])
+}
+
 // Login checks an email and password for client clientID ("" for none; an unknown id is
 // ErrUnknownClient) and answers:
 //   - StatusAuthenticated with a new session (aal1, amr [pwd]) when the account has no
@@ -66,7 +76,8 @@ const maxAttemptedEmail = 320
 //     only gives its own attempt back.
 //
 // Every failure is recorded as LoginFailed: on the account stream for a known account, on
-// system-signin with the attempted email for an unknown one (no account is created);
+// system-signin for an unknown one (no account is created), naming the attempted email
+// only when it is a valid email address (never what else was typed: perhaps a password);
 // throttled rejections at most once per throttling window and key.
 func (s *Service) Login(ctx context.Context, email, password, clientID string, rm RequestMeta) (LoginResult, error) {
 	if clientID != "" {
@@ -77,11 +88,11 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	rm.ClientID = clientID
 	now := s.now()
 	norm, emailErr := NormalizeEmail(email)
-	attempted := norm
+	attempted, key := norm, accountThrottleKey(norm)
 	if emailErr != nil {
-		attempted = truncateBytes(email, maxAttemptedEmail)
+		attempted, key = "", typedThrottleKey(email)
 	}
-	key, ipKey := accountThrottleKey(attempted), ""
+	ipKey := ""
 	if rm.IP != "" {
 		ipKey = ipThrottleKey(rm.IP)
 	}
@@ -212,7 +223,7 @@ func (s *Service) decideSecondFactor(a *Account, method, code, purpose string) (
 // before its credential is checked (see attempt; the caller defers its settle). When
 // either key is waiting it answers a *ThrottledError, recording the first refusal of a
 // wait as LoginFailed (throttled): on the account of email when there is one, else on
-// system-signin naming email.
+// system-signin naming email (a normalised valid email, or "" for none).
 func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, method string, rm RequestMeta) (*attempt, error) {
 	now := s.now()
 	at, d, err := s.reserve(ctx, key, ipKey, now)
@@ -251,15 +262,17 @@ func (s *Service) reserveReauth(ctx context.Context, a *Account, method, session
 }
 
 // recordFailure appends a LoginFailed: to the account's stream when accountID is known,
-// else to system-signin with the attempted email. Recording is best effort: a store error
-// must not turn a refused sign-in into a different answer. It returns the position.
+// else to system-signin with the attempted email when it is a valid email address (what
+// else was typed into the email field, perhaps a password, is never recorded). Recording
+// is best effort: a store error must not turn a refused sign-in into a different answer.
+// It returns the position.
 func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail string, ev LoginFailed, md Metadata) uint64 {
 	stream := SigninStream
+	ev.AttemptedEmail = ""
 	if accountID != "" {
 		stream = AccountStream(accountID)
-		ev.AttemptedEmail = ""
-	} else {
-		ev.AttemptedEmail = truncateBytes(attemptedEmail, maxAttemptedEmail)
+	} else if norm, err := NormalizeEmail(attemptedEmail); err == nil {
+		ev.AttemptedEmail = truncateBytes(norm, maxAttemptedEmail)
 	}
 	res, err := s.appendEvents(ctx, stream, Any, []Event{ev}, md)
 	if err != nil {

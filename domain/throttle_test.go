@@ -1,6 +1,8 @@
 package domain_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -129,5 +131,50 @@ func TestThrottlingIPv6CountsPer64(t *testing.T) {
 	}
 	if err := wrong(301, "203.0.113.6"); errors.As(err, &te) {
 		t.Fatalf("the next IPv4 address is throttled: %v", err)
+	}
+}
+
+func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
+	h := newHarness(t)
+	const secret = "hunter2-secret"
+	rm := domain.RequestMeta{IP: "192.0.2.7"}
+	var te *domain.ThrottledError
+	for i := range 7 { // six checked, the seventh throttled (and recorded)
+		_, err := h.svc.Login(h.ctx, secret, "x", "", rm)
+		if i < 6 && !errors.Is(err, domain.ErrInvalidCredentials) || i == 6 && !errors.As(err, &te) {
+			t.Fatalf("attempt %d: %v", i+1, err)
+		}
+	}
+	// With spaces and capitals: still not an email, still not kept.
+	_, _ = h.svc.Login(h.ctx, "  Hunter2-Secret ", "x", "", domain.RequestMeta{})
+	all, err := h.store.ReadAll(h.ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]int{}
+	for _, env := range all {
+		raw, err := json.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(bytes.ToLower(raw), []byte("hunter2")) {
+			t.Errorf("an event kept what was typed as the email: %s", raw)
+		}
+		if env.Type == domain.EventLoginFailed {
+			lf := h.decode(env).(domain.LoginFailed)
+			reasons[lf.Reason]++
+			if lf.AttemptedEmail != "" {
+				t.Errorf("attempted email %q", lf.AttemptedEmail)
+			}
+		}
+	}
+	if reasons[domain.LoginFailedUnknownAccount] != 7 || reasons[domain.LoginFailedThrottled] != 1 {
+		t.Errorf("LoginFailed reasons %v, want 7 unknown_account and 1 throttled", reasons)
+	}
+	// A valid email that has no account is still named (unknown_account).
+	_, _ = h.svc.Login(h.ctx, "Nobody@Example.com", "x", "", domain.RequestMeta{})
+	sys := h.events(domain.SigninStream)
+	if lf := h.decode(sys[len(sys)-1]).(domain.LoginFailed); lf.AttemptedEmail != "nobody@example.com" || lf.Reason != domain.LoginFailedUnknownAccount {
+		t.Errorf("unknown valid email: %+v", lf)
 	}
 }
