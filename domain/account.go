@@ -175,7 +175,8 @@ func (a *Account) apply(e Event) error {
 	case RoleRevoked:
 		s.Roles = slices.DeleteFunc(s.Roles, func(r string) bool { return r == e.Role })
 	case LoginFailed:
-		// A record for the activity and audit logs; throttling lives in memory.
+		// A record for the activity and audit logs; the throttling counts live in the
+		// ThrottleStore, not in the account.
 	default:
 		return fmt.Errorf("%s: %w", e.EventType(), errNotAccountEvent)
 	}

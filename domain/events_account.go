@@ -220,8 +220,10 @@ const (
 
 // LoginFailed records a failed sign-in or re-authentication. It goes on the account stream
 // of a known account and on the system-signin stream for an unknown email, where
-// AttemptedEmail (personal data, truncated to 320 bytes) says what was typed; no account is
-// ever created for it. Reason is one of the LoginFailed* constants. Throttled failures are
+// AttemptedEmail (personal data, normalised) names the email typed, only when it is a
+// syntactically valid address: anything else typed into the email field (perhaps a
+// password) is never recorded, and such a failure is on system-signin without it. No
+// account is ever created for it. Reason is one of the LoginFailed* constants. Throttled failures are
 // recorded at most once per throttling window per key, so a flood cannot flood the log.
 type LoginFailed struct {
 	Reason         string    `json:"reason"`

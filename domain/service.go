@@ -51,7 +51,8 @@ type Config struct {
 	Argon2 Argon2Config
 	// PasswordPolicy configures the new-password rules.
 	PasswordPolicy PasswordPolicyConfig
-	// Throttle configures sign-in throttling.
+	// Throttle configures sign-in throttling and where its counts live (Throttle.Store,
+	// default in memory).
 	Throttle ThrottleConfig
 	// TwoFactorPolicy is consulted when disabling 2FA, removing the last factor and signing
 	// in without a second factor; default the Orgs directory (the organisations' policies).
@@ -175,17 +176,16 @@ func (c *Config) fill() error {
 // returns the global position of its last event (0 when it wrote nothing), so a later read
 // can wait for the projections to pass it. A Service is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	repo     *accountRepository
-	hasher   *Argon2Hasher
-	policy   *PasswordPolicy
-	throttle *throttler
-	index    *SessionIndex
-	tickets  TicketStore
-	twoFA    TwoFactorPolicy
-	orgs     *OrgIndex
-	dels     *DelegationIndex
-	clients  sync.Map // client id -> Client, positive cache (clients are never removed)
+	cfg     Config
+	repo    *accountRepository
+	hasher  *Argon2Hasher
+	policy  *PasswordPolicy
+	index   *SessionIndex
+	tickets TicketStore
+	twoFA   TwoFactorPolicy
+	orgs    *OrgIndex
+	dels    *DelegationIndex
+	clients sync.Map // client id -> Client, positive cache (clients are never removed)
 	// bootstrap holds Config.BootstrapAdmins, normalised.
 	bootstrap map[string]struct{}
 }
@@ -214,16 +214,15 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:      cfg,
-		repo:     &accountRepository{store: cfg.Store, snapshots: cfg.Snapshots, every: cfg.SnapshotEvery, pageSize: cfg.ReadPageSize},
-		hasher:   cfg.Hasher,
-		policy:   pol,
-		throttle: newThrottler(cfg.Throttle),
-		index:    cfg.Sessions,
-		tickets:  cfg.Tickets,
-		twoFA:    cfg.TwoFactorPolicy,
-		orgs:     cfg.Orgs,
-		dels:     cfg.Delegations,
+		cfg:     cfg,
+		repo:    &accountRepository{store: cfg.Store, snapshots: cfg.Snapshots, every: cfg.SnapshotEvery, pageSize: cfg.ReadPageSize},
+		hasher:  cfg.Hasher,
+		policy:  pol,
+		index:   cfg.Sessions,
+		tickets: cfg.Tickets,
+		twoFA:   cfg.TwoFactorPolicy,
+		orgs:    cfg.Orgs,
+		dels:    cfg.Delegations,
 	}
 	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
 	s.bootstrap = make(map[string]struct{}, len(cfg.BootstrapAdmins))

@@ -345,24 +345,23 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 }
 
 // checkPassword verifies password against a's hash for a signed-in caller (password
-// change, disabling 2FA, re-authentication), throttled per account like a sign-in; a wrong
-// password is recorded as LoginFailed (stage reauth) and gives ErrInvalidCredentials.
+// change, disabling 2FA, re-authentication), throttled per account like a sign-in (the
+// attempt is counted before the hash is checked, and given back when the password is
+// right); a wrong password is recorded as LoginFailed (stage reauth) and gives
+// ErrInvalidCredentials.
 func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessionID string, md Metadata, rm RequestMeta) error {
 	now := s.now()
-	key := accountThrottleKey(a.Email())
-	if wait, first := s.throttle.check(key, now); wait > 0 {
-		if first {
-			s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth,
-				Method: MethodPassword, SessionID: sessionID, RetryAfterMS: wait.Milliseconds(), At: now}, md)
-		}
-		return &ThrottledError{RetryAfter: wait}
+	at, err := s.reserveReauth(ctx, a, MethodPassword, sessionID, md)
+	if err != nil {
+		return err
 	}
+	defer at.settle(ctx)
 	ok, _, err := s.hasher.Verify(password, a.s.PasswordHash)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+		at.failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StageReauth,
 			Method: MethodPassword, SessionID: sessionID, At: now}, md)
 		return ErrInvalidCredentials

@@ -2,7 +2,9 @@ package domain
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +52,14 @@ type LoginResult struct {
 // maxAttemptedEmail bounds the attempted email kept in LoginFailed for unknown accounts.
 const maxAttemptedEmail = 320
 
+// typedThrottleKey is the account key of an identifier that is no valid email: a digest,
+// so that what was typed (perhaps a password) is kept nowhere, not even in a shared
+// ThrottleStore.
+func typedThrottleKey(typed string) string {
+	sum := sha256.Sum256([]byte(typed))
+	return "typed:" + hex.EncodeToString(sum[:16])
+}
+
 // Login checks an email and password for client clientID ("" for none; an unknown id is
 // ErrUnknownClient) and answers:
 //   - StatusAuthenticated with a new session (aal1, amr [pwd]) when the account has no
@@ -60,10 +70,14 @@ const maxAttemptedEmail = 320
 //   - ErrInvalidCredentials for a wrong password and, after the same argon2 work (the
 //     dummy hash), for an unknown email;
 //   - *ThrottledError when the account (keyed by email, so unknown emails throttle alike)
-//     or the client IP failed too often; a success resets the account's count.
+//     or the client IP failed too often; the attempt is counted before the password is
+//     checked, so parallel attempts get no more checks than sequential ones. A completed
+//     sign-in resets the account's count; a right password that leads to a second factor
+//     only gives its own attempt back.
 //
 // Every failure is recorded as LoginFailed: on the account stream for a known account, on
-// system-signin with the attempted email for an unknown one (no account is created);
+// system-signin for an unknown one (no account is created), naming the attempted email
+// only when it is a valid email address (never what else was typed: perhaps a password);
 // throttled rejections at most once per throttling window and key.
 func (s *Service) Login(ctx context.Context, email, password, clientID string, rm RequestMeta) (LoginResult, error) {
 	if clientID != "" {
@@ -74,17 +88,19 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	rm.ClientID = clientID
 	now := s.now()
 	norm, emailErr := NormalizeEmail(email)
-	attempted := norm
+	attempted, key := norm, accountThrottleKey(norm)
 	if emailErr != nil {
-		attempted = truncateBytes(email, maxAttemptedEmail)
+		attempted, key = "", typedThrottleKey(email)
 	}
-	key, ipKey := accountThrottleKey(attempted), ""
+	ipKey := ""
 	if rm.IP != "" {
 		ipKey = ipThrottleKey(rm.IP)
 	}
-	if err := s.throttled(ctx, key, ipKey, attempted, emailErr == nil, StagePassword, MethodPassword, rm); err != nil {
+	at, err := s.reserveSignIn(ctx, key, ipKey, attempted, StagePassword, MethodPassword, rm)
+	if err != nil {
 		return LoginResult{}, err
 	}
+	defer at.settle(ctx)
 	var a *Account
 	if emailErr == nil {
 		var err error
@@ -95,7 +111,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	}
 	if a == nil {
 		s.hasher.VerifyDummy(password)
-		s.failed(key, ipKey)
+		at.failed()
 		s.recordFailure(ctx, "", attempted, LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword,
 			Method: MethodPassword, At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
 		return LoginResult{}, ErrInvalidCredentials
@@ -106,7 +122,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 		return LoginResult{}, fmt.Errorf("account %s: %w", a.ID(), err)
 	}
 	if !ok {
-		s.failed(key, ipKey)
+		at.failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StagePassword,
 			Method: MethodPassword, At: now}, md)
 		return LoginResult{}, ErrInvalidCredentials
@@ -115,14 +131,17 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 		s.rehash(ctx, a, password, md)
 	}
 	if a.TwoFactorEnabled() {
-		return s.issueTicket(ctx, a, clientID)
+		return s.issueTicket(ctx, a, clientID) // the attempt is refunded: not a failure, not yet a sign-in
 	}
 	orgs, err := s.requiredBy(ctx, a.ID())
 	if err != nil {
 		return LoginResult{}, err
 	}
-	s.throttle.reset(key)
-	return s.startSession(ctx, a.ID(), clientID, MethodPassword, []string{AMRPassword}, len(orgs) > 0, rm)
+	res, err := s.startSession(ctx, a.ID(), clientID, MethodPassword, []string{AMRPassword}, len(orgs) > 0, rm)
+	if err == nil {
+		at.succeeded()
+	}
+	return res, err
 }
 
 // SecondFactor completes a sign-in with the login ticket from Login and a TOTP code
@@ -130,7 +149,8 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 // TOTPCodeAccepted or BackupCodeUsed with the account's expected version, so of concurrent
 // requests with one code exactly one succeeds. It answers StatusAuthenticated with an aal2
 // session, ErrInvalidCode for a wrong or used code (the fifth wrong code burns the ticket),
-// ErrTicketInvalid for an unknown, expired, used or burnt ticket, *ThrottledError, or a
+// ErrTicketInvalid for an unknown, expired, used or burnt ticket, *ThrottledError (counted
+// per account and client IP before the code is checked, like Login), or a
 // *ValidationError for another method.
 func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string, rm RequestMeta) (LoginResult, error) {
 	var amr string
@@ -152,15 +172,17 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	if rm.IP != "" {
 		ipKey = ipThrottleKey(rm.IP)
 	}
-	if err := s.throttled(ctx, key, ipKey, t.Email, true, StageSecondFactor, method, rm); err != nil {
+	at, err := s.reserveSignIn(ctx, key, ipKey, t.Email, StageSecondFactor, method, rm)
+	if err != nil {
 		return LoginResult{}, err
 	}
+	defer at.settle(ctx)
 	md := s.metadata(t.AccountID, Actor{Type: ActorAccount, ID: t.AccountID}, rm)
 	_, _, err = s.updateAccount(ctx, t.AccountID, md, func(a *Account) ([]Event, error) {
 		return s.decideSecondFactor(a, method, code, "login")
 	})
 	if errors.Is(err, ErrInvalidCode) {
-		s.failed(key, ipKey)
+		at.failed()
 		s.recordFailure(ctx, t.AccountID, "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageSecondFactor,
 			Method: method, At: now}, md)
 		if t.Tries >= s.cfg.TicketMaxTries {
@@ -174,8 +196,11 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	if !s.tickets.Consume(ctx, ticket) {
 		return LoginResult{}, ErrTicketInvalid
 	}
-	s.throttle.reset(key)
-	return s.startSession(ctx, t.AccountID, t.ClientID, method, []string{AMRPassword, amr}, false, rm)
+	res, err := s.startSession(ctx, t.AccountID, t.ClientID, method, []string{AMRPassword, amr}, false, rm)
+	if err == nil {
+		at.succeeded()
+	}
+	return res, err
 }
 
 // decideSecondFactor spends a TOTP step or a backup code of a, for purpose login or reauth.
@@ -194,24 +219,21 @@ func (s *Service) decideSecondFactor(a *Account, method, code, purpose string) (
 	return nil, ErrInvalidCode
 }
 
-// throttled returns a *ThrottledError when the account key or the IP key must wait,
-// recording the first rejection of a window as LoginFailed (throttled).
-func (s *Service) throttled(ctx context.Context, key, ipKey, email string, emailValid bool, stage, method string, rm RequestMeta) error {
+// reserveSignIn counts a sign-in attempt on the account key and the IP key ("" for none)
+// before its credential is checked (see attempt; the caller defers its settle). When
+// either key is waiting it answers a *ThrottledError, recording the first refusal of a
+// wait as LoginFailed (throttled): on the account of email when there is one, else on
+// system-signin naming email (a normalised valid email, or "" for none).
+func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, method string, rm RequestMeta) (*attempt, error) {
 	now := s.now()
-	wait, first := s.throttle.check(key, now)
-	if ipKey != "" {
-		if w, f := s.throttle.check(ipKey, now); w > 0 {
-			first = first || f
-			wait = max(wait, w)
-		}
+	at, d, err := s.reserve(ctx, key, ipKey, now)
+	if err != nil || d.Wait == 0 {
+		return at, err
 	}
-	if wait == 0 {
-		return nil
-	}
-	if first {
-		ev := LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: wait.Milliseconds(), At: now}
+	if d.First {
+		ev := LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: d.Wait.Milliseconds(), At: now}
 		var a *Account
-		if emailValid {
+		if email != "" {
 			a, _ = s.findAccount(ctx, email)
 		}
 		if a != nil {
@@ -220,27 +242,37 @@ func (s *Service) throttled(ctx context.Context, key, ipKey, email string, email
 			s.recordFailure(ctx, "", email, ev, s.metadata("", Actor{Type: ActorAccount}, rm))
 		}
 	}
-	return &ThrottledError{RetryAfter: wait}
+	return nil, &ThrottledError{RetryAfter: d.Wait}
 }
 
-func (s *Service) failed(key, ipKey string) {
+// reserveReauth counts a re-authentication attempt of a signed-in caller on a's account
+// key before its credential is checked (see attempt; the caller defers its settle), or
+// answers a *ThrottledError, recording the first refusal of a wait (stage reauth).
+func (s *Service) reserveReauth(ctx context.Context, a *Account, method, sessionID string, md Metadata) (*attempt, error) {
 	now := s.now()
-	s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
-	if ipKey != "" {
-		s.throttle.fail(ipKey, s.cfg.Throttle.IPFreeFailures, now)
+	at, d, err := s.reserve(ctx, accountThrottleKey(a.Email()), "", now)
+	if err != nil || d.Wait == 0 {
+		return at, err
 	}
+	if d.First {
+		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth, Method: method,
+			SessionID: sessionID, RetryAfterMS: d.Wait.Milliseconds(), At: now}, md)
+	}
+	return nil, &ThrottledError{RetryAfter: d.Wait}
 }
 
 // recordFailure appends a LoginFailed: to the account's stream when accountID is known,
-// else to system-signin with the attempted email. Recording is best effort: a store error
-// must not turn a refused sign-in into a different answer. It returns the position.
+// else to system-signin with the attempted email when it is a valid email address (what
+// else was typed into the email field, perhaps a password, is never recorded). Recording
+// is best effort: a store error must not turn a refused sign-in into a different answer.
+// It returns the position.
 func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail string, ev LoginFailed, md Metadata) uint64 {
 	stream := SigninStream
+	ev.AttemptedEmail = ""
 	if accountID != "" {
 		stream = AccountStream(accountID)
-		ev.AttemptedEmail = ""
-	} else {
-		ev.AttemptedEmail = truncateBytes(attemptedEmail, maxAttemptedEmail)
+	} else if norm, err := NormalizeEmail(attemptedEmail); err == nil {
+		ev.AttemptedEmail = truncateBytes(norm, maxAttemptedEmail)
 	}
 	res, err := s.appendEvents(ctx, stream, Any, []Event{ev}, md)
 	if err != nil {
@@ -353,22 +385,20 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 }
 
 // spendCode checks and spends a second-factor code of a signed-in caller, throttled per
-// account; a wrong code is recorded (stage reauth) and gives ErrInvalidCode.
+// account (counted before the check); a wrong code is recorded (stage reauth) and gives
+// ErrInvalidCode.
 func (s *Service) spendCode(ctx context.Context, a *Account, method, code, sessionID string, md Metadata) error {
 	now := s.now()
-	key := accountThrottleKey(a.Email())
-	if wait, first := s.throttle.check(key, now); wait > 0 {
-		if first {
-			s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth, Method: method,
-				SessionID: sessionID, RetryAfterMS: wait.Milliseconds(), At: now}, md)
-		}
-		return &ThrottledError{RetryAfter: wait}
+	at, err := s.reserveReauth(ctx, a, method, sessionID, md)
+	if err != nil {
+		return err
 	}
-	_, _, err := s.updateAccount(ctx, a.ID(), md, func(a *Account) ([]Event, error) {
+	defer at.settle(ctx)
+	_, _, err = s.updateAccount(ctx, a.ID(), md, func(a *Account) ([]Event, error) {
 		return s.decideSecondFactor(a, method, code, "reauth")
 	})
 	if errors.Is(err, ErrInvalidCode) {
-		s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+		at.failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
 			Method: method, SessionID: sessionID, At: now}, md)
 	}

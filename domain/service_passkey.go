@@ -329,16 +329,20 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 		}
 	}
 	if a == nil {
-		// No account: throttle and record by IP only (there is no email to key on).
+		// No account: throttle and record by IP only (there is no email to key on). The
+		// attempt counts as a failure: nothing is checked that could succeed.
 		if ipKey != "" {
-			if wait, first := s.throttle.check(ipKey, now); wait > 0 {
-				if first {
-					s.recordFailure(ctx, "", "", LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: MethodPasskey,
-						RetryAfterMS: wait.Milliseconds(), At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
-				}
-				return LoginResult{}, &ThrottledError{RetryAfter: wait}
+			_, d, err := s.reserve(ctx, "", ipKey, now)
+			if err != nil {
+				return LoginResult{}, err
 			}
-			s.throttle.fail(ipKey, s.cfg.Throttle.IPFreeFailures, now)
+			if d.Wait > 0 {
+				if d.First {
+					s.recordFailure(ctx, "", "", LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: MethodPasskey,
+						RetryAfterMS: d.Wait.Milliseconds(), At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
+				}
+				return LoginResult{}, &ThrottledError{RetryAfter: d.Wait}
+			}
 		}
 		reason := LoginFailedUnknownAccount
 		if perr != nil || accountID == "" {
@@ -348,13 +352,14 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 			s.metadata("", Actor{Type: ActorAccount}, rm))
 		return LoginResult{}, ErrPasskeyInvalid
 	}
-	key := accountThrottleKey(a.Email())
-	if err := s.throttled(ctx, key, ipKey, a.Email(), true, stage, MethodPasskey, rm); err != nil {
+	at, err := s.reserveSignIn(ctx, accountThrottleKey(a.Email()), ipKey, a.Email(), stage, MethodPasskey, rm)
+	if err != nil {
 		return LoginResult{}, err
 	}
+	defer at.settle(ctx)
 	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
 	fail := func(err error) (LoginResult, error) {
-		s.failed(key, ipKey)
+		at.failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: stage,
 			Method: MethodPasskey, At: now}, md)
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
@@ -371,7 +376,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: stage}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
-		s.failed(key, ipKey)
+		at.failed()
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, c.Ticket.ID)
 		}
@@ -386,8 +391,11 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	if withTicket && !s.tickets.Consume(ctx, c.Ticket.ID) {
 		return LoginResult{}, ErrTicketInvalid
 	}
-	s.throttle.reset(key)
-	return s.startSession(ctx, a.ID(), clientID, MethodPasskey, amr, false, rm)
+	res, err := s.startSession(ctx, a.ID(), clientID, MethodPasskey, amr, false, rm)
+	if err == nil {
+		at.succeeded()
+	}
+	return res, err
 }
 
 // accountIDFromHandle returns the account id a user handle names ("" for a handle that
@@ -493,16 +501,13 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 		return 0, err
 	}
 	now := s.now()
-	key := accountThrottleKey(a.Email())
-	if wait, first := s.throttle.check(key, now); wait > 0 {
-		if first {
-			s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth, Method: MethodPasskey,
-				SessionID: cur.ID, RetryAfterMS: wait.Milliseconds(), At: now}, md)
-		}
-		return 0, &ThrottledError{RetryAfter: wait}
+	at, err := s.reserveReauth(ctx, a, MethodPasskey, cur.ID, md)
+	if err != nil {
+		return 0, err
 	}
+	defer at.settle(ctx)
 	fail := func(err error) (uint64, error) {
-		s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+		at.failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
 			Method: MethodPasskey, SessionID: cur.ID, At: now}, md)
 		return 0, fmt.Errorf("%w (%s)", ErrPasskeyInvalid, webauthnReason(err))
@@ -517,7 +522,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	}
 	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: StageReauth, SessionID: cur.ID}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
-		s.throttle.fail(key, s.cfg.Throttle.FreeFailures, now)
+		at.failed()
 		return 0, err
 	}
 	if errors.Is(err, ErrPasskeyInvalid) {

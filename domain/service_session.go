@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -208,7 +209,9 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 		}
 	}
 	s.index.Prune(now)
-	s.throttle.prune(now)
+	if err := s.cfg.Throttle.Store.Prune(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("prune throttling: %w", err))
+	}
 	s.tickets.Prune(ctx, now)
 	return out, errors.Join(errs...)
 }

@@ -202,49 +202,6 @@ func TestSessionIndexConcurrentUse(t *testing.T) {
 	}
 }
 
-func TestThrottler(t *testing.T) {
-	cfg := ThrottleConfig{}
-	if err := cfg.fill(); err != nil {
-		t.Fatal(err)
-	}
-	th := newThrottler(cfg)
-	now := t0
-	k := accountThrottleKey("ann@example.com")
-	for i := 0; i < 5; i++ {
-		th.fail(k, 5, now)
-		if w, _ := th.check(k, now); w != 0 {
-			t.Fatalf("throttled after %d failures", i+1)
-		}
-	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
-	for i, d := range want {
-		th.fail(k, 5, now)
-		w, first := th.check(k, now)
-		if w != d || !first {
-			t.Fatalf("failure %d: wait %s first %v, want %s", 6+i, w, first, d)
-		}
-		if _, again := th.check(k, now); again {
-			t.Fatal("second rejection of a window reported as first")
-		}
-		now = now.Add(w)
-	}
-	for i := 0; i < 30; i++ {
-		th.fail(k, 5, now)
-	}
-	if w, _ := th.check(k, now); w != 15*time.Minute {
-		t.Fatalf("cap: %s", w)
-	}
-	th.reset(k)
-	if w, _ := th.check(k, now); w != 0 {
-		t.Fatal("reset did not clear")
-	}
-	th.fail("ip:1", 20, now)
-	th.prune(now.Add(2 * time.Hour))
-	if len(th.entries) != 0 {
-		t.Fatal("prune kept a stale key")
-	}
-}
-
 func TestTickets(t *testing.T) {
 	ctx := t.Context()
 	m := NewMemoryTicketStore()
