@@ -148,7 +148,35 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	if len(op.Tags) == 0 {
 		op.Tags = []string{"accounts"}
 	}
+	op.Access = accessText(r.access)
+	if r.access != public {
+		op.Security = []map[string][]string{{schemeSessionToken: {}}, {schemeSessionCookie: {}}}
+	}
+	if scope := serviceScope(r); scope != "" && s.tokens != nil {
+		op.Access += "; or a service token with scope `" + scope + "`"
+		op.Security = append(op.Security, map[string][]string{schemeServiceToken: {scope}})
+	}
 	g.handle(r.method, r.path, op, chain...)
+}
+
+// accessText says in words who may call a route of access a (the service token that may
+// also call it is added by handleAPI).
+func accessText(a access) string {
+	switch a {
+	case public:
+		return "anyone"
+	case signedIn:
+		return "a signed-in session (not restricted to enrolling a second factor)"
+	case enrollment:
+		return "a signed-in session, also one restricted to enrolling a second factor"
+	case admin:
+		return "a session of an account with role `" + domain.RoleAdmin + "`"
+	case audit:
+		return "a session of an account with role `" + domain.RoleAuditor + "` or `" + domain.RoleAdmin + "`"
+	case events:
+		return "a session of an account with role `" + domain.RoleAdmin + "`"
+	}
+	panic("handlers: unknown access")
 }
 
 // serviceScope is the service token scope that grants r: events:read for the compliance
