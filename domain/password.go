@@ -236,13 +236,23 @@ func parsePHC(s string) (phcParams, []byte, []byte, error) {
 	return p, salt, sum, nil
 }
 
+// The defaults of PasswordPolicyConfig. The API reference (docs/API.md) and the portal's
+// sign-up hint are generated from the policy in effect (PasswordPolicy.Rules and Hint), so
+// these numbers are written here only.
+const (
+	DefaultPasswordMinLength = 12
+	DefaultPasswordMaxLength = 256
+	DefaultPasswordMinScore  = 3
+)
+
 // PasswordPolicyConfig configures NewPasswordPolicy. Zero values take the defaults shown.
 type PasswordPolicyConfig struct {
-	// MinLength in characters (runes); default 12.
+	// MinLength in characters (runes); default DefaultPasswordMinLength.
 	MinLength int
-	// MaxLength in characters (runes); default 256. It bounds hashing work.
+	// MaxLength in characters (runes); default DefaultPasswordMaxLength. It bounds hashing
+	// work.
 	MaxLength int
-	// MinScore is the lowest acceptable zxcvbn score (0..4); default 3.
+	// MinScore is the lowest acceptable zxcvbn score (0..4); default DefaultPasswordMinScore.
 	MinScore int
 }
 
@@ -255,13 +265,13 @@ type PasswordPolicy struct {
 // NewPasswordPolicy validates cfg and returns the policy.
 func NewPasswordPolicy(cfg PasswordPolicyConfig) (*PasswordPolicy, error) {
 	if cfg.MinLength == 0 {
-		cfg.MinLength = 12
+		cfg.MinLength = DefaultPasswordMinLength
 	}
 	if cfg.MaxLength == 0 {
-		cfg.MaxLength = 256
+		cfg.MaxLength = DefaultPasswordMaxLength
 	}
 	if cfg.MinScore == 0 {
-		cfg.MinScore = 3
+		cfg.MinScore = DefaultPasswordMinScore
 	}
 	if cfg.MinLength < 1 || cfg.MaxLength < cfg.MinLength || cfg.MaxLength > 4096 {
 		return nil, fmt.Errorf("password policy: bad length bounds %d..%d", cfg.MinLength, cfg.MaxLength)
@@ -270,6 +280,29 @@ func NewPasswordPolicy(cfg PasswordPolicyConfig) (*PasswordPolicy, error) {
 		return nil, fmt.Errorf("password policy: MinScore %d is outside 0..4", cfg.MinScore)
 	}
 	return &PasswordPolicy{cfg: cfg}, nil
+}
+
+// Config returns the policy's settings, defaults filled in.
+func (p *PasswordPolicy) Config() PasswordPolicyConfig { return p.cfg }
+
+// Rules describes, one sentence each, what Check asks of a new password: for the API
+// reference and for anyone who must explain a refusal.
+func (p *PasswordPolicy) Rules() []string {
+	return []string{
+		fmt.Sprintf("%d to %d characters (counted as Unicode code points; spaces and any other characters are allowed), valid UTF-8.",
+			p.cfg.MinLength, p.cfg.MaxLength),
+		"It must not contain the local part of the account's email address (the part before the @, when it has at least 3 characters), in any letter case.",
+		fmt.Sprintf("It must score at least %d of 4 on the zxcvbn strength estimator, which rates down commonly used passwords (its lists of the most frequent leaked passwords), "+
+			"dictionary words and names by themselves, keyboard patterns, repeats, sequences, dates, predictable substitutions such as @ for a, "+
+			"and the account's own email address and names.", p.cfg.MinScore),
+		"A refused password answers 400 invalid_request; the problem's `errors` member names the field and gives every reason, with the estimator's feedback.",
+	}
+}
+
+// Hint is the short advice shown under a new-password field.
+func (p *PasswordPolicy) Hint() string {
+	return fmt.Sprintf("At least %d characters, without your email address, and not a common password or a single word: "+
+		"a long phrase of unrelated words works well.", p.cfg.MinLength)
 }
 
 // zxcvbnMaxRunes bounds the part of a password the estimator looks at: its matching is

@@ -190,3 +190,32 @@ func TestKeyring(t *testing.T) {
 		t.Fatalf("unknown key: %v", err)
 	}
 }
+
+// TestPasswordPolicyDescribesItself: the rules and the hint that the API reference and the
+// portal show are those of the policy in effect.
+func TestPasswordPolicyDescribesItself(t *testing.T) {
+	def, err := NewPasswordPolicy(PasswordPolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := def.Config(); c.MinLength != DefaultPasswordMinLength || c.MaxLength != DefaultPasswordMaxLength || c.MinScore != DefaultPasswordMinScore {
+		t.Errorf("defaults %+v", c)
+	}
+	p, err := NewPasswordPolicy(PasswordPolicyConfig{MinLength: 15, MaxLength: 99, MinScore: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := p.Hint(); !strings.HasPrefix(h, "At least 15 characters") {
+		t.Errorf("hint %q", h)
+	}
+	rules := strings.Join(p.Rules(), " ")
+	for _, want := range []string{"15 to 99 characters", "at least 4 of 4", "local part"} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("rules lack %q: %s", want, rules)
+		}
+	}
+	// The hint's length is the one Check enforces.
+	if err := p.Check("kq7#Lm2!vRx9", "a@example.com"); err == nil || !strings.Contains(err.Error(), "at least 15") {
+		t.Errorf("Check of a 12-character password under MinLength 15: %v", err)
+	}
+}

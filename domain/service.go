@@ -255,6 +255,9 @@ func (s *Service) Apply(env Envelope) error {
 // Hasher returns the password hasher.
 func (s *Service) Hasher() *Argon2Hasher { return s.hasher }
 
+// PasswordPolicy returns the rules new passwords must meet (registration, password change).
+func (s *Service) PasswordPolicy() *PasswordPolicy { return s.policy }
+
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 
 // RequestMeta describes the request behind a command; it becomes the events' metadata.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,9 +22,9 @@ func (s *Server) accountRoutes() []apiRoute {
 			method: http.MethodPost, path: "/accounts", access: public,
 			op: operation{
 				ID: "createAccount", Summary: "Register an account",
-				Description: "The password needs 12 to 256 characters, must not contain the email's local part and must score at least 3 on zxcvbn; the refusal's `errors` member gives the estimator's feedback.",
+				Description: "The password must meet the password rules (see the password field); a refusal is 400 invalid_request whose `errors` member gives every reason.",
 				Request: jsonBody(object(map[string]schema{
-					"email": {"type": "string", "format": "email"}, "password": stringSchema(),
+					"email": {"type": "string", "format": "email"}, "password": s.newPasswordSchema(),
 					"first_name": stringSchema(), "last_name": stringSchema(),
 				}, "email", "password", "first_name", "last_name")),
 				Responses: map[int]response{http.StatusCreated: {Description: "The account was created.",
@@ -298,4 +299,13 @@ func (s *Server) reauth(c *gin.Context) {
 
 func (s *Server) csrf(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"csrf_token": s.csrfToken(callerOf(c).ID)})
+}
+
+// newPasswordSchema is the schema of a new password: the bounds and rules of the password
+// policy in effect, so that /openapi.json and docs/API.md say what is enforced.
+func (s *Server) newPasswordSchema() schema {
+	pol := s.svc.PasswordPolicy()
+	c := pol.Config()
+	return schema{"type": "string", "minLength": c.MinLength, "maxLength": c.MaxLength,
+		"description": strings.Join(pol.Rules(), " ")}
 }

@@ -169,6 +169,14 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	if len(op.Tags) == 0 {
 		op.Tags = []string{"accounts"}
 	}
+	op.Access = accessText(r.access, r.cap)
+	if r.access != public {
+		op.Security = []map[string][]string{{schemeSessionToken: {}}, {schemeSessionCookie: {}}}
+	}
+	if scope := serviceScope(r); scope != "" && s.tokens != nil {
+		op.Access += "; or a service token with scope `" + scope + "`"
+		op.Security = append(op.Security, map[string][]string{schemeServiceToken: {scope}})
+	}
 	g.handle(r.method, r.path, op, chain...)
 }
 
@@ -186,6 +194,31 @@ func capabilityLines(need domain.Capability) []problemLine {
 		lines = append(lines, problemLine{http.StatusForbidden, mfaText})
 	}
 	return lines
+}
+
+// accessText says in words who may call a route of access a whose session needs capability
+// need (the service token that may also call it is added by handleAPI).
+func accessText(a access, need domain.Capability) string {
+	const step = "; its changes also need an authentication within the step-up window"
+	switch a {
+	case public:
+		return "anyone"
+	case admin:
+		return "the account holder's own session, signed in with a second factor (aal2), of an account with role `" + domain.RoleAdmin + "`" + step
+	case audit:
+		return "the account holder's own session, signed in with a second factor (aal2), of an account with role `" + domain.RoleAuditor + "` or `" + domain.RoleAdmin + "`" + step
+	case events:
+		return "the account holder's own session, signed in with a second factor (aal2), of an account with role `" + domain.RoleAdmin + "`"
+	}
+	switch need {
+	case domain.CapSession, domain.CapReadSecurity:
+		return "any signed-in session: also one restricted to enrolling a second factor, and a delegate's acting session"
+	case domain.CapRead, domain.CapProfile:
+		return "a signed-in session, a delegate's acting session too (not one restricted to enrolling a second factor)"
+	case domain.CapEnroll:
+		return "the account holder's own session, also one restricted to enrolling a second factor (not a delegate's acting session)"
+	}
+	return "the account holder's own session (not one restricted to enrolling a second factor, not a delegate's acting session)"
 }
 
 // serviceScope is the service token scope that grants r: events:read for the compliance

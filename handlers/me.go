@@ -61,7 +61,7 @@ func (s *Server) meRoutes() []apiRoute {
 				ID: "changePassword", Summary: "Change the password",
 				Description: "Needs the current password and a recent authentication; sign_out_other_sessions ends every other session.",
 				Request: jsonBody(object(map[string]schema{
-					"current_password": stringSchema(), "new_password": stringSchema(), "sign_out_other_sessions": boolSchema(),
+					"current_password": stringSchema(), "new_password": s.newPasswordSchema(), "sign_out_other_sessions": boolSchema(),
 				}, "current_password", "new_password")),
 				Responses: map[int]response{http.StatusNoContent: noContent("The password was changed.")},
 			},

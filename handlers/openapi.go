@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // The route registry: every route is registered together with its OpenAPI operation through
@@ -80,6 +82,28 @@ type operation struct {
 	Params      []param
 	Request     *requestBody
 	Responses   map[int]response
+	// Access says in words who may call the route (x-vigil-access); Security lists the
+	// accepted credentials as OpenAPI security requirements (names of securitySchemes),
+	// empty for a public route. handleAPI fills both from the route's access.
+	Access   string
+	Security []map[string][]string
+}
+
+// The security schemes of the document (components.securitySchemes).
+const (
+	schemeSessionToken  = "sessionToken"
+	schemeSessionCookie = "sessionCookie"
+	schemeServiceToken  = "serviceToken"
+)
+
+// securitySchemes describes every scheme an operation's Security may name.
+var securitySchemes = map[string]any{
+	schemeSessionToken: map[string]any{"type": "http", "scheme": "bearer",
+		"description": "A session token (the session_token of a sign-in) as Authorization: Bearer <token>; no CSRF token is needed."},
+	schemeSessionCookie: map[string]any{"type": "apiKey", "in": "cookie", "name": "vigil_session",
+		"description": "The session cookie that every sign-in sets; unsafe methods also need the X-CSRF-Token header (GET /api/v1/csrf)."},
+	schemeServiceToken: map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "vgl_...",
+		"description": "A service token (POST /api/v1/admin/service-tokens) as Authorization: Bearer vgl_...; the requirement names the scope it needs."},
 }
 
 type registeredRoute struct {
@@ -131,6 +155,9 @@ func (g routeGroup) group(relPath string, middleware ...gin.HandlerFunc) routeGr
 func (g routeGroup) handle(method, relPath string, op operation, handlers ...gin.HandlerFunc) {
 	if len(op.Responses) == 0 {
 		panic(fmt.Sprintf("handlers: %s %s registered without responses", method, relPath))
+	}
+	if op.Access == "" && len(op.Security) == 0 {
+		op.Access = accessText(public, domain.CapControl)
 	}
 	full := joinPaths(g.g.BasePath(), relPath)
 	g.g.Handle(method, relPath, handlers...)
@@ -190,6 +217,18 @@ func (r *registry) render() map[string]any {
 	for k, v := range r.schemas {
 		schemas[k] = v
 	}
+	components := map[string]any{"schemas": schemas}
+	used := map[string]any{}
+	for _, rt := range r.routes {
+		for _, req := range rt.op.Security {
+			for name := range req {
+				used[name] = securitySchemes[name]
+			}
+		}
+	}
+	if len(used) > 0 {
+		components["securitySchemes"] = used
+	}
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{
@@ -199,7 +238,7 @@ func (r *registry) render() map[string]any {
 				"problem documents with a stable `code` member.",
 		},
 		"paths":      paths,
-		"components": map[string]any{"schemas": schemas},
+		"components": components,
 	}
 }
 
@@ -223,6 +262,12 @@ func renderOperation(method, ginPath string, pathParams []string, op operation) 
 	}
 	if len(op.Tags) > 0 {
 		out["tags"] = op.Tags
+	}
+	if op.Access != "" {
+		out["x-vigil-access"] = op.Access
+	}
+	if len(op.Security) > 0 {
+		out["security"] = op.Security
 	}
 	declared := map[string]bool{}
 	var params []map[string]any

@@ -70,6 +70,8 @@ func newPortal(s *Server) (*portal, error) {
 		"when":     portalTime,
 		"location": locationText,
 		"join":     strings.Join,
+		// passwordHint is the policy's own summary, so the page says what Check enforces.
+		"passwordHint": func() string { return s.svc.PasswordPolicy().Hint() },
 	}
 	for _, name := range portalPages {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(portalFS,

@@ -48,7 +48,7 @@ var serveOptions = []option{
 	{flag: optGeoIPCityDB, env: "VIGIL_GEOIP_CITY_DB", meta: "FILE", defHelp: "none", help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
 	{flag: optGeoIPASNDB, env: "VIGIL_GEOIP_ASN_DB", meta: "FILE", defHelp: "none", help: "a GeoIP2/GeoLite2 ASN mmdb"},
 	{flag: optTrustedProxies, env: "VIGIL_TRUSTED_PROXIES", meta: "CIDRS", defHelp: "none", help: "comma-separated CIDRs whose X-Forwarded-For is believed"},
-	{flag: optAdminEmails, env: "VIGIL_ADMIN_EMAILS", meta: "EMAILS", defHelp: "none", help: "comma-separated; accounts with these emails hold role admin"},
+	{flag: optAdminEmails, env: "VIGIL_ADMIN_EMAILS", meta: "EMAILS", defHelp: "none", help: "comma-separated bootstrap: each email grants role admin once, ever, to the first account that registers with it or holds it at a start; the role then stays with that account"},
 	{flag: optSecretKeyFile, env: "VIGIL_SECRET_KEY_FILE", meta: "FILE", defHelp: "<data-dir>/secret.key, made on first start", help: "the server key that encrypts TOTP secrets"},
 	{flag: optArgon2MemoryKiB, env: "VIGIL_ARGON2_MEMORY_KIB", def: strconv.Itoa(app.DefaultArgon2MemoryKiB), meta: "KIB", help: "password hashing memory cost (OWASP), at least 8192"},
 	{flag: optArgon2Iterations, env: "VIGIL_ARGON2_ITERATIONS", def: strconv.Itoa(app.DefaultArgon2Iterations), meta: "N", help: "password hashing iterations (OWASP), at least 1"},

@@ -624,6 +624,12 @@ func (a *App) URL() string {
 // SecretKey returns the 32-byte server key. The slice must not be modified.
 func (a *App) SecretKey() []byte { return a.secretKey }
 
+// APIReference renders the Markdown API reference (docs/API.md) of every route this app
+// serves, with the serve flags the command passes in.
+func (a *App) APIReference(flags []handlers.ReferenceFlag) ([]byte, error) {
+	return a.server.APIReference(flags)
+}
+
 // Run starts the projection runner, the log feed (which fills the in-memory session,
 // organisation and token indexes from the log), the session sweeper and, once the feed has
 // caught up with the log and the projections are subscribed, the HTTP server, and serves
