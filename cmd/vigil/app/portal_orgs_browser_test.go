@@ -130,6 +130,23 @@ func TestPortalOrgsInChromium(t *testing.T) {
 	if r := b.text("#received"); !strings.Contains(r, owner) {
 		t.Fatalf("received list: %s", r)
 	}
+	// The owner's organisation requires 2FA and the delegate has none: acting is refused.
+	b.submit("act without a second factor", chromedp.Click(chromedp.CSS(`#received form[action$="/act"] button`)))
+	if s := b.text("main"); !strings.Contains(s, "second factor") {
+		t.Fatalf("acting without a second factor: %s %s", b.path(), s)
+	}
+	b.shot("act-needs-2fa")
+	// The delegate sets up an authenticator app (the session proves a second factor), then acts.
+	b.open("/security")
+	b.submit("delegate adds an authenticator", chromedp.Click(chromedp.CSS(`form[action="/security/totp"] button`)))
+	dcode, err := totp.GenerateCode(b.attr("#totp-secret", "data-secret"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.submit("delegate confirms the authenticator",
+		chromedp.SetValue(chromedp.ID("code"), dcode),
+		chromedp.Click(chromedp.CSS(`form[action$="/confirm"] button`)))
+	b.open("/delegations")
 	b.submit("act for the owner", chromedp.Click(chromedp.CSS(`#received form[action$="/act"] button`)))
 	if p := b.path(); p != "/account" {
 		t.Fatalf("acting landed on %s", p)
