@@ -475,6 +475,11 @@ func (p *portal) actForDelegation(c *gin.Context) {
 		return
 	}
 	res, err := p.s.svc.Act(c.Request.Context(), callerOf(c), id, requestMeta(c))
+	if errors.Is(err, domain.ErrMFARequired) {
+		err = Public(ErrForbidden, "The account you want to act for belongs to an organisation that requires two-factor "+
+			"authentication, so acting needs a second factor of your own: set up an authenticator app or a passkey on your "+
+			"Security page (or sign in with one), then act again.", err)
+	}
 	if err != nil {
 		p.fail(c, err, "/delegations")
 		return
