@@ -129,7 +129,8 @@ func decodeEventsCursor(account, cursor string) (uint64, error) {
 		return 0, projections.ErrBadCursor
 	}
 	pos, err := strconv.ParseUint(parts[1], 10, 64)
-	if err != nil || pos == 0 {
+	if err != nil || pos == 0 || encodeEventsCursor(account, pos) != cursor {
+		// One position, one cursor: "ev:05:..." or a newline (base64 skips it) is refused.
 		return 0, projections.ErrBadCursor
 	}
 	return pos, nil

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -494,14 +496,62 @@ func (p *portal) formError(c *gin.Context, name string, pg pageData, err error, 
 	p.render(c, status, name, pg)
 }
 
-// safeNext returns next when it is a path on this site ("/x", not "//x" or a URL), else
-// def.
+// safeNext returns next when it is a clean path on this site, else def (API.md,
+// "Operations"): one leading "/", at most 512 bytes of printable ASCII without a backslash
+// (a browser drops tabs and newlines and reads "\" as "/", so "/\t/evil" and "/\evil" are
+// another host), a URL without scheme, host or user, and a path, as sent and once
+// percent-decoded, with no "//" and no "." or ".." segment (browsers resolve those, and
+// net/http's redirect cleans the path: "/a/../\evil" became "/\evil").
 func safeNext(next, def string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") || len(next) > 512 {
+	if next == "" || len(next) > 512 || next[0] != '/' {
+		return def
+	}
+	for i := 0; i < len(next); i++ {
+		if b := next[i]; b <= ' ' || b >= 0x7f || b == '\\' {
+			return def
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return def
+	}
+	raw := next
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if !cleanPath(raw) || !cleanPath(u.Path) {
 		return def
 	}
 	return next
+}
+
+// cleanPath reports whether p is "/" and segments without "//", "." or "..", spaces,
+// control characters or backslashes.
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return strings.IndexFunc(p, func(r rune) bool {
+		return r == '\\' || r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}) < 0
+}
+
+// withQuery adds the query parameter kv ("done=x") to the site path to, before its
+// fragment.
+func withQuery(to, kv string) string {
+	frag := ""
+	if i := strings.IndexByte(to, '#'); i >= 0 {
+		to, frag = to[:i], to[i:]
+	}
+	if strings.Contains(to, "?") {
+		return to + "&" + kv + frag
+	}
+	return to + "?" + kv + frag
 }
 
 // portalTime shows a time for people: UTC, to the minute; "—" when zero.

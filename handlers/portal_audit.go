@@ -198,5 +198,5 @@ func (p *portal) auditSignOut(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/signin")
 		return
 	}
-	p.done(c, pos, back+"?done=signed-out")
+	p.done(c, pos, withQuery(back, "done=signed-out"))
 }

@@ -228,11 +228,7 @@ func (p *portal) reauth(c *gin.Context) {
 		p.renderReauth(c, status, pageData{Error: msg, Errors: fields}, next)
 		return
 	}
-	sep := "?"
-	if strings.Contains(next, "?") {
-		sep = "&"
-	}
-	p.done(c, pos, next+sep+"done=reauth")
+	p.done(c, pos, withQuery(next, "done=reauth"))
 }
 
 // enrollPage is where a restricted session (an organisation requires 2FA, the account has

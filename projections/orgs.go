@@ -167,20 +167,35 @@ type OrgMemberRow struct {
 	LastLoginAt      time.Time
 }
 
+// encodeMemberCursor makes the cursor of the org member list that resumes after the
+// member accountID.
+func encodeMemberCursor(accountID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("m:" + accountID))
+}
+
+// decodeMemberCursor returns the account id a member-list cursor resumes after; "" gives
+// "" (the first page). Only the cursors encodeMemberCursor makes are accepted.
+func decodeMemberCursor(cursor string) (string, error) {
+	if cursor == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	k, id, ok := strings.Cut(string(raw), ":")
+	if err != nil || !ok || k != "m" || id == "" || encodeMemberCursor(id) != cursor {
+		return "", ErrBadCursor
+	}
+	return id, nil
+}
+
 // OrgMembers returns the members of an organisation ordered by account id, at most limit
 // (clamped like the other lists) after cursor; next is the cursor of the following page, ""
 // on the last one. An unknown organisation has no members. ErrBadCursor for a cursor this
 // list did not issue. Safe for concurrent use.
 func (db *DB) OrgMembers(ctx context.Context, orgID string, limit int, cursor string) ([]OrgMemberRow, string, error) {
 	limit = clampLimit(limit)
-	after := ""
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		k, id, ok := strings.Cut(string(raw), ":")
-		if err != nil || !ok || k != "m" || id == "" {
-			return nil, "", ErrBadCursor
-		}
-		after = id
+	after, err := decodeMemberCursor(cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT m.account_id, coalesce(p.email, ''), m.role,
 			coalesce(p.enrolled_at, 0), coalesce(p.last_login_at, 0)
@@ -211,7 +226,7 @@ func (db *DB) OrgMembers(ctx context.Context, orgID string, limit int, cursor st
 	}
 	if len(out) > limit {
 		out = out[:limit]
-		return out, base64.RawURLEncoding.EncodeToString([]byte("m:" + out[limit-1].AccountID)), nil
+		return out, encodeMemberCursor(out[limit-1].AccountID), nil
 	}
 	return out, "", nil
 }

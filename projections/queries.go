@@ -43,7 +43,8 @@ func encodeCursor(kind string, pos uint64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatUint(pos, 10)))
 }
 
-// decodeCursor returns the position of a cursor of kind; "" gives 0 (the first page).
+// decodeCursor returns the position of a cursor of kind; "" gives 0 (the first page). Only
+// the cursors encodeCursor makes are accepted.
 func decodeCursor(kind, cursor string) (uint64, error) {
 	if cursor == "" {
 		return 0, nil
@@ -57,7 +58,9 @@ func decodeCursor(kind, cursor string) (uint64, error) {
 		return 0, ErrBadCursor
 	}
 	pos, err := strconv.ParseUint(p, 10, 63)
-	if err != nil || pos == 0 {
+	if err != nil || pos == 0 || encodeCursor(kind, pos) != cursor {
+		// The last check refuses what the decoders let through but encodeCursor never
+		// writes ("a:07", a newline, other trailing bits): one position, one cursor.
 		return 0, ErrBadCursor
 	}
 	return pos, nil

@@ -75,8 +75,15 @@
     el.textContent = msg;
     el.hidden = false;
   }
+  // safeNext is the server's rule (handlers/portal.go): a path of this site of printable
+  // ASCII without "\", and, as sent and once decoded, no "//", "." or ".." segment, space or
+  // control character; anything else (a tab, "//x", "/\x", a URL) gives def.
   function safeNext(next, def) {
-    return next && next.charAt(0) === "/" && next.charAt(1) !== "/" && next.charAt(1) !== "\\" ? next : def;
+    if (!/^\/[!-\[\]-~]{0,511}$/.test(next || "")) return def;
+    var p = next.split(/[?#]/)[0], d;
+    try { d = decodeURIComponent(p); } catch (e) { return def; }
+    var bad = /\/\/|\/\.\.?(\/|$)|[\\\s\p{C}\p{Z}]/u;
+    return bad.test(p) || bad.test(d) ? def : next;
   }
   function signInWithPasskey(ticket, next) {
     var body = ticket ? { login_ticket: ticket } : {};

@@ -1,0 +1,297 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/projections"
+)
+
+// Fuzz targets of the decoders in this package that read what clients send: JSON bodies,
+// the portal's `next`, X-Forwarded-For, the query parameters of the lists and of the event
+// routes, and the audit cursor. .ci/fuzz runs each for a few seconds; `go test` runs the
+// seeds. The whole API and the portal's forms are fuzzed through the real app in
+// cmd/vigil/app (fuzz_test.go).
+
+// fuzzBody has a field of every kind the request bodies use.
+type fuzzBody struct {
+	Email    string            `json:"email"`
+	Password *string           `json:"password"`
+	Limit    int               `json:"limit"`
+	Flag     bool              `json:"sign_out_other_sessions"`
+	Scopes   []string          `json:"scopes"`
+	Labels   map[string]string `json:"labels"`
+	Ratio    float64           `json:"ratio"`
+	Profile  struct {
+		City string `json:"city"`
+		Age  uint8  `json:"age"`
+	} `json:"profile"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+// FuzzDecodeStrict: any body gives either a decoded value or a 400 invalid_request with a
+// short, valid UTF-8 detail (never a 500); an accepted body's value encodes to a body that
+// is accepted again with the same value.
+func FuzzDecodeStrict(f *testing.F) {
+	for _, s := range []string{
+		`{"email":"a@example.com","password":"pw","limit":3,"sign_out_other_sessions":true}`,
+		`{"scopes":["a","b"],"labels":{"k":"v"},"ratio":1.5e3,"profile":{"city":"Oslo","age":7}}`,
+		`{"credential":{"id":"x","response":{"clientDataJSON":"e30"}}}`, `{"credential":null,"password":null}`,
+		``, ` `, `null`, `[]`, `"x"`, `{}`, `{}{}`, `{} x`, `{"email":1}`, `{"limit":1e400}`, `{"profile":{"age":300}}`,
+		`{"limit":-1}`, `{"unknown":1}`, `{"` + strings.Repeat("u", 200) + `":1}`, `{"email":"\ud800"}`, "{\"email\":\"\xff\"}",
+		`{"email":"a"`, `{"scopes":[1]}`, `{"labels":{"k":[]}}`, strings.Repeat(`{"profile":`, 50), "\ufeff{}",
+		`{"email":"a","email":"b"}`, `{"EMAIL":"x"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v fuzzBody
+		err := decodeStrict(body, &v)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("decodeStrict(%q): %v is not invalid_request", body, err)
+			}
+			pr, known := problemFor(err)
+			if !known || pr.Status != http.StatusBadRequest || pr.Detail == "" || len(pr.Detail) > 200 || !utf8.ValidString(pr.Detail) {
+				t.Fatalf("decodeStrict(%q): problem %d %q", body, pr.Status, pr.Detail)
+			}
+			return
+		}
+		again, merr := json.Marshal(v)
+		if merr != nil {
+			t.Fatalf("decodeStrict(%q) accepted a value that does not encode: %v", body, merr)
+		}
+		var w fuzzBody
+		if err := decodeStrict(again, &w); err != nil {
+			t.Fatalf("decodeStrict(%q) accepted; its value %s is refused: %v", body, again, err)
+		}
+		if twice, _ := json.Marshal(w); !bytes.Equal(twice, again) {
+			t.Fatalf("decodeStrict(%q): %s then %s", body, again, twice)
+		}
+	})
+}
+
+// browserTarget resolves loc against base as a browser's URL parser does for an http(s)
+// page: tabs and newlines removed, C0 controls and spaces trimmed, "\" read as "/".
+func browserTarget(base *url.URL, loc string) (*url.URL, error) {
+	loc = strings.Map(func(r rune) rune {
+		switch r {
+		case '\t', '\n', '\r':
+			return -1
+		case '\\':
+			return '/'
+		}
+		return r
+	}, loc)
+	return base.Parse(strings.TrimFunc(loc, func(r rune) bool { return r <= ' ' }))
+}
+
+// FuzzSafeNext: safeNext answers the default or next itself, and what it accepts, sent as
+// a redirect (net/http cleans the path) with or without "done=...", is a plain path that a
+// browser resolves on this site's origin.
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{
+		"/security", "/audit?q=a%2Fb&x=1", "/account#profile", "/", "/orgs/o-1/members?cursor=YTo3",
+		"/\t/evil.example/x", "/\n/evil", "//evil", "/\\evil", "/%2F%2Fevil", "/%5Cevil", "https://evil", "/..//evil",
+		"/a/../\\evil", "/./\t/x", "/%2e%2e//x", "/\u3000/x", "/@evil", "http:evil", "/\x00", "/x?y=//evil#//evil",
+		"/x/../../..//evil", "/a/.", "/%zz", "/%E2%80%8B", "/" + strings.Repeat("a", 600),
+	} {
+		f.Add(s)
+	}
+	origin, _ := url.Parse("https://vigil.example")
+	f.Fuzz(func(t *testing.T, next string) {
+		const def = "/default"
+		got := safeNext(next, def)
+		if got == def {
+			return
+		}
+		if got != next {
+			t.Fatalf("safeNext(%q) = %q, neither next nor the default", next, got)
+		}
+		for _, to := range []string{got, withQuery(got, "done=x")} {
+			rec := httptest.NewRecorder()
+			http.Redirect(rec, httptest.NewRequest(http.MethodPost, "/signin", nil), to, http.StatusSeeOther)
+			loc := rec.Header().Get("Location")
+			if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.IndexFunc(loc, func(r rune) bool {
+				return r <= ' ' || r >= 0x7f || r == '\\'
+			}) >= 0 {
+				t.Fatalf("safeNext(%q): Location %q is not a plain path", next, loc)
+			}
+			u, err := browserTarget(origin, loc)
+			if err != nil || u.Scheme != origin.Scheme || u.Host != origin.Host || u.User != nil {
+				t.Fatalf("safeNext(%q): Location %q goes to %v (%v)", next, loc, u, err)
+			}
+		}
+	})
+}
+
+// FuzzClientIP: the client address is "" exactly when the peer is not an address, else a
+// canonical IP (no zone, IPv4 not mapped into IPv6): the peer itself when it is not a
+// trusted proxy, else the peer or an X-Forwarded-For entry.
+func FuzzClientIP(f *testing.F) {
+	for _, s := range [][3]string{
+		{"203.0.113.7:5000", "", ""}, {"10.0.0.1:443", "198.51.100.2", ""}, {"10.0.0.1:443", "198.51.100.2, 10.0.0.9", "10.0.0.8"},
+		{"[::1]:80", "2001:db8::1, ::ffff:192.0.2.1", ""}, {"127.0.0.1:1", "fe80::1%eth0", "garbage"}, {"127.0.0.1:1", " , ,", ""},
+		{"[fe80::1%eth0]:80", "1.2.3.4", ""}, {"not an address", "1.2.3.4", ""}, {"10.0.0.1:1", "[2001:db8::2]:443", "1.2.3.4:80"},
+		{"10.0.0.1:1", "unknown, 10.0.0.3", ""}, {"::ffff:10.0.0.1", "::ffff:203.0.113.9", ""}, {"10.0.0.1:1", "1.2.3.4\n, 5.6.7.8", ""},
+		{"", "", ""}, {"10.0.0.1:1", "0177.0.0.1", "1.2.3.04"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"),
+		netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fd00::/8")}
+	f.Fuzz(func(t *testing.T, remote, xff1, xff2 string) {
+		r := &http.Request{RemoteAddr: remote, Header: http.Header{}}
+		var entries []string
+		for _, h := range []string{xff1, xff2} {
+			if h != "" {
+				r.Header.Add("X-Forwarded-For", h)
+				entries = append(entries, strings.Split(h, ",")...)
+			}
+		}
+		got := clientIP(r, trusted)
+		peer, ok := parseHop(remote)
+		if !ok {
+			if got != "" {
+				t.Fatalf("clientIP(%q) = %q for a peer that is not an address", remote, got)
+			}
+			return
+		}
+		a, err := netip.ParseAddr(got)
+		if err != nil || a.Zone() != "" || a.Is4In6() || a.String() != got {
+			t.Fatalf("clientIP(%q, %q, %q) = %q, not a canonical address", remote, xff1, xff2, got)
+		}
+		if !isTrusted(peer, trusted) {
+			if a != peer {
+				t.Fatalf("clientIP(%q) = %q from an untrusted peer's header", remote, got)
+			}
+			return
+		}
+		if a == peer {
+			return
+		}
+		for _, e := range entries {
+			if h, ok := parseHop(strings.TrimSpace(e)); ok && h == a {
+				return
+			}
+		}
+		t.Fatalf("clientIP(%q, %q, %q) = %q, which is neither the peer nor an entry", remote, xff1, xff2, got)
+	})
+}
+
+// FuzzParseHop: an accepted hop is an address without zone or IPv4 mapping, and its text
+// parses back to itself.
+func FuzzParseHop(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "1.2.3.4:80", "::1", "[::1]:80", "fe80::1%eth0", "[fe80::1%25eth0]:1", "::ffff:1.2.3.4",
+		"[::ffff:1.2.3.4]:443", "1.2.3.4:", ":80", "[1.2.3.4]:80", "01.2.3.4", "1.2.3.4:99999", "", " 1.2.3.4", "1.2.3.4\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, ok := parseHop(s)
+		if !ok {
+			if a.IsValid() {
+				t.Fatalf("parseHop(%q) refused but gave %v", s, a)
+			}
+			return
+		}
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+			t.Fatalf("parseHop(%q) = %v", s, a)
+		}
+		if b, ok := parseHop(a.String()); !ok || b != a {
+			t.Fatalf("parseHop(%q) = %v, which parses back as %v, %v", s, a, b, ok)
+		}
+	})
+}
+
+// FuzzEventsCursor: an audit events cursor is accepted only as encodeEventsCursor wrote it
+// for that account (a decoded cursor re-encodes to the same string), with a position > 0.
+func FuzzEventsCursor(f *testing.F) {
+	for _, s := range []struct {
+		account, cursor string
+	}{
+		{"acc-1", encodeEventsCursor("acc-1", 5)}, {"acc-2", encodeEventsCursor("acc-1", 5)}, {"a:b", encodeEventsCursor("a:b", 1<<64-1)},
+		{"acc", ""}, {"acc", "ZXY6MDA1OmFjYw"}, {"acc", "ZXY6NTphY2M="}, {"acc", "ZXY6NTphY2M\n"}, {"acc", "ZXY6MDphY2M"},
+		{"acc", "ZXY6LTE6YWNj"}, {"acc", "%%%"}, {"", "ZXY6NTo"},
+	} {
+		f.Add(s.account, s.cursor)
+	}
+	f.Fuzz(func(t *testing.T, account, cursor string) {
+		pos, err := decodeEventsCursor(account, cursor)
+		if err != nil {
+			if err != projections.ErrBadCursor {
+				t.Fatalf("decodeEventsCursor(%q, %q): %v", account, cursor, err)
+			}
+			return
+		}
+		if pos == 0 {
+			t.Fatalf("decodeEventsCursor(%q, %q) = 0", account, cursor)
+		}
+		if again := encodeEventsCursor(account, pos); again != cursor {
+			t.Fatalf("decodeEventsCursor(%q, %q) = %d, which encodes as %q", account, cursor, pos, again)
+		}
+	})
+}
+
+// FuzzListQuery: the query parameters of the lists (limit, cursor, type, from, to) and of
+// the event routes (after, types, account, format) are either read within their bounds or
+// refused with a 400, never anything else.
+func FuzzListQuery(f *testing.F) {
+	for _, s := range []string{
+		"", "limit=10&cursor=YTo3", "limit=0", "limit=-1", "limit=abc", "limit=99999999999999999999999", "limit=+5", "limit=1e3",
+		"limit=%00", "cursor=" + strings.Repeat("x", 600), "type=LoginFailed,LoginSucceeded", "type=,,", "type=Nope",
+		"type=" + strings.Repeat("LoginFailed,", 70), "from=2026-03-02T09:00:00Z&to=2026-03-03T00:00:00.5+02:00", "from=yesterday",
+		"after=5&types=LoginFailed&account=acc_1-x&format=ocsf", "after=-1", "after=18446744073709551616", "types=",
+		"types=" + strings.Repeat("a,", 70), "account=", "account=a%2Fb", "format=xml", "types=%ff", "type=%ff%fe",
+		"limit=5&limit=6", "a=%zz&limit=2", "from=0000-01-01T00:00:00Z", "from=9999-12-31T23:59:59.999999999-23:59",
+	} {
+		f.Add(s)
+	}
+	gin.SetMode(gin.TestMode)
+	f.Fuzz(func(t *testing.T, query string) {
+		c, _ := gin.CreateTestContext(httptest.NewRecorder())
+		c.Request = &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/x", RawQuery: query}, Header: http.Header{}}
+		refused := func(what string, err error) bool {
+			if err == nil {
+				return false
+			}
+			if pr, _ := problemFor(err); pr.Status != http.StatusBadRequest || !utf8.ValidString(pr.Detail) {
+				t.Fatalf("%s(%q): %v answers %d %q", what, query, err, pr.Status, pr.Detail)
+			}
+			return true
+		}
+		if limit, cursor, err := pageParams(c); !refused("pageParams", err) && (limit < 1 || limit > MaxPageLimit || len(cursor) > maxCursor) {
+			t.Fatalf("pageParams(%q) = %d, %d-byte cursor", query, limit, len(cursor))
+		}
+		if types, err := typesParam(c); !refused("typesParam", err) {
+			if len(types) > maxTypes {
+				t.Fatalf("typesParam(%q): %d types", query, len(types))
+			}
+			for i, ty := range types {
+				if !knownEventTypes[ty] || slices.Contains(types[:i], ty) {
+					t.Fatalf("typesParam(%q): %q unknown or repeated", query, ty)
+				}
+			}
+		}
+		for _, name := range []string{"from", "to"} {
+			if tm, err := timeParam(c, name); !refused("timeParam", err) && !tm.IsZero() && tm.Location().String() != "UTC" {
+				t.Fatalf("timeParam(%q, %s) = %v, not UTC", query, name, tm)
+			}
+		}
+		if ef, err := parseEventFilter(c); !refused("parseEventFilter", err) {
+			if (ef.format != formatCloudEvents && ef.format != formatOCSF) || len(ef.types) > maxTypeFilters || len(ef.account) > maxPathID {
+				t.Fatalf("parseEventFilter(%q) = %+v", query, ef)
+			}
+		}
+	})
+}
