@@ -40,8 +40,8 @@ func TestOpenAPIDocumentsAccess(t *testing.T) {
 	for _, c := range []struct{ method, path, access string }{
 		{"post", "/api/v1/accounts", "anyone"},
 		{"get", "/healthz", "anyone"},
-		{"get", "/api/v1/whoami", "a signed-in session, also one restricted to enrolling a second factor"},
-		{"get", "/api/v1/me", "a signed-in session (not restricted to enrolling a second factor)"},
+		{"get", "/api/v1/whoami", "any signed-in session: also one restricted to enrolling a second factor, and a delegate's acting session"},
+		{"get", "/api/v1/me", "a signed-in session, a delegate's acting session too (not one restricted to enrolling a second factor)"},
 	} {
 		op := doc.Paths[c.path][c.method]
 		if op.Access != c.access {

@@ -16,7 +16,7 @@ import (
 // passkey's answer too).
 func (s *Server) accountRoutes() []apiRoute {
 	loginAnswer := response{Description: "authenticated, second_factor_required or enrollment_required (see the schema).",
-		Schema: ref("LoginResponse"), Headers: map[string]string{"Set-Cookie": "vigil_session (HttpOnly, Secure, SameSite=Lax, Path=/) when a session_token is answered."}}
+		Schema: ref("LoginResult"), Headers: map[string]string{"Set-Cookie": "vigil_session (HttpOnly, Secure, SameSite=Lax, Path=/) when a session_token is answered."}}
 	return []apiRoute{
 		{
 			method: http.MethodPost, path: "/accounts", access: public,
@@ -59,7 +59,7 @@ func (s *Server) accountRoutes() []apiRoute {
 					"code":         stringSchema(),
 				}, "login_ticket", "method", "code")),
 				Responses: map[int]response{http.StatusOK: {Description: "authenticated, with an aal2 session.",
-					Schema: ref("LoginResponse"), Headers: loginAnswer.Headers}},
+					Schema: ref("LoginResult"), Headers: loginAnswer.Headers}},
 			},
 			errors: []problemLine{{http.StatusUnauthorized, "invalid_credentials: a wrong or used code, or a login ticket that is unknown, expired, used or burnt by 5 wrong codes"},
 				{http.StatusTooManyRequests, throttledText}},
@@ -77,7 +77,7 @@ func (s *Server) accountRoutes() []apiRoute {
 		{
 			method: http.MethodGet, path: "/whoami", access: signedIn, cap: domain.CapSession, read: true,
 			op: operation{
-				ID: "whoami", Summary: "The session of this token",
+				ID: "getWhoami", Summary: "The session of this token",
 				Description: "Answered from memory; relying applications call it on their requests.",
 				Responses:   map[int]response{http.StatusOK: {Description: "The session.", Schema: ref("Session")}},
 			},
@@ -108,7 +108,7 @@ func (s *Server) accountRoutes() []apiRoute {
 		{
 			method: http.MethodGet, path: "/csrf", access: signedIn, cap: domain.CapSession, read: true,
 			op: operation{
-				ID: "csrf", Summary: "The CSRF token of this session",
+				ID: "getCSRFToken", Summary: "The CSRF token of this session",
 				Description: "Cookie-authenticated POST, PUT, PATCH and DELETE requests send it in X-CSRF-Token.",
 				Responses: map[int]response{http.StatusOK: {Description: "The token.",
 					Schema: object(map[string]schema{"csrf_token": stringSchema()}, "csrf_token")}},

@@ -61,6 +61,8 @@ const (
 	wrongSecretText = "invalid_credentials: the password or code is wrong (the caller is signed in)"
 	throttledText   = "too_many_attempts: too many failed attempts; the Retry-After header says how many seconds to wait"
 	unknownClient   = "invalid_request: the client_id (field or X-Vigil-Client header) names no registered client"
+	// bodyLimitText is the 400 of every route, also of those that take no body (limitBody).
+	bodyLimitText = "invalid_request: the request declares a body over 64 KiB"
 )
 
 // handleAPI registers r on g with its middleware and OpenAPI operation.
@@ -72,6 +74,8 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	var lines []problemLine
 	if op.Request != nil {
 		lines = append(lines, problemLine{http.StatusBadRequest, badBodyText})
+	} else {
+		lines = append(lines, problemLine{http.StatusBadRequest, bodyLimitText})
 	}
 	if r.read {
 		op.Params = append(op.Params, param{
@@ -171,7 +175,11 @@ func (s *Server) handleAPI(g routeGroup, r apiRoute) {
 	}
 	op.Access = accessText(r.access, r.cap)
 	if r.access != public {
-		op.Security = []map[string][]string{{schemeSessionToken: {}}, {schemeSessionCookie: {}}}
+		cookie := map[string][]string{schemeSessionCookie: {}}
+		if unsafe { // authenticate checks the CSRF token of cookie requests with these
+			cookie[schemeCSRFToken] = []string{}
+		}
+		op.Security = []map[string][]string{{schemeSessionToken: {}}, cookie}
 	}
 	if scope := serviceScope(r); scope != "" && s.tokens != nil {
 		op.Access += "; or a service token with scope `" + scope + "`"
@@ -374,7 +382,7 @@ func (s *Server) defineAPISchemas() {
 		"expires_at":       dateTime(),
 		"restricted":       {"type": "boolean", "description": "The session may only enroll a second factor (enrollment_required)."},
 	}, "account_id", "session_id", "aal", "amr", "authenticated_at", "expires_at", "restricted"))
-	s.routes.define("LoginResponse", schema{
+	s.routes.define("LoginResult", schema{
 		"type":        "object",
 		"description": "authenticated and enrollment_required carry session_token and session (and set the vigil_session cookie); second_factor_required carries login_ticket and methods.",
 		"properties": map[string]schema{

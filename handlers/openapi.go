@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,6 +21,19 @@ import (
 // The route registry: every route is registered together with its OpenAPI operation through
 // routeGroup.handle, and GET /openapi.json is generated from exactly what was registered, so
 // the document cannot drift from what is served.
+//
+// Naming rule (so that client generators, oapi-codegen above all, make code that compiles;
+// namingProblems checks it and TestOpenAPINames enforces it on the full document):
+//   - An operationId is a lowerCamel verb phrase whose first word is one of operationVerbs
+//     (getWhoami, listMySessions, startPasskeyLogin; login, logout and reauth are the API's
+//     own verbs, the names of their paths).
+//   - A schema name is an UpperCamel noun phrase: it does not start with one of those verbs
+//     (but for nounsToo: LoginResult), and does not end in a word generators append
+//     (Response, Request, Params, Body, Scopes): LoginResult, not LoginResponse.
+//   - No schema name is a name a generator derives from an operation or a security scheme:
+//     the operation's id made UpperCamel (Login), followed by nothing, a status code or a
+//     generated suffix (LoginResponse, LoginJSONRequestBody, LoginJSONBody, LoginParams,
+//     ListEventsParamsFormat, Login200JSONResponse...), or a scheme's name + "Scopes".
 
 // schema is a JSON Schema (draft 2020-12, OpenAPI 3.1's dialect) written as a map.
 type schema = map[string]any
@@ -93,17 +110,27 @@ type operation struct {
 const (
 	schemeSessionToken  = "sessionToken"
 	schemeSessionCookie = "sessionCookie"
+	schemeCSRFToken     = "csrfToken"
 	schemeServiceToken  = "serviceToken"
 )
 
-// securitySchemes describes every scheme an operation's Security may name.
+// securitySchemes describes every scheme an operation's Security may name. The cookie alone
+// authenticates GET requests; a POST, PUT, PATCH or DELETE with the cookie also needs the
+// CSRF header, so such operations list the requirement {sessionCookie, csrfToken} (both).
 var securitySchemes = map[string]any{
 	schemeSessionToken: map[string]any{"type": "http", "scheme": "bearer",
 		"description": "A session token (the session_token of a sign-in) as Authorization: Bearer <token>; no CSRF token is needed."},
-	schemeSessionCookie: map[string]any{"type": "apiKey", "in": "cookie", "name": "vigil_session",
-		"description": "The session cookie that every sign-in sets; unsafe methods also need the X-CSRF-Token header (GET /api/v1/csrf)."},
+	schemeSessionCookie: map[string]any{"type": "apiKey", "in": "cookie", "name": SessionCookie,
+		"description": "The " + SessionCookie + " cookie that every sign-in sets (for browsers on the public URL). GET requests need nothing else; " +
+			"POST, PUT, PATCH and DELETE requests also need the " + CSRFHeader + " header (scheme " + schemeCSRFToken + "): " +
+			"without it they are refused 403 csrf_failed."},
+	schemeCSRFToken: map[string]any{"type": "apiKey", "in": "header", "name": CSRFHeader,
+		"description": "The csrf_token of GET /api/v1/csrf, bound to the session: required together with the " + SessionCookie +
+			" cookie on POST, PUT, PATCH and DELETE requests; not needed with a bearer token."},
 	schemeServiceToken: map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "vgl_...",
-		"description": "A service token (POST /api/v1/admin/service-tokens) as Authorization: Bearer vgl_...; the requirement names the scope it needs."},
+		"description": "A service token (POST /api/v1/admin/service-tokens) as Authorization: Bearer vgl_.... Its scopes are " +
+			"`" + domain.ScopeAuditRead + "` (the GET routes of the security teams: /api/v1/audit/...) and `" + domain.ScopeEventsRead +
+			"` (the compliance stream: /api/v1/events...); each operation's requirement names the scope it needs."},
 }
 
 type registeredRoute struct {
@@ -118,6 +145,9 @@ type registry struct {
 	mu      sync.Mutex
 	routes  []registeredRoute
 	schemas map[string]schema
+	// publicURL is the origin clients reach Vigil at (Config.PublicURL): the document's
+	// server and contact. Empty: the server is "/", the origin that served the document.
+	publicURL string
 
 	once sync.Once
 	doc  []byte
@@ -229,6 +259,12 @@ func (r *registry) render() map[string]any {
 	if len(used) > 0 {
 		components["securitySchemes"] = used
 	}
+	server := map[string]any{"url": "/", "description": "The origin that serves this document."}
+	contact := map[string]any{"name": "Vigil"}
+	if r.publicURL != "" {
+		server = map[string]any{"url": r.publicURL, "description": "This Vigil's public URL (--public-url)."}
+		contact["url"] = r.publicURL
+	}
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{
@@ -236,7 +272,11 @@ func (r *registry) render() map[string]any {
 			"version": "1",
 			"description": "Vigil, an event-sourced account-security service. Errors are RFC 9457 " +
 				"problem documents with a stable `code` member.",
+			"contact": contact,
+			// The repository's LICENSE file.
+			"license": map[string]any{"name": "Apache License 2.0", "identifier": "Apache-2.0"},
 		},
+		"servers":    []any{server},
 		"paths":      paths,
 		"components": components,
 	}
@@ -266,8 +306,11 @@ func renderOperation(method, ginPath string, pathParams []string, op operation) 
 	if op.Access != "" {
 		out["x-vigil-access"] = op.Access
 	}
+	// Every operation states what it accepts: a public one the empty list (no credentials).
 	if len(op.Security) > 0 {
 		out["security"] = op.Security
+	} else {
+		out["security"] = []map[string][]string{}
 	}
 	declared := map[string]bool{}
 	var params []map[string]any
@@ -302,6 +345,11 @@ func renderOperation(method, ginPath string, pathParams []string, op operation) 
 	responses := map[string]any{}
 	for code, resp := range op.Responses {
 		responses[strconv.Itoa(code)] = renderResponse(code, resp)
+	}
+	// Every route refuses a request that declares a body over MaxBodyBytes (limitBody), before
+	// its own checks.
+	if _, ok := op.Responses[http.StatusBadRequest]; !ok {
+		responses["400"] = renderResponse(http.StatusBadRequest, problemResponse(bodyLimitText+"."))
 	}
 	// Every route can fail unexpectedly (recovered panics, internal errors).
 	if _, ok := op.Responses[http.StatusInternalServerError]; !ok {
@@ -350,4 +398,125 @@ func renderResponse(code int, r response) map[string]any {
 		m["headers"] = hs
 	}
 	return m
+}
+
+// operationVerbs are the first words an operationId may start with (see the naming rule at
+// the top of this file).
+var operationVerbs = []string{
+	"act", "add", "change", "confirm", "create", "delete", "disable", "get", "grant", "list",
+	"login", "logout", "patch", "reauth", "regenerate", "register", "remove", "rename", "replay",
+	"revoke", "set", "sign", "start", "stream",
+}
+
+// nounsToo are the operationVerbs that are nouns as well (a login, a change, a stream): a
+// schema name may start with them (LoginResult); with the other verbs it may not.
+var nounsToo = []string{"act", "change", "login", "logout", "replay", "set", "sign", "start", "stream"}
+
+// generatedSuffixes are the words generators append to a name made from an operationId
+// (oapi-codegen: XResponse, ParseXResponse, XParams, XParamsFormat, XJSONBody,
+// XJSONRequestBody, XRequestBody, NewXRequest, XWithBody...; strict servers: X200JSONResponse,
+// XRequestObject).
+var generatedSuffixes = []string{"Response", "Request", "Params", "JSON", "Body", "Formdata",
+	"Multipart", "Text", "Application", "With"}
+
+// schemaEndings are the last words a schema name may not have: generators use them for the
+// types they make for operations and security schemes.
+var schemaEndings = []string{"Response", "Request", "Params", "Body", "Scopes"}
+
+// camelWords splits an UpperCamel or lowerCamel name into its words; a run of capitals is one
+// word until the capital that starts the next ("TOTPQRCode": TOTPQR, Code).
+func camelWords(name string) []string {
+	var words []string
+	start := 0
+	rs := []rune(name)
+	for i := 1; i < len(rs); i++ {
+		upper := unicode.IsUpper(rs[i])
+		prevUpper := unicode.IsUpper(rs[i-1]) || unicode.IsDigit(rs[i-1])
+		nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+		if upper && (!prevUpper || nextLower) {
+			words = append(words, string(rs[start:i]))
+			start = i
+		}
+	}
+	return append(words, string(rs[start:]))
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+var (
+	lowerCamel = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	upperCamel = regexp.MustCompile(`^[A-Z][a-zA-Z0-9]*$`)
+)
+
+// namingProblems checks the naming rule (top of this file) on an OpenAPI document and lists
+// every breach; none means generators can name every type without a collision.
+func namingProblems(doc []byte) ([]string, error) {
+	var d struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+		} `json:"paths"`
+		Components struct {
+			Schemas         map[string]json.RawMessage `json:"schemas"`
+			SecuritySchemes map[string]json.RawMessage `json:"securitySchemes"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, err
+	}
+	var problems []string
+	var ids []string
+	seen := map[string]string{}
+	for p, item := range d.Paths {
+		for m, op := range item {
+			where := strings.ToUpper(m) + " " + p
+			id := op.OperationID
+			if other, dup := seen[strings.ToLower(id)]; dup {
+				problems = append(problems, fmt.Sprintf("%s: operationId %q is also %s's (ignoring case)", where, id, other))
+			}
+			seen[strings.ToLower(id)] = where
+			ids = append(ids, id)
+			if !lowerCamel.MatchString(id) {
+				problems = append(problems, fmt.Sprintf("%s: operationId %q is not lowerCamel", where, id))
+				continue
+			}
+			if !slices.Contains(operationVerbs, camelWords(id)[0]) {
+				problems = append(problems, fmt.Sprintf("%s: operationId %q does not start with a verb of operationVerbs", where, id))
+			}
+		}
+	}
+	for name := range d.Components.Schemas {
+		if !upperCamel.MatchString(name) {
+			problems = append(problems, fmt.Sprintf("schema %q is not UpperCamel", name))
+			continue
+		}
+		words := camelWords(name)
+		if first := strings.ToLower(words[0]); slices.Contains(operationVerbs, first) && !slices.Contains(nounsToo, first) {
+			problems = append(problems, fmt.Sprintf("schema %q starts with a verb (schemas are nouns)", name))
+		}
+		if last := words[len(words)-1]; slices.Contains(schemaEndings, last) {
+			problems = append(problems, fmt.Sprintf("schema %q ends in %q, a word generators append", name, last))
+		}
+		for _, id := range ids {
+			rest, ok := strings.CutPrefix(name, upperFirst(id))
+			if !ok {
+				continue
+			}
+			if rest == "" || rest[0] >= '0' && rest[0] <= '9' || slices.ContainsFunc(generatedSuffixes, func(s string) bool { return strings.HasPrefix(rest, s) }) {
+				problems = append(problems, fmt.Sprintf("schema %q is a name generators derive from operation %q", name, id))
+			}
+		}
+		for scheme := range d.Components.SecuritySchemes {
+			if name == upperFirst(scheme)+"Scopes" {
+				problems = append(problems, fmt.Sprintf("schema %q is the name oapi-codegen gives security scheme %q's scopes", name, scheme))
+			}
+		}
+	}
+	slices.Sort(problems)
+	return problems, nil
 }

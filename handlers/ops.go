@@ -48,14 +48,14 @@ func (s *Server) defineSchemas() {
 func (s *Server) registerOperations() {
 	ops := []string{"operations"}
 	s.root.handle(http.MethodGet, "/healthz", operation{
-		ID: "healthz", Summary: "Liveness: the process is up", Tags: ops,
+		ID: "getHealth", Summary: "Liveness: the process is up", Tags: ops,
 		Responses: map[int]response{http.StatusOK: {
 			Description: "The process is up.",
 			Schema:      object(map[string]schema{"status": {"type": "string", "const": "ok"}}, "status"),
 		}},
 	}, s.healthz)
 	s.root.handle(http.MethodGet, "/readyz", operation{
-		ID: "readyz", Summary: "Readiness: the store is reachable and the projections are caught up", Tags: ops,
+		ID: "getReadiness", Summary: "Readiness: the store is reachable and the projections are caught up", Tags: ops,
 		Description: "Ready when the event store answers and no projection is stuck or more than the " +
 			"allowed lag (5 s by default) behind the log.",
 		Responses: map[int]response{
@@ -71,7 +71,7 @@ func (s *Server) registerOperations() {
 		},
 	}, s.readyz)
 	s.root.handle(http.MethodGet, "/metrics", operation{
-		ID: "metrics", Summary: "Prometheus metrics", Tags: ops,
+		ID: "getMetrics", Summary: "Prometheus metrics", Tags: ops,
 		Responses: map[int]response{http.StatusOK: {
 			Description: "Metrics in the Prometheus text exposition format (or OpenMetrics when negotiated).",
 			ContentType: "text/plain",
@@ -79,7 +79,7 @@ func (s *Server) registerOperations() {
 		}},
 	}, gin.WrapH(promhttp.InstrumentMetricHandler(s.registry, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
 	s.root.handle(http.MethodGet, "/openapi.json", operation{
-		ID: "openapi", Summary: "This OpenAPI 3.1 document", Tags: ops,
+		ID: "getOpenAPIDocument", Summary: "This OpenAPI 3.1 document", Tags: ops,
 		Responses: map[int]response{http.StatusOK: {
 			Description: "The OpenAPI document of every route served.",
 			Schema:      schema{"type": "object"},

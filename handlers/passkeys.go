@@ -49,7 +49,7 @@ func ceremonySchema(kind, parse string) schema {
 
 // passkeyRoutes: the passkey ceremonies and the caller's passkeys.
 func (s *Server) passkeyRoutes() []apiRoute {
-	loginAnswer := response{Description: "authenticated, with an aal2 session (see the schema).", Schema: ref("LoginResponse"),
+	loginAnswer := response{Description: "authenticated, with an aal2 session (see the schema).", Schema: ref("LoginResult"),
 		Headers: map[string]string{"Set-Cookie": "vigil_session (HttpOnly, Secure, SameSite=Lax, Path=/)."}}
 	requestOptions := ceremonySchema("PublicKeyCredentialRequestOptions", "PublicKeyCredential.parseRequestOptionsFromJSON and navigator.credentials.get")
 	creationOptions := ceremonySchema("PublicKeyCredentialCreationOptions", "PublicKeyCredential.parseCreationOptionsFromJSON and navigator.credentials.create")
@@ -58,7 +58,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 		{
 			method: http.MethodPost, path: "/login/passkey/options", access: public,
 			op: operation{
-				ID: "loginPasskeyOptions", Summary: "Start a passkey sign-in",
+				ID: "startPasskeyLogin", Summary: "Start a passkey sign-in",
 				Description: "Without login_ticket (or without a body): a usernameless sign-in with any discoverable credential " +
 					"(empty allowCredentials, user verification required), the passkey being the whole sign-in. With the login_ticket " +
 					"of a second_factor_required answer: the passkey as the second factor (allowCredentials lists the account's " +
@@ -99,7 +99,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 		{
 			method: http.MethodPost, path: "/reauth/passkey/options", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
-				ID: "reauthPasskeyOptions", Summary: "Start a passkey re-authentication (step-up)",
+				ID: "startPasskeyReauth", Summary: "Start a passkey re-authentication (step-up)",
 				Description: "allowCredentials lists the account's passkeys; answer with POST /api/v1/reauth {ceremony_id, credential}, " +
 					"from this session. Writes nothing.",
 				Responses: map[int]response{http.StatusOK: {Description: "The request options.", Schema: requestOptions}},
@@ -110,7 +110,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 		{
 			method: http.MethodPost, path: "/me/passkeys/options", access: signedIn, cap: domain.CapEnroll,
 			op: operation{
-				ID: "passkeyRegistrationOptions", Summary: "Start registering a passkey",
+				ID: "startPasskeyRegistration", Summary: "Start registering a passkey",
 				Description: "Needs a recent authentication. The options ask for a discoverable credential and exclude the account's " +
 					"passkeys; answer with POST /api/v1/me/passkeys from this session. Writes nothing.",
 				Request:   jsonBody(object(map[string]schema{"name": {"type": "string", "minLength": 1, "maxLength": 64}}, "name")),

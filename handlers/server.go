@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +94,11 @@ type Config struct {
 	ServiceTokens *domain.ServiceTokens
 	// Stream configures the compliance stream.
 	Stream StreamConfig
+
+	// PublicURL is the origin clients reach Vigil at (--public-url, e.g.
+	// https://id.example.com): the OpenAPI document's server and contact. Empty: the
+	// document's server is "/", the origin that served it.
+	PublicURL string
 
 	// HSTS sets Strict-Transport-Security on every answer: give it when the public URL is
 	// https (API.md "Operations"). Every answer carries X-Content-Type-Options: nosniff.
@@ -262,6 +268,7 @@ func New(cfg Config) (_ *Server, err error) {
 		webhooks:        cfg.Webhooks,
 		hsts:            cfg.HSTS,
 	}
+	s.routes.publicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
 	}
@@ -305,6 +312,9 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	return s, nil
 }
+
+// OpenAPIDocument is the OpenAPI 3.1 document that GET /openapi.json serves.
+func (s *Server) OpenAPIDocument() ([]byte, error) { return s.routes.document() }
 
 // Handler returns the handler of every route: the web portal's pages (when served) and the
 // Gin engine of the API and operational routes.

@@ -34,7 +34,7 @@ func (s *Server) totpRoutes() []apiRoute {
 		{
 			method: http.MethodGet, path: "/me/totp/:id/qr.png", access: signedIn, cap: domain.CapEnroll, read: true,
 			op: operation{
-				ID: "totpQRCode", Summary: "The QR code of a pending TOTP device",
+				ID: "getTOTPQRCode", Summary: "The QR code of a pending TOTP device",
 				Responses: map[int]response{http.StatusOK: {Description: "A PNG of the otpauth URL.", ContentType: "image/png",
 					Schema: schema{"type": "string", "contentMediaType": "image/png"}}},
 			},

@@ -455,6 +455,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Log:            a.store,
 		Subjects:       subjectReader(raw),
 		ServiceTokens:  a.tokens,
+		PublicURL:      cfg.PublicURL.String(),
 		HSTS:           cfg.PublicURL.Scheme == "https",
 		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
@@ -623,6 +624,9 @@ func (a *App) URL() string {
 
 // SecretKey returns the 32-byte server key. The slice must not be modified.
 func (a *App) SecretKey() []byte { return a.secretKey }
+
+// OpenAPIDocument is the OpenAPI document this app serves at /openapi.json.
+func (a *App) OpenAPIDocument() ([]byte, error) { return a.server.OpenAPIDocument() }
 
 // APIReference renders the Markdown API reference (docs/API.md) of every route this app
 // serves, with the serve flags the command passes in.
