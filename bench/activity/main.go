@@ -1,9 +1,9 @@
 // Command activity measures the page latency of the activity log endpoints of a running Vigil
-// server over a seeded history (`vigil dev seed`): GET /api/v1/me/activity for seeded accounts
+// server over a seeded history (`vigil-dev seed`): GET /api/v1/me/activity for seeded accounts
 // (first and second page) and GET /api/v1/audit/activity with each kind of filter, as an
 // admin. Requests are sequential on one keep-alive connection; it prints p50/p99 per shape.
 //
-//	vigil dev seed --data-dir D --accounts 10000 --events 1000000
+//	go run ./cmd/vigil-dev seed --data-dir D --accounts 10000 --events 1000000
 //	vigil --data-dir D --admin-emails bench-admin@vigil.test &
 //	go run ./bench/activity -data-dir D -url http://127.0.0.1:8080
 package main
@@ -31,7 +31,7 @@ import (
 const (
 	adminEmail    = "bench-admin@vigil.test"
 	adminPassword = "bench admin passphrase 7Qx!"
-	seedPassword  = "correct horse battery staple" // vigil dev seed's
+	seedPassword  = "correct horse battery staple" // vigil-dev seed's
 )
 
 func main() {

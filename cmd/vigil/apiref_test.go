@@ -24,13 +24,13 @@ var updateAPIReference = flag.Bool("update", false, "rewrite docs/API.md from th
 func referenceFlags() []handlers.ReferenceFlag {
 	out := make([]handlers.ReferenceFlag, 0, len(serveOptions))
 	for _, o := range serveOptions {
-		def := o.def
+		def := o.Def
 		if def != "" {
 			def = "`" + def + "`"
-		} else if o.defHelp != "none" {
-			def = o.defHelp
+		} else if o.DefHelp != "none" {
+			def = o.DefHelp
 		}
-		out = append(out, handlers.ReferenceFlag{Flag: o.flag, Env: o.env, Default: def, Help: o.help})
+		out = append(out, handlers.ReferenceFlag{Flag: o.Flag, Env: o.Env, Default: def, Help: o.Help})
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 )
 
@@ -40,24 +41,24 @@ const (
 )
 
 // serveOptions is API.md's "Running" table.
-var serveOptions = []option{
-	{flag: optAddr, env: "VIGIL_ADDR", def: app.DefaultAddr, meta: "HOST:PORT", help: "listen address"},
-	{flag: optDataDir, env: "VIGIL_DATA_DIR", def: app.DefaultDataDir, meta: "DIR", help: "embedded event store and read models"},
-	{flag: optStore, env: "VIGIL_STORE", def: app.DefaultStore, meta: "STORE", help: "sqlite, or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
-	{flag: optPublicURL, env: "VIGIL_PUBLIC_URL", def: app.DefaultPublicURL, meta: "URL", help: "origin for WebAuthn and links; its host is the relying party id"},
-	{flag: optGeoIPCityDB, env: "VIGIL_GEOIP_CITY_DB", meta: "FILE", defHelp: "none", help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
-	{flag: optGeoIPASNDB, env: "VIGIL_GEOIP_ASN_DB", meta: "FILE", defHelp: "none", help: "a GeoIP2/GeoLite2 ASN mmdb"},
-	{flag: optTrustedProxies, env: "VIGIL_TRUSTED_PROXIES", meta: "CIDRS", defHelp: "none", help: "comma-separated CIDRs whose X-Forwarded-For is believed"},
-	{flag: optAdminEmails, env: "VIGIL_ADMIN_EMAILS", meta: "EMAILS", defHelp: "none", help: "comma-separated bootstrap: each email grants role admin once, ever, to the first account that registers with it or holds it at a start; the role then stays with that account"},
-	{flag: optSecretKeyFile, env: "VIGIL_SECRET_KEY_FILE", meta: "FILE", defHelp: "<data-dir>/secret.key, made on first start", help: "the server key that encrypts TOTP secrets"},
-	{flag: optArgon2MemoryKiB, env: "VIGIL_ARGON2_MEMORY_KIB", def: strconv.Itoa(app.DefaultArgon2MemoryKiB), meta: "KIB", help: "password hashing memory cost (OWASP), at least 8192"},
-	{flag: optArgon2Iterations, env: "VIGIL_ARGON2_ITERATIONS", def: strconv.Itoa(app.DefaultArgon2Iterations), meta: "N", help: "password hashing iterations (OWASP), at least 1"},
-	{flag: optStepUpWindow, env: "VIGIL_STEP_UP_WINDOW", def: "5m", meta: "DURATION", help: "how recent an authentication sensitive changes need"},
-	{flag: optSessionLifetime, env: "VIGIL_SESSION_LIFETIME", def: "12h", meta: "DURATION", help: "absolute session limit (ASVS L2)"},
-	{flag: optSessionIdleTimeout, env: "VIGIL_SESSION_IDLE_TIMEOUT", def: "30m", meta: "DURATION", help: "idle session limit, at most the lifetime (ASVS L2)"},
+var serveOptions = []cli.Option{
+	{Flag: optAddr, Env: "VIGIL_ADDR", Def: app.DefaultAddr, Meta: "HOST:PORT", Help: "listen address"},
+	{Flag: optDataDir, Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "embedded event store and read models"},
+	{Flag: optStore, Env: "VIGIL_STORE", Def: app.DefaultStore, Meta: "STORE", Help: "sqlite, or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
+	{Flag: optPublicURL, Env: "VIGIL_PUBLIC_URL", Def: app.DefaultPublicURL, Meta: "URL", Help: "origin for WebAuthn and links; its host is the relying party id"},
+	{Flag: optGeoIPCityDB, Env: "VIGIL_GEOIP_CITY_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
+	{Flag: optGeoIPASNDB, Env: "VIGIL_GEOIP_ASN_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2 ASN mmdb"},
+	{Flag: optTrustedProxies, Env: "VIGIL_TRUSTED_PROXIES", Meta: "CIDRS", DefHelp: "none", Help: "comma-separated CIDRs whose X-Forwarded-For is believed"},
+	{Flag: optAdminEmails, Env: "VIGIL_ADMIN_EMAILS", Meta: "EMAILS", DefHelp: "none", Help: "comma-separated bootstrap: each email grants role admin once, ever, to the first account that registers with it or holds it at a start; the role then stays with that account"},
+	{Flag: optSecretKeyFile, Env: "VIGIL_SECRET_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/secret.key, made on first start", Help: "the server key that encrypts TOTP secrets"},
+	{Flag: optArgon2MemoryKiB, Env: "VIGIL_ARGON2_MEMORY_KIB", Def: strconv.Itoa(app.DefaultArgon2MemoryKiB), Meta: "KIB", Help: "password hashing memory cost (OWASP), at least 8192"},
+	{Flag: optArgon2Iterations, Env: "VIGIL_ARGON2_ITERATIONS", Def: strconv.Itoa(app.DefaultArgon2Iterations), Meta: "N", Help: "password hashing iterations (OWASP), at least 1"},
+	{Flag: optStepUpWindow, Env: "VIGIL_STEP_UP_WINDOW", Def: "5m", Meta: "DURATION", Help: "how recent an authentication sensitive changes need"},
+	{Flag: optSessionLifetime, Env: "VIGIL_SESSION_LIFETIME", Def: "12h", Meta: "DURATION", Help: "absolute session limit (ASVS L2)"},
+	{Flag: optSessionIdleTimeout, Env: "VIGIL_SESSION_IDLE_TIMEOUT", Def: "30m", Meta: "DURATION", Help: "idle session limit, at most the lifetime (ASVS L2)"},
 	// Beyond API.md's table (which allows additions):
-	{flag: optInsecureCookies, env: "VIGIL_INSECURE_COOKIES", def: "false", boolean: true, help: "set the session and sign-in cookies without Secure, so that a trial over plain http:// on a non-local address can sign in (never in production)"},
-	{flag: optTOTPIssuer, env: "VIGIL_TOTP_ISSUER", def: app.DefaultTOTPIssuer, meta: "NAME", help: "the name authenticator apps show for Vigil's codes (1 to 100 characters)"},
+	{Flag: optInsecureCookies, Env: "VIGIL_INSECURE_COOKIES", Def: "false", Boolean: true, Help: "set the session and sign-in cookies without Secure, so that a trial over plain http:// on a non-local address can sign in (never in production)"},
+	{Flag: optTOTPIssuer, Env: "VIGIL_TOTP_ISSUER", Def: app.DefaultTOTPIssuer, Meta: "NAME", Help: "the name authenticator apps show for Vigil's codes (1 to 100 characters)"},
 }
 
 // Config is the parsed configuration of serve.
@@ -117,10 +118,10 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 }
 
 // parseServe reads serve's flags from args and the environment through lookup (see
-// parseOptions) and checks them: it returns flag.ErrHelp for -h/--help, a usageError for a
+// cli.ParseOptions) and checks them: it returns flag.ErrHelp for -h/--help, a cli.UsageError for a
 // malformed command line, and otherwise an error naming the flag of the first invalid value.
 func parseServe(args []string, lookup func(string) (string, bool)) (Config, error) {
-	s, err := parseOptions(serveOptions, args, lookup)
+	s, err := cli.ParseOptions(serveOptions, args, lookup)
 	if err != nil {
 		return Config{}, err
 	}
@@ -128,20 +129,20 @@ func parseServe(args []string, lookup func(string) (string, bool)) (Config, erro
 }
 
 // validate checks and converts every setting.
-func validate(s settings) (Config, error) {
+func validate(s cli.Settings) (Config, error) {
 	var c Config
 	var err error
 	if c.Addr, err = parseAddr(s[optAddr]); err != nil {
 		return c, err
 	}
-	if c.DataDir = s[optDataDir].value; c.DataDir == "" {
-		return c, s[optDataDir].errorf("must not be empty")
+	if c.DataDir = s[optDataDir].Value; c.DataDir == "" {
+		return c, s[optDataDir].Errorf("must not be empty")
 	}
 	st := s[optStore]
-	if err := app.ValidateStore(st.value); err != nil {
-		return c, st.errorf("%v", err)
+	if err := app.ValidateStore(st.Value); err != nil {
+		return c, st.Errorf("%v", err)
 	}
-	c.Store = st.value
+	c.Store = st.Value
 	if c.PublicURL, err = parsePublicURL(s[optPublicURL]); err != nil {
 		return c, err
 	}
@@ -157,11 +158,11 @@ func validate(s settings) (Config, error) {
 	if c.AdminEmails, err = parseEmails(s[optAdminEmails]); err != nil {
 		return c, err
 	}
-	if sk := s[optSecretKeyFile]; sk.value != "" {
-		if _, err := app.ReadSecretKey(sk.value); err != nil {
-			return c, sk.errorf("%v", err)
+	if sk := s[optSecretKeyFile]; sk.Value != "" {
+		if _, err := app.ReadSecretKey(sk.Value); err != nil {
+			return c, sk.Errorf("%v", err)
 		}
-		c.SecretKeyFile = sk.value
+		c.SecretKeyFile = sk.Value
 	}
 	if c.Argon2MemoryKiB, err = parseUint32(s[optArgon2MemoryKiB], 8192); err != nil {
 		return c, err
@@ -179,11 +180,11 @@ func validate(s settings) (Config, error) {
 		return c, err
 	}
 	if c.SessionIdleTimeout > c.SessionLifetime {
-		return c, s[optSessionIdleTimeout].errorf("%q exceeds --%s %q", s[optSessionIdleTimeout].value, optSessionLifetime, s[optSessionLifetime].value)
+		return c, s[optSessionIdleTimeout].Errorf("%q exceeds --%s %q", s[optSessionIdleTimeout].Value, optSessionLifetime, s[optSessionLifetime].Value)
 	}
-	c.TOTPIssuer = s[optTOTPIssuer].value
+	c.TOTPIssuer = s[optTOTPIssuer].Value
 	if n := utf8.RuneCountInString(c.TOTPIssuer); n < 1 || n > 100 || strings.ContainsAny(c.TOTPIssuer, ":\x00") {
-		return c, s[optTOTPIssuer].errorf("%q must be 1 to 100 characters without a colon", c.TOTPIssuer)
+		return c, s[optTOTPIssuer].Errorf("%q must be 1 to 100 characters without a colon", c.TOTPIssuer)
 	}
 	if c.InsecureCookies, err = parseBool(s[optInsecureCookies]); err != nil {
 		return c, err
@@ -194,18 +195,18 @@ func validate(s settings) (Config, error) {
 	return c, nil
 }
 
-func parseAddr(s setting) (string, error) {
-	host, port, err := net.SplitHostPort(s.value)
+func parseAddr(s cli.Setting) (string, error) {
+	host, port, err := net.SplitHostPort(s.Value)
 	if err != nil {
-		return "", s.errorf("%q is not a host:port address", s.value)
+		return "", s.Errorf("%q is not a host:port address", s.Value)
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || p > 65535 {
-		return "", s.errorf("%q: the port must be a number from 0 to 65535", s.value)
+		return "", s.Errorf("%q: the port must be a number from 0 to 65535", s.Value)
 	}
 	if host != "" && !validHost(host) {
-		return "", s.errorf("%q: %q is neither an IP address nor a host name", s.value, host)
+		return "", s.Errorf("%q: %q is neither an IP address nor a host name", s.Value, host)
 	}
-	return s.value, nil
+	return s.Value, nil
 }
 
 // validHost accepts an IP address or a DNS host name.
@@ -229,16 +230,16 @@ func validHost(h string) bool {
 	return true
 }
 
-func parsePublicURL(s setting) (*url.URL, error) {
-	u, err := url.Parse(s.value)
+func parsePublicURL(s cli.Setting) (*url.URL, error) {
+	u, err := url.Parse(s.Value)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return nil, s.errorf("%q is not an absolute http(s) URL", s.value)
+		return nil, s.Errorf("%q is not an absolute http(s) URL", s.Value)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
-		return nil, s.errorf("%q must not have credentials, a query or a fragment", s.value)
+		return nil, s.Errorf("%q must not have credentials, a query or a fragment", s.Value)
 	}
 	if h := u.Hostname(); !validHost(h) {
-		return nil, s.errorf("%q: %q is neither an IP address nor a host name", s.value, h)
+		return nil, s.Errorf("%q: %q is neither an IP address nor a host name", s.Value, h)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
@@ -246,34 +247,34 @@ func parsePublicURL(s setting) (*url.URL, error) {
 }
 
 // readableFile checks that a given file can be opened and read; "" means none.
-func readableFile(s setting) (string, error) {
-	if s.value == "" {
+func readableFile(s cli.Setting) (string, error) {
+	if s.Value == "" {
 		return "", nil
 	}
-	f, err := os.Open(s.value)
+	f, err := os.Open(s.Value)
 	if err != nil {
-		return "", s.errorf("%v", err)
+		return "", s.Errorf("%v", err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil {
-		return "", s.errorf("%v", err)
+		return "", s.Errorf("%v", err)
 	} else if fi.IsDir() {
-		return "", s.errorf("%s is a directory, not a file", s.value)
+		return "", s.Errorf("%s is a directory, not a file", s.Value)
 	}
 	if _, err := f.Read(make([]byte, 1)); err != nil {
 		if err == io.EOF {
-			return "", s.errorf("%s is empty", s.value)
+			return "", s.Errorf("%s is empty", s.Value)
 		}
-		return "", s.errorf("%v", err)
+		return "", s.Errorf("%v", err)
 	}
-	return s.value, nil
+	return s.Value, nil
 }
 
 // parseCIDRs parses a comma-separated list of CIDRs (a bare IP address is taken as its
 // single-address prefix); empty items are ignored.
-func parseCIDRs(s setting) ([]netip.Prefix, error) {
+func parseCIDRs(s cli.Setting) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, item := range strings.Split(s.value, ",") {
+	for _, item := range strings.Split(s.Value, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
@@ -282,7 +283,7 @@ func parseCIDRs(s setting) ([]netip.Prefix, error) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(item)
 			if aerr != nil || strings.Contains(item, "/") {
-				return nil, s.errorf("%q is not a CIDR", item)
+				return nil, s.Errorf("%q is not a CIDR", item)
 			}
 			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		}
@@ -296,16 +297,16 @@ func parseCIDRs(s setting) ([]netip.Prefix, error) {
 
 // parseEmails parses a comma-separated list of bare email addresses, lower-cased and
 // deduplicated; empty items are ignored.
-func parseEmails(s setting) ([]string, error) {
+func parseEmails(s cli.Setting) ([]string, error) {
 	var out []string
-	for _, item := range strings.Split(s.value, ",") {
+	for _, item := range strings.Split(s.Value, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
 		a, err := mail.ParseAddress(item)
 		if err != nil || a.Address != item || a.Name != "" {
-			return nil, s.errorf("%q is not an email address", item)
+			return nil, s.Errorf("%q is not an email address", item)
 		}
 		e := strings.ToLower(item)
 		if !slices.Contains(out, e) {
@@ -315,74 +316,53 @@ func parseEmails(s setting) ([]string, error) {
 	return out, nil
 }
 
-func parseUint32(s setting, minimum uint32) (uint32, error) {
-	n, err := strconv.ParseUint(s.value, 10, 32)
+func parseUint32(s cli.Setting, minimum uint32) (uint32, error) {
+	n, err := strconv.ParseUint(s.Value, 10, 32)
 	if err != nil {
-		return 0, s.errorf("%q is not a whole number", s.value)
+		return 0, s.Errorf("%q is not a whole number", s.Value)
 	}
 	if uint32(n) < minimum {
-		return 0, s.errorf("%d is below the minimum of %d", n, minimum)
+		return 0, s.Errorf("%d is below the minimum of %d", n, minimum)
 	}
 	return uint32(n), nil
 }
 
-func parseInt(s setting, minimum int64) (int64, error) {
-	n, err := strconv.ParseInt(s.value, 10, 64)
+func parseBool(s cli.Setting) (bool, error) {
+	b, err := strconv.ParseBool(s.Value)
 	if err != nil {
-		return 0, s.errorf("%q is not a whole number", s.value)
-	}
-	if n < minimum {
-		return 0, s.errorf("%d is below the minimum of %d", n, minimum)
-	}
-	return n, nil
-}
-
-func parseBool(s setting) (bool, error) {
-	b, err := strconv.ParseBool(s.value)
-	if err != nil {
-		return false, s.errorf("%q is neither true nor false", s.value)
+		return false, s.Errorf("%q is neither true nor false", s.Value)
 	}
 	return b, nil
 }
 
-func parseDuration(s setting) (time.Duration, error) {
-	d, err := time.ParseDuration(s.value)
+func parseDuration(s cli.Setting) (time.Duration, error) {
+	d, err := time.ParseDuration(s.Value)
 	if err != nil {
-		return 0, s.errorf("%q is not a duration (for example 90s, 5m, 24h)", s.value)
+		return 0, s.Errorf("%q is not a duration (for example 90s, 5m, 24h)", s.Value)
 	}
 	if d <= 0 {
-		return 0, s.errorf("%q must be positive", s.value)
+		return 0, s.Errorf("%q must be positive", s.Value)
 	}
 	return d, nil
 }
 
 // runServe is the serve command: check the settings, build the application, run it until
 // ctx ends.
-func runServe(ctx context.Context, s settings, e env) int {
+func runServe(ctx context.Context, s cli.Settings, e cli.Env) int {
 	cfg, err := validate(s)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(e.Stderr, "vigil: %v\n", err)
+		return cli.ExitUsage
 	}
-	a, err := app.New(ctx, cfg.appConfig(newLogger(e.stderr)))
+	a, err := app.New(ctx, cfg.appConfig(cli.NewLogger(e.Stderr)))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil: %v\n", err)
+		return cli.ExitFailure
 	}
-	fmt.Fprintf(e.stdout, "Vigil is serving %s\n", a.URL())
+	fmt.Fprintf(e.Stdout, "Vigil is serving %s\n", a.URL())
 	if err := a.Run(ctx); err != nil {
-		fmt.Fprintf(e.stderr, "vigil: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil: %v\n", err)
+		return cli.ExitFailure
 	}
-	return exitOK
-}
-
-// newLogger logs JSON to w, or text when w is a terminal.
-func newLogger(w io.Writer) *slog.Logger {
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, nil))
-		}
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return cli.ExitOK
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 )
 
 // envMap is a fake environment.
@@ -54,7 +56,7 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 	}
 	var got [][3]string
 	for _, o := range serveOptions {
-		got = append(got, [3]string{o.flag, o.env, o.def})
+		got = append(got, [3]string{o.Flag, o.Env, o.Def})
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("options\n got %v\nwant %v", got, want)
@@ -171,7 +173,7 @@ func TestValidationErrors(t *testing.T) {
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, env{lookup: envMap(), stdout: &out, stderr: &errOut})
+	code := run(context.Background(), args, cli.Env{Lookup: envMap(), Stdout: &out, Stderr: &errOut})
 	return code, out.String(), errOut.String()
 }
 
@@ -217,7 +219,7 @@ func serveInProcess(t *testing.T, dir string, args ...string) (url string, stop 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), env{lookup: envMap("VIGIL_DATA_DIR", dir), stdout: &out, stderr: &errOut})
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), cli.Env{Lookup: envMap("VIGIL_DATA_DIR", dir), Stdout: &out, Stderr: &errOut})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -227,7 +229,7 @@ func serveInProcess(t *testing.T, dir string, args ...string) (url string, stop 
 				cancel()
 				select {
 				case code := <-done:
-					if code != exitOK {
+					if code != cli.ExitOK {
 						t.Errorf("serve exit %d after cancel: %s", code, errOut.String())
 					}
 				case <-time.After(20 * time.Second):

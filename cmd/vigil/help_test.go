@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 )
 
@@ -17,31 +18,27 @@ func TestEveryCommandHasItsOwnHelp(t *testing.T) {
 	tests := []struct {
 		args    []string
 		usage   string
-		options []option
+		options []cli.Option
 		has     []string // further lines the help holds
 	}{
-		{[]string{"--help"}, "Usage: vigil [command] [flags]", serveOptions, []string{"  serve ", "  projections rebuild ", "  dev seed ", "  dev load ", "Flags of serve"}},
+		{[]string{"--help"}, "Usage: vigil [command] [flags]", serveOptions, []string{"  serve ", "  projections rebuild ", "Flags of serve"}},
 		{[]string{"help"}, "Usage: vigil [command] [flags]", serveOptions, nil},
 		{[]string{"serve", "--help"}, "Usage: vigil serve [flags]", serveOptions, nil},
 		{[]string{"serve", "-h"}, "Usage: vigil serve [flags]", serveOptions, nil},
 		{[]string{"projections", "--help"}, "Usage: vigil projections <command> [flags]", nil, []string{"  projections rebuild "}},
 		{[]string{"projections", "rebuild", "--help"}, "Usage: vigil projections rebuild [flags]", serveOptions, nil},
-		{[]string{"dev", "--help"}, "Usage: vigil dev <command> [flags]", nil, []string{"  dev load ", "  dev seed "}},
-		{[]string{"dev", "seed", "--help"}, "Usage: vigil dev seed [flags]", devSeedOptions, nil},
-		{[]string{"dev", "load", "--help"}, "Usage: vigil dev load [flags]", devLoadOptions, nil},
-		{[]string{"help", "dev", "seed"}, "Usage: vigil dev seed [flags]", devSeedOptions, nil},
 	}
 	for _, tt := range tests {
 		code, out, errOut := runCmd(t, tt.args...)
-		if code != exitOK || errOut != "" {
+		if code != cli.ExitOK || errOut != "" {
 			t.Errorf("%v: exit %d, stderr %q", tt.args, code, errOut)
 		}
 		if first, _, _ := strings.Cut(out, "\n"); first != tt.usage {
 			t.Errorf("%v: first line %q, want %q", tt.args, first, tt.usage)
 		}
 		for _, o := range tt.options {
-			if !strings.Contains(out, "  --"+o.flag+" ") || !strings.Contains(out, " $"+o.env+" ") {
-				t.Errorf("%v: help lacks --%s or $%s:\n%s", tt.args, o.flag, o.env, out)
+			if !strings.Contains(out, "  --"+o.Flag+" ") || !strings.Contains(out, " $"+o.Env+" ") {
+				t.Errorf("%v: help lacks --%s or $%s:\n%s", tt.args, o.Flag, o.Env, out)
 			}
 		}
 		for _, h := range tt.has {
@@ -56,11 +53,10 @@ func TestEveryCommandHasItsOwnHelp(t *testing.T) {
 			}
 		}
 	}
-	// Each command's help is its own.
-	_, serveHelp, _ := runCmd(t, "serve", "--help")
-	_, seedHelp, _ := runCmd(t, "dev", "seed", "--help")
-	if strings.Contains(seedHelp, "--public-url") || strings.Contains(serveHelp, "--accounts") {
-		t.Error("a command's help shows another command's flags")
+	// The server's help names no development tool (they are cmd/vigil-dev).
+	_, rootHelp, _ := runCmd(t, "--help")
+	if strings.Contains(rootHelp, "dev") || strings.Contains(rootHelp, "--accounts") {
+		t.Errorf("vigil --help mentions the development tools:\n%s", rootHelp)
 	}
 }
 
@@ -70,26 +66,39 @@ func TestCommandErrors(t *testing.T) {
 		first string // the first line on stderr
 		usage string // a later line on stderr
 	}{
-		{[]string{"frobnicate"}, `vigil: unknown command "frobnicate"; the commands are serve, projections rebuild, dev load, dev seed`, "Usage: vigil [command] [flags]"},
-		{[]string{"dev"}, `vigil: dev needs a command: dev load, dev seed`, "Usage: vigil dev <command> [flags]"},
+		{[]string{"frobnicate"}, `vigil: unknown command "frobnicate"; the commands are serve, projections rebuild`, "Usage: vigil [command] [flags]"},
 		{[]string{"projections"}, `vigil: projections needs a command: projections rebuild`, "Usage: vigil projections <command> [flags]"},
-		{[]string{"dev", "frob"}, `vigil: unknown command "dev frob"; the commands are dev load, dev seed`, "Usage: vigil dev <command> [flags]"},
-		{[]string{"dev", "seed", "--bogus"}, `vigil: dev seed: unknown flag --bogus`, "Usage: vigil dev seed [flags]"},
-		{[]string{"dev", "load", "extra"}, `vigil: dev load: unexpected argument "extra"`, "Usage: vigil dev load [flags]"},
+		{[]string{"projections", "frob"}, `vigil: unknown command "projections frob"; the commands are projections rebuild`, "Usage: vigil projections <command> [flags]"},
+		{[]string{"projections", "rebuild", "extra"}, `vigil: projections rebuild: unexpected argument "extra"`, "Usage: vigil projections rebuild [flags]"},
 		{[]string{"projections", "rebuild", "--data-dir"}, `vigil: projections rebuild: flag --data-dir needs a value`, "Usage: vigil projections rebuild [flags]"},
 	}
 	for _, tt := range tests {
 		code, out, errOut := runCmd(t, tt.args...)
 		first, _, _ := strings.Cut(errOut, "\n")
-		if code != exitUsage || out != "" || first != tt.first || !strings.Contains(errOut, "\n"+tt.usage+"\n") {
+		if code != cli.ExitUsage || out != "" || first != tt.first || !strings.Contains(errOut, "\n"+tt.usage+"\n") {
 			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s\nwant first line %q and %q", tt.args, code, out, errOut, tt.first, tt.usage)
 		}
 	}
-	// A bad value is one line without the usage, naming the flag (and the variable).
-	var out, errOut lockedBuffer
-	code := run(t.Context(), []string{"dev", "load", "--data-dir", t.TempDir()}, env{lookup: envMap("VIGIL_LOAD_WRITERS", "0"), stdout: &out, stderr: &errOut})
-	if code != exitUsage || errOut.String() != "vigil: dev load: --writers (from VIGIL_LOAD_WRITERS): 0 is below the minimum of 1\n" {
-		t.Errorf("bad variable: exit %d, stderr %q", code, errOut.String())
+}
+
+// TestDevPointsToVigilDev: the development tools moved to cmd/vigil-dev; `vigil dev ...`
+// says so in one line and exits 2.
+func TestDevPointsToVigilDev(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		sub  string
+	}{
+		{[]string{"dev"}, "seed"},
+		{[]string{"dev", "seed", "--accounts", "10"}, "seed"},
+		{[]string{"dev", "load", "--data-dir", "x"}, "load"},
+		{[]string{"dev", "--help"}, "seed"},
+		{[]string{"help", "dev", "load"}, "load"},
+	} {
+		code, out, errOut := runCmd(t, tt.args...)
+		want := "vigil: the development tools moved: go run ./cmd/vigil-dev " + tt.sub + " ... (or the built vigil-dev binary)\n"
+		if code != cli.ExitUsage || out != "" || errOut != want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tt.args, code, out, errOut, want)
+		}
 	}
 }
 
@@ -106,7 +115,7 @@ func TestStartUpFailuresAreOneLine(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		start := time.Now()
 		code, _, errOut := runCmd(t, append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir}, tt.args...)...)
-		if code != exitFailure || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, tt.want[0]) || !strings.Contains(errOut, tt.want[len(tt.want)-1]) {
+		if code != cli.ExitFailure || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, tt.want[0]) || !strings.Contains(errOut, tt.want[len(tt.want)-1]) {
 			t.Errorf("%v: exit %d, stderr %q", tt.args, code, errOut)
 		}
 		if el := time.Since(start); el > app.DefaultStoreOpenTimeout {

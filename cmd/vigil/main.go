@@ -1,6 +1,6 @@
 // Command vigil runs Vigil, the event-sourced account-security service. `vigil serve` (also
 // what `vigil` alone does) serves the HTTP API; `vigil --help` lists every flag and the
-// environment variable beside it.
+// environment variable beside it. The development tools (seed, load) are cmd/vigil-dev.
 package main
 
 import (
@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr})
+	code := run(ctx, os.Args[1:], cli.Env{Lookup: os.LookupEnv, Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
 	os.Exit(code)
 }

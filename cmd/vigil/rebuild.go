@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -18,27 +19,27 @@ import (
 // from the log into a fresh file with a progress bar on stderr, and swaps it in. A server
 // running on the same data directory keeps serving from the old file meanwhile and adopts
 // the new one within a second.
-func runProjectionsRebuild(ctx context.Context, s settings, e env) int {
+func runProjectionsRebuild(ctx context.Context, s cli.Settings, e cli.Env) int {
 	cfg, err := validate(s)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: projections rebuild: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(e.Stderr, "vigil: projections rebuild: %v\n", err)
+		return cli.ExitUsage
 	}
-	bar := newProgressBar(e.stderr, time.Now)
+	bar := newProgressBar(e.Stderr, time.Now)
 	ac := cfg.appConfig(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	res, err := app.Rebuild(ctx, ac, bar.update)
 	bar.finish()
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: projections rebuild: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil: projections rebuild: %v\n", err)
+		return cli.ExitFailure
 	}
 	rate := 0.0
 	if s := res.Elapsed.Seconds(); s > 0 {
 		rate = float64(res.Events) / s
 	}
-	fmt.Fprintf(e.stdout, "rebuilt %d events in %s (%s events/s) up to position %d\nswapped in %s (was %s); a running server adopts it within a second\n",
+	fmt.Fprintf(e.Stdout, "rebuilt %d events in %s (%s events/s) up to position %d\nswapped in %s (was %s); a running server adopts it within a second\n",
 		res.Events, res.Elapsed.Round(time.Millisecond), groupDigits(int64(rate)), res.Position, res.Path, res.Previous)
-	return exitOK
+	return cli.ExitOK
 }
 
 // progressBar draws a rebuild's progress: a bar on a terminal (redrawn at most every 100 ms),

@@ -7,22 +7,27 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/projections"
 )
 
-// TestProjectionsRebuildWhileServing seeds a log, serves it, runs `vigil projections rebuild`
+// TestProjectionsRebuildWhileServing seeds a log (with the built vigil-dev), serves it, runs `vigil projections rebuild`
 // on the same data directory, and checks the progress output, that the server adopted the
 // new file (it removes the old one) and stays ready, and that a restart opens the new file.
 func TestProjectionsRebuildWhileServing(t *testing.T) {
+	devBin, err := buildVigilDev()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join(t.TempDir(), "data")
-	quietEnv := env{lookup: envMap(), stdout: io.Discard, stderr: io.Discard}
-	if code := run(context.Background(), []string{"dev", "seed", "--data-dir", dir, "--accounts", "20", "--events", "3000"}, quietEnv); code != exitOK {
-		t.Fatalf("dev seed: exit %d", code)
+	if out, err := exec.Command(devBin, "seed", "--data-dir", dir, "--accounts", "20", "--events", "3000").CombinedOutput(); err != nil {
+		t.Fatalf("vigil-dev seed: %v\n%s", err, out)
 	}
 	waitReady := func(url string) {
 		t.Helper()
@@ -50,8 +55,8 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	}
 
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"projections", "rebuild", "--data-dir", dir}, env{lookup: envMap(), stdout: &stdout, stderr: &stderr})
-	if code != exitOK {
+	code := run(context.Background(), []string{"projections", "rebuild", "--data-dir", dir}, cli.Env{Lookup: envMap(), Stdout: &stdout, Stderr: &stderr})
+	if code != cli.ExitOK {
 		t.Fatalf("projections rebuild: exit %d: %s", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "rebuilt ") || !strings.Contains(stdout.String(), "swapped in ") {

@@ -1,5 +1,5 @@
 // Package geoiptest writes small, real MaxMind DB (mmdb) files for tests and
-// demos (vigil dev seed --city-db).
+// demos (vigil-dev seed --city-db).
 //
 // The files are built with mmdbwriter and use exactly the record layout of
 // MaxMind's GeoIP2-City and GeoLite2-ASN databases, so any reader of those

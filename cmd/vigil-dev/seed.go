@@ -21,24 +21,25 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
 
-// devSeedOptions are the flags of `vigil dev seed`.
-var devSeedOptions = []option{
-	{flag: "data-dir", env: "VIGIL_DATA_DIR", def: app.DefaultDataDir, meta: "DIR", help: "data directory holding events.db"},
-	{flag: "accounts", env: "VIGIL_SEED_ACCOUNTS", def: "1000", meta: "N", help: "accounts to create, at least 1 and at most --events"},
-	{flag: "events", env: "VIGIL_SEED_EVENTS", def: "100000", meta: "N", help: "events to write in all (approximately)"},
-	{flag: "seed", env: "VIGIL_SEED_SEED", def: "1", meta: "N", help: "random seed; the same seed (and --until) gives the same history"},
-	{flag: "writers", env: "VIGIL_SEED_WRITERS", def: "128", meta: "N", help: "concurrent appending goroutines"},
-	{flag: "until", env: "VIGIL_SEED_UNTIL", meta: "TIME", defHelp: "now, to the minute", help: "end of the 90-day history, RFC 3339"},
-	{flag: "city-db", env: "VIGIL_SEED_CITY_DB", meta: "FILE", defHelp: "none", help: "also write a GeoIP2-City mmdb locating the seeded addresses to this file (for --geoip-city-db)"},
+// seedOptions are the flags of `vigil-dev seed`.
+var seedOptions = []cli.Option{
+	{Flag: "data-dir", Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "data directory holding events.db"},
+	{Flag: "accounts", Env: "VIGIL_SEED_ACCOUNTS", Def: "1000", Meta: "N", Help: "accounts to create, at least 1 and at most --events"},
+	{Flag: "events", Env: "VIGIL_SEED_EVENTS", Def: "100000", Meta: "N", Help: "events to write in all (approximately)"},
+	{Flag: "seed", Env: "VIGIL_SEED_SEED", Def: "1", Meta: "N", Help: "random seed; the same seed (and --until) gives the same history"},
+	{Flag: "writers", Env: "VIGIL_SEED_WRITERS", Def: "128", Meta: "N", Help: "concurrent appending goroutines"},
+	{Flag: "until", Env: "VIGIL_SEED_UNTIL", Meta: "TIME", DefHelp: "now, to the minute", Help: "end of the 90-day history, RFC 3339"},
+	{Flag: "city-db", Env: "VIGIL_SEED_CITY_DB", Meta: "FILE", DefHelp: "none", Help: "also write a GeoIP2-City mmdb locating the seeded addresses to this file (for --geoip-city-db)"},
 }
 
-// runDevSeed writes a synthetic but realistic history of about --events events for
+// runSeed writes a synthetic but realistic history of about --events events for
 // --accounts accounts through the embedded event store (<data-dir>/events.db): sign-ups with
 // their email reservations, sign-ins from many countries and user agents, session use,
 // sign-outs and expiries, failed sign-ins (known and unknown emails) and credential changes.
@@ -48,56 +49,56 @@ var devSeedOptions = []option{
 // writers. Every stream always goes to the same writer, so each stream is appended in order
 // with the exact expected version (domain.Any for LoginFailed, as the real commands do); the
 // global order follows time at the granularity of the writers' queues.
-func runDevSeed(ctx context.Context, s settings, e env) int {
+func runSeed(ctx context.Context, s cli.Settings, e cli.Env) int {
 	usage := func(err error) int {
-		fmt.Fprintf(e.stderr, "vigil: dev seed: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(e.Stderr, "vigil-dev: seed: %v\n", err)
+		return cli.ExitUsage
 	}
-	accounts, err := parseInt(s["accounts"], 1)
+	accounts, err := cli.ParseInt(s["accounts"], 1)
 	if err != nil {
 		return usage(err)
 	}
-	events, err := parseInt(s["events"], 1)
+	events, err := cli.ParseInt(s["events"], 1)
 	if err != nil {
 		return usage(err)
 	}
 	if accounts > events {
 		return usage(errors.New("--accounts must not exceed --events"))
 	}
-	writers, err := parseInt(s["writers"], 1)
+	writers, err := cli.ParseInt(s["writers"], 1)
 	if err != nil {
 		return usage(err)
 	}
-	seed, err := strconv.ParseUint(s["seed"].value, 10, 64)
+	seed, err := strconv.ParseUint(s["seed"].Value, 10, 64)
 	if err != nil {
-		return usage(s["seed"].errorf("%q is not a whole number", s["seed"].value))
+		return usage(s["seed"].Errorf("%q is not a whole number", s["seed"].Value))
 	}
 	until := time.Now().UTC().Truncate(time.Minute)
-	if u := s["until"]; u.value != "" {
-		t, err := time.Parse(time.RFC3339, u.value)
+	if u := s["until"]; u.Value != "" {
+		t, err := time.Parse(time.RFC3339, u.Value)
 		if err != nil {
-			return usage(u.errorf("%v", err))
+			return usage(u.Errorf("%v", err))
 		}
 		until = t.UTC()
 	}
-	cityDB, dataDir := s["city-db"].value, s["data-dir"].value
+	cityDB, dataDir := s["city-db"].Value, s["data-dir"].Value
 
 	if cityDB != "" {
 		if err := writeSeedCityDB(cityDB); err != nil {
-			fmt.Fprintf(e.stderr, "vigil: dev seed: --city-db: %v\n", err)
-			return exitFailure
+			fmt.Fprintf(e.Stderr, "vigil-dev: seed: --city-db: %v\n", err)
+			return cli.ExitFailure
 		}
 	}
 	start := time.Now()
 	plan, err := planSeed(seedConfig{Accounts: int(accounts), Events: int(events), Seed: seed, Until: until})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: dev seed: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil-dev: seed: %v\n", err)
+		return cli.ExitFailure
 	}
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, app.EventsFile), Logger: cli.NewLogger(e.Stderr)})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: --data-dir: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil-dev: --data-dir: %v\n", err)
+		return cli.ExitFailure
 	}
 	defer store.Close()
 
@@ -115,7 +116,7 @@ func runDevSeed(ctx context.Context, s settings, e env) int {
 			case <-tick.C:
 				n := written.Load()
 				el := time.Since(start)
-				fmt.Fprintf(e.stderr, "dev seed: %d/%d events written, %.0f events/s, %s\n",
+				fmt.Fprintf(e.Stderr, "seed: %d/%d events written, %.0f events/s, %s\n",
 					n, plan.events, float64(n)/el.Seconds(), el.Truncate(time.Second))
 			}
 		}
@@ -185,14 +186,14 @@ dispatch:
 		failErr = ctx.Err()
 	}
 	if failErr != nil {
-		fmt.Fprintf(e.stderr, "vigil: dev seed: %v (%d events written)\n", failErr, written.Load())
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil-dev: seed: %v (%d events written)\n", failErr, written.Load())
+		return cli.ExitFailure
 	}
 	el := time.Since(start)
-	fmt.Fprintf(e.stderr, "dev seed: wrote %d events (%d appends) for %d accounts, %d sessions, %d streams in %s: %.0f events/s\n",
+	fmt.Fprintf(e.Stderr, "seed: wrote %d events (%d appends) for %d accounts, %d sessions, %d streams in %s: %.0f events/s\n",
 		written.Load(), len(plan.appends), accounts, plan.sessions, plan.streams, el.Truncate(time.Millisecond),
 		float64(written.Load())/el.Seconds())
-	return exitOK
+	return cli.ExitOK
 }
 
 // seedConfig is what planSeed needs.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -17,21 +18,21 @@ import (
 	"github.com/vigil-auth/vigil/projections"
 )
 
-// TestDevSeed seeds 50 accounts and about 5,000 events, then checks the log (size within
+// TestSeed seeds 50 accounts and about 5,000 events, then checks the log (size within
 // 1%, stream kinds, every event decodes, versions 1..n per stream) and replays it through
 // the built-in projections, which must accept every event.
-func TestDevSeed(t *testing.T) {
+func TestSeed(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	const accounts, events = 50, 5000
 	var stderr bytes.Buffer
 	cityDB := filepath.Join(dir, "seed-city.mmdb")
-	code := run(ctx, []string{"dev", "seed", "--data-dir", dir, "--accounts", "50", "--events", "5000", "--seed", "7", "--city-db", cityDB},
-		env{lookup: envMap(), stdout: &bytes.Buffer{}, stderr: &stderr})
-	if code != exitOK {
-		t.Fatalf("dev seed: exit %d: %s", code, stderr.String())
+	code := run(ctx, []string{"seed", "--data-dir", dir, "--accounts", "50", "--events", "5000", "--seed", "7", "--city-db", cityDB},
+		cli.Env{Lookup: noEnv, Stdout: &bytes.Buffer{}, Stderr: &stderr})
+	if code != cli.ExitOK {
+		t.Fatalf("seed: exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "dev seed: wrote ") {
+	if !strings.Contains(stderr.String(), "seed: wrote ") {
 		t.Errorf("no summary line in %q", stderr.String())
 	}
 
@@ -163,8 +164,8 @@ func TestDevSeed(t *testing.T) {
 	}
 }
 
-// TestDevSeedDeterministic: the same seed and --until give the same streams and events.
-func TestDevSeedDeterministic(t *testing.T) {
+// TestSeedDeterministic: the same seed and --until give the same streams and events.
+func TestSeedDeterministic(t *testing.T) {
 	until := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a, err := planSeed(seedConfig{Accounts: 20, Events: 1000, Seed: 3, Until: until})
 	if err != nil {
@@ -185,17 +186,17 @@ func TestDevSeedDeterministic(t *testing.T) {
 	}
 }
 
-// TestDevSeedUsage: bad counts are one line and exit 2.
-func TestDevSeedUsage(t *testing.T) {
+// TestSeedUsage: bad counts are one line and exit 2.
+func TestSeedUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--accounts", "0", "--events", "10"},
 		{"--accounts", "10", "--events", "-1"},
 		{"--accounts", "11", "--events", "10"},
 	} {
 		var stderr bytes.Buffer
-		code := run(context.Background(), append([]string{"dev", "seed", "--data-dir", t.TempDir()}, args...),
-			env{lookup: envMap(), stdout: &bytes.Buffer{}, stderr: &stderr})
-		if code != exitUsage || strings.Count(stderr.String(), "\n") != 1 {
+		code := run(context.Background(), append([]string{"seed", "--data-dir", t.TempDir()}, args...),
+			cli.Env{Lookup: noEnv, Stdout: &bytes.Buffer{}, Stderr: &stderr})
+		if code != cli.ExitUsage || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line", args, code, stderr.String())
 		}
 	}

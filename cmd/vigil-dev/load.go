@@ -9,49 +9,50 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
-// DevLoadEventType is the type of the synthetic events `vigil dev load` writes. They go to
+// LoadEventType is the type of the synthetic events `vigil-dev load` writes. They go to
 // system-load-<n> streams, so no account, session or organisation read model takes them for
 // real activity.
-const DevLoadEventType = "LoadGenerated"
+const LoadEventType = "LoadGenerated"
 
-// devLoadOptions are the flags of `vigil dev load`.
-var devLoadOptions = []option{
-	{flag: "data-dir", env: "VIGIL_DATA_DIR", def: app.DefaultDataDir, meta: "DIR", help: "data directory holding events.db"},
-	{flag: "writers", env: "VIGIL_LOAD_WRITERS", def: "16", meta: "N", help: "concurrent writers, at least 1"},
-	{flag: "events", env: "VIGIL_LOAD_EVENTS", def: "0", meta: "N", help: "events to append in all; 0 appends until interrupted"},
+// loadOptions are the flags of `vigil-dev load`.
+var loadOptions = []cli.Option{
+	{Flag: "data-dir", Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "data directory holding events.db"},
+	{Flag: "writers", Env: "VIGIL_LOAD_WRITERS", Def: "16", Meta: "N", Help: "concurrent writers, at least 1"},
+	{Flag: "events", Env: "VIGIL_LOAD_EVENTS", Def: "0", Meta: "N", Help: "events to append in all; 0 appends until interrupted"},
 }
 
-// runDevLoad appends synthetic events to the embedded store from several goroutines and
+// runLoad appends synthetic events to the embedded store from several goroutines and
 // prints "ack <position> <event id>" for every append once it is acknowledged (durable). It
 // exists for the crash test and for trying subscriptions against a second writer process.
-func runDevLoad(ctx context.Context, s settings, e env) int {
-	w, err := parseInt(s["writers"], 1)
+func runLoad(ctx context.Context, s cli.Settings, e cli.Env) int {
+	w, err := cli.ParseInt(s["writers"], 1)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: dev load: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(e.Stderr, "vigil-dev: load: %v\n", err)
+		return cli.ExitUsage
 	}
-	n, err := parseInt(s["events"], 0)
+	n, err := cli.ParseInt(s["events"], 0)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: dev load: %v\n", err)
-		return exitUsage
+		fmt.Fprintf(e.Stderr, "vigil-dev: load: %v\n", err)
+		return cli.ExitUsage
 	}
-	writers, total, dataDir := int(w), int(n), s["data-dir"].value
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, app.EventsFile), Logger: newLogger(e.stderr)})
+	writers, total, dataDir := int(w), int(n), s["data-dir"].Value
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dataDir, app.EventsFile), Logger: cli.NewLogger(e.Stderr)})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "vigil: --data-dir: %v\n", err)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil-dev: --data-dir: %v\n", err)
+		return cli.ExitFailure
 	}
 	defer store.Close()
 
 	var (
 		mu   sync.Mutex
-		out  = bufio.NewWriter(e.stdout)
+		out  = bufio.NewWriter(e.Stdout)
 		wg   sync.WaitGroup
 		fail error
 	)
@@ -72,7 +73,7 @@ func runDevLoad(ctx context.Context, s settings, e env) int {
 			defer wg.Done()
 			stream := fmt.Sprintf("%sload-%d-%d", domain.StreamPrefixSystem, time.Now().UnixNano(), w)
 			for i := range next {
-				ev, err := domain.NewEventData(DevLoadEventType, 1, map[string]int{"n": i, "writer": w},
+				ev, err := domain.NewEventData(LoadEventType, 1, map[string]int{"n": i, "writer": w},
 					domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, CorrelationID: domain.NewID()})
 				if err == nil {
 					var res eventstore.AppendResult
@@ -96,8 +97,8 @@ func runDevLoad(ctx context.Context, s settings, e env) int {
 	}
 	wg.Wait()
 	if fail != nil {
-		fmt.Fprintf(e.stderr, "vigil: dev load: %v\n", fail)
-		return exitFailure
+		fmt.Fprintf(e.Stderr, "vigil-dev: load: %v\n", fail)
+		return cli.ExitFailure
 	}
-	return exitOK
+	return cli.ExitOK
 }
