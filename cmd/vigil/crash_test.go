@@ -51,11 +51,12 @@ type ack struct {
 	id  string
 }
 
-// TestCrashKeepsEveryAcknowledgedAppend runs the real binary: a server following the log and a
-// second process (`vigil-dev load`) appending from 16 goroutines; both are killed with SIGKILL mid-stream. Every
-// append that was acknowledged must be in the log at the position it was acknowledged with,
-// positions must continue after it, and the restarted server's projections must converge on
-// the log. Run it many times with -count (BENCHMARKS.md and the issue note say how often).
+// TestCrashKeepsEveryAcknowledgedAppend runs the real binaries: a server following the log and
+// a second process (`vigil-dev load`) appending from 16 goroutines; both are killed with
+// SIGKILL mid-stream. Every append that was acknowledged must be in the log at the position it
+// was acknowledged with, positions must continue after it, and the restarted server's
+// projections must converge on the log. Run it many times with -count (BENCHMARKS.md and the
+// issue note say how often).
 func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 	bin, err := buildVigil()
 	if err != nil {
