@@ -442,30 +442,3 @@ func TestAccountDecisions(t *testing.T) {
 		}
 	})
 }
-
-func TestBackupCodeFormat(t *testing.T) {
-	codes, err := credential.GenerateBackupCodes(cryptoRand(), 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, c := range codes {
-		if len(c) != 14 || c[4] != '-' || c[9] != '-' {
-			t.Fatalf("code %q is not grouped 4-4-4", c)
-		}
-		n := credential.NormalizeBackupCode(c)
-		if len(n) != credential.BackupCodeLength || strings.Trim(n, credential.BackupCodeAlphabet) != "" {
-			t.Fatalf("code %q has characters outside the alphabet", c)
-		}
-		if strings.ContainsAny(n, "01OIL") {
-			t.Fatalf("look-alike in %q", c)
-		}
-		seen[c] = true
-	}
-	if len(seen) != len(codes) {
-		t.Fatal("duplicate codes")
-	}
-	if credential.NormalizeBackupCode(" abcd-efgh jkmn ") != "ABCDEFGHJKMN" {
-		t.Fatal("normalisation")
-	}
-}
