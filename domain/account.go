@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // Account is the aggregate of an account-<id> stream: identity, profile, credentials, second
@@ -35,14 +37,14 @@ type accountState struct {
 }
 
 type totpDevice struct {
-	ID          string       `json:"id"`
-	Name        string       `json:"name"`
-	Secret      SealedSecret `json:"secret"`
-	Confirmed   bool         `json:"confirmed"`
-	CreatedAt   time.Time    `json:"created_at"`
-	ConfirmedAt time.Time    `json:"confirmed_at"`
-	LastUsedAt  time.Time    `json:"last_used_at"`
-	LastStep    int64        `json:"last_step"`
+	ID          string                  `json:"id"`
+	Name        string                  `json:"name"`
+	Secret      credential.SealedSecret `json:"secret"`
+	Confirmed   bool                    `json:"confirmed"`
+	CreatedAt   time.Time               `json:"created_at"`
+	ConfirmedAt time.Time               `json:"confirmed_at"`
+	LastUsedAt  time.Time               `json:"last_used_at"`
+	LastStep    int64                   `json:"last_step"`
 }
 
 type passkey struct {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // The decisions of the Account aggregate. Each one looks at the state, validates its input
@@ -66,7 +68,7 @@ func validateDeviceName(name string) (string, error) {
 	return cleanText("name", name, MaxDeviceName, true)
 }
 
-func (a *Account) decideAddTOTPDevice(deviceID, name string, secret SealedSecret, now time.Time) ([]Event, error) {
+func (a *Account) decideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
 	n, err := validateDeviceName(name)
 	if err != nil {
 		return nil, err
@@ -130,7 +132,7 @@ func (a *Account) decideAcceptTOTP(deviceID string, step int64, purpose string, 
 // matchTOTP finds the confirmed device (or, with pendingID set, that pending device) whose
 // code for a time step within now ± 1 equals code and whose step is not used yet. It returns
 // ErrInvalidCode when none does.
-func (a *Account) matchTOTP(kr *Keyring, code string, now time.Time, pendingID string) (deviceID string, step int64, err error) {
+func (a *Account) matchTOTP(kr *credential.Keyring, code string, now time.Time, pendingID string) (deviceID string, step int64, err error) {
 	for _, d := range a.s.TOTP {
 		if pendingID != "" && d.ID != pendingID || pendingID == "" && !d.Confirmed {
 			continue
@@ -139,7 +141,7 @@ func (a *Account) matchTOTP(kr *Keyring, code string, now time.Time, pendingID s
 		if err != nil {
 			return "", 0, fmt.Errorf("totp device %s: %w", d.ID, err)
 		}
-		s, ok, err := matchTOTPStep(secret, code, now, d.LastStep)
+		s, ok, err := credential.MatchTOTPStep(secret, code, now, d.LastStep)
 		if err != nil {
 			return "", 0, err
 		}

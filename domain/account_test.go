@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // envelopes numbers events 1..n on stream as the store would.
@@ -53,7 +55,7 @@ func continueWith(t *testing.T, a *Account, events ...Event) *Account {
 
 var registered = AccountRegistered{AccountID: "a1", Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", PasswordHash: "h0", At: t0}
 
-func sealedFor(t *testing.T, kr *Keyring, deviceID string, secret []byte) SealedSecret {
+func sealedFor(t *testing.T, kr *credential.Keyring, deviceID string, secret []byte) credential.SealedSecret {
 	t.Helper()
 	s, err := kr.Seal(secret, totpAAD("a1", deviceID))
 	if err != nil {
@@ -62,9 +64,9 @@ func sealedFor(t *testing.T, kr *Keyring, deviceID string, secret []byte) Sealed
 	return s
 }
 
-func testKeyring(t *testing.T) *Keyring {
+func testKeyring(t *testing.T) *credential.Keyring {
 	t.Helper()
-	kr, err := NewKeyring(KeyringConfig{Key: []byte(strings.Repeat("K", 32))})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("K", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func testKeyring(t *testing.T) *Keyring {
 
 func TestAccountApplyPerEvent(t *testing.T) {
 	t1 := t0.Add(time.Hour)
-	sealed := SealedSecret{KeyID: "k", Nonce: []byte("n"), Ciphertext: []byte("c")}
+	sealed := credential.SealedSecret{KeyID: "k", Nonce: []byte("n"), Ciphertext: []byte("c")}
 	added := TOTPDeviceAdded{DeviceID: "d1", Name: "Phone", Secret: sealed, At: t0}
 	confirmed := TOTPDeviceConfirmed{DeviceID: "d1", Step: 100, At: t0}
 	codes := BackupCodesGenerated{SetID: "s1", CodeHashes: []string{"h1", "h2", "h3"}, At: t0}
@@ -215,8 +217,8 @@ func TestAccountDecisions(t *testing.T) {
 	kr := testKeyring(t)
 	secret := []byte("12345678901234567890")
 	now := t0.Add(10 * time.Minute)
-	step := totpStep(now)
-	code := func(s int64) string { c, _ := totpCode(secret, s); return c }
+	step := credential.TOTPStep(now)
+	code := func(s int64) string { c, _ := credential.TOTPCode(secret, s); return c }
 	pending := TOTPDeviceAdded{DeviceID: "d1", Name: "Phone", Secret: sealedFor(t, kr, "d1", secret), At: t0}
 	confirmed := TOTPDeviceConfirmed{DeviceID: "d1", Step: step - 10, At: t0}
 	set, plain, err := newBackupCodeSet(cryptoRand(), t0)
@@ -262,13 +264,13 @@ func TestAccountDecisions(t *testing.T) {
 		}
 	})
 	t.Run("add totp device", func(t *testing.T) {
-		if _, err := fresh.decideAddTOTPDevice("d2", "", SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
+		if _, err := fresh.decideAddTOTPDevice("d2", "", credential.SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
 			t.Fatalf("empty name: %v", err)
 		}
-		if _, err := fresh.decideAddTOTPDevice("d2", strings.Repeat("x", 65), SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
+		if _, err := fresh.decideAddTOTPDevice("d2", strings.Repeat("x", 65), credential.SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
 			t.Fatalf("long name: %v", err)
 		}
-		ev, err := fresh.decideAddTOTPDevice("d2", " Phone ", SealedSecret{KeyID: "k"}, now)
+		ev, err := fresh.decideAddTOTPDevice("d2", " Phone ", credential.SealedSecret{KeyID: "k"}, now)
 		if err != nil || ev[0].(TOTPDeviceAdded).Name != "Phone" {
 			t.Fatalf("%v %v", ev, err)
 		}
@@ -276,7 +278,7 @@ func TestAccountDecisions(t *testing.T) {
 		for i := 0; i < MaxTOTPDevices; i++ {
 			full = continueWith(t, full, TOTPDeviceAdded{DeviceID: NewID(), Name: "x", At: now})
 		}
-		if _, err := full.decideAddTOTPDevice("d3", "x", SealedSecret{}, now); !errors.Is(err, ErrConflict) {
+		if _, err := full.decideAddTOTPDevice("d3", "x", credential.SealedSecret{}, now); !errors.Is(err, ErrConflict) {
 			t.Fatalf("device limit: %v", err)
 		}
 	})
@@ -287,17 +289,17 @@ func TestAccountDecisions(t *testing.T) {
 			ok   bool
 		}{
 			{"current step", now, true},
-			{"one step early", now.Add(-TOTPPeriod), true},
-			{"one step late", now.Add(TOTPPeriod), true},
-			{"two steps off", now.Add(-2 * TOTPPeriod), false},
-			{"two steps ahead", now.Add(2 * TOTPPeriod), false},
+			{"one step early", now.Add(-credential.TOTPPeriod), true},
+			{"one step late", now.Add(credential.TOTPPeriod), true},
+			{"two steps off", now.Add(-2 * credential.TOTPPeriod), false},
+			{"two steps ahead", now.Add(2 * credential.TOTPPeriod), false},
 		} {
-			c, _ := totpCode(secret, totpStep(tc.at))
+			c, _ := credential.TOTPCode(secret, credential.TOTPStep(tc.at))
 			dev, s, err := withPending.matchTOTP(kr, c, now, "d1")
 			if tc.ok != (err == nil) {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
-			if tc.ok && (dev != "d1" || s != totpStep(tc.at)) {
+			if tc.ok && (dev != "d1" || s != credential.TOTPStep(tc.at)) {
 				t.Fatalf("%s: device %s step %d", tc.name, dev, s)
 			}
 		}
@@ -309,7 +311,7 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("first factor: %v %v %v", ev, issued, err)
 		}
 		after := continueWith(t, withPending, ev...)
-		if !after.TwoFactorEnabled() || after.BackupCodesRemaining() != BackupCodeCount {
+		if !after.TwoFactorEnabled() || after.BackupCodesRemaining() != credential.BackupCodeCount {
 			t.Fatal("2FA not on after confirmation")
 		}
 		// the confirmation's step is used
@@ -339,15 +341,15 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("%v %v", ev, err)
 		}
 		after := continueWith(t, with2FA, ev...)
-		for _, at := range []time.Time{now, now.Add(-TOTPPeriod)} { // same step, and an older one
-			if _, _, err := after.matchTOTP(kr, code(totpStep(at)), now, ""); !errors.Is(err, ErrInvalidCode) {
-				t.Fatalf("step %d accepted after %d: %v", totpStep(at), step, err)
+		for _, at := range []time.Time{now, now.Add(-credential.TOTPPeriod)} { // same step, and an older one
+			if _, _, err := after.matchTOTP(kr, code(credential.TOTPStep(at)), now, ""); !errors.Is(err, ErrInvalidCode) {
+				t.Fatalf("step %d accepted after %d: %v", credential.TOTPStep(at), step, err)
 			}
 		}
 		if _, err := after.decideAcceptTOTP(dev, step, "login", now); !errors.Is(err, ErrInvalidCode) {
 			t.Fatalf("decide replay: %v", err)
 		}
-		if _, _, err := after.matchTOTP(kr, code(step+1), now.Add(TOTPPeriod), ""); err != nil {
+		if _, _, err := after.matchTOTP(kr, code(step+1), now.Add(credential.TOTPPeriod), ""); err != nil {
 			t.Fatalf("next step refused: %v", err)
 		}
 		if _, _, err := with2FA.matchTOTP(kr, "12345", now, ""); !errors.Is(err, ErrInvalidCode) {
@@ -360,7 +362,7 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("%v %v", ev, err)
 		}
 		after := continueWith(t, with2FA, ev...)
-		if after.BackupCodesRemaining() != BackupCodeCount-1 {
+		if after.BackupCodesRemaining() != credential.BackupCodeCount-1 {
 			t.Fatalf("remaining %d", after.BackupCodesRemaining())
 		}
 		if _, err := after.decideUseBackupCode(plain[3], "login", now); !errors.Is(err, ErrInvalidCode) {
@@ -375,7 +377,7 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatal(err)
 		}
 		regen := continueWith(t, after, ev...)
-		if regen.BackupCodesRemaining() != BackupCodeCount {
+		if regen.BackupCodesRemaining() != credential.BackupCodeCount {
 			t.Fatalf("remaining after regeneration %d", regen.BackupCodesRemaining())
 		}
 		if _, err := regen.decideUseBackupCode(plain[0], "login", now); !errors.Is(err, ErrInvalidCode) {
@@ -439,31 +441,4 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatal("revoke")
 		}
 	})
-}
-
-func TestBackupCodeFormat(t *testing.T) {
-	codes, err := generateBackupCodes(cryptoRand(), 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, c := range codes {
-		if len(c) != 14 || c[4] != '-' || c[9] != '-' {
-			t.Fatalf("code %q is not grouped 4-4-4", c)
-		}
-		n := normalizeBackupCode(c)
-		if len(n) != BackupCodeLength || strings.Trim(n, backupCodeAlphabet) != "" {
-			t.Fatalf("code %q has characters outside the alphabet", c)
-		}
-		if strings.ContainsAny(n, "01OIL") {
-			t.Fatalf("look-alike in %q", c)
-		}
-		seen[c] = true
-	}
-	if len(seen) != len(codes) {
-		t.Fatal("duplicate codes")
-	}
-	if normalizeBackupCode(" abcd-efgh jkmn ") != "ABCDEFGHJKMN" {
-		t.Fatal("normalisation")
-	}
 }

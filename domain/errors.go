@@ -55,10 +55,6 @@ var (
 	// ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too
 	// many wrong codes. The user must sign in with the password again.
 	ErrTicketInvalid = errors.New("login ticket invalid or expired")
-	// ErrInvalidHash: a stored password hash is not a PHC string this package understands.
-	ErrInvalidHash = errors.New("invalid password hash")
-	// ErrUnknownKey: a sealed secret names a key id the keyring does not hold.
-	ErrUnknownKey = errors.New("unknown secret key id")
 	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster.
 	ErrUnknownEvent = errors.New("unknown event type or schema version")
 )

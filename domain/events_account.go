@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
+)
 
 // Account events: everything on an account-<id> stream. Every event carries At, the
 // domain clock's time of the decision (the envelope's RecordedAt is the store's clock).
@@ -8,7 +12,7 @@ import "time"
 // Personal data sits only in fields whose names say so: Email/OldEmail/NewEmail, FirstName,
 // LastName, the Profile fields and AttemptedEmail. Secrets are never stored in clear:
 // PasswordHash is an argon2id PHC string, TOTP secrets are sealed with the server key
-// (SealedSecret names its key id), backup codes are stored as hashes.
+// (credential.SealedSecret names its key id), backup codes are stored as hashes.
 
 // Account event type names, as in API.md's "Event types".
 const (
@@ -81,10 +85,10 @@ type PasswordRehashed struct {
 // TOTPDeviceAdded: a pending TOTP device; Secret is the RFC 6238 key sealed with the server
 // key (associated data: account id and device id).
 type TOTPDeviceAdded struct {
-	DeviceID string       `json:"device_id"`
-	Name     string       `json:"name"`
-	Secret   SealedSecret `json:"secret"`
-	At       time.Time    `json:"at"`
+	DeviceID string                  `json:"device_id"`
+	Name     string                  `json:"name"`
+	Secret   credential.SealedSecret `json:"secret"`
+	At       time.Time               `json:"at"`
 }
 
 // TOTPDeviceConfirmed: the device proved a valid code for time step Step, which is thereby
@@ -112,7 +116,7 @@ type TOTPCodeAccepted struct {
 }
 
 // BackupCodesGenerated replaces every earlier backup code with a new set. CodeHashes are
-// hex SHA-256 hashes of the normalised codes salted with SetID (see hashBackupCode); the
+// hex SHA-256 hashes of the normalised codes salted with SetID (see credential.HashBackupCode); the
 // codes themselves are shown once and never stored.
 type BackupCodesGenerated struct {
 	SetID      string    `json:"set_id"`

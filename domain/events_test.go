@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // sampleEvents holds one populated value of every event type.
 func sampleEvents() []Event {
-	sealed := SealedSecret{KeyID: "0a1b2c3d", Nonce: []byte("123456789012"), Ciphertext: []byte("ciphertext")}
+	sealed := credential.SealedSecret{KeyID: "0a1b2c3d", Nonce: []byte("123456789012"), Ciphertext: []byte("ciphertext")}
 	return []Event{
 		AccountRegistered{AccountID: "a1", Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", PasswordHash: "$argon2id$...", At: t0},
 		EmailChanged{OldEmail: "ann@example.com", NewEmail: "ann@example.org", At: t0},
@@ -115,7 +117,7 @@ func TestAPIEventNamesAreRegistered(t *testing.T) {
 
 func TestPersonalAndSecretFieldsAreNamed(t *testing.T) {
 	// No secret in clear: the JSON of credential events has only hashes and sealed data.
-	d, _ := encodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
+	d, _ := encodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: credential.SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
 	var m map[string]any
 	_ = json.Unmarshal(d.Data, &m)
 	sec, ok := m["secret"].(map[string]any)

@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
+)
 
 // Webhook events: an administrator registers and removes the endpoints that Vigil's webhook
 // forwarder delivers every event to. Each endpoint has its own stream,
@@ -16,10 +20,10 @@ const (
 // event of the log is delivered to URL, signed with the endpoint's own Standard Webhooks
 // secret, sealed here with the server key (see OpenWebhookSecret).
 type WebhookRegistered struct {
-	WebhookID string       `json:"webhook_id"`
-	URL       string       `json:"url"`
-	Secret    SealedSecret `json:"secret"`
-	At        time.Time    `json:"at"`
+	WebhookID string                  `json:"webhook_id"`
+	URL       string                  `json:"url"`
+	Secret    credential.SealedSecret `json:"secret"`
+	At        time.Time               `json:"at"`
 }
 
 // WebhookRemoved ends an endpoint: nothing more is delivered to it and its parked

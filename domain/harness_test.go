@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -82,7 +83,7 @@ func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
 		Store:     h.counter,
 		Keyring:   kr,
 		Snapshots: h.snaps,
-		Argon2:    domain.Argon2Config{MemoryKiB: 8192, Iterations: 1},
+		Argon2:    credential.Argon2Config{MemoryKiB: 8192, Iterations: 1},
 		Now:       h.clock.Now,
 	}
 	for _, o := range opts {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -48,14 +49,14 @@ type benchEnv struct {
 	clock *fakeClock
 }
 
-func newBenchEnv(b *testing.B, argon domain.Argon2Config) *benchEnv {
+func newBenchEnv(b *testing.B, argon credential.Argon2Config) *benchEnv {
 	b.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(b.TempDir(), "events.db")})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,7 +109,7 @@ var argonCeiling float64
 // (compute and queueing for a hash slot) and the rest (total minus hashing: reads, decisions,
 // appends). At 1 client the split is exact per login; at 4 and 16 it is a mean.
 func BenchmarkPasswordLogin(b *testing.B) {
-	prod := domain.Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}
+	prod := credential.Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}
 	b.Run("ceiling", func(b *testing.B) {
 		procs := runtime.GOMAXPROCS(0)
 		var n atomic.Int64
@@ -201,7 +202,7 @@ func BenchmarkPasswordLogin(b *testing.B) {
 func BenchmarkLoginWithHistory(b *testing.B) {
 	for _, history := range []int{0, 10_000} {
 		b.Run(fmt.Sprintf("earlier=%d", history), func(b *testing.B) {
-			e := newBenchEnv(b, domain.Argon2Config{MemoryKiB: 8192, Iterations: 1})
+			e := newBenchEnv(b, credential.Argon2Config{MemoryKiB: 8192, Iterations: 1})
 			ctx := context.Background()
 			id := e.register(b, "busy@example.com")
 			secret, deviceID := enrollTOTP(b, e, id)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // BenchmarkLoginWithOrgs measures a password sign-in (no second factor) of an account that
@@ -21,7 +22,7 @@ import (
 func BenchmarkLoginWithOrgs(b *testing.B) {
 	ctx := context.Background()
 	setup := func(orgs int) func() time.Duration {
-		e := newBenchEnv(b, domain.Argon2Config{MemoryKiB: 8192, Iterations: 1})
+		e := newBenchEnv(b, credential.Argon2Config{MemoryKiB: 8192, Iterations: 1})
 		e.register(b, "member@example.com")
 		e.register(b, "owner@example.com")
 		res, err := e.svc.Login(ctx, "owner@example.com", goodPassword, "", domain.RequestMeta{})

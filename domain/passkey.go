@@ -9,11 +9,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 )
 
 // Passkeys (WebAuthn credentials): configuration, errors and the decisions of the Account
 // aggregate about them. The ceremonies are in service_passkey.go, their verification in
-// passkey_webauthn.go, the server-side ceremony state in passkey_ceremony.go.
+// package passkey (imported as webauthn: domain's own passkey is the aggregate's record),
+// the server-side ceremony state in passkey_ceremony.go.
 
 // Errors of the passkey commands, in addition to those of errors.go.
 var (
@@ -186,15 +189,28 @@ func normalizeOrigin(origin, rpID string) (string, error) {
 	return scheme + "://" + host, nil
 }
 
-// registeredPasskey is a verified new credential, the input of decideRegisterPasskey.
-type registeredPasskey struct {
-	CredentialID   []byte
-	PublicKey      []byte // COSE_Key
-	SignCount      uint32
-	AAGUID         []byte
-	Transports     []string
-	BackupEligible bool
-	BackupState    bool
+// relyingParty is what the WebAuthn checks need of the (filled) configuration.
+func (c *PasskeyConfig) relyingParty() webauthn.RelyingParty {
+	return webauthn.RelyingParty{ID: c.RPID, Name: c.RPDisplayName, Origins: c.Origins, Timeout: c.CeremonyTTL}
+}
+
+// webauthnUser is the user of a's new credentials: handle the account id's bytes, name
+// the email, display name the full name (the email when there is none).
+func webauthnUser(a *Account) webauthn.User {
+	u := webauthn.User{Handle: []byte(a.ID()), Name: a.Email(), DisplayName: strings.TrimSpace(a.FirstName() + " " + a.LastName())}
+	if u.DisplayName == "" {
+		u.DisplayName = a.Email()
+	}
+	return u
+}
+
+// descriptors names creds in WebAuthn options.
+func descriptors(creds []PasskeyCredential) []webauthn.Descriptor {
+	out := make([]webauthn.Descriptor, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, webauthn.Descriptor{ID: c.CredentialID, Transports: c.Transports})
+	}
+	return out
 }
 
 func (a *Account) passkeyByCredential(credentialID []byte) *passkey {
@@ -209,7 +225,7 @@ func (a *Account) passkeyByCredential(credentialID []byte) *passkey {
 // decideRegisterPasskey adds a verified credential named name (1..64 characters). A
 // credential the account holds already is ErrConflict, so is a 21st passkey. When this
 // turns 2FA on, the backup code set is appended too and codesIssued is true.
-func (a *Account) decideRegisterPasskey(passkeyID, name string, c registeredPasskey, set BackupCodesGenerated, now time.Time) (events []Event, codesIssued bool, err error) {
+func (a *Account) decideRegisterPasskey(passkeyID, name string, c webauthn.Registration, set BackupCodesGenerated, now time.Time) (events []Event, codesIssued bool, err error) {
 	n, err := validateDeviceName(name)
 	if err != nil {
 		return nil, false, err

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // FoldSecurity folds one event of an account stream into the account's security state with
@@ -47,7 +49,7 @@ func FoldSecurity(state []byte, ev Envelope) (next []byte, sec SecurityState, er
 	s := &a.s
 	s.Email, s.FirstName, s.LastName, s.Profile, s.PasswordHash = "", "", "", Profile{}, ""
 	for i := range s.TOTP {
-		s.TOTP[i].Secret = SealedSecret{}
+		s.TOTP[i].Secret = credential.SealedSecret{}
 	}
 	for i := range s.Passkeys {
 		p := &s.Passkeys[i]

@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // TwoFactorPolicy says which organisations require the account to use two-factor
@@ -34,7 +36,7 @@ type Config struct {
 	// Store is the event log (the SQLite or KurrentDB backend). Required.
 	Store EventStore
 	// Keyring seals TOTP secrets with the server key. Required.
-	Keyring *Keyring
+	Keyring *credential.Keyring
 	// Snapshots keeps account snapshots; default an in-memory store (per process).
 	Snapshots SnapshotStore
 	// SnapshotEvery: a snapshot is written when loading an account replayed at least this
@@ -45,12 +47,12 @@ type Config struct {
 	// Sessions is the in-memory session index; default a new one. Pass a shared index to
 	// feed it from the sessions projection too (SessionIndex.Apply).
 	Sessions *SessionIndex
-	// Hasher hashes passwords; default NewArgon2Hasher(Argon2).
-	Hasher *Argon2Hasher
+	// Hasher hashes passwords; default credential.NewArgon2Hasher(Argon2).
+	Hasher *credential.Argon2Hasher
 	// Argon2 configures the default Hasher (ignored when Hasher is set).
-	Argon2 Argon2Config
+	Argon2 credential.Argon2Config
 	// PasswordPolicy configures the new-password rules.
-	PasswordPolicy PasswordPolicyConfig
+	PasswordPolicy credential.PasswordPolicyConfig
 	// Throttle configures sign-in throttling and where its counts live (Throttle.Store,
 	// default in memory).
 	Throttle ThrottleConfig
@@ -178,8 +180,8 @@ func (c *Config) fill() error {
 type Service struct {
 	cfg     Config
 	repo    *accountRepository
-	hasher  *Argon2Hasher
-	policy  *PasswordPolicy
+	hasher  *credential.Argon2Hasher
+	policy  *credential.PasswordPolicy
 	index   *SessionIndex
 	tickets TicketStore
 	twoFA   TwoFactorPolicy
@@ -203,13 +205,13 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	if cfg.Hasher == nil {
-		h, err := NewArgon2Hasher(cfg.Argon2)
+		h, err := credential.NewArgon2Hasher(cfg.Argon2)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Hasher = h
 	}
-	pol, err := NewPasswordPolicy(cfg.PasswordPolicy)
+	pol, err := credential.NewPasswordPolicy(cfg.PasswordPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -253,10 +255,10 @@ func (s *Service) Apply(env Envelope) error {
 }
 
 // Hasher returns the password hasher.
-func (s *Service) Hasher() *Argon2Hasher { return s.hasher }
+func (s *Service) Hasher() *credential.Argon2Hasher { return s.hasher }
 
 // PasswordPolicy returns the rules new passwords must meet (registration, password change).
-func (s *Service) PasswordPolicy() *PasswordPolicy { return s.policy }
+func (s *Service) PasswordPolicy() *credential.PasswordPolicy { return s.policy }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // TOTPEnrollment is a new, pending TOTP device: its base32 secret and otpauth URL (issuer
@@ -23,7 +25,7 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
-	secret := make([]byte, totpSecretSize)
+	secret := make([]byte, credential.TOTPSecretSize)
 	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
 		return TOTPEnrollment{}, fmt.Errorf("totp secret: %w", err)
 	}
@@ -38,14 +40,14 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
-	k, err := totpKey(secret, s.cfg.Issuer, a.Email())
+	k, err := credential.TOTPKey(secret, s.cfg.Issuer, a.Email())
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
 	return TOTPEnrollment{DeviceID: deviceID, Secret: k.Secret(), OTPAuthURL: k.URL(), Position: res.LastPosition}, nil
 }
 
-// TOTPQRCode returns the QR code (PNG, QRCodeSize pixels square) of the otpauth URL of a
+// TOTPQRCode returns the QR code (PNG, credential.QRCodeSize pixels square) of the otpauth URL of a
 // pending device of the caller; a confirmed or unknown device gives ErrNotFound (the secret
 // is only shown during enrollment).
 func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID string) ([]byte, error) {
@@ -65,11 +67,11 @@ func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID strin
 	if err != nil {
 		return nil, err
 	}
-	k, err := totpKey(secret, s.cfg.Issuer, a.Email())
+	k, err := credential.TOTPKey(secret, s.cfg.Issuer, a.Email())
 	if err != nil {
 		return nil, err
 	}
-	return totpQRPNG(k)
+	return credential.TOTPQRPNG(k)
 }
 
 // ConfirmTOTPResult is what ConfirmTOTPDevice did: BackupCodes holds the ten new codes

@@ -3,6 +3,8 @@ package domain
 import (
 	"context"
 	"fmt"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // PendingTOTPKey returns the base32 secret and the otpauth URL of a pending TOTP device of
@@ -27,7 +29,7 @@ func (s *Service) PendingTOTPKey(ctx context.Context, caller Session, deviceID s
 	if err != nil {
 		return "", "", err
 	}
-	k, err := totpKey(raw, s.cfg.Issuer, a.Email())
+	k, err := credential.TOTPKey(raw, s.cfg.Issuer, a.Email())
 	if err != nil {
 		return "", "", err
 	}

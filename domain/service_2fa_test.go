@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 func noThrottle(c *domain.Config) {
@@ -42,7 +43,7 @@ func TestTOTPEnrollment(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, err := png.Decode(bytes.NewReader(qr))
-	if err != nil || img.Bounds().Dx() != domain.QRCodeSize {
+	if err != nil || img.Bounds().Dx() != credential.QRCodeSize {
 		t.Fatalf("QR PNG: %v", err)
 	}
 	if _, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, "000000", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
@@ -284,7 +285,7 @@ func TestArgon2CostChangeRehashesAtLogin(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("ann@example.com")
 	cfg := h.cfg
-	cfg.Argon2 = domain.Argon2Config{MemoryKiB: 8192, Iterations: 2}
+	cfg.Argon2 = credential.Argon2Config{MemoryKiB: 8192, Iterations: 2}
 	svc2, err := domain.NewService(cfg)
 	if err != nil {
 		t.Fatal(err)

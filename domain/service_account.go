@@ -46,7 +46,7 @@ func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta)
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	if err := s.policy.Check(in.Password, email, first, last); err != nil {
+	if err := checkNewPassword(s.policy, in.Password, email, first, last); err != nil {
 		return RegisterResult{}, err
 	}
 	hash, err := s.hasher.Hash(in.Password)
@@ -309,7 +309,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 	if err := s.checkPassword(ctx, a, currentPassword, cur.ID, md, rm); err != nil {
 		return ChangePasswordResult{}, err
 	}
-	if err := s.policy.Check(newPassword, a.Email(), a.FirstName(), a.LastName()); err != nil {
+	if err := checkNewPassword(s.policy, newPassword, a.Email(), a.FirstName(), a.LastName()); err != nil {
 		return ChangePasswordResult{}, err
 	}
 	hash, err := s.hasher.Hash(newPassword)

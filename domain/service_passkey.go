@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 )
 
 // PasskeyCeremony is what the browser needs to run a WebAuthn ceremony: ID names the
@@ -50,7 +52,7 @@ func (s *Service) newCeremony(ctx context.Context, c Ceremony, options func(chal
 	if c.ID, err = randomToken(s.cfg.Rand); err != nil {
 		return PasskeyCeremony{}, err
 	}
-	c.Challenge = make([]byte, passkeyChallengeSize)
+	c.Challenge = make([]byte, webauthn.ChallengeSize)
 	if _, err := io.ReadFull(s.cfg.Rand, c.Challenge); err != nil {
 		return PasskeyCeremony{}, fmt.Errorf("passkey challenge: %w", err)
 	}
@@ -113,8 +115,8 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, MaxPasskeys)
 	}
 	return s.newCeremony(ctx, Ceremony{Kind: CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
-		UserVerification: uvPreferred}, func(challenge []byte) (json.RawMessage, error) {
-		return creationOptions(cfg, a, challenge)
+		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
+		return webauthn.CreationOptions(cfg.relyingParty(), webauthnUser(a), descriptors(a.Passkeys()), challenge)
 	})
 }
 
@@ -143,7 +145,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	cred, err := verifyRegistration(cfg, credential, c.Challenge, c.UserVerification == uvRequired)
+	cred, err := webauthn.VerifyRegistration(cfg.relyingParty(), credential, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
 		return PasskeyRegistration{}, &ValidationError{Field: "credential", Reason: webauthnReason(err)}
 	}
@@ -237,8 +239,8 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 		return PasskeyCeremony{}, err
 	}
 	if ticket == "" {
-		return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, UserVerification: uvRequired}, func(challenge []byte) (json.RawMessage, error) {
-			return requestOptions(cfg, nil, challenge, uvRequired)
+		return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, UserVerification: webauthn.UVRequired}, func(challenge []byte) (json.RawMessage, error) {
+			return webauthn.RequestOptions(cfg.relyingParty(), nil, challenge, webauthn.UVRequired)
 		})
 	}
 	t, err := s.tickets.Attempt(ctx, ticket, s.now(), s.cfg.TicketMaxTries)
@@ -253,9 +255,9 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	if len(allow) == 0 {
 		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, AccountID: t.AccountID, UserVerification: uvPreferred, Ticket: t},
+	return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
 		func(challenge []byte) (json.RawMessage, error) {
-			return requestOptions(cfg, allow, challenge, uvPreferred)
+			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
 }
 
@@ -310,12 +312,12 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 		stage, amr = StageSecondFactor, []string{AMRPassword, AMRPasskey}
 	}
 	// Identify the account: the ticket's, or the user handle's.
-	p, perr := parseAssertion(credential)
+	p, perr := webauthn.ParseAssertion(credential)
 	accountID := c.AccountID
 	if !withTicket {
 		accountID = ""
 		if perr == nil {
-			accountID = accountIDFromHandle(p.userHandle)
+			accountID = accountIDFromHandle(p.UserHandle)
 		}
 	}
 	var a *Account
@@ -411,18 +413,18 @@ func accountIDFromHandle(handle []byte) string {
 // checkAssertion finds the passkey p names among a's and verifies p with it. With a user
 // handle it must be a's; a ceremony with a ticket or a session only accepts a's passkeys
 // anyway (the allowCredentials it offered).
-func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p parsedAssertion, c Ceremony) (passkeyUse, error) {
-	if len(p.userHandle) > 0 && string(p.userHandle) != a.ID() {
+func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Assertion, c Ceremony) (passkeyUse, error) {
+	if len(p.UserHandle) > 0 && string(p.UserHandle) != a.ID() {
 		return passkeyUse{}, webauthnErr("the user handle names another account")
 	}
-	if len(p.userHandle) == 0 && c.AccountID == "" {
+	if len(p.UserHandle) == 0 && c.AccountID == "" {
 		return passkeyUse{}, webauthnErr("a usernameless sign-in needs a user handle")
 	}
-	pk := a.passkeyByCredential(p.credentialID)
+	pk := a.passkeyByCredential(p.CredentialID)
 	if pk == nil {
 		return passkeyUse{}, webauthnErr("the credential is not registered")
 	}
-	r, err := verifyAssertion(cfg, p, pk, c.Challenge, c.UserVerification == uvRequired)
+	r, err := webauthn.VerifyAssertion(cfg.relyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
 		return passkeyUse{}, err
 	}
@@ -469,9 +471,9 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	if len(allow) == 0 {
 		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: uvPreferred},
+	return s.newCeremony(ctx, Ceremony{Kind: CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
 		func(challenge []byte) (json.RawMessage, error) {
-			return requestOptions(cfg, allow, challenge, uvPreferred)
+			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
 }
 
@@ -512,7 +514,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 			Method: MethodPasskey, SessionID: cur.ID, At: now}, md)
 		return 0, fmt.Errorf("%w (%s)", ErrPasskeyInvalid, webauthnReason(err))
 	}
-	p, err := parseAssertion(credential)
+	p, err := webauthn.ParseAssertion(credential)
 	if err != nil {
 		return fail(err)
 	}
@@ -537,10 +539,16 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	return res.LastPosition, err
 }
 
+// webauthnErr is a verification failure found here rather than in package passkey (whose
+// failures it resembles: it wraps webauthn.ErrWebAuthn too).
+func webauthnErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", webauthn.ErrWebAuthn, fmt.Sprintf(format, args...))
+}
+
 // webauthnReason is the user-safe sentence of a verification error.
 func webauthnReason(err error) string {
 	msg := err.Error()
-	for _, prefix := range []string{errWebAuthn.Error() + ": ", ErrPasskeyInvalid.Error() + ": "} {
+	for _, prefix := range []string{webauthn.ErrWebAuthn.Error() + ": ", ErrPasskeyInvalid.Error() + ": "} {
 		if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
 			msg = msg[len(prefix):]
 		}

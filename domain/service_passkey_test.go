@@ -14,6 +14,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -145,7 +146,7 @@ func TestPasskeyRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reg.BackupCodes) != domain.BackupCodeCount || reg.Passkey.Name != "Laptop" || reg.Passkey.ID == "" ||
+	if len(reg.BackupCodes) != credential.BackupCodeCount || reg.Passkey.Name != "Laptop" || reg.Passkey.ID == "" ||
 		!reg.Passkey.CreatedAt.Equal(start) || reg.SignedOut != 1 || reg.Position == 0 {
 		t.Fatalf("registration %+v", reg)
 	}
@@ -880,11 +881,11 @@ func TestPasskeyConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hasher, err := domain.NewArgon2Hasher(domain.Argon2Config{MemoryKiB: 8192, Iterations: 1})
+	hasher, err := credential.NewArgon2Hasher(credential.Argon2Config{MemoryKiB: 8192, Iterations: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

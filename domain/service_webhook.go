@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // MaxWebhookURL bounds the length of a webhook endpoint's URL.
@@ -31,7 +33,7 @@ func webhookAAD(webhookID string) []byte { return []byte("webhook-secret:" + web
 
 // OpenWebhookSecret returns the HMAC key of a registered endpoint (the bytes behind its
 // "whsec_" secret), opening the sealed secret of its WebhookRegistered with the keyring.
-func OpenWebhookSecret(k *Keyring, e WebhookRegistered) ([]byte, error) {
+func OpenWebhookSecret(k *credential.Keyring, e WebhookRegistered) ([]byte, error) {
 	key, err := k.Open(e.Secret, webhookAAD(e.WebhookID))
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s secret: %w", e.WebhookID, err)

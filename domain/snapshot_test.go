@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // TestSnapshotLoadEqualsFullReplay grows an account stream past several snapshots and checks
@@ -58,7 +59,7 @@ func TestSnapshotLoadEqualsFullReplay(t *testing.T) {
 // snapshots every 100 events.
 func TestLoginWorkDoesNotGrowWithHistory(t *testing.T) {
 	h := newHarness(t, noThrottle, func(c *domain.Config) {
-		c.Argon2 = domain.Argon2Config{MemoryKiB: 64, Iterations: 1} // many sign-ins: tiny cost
+		c.Argon2 = credential.Argon2Config{MemoryKiB: 64, Iterations: 1} // many sign-ins: tiny cost
 	})
 	h.register("fresh@example.com")
 	h.register("busy@example.com")

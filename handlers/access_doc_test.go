@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // TestOpenAPIDocumentsAccess: every operation says who may call it (x-vigil-access), and
 // the credentials it accepts (security) name schemes the document defines.
 func TestOpenAPIDocumentsAccess(t *testing.T) {
-	s := newPortalTestServer(t, domain.PasswordPolicyConfig{})
+	s := newPortalTestServer(t, credential.PasswordPolicyConfig{})
 	var doc struct {
 		Paths map[string]map[string]struct {
 			Access   string                `json:"x-vigil-access"`

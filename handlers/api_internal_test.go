@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -24,11 +25,11 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	}
 	defer store.Close()
 	key := []byte(strings.Repeat("k", 32))
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: key})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+	svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestProblemMapping(t *testing.T) {
 		{domain.ErrInvalidInput, 400, CodeInvalidRequest},
 		{domain.ErrTicketInvalid, 401, CodeInvalidCredentials},
 		{domain.ErrUnknownClient, 400, CodeInvalidRequest},
-		{domain.ErrUnknownKey, 500, CodeInternal},
+		{credential.ErrUnknownKey, 500, CodeInternal},
 		{domain.ErrCeremonyInvalid, 400, CodeInvalidRequest},
 		{domain.ErrPasskeysDisabled, 404, CodeNotFound},
 		{domain.ErrPasskeyInvalid, 401, CodeInvalidCredentials},

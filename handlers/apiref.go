@@ -14,6 +14,7 @@ import (
 	"text/template"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // The API reference (docs/API.md) is rendered from the served OpenAPI document, that is from
@@ -37,10 +38,10 @@ func (s *Server) APIReference(flags []ReferenceFlag) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pol *domain.PasswordPolicy
+	var pol *credential.PasswordPolicy
 	if s.svc != nil {
 		pol = s.svc.PasswordPolicy()
-	} else if pol, err = domain.NewPasswordPolicy(domain.PasswordPolicyConfig{}); err != nil {
+	} else if pol, err = credential.NewPasswordPolicy(credential.PasswordPolicyConfig{}); err != nil {
 		return nil, err
 	}
 	return renderAPIReference(doc, pol, flags)
@@ -104,7 +105,7 @@ type refData struct {
 	Password   struct {
 		Rules []string
 		Hint  string
-		domain.PasswordPolicyConfig
+		credential.PasswordPolicyConfig
 	}
 	// Names of the protocol that the prose uses.
 	SessionCookie, CSRFHeader, ClientHeader, PositionHeader, MinPositionParam string
@@ -181,7 +182,7 @@ var methodOrder = map[string]int{"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DEL
 // problemPart finds "code: " at the start of a problem answer's description or after "; ".
 var problemPart = regexp.MustCompile(`(?:^|; )([a-z][a-z_]+): `)
 
-func renderAPIReference(openapi []byte, pol *domain.PasswordPolicy, flags []ReferenceFlag) ([]byte, error) {
+func renderAPIReference(openapi []byte, pol *credential.PasswordPolicy, flags []ReferenceFlag) ([]byte, error) {
 	var doc oaDoc
 	if err := json.Unmarshal(openapi, &doc); err != nil {
 		return nil, fmt.Errorf("api reference: read the OpenAPI document: %w", err)

@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // TestAPIReferenceCoversEveryRoute: the reference has a section for every operation of the
 // OpenAPI document, every event type of the registry and every flag it is given, and the
 // password rules of the policy in effect.
 func TestAPIReferenceCoversEveryRoute(t *testing.T) {
-	s := newPortalTestServer(t, domain.PasswordPolicyConfig{MinLength: 14})
+	s := newPortalTestServer(t, credential.PasswordPolicyConfig{MinLength: 14})
 	ref, err := s.APIReference([]ReferenceFlag{{Flag: "addr", Env: "VIGIL_ADDR", Default: "`127.0.0.1:8080`", Help: "listen <address>"}})
 	if err != nil {
 		t.Fatal(err)

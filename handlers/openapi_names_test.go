@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // TestOpenAPINames: the document of a server with the JSON API and the read side keeps the
@@ -15,7 +15,7 @@ import (
 // catches what broke oapi-codegen: a schema named after an operation's generated response
 // type (LoginResponse beside operation login). TestOpenAPINamesOfTheApp checks the full app.
 func TestOpenAPINames(t *testing.T) {
-	s := newPortalTestServer(t, domain.PasswordPolicyConfig{})
+	s := newPortalTestServer(t, credential.PasswordPolicyConfig{})
 	doc, err := s.OpenAPIDocument()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestOpenAPIDocumentForClients(t *testing.T) {
 		}
 	}
 
-	s := newPortalTestServer(t, domain.PasswordPolicyConfig{})
+	s := newPortalTestServer(t, credential.PasswordPolicyConfig{})
 	var doc struct {
 		Paths map[string]map[string]struct {
 			Security  *[]map[string][]string     `json:"security"`

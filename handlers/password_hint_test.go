@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/projections"
 )
 
 // newPortalTestServer is a server with the JSON API, the read side and so the portal, whose
 // password policy is cfg.
-func newPortalTestServer(t *testing.T, policy domain.PasswordPolicyConfig) testServer {
+func newPortalTestServer(t *testing.T, policy credential.PasswordPolicyConfig) testServer {
 	t.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
 	if err != nil {
@@ -22,12 +23,12 @@ func newPortalTestServer(t *testing.T, policy domain.PasswordPolicyConfig) testS
 	}
 	t.Cleanup(func() { store.Close() })
 	key := []byte(strings.Repeat("k", 32))
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: key})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, PasswordPolicy: policy,
-		Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +45,8 @@ func newPortalTestServer(t *testing.T, policy domain.PasswordPolicyConfig) testS
 // OpenAPI document gives the same bounds and rules for the new password.
 func TestSignupPageShowsPasswordRules(t *testing.T) {
 	for _, minLen := range []int{0, 16} {
-		s := newPortalTestServer(t, domain.PasswordPolicyConfig{MinLength: minLen})
-		pol, _ := domain.NewPasswordPolicy(domain.PasswordPolicyConfig{MinLength: minLen})
+		s := newPortalTestServer(t, credential.PasswordPolicyConfig{MinLength: minLen})
+		pol, _ := credential.NewPasswordPolicy(credential.PasswordPolicyConfig{MinLength: minLen})
 		want := pol.Hint()
 		rec := s.get(t, "/signup")
 		if rec.Code != 200 {

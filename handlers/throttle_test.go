@@ -21,6 +21,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/handlers"
 )
@@ -103,14 +104,14 @@ func newThrottleEnv(t *testing.T) *throttleEnv {
 	}
 	t.Cleanup(func() { log.Close() })
 	key := bytes.Repeat([]byte("k"), 32)
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: key})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)}
 	gate := &gateStore{EventStore: log}
 	svc, err := domain.NewService(domain.Config{Store: gate, Keyring: kr,
-		Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}, Now: clk.Now})
+		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -55,7 +56,7 @@ func TestActivityReducer(t *testing.T) {
 		return wantActivity{typ: typ, outcome: "success", desc: desc, details: details, account: "acc-a", client: portal,
 			access: "browser", accessDetails: chrome, ip: ipLondon, country: "GB"}
 	}
-	sealed := domain.SealedSecret{KeyID: "k1", Nonce: []byte("nonce-secret"), Ciphertext: []byte("ciphertext-secret")}
+	sealed := credential.SealedSecret{KeyID: "k1", Nonce: []byte("nonce-secret"), Ciphertext: []byte("ciphertext-secret")}
 
 	cases := []struct {
 		name   string

@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
@@ -99,12 +100,12 @@ func newClockEnv(t *testing.T, clock *testClock) *env {
 // newService builds a domain.Service on the env's store with the clock and cheap argon2.
 func newService(t *testing.T, e *env, clock *testClock) *domain.Service {
 	t.Helper()
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc, err := domain.NewService(domain.Config{Store: e.store, Keyring: kr, Now: clock.Now,
-		Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

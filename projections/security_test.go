@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -303,7 +304,7 @@ func TestFoldSecurityStripsSecretsAndIgnoresRedelivery(t *testing.T) {
 	reg, _ := domain.NewEventData(domain.EventAccountRegistered, 1, domain.AccountRegistered{AccountID: "a1", Email: "ann@example.com",
 		FirstName: "Ann", LastName: "Lee", PasswordHash: "$argon2id$secret", At: testStart}, domain.Metadata{})
 	add, _ := domain.NewEventData(domain.EventTOTPDeviceAdded, 1, domain.TOTPDeviceAdded{DeviceID: "d1", Name: "Phone",
-		Secret: domain.SealedSecret{KeyID: "k", Nonce: []byte("n"), Ciphertext: []byte("ciphertext-secret")}, At: testStart}, domain.Metadata{})
+		Secret: credential.SealedSecret{KeyID: "k", Nonce: []byte("n"), Ciphertext: []byte("ciphertext-secret")}, At: testStart}, domain.Metadata{})
 	env := func(d domain.EventData, v uint64) domain.Envelope {
 		return domain.Envelope{ID: d.ID, StreamID: "account-a1", Version: v, Position: v, Type: d.Type, SchemaVersion: 1,
 			RecordedAt: testStart, Data: d.Data, Metadata: d.Metadata}

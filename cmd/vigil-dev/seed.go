@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
@@ -309,7 +310,7 @@ var seedClients = []string{"Acme Mobile", "Acme CLI", "Partner Portal"}
 // seedShared holds what is computed once and reused by every account.
 type seedShared struct {
 	passwordHash string
-	sealed       domain.SealedSecret
+	sealed       credential.SealedSecret
 	clientIDs    []string
 }
 
@@ -338,7 +339,7 @@ func seedID(r *rand.Rand, t time.Time) string {
 
 func seedShare(r *rand.Rand) (seedShared, error) {
 	var sh seedShared
-	h, err := domain.NewArgon2Hasher(domain.Argon2Config{Rand: seedReader{r}})
+	h, err := credential.NewArgon2Hasher(credential.Argon2Config{Rand: seedReader{r}})
 	if err != nil {
 		return sh, err
 	}
@@ -346,7 +347,7 @@ func seedShare(r *rand.Rand) (seedShared, error) {
 		return sh, err
 	}
 	key := sha256.Sum256([]byte("vigil dev seed test key"))
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: key[:], Rand: seedReader{r}})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: key[:], Rand: seedReader{r}})
 	if err != nil {
 		return sh, err
 	}
@@ -693,7 +694,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 // "<set id>:<normalised code>").
 func seedBackupCodes(r *rand.Rand, at time.Time) domain.BackupCodesGenerated {
 	set := seedID(r, at)
-	hashes := make([]string, domain.BackupCodeCount)
+	hashes := make([]string, credential.BackupCodeCount)
 	for i := range hashes {
 		code := fmt.Sprintf("%05d%05d", r.IntN(100000), r.IntN(100000))
 		sum := sha256.Sum256([]byte(set + ":" + code))

@@ -123,7 +123,7 @@ type endpointRow struct {
 	URL       string
 	CreatedAt time.Time
 	Position  uint64 // of its WebhookRegistered
-	Sealed    string // JSON of its sealed secret (domain.SealedSecret)
+	Sealed    string // JSON of its sealed secret (credential.SealedSecret)
 }
 
 func (d *DB) endpoints(ctx context.Context) ([]endpointRow, error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 // Defaults of WebhookConfig.
@@ -119,7 +120,7 @@ func (f *Forwarders) endpointKey(r endpointRow, source string) ([]byte, error) {
 	if source == SourceConfig || f.cfg.OpenSecret == nil {
 		return f.cfg.Webhooks.Secret, nil
 	}
-	var sealed domain.SealedSecret
+	var sealed credential.SealedSecret
 	if err := json.Unmarshal([]byte(r.Sealed), &sealed); err != nil {
 		return nil, fmt.Errorf("forward: sealed secret of webhook %s: %w", r.ID, err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -273,7 +274,7 @@ type App struct {
 	runner  *projections.Runner
 	server  *handlers.Server
 	fwd     *forwarding
-	keyring *domain.Keyring // the server key's: TOTP and webhook secrets
+	keyring *credential.Keyring // the server key's: TOTP and webhook secrets
 	ln      net.Listener
 	httpSrv *http.Server
 
@@ -403,7 +404,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// A runner that never ran holds nothing beyond the subscriber (closed above); closing its
 	// router before Run would only wait for handlers that never started.
 
-	keyring, err := domain.NewKeyring(domain.KeyringConfig{Key: a.secretKey})
+	keyring, err := credential.NewKeyring(credential.KeyringConfig{Key: a.secretKey})
 	if err != nil {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
@@ -412,7 +413,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Store:              a.store,
 		Keyring:            keyring,
 		Snapshots:          a.pdb.Snapshots(),
-		Argon2:             domain.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
+		Argon2:             credential.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
 		StepUpWindow:       cfg.StepUpWindow,
 		Issuer:             cfg.TOTPIssuer,
 		SessionLifetime:    cfg.SessionLifetime,

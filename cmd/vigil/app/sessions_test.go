@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -86,13 +87,13 @@ func twoInstances(t *testing.T) (*sqlite.Store, *domain.Service, *domain.Service
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	kr, err := domain.NewKeyring(domain.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	newService := func() *domain.Service {
 		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
-			Argon2: domain.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+			Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package domain
+package credential
 
 import (
 	"bytes"
@@ -17,30 +17,31 @@ import (
 // TOTP parameters (RFC 6238 as authenticator apps implement it): HMAC-SHA-1, 6 digits, a
 // 30-second time step, and one step of clock skew accepted either way.
 const (
-	TOTPPeriod     = 30 * time.Second
-	TOTPDigits     = 6
-	TOTPSkew       = 1
-	totpSecretSize = 20 // bytes, RFC 4226's recommended 160 bits
+	TOTPPeriod = 30 * time.Second
+	TOTPDigits = 6
+	TOTPSkew   = 1
+	// TOTPSecretSize is the size in bytes of a new TOTP secret: RFC 4226's recommended 160 bits.
+	TOTPSecretSize = 20
 	// QRCodeSize is the width and height in pixels of the QR PNG of a TOTP device.
 	QRCodeSize = 256
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// totpStep returns the RFC 6238 time step of t.
-func totpStep(t time.Time) int64 {
+// TOTPStep returns the RFC 6238 time step of t.
+func TOTPStep(t time.Time) int64 {
 	return t.Unix() / int64(TOTPPeriod/time.Second)
 }
 
-// totpCode returns the 6-digit code of secret at time step step.
-func totpCode(secret []byte, step int64) (string, error) {
+// TOTPCode returns the 6-digit code of secret at time step step.
+func TOTPCode(secret []byte, step int64) (string, error) {
 	return hotp.GenerateCodeCustom(b32.EncodeToString(secret), uint64(step), hotp.ValidateOpts{
 		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1,
 	})
 }
 
-// normalizeTOTPCode strips spaces; ok is false unless 6 ASCII digits remain.
-func normalizeTOTPCode(code string) (string, bool) {
+// NormalizeTOTPCode strips spaces; ok is false unless 6 ASCII digits remain.
+func NormalizeTOTPCode(code string) (string, bool) {
 	c := strings.ReplaceAll(strings.TrimSpace(code), " ", "")
 	if len(c) != TOTPDigits {
 		return "", false
@@ -53,18 +54,18 @@ func normalizeTOTPCode(code string) (string, bool) {
 	return c, true
 }
 
-// matchTOTPStep returns the highest time step within now ± TOTPSkew whose code equals code
+// MatchTOTPStep returns the highest time step within now ± TOTPSkew whose code equals code
 // and that is greater than after (the device's last accepted step), comparing every
 // candidate in constant time.
-func matchTOTPStep(secret []byte, code string, now time.Time, after int64) (int64, bool, error) {
-	c, ok := normalizeTOTPCode(code)
+func MatchTOTPStep(secret []byte, code string, now time.Time, after int64) (int64, bool, error) {
+	c, ok := NormalizeTOTPCode(code)
 	if !ok {
 		return 0, false, nil
 	}
-	cur := totpStep(now)
+	cur := TOTPStep(now)
 	best, found := int64(0), false
 	for s := cur - TOTPSkew; s <= cur+TOTPSkew; s++ {
-		want, err := totpCode(secret, s)
+		want, err := TOTPCode(secret, s)
 		if err != nil {
 			return 0, false, fmt.Errorf("totp: %w", err)
 		}
@@ -75,8 +76,8 @@ func matchTOTPStep(secret []byte, code string, now time.Time, after int64) (int6
 	return best, found, nil
 }
 
-// totpKey builds the otpauth key (URL and QR) of a secret for issuer and account (email).
-func totpKey(secret []byte, issuer, account string) (*otp.Key, error) {
+// TOTPKey builds the otpauth key (URL and QR) of a secret for issuer and account (email).
+func TOTPKey(secret []byte, issuer, account string) (*otp.Key, error) {
 	k, err := totp.Generate(totp.GenerateOpts{
 		Issuer: issuer, AccountName: account, Secret: secret,
 		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1, Period: uint(TOTPPeriod / time.Second),
@@ -87,8 +88,8 @@ func totpKey(secret []byte, issuer, account string) (*otp.Key, error) {
 	return k, nil
 }
 
-// totpQRPNG renders the otpauth URL of a key as a QRCodeSize x QRCodeSize PNG.
-func totpQRPNG(k *otp.Key) ([]byte, error) {
+// TOTPQRPNG renders the otpauth URL of a key as a QRCodeSize x QRCodeSize PNG.
+func TOTPQRPNG(k *otp.Key) ([]byte, error) {
 	img, err := k.Image(QRCodeSize, QRCodeSize)
 	if err != nil {
 		return nil, fmt.Errorf("totp qr: %w", err)
@@ -98,8 +99,4 @@ func totpQRPNG(k *otp.Key) ([]byte, error) {
 		return nil, fmt.Errorf("totp qr: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-func totpAAD(accountID, deviceID string) []byte {
-	return []byte("vigil/totp/" + accountID + "/" + deviceID)
 }

@@ -1,4 +1,4 @@
-package domain
+package passkey
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/descope/virtualwebauthn"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
@@ -19,20 +20,17 @@ import (
 // fuzzPasskeys is a relying party, a credential of a virtual authenticator, its answers
 // to a registration and an assertion, and the passkey the registration gives.
 type fuzzPasskeys struct {
-	cfg       *PasskeyConfig
+	cfg       RelyingParty
 	challenge []byte
 	attest    []byte
 	assert    []byte
-	key       *passkey
+	key       Credential
 }
 
 func newFuzzPasskeys(f *testing.F) fuzzPasskeys {
 	f.Helper()
-	cfg := &PasskeyConfig{RPID: "vigil.example", Origins: []string{"https://vigil.example"}}
-	if err := cfg.fill(); err != nil {
-		f.Fatal(err)
-	}
-	rp := virtualwebauthn.RelyingParty{Name: "Vigil", ID: cfg.RPID, Origin: cfg.Origins[0]}
+	cfg := RelyingParty{ID: "vigil.example", Name: "Vigil", Origins: []string{"https://vigil.example"}, Timeout: 5 * time.Minute}
+	rp := virtualwebauthn.RelyingParty{Name: "Vigil", ID: cfg.ID, Origin: cfg.Origins[0]}
 	var cred virtualwebauthn.Credential
 	for { // COSE parsers refuse coordinates written without leading zero bytes (1 key in 64)
 		if cred = virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2); len(cred.Key.AttestationData()) == 77 {
@@ -40,18 +38,18 @@ func newFuzzPasskeys(f *testing.F) fuzzPasskeys {
 		}
 	}
 	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte("acc-1")})
-	challenge := bytes.Repeat([]byte{7}, passkeyChallengeSize)
+	challenge := bytes.Repeat([]byte{7}, ChallengeSize)
 	p := fuzzPasskeys{cfg: cfg, challenge: challenge}
 	p.attest = []byte(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, virtualwebauthn.AttestationOptions{
-		Challenge: challenge, RelyingPartyID: cfg.RPID, RelyingPartyName: "Vigil", UserID: "acc-1", UserName: "a@example.com"}))
-	reg, err := verifyRegistration(cfg, p.attest, challenge, false)
+		Challenge: challenge, RelyingPartyID: cfg.ID, RelyingPartyName: "Vigil", UserID: "acc-1", UserName: "a@example.com"}))
+	reg, err := VerifyRegistration(cfg, p.attest, challenge, false)
 	if err != nil {
 		f.Fatalf("the virtual authenticator's registration: %v", err)
 	}
-	p.key = &passkey{CredentialID: reg.CredentialID, PublicKey: reg.PublicKey, BackupEligible: reg.BackupEligible}
+	p.key = Credential{PublicKey: reg.PublicKey, BackupEligible: reg.BackupEligible}
 	cred.Counter = 5
 	p.assert = []byte(virtualwebauthn.CreateAssertionResponse(rp, auth, cred, virtualwebauthn.AssertionOptions{
-		Challenge: challenge, RelyingPartyID: cfg.RPID}))
+		Challenge: challenge, RelyingPartyID: cfg.ID}))
 	return p
 }
 
@@ -92,27 +90,27 @@ func FuzzVerifyRegistration(f *testing.F) {
 	p := newFuzzPasskeys(f)
 	addCredentialSeeds(f, p.attest)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		reg, err := verifyRegistration(p.cfg, raw, p.challenge, false)
+		reg, err := VerifyRegistration(p.cfg, raw, p.challenge, false)
 		if err != nil {
-			if !errors.Is(err, errWebAuthn) {
-				t.Fatalf("verifyRegistration(%q): %v is not a WebAuthn error", raw, err)
+			if !errors.Is(err, ErrWebAuthn) {
+				t.Fatalf("VerifyRegistration(%q): %v is not a WebAuthn error", raw, err)
 			}
 			return
 		}
 		if len(reg.CredentialID) == 0 || len(reg.CredentialID) > maxCredentialIDLength || len(reg.Transports) > maxTransports {
-			t.Fatalf("verifyRegistration(%q): %d-byte id, %d transports", raw, len(reg.CredentialID), len(reg.Transports))
+			t.Fatalf("VerifyRegistration(%q): %d-byte id, %d transports", raw, len(reg.CredentialID), len(reg.Transports))
 		}
 		for i, tr := range reg.Transports {
 			if !slices.Contains(knownTransports, tr) || slices.Contains(reg.Transports[:i], tr) {
-				t.Fatalf("verifyRegistration(%q): transports %q", raw, reg.Transports)
+				t.Fatalf("VerifyRegistration(%q): transports %q", raw, reg.Transports)
 			}
 		}
 		key, err := webauthncose.ParsePublicKey(reg.PublicKey)
 		if err != nil || !slices.Contains(passkeyAlgorithms, coseAlgorithm(key)) {
-			t.Fatalf("verifyRegistration(%q): a key that does not parse or was not offered: %v", raw, err)
+			t.Fatalf("VerifyRegistration(%q): a key that does not parse or was not offered: %v", raw, err)
 		}
 		if reg.BackupState && !reg.BackupEligible {
-			t.Fatalf("verifyRegistration(%q): backed up without being eligible", raw)
+			t.Fatalf("VerifyRegistration(%q): backed up without being eligible", raw)
 		}
 	})
 }
@@ -125,26 +123,26 @@ func FuzzVerifyAssertion(f *testing.F) {
 	p := newFuzzPasskeys(f)
 	addCredentialSeeds(f, p.assert)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		pa, err := parseAssertion(raw)
+		pa, err := ParseAssertion(raw)
 		if err != nil {
-			if !errors.Is(err, errWebAuthn) {
-				t.Fatalf("parseAssertion(%q): %v is not a WebAuthn error", raw, err)
+			if !errors.Is(err, ErrWebAuthn) {
+				t.Fatalf("ParseAssertion(%q): %v is not a WebAuthn error", raw, err)
 			}
 			return
 		}
-		if len(pa.credentialID) == 0 || len(pa.credentialID) > maxCredentialIDLength || len(pa.userHandle) > maxUserHandleLength ||
+		if len(pa.CredentialID) == 0 || len(pa.CredentialID) > maxCredentialIDLength || len(pa.UserHandle) > maxUserHandleLength ||
 			len(pa.authData) == 0 || len(pa.signature) == 0 {
-			t.Fatalf("parseAssertion(%q): out of bounds: %d, %d, %d, %d", raw, len(pa.credentialID), len(pa.userHandle), len(pa.authData), len(pa.signature))
+			t.Fatalf("ParseAssertion(%q): out of bounds: %d, %d, %d, %d", raw, len(pa.CredentialID), len(pa.UserHandle), len(pa.authData), len(pa.signature))
 		}
-		res, err := verifyAssertion(p.cfg, pa, p.key, p.challenge, false)
+		res, err := VerifyAssertion(p.cfg, pa, p.key, p.challenge, false)
 		if err != nil {
-			if !errors.Is(err, errWebAuthn) {
-				t.Fatalf("verifyAssertion(%q): %v is not a WebAuthn error", raw, err)
+			if !errors.Is(err, ErrWebAuthn) {
+				t.Fatalf("VerifyAssertion(%q): %v is not a WebAuthn error", raw, err)
 			}
 			return
 		}
 		if res.BackupState && !p.key.BackupEligible {
-			t.Fatalf("verifyAssertion(%q): backed up without being eligible", raw)
+			t.Fatalf("VerifyAssertion(%q): backed up without being eligible", raw)
 		}
 	})
 }
@@ -153,7 +151,7 @@ func FuzzVerifyAssertion(f *testing.F) {
 // a credential id of 1..1023 bytes when attested data is flagged, or is refused.
 func FuzzParseAuthenticatorData(f *testing.F) {
 	p := newFuzzPasskeys(f)
-	if pa, err := parseAssertion(p.assert); err == nil {
+	if pa, err := ParseAssertion(p.assert); err == nil {
 		f.Add(pa.authData)
 	}
 	f.Add(bytes.Repeat([]byte{0}, 37))
@@ -163,7 +161,7 @@ func FuzzParseAuthenticatorData(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		d, err := parseAuthenticatorData(raw)
 		if err != nil {
-			if !errors.Is(err, errWebAuthn) {
+			if !errors.Is(err, ErrWebAuthn) {
 				t.Fatalf("parseAuthenticatorData(%x): %v", raw, err)
 			}
 			return

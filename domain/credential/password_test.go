@@ -1,4 +1,4 @@
-package domain
+package credential
 
 import (
 	"errors"
@@ -131,9 +131,9 @@ func TestPasswordPolicy(t *testing.T) {
 				}
 				return
 			}
-			var pe *PasswordPolicyError
-			if !errors.As(err, &pe) || !errors.Is(err, ErrInvalidInput) {
-				t.Fatalf("error %v, want *PasswordPolicyError", err)
+			var pe *PolicyError
+			if !errors.As(err, &pe) || !errors.Is(err, ErrPasswordRefused) {
+				t.Fatalf("error %v, want *PolicyError", err)
 			}
 			if !strings.Contains(strings.Join(pe.Reasons, " "), tc.reason) {
 				t.Fatalf("reasons %q lack %q", pe.Reasons, tc.reason)

@@ -1,4 +1,4 @@
-package domain
+package passkey
 
 import (
 	"bytes"
@@ -12,18 +12,22 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 )
 
-// WebAuthn verification (Web Authentication Level 3, §7.1 "Registering a New Credential"
+// Package passkey verifies WebAuthn (passkey) ceremonies: it writes the options a browser
+// needs to create or use a credential and checks the browser's answers (Web Authentication
+// Level 3, §7.1 "Registering a New Credential"
 // and §7.2 "Verifying an Authentication Assertion").
 //
 // It is written here on go-webauthn's COSE (key parsing, signature verification) and CBOR
 // packages rather than on its protocol package because that package imports net/http (its
 // *http.Request parsing helpers and the related-origins fetch), and domain must not depend
-// on HTTP. What this file does not do:
+// on HTTP. It knows nothing of accounts or ceremonies in progress: package domain keeps
+// those and calls it. What this package does not do:
 //   - Attestation: the options ask for attestation "none" and nothing relies on the
 //     authenticator's make or model. "none" and "packed" self-attestation (no x5c) are
 //     verified; the statement of any other format is ignored, so the recorded AAGUID is
@@ -32,11 +36,13 @@ import (
 //   - Extensions, token binding, cross-origin iframes (crossOrigin true is refused), related
 //     origins (every accepted origin is configured).
 
+// ChallengeSize is the size in bytes of a ceremony's random challenge.
+const ChallengeSize = 32
+
 // Limits of what a browser's answer may hold.
 const (
 	maxCredentialJSON     = 64 << 10
 	maxCredentialIDLength = 1023
-	passkeyChallengeSize  = 32
 	maxUserHandleLength   = 64
 	maxTransports         = 8
 )
@@ -63,16 +69,45 @@ const (
 
 // WebAuthn user verification requirements used in the options.
 const (
-	uvRequired  = "required"
-	uvPreferred = "preferred"
+	UVRequired  = "required"
+	UVPreferred = "preferred"
 )
 
-// errWebAuthn is the root of every verification failure of this file; messages are short
-// English sentences without secrets.
-var errWebAuthn = errors.New("webauthn")
+// ErrWebAuthn is the root of every verification failure of this package; messages are
+// short English sentences without secrets.
+var ErrWebAuthn = errors.New("webauthn")
 
 func webauthnErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errWebAuthn, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrWebAuthn, fmt.Sprintf(format, args...))
+}
+
+// RelyingParty is what the checks need of the relying party's configuration (package
+// domain's PasskeyConfig, validated there).
+type RelyingParty struct {
+	// ID is the relying party id (a host name).
+	ID string
+	// Name is the name authenticators show.
+	Name string
+	// Origins are the accepted origins of clientDataJSON, normalised (lower case, no
+	// default port).
+	Origins []string
+	// Timeout is the ceremony timeout the options give the browser.
+	Timeout time.Duration
+}
+
+// User is the account a new credential is created for.
+type User struct {
+	// Handle is the user handle (the account id's bytes).
+	Handle []byte
+	// Name and DisplayName are what authenticators show (email, full name).
+	Name, DisplayName string
+}
+
+// Descriptor names a registered credential in the options: to exclude it from a
+// registration or allow it in an assertion.
+type Descriptor struct {
+	ID         []byte
+	Transports []string
 }
 
 // --- options (what navigator.credentials.create / get expect as "publicKey", in the JSON
@@ -125,26 +160,21 @@ func decodeB64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-func descriptors(creds []PasskeyCredential) []credentialDescriptorJSON {
+func descriptors(creds []Descriptor) []credentialDescriptorJSON {
 	out := make([]credentialDescriptorJSON, 0, len(creds))
 	for _, c := range creds {
-		out = append(out, credentialDescriptorJSON{Type: "public-key", ID: b64url(c.CredentialID), Transports: c.Transports})
+		out = append(out, credentialDescriptorJSON{Type: "public-key", ID: b64url(c.ID), Transports: c.Transports})
 	}
 	return out
 }
 
-// creationOptions returns the "publicKey" creation options of a registration: the RP, the
-// user (handle = the account id's bytes, name = email, display name = the full name),
-// discoverable credentials and user verification preferred, attestation "none", the
-// account's passkeys excluded.
-func creationOptions(cfg *PasskeyConfig, a *Account, challenge []byte) (json.RawMessage, error) {
+// CreationOptions returns the "publicKey" creation options of a registration: the RP, the
+// user, discoverable credentials and user verification preferred, attestation "none", the
+// credentials of exclude excluded.
+func CreationOptions(rp RelyingParty, u User, exclude []Descriptor, challenge []byte) (json.RawMessage, error) {
 	var o creationOptionsJSON
-	o.RP.ID, o.RP.Name = cfg.RPID, cfg.RPDisplayName
-	o.User.ID, o.User.Name = b64url([]byte(a.ID())), a.Email()
-	o.User.DisplayName = strings.TrimSpace(a.FirstName() + " " + a.LastName())
-	if o.User.DisplayName == "" {
-		o.User.DisplayName = a.Email()
-	}
+	o.RP.ID, o.RP.Name = rp.ID, rp.Name
+	o.User.ID, o.User.Name, o.User.DisplayName = b64url(u.Handle), u.Name, u.DisplayName
 	o.Challenge = b64url(challenge)
 	for _, alg := range passkeyAlgorithms {
 		o.PubKeyCredParams = append(o.PubKeyCredParams, struct {
@@ -152,20 +182,21 @@ func creationOptions(cfg *PasskeyConfig, a *Account, challenge []byte) (json.Raw
 			Alg  int64  `json:"alg"`
 		}{"public-key", alg})
 	}
-	o.Timeout = cfg.CeremonyTTL.Milliseconds()
-	o.ExcludeCredentials = descriptors(a.Passkeys())
+	o.Timeout = rp.Timeout.Milliseconds()
+	o.ExcludeCredentials = descriptors(exclude)
 	o.AuthenticatorSelection.ResidentKey = "preferred"
-	o.AuthenticatorSelection.UserVerification = uvPreferred
+	o.AuthenticatorSelection.UserVerification = UVPreferred
 	o.Attestation = "none"
 	o.Extensions = map[string]bool{"credProps": true}
 	return json.Marshal(o)
 }
 
-// requestOptions returns the "publicKey" request options of an assertion; allow nil means
-// any discoverable credential (an empty allowCredentials).
-func requestOptions(cfg *PasskeyConfig, allow []PasskeyCredential, challenge []byte, uv string) (json.RawMessage, error) {
-	return json.Marshal(requestOptionsJSON{Challenge: b64url(challenge), Timeout: cfg.CeremonyTTL.Milliseconds(),
-		RPID: cfg.RPID, AllowCredentials: descriptors(allow), UserVerification: uv})
+// RequestOptions returns the "publicKey" request options of an assertion with user
+// verification uv (UVRequired or UVPreferred); allow nil means any discoverable credential
+// (an empty allowCredentials).
+func RequestOptions(rp RelyingParty, allow []Descriptor, challenge []byte, uv string) (json.RawMessage, error) {
+	return json.Marshal(requestOptionsJSON{Challenge: b64url(challenge), Timeout: rp.Timeout.Milliseconds(),
+		RPID: rp.ID, AllowCredentials: descriptors(allow), UserVerification: uv})
 }
 
 // --- the browser's answer ---
@@ -224,7 +255,7 @@ type collectedClientData struct {
 
 // checkClientData verifies clientDataJSON (§7.1 steps 5-10, §7.2 steps 10-15) and returns
 // its SHA-256.
-func checkClientData(cfg *PasskeyConfig, encoded, wantType string, challenge []byte) ([32]byte, error) {
+func checkClientData(rp RelyingParty, encoded, wantType string, challenge []byte) ([32]byte, error) {
 	raw, err := decodeB64URL(encoded)
 	if err != nil || len(raw) == 0 {
 		return [32]byte{}, webauthnErr("clientDataJSON is malformed")
@@ -240,8 +271,8 @@ func checkClientData(cfg *PasskeyConfig, encoded, wantType string, challenge []b
 	if err != nil || subtle.ConstantTimeCompare(got, challenge) != 1 {
 		return [32]byte{}, webauthnErr("the challenge does not match")
 	}
-	if !slices.Contains(cfg.Origins, canonicalOrigin(cd.Origin)) {
-		return [32]byte{}, webauthnErr("origin %q is not accepted", truncateBytes(cd.Origin, 100))
+	if !slices.Contains(rp.Origins, canonicalOrigin(cd.Origin)) {
+		return [32]byte{}, webauthnErr("origin %q is not accepted", truncate(cd.Origin, 100))
 	}
 	if cd.CrossOrigin || cd.TopOrigin != "" {
 		return [32]byte{}, webauthnErr("cross-origin ceremonies are not accepted")
@@ -318,8 +349,8 @@ func parseAuthenticatorData(raw []byte) (authenticatorData, error) {
 
 // checkAuthenticatorData verifies the RP id hash, user presence, user verification when
 // required, and the backup flags' consistency (§7.1 steps 13-17, §7.2 steps 15-19).
-func checkAuthenticatorData(cfg *PasskeyConfig, d authenticatorData, requireUV bool) error {
-	want := sha256.Sum256([]byte(cfg.RPID))
+func checkAuthenticatorData(rp RelyingParty, d authenticatorData, requireUV bool) error {
+	want := sha256.Sum256([]byte(rp.ID))
 	if subtle.ConstantTimeCompare(d.rpIDHash, want[:]) != 1 {
 		return webauthnErr("the relying party id hash does not match")
 	}
@@ -341,49 +372,60 @@ type attestationObject struct {
 	AuthData []byte         `cbor:"authData"`
 }
 
-// verifyRegistration verifies a registration answer against the ceremony's challenge and
+// Registration is a verified new credential.
+type Registration struct {
+	CredentialID   []byte
+	PublicKey      []byte // COSE_Key
+	SignCount      uint32
+	AAGUID         []byte
+	Transports     []string
+	BackupEligible bool
+	BackupState    bool
+}
+
+// VerifyRegistration verifies a registration answer against the ceremony's challenge and
 // returns the new credential (§7.1). requireUV refuses an answer without user
-// verification.
-func verifyRegistration(cfg *PasskeyConfig, raw json.RawMessage, challenge []byte, requireUV bool) (registeredPasskey, error) {
+// verification. Every refusal wraps ErrWebAuthn.
+func VerifyRegistration(rp RelyingParty, raw json.RawMessage, challenge []byte, requireUV bool) (Registration, error) {
 	c, id, err := parseCredential(raw)
 	if err != nil {
-		return registeredPasskey{}, err
+		return Registration{}, err
 	}
-	clientHash, err := checkClientData(cfg, c.Response.ClientDataJSON, "webauthn.create", challenge)
+	clientHash, err := checkClientData(rp, c.Response.ClientDataJSON, "webauthn.create", challenge)
 	if err != nil {
-		return registeredPasskey{}, err
+		return Registration{}, err
 	}
 	attRaw, err := decodeB64URL(c.Response.AttestationObject)
 	if err != nil || len(attRaw) == 0 {
-		return registeredPasskey{}, webauthnErr("the attestation object is malformed")
+		return Registration{}, webauthnErr("the attestation object is malformed")
 	}
 	var att attestationObject
 	if err := webauthncbor.Unmarshal(attRaw, &att); err != nil || att.Fmt == "" {
-		return registeredPasskey{}, webauthnErr("the attestation object is malformed")
+		return Registration{}, webauthnErr("the attestation object is malformed")
 	}
 	d, err := parseAuthenticatorData(att.AuthData)
 	if err != nil {
-		return registeredPasskey{}, err
+		return Registration{}, err
 	}
-	if err := checkAuthenticatorData(cfg, d, requireUV); err != nil {
-		return registeredPasskey{}, err
+	if err := checkAuthenticatorData(rp, d, requireUV); err != nil {
+		return Registration{}, err
 	}
 	if d.flags&flagAttestedData == 0 {
-		return registeredPasskey{}, webauthnErr("the answer holds no credential")
+		return Registration{}, webauthnErr("the answer holds no credential")
 	}
 	if !bytes.Equal(d.credentialID, id) {
-		return registeredPasskey{}, webauthnErr("the credential id differs from the attested one")
+		return Registration{}, webauthnErr("the credential id differs from the attested one")
 	}
 	key, err := webauthncose.ParsePublicKey(d.publicKey)
 	if err != nil {
-		return registeredPasskey{}, webauthnErr("the credential public key is not supported")
+		return Registration{}, webauthnErr("the credential public key is not supported")
 	}
 	alg := coseAlgorithm(key)
 	if !slices.Contains(passkeyAlgorithms, alg) {
-		return registeredPasskey{}, webauthnErr("the credential algorithm %d was not offered", alg)
+		return Registration{}, webauthnErr("the credential algorithm %d was not offered", alg)
 	}
 	if err := verifyAttestationStatement(att, key, alg, clientHash); err != nil {
-		return registeredPasskey{}, err
+		return Registration{}, err
 	}
 	var transports []string
 	for _, t := range c.Response.Transports {
@@ -391,7 +433,7 @@ func verifyRegistration(cfg *PasskeyConfig, raw json.RawMessage, challenge []byt
 			transports = append(transports, t)
 		}
 	}
-	return registeredPasskey{CredentialID: slices.Clone(id), PublicKey: slices.Clone(d.publicKey), SignCount: d.signCount,
+	return Registration{CredentialID: slices.Clone(id), PublicKey: slices.Clone(d.publicKey), SignCount: d.signCount,
 		AAGUID: slices.Clone(d.aaguid), Transports: transports,
 		BackupEligible: d.flags&flagBackupElig != 0, BackupState: d.flags&flagBackupState != 0}, nil
 }
@@ -447,70 +489,90 @@ func cborInt(v any) int64 {
 	return 0
 }
 
-// parsedAssertion is an assertion answer decoded but not verified yet: the credential id
-// and user handle say whose key must verify it.
-type parsedAssertion struct {
-	credentialID []byte
-	userHandle   []byte // empty when the authenticator gave none
+// Assertion is an assertion answer decoded but not verified yet: the credential id and
+// user handle say whose key must verify it.
+type Assertion struct {
+	CredentialID []byte
+	UserHandle   []byte // empty when the authenticator gave none
 	clientData   string
 	authData     []byte
 	signature    []byte
 }
 
-func parseAssertion(raw json.RawMessage) (parsedAssertion, error) {
+// ParseAssertion decodes an assertion answer (PublicKeyCredential JSON). Every refusal
+// wraps ErrWebAuthn.
+func ParseAssertion(raw json.RawMessage) (Assertion, error) {
 	c, id, err := parseCredential(raw)
 	if err != nil {
-		return parsedAssertion{}, err
+		return Assertion{}, err
 	}
-	p := parsedAssertion{credentialID: id, clientData: c.Response.ClientDataJSON}
+	p := Assertion{CredentialID: id, clientData: c.Response.ClientDataJSON}
 	if p.authData, err = decodeB64URL(c.Response.AuthenticatorData); err != nil || len(p.authData) == 0 {
 		return p, webauthnErr("the authenticator data is malformed")
 	}
 	if p.signature, err = decodeB64URL(c.Response.Signature); err != nil || len(p.signature) == 0 {
 		return p, webauthnErr("the signature is malformed")
 	}
-	if p.userHandle, err = decodeB64URL(c.Response.UserHandle); err != nil || len(p.userHandle) > maxUserHandleLength {
+	if p.UserHandle, err = decodeB64URL(c.Response.UserHandle); err != nil || len(p.UserHandle) > maxUserHandleLength {
 		return p, webauthnErr("the user handle is malformed")
 	}
 	return p, nil
 }
 
-// assertionResult is what a verified assertion tells.
-type assertionResult struct {
+// AssertionResult is what a verified assertion tells.
+type AssertionResult struct {
 	SignCount    uint32
 	BackupState  bool
 	UserVerified bool
 }
 
-// verifyAssertion verifies p against the stored credential cred and the ceremony's
-// challenge (§7.2 steps 10-21 but the sign count, which decidePasskeyUse judges against
-// the state it appends to).
-func verifyAssertion(cfg *PasskeyConfig, p parsedAssertion, cred *passkey, challenge []byte, requireUV bool) (assertionResult, error) {
-	clientHash, err := checkClientData(cfg, p.clientData, "webauthn.get", challenge)
+// Credential is what an assertion is verified against: the stored public key of the
+// credential the assertion names, and whether it was backup eligible at registration.
+type Credential struct {
+	PublicKey      []byte // COSE_Key
+	BackupEligible bool
+}
+
+// VerifyAssertion verifies p against the stored credential cred and the ceremony's
+// challenge (§7.2 steps 10-21 but the sign count, which the caller judges against the
+// state it appends to). Every refusal wraps ErrWebAuthn.
+func VerifyAssertion(rp RelyingParty, p Assertion, cred Credential, challenge []byte, requireUV bool) (AssertionResult, error) {
+	clientHash, err := checkClientData(rp, p.clientData, "webauthn.get", challenge)
 	if err != nil {
-		return assertionResult{}, err
+		return AssertionResult{}, err
 	}
 	d, err := parseAuthenticatorData(p.authData)
 	if err != nil {
-		return assertionResult{}, err
+		return AssertionResult{}, err
 	}
-	if err := checkAuthenticatorData(cfg, d, requireUV); err != nil {
-		return assertionResult{}, err
+	if err := checkAuthenticatorData(rp, d, requireUV); err != nil {
+		return AssertionResult{}, err
 	}
 	if d.flags&flagAttestedData != 0 {
-		return assertionResult{}, webauthnErr("an assertion with attested credential data")
+		return AssertionResult{}, webauthnErr("an assertion with attested credential data")
 	}
 	if (d.flags&flagBackupElig != 0) != cred.BackupEligible {
-		return assertionResult{}, webauthnErr("the backup eligibility changed")
+		return AssertionResult{}, webauthnErr("the backup eligibility changed")
 	}
 	key, err := webauthncose.ParsePublicKey(cred.PublicKey)
 	if err != nil {
-		return assertionResult{}, webauthnErr("the stored public key cannot be used")
+		return AssertionResult{}, webauthnErr("the stored public key cannot be used")
 	}
 	signed := append(slices.Clone(p.authData), clientHash[:]...)
 	if ok, err := webauthncose.VerifySignature(key, signed, p.signature); err != nil || !ok {
-		return assertionResult{}, webauthnErr("the signature is invalid")
+		return AssertionResult{}, webauthnErr("the signature is invalid")
 	}
-	return assertionResult{SignCount: d.signCount, BackupState: d.flags&flagBackupState != 0,
+	return AssertionResult{SignCount: d.signCount, BackupState: d.flags&flagBackupState != 0,
 		UserVerified: d.flags&flagUserVerified != 0}, nil
+}
+
+// truncate returns at most the first n bytes of s, cut at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
 }

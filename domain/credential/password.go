@@ -1,4 +1,4 @@
-package domain
+package credential
 
 import (
 	"crypto/rand"
@@ -311,21 +311,21 @@ func (p *PasswordPolicy) Hint() string {
 const zxcvbnMaxRunes = 100
 
 // Check returns nil when password is acceptable for the account with this (normalised)
-// email and these names, else a *PasswordPolicyError listing every reason: its length
+// email and these names, else a *PolicyError listing every reason: its length
 // (MinLength..MaxLength characters, valid UTF-8), containing the email's local part
 // (case-insensitive, when the local part has at least 3 characters), and a zxcvbn score
 // below MinScore, with the estimator's feedback.
 func (p *PasswordPolicy) Check(password, email string, names ...string) error {
 	var reasons []string
 	if !utf8.ValidString(password) {
-		return &PasswordPolicyError{Reasons: []string{"The password is not valid UTF-8 text."}}
+		return &PolicyError{Reasons: []string{"The password is not valid UTF-8 text."}}
 	}
 	n := utf8.RuneCountInString(password)
 	if n < p.cfg.MinLength {
 		reasons = append(reasons, fmt.Sprintf("Use at least %d characters.", p.cfg.MinLength))
 	}
 	if n > p.cfg.MaxLength {
-		return &PasswordPolicyError{Reasons: []string{fmt.Sprintf("Use at most %d characters.", p.cfg.MaxLength)}}
+		return &PolicyError{Reasons: []string{fmt.Sprintf("Use at most %d characters.", p.cfg.MaxLength)}}
 	}
 	local, _, _ := strings.Cut(email, "@")
 	lower := strings.ToLower(password)
@@ -345,7 +345,7 @@ func (p *PasswordPolicy) Check(password, email string, names ...string) error {
 		}
 	}
 	if len(reasons) > 0 {
-		return &PasswordPolicyError{Reasons: reasons}
+		return &PolicyError{Reasons: reasons}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package domain
+package credential
 
 import (
 	"crypto/sha256"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 )
 
 // Backup codes: BackupCodeCount codes of BackupCodeLength characters from an alphabet
@@ -20,15 +19,16 @@ import (
 // The set id is mixed into each hash as a salt, so equal codes of two sets (or accounts)
 // never share a hash and no table can be precomputed.
 const (
-	BackupCodeCount    = 10
-	BackupCodeLength   = 12
-	backupCodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+	BackupCodeCount  = 10
+	BackupCodeLength = 12
+	// BackupCodeAlphabet holds the characters a code is drawn from.
+	BackupCodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 )
 
-// generateBackupCodes draws n codes uniformly from backupCodeAlphabet (rejection sampling,
+// GenerateBackupCodes draws n codes uniformly from BackupCodeAlphabet (rejection sampling,
 // no modulo bias), formatted in groups of 4.
-func generateBackupCodes(r io.Reader, n int) ([]string, error) {
-	const alpha = len(backupCodeAlphabet)
+func GenerateBackupCodes(r io.Reader, n int) ([]string, error) {
+	const alpha = len(BackupCodeAlphabet)
 	limit := 256 - 256%alpha // accept bytes below the largest multiple of alpha
 	codes := make([]string, 0, n)
 	buf := make([]byte, 32)
@@ -45,7 +45,7 @@ func generateBackupCodes(r io.Reader, n int) ([]string, error) {
 				if l := b.Len(); l > 0 && l%5 == 4 {
 					b.WriteByte('-')
 				}
-				b.WriteByte(backupCodeAlphabet[int(x)%alpha])
+				b.WriteByte(BackupCodeAlphabet[int(x)%alpha])
 				if b.Len() == BackupCodeLength+BackupCodeLength/4-1 {
 					break
 				}
@@ -56,8 +56,8 @@ func generateBackupCodes(r io.Reader, n int) ([]string, error) {
 	return codes, nil
 }
 
-// normalizeBackupCode upper-cases a typed code and drops spaces and hyphens.
-func normalizeBackupCode(s string) string {
+// NormalizeBackupCode upper-cases a typed code and drops spaces and hyphens.
+func NormalizeBackupCode(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == ' ' || r == '-' || r == '\t':
@@ -69,39 +69,24 @@ func normalizeBackupCode(s string) string {
 	}, s)
 }
 
-// hashBackupCode is the stored form of a normalised code: hex SHA-256 of setID ":" code.
-func hashBackupCode(setID, normalized string) string {
+// HashBackupCode is the stored form of a normalised code: hex SHA-256 of setID ":" code.
+func HashBackupCode(setID, normalized string) string {
 	sum := sha256.Sum256([]byte(setID + ":" + normalized))
 	return hex.EncodeToString(sum[:])
 }
 
-// newBackupCodeSet draws a fresh set: the event to append and the codes to show once.
-func newBackupCodeSet(r io.Reader, now time.Time) (BackupCodesGenerated, []string, error) {
-	codes, err := generateBackupCodes(r, BackupCodeCount)
-	if err != nil {
-		return BackupCodesGenerated{}, nil, err
-	}
-	ev := BackupCodesGenerated{SetID: NewID(), At: now}
-	for _, c := range codes {
-		ev.CodeHashes = append(ev.CodeHashes, hashBackupCode(ev.SetID, normalizeBackupCode(c)))
-	}
-	return ev, codes, nil
-}
-
-// matchBackupCode returns the index of an unused code of set equal to code, comparing
-// against every hash in constant time.
-func matchBackupCode(set *backupCodeSet, code string) (int, bool) {
-	if set == nil {
-		return 0, false
-	}
-	n := normalizeBackupCode(code)
+// MatchBackupCode returns the index of an unused code equal to code among the hashes of
+// set setID (used[i] tells whether hashes[i] was used), comparing against every hash in
+// constant time.
+func MatchBackupCode(setID string, hashes []string, used []bool, code string) (int, bool) {
+	n := NormalizeBackupCode(code)
 	if len(n) != BackupCodeLength {
 		return 0, false
 	}
-	h := []byte(hashBackupCode(set.SetID, n))
+	h := []byte(HashBackupCode(setID, n))
 	idx, found := 0, false
-	for i, stored := range set.Hashes {
-		if subtle.ConstantTimeCompare(h, []byte(stored)) == 1 && !set.Used[i] {
+	for i, stored := range hashes {
+		if subtle.ConstantTimeCompare(h, []byte(stored)) == 1 && !used[i] {
 			idx, found = i, true
 		}
 	}
