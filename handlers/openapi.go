@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
 	"regexp"
@@ -472,8 +473,12 @@ func namingProblems(doc []byte) ([]string, error) {
 	var problems []string
 	var ids []string
 	seen := map[string]string{}
-	for p, item := range d.Paths {
-		for m, op := range item {
+	// Paths and methods in sorted order, so that of two clashing ids the same one is named
+	// (and the answer is the same on every run).
+	for _, p := range slices.Sorted(maps.Keys(d.Paths)) {
+		item := d.Paths[p]
+		for _, m := range slices.Sorted(maps.Keys(item)) {
+			op := item[m]
 			where := strings.ToUpper(m) + " " + p
 			id := op.OperationID
 			if other, dup := seen[strings.ToLower(id)]; dup {
