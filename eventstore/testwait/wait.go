@@ -138,21 +138,19 @@ func Poll(ctx context.Context, d time.Duration, what string, cond func() (ok boo
 	}
 }
 
-// Recv receives from ch within Deadline(d) and fails the test naming what it waited for when
-// nothing arrives or ch is closed. It must be called from the test's goroutine.
-func Recv[T any](t testing.TB, d time.Duration, what string, ch <-chan T) T {
+// Recv receives from ch within Deadline(d), failing the test naming what it waited for when
+// nothing arrives. ok is false when ch was closed (for a done channel, that is the signal). It
+// must be called from the test's goroutine.
+func Recv[T any](t testing.TB, d time.Duration, what string, ch <-chan T) (v T, ok bool) {
 	t.Helper()
 	limit := Deadline(d)
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
-	case v, ok := <-ch:
-		if !ok {
-			t.Fatalf("waiting for %s: the channel was closed", what)
-		}
-		return v
+	case v, ok = <-ch:
+		return v, ok
 	case <-timer.C:
 		t.Fatalf("gave up waiting for %s after %v (%v %s)", what, limit.Round(time.Millisecond), d, Describe())
+		return v, false
 	}
-	panic("unreachable")
 }

@@ -48,3 +48,15 @@ func TestPollNamesWhatItWaitedForAndSaw(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+func TestRecv(t *testing.T) {
+	ch := make(chan int, 1)
+	ch <- 4
+	if v, ok := Recv(t, time.Second, "a number", ch); v != 4 || !ok {
+		t.Fatalf("Recv = %d, %v", v, ok)
+	}
+	close(ch)
+	if _, ok := Recv(t, time.Second, "the end", ch); ok {
+		t.Fatal("closed channel received as open")
+	}
+}
