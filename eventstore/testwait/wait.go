@@ -68,7 +68,7 @@ var current = sync.OnceValue(func() scale {
 		s.factor *= 4 / float64(n)
 		parts = append(parts, fmt.Sprintf("%d CPUs ×%g", n, 4/float64(n)))
 	}
-	s.about = fmt.Sprintf("×%g: %s", s.factor, strings.Join(parts, ", "))
+	s.about = fmt.Sprintf("×%.3g: %s", s.factor, strings.Join(parts, ", "))
 	return s
 })
 
