@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -24,26 +25,8 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	if code := run(context.Background(), []string{"dev", "seed", "--data-dir", dir, "--accounts", "20", "--events", "3000"}, quietEnv); code != exitOK {
 		t.Fatalf("dev seed: exit %d", code)
 	}
-	waitReady := func(url string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get(url + "/readyz")
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz never 200: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	url, stop := serveInProcess(t, dir)
-	waitReady(url)
+	waitReady(t, url)
 	old := filepath.Join(dir, projections.DefaultFile)
 	if _, err := os.Stat(old); err != nil {
 		t.Fatal(err)
@@ -64,22 +47,17 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	if err != nil || cur == old {
 		t.Fatalf("current read models %s, %v", cur, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not adopt the rebuilt read models")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	waitReady(url)
+	testwait.Until(t, 10*time.Second, "the server to adopt the rebuilt read models (and remove "+old+")", func() (bool, string) {
+		_, err := os.Stat(old)
+		_, _, ready := readyz(url)
+		return errors.Is(err, os.ErrNotExist), fmt.Sprintf("old file: %v; /readyz %s", err, ready)
+	})
+	waitReady(t, url)
 	stop()
 
 	// A restart opens the rebuilt file.
 	url, stop = serveInProcess(t, dir)
-	waitReady(url)
+	waitReady(t, url)
 	stop()
 	if _, err := os.Stat(cur); err != nil {
 		t.Fatalf("rebuilt file gone after restart: %v", err)
