@@ -190,9 +190,21 @@ func (b *browserRun) waitPath(path string) {
 		if b.path() == path {
 			return true, ""
 		}
-		return false, fmt.Sprintf("at %s; page text: %s", b.location(), b.text("main"))
+		return false, fmt.Sprintf("at %s; page text: %s", b.location(), b.tryText("main"))
 	})
 	b.step("wait for "+path, chromedp.WaitReady(chromedp.CSS("footer.foot")))
+}
+
+// tryText is text for a failure message: an error (the page navigating away) is returned as
+// text rather than failing the test.
+func (b *browserRun) tryText(css string) string {
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(5*time.Second))
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css), chromedp.AtLeast(0)))
+	if err != nil {
+		return fmt.Sprintf("(text of %s: %v)", css, err)
+	}
+	return s
 }
 
 func (b *browserRun) text(css string) string {
@@ -432,7 +444,7 @@ func TestPortalInChromium(t *testing.T) {
 		if strings.Contains(loc, "done=passkey-added") {
 			return true, ""
 		}
-		return false, fmt.Sprintf("at %s; %s", loc, b.text("main"))
+		return false, fmt.Sprintf("at %s; %s", loc, b.tryText("main"))
 	})
 	b.step("wait for the security page", chromedp.WaitReady(chromedp.CSS("footer.foot")))
 	if v := b.attr(`form.rename input[name=name]`, "value"); v != "Laptop key" {
