@@ -18,7 +18,12 @@ import (
 
 // TestProjectionsRebuildWhileServing seeds a log, serves it, runs `vigil projections rebuild`
 // on the same data directory, and checks the progress output, that the server adopted the
-// new file (it removes the old one) and stays ready, and that a restart opens the new file.
+// new file (it removes the old one) and is ready on it, and that a restart opens the new file.
+//
+// The rebuild starts while the server is still applying the seeded log event by event: under
+// the race detector on a loaded machine that takes minutes, and the rebuild needs only a
+// server with its read models open. The adopted file is caught up with the log by Adopt, so
+// the server is ready on it without that wait.
 func TestProjectionsRebuildWhileServing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	quietEnv := env{lookup: envMap(), stdout: io.Discard, stderr: io.Discard}
@@ -26,10 +31,9 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 		t.Fatalf("dev seed: exit %d", code)
 	}
 	url, stop := serveInProcess(t, dir)
-	waitReady(t, url)
 	old := filepath.Join(dir, projections.DefaultFile)
 	if _, err := os.Stat(old); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the server serves without its read models file: %v", err)
 	}
 
 	var stdout, stderr bytes.Buffer
