@@ -20,6 +20,7 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/oschwald/geoip2-golang"
 
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
 
@@ -451,7 +452,10 @@ func TestBackgroundReload(t *testing.T) {
 
 	// A bad file is logged once, not at every check.
 	replaceBytes(t, cityPath, []byte("garbage"))
-	time.Sleep(100 * time.Millisecond)
+	testwait.Until(t, 5*time.Second, "the bad replacement to be logged", func() (bool, string) {
+		return strings.Contains(logs.String(), "replaced database rejected"), "log: " + logs.String()
+	})
+	time.Sleep(100 * time.Millisecond) // twenty more checks, none of which may log it again
 	if n := strings.Count(logs.String(), "replaced database rejected"); n != 1 {
 		t.Errorf("bad replacement logged %d times, want 1:\n%s", n, logs.String())
 	}
@@ -460,13 +464,10 @@ func TestBackgroundReload(t *testing.T) {
 	}
 
 	replaceCity(t, cityPath, manchester)
-	deadline := time.Now().Add(5 * time.Second)
-	for city(r, "81.2.69.142") != "Manchester" {
-		if time.Now().After(deadline) {
-			t.Fatal("the background check did not pick up the replaced file")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 5*time.Second, "the background check to pick up the replaced file", func() (bool, string) {
+		got := city(r, "81.2.69.142")
+		return got == "Manchester", "city " + got + "; log: " + logs.String()
+	})
 }
 
 func TestConcurrentLookupsDuringReloads(t *testing.T) {

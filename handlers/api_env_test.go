@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // testPassword passes the password policy (12+ characters, zxcvbn score 3+).
@@ -97,25 +99,21 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return")
+		case <-time.After(testwait.Deadline(10 * time.Second)):
+			t.Errorf("Run did not return within %v of its cancel", testwait.Deadline(10*time.Second))
 		}
 	})
-	e := &env{t: t, base: a.URL(), clk: clk, dir: dir, http: &http.Client{Timeout: 20 * time.Second}}
-	deadline := time.Now().Add(30 * time.Second)
-	for { // until the app has read the log at start (it answers 503 not_ready meanwhile)
+	e := &env{t: t, base: a.URL(), clk: clk, dir: dir, http: &http.Client{Timeout: testwait.Deadline(10 * time.Second)}}
+	// Until the app has read the log at start (it answers 503 not_ready meanwhile).
+	testwait.Until(t, 10*time.Second, "the server to serve its API (not 503 on /api/v1/whoami)", func() (bool, string) {
 		resp, err := e.http.Get(e.base + "/api/v1/whoami")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				break
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never served its API: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode != http.StatusServiceUnavailable, fmt.Sprintf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	})
 
 	e.doc = loadOpenAPI(t, e)
 	// A second handle on the log, to see that refused requests write nothing.

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 const adminEmail = "root@example.com"
@@ -358,7 +359,7 @@ func TestEventStreamResumesWithoutGapOrDuplicate(t *testing.T) {
 	var last uint64
 	read := func(c *sseClient, n int) {
 		t.Helper()
-		deadline := time.After(20 * time.Second)
+		deadline := time.After(testwait.Deadline(10 * time.Second))
 		for i := 0; i < n; i++ {
 			select {
 			case m, ok := <-c.msgs:
@@ -425,11 +426,11 @@ func TestEventStreamFiltersHeartbeatsAndSlowClients(t *testing.T) {
 	select {
 	case c := <-filtered.comments:
 		_ = c
-	case <-time.After(5 * time.Second):
+	case <-time.After(testwait.Deadline(5 * time.Second)):
 		t.Fatal("no heartbeat")
 	}
 	waitHeartbeat := func() {
-		deadline := time.After(5 * time.Second)
+		deadline := time.After(testwait.Deadline(5 * time.Second))
 		for n := 0; n < 2; {
 			select {
 			case c := <-filtered.comments:
@@ -445,13 +446,16 @@ func TestEventStreamFiltersHeartbeatsAndSlowClients(t *testing.T) {
 
 	// The slow client: everything, with a buffer of 8 and a burst of 500 in one append.
 	slow := openStream(t, e, "?after="+strconv.FormatUint(e.head(), 10), bearer(tok))
-	time.Sleep(100 * time.Millisecond) // joined and live
+	// Joined and live: heartbeats are written by the live loop only.
+	for c := ""; c != ": heartbeat"; {
+		c, _ = testwait.Recv(t, 5*time.Second, "a heartbeat on the slow client's live stream", slow.comments)
+	}
 	start := e.head()
 	appendClients(t, w, 500, 500)
 	e.login("ann@example.com", testPassword)
 	var got []uint64
 	var errMsg *sseMsg
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(testwait.Deadline(10 * time.Second))
 	for errMsg == nil {
 		select {
 		case m, ok := <-slow.msgs:
@@ -473,7 +477,7 @@ func TestEventStreamFiltersHeartbeatsAndSlowClients(t *testing.T) {
 	}
 	select {
 	case <-slow.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testwait.Deadline(5 * time.Second)):
 		t.Fatal("the slow client's connection stayed open")
 	}
 	lastID, _ := strconv.ParseUint(reason["last_event_id"].(string), 10, 64)
@@ -486,7 +490,7 @@ func TestEventStreamFiltersHeartbeatsAndSlowClients(t *testing.T) {
 		if !strings.Contains(m.data, `"type":"vigil.LoginSucceeded"`) || !strings.Contains(m.data, annID) {
 			t.Fatalf("filtered stream sent %s", m.data)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(testwait.Deadline(5 * time.Second)):
 		t.Fatal("the filtered client missed Ann's sign-in")
 	}
 	// Resuming gives the rest, no gap, no duplicate.
@@ -499,7 +503,7 @@ func TestEventStreamFiltersHeartbeatsAndSlowClients(t *testing.T) {
 				t.Fatal("resumed stream ended")
 			}
 			got = append(got, m.id)
-		case <-time.After(10 * time.Second):
+		case <-time.After(testwait.Deadline(5 * time.Second)):
 			t.Fatalf("resume: %d of %d", len(got), len(want))
 		}
 	}

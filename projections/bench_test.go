@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/eventstore/wmbridge"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -180,7 +181,7 @@ func openLoopLag(b *testing.B, r *projections.Runner, store *sqlite.Store, rate,
 				visible.Add(1)
 				go func() {
 					defer visible.Done()
-					ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					ctx, cancel := context.WithTimeout(ctx, testwait.Deadline(10*time.Second))
 					defer cancel()
 					if err := r.WaitFor(ctx, res.LastPosition); err != nil {
 						b.Error(err)

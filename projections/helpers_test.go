@@ -3,6 +3,8 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -132,6 +134,57 @@ func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint6
 		e.t.Fatal(err)
 	}
 	return res.LastPosition
+}
+
+// pendingAppend is one append of emitAll.
+type pendingAppend struct {
+	stream string
+	md     domain.Metadata
+	evs    []domain.Event
+}
+
+// emitAll queues every append at once and waits for all of them: the store's writer folds
+// concurrent appends into shared transactions (group commit), so a large log is built in a
+// few commits rather than one per stream. It returns the highest position written.
+func (e *env) emitAll(appends []pendingAppend) uint64 {
+	e.t.Helper()
+	type result struct {
+		pos uint64
+		err error
+	}
+	results := make(chan result, len(appends))
+	for _, a := range appends {
+		data := make([]domain.EventData, len(a.evs))
+		for i, ev := range a.evs {
+			v, ok := domain.EventSchemaVersion(ev.EventType())
+			if !ok {
+				e.t.Fatalf("unknown event type %s", ev.EventType())
+			}
+			d, err := domain.NewEventData(ev.EventType(), v, ev, a.md)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			data[i] = d
+		}
+		go func(stream string) {
+			res, err := e.store.Append(context.Background(), stream, eventstore.Any, data)
+			if err != nil {
+				err = fmt.Errorf("append to %s: %w", stream, err)
+			}
+			results <- result{res.LastPosition, err}
+		}(a.stream)
+	}
+	var last uint64
+	var errs []error
+	for range appends {
+		r := <-results
+		errs = append(errs, r.err)
+		last = max(last, r.pos)
+	}
+	if err := errors.Join(errs...); err != nil {
+		e.t.Fatal(err)
+	}
+	return last
 }
 
 // totpCode is the current code of a base32 secret at now.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -97,13 +98,9 @@ func TestRebuildSwapsInWhileServing(t *testing.T) {
 	h.register("dan@example.com")
 	h.login("dan@example.com", domain.PortalClientID, h.rm(ipGoogle, uaFirefoxWin))
 
-	deadline := time.Now().Add(10 * time.Second)
-	for e.db.Path() != res.Path {
-		if time.Now().After(deadline) {
-			t.Fatalf("the runner did not adopt %s (still %s)", res.Path, e.db.Path())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 5*time.Second, "the runner to adopt "+res.Path, func() (bool, string) {
+		return e.db.Path() == res.Path, "serving " + e.db.Path() + "; " + positions(r)
+	})
 	h.login("dan@example.com", "", h.rm(ipSweden, uaCurl))
 	head, _ = e.store.Head(ctx)
 	e.waitFor(r, head)

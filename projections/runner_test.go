@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/eventstore/wmbridge"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -75,11 +77,15 @@ func (e *env) startWith(opt func(*projections.RunnerConfig), ps ...projections.P
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	select {
-	case <-r.Running():
-	case <-time.After(10 * time.Second):
-		e.t.Fatal("runner did not start")
-	}
+	// Run catches up first (the fast path, when far behind) and only then starts the router.
+	testwait.Until(e.t, 10*time.Second, "the runner to start", func() (bool, string) {
+		select {
+		case <-r.Running():
+			return true, ""
+		default:
+			return false, positions(r)
+		}
+	})
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -113,14 +119,36 @@ func (e *env) append(stream string, n int) uint64 {
 	return res.LastPosition
 }
 
+// waitFor waits (Runner.WaitFor) until every projection of r has committed pos.
 func (e *env) waitFor(r *projections.Runner, pos uint64) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	const nominal = 10 * time.Second
+	ctx, cancel := testwait.Context(nominal)
 	defer cancel()
+	start := time.Now()
 	if err := r.WaitFor(ctx, pos); err != nil {
-		sts, _ := r.Status(context.Background())
-		e.t.Fatalf("projections did not reach position %d: %v (status %+v)", pos, err, sts)
+		e.t.Fatalf("projections did not reach position %d within %v (%v %s): %v; saw %s",
+			pos, time.Since(start).Round(time.Millisecond), nominal, testwait.Describe(), err, positions(r))
 	}
+}
+
+// positions describes where each projection of r stands, for a failed wait.
+func positions(r *projections.Runner) string {
+	sts, err := r.Status(context.Background())
+	if err != nil {
+		return "no status: " + err.Error()
+	}
+	parts := make([]string, len(sts))
+	for i, st := range sts {
+		parts[i] = fmt.Sprintf("%s at %d of %d", st.Name, st.Checkpoint, st.Head)
+		if st.LagSeconds > 0 {
+			parts[i] += fmt.Sprintf(" (%.1fs behind)", st.LagSeconds)
+		}
+		if st.Stuck {
+			parts[i] += fmt.Sprintf(" stuck at %d: %s", st.StuckPosition, st.LastError)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkStreams compares the stream catalogue with the log itself.
@@ -250,18 +278,14 @@ func TestRunnerReportsStuckProjectionAndSkipsNothing(t *testing.T) {
 
 	// The flaky projection stops before position 6 and says so.
 	var st projections.Status
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 5*time.Second, "the flaky projection to be reported stuck", func() (bool, string) {
 		sts, err := r.Status(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
 		st = sts[0]
-		if st.Stuck || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return st.Stuck, positions(r)
+	})
 	if !st.Stuck || st.StuckPosition != 6 || st.Checkpoint != 5 || st.LastError == "" || st.Ready(5*time.Second) {
 		t.Fatalf("status of the failing projection = %+v; want stuck at 6 with checkpoint 5", st)
 	}
@@ -279,15 +303,10 @@ func TestRunnerReportsStuckProjectionAndSkipsNothing(t *testing.T) {
 
 func (e *env) waitForHealthy(r *projections.Runner, name string, pos uint64) {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		cp, _ := e.db.Checkpoint(context.Background(), name)
-		if cp >= pos {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.t.Fatalf("projection %s did not reach %d while another was failing", name, pos)
+	testwait.Until(e.t, 5*time.Second, fmt.Sprintf("projection %s to reach %d while another was failing", name, pos), func() (bool, string) {
+		cp, err := e.db.Checkpoint(context.Background(), name)
+		return err == nil && cp >= pos, fmt.Sprintf("checkpoint %d (%v); %s", cp, err, positions(r))
+	})
 }
 
 func TestRunnerReplaysBatchWhoseCommitFailed(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // envMap is a fake environment.
@@ -221,35 +223,55 @@ func serveInProcess(t *testing.T, dir string, args ...string) (url string, stop 
 	go func() {
 		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), cli.Env{Lookup: envMap("VIGIL_DATA_DIR", dir), Stdout: &out, Stderr: &errOut})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if u, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "Vigil is serving "); ok {
-			return u, func() string {
-				t.Helper()
-				cancel()
-				select {
-				case code := <-done:
-					if code != cli.ExitOK {
-						t.Errorf("serve exit %d after cancel: %s", code, errOut.String())
-					}
-				case <-time.After(20 * time.Second):
-					t.Fatal("serve did not stop")
-				}
-				return errOut.String()
-			}
-		}
+	testwait.Until(t, 20*time.Second, "serve to print its URL", func() (bool, string) {
 		select {
 		case code := <-done:
 			cancel()
 			t.Fatalf("serve exited %d: %s", code, errOut.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no URL printed; stderr %s", errOut.String())
+		var ok bool
+		url, ok = strings.CutPrefix(strings.TrimSpace(out.String()), "Vigil is serving ")
+		return ok, fmt.Sprintf("stdout %q, stderr %q", out.String(), errOut.String())
+	})
+	return url, func() string {
+		t.Helper()
+		cancel()
+		select {
+		case code := <-done:
+			if code != cli.ExitOK {
+				t.Errorf("serve exit %d after cancel: %s", code, errOut.String())
+			}
+		case <-time.After(testwait.Deadline(20 * time.Second)):
+			t.Fatalf("serve did not stop within %v of its cancel; stderr %s", testwait.Deadline(20*time.Second), errOut.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		return errOut.String()
 	}
+}
+
+// readyz asks url's /readyz; saw describes the answer (status and body, or the error) for a
+// failed wait.
+func readyz(url string) (code int, body []byte, saw string) {
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		return 0, nil, "GET /readyz: " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, body, fmt.Sprintf("status %d, body unreadable: %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, body, fmt.Sprintf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+}
+
+// waitReady waits until url's /readyz answers 200; on timeout it says what /readyz answered
+// last (the status and the body that names the lagging or stuck projection).
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	testwait.Until(t, 10*time.Second, url+"/readyz to answer 200", func() (bool, string) {
+		code, _, saw := readyz(url)
+		return code == http.StatusOK, saw
+	})
 }
 
 // TestServeRunsUntilCancelled runs the real serve command end to end.

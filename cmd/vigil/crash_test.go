@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -100,7 +101,8 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 	// Let the load run until a few thousand appends are acknowledged, then kill both
 	// processes without warning.
 	var got []ack
-	deadline := time.After(60 * time.Second)
+	limit := testwait.Deadline(20 * time.Second)
+	deadline := time.After(limit)
 	for len(got) < 3000 {
 		select {
 		case a, ok := <-acks:
@@ -109,7 +111,7 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 			}
 			got = append(got, a)
 		case <-deadline:
-			t.Fatalf("only %d acks within 60s", len(got))
+			t.Fatalf("only %d of 3000 acks within %v (%s)", len(got), limit, testwait.Describe())
 		}
 	}
 	_ = load.Process.Signal(syscall.SIGKILL)
@@ -198,43 +200,28 @@ func startServe(t *testing.T, bin, dir string) *server {
 			}
 		}
 	}()
-	select {
-	case u := <-line:
-		return &server{Cmd: cmd, url: u}
-	case <-time.After(30 * time.Second):
-		t.Fatal("vigil serve printed no URL within 30s")
-		return nil
-	}
+	u, _ := testwait.Recv(t, 10*time.Second, "vigil serve to print its URL", line)
+	return &server{Cmd: cmd, url: u}
 }
 
 // waitCaughtUp polls /readyz until it answers 200 with every projection at head or beyond.
 func waitCaughtUp(t *testing.T, url string, head uint64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			var body struct {
-				Status      string               `json:"status"`
-				Projections []projections.Status `json:"projections"`
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = string(raw)
-			if resp.StatusCode == http.StatusOK && json.Unmarshal(raw, &body) == nil && len(body.Projections) > 0 {
-				done := true
-				for _, p := range body.Projections {
-					done = done && p.Checkpoint >= head
-				}
-				if done {
-					return
-				}
+	testwait.Until(t, 20*time.Second, fmt.Sprintf("/readyz to answer 200 with every projection at %d", head), func() (bool, string) {
+		code, raw, saw := readyz(url)
+		var body struct {
+			Projections []projections.Status `json:"projections"`
+		}
+		if code != http.StatusOK || json.Unmarshal(raw, &body) != nil || len(body.Projections) == 0 {
+			return false, saw
+		}
+		for _, p := range body.Projections {
+			if p.Checkpoint < head {
+				return false, saw
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("projections did not catch up to %d within 60s; last /readyz: %s", head, last)
+		return true, saw
+	})
 }
 
 // checkStreamsMatchLog compares the stream catalogue read model with the log.

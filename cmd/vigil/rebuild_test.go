@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +14,18 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
 )
 
 // TestProjectionsRebuildWhileServing seeds a log (with the built vigil-dev), serves it, runs `vigil projections rebuild`
 // on the same data directory, and checks the progress output, that the server adopted the
-// new file (it removes the old one) and stays ready, and that a restart opens the new file.
+// new file (it removes the old one) and is ready on it, and that a restart opens the new file.
+//
+// The rebuild starts while the server is still applying the seeded log event by event: under
+// the race detector on a loaded machine that takes minutes, and the rebuild needs only a
+// server with its read models open. The adopted file is caught up with the log by Adopt, so
+// the server is ready on it without that wait.
 func TestProjectionsRebuildWhileServing(t *testing.T) {
 	devBin, err := buildVigilDev()
 	if err != nil {
@@ -29,29 +35,10 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	if out, err := exec.Command(devBin, "seed", "--data-dir", dir, "--accounts", "20", "--events", "3000").CombinedOutput(); err != nil {
 		t.Fatalf("vigil-dev seed: %v\n%s", err, out)
 	}
-	waitReady := func(url string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get(url + "/readyz")
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz never 200: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	url, stop := serveInProcess(t, dir)
-	waitReady(url)
 	old := filepath.Join(dir, projections.DefaultFile)
 	if _, err := os.Stat(old); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the server serves without its read models file: %v", err)
 	}
 
 	var stdout, stderr bytes.Buffer
@@ -69,22 +56,17 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 	if err != nil || cur == old {
 		t.Fatalf("current read models %s, %v", cur, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not adopt the rebuilt read models")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	waitReady(url)
+	testwait.Until(t, 10*time.Second, "the server to adopt the rebuilt read models (and remove "+old+")", func() (bool, string) {
+		_, err := os.Stat(old)
+		_, _, ready := readyz(url)
+		return errors.Is(err, os.ErrNotExist), fmt.Sprintf("old file: %v; /readyz %s", err, ready)
+	})
+	waitReady(t, url)
 	stop()
 
 	// A restart opens the rebuilt file.
 	url, stop = serveInProcess(t, dir)
-	waitReady(url)
+	waitReady(t, url)
 	stop()
 	if _, err := os.Stat(cur); err != nil {
 		t.Fatalf("rebuilt file gone after restart: %v", err)

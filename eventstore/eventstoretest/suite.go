@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // NewStore opens a store for one test; it registers its own cleanup with t.Cleanup.
@@ -79,8 +80,10 @@ func events(t testing.TB, typ string, from, count int) []domain.EventData {
 	return out
 }
 
+// ctxT is a context for a test that would need at most d on an idle machine without the race
+// detector, scaled for this one (testwait.Deadline).
 func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := testwait.Context(d)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -96,7 +99,7 @@ func mustHead(t *testing.T, ctx context.Context, s eventstore.Store) uint64 {
 
 func testRoundTrip(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, 15*time.Second)
 	stream := streamName("roundtrip")
 	before := time.Now().Add(-time.Second)
 	in := events(t, "ThingHappened", 0, 3)
@@ -179,7 +182,7 @@ func ids(evs []domain.Envelope) []string {
 
 func testExpectedVersion(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, 15*time.Second)
 	stream := streamName("expected")
 	wrong := func(name string, exp eventstore.ExpectedVersion) {
 		t.Helper()
@@ -227,7 +230,7 @@ func testExpectedVersion(t *testing.T, newStore NewStore) {
 
 func testInvalid(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, 15*time.Second)
 	stream := streamName("invalid")
 	good := event(t, "Fine", 1)
 	cases := map[string]struct {
@@ -255,7 +258,7 @@ func testInvalid(t *testing.T, newStore NewStore) {
 
 func testRace(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 60*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	stream := streamName("race")
 	if _, err := s.Append(ctx, stream, eventstore.NoStream, events(t, "Start", 0, 1)); err != nil {
 		t.Fatal(err)
@@ -311,7 +314,7 @@ func types(evs []domain.Envelope) []string {
 
 func testReadAllOrder(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, 15*time.Second)
 	start := mustHead(t, ctx, s)
 	a, b := streamName("order-a"), streamName("order-b")
 	var want []string
@@ -362,16 +365,19 @@ func readOurs(t *testing.T, ctx context.Context, s eventstore.Store, start uint6
 	return out
 }
 
-// collect reads n events of our streams from sub, failing on a timeout.
-func collect(t *testing.T, sub eventstore.Subscription, ours func(string) bool, n int, timeout time.Duration) []domain.Envelope {
+// collect reads n events of our streams from sub, failing after testwait.Deadline(d). The
+// subscription's context must outlast that deadline: a subscription whose context ended stops
+// with a nil error.
+func collect(t *testing.T, sub eventstore.Subscription, ours func(string) bool, n int, d time.Duration) []domain.Envelope {
 	t.Helper()
 	var out []domain.Envelope
+	timeout := testwait.Deadline(d)
 	deadline := time.After(timeout)
 	for len(out) < n {
 		select {
 		case e, ok := <-sub.Events():
 			if !ok {
-				t.Fatalf("subscription ended after %d of %d events: %v", len(out), n, sub.Err())
+				t.Fatalf("subscription ended after %d of %d events: %v (nil: its context ended or the store closed)", len(out), n, sub.Err())
 			}
 			if ours(e.StreamID) {
 				out = append(out, e)
@@ -385,7 +391,7 @@ func collect(t *testing.T, sub eventstore.Subscription, ours func(string) bool, 
 
 func testSubscribeWhileWriting(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 120*time.Second)
+	ctx := ctxT(t, 60*time.Second)
 	prefix := streamName("sub")
 	ours := func(st string) bool { return strings.HasPrefix(st, prefix) }
 	start := mustHead(t, ctx, s)
@@ -432,8 +438,8 @@ func testSubscribeWhileWriting(t *testing.T, newStore NewStore) {
 		}()
 	}
 	total := before + writers*perWriter
-	fromStart := collect(t, subStart, ours, total, 90*time.Second)
-	fromMiddle := collect(t, subMiddle, ours, total-before/2, 90*time.Second)
+	fromStart := collect(t, subStart, ours, total, 30*time.Second)
+	fromMiddle := collect(t, subMiddle, ours, total-before/2, 30*time.Second)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -473,7 +479,7 @@ func checkSame(t *testing.T, name string, got, want []domain.Envelope) {
 
 func testLargeEvent(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 60*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	stream := streamName("large")
 	blob := strings.Repeat("x", 1<<20-64)
 	e, err := domain.NewEventData("Large", 1, map[string]string{"blob": blob}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
@@ -498,7 +504,7 @@ func testLargeEvent(t *testing.T, newStore NewStore) {
 
 func testManySmall(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 300*time.Second)
+	ctx := ctxT(t, 100*time.Second)
 	stream := streamName("many")
 	start := mustHead(t, ctx, s)
 	const total, per = 100_000, 1000
@@ -523,7 +529,7 @@ func testManySmall(t *testing.T, newStore NewStore) {
 	if len(all) != total {
 		t.Fatalf("ReadAll returned %d of %d events", len(all), total)
 	}
-	subbed := collect(t, sub, func(st string) bool { return st == stream }, total, 240*time.Second)
+	subbed := collect(t, sub, func(st string) bool { return st == stream }, total, 80*time.Second)
 	for i := range subbed {
 		if subbed[i].ID != all[i].ID || uint64(i+1) != subbed[i].Version {
 			t.Fatalf("subscription index %d: %s v%d, log %s", i, subbed[i].ID, subbed[i].Version, all[i].ID)
@@ -542,7 +548,7 @@ func testCancellation(t *testing.T, newStore NewStore) {
 	if _, err := s.ReadAll(ctx, 0, 10); err == nil {
 		t.Errorf("ReadAll with a cancelled context succeeded")
 	}
-	live := ctxT(t, 30*time.Second)
+	live := ctxT(t, 15*time.Second)
 	got, err := s.ReadStream(live, stream, 1, 0)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("a cancelled append left %d events (%v)", len(got), err)
@@ -554,7 +560,7 @@ func testCancellation(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	subCancel()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(testwait.Deadline(5 * time.Second))
 	for {
 		select {
 		case _, ok := <-sub.Events():
@@ -566,14 +572,14 @@ func testCancellation(t *testing.T, newStore NewStore) {
 			}
 			return
 		case <-timeout:
-			t.Fatal("subscription did not end within 10s of its context being cancelled")
+			t.Fatalf("subscription did not end within %v of its context being cancelled", testwait.Deadline(5*time.Second))
 		}
 	}
 }
 
 func testCloseEndsSubscription(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := ctxT(t, 15*time.Second)
 	sub, err := s.Subscribe(ctx, mustHead(t, ctx, s))
 	if err != nil {
 		t.Fatal(err)
@@ -592,7 +598,7 @@ func testCloseEndsSubscription(t *testing.T, newStore NewStore) {
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testwait.Deadline(5 * time.Second)):
 		t.Fatal("Close did not end the subscription")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // testEncode is the body the tests forward: enough to check order and content.
@@ -80,11 +81,7 @@ func running(t *testing.T, f *forward.Forwarders) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	select {
-	case <-f.Running():
-	case <-time.After(10 * time.Second):
-		t.Fatal("forwarders did not start")
-	}
+	testwait.Recv(t, 5*time.Second, "the forwarders to start", f.Running())
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -99,14 +96,18 @@ func running(t *testing.T, f *forward.Forwarders) (stop func()) {
 	return stop
 }
 
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// eventually waits (testwait.Until) until cond holds, for at most testwait.Deadline(d); cond
+// says what it saw, for the failure.
+func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	testwait.Until(t, d, what, cond)
+}
+
+// deliveries is a condition of eventually: the receiver got at least n deliveries (exactly n
+// when exact).
+func deliveries(rcv *receiver, n int, exact bool) func() (bool, string) {
+	return func() (bool, string) {
+		got := len(rcv.got())
+		return got == n || (!exact && got > n), fmt.Sprintf("%d deliveries", got)
 	}
 }

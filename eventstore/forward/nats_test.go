@@ -3,6 +3,7 @@ package forward_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-auth/vigil/eventstore/forward"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // startNATS runs an in-process NATS server with JetStream, storing in a temp dir.
@@ -22,7 +24,7 @@ func startNATS(t testing.TB) *server.Server {
 		t.Fatal(err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(testwait.Deadline(5 * time.Second)) {
 		t.Fatal("nats-server did not start")
 	}
 	t.Cleanup(ns.Shutdown)
@@ -68,9 +70,9 @@ func TestNATSForwarderRestartMidway(t *testing.T) {
 	}
 	appending(100, 400)
 	stop := running(t, newF())
-	eventually(t, 20*time.Second, "the first forwarder to pass position 150", func() bool {
+	eventually(t, 5*time.Second, "the first forwarder to pass position 150", func() (bool, string) {
 		cp, err := db.Checkpoint(context.Background(), forward.NATSName)
-		return err == nil && cp >= 150
+		return err == nil && cp >= 150, fmt.Sprintf("checkpoint %d (%v)", cp, err)
 	})
 	stop()
 	// A crash after JetStream acknowledged but before the checkpoint was written: the last
@@ -90,9 +92,9 @@ func TestNATSForwarderRestartMidway(t *testing.T) {
 		t.Fatalf("log holds %d events, want 700", len(want))
 	}
 	head, _ := log.Head(context.Background())
-	eventually(t, 30*time.Second, "the forwarder to reach the head", func() bool {
+	eventually(t, 10*time.Second, fmt.Sprintf("the forwarder to reach the head %d", head), func() (bool, string) {
 		cp, err := db.Checkpoint(context.Background(), forward.NATSName)
-		return err == nil && cp == head
+		return err == nil && cp == head, fmt.Sprintf("checkpoint %d (%v)", cp, err)
 	})
 
 	nc, err := nats.Connect(ns.ClientURL())

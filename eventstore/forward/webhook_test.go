@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/forward"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" // the Standard Webhooks docs' example
@@ -157,7 +159,7 @@ func TestWebhookRetriesAndRestart(t *testing.T) {
 	log := openLog(t, dir)
 	appendN(t, log, 0, 40)
 	stop := running(t, f)
-	eventually(t, 20*time.Second, "20 deliveries", func() bool { return len(rcv.got()) >= 20 })
+	eventually(t, 5*time.Second, "20 deliveries", deliveries(rcv, 20, false))
 	stop()
 	rcv.mu.Lock()
 	rcv.failNext = 2
@@ -171,7 +173,7 @@ func TestWebhookRetriesAndRestart(t *testing.T) {
 	}
 	running(t, f2)
 	want := logIDs(t, log)
-	eventually(t, 20*time.Second, "every delivery", func() bool { return len(rcv.got()) >= len(want) })
+	eventually(t, 5*time.Second, fmt.Sprintf("every delivery (%d)", len(want)), deliveries(rcv, len(want), false))
 	time.Sleep(50 * time.Millisecond)
 	equalIDs(t, rcv.got(), want)
 	if rcv.badSigs != 0 {
@@ -202,11 +204,11 @@ func TestWebhookParkAndReplay(t *testing.T) {
 	ids := logIDs(t, log)
 	rcv.refuse[ids[3]] = true
 	running(t, f)
-	eventually(t, 20*time.Second, "9 deliveries", func() bool { return len(rcv.got()) == 9 })
+	eventually(t, 5*time.Second, "9 deliveries", deliveries(rcv, 9, true))
 	ctx := context.Background()
-	eventually(t, 5*time.Second, "the endpoint to reach the head", func() bool {
+	eventually(t, 5*time.Second, "the endpoint to reach the head", func() (bool, string) {
 		eps, err := f.Endpoints(ctx)
-		return err == nil && len(eps) == 1 && eps[0].Position == 10
+		return err == nil && len(eps) == 1 && eps[0].Position == 10, fmt.Sprintf("endpoints %+v (%v)", eps, err)
 	})
 	eps, _ := f.Endpoints(ctx)
 	if eps[0].ID != forward.ConfiguredEndpointID || eps[0].Parked != 1 || eps[0].Source != forward.SourceConfig {
@@ -295,13 +297,13 @@ func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
 	f := newF()
 	stop := running(t, f)
 	regPos := write(domain.WebhookRegistered{WebhookID: "w1", URL: srv.URL, At: time.Now()})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testwait.Context(5 * time.Second)
 	defer cancel()
 	if err := f.WaitRegistry(ctx, regPos); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, log, 5, 10)
-	eventually(t, 10*time.Second, "10 deliveries", func() bool { return len(rcv.got()) == 10 })
+	eventually(t, 5*time.Second, "10 deliveries", deliveries(rcv, 10, true))
 	stop()
 	appendN(t, log, 15, 10)
 	f2 := newF()
@@ -310,7 +312,7 @@ func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
 		t.Fatalf("endpoints after restart %+v, %v", eps, err)
 	}
 	running(t, f2)
-	eventually(t, 10*time.Second, "20 deliveries", func() bool { return len(rcv.got()) == 20 })
+	eventually(t, 5*time.Second, "20 deliveries", deliveries(rcv, 20, true))
 	all := logIDs(t, log)
 	equalIDs(t, rcv.got(), all[6:]) // after the 5 early events and the registration
 	remPos := write(domain.WebhookRemoved{WebhookID: "w1", At: time.Now()})

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -121,22 +123,17 @@ func TestAppServesAndShutsDown(t *testing.T) {
 			Head       uint64 `json:"head"`
 		} `json:"projections"`
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, "/readyz to answer 200 with the projections caught up", func() (bool, string) {
 		code, body := get(t, base+"/readyz")
-		if code == 200 {
-			if err := json.Unmarshal([]byte(body), &ready); err != nil {
-				t.Fatal(err)
-			}
-			if len(ready.Projections) > 0 && ready.Projections[0].Checkpoint == ready.Projections[0].Head && ready.Projections[0].Head > 0 {
-				break
-			}
+		saw := fmt.Sprintf("status %d: %s", code, strings.TrimSpace(body))
+		if code != 200 {
+			return false, saw
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never became ready and caught up: %d %s", code, body)
+		if err := json.Unmarshal([]byte(body), &ready); err != nil {
+			t.Fatalf("/readyz body %s: %v", body, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(ready.Projections) > 0 && ready.Projections[0].Checkpoint == ready.Projections[0].Head && ready.Projections[0].Head > 0, saw
+	})
 	if ready.Status != "ready" {
 		t.Errorf("readyz status %q", ready.Status)
 	}
@@ -179,8 +176,8 @@ func TestAppServesAndShutsDown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run returned %v after cancel", err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return after cancel")
+	case <-time.After(testwait.Deadline(10 * time.Second)):
+		t.Fatalf("Run did not return within %v of its cancel", testwait.Deadline(10*time.Second))
 	}
 	if !strings.Contains(logs.String(), `"msg":"vigil listening","url":"`+base+`"`) {
 		t.Errorf("no listening line with the real URL in the log:\n%s", logs)
@@ -556,24 +553,20 @@ func TestSessionsSurviveRestartAndExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 5*time.Second, "the sweeper to record SessionExpired", func() (bool, string) {
 		events, err := s.ReadAll(context.Background(), 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		expired := false
-		for _, ev := range events {
-			expired = expired || ev.Type == "SessionExpired"
+		types := make([]string, len(events))
+		for i, ev := range events {
+			if ev.Type == "SessionExpired" {
+				return true, ""
+			}
+			types[i] = ev.Type
 		}
-		if expired {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sweeper never recorded SessionExpired")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%d events: %s", len(events), strings.Join(types, ", "))
+	})
 	if code := whoamiStatus(t, base, token); code != 401 {
 		t.Errorf("whoami of an expired session: %d", code)
 	}
@@ -583,17 +576,13 @@ func TestSessionsSurviveRestartAndExpire(t *testing.T) {
 // it does, every route but the operational ones answers 503 not_ready).
 func waitServing(t testing.TB, base string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(base + "/api/v1/whoami"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				return
-			}
+	testwait.Until(t, 10*time.Second, "the app to serve its API (not 503 on /api/v1/whoami)", func() (bool, string) {
+		resp, err := http.Get(base + "/api/v1/whoami")
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the app never served its API")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode != http.StatusServiceUnavailable, fmt.Sprintf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	})
 }

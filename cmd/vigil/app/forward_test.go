@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // hookReceiver verifies Standard Webhooks signatures with its own code (the secret read from
@@ -84,7 +86,7 @@ func TestForwardersEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(testwait.Deadline(5 * time.Second)) {
 		t.Fatal("nats-server did not start")
 	}
 	defer ns.Shutdown()
@@ -198,7 +200,10 @@ func TestForwardersEndToEnd(t *testing.T) {
 	if clientEvent == "" || len(after) < 4 {
 		t.Fatalf("log after the registration: %d events, client event %q", len(after), clientEvent)
 	}
-	waitFor(t, func() bool { return len(rcv.got()) == len(after)-1 }, "the deliveries other than the parked one")
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("the %d deliveries other than the parked one", len(after)-1), func() (bool, string) {
+		n := len(rcv.got())
+		return n == len(after)-1, fmt.Sprintf("%d deliveries", n)
+	})
 
 	list := call("GET", "/api/v1/admin/webhooks", "", root, 200)
 	items := list["items"].([]any)
@@ -265,10 +270,13 @@ func TestForwardersEndToEnd(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := nc.JetStream()
-	waitFor(t, func() bool {
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("JetStream to hold the %d events up to %d", len(evs), head), func() (bool, string) {
 		info, err := js.StreamInfo("VIGIL_EVENTS")
-		return err == nil && info.State.Msgs == uint64(len(evs))
-	}, "JetStream to hold every event up to "+strconv.FormatUint(head, 10))
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.State.Msgs == uint64(len(evs)), fmt.Sprintf("%d messages", info.State.Msgs)
+	})
 	for i, ev := range evs {
 		m, err := js.GetMsg("VIGIL_EVENTS", uint64(i+1))
 		if err != nil {

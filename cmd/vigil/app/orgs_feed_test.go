@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"slices"
@@ -11,13 +10,14 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // TestFeedSharesOrgPolicyAndDelegationsAcrossInstances runs two domain services on one log,
 // b fed by the log feed: a delegation revoked on a ends, on b, the acting session a started,
 // and a 2FA requirement set on a makes a sign-in on b restricted.
 func TestFeedSharesOrgPolicyAndDelegationsAcrossInstances(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := testwait.Context(15 * time.Second)
 	defer cancel()
 	store, a, b := twoInstances(t)
 	for _, e := range []string{"owner@example.com", "member@example.com"} {

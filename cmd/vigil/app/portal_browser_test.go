@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // The web portal in a real Chromium (chromedp driving headless Debian chromium): the
@@ -141,7 +143,7 @@ func newBrowser(t *testing.T, base string) *browserRun {
 // step runs actions with a bound, failing the test with what.
 func (b *browserRun) step(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(30*time.Second))
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("%s: %v (at %s)", what, err, b.location())
@@ -151,7 +153,7 @@ func (b *browserRun) step(what string, actions ...chromedp.Action[chromedp.Void]
 // submit runs actions that end in a form submission and waits for the next page.
 func (b *browserRun) submit(what string, actions ...chromedp.Action[chromedp.Void]) int64 {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(30*time.Second))
 	defer cancel()
 	resp, err := chromedp.RunResponse(ctx, actions...)
 	if err != nil {
@@ -166,7 +168,7 @@ func (b *browserRun) open(path string) {
 }
 
 func (b *browserRun) location() string {
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(5*time.Second))
 	defer cancel()
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	return loc
@@ -184,18 +186,29 @@ func (b *browserRun) path() string {
 // waitPath waits until the current page is path (after a navigation made by script).
 func (b *browserRun) waitPath(path string) {
 	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for b.path() != path {
-		if time.Now().After(deadline) {
-			b.t.Fatalf("the browser is at %s, want %s; page text: %s", b.location(), path, b.text("main"))
+	testwait.Until(b.t, 10*time.Second, "the browser to reach "+path, func() (bool, string) {
+		if b.path() == path {
+			return true, ""
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("at %s; page text: %s", b.location(), b.tryText("main"))
+	})
 	b.step("wait for "+path, chromedp.WaitReady(chromedp.CSS("footer.foot")))
 }
 
+// tryText is text for a failure message: an error (the page navigating away) is returned as
+// text rather than failing the test.
+func (b *browserRun) tryText(css string) string {
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(5*time.Second))
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css), chromedp.AtLeast(0)))
+	if err != nil {
+		return fmt.Sprintf("(text of %s: %v)", css, err)
+	}
+	return s
+}
+
 func (b *browserRun) text(css string) string {
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(10*time.Second))
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
 	if err != nil {
@@ -205,7 +218,7 @@ func (b *browserRun) text(css string) string {
 }
 
 func (b *browserRun) attr(css, name string) string {
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(10*time.Second))
 	defer cancel()
 	r, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(css), name))
 	if err != nil || !r.Exists {
@@ -215,7 +228,7 @@ func (b *browserRun) attr(css, name string) string {
 }
 
 func (b *browserRun) count(css string) int {
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(10*time.Second))
 	defer cancel()
 	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", css)))
 	if err != nil {
@@ -227,7 +240,7 @@ func (b *browserRun) count(css string) int {
 // shot saves a full-page PNG of the current page as NN-name.png.
 func (b *browserRun) shot(name string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, testwait.Deadline(20*time.Second))
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -360,25 +373,20 @@ func TestPortalInChromium(t *testing.T) {
 	}
 	b.step("download the codes", chromedp.Click(chromedp.ID("backup-codes-download")))
 	var codes []string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, "a downloaded file with 10 codes", func() (bool, string) {
+		codes = nil
 		raw, err := os.ReadFile(filepath.Join(downloads, "vigil-backup-codes.txt"))
-		if err == nil {
-			for _, line := range strings.Split(string(raw), "\n") {
-				line = strings.TrimSpace(line)
-				if line != "" && !strings.Contains(line, " ") {
-					codes = append(codes, line)
-				}
-			}
-			if len(codes) == 10 {
-				break
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			line = strings.TrimSpace(line)
+			if line != "" && !strings.Contains(line, " ") {
+				codes = append(codes, line)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no downloaded file with 10 codes (%v; %q)", err, codes)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(codes) == 10, fmt.Sprintf("codes %q", codes)
+	})
 	if shown := b.text("#backup-codes"); !strings.Contains(shown, codes[0]) || !strings.Contains(shown, codes[9]) {
 		t.Errorf("the page shows %q, the file holds %v", shown, codes)
 	}
@@ -431,13 +439,13 @@ func TestPortalInChromium(t *testing.T) {
 	b.step("register a passkey",
 		chromedp.SetValue(chromedp.ID("passkey-name"), "Laptop key"),
 		chromedp.Click(chromedp.CSS(`#passkey-register button`)))
-	deadline = time.Now().Add(20 * time.Second)
-	for !strings.Contains(b.location(), "done=passkey-added") {
-		if time.Now().After(deadline) {
-			t.Fatalf("passkey registration did not finish: at %s; %s", b.location(), b.text("main"))
+	testwait.Until(t, 10*time.Second, "the passkey registration to finish (done=passkey-added)", func() (bool, string) {
+		loc := b.location()
+		if strings.Contains(loc, "done=passkey-added") {
+			return true, ""
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("at %s; %s", loc, b.tryText("main"))
+	})
 	b.step("wait for the security page", chromedp.WaitReady(chromedp.CSS("footer.foot")))
 	if v := b.attr(`form.rename input[name=name]`, "value"); v != "Laptop key" {
 		t.Errorf("passkey listed as %q", v)

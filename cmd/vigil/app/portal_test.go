@@ -15,6 +15,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
 
@@ -74,7 +75,7 @@ type portalClient struct {
 
 func newPortalClient(t testing.TB, base string) *portalClient {
 	jar := &plainJar{m: map[string]*http.Cookie{}}
-	return &portalClient{t: t, base: base, jar: jar, http: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+	return &portalClient{t: t, base: base, jar: jar, http: &http.Client{Jar: jar, Timeout: testwait.Deadline(10 * time.Second)}}
 }
 
 // answer is a page the client got: status, final path, headers, body.

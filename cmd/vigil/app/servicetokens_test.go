@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 func eventsStatus(t *testing.T, base, token string) int {
@@ -111,12 +112,8 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}()
 	start := time.Now()
 	stop()
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > testwait.Deadline(5*time.Second) {
 		t.Fatalf("shutdown took %v with a stream open", d)
 	}
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the stream stayed open after shutdown")
-	}
+	testwait.Recv(t, 5*time.Second, "the stream to end after shutdown", ended)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // TestSessionFeedSharesSessionsAcrossInstances runs two domain services on one log, as two
@@ -19,7 +20,7 @@ import (
 // has applied it (and one started before the feed began is there when the feed is ready), and
 // a sign-out on one ends the session on the other.
 func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := testwait.Context(15 * time.Second)
 	defer cancel()
 	store, a, b := twoInstances(t)
 	if _, err := a.Register(ctx, domain.Registration{Email: "ann@example.com", Password: pw, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{}); err != nil {
@@ -40,7 +41,7 @@ func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 	select {
 	case <-ready:
 	case <-ctx.Done():
-		t.Fatal("session feed never became ready")
+		t.Fatalf("session feed never became ready: %v", context.Cause(ctx))
 	}
 	if _, err := b.Whoami(ctx, before); err != nil {
 		t.Fatalf("instance b does not know a session started on a before its feed was ready: %v", err)
@@ -66,13 +67,7 @@ func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 5*time.Second, what, func() (bool, string) { return cond(), "the condition still false" })
 }
 
 // pw is the password of the accounts of the two-instance tests.

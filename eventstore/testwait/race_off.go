@@ -1,0 +1,6 @@
+//go:build !race
+
+package testwait
+
+// raceEnabled: this build has no race detector.
+const raceEnabled = false
