@@ -325,9 +325,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hdr := w.Header()
-		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr["X-Content-Type-Options"] = nosniff // canonical keys; shared, never-mutated values
 		if s.hsts {
-			hdr.Set("Strict-Transport-Security", hstsValue)
+			hdr["Strict-Transport-Security"] = hsts
 		}
 		if s.starting.Load() && !opsPaths[r.URL.Path] {
 			writeStarting(w)
@@ -340,6 +340,14 @@ func (s *Server) Handler() http.Handler {
 // hstsValue is the Strict-Transport-Security of an https deployment: one year, with the
 // subdomains (no preload: that is the operator's decision, made at hstspreload.org).
 const hstsValue = "max-age=31536000; includeSubDomains"
+
+// nosniff and hsts are the values of the headers every answer carries, built once: the hot
+// path (whoami) allocates nothing for them. A handler that adds to either header gets a new
+// slice from append (their capacity is their length), so the shared ones never change.
+var (
+	nosniff = []string{"nosniff"}
+	hsts    = []string{hstsValue}
+)
 
 // Starting(true) makes every route but /healthz, /readyz, /metrics and /openapi.json answer
 // 503 not_ready (with Retry-After) until Starting(false): the instance is still reading the
