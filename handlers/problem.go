@@ -192,7 +192,7 @@ var problemKinds = []problemKind{
 	{err: domain.ErrDelegateNotAllowed, status: http.StatusForbidden, code: CodeDelegateNotAllowed, title: "Not allowed for a delegate",
 		detail: fixedDetail("A delegate's acting session may not do this: only the account holder may, in a session of their own.")},
 	{err: domain.ErrMFARequired, status: http.StatusForbidden, code: CodeMFARequired, title: "Second factor required",
-		detail: fixedDetail("This needs a session that signed in with a second factor (aal2): sign in again with an authenticator app, passkey or backup code, or re-authenticate with a code.")},
+		detail: fixedDetail("This needs a session that proved a second factor (aal2): set up an authenticator app or a passkey (confirming it upgrades this session), sign in again with one, or re-authenticate with a code.")},
 	// Not an owner or admin of the organisation, or no 2FA where the command needs it.
 	{err: domain.ErrForbidden, status: http.StatusForbidden, code: CodeForbidden, title: "Forbidden"},
 	{err: domain.ErrTwoFactorRequired, status: http.StatusConflict, code: CodeConflict, title: "Conflict",
