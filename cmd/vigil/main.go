@@ -3,18 +3,6 @@
 // environment variable beside it. The development tools (seed, load) are cmd/vigil-dev.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/vigil-auth/vigil/cmd/internal/cli"
 
-	"github.com/vigil-auth/vigil/cmd/internal/cli"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], cli.Env{Lookup: os.LookupEnv, Stdout: os.Stdout, Stderr: os.Stderr})
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }

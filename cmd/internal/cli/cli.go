@@ -11,9 +11,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 )
 
@@ -284,4 +286,14 @@ func NewLogger(w io.Writer) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// Main runs a command's run function as the process: with the real environment, a context
+// cancelled by SIGINT or SIGTERM (a second signal kills as usual), and run's result as the
+// exit code. It does not return.
+func Main(run func(ctx context.Context, args []string, e Env) int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], Env{Lookup: os.LookupEnv, Stdout: os.Stdout, Stderr: os.Stderr})
+	stop()
+	os.Exit(code)
 }
