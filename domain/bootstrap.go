@@ -2,11 +2,8 @@ package domain
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Bootstrap administrators (--admin-emails). Each listed email grants role admin at most
@@ -20,38 +17,6 @@ import (
 // (appended when the stream does not exist yet, so of racing instances exactly one claims),
 // then, after the RoleGranted, AdminBootstrapGranted. A crash between the two is finished at
 // the next start for the account the claim names, never for whoever holds the email then.
-
-// Bootstrap event type names.
-const (
-	EventAdminBootstrapClaimed = "AdminBootstrapClaimed"
-	EventAdminBootstrapGranted = "AdminBootstrapGranted"
-)
-
-// AdminBootstrapClaimed spends a bootstrap email on AccountID: no other account can ever
-// be granted admin through it.
-type AdminBootstrapClaimed struct {
-	AccountID string    `json:"account_id"`
-	At        time.Time `json:"at"`
-}
-
-// AdminBootstrapGranted records that the claimed account was granted admin (its
-// RoleGranted is in the log before this event).
-type AdminBootstrapGranted struct {
-	AccountID string    `json:"account_id"`
-	At        time.Time `json:"at"`
-}
-
-// EventType implements Event: "AdminBootstrapClaimed".
-func (AdminBootstrapClaimed) EventType() string { return EventAdminBootstrapClaimed }
-
-// EventType implements Event: "AdminBootstrapGranted".
-func (AdminBootstrapGranted) EventType() string { return EventAdminBootstrapGranted }
-
-// AdminBootstrapStream returns the bootstrap stream of a normalised email.
-func AdminBootstrapStream(normalizedEmail string) string {
-	sum := sha256.Sum256([]byte(normalizedEmail))
-	return StreamPrefixSystem + "admin-bootstrap-" + hex.EncodeToString(sum[:])
-}
 
 // isBootstrapEmail reports whether the normalised email is in Config.BootstrapAdmins.
 func (s *Service) isBootstrapEmail(email string) bool {

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// System and client events: email reservations (system-email-<sha256>), sign-in failures
-// for unknown emails (system-signin, see LoginFailed) and client applications (client-<id>).
+// System and client events: email reservations (system-email-<sha256>), admin bootstraps
+// (system-admin-bootstrap-<sha256>, see bootstrap.go), sign-in failures for unknown emails
+// (system-signin, see LoginFailed) and client applications (client-<id>).
 
 // System and client event type names.
 const (
@@ -65,4 +66,36 @@ func ClientStream(clientID string) string { return StreamPrefixClient + clientID
 func EmailStream(normalizedEmail string) string {
 	sum := sha256.Sum256([]byte(normalizedEmail))
 	return StreamPrefixSystem + "email-" + hex.EncodeToString(sum[:])
+}
+
+// Bootstrap event type names.
+const (
+	EventAdminBootstrapClaimed = "AdminBootstrapClaimed"
+	EventAdminBootstrapGranted = "AdminBootstrapGranted"
+)
+
+// AdminBootstrapClaimed spends a bootstrap email on AccountID: no other account can ever
+// be granted admin through it.
+type AdminBootstrapClaimed struct {
+	AccountID string    `json:"account_id"`
+	At        time.Time `json:"at"`
+}
+
+// AdminBootstrapGranted records that the claimed account was granted admin (its
+// RoleGranted is in the log before this event).
+type AdminBootstrapGranted struct {
+	AccountID string    `json:"account_id"`
+	At        time.Time `json:"at"`
+}
+
+// EventType implements Event: "AdminBootstrapClaimed".
+func (AdminBootstrapClaimed) EventType() string { return EventAdminBootstrapClaimed }
+
+// EventType implements Event: "AdminBootstrapGranted".
+func (AdminBootstrapGranted) EventType() string { return EventAdminBootstrapGranted }
+
+// AdminBootstrapStream returns the bootstrap stream of a normalised email.
+func AdminBootstrapStream(normalizedEmail string) string {
+	sum := sha256.Sum256([]byte(normalizedEmail))
+	return StreamPrefixSystem + "admin-bootstrap-" + hex.EncodeToString(sum[:])
 }
