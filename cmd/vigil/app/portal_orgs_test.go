@@ -279,6 +279,14 @@ func TestPortalDelegations(t *testing.T) {
 	if a := owner.get("/account"); a.status != 200 || !strings.Contains(a.body, "olga@example.com") {
 		t.Errorf("the owner's account after the delegate's attempts: %d", a.status)
 	}
+	// The Security page shows a delegate the state, not the forms it may not use.
+	if a := delegate.get("/security"); a.status != 200 || !strings.Contains(a.body, `id="acting-security"`) ||
+		strings.Contains(a.body, `action="/security/password"`) || strings.Contains(a.body, `action="/security/totp"`) {
+		t.Errorf("the Security page of an acting session: %d %.500s", a.status, a.body)
+	}
+	if a := owner.get("/security"); !strings.Contains(a.body, `action="/security/password"`) || strings.Contains(a.body, `id="acting-security"`) {
+		t.Errorf("the owner's Security page lost its forms: %.300s", a.body)
+	}
 	// Stop acting: the acting session is signed out.
 	if a := delegate.post("/signout", url.Values{"csrf_token": {atok}}); a.path != "/signin" {
 		t.Errorf("stop acting: %s", a.path)
