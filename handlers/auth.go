@@ -235,11 +235,19 @@ func (s *Server) fail(c *gin.Context, err error) {
 				err = Public(ErrUnauthenticated, "The session ended; sign in again.", err)
 			}
 		}
-		if errors.Is(err, domain.ErrInvalidCredentials) {
-			err = Public(ErrInvalidCredentialsSignedIn, "", err)
-		}
 	}
-	writeError(c, err)
+	writeError(c, signedInError(c, err))
+}
+
+// signedInError is the one place of the rule "a wrong password or code is 401 at sign-in and
+// 403 where the caller is already signed in" (API.md): for a signed-in caller it wraps a
+// domain.ErrInvalidCredentials in ErrInvalidCredentialsSignedIn; anything else it returns
+// as it is.
+func signedInError(c *gin.Context, err error) error {
+	if callerOf(c).ID != "" && errors.Is(err, domain.ErrInvalidCredentials) {
+		return Public(ErrInvalidCredentialsSignedIn, "", err)
+	}
+	return err
 }
 
 // meta is the request's metadata for commands: client IP (ClientIP), user agent (bounded),

@@ -185,9 +185,7 @@ func (p *portal) orgFormError(c *gin.Context, err error, field string, rename ma
 		p.fail(c, err, back)
 		return
 	}
-	if errors.Is(err, domain.ErrInvalidCredentials) {
-		err = Public(ErrInvalidCredentialsSignedIn, "", err)
-	}
+	err = signedInError(c, err)
 	fields, msg, status := fieldErrors(err)
 	if status >= 500 {
 		p.fail(c, err, back)

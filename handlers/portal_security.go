@@ -58,9 +58,7 @@ func (p *portal) securityError(c *gin.Context, err error, field string) {
 		p.fail(c, err, "/security")
 		return
 	}
-	if errors.Is(err, domain.ErrInvalidCredentials) {
-		err = Public(ErrInvalidCredentialsSignedIn, "", err)
-	}
+	err = signedInError(c, err)
 	fields, msg, status := fieldErrors(err)
 	if status >= 500 {
 		p.fail(c, err, "/security")
