@@ -358,6 +358,12 @@ func problemFor(err error) (p Problem, known bool) {
 // chain. This is the one place where errors become HTTP: known kinds get their status and
 // code; anything else is logged with the request id and answered with a generic 500
 // `internal` problem that reveals nothing of err.
+//
+// Which to call: a request refused before any domain command ran (a body that does not bind,
+// a path id no object can have, a middleware's refusal) goes straight to writeError; the
+// error of a domain command or query run for a signed-in caller goes through Server.fail,
+// which first says what the domain's errors mean for that caller (its own session ending is
+// 401, a wrong password or code is 403) and then calls writeError.
 func writeError(c *gin.Context, err error) {
 	p, known := problemFor(err)
 	if !known {
