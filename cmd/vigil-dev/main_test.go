@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/cmd/internal/cli/clitest"
 )
 
 // noEnv is an empty environment.
@@ -24,43 +25,14 @@ func runCmd(t *testing.T, lookup func(string) (string, bool), args ...string) (i
 // line and every flag of their own in one format (double dash, then the variable), on stdout
 // with exit 0.
 func TestEveryCommandHasItsOwnHelp(t *testing.T) {
-	tests := []struct {
-		args    []string
-		usage   string
-		options []cli.Option
-		has     []string // further lines the help holds
-	}{
-		{[]string{"--help"}, "Usage: vigil-dev <command> [flags]", nil, []string{"  load ", "  seed ", "`vigil-dev <command> --help`"}},
-		{[]string{"help"}, "Usage: vigil-dev <command> [flags]", nil, nil},
-		{[]string{"seed", "--help"}, "Usage: vigil-dev seed [flags]", seedOptions, nil},
-		{[]string{"seed", "-h"}, "Usage: vigil-dev seed [flags]", seedOptions, nil},
-		{[]string{"load", "--help"}, "Usage: vigil-dev load [flags]", loadOptions, nil},
-		{[]string{"help", "seed"}, "Usage: vigil-dev seed [flags]", seedOptions, nil},
-	}
-	for _, tt := range tests {
-		code, out, errOut := runCmd(t, noEnv, tt.args...)
-		if code != cli.ExitOK || errOut != "" {
-			t.Errorf("%v: exit %d, stderr %q", tt.args, code, errOut)
-		}
-		if first, _, _ := strings.Cut(out, "\n"); first != tt.usage {
-			t.Errorf("%v: first line %q, want %q", tt.args, first, tt.usage)
-		}
-		for _, o := range tt.options {
-			if !strings.Contains(out, "  --"+o.Flag+" ") || !strings.Contains(out, " $"+o.Env+" ") {
-				t.Errorf("%v: help lacks --%s or $%s:\n%s", tt.args, o.Flag, o.Env, out)
-			}
-		}
-		for _, h := range tt.has {
-			if !strings.Contains(out, h) {
-				t.Errorf("%v: help lacks %q:\n%s", tt.args, h, out)
-			}
-		}
-		for _, line := range strings.Split(out, "\n") {
-			if strings.HasPrefix(strings.TrimSpace(line), "-") && !strings.HasPrefix(strings.TrimSpace(line), "--") {
-				t.Errorf("%v: single-dash line %q", tt.args, line)
-			}
-		}
-	}
+	clitest.CheckHelp(t, func(args ...string) (int, string, string) { return runCmd(t, noEnv, args...) }, []clitest.HelpCase{
+		{Args: []string{"--help"}, Usage: "Usage: vigil-dev <command> [flags]", Has: []string{"  load ", "  seed ", "`vigil-dev <command> --help`"}},
+		{Args: []string{"help"}, Usage: "Usage: vigil-dev <command> [flags]"},
+		{Args: []string{"seed", "--help"}, Usage: "Usage: vigil-dev seed [flags]", Options: seedOptions},
+		{Args: []string{"seed", "-h"}, Usage: "Usage: vigil-dev seed [flags]", Options: seedOptions},
+		{Args: []string{"load", "--help"}, Usage: "Usage: vigil-dev load [flags]", Options: loadOptions},
+		{Args: []string{"help", "seed"}, Usage: "Usage: vigil-dev seed [flags]", Options: seedOptions},
+	})
 	_, seedHelp, _ := runCmd(t, noEnv, "seed", "--help")
 	_, loadHelp, _ := runCmd(t, noEnv, "load", "--help")
 	if strings.Contains(seedHelp, "$VIGIL_LOAD_") || strings.Contains(loadHelp, "--accounts") {

@@ -9,50 +9,21 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/cmd/internal/cli/clitest"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 )
 
 // TestEveryCommandHasItsOwnHelp: each command and group prints its own usage line, and every
 // flag of its own in one format (double dash, then the variable), on stdout with exit 0.
 func TestEveryCommandHasItsOwnHelp(t *testing.T) {
-	tests := []struct {
-		args    []string
-		usage   string
-		options []cli.Option
-		has     []string // further lines the help holds
-	}{
-		{[]string{"--help"}, "Usage: vigil [command] [flags]", serveOptions, []string{"  serve ", "  projections rebuild ", "Flags of serve"}},
-		{[]string{"help"}, "Usage: vigil [command] [flags]", serveOptions, nil},
-		{[]string{"serve", "--help"}, "Usage: vigil serve [flags]", serveOptions, nil},
-		{[]string{"serve", "-h"}, "Usage: vigil serve [flags]", serveOptions, nil},
-		{[]string{"projections", "--help"}, "Usage: vigil projections <command> [flags]", nil, []string{"  projections rebuild "}},
-		{[]string{"projections", "rebuild", "--help"}, "Usage: vigil projections rebuild [flags]", serveOptions, nil},
-	}
-	for _, tt := range tests {
-		code, out, errOut := runCmd(t, tt.args...)
-		if code != cli.ExitOK || errOut != "" {
-			t.Errorf("%v: exit %d, stderr %q", tt.args, code, errOut)
-		}
-		if first, _, _ := strings.Cut(out, "\n"); first != tt.usage {
-			t.Errorf("%v: first line %q, want %q", tt.args, first, tt.usage)
-		}
-		for _, o := range tt.options {
-			if !strings.Contains(out, "  --"+o.Flag+" ") || !strings.Contains(out, " $"+o.Env+" ") {
-				t.Errorf("%v: help lacks --%s or $%s:\n%s", tt.args, o.Flag, o.Env, out)
-			}
-		}
-		for _, h := range tt.has {
-			if !strings.Contains(out, h) {
-				t.Errorf("%v: help lacks %q:\n%s", tt.args, h, out)
-			}
-		}
-		// One format: no single-dash flags as Go's flag package prints them.
-		for _, line := range strings.Split(out, "\n") {
-			if strings.HasPrefix(strings.TrimSpace(line), "-") && !strings.HasPrefix(strings.TrimSpace(line), "--") {
-				t.Errorf("%v: single-dash line %q", tt.args, line)
-			}
-		}
-	}
+	clitest.CheckHelp(t, func(args ...string) (int, string, string) { return runCmd(t, args...) }, []clitest.HelpCase{
+		{Args: []string{"--help"}, Usage: "Usage: vigil [command] [flags]", Options: serveOptions, Has: []string{"  serve ", "  projections rebuild ", "Flags of serve"}},
+		{Args: []string{"help"}, Usage: "Usage: vigil [command] [flags]", Options: serveOptions},
+		{Args: []string{"serve", "--help"}, Usage: "Usage: vigil serve [flags]", Options: serveOptions},
+		{Args: []string{"serve", "-h"}, Usage: "Usage: vigil serve [flags]", Options: serveOptions},
+		{Args: []string{"projections", "--help"}, Usage: "Usage: vigil projections <command> [flags]", Has: []string{"  projections rebuild "}},
+		{Args: []string{"projections", "rebuild", "--help"}, Usage: "Usage: vigil projections rebuild [flags]", Options: serveOptions},
+	})
 	// The server's help names no development tool (they are cmd/vigil-dev).
 	_, rootHelp, _ := runCmd(t, "--help")
 	if strings.Contains(rootHelp, "dev") || strings.Contains(rootHelp, "--accounts") {
