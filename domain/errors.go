@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // Errors returned by the account, sign-in and session commands. Commands wrap them with
@@ -93,24 +92,3 @@ func (e *PasswordPolicyError) Error() string {
 
 // Unwrap returns ErrInvalidInput.
 func (e *PasswordPolicyError) Unwrap() error { return ErrInvalidInput }
-
-// ThrottledError: too many failed attempts for this account or client IP; the caller must
-// wait RetryAfter (rounded up to whole seconds for a Retry-After header) before trying again.
-type ThrottledError struct {
-	RetryAfter time.Duration
-}
-
-// Error says how long to wait.
-func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many attempts: retry after %s", e.RetryAfter)
-}
-
-// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1: the value of the
-// HTTP Retry-After header.
-func (e *ThrottledError) RetryAfterSeconds() int {
-	s := int((e.RetryAfter + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return s
-}

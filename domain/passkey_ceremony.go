@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 // CeremonyKind says what a passkey ceremony was begun for.
@@ -49,7 +51,7 @@ type Ceremony struct {
 // is unknown there (ErrCeremonyInvalid) and the user starts again.
 type CeremonyStore interface {
 	// Put stores a new ceremony; now is the current time. A store that is full may refuse
-	// with a *ThrottledError.
+	// with a *throttle.Error.
 	Put(ctx context.Context, c Ceremony, now time.Time) error
 	// Take removes ceremony id and returns it. An unknown, already taken or (at now) expired
 	// ceremony gives ErrCeremonyInvalid. Of concurrent callers with one id, at most one gets
@@ -64,7 +66,7 @@ type CeremonyStore interface {
 const DefaultMaxCeremonies = 100_000
 
 // MemoryCeremonyStore is the in-memory CeremonyStore (per instance, see CeremonyStore). It
-// holds at most its limit of unexpired ceremonies (Put answers a *ThrottledError until the
+// holds at most its limit of unexpired ceremonies (Put answers a *throttle.Error until the
 // oldest expires) and drops expired ones as it goes. The zero value is not usable; call
 // NewMemoryCeremonyStore. Safe for concurrent use.
 type MemoryCeremonyStore struct {
@@ -102,7 +104,7 @@ func (m *MemoryCeremonyStore) Put(_ context.Context, c Ceremony, now time.Time) 
 				oldest = x.ExpiresAt
 			}
 		}
-		return &ThrottledError{RetryAfter: max(oldest.Sub(now), time.Second)}
+		return &throttle.Error{RetryAfter: max(oldest.Sub(now), time.Second)}
 	}
 	m.ceremonies[c.ID] = c
 	return nil

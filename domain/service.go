@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 // TwoFactorPolicy says which organisations require the account to use two-factor
@@ -55,7 +56,7 @@ type Config struct {
 	PasswordPolicy credential.PasswordPolicyConfig
 	// Throttle configures sign-in throttling and where its counts live (Throttle.Store,
 	// default in memory).
-	Throttle ThrottleConfig
+	Throttle throttle.Config
 	// TwoFactorPolicy is consulted when disabling 2FA, removing the last factor and signing
 	// in without a second factor; default the Orgs directory (the organisations' policies).
 	TwoFactorPolicy TwoFactorPolicy
@@ -198,7 +199,7 @@ func NewService(cfg Config) (*Service, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Throttle.fill(); err != nil {
+	if err := cfg.Throttle.Fill(); err != nil {
 		return nil, err
 	}
 	if err := cfg.Passkeys.fill(); err != nil {

@@ -11,10 +11,11 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 func noThrottle(c *domain.Config) {
-	c.Throttle = domain.ThrottleConfig{FreeFailures: 1000, IPFreeFailures: 1000}
+	c.Throttle = throttle.Config{FreeFailures: 1000, IPFreeFailures: 1000}
 }
 
 func TestTOTPEnrollment(t *testing.T) {

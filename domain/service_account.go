@@ -355,13 +355,13 @@ func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessi
 	if err != nil {
 		return err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	ok, _, err := s.hasher.Verify(password, a.s.PasswordHash)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StageReauth,
 			Method: MethodPassword, SessionID: sessionID, At: now}, md)
 		return ErrInvalidCredentials

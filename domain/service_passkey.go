@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 // PasskeyCeremony is what the browser needs to run a WebAuthn ceremony: ID names the
@@ -232,7 +233,7 @@ func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID s
 // verification "preferred"; the call counts one of the ticket's second-factor tries
 // (ErrTicketInvalid for an unknown, expired, used or burnt ticket), and an account without
 // a passkey gets ErrConflict. It writes nothing. A full ceremony store answers a
-// *ThrottledError.
+// *throttle.Error.
 func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
@@ -278,7 +279,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 // ErrInvalidCredentials: an unknown credential looks like a wrong password), recorded as
 // LoginFailed (invalid_second_factor on the account; unknown_account or
 // invalid_credentials on system-signin when no account is identified), and throttled like
-// other sign-ins per account and client IP (*ThrottledError); a failure that uses the
+// other sign-ins per account and client IP (*throttle.Error); a failure that uses the
 // ticket's last try burns the ticket.
 func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, credential json.RawMessage, clientID string, rm RequestMeta) (LoginResult, error) {
 	cfg, err := s.passkeyConfig()
@@ -305,7 +306,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	ipKey := ""
 	if rm.IP != "" {
-		ipKey = ipThrottleKey(rm.IP)
+		ipKey = throttle.IPKey(rm.IP)
 	}
 	stage, amr := StagePasskey, []string{AMRPasskey}
 	if withTicket {
@@ -334,7 +335,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 		// No account: throttle and record by IP only (there is no email to key on). The
 		// attempt counts as a failure: nothing is checked that could succeed.
 		if ipKey != "" {
-			_, d, err := s.reserve(ctx, "", ipKey, now)
+			_, d, err := s.cfg.Throttle.Reserve(ctx, "", ipKey, now)
 			if err != nil {
 				return LoginResult{}, err
 			}
@@ -343,7 +344,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 					s.recordFailure(ctx, "", "", LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: MethodPasskey,
 						RetryAfterMS: d.Wait.Milliseconds(), At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
 				}
-				return LoginResult{}, &ThrottledError{RetryAfter: d.Wait}
+				return LoginResult{}, &throttle.Error{RetryAfter: d.Wait}
 			}
 		}
 		reason := LoginFailedUnknownAccount
@@ -354,14 +355,14 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 			s.metadata("", Actor{Type: ActorAccount}, rm))
 		return LoginResult{}, ErrPasskeyInvalid
 	}
-	at, err := s.reserveSignIn(ctx, accountThrottleKey(a.Email()), ipKey, a.Email(), stage, MethodPasskey, rm)
+	at, err := s.reserveSignIn(ctx, throttle.AccountKey(a.Email()), ipKey, a.Email(), stage, MethodPasskey, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
 	fail := func(err error) (LoginResult, error) {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: stage,
 			Method: MethodPasskey, At: now}, md)
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
@@ -378,7 +379,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: stage}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
-		at.failed()
+		at.Failed()
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, c.Ticket.ID)
 		}
@@ -395,7 +396,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	res, err := s.startSession(ctx, a.ID(), clientID, MethodPasskey, amr, false, rm)
 	if err == nil {
-		at.succeeded()
+		at.Succeeded()
 	}
 	return res, err
 }
@@ -507,9 +508,9 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	fail := func(err error) (uint64, error) {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
 			Method: MethodPasskey, SessionID: cur.ID, At: now}, md)
 		return 0, fmt.Errorf("%w (%s)", ErrPasskeyInvalid, webauthnReason(err))
@@ -524,7 +525,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	}
 	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: StageReauth, SessionID: cur.ID}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
-		at.failed()
+		at.Failed()
 		return 0, err
 	}
 	if errors.Is(err, ErrPasskeyInvalid) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -645,7 +646,7 @@ func TestPasskeyLoginThrottled(t *testing.T) {
 		pc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
 		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, evil, pc, uint32(i+1)), "", domain.RequestMeta{IP: "192.0.2.5"})
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if !errors.As(err, &te) {
 		t.Fatalf("after 7 failures: %v", err)
 	}
@@ -949,7 +950,7 @@ func TestMemoryCeremonyStore(t *testing.T) {
 	if err := m.Put(ctx, c("b", start.Add(2*time.Minute)), start); err != nil {
 		t.Fatal(err)
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if err := m.Put(ctx, c("c", start.Add(time.Minute)), start); !errors.As(err, &te) || te.RetryAfter != time.Minute {
 		t.Fatalf("full store: %v", err)
 	}

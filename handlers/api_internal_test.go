@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -105,7 +106,7 @@ func TestProblemMapping(t *testing.T) {
 		{domain.ErrInvalidCredentials, 401, CodeInvalidCredentials},
 		{domain.ErrInvalidCode, 401, CodeInvalidCredentials},
 		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrInvalidCode), 403, CodeInvalidCredentials},
-		{&domain.ThrottledError{RetryAfter: 1500 * 1e6}, 429, CodeTooManyAttempts},
+		{&throttle.Error{RetryAfter: 1500 * 1e6}, 429, CodeTooManyAttempts},
 		{domain.ErrReauthenticationRequired, 403, CodeReauthenticationRequired},
 		{domain.ErrEnrollmentRequired, 403, CodeEnrollmentRequired},
 		{domain.ErrNotFound, 404, CodeNotFound},
@@ -143,7 +144,7 @@ func TestProblemMapping(t *testing.T) {
 	if fe, _ := p.Extensions["errors"].([]FieldError); len(fe) != 2 || p.Detail != "email: is required; password: is required" {
 		t.Errorf("joined validation problem %+v", p)
 	}
-	p, _ = problemFor(&domain.ThrottledError{RetryAfter: 1500 * 1e6})
+	p, _ = problemFor(&throttle.Error{RetryAfter: 1500 * 1e6})
 	if p.Extensions["retry_after"] != 2 {
 		t.Errorf("throttle problem %+v", p)
 	}

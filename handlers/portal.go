@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 // The web portal (issue 7): server-rendered html/template pages for account owners and
@@ -482,7 +483,7 @@ func (p *portal) formError(c *gin.Context, name string, pg pageData, err error, 
 	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, domain.ErrTicketInvalid) {
 		msg = "That did not match. Check it and try again."
 	}
-	if te := (*domain.ThrottledError)(nil); errors.As(err, &te) {
+	if te := (*throttle.Error)(nil); errors.As(err, &te) {
 		c.Header("Retry-After", itoa(te.RetryAfterSeconds()))
 	}
 	pg.Errors = fields

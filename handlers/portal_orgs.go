@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -191,7 +192,7 @@ func (p *portal) orgFormError(c *gin.Context, err error, field string, rename ma
 		p.fail(c, err, back)
 		return
 	}
-	if te := (*domain.ThrottledError)(nil); errors.As(err, &te) {
+	if te := (*throttle.Error)(nil); errors.As(err, &te) {
 		c.Header("Retry-After", itoa(te.RetryAfterSeconds()))
 	}
 	out := map[string]string{}

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -214,12 +215,12 @@ const restrictedDetail = "An organisation requires two-factor authentication: th
 	"second factor (TOTP or passkey), re-authenticate, read /api/v1/me/security, whoami and csrf, and sign out."
 
 func isThrottled(err error) bool {
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	return errors.As(err, &te)
 }
 
 func throttleDetail(err error) (string, map[string]any) {
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if !errors.As(err, &te) {
 		return "", nil
 	}
@@ -370,7 +371,7 @@ func writeError(c *gin.Context, err error) {
 		loggerFrom(c).ErrorContext(c.Request.Context(), "request failed",
 			"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if errors.As(err, &te) && p.Status == http.StatusTooManyRequests {
 		c.Header("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 	}

@@ -1,4 +1,4 @@
-package domain
+package throttle
 
 import (
 	"context"
@@ -9,22 +9,24 @@ import (
 	"time"
 )
 
-func defaultRules(t testing.TB) (account, ip ThrottleRule) {
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func defaultRules(t testing.TB) (account, ip Rule) {
 	t.Helper()
-	cfg := ThrottleConfig{}
-	if err := cfg.fill(); err != nil {
+	cfg := Config{}
+	if err := cfg.Fill(); err != nil {
 		t.Fatal(err)
 	}
-	return cfg.accountRule(), cfg.ipRule()
+	return cfg.AccountRule(), cfg.IPRule()
 }
 
 func TestMemoryThrottleStore(t *testing.T) {
 	ctx := t.Context()
 	rule, _ := defaultRules(t)
-	m := newMemoryThrottle(throttleShards)
+	m := newMemoryStore(shardCount)
 	now := t0
-	k := accountThrottleKey("ann@example.com")
-	reserve := func() ThrottleDecision {
+	k := AccountKey("ann@example.com")
+	reserve := func() Decision {
 		t.Helper()
 		d, err := m.Reserve(ctx, k, rule, now)
 		if err != nil {
@@ -76,7 +78,7 @@ func TestMemoryThrottleStore(t *testing.T) {
 	// Prune keeps waiting keys and forgets stale ones.
 	_, _ = m.Reserve(ctx, "ip:192.0.2.1", rule, now)
 	for range 10 {
-		_, _ = m.Reserve(ctx, "ip:192.0.2.2", ThrottleRule{Free: 0, BaseDelay: 2 * time.Hour, MaxDelay: 2 * time.Hour, ForgetAfter: time.Minute}, now)
+		_, _ = m.Reserve(ctx, "ip:192.0.2.2", Rule{Free: 0, BaseDelay: 2 * time.Hour, MaxDelay: 2 * time.Hour, ForgetAfter: time.Minute}, now)
 	}
 	_ = m.Prune(ctx, now.Add(rule.ForgetAfter+time.Second))
 	if n := m.len(); n != 1 {
@@ -84,7 +86,7 @@ func TestMemoryThrottleStore(t *testing.T) {
 	}
 }
 
-func (m *memoryThrottle) len() int {
+func (m *memoryStore) len() int {
 	n := 0
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
@@ -97,9 +99,9 @@ func (m *memoryThrottle) len() int {
 func TestMemoryThrottleRefund(t *testing.T) {
 	ctx := t.Context()
 	rule, _ := defaultRules(t)
-	m := newMemoryThrottle(throttleShards)
+	m := newMemoryStore(shardCount)
 	k, now := "email:ann@example.com", t0
-	var last ThrottleDecision
+	var last Decision
 	for range 6 {
 		last, _ = m.Reserve(ctx, k, rule, now)
 	}
@@ -137,7 +139,7 @@ func TestMemoryThrottleRefund(t *testing.T) {
 func TestMemoryThrottleReserveIsAtomic(t *testing.T) {
 	ctx := t.Context()
 	rule, _ := defaultRules(t)
-	m := newMemoryThrottle(throttleShards)
+	m := newMemoryStore(shardCount)
 	var ahead atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -171,8 +173,8 @@ func TestIPThrottleKey(t *testing.T) {
 		"not an address":          "ip:not an address",
 		"2001:db8:aaaa:bbbb:cc::": "ip:2001:db8:aaaa:bbbb::/64",
 	} {
-		if got := ipThrottleKey(in); got != want {
-			t.Errorf("ipThrottleKey(%q) = %q, want %q", in, got, want)
+		if got := IPKey(in); got != want {
+			t.Errorf("IPKey(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -182,16 +184,16 @@ func TestIPThrottleKey(t *testing.T) {
 // shards, alone and while another goroutine prunes a store of 200 000 keys (which holds
 // each shard's mutex while it walks that shard).
 func BenchmarkThrottleReserve(b *testing.B) {
-	rule := ThrottleRule{Free: 1 << 30, BaseDelay: time.Second, MaxDelay: time.Minute, ForgetAfter: time.Hour}
+	rule := Rule{Free: 1 << 30, BaseDelay: time.Second, MaxDelay: time.Minute, ForgetAfter: time.Hour}
 	keys := make([]string, 4096)
 	for i := range keys {
-		keys[i] = accountThrottleKey(fmt.Sprintf("user%d@example.com", i))
+		keys[i] = AccountKey(fmt.Sprintf("user%d@example.com", i))
 	}
-	for _, shards := range []int{1, throttleShards} {
+	for _, shards := range []int{1, shardCount} {
 		for _, pruning := range []bool{false, true} {
 			b.Run(fmt.Sprintf("shards=%d/pruning=%v", shards, pruning), func(b *testing.B) {
 				ctx := context.Background()
-				m := newMemoryThrottle(shards)
+				m := newMemoryStore(shards)
 				stop := make(chan struct{})
 				var done sync.WaitGroup
 				if pruning {

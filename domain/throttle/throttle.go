@@ -1,25 +1,30 @@
-package domain
+// Package throttle holds sign-in throttling: the limits (Config, Rule), the Store that keeps
+// the attempt counts per key (an account or a client address) with its in-memory
+// implementation, and the Attempt a sign-in command reserves before it checks a credential.
+//
+// It depends on the standard library only, never on package domain: domain imports it, and
+// so may another Store implementation beside the in-memory one.
+package throttle
 
 import (
 	"context"
 	"fmt"
 	"hash/maphash"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// ThrottleConfig configures sign-in throttling. Zero values take the defaults shown.
+// Config configures sign-in throttling. Zero values take the defaults shown.
 //
 // An attempt is counted (reserved) before its password or code is checked, in one atomic
-// step of the ThrottleStore, so that a burst of parallel attempts gets no more checks than
+// step of the Store, so that a burst of parallel attempts gets no more checks than
 // the same attempts one after the other: FreeFailures checks, plus the one whose reservation
 // starts the first wait. A success gives the reservation back: the account's count is reset
 // (a completed sign-in), an IP's reservation is refunded but its count is not reset (an
 // attacker's own account would otherwise wipe the count of the IP it stuffs credentials
 // from). A key is forgotten ForgetAfter its last counted attempt.
-type ThrottleConfig struct {
+type Config struct {
 	// FreeFailures per account (keyed by the normalised email, so that unknown emails
 	// throttle exactly like known ones and throttling reveals nothing); default 5.
 	FreeFailures int
@@ -33,12 +38,14 @@ type ThrottleConfig struct {
 	MaxDelay time.Duration
 	// ForgetAfter: a key without a failure for this long is forgotten; default 1h.
 	ForgetAfter time.Duration
-	// Store keeps the counts; default a new in-memory store (NewMemoryThrottleStore): per
+	// Store keeps the counts; default a new in-memory store (NewMemoryStore): per
 	// instance, so behind a load balancer an attacker gets each instance's allowance.
-	Store ThrottleStore
+	Store Store
 }
 
-func (c *ThrottleConfig) fill() error {
+// Fill sets the defaults of the zero fields and checks the result: the Service calls it once
+// when it starts, so that a bad configuration fails there and not at the first sign-in.
+func (c *Config) Fill() error {
 	if c.FreeFailures == 0 {
 		c.FreeFailures = 5
 	}
@@ -58,23 +65,25 @@ func (c *ThrottleConfig) fill() error {
 		return fmt.Errorf("throttle: bad config %+v", *c)
 	}
 	if c.Store == nil {
-		c.Store = NewMemoryThrottleStore()
+		c.Store = NewMemoryStore()
 	}
 	return nil
 }
 
-func (c *ThrottleConfig) accountRule() ThrottleRule {
-	return ThrottleRule{Free: c.FreeFailures, BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay, ForgetAfter: c.ForgetAfter}
+// AccountRule is the limit on an account key (FreeFailures).
+func (c *Config) AccountRule() Rule {
+	return Rule{Free: c.FreeFailures, BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay, ForgetAfter: c.ForgetAfter}
 }
 
-func (c *ThrottleConfig) ipRule() ThrottleRule {
-	r := c.accountRule()
+// IPRule is the limit on a client-address key (IPFreeFailures).
+func (c *Config) IPRule() Rule {
+	r := c.AccountRule()
 	r.Free = c.IPFreeFailures
 	return r
 }
 
-// ThrottleRule is the limit a ThrottleStore applies to one key.
-type ThrottleRule struct {
+// Rule is the limit a Store applies to one key.
+type Rule struct {
 	// Free attempts are counted without a wait.
 	Free int
 	// BaseDelay is the wait set by the first counted attempt beyond Free, doubling with
@@ -86,7 +95,7 @@ type ThrottleRule struct {
 }
 
 // delay is the wait after the over-th counted attempt beyond the free ones (over >= 1).
-func (r ThrottleRule) delay(over int) time.Duration {
+func (r Rule) delay(over int) time.Duration {
 	d := r.BaseDelay
 	for i := 1; i < over && d < r.MaxDelay; i++ {
 		d *= 2
@@ -94,8 +103,8 @@ func (r ThrottleRule) delay(over int) time.Duration {
 	return min(d, r.MaxDelay)
 }
 
-// ThrottleDecision is the answer of ThrottleStore.Reserve.
-type ThrottleDecision struct {
+// Decision is the answer of Store.Reserve.
+type Decision struct {
 	// Wait > 0: the key is waiting; nothing was counted and the attempt must be refused
 	// without checking its credential. Wait == 0: the attempt was counted; check it.
 	Wait time.Duration
@@ -103,12 +112,12 @@ type ThrottleDecision struct {
 	// log, so a flood cannot flood it).
 	First bool
 	// Reservation names the counted attempt (Wait == 0) for Refund.
-	Reservation ThrottleReservation
+	Reservation Reservation
 }
 
-// ThrottleReservation names one attempt counted by ThrottleStore.Reserve, so that Refund
+// Reservation names one attempt counted by Store.Reserve, so that Refund
 // gives back exactly it.
-type ThrottleReservation struct {
+type Reservation struct {
 	// Epoch names the count the attempt joined (a store-defined number that changes when a
 	// key's count starts again): a Refund after the key was reset or forgotten does nothing.
 	Epoch uint64
@@ -117,28 +126,28 @@ type ThrottleReservation struct {
 	Started, Before time.Time
 }
 
-// ThrottleStore keeps the attempt counts behind sign-in throttling, per key (an account or
+// Store keeps the attempt counts behind sign-in throttling, per key (an account or
 // a client address). An attempt is counted before its credential is checked, so Reserve
 // must be atomic per key: of any number of concurrent Reserve calls on one key, exactly as
 // many go ahead as would one after the other (the free ones and the one that starts the
 // wait), and the others see the wait. Implementations must be safe for concurrent use; one
 // that shares the counts between instances (a key-value store with compare-and-set) gives
 // the limits across all of them. An error means nothing was counted (Reserve) or changed;
-// the Service refuses a sign-in whose Reserve failed and ignores a failed Refund or Reset
+// the domain Service refuses a sign-in whose Reserve failed and ignores a failed Refund or Reset
 // (the attempt stays counted, the safe side).
-type ThrottleStore interface {
+type Store interface {
 	// Reserve counts one attempt on key at now under rule, unless the key is waiting: then
 	// it counts nothing and answers the wait (and whether this is the wait's first
 	// refusal). The count starts again from zero when the last counted attempt is older
 	// than rule.ForgetAfter. When the new count exceeds rule.Free the key waits from now,
 	// at once, for rule's delay of the attempts beyond Free (a wait is never shortened by a
 	// later attempt); the attempt that starts a wait still goes ahead.
-	Reserve(ctx context.Context, key string, rule ThrottleRule, now time.Time) (ThrottleDecision, error)
+	Reserve(ctx context.Context, key string, rule Rule, now time.Time) (Decision, error)
 	// Refund gives back the attempt r counted on key (it was no failure: a right
 	// credential, or none was checked): the count goes down by one and, when the key's wait
 	// is still the one r started, the wait goes back to r.Before. It does nothing when the
 	// key's count has started again since (r.Epoch) or the key is forgotten.
-	Refund(ctx context.Context, key string, r ThrottleReservation) error
+	Refund(ctx context.Context, key string, r Reservation) error
 	// Reset forgets key's count and wait (a completed sign-in of the account).
 	Reset(ctx context.Context, key string) error
 	// Prune forgets the keys that are not waiting at now and whose last counted attempt is
@@ -147,25 +156,25 @@ type ThrottleStore interface {
 	Prune(ctx context.Context, now time.Time) error
 }
 
-// throttleShards splits the in-memory counts so that unrelated keys rarely share a mutex
+// shardCount splits the in-memory counts so that unrelated keys rarely share a mutex
 // and a Prune holds each part only briefly.
-const throttleShards = 64
+const shardCount = 64
 
-// memoryThrottle is the in-memory ThrottleStore: a map per shard, each behind its own
+// memoryStore is the in-memory Store: a map per shard, each behind its own
 // mutex, which guards map updates only (no credential is ever checked under it).
-type memoryThrottle struct {
+type memoryStore struct {
 	seed   maphash.Seed
 	epochs atomic.Uint64 // the last epoch given to a new count
-	shards []throttleShard
+	shards []shard
 }
 
-type throttleShard struct {
+type shard struct {
 	mu      sync.Mutex
-	entries map[string]*throttleEntry
+	entries map[string]*entry
 	_       [40]byte // keep neighbouring shards' mutexes off one cache line
 }
 
-type throttleEntry struct {
+type entry struct {
 	epoch       uint64
 	count       int       // attempts counted and not refunded
 	lockedUntil time.Time // the key waits until then
@@ -174,27 +183,27 @@ type throttleEntry struct {
 	recorded    time.Time // lockedUntil of the wait whose first refusal was answered
 }
 
-var _ ThrottleStore = (*memoryThrottle)(nil)
+var _ Store = (*memoryStore)(nil)
 
-// NewMemoryThrottleStore returns an in-memory ThrottleStore: per process, safe for
+// NewMemoryStore returns an in-memory Store: per process, safe for
 // concurrent use, never failing. Keys are spread over shards with their own mutex, so
 // attempts on unrelated accounts do not wait for one another.
-func NewMemoryThrottleStore() ThrottleStore { return newMemoryThrottle(throttleShards) }
+func NewMemoryStore() Store { return newMemoryStore(shardCount) }
 
-func newMemoryThrottle(shards int) *memoryThrottle {
-	m := &memoryThrottle{seed: maphash.MakeSeed(), shards: make([]throttleShard, shards)}
+func newMemoryStore(shards int) *memoryStore {
+	m := &memoryStore{seed: maphash.MakeSeed(), shards: make([]shard, shards)}
 	for i := range m.shards {
-		m.shards[i].entries = map[string]*throttleEntry{}
+		m.shards[i].entries = map[string]*entry{}
 	}
 	return m
 }
 
-func (m *memoryThrottle) shard(key string) *throttleShard {
+func (m *memoryStore) shard(key string) *shard {
 	return &m.shards[maphash.String(m.seed, key)%uint64(len(m.shards))]
 }
 
-// Reserve implements ThrottleStore.
-func (m *memoryThrottle) Reserve(_ context.Context, key string, rule ThrottleRule, now time.Time) (ThrottleDecision, error) {
+// Reserve implements Store.
+func (m *memoryStore) Reserve(_ context.Context, key string, rule Rule, now time.Time) (Decision, error) {
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -202,26 +211,26 @@ func (m *memoryThrottle) Reserve(_ context.Context, key string, rule ThrottleRul
 	if e != nil && now.Before(e.lockedUntil) {
 		first := !e.recorded.Equal(e.lockedUntil)
 		e.recorded = e.lockedUntil
-		return ThrottleDecision{Wait: e.lockedUntil.Sub(now), First: first}, nil
+		return Decision{Wait: e.lockedUntil.Sub(now), First: first}, nil
 	}
 	if e == nil || now.Sub(e.last) > rule.ForgetAfter {
-		e = &throttleEntry{epoch: m.epochs.Add(1)}
+		e = &entry{epoch: m.epochs.Add(1)}
 		sh.entries[key] = e
 	}
 	e.count++
 	e.last, e.forgetAt = now, now.Add(rule.ForgetAfter)
-	r := ThrottleReservation{Epoch: e.epoch}
+	r := Reservation{Epoch: e.epoch}
 	if over := e.count - rule.Free; over > 0 {
 		if until := now.Add(rule.delay(over)); until.After(e.lockedUntil) {
 			r.Started, r.Before = until, e.lockedUntil
 			e.lockedUntil = until
 		}
 	}
-	return ThrottleDecision{Reservation: r}, nil
+	return Decision{Reservation: r}, nil
 }
 
-// Refund implements ThrottleStore.
-func (m *memoryThrottle) Refund(_ context.Context, key string, r ThrottleReservation) error {
+// Refund implements Store.
+func (m *memoryStore) Refund(_ context.Context, key string, r Reservation) error {
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -236,8 +245,8 @@ func (m *memoryThrottle) Refund(_ context.Context, key string, r ThrottleReserva
 	return nil
 }
 
-// Reset implements ThrottleStore.
-func (m *memoryThrottle) Reset(_ context.Context, key string) error {
+// Reset implements Store.
+func (m *memoryStore) Reset(_ context.Context, key string) error {
 	sh := m.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -245,8 +254,8 @@ func (m *memoryThrottle) Reset(_ context.Context, key string) error {
 	return nil
 }
 
-// Prune implements ThrottleStore, one shard at a time.
-func (m *memoryThrottle) Prune(_ context.Context, now time.Time) error {
+// Prune implements Store, one shard at a time.
+func (m *memoryStore) Prune(_ context.Context, now time.Time) error {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
@@ -260,104 +269,23 @@ func (m *memoryThrottle) Prune(_ context.Context, now time.Time) error {
 	return nil
 }
 
-func accountThrottleKey(email string) string { return "email:" + email }
-
-// ipThrottleKey is the key of a client address: an IPv6 address counts for its /64 (one
-// customer's network; a host can take any address in it), an IPv4 or IPv4-mapped IPv6
-// address for itself. A string that is no address is used as it is.
-func ipThrottleKey(ip string) string {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return "ip:" + ip
-	}
-	addr = addr.Unmap().WithZone("")
-	if addr.Is4() {
-		return "ip:" + addr.String()
-	}
-	p, err := addr.Prefix(64)
-	if err != nil {
-		return "ip:" + addr.String()
-	}
-	return "ip:" + p.String()
+// Error: too many failed attempts for this account or client IP; the caller must wait
+// RetryAfter (rounded up to whole seconds for a Retry-After header) before trying again.
+type Error struct {
+	RetryAfter time.Duration
 }
 
-// attempt is a sign-in attempt counted on its account key and, when there is one, its IP
-// key, before the credential is checked. Exactly one of failed, succeeded or settle's
-// default (refund) ends it: settle runs deferred.
-type attempt struct {
-	s          *Service
-	key, ipKey string // "" for a key not counted
-	res, ipRes ThrottleReservation
-	outcome    int
+// Error says how long to wait.
+func (e *Error) Error() string {
+	return fmt.Sprintf("too many attempts: retry after %s", e.RetryAfter)
 }
 
-const (
-	attemptRefund    = iota // no credential was checked, or a right one short of a session
-	attemptFailed           // a wrong credential: the counts stay
-	attemptSucceeded        // a completed sign-in: the account's count is reset
-)
-
-// failed keeps the attempt counted (a wrong credential).
-func (a *attempt) failed() { a.outcome = attemptFailed }
-
-// succeeded ends the account's count and refunds the IP's reservation (a completed
-// sign-in).
-func (a *attempt) succeeded() { a.outcome = attemptSucceeded }
-
-// settle ends the attempt as failed or succeeded said, else refunds it. It is deferred by
-// the commands that reserve; the store is told even when the request's context has ended.
-func (a *attempt) settle(ctx context.Context) {
-	if a == nil {
-		return
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1: the value of the
+// HTTP Retry-After header.
+func (e *Error) RetryAfterSeconds() int {
+	s := int((e.RetryAfter + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
 	}
-	ctx = context.WithoutCancel(ctx)
-	th := a.s.cfg.Throttle
-	switch a.outcome {
-	case attemptFailed:
-		return
-	case attemptSucceeded:
-		if a.key != "" {
-			_ = th.Store.Reset(ctx, a.key)
-		}
-	default:
-		if a.key != "" {
-			_ = th.Store.Refund(ctx, a.key, a.res)
-		}
-	}
-	if a.ipKey != "" {
-		_ = th.Store.Refund(ctx, a.ipKey, a.ipRes)
-	}
-}
-
-// reserve counts an attempt on the account key (key, "" for none) and the IP key (ipKey,
-// "" for none) at now. When either is waiting it refunds what it counted and answers the
-// longer wait, and whether it is the first refusal of a wait on either key. A store error
-// is returned as it is (after refunding).
-func (s *Service) reserve(ctx context.Context, key, ipKey string, now time.Time) (*attempt, ThrottleDecision, error) {
-	th := s.cfg.Throttle
-	a := &attempt{s: s}
-	if key != "" {
-		d, err := th.Store.Reserve(ctx, key, th.accountRule(), now)
-		if err != nil {
-			return nil, ThrottleDecision{}, fmt.Errorf("throttle: %w", err)
-		}
-		if d.Wait > 0 {
-			return nil, d, nil
-		}
-		a.key, a.res = key, d.Reservation
-	}
-	if ipKey != "" {
-		d, err := th.Store.Reserve(ctx, ipKey, th.ipRule(), now)
-		if err != nil || d.Wait > 0 {
-			a.settle(ctx) // gives back the account's reservation
-		}
-		if err != nil {
-			return nil, ThrottleDecision{}, fmt.Errorf("throttle: %w", err)
-		}
-		if d.Wait > 0 {
-			return nil, d, nil
-		}
-		a.ipKey, a.ipRes = ipKey, d.Reservation
-	}
-	return a, ThrottleDecision{}, nil
+	return s
 }
