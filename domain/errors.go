@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 )
 
 // Errors returned by the account, sign-in and session commands. Commands wrap them with
@@ -52,8 +54,9 @@ var (
 	// out, expired, or belongs to another account).
 	ErrSessionNotFound = errors.New("session not found")
 	// ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too
-	// many wrong codes. The user must sign in with the password again.
-	ErrTicketInvalid = errors.New("login ticket invalid or expired")
+	// many wrong codes. The user must sign in with the password again. It is the error of
+	// the ticket store (ephemeral.ErrTicketInvalid), returned as it is.
+	ErrTicketInvalid = ephemeral.ErrTicketInvalid
 	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster.
 	ErrUnknownEvent = errors.New("unknown event type or schema version")
 )

@@ -10,13 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 )
 
 // Passkeys (WebAuthn credentials): configuration, errors and the decisions of the Account
 // aggregate about them. The ceremonies are in service_passkey.go, their verification in
 // package passkey (imported as webauthn: domain's own passkey is the aggregate's record),
-// the server-side ceremony state in passkey_ceremony.go.
+// the server-side ceremony state in package ephemeral.
 
 // Errors of the passkey commands, in addition to those of errors.go.
 var (
@@ -25,8 +26,9 @@ var (
 	ErrPasskeysDisabled = errors.New("passkeys are not configured")
 	// ErrCeremonyInvalid: the ceremony id is unknown, expired, already used (every ceremony
 	// is single-use, whatever its outcome), kept by another instance, or was begun for
-	// another purpose or another session. The user must start the ceremony again.
-	ErrCeremonyInvalid = errors.New("passkey ceremony invalid or expired")
+	// another purpose or another session. The user must start the ceremony again. It is the
+	// error of the ceremony store (ephemeral.ErrCeremonyInvalid).
+	ErrCeremonyInvalid = ephemeral.ErrCeremonyInvalid
 	// ErrPasskeyInvalid: a passkey assertion did not check out (unknown credential, wrong
 	// origin, relying party or challenge, no user presence, bad signature, malformed). It
 	// wraps ErrInvalidCredentials, so errors.Is(err, ErrInvalidCredentials) also holds: an
@@ -66,9 +68,9 @@ type PasskeyConfig struct {
 	// CeremonyTTL is how long a ceremony may take from its options to its answer, and the
 	// timeout the options give the browser; default 5m, at most 10m.
 	CeremonyTTL time.Duration
-	// Ceremonies keeps the ceremonies in progress; default a new MemoryCeremonyStore
-	// (per instance, see CeremonyStore).
-	Ceremonies CeremonyStore
+	// Ceremonies keeps the ceremonies in progress; default a new ephemeral.MemoryCeremonyStore
+	// (per instance, see ephemeral.CeremonyStore).
+	Ceremonies ephemeral.CeremonyStore
 }
 
 // PasskeyConfigFromPublicURL returns the configuration for a service reached at publicURL
@@ -82,7 +84,7 @@ func PasskeyConfigFromPublicURL(publicURL string) (PasskeyConfig, error) {
 	}
 	c := PasskeyConfig{RPID: strings.ToLower(u.Hostname()), Origins: []string{u.Scheme + "://" + u.Host}}
 	check := c
-	check.Ceremonies = NewMemoryCeremonyStoreWithLimit(1) // fill's default store is not kept
+	check.Ceremonies = ephemeral.NewMemoryCeremonyStoreWithLimit(1) // fill's default store is not kept
 	if err := check.fill(); err != nil {
 		return PasskeyConfig{}, err
 	}
@@ -131,7 +133,7 @@ func (c *PasskeyConfig) fill() error {
 		return fmt.Errorf("passkeys: CeremonyTTL %s must be between 10s and 10m", c.CeremonyTTL)
 	}
 	if c.Ceremonies == nil {
-		c.Ceremonies = NewMemoryCeremonyStore()
+		c.Ceremonies = ephemeral.NewMemoryCeremonyStore()
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
@@ -39,12 +40,12 @@ type Config struct {
 	// Keyring seals TOTP secrets with the server key. Required.
 	Keyring *credential.Keyring
 	// Snapshots keeps account snapshots; default an in-memory store (per process).
-	Snapshots SnapshotStore
+	Snapshots ephemeral.SnapshotStore
 	// SnapshotEvery: a snapshot is written when loading an account replayed at least this
 	// many events after the last one; default 100.
 	SnapshotEvery int
-	// Tickets keeps login tickets; default an in-memory store (see TicketStore).
-	Tickets TicketStore
+	// Tickets keeps login tickets; default an in-memory store (see ephemeral.TicketStore).
+	Tickets ephemeral.TicketStore
 	// Sessions is the in-memory session index; default a new one. Pass a shared index to
 	// feed it from the sessions projection too (SessionIndex.Apply).
 	Sessions *SessionIndex
@@ -105,13 +106,13 @@ func (c *Config) fill() error {
 		return errors.New("domain: Config.Keyring is required")
 	}
 	if c.Snapshots == nil {
-		c.Snapshots = NewMemorySnapshotStore()
+		c.Snapshots = ephemeral.NewMemorySnapshotStore()
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 100
 	}
 	if c.Tickets == nil {
-		c.Tickets = NewMemoryTicketStore()
+		c.Tickets = ephemeral.NewMemoryTicketStore()
 	}
 	if c.Sessions == nil {
 		c.Sessions = NewSessionIndex()
@@ -184,7 +185,7 @@ type Service struct {
 	hasher  *credential.Argon2Hasher
 	policy  *credential.PasswordPolicy
 	index   *SessionIndex
-	tickets TicketStore
+	tickets ephemeral.TicketStore
 	twoFA   TwoFactorPolicy
 	orgs    *OrgIndex
 	dels    *DelegationIndex

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
@@ -289,7 +290,7 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 		return LoginResult{}, err
 	}
 	now := s.now()
-	t := LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
+	t := ephemeral.LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
 		Methods: a.SecondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
 	if err := s.tickets.Put(ctx, t); err != nil {
 		return LoginResult{}, fmt.Errorf("store login ticket: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
@@ -45,7 +46,7 @@ func (s *Service) passkeyConfig() (*PasskeyConfig, error) {
 
 // newCeremony draws a ceremony id and challenge, lets build fill and encode the options,
 // and stores the ceremony.
-func (s *Service) newCeremony(ctx context.Context, c Ceremony, options func(challenge []byte) (json.RawMessage, error)) (PasskeyCeremony, error) {
+func (s *Service) newCeremony(ctx context.Context, c ephemeral.Ceremony, options func(challenge []byte) (json.RawMessage, error)) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return PasskeyCeremony{}, err
@@ -71,17 +72,17 @@ func (s *Service) newCeremony(ctx context.Context, c Ceremony, options func(chal
 
 // takeCeremony removes ceremony id from the store (single-use whatever follows) and checks
 // it is of kind and, for a caller's ceremony, was begun by that session.
-func (s *Service) takeCeremony(ctx context.Context, id string, kind CeremonyKind, caller *Session) (Ceremony, error) {
+func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.CeremonyKind, caller *Session) (ephemeral.Ceremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
-		return Ceremony{}, err
+		return ephemeral.Ceremony{}, err
 	}
 	c, err := cfg.Ceremonies.Take(ctx, id, s.now())
 	if err != nil {
-		return Ceremony{}, err
+		return ephemeral.Ceremony{}, err
 	}
 	if c.Kind != kind || caller != nil && (c.SessionID != caller.ID || c.AccountID != caller.AccountID) {
-		return Ceremony{}, ErrCeremonyInvalid
+		return ephemeral.Ceremony{}, ErrCeremonyInvalid
 	}
 	return c, nil
 }
@@ -92,7 +93,7 @@ func (s *Service) takeCeremony(ctx context.Context, id string, kind CeremonyKind
 // (enrollment). An account holding MaxPasskeys passkeys gets ErrConflict. The creation
 // options ask for a discoverable credential and user verification ("preferred" both),
 // attestation "none", and exclude the account's passkeys; the user handle is the account
-// id's bytes. It writes nothing; the ceremony is kept (CeremonyStore) until
+// id's bytes. It writes nothing; the ceremony is kept (ephemeral.CeremonyStore) until
 // FinishPasskeyRegistration or PasskeyConfig.CeremonyTTL. ErrPasskeysDisabled without a
 // passkey configuration.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, name string) (PasskeyCeremony, error) {
@@ -115,7 +116,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 	if len(a.s.Passkeys) >= MaxPasskeys {
 		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, MaxPasskeys)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
+	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
 		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
 		return webauthn.CreationOptions(cfg.relyingParty(), webauthnUser(a), descriptors(a.Passkeys()), challenge)
 	})
@@ -142,7 +143,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyRegistration, &cur)
+	c, err := s.takeCeremony(ctx, ceremonyID, ephemeral.CeremonyRegistration, &cur)
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
@@ -240,7 +241,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 		return PasskeyCeremony{}, err
 	}
 	if ticket == "" {
-		return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, UserVerification: webauthn.UVRequired}, func(challenge []byte) (json.RawMessage, error) {
+		return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, UserVerification: webauthn.UVRequired}, func(challenge []byte) (json.RawMessage, error) {
 			return webauthn.RequestOptions(cfg.relyingParty(), nil, challenge, webauthn.UVRequired)
 		})
 	}
@@ -256,7 +257,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	if len(allow) == 0 {
 		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
+	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
 		func(challenge []byte) (json.RawMessage, error) {
 			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
@@ -286,7 +287,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	if err != nil {
 		return LoginResult{}, err
 	}
-	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyLogin, nil)
+	c, err := s.takeCeremony(ctx, ceremonyID, ephemeral.CeremonyLogin, nil)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -414,7 +415,7 @@ func accountIDFromHandle(handle []byte) string {
 // checkAssertion finds the passkey p names among a's and verifies p with it. With a user
 // handle it must be a's; a ceremony with a ticket or a session only accepts a's passkeys
 // anyway (the allowCredentials it offered).
-func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Assertion, c Ceremony) (passkeyUse, error) {
+func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (passkeyUse, error) {
 	if len(p.UserHandle) > 0 && string(p.UserHandle) != a.ID() {
 		return passkeyUse{}, webauthnErr("the user handle names another account")
 	}
@@ -472,7 +473,7 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	if len(allow) == 0 {
 		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
+	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
 		func(challenge []byte) (json.RawMessage, error) {
 			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
@@ -494,7 +495,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyReauth, &cur)
+	c, err := s.takeCeremony(ctx, ceremonyID, ephemeral.CeremonyReauth, &cur)
 	if err != nil {
 		return 0, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
@@ -940,9 +941,9 @@ func TestPasskeyConfig(t *testing.T) {
 
 func TestMemoryCeremonyStore(t *testing.T) {
 	ctx := t.Context()
-	m := domain.NewMemoryCeremonyStoreWithLimit(2)
-	c := func(id string, exp time.Time) domain.Ceremony {
-		return domain.Ceremony{ID: id, Kind: domain.CeremonyLogin, Challenge: []byte{1}, ExpiresAt: exp}
+	m := ephemeral.NewMemoryCeremonyStoreWithLimit(2)
+	c := func(id string, exp time.Time) ephemeral.Ceremony {
+		return ephemeral.Ceremony{ID: id, Kind: ephemeral.CeremonyLogin, Challenge: []byte{1}, ExpiresAt: exp}
 	}
 	if err := m.Put(ctx, c("a", start.Add(time.Minute)), start); err != nil {
 		t.Fatal(err)

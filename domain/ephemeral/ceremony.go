@@ -1,13 +1,20 @@
-package domain
+package ephemeral
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
+
+// ErrCeremonyInvalid: the ceremony id is unknown, expired, already used (every ceremony is
+// single-use, whatever its outcome), kept by another instance, or was begun for another
+// purpose or another session. The user must start the ceremony again. (domain.ErrCeremonyInvalid
+// is this error.)
+var ErrCeremonyInvalid = errors.New("passkey ceremony invalid or expired")
 
 // CeremonyKind says what a passkey ceremony was begun for.
 type CeremonyKind string

@@ -1,15 +1,24 @@
-package domain
+// Package ephemeral holds the short-lived state of the sign-in commands that does not belong
+// in the event log (login tickets between the password and the second factor, WebAuthn
+// ceremonies between their options and the answer) and the aggregate snapshots that only
+// spare a replay: one interface per kind of state, with an in-memory implementation beside
+// which a shared one (a key-value store) can stand.
+//
+// It depends on the standard library and domain/throttle only, never on package domain:
+// domain imports it.
+package ephemeral
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 )
 
 // LoginTicket is the state between a correct password and the second factor: single-use,
-// short-lived (Config.TicketTTL, default 5 minutes), with a bounded number of second-factor
-// tries (Config.TicketMaxTries, default 5). ID is an opaque 256-bit random string.
+// short-lived (domain.Config.TicketTTL, default 5 minutes), with a bounded number of second-factor
+// tries (domain.Config.TicketMaxTries, default 5). ID is an opaque 256-bit random string.
 type LoginTicket struct {
 	ID        string
 	AccountID string
@@ -20,6 +29,11 @@ type LoginTicket struct {
 	ExpiresAt time.Time
 	Tries     int // second-factor attempts made, including the current one
 }
+
+// ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too many
+// wrong codes. The user must sign in with the password again. (domain.ErrTicketInvalid is
+// this error.)
+var ErrTicketInvalid = errors.New("login ticket invalid or expired")
 
 // TicketStore keeps login tickets. Implementations must be safe for concurrent use.
 //
