@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/eventtype"
 )
 
 // Errors returned by the account, sign-in and session commands. Commands wrap them with
@@ -57,8 +58,9 @@ var (
 	// many wrong codes. The user must sign in with the password again. It is the error of
 	// the ticket store (ephemeral.ErrTicketInvalid), returned as it is.
 	ErrTicketInvalid = ephemeral.ErrTicketInvalid
-	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster.
-	ErrUnknownEvent = errors.New("unknown event type or schema version")
+	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster (the
+	// registry's eventtype.ErrUnknown).
+	ErrUnknownEvent = eventtype.ErrUnknown
 )
 
 // ValidationError says which input field was refused and why. It wraps ErrInvalidInput.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/eventtype"
 )
 
 // Service tokens: credentials of machines (SIEMs, compliance tools) for the event stream and
@@ -99,17 +101,17 @@ func (ServiceTokenRevoked) EventType() string { return EventServiceTokenRevoked 
 func (ServiceTokenUseDenied) EventType() string { return EventServiceTokenUseDenied }
 
 // registerServiceTokenEvents registers the service token events (called by registerEvents).
-func registerServiceTokenEvents(r *EventRegistry) {
-	r.Register(EventServiceTokenCreated, 1, decoderOf[ServiceTokenCreated](), Fields{
-		"token_id": FieldPublic, "name": FieldPublic, "scopes": FieldPublic, "token_hash": FieldSecret,
-		"at": FieldPublic,
+func registerServiceTokenEvents(r *eventtype.Registry) {
+	r.Register(EventServiceTokenCreated, 1, decoderOf[ServiceTokenCreated](), fields{
+		"token_id": public, "name": public, "scopes": public, "token_hash": secret,
+		"at": public,
 	})
-	r.Register(EventServiceTokenRevoked, 1, decoderOf[ServiceTokenRevoked](), Fields{
-		"token_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventServiceTokenRevoked, 1, decoderOf[ServiceTokenRevoked](), fields{
+		"token_id": public, "at": public,
 	})
-	r.Register(EventServiceTokenUseDenied, 1, decoderOf[ServiceTokenUseDenied](), Fields{
-		"token_id": FieldPublic, "reason": FieldPublic, "scope": FieldPublic, "suppressed": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventServiceTokenUseDenied, 1, decoderOf[ServiceTokenUseDenied](), fields{
+		"token_id": public, "reason": public, "scope": public, "suppressed": public,
+		"at": public,
 	})
 }
 

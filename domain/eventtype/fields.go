@@ -1,4 +1,4 @@
-package domain
+package eventtype
 
 import (
 	"fmt"
@@ -50,16 +50,16 @@ func (c FieldClass) String() string {
 // members (a new schema version if the event already exists).
 type Fields map[string]FieldClass
 
-// EventFields is the read-only declaration of one schema version of one event type (see
+// Declaration is the read-only declaration of one schema version of one event type (see
 // Fields). The zero value declares nothing, so every member is secret. It is safe for
 // concurrent use.
-type EventFields struct {
+type Declaration struct {
 	m map[string]FieldClass
 }
 
 // Class returns the declared class of the top-level member key; FieldSecret when key is not
 // declared.
-func (f EventFields) Class(key string) FieldClass {
+func (f Declaration) Class(key string) FieldClass {
 	c, ok := f.m[key]
 	if !ok {
 		return FieldSecret
@@ -68,16 +68,16 @@ func (f EventFields) Class(key string) FieldClass {
 }
 
 // Declared reports whether key is declared (with any class, secret included).
-func (f EventFields) Declared(key string) bool {
+func (f Declaration) Declared(key string) bool {
 	_, ok := f.m[key]
 	return ok
 }
 
 // Keys returns the declared member names, sorted.
-func (f EventFields) Keys() []string { return slices.Sorted(maps.Keys(f.m)) }
+func (f Declaration) Keys() []string { return slices.Sorted(maps.Keys(f.m)) }
 
 // Count returns how many members are declared with class c.
-func (f EventFields) Count(c FieldClass) int {
+func (f Declaration) Count(c FieldClass) int {
 	n := 0
 	for _, v := range f.m {
 		if v == c {
@@ -87,7 +87,7 @@ func (f EventFields) Count(c FieldClass) int {
 	return n
 }
 
-func newEventFields(eventType string, schemaVersion int, fs Fields) EventFields {
+func newDeclaration(eventType string, schemaVersion int, fs Fields) Declaration {
 	if fs == nil {
 		panic(registerHelp(eventType, schemaVersion, "registered without its Fields"))
 	}
@@ -98,14 +98,14 @@ func newEventFields(eventType string, schemaVersion int, fs Fields) EventFields 
 		}
 		m[k] = c
 	}
-	return EventFields{m: m}
+	return Declaration{m: m}
 }
 
 // registerHelp is the message of a registration mistake: what is wrong and how to declare.
 func registerHelp(eventType string, schemaVersion int, what string) string {
-	return fmt.Sprintf(`domain: %s v%d %s: declare every JSON member of its data in the Fields of its registration, `+
-		`e.g. r.Register(Event%s, %d, decoderOf[%s](), Fields{"account_id": FieldPublic, "email": FieldPersonal, `+
-		`"token_hash": FieldSecret, "at": FieldPublic}) in domain/registry.go `+
+	return fmt.Sprintf(`eventtype: %s v%d %s: declare every JSON member of its data in the Fields of its registration, `+
+		`e.g. r.Register("%s", %d, decoder, Fields{"account_id": FieldPublic, "email": FieldPersonal, `+
+		`"token_hash": FieldSecret, "at": FieldPublic}) (Vigil's events: domain/registry.go) `+
 		`(public: shown to auditors and streams; personal: API.md "Personal data and erasure"; secret: never leaves the service)`,
-		eventType, schemaVersion, what, eventType, schemaVersion, eventType)
+		eventType, schemaVersion, what, eventType, schemaVersion)
 }
