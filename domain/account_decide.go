@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // The decisions of the Account aggregate. Each one looks at the state, validates its input
@@ -33,11 +34,11 @@ func (a *Account) decideChangeEmail(newEmail string, now time.Time) []Event {
 }
 
 func (a *Account) decideChangeName(firstName, lastName string, now time.Time) ([]Event, error) {
-	first, err := ValidateName("first_name", firstName)
+	first, err := validate.Name("first_name", firstName)
 	if err != nil {
 		return nil, err
 	}
-	last, err := ValidateName("last_name", lastName)
+	last, err := validate.Name("last_name", lastName)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func (a *Account) decidePasswordChange(passwordHash string, now time.Time) []Eve
 // validateDeviceName trims a TOTP device or passkey name: 1..64 characters, no control
 // characters.
 func validateDeviceName(name string) (string, error) {
-	return cleanText("name", name, MaxDeviceName, true)
+	return validate.Text("name", name, maxDeviceName, true)
 }
 
 func (a *Account) decideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
@@ -184,7 +185,7 @@ func (a *Account) decideDisableTwoFactor(requiredBy []string, now time.Time) ([]
 
 func validateRole(role string) error {
 	if role != RoleAdmin && role != RoleAuditor {
-		return invalid("role", "must be %q or %q", RoleAdmin, RoleAuditor)
+		return validate.Invalid("role", "must be %q or %q", RoleAdmin, RoleAuditor)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // MaxDelegationLifetime is the longest a delegation may last (API.md: at most 90 days).
@@ -91,13 +93,13 @@ func (d *Delegation) ActiveAt(now time.Time) bool { return !d.Ended && now.Befor
 func decideGrantDelegation(id, ownerID, delegateID string, expiresAt, now time.Time) ([]Event, error) {
 	switch {
 	case delegateID == ownerID:
-		return nil, invalid("delegate_email", "must be another account's email")
+		return nil, validate.Invalid("delegate_email", "must be another account's email")
 	case expiresAt.IsZero():
-		return nil, invalid("expires_at", "is required")
+		return nil, validate.Invalid("expires_at", "is required")
 	case !expiresAt.After(now):
-		return nil, invalid("expires_at", "must be in the future")
+		return nil, validate.Invalid("expires_at", "must be in the future")
 	case expiresAt.Sub(now) > MaxDelegationLifetime:
-		return nil, invalid("expires_at", "must be at most 90 days ahead")
+		return nil, validate.Invalid("expires_at", "must be at most 90 days ahead")
 	}
 	return []Event{DelegationGranted{DelegationID: id, OwnerAccountID: ownerID, DelegateAccountID: delegateID,
 		ExpiresAt: expiresAt.UTC(), At: now}}, nil

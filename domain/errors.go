@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/eventtype"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Errors returned by the account, sign-in and session commands. Commands wrap them with
@@ -29,8 +30,9 @@ var (
 	// another account, or two-factor authentication is not in the state the command needs.
 	ErrConflict = errors.New("conflict")
 	// ErrInvalidInput: the input failed validation. It is always wrapped in a
-	// *ValidationError or a *PasswordPolicyError naming what was wrong.
-	ErrInvalidInput = errors.New("invalid input")
+	// *ValidationError or a *PasswordPolicyError naming what was wrong
+	// (validate.ErrInvalidInput).
+	ErrInvalidInput = validate.ErrInvalidInput
 	// ErrTwoFactorRequired: an organisation's policy requires two-factor authentication, so
 	// it cannot be turned off. The organisation issue supplies the policy.
 	ErrTwoFactorRequired = errors.New("two-factor authentication is required by policy")
@@ -65,23 +67,9 @@ var (
 
 // ValidationError says which input field was refused and why. It wraps ErrInvalidInput.
 // Field uses the API's snake_case names (email, first_name, profile.country, ...); Reason is
-// a short English sentence safe to show to the user.
-type ValidationError struct {
-	Field  string
-	Reason string
-}
-
-// Error describes the field and the reason.
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("invalid input: %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap returns ErrInvalidInput.
-func (e *ValidationError) Unwrap() error { return ErrInvalidInput }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+// a short English sentence safe to show to the user. The checks of package validate return
+// it, so it is their type.
+type ValidationError = validate.Error
 
 // PasswordPolicyError lists why a new password was refused: length, the email's local part,
 // and the zxcvbn estimator's feedback (a warning and suggestions) when it scored below the

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Org is the aggregate of an org-<id> stream: name, members with their roles, the 2FA
@@ -138,11 +140,11 @@ func ValidateOrgName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
-		return "", invalid("name", "is required")
+		return "", validate.Invalid("name", "is required")
 	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxOrgName:
-		return "", invalid("name", "must be at most %d characters", maxOrgName)
+		return "", validate.Invalid("name", "must be at most %d characters", maxOrgName)
 	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return "", invalid("name", "must not contain control characters")
+		return "", validate.Invalid("name", "must not contain control characters")
 	}
 	return name, nil
 }
@@ -153,7 +155,7 @@ func ValidateOrgRole(role string) error {
 	case OrgRoleOwner, OrgRoleAdmin, OrgRoleMember:
 		return nil
 	}
-	return invalid("role", "must be %q, %q or %q", OrgRoleOwner, OrgRoleAdmin, OrgRoleMember)
+	return validate.Invalid("role", "must be %q, %q or %q", OrgRoleOwner, OrgRoleAdmin, OrgRoleMember)
 }
 
 // decideCreateOrg returns the first event of a new organisation.
@@ -261,7 +263,7 @@ func (o *Org) decideAddManaged(callerID string, other *Org, now time.Time) ([]Ev
 	}
 	switch {
 	case other.id == o.id:
-		return nil, invalid("org_id", "an organisation cannot manage itself")
+		return nil, validate.Invalid("org_id", "an organisation cannot manage itself")
 	case slices.Contains(o.managed, other.id):
 		return nil, fmt.Errorf("organisation %s already manages %s: %w", o.id, other.id, ErrConflict)
 	case slices.Contains(other.managed, o.id):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Passkeys (WebAuthn credentials): configuration, errors and the decisions of the Account
@@ -109,7 +110,7 @@ func (c *PasskeyConfig) fill() error {
 	if c.RPDisplayName == "" {
 		c.RPDisplayName = "Vigil"
 	}
-	if n, err := cleanText("rp_display_name", c.RPDisplayName, 100, true); err != nil || n != c.RPDisplayName {
+	if n, err := validate.Text("rp_display_name", c.RPDisplayName, 100, true); err != nil || n != c.RPDisplayName {
 		return fmt.Errorf("passkeys: RPDisplayName %q must be 1..100 characters of plain text", c.RPDisplayName)
 	}
 	if len(c.Origins) == 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // TwoFactorPolicy says which organisations require the account to use two-factor
@@ -231,7 +232,7 @@ func NewService(cfg Config) (*Service, error) {
 	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
 	s.bootstrap = make(map[string]struct{}, len(cfg.BootstrapAdmins))
 	for _, e := range cfg.BootstrapAdmins {
-		norm, err := NormalizeEmail(e)
+		norm, err := validate.Email(e)
 		if err != nil {
 			return nil, fmt.Errorf("domain: BootstrapAdmins: %w", err)
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Registration is the input of Register.
@@ -26,23 +28,23 @@ type RegisterResult struct {
 // is not robbed; older ones are leftovers of a crash or a failed change.
 const reservationGrace = time.Minute
 
-// Register creates an account. The email is normalised (NormalizeEmail), names checked
-// (ValidateName), the password checked by the policy (*PasswordPolicyError) and hashed.
+// Register creates an account. The email is normalised (validate.Email), names checked
+// (validate.Name), the password checked by the policy (*PasswordPolicyError) and hashed.
 // The email is then reserved on its system-email-<hash> stream (EmailReserved, appended
 // with the expected version it was found free at, so of concurrent registrations of one
 // email exactly one wins; the others get ErrConflict) before AccountRegistered opens the
 // account stream. An email of Config.BootstrapAdmins not spent yet then grants the account
 // role admin (see BootstrapAdmins).
 func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta) (RegisterResult, error) {
-	email, err := NormalizeEmail(in.Email)
+	email, err := validate.Email(in.Email)
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	first, err := ValidateName("first_name", in.FirstName)
+	first, err := validate.Name("first_name", in.FirstName)
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	last, err := ValidateName("last_name", in.LastName)
+	last, err := validate.Name("last_name", in.LastName)
 	if err != nil {
 		return RegisterResult{}, err
 	}
@@ -190,7 +192,7 @@ func (s *Service) findAccount(ctx context.Context, email string) (*Account, erro
 // LookupEmail returns the id of the account whose sign-in email is email (normalised
 // first), or an error wrapping ErrNotFound (also for a malformed email).
 func (s *Service) LookupEmail(ctx context.Context, email string) (string, error) {
-	norm, err := NormalizeEmail(email)
+	norm, err := validate.Email(email)
 	if err != nil {
 		return "", fmt.Errorf("email: %w", ErrNotFound)
 	}
@@ -229,7 +231,7 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 	if err != nil {
 		return 0, err
 	}
-	email, err := NormalizeEmail(newEmail)
+	email, err := validate.Email(newEmail)
 	if err != nil {
 		return 0, err
 	}
@@ -260,7 +262,7 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 	return pos, nil
 }
 
-// ChangeName sets the caller's first and last name (ValidateName); unchanged names write
+// ChangeName sets the caller's first and last name (validate.Name); unchanged names write
 // nothing.
 func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
 	cur, err := s.authorize(caller, CapProfile)
@@ -402,7 +404,7 @@ type Client struct {
 // RegisterClient registers an application (ClientRegistered on client-<id>) and returns it.
 // The name is 1..100 characters without control characters.
 func (s *Service) RegisterClient(ctx context.Context, name string, rm RequestMeta) (Client, uint64, error) {
-	n, err := cleanText("name", name, MaxClientName, true)
+	n, err := validate.Text("name", name, maxClientName, true)
 	if err != nil {
 		return Client{}, 0, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // The delegation commands (API.md "Delegated access"). A delegation lives on its own stream
@@ -72,7 +74,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateE
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	norm, err := NormalizeEmail(delegateEmail)
+	norm, err := validate.Email(delegateEmail)
 	if err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {

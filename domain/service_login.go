@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // LoginStatus is the outcome of a sign-in step, as API.md's status field.
@@ -80,7 +81,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	}
 	rm.ClientID = clientID
 	now := s.now()
-	norm, emailErr := NormalizeEmail(email)
+	norm, emailErr := validate.Email(email)
 	attempted, key := norm, throttle.AccountKey(norm)
 	if emailErr != nil {
 		attempted, key = "", throttle.TypedKey(email)
@@ -153,7 +154,7 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	case MethodBackupCode:
 		amr = AMRBackupCode
 	default:
-		return LoginResult{}, invalid("method", "must be %q or %q", MethodTOTP, MethodBackupCode)
+		return LoginResult{}, validate.Invalid("method", "must be %q or %q", MethodTOTP, MethodBackupCode)
 	}
 	now := s.now()
 	t, err := s.tickets.Attempt(ctx, ticket, now, s.cfg.TicketMaxTries)
@@ -264,7 +265,7 @@ func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail s
 	ev.AttemptedEmail = ""
 	if accountID != "" {
 		stream = AccountStream(accountID)
-	} else if norm, err := NormalizeEmail(attemptedEmail); err == nil {
+	} else if norm, err := validate.Email(attemptedEmail); err == nil {
 		ev.AttemptedEmail = truncateBytes(norm, maxAttemptedEmail)
 	}
 	res, err := s.appendEvents(ctx, stream, Any, []Event{ev}, md)
@@ -353,7 +354,7 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 		return 0, err
 	}
 	if (in.Password == "") == (in.Code == "") {
-		return 0, invalid("password", "give either the password or a code")
+		return 0, validate.Invalid("password", "give either the password or a code")
 	}
 	md := s.callerMetadata(cur, rm)
 	a, err := s.repo.load(ctx, cur.AccountID)

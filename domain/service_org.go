@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // The organisation commands (API.md "Organisations"). Every change is an event on the
@@ -161,7 +163,7 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 	if err := ValidateOrgRole(role); err != nil {
 		return 0, err
 	}
-	norm, err := NormalizeEmail(email)
+	norm, err := validate.Email(email)
 	if err != nil {
 		return 0, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // MaxWebhookURL bounds the length of a webhook endpoint's URL.
@@ -48,24 +49,24 @@ func OpenWebhookSecret(k *credential.Keyring, e WebhookRegistered) ([]byte, erro
 func ValidateWebhookURL(raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
-		return "", invalid("url", "is required")
+		return "", validate.Invalid("url", "is required")
 	}
 	if len(raw) > MaxWebhookURL {
-		return "", invalid("url", "must be at most %d bytes", MaxWebhookURL)
+		return "", validate.Invalid("url", "must be at most %d bytes", MaxWebhookURL)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", invalid("url", "is not a URL")
+		return "", validate.Invalid("url", "is not a URL")
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", invalid("url", "must be an http or https URL")
+		return "", validate.Invalid("url", "must be an http or https URL")
 	case u.Host == "" || u.Hostname() == "":
-		return "", invalid("url", "must name a host")
+		return "", validate.Invalid("url", "must name a host")
 	case u.User != nil:
-		return "", invalid("url", "must not carry credentials")
+		return "", validate.Invalid("url", "must not carry credentials")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", invalid("url", "must not have a fragment")
+		return "", validate.Invalid("url", "must not have a fragment")
 	}
 	return u.String(), nil
 }

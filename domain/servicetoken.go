@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/eventtype"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Service tokens: credentials of machines (SIEMs, compliance tools) for the event stream and
@@ -330,12 +331,12 @@ const MaxServiceTokenName = 100
 // cleanScopes validates scopes: at least one, each a known scope; duplicates collapse.
 func cleanScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
-		return nil, invalid("scopes", "must name at least one scope (%s)", strings.Join(ServiceTokenScopes, ", "))
+		return nil, validate.Invalid("scopes", "must name at least one scope (%s)", strings.Join(ServiceTokenScopes, ", "))
 	}
 	out := make([]string, 0, len(scopes))
 	for _, sc := range scopes {
 		if !slices.Contains(ServiceTokenScopes, sc) {
-			return nil, invalid("scopes", "each scope must be one of %s", strings.Join(ServiceTokenScopes, ", "))
+			return nil, validate.Invalid("scopes", "each scope must be one of %s", strings.Join(ServiceTokenScopes, ", "))
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
@@ -358,7 +359,7 @@ func tokenMetadata(def Actor, rm RequestMeta) Metadata {
 // returns it, its secret (shown once: only its SHA-256 is stored) and the position written.
 // rm.Actor names the admin. The token authenticates on this instance when Create returns.
 func (s *ServiceTokens) Create(ctx context.Context, name string, scopes []string, rm RequestMeta) (ServiceToken, string, uint64, error) {
-	n, nerr := cleanText("name", name, MaxServiceTokenName, true)
+	n, nerr := validate.Text("name", name, MaxServiceTokenName, true)
 	sc, serr := cleanScopes(scopes)
 	if err := errors.Join(nerr, serr); err != nil {
 		return ServiceToken{}, "", 0, err

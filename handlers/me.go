@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // profileFields are the members of API.md's profile object.
@@ -192,16 +193,16 @@ func (s *Server) applyMePatch(ctx context.Context, caller domain.Session, req pa
 	var errs []error
 	first, last := a.FirstName(), a.LastName()
 	if req.FirstName != nil {
-		v, err := domain.ValidateName("first_name", *req.FirstName)
+		v, err := validate.Name("first_name", *req.FirstName)
 		errs, first = append(errs, err), v
 	}
 	if req.LastName != nil {
-		v, err := domain.ValidateName("last_name", *req.LastName)
+		v, err := validate.Name("last_name", *req.LastName)
 		errs, last = append(errs, err), v
 	}
 	email := ""
 	if req.Email != nil {
-		v, err := domain.NormalizeEmail(*req.Email)
+		v, err := validate.Email(*req.Email)
 		errs, email = append(errs, err), v
 	}
 	if err := errors.Join(errs...); err != nil {

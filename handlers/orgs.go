@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/validate"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -316,7 +317,7 @@ func (s *Server) addOrgMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	norm, err := domain.NormalizeEmail(req.Email)
+	norm, err := validate.Email(req.Email)
 	if err != nil {
 		s.fail(c, err)
 		return
