@@ -242,8 +242,8 @@ func (a *Account) confirmedTOTPCount() int {
 	return n
 }
 
-// BackupCodesRemaining returns how many backup codes are unused.
-func (a *Account) BackupCodesRemaining() int {
+// backupCodesRemaining returns how many backup codes are unused.
+func (a *Account) backupCodesRemaining() int {
 	if a.s.Backup == nil {
 		return 0
 	}
@@ -256,15 +256,15 @@ func (a *Account) BackupCodesRemaining() int {
 	return n
 }
 
-// SecondFactorMethods returns the second-factor methods a sign-in may use, in the API's
+// secondFactorMethods returns the second-factor methods a sign-in may use, in the API's
 // order: "totp" with a confirmed device, "backup_code" while codes remain, "passkey" with a
 // passkey.
-func (a *Account) SecondFactorMethods() []string {
+func (a *Account) secondFactorMethods() []string {
 	var m []string
 	if a.confirmedTOTPCount() > 0 {
 		m = append(m, MethodTOTP)
 	}
-	if a.BackupCodesRemaining() > 0 {
+	if a.backupCodesRemaining() > 0 {
 		m = append(m, MethodBackupCode)
 	}
 	if len(a.s.Passkeys) > 0 {
@@ -331,7 +331,7 @@ func (a *Account) Security() SecurityState {
 		PasswordChangedAt: a.s.PasswordChangedAt,
 		TwoFactorEnabled:  a.TwoFactorEnabled(),
 		Roles:             a.Roles(),
-		BackupCodes:       BackupCodesInfo{Remaining: a.BackupCodesRemaining()},
+		BackupCodes:       BackupCodesInfo{Remaining: a.backupCodesRemaining()},
 	}
 	if a.s.Backup != nil {
 		st.BackupCodes.GeneratedAt = a.s.Backup.GeneratedAt

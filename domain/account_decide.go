@@ -15,8 +15,8 @@ import (
 // secrets, backup code sets) are prepared by the Service and passed in, so decisions are
 // pure functions of state, input and the injected time.
 
-// MaxTOTPDevices bounds how many TOTP devices (pending or confirmed) an account may hold.
-const MaxTOTPDevices = 20
+// maxTOTPDevices bounds how many TOTP devices (pending or confirmed) an account may hold.
+const maxTOTPDevices = 20
 
 // decideRegister returns the event that opens an account. Inputs are already validated and
 // normalised by the Service (validateRegistration).
@@ -74,8 +74,8 @@ func (a *Account) decideAddTOTPDevice(deviceID, name string, secret credential.S
 	if err != nil {
 		return nil, err
 	}
-	if len(a.s.TOTP) >= MaxTOTPDevices {
-		return nil, fmt.Errorf("%w: at most %d TOTP devices", ErrConflict, MaxTOTPDevices)
+	if len(a.s.TOTP) >= maxTOTPDevices {
+		return nil, fmt.Errorf("%w: at most %d TOTP devices", ErrConflict, maxTOTPDevices)
 	}
 	return []Event{TOTPDeviceAdded{DeviceID: deviceID, Name: n, Secret: secret, At: now}}, nil
 }

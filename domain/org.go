@@ -14,7 +14,7 @@ import (
 
 // Org is the aggregate of an org-<id> stream: name, members with their roles, the 2FA
 // requirement and the organisations it manages. Its fields are unexported; it is built only
-// by RebuildOrg (and advanced by the same per-event apply), and changed only by appending
+// by rebuildOrg (and advanced by the same per-event apply), and changed only by appending
 // the events its decisions return. An *Org is a value read at one stream version; the
 // OrgIndex shares them read-only, so nothing mutates an *Org once it is published.
 type Org struct {
@@ -29,9 +29,9 @@ type Org struct {
 
 var errNotOrgEvent = errors.New("event does not belong on an organisation stream")
 
-// RebuildOrg is the one function that rebuilds an organisation from its stream: events
+// rebuildOrg is the one function that rebuilds an organisation from its stream: events
 // from version 1 on, in order, starting with OrgCreated. An empty stream is ErrNotFound.
-func RebuildOrg(orgID string, events []Envelope) (*Org, error) {
+func rebuildOrg(orgID string, events []Envelope) (*Org, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
 	}
@@ -135,8 +135,8 @@ func (o *Org) owners() int {
 // maxOrgName bounds an organisation's name (characters).
 const maxOrgName = 200
 
-// ValidateOrgName trims name and checks it is 1..200 characters of printable text.
-func ValidateOrgName(name string) (string, error) {
+// validateOrgName trims name and checks it is 1..200 characters of printable text.
+func validateOrgName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
@@ -149,8 +149,8 @@ func ValidateOrgName(name string) (string, error) {
 	return name, nil
 }
 
-// ValidateOrgRole checks that role is owner, admin or member.
-func ValidateOrgRole(role string) error {
+// validateOrgRole checks that role is owner, admin or member.
+func validateOrgRole(role string) error {
 	switch role {
 	case OrgRoleOwner, OrgRoleAdmin, OrgRoleMember:
 		return nil
@@ -160,7 +160,7 @@ func ValidateOrgRole(role string) error {
 
 // decideCreateOrg returns the first event of a new organisation.
 func decideCreateOrg(orgID, name, ownerID string, now time.Time) ([]Event, error) {
-	name, err := ValidateOrgName(name)
+	name, err := validateOrgName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (o *Org) administer(callerID string) error {
 // admins may add; only an owner may make or unmake an owner; the last owner cannot be
 // demoted (ErrConflict); the same role again is ErrConflict.
 func (o *Org) decideAddMember(callerID, accountID, role string, now time.Time) ([]Event, error) {
-	if err := ValidateOrgRole(role); err != nil {
+	if err := validateOrgRole(role); err != nil {
 		return nil, err
 	}
 	if err := o.administer(callerID); err != nil {

@@ -41,8 +41,8 @@ var (
 	ErrPasskeyCloneSuspected = fmt.Errorf("%w: passkey sign count did not increase", ErrInvalidCredentials)
 )
 
-// MaxPasskeys bounds how many passkeys an account may hold.
-const MaxPasskeys = 20
+// maxPasskeys bounds how many passkeys an account may hold.
+const maxPasskeys = 20
 
 // LoginFailedPasskeyCloneSuspected is the LoginFailed reason of a passkey assertion refused
 // because its sign count did not increase (beside PasskeyCloneSuspected).
@@ -236,8 +236,8 @@ func (a *Account) decideRegisterPasskey(passkeyID, name string, c webauthn.Regis
 	if a.passkeyByCredential(c.CredentialID) != nil {
 		return nil, false, fmt.Errorf("this passkey is registered already: %w", ErrConflict)
 	}
-	if len(a.s.Passkeys) >= MaxPasskeys {
-		return nil, false, fmt.Errorf("%w: at most %d passkeys", ErrConflict, MaxPasskeys)
+	if len(a.s.Passkeys) >= maxPasskeys {
+		return nil, false, fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
 	}
 	events = []Event{PasskeyRegistered{PasskeyID: passkeyID, Name: n, CredentialID: slices.Clone(c.CredentialID),
 		PublicKey: slices.Clone(c.PublicKey), SignCount: c.SignCount, AAGUID: slices.Clone(c.AAGUID),

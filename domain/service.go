@@ -24,14 +24,14 @@ type TwoFactorPolicy interface {
 	RequiredBy(ctx context.Context, accountID string) (orgIDs []string, err error)
 }
 
-// NoTwoFactorPolicy requires 2FA of nobody (for tests and tools; the Service's default is
+// noTwoFactorPolicy requires 2FA of nobody (for tests and tools; the Service's default is
 // its OrgIndex).
-type NoTwoFactorPolicy struct{}
+type noTwoFactorPolicy struct{}
 
-var _ TwoFactorPolicy = NoTwoFactorPolicy{}
+var _ TwoFactorPolicy = noTwoFactorPolicy{}
 
 // RequiredBy implements TwoFactorPolicy: always none.
-func (NoTwoFactorPolicy) RequiredBy(context.Context, string) ([]string, error) { return nil, nil }
+func (noTwoFactorPolicy) RequiredBy(context.Context, string) ([]string, error) { return nil, nil }
 
 // Config configures NewService. Store and Keyring are required; zero values of the rest
 // take the defaults shown.
@@ -65,8 +65,6 @@ type Config struct {
 	// Orgs is the in-memory directory of organisations; default a new one. Feed it from the
 	// log (Service.Apply) so that every instance knows every organisation.
 	Orgs *OrgIndex
-	// Delegations is the in-memory index of delegations; default a new one, fed like Orgs.
-	Delegations *DelegationIndex
 	// BootstrapAdmins are emails (normalised by NewService) that each grant role admin once,
 	// ever: to the first account registering with it or holding it at BootstrapAdmins.
 	BootstrapAdmins []string
@@ -116,13 +114,10 @@ func (c *Config) fill() error {
 		c.Tickets = ephemeral.NewMemoryTicketStore()
 	}
 	if c.Sessions == nil {
-		c.Sessions = NewSessionIndex()
+		c.Sessions = newSessionIndex()
 	}
 	if c.Orgs == nil {
 		c.Orgs = NewOrgIndex()
-	}
-	if c.Delegations == nil {
-		c.Delegations = NewDelegationIndex()
 	}
 	if c.TwoFactorPolicy == nil {
 		c.TwoFactorPolicy = c.Orgs
@@ -189,7 +184,7 @@ type Service struct {
 	tickets ephemeral.TicketStore
 	twoFA   TwoFactorPolicy
 	orgs    *OrgIndex
-	dels    *DelegationIndex
+	dels    *delegationIndex
 	clients sync.Map // client id -> Client, positive cache (clients are never removed)
 	// bootstrap holds Config.BootstrapAdmins, normalised.
 	bootstrap map[string]struct{}
@@ -227,7 +222,7 @@ func NewService(cfg Config) (*Service, error) {
 		tickets: cfg.Tickets,
 		twoFA:   cfg.TwoFactorPolicy,
 		orgs:    cfg.Orgs,
-		dels:    cfg.Delegations,
+		dels:    newDelegationIndex(),
 	}
 	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
 	s.bootstrap = make(map[string]struct{}, len(cfg.BootstrapAdmins))
@@ -247,14 +242,11 @@ func (s *Service) Sessions() *SessionIndex { return s.index }
 // Orgs returns the service's organisation directory.
 func (s *Service) Orgs() *OrgIndex { return s.orgs }
 
-// Delegations returns the service's delegation index.
-func (s *Service) Delegations() *DelegationIndex { return s.dels }
-
 // Apply feeds one envelope of the log to the in-memory indexes (sessions, organisations,
 // delegations); each ignores what is not its own or what it has already seen. The errors of
 // the indexes are joined. Safe for concurrent use.
 func (s *Service) Apply(env Envelope) error {
-	return errors.Join(s.index.Apply(env), s.orgs.Apply(env), s.dels.Apply(env))
+	return errors.Join(s.index.Apply(env), s.orgs.Apply(env), s.dels.apply(env))
 }
 
 // Hasher returns the password hasher.
@@ -337,7 +329,7 @@ func (s *Service) updateAccount(ctx context.Context, accountID string, md Metada
 }
 
 // loadSession reads a session stream and rebuilds it.
-func (s *Service) loadSession(ctx context.Context, sessionID string) (*SessionRecord, error) {
+func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRecord, error) {
 	stream := SessionStream(sessionID)
 	var all []Envelope
 	for {
@@ -350,13 +342,13 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*SessionRe
 			break
 		}
 	}
-	return RebuildSession(sessionID, all)
+	return rebuildSession(sessionID, all)
 }
 
 // updateSession is updateAccount for a session stream. After a successful append the
 // session index is updated before it returns (so a sign-out fails whoami at once); when
 // decide writes nothing the index still learns the state it read.
-func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*SessionRecord) Metadata, decide func(r *SessionRecord) ([]Event, error)) (AppendResult, *SessionRecord, error) {
+func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*sessionRecord) Metadata, decide func(r *sessionRecord) ([]Event, error)) (AppendResult, *sessionRecord, error) {
 	for attempt := 1; ; attempt++ {
 		r, err := s.loadSession(ctx, sessionID)
 		if err != nil {

@@ -74,26 +74,19 @@ func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID strin
 	return credential.TOTPQRPNG(k)
 }
 
-// ConfirmTOTPResult is what ConfirmTOTPDevice did: BackupCodes holds the ten new codes
-// (shown once) when this confirmation turned 2FA on, else it is nil.
-type ConfirmTOTPResult struct {
-	BackupCodes []string
-	Position    uint64
-}
-
 // ConfirmTOTPDevice confirms a pending device of the caller with a current code (RFC 6238,
 // ±1 step); the step is thereby used. A wrong code is ErrInvalidCode, an unknown device
 // ErrNotFound, a confirmed one ErrConflict. The first confirmed second factor generates the
 // backup codes. The caller's session, having now shown a second factor, becomes aal2 (and
 // loses an enrollment restriction) through a ReauthSucceeded.
-func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (ConfirmTOTPResult, error) {
+func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (BackupCodesResult, error) {
 	cur, err := s.sensitive(caller, CapEnroll)
 	if err != nil {
-		return ConfirmTOTPResult{}, err
+		return BackupCodesResult{}, err
 	}
 	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
-		return ConfirmTOTPResult{}, err
+		return BackupCodesResult{}, err
 	}
 	md := s.callerMetadata(cur, rm)
 	var issued bool
@@ -115,14 +108,14 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 		return events, err
 	})
 	if err != nil {
-		return ConfirmTOTPResult{}, err
+		return BackupCodesResult{}, err
 	}
-	out := ConfirmTOTPResult{Position: res.LastPosition}
+	out := BackupCodesResult{Position: res.LastPosition}
 	if issued {
 		out.BackupCodes = codes
 	}
 	if cur.AAL != AAL2 || cur.Restricted {
-		sres, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		sres, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
 			return r.decideReauth(MethodTOTP, AMROTP, s.now())
 		})
 		if err != nil {
@@ -151,10 +144,12 @@ func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID
 	return res.LastPosition, err
 }
 
-// BackupCodesResult holds a new set of backup codes, shown once.
+// BackupCodesResult holds a new set of backup codes, shown once: those of
+// RegenerateBackupCodes, or those ConfirmTOTPDevice generated when its confirmation turned
+// 2FA on (else nil).
 type BackupCodesResult struct {
-	Codes    []string
-	Position uint64
+	BackupCodes []string
+	Position    uint64
 }
 
 // RegenerateBackupCodes replaces every backup code of the caller with ten new ones (recent
@@ -174,7 +169,7 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm 
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	return BackupCodesResult{Codes: codes, Position: res.LastPosition}, nil
+	return BackupCodesResult{BackupCodes: codes, Position: res.LastPosition}, nil
 }
 
 // DisableTwoFactor removes every TOTP device, passkey and backup code of the caller. It

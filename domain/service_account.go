@@ -288,35 +288,29 @@ func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch Profi
 	return res.LastPosition, err
 }
 
-// ChangePasswordResult is what ChangePassword did.
-type ChangePasswordResult struct {
-	SignedOut int // other sessions signed out
-	Position  uint64
-}
-
 // ChangePassword replaces the caller's password. It needs a recent authentication
 // (ErrReauthenticationRequired), the current password (ErrInvalidCredentials, throttled
 // like a sign-in), and a new password the policy accepts (*PasswordPolicyError). With
 // signOutOthers every other session of the account ends with reason password_changed.
-func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (ChangePasswordResult, error) {
+func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (SignOutResult, error) {
 	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	md := s.callerMetadata(cur, rm)
 	a, err := s.repo.load(ctx, cur.AccountID)
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	if err := s.checkPassword(ctx, a, currentPassword, cur.ID, md, rm); err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	if err := checkNewPassword(s.policy, newPassword, a.Email(), a.FirstName(), a.LastName()); err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	hash, err := s.hasher.Hash(newPassword)
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	verified := a.s.PasswordHash
 	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
@@ -330,9 +324,9 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 		return a.decidePasswordChange(hash, s.now()), nil
 	})
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
-	out := ChangePasswordResult{Position: res.LastPosition}
+	out := SignOutResult{Position: res.LastPosition}
 	if signOutOthers {
 		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutPasswordChanged, md)
 		out.SignedOut = n

@@ -28,7 +28,7 @@ func (s *Service) loadDelegation(ctx context.Context, id string) (*Delegation, e
 	if err != nil {
 		return nil, fmt.Errorf("load delegation %s: %w", id, err)
 	}
-	return RebuildDelegation(id, events)
+	return rebuildDelegation(id, events)
 }
 
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the
@@ -116,7 +116,7 @@ func (s *Service) ListDelegations(caller Session) ([]Delegation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.dels.ActiveFor(cur.AccountID, s.now()), nil
+	return s.dels.activeFor(cur.AccountID, s.now()), nil
 }
 
 // RevokeDelegation ends a delegation the caller granted or received (a sensitive change: an
@@ -147,7 +147,7 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller Session, id strin
 func (s *Service) endActingSessions(ctx context.Context, d *Delegation, md Metadata) (uint64, error) {
 	var pos uint64
 	var errs []error
-	for _, sess := range s.index.ByAccount(d.OwnerAccountID) {
+	for _, sess := range s.index.sessionsOf(d.OwnerAccountID) {
 		if sess.DelegationID != d.ID {
 			continue
 		}
@@ -183,7 +183,7 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		return LoginResult{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
 	}
 	now := s.now()
-	if !d.ActiveAt(now) {
+	if !d.activeAt(now) {
 		return LoginResult{}, fmt.Errorf("delegation %s was revoked or has expired: %w", id, ErrForbidden)
 	}
 	if cur.AAL != AAL2 {
@@ -207,7 +207,7 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		return LoginResult{}, err
 	}
 	// A revocation between the check and the start would have missed this session.
-	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.ActiveAt(s.now()) {
+	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.activeAt(s.now()) {
 		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, SignOutDelegationEnded, md)
 		return LoginResult{}, fmt.Errorf("delegation %s ended meanwhile: %w", id, ErrForbidden)
 	}
@@ -221,8 +221,8 @@ func (s *Service) actingValid(sess Session, now time.Time) bool {
 	if sess.DelegationID == "" {
 		return true
 	}
-	d, ok := s.dels.Get(sess.DelegationID)
-	return !ok || d.ActiveAt(now)
+	d, ok := s.dels.get(sess.DelegationID)
+	return !ok || d.activeAt(now)
 }
 
 // sweepDelegations writes DelegationExpired for every indexed delegation past its time and

@@ -292,7 +292,7 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 	}
 	now := s.now()
 	t := ephemeral.LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
-		Methods: a.SecondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
+		Methods: a.secondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
 	if err := s.tickets.Put(ctx, t); err != nil {
 		return LoginResult{}, fmt.Errorf("store login ticket: %w", err)
 	}
@@ -321,7 +321,7 @@ func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	r := &SessionRecord{sess: Session{ID: sid}}
+	r := &sessionRecord{sess: Session{ID: sid}}
 	for _, e := range events {
 		if err := r.apply(e); err != nil {
 			return LoginResult{}, err
@@ -372,7 +372,7 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 			return 0, err
 		}
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
 		return r.decideReauth(method, amr, s.now())
 	})
 	return res.LastPosition, err

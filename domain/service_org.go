@@ -27,7 +27,7 @@ func (s *Service) loadOrg(ctx context.Context, orgID string) (*Org, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
 	}
-	return RebuildOrg(orgID, events)
+	return rebuildOrg(orgID, events)
 }
 
 // readAll reads a whole (short) stream in pages.
@@ -160,7 +160,7 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 	if err != nil {
 		return 0, err
 	}
-	if err := ValidateOrgRole(role); err != nil {
+	if err := validateOrgRole(role); err != nil {
 		return 0, err
 	}
 	norm, err := validate.Email(email)

@@ -90,7 +90,7 @@ func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.Ce
 // BeginPasskeyRegistration starts registering a passkey named name (1..64 characters,
 // else a *ValidationError) for the caller's account. It needs a recent authentication
 // (ErrReauthenticationRequired; Config.StepUpWindow); a restricted session may use it
-// (enrollment). An account holding MaxPasskeys passkeys gets ErrConflict. The creation
+// (enrollment). An account holding maxPasskeys passkeys gets ErrConflict. The creation
 // options ask for a discoverable credential and user verification ("preferred" both),
 // attestation "none", and exclude the account's passkeys; the user handle is the account
 // id's bytes. It writes nothing; the ceremony is kept (ephemeral.CeremonyStore) until
@@ -113,8 +113,8 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	if len(a.s.Passkeys) >= MaxPasskeys {
-		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, MaxPasskeys)
+	if len(a.s.Passkeys) >= maxPasskeys {
+		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
 		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
@@ -175,7 +175,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 		out.BackupCodes = codes
 	}
 	if cur.AAL != AAL2 || cur.Restricted {
-		sres, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		sres, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
 			return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
 		})
 		if err != nil {
@@ -535,7 +535,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
 		return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
 	})
 	return res.LastPosition, err

@@ -13,8 +13,8 @@ import (
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
-// MaxWebhookURL bounds the length of a webhook endpoint's URL.
-const MaxWebhookURL = 2048
+// maxWebhookURL bounds the length of a webhook endpoint's URL.
+const maxWebhookURL = 2048
 
 // Webhook is a registered webhook endpoint.
 type Webhook struct {
@@ -26,8 +26,8 @@ type Webhook struct {
 	Secret string
 }
 
-// WebhookSecretPrefix starts a Standard Webhooks secret.
-const WebhookSecretPrefix = "whsec_"
+// webhookSecretPrefix starts a Standard Webhooks secret.
+const webhookSecretPrefix = "whsec_"
 
 // webhookAAD binds a sealed webhook secret to its endpoint.
 func webhookAAD(webhookID string) []byte { return []byte("webhook-secret:" + webhookID) }
@@ -44,15 +44,15 @@ func OpenWebhookSecret(k *credential.Keyring, e WebhookRegistered) ([]byte, erro
 
 // ValidateWebhookURL checks an endpoint URL and returns it normalised: an absolute http or
 // https URL with a host, no credentials (they would sit in the log in clear; receivers
-// authenticate Vigil by the signature) and no fragment, at most MaxWebhookURL bytes. A
+// authenticate Vigil by the signature) and no fragment, at most maxWebhookURL bytes. A
 // refusal is a *ValidationError of field "url".
 func ValidateWebhookURL(raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", validate.Invalid("url", "is required")
 	}
-	if len(raw) > MaxWebhookURL {
-		return "", validate.Invalid("url", "must be at most %d bytes", MaxWebhookURL)
+	if len(raw) > maxWebhookURL {
+		return "", validate.Invalid("url", "must be at most %d bytes", maxWebhookURL)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -89,7 +89,7 @@ func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm Request
 	if err != nil {
 		return Webhook{}, 0, err
 	}
-	w.Secret = WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
+	w.Secret = webhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
 	res, err := s.appendEvents(ctx, WebhookStream(w.ID), NoStream,
 		[]Event{WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
 		s.metadata("", Actor{Type: ActorSystem}, rm))

@@ -137,8 +137,8 @@ type ServiceToken struct {
 	RevokedAt time.Time
 }
 
-// HasScope reports whether the token holds scope.
-func (t ServiceToken) HasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
+// hasScope reports whether the token holds scope.
+func (t ServiceToken) hasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
 
 func (t ServiceToken) clone() ServiceToken {
 	t.Scopes = slices.Clone(t.Scopes)
@@ -456,7 +456,7 @@ func (s *ServiceTokens) Authenticate(ctx context.Context, token, scope string, r
 	switch {
 	case tok.Revoked:
 		return ServiceToken{}, s.deny(ctx, tok, DeniedRevoked, "", rm, ErrServiceTokenInvalid)
-	case !tok.HasScope(scope):
+	case !tok.hasScope(scope):
 		return ServiceToken{}, s.deny(ctx, tok, DeniedInsufficientScope, scope, rm, ErrInsufficientScope)
 	}
 	return tok, nil

@@ -28,7 +28,7 @@ func TestSessionDecisions(t *testing.T) {
 	if two := startEvents("s", "a", "t", []string{AMRPassword, AMROTP}, t0); two[1].(SessionStarted).AAL != AAL2 {
 		t.Fatal("pwd+otp is not aal2")
 	}
-	r, err := RebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
+	r, err := rebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatal("no access event after a minute")
 	}
 	all := append(slices.Clone(start), ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if ev := r.decideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
 		t.Fatal("second access event within a minute")
 	}
@@ -75,7 +75,7 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatalf("reauth %+v", ra)
 	}
 	all = append(all, ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
 		t.Fatalf("after reauth %+v", s)
 	}
@@ -91,7 +91,7 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	all = append(all, ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if ended, why := r.Ended(); !ended || why != SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
@@ -101,13 +101,13 @@ func TestSessionDecisions(t *testing.T) {
 	if r.decideExpire(t0.Add(48*time.Hour)) != nil || r.decideAccess(t0.Add(time.Hour), time.Minute) != nil {
 		t.Fatal("events for an ended session")
 	}
-	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := rebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("empty stream: %v", err)
 	}
 }
 
 func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
-	x := NewSessionIndex()
+	x := newSessionIndex()
 	envs := envelopes(t, SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{AMRPassword}, t0),
 		SessionAccessed{At: t0.Add(5 * time.Minute)}, SessionSignedOut{Reason: SignOutLogout, At: t0.Add(6 * time.Minute)})...)
 	other := envelopes(t, AccountStream("a1"), registered)
@@ -126,7 +126,7 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if _, ok := x.Lookup(HashSessionToken("other")); ok {
 		t.Fatal("unknown token found")
 	}
-	if got := x.ByAccount("a1"); len(got) != 1 || got[0].ID != "s1" {
+	if got := x.sessionsOf("a1"); len(got) != 1 || got[0].ID != "s1" {
 		t.Fatalf("by account %v", got)
 	}
 	// replaying an old envelope changes nothing
@@ -139,7 +139,7 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if err := x.Apply(envs[3]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.ByAccount("a1")) != 0 {
+	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
 		t.Fatal("signed-out session still indexed")
 	}
 	// a late SessionStarted (a lagging projection) does not bring it back
@@ -158,10 +158,10 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 	// The synchronous path signs a session out before the projection has even delivered
 	// its start: the start must not appear afterwards.
-	x := NewSessionIndex()
+	x := newSessionIndex()
 	all := append(startEvents("s2", "a1", "tok2", []string{AMRPassword}, t0), SessionSignedOut{Reason: SignOutByAdmin, At: t0})
 	envs := envelopes(t, SessionStream("s2"), all...)
-	r, err := RebuildSession("s2", envs)
+	r, err := rebuildSession("s2", envs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 }
 
 func TestSessionIndexConcurrentUse(t *testing.T) {
-	x := NewSessionIndex()
+	x := newSessionIndex()
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -192,7 +192,7 @@ func TestSessionIndexConcurrentUse(t *testing.T) {
 					return
 				}
 				x.touch(sid, t0.Add(time.Duration(j)*time.Second))
-				_ = x.ByAccount("a1")
+				_ = x.sessionsOf("a1")
 			}
 		}(i)
 	}

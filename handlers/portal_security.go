@@ -223,7 +223,7 @@ func (p *portal) regenerateCodes(c *gin.Context) {
 		return
 	}
 	p.wait(c.Request.Context(), res.Position)
-	p.showCodes(c, res.Codes, "Your earlier backup codes no longer work.")
+	p.showCodes(c, res.BackupCodes, "Your earlier backup codes no longer work.")
 }
 
 func (p *portal) renamePasskey(c *gin.Context) {

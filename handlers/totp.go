@@ -206,7 +206,7 @@ func (s *Server) regenerateBackupCodes(c *gin.Context) {
 		return
 	}
 	s.setPosition(c, res.Position)
-	c.JSON(http.StatusCreated, gin.H{"codes": res.Codes})
+	c.JSON(http.StatusCreated, gin.H{"codes": res.BackupCodes})
 }
 
 type disableTwoFactorRequest struct {
