@@ -309,21 +309,33 @@ func (s *Service) appendEvents(ctx context.Context, stream string, expected Expe
 // version it loaded; on a version conflict it starts over (bounded). It returns the
 // append's result (zero when decide returned no event) and the account decide saw.
 func (s *Service) updateAccount(ctx context.Context, accountID string, md Metadata, decide func(a *Account) ([]Event, error)) (AppendResult, *Account, error) {
+	load := func(ctx context.Context) (*Account, error) { return s.repo.load(ctx, accountID) }
+	res, a, _, err := update(ctx, s, "account "+accountID, AccountStream(accountID), load, func(*Account) Metadata { return md }, decide)
+	return res, a, err
+}
+
+// update is the optimistic loop of every command: load the aggregate, let decide return
+// events, append them with the version it loaded; on a version conflict start over, at most
+// Config.MaxRetries times (name says what in the error). It returns the append's result and
+// the events appended (both zero when decide wrote nothing or failed) and the aggregate
+// decide saw (nil when load failed).
+func update[A interface{ Version() uint64 }](ctx context.Context, s *Service, name, stream string, load func(context.Context) (A, error), md func(A) Metadata, decide func(A) ([]Event, error)) (AppendResult, A, []Event, error) {
 	for attempt := 1; ; attempt++ {
-		a, err := s.repo.load(ctx, accountID)
+		a, err := load(ctx)
 		if err != nil {
-			return AppendResult{}, nil, err
+			var none A
+			return AppendResult{}, none, nil, err
 		}
 		events, err := decide(a)
 		if err != nil || len(events) == 0 {
-			return AppendResult{}, a, err
+			return AppendResult{}, a, nil, err
 		}
-		res, err := s.appendEvents(ctx, AccountStream(accountID), Exact(a.Version()), events, md)
+		res, err := s.appendEvents(ctx, stream, Exact(a.Version()), events, md(a))
 		if err == nil {
-			return res, a, nil
+			return res, a, events, nil
 		}
 		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, a, fmt.Errorf("account %s after %d attempts: %w", accountID, attempt, err)
+			return AppendResult{}, a, nil, fmt.Errorf("%s after %d attempts: %w", name, attempt, err)
 		}
 	}
 }
@@ -349,35 +361,24 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRe
 // session index is updated before it returns (so a sign-out fails whoami at once); when
 // decide writes nothing the index still learns the state it read.
 func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*sessionRecord) Metadata, decide func(r *sessionRecord) ([]Event, error)) (AppendResult, *sessionRecord, error) {
-	for attempt := 1; ; attempt++ {
-		r, err := s.loadSession(ctx, sessionID)
-		if err != nil {
-			return AppendResult{}, nil, err
+	load := func(ctx context.Context) (*sessionRecord, error) { return s.loadSession(ctx, sessionID) }
+	res, r, events, err := update(ctx, s, "session "+sessionID, SessionStream(sessionID), load, mdFor, decide)
+	if r == nil || len(events) == 0 {
+		if r != nil && (err == nil || errors.Is(err, ErrSessionNotFound)) {
+			s.index.observe(r)
 		}
-		events, err := decide(r)
-		if err != nil || len(events) == 0 {
-			if err == nil || errors.Is(err, ErrSessionNotFound) {
-				s.index.observe(r)
-			}
-			return AppendResult{}, r, err
-		}
-		res, err := s.appendEvents(ctx, SessionStream(sessionID), Exact(r.version), events, mdFor(r))
-		if err == nil {
-			next := *r
-			next.sess = r.sess.clone()
-			for _, e := range events {
-				if err := next.apply(e); err != nil {
-					return res, nil, err
-				}
-			}
-			next.version = res.NextVersion
-			s.index.observe(&next)
-			return res, &next, nil
-		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, r, fmt.Errorf("session %s after %d attempts: %w", sessionID, attempt, err)
+		return res, r, err
+	}
+	next := *r
+	next.sess = r.sess.clone()
+	for _, e := range events {
+		if err := next.apply(e); err != nil {
+			return res, nil, err
 		}
 	}
+	next.version = res.NextVersion
+	s.index.observe(&next)
+	return res, &next, nil
 }
 
 // authorize checks that caller (a session from Whoami) is still active and holds capability
@@ -455,4 +456,36 @@ func (s *Service) requiredBy(ctx context.Context, accountID string) ([]string, e
 		return nil, fmt.Errorf("two-factor policy: %w", err)
 	}
 	return orgs, nil
+}
+
+// updateOwn runs decide on the caller's own account, once the caller is authorised for
+// need, with the caller's metadata, and answers the log position (0 when decide wrote
+// nothing): the shape of the account holder's plain commands.
+func (s *Service) updateOwn(ctx context.Context, caller Session, need Capability, rm RequestMeta, decide func(a *Account, now time.Time) ([]Event, error)) (uint64, error) {
+	cur, err := s.authorize(caller, need)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return decide(a, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// removeSecondFactor runs decide, the removal of one of the caller's second factors, after
+// a recent authentication, giving it the organisations whose policy requires 2FA (read once,
+// before the account): removing the last factor is refused while any does.
+func (s *Service) removeSecondFactor(ctx context.Context, caller Session, rm RequestMeta, decide func(a *Account, orgs []string, now time.Time) ([]Event, error)) (uint64, error) {
+	cur, err := s.sensitive(caller, CapControl)
+	if err != nil {
+		return 0, err
+	}
+	orgs, err := s.requiredBy(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return decide(a, orgs, s.now())
+	})
+	return res.LastPosition, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
 )
@@ -130,18 +131,9 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 // the last second factor turns 2FA off and drops the backup codes (TwoFactorDisabled),
 // which is ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA.
 func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
-	if err != nil {
-		return 0, err
-	}
-	orgs, err := s.requiredBy(ctx, cur.AccountID)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRemoveTOTPDevice(deviceID, orgs, s.now())
+	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
+		return a.decideRemoveTOTPDevice(deviceID, orgs, now)
 	})
-	return res.LastPosition, err
 }
 
 // BackupCodesResult holds a new set of backup codes, shown once: those of

@@ -265,27 +265,17 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 // ChangeName sets the caller's first and last name (validate.Name); unchanged names write
 // nothing.
 func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapProfile)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideChangeName(firstName, lastName, s.now())
+	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
+		return a.decideChangeName(firstName, lastName, now)
 	})
-	return res.LastPosition, err
 }
 
 // UpdateProfile applies patch to the caller's profile (see ProfilePatch for the rules); an
 // unchanged profile writes nothing.
 func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch ProfilePatch, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapProfile)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideUpdateProfile(patch, s.now())
+	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
+		return a.decideUpdateProfile(patch, now)
 	})
-	return res.LastPosition, err
 }
 
 // ChangePassword replaces the caller's password. It needs a recent authentication

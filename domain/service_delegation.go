@@ -34,34 +34,22 @@ func (s *Service) loadDelegation(ctx context.Context, id string) (*Delegation, e
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the
 // delegation index.
 func (s *Service) updateDelegation(ctx context.Context, id string, md func(*Delegation) Metadata, decide func(d *Delegation) ([]Event, error)) (AppendResult, *Delegation, error) {
-	for attempt := 1; ; attempt++ {
-		d, err := s.loadDelegation(ctx, id)
-		if err != nil {
-			return AppendResult{}, nil, err
-		}
-		events, err := decide(d)
-		if err != nil || len(events) == 0 {
-			if err == nil {
-				s.dels.publish(d)
-			}
-			return AppendResult{}, d, err
-		}
-		res, err := s.appendEvents(ctx, DelegationStream(id), Exact(d.version), events, md(d))
+	res, d, events, err := update(ctx, s, "delegation "+id, DelegationStream(id), func(ctx context.Context) (*Delegation, error) { return s.loadDelegation(ctx, id) }, md, decide)
+	if err != nil || len(events) == 0 {
 		if err == nil {
-			next := *d
-			for _, e := range events {
-				if err := next.apply(e); err != nil {
-					return res, nil, err
-				}
-			}
-			next.version = res.NextVersion
-			s.dels.publish(&next)
-			return res, &next, nil
+			s.dels.publish(d)
 		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, d, fmt.Errorf("delegation %s after %d attempts: %w", id, attempt, err)
+		return res, d, err
+	}
+	next := *d
+	for _, e := range events {
+		if err := next.apply(e); err != nil {
+			return res, nil, err
 		}
 	}
+	next.version = res.NextVersion
+	s.dels.publish(&next)
+	return res, &next, nil
 }
 
 // GrantDelegation lets the account with delegateEmail act for the caller until expiresAt

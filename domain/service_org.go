@@ -2,7 +2,6 @@ package domain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain/validate"
@@ -48,31 +47,19 @@ func (s *Service) readAll(ctx context.Context, stream string) ([]Envelope, error
 // updateOrg loads the organisation, lets decide return events, appends them with the
 // version it loaded (retrying on a conflict) and publishes the new state to the directory.
 func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*Org) Metadata, decide func(o *Org) ([]Event, error)) (AppendResult, *Org, error) {
-	for attempt := 1; ; attempt++ {
-		o, err := s.loadOrg(ctx, orgID)
-		if err != nil {
-			return AppendResult{}, nil, err
-		}
-		events, err := decide(o)
-		if err != nil || len(events) == 0 {
-			return AppendResult{}, o, err
-		}
-		res, err := s.appendEvents(ctx, OrgStream(orgID), Exact(o.version), events, md(o))
-		if err == nil {
-			next := o.clone()
-			for _, e := range events {
-				if err := next.apply(e); err != nil {
-					return res, nil, err
-				}
-			}
-			next.version = res.NextVersion
-			s.orgs.publish(next)
-			return res, next, nil
-		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, o, fmt.Errorf("organisation %s after %d attempts: %w", orgID, attempt, err)
+	res, o, events, err := update(ctx, s, "organisation "+orgID, OrgStream(orgID), func(ctx context.Context) (*Org, error) { return s.loadOrg(ctx, orgID) }, md, decide)
+	if err != nil || len(events) == 0 {
+		return res, o, err
+	}
+	next := o.clone()
+	for _, e := range events {
+		if err := next.apply(e); err != nil {
+			return res, nil, err
 		}
 	}
+	next.version = res.NextVersion
+	s.orgs.publish(next)
+	return res, next, nil
 }
 
 // CreateOrg creates an organisation named name (1..200 characters) whose owner is the

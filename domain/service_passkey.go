@@ -197,14 +197,9 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 // *ValidationError; ErrNotFound for an unknown id). It needs an active, unrestricted
 // session but no recent authentication; the same name writes nothing (position 0).
 func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, name string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapControl)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRenamePasskey(passkeyID, name, s.now())
+	return s.updateOwn(ctx, caller, CapControl, rm, func(a *Account, now time.Time) ([]Event, error) {
+		return a.decideRenamePasskey(passkeyID, name, now)
 	})
-	return res.LastPosition, err
 }
 
 // RemovePasskey removes a passkey of the caller (recent authentication needed;
@@ -212,18 +207,9 @@ func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, 
 // the backup codes (TwoFactorDisabled), which is ErrTwoFactorRequired while the
 // TwoFactorPolicy requires 2FA: the rule of RemoveTOTPDevice.
 func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
-	if err != nil {
-		return 0, err
-	}
-	orgs, err := s.requiredBy(ctx, cur.AccountID)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRemovePasskey(passkeyID, orgs, s.now())
+	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
+		return a.decideRemovePasskey(passkeyID, orgs, now)
 	})
-	return res.LastPosition, err
 }
 
 // BeginPasskeyLogin starts a passkey sign-in. With ticket "" it is usernameless: any
