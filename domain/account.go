@@ -88,12 +88,9 @@ func RebuildAccount(accountID string, events []Envelope) (*Account, error) {
 // replay applies events that continue the stream at a.s.Version+1.
 func (a *Account) replay(events []Envelope) error {
 	for _, env := range events {
-		if env.Version != a.s.Version+1 {
-			return fmt.Errorf("account %s: event version %d after %d: stream gap", a.s.ID, env.Version, a.s.Version)
-		}
-		e, err := DecodeEvent(env)
+		e, err := decodeNext("account", a.s.ID, a.s.Version, env)
 		if err != nil {
-			return fmt.Errorf("account %s v%d: %w", a.s.ID, env.Version, err)
+			return err
 		}
 		if a.s.Version == 0 {
 			if _, ok := e.(AccountRegistered); !ok {

@@ -46,12 +46,9 @@ func rebuildDelegation(id string, events []Envelope) (*Delegation, error) {
 }
 
 func (d *Delegation) applyEnvelope(env Envelope) error {
-	if env.Version != d.version+1 {
-		return fmt.Errorf("delegation %s: event version %d after %d: stream gap", d.ID, env.Version, d.version)
-	}
-	e, err := DecodeEvent(env)
+	e, err := decodeNext("delegation", d.ID, d.version, env)
 	if err != nil {
-		return fmt.Errorf("delegation %s v%d: %w", d.ID, env.Version, err)
+		return err
 	}
 	if _, ok := e.(DelegationGranted); ok != (d.version == 0) {
 		return fmt.Errorf("delegation %s v%d: %s: %w", d.ID, env.Version, env.Type, errNotDelegationEvent)

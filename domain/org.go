@@ -46,12 +46,9 @@ func rebuildOrg(orgID string, events []Envelope) (*Org, error) {
 
 // applyEnvelope applies one stored event that must continue the stream.
 func (o *Org) applyEnvelope(env Envelope) error {
-	if env.Version != o.version+1 {
-		return fmt.Errorf("organisation %s: event version %d after %d: stream gap", o.id, env.Version, o.version)
-	}
-	e, err := DecodeEvent(env)
+	e, err := decodeNext("organisation", o.id, o.version, env)
 	if err != nil {
-		return fmt.Errorf("organisation %s v%d: %w", o.id, env.Version, err)
+		return err
 	}
 	if _, ok := e.(OrgCreated); ok != (o.version == 0) {
 		return fmt.Errorf("organisation %s v%d: %s: %w", o.id, env.Version, env.Type, errNotOrgEvent)

@@ -170,6 +170,19 @@ func DecodeEvent(env Envelope) (Event, error) {
 	return registry.Decode(env.Type, env.SchemaVersion, env.Data)
 }
 
+// decodeNext decodes env, which must continue the stream of the aggregate kind id after
+// version (else a stream gap): the first step of every aggregate's replay.
+func decodeNext(kind, id string, version uint64, env Envelope) (Event, error) {
+	if env.Version != version+1 {
+		return nil, fmt.Errorf("%s %s: event version %d after %d: stream gap", kind, id, env.Version, version)
+	}
+	e, err := DecodeEvent(env)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s v%d: %w", kind, id, env.Version, err)
+	}
+	return e, nil
+}
+
 // EventTypes returns the name of every event type Vigil writes, sorted.
 func EventTypes() []string { return registry.Types() }
 

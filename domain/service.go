@@ -489,3 +489,16 @@ func (s *Service) removeSecondFactor(ctx context.Context, caller Session, rm Req
 	})
 	return res.LastPosition, err
 }
+
+// provedSecondFactor records on the caller's session (a ReauthSucceeded with method and amr)
+// that it has just shown a second factor by enrolling one, when the session is not yet aal2
+// or is restricted to enrolling; it answers the position written (0 for none).
+func (s *Service) provedSecondFactor(ctx context.Context, cur Session, md Metadata, method, amr string) (uint64, error) {
+	if cur.AAL == AAL2 && !cur.Restricted {
+		return 0, nil
+	}
+	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
+		return r.decideReauth(method, amr, s.now())
+	})
+	return res.LastPosition, err
+}

@@ -115,16 +115,9 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 	if issued {
 		out.BackupCodes = codes
 	}
-	if cur.AAL != AAL2 || cur.Restricted {
-		sres, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-			return r.decideReauth(MethodTOTP, AMROTP, s.now())
-		})
-		if err != nil {
-			return out, err
-		}
-		out.Position = sres.LastPosition
-	}
-	return out, nil
+	pos, err := s.provedSecondFactor(ctx, cur, md, MethodTOTP, AMROTP)
+	out.Position = max(out.Position, pos)
+	return out, err
 }
 
 // RemoveTOTPDevice removes a device of the caller (recent authentication needed). Removing

@@ -174,14 +174,10 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if issued {
 		out.BackupCodes = codes
 	}
-	if cur.AAL != AAL2 || cur.Restricted {
-		sres, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-			return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
-		})
-		if err != nil {
-			return out, err
-		}
-		out.Position = max(out.Position, sres.LastPosition)
+	pos, err := s.provedSecondFactor(ctx, cur, md, MethodPasskey, AMRPasskey)
+	out.Position = max(out.Position, pos)
+	if err != nil {
+		return out, err
 	}
 	if signOutOthers {
 		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutByUser, md)

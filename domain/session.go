@@ -69,12 +69,9 @@ func rebuildSession(sessionID string, events []Envelope) (*sessionRecord, error)
 	}
 	r := &sessionRecord{sess: Session{ID: sessionID}}
 	for _, env := range events {
-		if env.Version != r.version+1 {
-			return nil, fmt.Errorf("session %s: event version %d after %d: stream gap", sessionID, env.Version, r.version)
-		}
-		e, err := DecodeEvent(env)
+		e, err := decodeNext("session", sessionID, r.version, env)
 		if err != nil {
-			return nil, fmt.Errorf("session %s v%d: %w", sessionID, env.Version, err)
+			return nil, err
 		}
 		if err := r.apply(e); err != nil {
 			return nil, fmt.Errorf("session %s v%d: %w", sessionID, env.Version, err)
