@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
+	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -72,7 +73,7 @@ type Config struct {
 	Issuer string
 	// Passkeys configures WebAuthn (relying party, origins, ceremony store); the zero value
 	// disables passkeys (the passkey commands return ErrPasskeysDisabled).
-	Passkeys PasskeyConfig
+	Passkeys webauthn.Config
 	// SessionLifetime is a session's absolute lifetime; default 12h (ASVS 4.0.3 L2).
 	SessionLifetime time.Duration
 	// SessionIdleTimeout ends a session unused for this long; default 30m (ASVS L2).
@@ -199,7 +200,7 @@ func NewService(cfg Config) (*Service, error) {
 	if err := cfg.Throttle.Fill(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Passkeys.fill(); err != nil {
+	if err := cfg.Passkeys.Fill(); err != nil {
 		return nil, err
 	}
 	if cfg.Hasher == nil {

@@ -37,8 +37,8 @@ type PasskeyRegistration struct {
 }
 
 // passkeyConfig returns the passkey configuration, or ErrPasskeysDisabled.
-func (s *Service) passkeyConfig() (*PasskeyConfig, error) {
-	if !s.cfg.Passkeys.enabled() {
+func (s *Service) passkeyConfig() (*webauthn.Config, error) {
+	if !s.cfg.Passkeys.Enabled() {
 		return nil, ErrPasskeysDisabled
 	}
 	return &s.cfg.Passkeys, nil
@@ -94,7 +94,7 @@ func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.Ce
 // options ask for a discoverable credential and user verification ("preferred" both),
 // attestation "none", and exclude the account's passkeys; the user handle is the account
 // id's bytes. It writes nothing; the ceremony is kept (ephemeral.CeremonyStore) until
-// FinishPasskeyRegistration or PasskeyConfig.CeremonyTTL. ErrPasskeysDisabled without a
+// FinishPasskeyRegistration or passkey.Config.CeremonyTTL. ErrPasskeysDisabled without a
 // passkey configuration.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, name string) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
@@ -118,7 +118,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
 		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
-		return webauthn.CreationOptions(cfg.relyingParty(), webauthnUser(a), descriptors(a.Passkeys()), challenge)
+		return webauthn.CreationOptions(cfg.RelyingParty(), webauthnUser(a), descriptors(a.Passkeys()), challenge)
 	})
 }
 
@@ -147,7 +147,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	cred, err := webauthn.VerifyRegistration(cfg.relyingParty(), credential, c.Challenge, c.UserVerification == webauthn.UVRequired)
+	cred, err := webauthn.VerifyRegistration(cfg.RelyingParty(), credential, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
 		return PasskeyRegistration{}, &ValidationError{Field: "credential", Reason: webauthnReason(err)}
 	}
@@ -224,7 +224,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	}
 	if ticket == "" {
 		return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, UserVerification: webauthn.UVRequired}, func(challenge []byte) (json.RawMessage, error) {
-			return webauthn.RequestOptions(cfg.relyingParty(), nil, challenge, webauthn.UVRequired)
+			return webauthn.RequestOptions(cfg.RelyingParty(), nil, challenge, webauthn.UVRequired)
 		})
 	}
 	t, err := s.tickets.Attempt(ctx, ticket, s.now(), s.cfg.TicketMaxTries)
@@ -241,7 +241,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
 		func(challenge []byte) (json.RawMessage, error) {
-			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
+			return webauthn.RequestOptions(cfg.RelyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
 }
 
@@ -397,7 +397,7 @@ func accountIDFromHandle(handle []byte) string {
 // checkAssertion finds the passkey p names among a's and verifies p with it. With a user
 // handle it must be a's; a ceremony with a ticket or a session only accepts a's passkeys
 // anyway (the allowCredentials it offered).
-func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (passkeyUse, error) {
+func (s *Service) checkAssertion(cfg *webauthn.Config, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (passkeyUse, error) {
 	if len(p.UserHandle) > 0 && string(p.UserHandle) != a.ID() {
 		return passkeyUse{}, webauthnErr("the user handle names another account")
 	}
@@ -408,7 +408,7 @@ func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Asse
 	if pk == nil {
 		return passkeyUse{}, webauthnErr("the credential is not registered")
 	}
-	r, err := webauthn.VerifyAssertion(cfg.relyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
+	r, err := webauthn.VerifyAssertion(cfg.RelyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
 		return passkeyUse{}, err
 	}
@@ -457,7 +457,7 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
 		func(challenge []byte) (json.RawMessage, error) {
-			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
+			return webauthn.RequestOptions(cfg.RelyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
 }
 

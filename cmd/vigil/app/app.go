@@ -27,6 +27,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -313,14 +314,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--public-url: %s is plain http on a host that is not local, where browsers drop Vigil's Secure session cookie and nobody can sign in: use https, or --insecure-cookies for a trial", cfg.PublicURL)
 	}
 	// WebAuthn binds passkeys to the public URL's host (the relying party id).
-	passkeys, err := domain.PasskeyConfigFromPublicURL(cfg.PublicURL.String())
+	passkeys, err := passkey.ConfigFromPublicURL(cfg.PublicURL.String())
 	if err != nil {
 		if !cfg.InsecureCookies || cfg.PublicURL.Scheme != "http" {
 			return nil, fmt.Errorf("--public-url: %w", err)
 		}
 		// A trial over plain HTTP: browsers offer no WebAuthn there anyway.
 		cfg.Logger.Warn("passkeys are off: the public URL is plain http on a host that is not local", "public_url", cfg.PublicURL.String(), "reason", err.Error())
-		passkeys = domain.PasskeyConfig{}
+		passkeys = passkey.Config{}
 	}
 	a := &App{cfg: cfg, log: cfg.Logger}
 
