@@ -5,16 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
-
-// maxWebhookURL bounds the length of a webhook endpoint's URL.
-const maxWebhookURL = 2048
 
 // Webhook is a registered webhook endpoint.
 type Webhook struct {
@@ -42,41 +37,12 @@ func OpenWebhookSecret(k *credential.Keyring, e WebhookRegistered) ([]byte, erro
 	return key, nil
 }
 
-// ValidateWebhookURL checks an endpoint URL and returns it normalised: an absolute http or
-// https URL with a host, no credentials (they would sit in the log in clear; receivers
-// authenticate Vigil by the signature) and no fragment, at most maxWebhookURL bytes. A
-// refusal is a *ValidationError of field "url".
-func ValidateWebhookURL(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "", validate.Invalid("url", "is required")
-	}
-	if len(raw) > maxWebhookURL {
-		return "", validate.Invalid("url", "must be at most %d bytes", maxWebhookURL)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", validate.Invalid("url", "is not a URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", validate.Invalid("url", "must be an http or https URL")
-	case u.Host == "" || u.Hostname() == "":
-		return "", validate.Invalid("url", "must name a host")
-	case u.User != nil:
-		return "", validate.Invalid("url", "must not carry credentials")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", validate.Invalid("url", "must not have a fragment")
-	}
-	return u.String(), nil
-}
-
 // RegisterWebhook registers a webhook endpoint (WebhookRegistered on system-webhook-<id>)
 // with a new signing secret of its own, and returns it (with the secret in clear, for the
 // caller to show once) and the global position written. rm.Actor names the administrator.
-// The URL is checked with ValidateWebhookURL.
+// The URL is checked with validate.WebhookURL.
 func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm RequestMeta) (Webhook, uint64, error) {
-	u, err := ValidateWebhookURL(rawURL)
+	u, err := validate.WebhookURL(rawURL)
 	if err != nil {
 		return Webhook{}, 0, err
 	}

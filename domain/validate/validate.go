@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 	"unicode"
@@ -25,6 +26,7 @@ const (
 	MaxNameRunes      = 100
 	MaxProfileRunes   = 200
 	MaxTelephoneRunes = 32
+	MaxWebhookURL     = 2048 // bytes
 )
 
 // ErrInvalidInput: the input failed validation. It is always wrapped in an *Error (or, for a
@@ -194,3 +196,32 @@ var isoCountrySet = func() map[string]bool {
 }()
 
 func isISOCountry(code string) bool { return isoCountrySet[code] }
+
+// WebhookURL checks a webhook endpoint URL and returns it normalised: an absolute http or
+// https URL with a host, no credentials (they would sit in the log in clear; receivers
+// authenticate Vigil by the signature) and no fragment, at most MaxWebhookURL bytes. A
+// refusal is an *Error of field "url".
+func WebhookURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", Invalid("url", "is required")
+	}
+	if len(raw) > MaxWebhookURL {
+		return "", Invalid("url", "must be at most %d bytes", MaxWebhookURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", Invalid("url", "is not a URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", Invalid("url", "must be an http or https URL")
+	case u.Host == "" || u.Hostname() == "":
+		return "", Invalid("url", "must name a host")
+	case u.User != nil:
+		return "", Invalid("url", "must not carry credentials")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", Invalid("url", "must not have a fragment")
+	}
+	return u.String(), nil
+}
