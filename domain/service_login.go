@@ -333,7 +333,7 @@ func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata)
 	if in.Restricted {
 		status = StatusEnrollmentRequired
 	}
-	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.Session(), Token: token},
+	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.session(), Token: token},
 		Position: res.LastPosition}, nil
 }
 

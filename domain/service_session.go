@@ -51,7 +51,7 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 	}
 	// Someone else wrote to the session: decide again on the stream.
 	res, _, err = s.updateSession(ctx, sessionID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		if ended, _ := r.Ended(); ended {
+		if ended, _ := r.endState(); ended {
 			return nil, ErrSessionNotFound
 		}
 		return r.decideAccess(s.now(), s.cfg.TouchInterval), nil
@@ -209,7 +209,7 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 			out.Position = max(out.Position, res.LastPosition)
 		}
 	}
-	s.index.Prune(now)
+	s.index.prune(now)
 	if err := s.cfg.Throttle.Store.Prune(ctx, now); err != nil {
 		errs = append(errs, fmt.Errorf("prune throttling: %w", err))
 	}

@@ -125,14 +125,14 @@ func sessionFromStarted(e SessionStarted) Session {
 		IdleTimeout: time.Duration(e.IdleTimeoutSeconds) * time.Second}
 }
 
-// Session returns the session's state.
-func (r *sessionRecord) Session() Session { return r.sess.clone() }
+// session returns a copy of the session's state.
+func (r *sessionRecord) session() Session { return r.sess.clone() }
 
 // Version returns the stream version the record was read at.
 func (r *sessionRecord) Version() uint64 { return r.version }
 
-// Ended reports whether the session was signed out or expired, and why.
-func (r *sessionRecord) Ended() (bool, string) { return r.ended, r.endReason }
+// endState reports whether the session was signed out or expired, and why.
+func (r *sessionRecord) endState() (bool, string) { return r.ended, r.endReason }
 
 // decideAccess records a use at now unless the last recorded one is less than interval ago.
 func (r *sessionRecord) decideAccess(now time.Time, interval time.Duration) []Event {

@@ -32,7 +32,7 @@ func TestSessionDecisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := r.Session()
+	s := r.session()
 	if s.AccountID != "a1" || !s.AuthenticatedAt.Equal(t0) || !s.LastAccessedAt.Equal(t0) || s.IdleTimeout != 2*time.Hour {
 		t.Fatalf("session %+v", s)
 	}
@@ -62,7 +62,7 @@ func TestSessionDecisions(t *testing.T) {
 	if ev := r.decideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
 		t.Fatal("second access event within a minute")
 	}
-	if got := r.Session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
+	if got := r.session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("last access %s", got)
 	}
 	// re-authentication
@@ -76,7 +76,7 @@ func TestSessionDecisions(t *testing.T) {
 	}
 	all = append(all, ev...)
 	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
+	if s := r.session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
 		t.Fatalf("after reauth %+v", s)
 	}
 	// expiry and sign-out
@@ -92,7 +92,7 @@ func TestSessionDecisions(t *testing.T) {
 	}
 	all = append(all, ev...)
 	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ended, why := r.Ended(); !ended || why != SignOutLogout {
+	if ended, why := r.endState(); !ended || why != SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
 	if _, err := r.decideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
@@ -149,7 +149,7 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if _, ok := x.Lookup(HashSessionToken("tok")); ok {
 		t.Fatal("tombstoned session resurrected")
 	}
-	x.Prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
+	x.prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
 	if len(x.tombstones) != 0 {
 		t.Fatal("tombstone not pruned")
 	}

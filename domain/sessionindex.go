@@ -223,8 +223,8 @@ func (x *SessionIndex) expired(now time.Time) []string {
 	return ids
 }
 
-// Prune drops tombstones that are past their time at now. The Service's Sweep calls it.
-func (x *SessionIndex) Prune(now time.Time) {
+// prune drops tombstones that are past their time at now. The Service's Sweep calls it.
+func (x *SessionIndex) prune(now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id, until := range x.tombstones {
