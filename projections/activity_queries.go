@@ -69,14 +69,8 @@ func (db *DB) Activity(ctx context.Context, f ActivityFilter) (items []ActivityR
 	if err != nil {
 		return nil, "", err
 	}
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, a ...any) {
-		where = append(where, cond)
-		args = append(args, a...)
-	}
+	var c conditions
+	add := c.add
 	if f.AccountID != "" {
 		add("account_id = ?", f.AccountID)
 	}
@@ -122,10 +116,7 @@ func (db *DB) Activity(ctx context.Context, f ActivityFilter) (items []ActivityR
 		add("position < ?", after)
 	}
 	q := `SELECT ` + activityColumns + ` FROM activity ` + activityIndex(f)
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	return page(ctx, db, "activity", "a", q, args, limit, scanActivity, func(r ActivityRow) uint64 { return r.Position })
+	return page(ctx, db, "activity", "a", q, c, limit, scanActivity, func(r ActivityRow) uint64 { return r.Position })
 }
 
 // activityIndex chooses how a query reads the log, without statistics to guess from: by

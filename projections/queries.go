@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -68,12 +69,28 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// page runs a newest-first keyset query q (its WHERE already holds the cursor's bound) with
-// LIMIT limit+1, scans the rows, and returns at most limit of them with the cursor of the next
-// page (kind-tagged, from the last row's position), or "" on the last page. name labels errors.
-func page[T any](ctx context.Context, db *DB, name, kind, q string, args []any, limit int,
+// conditions are the WHERE conditions of a list query, joined with AND, and their arguments.
+type conditions struct {
+	where []string
+	args  []any
+}
+
+// add appends a condition and the arguments of its placeholders.
+func (c *conditions) add(cond string, args ...any) {
+	c.where = append(c.where, cond)
+	c.args = append(c.args, args...)
+}
+
+// page runs a newest-first keyset query: q (a SELECT without WHERE) filtered by c, which
+// holds the cursor's bound, with LIMIT limit+1. It scans the rows, and returns at most limit
+// of them with the cursor of the next page (kind-tagged, from the last row's position), or ""
+// on the last page. name labels errors.
+func page[T any](ctx context.Context, db *DB, name, kind, q string, c conditions, limit int,
 	scan func(interface{ Scan(...any) error }) (T, error), pos func(T) uint64) ([]T, string, error) {
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY position DESC LIMIT ?`, append(args, limit+1)...)
+	if len(c.where) > 0 {
+		q += ` WHERE ` + strings.Join(c.where, " AND ")
+	}
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY position DESC LIMIT ?`, append(c.args, limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("projections: %s: %w", name, err)
 	}
@@ -94,4 +111,26 @@ func page[T any](ctx context.Context, db *DB, name, kind, q string, args []any, 
 		return items, encodeCursor(kind, pos(items[limit-1])), nil
 	}
 	return items, "", nil
+}
+
+// lookup runs a one-row query q and scans the row with scan; ok is false when there is no
+// row. Other errors are wrapped with what.
+func lookup[T any](ctx context.Context, db *DB, what, q string, args []any,
+	scan func(interface{ Scan(...any) error }) (T, error)) (row T, ok bool, err error) {
+	row, err = scan(db.read.QueryRowContext(ctx, q, args...))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var zero T
+		return zero, false, nil
+	case err != nil:
+		var zero T
+		return zero, false, fmt.Errorf("projections: %s: %w", what, err)
+	}
+	return row, true, nil
+}
+
+// scanString scans a row of one text column.
+func scanString(sc interface{ Scan(...any) error }) (s string, err error) {
+	err = sc.Scan(&s)
+	return s, err
 }

@@ -2,9 +2,7 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,13 +12,10 @@ import (
 // Security returns the account's security state as the projection holds it; ok is false for
 // an account it has not seen. TwoFactorRequiredBy is nil. Safe for concurrent use.
 func (db *DB) Security(ctx context.Context, accountID string) (st domain.SecurityState, ok bool, err error) {
-	var state string
-	err = db.read.QueryRowContext(ctx, `SELECT state FROM security_state WHERE account_id = ?`, accountID).Scan(&state)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return domain.SecurityState{}, false, nil
-	case err != nil:
-		return domain.SecurityState{}, false, fmt.Errorf("projections: security of %s: %w", accountID, err)
+	state, ok, err := lookup(ctx, db, "security of "+accountID, `SELECT state FROM security_state WHERE account_id = ?`,
+		[]any{accountID}, scanString)
+	if !ok || err != nil {
+		return domain.SecurityState{}, false, err
 	}
 	if err := json.Unmarshal([]byte(state), &st); err != nil {
 		return domain.SecurityState{}, false, fmt.Errorf("projections: security of %s: %w", accountID, err)

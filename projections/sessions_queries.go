@@ -2,11 +2,8 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/vigil-auth/vigil/geoip"
@@ -83,45 +80,24 @@ func (db *DB) ActiveSessions(ctx context.Context, accountID string, limit int, c
 	if err != nil {
 		return nil, "", err
 	}
-	var (
-		where []string
-		args  []any
-	)
+	var c conditions
 	if accountID != "" {
-		where, args = append(where, "account_id = ?"), append(args, accountID)
+		c.add("account_id = ?", accountID)
 	}
 	if after != 0 {
-		where, args = append(where, "position < ?"), append(args, after)
+		c.add("position < ?", after)
 	}
-	q := `SELECT ` + sessionColumns + ` FROM sessions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	return page(ctx, db, "sessions", "s", q, args, limit, scanSession, func(r SessionRow) uint64 { return r.Position })
+	return page(ctx, db, "sessions", "s", `SELECT `+sessionColumns+` FROM sessions`, c, limit, scanSession, func(r SessionRow) uint64 { return r.Position })
 }
 
 // Session returns one active session; ok is false when the table does not hold it (unknown,
 // signed out or expired).
 func (db *DB) Session(ctx context.Context, sessionID string) (row SessionRow, ok bool, err error) {
-	row, err = scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, sessionID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return SessionRow{}, false, nil
-	case err != nil:
-		return SessionRow{}, false, fmt.Errorf("projections: session %s: %w", sessionID, err)
-	}
-	return row, true, nil
+	return lookup(ctx, db, "session "+sessionID, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, []any{sessionID}, scanSession)
 }
 
 // SessionOwner returns the account of an active session; ok is false when the table does
 // not hold it (unknown, signed out or expired).
 func (db *DB) SessionOwner(ctx context.Context, sessionID string) (accountID string, ok bool, err error) {
-	err = db.read.QueryRowContext(ctx, `SELECT account_id FROM sessions WHERE id = ?`, sessionID).Scan(&accountID)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return "", false, nil
-	case err != nil:
-		return "", false, fmt.Errorf("projections: session %s: %w", sessionID, err)
-	}
-	return accountID, true, nil
+	return lookup(ctx, db, "session "+sessionID, `SELECT account_id FROM sessions WHERE id = ?`, []any{sessionID}, scanString)
 }
