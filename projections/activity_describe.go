@@ -117,42 +117,40 @@ func named(name string) string {
 var purposeSuffix = map[string]string{"login": " to sign in", "reauth": " to confirm your identity"}
 
 func describeTOTP(in *activityEvent) (string, details, error) {
-	var id, name string
-	var err error
+	if e, ok := in.event.(domain.TOTPDeviceAdded); ok {
+		if err := in.setDeviceName(e.DeviceID, e.Name); err != nil {
+			return "", nil, err
+		}
+		return "Authenticator app" + named(e.Name) + " added (not yet confirmed)",
+			details{"device_id": e.DeviceID, "device_name": e.Name}, nil
+	}
+	// The other events name a device added before: by the name it was given then.
+	var id, what, purpose string
+	forget := false
 	switch e := in.event.(type) {
-	case domain.TOTPDeviceAdded:
-		id, name = e.DeviceID, e.Name
-		if err := in.setDeviceName(id, name); err != nil {
-			return "", nil, err
-		}
-		return "Authenticator app" + named(name) + " added (not yet confirmed)", details{"device_id": id, "device_name": name}, nil
 	case domain.TOTPDeviceConfirmed:
-		id = e.DeviceID
-		if name, err = in.deviceName(id); err != nil {
-			return "", nil, err
-		}
-		return "Authenticator app" + named(name) + " confirmed", details{"device_id": id, "device_name": name}, nil
+		id, what = e.DeviceID, " confirmed"
 	case domain.TOTPDeviceRemoved:
-		id = e.DeviceID
-		if name, err = in.deviceName(id); err != nil {
-			return "", nil, err
-		}
+		id, what, forget = e.DeviceID, " removed", true
+	case domain.TOTPCodeAccepted:
+		id, what, purpose = e.DeviceID, " code used"+purposeSuffix[e.Purpose], e.Purpose
+	default:
+		return "", nil, unexpected(in)
+	}
+	name, err := in.deviceName(id)
+	if err != nil {
+		return "", nil, err
+	}
+	if forget {
 		if err := in.forgetDevice(id); err != nil {
 			return "", nil, err
 		}
-		return "Authenticator app" + named(name) + " removed", details{"device_id": id, "device_name": name}, nil
-	case domain.TOTPCodeAccepted:
-		id = e.DeviceID
-		if name, err = in.deviceName(id); err != nil {
-			return "", nil, err
-		}
-		d := details{"device_id": id, "device_name": name}
-		if e.Purpose != "" {
-			d["purpose"] = e.Purpose
-		}
-		return "Authenticator app" + named(name) + " code used" + purposeSuffix[e.Purpose], d, nil
 	}
-	return "", nil, unexpected(in)
+	d := details{"device_id": id, "device_name": name}
+	if purpose != "" {
+		d["purpose"] = purpose
+	}
+	return "Authenticator app" + named(name) + what, d, nil
 }
 
 func describeBackupCodes(in *activityEvent) (string, details, error) {
