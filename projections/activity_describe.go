@@ -16,14 +16,12 @@ import (
 // Activity.record (activity.go).
 
 // activityKinds lists the event types the activity log shows, each with how to describe it.
-// Adding a type is one line here: the organisation and delegation events, once they exist,
-// e.g.
+// Adding a type is one line here, e.g.
 //
-//	"OrgCreated":        {describe: fixed("Organisation created", "org_id", "name")},
-//	"DelegationGranted": {describe: fixed("Access delegated", "delegation_id", "expires_at")},
+//	domain.EventPasskeyRenamed: {describe: fixed("Passkey renamed", "credential_id")},
 //
-// (fixed copies the named fields of the event's data into details). Types not listed are
-// not shown.
+// (fixed copies the named fields of the event's data into details); organisation and
+// delegation events are described in activity_org.go. Types not listed are not shown.
 var activityKinds = map[string]activityKind{
 	domain.EventAccountRegistered:     {describe: fixed("Account created")},
 	domain.EventEmailChanged:          {describe: fixed("Email address changed")},
