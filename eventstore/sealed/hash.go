@@ -59,7 +59,7 @@ func NewHasher(serverKey []byte) (*Hasher, error) {
 }
 
 // NormalizeIdentifier is the form hashed: trimmed and lower-cased, the first step of
-// domain.NormalizeEmail, so that an email typed at sign-in and the account's normalised email
+// domain/validate's Email, so that an email typed at sign-in and the account's normalised email
 // hash alike.
 func NormalizeIdentifier(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
