@@ -503,3 +503,10 @@ func (s *Service) provedSecondFactor(ctx context.Context, cur Session, md Metada
 	})
 	return res.LastPosition, err
 }
+
+// callerAccount loads the caller's account, with the metadata of the events the caller's
+// command writes on it.
+func (s *Service) callerAccount(ctx context.Context, cur Session, rm RequestMeta) (*Account, Metadata, error) {
+	a, err := s.repo.load(ctx, cur.AccountID)
+	return a, s.callerMetadata(cur, rm), err
+}

@@ -235,8 +235,7 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 	if err != nil {
 		return 0, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}
@@ -287,8 +286,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 	if err != nil {
 		return SignOutResult{}, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return SignOutResult{}, err
 	}

@@ -356,8 +356,7 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 	if (in.Password == "") == (in.Code == "") {
 		return 0, validate.Invalid("password", "give either the password or a code")
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}

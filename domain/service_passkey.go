@@ -481,8 +481,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}
