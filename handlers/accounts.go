@@ -133,7 +133,7 @@ func (s *Server) register(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.Register(c.Request.Context(), domain.Registration{
@@ -143,7 +143,7 @@ func (s *Server) register(c *gin.Context) {
 		if errors.Is(err, domain.ErrConflict) {
 			err = Public(ErrConflict, "An account with this email already exists.", err)
 		}
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -228,12 +228,12 @@ func (s *Server) answerLogin(c *gin.Context, res domain.LoginResult) {
 func (s *Server) logout(c *gin.Context) {
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.Logout(c.Request.Context(), callerOf(c), rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.clearSessionCookie(c)
@@ -280,7 +280,7 @@ func (s *Server) reauth(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	var pos uint64
@@ -290,7 +290,7 @@ func (s *Server) reauth(c *gin.Context) {
 		pos, err = s.svc.Reauth(c.Request.Context(), callerOf(c), domain.ReauthInput{Password: req.Password, Code: req.Code}, rm)
 	}
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)

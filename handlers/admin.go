@@ -74,12 +74,12 @@ func (s *Server) registerClient(c *gin.Context) {
 	}
 	rm, err := s.adminMeta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	cl, pos, err := s.svc.RegisterClient(c.Request.Context(), req.Name, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -107,12 +107,12 @@ func (s *Server) grantRole(c *gin.Context) {
 	}
 	rm, err := s.adminMeta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.GrantRole(c.Request.Context(), id, req.Role, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -136,12 +136,12 @@ func (s *Server) revokeRole(c *gin.Context) {
 	}
 	rm, err := s.adminMeta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.RevokeRole(c.Request.Context(), id, role, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)

@@ -163,7 +163,7 @@ func (s *Server) listAccountEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	first, err := s.events.ReadStream(ctx, domain.AccountStream(id), 1, 1)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	if len(first) == 0 {
@@ -172,7 +172,7 @@ func (s *Server) listAccountEvents(c *gin.Context) {
 	}
 	events, next, err := s.accountEvents(ctx, id, after, limit)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	for i := range events {
@@ -251,7 +251,7 @@ func (s *Server) getAccountSecurityAt(c *gin.Context) {
 		if errors.Is(err, domain.ErrNotFound) {
 			err = Public(ErrNotFound, "No account with this id existed at "+at.Format(time.RFC3339Nano)+".", err)
 		}
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, securityView(st))
@@ -283,7 +283,7 @@ func (s *Server) listAuditActivity(c *gin.Context) {
 	}
 	rows, next, err := s.reads.Activity(c.Request.Context(), f)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	items := make([]auditActivityItemJSON, len(rows))
@@ -306,7 +306,7 @@ func (s *Server) listAuditSessions(c *gin.Context) {
 	}
 	rows, next, err := s.reads.ActiveSessions(c.Request.Context(), account, limit, cursor)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, page(s.liveSessions(rows, callerOf(c).ID), next))

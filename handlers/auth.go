@@ -157,6 +157,7 @@ func (s *Server) authenticate(need domain.Capability) gin.HandlerFunc {
 				"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
 		}
 		c.Set(keyCaller, sess)
+		c.Set(keySessions, s.svc)
 		c.Next()
 	}
 }
@@ -175,7 +176,7 @@ func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
 		}
 		a, err := s.svc.Account(c.Request.Context(), callerOf(c).AccountID)
 		if err != nil {
-			s.fail(c, err)
+			writeError(c, err)
 			return
 		}
 		for _, r := range roles {
@@ -224,27 +225,33 @@ func callerOf(c *gin.Context) domain.Session {
 	return domain.Session{}
 }
 
-// fail answers a failed command. For a signed-in caller it first says what the domain's
-// errors mean here: a wrong password or code is 403 (the caller is signed in, API.md), and a
-// "session not found" about the caller's own session (it ended while the request ran) is 401
-// unauthenticated, not 404.
-func (s *Server) fail(c *gin.Context, err error) {
-	if sess := callerOf(c); sess.ID != "" {
-		if errors.Is(err, domain.ErrSessionNotFound) {
-			if _, e := s.svc.SessionByID(sess.ID); e != nil {
+// sessionChecker finds a session by id (*domain.Service satisfies it): writeError asks it
+// whether the caller's own session still exists.
+type sessionChecker interface {
+	SessionByID(sessionID string) (domain.Session, error)
+}
+
+// keySessions is the gin context key of the sessionChecker authenticate stored with the
+// caller.
+const keySessions = "vigil.sessions"
+
+// callerError says what the domain's errors mean for a signed-in caller: a wrong password or
+// code is 403 where it is 401 at sign-in (API.md), and a "session not found"
+// about the caller's own session (it ended while the request ran) is 401 unauthenticated,
+// not 404. Errors of anonymous requests pass as they are.
+func callerError(c *gin.Context, err error) error {
+	sess := callerOf(c)
+	if sess.ID == "" {
+		return err
+	}
+	if errors.Is(err, domain.ErrSessionNotFound) {
+		if v, ok := c.Get(keySessions); ok {
+			if _, e := v.(sessionChecker).SessionByID(sess.ID); e != nil {
 				err = Public(ErrUnauthenticated, "The session ended; sign in again.", err)
 			}
 		}
 	}
-	writeError(c, signedInError(c, err))
-}
-
-// signedInError is the one place of the rule "a wrong password or code is 401 at sign-in and
-// 403 where the caller is already signed in" (API.md): for a signed-in caller it wraps a
-// domain.ErrInvalidCredentials in ErrInvalidCredentialsSignedIn; anything else it returns
-// as it is.
-func signedInError(c *gin.Context, err error) error {
-	if callerOf(c).ID != "" && errors.Is(err, domain.ErrInvalidCredentials) {
+	if errors.Is(err, domain.ErrInvalidCredentials) {
 		return Public(ErrInvalidCredentialsSignedIn, "", err)
 	}
 	return err

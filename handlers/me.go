@@ -123,7 +123,7 @@ func meView(a *domain.Account) meJSON {
 func (s *Server) getMe(c *gin.Context) {
 	a, err := s.svc.Account(c.Request.Context(), callerOf(c).AccountID)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, meView(a))
@@ -164,12 +164,12 @@ func (s *Server) patchMe(c *gin.Context) {
 	caller := callerOf(c)
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, a, err := s.applyMePatch(ctx, caller, req, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -309,7 +309,7 @@ func securityView(st domain.SecurityState) securityJSON {
 func (s *Server) getSecurity(c *gin.Context) {
 	st, err := s.svc.Security(c.Request.Context(), callerOf(c).AccountID)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, securityView(st))
@@ -333,12 +333,12 @@ func (s *Server) changePassword(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.ChangePassword(c.Request.Context(), callerOf(c), req.CurrentPassword, req.NewPassword, req.SignOutOtherSessions, rm)
 	if err != nil {
-		s.fail(c, withPasswordField("new_password", err))
+		writeError(c, withPasswordField("new_password", err))
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -378,11 +378,11 @@ func (s *Server) commandByID(c *gin.Context, metaOf func(*gin.Context) (domain.R
 	}
 	rm, err := metaOf(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return "", 0, false
 	}
 	if pos, err = run(c.Request.Context(), id, rm); err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return "", 0, false
 	}
 	return id, pos, true
@@ -391,12 +391,12 @@ func (s *Server) commandByID(c *gin.Context, metaOf func(*gin.Context) (domain.R
 func (s *Server) signOutOthers(c *gin.Context) {
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.SignOutOthers(c.Request.Context(), callerOf(c), rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)

@@ -68,7 +68,7 @@ func (s *Server) listMySessions(c *gin.Context) {
 	}
 	rows, next, err := s.reads.ActiveSessions(ctx, caller.AccountID, limit, cursor)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	live := s.liveSessions(rows, caller.ID)
@@ -113,7 +113,7 @@ func (s *Server) listMyActivity(c *gin.Context) {
 	f.AccountID = callerOf(c).AccountID
 	rows, next, err := s.reads.Activity(c.Request.Context(), f)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	items := make([]activityItemJSON, len(rows))

@@ -134,10 +134,8 @@ func (s *Server) readyz(c *gin.Context) {
 		}
 	}
 	if len(problems) > 0 {
-		p, _ := problemFor(ErrNotReady)
-		p.Detail = strings.Join(problems, "; ") + "."
-		p.Extensions = map[string]any{"projections": statuses}
-		writeProblem(c, p)
+		writeError(c, &PublicError{Kind: ErrNotReady, Detail: strings.Join(problems, "; ") + ".",
+			Extensions: map[string]any{"projections": statuses}})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "projections": statuses})

@@ -250,12 +250,12 @@ func (s *Server) createOrg(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.CreateOrg(c.Request.Context(), callerOf(c), req.Name, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -266,7 +266,7 @@ func (s *Server) createOrg(c *gin.Context) {
 func (s *Server) answerOrg(c *gin.Context, status int, orgID string, pos uint64) {
 	o, err := s.svc.Org(c.Request.Context(), callerOf(c), orgID)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -281,7 +281,7 @@ func (s *Server) getOrg(c *gin.Context) {
 	}
 	o, err := s.svc.Org(c.Request.Context(), callerOf(c), id)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, orgView(o))
@@ -307,23 +307,23 @@ func (s *Server) addOrgMember(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	ctx := c.Request.Context()
 	pos, err := s.svc.AddMember(ctx, callerOf(c), id, req.Email, req.Role, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	norm, err := domain.NormalizeEmail(req.Email)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	accountID, err := s.svc.LookupEmail(ctx, norm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -343,12 +343,12 @@ func (s *Server) removeOrgMember(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.RemoveMember(c.Request.Context(), callerOf(c), id, accountID, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -379,12 +379,12 @@ func (s *Server) setOrgPolicy(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.SetTwoFactorRequirement(c.Request.Context(), callerOf(c), id, *req.Required, req.Password, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.answerOrg(c, http.StatusOK, id, pos)
@@ -409,12 +409,12 @@ func (s *Server) addManagedOrg(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.AddManagedOrg(c.Request.Context(), callerOf(c), id, req.OrgID, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.answerOrg(c, http.StatusCreated, id, pos)
@@ -434,12 +434,12 @@ func (s *Server) orgMembers(c *gin.Context, needAdmin bool) ([]projections.OrgMe
 		return nil, "", false
 	}
 	if _, err := s.svc.OrgAccess(callerOf(c), id, needAdmin); err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return nil, "", false
 	}
 	rows, next, err := s.reads.(OrgReadModels).OrgMembers(c.Request.Context(), id, limit, cursor)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return nil, "", false
 	}
 	return rows, next, true
@@ -497,13 +497,13 @@ func (s *Server) listOrgActivity(c *gin.Context) {
 		return
 	}
 	if _, err := s.svc.OrgAccess(callerOf(c), id, true); err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	f.OrgID = id
 	rows, next, err := s.reads.Activity(c.Request.Context(), f)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	items := make([]auditActivityItemJSON, len(rows))
@@ -533,12 +533,12 @@ func (s *Server) grantDelegation(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.GrantDelegation(c.Request.Context(), callerOf(c), req.DelegateEmail, exp, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -572,7 +572,7 @@ func (s *Server) listDelegations(c *gin.Context) {
 	caller := callerOf(c)
 	ds, err := s.svc.ListDelegations(caller)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	items := []delegationJSON{}
@@ -619,12 +619,12 @@ func (s *Server) actForDelegation(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.Act(c.Request.Context(), callerOf(c), id, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)

@@ -275,12 +275,12 @@ func (s *Server) passkeyLogin(c *gin.Context) {
 
 func (s *Server) reauthPasskeyOptions(c *gin.Context) {
 	if _, err := s.meta(c); err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pc, err := s.svc.BeginPasskeyReauth(c.Request.Context(), callerOf(c))
 	if err != nil {
-		s.fail(c, noPasskeyConflict(err))
+		writeError(c, noPasskeyConflict(err))
 		return
 	}
 	s.setPosition(c, 0)
@@ -298,7 +298,7 @@ func (s *Server) passkeyRegistrationOptions(c *gin.Context) {
 		return
 	}
 	if _, err := s.meta(c); err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pc, err := s.svc.BeginPasskeyRegistration(c.Request.Context(), callerOf(c), req.Name)
@@ -306,7 +306,7 @@ func (s *Server) passkeyRegistrationOptions(c *gin.Context) {
 		if errors.Is(err, domain.ErrConflict) {
 			err = Public(ErrConflict, "The account holds the most passkeys it may; remove one first.", err)
 		}
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, 0)
@@ -331,12 +331,12 @@ func (s *Server) registerPasskey(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.FinishPasskeyRegistration(c.Request.Context(), callerOf(c), req.CeremonyID, req.Credential, req.SignOutOtherSessions, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -356,19 +356,19 @@ func (s *Server) renamePasskey(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	ctx := c.Request.Context()
 	caller := callerOf(c)
 	pos, err := s.svc.RenamePasskey(ctx, caller, id, req.Name, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	a, err := s.svc.Account(ctx, caller.AccountID)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	for _, p := range a.Security().Passkeys {

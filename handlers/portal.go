@@ -450,7 +450,7 @@ func (p *portal) fail(c *gin.Context, err error, back string) {
 		c.Redirect(http.StatusSeeOther, "/reauth?next="+url.QueryEscape(back))
 		return
 	}
-	err = signedInError(c, err)
+	err = callerError(c, err)
 	pr, known := problemFor(err)
 	if !known {
 		loggerFrom(c).ErrorContext(c.Request.Context(), "portal request failed",
@@ -473,7 +473,7 @@ func (p *portal) formError(c *gin.Context, name string, pg pageData, err error, 
 		p.fail(c, err, back)
 		return
 	}
-	err = signedInError(c, err)
+	err = callerError(c, err)
 	fields, msg, status := fieldErrors(err)
 	if status >= 500 {
 		p.fail(c, err, back)

@@ -209,7 +209,7 @@ func (p *portal) reauth(c *gin.Context) {
 	}
 	if err != nil {
 		if errors.Is(err, domain.ErrInvalidCredentials) {
-			err = signedInError(c, err)
+			err = callerError(c, err)
 			if field == "code" {
 				err = errors.Join(err, &domain.ValidationError{Field: "code", Reason: "That code is wrong."})
 			}

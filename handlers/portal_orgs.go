@@ -185,7 +185,7 @@ func (p *portal) orgFormError(c *gin.Context, err error, field string, rename ma
 		p.fail(c, err, back)
 		return
 	}
-	err = signedInError(c, err)
+	err = callerError(c, err)
 	fields, msg, status := fieldErrors(err)
 	if status >= 500 {
 		p.fail(c, err, back)

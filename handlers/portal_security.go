@@ -58,7 +58,7 @@ func (p *portal) securityError(c *gin.Context, err error, field string) {
 		p.fail(c, err, "/security")
 		return
 	}
-	err = signedInError(c, err)
+	err = callerError(c, err)
 	fields, msg, status := fieldErrors(err)
 	if status >= 500 {
 		p.fail(c, err, "/security")

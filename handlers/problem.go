@@ -302,6 +302,9 @@ type PublicError struct {
 	Kind   error
 	Detail string
 	Err    error
+	// Extensions, when set, are the problem's extension members (e.g. the projections of a
+	// 503 from /readyz).
+	Extensions map[string]any
 }
 
 // Public returns a PublicError of kind with the client-safe detail and the cause err (nil
@@ -342,7 +345,7 @@ func problemFor(err error) (p Problem, known bool) {
 			p := newProblem(k.status, k.code, k.title, "")
 			var pe *PublicError
 			if errors.As(err, &pe) && k.err != nil && errors.Is(pe.Kind, k.err) {
-				p.Detail = pe.Detail
+				p.Detail, p.Extensions = pe.Detail, pe.Extensions
 			}
 			if p.Detail == "" && k.detail != nil {
 				p.Detail, p.Extensions = k.detail(err)
@@ -355,16 +358,13 @@ func problemFor(err error) (p Problem, known bool) {
 }
 
 // writeError answers the request with the problem document for err and aborts the handler
-// chain. This is the one place where errors become HTTP: known kinds get their status and
-// code; anything else is logged with the request id and answered with a generic 500
-// `internal` problem that reveals nothing of err.
-//
-// Which to call: a request refused before any domain command ran (a body that does not bind,
-// a path id no object can have, a middleware's refusal) goes straight to writeError; the
-// error of a domain command or query run for a signed-in caller goes through Server.fail,
-// which first says what the domain's errors mean for that caller (its own session ending is
-// 401, a wrong password or code is 403) and then calls writeError.
+// chain. This is the one place where errors become HTTP, for every route and middleware:
+// first callerError says what the domain's errors mean for a signed-in caller (its own
+// session ending is 401, a wrong password or code is 403); then known kinds get their
+// status and code; anything else is logged with the request id and answered with a generic
+// 500 `internal` problem that reveals nothing of err.
 func writeError(c *gin.Context, err error) {
+	err = callerError(c, err)
 	p, known := problemFor(err)
 	if !known {
 		loggerFrom(c).ErrorContext(c.Request.Context(), "request failed",

@@ -150,12 +150,12 @@ func (s *Server) createServiceToken(c *gin.Context) {
 	}
 	rm, err := s.adminMeta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	tok, secret, pos, err := s.tokens.Create(c.Request.Context(), req.Name, req.Scopes, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)

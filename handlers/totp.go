@@ -106,12 +106,12 @@ func (s *Server) addTOTPDevice(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	en, err := s.svc.AddTOTPDevice(c.Request.Context(), callerOf(c), req.Name, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, en.Position)
@@ -126,7 +126,7 @@ func (s *Server) totpQRCode(c *gin.Context) {
 	}
 	png, err := s.svc.TOTPQRCode(c.Request.Context(), callerOf(c), id)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.Data(http.StatusOK, "image/png", png)
@@ -153,12 +153,12 @@ func (s *Server) confirmTOTPDevice(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.ConfirmTOTPDevice(c.Request.Context(), callerOf(c), id, req.Code, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -182,12 +182,12 @@ func (s *Server) removeOwned(c *gin.Context, remove func(context.Context, domain
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := remove(c.Request.Context(), callerOf(c), id, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)
@@ -197,12 +197,12 @@ func (s *Server) removeOwned(c *gin.Context, remove func(context.Context, domain
 func (s *Server) regenerateBackupCodes(c *gin.Context) {
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	res, err := s.svc.RegenerateBackupCodes(c.Request.Context(), callerOf(c), rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, res.Position)
@@ -225,12 +225,12 @@ func (s *Server) disableTwoFactor(c *gin.Context) {
 	}
 	rm, err := s.meta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	pos, err := s.svc.DisableTwoFactor(c.Request.Context(), callerOf(c), req.Password, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.setPosition(c, pos)

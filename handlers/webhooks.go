@@ -179,12 +179,12 @@ func (s *Server) registerWebhook(c *gin.Context) {
 	}
 	rm, err := s.adminMeta(c)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	w, pos, err := s.svc.RegisterWebhook(c.Request.Context(), req.URL, rm)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	s.waitRegistry(c, pos)
@@ -209,7 +209,7 @@ func (s *Server) waitRegistry(c *gin.Context, pos uint64) {
 func (s *Server) listWebhooks(c *gin.Context) {
 	eps, err := s.webhooks.Endpoints(c.Request.Context())
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	items := make([]webhookJSON, 0, len(eps))
@@ -258,7 +258,7 @@ func (s *Server) listParked(c *gin.Context) {
 	}
 	list, err := s.webhooks.Parked(c.Request.Context(), id, after, limit+1)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	next := ""
@@ -293,7 +293,7 @@ func (s *Server) replayParked(c *gin.Context) {
 	}
 	res, err := s.webhooks.Replay(c.Request.Context(), id, delivery)
 	if err != nil {
-		s.fail(c, err)
+		writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, replayJSON{Delivered: res.Delivered, Attempts: res.Attempts, LastError: res.LastError})
