@@ -14,7 +14,7 @@ import (
 // accountRoutes: registration, sign-in, sign-out, whoami, step-up and the CSRF token (API.md
 // "Accounts and login"; the passkey ceremonies are in passkeys.go, but POST /reauth takes a
 // passkey's answer too).
-func (s *Server) accountRoutes() []apiRoute {
+func (s *jsonAPI) accountRoutes() []apiRoute {
 	loginAnswer := response{Description: "authenticated, second_factor_required or enrollment_required (see the schema).",
 		Schema: ref("LoginResult"), Headers: map[string]string{"Set-Cookie": "vigil_session (HttpOnly, Secure, SameSite=Lax, Path=/) when a session_token is answered."}}
 	return []apiRoute{
@@ -125,7 +125,7 @@ type registerRequest struct {
 	LastName  string `json:"last_name"`
 }
 
-func (s *Server) register(c *gin.Context) {
+func (s *jsonAPI) register(c *gin.Context) {
 	var req registerRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -156,7 +156,7 @@ type loginRequest struct {
 	ClientID string `json:"client_id"`
 }
 
-func (s *Server) login(c *gin.Context) {
+func (s *jsonAPI) login(c *gin.Context) {
 	var req loginRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -182,7 +182,7 @@ type secondFactorRequest struct {
 	Code        string `json:"code"`
 }
 
-func (s *Server) loginSecondFactor(c *gin.Context) {
+func (s *jsonAPI) loginSecondFactor(c *gin.Context) {
 	var req secondFactorRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -211,7 +211,7 @@ type loginResponse struct {
 }
 
 // answerLogin writes a sign-in step's result; a new session also gets its cookie.
-func (s *Server) answerLogin(c *gin.Context, res domain.LoginResult) {
+func (s *jsonAPI) answerLogin(c *gin.Context, res domain.LoginResult) {
 	s.setPosition(c, res.Position)
 	out := loginResponse{Status: res.Status}
 	switch {
@@ -225,7 +225,7 @@ func (s *Server) answerLogin(c *gin.Context, res domain.LoginResult) {
 	c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) logout(c *gin.Context) {
+func (s *jsonAPI) logout(c *gin.Context) {
 	rm, err := s.meta(c)
 	if err != nil {
 		writeError(c, err)
@@ -241,7 +241,7 @@ func (s *Server) logout(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) whoami(c *gin.Context) {
+func (s *jsonAPI) whoami(c *gin.Context) {
 	c.JSON(http.StatusOK, sessionView(callerOf(c)))
 }
 
@@ -254,7 +254,7 @@ type reauthRequest struct {
 
 // reauth renews the session's authenticated_at with exactly one of the password, a TOTP
 // code, or a passkey's answer (ceremony_id and credential, both needed).
-func (s *Server) reauth(c *gin.Context) {
+func (s *jsonAPI) reauth(c *gin.Context) {
 	var req reauthRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -297,13 +297,13 @@ func (s *Server) reauth(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) csrf(c *gin.Context) {
+func (s *jsonAPI) csrf(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"csrf_token": s.csrfToken(callerOf(c).ID)})
 }
 
 // newPasswordSchema is the schema of a new password: the bounds and rules of the password
 // policy in effect, so that /openapi.json and docs/API.md say what is enforced.
-func (s *Server) newPasswordSchema() schema {
+func (s *jsonAPI) newPasswordSchema() schema {
 	pol := s.svc.PasswordPolicy()
 	c := pol.Config()
 	return schema{"type": "string", "minLength": c.MinLength, "maxLength": c.MaxLength,

@@ -10,7 +10,7 @@ import (
 
 // adminRoutes: administration (API.md, role admin): client applications and roles. Service
 // tokens come with the event stream issue.
-func (s *Server) adminRoutes() []apiRoute {
+func (s *jsonAPI) adminRoutes() []apiRoute {
 	return []apiRoute{
 		{
 			method: http.MethodPost, path: "/admin/clients", access: admin,
@@ -52,21 +52,11 @@ func (s *Server) adminRoutes() []apiRoute {
 	}
 }
 
-// adminMeta is the request metadata of an administrative command: the admin acted.
-func (s *Server) adminMeta(c *gin.Context) (domain.RequestMeta, error) {
-	rm, err := s.meta(c)
-	if err != nil {
-		return rm, err
-	}
-	rm.Actor = &domain.Actor{Type: domain.ActorAdmin, ID: callerOf(c).AccountID}
-	return rm, nil
-}
-
 type registerClientRequest struct {
 	Name string `json:"name"`
 }
 
-func (s *Server) registerClient(c *gin.Context) {
+func (s *jsonAPI) registerClient(c *gin.Context) {
 	var req registerClientRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -90,7 +80,7 @@ type grantRoleRequest struct {
 	Role string `json:"role"`
 }
 
-func (s *Server) grantRole(c *gin.Context) {
+func (s *jsonAPI) grantRole(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -119,7 +109,7 @@ func (s *Server) grantRole(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) revokeRole(c *gin.Context) {
+func (s *jsonAPI) revokeRole(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)

@@ -39,7 +39,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	}
 	defer pdb.Close()
 	s := newTestServer(t, Config{Store: store, Accounts: svc, SecretKey: key, ReadModels: pdb, Log: store})
-	if s.subjects == nil {
+	if s.api.subjects == nil {
 		t.Error("the SQLite store's ReadSubject was not found")
 	}
 	rec := s.get(t, "/openapi.json")

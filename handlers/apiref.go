@@ -31,22 +31,6 @@ type ReferenceFlag struct {
 	Flag, Env, Default, Help string
 }
 
-// APIReference renders the Markdown API reference of every route s serves, with the serve
-// flags of the command.
-func (s *Server) APIReference(flags []ReferenceFlag) ([]byte, error) {
-	doc, err := s.routes.document()
-	if err != nil {
-		return nil, err
-	}
-	var pol *credential.PasswordPolicy
-	if s.svc != nil {
-		pol = s.svc.PasswordPolicy()
-	} else if pol, err = credential.NewPasswordPolicy(credential.PasswordPolicyConfig{}); err != nil {
-		return nil, err
-	}
-	return renderAPIReference(doc, pol, flags)
-}
-
 // OpenAPI document, as much of it as the reference reads.
 type oaDoc struct {
 	Info struct {

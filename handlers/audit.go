@@ -20,7 +20,7 @@ import (
 // an account's raw events and its security state at a past time, read from the log; the
 // activity log and the active sessions across accounts, read from the read models; and
 // signing a session out.
-func (s *Server) auditRoutes() []apiRoute {
+func (s *jsonAPI) auditRoutes() []apiRoute {
 	tags := []string{"audit"}
 	return []apiRoute{
 		{
@@ -136,7 +136,7 @@ func decodeEventsCursor(account, cursor string) (uint64, error) {
 	return pos, nil
 }
 
-func (s *Server) listAccountEvents(c *gin.Context) {
+func (s *jsonAPI) listAccountEvents(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -186,7 +186,7 @@ func (s *Server) listAccountEvents(c *gin.Context) {
 // (ReadSubject) that is one indexed read; otherwise the log is scanned with ReadAll, at
 // most s.scanMax events per page, and a page that stops at that bound resumes after the
 // last event scanned.
-func (s *Server) accountEvents(ctx context.Context, account string, after uint64, limit int) ([]domain.Envelope, string, error) {
+func (s *jsonAPI) accountEvents(ctx context.Context, account string, after uint64, limit int) ([]domain.Envelope, string, error) {
 	if s.subjects != nil {
 		events, err := s.subjects.ReadSubject(ctx, account, after, limit+1)
 		if err != nil {
@@ -230,7 +230,7 @@ func (s *Server) accountEvents(ctx context.Context, account string, after uint64
 // the same rule as the compliance stream's and the forwarders').
 func redactEvent(ev domain.Envelope) domain.Envelope { return export.RedactEnvelope(ev) }
 
-func (s *Server) getAccountSecurityAt(c *gin.Context) {
+func (s *jsonAPI) getAccountSecurityAt(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -257,7 +257,7 @@ func (s *Server) getAccountSecurityAt(c *gin.Context) {
 	c.JSON(http.StatusOK, securityView(st))
 }
 
-func (s *Server) listAuditActivity(c *gin.Context) {
+func (s *jsonAPI) listAuditActivity(c *gin.Context) {
 	f, err := activityFilter(c)
 	if err != nil {
 		writeError(c, err)
@@ -293,7 +293,7 @@ func (s *Server) listAuditActivity(c *gin.Context) {
 	c.JSON(http.StatusOK, page(items, next))
 }
 
-func (s *Server) listAuditSessions(c *gin.Context) {
+func (s *jsonAPI) listAuditSessions(c *gin.Context) {
 	limit, cursor, err := pageParams(c)
 	if err != nil {
 		writeError(c, err)
@@ -312,6 +312,6 @@ func (s *Server) listAuditSessions(c *gin.Context) {
 	c.JSON(http.StatusOK, page(s.liveSessions(rows, callerOf(c).ID), next))
 }
 
-func (s *Server) deleteAuditSession(c *gin.Context) {
+func (s *jsonAPI) deleteAuditSession(c *gin.Context) {
 	s.signOutByID(c, s.adminMeta, s.svc.AdminSignOut)
 }

@@ -42,16 +42,16 @@ func TestAccountEventsWithoutSubjectIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	indexed := &Server{events: store, subjects: subjectReaderOf(Config{Log: store, Subjects: raw}), scanBatch: eventsScanBatch, scanMax: eventsScanMax}
+	indexed := &jsonAPI{events: store, subjects: subjectReaderOf(apiConfig{Log: store, Subjects: raw}), scanBatch: eventsScanBatch, scanMax: eventsScanMax}
 	if indexed.subjects == nil {
 		t.Fatal("the SQLite store given as Subjects was not used")
 	}
-	scanned := &Server{events: logOnly{store}, subjects: subjectReaderOf(Config{Log: logOnly{store}}), scanBatch: 7, scanMax: 40}
+	scanned := &jsonAPI{events: logOnly{store}, subjects: subjectReaderOf(apiConfig{Log: logOnly{store}}), scanBatch: 7, scanMax: 40}
 	if scanned.subjects != nil {
 		t.Fatal("logOnly has ReadSubject")
 	}
 
-	walk := func(s *Server, account string, limit int) (positions []uint64, pages int) {
+	walk := func(s *jsonAPI, account string, limit int) (positions []uint64, pages int) {
 		var after uint64
 		for pages = 1; ; pages++ {
 			evs, next, err := s.accountEvents(ctx, account, after, limit)
@@ -154,7 +154,7 @@ func TestAwaitOwnSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &recordingWaiter{}
-	s := &Server{reads: fakeReads{}, events: store, positions: w, minWait: DefaultMinPositionWait}
+	s := &jsonAPI{core: &core{positions: w, minWait: DefaultMinPositionWait}, reads: fakeReads{}, events: store}
 	s.awaitSession(ctx, "s1")
 	s.awaitSession(ctx, "unknown")
 	if len(w.got) != 1 || w.got[0] != res.LastPosition {

@@ -53,14 +53,14 @@ func deriveCSRFKey(secret []byte) ([]byte, error) {
 
 // csrfToken is the CSRF token of a session: HMAC-SHA256 over its id, base64url. It is
 // stable for the session's life and useless for any other session.
-func (s *Server) csrfToken(sessionID string) string {
+func (s *core) csrfToken(sessionID string) string {
 	m := hmac.New(sha256.New, s.csrfKey)
 	m.Write([]byte(sessionID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // validCSRF compares a presented token with the session's in constant time.
-func (s *Server) validCSRF(sessionID, presented string) bool {
+func (s *core) validCSRF(sessionID, presented string) bool {
 	if presented == "" {
 		return false
 	}
@@ -121,7 +121,7 @@ const (
 // (domain.Session.Allows: enrollment_required, delegate_not_allowed, mfa_required), notes
 // the use (Touch; its failure is logged, never the caller's problem) and stores the caller
 // for callerOf. A cookie whose session is over is cleared with the 401.
-func (s *Server) authenticate(need domain.Capability) gin.HandlerFunc {
+func (s *core) authenticate(need domain.Capability) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if _, ok := serviceOf(c); ok { // serviceAuth authenticated a service token
 			c.Next()
@@ -167,7 +167,7 @@ func (s *Server) authenticate(need domain.Capability) gin.HandlerFunc {
 // either). Roles are events on the account (RoleGranted, RoleRevoked; --admin-emails grants
 // admin once, as an event too), read on every request: a revoked role takes effect at once.
 // authenticate has already refused a delegate's acting session (domain.CapTeam).
-func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
+func (s *core) requireRole(roles ...string) gin.HandlerFunc {
 	need := strings.Join(roles, " or ")
 	return func(c *gin.Context) {
 		if _, ok := serviceOf(c); ok { // its scope was checked by serviceAuth
@@ -192,7 +192,7 @@ func (s *Server) requireRole(roles ...string) gin.HandlerFunc {
 // requireCapability refuses a session caller that does not hold need (a service token
 // passes: serviceAuth checked its scope). authenticate checks the capability of most routes
 // itself; team routes check domain.CapTeam after the role.
-func (s *Server) requireCapability(need domain.Capability) gin.HandlerFunc {
+func (s *core) requireCapability(need domain.Capability) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if _, ok := serviceOf(c); !ok {
 			if err := callerOf(c).Allows(need); err != nil {
@@ -207,7 +207,7 @@ func (s *Server) requireCapability(need domain.Capability) gin.HandlerFunc {
 // requireStepUp refuses (403 reauthentication_required) a caller whose last authentication
 // is older than the step-up window: every change by an administrator or the security team
 // is a sensitive one.
-func (s *Server) requireStepUp(c *gin.Context) {
+func (s *core) requireStepUp(c *gin.Context) {
 	if err := s.svc.RequireRecentAuth(callerOf(c), 0); err != nil {
 		writeError(c, err)
 		return
@@ -260,7 +260,7 @@ func callerError(c *gin.Context, err error) error {
 // meta is the request's metadata for commands: client IP (ClientIP), user agent (bounded),
 // correlation id (the request id) and the client from the X-Vigil-Client header, which must
 // name a registered client (else domain.ErrUnknownClient).
-func (s *Server) meta(c *gin.Context) (domain.RequestMeta, error) {
+func (s *core) meta(c *gin.Context) (domain.RequestMeta, error) {
 	rm := requestMeta(c)
 	if id := c.GetHeader(ClientHeader); id != "" {
 		if _, err := s.svc.Client(c.Request.Context(), id); err != nil {
@@ -306,7 +306,7 @@ func truncateUTF8(s string, n int) string {
 // setPosition sets the Vigil-Position header of a state change. A command that wrote
 // nothing (an unchanged profile, a second factor still to come) answers the log's head, a
 // position that includes everything the command saw.
-func (s *Server) setPosition(c *gin.Context, pos uint64) {
+func (s *core) setPosition(c *gin.Context, pos uint64) {
 	if pos == 0 {
 		h, err := s.store.Head(c.Request.Context())
 		if err != nil {
@@ -322,7 +322,7 @@ func (s *Server) setPosition(c *gin.Context, pos uint64) {
 // waitMinPosition is the middleware of reads: with ?min_position=P it waits (at most
 // minWait) until the read models include P, then serves the read whether or not they do. A
 // value that is not a non-negative integer is 400 invalid_request.
-func (s *Server) waitMinPosition(c *gin.Context) {
+func (s *core) waitMinPosition(c *gin.Context) {
 	if c.Request.URL.RawQuery == "" {
 		c.Next()
 		return
@@ -347,7 +347,7 @@ func (s *Server) waitMinPosition(c *gin.Context) {
 
 // setSessionCookie sets the session cookie of a new session, living until its absolute
 // expiry.
-func (s *Server) setSessionCookie(c *gin.Context, token string, expiresAt time.Time) {
+func (s *core) setSessionCookie(c *gin.Context, token string, expiresAt time.Time) {
 	maxAge := int(math.Ceil(expiresAt.Sub(s.now()).Seconds()))
 	if maxAge < 1 {
 		maxAge = 1
@@ -359,7 +359,7 @@ func (s *Server) setSessionCookie(c *gin.Context, token string, expiresAt time.T
 }
 
 // clearSessionCookie tells the browser to drop the session cookie.
-func (s *Server) clearSessionCookie(c *gin.Context) {
+func (s *core) clearSessionCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: !s.insecureCookies, SameSite: http.SameSiteLaxMode,
@@ -370,4 +370,14 @@ func (s *Server) clearSessionCookie(c *gin.Context) {
 func noStore(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Next()
+}
+
+// adminMeta is the request metadata of an administrative command: the admin acted.
+func (s *core) adminMeta(c *gin.Context) (domain.RequestMeta, error) {
+	rm, err := s.meta(c)
+	if err != nil {
+		return rm, err
+	}
+	rm.Actor = &domain.Actor{Type: domain.ActorAdmin, ID: callerOf(c).AccountID}
+	return rm, nil
 }

@@ -46,17 +46,25 @@ func newStreamState(cfg StreamConfig, head HeadReader, log *slog.Logger, reg pro
 	return &streamState{hub: h, source: cfg.Source, heartbeat: cfg.Heartbeat, writeTimeout: cfg.WriteTimeout, buffer: cfg.Buffer}
 }
 
-// CloseStreams ends every SSE stream at once and refuses new ones (503-free: a new stream
-// request after it gets an empty stream that ends). Call it when the HTTP server starts
-// shutting down (http.Server.RegisterOnShutdown), so that draining does not wait for
-// streams that never end on their own. It is safe to call more than once, and on a server
-// without the stream.
-func (s *Server) CloseStreams() {
-	if s.stream == nil {
-		return
-	}
-	s.stream.hub.close()
+// streamAPI is the compliance stream (/api/v1/events and its SSE stream).
+type streamAPI struct {
+	*core
+	events eventReader
+	stream *streamState
 }
+
+// eventReader reads the log in global order (eventstore.Store satisfies it).
+type eventReader interface {
+	ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error)
+}
+
+// newStreamAPI builds the stream on k, reading log and following cfg.Subscriber.
+func newStreamAPI(k *core, log eventReader, cfg StreamConfig, reg prometheus.Registerer) *streamAPI {
+	return &streamAPI{core: k, events: log, stream: newStreamState(cfg, k.store, k.log, reg)}
+}
+
+// routes are the stream's routes.
+func (s *streamAPI) routes() []apiRoute { return s.eventRoutes() }
 
 type streamMetrics struct {
 	clients prometheus.Gauge

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -139,7 +138,7 @@ func parseEventFilter(c *gin.Context) (eventFilter, error) {
 
 // encode returns the JSON of e in f's format; false when the format has no record for e
 // (OCSF maps sign-ins and credential changes only).
-func (s *Server) encodeEvent(f eventFilter, e domain.Envelope) ([]byte, bool, error) {
+func (s *streamAPI) encodeEvent(f eventFilter, e domain.Envelope) ([]byte, bool, error) {
 	if f.format == formatOCSF {
 		return export.MarshalOCSF(e)
 	}
@@ -148,7 +147,7 @@ func (s *Server) encodeEvent(f eventFilter, e domain.Envelope) ([]byte, bool, er
 }
 
 // eventRoutes: the compliance stream.
-func (s *Server) eventRoutes() []apiRoute {
+func (s *streamAPI) eventRoutes() []apiRoute {
 	tags := []string{"compliance"}
 	filterParams := []param{
 		{Name: "after", In: "query", Description: "A global position: only events after it (exclusive). Default 0.",
@@ -211,7 +210,7 @@ type jsonRaw []byte
 // MarshalJSON returns the bytes as they are.
 func (j jsonRaw) MarshalJSON() ([]byte, error) { return j, nil }
 
-func (s *Server) listEvents(c *gin.Context) {
+func (s *streamAPI) listEvents(c *gin.Context) {
 	f, err := parseEventFilter(c)
 	if err != nil {
 		writeError(c, err)
@@ -286,7 +285,7 @@ const (
 // then writes the buffered and following live events. A client whose buffer overflowed
 // while it caught up joins again (nothing is lost: the log is read up to the new position);
 // one whose buffer overflows while live is sent `event: error` and disconnected.
-func (s *Server) streamEvents(c *gin.Context) {
+func (s *streamAPI) streamEvents(c *gin.Context) {
 	f, err := parseEventFilter(c)
 	if err != nil {
 		writeError(c, err)
@@ -396,7 +395,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 
 // serveLive writes the client's live events and heartbeats until the client goes, the hub
 // stops or the client's buffer overflows; it returns the reason.
-func (s *Server) serveLive(ctx context.Context, w *sseWriter, f eventFilter, cl *streamClient, last *uint64) string {
+func (s *streamAPI) serveLive(ctx context.Context, w *sseWriter, f eventFilter, cl *streamClient, last *uint64) string {
 	tick := time.NewTicker(s.stream.heartbeat)
 	defer tick.Stop()
 	for {
@@ -468,7 +467,7 @@ func (s *Server) serveLive(ctx context.Context, w *sseWriter, f eventFilter, cl 
 
 // writeStreamEvent writes one SSE message for e (nothing when the format has no record for
 // it). he, when set, carries the CloudEvent the hub encoded once for every client.
-func (s *Server) writeStreamEvent(w *sseWriter, f eventFilter, e domain.Envelope, he *hubEvent) error {
+func (s *streamAPI) writeStreamEvent(w *sseWriter, f eventFilter, e domain.Envelope, he *hubEvent) error {
 	var (
 		b   []byte
 		ok  bool
@@ -528,6 +527,3 @@ func (w *sseWriter) flush() error {
 	}
 	return w.rc.Flush()
 }
-
-// errStreamClosed: the stream hub has stopped (shutdown).
-var errStreamClosed = errors.New("event stream closed")

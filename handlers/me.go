@@ -15,7 +15,7 @@ var profileFields = []string{"title", "telephone", "street", "city", "state", "p
 
 // meRoutes: the account's own pages (API.md), without the second factors (totp.go) and the
 // lists that come from the read models (sessions, activity: me_read.go).
-func (s *Server) meRoutes() []apiRoute {
+func (s *jsonAPI) meRoutes() []apiRoute {
 	optionalProfile := map[string]schema{}
 	for _, f := range profileFields {
 		optionalProfile[f] = schema{"type": []string{"string", "null"}, "description": "A new value; empty clears it, null or absent leaves it."}
@@ -120,7 +120,7 @@ func meView(a *domain.Account) meJSON {
 			PostalCode: p.PostalCode, Country: p.Country, Relationship: p.Relationship, Locale: p.Locale}}
 }
 
-func (s *Server) getMe(c *gin.Context) {
+func (s *jsonAPI) getMe(c *gin.Context) {
 	a, err := s.svc.Account(c.Request.Context(), callerOf(c).AccountID)
 	if err != nil {
 		writeError(c, err)
@@ -154,7 +154,7 @@ type patchMeRequest struct {
 // names and the email; to keep a refused request from writing half of it, the names and the
 // email are checked (and the email's availability looked up) first, and the profile, whose
 // rules only its command applies, is written first.
-func (s *Server) patchMe(c *gin.Context) {
+func (s *jsonAPI) patchMe(c *gin.Context) {
 	var req patchMeRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -181,7 +181,7 @@ func (s *Server) patchMe(c *gin.Context) {
 // email's availability looked up) first, so that a refused request writes nothing of
 // them; then the profile, the names and the email are written. It returns the last
 // position written and the account as it is now.
-func (s *Server) applyMePatch(ctx context.Context, caller domain.Session, req patchMeRequest, rm domain.RequestMeta) (uint64, *domain.Account, error) {
+func (s *jsonAPI) applyMePatch(ctx context.Context, caller domain.Session, req patchMeRequest, rm domain.RequestMeta) (uint64, *domain.Account, error) {
 	if req.AccountID != nil && *req.AccountID != caller.AccountID {
 		return 0, nil, &domain.ValidationError{Field: "account_id", Reason: "cannot be changed"}
 	}
@@ -306,7 +306,7 @@ func securityView(st domain.SecurityState) securityJSON {
 	return out
 }
 
-func (s *Server) getSecurity(c *gin.Context) {
+func (s *jsonAPI) getSecurity(c *gin.Context) {
 	st, err := s.svc.Security(c.Request.Context(), callerOf(c).AccountID)
 	if err != nil {
 		writeError(c, err)
@@ -321,7 +321,7 @@ type changePasswordRequest struct {
 	SignOutOtherSessions bool   `json:"sign_out_other_sessions"`
 }
 
-func (s *Server) changePassword(c *gin.Context) {
+func (s *jsonAPI) changePassword(c *gin.Context) {
 	var req changePasswordRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -345,7 +345,7 @@ func (s *Server) changePassword(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) deleteMySession(c *gin.Context) {
+func (s *jsonAPI) deleteMySession(c *gin.Context) {
 	s.signOutByID(c, s.meta, func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
 		return s.svc.SignOut(ctx, callerOf(c), id, rm)
 	})
@@ -353,7 +353,7 @@ func (s *Server) deleteMySession(c *gin.Context) {
 
 // signOutByID runs a sign-out of the session the path names (see commandByID) and, when it
 // was the caller's own, clears the session cookie; 204.
-func (s *Server) signOutByID(c *gin.Context, metaOf func(*gin.Context) (domain.RequestMeta, error),
+func (s *jsonAPI) signOutByID(c *gin.Context, metaOf func(*gin.Context) (domain.RequestMeta, error),
 	run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) {
 	id, pos, ok := s.commandByID(c, metaOf, run)
 	if !ok {
@@ -366,29 +366,7 @@ func (s *Server) signOutByID(c *gin.Context, metaOf func(*gin.Context) (domain.R
 	c.Status(http.StatusNoContent)
 }
 
-// commandByID is the shape of a command on one object named by the path's id: the id, the
-// request meta (s.meta, or s.adminMeta for an admin acting on someone else's object), then
-// run. Every failure is answered here (ok false); on success the caller answers, with pos.
-func (s *Server) commandByID(c *gin.Context, metaOf func(*gin.Context) (domain.RequestMeta, error),
-	run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) (id string, pos uint64, ok bool) {
-	id, err := pathID(c, "id")
-	if err != nil {
-		writeError(c, err)
-		return "", 0, false
-	}
-	rm, err := metaOf(c)
-	if err != nil {
-		writeError(c, err)
-		return "", 0, false
-	}
-	if pos, err = run(c.Request.Context(), id, rm); err != nil {
-		writeError(c, err)
-		return "", 0, false
-	}
-	return id, pos, true
-}
-
-func (s *Server) signOutOthers(c *gin.Context) {
+func (s *jsonAPI) signOutOthers(c *gin.Context) {
 	rm, err := s.meta(c)
 	if err != nil {
 		writeError(c, err)

@@ -11,7 +11,7 @@ import (
 
 // readRoutes: the account's own lists, answered from the read models (API.md
 // GET /me/sessions and GET /me/activity).
-func (s *Server) readRoutes() []apiRoute {
+func (s *jsonAPI) readRoutes() []apiRoute {
 	return []apiRoute{
 		{
 			method: http.MethodGet, path: "/me/sessions", access: signedIn, cap: domain.CapRead, read: true, list: true,
@@ -55,7 +55,7 @@ func activityErrors() []problemLine {
 		"invalid_request: type names an unknown event type, from or to is not an RFC 3339 time, or from is after to"}}
 }
 
-func (s *Server) listMySessions(c *gin.Context) {
+func (s *jsonAPI) listMySessions(c *gin.Context) {
 	limit, cursor, err := pageParams(c)
 	if err != nil {
 		writeError(c, err)
@@ -83,7 +83,7 @@ func (s *Server) listMySessions(c *gin.Context) {
 // session id, when they do not yet: the caller's own session, just started, must be in its
 // list. The position comes from the session's stream (its first two events; SessionStarted
 // follows LoginSucceeded). Failures only skip the wait.
-func (s *Server) awaitSession(ctx context.Context, id string) {
+func (s *jsonAPI) awaitSession(ctx context.Context, id string) {
 	if s.positions == nil {
 		return
 	}
@@ -104,7 +104,7 @@ func (s *Server) awaitSession(ctx context.Context, id string) {
 	}
 }
 
-func (s *Server) listMyActivity(c *gin.Context) {
+func (s *jsonAPI) listMyActivity(c *gin.Context) {
 	f, err := activityFilter(c)
 	if err != nil {
 		writeError(c, err)

@@ -82,7 +82,7 @@ func validRequestID(id string) bool {
 }
 
 // requestID tags the request with its id and the server's logger.
-func (s *Server) requestID(c *gin.Context) {
+func (s *core) requestID(c *gin.Context) {
 	id := c.GetHeader(RequestIDHeader)
 	if !validRequestID(id) {
 		id = domain.NewID()
@@ -98,7 +98,7 @@ func (s *Server) requestID(c *gin.Context) {
 // path. Successful reads (GET and HEAD below 400) log at Debug: relying applications call
 // whoami on every request of theirs, and what changes state is in the event log anyway;
 // writes and client errors log at Info, server errors at Error.
-func (s *Server) logRequests(c *gin.Context) {
+func (s *core) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()
@@ -169,7 +169,7 @@ func methodLabel(m string) string {
 }
 
 // measure counts the request and observes its duration under its route template.
-func (s *Server) measure(c *gin.Context) {
+func (s *core) measure(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	method, route := methodLabel(c.Request.Method), routeLabel(c)
@@ -180,7 +180,7 @@ func (s *Server) measure(c *gin.Context) {
 // recoverPanics turns a panic in a handler into a 500 `internal` problem (when nothing has
 // been written yet) and logs the panic with its stack. http.ErrAbortHandler is re-raised so
 // that net/http aborts the response as intended.
-func (s *Server) recoverPanics(c *gin.Context) {
+func (s *core) recoverPanics(c *gin.Context) {
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -224,7 +224,7 @@ func limitBody(c *gin.Context) {
 }
 
 // resolveClientIP stores the request's client IP for ClientIP.
-func (s *Server) resolveClientIP(c *gin.Context) {
+func (s *core) resolveClientIP(c *gin.Context) {
 	c.Set(keyClientIP, clientIP(c.Request, s.trusted))
 	c.Next()
 }

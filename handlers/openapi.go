@@ -155,8 +155,8 @@ type registry struct {
 	err  error
 }
 
-func newRegistry() *registry {
-	return &registry{schemas: map[string]schema{}}
+func newRegistry(publicURL string) *registry {
+	return &registry{schemas: map[string]schema{}, publicURL: publicURL}
 }
 
 // define adds a named component schema; defining a name twice is a programming error.

@@ -18,7 +18,7 @@ const readyCheckTimeout = 2 * time.Second
 
 // defineSchemas adds the component schemas shared by routes.
 func (s *Server) defineSchemas() {
-	s.routes.define("Problem", schema{
+	s.core.doc.define("Problem", schema{
 		"type":        "object",
 		"description": "An RFC 9457 problem document with Vigil's stable machine-readable code.",
 		"properties": map[string]schema{
@@ -32,7 +32,7 @@ func (s *Server) defineSchemas() {
 		"required":             []string{"type", "title", "status", "code"},
 		"additionalProperties": true,
 	})
-	s.routes.define("ProjectionStatus", object(map[string]schema{
+	s.core.doc.define("ProjectionStatus", object(map[string]schema{
 		"name":           stringSchema(),
 		"checkpoint":     schema{"type": "integer", "description": "Last global position committed with the read model."},
 		"head":           schema{"type": "integer", "description": "Global position of the last event in the log."},
@@ -100,8 +100,8 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyCheckTimeout)
 	defer cancel()
-	if _, err := s.store.Head(ctx); err != nil {
-		s.log.WarnContext(ctx, "readiness: event store unreachable", "request_id", RequestID(c), "error", err.Error())
+	if _, err := s.core.store.Head(ctx); err != nil {
+		s.core.log.WarnContext(ctx, "readiness: event store unreachable", "request_id", RequestID(c), "error", err.Error())
 		writeError(c, Public(ErrNotReady, "The event store is unreachable.", err))
 		return
 	}
@@ -109,7 +109,7 @@ func (s *Server) readyz(c *gin.Context) {
 	if s.projections != nil {
 		st, err := s.projections.Status(ctx)
 		if err != nil {
-			s.log.WarnContext(ctx, "readiness: projection status unavailable", "request_id", RequestID(c), "error", err.Error())
+			s.core.log.WarnContext(ctx, "readiness: projection status unavailable", "request_id", RequestID(c), "error", err.Error())
 			writeError(c, Public(ErrNotReady, "The projections' status is unavailable (the event store may be unreachable).", err))
 			return
 		}
@@ -125,7 +125,7 @@ func (s *Server) readyz(c *gin.Context) {
 			continue
 		}
 		if st.Stuck {
-			s.log.WarnContext(ctx, "readiness: projection stuck", "projection", st.Name,
+			s.core.log.WarnContext(ctx, "readiness: projection stuck", "projection", st.Name,
 				"position", st.StuckPosition, "error", st.LastError, "request_id", RequestID(c))
 			problems = append(problems, fmt.Sprintf("projection %q is stuck at position %d", st.Name, st.StuckPosition))
 		} else {
@@ -142,7 +142,7 @@ func (s *Server) readyz(c *gin.Context) {
 }
 
 func (s *Server) openAPI(c *gin.Context) {
-	doc, err := s.routes.document()
+	doc, err := s.core.doc.document()
 	if err != nil {
 		writeError(c, fmt.Errorf("render openapi document: %w", err))
 		return

@@ -37,7 +37,7 @@ const (
 
 // orgRoutes returns the organisation and delegation routes; the lists that need the read
 // models only when they are configured.
-func (s *Server) orgRoutes() []apiRoute {
+func (s *jsonAPI) orgRoutes() []apiRoute {
 	orgTags := []string{"organisations"}
 	delTags := []string{"delegations"}
 	orgView := object(map[string]schema{
@@ -240,7 +240,7 @@ func orgView(o *domain.Org) orgJSON {
 	return orgJSON{OrgID: o.ID(), Name: o.Name(), TwoFactorRequired: o.TwoFactorRequired(), ManagedOrgs: m}
 }
 
-func (s *Server) createOrg(c *gin.Context) {
+func (s *jsonAPI) createOrg(c *gin.Context) {
 	var req struct {
 		Name string `json:"name"`
 	}
@@ -263,7 +263,7 @@ func (s *Server) createOrg(c *gin.Context) {
 }
 
 // answerOrg reads the organisation again and answers it with status.
-func (s *Server) answerOrg(c *gin.Context, status int, orgID string, pos uint64) {
+func (s *jsonAPI) answerOrg(c *gin.Context, status int, orgID string, pos uint64) {
 	o, err := s.svc.Org(c.Request.Context(), callerOf(c), orgID)
 	if err != nil {
 		writeError(c, err)
@@ -273,7 +273,7 @@ func (s *Server) answerOrg(c *gin.Context, status int, orgID string, pos uint64)
 	c.JSON(status, orgView(o))
 }
 
-func (s *Server) getOrg(c *gin.Context) {
+func (s *jsonAPI) getOrg(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -287,7 +287,7 @@ func (s *Server) getOrg(c *gin.Context) {
 	c.JSON(http.StatusOK, orgView(o))
 }
 
-func (s *Server) addOrgMember(c *gin.Context) {
+func (s *jsonAPI) addOrgMember(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -330,7 +330,7 @@ func (s *Server) addOrgMember(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"account_id": accountID, "role": req.Role})
 }
 
-func (s *Server) removeOrgMember(c *gin.Context) {
+func (s *jsonAPI) removeOrgMember(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -355,7 +355,7 @@ func (s *Server) removeOrgMember(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) setOrgPolicy(c *gin.Context) {
+func (s *jsonAPI) setOrgPolicy(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -390,7 +390,7 @@ func (s *Server) setOrgPolicy(c *gin.Context) {
 	s.answerOrg(c, http.StatusOK, id, pos)
 }
 
-func (s *Server) addManagedOrg(c *gin.Context) {
+func (s *jsonAPI) addManagedOrg(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -422,7 +422,7 @@ func (s *Server) addManagedOrg(c *gin.Context) {
 
 // orgMembers checks the caller's access (needAdmin: owners and admins only) and reads a
 // page of the members.
-func (s *Server) orgMembers(c *gin.Context, needAdmin bool) ([]projections.OrgMemberRow, string, bool) {
+func (s *jsonAPI) orgMembers(c *gin.Context, needAdmin bool) ([]projections.OrgMemberRow, string, bool) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -452,7 +452,7 @@ type orgMemberJSON struct {
 	TwoFactorEnabled bool   `json:"two_factor_enabled"`
 }
 
-func (s *Server) listOrgMembers(c *gin.Context) {
+func (s *jsonAPI) listOrgMembers(c *gin.Context) {
 	rows, next, ok := s.orgMembers(c, false)
 	if !ok {
 		return
@@ -472,7 +472,7 @@ type twoFactorReportJSON struct {
 	LastLoginAt      apiTime `json:"last_login_at"`
 }
 
-func (s *Server) orgTwoFactorReport(c *gin.Context) {
+func (s *jsonAPI) orgTwoFactorReport(c *gin.Context) {
 	rows, next, ok := s.orgMembers(c, true)
 	if !ok {
 		return
@@ -485,7 +485,7 @@ func (s *Server) orgTwoFactorReport(c *gin.Context) {
 	c.JSON(http.StatusOK, page(items, next))
 }
 
-func (s *Server) listOrgActivity(c *gin.Context) {
+func (s *jsonAPI) listOrgActivity(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -513,7 +513,7 @@ func (s *Server) listOrgActivity(c *gin.Context) {
 	c.JSON(http.StatusOK, page(items, next))
 }
 
-func (s *Server) grantDelegation(c *gin.Context) {
+func (s *jsonAPI) grantDelegation(c *gin.Context) {
 	var req struct {
 		DelegateEmail string `json:"delegate_email"`
 		ExpiresAt     string `json:"expires_at"`
@@ -553,7 +553,7 @@ type delegationJSON struct {
 	Direction         string  `json:"direction"`
 }
 
-func (s *Server) listDelegations(c *gin.Context) {
+func (s *jsonAPI) listDelegations(c *gin.Context) {
 	limit, cursor, err := pageParams(c)
 	if err != nil {
 		writeError(c, err)
@@ -601,7 +601,7 @@ func sortedByID(ds []domain.Delegation) []domain.Delegation {
 	return out
 }
 
-func (s *Server) revokeDelegation(c *gin.Context) {
+func (s *jsonAPI) revokeDelegation(c *gin.Context) {
 	run := func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
 		return s.svc.RevokeDelegation(ctx, callerOf(c), id, rm)
 	}
@@ -611,7 +611,7 @@ func (s *Server) revokeDelegation(c *gin.Context) {
 	}
 }
 
-func (s *Server) actForDelegation(c *gin.Context) {
+func (s *jsonAPI) actForDelegation(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)

@@ -48,7 +48,7 @@ func ceremonySchema(kind, parse string) schema {
 }
 
 // passkeyRoutes: the passkey ceremonies and the caller's passkeys.
-func (s *Server) passkeyRoutes() []apiRoute {
+func (s *jsonAPI) passkeyRoutes() []apiRoute {
 	loginAnswer := response{Description: "authenticated, with an aal2 session (see the schema).", Schema: ref("LoginResult"),
 		Headers: map[string]string{"Set-Cookie": "vigil_session (HttpOnly, Secure, SameSite=Lax, Path=/)."}}
 	requestOptions := ceremonySchema("PublicKeyCredentialRequestOptions", "PublicKeyCredential.parseRequestOptionsFromJSON and navigator.credentials.get")
@@ -168,7 +168,7 @@ func (s *Server) passkeyRoutes() []apiRoute {
 }
 
 // definePasskeySchemas adds the component schemas of the passkey routes.
-func (s *Server) definePasskeySchemas() {
+func (s *jsonAPI) definePasskeySchemas() {
 	props := map[string]schema{
 		"id":           stringSchema(),
 		"name":         stringSchema(),
@@ -177,13 +177,13 @@ func (s *Server) definePasskeySchemas() {
 		"backed_up":    {"type": "boolean", "description": "The authenticator says the credential is backed up (synced)."},
 	}
 	fields := []string{"id", "name", "created_at", "last_used_at", "backed_up"}
-	s.routes.define("Passkey", object(props, fields...))
+	s.doc.define("Passkey", object(props, fields...))
 	reg := map[string]schema{"backup_codes": {"type": "array", "items": stringSchema(), "minItems": 10, "maxItems": 10,
 		"description": "Ten backup codes, shown once: only when this passkey turned 2FA on."}}
 	for k, v := range props {
 		reg[k] = v
 	}
-	s.routes.define("RegisteredPasskey", object(reg, fields...))
+	s.doc.define("RegisteredPasskey", object(reg, fields...))
 }
 
 // ceremonyJSON is the answer of the options routes.
@@ -232,7 +232,7 @@ type passkeyLoginOptionsRequest struct {
 	LoginTicket string `json:"login_ticket"`
 }
 
-func (s *Server) passkeyLoginOptions(c *gin.Context) {
+func (s *jsonAPI) passkeyLoginOptions(c *gin.Context) {
 	var req passkeyLoginOptionsRequest
 	if err := bindOptionalJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -253,7 +253,7 @@ type passkeyLoginRequest struct {
 	ClientID   string          `json:"client_id"`
 }
 
-func (s *Server) passkeyLogin(c *gin.Context) {
+func (s *jsonAPI) passkeyLogin(c *gin.Context) {
 	var req passkeyLoginRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -273,7 +273,7 @@ func (s *Server) passkeyLogin(c *gin.Context) {
 	s.answerLogin(c, res)
 }
 
-func (s *Server) reauthPasskeyOptions(c *gin.Context) {
+func (s *jsonAPI) reauthPasskeyOptions(c *gin.Context) {
 	if _, err := s.meta(c); err != nil {
 		writeError(c, err)
 		return
@@ -291,7 +291,7 @@ type passkeyNameRequest struct {
 	Name string `json:"name"`
 }
 
-func (s *Server) passkeyRegistrationOptions(c *gin.Context) {
+func (s *jsonAPI) passkeyRegistrationOptions(c *gin.Context) {
 	var req passkeyNameRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -319,7 +319,7 @@ type registerPasskeyRequest struct {
 	SignOutOtherSessions bool            `json:"sign_out_other_sessions"`
 }
 
-func (s *Server) registerPasskey(c *gin.Context) {
+func (s *jsonAPI) registerPasskey(c *gin.Context) {
 	var req registerPasskeyRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -343,7 +343,7 @@ func (s *Server) registerPasskey(c *gin.Context) {
 	c.JSON(http.StatusCreated, registeredPasskeyJSON{passkeyJSON: passkeyView(res.Passkey), BackupCodes: res.BackupCodes})
 }
 
-func (s *Server) renamePasskey(c *gin.Context) {
+func (s *jsonAPI) renamePasskey(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -382,4 +382,4 @@ func (s *Server) renamePasskey(c *gin.Context) {
 	writeError(c, Public(ErrNotFound, "The passkey was removed.", nil))
 }
 
-func (s *Server) removePasskey(c *gin.Context) { s.removeOwned(c, s.svc.RemovePasskey) }
+func (s *jsonAPI) removePasskey(c *gin.Context) { s.removeOwned(c, s.svc.RemovePasskey) }

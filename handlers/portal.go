@@ -51,8 +51,13 @@ const (
 
 // portal is the web portal's engine and templates.
 type portal struct {
-	s        *Server
-	engine   *gin.Engine
+	*core
+	svc *domain.Service
+	// api runs the commands and reads the portal shares with the JSON API; apiEngine
+	// serves every path that is not the portal's.
+	api       *jsonAPI
+	apiEngine http.Handler
+	engine    *gin.Engine
 	pages    map[string]*template.Template
 	segments map[string]bool
 	assets   fs.FS
@@ -65,15 +70,16 @@ var portalPages = []string{
 	"orgs", "org", "org_activity", "delegations",
 }
 
-// newPortal builds the portal of s (which serves the JSON API: s.svc is set).
-func newPortal(s *Server) (*portal, error) {
-	p := &portal{s: s, pages: map[string]*template.Template{}, segments: map[string]bool{}}
+// newPortal builds the portal on k beside the JSON API api (served by apiEngine), running
+// svc's commands.
+func newPortal(k *core, svc *domain.Service, api *jsonAPI, apiEngine http.Handler) (*portal, error) {
+	p := &portal{core: k, svc: svc, api: api, apiEngine: apiEngine, pages: map[string]*template.Template{}, segments: map[string]bool{}}
 	funcs := template.FuncMap{
 		"when":     portalTime,
 		"location": locationText,
 		"join":     strings.Join,
 		// passwordHint is the policy's own summary, so the page says what Check enforces.
-		"passwordHint": func() string { return s.svc.PasswordPolicy().Hint() },
+		"passwordHint": func() string { return svc.PasswordPolicy().Hint() },
 	}
 	for _, name := range portalPages {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(portalFS,
@@ -98,7 +104,7 @@ func newPortal(s *Server) (*portal, error) {
 	if err := e.SetTrustedProxies(nil); err != nil {
 		return nil, err
 	}
-	e.Use(s.requestID, s.logRequests, s.measure, s.recoverPanics, limitBody, s.resolveClientIP, portalHeaders)
+	e.Use(append(k.middleware(), portalHeaders)...)
 	e.NoRoute(func(c *gin.Context) { p.errorPage(c, http.StatusNotFound, "There is no page here.") })
 	e.NoMethod(func(c *gin.Context) {
 		p.errorPage(c, http.StatusMethodNotAllowed, "This page does not take that method.")
@@ -119,7 +125,7 @@ func (p *portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.engine.ServeHTTP(w, r)
 		return
 	}
-	p.s.engine.ServeHTTP(w, r)
+	p.apiEngine.ServeHTTP(w, r)
 }
 
 // portalHeaders sets the security headers of every portal answer.
@@ -178,7 +184,7 @@ func (p *portal) routes() {
 	in.POST("/sessions/sign-out-others", p.signOutOthers)
 	p.orgChangeRoutes(in)
 	// The security teams'.
-	team := e.Group("", p.auth(domain.CapControl), p.s.requireTeamRole)
+	team := e.Group("", p.auth(domain.CapControl), p.requireTeamRole)
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
@@ -187,13 +193,13 @@ func (p *portal) routes() {
 // requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a
 // caller without either role gets the HTML 403 page instead of a problem document, one
 // whose session did not prove a second factor the page that says so.
-func (s *Server) requireTeamRole(c *gin.Context) {
-	if !s.hasTeamRole(c) {
-		s.portal.errorPage(c, http.StatusForbidden, "This page is for the security team (role auditor or admin).")
+func (p *portal) requireTeamRole(c *gin.Context) {
+	if !p.hasTeamRole(c) {
+		p.errorPage(c, http.StatusForbidden, "This page is for the security team (role auditor or admin).")
 		return
 	}
 	if err := callerOf(c).Allows(domain.CapTeam); err != nil {
-		s.portal.fail(c, err, "")
+		p.fail(c, err, "")
 		return
 	}
 	c.Next()
@@ -201,17 +207,17 @@ func (s *Server) requireTeamRole(c *gin.Context) {
 
 // isTeam reports whether the caller's session may use the security team's pages: it holds
 // domain.CapTeam (the holder's own, aal2) and its account role auditor or admin.
-func (s *Server) isTeam(c *gin.Context) bool {
-	return callerOf(c).Allows(domain.CapTeam) == nil && s.hasTeamRole(c)
+func (p *portal) isTeam(c *gin.Context) bool {
+	return callerOf(c).Allows(domain.CapTeam) == nil && p.hasTeamRole(c)
 }
 
 // hasTeamRole reports whether the caller's account holds role auditor or admin.
-func (s *Server) hasTeamRole(c *gin.Context) bool {
+func (p *portal) hasTeamRole(c *gin.Context) bool {
 	sess := callerOf(c)
 	if sess.ID == "" {
 		return false
 	}
-	a, err := s.svc.Account(c.Request.Context(), sess.AccountID)
+	a, err := p.svc.Account(c.Request.Context(), sess.AccountID)
 	if err != nil {
 		return false
 	}
@@ -255,16 +261,16 @@ type pageData struct {
 func (p *portal) render(c *gin.Context, status int, name string, pg pageData) {
 	if sess := callerOf(c); sess.ID != "" {
 		pg.SignedIn, pg.Restricted = true, sess.Restricted
-		pg.CSRF = p.s.csrfToken(sess.ID)
-		if a, err := p.s.svc.Account(c.Request.Context(), sess.AccountID); err == nil {
+		pg.CSRF = p.csrfToken(sess.ID)
+		if a, err := p.svc.Account(c.Request.Context(), sess.AccountID); err == nil {
 			pg.Email = a.Email()
 		}
 		if !sess.Restricted {
-			pg.Team = p.s.isTeam(c)
+			pg.Team = p.isTeam(c)
 		}
 		if sess.ActorAccountID != "" {
 			pg.ActingAs = sess.ActorAccountID
-			if a, err := p.s.svc.Account(c.Request.Context(), sess.ActorAccountID); err == nil {
+			if a, err := p.svc.Account(c.Request.Context(), sess.ActorAccountID); err == nil {
 				pg.ActingAs = a.Email()
 			}
 		}
@@ -321,7 +327,7 @@ func flashText(key string) string { return flashes[key] }
 // (set here when absent).
 func (p *portal) anonToken(c *gin.Context) string {
 	if v, ok := c.Get("vigil.form_nonce"); ok {
-		return p.s.csrfToken("form:" + v.(string))
+		return p.csrfToken("form:" + v.(string))
 	}
 	nonce := ""
 	if ck, err := c.Request.Cookie(preSessionCookie); err == nil && len(ck.Value) == 43 {
@@ -331,17 +337,17 @@ func (p *portal) anonToken(c *gin.Context) string {
 		_, _ = rand.Read(b)
 		nonce = base64.RawURLEncoding.EncodeToString(b)
 		http.SetCookie(c.Writer, &http.Cookie{Name: preSessionCookie, Value: nonce, Path: "/", MaxAge: 3600,
-			HttpOnly: true, Secure: !p.s.insecureCookies, SameSite: http.SameSiteLaxMode})
+			HttpOnly: true, Secure: !p.insecureCookies, SameSite: http.SameSiteLaxMode})
 	}
 	c.Set("vigil.form_nonce", nonce)
-	return p.s.csrfToken("form:" + nonce)
+	return p.csrfToken("form:" + nonce)
 }
 
 // anonForm checks the CSRF token of an anonymous form against the pre-session cookie; a
 // form without it gets the 403 error page.
 func (p *portal) anonForm(c *gin.Context) {
 	ck, err := c.Request.Cookie(preSessionCookie)
-	if err != nil || ck.Value == "" || !p.s.validCSRF("form:"+ck.Value, c.PostForm(csrfField)) {
+	if err != nil || ck.Value == "" || !p.validCSRF("form:"+ck.Value, c.PostForm(csrfField)) {
 		p.errorPage(c, http.StatusForbidden, "The form was not sent from this site's own page, or it expired. Reload the page and try again.")
 		return
 	}
@@ -360,9 +366,9 @@ func (p *portal) auth(need domain.Capability) gin.HandlerFunc {
 		ck, err := c.Request.Cookie(SessionCookie)
 		var sess domain.Session
 		if err == nil && ck.Value != "" && len(ck.Value) <= maxTokenLength {
-			sess, err = p.s.svc.Whoami(ctx, ck.Value)
+			sess, err = p.svc.Whoami(ctx, ck.Value)
 			if err != nil && errors.Is(err, domain.ErrSessionNotFound) {
-				p.s.clearSessionCookie(c)
+				p.clearSessionCookie(c)
 			}
 		} else {
 			err = domain.ErrSessionNotFound
@@ -380,7 +386,7 @@ func (p *portal) auth(need domain.Capability) gin.HandlerFunc {
 			p.errorPage(c, http.StatusUnauthorized, "Your session has ended. Sign in again.")
 			return
 		}
-		if c.Request.Method != http.MethodGet && !p.s.validCSRF(sess.ID, c.PostForm(csrfField)) {
+		if c.Request.Method != http.MethodGet && !p.validCSRF(sess.ID, c.PostForm(csrfField)) {
 			p.errorPage(c, http.StatusForbidden, "The form was not sent from this site's own page. Reload the page and try again.")
 			return
 		}
@@ -396,7 +402,7 @@ func (p *portal) auth(need domain.Capability) gin.HandlerFunc {
 			}
 			return
 		}
-		if _, err := p.s.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
+		if _, err := p.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
 			loggerFrom(c).WarnContext(ctx, "recording a session access failed",
 				"route", routeLabel(c), "request_id", RequestID(c), "error", err.Error())
 		}
@@ -414,11 +420,11 @@ func (p *portal) done(c *gin.Context, pos uint64, to string) {
 
 // wait waits at most minWait until the read models include pos.
 func (p *portal) wait(ctx context.Context, pos uint64) {
-	if pos == 0 || p.s.positions == nil {
+	if pos == 0 || p.positions == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.s.minWait)
-	_ = p.s.positions.WaitFor(ctx, pos)
+	ctx, cancel := context.WithTimeout(ctx, p.minWait)
+	_ = p.positions.WaitFor(ctx, pos)
 	cancel()
 }
 

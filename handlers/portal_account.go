@@ -33,7 +33,7 @@ type accountData struct {
 type profileField struct{ Name, Label, Hint, Auto, Value string }
 
 func (p *portal) accountPage(c *gin.Context) {
-	a, err := p.s.svc.Account(c.Request.Context(), callerOf(c).AccountID)
+	a, err := p.svc.Account(c.Request.Context(), callerOf(c).AccountID)
 	if err != nil {
 		p.fail(c, err, "/account")
 		return
@@ -107,9 +107,9 @@ func (p *portal) saveProfile(c *gin.Context) {
 func (p *portal) savePatch(c *gin.Context, req patchMeRequest, typed map[string]string, what string) {
 	ctx := c.Request.Context()
 	caller := callerOf(c)
-	pos, _, err := p.s.applyMePatch(ctx, caller, req, requestMeta(c))
+	pos, _, err := p.api.applyMePatch(ctx, caller, req, requestMeta(c))
 	if err != nil {
-		a, aerr := p.s.svc.Account(ctx, caller.AccountID)
+		a, aerr := p.svc.Account(ctx, caller.AccountID)
 		fields, msg, status := fieldErrors(err)
 		if aerr != nil || status >= 500 {
 			p.fail(c, err, "/account")

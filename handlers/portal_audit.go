@@ -29,10 +29,10 @@ func (p *portal) auditPage(c *gin.Context) {
 	if q := strings.TrimSpace(c.Query("find")); q != "" {
 		id := ""
 		if strings.Contains(q, "@") {
-			if found, err := p.s.svc.LookupEmail(ctx, q); err == nil {
+			if found, err := p.svc.LookupEmail(ctx, q); err == nil {
 				id = found
 			}
-		} else if _, err := p.s.svc.Account(ctx, q); err == nil {
+		} else if _, err := p.svc.Account(ctx, q); err == nil {
 			id = q
 		}
 		if id == "" {
@@ -107,7 +107,7 @@ func (p *portal) auditAccountPage(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	a, err := p.s.svc.Account(ctx, id)
+	a, err := p.svc.Account(ctx, id)
 	if err != nil {
 		p.fail(c, err, "/audit")
 		return
@@ -123,7 +123,7 @@ func (p *portal) auditAccountPage(c *gin.Context) {
 			pg.Errors["after"], status = "This page link is broken.", http.StatusBadRequest
 		}
 	}
-	events, next, err := p.s.accountEvents(ctx, id, after, auditTimelineLimit)
+	events, next, err := p.api.accountEvents(ctx, id, after, auditTimelineLimit)
 	if err != nil {
 		p.fail(c, err, "/audit")
 		return
@@ -156,7 +156,7 @@ func (p *portal) auditAccountPage(c *gin.Context) {
 		if err != nil {
 			pg.Errors["at"], status = "Enter a date and time.", http.StatusBadRequest
 		} else {
-			st, err := projections.SecurityAt(ctx, p.s.events, id, at.Add(time.Minute-time.Nanosecond))
+			st, err := projections.SecurityAt(ctx, p.api.events, id, at.Add(time.Minute-time.Nanosecond))
 			switch {
 			case errors.Is(err, domain.ErrNotFound):
 				pg.Errors["at"] = "The account did not exist yet at that time."
@@ -169,12 +169,12 @@ func (p *portal) auditAccountPage(c *gin.Context) {
 		}
 	}
 
-	rows, _, err := p.s.reads.ActiveSessions(ctx, id, portalSessionsLimit, "")
+	rows, _, err := p.api.reads.ActiveSessions(ctx, id, portalSessionsLimit, "")
 	if err != nil {
 		p.fail(c, err, "/audit")
 		return
 	}
-	d.Sessions = p.s.liveSessions(rows, callerOf(c).ID)
+	d.Sessions = p.api.liveSessions(rows, callerOf(c).ID)
 	pg.Data = d
 	p.render(c, status, "audit_account", pg)
 }
@@ -188,13 +188,13 @@ func (p *portal) auditSignOut(c *gin.Context) {
 	back := safeNext(c.PostForm("back"), "/audit")
 	rm := requestMeta(c)
 	rm.Actor = &domain.Actor{Type: domain.ActorAdmin, ID: callerOf(c).AccountID}
-	pos, err := p.s.svc.AdminSignOut(c.Request.Context(), id, rm)
+	pos, err := p.svc.AdminSignOut(c.Request.Context(), id, rm)
 	if err != nil {
 		p.fail(c, err, back)
 		return
 	}
 	if id == callerOf(c).ID {
-		p.s.clearSessionCookie(c)
+		p.clearSessionCookie(c)
 		c.Redirect(http.StatusSeeOther, "/signin")
 		return
 	}

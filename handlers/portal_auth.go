@@ -47,7 +47,7 @@ func (p *portal) cookieSession(c *gin.Context) (domain.Session, bool) {
 	if err != nil || ck.Value == "" || len(ck.Value) > maxTokenLength {
 		return domain.Session{}, false
 	}
-	sess, err := p.s.svc.Whoami(c.Request.Context(), ck.Value)
+	sess, err := p.svc.Whoami(c.Request.Context(), ck.Value)
 	return sess, err == nil
 }
 
@@ -64,7 +64,7 @@ func (p *portal) signin(c *gin.Context) {
 		p.formError(c, "signin", pg, err, "/signin")
 		return
 	}
-	res, err := p.s.svc.Login(c.Request.Context(), email, password, domain.PortalClientID, requestMeta(c))
+	res, err := p.svc.Login(c.Request.Context(), email, password, domain.PortalClientID, requestMeta(c))
 	if err != nil {
 		if errors.Is(err, domain.ErrInvalidCredentials) {
 			pg.Error = "The email or password is wrong."
@@ -81,7 +81,7 @@ func (p *portal) signin(c *gin.Context) {
 func (p *portal) signedIn(c *gin.Context, res domain.LoginResult, next string) {
 	switch {
 	case res.Authenticated != nil:
-		p.s.setSessionCookie(c, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
+		p.setSessionCookie(c, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
 		to := safeNext(next, "/account")
 		if res.Authenticated.Session.Restricted {
 			to = "/enroll"
@@ -119,7 +119,7 @@ func (p *portal) signinSecondFactor(c *gin.Context) {
 		p.formError(c, "second_factor", pg, err, "/signin")
 		return
 	}
-	res, err := p.s.svc.SecondFactor(c.Request.Context(), ticket, method, code, requestMeta(c))
+	res, err := p.svc.SecondFactor(c.Request.Context(), ticket, method, code, requestMeta(c))
 	if err != nil {
 		if errors.Is(err, domain.ErrTicketInvalid) {
 			pg.Error = "This sign-in has expired or had too many wrong codes. Start again with your password."
@@ -144,7 +144,7 @@ func (p *portal) signup(c *gin.Context) {
 	pg := pageData{Title: "Create an account", Form: map[string]string{"email": in.Email, "first_name": in.FirstName, "last_name": in.LastName}}
 	ctx := c.Request.Context()
 	rm := requestMeta(c)
-	if _, err := p.s.svc.Register(ctx, in, rm); err != nil {
+	if _, err := p.svc.Register(ctx, in, rm); err != nil {
 		if errors.Is(err, domain.ErrConflict) {
 			err = Public(ErrConflict, "", err)
 			pg.Errors = map[string]string{"email": "An account with this email already exists. Sign in instead."}
@@ -152,7 +152,7 @@ func (p *portal) signup(c *gin.Context) {
 		p.formError(c, "signup", pg, err, "/signup")
 		return
 	}
-	res, err := p.s.svc.Login(ctx, in.Email, in.Password, domain.PortalClientID, rm)
+	res, err := p.svc.Login(ctx, in.Email, in.Password, domain.PortalClientID, rm)
 	if err != nil {
 		// Registered, but the sign-in did not go through (throttled, say): sign in by hand.
 		c.Redirect(http.StatusSeeOther, "/signin")
@@ -162,11 +162,11 @@ func (p *portal) signup(c *gin.Context) {
 }
 
 func (p *portal) signout(c *gin.Context) {
-	if _, err := p.s.svc.Logout(c.Request.Context(), callerOf(c), requestMeta(c)); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
+	if _, err := p.svc.Logout(c.Request.Context(), callerOf(c), requestMeta(c)); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
 		p.fail(c, err, "/")
 		return
 	}
-	p.s.clearSessionCookie(c)
+	p.clearSessionCookie(c)
 	c.Redirect(http.StatusSeeOther, "/signin?done=bye")
 }
 
@@ -183,7 +183,7 @@ func (p *portal) reauthPage(c *gin.Context) {
 
 func (p *portal) renderReauth(c *gin.Context, status int, pg pageData, next string) {
 	d := reauthData{Next: next}
-	if st, err := p.s.svc.Security(c.Request.Context(), callerOf(c).AccountID); err == nil {
+	if st, err := p.svc.Security(c.Request.Context(), callerOf(c).AccountID); err == nil {
 		for _, t := range st.TOTPDevices {
 			d.TOTP = d.TOTP || t.Confirmed
 		}
@@ -205,7 +205,7 @@ func (p *portal) reauth(c *gin.Context) {
 	if password == "" && code == "" {
 		err = &domain.ValidationError{Field: "password", Reason: "Enter your password."}
 	} else {
-		pos, err = p.s.svc.Reauth(c.Request.Context(), callerOf(c), domain.ReauthInput{Password: password, Code: code}, requestMeta(c))
+		pos, err = p.svc.Reauth(c.Request.Context(), callerOf(c), domain.ReauthInput{Password: password, Code: code}, requestMeta(c))
 	}
 	if err != nil {
 		if errors.Is(err, domain.ErrInvalidCredentials) {
@@ -239,7 +239,7 @@ func (p *portal) enrollPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/security")
 		return
 	}
-	st, err := p.s.svc.Security(c.Request.Context(), sess.AccountID)
+	st, err := p.svc.Security(c.Request.Context(), sess.AccountID)
 	if err != nil {
 		p.fail(c, err, "/enroll")
 		return

@@ -53,13 +53,13 @@ func (p *portal) sessionsPage(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	caller := callerOf(c)
-	p.s.awaitSession(ctx, caller.ID)
-	rows, _, err := p.s.reads.ActiveSessions(ctx, caller.AccountID, portalSessionsLimit, "")
+	p.api.awaitSession(ctx, caller.ID)
+	rows, _, err := p.api.reads.ActiveSessions(ctx, caller.AccountID, portalSessionsLimit, "")
 	if err != nil {
 		p.fail(c, err, "/sessions")
 		return
 	}
-	p.render(c, http.StatusOK, "sessions", pageData{Title: "Sessions", Nav: "sessions", Data: p.s.liveSessions(rows, caller.ID)})
+	p.render(c, http.StatusOK, "sessions", pageData{Title: "Sessions", Nav: "sessions", Data: p.api.liveSessions(rows, caller.ID)})
 }
 
 func (p *portal) signOutSession(c *gin.Context) {
@@ -69,13 +69,13 @@ func (p *portal) signOutSession(c *gin.Context) {
 		return
 	}
 	caller := callerOf(c)
-	pos, err := p.s.svc.SignOut(c.Request.Context(), caller, id, requestMeta(c))
+	pos, err := p.svc.SignOut(c.Request.Context(), caller, id, requestMeta(c))
 	if err != nil {
 		p.fail(c, err, "/sessions")
 		return
 	}
 	if id == caller.ID {
-		p.s.clearSessionCookie(c)
+		p.clearSessionCookie(c)
 		c.Redirect(http.StatusSeeOther, "/signin?done=bye")
 		return
 	}
@@ -83,7 +83,7 @@ func (p *portal) signOutSession(c *gin.Context) {
 }
 
 func (p *portal) signOutOthers(c *gin.Context) {
-	res, err := p.s.svc.SignOutOthers(c.Request.Context(), callerOf(c), requestMeta(c))
+	res, err := p.svc.SignOutOthers(c.Request.Context(), callerOf(c), requestMeta(c))
 	if err != nil {
 		p.fail(c, err, "/sessions")
 		return
@@ -172,7 +172,7 @@ func (p *portal) renderActivity(c *gin.Context, name, path string, f projections
 	d := activityData{Types: activityTypeChoices()}
 	status := http.StatusOK
 	if ferr == nil {
-		rows, next, err := p.s.reads.Activity(c.Request.Context(), f)
+		rows, next, err := p.api.reads.Activity(c.Request.Context(), f)
 		if err != nil {
 			if errors.Is(err, projections.ErrBadCursor) {
 				ferr = &domain.ValidationError{Field: "cursor", Reason: "This page link is broken; start from the newest entries."}
@@ -197,7 +197,7 @@ func (p *portal) renderActivity(c *gin.Context, name, path string, f projections
 			}
 			mf := f
 			mf.Cursor, mf.Limit = "", mapSample
-			if places, _, err := p.s.reads.Activity(c.Request.Context(), mf); err == nil {
+			if places, _, err := p.api.reads.Activity(c.Request.Context(), mf); err == nil {
 				d.Map = newWorldMap(places)
 			}
 		}

@@ -59,7 +59,7 @@ type orgSummary struct {
 // they return, so a new organisation shows at once).
 func (p *portal) callerOrgs(c *gin.Context) []orgSummary {
 	accountID := callerOf(c).AccountID
-	dir := p.s.svc.Orgs()
+	dir := p.svc.Orgs()
 	var out []orgSummary
 	for _, id := range dir.OrgsOf(accountID) {
 		o, ok := dir.Get(id)
@@ -85,7 +85,7 @@ func (p *portal) renderOrgs(c *gin.Context, status int, pg pageData) {
 
 func (p *portal) createOrg(c *gin.Context) {
 	name := c.PostForm("name")
-	res, err := p.s.svc.CreateOrg(c.Request.Context(), callerOf(c), name, requestMeta(c))
+	res, err := p.svc.CreateOrg(c.Request.Context(), callerOf(c), name, requestMeta(c))
 	if err != nil {
 		p.orgsFormError(c, err, name)
 		return
@@ -136,13 +136,13 @@ func (p *portal) renderOrg(c *gin.Context, status int, pg pageData) {
 		return
 	}
 	caller := callerOf(c)
-	o, err := p.s.svc.Org(ctx, caller, id)
+	o, err := p.svc.Org(ctx, caller, id)
 	if err != nil {
 		p.fail(c, err, "/orgs")
 		return
 	}
-	reads, ok := p.s.reads.(OrgReadModels)
-	if !ok || p.s.reads == nil {
+	reads, ok := p.api.reads.(OrgReadModels)
+	if !ok || p.api.reads == nil {
 		p.errorPage(c, http.StatusNotFound, "Organisation lists are not served by this instance.")
 		return
 	}
@@ -164,7 +164,7 @@ func (p *portal) renderOrg(c *gin.Context, status int, pg pageData) {
 	}
 	for _, m := range o.ManagedOrgs() {
 		s := orgSummary{ID: m}
-		if mo, ok := p.s.svc.Orgs().Get(m); ok {
+		if mo, ok := p.svc.Orgs().Get(m); ok {
 			s.Name, s.TwoFactorRequired = mo.Name(), mo.TwoFactorRequired()
 		}
 		d.Managed = append(d.Managed, s)
@@ -229,7 +229,7 @@ func (p *portal) addOrgMember(c *gin.Context) {
 		p.orgFormError(c, err, "member_email", rename, typed)
 		return
 	}
-	pos, err := p.s.svc.AddMember(c.Request.Context(), callerOf(c), id, email, role, requestMeta(c))
+	pos, err := p.svc.AddMember(c.Request.Context(), callerOf(c), id, email, role, requestMeta(c))
 	if err != nil {
 		p.orgFormError(c, err, "member_email", rename, typed)
 		return
@@ -248,7 +248,7 @@ func (p *portal) removeOrgMember(c *gin.Context) {
 		p.fail(c, err, "/orgs/"+url.PathEscape(id))
 		return
 	}
-	pos, err := p.s.svc.RemoveMember(c.Request.Context(), callerOf(c), id, accountID, requestMeta(c))
+	pos, err := p.svc.RemoveMember(c.Request.Context(), callerOf(c), id, accountID, requestMeta(c))
 	if err != nil {
 		p.orgFormError(c, err, "member-"+accountID, nil, nil)
 		return
@@ -282,7 +282,7 @@ func (p *portal) setOrgPolicy(c *gin.Context) {
 		p.orgFormError(c, err, "policy_password", rename, nil)
 		return
 	}
-	pos, err := p.s.svc.SetTwoFactorRequirement(c.Request.Context(), callerOf(c), id, req, password, requestMeta(c))
+	pos, err := p.svc.SetTwoFactorRequirement(c.Request.Context(), callerOf(c), id, req, password, requestMeta(c))
 	if err != nil {
 		p.orgFormError(c, err, "policy_password", rename, nil)
 		return
@@ -303,7 +303,7 @@ func (p *portal) addManagedOrg(c *gin.Context) {
 		p.orgFormError(c, err, "managed_org_id", rename, typed)
 		return
 	}
-	pos, err := p.s.svc.AddManagedOrg(c.Request.Context(), callerOf(c), id, other, requestMeta(c))
+	pos, err := p.svc.AddManagedOrg(c.Request.Context(), callerOf(c), id, other, requestMeta(c))
 	if err != nil {
 		p.orgFormError(c, err, "managed_org_id", rename, typed)
 		return
@@ -319,7 +319,7 @@ func (p *portal) orgActivityPage(c *gin.Context) {
 		p.fail(c, err, "/orgs")
 		return
 	}
-	if _, err := p.s.svc.OrgAccess(callerOf(c), id, true); err != nil {
+	if _, err := p.svc.OrgAccess(callerOf(c), id, true); err != nil {
 		p.fail(c, err, "/orgs/"+url.PathEscape(id))
 		return
 	}
@@ -330,7 +330,7 @@ func (p *portal) orgActivityPage(c *gin.Context) {
 	f.OrgID = id
 	path := "/orgs/" + url.PathEscape(id) + "/activity"
 	orgName := id
-	if o, ok := p.s.svc.Orgs().Get(id); ok {
+	if o, ok := p.svc.Orgs().Get(id); ok {
 		orgName = o.Name()
 	}
 	p.renderActivity(c, "org_activity", path, f, form, ferr, func(d *activityData) {
@@ -340,7 +340,7 @@ func (p *portal) orgActivityPage(c *gin.Context) {
 			if _, seen := d.Who[r.AccountID]; seen || r.AccountID == "" {
 				continue
 			}
-			if a, err := p.s.svc.Account(c.Request.Context(), r.AccountID); err == nil {
+			if a, err := p.svc.Account(c.Request.Context(), r.AccountID); err == nil {
 				d.Who[r.AccountID] = a.Email()
 			} else {
 				d.Who[r.AccountID] = r.AccountID
@@ -373,12 +373,12 @@ func (p *portal) delegationsPage(c *gin.Context) {
 func (p *portal) renderDelegations(c *gin.Context, status int, pg pageData) {
 	ctx := c.Request.Context()
 	caller := callerOf(c)
-	ds, err := p.s.svc.ListDelegations(caller)
+	ds, err := p.svc.ListDelegations(caller)
 	if err != nil {
 		p.fail(c, err, "/delegations")
 		return
 	}
-	now := p.s.now().UTC()
+	now := p.now().UTC()
 	d := delegationsData{Acting: caller.ActorAccountID != "",
 		MinDate: now.Format(portalDate), MaxDate: now.Add(domain.MaxDelegationLifetime - 24*time.Hour).Format(portalDate)}
 	emails := map[string]string{}
@@ -387,7 +387,7 @@ func (p *portal) renderDelegations(c *gin.Context, status int, pg pageData) {
 			return e
 		}
 		e := id
-		if a, err := p.s.svc.Account(ctx, id); err == nil {
+		if a, err := p.svc.Account(ctx, id); err == nil {
 			e = a.Email()
 		}
 		emails[id] = e
@@ -426,7 +426,7 @@ func (p *portal) grantDelegation(c *gin.Context) {
 	err := errors.Join(errs...)
 	var res domain.DelegationResult
 	if err == nil {
-		res, err = p.s.svc.GrantDelegation(c.Request.Context(), callerOf(c), email, exp, requestMeta(c))
+		res, err = p.svc.GrantDelegation(c.Request.Context(), callerOf(c), email, exp, requestMeta(c))
 	}
 	if err != nil {
 		if errors.Is(err, domain.ErrReauthenticationRequired) {
@@ -455,7 +455,7 @@ func (p *portal) revokeDelegation(c *gin.Context) {
 		p.fail(c, err, "/delegations")
 		return
 	}
-	pos, err := p.s.svc.RevokeDelegation(c.Request.Context(), callerOf(c), id, requestMeta(c))
+	pos, err := p.svc.RevokeDelegation(c.Request.Context(), callerOf(c), id, requestMeta(c))
 	if err != nil {
 		p.fail(c, err, "/delegations")
 		return
@@ -472,7 +472,7 @@ func (p *portal) actForDelegation(c *gin.Context) {
 		p.fail(c, err, "/delegations")
 		return
 	}
-	res, err := p.s.svc.Act(c.Request.Context(), callerOf(c), id, requestMeta(c))
+	res, err := p.svc.Act(c.Request.Context(), callerOf(c), id, requestMeta(c))
 	if errors.Is(err, domain.ErrMFARequired) {
 		err = Public(ErrForbidden, "The account you want to act for belongs to an organisation that requires two-factor "+
 			"authentication, so acting needs a second factor of your own: set up an authenticator app or a passkey on your "+
@@ -482,6 +482,6 @@ func (p *portal) actForDelegation(c *gin.Context) {
 		p.fail(c, err, "/delegations")
 		return
 	}
-	p.s.setSessionCookie(c, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
+	p.setSessionCookie(c, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
 	p.done(c, res.Position, "/account?done=acting")
 }

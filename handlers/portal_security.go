@@ -32,7 +32,7 @@ func (p *portal) securityPage(c *gin.Context) {
 }
 
 func (p *portal) renderSecurity(c *gin.Context, status int, pg pageData) {
-	st, err := p.s.svc.Security(c.Request.Context(), callerOf(c).AccountID)
+	st, err := p.svc.Security(c.Request.Context(), callerOf(c).AccountID)
 	if err != nil {
 		p.fail(c, err, "/security")
 		return
@@ -80,7 +80,7 @@ func (p *portal) changePassword(c *gin.Context) {
 		p.securityError(c, err, "")
 		return
 	}
-	res, err := p.s.svc.ChangePassword(c.Request.Context(), callerOf(c), cur, nw, c.PostForm("sign_out_other_sessions") == "on", requestMeta(c))
+	res, err := p.svc.ChangePassword(c.Request.Context(), callerOf(c), cur, nw, c.PostForm("sign_out_other_sessions") == "on", requestMeta(c))
 	if err != nil {
 		p.securityError(c, withPasswordField("new_password", err), "current_password")
 		return
@@ -94,7 +94,7 @@ func (p *portal) addTOTP(c *gin.Context) {
 	if callerOf(c).Restricted {
 		back = "/enroll"
 	}
-	en, err := p.s.svc.AddTOTPDevice(c.Request.Context(), callerOf(c), name, requestMeta(c))
+	en, err := p.svc.AddTOTPDevice(c.Request.Context(), callerOf(c), name, requestMeta(c))
 	if err != nil {
 		if callerOf(c).Restricted {
 			p.fail(c, err, back)
@@ -124,13 +124,13 @@ func (p *portal) renderTOTPSetup(c *gin.Context, status int, pg pageData) {
 		return
 	}
 	ctx := c.Request.Context()
-	secret, _, err := p.s.svc.PendingTOTPKey(ctx, callerOf(c), id)
+	secret, _, err := p.svc.PendingTOTPKey(ctx, callerOf(c), id)
 	if err != nil {
 		p.fail(c, err, "/security")
 		return
 	}
 	d := totpSetupData{ID: id, Secret: secret}
-	if st, err := p.s.svc.Security(ctx, callerOf(c).AccountID); err == nil {
+	if st, err := p.svc.Security(ctx, callerOf(c).AccountID); err == nil {
 		for _, t := range st.TOTPDevices {
 			if t.ID == id {
 				d.Name = t.Name
@@ -175,7 +175,7 @@ func (p *portal) confirmTOTP(c *gin.Context) {
 			Errors: map[string]string{"code": "Enter the six-digit code the app shows."}})
 		return
 	}
-	res, err := p.s.svc.ConfirmTOTPDevice(c.Request.Context(), callerOf(c), id, code, requestMeta(c))
+	res, err := p.svc.ConfirmTOTPDevice(c.Request.Context(), callerOf(c), id, code, requestMeta(c))
 	if err != nil {
 		if errors.Is(err, domain.ErrInvalidCredentials) {
 			p.renderTOTPSetup(c, http.StatusForbidden, pageData{Error: "That code did not match.",
@@ -194,11 +194,11 @@ func (p *portal) confirmTOTP(c *gin.Context) {
 }
 
 func (p *portal) removeTOTP(c *gin.Context) {
-	p.removeFactor(c, p.s.svc.RemoveTOTPDevice, "totp-removed")
+	p.removeFactor(c, p.svc.RemoveTOTPDevice, "totp-removed")
 }
 
 func (p *portal) removePasskey(c *gin.Context) {
-	p.removeFactor(c, p.s.svc.RemovePasskey, "passkey-removed")
+	p.removeFactor(c, p.svc.RemovePasskey, "passkey-removed")
 }
 
 // removeFactor runs remove on the path's id and goes back to the Security page.
@@ -217,7 +217,7 @@ func (p *portal) removeFactor(c *gin.Context, remove func(ctx context.Context, c
 }
 
 func (p *portal) regenerateCodes(c *gin.Context) {
-	res, err := p.s.svc.RegenerateBackupCodes(c.Request.Context(), callerOf(c), requestMeta(c))
+	res, err := p.svc.RegenerateBackupCodes(c.Request.Context(), callerOf(c), requestMeta(c))
 	if err != nil {
 		p.securityError(c, err, "")
 		return
@@ -232,7 +232,7 @@ func (p *portal) renamePasskey(c *gin.Context) {
 		p.fail(c, err, "/security")
 		return
 	}
-	pos, err := p.s.svc.RenamePasskey(c.Request.Context(), callerOf(c), id, strings.TrimSpace(c.PostForm("name")), requestMeta(c))
+	pos, err := p.svc.RenamePasskey(c.Request.Context(), callerOf(c), id, strings.TrimSpace(c.PostForm("name")), requestMeta(c))
 	if err != nil {
 		fields, msg, status := fieldErrors(err)
 		if status >= 500 || errors.Is(err, domain.ErrReauthenticationRequired) {
@@ -258,7 +258,7 @@ func (p *portal) disableTwoFactor(c *gin.Context) {
 		p.securityError(c, &domain.ValidationError{Field: "disable_password", Reason: "Enter your password."}, "")
 		return
 	}
-	pos, err := p.s.svc.DisableTwoFactor(c.Request.Context(), callerOf(c), pw, requestMeta(c))
+	pos, err := p.svc.DisableTwoFactor(c.Request.Context(), callerOf(c), pw, requestMeta(c))
 	if err != nil {
 		p.securityError(c, err, "disable_password")
 		return

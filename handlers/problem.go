@@ -395,3 +395,6 @@ func writeProblem(c *gin.Context, p Problem) {
 	}
 	c.Data(p.Status, problemContentType, body)
 }
+
+// errStreamClosed: the stream hub has stopped (shutdown).
+var errStreamClosed = errors.New("event stream closed")

@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -16,58 +14,8 @@ import (
 // is decided there (401 unknown or revoked, 403 without the scope) and the session
 // middleware lets it through; any other request goes on to the session checks.
 
-// keyService is the gin context key of the authenticated service token.
-const keyService = "vigil.service"
-
-// serviceOf returns the service token that authenticated the request, if one did.
-func serviceOf(c *gin.Context) (domain.ServiceToken, bool) {
-	if v, ok := c.Get(keyService); ok {
-		if t, ok := v.(domain.ServiceToken); ok {
-			return t, true
-		}
-	}
-	return domain.ServiceToken{}, false
-}
-
-// bearerServiceToken returns the bearer token when it is a service token (vgl_ prefix).
-func bearerServiceToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, domain.ServiceTokenPrefix) {
-		return "", false
-	}
-	return tok, true
-}
-
-// serviceAuth is the middleware that authenticates a service token holding scope. Requests
-// without one pass on unchanged to the session middleware.
-func (s *Server) serviceAuth(scope string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		tok, ok := bearerServiceToken(c.Request)
-		if !ok || s.tokens == nil {
-			c.Next()
-			return
-		}
-		st, err := s.tokens.Authenticate(c.Request.Context(), tok, scope, requestMeta(c))
-		if err != nil {
-			if _, joined := err.(interface{ Unwrap() []error }); joined { // recording the denial failed
-				loggerFrom(c).WarnContext(c.Request.Context(), "service token denial not recorded", "route", routeLabel(c),
-					"request_id", RequestID(c), "error", err.Error())
-			}
-			if errors.Is(err, domain.ErrInsufficientScope) {
-				err = Public(ErrForbidden, "This service token lacks scope "+scope+".", err)
-			}
-			writeError(c, err)
-			return
-		}
-		c.Set(keyService, st)
-		c.Next()
-	}
-}
-
 // serviceTokenRoutes: the administration of service tokens (role admin).
-func (s *Server) serviceTokenRoutes() []apiRoute {
+func (s *jsonAPI) serviceTokenRoutes() []apiRoute {
 	tags := []string{"administration"}
 	tokenSchema := object(map[string]schema{
 		"id":         stringSchema(),
@@ -142,7 +90,7 @@ func serviceTokenView(t domain.ServiceToken) serviceTokenJSON {
 		Revoked: t.Revoked, RevokedAt: apiTime(t.RevokedAt)}
 }
 
-func (s *Server) createServiceToken(c *gin.Context) {
+func (s *jsonAPI) createServiceToken(c *gin.Context) {
 	var req createServiceTokenRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -153,7 +101,7 @@ func (s *Server) createServiceToken(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	tok, secret, pos, err := s.tokens.Create(c.Request.Context(), req.Name, req.Scopes, rm)
+	tok, secret, pos, err := s.serviceTokens.Create(c.Request.Context(), req.Name, req.Scopes, rm)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -163,8 +111,8 @@ func (s *Server) createServiceToken(c *gin.Context) {
 		"created_at": apiTime(tok.CreatedAt)})
 }
 
-func (s *Server) listServiceTokens(c *gin.Context) {
-	list := s.tokens.List()
+func (s *jsonAPI) listServiceTokens(c *gin.Context) {
+	list := s.serviceTokens.List()
 	items := make([]serviceTokenJSON, len(list))
 	for i, t := range list {
 		items[i] = serviceTokenView(t)
@@ -172,8 +120,8 @@ func (s *Server) listServiceTokens(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items})
 }
 
-func (s *Server) revokeServiceToken(c *gin.Context) {
-	if _, pos, ok := s.commandByID(c, s.adminMeta, s.tokens.Revoke); ok {
+func (s *jsonAPI) revokeServiceToken(c *gin.Context) {
+	if _, pos, ok := s.commandByID(c, s.adminMeta, s.serviceTokens.Revoke); ok {
 		s.setPosition(c, pos)
 		c.Status(http.StatusNoContent)
 	}

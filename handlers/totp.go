@@ -12,7 +12,7 @@ import (
 // totpRoutes: TOTP devices, backup codes and turning 2FA off (API.md "The account's own
 // pages"; passkeys are in passkeys.go). Adding, showing and confirming a TOTP device are
 // enrollment routes: a restricted session may use them.
-func (s *Server) totpRoutes() []apiRoute {
+func (s *jsonAPI) totpRoutes() []apiRoute {
 	codes := schema{"type": "array", "items": stringSchema(), "minItems": 10, "maxItems": 10}
 	return []apiRoute{
 		{
@@ -98,7 +98,7 @@ type addTOTPRequest struct {
 	Name string `json:"name"`
 }
 
-func (s *Server) addTOTPDevice(c *gin.Context) {
+func (s *jsonAPI) addTOTPDevice(c *gin.Context) {
 	var req addTOTPRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -118,7 +118,7 @@ func (s *Server) addTOTPDevice(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"device_id": en.DeviceID, "secret": en.Secret, "otpauth_url": en.OTPAuthURL})
 }
 
-func (s *Server) totpQRCode(c *gin.Context) {
+func (s *jsonAPI) totpQRCode(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -136,7 +136,7 @@ type confirmTOTPRequest struct {
 	Code string `json:"code"`
 }
 
-func (s *Server) confirmTOTPDevice(c *gin.Context) {
+func (s *jsonAPI) confirmTOTPDevice(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -169,12 +169,12 @@ func (s *Server) confirmTOTPDevice(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) removeTOTPDevice(c *gin.Context) { s.removeOwned(c, s.svc.RemoveTOTPDevice) }
+func (s *jsonAPI) removeTOTPDevice(c *gin.Context) { s.removeOwned(c, s.svc.RemoveTOTPDevice) }
 
 // removeOwned answers the DELETE of one of the caller's second factors (a TOTP device, a
 // passkey): the path id goes to remove with the caller and the request meta; 204 with the
 // position written.
-func (s *Server) removeOwned(c *gin.Context, remove func(context.Context, domain.Session, string, domain.RequestMeta) (uint64, error)) {
+func (s *jsonAPI) removeOwned(c *gin.Context, remove func(context.Context, domain.Session, string, domain.RequestMeta) (uint64, error)) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -194,7 +194,7 @@ func (s *Server) removeOwned(c *gin.Context, remove func(context.Context, domain
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) regenerateBackupCodes(c *gin.Context) {
+func (s *jsonAPI) regenerateBackupCodes(c *gin.Context) {
 	rm, err := s.meta(c)
 	if err != nil {
 		writeError(c, err)
@@ -213,7 +213,7 @@ type disableTwoFactorRequest struct {
 	Password string `json:"password"`
 }
 
-func (s *Server) disableTwoFactor(c *gin.Context) {
+func (s *jsonAPI) disableTwoFactor(c *gin.Context) {
 	var req disableTwoFactorRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)

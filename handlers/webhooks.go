@@ -62,7 +62,7 @@ type ReplayResult struct {
 // forwarders to start or stop it.
 const registryWait = 2 * time.Second
 
-func (s *Server) webhookRoutes() []apiRoute {
+func (s *jsonAPI) webhookRoutes() []apiRoute {
 	tags := []string{"administration"}
 	idParam := func() []param {
 		return []param{{Name: "id", In: "path", Required: true, Description: "The endpoint's id (\"configured\" for --webhook-url)."}}
@@ -132,8 +132,8 @@ func (s *Server) webhookRoutes() []apiRoute {
 }
 
 // defineWebhookSchemas adds the schemas of the webhook routes.
-func (s *Server) defineWebhookSchemas() {
-	s.routes.define("WebhookEndpoint", object(map[string]schema{
+func (s *jsonAPI) defineWebhookSchemas() {
+	s.doc.define("WebhookEndpoint", object(map[string]schema{
 		"id":         stringSchema(),
 		"url":        stringSchema(),
 		"source":     {"type": "string", "enum": []string{"config", "api"}},
@@ -141,7 +141,7 @@ func (s *Server) defineWebhookSchemas() {
 		"position":   {"type": "integer", "description": "The last global position delivered (or parked) to this endpoint."},
 		"parked":     {"type": "integer", "description": "Deliveries parked after failing every attempt."},
 	}, "id", "url", "source", "created_at", "position", "parked"))
-	s.routes.define("ParkedDelivery", object(map[string]schema{
+	s.doc.define("ParkedDelivery", object(map[string]schema{
 		"id":         stringSchema(),
 		"event_id":   stringSchema(),
 		"position":   integerSchema(),
@@ -171,7 +171,7 @@ type registerWebhookRequest struct {
 	URL string `json:"url"`
 }
 
-func (s *Server) registerWebhook(c *gin.Context) {
+func (s *jsonAPI) registerWebhook(c *gin.Context) {
 	var req registerWebhookRequest
 	if err := bindJSON(c, &req); err != nil {
 		writeError(c, err)
@@ -197,7 +197,7 @@ func (s *Server) registerWebhook(c *gin.Context) {
 
 // waitRegistry waits (bounded) until the forwarders apply pos; after the bound the answer
 // goes out anyway: the forwarders apply it when they catch up.
-func (s *Server) waitRegistry(c *gin.Context, pos uint64) {
+func (s *jsonAPI) waitRegistry(c *gin.Context, pos uint64) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), registryWait)
 	defer cancel()
 	if err := s.webhooks.WaitRegistry(ctx, pos); err != nil {
@@ -206,7 +206,7 @@ func (s *Server) waitRegistry(c *gin.Context, pos uint64) {
 	}
 }
 
-func (s *Server) listWebhooks(c *gin.Context) {
+func (s *jsonAPI) listWebhooks(c *gin.Context) {
 	eps, err := s.webhooks.Endpoints(c.Request.Context())
 	if err != nil {
 		writeError(c, err)
@@ -220,7 +220,7 @@ func (s *Server) listWebhooks(c *gin.Context) {
 	c.JSON(http.StatusOK, page(items, ""))
 }
 
-func (s *Server) removeWebhook(c *gin.Context) {
+func (s *jsonAPI) removeWebhook(c *gin.Context) {
 	if _, pos, ok := s.commandByID(c, s.adminMeta, s.svc.RemoveWebhook); ok {
 		s.waitRegistry(c, pos)
 		s.setPosition(c, pos)
@@ -238,7 +238,7 @@ type parkedJSON struct {
 	ParkedAt  apiTime `json:"parked_at"`
 }
 
-func (s *Server) listParked(c *gin.Context) {
+func (s *jsonAPI) listParked(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
@@ -280,7 +280,7 @@ type replayJSON struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-func (s *Server) replayParked(c *gin.Context) {
+func (s *jsonAPI) replayParked(c *gin.Context) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		writeError(c, err)
