@@ -58,9 +58,9 @@ type portal struct {
 	api       *jsonAPI
 	apiEngine http.Handler
 	engine    *gin.Engine
-	pages    map[string]*template.Template
-	segments map[string]bool
-	assets   fs.FS
+	pages     map[string]*template.Template
+	segments  map[string]bool
+	assets    fs.FS
 }
 
 // portalPages are the page templates; each is parsed with layout.html.
