@@ -4,8 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-auth/vigil/domain"
 )
 
@@ -62,3 +65,60 @@ type core struct {
 	// insecureCookies drops Secure from the cookies (Config.InsecureCookies).
 	insecureCookies bool
 }
+
+// middleware is the chain every request of the API's and the portal's engines passes:
+// request id, request log, metrics, panic recovery, body limit, client IP.
+func (s *core) middleware() []gin.HandlerFunc {
+	return []gin.HandlerFunc{s.requestID, s.logRequests, s.measure, s.recoverPanics, limitBody, s.resolveClientIP}
+}
+
+// coreConfig configures newCore (the Config fields of the same names, checked by New).
+type coreConfig struct {
+	Logger          *slog.Logger
+	Registry        prometheus.Registerer
+	TrustedProxies  []netip.Prefix
+	PublicURL       string
+	Store           HeadReader
+	Positions       PositionWaiter
+	MinPositionWait time.Duration
+	Now             func() time.Time
+	InsecureCookies bool
+	// SecretKey is the server key the CSRF key is derived from (needed by serve).
+	SecretKey []byte
+}
+
+// newCore builds the shared part of the server and registers the HTTP metrics.
+func newCore(cfg coreConfig) (*core, error) {
+	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		trusted[i] = p.Masked()
+	}
+	k := &core{
+		log:             cfg.Logger,
+		trusted:         trusted,
+		metrics:         newHTTPMetrics(cfg.Registry),
+		doc:             newRegistry(strings.TrimSuffix(cfg.PublicURL, "/")),
+		store:           cfg.Store,
+		positions:       cfg.Positions,
+		minWait:         cfg.MinPositionWait,
+		now:             cfg.Now,
+		insecureCookies: cfg.InsecureCookies,
+	}
+	if len(cfg.SecretKey) > 0 {
+		key, err := deriveCSRFKey(cfg.SecretKey)
+		if err != nil {
+			return nil, err
+		}
+		k.csrfKey = key
+	}
+	return k, nil
+}
+
+// serve makes the core authenticate the sessions of svc (the JSON API is served).
+func (s *core) serve(svc sessionService) { s.svc = svc }
+
+// acceptTokens makes the routes that take a service token accept those of tokens.
+func (s *core) acceptTokens(tokens tokenAuthenticator) { s.tokens = tokens }
+
+// routeGroup is g recording its routes in the OpenAPI document.
+func (s *core) routeGroup(g *gin.RouterGroup) routeGroup { return routeGroup{g: g, reg: s.doc} }

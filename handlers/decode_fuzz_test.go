@@ -5,17 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/gin-gonic/gin"
-
-	"github.com/vigil-auth/vigil/projections"
 )
 
 // Fuzz targets of the decoders in this package that read what clients send: JSON bodies,
@@ -78,60 +71,6 @@ func FuzzDecodeStrict(f *testing.F) {
 		}
 		if twice, _ := json.Marshal(w); !bytes.Equal(twice, again) {
 			t.Fatalf("decodeStrict(%q): %s then %s", body, again, twice)
-		}
-	})
-}
-
-// browserTarget resolves loc against base as a browser's URL parser does for an http(s)
-// page: tabs and newlines removed, C0 controls and spaces trimmed, "\" read as "/".
-func browserTarget(base *url.URL, loc string) (*url.URL, error) {
-	loc = strings.Map(func(r rune) rune {
-		switch r {
-		case '\t', '\n', '\r':
-			return -1
-		case '\\':
-			return '/'
-		}
-		return r
-	}, loc)
-	return base.Parse(strings.TrimFunc(loc, func(r rune) bool { return r <= ' ' }))
-}
-
-// FuzzSafeNext: safeNext answers the default or next itself, and what it accepts, sent as
-// a redirect (net/http cleans the path) with or without "done=...", is a plain path that a
-// browser resolves on this site's origin.
-func FuzzSafeNext(f *testing.F) {
-	for _, s := range []string{
-		"/security", "/audit?q=a%2Fb&x=1", "/account#profile", "/", "/orgs/o-1/members?cursor=YTo3",
-		"/\t/evil.example/x", "/\n/evil", "//evil", "/\\evil", "/%2F%2Fevil", "/%5Cevil", "https://evil", "/..//evil",
-		"/a/../\\evil", "/./\t/x", "/%2e%2e//x", "/\u3000/x", "/@evil", "http:evil", "/\x00", "/x?y=//evil#//evil",
-		"/x/../../..//evil", "/a/.", "/%zz", "/%E2%80%8B", "/" + strings.Repeat("a", 600),
-	} {
-		f.Add(s)
-	}
-	origin, _ := url.Parse("https://vigil.example")
-	f.Fuzz(func(t *testing.T, next string) {
-		const def = "/default"
-		got := safeNext(next, def)
-		if got == def {
-			return
-		}
-		if got != next {
-			t.Fatalf("safeNext(%q) = %q, neither next nor the default", next, got)
-		}
-		for _, to := range []string{got, withQuery(got, "done=x")} {
-			rec := httptest.NewRecorder()
-			http.Redirect(rec, httptest.NewRequest(http.MethodPost, "/signin", nil), to, http.StatusSeeOther)
-			loc := rec.Header().Get("Location")
-			if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.IndexFunc(loc, func(r rune) bool {
-				return r <= ' ' || r >= 0x7f || r == '\\'
-			}) >= 0 {
-				t.Fatalf("safeNext(%q): Location %q is not a plain path", next, loc)
-			}
-			u, err := browserTarget(origin, loc)
-			if err != nil || u.Scheme != origin.Scheme || u.Host != origin.Host || u.User != nil {
-				t.Fatalf("safeNext(%q): Location %q goes to %v (%v)", next, loc, u, err)
-			}
 		}
 	})
 }
@@ -210,88 +149,6 @@ func FuzzParseHop(f *testing.F) {
 		}
 		if b, ok := parseHop(a.String()); !ok || b != a {
 			t.Fatalf("parseHop(%q) = %v, which parses back as %v, %v", s, a, b, ok)
-		}
-	})
-}
-
-// FuzzEventsCursor: an audit events cursor is accepted only as encodeEventsCursor wrote it
-// for that account (a decoded cursor re-encodes to the same string), with a position > 0.
-func FuzzEventsCursor(f *testing.F) {
-	for _, s := range []struct {
-		account, cursor string
-	}{
-		{"acc-1", encodeEventsCursor("acc-1", 5)}, {"acc-2", encodeEventsCursor("acc-1", 5)}, {"a:b", encodeEventsCursor("a:b", 1<<64-1)},
-		{"acc", ""}, {"acc", "ZXY6MDA1OmFjYw"}, {"acc", "ZXY6NTphY2M="}, {"acc", "ZXY6NTphY2M\n"}, {"acc", "ZXY6MDphY2M"},
-		{"acc", "ZXY6LTE6YWNj"}, {"acc", "%%%"}, {"", "ZXY6NTo"},
-	} {
-		f.Add(s.account, s.cursor)
-	}
-	f.Fuzz(func(t *testing.T, account, cursor string) {
-		pos, err := decodeEventsCursor(account, cursor)
-		if err != nil {
-			if err != projections.ErrBadCursor {
-				t.Fatalf("decodeEventsCursor(%q, %q): %v", account, cursor, err)
-			}
-			return
-		}
-		if pos == 0 {
-			t.Fatalf("decodeEventsCursor(%q, %q) = 0", account, cursor)
-		}
-		if again := encodeEventsCursor(account, pos); again != cursor {
-			t.Fatalf("decodeEventsCursor(%q, %q) = %d, which encodes as %q", account, cursor, pos, again)
-		}
-	})
-}
-
-// FuzzListQuery: the query parameters of the lists (limit, cursor, type, from, to) and of
-// the event routes (after, types, account, format) are either read within their bounds or
-// refused with a 400, never anything else.
-func FuzzListQuery(f *testing.F) {
-	for _, s := range []string{
-		"", "limit=10&cursor=YTo3", "limit=0", "limit=-1", "limit=abc", "limit=99999999999999999999999", "limit=+5", "limit=1e3",
-		"limit=%00", "cursor=" + strings.Repeat("x", 600), "type=LoginFailed,LoginSucceeded", "type=,,", "type=Nope",
-		"type=" + strings.Repeat("LoginFailed,", 70), "from=2026-03-02T09:00:00Z&to=2026-03-03T00:00:00.5+02:00", "from=yesterday",
-		"after=5&types=LoginFailed&account=acc_1-x&format=ocsf", "after=-1", "after=18446744073709551616", "types=",
-		"types=" + strings.Repeat("a,", 70), "account=", "account=a%2Fb", "format=xml", "types=%ff", "type=%ff%fe",
-		"limit=5&limit=6", "a=%zz&limit=2", "from=0000-01-01T00:00:00Z", "from=9999-12-31T23:59:59.999999999-23:59",
-	} {
-		f.Add(s)
-	}
-	gin.SetMode(gin.TestMode)
-	f.Fuzz(func(t *testing.T, query string) {
-		c, _ := gin.CreateTestContext(httptest.NewRecorder())
-		c.Request = &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/x", RawQuery: query}, Header: http.Header{}}
-		refused := func(what string, err error) bool {
-			if err == nil {
-				return false
-			}
-			if pr, _ := problemFor(err); pr.Status != http.StatusBadRequest || !utf8.ValidString(pr.Detail) {
-				t.Fatalf("%s(%q): %v answers %d %q", what, query, err, pr.Status, pr.Detail)
-			}
-			return true
-		}
-		if limit, cursor, err := pageParams(c); !refused("pageParams", err) && (limit < 1 || limit > MaxPageLimit || len(cursor) > maxCursor) {
-			t.Fatalf("pageParams(%q) = %d, %d-byte cursor", query, limit, len(cursor))
-		}
-		if types, err := typesParam(c); !refused("typesParam", err) {
-			if len(types) > maxTypes {
-				t.Fatalf("typesParam(%q): %d types", query, len(types))
-			}
-			for i, ty := range types {
-				if !knownEventTypes[ty] || slices.Contains(types[:i], ty) {
-					t.Fatalf("typesParam(%q): %q unknown or repeated", query, ty)
-				}
-			}
-		}
-		for _, name := range []string{"from", "to"} {
-			if tm, err := timeParam(c, name); !refused("timeParam", err) && !tm.IsZero() && tm.Location().String() != "UTC" {
-				t.Fatalf("timeParam(%q, %s) = %v, not UTC", query, name, tm)
-			}
-		}
-		if ef, err := parseEventFilter(c); !refused("parseEventFilter", err) {
-			if (ef.format != formatCloudEvents && ef.format != formatOCSF) || len(ef.types) > maxTypeFilters || len(ef.account) > maxPathID {
-				t.Fatalf("parseEventFilter(%q) = %+v", query, ef)
-			}
 		}
 	})
 }

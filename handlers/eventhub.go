@@ -63,6 +63,9 @@ func newStreamAPI(k *core, log eventReader, cfg StreamConfig, reg prometheus.Reg
 	return &streamAPI{core: k, events: log, stream: newStreamState(cfg, k.store, k.log, reg)}
 }
 
+// close ends every stream and refuses new ones (Server.CloseStreams).
+func (s *streamAPI) close() { s.stream.hub.close() }
+
 // routes are the stream's routes.
 func (s *streamAPI) routes() []apiRoute { return s.eventRoutes() }
 

@@ -192,19 +192,6 @@ func collectRefs(doc string) []string {
 	return refs
 }
 
-func TestOpenAPIPath(t *testing.T) {
-	for in, want := range map[string]string{
-		"/healthz":                          "/healthz",
-		"/api/v1/me/totp/:id/qr.png":        "/api/v1/me/totp/{id}/qr.png",
-		"/api/v1/orgs/:id/members/:account": "/api/v1/orgs/{id}/members/{account}",
-		"/assets/*path":                     "/assets/{path}",
-	} {
-		if got, _ := openAPIPath(in); got != want {
-			t.Errorf("openAPIPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestHealthz(t *testing.T) {
 	s := newTestServer(t, Config{Store: fakeStore{err: errors.New("down")}})
 	rec := s.get(t, "/healthz")
@@ -358,89 +345,6 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-func TestBindJSON(t *testing.T) {
-	s := newTestServer(t, Config{})
-	testRoutes(s)
-	tests := []struct {
-		name, body, contentType string
-		wantStatus              int
-		wantDetail              string
-	}{
-		{"ok", `{"name":"x","count":2}`, "application/json", 200, ""},
-		{"ok without content type", `{"name":"x"}`, "", 200, ""},
-		{"ok with charset", `{"name":"x"}`, "application/json; charset=utf-8", 200, ""},
-		{"unknown field", `{"name":"x","admin":true}`, "application/json", 400, `"admin"`},
-		{"wrong type", `{"count":"many"}`, "application/json", 400, `"count" must be an integer`},
-		{"trailing data", `{"name":"x"} {"name":"y"}`, "application/json", 400, "after"},
-		{"trailing garbage", `{"name":"x"}x`, "application/json", 400, "after"},
-		{"trailing whitespace is fine", "{\"name\":\"x\"}\n ", "application/json", 200, ""},
-		{"invalid utf-8", "{\"name\":\"\xff\xfe\"}", "application/json", 400, "UTF-8"},
-		{"malformed", `{"name":`, "application/json", 400, "JSON"},
-		{"empty", ``, "application/json", 400, "empty"},
-		{"null", `null`, "application/json", 400, "object"},
-		{"array", `[1]`, "application/json", 400, "object"},
-		{"form", `name=x`, "application/x-www-form-urlencoded", 400, "JSON"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodPost, "/test/bind", strings.NewReader(tt.body))
-			if tt.contentType != "" {
-				req.Header.Set("Content-Type", tt.contentType)
-			}
-			rec := s.do(t, req)
-			if tt.wantStatus == 200 {
-				if rec.Code != 200 {
-					t.Fatalf("status %d: %s", rec.Code, rec.Body)
-				}
-				return
-			}
-			p := decodeProblem(t, rec, tt.wantStatus, CodeInvalidRequest)
-			if d, _ := p["detail"].(string); !strings.Contains(d, tt.wantDetail) {
-				t.Errorf("detail %q does not contain %q", d, tt.wantDetail)
-			}
-		})
-	}
-}
-
-func TestClientIP(t *testing.T) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
-	tests := []struct {
-		name    string
-		trusted []netip.Prefix
-		peer    string
-		xff     []string
-		want    string
-	}{
-		{"no proxies: peer", nil, "203.0.113.7:5555", nil, "203.0.113.7"},
-		{"no proxies: XFF ignored", nil, "203.0.113.7:5555", []string{"198.51.100.1"}, "203.0.113.7"},
-		{"untrusted peer: XFF ignored", trusted, "203.0.113.7:5555", []string{"198.51.100.1"}, "203.0.113.7"},
-		{"trusted peer without XFF", trusted, "10.0.0.2:5555", nil, "10.0.0.2"},
-		{"trusted peer: client from XFF", trusted, "10.0.0.2:5555", []string{"198.51.100.1"}, "198.51.100.1"},
-		{"spoofed leftmost entry is skipped", trusted, "10.0.0.2:5555", []string{"1.1.1.1, 198.51.100.1, 10.0.0.9"}, "198.51.100.1"},
-		{"several headers in order", trusted, "10.0.0.2:5555", []string{"1.1.1.1", "198.51.100.1", "10.0.0.9"}, "198.51.100.1"},
-		{"all trusted: leftmost", trusted, "10.0.0.2:5555", []string{"10.9.9.9, 10.0.0.9"}, "10.9.9.9"},
-		{"garbage stops the walk", trusted, "10.0.0.2:5555", []string{"1.1.1.1, not-an-ip, 10.0.0.9"}, "10.0.0.9"},
-		{"entry with port", trusted, "10.0.0.2:5555", []string{"198.51.100.1:443"}, "198.51.100.1"},
-		{"ipv6", trusted, "[fd00::1]:5555", []string{"2001:db8::1, fd00::2"}, "2001:db8::1"},
-		{"mapped ipv4 peer", trusted, "[::ffff:10.0.0.2]:5555", []string{"198.51.100.1"}, "198.51.100.1"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newTestServer(t, Config{TrustedProxies: tt.trusted})
-			testRoutes(s)
-			req := httptest.NewRequest(http.MethodGet, "/test/ip", nil)
-			req.RemoteAddr = tt.peer
-			for _, h := range tt.xff {
-				req.Header.Add("X-Forwarded-For", h)
-			}
-			rec := s.do(t, req)
-			if rec.Code != 200 || rec.Body.String() != tt.want {
-				t.Errorf("ClientIP = %d %q, want %q", rec.Code, rec.Body, tt.want)
-			}
-		})
-	}
-}
-
 func TestMetricsExposeHTTPMetrics(t *testing.T) {
 	s := newTestServer(t, Config{})
 	testRoutes(s)
@@ -568,5 +472,88 @@ func TestStartingAnswersOnlyOperations(t *testing.T) {
 	}
 	if rec := s.get(t, "/nowhere"); rec.Code != 404 {
 		t.Errorf("/nowhere after starting: %d", rec.Code)
+	}
+}
+
+func TestBindJSON(t *testing.T) {
+	s := newTestServer(t, Config{})
+	testRoutes(s)
+	tests := []struct {
+		name, body, contentType string
+		wantStatus              int
+		wantDetail              string
+	}{
+		{"ok", `{"name":"x","count":2}`, "application/json", 200, ""},
+		{"ok without content type", `{"name":"x"}`, "", 200, ""},
+		{"ok with charset", `{"name":"x"}`, "application/json; charset=utf-8", 200, ""},
+		{"unknown field", `{"name":"x","admin":true}`, "application/json", 400, `"admin"`},
+		{"wrong type", `{"count":"many"}`, "application/json", 400, `"count" must be an integer`},
+		{"trailing data", `{"name":"x"} {"name":"y"}`, "application/json", 400, "after"},
+		{"trailing garbage", `{"name":"x"}x`, "application/json", 400, "after"},
+		{"trailing whitespace is fine", "{\"name\":\"x\"}\n ", "application/json", 200, ""},
+		{"invalid utf-8", "{\"name\":\"\xff\xfe\"}", "application/json", 400, "UTF-8"},
+		{"malformed", `{"name":`, "application/json", 400, "JSON"},
+		{"empty", ``, "application/json", 400, "empty"},
+		{"null", `null`, "application/json", 400, "object"},
+		{"array", `[1]`, "application/json", 400, "object"},
+		{"form", `name=x`, "application/x-www-form-urlencoded", 400, "JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/test/bind", strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			rec := s.do(t, req)
+			if tt.wantStatus == 200 {
+				if rec.Code != 200 {
+					t.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+				return
+			}
+			p := decodeProblem(t, rec, tt.wantStatus, CodeInvalidRequest)
+			if d, _ := p["detail"].(string); !strings.Contains(d, tt.wantDetail) {
+				t.Errorf("detail %q does not contain %q", d, tt.wantDetail)
+			}
+		})
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		peer    string
+		xff     []string
+		want    string
+	}{
+		{"no proxies: peer", nil, "203.0.113.7:5555", nil, "203.0.113.7"},
+		{"no proxies: XFF ignored", nil, "203.0.113.7:5555", []string{"198.51.100.1"}, "203.0.113.7"},
+		{"untrusted peer: XFF ignored", trusted, "203.0.113.7:5555", []string{"198.51.100.1"}, "203.0.113.7"},
+		{"trusted peer without XFF", trusted, "10.0.0.2:5555", nil, "10.0.0.2"},
+		{"trusted peer: client from XFF", trusted, "10.0.0.2:5555", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"spoofed leftmost entry is skipped", trusted, "10.0.0.2:5555", []string{"1.1.1.1, 198.51.100.1, 10.0.0.9"}, "198.51.100.1"},
+		{"several headers in order", trusted, "10.0.0.2:5555", []string{"1.1.1.1", "198.51.100.1", "10.0.0.9"}, "198.51.100.1"},
+		{"all trusted: leftmost", trusted, "10.0.0.2:5555", []string{"10.9.9.9, 10.0.0.9"}, "10.9.9.9"},
+		{"garbage stops the walk", trusted, "10.0.0.2:5555", []string{"1.1.1.1, not-an-ip, 10.0.0.9"}, "10.0.0.9"},
+		{"entry with port", trusted, "10.0.0.2:5555", []string{"198.51.100.1:443"}, "198.51.100.1"},
+		{"ipv6", trusted, "[fd00::1]:5555", []string{"2001:db8::1, fd00::2"}, "2001:db8::1"},
+		{"mapped ipv4 peer", trusted, "[::ffff:10.0.0.2]:5555", []string{"198.51.100.1"}, "198.51.100.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestServer(t, Config{TrustedProxies: tt.trusted})
+			testRoutes(s)
+			req := httptest.NewRequest(http.MethodGet, "/test/ip", nil)
+			req.RemoteAddr = tt.peer
+			for _, h := range tt.xff {
+				req.Header.Add("X-Forwarded-For", h)
+			}
+			rec := s.do(t, req)
+			if rec.Code != 200 || rec.Body.String() != tt.want {
+				t.Errorf("ClientIP = %d %q, want %q", rec.Code, rec.Body, tt.want)
+			}
+		})
 	}
 }

@@ -64,21 +64,6 @@ func TestOpenAPINames(t *testing.T) {
 	}
 }
 
-func TestCamelWords(t *testing.T) {
-	for in, want := range map[string]string{
-		"getTOTPQRCode":      "get TOTPQR Code",
-		"listMySessions":     "list My Sessions",
-		"LoginResult":        "Login Result",
-		"Me":                 "Me",
-		"getCSRFToken":       "get CSRF Token",
-		"Login200JSONResult": "Login200JSON Result",
-	} {
-		if got := strings.Join(camelWords(in), " "); got != want {
-			t.Errorf("camelWords(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestOpenAPIDocumentForClients: what Redocly's recommended rules ask of the document and
 // what client generators read: the server is the public URL, every operation states the
 // credentials it accepts (the empty list when public) and has a 4xx answer, and an unsafe

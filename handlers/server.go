@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -161,11 +160,6 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
-	for i, p := range cfg.TrustedProxies {
-		trusted[i] = p.Masked()
-	}
-
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -178,16 +172,17 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
-	k := &core{
-		log:             cfg.Logger,
-		trusted:         trusted,
-		metrics:         newHTTPMetrics(cfg.Registry),
-		doc:             newRegistry(strings.TrimSuffix(cfg.PublicURL, "/")),
-		store:           cfg.Store,
-		positions:       cfg.Positions,
-		minWait:         cfg.MinPositionWait,
-		now:             cfg.Now,
-		insecureCookies: cfg.InsecureCookies,
+	var secret []byte // the CSRF key's, with the API only
+	if cfg.Accounts != nil {
+		secret = cfg.SecretKey
+	}
+	k, err := newCore(coreConfig{
+		Logger: cfg.Logger, Registry: cfg.Registry, TrustedProxies: cfg.TrustedProxies, PublicURL: cfg.PublicURL,
+		Store: cfg.Store, Positions: cfg.Positions, MinPositionWait: cfg.MinPositionWait, Now: cfg.Now,
+		InsecureCookies: cfg.InsecureCookies, SecretKey: secret,
+	})
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		core:        k,
@@ -198,14 +193,11 @@ func New(cfg Config) (_ *Server, err error) {
 		hsts:        cfg.HSTS,
 	}
 	if cfg.Accounts != nil {
-		k.svc = cfg.Accounts
+		k.serve(cfg.Accounts)
 		s.passwords = cfg.Accounts.PasswordPolicy()
-		if k.csrfKey, err = deriveCSRFKey(cfg.SecretKey); err != nil {
-			return nil, err
-		}
 	}
 	if cfg.ServiceTokens != nil {
-		k.tokens = cfg.ServiceTokens
+		k.acceptTokens(cfg.ServiceTokens)
 	}
 	// Outermost first: the id is known to every later step, the log and the metrics see the
 	// status the recovery wrote.
@@ -216,7 +208,7 @@ func New(cfg Config) (_ *Server, err error) {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, Public(ErrMethodNotAllowed, "This path does not serve this method; the Allow header lists those it does.", nil))
 	})
-	s.root = routeGroup{g: &e.RouterGroup, reg: k.doc}
+	s.root = k.routeGroup(&e.RouterGroup)
 	s.defineSchemas()
 	s.registerOperations()
 	if cfg.Accounts == nil {
@@ -236,12 +228,6 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 	return s, nil
-}
-
-// middleware is the chain every request of the API's and the portal's engines passes:
-// request id, request log, metrics, panic recovery, body limit, client IP.
-func (s *core) middleware() []gin.HandlerFunc {
-	return []gin.HandlerFunc{s.requestID, s.logRequests, s.measure, s.recoverPanics, limitBody, s.resolveClientIP}
 }
 
 // OpenAPIDocument is the OpenAPI 3.1 document that GET /openapi.json serves.
@@ -337,5 +323,5 @@ func (s *Server) CloseStreams() {
 	if s.stream == nil {
 		return
 	}
-	s.stream.stream.hub.close()
+	s.stream.close()
 }
