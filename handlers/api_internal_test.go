@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -37,7 +38,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	}
 	defer pdb.Close()
 	s := newTestServer(t, Config{Store: store, Accounts: svc, SecretKey: key, ReadModels: pdb, Log: store})
-	if s.api.subjects == nil {
+	if s.api.Subjects == nil {
 		t.Error("the SQLite store's ReadSubject was not found")
 	}
 	rec := s.get(t, "/openapi.json")
@@ -59,7 +60,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	for p, item := range doc.Paths {
 		for m, op := range item {
 			documented = append(documented, strings.ToUpper(m)+" "+p)
-			if !strings.HasPrefix(p, apiPrefix) {
+			if !strings.HasPrefix(p, web.ApiPrefix) {
 				continue
 			}
 			for _, code := range []string{"401", "500"} {
@@ -71,7 +72,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 				if !slices.ContainsFunc(op.Parameters, func(p struct {
 					Name string `json:"name"`
 				}) bool {
-					return p.Name == MinPositionParam
+					return p.Name == web.MinPositionParam
 				}) {
 					t.Errorf("GET %s does not take min_position", p)
 				}
@@ -79,7 +80,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 		}
 	}
 	for _, r := range s.engine.Routes() {
-		p, _ := openAPIPath(r.Path)
+		p, _ := web.OpenAPIPath(r.Path)
 		served = append(served, r.Method+" "+p)
 	}
 	slices.Sort(documented)

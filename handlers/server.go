@@ -21,6 +21,11 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/handlers/api"
+	"github.com/vigil-auth/vigil/handlers/apidoc"
+	"github.com/vigil-auth/vigil/handlers/portal"
+	"github.com/vigil-auth/vigil/handlers/stream"
+	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -40,7 +45,7 @@ type Config struct {
 	// with the Go and process collectors.
 	Registry *prometheus.Registry
 	// Store is checked by /readyz.
-	Store HeadReader
+	Store web.HeadReader
 	// Projections is checked by /readyz; nil means there are none to wait for.
 	Projections StatusSource
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see ClientIP); none by
@@ -58,7 +63,7 @@ type Config struct {
 	SecretKey []byte
 	// Positions lets a read wait for the read models (?min_position=P); nil means reads do
 	// not wait. *projections.Runner satisfies it.
-	Positions PositionWaiter
+	Positions web.PositionWaiter
 	// MinPositionWait bounds that wait; default DefaultMinPositionWait. After it the read is
 	// answered anyway.
 	MinPositionWait time.Duration
@@ -75,19 +80,19 @@ type Config struct {
 	// of the caller's SessionStarted; eventstore.Store satisfies it. With Accounts, when
 	// either is nil the read-side routes (/me/sessions, /me/activity, /audit/...) are not
 	// served.
-	ReadModels ReadModels
-	Log        EventLog
+	ReadModels api.ReadModels
+	Log        api.EventLog
 	// Subjects, when the backend has a subject index (the SQLite store), serves an account's
 	// raw events without scanning the log; nil makes the audit scan ReadAll. Log itself is
 	// used when it is a SubjectReader and Subjects is nil.
-	Subjects SubjectReader
+	Subjects api.SubjectReader
 
 	// ServiceTokens authenticates machines (Bearer vgl_...) and runs the service token
 	// administration; nil: neither is served. With it, Log and Stream.Subscriber, the
 	// compliance stream (/api/v1/events, /api/v1/events/stream) is served too.
 	ServiceTokens *domain.ServiceTokens
 	// Stream configures the compliance stream.
-	Stream StreamConfig
+	Stream stream.StreamConfig
 
 	// PublicURL is the origin clients reach Vigil at (--public-url, e.g.
 	// https://id.example.com): the OpenAPI document's server and contact. Empty: the
@@ -100,7 +105,7 @@ type Config struct {
 
 	// Webhooks, with Accounts, serves the webhook administration (/admin/webhooks...); nil
 	// serves none.
-	Webhooks WebhookAdmin
+	Webhooks api.WebhookAdmin
 }
 
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
@@ -108,16 +113,16 @@ type Config struct {
 type Server struct {
 	starting atomic.Bool // see Starting
 
-	core        *core
+	core        *web.Core
 	registry    *prometheus.Registry
 	projections StatusSource
 	maxLag      time.Duration
 	engine      *gin.Engine
-	root        routeGroup
+	root        web.RouteGroup
 
-	api    *jsonAPI   // nil: the JSON API is not served
-	stream *streamAPI // nil: the compliance stream is not served
-	portal *portal    // nil when the API or the read side is not served
+	api    *api.API       // nil: the JSON API is not served
+	stream *stream.Stream // nil: the compliance stream is not served
+	portal *portal.Portal // nil when the API or the read side is not served
 	// passwords is the policy the API reference describes (the domain's, when served).
 	passwords *credential.PasswordPolicy
 	hsts      bool
@@ -155,7 +160,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, errors.New("handlers: Config.MinPositionWait is negative")
 	}
 	if cfg.MinPositionWait == 0 {
-		cfg.MinPositionWait = DefaultMinPositionWait
+		cfg.MinPositionWait = web.DefaultMinPositionWait
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -176,7 +181,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Accounts != nil {
 		secret = cfg.SecretKey
 	}
-	k, err := newCore(coreConfig{
+	k, err := web.NewCore(web.CoreConfig{
 		Logger: cfg.Logger, Registry: cfg.Registry, TrustedProxies: cfg.TrustedProxies, PublicURL: cfg.PublicURL,
 		Store: cfg.Store, Positions: cfg.Positions, MinPositionWait: cfg.MinPositionWait, Now: cfg.Now,
 		InsecureCookies: cfg.InsecureCookies, SecretKey: secret,
@@ -193,37 +198,37 @@ func New(cfg Config) (_ *Server, err error) {
 		hsts:        cfg.HSTS,
 	}
 	if cfg.Accounts != nil {
-		k.serve(cfg.Accounts)
+		k.Serve(cfg.Accounts)
 		s.passwords = cfg.Accounts.PasswordPolicy()
 	}
 	if cfg.ServiceTokens != nil {
-		k.acceptTokens(cfg.ServiceTokens)
+		k.AcceptTokens(cfg.ServiceTokens)
 	}
 	// Outermost first: the id is known to every later step, the log and the metrics see the
 	// status the recovery wrote.
-	e.Use(k.middleware()...)
+	e.Use(k.Middleware()...)
 	e.NoRoute(func(c *gin.Context) {
-		writeError(c, Public(ErrNotFound, "No route matches this path.", nil))
+		web.WriteError(c, web.Public(web.ErrNotFound, "No route matches this path.", nil))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, Public(ErrMethodNotAllowed, "This path does not serve this method; the Allow header lists those it does.", nil))
+		web.WriteError(c, web.Public(web.ErrMethodNotAllowed, "This path does not serve this method; the Allow header lists those it does.", nil))
 	})
-	s.root = k.routeGroup(&e.RouterGroup)
+	s.root = k.RouteGroup(&e.RouterGroup)
 	s.defineSchemas()
 	s.registerOperations()
 	if cfg.Accounts == nil {
 		return s, nil
 	}
-	s.api = newJSONAPI(k, cfg.Accounts, apiConfig{
+	s.api = api.New(k, cfg.Accounts, api.Config{
 		ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects,
 		ServiceTokens: cfg.ServiceTokens, Webhooks: cfg.Webhooks,
 	})
 	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
-		s.stream = newStreamAPI(k, cfg.Log, cfg.Stream, cfg.Registry)
+		s.stream = stream.New(k, cfg.Log, cfg.Stream, cfg.Registry)
 	}
 	s.registerAPI()
 	if cfg.ReadModels != nil && cfg.Log != nil {
-		if s.portal, err = newPortal(k, cfg.Accounts, s.api, e); err != nil {
+		if s.portal, err = portal.New(k, cfg.Accounts, s.api, e); err != nil {
 			return nil, err
 		}
 	}
@@ -231,7 +236,7 @@ func New(cfg Config) (_ *Server, err error) {
 }
 
 // OpenAPIDocument is the OpenAPI 3.1 document that GET /openapi.json serves.
-func (s *Server) OpenAPIDocument() ([]byte, error) { return s.core.doc.document() }
+func (s *Server) OpenAPIDocument() ([]byte, error) { return s.core.Doc.Document() }
 
 // Handler returns the handler of every route: the web portal's pages (when served) and the
 // Gin engine of the API and operational routes.
@@ -277,10 +282,10 @@ var opsPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": tr
 
 // writeStarting answers a request that came while the server is starting.
 func writeStarting(w http.ResponseWriter) {
-	p, _ := problemFor(ErrNotReady)
+	p, _ := web.ProblemFor(web.ErrNotReady)
 	p.Detail = "Vigil is starting: it is still reading the event log. Try again in a few seconds."
 	body, _ := json.Marshal(p)
-	w.Header().Set("Content-Type", problemContentType)
+	w.Header().Set("Content-Type", web.ProblemContentType)
 	w.Header().Set("Retry-After", "5")
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
@@ -288,20 +293,20 @@ func writeStarting(w http.ResponseWriter) {
 
 // registerAPI registers the routes of the JSON API.
 func (s *Server) registerAPI() {
-	api := s.root.group(apiPrefix, noStore)
-	routes := s.api.routes()
+	api := s.root.Group(web.ApiPrefix, web.NoStore)
+	routes := s.api.Routes()
 	if s.stream != nil {
-		routes = append(routes, s.stream.routes()...)
+		routes = append(routes, s.stream.Routes()...)
 	}
 	for _, r := range routes {
-		s.core.handleAPI(api, r)
+		s.core.HandleAPI(api, r)
 	}
 }
 
 // APIReference renders the Markdown API reference of every route s serves, with the serve
 // flags of the command.
-func (s *Server) APIReference(flags []ReferenceFlag) ([]byte, error) {
-	doc, err := s.core.doc.document()
+func (s *Server) APIReference(flags []apidoc.ReferenceFlag) ([]byte, error) {
+	doc, err := s.core.Doc.Document()
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +316,7 @@ func (s *Server) APIReference(flags []ReferenceFlag) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return renderAPIReference(doc, pol, flags)
+	return apidoc.Render(doc, pol, flags)
 }
 
 // CloseStreams ends every SSE stream at once and refuses new ones (503-free: a new stream
@@ -323,5 +328,5 @@ func (s *Server) CloseStreams() {
 	if s.stream == nil {
 		return
 	}
-	s.stream.close()
+	s.stream.Close()
 }
