@@ -22,7 +22,7 @@ func (s *API) adminRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusCreated: {Description: "The client.",
 					Schema: web.Object(map[string]web.Schema{"client_id": web.StringSchema(), "name": web.StringSchema()}, "client_id", "name")}},
 			},
-			Handler: s.registerClient,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.registerClient),
 		},
 		{
 			Method: http.MethodPost, Path: "/admin/accounts/:id/roles", Access: web.AccessAdmin,
@@ -32,7 +32,7 @@ func (s *API) adminRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusNoContent: web.NoContent("The account holds the role (granting a held role changes nothing).")},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no account has this id"}},
-			Handler: s.grantRole,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.grantRole),
 		},
 		{
 			Method: http.MethodDelete, Path: "/admin/accounts/:id/roles/:role", Access: web.AccessAdmin,
@@ -57,57 +57,32 @@ type registerClientRequest struct {
 	Name string `json:"name"`
 }
 
-func (s *API) registerClient(c *gin.Context) {
-	var req registerClientRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.AdminMeta(c)
+func (s *API) registerClient(r *web.Call[registerClientRequest]) (web.Reply, error) {
+	cl, pos, err := s.svc.RegisterClient(r.Ctx, r.In.Name, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	cl, pos, err := s.svc.RegisterClient(c.Request.Context(), req.Name, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.JSON(http.StatusCreated, gin.H{"client_id": cl.ID, "name": cl.Name})
+	return web.JSON(http.StatusCreated, gin.H{"client_id": cl.ID, "name": cl.Name}, pos), nil
 }
 
 type grantRoleRequest struct {
 	Role string `json:"role"`
 }
 
-func (s *API) grantRole(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+// Check refuses a role other than admin and auditor.
+func (r grantRoleRequest) Check() error {
+	if r.Role != domain.RoleAdmin && r.Role != domain.RoleAuditor {
+		return &domain.ValidationError{Field: "role", Reason: `must be "admin" or "auditor"`}
+	}
+	return nil
+}
+
+func (s *API) grantRole(r *web.Call[grantRoleRequest]) (web.Reply, error) {
+	pos, err := s.svc.GrantRole(r.Ctx, r.ID, r.In.Role, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	var req grantRoleRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if req.Role != domain.RoleAdmin && req.Role != domain.RoleAuditor {
-		web.WriteError(c, &domain.ValidationError{Field: "role", Reason: `must be "admin" or "auditor"`})
-		return
-	}
-	rm, err := s.AdminMeta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pos, err := s.svc.GrantRole(c.Request.Context(), id, req.Role, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	return web.Done(pos), nil
 }
 
 func (s *API) revokeRole(c *gin.Context) {

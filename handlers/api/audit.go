@@ -100,7 +100,7 @@ func (s *API) auditRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusNoContent: web.NoContent("Signed out.")},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no active session has this id"}},
-			Handler: s.deleteAuditSession,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.deleteAuditSession),
 		},
 	}
 }
@@ -313,6 +313,6 @@ func (s *API) listAuditSessions(c *gin.Context) {
 	c.JSON(http.StatusOK, web.Page(s.LiveSessions(rows, web.CallerOf(c).ID), next))
 }
 
-func (s *API) deleteAuditSession(c *gin.Context) {
-	s.signOutByID(c, s.AdminMeta, s.svc.AdminSignOut)
+func (s *API) deleteAuditSession(r *web.Call[web.NoBody]) (web.Reply, error) {
+	return s.signOutByID(r, s.svc.AdminSignOut)
 }

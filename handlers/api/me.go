@@ -28,7 +28,7 @@ func (s *API) meRoutes() []web.Route {
 				ID: "getMe", Summary: "The caller's account and profile",
 				Responses: map[int]web.Response{http.StatusOK: {Description: "The account.", Schema: web.Ref("Me")}},
 			},
-			Handler: s.getMe,
+			Handler: web.Command(s.Core, web.MetaCaller, s.getMe),
 		},
 		{
 			Method: http.MethodPatch, Path: "/me", Access: web.AccessSignedIn, Cap: domain.CapProfile,
@@ -46,7 +46,7 @@ func (s *API) meRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusOK: {Description: "The account as it is now.", Schema: web.Ref("Me")}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusConflict, Text: "conflict: the email is taken by another account"}},
-			Handler: s.patchMe,
+			Handler: web.Command(s.Core, web.MetaCaller, s.patchMe),
 		},
 		{
 			Method: http.MethodGet, Path: "/me/security", Access: web.AccessSignedIn, Cap: domain.CapReadSecurity, Read: true,
@@ -54,7 +54,7 @@ func (s *API) meRoutes() []web.Route {
 				ID: "getSecurity", Summary: "The caller's security state",
 				Responses: map[int]web.Response{http.StatusOK: {Description: "Password, second factors and backup codes.", Schema: web.Ref("SecurityState")}},
 			},
-			Handler: s.getSecurity,
+			Handler: web.Command(s.Core, web.MetaCaller, s.getSecurity),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/password", Access: web.AccessSignedIn,
@@ -68,7 +68,7 @@ func (s *API) meRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText}, {Status: http.StatusForbidden, Text: web.WrongSecretText},
 				{Status: http.StatusTooManyRequests, Text: web.ThrottledText}},
-			Handler: s.changePassword,
+			Handler: web.Command(s.Core, web.MetaCaller, s.changePassword),
 		},
 		{
 			Method: http.MethodDelete, Path: "/me/sessions/:id", Access: web.AccessSignedIn, Cap: domain.CapSession,
@@ -78,7 +78,7 @@ func (s *API) meRoutes() []web.Route {
 				Responses:   map[int]web.Response{http.StatusNoContent: web.NoContent("Signed out.")},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no active session of the caller has this id"}},
-			Handler: s.deleteMySession,
+			Handler: web.Command(s.Core, web.MetaCaller, s.deleteMySession),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/sessions/sign-out-others", Access: web.AccessSignedIn,
@@ -87,7 +87,7 @@ func (s *API) meRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusOK: {Description: "How many sessions were signed out.",
 					Schema: web.Object(map[string]web.Schema{"signed_out": web.IntegerSchema()}, "signed_out")}},
 			},
-			Handler: s.signOutOthers,
+			Handler: web.Command(s.Core, web.MetaCaller, s.signOutOthers),
 		},
 	}
 }
@@ -121,13 +121,12 @@ func MeView(a *domain.Account) meJSON {
 			PostalCode: p.PostalCode, Country: p.Country, Relationship: p.Relationship, Locale: p.Locale}}
 }
 
-func (s *API) getMe(c *gin.Context) {
-	a, err := s.svc.Account(c.Request.Context(), web.CallerOf(c).AccountID)
+func (s *API) getMe(r *web.Call[web.NoBody]) (web.Reply, error) {
+	a, err := s.svc.Account(r.Ctx, r.Caller.AccountID)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	c.JSON(http.StatusOK, MeView(a))
+	return web.JSON(http.StatusOK, MeView(a), 0), nil
 }
 
 // profilePatchJSON is the profile of PATCH /api/v1/me: nil fields stay as they are.
@@ -155,26 +154,12 @@ type PatchMeRequest struct {
 // names and the email; to keep a refused request from writing half of it, the names and the
 // email are checked (and the email's availability looked up) first, and the profile, whose
 // rules only its command applies, is written first.
-func (s *API) patchMe(c *gin.Context) {
-	var req PatchMeRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	ctx := c.Request.Context()
-	caller := web.CallerOf(c)
-	rm, err := s.Meta(c)
+func (s *API) patchMe(r *web.Call[PatchMeRequest]) (web.Reply, error) {
+	pos, a, err := s.ApplyMePatch(r.Ctx, r.Caller, r.In, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	pos, a, err := s.ApplyMePatch(ctx, caller, req, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.JSON(http.StatusOK, MeView(a))
+	return web.JSON(http.StatusOK, MeView(a), pos), nil
 }
 
 // applyMePatch runs the commands of a PATCH /api/v1/me body for caller (the JSON API's
@@ -307,13 +292,12 @@ func securityView(st domain.SecurityState) securityJSON {
 	return out
 }
 
-func (s *API) getSecurity(c *gin.Context) {
-	st, err := s.svc.Security(c.Request.Context(), web.CallerOf(c).AccountID)
+func (s *API) getSecurity(r *web.Call[web.NoBody]) (web.Reply, error) {
+	st, err := s.svc.Security(r.Ctx, r.Caller.AccountID)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	c.JSON(http.StatusOK, securityView(st))
+	return web.JSON(http.StatusOK, securityView(st), 0), nil
 }
 
 type changePasswordRequest struct {
@@ -322,62 +306,42 @@ type changePasswordRequest struct {
 	SignOutOtherSessions bool   `json:"sign_out_other_sessions"`
 }
 
-func (s *API) changePassword(c *gin.Context) {
-	var req changePasswordRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("current_password", req.CurrentPassword), web.Required("new_password", req.NewPassword)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	res, err := s.svc.ChangePassword(c.Request.Context(), web.CallerOf(c), req.CurrentPassword, req.NewPassword, req.SignOutOtherSessions, rm)
-	if err != nil {
-		web.WriteError(c, web.WithPasswordField("new_password", err))
-		return
-	}
-	s.SetPosition(c, res.Position)
-	c.Status(http.StatusNoContent)
+// Check refuses a request without both passwords.
+func (r changePasswordRequest) Check() error {
+	return errors.Join(web.Required("current_password", r.CurrentPassword), web.Required("new_password", r.NewPassword))
 }
 
-func (s *API) deleteMySession(c *gin.Context) {
-	s.signOutByID(c, s.Meta, func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
-		return s.svc.SignOut(ctx, web.CallerOf(c), id, rm)
+func (s *API) changePassword(r *web.Call[changePasswordRequest]) (web.Reply, error) {
+	res, err := s.svc.ChangePassword(r.Ctx, r.Caller, r.In.CurrentPassword, r.In.NewPassword, r.In.SignOutOtherSessions, r.Meta)
+	if err != nil {
+		return web.Reply{}, web.WithPasswordField("new_password", err)
+	}
+	return web.Done(res.Position), nil
+}
+
+func (s *API) deleteMySession(r *web.Call[web.NoBody]) (web.Reply, error) {
+	return s.signOutByID(r, func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
+		return s.svc.SignOut(ctx, r.Caller, id, rm)
 	})
 }
 
-// signOutByID runs a sign-out of the session the path names (see commandByID) and, when it
-// was the caller's own, clears the session cookie; 204.
-func (s *API) signOutByID(c *gin.Context, metaOf func(*gin.Context) (domain.RequestMeta, error),
-	run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) {
-	id, pos, ok := s.CommandByID(c, metaOf, run)
-	if !ok {
-		return
+// signOutByID runs a sign-out of the session the path names and, when it was the caller's
+// own, clears the session cookie; 204.
+func (s *API) signOutByID(r *web.Call[web.NoBody], run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) (web.Reply, error) {
+	pos, err := run(r.Ctx, r.ID, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
 	}
-	if id == web.CallerOf(c).ID {
-		s.ClearSessionCookie(c)
+	if r.ID == r.Caller.ID {
+		s.ClearSessionCookie(r.C)
 	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	return web.Done(pos), nil
 }
 
-func (s *API) signOutOthers(c *gin.Context) {
-	rm, err := s.Meta(c)
+func (s *API) signOutOthers(r *web.Call[web.NoBody]) (web.Reply, error) {
+	res, err := s.svc.SignOutOthers(r.Ctx, r.Caller, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	res, err := s.svc.SignOutOthers(c.Request.Context(), web.CallerOf(c), rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
-	c.JSON(http.StatusOK, gin.H{"signed_out": res.SignedOut})
+	return web.JSON(http.StatusOK, gin.H{"signed_out": res.SignedOut}, res.Position), nil
 }

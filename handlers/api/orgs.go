@@ -164,7 +164,7 @@ func (s *API) orgRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no active delegation of the caller has this id"}, {Status: http.StatusForbidden, Text: web.ReauthText},
 				{Status: http.StatusForbidden, Text: "forbidden: a delegate's acting session cannot manage delegations"}},
-			Handler: s.revokeDelegation,
+			Handler: web.Command(s.Core, web.MetaCaller, s.revokeDelegation),
 		},
 		{
 			Method: http.MethodPost, Path: "/delegations/:id/act", Access: web.AccessSignedIn,
@@ -602,14 +602,12 @@ func SortedByID(ds []domain.Delegation) []domain.Delegation {
 	return out
 }
 
-func (s *API) revokeDelegation(c *gin.Context) {
-	run := func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
-		return s.svc.RevokeDelegation(ctx, web.CallerOf(c), id, rm)
+func (s *API) revokeDelegation(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pos, err := s.svc.RevokeDelegation(r.Ctx, r.Caller, r.ID, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
 	}
-	if _, pos, ok := s.CommandByID(c, s.Meta, run); ok {
-		s.SetPosition(c, pos)
-		c.Status(http.StatusNoContent)
-	}
+	return web.Done(pos), nil
 }
 
 func (s *API) actForDelegation(c *gin.Context) {

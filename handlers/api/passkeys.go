@@ -163,7 +163,7 @@ func (s *API) passkeyRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText},
 				{Status: http.StatusNotFound, Text: "not_found: the caller has no passkey with this id"},
 				{Status: http.StatusConflict, Text: "conflict: an organisation requires 2FA and this is the last second factor"}},
-			Handler: s.removePasskey,
+			Handler: web.Command(s.Core, web.MetaCaller, s.removePasskey),
 		},
 	}
 }
@@ -383,4 +383,6 @@ func (s *API) renamePasskey(c *gin.Context) {
 	web.WriteError(c, web.Public(web.ErrNotFound, "The passkey was removed.", nil))
 }
 
-func (s *API) removePasskey(c *gin.Context) { s.removeOwned(c, s.svc.RemovePasskey) }
+func (s *API) removePasskey(r *web.Call[web.NoBody]) (web.Reply, error) {
+	return s.removeOwned(r, s.svc.RemovePasskey)
+}

@@ -45,7 +45,7 @@ func (s *API) serviceTokenRoutes() []web.Route {
 						"name": web.StringSchema(), "scopes": web.ArrayOf(web.StringSchema()), "created_at": web.DateTime(),
 					}, "id", "token", "name", "scopes", "created_at")}},
 			},
-			Handler: s.createServiceToken,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.createServiceToken),
 		},
 		{
 			Method: http.MethodGet, Path: "/admin/service-tokens", Access: web.AccessAdmin,
@@ -66,7 +66,7 @@ func (s *API) serviceTokenRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusNoContent: web.NoContent("Revoked.")},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no service token has this id"}},
-			Handler: s.revokeServiceToken,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.revokeServiceToken),
 		},
 	}
 }
@@ -91,25 +91,13 @@ func serviceTokenView(t domain.ServiceToken) serviceTokenJSON {
 		Revoked: t.Revoked, RevokedAt: APITime(t.RevokedAt)}
 }
 
-func (s *API) createServiceToken(c *gin.Context) {
-	var req createServiceTokenRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.AdminMeta(c)
+func (s *API) createServiceToken(r *web.Call[createServiceTokenRequest]) (web.Reply, error) {
+	tok, secret, pos, err := s.serviceTokens.Create(r.Ctx, r.In.Name, r.In.Scopes, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	tok, secret, pos, err := s.serviceTokens.Create(c.Request.Context(), req.Name, req.Scopes, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.JSON(http.StatusCreated, gin.H{"id": tok.ID, "token": secret, "name": tok.Name, "scopes": tok.Scopes,
-		"created_at": APITime(tok.CreatedAt)})
+	return web.JSON(http.StatusCreated, gin.H{"id": tok.ID, "token": secret, "name": tok.Name, "scopes": tok.Scopes,
+		"created_at": APITime(tok.CreatedAt)}, pos), nil
 }
 
 func (s *API) listServiceTokens(c *gin.Context) {
@@ -121,9 +109,10 @@ func (s *API) listServiceTokens(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"items": items})
 }
 
-func (s *API) revokeServiceToken(c *gin.Context) {
-	if _, pos, ok := s.CommandByID(c, s.AdminMeta, s.serviceTokens.Revoke); ok {
-		s.SetPosition(c, pos)
-		c.Status(http.StatusNoContent)
+func (s *API) revokeServiceToken(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pos, err := s.serviceTokens.Revoke(r.Ctx, r.ID, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
 	}
+	return web.Done(pos), nil
 }

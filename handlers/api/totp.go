@@ -30,7 +30,7 @@ func (s *API) totpRoutes() []web.Route {
 					}, "device_id", "secret", "otpauth_url")}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText}},
-			Handler: s.addTOTPDevice,
+			Handler: web.Command(s.Core, web.MetaCaller, s.addTOTPDevice),
 		},
 		{
 			Method: http.MethodGet, Path: "/me/totp/:id/qr.png", Access: web.AccessSignedIn, Cap: domain.CapEnroll, Read: true,
@@ -40,7 +40,7 @@ func (s *API) totpRoutes() []web.Route {
 					Schema: web.Schema{"type": "string", "contentMediaType": "image/png"}}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: the caller has no pending TOTP device with this id"}},
-			Handler: s.totpQRCode,
+			Handler: web.Command(s.Core, web.MetaCaller, s.totpQRCode),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/totp/:id/confirm", Access: web.AccessSignedIn, Cap: domain.CapEnroll,
@@ -54,7 +54,7 @@ func (s *API) totpRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText}, {Status: http.StatusForbidden, Text: web.WrongSecretText},
 				{Status: http.StatusNotFound, Text: "not_found: the caller has no TOTP device with this id"},
 				{Status: http.StatusConflict, Text: "conflict: the device is already confirmed"}},
-			Handler: s.confirmTOTPDevice,
+			Handler: web.Command(s.Core, web.MetaCaller, s.confirmTOTPDevice),
 		},
 		{
 			Method: http.MethodDelete, Path: "/me/totp/:id", Access: web.AccessSignedIn,
@@ -66,7 +66,7 @@ func (s *API) totpRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText},
 				{Status: http.StatusNotFound, Text: "not_found: the caller has no TOTP device with this id"},
 				{Status: http.StatusConflict, Text: "conflict: an organisation requires 2FA and this is the last second factor"}},
-			Handler: s.removeTOTPDevice,
+			Handler: web.Command(s.Core, web.MetaCaller, s.removeTOTPDevice),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/backup-codes", Access: web.AccessSignedIn,
@@ -77,7 +77,7 @@ func (s *API) totpRoutes() []web.Route {
 					Schema: web.Object(map[string]web.Schema{"codes": codes}, "codes")}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText}, {Status: http.StatusConflict, Text: "conflict: two-factor authentication is off"}},
-			Handler: s.regenerateBackupCodes,
+			Handler: web.Command(s.Core, web.MetaCaller, s.regenerateBackupCodes),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/two-factor/disable", Access: web.AccessSignedIn,
@@ -90,7 +90,7 @@ func (s *API) totpRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText}, {Status: http.StatusForbidden, Text: web.WrongSecretText},
 				{Status: http.StatusTooManyRequests, Text: web.ThrottledText},
 				{Status: http.StatusConflict, Text: "conflict: an organisation requires 2FA"}},
-			Handler: s.disableTwoFactor,
+			Handler: web.Command(s.Core, web.MetaCaller, s.disableTwoFactor),
 		},
 	}
 }
@@ -99,141 +99,75 @@ type addTOTPRequest struct {
 	Name string `json:"name"`
 }
 
-func (s *API) addTOTPDevice(c *gin.Context) {
-	var req addTOTPRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
+func (s *API) addTOTPDevice(r *web.Call[addTOTPRequest]) (web.Reply, error) {
+	en, err := s.svc.AddTOTPDevice(r.Ctx, r.Caller, r.In.Name, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	en, err := s.svc.AddTOTPDevice(c.Request.Context(), web.CallerOf(c), req.Name, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, en.Position)
-	c.JSON(http.StatusCreated, gin.H{"device_id": en.DeviceID, "secret": en.Secret, "otpauth_url": en.OTPAuthURL})
+	return web.JSON(http.StatusCreated, gin.H{"device_id": en.DeviceID, "secret": en.Secret, "otpauth_url": en.OTPAuthURL}, en.Position), nil
 }
 
-func (s *API) totpQRCode(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+func (s *API) totpQRCode(r *web.Call[web.NoBody]) (web.Reply, error) {
+	png, err := s.svc.TOTPQRCode(r.Ctx, r.Caller, r.ID)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	png, err := s.svc.TOTPQRCode(c.Request.Context(), web.CallerOf(c), id)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "image/png", png)
+	return web.Raw("image/png", png), nil
 }
 
 type confirmTOTPRequest struct {
 	Code string `json:"code"`
 }
 
-func (s *API) confirmTOTPDevice(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+// Check refuses a request without its code.
+func (r confirmTOTPRequest) Check() error { return web.Required("code", r.Code) }
+
+func (s *API) confirmTOTPDevice(r *web.Call[confirmTOTPRequest]) (web.Reply, error) {
+	res, err := s.svc.ConfirmTOTPDevice(r.Ctx, r.Caller, r.ID, r.In.Code, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	var req confirmTOTPRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := web.Required("code", req.Code); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	res, err := s.svc.ConfirmTOTPDevice(c.Request.Context(), web.CallerOf(c), id, req.Code, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
 	out := gin.H{}
 	if res.BackupCodes != nil {
 		out["backup_codes"] = res.BackupCodes
 	}
-	c.JSON(http.StatusOK, out)
+	return web.JSON(http.StatusOK, out, res.Position), nil
 }
 
-func (s *API) removeTOTPDevice(c *gin.Context) { s.removeOwned(c, s.svc.RemoveTOTPDevice) }
+func (s *API) removeTOTPDevice(r *web.Call[web.NoBody]) (web.Reply, error) {
+	return s.removeOwned(r, s.svc.RemoveTOTPDevice)
+}
 
 // removeOwned answers the DELETE of one of the caller's second factors (a TOTP device, a
 // passkey): the path id goes to remove with the caller and the request meta; 204 with the
 // position written.
-func (s *API) removeOwned(c *gin.Context, remove func(context.Context, domain.Session, string, domain.RequestMeta) (uint64, error)) {
-	id, err := web.PathID(c, "id")
+func (s *API) removeOwned(r *web.Call[web.NoBody], remove func(context.Context, domain.Session, string, domain.RequestMeta) (uint64, error)) (web.Reply, error) {
+	pos, err := remove(r.Ctx, r.Caller, r.ID, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pos, err := remove(c.Request.Context(), web.CallerOf(c), id, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	return web.Done(pos), nil
 }
 
-func (s *API) regenerateBackupCodes(c *gin.Context) {
-	rm, err := s.Meta(c)
+func (s *API) regenerateBackupCodes(r *web.Call[web.NoBody]) (web.Reply, error) {
+	res, err := s.svc.RegenerateBackupCodes(r.Ctx, r.Caller, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	res, err := s.svc.RegenerateBackupCodes(c.Request.Context(), web.CallerOf(c), rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
-	c.JSON(http.StatusCreated, gin.H{"codes": res.Codes})
+	return web.JSON(http.StatusCreated, gin.H{"codes": res.Codes}, res.Position), nil
 }
 
 type disableTwoFactorRequest struct {
 	Password string `json:"password"`
 }
 
-func (s *API) disableTwoFactor(c *gin.Context) {
-	var req disableTwoFactorRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := web.Required("password", req.Password); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
+// Check refuses a request without the password.
+func (r disableTwoFactorRequest) Check() error { return web.Required("password", r.Password) }
+
+func (s *API) disableTwoFactor(r *web.Call[disableTwoFactorRequest]) (web.Reply, error) {
+	pos, err := s.svc.DisableTwoFactor(r.Ctx, r.Caller, r.In.Password, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	pos, err := s.svc.DisableTwoFactor(c.Request.Context(), web.CallerOf(c), req.Password, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	return web.Done(pos), nil
 }

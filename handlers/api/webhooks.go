@@ -103,7 +103,7 @@ func (s *API) webhookRoutes() []web.Route {
 				Responses:   map[int]web.Response{http.StatusNoContent: web.NoContent("Removed.")},
 			},
 			Errors:  []web.ProblemLine{notFound},
-			Handler: s.removeWebhook,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.removeWebhook),
 		},
 		{
 			Method: http.MethodGet, Path: "/admin/webhooks/:id/parked", Access: web.AccessAdmin, List: true,
@@ -221,12 +221,13 @@ func (s *API) listWebhooks(c *gin.Context) {
 	c.JSON(http.StatusOK, web.Page(items, ""))
 }
 
-func (s *API) removeWebhook(c *gin.Context) {
-	if _, pos, ok := s.CommandByID(c, s.AdminMeta, s.svc.RemoveWebhook); ok {
-		s.waitRegistry(c, pos)
-		s.SetPosition(c, pos)
-		c.Status(http.StatusNoContent)
+func (s *API) removeWebhook(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pos, err := s.svc.RemoveWebhook(r.Ctx, r.ID, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
 	}
+	s.waitRegistry(r.C, pos)
+	return web.Done(pos), nil
 }
 
 type parkedJSON struct {
