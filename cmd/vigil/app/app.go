@@ -34,6 +34,9 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/wmbridge"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
+	"github.com/vigil-auth/vigil/handlers/api"
+	"github.com/vigil-auth/vigil/handlers/apidoc"
+	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -459,7 +462,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ServiceTokens:  a.tokens,
 		PublicURL:      cfg.PublicURL.String(),
 		HSTS:           cfg.PublicURL.Scheme == "https",
-		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
+		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
 		InsecureCookies: cfg.InsecureCookies,
@@ -517,8 +520,8 @@ func openGeoIP(cfg Config) (*geoip.Resolver, error) {
 
 // subjectReader returns the backend's subject index when it has one (the SQLite store's
 // ReadSubject), so the audit reads an account's events without scanning the log.
-func subjectReader(raw eventstore.Store) handlers.SubjectReader {
-	if sr, ok := raw.(handlers.SubjectReader); ok {
+func subjectReader(raw eventstore.Store) api.SubjectReader {
+	if sr, ok := raw.(api.SubjectReader); ok {
 		return sr
 	}
 	return nil
@@ -632,7 +635,7 @@ func (a *App) OpenAPIDocument() ([]byte, error) { return a.server.OpenAPIDocumen
 
 // APIReference renders the Markdown API reference (docs/API.md) of every route this app
 // serves, with the serve flags the command passes in.
-func (a *App) APIReference(flags []handlers.ReferenceFlag) ([]byte, error) {
+func (a *App) APIReference(flags []apidoc.ReferenceFlag) ([]byte, error) {
 	return a.server.APIReference(flags)
 }
 
