@@ -144,6 +144,10 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			}},
 		{"RoleRevoked", []Event{RoleGranted{Role: RoleAdmin, At: t1}, RoleRevoked{Role: RoleAdmin, At: t1}},
 			func(a *Account) bool { return len(a.Roles()) == 0 }},
+		{"AccountErased", []Event{RoleGranted{Role: RoleAdmin, At: t1}, AccountErased{At: t1}},
+			func(a *Account) bool {
+				return a.Erased() && a.Email() == "" && a.FirstName() == "" && len(a.Roles()) == 0 && a.ID() != "" && a.Version() == 3
+			}},
 		{"LoginFailed", []Event{LoginFailed{Reason: LoginFailedInvalidCredentials, At: t1}},
 			func(a *Account) bool { return a.Version() == 2 && a.Email() == "ann@example.com" }},
 	} {
