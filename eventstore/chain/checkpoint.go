@@ -112,6 +112,9 @@ func NewCheckpointer(cfg CheckpointerConfig) *Checkpointer {
 	return &Checkpointer{log: cfg.Log, keys: cfg.Keys, interval: cfg.Interval, now: cfg.Now, logger: cfg.Logger.With("component", "log-checkpoints")}
 }
 
+// Log is the log the checkpointer signs.
+func (c *Checkpointer) Log() Log { return c.log }
+
 // Checkpoint signs and stores a checkpoint of the current head when it is beyond the last
 // checkpoint; it returns the checkpoint and whether one was written. Losing the race to another
 // instance is not an error.

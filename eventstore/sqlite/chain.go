@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
@@ -130,4 +133,68 @@ func (w *writer) importEvents(ctx context.Context, events []domain.Envelope) (ev
 		res.NextVersion = e.Version
 	}
 	return res, nil
+}
+
+// MigrateResult is what Migrate copied.
+type MigrateResult struct {
+	Events, Streams             uint64
+	FirstPosition, LastPosition uint64
+}
+
+// Migrate copies the log at from, written before Vigil chained its events, into a new chained
+// log at to (which must not hold events yet), keeping every event's id, stream, version,
+// position, time, data and metadata. from is opened read-only and left as it is.
+func Migrate(ctx context.Context, from, to string) (MigrateResult, error) {
+	var res MigrateResult
+	if _, err := os.Stat(from); err != nil {
+		return res, fmt.Errorf("--from: %w", err)
+	}
+	old, err := sql.Open("sqlite", "file:"+(&url.URL{Path: from}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return res, fmt.Errorf("--from: %w", err)
+	}
+	defer old.Close()
+	if err := checkChained(old, from); err == nil {
+		return res, fmt.Errorf("--from: %s already holds a hash chain (or no log at all): there is nothing to migrate", from)
+	} else if !errors.Is(err, ErrUnchained) {
+		return res, fmt.Errorf("--from: %w", err)
+	}
+	dst, err := Open(Config{Path: to, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return res, fmt.Errorf("--to: %w", err)
+	}
+	defer dst.Close()
+	if head, err := dst.Head(ctx); err != nil || head != 0 {
+		return res, fmt.Errorf("--to: %s already holds events (head %d, %v): migrate into a new file", to, head, err)
+	}
+	streams := map[string]struct{}{}
+	const page = 2000
+	for after := uint64(0); ; {
+		rows, err := old.QueryContext(ctx, `SELECT position, id, stream_id, version, type, schema_version, recorded_at, data,
+			actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, '' FROM events
+			WHERE position > ? ORDER BY position LIMIT ?`, after, page)
+		if err != nil {
+			return res, fmt.Errorf("--from: read %s: %w", from, err)
+		}
+		evs, err := scanEnvelopes(rows, page)
+		if err != nil {
+			return res, fmt.Errorf("--from: %w", err)
+		}
+		if len(evs) == 0 {
+			return res, nil
+		}
+		if _, err := dst.Import(ctx, evs); err != nil {
+			return res, fmt.Errorf("--to: %w", err)
+		}
+		for _, e := range evs {
+			streams[e.StreamID] = struct{}{}
+		}
+		if res.FirstPosition == 0 {
+			res.FirstPosition = evs[0].Position
+		}
+		res.LastPosition = evs[len(evs)-1].Position
+		res.Events += uint64(len(evs))
+		res.Streams = uint64(len(streams))
+		after = res.LastPosition
+	}
 }
