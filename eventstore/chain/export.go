@@ -284,31 +284,29 @@ type Source interface {
 }
 
 // Scan reads a log up to its head at the start (a server may go on appending): every
-// checkpoint up to there, then every event, page by page. It returns the head it stopped at.
-// checkpoint is called for all checkpoints before event is called for the first event; event
-// returning false stops the scan.
+// checkpoint, then every event up to the head read after the checkpoints, page by page, so
+// that in a whole log every checkpoint listed names an event the scan reaches. It returns the
+// head it stopped at. checkpoint is called for all checkpoints before event is called for the
+// first event; event returning false stops the scan.
 func Scan(ctx context.Context, src Source, checkpoint func(Checkpoint) error, event func(domain.Envelope) (bool, error)) (uint64, error) {
-	head, _, err := src.ChainHead(ctx)
-	if err != nil {
-		return 0, err
-	}
 	for after := uint64(0); ; {
 		cps, err := src.Checkpoints(ctx, after, 500)
 		if err != nil {
 			return 0, err
 		}
 		for _, cp := range cps {
-			if cp.Position > head {
-				break
-			}
 			if err := checkpoint(cp); err != nil {
 				return 0, err
 			}
 			after = cp.Position
 		}
-		if len(cps) < 500 || cps[len(cps)-1].Position > head {
+		if len(cps) < 500 {
 			break
 		}
+	}
+	head, _, err := src.ChainHead(ctx)
+	if err != nil {
+		return 0, err
 	}
 	for pos := uint64(0); pos < head; {
 		evs, err := src.ReadAll(ctx, pos, 4096)
