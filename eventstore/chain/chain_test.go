@@ -45,7 +45,7 @@ func TestEveryFieldChangesTheHash(t *testing.T) {
 		"type": func(e *domain.Envelope) { e.Type += "0" }, "schema": func(e *domain.Envelope) { e.SchemaVersion++ },
 		"time": func(e *domain.Envelope) { e.RecordedAt = e.RecordedAt.Add(1) }, "data": func(e *domain.Envelope) { e.Data = []byte(`{"a": 1}`) },
 		"actor type": func(e *domain.Envelope) { e.Metadata.Actor.Type = "admin" }, "actor id": func(e *domain.Envelope) { e.Metadata.Actor.ID = "2" },
-		"subject":    func(e *domain.Envelope) { e.Metadata.SubjectAccountID = "x" }, "ip": func(e *domain.Envelope) { e.Metadata.IP = "" },
+		"subject": func(e *domain.Envelope) { e.Metadata.SubjectAccountID = "x" }, "ip": func(e *domain.Envelope) { e.Metadata.IP = "" },
 		"user agent": func(e *domain.Envelope) { e.Metadata.UserAgent = "x" }, "client": func(e *domain.Envelope) { e.Metadata.ClientID = "x" },
 		"correlation": func(e *domain.Envelope) { e.Metadata.CorrelationID = "x" }, "causation": func(e *domain.Envelope) { e.Metadata.CausationID = "x" },
 		// A field's bytes moving into the next field changes the hash too (length prefixes).
