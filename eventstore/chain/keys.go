@@ -107,19 +107,25 @@ func (k *KeyRing) add(pub ed25519.PublicKey, created time.Time) {
 
 // LoadKeyRing reads a signing key file.
 func LoadKeyRing(path string) (*KeyRing, error) {
+	_, k, err := readKeyFile(path)
+	return k, err
+}
+
+// readKeyFile reads and checks the key file at path.
+func readKeyFile(path string) (keyFile, *KeyRing, error) {
+	var f keyFile
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return f, nil, err
 	}
-	var f keyFile
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("%s is not a Vigil log signing key file: %v", path, err)
+		return f, nil, fmt.Errorf("%s is not a Vigil log signing key file: %v", path, err)
 	}
 	k, err := newKeyRing(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return f, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return k, nil
+	return f, k, nil
 }
 
 // EnsureKeyRing reads the key file at path, creating it with a fresh key (mode 0600) when it
@@ -148,17 +154,9 @@ func EnsureKeyRing(path string, now time.Time) (k *KeyRing, created bool, err er
 // public key listed. It returns the new ring. A running server signs with the new key after
 // a restart.
 func RotateKey(path string, now time.Time) (*KeyRing, error) {
-	raw, err := os.ReadFile(path)
+	f, old, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
-	}
-	var f keyFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("%s is not a Vigil log signing key file: %v", path, err)
-	}
-	old, err := newKeyRing(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	next, err := freshKey(now)
 	if err != nil {

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -83,15 +84,7 @@ type Verifier struct {
 // a dropped event.
 func NewVerifier(keys KeySet, checkpoints []Checkpoint, contiguous bool) *Verifier {
 	cps := slices.Clone(checkpoints)
-	slices.SortStableFunc(cps, func(a, b Checkpoint) int {
-		switch {
-		case a.Position < b.Position:
-			return -1
-		case a.Position > b.Position:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(cps, func(a, b Checkpoint) int { return cmp.Compare(a.Position, b.Position) })
 	return &Verifier{keys: keys, cps: cps, contiguous: contiguous, versions: map[string]uint64{}}
 }
 

@@ -47,15 +47,9 @@ func (s *Store) ChainHead(ctx context.Context) (uint64, chain.Sum, error) {
 
 // Checkpoints returns up to limit checkpoints with a position greater than after, oldest first.
 func (s *Store) Checkpoints(ctx context.Context, after uint64, limit int) ([]chain.Checkpoint, error) {
-	if s.closed.Load() {
-		return nil, eventstore.ErrClosed
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: Checkpoints limit must be positive", eventstore.ErrInvalidEvent)
-	}
-	rows, err := s.reads.checkpoints.QueryContext(ctx, after, limit)
+	rows, err := s.queryPage(ctx, s.reads.checkpoints, "Checkpoints", limit, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read checkpoints: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []chain.Checkpoint

@@ -431,32 +431,35 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint6
 
 // ReadAll returns up to limit events after global position after, in order.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error) {
+	rows, err := s.queryPage(ctx, s.reads.all, "ReadAll", limit, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanEnvelopes(rows, min(limit, 1024))
+}
+
+// queryPage runs a paged read (limit must be positive) unless the store is closed; what names
+// the read in errors.
+func (s *Store) queryPage(ctx context.Context, stmt *sql.Stmt, what string, limit int, args ...any) (*sql.Rows, error) {
 	if s.closed.Load() {
 		return nil, eventstore.ErrClosed
 	}
 	if limit <= 0 {
-		return nil, fmt.Errorf("%w: ReadAll limit must be positive", eventstore.ErrInvalidEvent)
+		return nil, fmt.Errorf("%w: %s limit must be positive", eventstore.ErrInvalidEvent, what)
 	}
-	rows, err := s.reads.all.QueryContext(ctx, after, limit)
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read all after %d: %w", after, err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
-	return scanEnvelopes(rows, min(limit, 1024))
+	return rows, nil
 }
 
 // ReadSubject returns up to limit events whose subject account is accountID, after global
 // position after, in global order. It serves the audit API without scanning the whole log.
 func (s *Store) ReadSubject(ctx context.Context, accountID string, after uint64, limit int) ([]domain.Envelope, error) {
-	if s.closed.Load() {
-		return nil, eventstore.ErrClosed
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: ReadSubject limit must be positive", eventstore.ErrInvalidEvent)
-	}
-	rows, err := s.reads.subject.QueryContext(ctx,
-		accountID, after, limit)
+	rows, err := s.queryPage(ctx, s.reads.subject, "ReadSubject", limit, accountID, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read subject: %w", err)
+		return nil, err
 	}
 	return scanEnvelopes(rows, min(limit, 1024))
 }
