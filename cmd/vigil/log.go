@@ -182,7 +182,7 @@ func runLogExport(ctx context.Context, s cli.Settings, e cli.Env) int {
 		return fail(err)
 	}
 	var events, cps uint64
-	head, err := chain.Scan(ctx, st, func(cp chain.Checkpoint) error {
+	head, err := chain.Scan(ctx, st, true, func(cp chain.Checkpoint) error {
 		cps++
 		return x.Checkpoint(cp)
 	}, func(ev domain.Envelope) (bool, error) {
