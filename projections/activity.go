@@ -108,6 +108,7 @@ var activityReducers = func() reducers[Activity] {
 	r := reducers[Activity]{
 		domain.EventClientRegistered: clientRegistered[Activity]("activity_clients"),
 		domain.EventSessionStarted:   on(Activity.sessionStarted),
+		domain.EventAccountErased:    Activity.forgetAccount,
 	}
 	for typ, kind := range activityKinds {
 		if r[typ] != nil {

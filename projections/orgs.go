@@ -73,6 +73,7 @@ var orgsReducers = reducers[Orgs]{
 		return func([]string) []string { return nil }
 	}),
 	domain.EventLoginSucceeded: on(Orgs.loginSucceeded),
+	domain.EventAccountErased:  Orgs.forgetAccount,
 }
 
 // Apply implements Projection.

@@ -69,6 +69,7 @@ var sessionsReducers = reducers[Sessions]{
 	domain.EventSessionSignedOut: on(Sessions.ended),
 	domain.EventSessionExpired:   on(Sessions.ended),
 	domain.EventClientRegistered: clientRegistered[Sessions]("sessions_clients"),
+	domain.EventAccountErased:    Sessions.forgetAccount,
 }
 
 // Apply implements Projection.
