@@ -135,7 +135,8 @@ type Follower struct {
 
 	mu        sync.Mutex
 	consumers []*consumer
-	runCtx    context.Context // set by Run
+	runCtx    context.Context    // set by Run
+	stop      context.CancelFunc // cancels runCtx
 	closing   bool
 
 	advMu    sync.Mutex
@@ -217,38 +218,48 @@ func (f *Follower) Add(c Consumer) error {
 	w := &consumer{f: f, c: c, applied: cp}
 	w.committed.Store(cp)
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closing || f.consumerLocked(c.Name) != nil {
+		f.mu.Unlock()
 		return nil
 	}
 	w.handler = f.router.AddConsumerHandler(c.Name, c.Name, f.sub, w.handle)
 	f.consumers = append(f.consumers, w)
-	if f.runCtx != nil {
-		if err := f.router.RunHandlers(f.runCtx); err != nil {
+	runCtx := f.runCtx
+	f.mu.Unlock()
+	if runCtx == nil {
+		return nil
+	}
+	select {
+	case <-f.router.Running():
+		// Without f.mu: subscribing reads the consumer's checkpoint through checkpointsOf.
+		if err := f.router.RunHandlers(runCtx); err != nil {
 			return fmt.Errorf("follow: start %s: %w", c.Name, err)
 		}
+	default:
+		// Run is catching up or starting the router: it starts the handler.
 	}
 	return nil
 }
 
 // Remove stops a consumer and waits (at most CloseTimeout) until its handler has stopped. Its
-// checkpoint is left as it is.
+// checkpoint is left as it is. A consumer whose handler has not started yet cannot be
+// stopped (a Watermill limit): it stays, and starts with the others.
 func (f *Follower) Remove(name string) {
 	f.mu.Lock()
 	w := f.consumerLocked(name)
-	if w != nil {
-		f.consumers = deleteFunc(f.consumers, w)
-	}
-	closing := f.closing
-	f.mu.Unlock()
 	if w == nil {
+		f.mu.Unlock()
 		return
 	}
 	select {
 	case <-w.handler.Started():
 	default:
-		return // never ran
+		f.mu.Unlock()
+		return // not started: Watermill cannot stop it; it starts with the router
 	}
+	f.consumers = deleteFunc(f.consumers, w)
+	closing := f.closing
+	f.mu.Unlock()
 	w.handler.Stop()
 	if closing {
 		return // Close waits for every handler
@@ -288,12 +299,25 @@ func (f *Follower) list() []*consumer {
 // Run catches up the consumers that are far behind (CatchUpAfter), then delivers until ctx is
 // cancelled or Close is called, and finally handles what is pending.
 func (f *Follower) Run(ctx context.Context) error {
+	// Close cancels the batches in flight too (a consumer waiting on something slow).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	f.mu.Lock()
-	f.runCtx = ctx
+	f.runCtx, f.stop = ctx, cancel
 	f.mu.Unlock()
 	if err := f.catchUp(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
+	// Consumers added while the router was starting.
+	go func() {
+		select {
+		case <-f.router.Running():
+			if err := f.router.RunHandlers(ctx); err != nil && ctx.Err() == nil {
+				f.log.Error("starting "+f.cfg.Kind+"s failed", "err", err)
+			}
+		case <-ctx.Done():
+		}
+	}()
 	// Cancelled during the catch-up: the router still runs (and stops at once), so that
 	// Close meets a router that has started.
 	err := f.router.Run(ctx)
@@ -314,6 +338,9 @@ func (f *Follower) Close() error {
 	f.mu.Lock()
 	ran := f.runCtx != nil
 	f.closing = true
+	if ran {
+		f.stop()
+	}
 	f.mu.Unlock()
 	var err error
 	if ran {
