@@ -2,15 +2,14 @@ package follow_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,19 +56,14 @@ func appendN(t *testing.T, s eventstore.Store, n int) uint64 {
 func run(t *testing.T, f *follow.Follower) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	var ran sync.WaitGroup
+	ran.Go(func() {
+		if err := f.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	testwait.Recv(t, 10*time.Second, "the follower to run", f.Running())
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			f.Close()
-		})
-	}
+	stop = sync.OnceFunc(func() { cancel(); ran.Wait(); f.Close() })
 	t.Cleanup(stop)
 	return stop
 }
@@ -88,8 +82,9 @@ func waitFor(t *testing.T, f *follow.Follower, pos uint64, names ...string) {
 type ledger struct {
 	db      *sql.DB
 	breakAt uint64
-	broke   atomic.Bool
-	batches atomic.Int64
+	mu      sync.Mutex
+	broke   bool
+	batches int
 }
 
 func newLedger(t *testing.T, path string) *ledger {
@@ -108,7 +103,9 @@ func newLedger(t *testing.T, path string) *ledger {
 func (l *ledger) consumer() follow.Consumer {
 	return follow.Consumer{Name: "ledger", Checkpoints: follow.SQLCheckpoints{DB: l.db},
 		Handle: func(ctx context.Context, batch []domain.Envelope) error {
-			l.batches.Add(1)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.batches++
 			tx, err := l.db.BeginTx(ctx, nil)
 			if err != nil {
 				return err
@@ -116,7 +113,8 @@ func (l *ledger) consumer() follow.Consumer {
 			defer tx.Rollback()
 			for _, ev := range batch {
 				var parent any
-				if ev.Position == l.breakAt && !l.broke.Swap(true) {
+				if ev.Position == l.breakAt && !l.broke {
+					l.broke = true
 					parent = 999 // no such parent: the deferred foreign key fails the COMMIT
 				}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO ledger (position, parent) VALUES (?, ?)`, ev.Position, parent); err != nil {
@@ -145,12 +143,11 @@ func (l *ledger) check(t *testing.T, head uint64) {
 	}
 }
 
-func newFollower(t *testing.T, store eventstore.Store, opt func(*follow.Config)) *follow.Follower {
+// newFollower is follow.New with quick rewinds and a quiet logger unless cfg has one.
+func newFollower(t *testing.T, cfg follow.Config) *follow.Follower {
 	t.Helper()
-	cfg := follow.Config{Log: store, Logger: quiet, NackBackoff: 5 * time.Millisecond, MaxNackBackoff: 20 * time.Millisecond}
-	if opt != nil {
-		opt(&cfg)
-	}
+	cfg.Logger = cmp.Or(cfg.Logger, quiet)
+	cfg.NackBackoff, cfg.MaxNackBackoff = 5*time.Millisecond, 20*time.Millisecond
 	f, err := follow.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +162,7 @@ func TestSQLConsumerIsExactlyOnce(t *testing.T) {
 	l := newLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 	l.breakAt = 30
 	appendN(t, store, 20)
-	f := newFollower(t, store, nil)
+	f := newFollower(t, follow.Config{Log: store})
 	if err := f.Add(l.consumer()); err != nil {
 		t.Fatal(err)
 	}
@@ -177,16 +174,19 @@ func TestSQLConsumerIsExactlyOnce(t *testing.T) {
 	head = appendN(t, store, 100)
 	waitFor(t, f, head)
 	stop()
-	if !l.broke.Load() {
+	l.mu.Lock()
+	broke, batches := l.broke, l.batches
+	l.mu.Unlock()
+	if !broke {
 		t.Fatal("the commit never failed: the test did not exercise the rewind")
 	}
 	l.check(t, head)
-	if l.batches.Load() >= int64(head) {
-		t.Errorf("%d batches for %d events: no batching", l.batches.Load(), head)
+	if batches >= int(head) {
+		t.Errorf("%d batches for %d events: no batching", batches, head)
 	}
 
 	head = appendN(t, store, 7)
-	f2 := newFollower(t, store, nil)
+	f2 := newFollower(t, follow.Config{Log: store})
 	if err := f2.Add(l.consumer()); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,13 @@ type memory struct {
 	seen    []uint64
 	batches []int
 	cp      uint64
-	failAt  atomic.Uint64
+	failAt  uint64
+}
+
+func (m *memory) failAtPosition(pos uint64) {
+	m.mu.Lock()
+	m.failAt = pos
+	m.mu.Unlock()
 }
 
 func (m *memory) Checkpoint(context.Context, string) (uint64, error) {
@@ -214,8 +220,8 @@ func (m *memory) handle(_ context.Context, batch []domain.Envelope) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, ev := range batch {
-		if ev.Position == m.failAt.Load() {
-			return errors.New("told to fail")
+		if ev.Position == m.failAt {
+			return fmt.Errorf("told to fail at %d", ev.Position)
 		}
 	}
 	for _, ev := range batch {
@@ -247,16 +253,13 @@ func TestStuckConsumerIsReportedAndSkipsNothing(t *testing.T) {
 	store := openStore(t)
 	appendN(t, store, 10)
 	reg := prometheus.NewRegistry()
-	f := newFollower(t, store, func(c *follow.Config) {
-		c.Retries, c.RetryBackoff = 1, time.Millisecond
-		c.Kind, c.Registerer = "widget", reg
-		c.Metrics = follow.Metrics{
+	f := newFollower(t, follow.Config{Log: store, Retries: 1, RetryBackoff: time.Millisecond, Kind: "widget", Registerer: reg,
+		Metrics: follow.Metrics{
 			Events: follow.Metric{Name: "widget_events_total", Help: "h"}, Failures: follow.Metric{Name: "widget_failures_total", Help: "h"},
 			Checkpoint: follow.Metric{Name: "widget_checkpoint", Help: "h"}, Stuck: follow.Metric{Name: "widget_stuck", Help: "h"},
-		}
-	})
+		}})
 	flaky, healthy := &memory{}, &memory{}
-	flaky.failAt.Store(6)
+	flaky.failAtPosition(6)
 	for name, m := range map[string]*memory{"flaky": flaky, "healthy": healthy} {
 		if err := f.Add(follow.Consumer{Name: name, Checkpoints: m, Handle: m.handle}); err != nil {
 			t.Fatal(err)
@@ -287,7 +290,7 @@ func TestStuckConsumerIsReportedAndSkipsNothing(t *testing.T) {
 			t.Errorf("metrics lack %s:\n%s", want, metrics)
 		}
 	}
-	flaky.failAt.Store(0)
+	flaky.failAtPosition(0)
 	head := appendN(t, store, 5)
 	waitFor(t, f, head)
 	flaky.check(t, head)
@@ -327,10 +330,8 @@ func TestCatchUpReadsInPages(t *testing.T) {
 	head := appendN(t, store, 250)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
-	f := newFollower(t, store, func(c *follow.Config) {
-		c.CatchUpAfter, c.CatchUpPage = 50, 100
-		c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))
-	})
+	f := newFollower(t, follow.Config{Log: store, CatchUpAfter: 50, CatchUpPage: 100,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))})
 	behind, current := &memory{}, &memory{}
 	current.cp = head
 	current.seen = make([]uint64, head)
@@ -379,7 +380,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // checkpoint; a removed one stops getting events.
 func TestAddAndRemoveWhileRunning(t *testing.T) {
 	store := openStore(t)
-	f := newFollower(t, store, func(c *follow.Config) { c.BatchSize = 1 })
+	f := newFollower(t, follow.Config{Log: store, BatchSize: 1})
 	first := &memory{}
 	if err := f.Add(follow.Consumer{Name: "first", Checkpoints: first, Handle: first.handle}); err != nil {
 		t.Fatal(err)

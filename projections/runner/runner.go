@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/projections"
@@ -115,13 +114,7 @@ func New(cfg Config) (*Runner, error) {
 		}
 	}
 	for _, p := range cfg.Projections {
-		a := &projections.Applier{DB: cfg.DB, Projections: []projections.Projection{p}, Now: cfg.Now, Observer: r.metrics}
-		err := f.Add(follow.Consumer{Name: p.Name(), Checkpoints: cfg.DB,
-			// Not cancelled by a shutdown: a batch is short, and what it applied is kept.
-			Handle: func(ctx context.Context, batch []domain.Envelope) error {
-				return a.Apply(context.WithoutCancel(ctx), batch)
-			}})
-		if err != nil {
+		if err := f.Add(r.consumer(p)); err != nil {
 			_ = f.Close()
 			return nil, err
 		}
