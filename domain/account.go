@@ -34,6 +34,7 @@ type accountState struct {
 	Passkeys          []passkey      `json:"passkeys,omitempty"`
 	Backup            *backupCodeSet `json:"backup,omitempty"`
 	Roles             []string       `json:"roles,omitempty"`
+	ErasedAt          time.Time      `json:"erased_at,omitzero"`
 }
 
 type totpDevice struct {
@@ -88,12 +89,9 @@ func RebuildAccount(accountID string, events []Envelope) (*Account, error) {
 // replay applies events that continue the stream at a.s.Version+1.
 func (a *Account) replay(events []Envelope) error {
 	for _, env := range events {
-		if env.Version != a.s.Version+1 {
-			return fmt.Errorf("account %s: event version %d after %d: stream gap", a.s.ID, env.Version, a.s.Version)
-		}
-		e, err := DecodeEvent(env)
+		e, err := decodeNext("account", a.s.ID, a.s.Version, env)
 		if err != nil {
-			return fmt.Errorf("account %s v%d: %w", a.s.ID, env.Version, err)
+			return err
 		}
 		if a.s.Version == 0 {
 			if _, ok := e.(AccountRegistered); !ok {
@@ -179,6 +177,10 @@ func (a *Account) apply(e Event) error {
 	case LoginFailed:
 		// A record for the activity and audit logs; the throttling counts live in the
 		// ThrottleStore, not in the account.
+	case AccountErased:
+		// Nothing personal stays in memory either: the stream's earlier events now read
+		// "[erased]", and a replay after this event must give the same state.
+		a.s = accountState{ID: a.s.ID, Version: a.s.Version, RegisteredAt: a.s.RegisteredAt, ErasedAt: e.At}
 	default:
 		return fmt.Errorf("%s: %w", e.EventType(), errNotAccountEvent)
 	}
@@ -202,6 +204,10 @@ func (a *Account) passkey(id string) *passkey {
 	}
 	return nil
 }
+
+// Erased reports whether the account was erased (AccountErased): it cannot sign in, and
+// nothing but its id and times is left.
+func (a *Account) Erased() bool { return !a.s.ErasedAt.IsZero() }
 
 // ID returns the account id.
 func (a *Account) ID() string { return a.s.ID }
@@ -242,8 +248,8 @@ func (a *Account) confirmedTOTPCount() int {
 	return n
 }
 
-// BackupCodesRemaining returns how many backup codes are unused.
-func (a *Account) BackupCodesRemaining() int {
+// backupCodesRemaining returns how many backup codes are unused.
+func (a *Account) backupCodesRemaining() int {
 	if a.s.Backup == nil {
 		return 0
 	}
@@ -256,15 +262,15 @@ func (a *Account) BackupCodesRemaining() int {
 	return n
 }
 
-// SecondFactorMethods returns the second-factor methods a sign-in may use, in the API's
+// secondFactorMethods returns the second-factor methods a sign-in may use, in the API's
 // order: "totp" with a confirmed device, "backup_code" while codes remain, "passkey" with a
 // passkey.
-func (a *Account) SecondFactorMethods() []string {
+func (a *Account) secondFactorMethods() []string {
 	var m []string
 	if a.confirmedTOTPCount() > 0 {
 		m = append(m, MethodTOTP)
 	}
-	if a.BackupCodesRemaining() > 0 {
+	if a.backupCodesRemaining() > 0 {
 		m = append(m, MethodBackupCode)
 	}
 	if len(a.s.Passkeys) > 0 {
@@ -331,7 +337,7 @@ func (a *Account) Security() SecurityState {
 		PasswordChangedAt: a.s.PasswordChangedAt,
 		TwoFactorEnabled:  a.TwoFactorEnabled(),
 		Roles:             a.Roles(),
-		BackupCodes:       BackupCodesInfo{Remaining: a.BackupCodesRemaining()},
+		BackupCodes:       BackupCodesInfo{Remaining: a.backupCodesRemaining()},
 	}
 	if a.s.Backup != nil {
 		st.BackupCodes.GeneratedAt = a.s.Backup.GeneratedAt

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // The decisions of the Account aggregate. Each one looks at the state, validates its input
@@ -14,8 +15,8 @@ import (
 // secrets, backup code sets) are prepared by the Service and passed in, so decisions are
 // pure functions of state, input and the injected time.
 
-// MaxTOTPDevices bounds how many TOTP devices (pending or confirmed) an account may hold.
-const MaxTOTPDevices = 20
+// maxTOTPDevices bounds how many TOTP devices (pending or confirmed) an account may hold.
+const maxTOTPDevices = 20
 
 // decideRegister returns the event that opens an account. Inputs are already validated and
 // normalised by the Service (validateRegistration).
@@ -33,11 +34,11 @@ func (a *Account) decideChangeEmail(newEmail string, now time.Time) []Event {
 }
 
 func (a *Account) decideChangeName(firstName, lastName string, now time.Time) ([]Event, error) {
-	first, err := ValidateName("first_name", firstName)
+	first, err := validate.Name("first_name", firstName)
 	if err != nil {
 		return nil, err
 	}
-	last, err := ValidateName("last_name", lastName)
+	last, err := validate.Name("last_name", lastName)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func (a *Account) decidePasswordChange(passwordHash string, now time.Time) []Eve
 // validateDeviceName trims a TOTP device or passkey name: 1..64 characters, no control
 // characters.
 func validateDeviceName(name string) (string, error) {
-	return cleanText("name", name, MaxDeviceName, true)
+	return validate.Text("name", name, maxDeviceName, true)
 }
 
 func (a *Account) decideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
@@ -73,8 +74,8 @@ func (a *Account) decideAddTOTPDevice(deviceID, name string, secret credential.S
 	if err != nil {
 		return nil, err
 	}
-	if len(a.s.TOTP) >= MaxTOTPDevices {
-		return nil, fmt.Errorf("%w: at most %d TOTP devices", ErrConflict, MaxTOTPDevices)
+	if len(a.s.TOTP) >= maxTOTPDevices {
+		return nil, fmt.Errorf("%w: at most %d TOTP devices", ErrConflict, maxTOTPDevices)
 	}
 	return []Event{TOTPDeviceAdded{DeviceID: deviceID, Name: n, Secret: secret, At: now}}, nil
 }
@@ -184,7 +185,7 @@ func (a *Account) decideDisableTwoFactor(requiredBy []string, now time.Time) ([]
 
 func validateRole(role string) error {
 	if role != RoleAdmin && role != RoleAuditor {
-		return invalid("role", "must be %q or %q", RoleAdmin, RoleAuditor)
+		return validate.Invalid("role", "must be %q or %q", RoleAdmin, RoleAuditor)
 	}
 	return nil
 }

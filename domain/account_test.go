@@ -104,7 +104,7 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			return len(d) == 1 && d[0].Name == "Phone" && !d[0].Confirmed && !a.TwoFactorEnabled()
 		}},
 		{"TOTPDeviceConfirmed", []Event{added, confirmed}, func(a *Account) bool {
-			return a.TwoFactorEnabled() && a.device("d1").LastStep == 100 && slices.Equal(a.SecondFactorMethods(), []string{"totp"})
+			return a.TwoFactorEnabled() && a.device("d1").LastStep == 100 && slices.Equal(a.secondFactorMethods(), []string{"totp"})
 		}},
 		{"TOTPCodeAccepted", []Event{added, confirmed, TOTPCodeAccepted{DeviceID: "d1", Step: 101, At: t1}}, func(a *Account) bool {
 			return a.device("d1").LastStep == 101 && a.Security().TOTPDevices[0].LastUsedAt.Equal(t1)
@@ -112,16 +112,16 @@ func TestAccountApplyPerEvent(t *testing.T) {
 		{"TOTPDeviceRemoved", []Event{added, confirmed, TOTPDeviceRemoved{DeviceID: "d1", At: t1}},
 			func(a *Account) bool { return len(a.Security().TOTPDevices) == 0 && !a.TwoFactorEnabled() }},
 		{"BackupCodesGenerated", []Event{added, confirmed, codes}, func(a *Account) bool {
-			return a.BackupCodesRemaining() == 3 && a.Security().BackupCodes.GeneratedAt.Equal(t0) &&
-				slices.Equal(a.SecondFactorMethods(), []string{"totp", "backup_code"})
+			return a.backupCodesRemaining() == 3 && a.Security().BackupCodes.GeneratedAt.Equal(t0) &&
+				slices.Equal(a.secondFactorMethods(), []string{"totp", "backup_code"})
 		}},
 		{"BackupCodeUsed", []Event{codes, BackupCodeUsed{SetID: "s1", Index: 1, At: t1}},
-			func(a *Account) bool { return a.BackupCodesRemaining() == 2 && a.s.Backup.Used[1] }},
+			func(a *Account) bool { return a.backupCodesRemaining() == 2 && a.s.Backup.Used[1] }},
 		{"BackupCodeUsed of an old set", []Event{codes, BackupCodeUsed{SetID: "old", Index: 1, At: t1}},
-			func(a *Account) bool { return a.BackupCodesRemaining() == 3 }},
+			func(a *Account) bool { return a.backupCodesRemaining() == 3 }},
 		{"PasskeyRegistered", []Event{pk}, func(a *Account) bool {
 			return a.TwoFactorEnabled() && len(a.Passkeys()) == 1 && a.Passkeys()[0].SignCount == 1 &&
-				slices.Equal(a.SecondFactorMethods(), []string{"passkey"})
+				slices.Equal(a.secondFactorMethods(), []string{"passkey"})
 		}},
 		{"PasskeyRenamed", []Event{pk, PasskeyRenamed{PasskeyID: "p1", Name: "Yubi", At: t1}},
 			func(a *Account) bool { return a.Passkeys()[0].Name == "Yubi" }},
@@ -144,6 +144,10 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			}},
 		{"RoleRevoked", []Event{RoleGranted{Role: RoleAdmin, At: t1}, RoleRevoked{Role: RoleAdmin, At: t1}},
 			func(a *Account) bool { return len(a.Roles()) == 0 }},
+		{"AccountErased", []Event{RoleGranted{Role: RoleAdmin, At: t1}, AccountErased{At: t1}},
+			func(a *Account) bool {
+				return a.Erased() && a.Email() == "" && a.FirstName() == "" && len(a.Roles()) == 0 && a.ID() != "" && a.Version() == 3
+			}},
 		{"LoginFailed", []Event{LoginFailed{Reason: LoginFailedInvalidCredentials, At: t1}},
 			func(a *Account) bool { return a.Version() == 2 && a.Email() == "ann@example.com" }},
 	} {
@@ -275,7 +279,7 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("%v %v", ev, err)
 		}
 		full := fresh
-		for i := 0; i < MaxTOTPDevices; i++ {
+		for i := 0; i < maxTOTPDevices; i++ {
 			full = continueWith(t, full, TOTPDeviceAdded{DeviceID: NewID(), Name: "x", At: now})
 		}
 		if _, err := full.decideAddTOTPDevice("d3", "x", credential.SealedSecret{}, now); !errors.Is(err, ErrConflict) {
@@ -311,7 +315,7 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("first factor: %v %v %v", ev, issued, err)
 		}
 		after := continueWith(t, withPending, ev...)
-		if !after.TwoFactorEnabled() || after.BackupCodesRemaining() != credential.BackupCodeCount {
+		if !after.TwoFactorEnabled() || after.backupCodesRemaining() != credential.BackupCodeCount {
 			t.Fatal("2FA not on after confirmation")
 		}
 		// the confirmation's step is used
@@ -362,8 +366,8 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("%v %v", ev, err)
 		}
 		after := continueWith(t, with2FA, ev...)
-		if after.BackupCodesRemaining() != credential.BackupCodeCount-1 {
-			t.Fatalf("remaining %d", after.BackupCodesRemaining())
+		if after.backupCodesRemaining() != credential.BackupCodeCount-1 {
+			t.Fatalf("remaining %d", after.backupCodesRemaining())
 		}
 		if _, err := after.decideUseBackupCode(plain[3], "login", now); !errors.Is(err, ErrInvalidCode) {
 			t.Fatalf("code used twice: %v", err)
@@ -377,8 +381,8 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatal(err)
 		}
 		regen := continueWith(t, after, ev...)
-		if regen.BackupCodesRemaining() != credential.BackupCodeCount {
-			t.Fatalf("remaining after regeneration %d", regen.BackupCodesRemaining())
+		if regen.backupCodesRemaining() != credential.BackupCodeCount {
+			t.Fatalf("remaining after regeneration %d", regen.backupCodesRemaining())
 		}
 		if _, err := regen.decideUseBackupCode(plain[0], "login", now); !errors.Is(err, ErrInvalidCode) {
 			t.Fatalf("old code works after regeneration: %v", err)
@@ -396,7 +400,7 @@ func TestAccountDecisions(t *testing.T) {
 			t.Fatalf("last factor: %v %v", ev, err)
 		}
 		off := continueWith(t, with2FA, ev...)
-		if off.TwoFactorEnabled() || off.BackupCodesRemaining() != 0 {
+		if off.TwoFactorEnabled() || off.backupCodesRemaining() != 0 {
 			t.Fatal("2FA still on")
 		}
 		if _, err := with2FA.decideRemoveTOTPDevice("d1", []string{"org1"}, now); !errors.Is(err, ErrTwoFactorRequired) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // MaxDelegationLifetime is the longest a delegation may last (API.md: at most 90 days).
@@ -11,7 +13,7 @@ const MaxDelegationLifetime = 90 * 24 * time.Hour
 
 // Delegation is the aggregate of a delegation-<id> stream: the owner lets the delegate act
 // for them until ExpiresAt, unless it was revoked or expired first. It is a value; it is
-// built only by RebuildDelegation.
+// built only by rebuildDelegation.
 type Delegation struct {
 	ID                string
 	OwnerAccountID    string
@@ -27,10 +29,10 @@ type Delegation struct {
 
 var errNotDelegationEvent = errors.New("event does not belong on a delegation stream")
 
-// RebuildDelegation is the one function that rebuilds a delegation from its stream: events
+// rebuildDelegation is the one function that rebuilds a delegation from its stream: events
 // from version 1 on, in order, starting with DelegationGranted. An empty stream is
 // ErrNotFound.
-func RebuildDelegation(id string, events []Envelope) (*Delegation, error) {
+func rebuildDelegation(id string, events []Envelope) (*Delegation, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
 	}
@@ -44,12 +46,9 @@ func RebuildDelegation(id string, events []Envelope) (*Delegation, error) {
 }
 
 func (d *Delegation) applyEnvelope(env Envelope) error {
-	if env.Version != d.version+1 {
-		return fmt.Errorf("delegation %s: event version %d after %d: stream gap", d.ID, env.Version, d.version)
-	}
-	e, err := DecodeEvent(env)
+	e, err := decodeNext("delegation", d.ID, d.version, env)
 	if err != nil {
-		return fmt.Errorf("delegation %s v%d: %w", d.ID, env.Version, err)
+		return err
 	}
 	if _, ok := e.(DelegationGranted); ok != (d.version == 0) {
 		return fmt.Errorf("delegation %s v%d: %s: %w", d.ID, env.Version, env.Type, errNotDelegationEvent)
@@ -82,22 +81,22 @@ func (d *Delegation) apply(e Event) error {
 // Version returns the stream version the delegation was read at.
 func (d *Delegation) Version() uint64 { return d.version }
 
-// ActiveAt reports whether the delegation may be used at now: not ended and before
+// activeAt reports whether the delegation may be used at now: not ended and before
 // ExpiresAt.
-func (d *Delegation) ActiveAt(now time.Time) bool { return !d.Ended && now.Before(d.ExpiresAt) }
+func (d *Delegation) activeAt(now time.Time) bool { return !d.Ended && now.Before(d.ExpiresAt) }
 
 // decideGrantDelegation checks the grant and returns its event: the delegate is another
 // account, expiresAt is after now and at most MaxDelegationLifetime ahead.
 func decideGrantDelegation(id, ownerID, delegateID string, expiresAt, now time.Time) ([]Event, error) {
 	switch {
 	case delegateID == ownerID:
-		return nil, invalid("delegate_email", "must be another account's email")
+		return nil, validate.Invalid("delegate_email", "must be another account's email")
 	case expiresAt.IsZero():
-		return nil, invalid("expires_at", "is required")
+		return nil, validate.Invalid("expires_at", "is required")
 	case !expiresAt.After(now):
-		return nil, invalid("expires_at", "must be in the future")
+		return nil, validate.Invalid("expires_at", "must be in the future")
 	case expiresAt.Sub(now) > MaxDelegationLifetime:
-		return nil, invalid("expires_at", "must be at most 90 days ahead")
+		return nil, validate.Invalid("expires_at", "must be at most 90 days ahead")
 	}
 	return []Event{DelegationGranted{DelegationID: id, OwnerAccountID: ownerID, DelegateAccountID: delegateID,
 		ExpiresAt: expiresAt.UTC(), At: now}}, nil

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/eventtype"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Errors returned by the account, sign-in and session commands. Commands wrap them with
@@ -27,8 +30,9 @@ var (
 	// another account, or two-factor authentication is not in the state the command needs.
 	ErrConflict = errors.New("conflict")
 	// ErrInvalidInput: the input failed validation. It is always wrapped in a
-	// *ValidationError or a *PasswordPolicyError naming what was wrong.
-	ErrInvalidInput = errors.New("invalid input")
+	// *ValidationError or a *PasswordPolicyError naming what was wrong
+	// (validate.ErrInvalidInput).
+	ErrInvalidInput = validate.ErrInvalidInput
 	// ErrTwoFactorRequired: an organisation's policy requires two-factor authentication, so
 	// it cannot be turned off. The organisation issue supplies the policy.
 	ErrTwoFactorRequired = errors.New("two-factor authentication is required by policy")
@@ -53,31 +57,19 @@ var (
 	// out, expired, or belongs to another account).
 	ErrSessionNotFound = errors.New("session not found")
 	// ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too
-	// many wrong codes. The user must sign in with the password again.
-	ErrTicketInvalid = errors.New("login ticket invalid or expired")
-	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster.
-	ErrUnknownEvent = errors.New("unknown event type or schema version")
+	// many wrong codes. The user must sign in with the password again. It is the error of
+	// the ticket store (ephemeral.ErrTicketInvalid), returned as it is.
+	ErrTicketInvalid = ephemeral.ErrTicketInvalid
+	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster (the
+	// registry's eventtype.ErrUnknown).
+	ErrUnknownEvent = eventtype.ErrUnknown
 )
 
 // ValidationError says which input field was refused and why. It wraps ErrInvalidInput.
 // Field uses the API's snake_case names (email, first_name, profile.country, ...); Reason is
-// a short English sentence safe to show to the user.
-type ValidationError struct {
-	Field  string
-	Reason string
-}
-
-// Error describes the field and the reason.
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("invalid input: %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap returns ErrInvalidInput.
-func (e *ValidationError) Unwrap() error { return ErrInvalidInput }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+// a short English sentence safe to show to the user. The checks of package validate return
+// it, so it is their type.
+type ValidationError = validate.Error
 
 // PasswordPolicyError lists why a new password was refused: length, the email's local part,
 // and the zxcvbn estimator's feedback (a warning and suggestions) when it scored below the
@@ -93,24 +85,3 @@ func (e *PasswordPolicyError) Error() string {
 
 // Unwrap returns ErrInvalidInput.
 func (e *PasswordPolicyError) Unwrap() error { return ErrInvalidInput }
-
-// ThrottledError: too many failed attempts for this account or client IP; the caller must
-// wait RetryAfter (rounded up to whole seconds for a Retry-After header) before trying again.
-type ThrottledError struct {
-	RetryAfter time.Duration
-}
-
-// Error says how long to wait.
-func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many attempts: retry after %s", e.RetryAfter)
-}
-
-// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1: the value of the
-// HTTP Retry-After header.
-func (e *ThrottledError) RetryAfterSeconds() int {
-	s := int((e.RetryAfter + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return s
-}

@@ -83,3 +83,11 @@ type Envelope struct {
 	Data          json.RawMessage `json:"data"`
 	Metadata      Metadata        `json:"metadata"`
 }
+
+// Event is a domain event: one Go struct per event type, declared with its aggregate's other
+// events. EventType returns its past-tense PascalCase name, which is also the envelope's
+// Type and the public name in API.md. (It is eventtype.Event, the registry's, by another
+// name: the two interfaces have the same method.)
+type Event interface {
+	EventType() string
+}

@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"time"
+
+	"github.com/vigil-auth/vigil/domain/eventtype"
+)
 
 // Organisation events (stream org-<id>) and delegation events (stream delegation-<id>).
 // Every event carries At, the domain clock's time of the decision. The metadata's subject is
@@ -136,36 +140,36 @@ func (DelegationExpired) EventType() string { return EventDelegationExpired }
 
 // registerOrgEvents registers the organisation and delegation events (called from
 // registerEvents, the one place of registration).
-func registerOrgEvents(r *EventRegistry) {
+func registerOrgEvents(r *eventtype.Registry) {
 	// org-<id>
-	r.Register(EventOrgCreated, 1, decoderOf[OrgCreated](), Fields{
-		"org_id": FieldPublic, "name": FieldPublic, "owner_account_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventOrgCreated, 1, decoderOf[OrgCreated](), fields{
+		"org_id": public, "name": public, "owner_account_id": public, "at": public,
 	})
-	r.Register(EventMemberAdded, 1, decoderOf[MemberAdded](), Fields{
-		"org_id": FieldPublic, "account_id": FieldPublic, "role": FieldPublic, "at": FieldPublic,
+	r.Register(EventMemberAdded, 1, decoderOf[MemberAdded](), fields{
+		"org_id": public, "account_id": public, "role": public, "at": public,
 	})
-	r.Register(EventMemberRemoved, 1, decoderOf[MemberRemoved](), Fields{
-		"org_id": FieldPublic, "account_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventMemberRemoved, 1, decoderOf[MemberRemoved](), fields{
+		"org_id": public, "account_id": public, "at": public,
 	})
-	r.Register(EventMemberRoleChanged, 1, decoderOf[MemberRoleChanged](), Fields{
-		"org_id": FieldPublic, "account_id": FieldPublic, "old_role": FieldPublic, "role": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventMemberRoleChanged, 1, decoderOf[MemberRoleChanged](), fields{
+		"org_id": public, "account_id": public, "old_role": public, "role": public,
+		"at": public,
 	})
-	r.Register(EventTwoFactorRequirementChanged, 1, decoderOf[TwoFactorRequirementChanged](), Fields{
-		"org_id": FieldPublic, "required": FieldPublic, "changed_by": FieldPublic, "at": FieldPublic,
+	r.Register(EventTwoFactorRequirementChanged, 1, decoderOf[TwoFactorRequirementChanged](), fields{
+		"org_id": public, "required": public, "changed_by": public, "at": public,
 	})
-	r.Register(EventManagedOrgAdded, 1, decoderOf[ManagedOrgAdded](), Fields{
-		"org_id": FieldPublic, "managed_org_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventManagedOrgAdded, 1, decoderOf[ManagedOrgAdded](), fields{
+		"org_id": public, "managed_org_id": public, "at": public,
 	})
 	// delegation-<id>
-	r.Register(EventDelegationGranted, 1, decoderOf[DelegationGranted](), Fields{
-		"delegation_id": FieldPublic, "owner_account_id": FieldPublic,
-		"delegate_account_id": FieldPublic, "expires_at": FieldPublic, "at": FieldPublic,
+	r.Register(EventDelegationGranted, 1, decoderOf[DelegationGranted](), fields{
+		"delegation_id": public, "owner_account_id": public,
+		"delegate_account_id": public, "expires_at": public, "at": public,
 	})
-	r.Register(EventDelegationRevoked, 1, decoderOf[DelegationRevoked](), Fields{
-		"delegation_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventDelegationRevoked, 1, decoderOf[DelegationRevoked](), fields{
+		"delegation_id": public, "at": public,
 	})
-	r.Register(EventDelegationExpired, 1, decoderOf[DelegationExpired](), Fields{
-		"delegation_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventDelegationExpired, 1, decoderOf[DelegationExpired](), fields{
+		"delegation_id": public, "at": public,
 	})
 }

@@ -46,7 +46,6 @@ func (EmailReserved) EventType() string { return EventEmailReserved }
 func (EmailReleased) EventType() string { return EventEmailReleased }
 
 // EventType implements Event: "ClientRegistered".
-// EventType implements Event: "ClientRegistered".
 func (ClientRegistered) EventType() string { return EventClientRegistered }
 
 // SigninStream holds LoginFailed events for emails that belong to no account.
@@ -62,7 +61,7 @@ func SessionStream(sessionID string) string { return StreamPrefixSession + sessi
 func ClientStream(clientID string) string { return StreamPrefixClient + clientID }
 
 // EmailStream returns the reservation stream of a normalised email:
-// "system-email-<hex sha256(email)>". The caller normalises (NormalizeEmail).
+// "system-email-<hex sha256(email)>". The caller normalises (validate.Email).
 func EmailStream(normalizedEmail string) string {
 	sum := sha256.Sum256([]byte(normalizedEmail))
 	return StreamPrefixSystem + "email-" + hex.EncodeToString(sum[:])

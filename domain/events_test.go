@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/eventtype"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -38,6 +39,7 @@ func sampleEvents() []Event {
 		TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t0},
 		RoleGranted{Role: RoleAdmin, At: t0},
 		RoleRevoked{Role: RoleAdmin, At: t0},
+		AccountErased{At: t0},
 		LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword, Method: MethodPassword, AttemptedEmail: "x@y.z", At: t0},
 		LoginSucceeded{AccountID: "a1", SessionID: "s1", Method: MethodTOTP, AMR: []string{"pwd", "otp"}, AAL: AAL2, ClientID: "portal", At: t0},
 		SessionStarted{SessionID: "s1", AccountID: "a1", TokenHash: strings.Repeat("ab", 32), AMR: []string{"pwd"}, AAL: AAL1,
@@ -130,8 +132,8 @@ func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
 	type renamedV2 struct {
 		NewName string `json:"new_name"`
 	}
-	r := NewEventRegistry()
-	r.Register("Renamed", 2, func(data json.RawMessage) (Event, error) {
+	r := eventtype.NewRegistry()
+	r.Register("Renamed", 2, func(data json.RawMessage) (eventtype.Event, error) {
 		var e struct {
 			NameChanged
 		}
@@ -141,7 +143,7 @@ func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
 		}
 		e.FirstName = v.NewName
 		return e.NameChanged, nil
-	}, Fields{"new_name": FieldPersonal})
+	}, eventtype.Fields{"new_name": eventtype.FieldPersonal})
 	r.RegisterUpcaster("Renamed", 1, func(data json.RawMessage) (json.RawMessage, error) {
 		var v1 struct {
 			Name string `json:"name"`
@@ -150,15 +152,15 @@ func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
 			return nil, err
 		}
 		return json.Marshal(renamedV2{NewName: v1.Name})
-	}, Fields{"name": FieldPersonal})
+	}, eventtype.Fields{"name": eventtype.FieldPersonal})
 	if v, _ := r.CurrentVersion("Renamed"); v != 2 {
 		t.Fatalf("current version %d", v)
 	}
 	// Each version's fields are declared in the shape it was stored in.
-	if f1, ok := r.Fields("Renamed", 1); !ok || f1.Class("name") != FieldPersonal || f1.Declared("new_name") {
+	if f1, ok := r.Fields("Renamed", 1); !ok || f1.Class("name") != eventtype.FieldPersonal || f1.Declared("new_name") {
 		t.Fatalf("v1 fields %v %v", f1.Keys(), ok)
 	}
-	if f2, ok := r.Fields("Renamed", 2); !ok || f2.Class("new_name") != FieldPersonal || f2.Class("name") != FieldSecret {
+	if f2, ok := r.Fields("Renamed", 2); !ok || f2.Class("new_name") != eventtype.FieldPersonal || f2.Class("name") != eventtype.FieldSecret {
 		t.Fatalf("v2 fields %v %v", f2.Keys(), ok)
 	}
 	if _, ok := r.Fields("Renamed", 3); ok {

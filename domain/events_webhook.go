@@ -39,8 +39,8 @@ func (WebhookRegistered) EventType() string { return EventWebhookRegistered }
 // EventType implements Event: "WebhookRemoved".
 func (WebhookRemoved) EventType() string { return EventWebhookRemoved }
 
-// WebhookStreamPrefix starts the stream id of every webhook endpoint.
-const WebhookStreamPrefix = StreamPrefixSystem + "webhook-"
+// webhookStreamPrefix starts the stream id of every webhook endpoint.
+const webhookStreamPrefix = StreamPrefixSystem + "webhook-"
 
 // WebhookStream returns the stream id of a webhook endpoint: "system-webhook-<id>".
-func WebhookStream(webhookID string) string { return WebhookStreamPrefix + webhookID }
+func WebhookStream(webhookID string) string { return webhookStreamPrefix + webhookID }

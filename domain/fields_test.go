@@ -3,10 +3,10 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 
+	"github.com/vigil-auth/vigil/domain/eventtype"
 	"github.com/vigil-auth/vigil/domain/internal/eventsample"
 )
 
@@ -16,21 +16,15 @@ import (
 // is declared public, secret or personal in the registration, and that nothing declared is
 // missing from the struct (a typo would leave the real member undeclared).
 func TestEveryEventFieldIsDeclared(t *testing.T) {
-	names := make([]string, 0, len(registry.types))
-	for name := range registry.types {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		rt := registry.types[name]
+	for _, name := range registry.Types() {
 		for _, v := range registry.Versions(name) {
 			fields, ok := registry.Fields(name, v)
 			if !ok {
 				t.Errorf("%s v%d: no Fields", name, v)
 				continue
 			}
-			dec := rt.decoders[v]
-			if dec == nil {
+			dec, ok := registry.Decoder(name, v)
+			if !ok {
 				continue // an upcaster-only version: its Fields describe stored data that has no struct
 			}
 			zero, err := dec(json.RawMessage(`{}`))
@@ -73,9 +67,9 @@ func TestEveryEventFieldIsDeclared(t *testing.T) {
 }
 
 func declareHint(eventType string, v int, key string) string {
-	return fmt.Sprintf(`Declare it in the Fields of r.Register(Event%s, %d, ...) (domain/registry.go, or the aggregate's register function): `+
-		`"%s": FieldPublic (shown to auditors and streams), FieldPersonal (email, names, profile, typed identifiers, device and passkey names) `+
-		`or FieldSecret (credential material; never leaves the service).`, eventType, v, key)
+	return fmt.Sprintf(`Declare it in the fields of r.Register(Event%s, %d, ...) (domain/registry.go, or the aggregate's register function): `+
+		`"%s": public (shown to auditors and streams), personal (email, names, profile, typed identifiers, device and passkey names) `+
+		`or secret (credential material; never leaves the service).`, eventType, v, key)
 }
 
 func TestFieldsDefaultToSecret(t *testing.T) {
@@ -83,8 +77,8 @@ func TestFieldsDefaultToSecret(t *testing.T) {
 	if !ok {
 		t.Fatal("AccountRegistered v1 has no fields")
 	}
-	for k, want := range map[string]FieldClass{"account_id": FieldPublic, "email": FieldPersonal, "password_hash": FieldSecret,
-		"no_such_member": FieldSecret} {
+	for k, want := range map[string]eventtype.FieldClass{"account_id": eventtype.FieldPublic, "email": eventtype.FieldPersonal, "password_hash": eventtype.FieldSecret,
+		"no_such_member": eventtype.FieldSecret} {
 		if got := f.Class(k); got != want {
 			t.Errorf("Class(%q) = %v, want %v", k, got, want)
 		}
@@ -98,24 +92,24 @@ func TestFieldsDefaultToSecret(t *testing.T) {
 	if _, ok := EventDataFields("NoSuchEvent", 1); ok {
 		t.Error("unknown type has fields")
 	}
-	var zero EventFields
-	if zero.Class("at") != FieldSecret {
-		t.Error("zero EventFields is not all secret")
+	var zero eventtype.Declaration
+	if zero.Class("at") != eventtype.FieldSecret {
+		t.Error("zero eventtype.Declaration is not all secret")
 	}
 }
 
 func TestRegisterWithoutFieldsPanicsWithHowToDeclare(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		reg  func(r *EventRegistry)
+		reg  func(r *eventtype.Registry)
 	}{
-		{"nil fields", func(r *EventRegistry) { r.Register("Thing", 1, decoderOf[NameChanged](), nil) }},
-		{"nil upcaster fields", func(r *EventRegistry) {
+		{"nil fields", func(r *eventtype.Registry) { r.Register("Thing", 1, decoderOf[NameChanged](), nil) }},
+		{"nil upcaster fields", func(r *eventtype.Registry) {
 			r.RegisterUpcaster("Thing", 1, func(d json.RawMessage) (json.RawMessage, error) { return d, nil }, nil)
 		}},
-		{"declared twice", func(r *EventRegistry) {
-			r.Register("Thing", 1, decoderOf[NameChanged](), Fields{"at": FieldPublic})
-			r.RegisterUpcaster("Thing", 1, func(d json.RawMessage) (json.RawMessage, error) { return d, nil }, Fields{"at": FieldPublic})
+		{"declared twice", func(r *eventtype.Registry) {
+			r.Register("Thing", 1, decoderOf[NameChanged](), eventtype.Fields{"at": eventtype.FieldPublic})
+			r.RegisterUpcaster("Thing", 1, func(d json.RawMessage) (json.RawMessage, error) { return d, nil }, eventtype.Fields{"at": eventtype.FieldPublic})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,11 +119,11 @@ func TestRegisterWithoutFieldsPanicsWithHowToDeclare(t *testing.T) {
 					t.Errorf("panic %q does not say how to declare", msg)
 				}
 			}()
-			tc.reg(NewEventRegistry())
+			tc.reg(eventtype.NewRegistry())
 		})
 	}
 	// A version with a decoder declares there; its upcaster may pass nil.
-	r := NewEventRegistry()
-	r.Register("Thing", 1, decoderOf[NameChanged](), Fields{"at": FieldPublic})
+	r := eventtype.NewRegistry()
+	r.Register("Thing", 1, decoderOf[NameChanged](), eventtype.Fields{"at": eventtype.FieldPublic})
 	r.RegisterUpcaster("Thing", 1, func(d json.RawMessage) (json.RawMessage, error) { return d, nil }, nil)
 }

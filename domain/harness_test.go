@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -69,7 +70,7 @@ type harness struct {
 	store   *sqlite.Store
 	counter *countingStore
 	clock   *fakeClock
-	snaps   *domain.MemorySnapshotStore
+	snaps   *ephemeral.MemorySnapshotStore
 	cfg     domain.Config
 	svc     *domain.Service
 }
@@ -88,7 +89,7 @@ func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, ctx: t.Context(), store: store, counter: &countingStore{EventStore: store},
-		clock: &fakeClock{t: start}, snaps: domain.NewMemorySnapshotStore()}
+		clock: &fakeClock{t: start}, snaps: ephemeral.NewMemorySnapshotStore()}
 	h.cfg = domain.Config{
 		Store:     h.counter,
 		Keyring:   kr,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -62,7 +63,7 @@ func newBenchEnv(b *testing.B, argon credential.Argon2Config) *benchEnv {
 	}
 	e := &benchEnv{store: store, hash: &hashTimes{}, clock: &fakeClock{t: start}}
 	argon.Observe = e.hash.observe
-	e.svc, err = domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
+	e.svc, err = domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
 		Argon2: argon, Now: e.clock.Now})
 	if err != nil {
 		b.Fatal(err)

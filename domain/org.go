@@ -8,11 +8,13 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Org is the aggregate of an org-<id> stream: name, members with their roles, the 2FA
 // requirement and the organisations it manages. Its fields are unexported; it is built only
-// by RebuildOrg (and advanced by the same per-event apply), and changed only by appending
+// by rebuildOrg (and advanced by the same per-event apply), and changed only by appending
 // the events its decisions return. An *Org is a value read at one stream version; the
 // OrgIndex shares them read-only, so nothing mutates an *Org once it is published.
 type Org struct {
@@ -27,9 +29,9 @@ type Org struct {
 
 var errNotOrgEvent = errors.New("event does not belong on an organisation stream")
 
-// RebuildOrg is the one function that rebuilds an organisation from its stream: events
+// rebuildOrg is the one function that rebuilds an organisation from its stream: events
 // from version 1 on, in order, starting with OrgCreated. An empty stream is ErrNotFound.
-func RebuildOrg(orgID string, events []Envelope) (*Org, error) {
+func rebuildOrg(orgID string, events []Envelope) (*Org, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
 	}
@@ -44,12 +46,9 @@ func RebuildOrg(orgID string, events []Envelope) (*Org, error) {
 
 // applyEnvelope applies one stored event that must continue the stream.
 func (o *Org) applyEnvelope(env Envelope) error {
-	if env.Version != o.version+1 {
-		return fmt.Errorf("organisation %s: event version %d after %d: stream gap", o.id, env.Version, o.version)
-	}
-	e, err := DecodeEvent(env)
+	e, err := decodeNext("organisation", o.id, o.version, env)
 	if err != nil {
-		return fmt.Errorf("organisation %s v%d: %w", o.id, env.Version, err)
+		return err
 	}
 	if _, ok := e.(OrgCreated); ok != (o.version == 0) {
 		return fmt.Errorf("organisation %s v%d: %s: %w", o.id, env.Version, env.Type, errNotOrgEvent)
@@ -133,32 +132,32 @@ func (o *Org) owners() int {
 // maxOrgName bounds an organisation's name (characters).
 const maxOrgName = 200
 
-// ValidateOrgName trims name and checks it is 1..200 characters of printable text.
-func ValidateOrgName(name string) (string, error) {
+// validateOrgName trims name and checks it is 1..200 characters of printable text.
+func validateOrgName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
-		return "", invalid("name", "is required")
+		return "", validate.Invalid("name", "is required")
 	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxOrgName:
-		return "", invalid("name", "must be at most %d characters", maxOrgName)
+		return "", validate.Invalid("name", "must be at most %d characters", maxOrgName)
 	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return "", invalid("name", "must not contain control characters")
+		return "", validate.Invalid("name", "must not contain control characters")
 	}
 	return name, nil
 }
 
-// ValidateOrgRole checks that role is owner, admin or member.
-func ValidateOrgRole(role string) error {
+// validateOrgRole checks that role is owner, admin or member.
+func validateOrgRole(role string) error {
 	switch role {
 	case OrgRoleOwner, OrgRoleAdmin, OrgRoleMember:
 		return nil
 	}
-	return invalid("role", "must be %q, %q or %q", OrgRoleOwner, OrgRoleAdmin, OrgRoleMember)
+	return validate.Invalid("role", "must be %q, %q or %q", OrgRoleOwner, OrgRoleAdmin, OrgRoleMember)
 }
 
 // decideCreateOrg returns the first event of a new organisation.
 func decideCreateOrg(orgID, name, ownerID string, now time.Time) ([]Event, error) {
-	name, err := ValidateOrgName(name)
+	name, err := validateOrgName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +188,7 @@ func (o *Org) administer(callerID string) error {
 // admins may add; only an owner may make or unmake an owner; the last owner cannot be
 // demoted (ErrConflict); the same role again is ErrConflict.
 func (o *Org) decideAddMember(callerID, accountID, role string, now time.Time) ([]Event, error) {
-	if err := ValidateOrgRole(role); err != nil {
+	if err := validateOrgRole(role); err != nil {
 		return nil, err
 	}
 	if err := o.administer(callerID); err != nil {
@@ -261,7 +260,7 @@ func (o *Org) decideAddManaged(callerID string, other *Org, now time.Time) ([]Ev
 	}
 	switch {
 	case other.id == o.id:
-		return nil, invalid("org_id", "an organisation cannot manage itself")
+		return nil, validate.Invalid("org_id", "an organisation cannot manage itself")
 	case slices.Contains(o.managed, other.id):
 		return nil, fmt.Errorf("organisation %s already manages %s: %w", o.id, other.id, ErrConflict)
 	case slices.Contains(other.managed, o.id):

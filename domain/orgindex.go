@@ -149,24 +149,24 @@ func (x *OrgIndex) putLocked(old, next *Org) {
 	x.orgs[id] = next
 }
 
-// DelegationIndex is the in-memory list of delegations: by id and by account (as owner and
+// delegationIndex is the in-memory list of delegations: by id and by account (as owner and
 // as delegate). It answers GET /me/delegations and tells the sweeper which delegations to
 // expire. Fed like OrgIndex: by this instance's commands and by Apply from the log. Safe for
 // concurrent use.
-type DelegationIndex struct {
+type delegationIndex struct {
 	mu        sync.RWMutex
 	byID      map[string]*Delegation
 	byAccount map[string]map[string]struct{}
 }
 
-// NewDelegationIndex returns an empty index.
-func NewDelegationIndex() *DelegationIndex {
-	return &DelegationIndex{byID: map[string]*Delegation{}, byAccount: map[string]map[string]struct{}{}}
+// newDelegationIndex returns an empty index.
+func newDelegationIndex() *delegationIndex {
+	return &delegationIndex{byID: map[string]*Delegation{}, byAccount: map[string]map[string]struct{}{}}
 }
 
-// Apply feeds one envelope from the log; other streams and envelopes already reflected
+// apply feeds one envelope from the log; other streams and envelopes already reflected
 // are ignored. A gap or an undecodable event is an error.
-func (x *DelegationIndex) Apply(env Envelope) error {
+func (x *delegationIndex) apply(env Envelope) error {
 	id, ok := strings.CutPrefix(env.StreamID, StreamPrefixDelegation)
 	if !ok {
 		return nil
@@ -189,7 +189,7 @@ func (x *DelegationIndex) Apply(env Envelope) error {
 	return nil
 }
 
-func (x *DelegationIndex) publish(d *Delegation) {
+func (x *delegationIndex) publish(d *Delegation) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if cur := x.byID[d.ID]; cur != nil && d.version <= cur.version {
@@ -199,7 +199,7 @@ func (x *DelegationIndex) publish(d *Delegation) {
 	x.putLocked(&c)
 }
 
-func (x *DelegationIndex) putLocked(d *Delegation) {
+func (x *delegationIndex) putLocked(d *Delegation) {
 	x.byID[d.ID] = d
 	for _, a := range []string{d.OwnerAccountID, d.DelegateAccountID} {
 		m := x.byAccount[a]
@@ -211,8 +211,8 @@ func (x *DelegationIndex) putLocked(d *Delegation) {
 	}
 }
 
-// Get returns a copy of the delegation with this id, if the index holds it.
-func (x *DelegationIndex) Get(id string) (Delegation, bool) {
+// get returns a copy of the delegation with this id, if the index holds it.
+func (x *delegationIndex) get(id string) (Delegation, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	d := x.byID[id]
@@ -222,13 +222,13 @@ func (x *DelegationIndex) Get(id string) (Delegation, bool) {
 	return *d, true
 }
 
-// ActiveFor returns the delegations accountID granted or received that are active at now,
+// activeFor returns the delegations accountID granted or received that are active at now,
 // soonest expiry first (ties by id).
-func (x *DelegationIndex) ActiveFor(accountID string, now time.Time) []Delegation {
+func (x *delegationIndex) activeFor(accountID string, now time.Time) []Delegation {
 	x.mu.RLock()
 	out := make([]Delegation, 0, len(x.byAccount[accountID]))
 	for id := range x.byAccount[accountID] {
-		if d := x.byID[id]; d != nil && d.ActiveAt(now) {
+		if d := x.byID[id]; d != nil && d.activeAt(now) {
 			out = append(out, *d)
 		}
 	}
@@ -243,7 +243,7 @@ func (x *DelegationIndex) ActiveFor(accountID string, now time.Time) []Delegatio
 }
 
 // due returns the ids of delegations not ended whose time has passed at now.
-func (x *DelegationIndex) due(now time.Time) []string {
+func (x *delegationIndex) due(now time.Time) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var ids []string

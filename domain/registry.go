@@ -3,179 +3,14 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
-	"sort"
+
+	"github.com/vigil-auth/vigil/domain/eventtype"
 )
-
-// Event is a domain event: one Go struct per event type, declared with its aggregate's other
-// events. EventType returns its past-tense PascalCase name, which is also the envelope's
-// Type and the public name in API.md.
-type Event interface {
-	EventType() string
-}
-
-// Decoder turns an event's JSON data of one schema version into its Go struct.
-type Decoder func(data json.RawMessage) (Event, error)
-
-// Upcaster rewrites the JSON data of one schema version into the next one (v -> v+1). Old
-// events are never rewritten in the log; they are upcast when read.
-type Upcaster func(data json.RawMessage) (json.RawMessage, error)
-
-// EventRegistry maps an event type name to its schema versions: a decoder per version that
-// has a Go struct, and upcasters that lift older versions to one that has. Building one is
-// not safe for concurrent use; a built registry is read-only and safe for concurrent use.
-type EventRegistry struct {
-	types map[string]*registeredType
-}
-
-type registeredType struct {
-	current   int
-	decoders  map[int]Decoder
-	upcasters map[int]Upcaster
-	fields    map[int]EventFields // the declared data members of each stored schema version
-}
-
-// NewEventRegistry returns an empty registry. Vigil's own events are in the package's
-// registry (see DecodeEvent); this is for tests and tools.
-func NewEventRegistry() *EventRegistry {
-	return &EventRegistry{types: map[string]*registeredType{}}
-}
-
-func (r *EventRegistry) entry(eventType string) *registeredType {
-	t := r.types[eventType]
-	if t == nil {
-		t = &registeredType{decoders: map[int]Decoder{}, upcasters: map[int]Upcaster{}, fields: map[int]EventFields{}}
-		r.types[eventType] = t
-	}
-	return t
-}
-
-// Register adds the decoder of one schema version (>= 1) of eventType, with the class of
-// every member of that version's JSON data (public, secret or personal; see Fields for the
-// rule on nested values). A member that fields does not name is secret: redacted wherever
-// events leave the service. The highest registered version is the one new events are
-// written with. Registering a version twice, or with nil fields, panics: registration is
-// static program structure. TestEveryEventFieldIsDeclared checks fields against the Go
-// struct the decoder returns.
-func (r *EventRegistry) Register(eventType string, schemaVersion int, dec Decoder, fields Fields) {
-	if schemaVersion < 1 || dec == nil {
-		panic(fmt.Sprintf("domain: bad registration of %s v%d", eventType, schemaVersion))
-	}
-	t := r.entry(eventType)
-	if _, dup := t.decoders[schemaVersion]; dup {
-		panic(fmt.Sprintf("domain: %s v%d registered twice", eventType, schemaVersion))
-	}
-	t.declare(eventType, schemaVersion, fields)
-	t.decoders[schemaVersion] = dec
-	if schemaVersion > t.current {
-		t.current = schemaVersion
-	}
-}
-
-// RegisterUpcaster adds the hook that lifts eventType's data from fromVersion to
-// fromVersion+1. Decode chains upcasters until it reaches a version with a decoder.
-//
-// fields declares the members of fromVersion's data as stored (events are redacted in the
-// shape they were written in, not upcast), as for Register. A version that has a decoder
-// too declares its fields there and passes nil here; otherwise nil fields panic.
-func (r *EventRegistry) RegisterUpcaster(eventType string, fromVersion int, up Upcaster, fields Fields) {
-	if fromVersion < 1 || up == nil {
-		panic(fmt.Sprintf("domain: bad upcaster for %s v%d", eventType, fromVersion))
-	}
-	t := r.entry(eventType)
-	if _, dup := t.upcasters[fromVersion]; dup {
-		panic(fmt.Sprintf("domain: upcaster %s v%d registered twice", eventType, fromVersion))
-	}
-	if _, declared := t.fields[fromVersion]; !declared || fields != nil {
-		t.declare(eventType, fromVersion, fields)
-	}
-	t.upcasters[fromVersion] = up
-}
-
-// declare records the fields of one version; declaring a version's fields twice panics.
-func (t *registeredType) declare(eventType string, schemaVersion int, fields Fields) {
-	if _, dup := t.fields[schemaVersion]; dup {
-		panic(registerHelp(eventType, schemaVersion, "has its Fields declared twice (once per version, with its decoder or else its upcaster)"))
-	}
-	t.fields[schemaVersion] = newEventFields(eventType, schemaVersion, fields)
-}
-
-// Fields returns the declared members of eventType's data as stored at schemaVersion, and
-// false for a type or version that is not registered (whose data is then wholly secret).
-func (r *EventRegistry) Fields(eventType string, schemaVersion int) (EventFields, bool) {
-	t := r.types[eventType]
-	if t == nil {
-		return EventFields{}, false
-	}
-	f, ok := t.fields[schemaVersion]
-	return f, ok
-}
-
-// Versions returns the schema versions of eventType that have a declaration (a decoder or
-// an upcaster), ascending; nil for an unknown type.
-func (r *EventRegistry) Versions(eventType string) []int {
-	t := r.types[eventType]
-	if t == nil {
-		return nil
-	}
-	return slices.Sorted(maps.Keys(t.fields))
-}
-
-// Decode returns the Go struct of an event's data. An unknown type, or a version with
-// neither a decoder nor an upcaster chain to one, gives an error wrapping ErrUnknownEvent;
-// malformed JSON gives a decoding error.
-func (r *EventRegistry) Decode(eventType string, schemaVersion int, data json.RawMessage) (Event, error) {
-	t := r.types[eventType]
-	if t == nil {
-		return nil, fmt.Errorf("decode %q: %w", eventType, ErrUnknownEvent)
-	}
-	v := schemaVersion
-	for {
-		if dec := t.decoders[v]; dec != nil {
-			e, err := dec(data)
-			if err != nil {
-				return nil, fmt.Errorf("decode %s v%d: %w", eventType, v, err)
-			}
-			return e, nil
-		}
-		up := t.upcasters[v]
-		if up == nil || v >= t.current {
-			return nil, fmt.Errorf("decode %s v%d: %w", eventType, schemaVersion, ErrUnknownEvent)
-		}
-		var err error
-		if data, err = up(data); err != nil {
-			return nil, fmt.Errorf("upcast %s v%d: %w", eventType, v, err)
-		}
-		v++
-	}
-}
-
-// CurrentVersion returns the schema version new events of eventType are written with.
-func (r *EventRegistry) CurrentVersion(eventType string) (int, bool) {
-	t := r.types[eventType]
-	if t == nil || t.current == 0 {
-		return 0, false
-	}
-	return t.current, true
-}
-
-// Types returns every registered event type name, sorted.
-func (r *EventRegistry) Types() []string {
-	out := make([]string, 0, len(r.types))
-	for name, t := range r.types {
-		if t.current > 0 {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
 
 // decoderOf is the decoder of an event struct: plain JSON, unknown fields ignored (a field
 // added later is a compatible change; a changed meaning is a new schema version).
-func decoderOf[E Event]() Decoder {
-	return func(data json.RawMessage) (Event, error) {
+func decoderOf[E Event]() eventtype.Decoder {
+	return func(data json.RawMessage) (eventtype.Event, error) {
 		var e E
 		if err := json.Unmarshal(data, &e); err != nil {
 			return nil, err
@@ -184,123 +19,134 @@ func decoderOf[E Event]() Decoder {
 	}
 }
 
+// fields, public, personal and secret keep the registrations below short: each event type
+// names every member of its data with its class (eventtype.Fields).
+type fields = eventtype.Fields
+
+const (
+	public   = eventtype.FieldPublic
+	personal = eventtype.FieldPersonal
+	secret   = eventtype.FieldSecret
+)
+
 // registry is Vigil's event registry, filled once by registerEvents.
-var registry = registerEvents(NewEventRegistry())
+var registry = registerEvents(eventtype.NewRegistry())
 
 // registerEvents is the one place where every event type is registered: type name ->
 // schema version -> decoder and the class of every member of its data (public, secret,
-// personal: DESIGN.md "Events"), plus the upcasters of older versions (none yet: every event
+// personal: DESIGN.md "Events"; see package eventtype), plus the upcasters of older versions (none yet: every event
 // is at version 1). A new schema version of an event adds a decoder (or an upcaster from the
 // previous version) here, with its Fields. A member left out of Fields is secret, and
 // TestEveryEventFieldIsDeclared fails until it is declared.
-func registerEvents(r *EventRegistry) *EventRegistry {
+func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 	// account-<id>
-	r.Register(EventAccountRegistered, 1, decoderOf[AccountRegistered](), Fields{
-		"account_id": FieldPublic, "email": FieldPersonal, "first_name": FieldPersonal,
-		"last_name": FieldPersonal, "password_hash": FieldSecret, "at": FieldPublic,
+	r.Register(EventAccountRegistered, 1, decoderOf[AccountRegistered](), fields{
+		"account_id": public, "email": personal, "first_name": personal,
+		"last_name": personal, "password_hash": secret, "at": public,
 	})
-	r.Register(EventEmailChanged, 1, decoderOf[EmailChanged](), Fields{
-		"old_email": FieldPersonal, "new_email": FieldPersonal, "at": FieldPublic,
+	r.Register(EventEmailChanged, 1, decoderOf[EmailChanged](), fields{
+		"old_email": personal, "new_email": personal, "at": public,
 	})
-	r.Register(EventNameChanged, 1, decoderOf[NameChanged](), Fields{
-		"first_name": FieldPersonal, "last_name": FieldPersonal, "at": FieldPublic,
+	r.Register(EventNameChanged, 1, decoderOf[NameChanged](), fields{
+		"first_name": personal, "last_name": personal, "at": public,
 	})
-	r.Register(EventProfileUpdated, 1, decoderOf[ProfileUpdated](), Fields{
-		"profile": FieldPersonal, "at": FieldPublic,
+	r.Register(EventProfileUpdated, 1, decoderOf[ProfileUpdated](), fields{
+		"profile": personal, "at": public,
 	})
-	r.Register(EventPasswordChanged, 1, decoderOf[PasswordChanged](), Fields{
-		"password_hash": FieldSecret, "at": FieldPublic,
+	r.Register(EventPasswordChanged, 1, decoderOf[PasswordChanged](), fields{
+		"password_hash": secret, "at": public,
 	})
-	r.Register(EventPasswordRehashed, 1, decoderOf[PasswordRehashed](), Fields{
-		"password_hash": FieldSecret, "at": FieldPublic,
+	r.Register(EventPasswordRehashed, 1, decoderOf[PasswordRehashed](), fields{
+		"password_hash": secret, "at": public,
 	})
-	r.Register(EventTOTPDeviceAdded, 1, decoderOf[TOTPDeviceAdded](), Fields{
-		"device_id": FieldPublic, "name": FieldPersonal, "secret": FieldSecret, "at": FieldPublic,
+	r.Register(EventTOTPDeviceAdded, 1, decoderOf[TOTPDeviceAdded](), fields{
+		"device_id": public, "name": personal, "secret": secret, "at": public,
 	})
-	r.Register(EventTOTPDeviceConfirmed, 1, decoderOf[TOTPDeviceConfirmed](), Fields{
-		"device_id": FieldPublic, "step": FieldPublic, "at": FieldPublic,
+	r.Register(EventTOTPDeviceConfirmed, 1, decoderOf[TOTPDeviceConfirmed](), fields{
+		"device_id": public, "step": public, "at": public,
 	})
-	r.Register(EventTOTPDeviceRemoved, 1, decoderOf[TOTPDeviceRemoved](), Fields{
-		"device_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventTOTPDeviceRemoved, 1, decoderOf[TOTPDeviceRemoved](), fields{
+		"device_id": public, "at": public,
 	})
-	r.Register(EventTOTPCodeAccepted, 1, decoderOf[TOTPCodeAccepted](), Fields{
-		"device_id": FieldPublic, "step": FieldPublic, "purpose": FieldPublic, "at": FieldPublic,
+	r.Register(EventTOTPCodeAccepted, 1, decoderOf[TOTPCodeAccepted](), fields{
+		"device_id": public, "step": public, "purpose": public, "at": public,
 	})
-	r.Register(EventBackupCodesGenerated, 1, decoderOf[BackupCodesGenerated](), Fields{
-		"set_id": FieldPublic, "code_hashes": FieldSecret, "at": FieldPublic,
+	r.Register(EventBackupCodesGenerated, 1, decoderOf[BackupCodesGenerated](), fields{
+		"set_id": public, "code_hashes": secret, "at": public,
 	})
-	r.Register(EventBackupCodeUsed, 1, decoderOf[BackupCodeUsed](), Fields{
-		"set_id": FieldPublic, "index": FieldPublic, "purpose": FieldPublic, "at": FieldPublic,
+	r.Register(EventBackupCodeUsed, 1, decoderOf[BackupCodeUsed](), fields{
+		"set_id": public, "index": public, "purpose": public, "at": public,
 	})
-	r.Register(EventPasskeyRegistered, 1, decoderOf[PasskeyRegistered](), Fields{
-		"passkey_id": FieldPublic, "name": FieldPersonal, "credential_id": FieldPublic,
-		"public_key": FieldPublic, "sign_count": FieldPublic, "aaguid": FieldPublic,
-		"transports": FieldPublic, "backup_eligible": FieldPublic, "backup_state": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventPasskeyRegistered, 1, decoderOf[PasskeyRegistered](), fields{
+		"passkey_id": public, "name": personal, "credential_id": public,
+		"public_key": public, "sign_count": public, "aaguid": public,
+		"transports": public, "backup_eligible": public, "backup_state": public,
+		"at": public,
 	})
-	r.Register(EventPasskeyRenamed, 1, decoderOf[PasskeyRenamed](), Fields{
-		"passkey_id": FieldPublic, "name": FieldPersonal, "at": FieldPublic,
+	r.Register(EventPasskeyRenamed, 1, decoderOf[PasskeyRenamed](), fields{
+		"passkey_id": public, "name": personal, "at": public,
 	})
-	r.Register(EventPasskeyRemoved, 1, decoderOf[PasskeyRemoved](), Fields{
-		"passkey_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventPasskeyRemoved, 1, decoderOf[PasskeyRemoved](), fields{
+		"passkey_id": public, "at": public,
 	})
-	r.Register(EventPasskeyCloneSuspected, 1, decoderOf[PasskeyCloneSuspected](), Fields{
-		"passkey_id": FieldPublic, "stored_sign_count": FieldPublic, "received_sign_count": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventPasskeyCloneSuspected, 1, decoderOf[PasskeyCloneSuspected](), fields{
+		"passkey_id": public, "stored_sign_count": public, "received_sign_count": public,
+		"at": public,
 	})
-	r.Register(EventPasskeyUsed, 1, decoderOf[PasskeyUsed](), Fields{
-		"passkey_id": FieldPublic, "sign_count": FieldPublic, "backup_state": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventPasskeyUsed, 1, decoderOf[PasskeyUsed](), fields{
+		"passkey_id": public, "sign_count": public, "backup_state": public,
+		"at": public,
 	})
-	r.Register(EventTwoFactorDisabled, 1, decoderOf[TwoFactorDisabled](), Fields{
-		"reason": FieldPublic, "at": FieldPublic,
+	r.Register(EventTwoFactorDisabled, 1, decoderOf[TwoFactorDisabled](), fields{
+		"reason": public, "at": public,
 	})
-	r.Register(EventRoleGranted, 1, decoderOf[RoleGranted](), Fields{"role": FieldPublic, "at": FieldPublic})
-	r.Register(EventRoleRevoked, 1, decoderOf[RoleRevoked](), Fields{"role": FieldPublic, "at": FieldPublic})
+	r.Register(EventRoleGranted, 1, decoderOf[RoleGranted](), fields{"role": public, "at": public})
+	r.Register(EventRoleRevoked, 1, decoderOf[RoleRevoked](), fields{"role": public, "at": public})
+	r.Register(EventAccountErased, 1, decoderOf[AccountErased](), fields{"at": public})
 	// account-<id> for known accounts, system-signin for unknown emails
-	r.Register(EventLoginFailed, 1, decoderOf[LoginFailed](), Fields{
-		"reason": FieldPublic, "stage": FieldPublic, "method": FieldPublic,
-		"attempted_email": FieldPersonal, "session_id": FieldPublic, "retry_after_ms": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventLoginFailed, 1, decoderOf[LoginFailed](), fields{
+		"reason": public, "stage": public, "method": public,
+		"attempted_email": personal, "session_id": public, "retry_after_ms": public,
+		"at": public,
 	})
 	// session-<id>
-	r.Register(EventLoginSucceeded, 1, decoderOf[LoginSucceeded](), Fields{
-		"account_id": FieldPublic, "session_id": FieldPublic, "method": FieldPublic, "amr": FieldPublic,
-		"aal": FieldPublic, "client_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventLoginSucceeded, 1, decoderOf[LoginSucceeded](), fields{
+		"account_id": public, "session_id": public, "method": public, "amr": public,
+		"aal": public, "client_id": public, "at": public,
 	})
-	r.Register(EventSessionStarted, 1, decoderOf[SessionStarted](), Fields{
-		"session_id": FieldPublic, "account_id": FieldPublic, "actor_account_id": FieldPublic,
-		"delegation_id": FieldPublic, "token_hash": FieldSecret, "client_id": FieldPublic,
-		"amr": FieldPublic, "aal": FieldPublic, "restricted": FieldPublic, "started_at": FieldPublic,
-		"expires_at": FieldPublic, "idle_timeout_seconds": FieldPublic,
+	r.Register(EventSessionStarted, 1, decoderOf[SessionStarted](), fields{
+		"session_id": public, "account_id": public, "actor_account_id": public,
+		"delegation_id": public, "token_hash": secret, "client_id": public,
+		"amr": public, "aal": public, "restricted": public, "started_at": public,
+		"expires_at": public, "idle_timeout_seconds": public,
 	})
-	r.Register(EventSessionAccessed, 1, decoderOf[SessionAccessed](), Fields{"at": FieldPublic})
-	r.Register(EventReauthSucceeded, 1, decoderOf[ReauthSucceeded](), Fields{
-		"method": FieldPublic, "amr": FieldPublic, "aal": FieldPublic, "at": FieldPublic,
+	r.Register(EventSessionAccessed, 1, decoderOf[SessionAccessed](), fields{"at": public})
+	r.Register(EventReauthSucceeded, 1, decoderOf[ReauthSucceeded](), fields{
+		"method": public, "amr": public, "aal": public, "at": public,
 	})
-	r.Register(EventSessionSignedOut, 1, decoderOf[SessionSignedOut](), Fields{
-		"reason": FieldPublic, "at": FieldPublic,
+	r.Register(EventSessionSignedOut, 1, decoderOf[SessionSignedOut](), fields{
+		"reason": public, "at": public,
 	})
-	r.Register(EventSessionExpired, 1, decoderOf[SessionExpired](), Fields{
-		"reason": FieldPublic, "at": FieldPublic,
+	r.Register(EventSessionExpired, 1, decoderOf[SessionExpired](), fields{
+		"reason": public, "at": public,
 	})
 	// system-email-<hash>
-	r.Register(EventEmailReserved, 1, decoderOf[EmailReserved](), Fields{
-		"account_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventEmailReserved, 1, decoderOf[EmailReserved](), fields{
+		"account_id": public, "at": public,
 	})
-	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased](), Fields{
-		"account_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased](), fields{
+		"account_id": public, "at": public,
 	})
 	// system-admin-bootstrap-<hash>
-	r.Register(EventAdminBootstrapClaimed, 1, decoderOf[AdminBootstrapClaimed](), Fields{
-		"account_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventAdminBootstrapClaimed, 1, decoderOf[AdminBootstrapClaimed](), fields{
+		"account_id": public, "at": public,
 	})
-	r.Register(EventAdminBootstrapGranted, 1, decoderOf[AdminBootstrapGranted](), Fields{
-		"account_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventAdminBootstrapGranted, 1, decoderOf[AdminBootstrapGranted](), fields{
+		"account_id": public, "at": public,
 	})
 	// client-<id>
-	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered](), Fields{
-		"client_id": FieldPublic, "name": FieldPublic, "at": FieldPublic,
+	r.Register(EventClientRegistered, 1, decoderOf[ClientRegistered](), fields{
+		"client_id": public, "name": public, "at": public,
 	})
 	// org-<id>, delegation-<id>
 	registerOrgEvents(r)
@@ -309,11 +155,11 @@ func registerEvents(r *EventRegistry) *EventRegistry {
 	registerServiceTokenEvents(r)
 
 	// system-webhook-<id>
-	r.Register(EventWebhookRegistered, 1, decoderOf[WebhookRegistered](), Fields{
-		"webhook_id": FieldPublic, "url": FieldPublic, "secret": FieldSecret, "at": FieldPublic,
+	r.Register(EventWebhookRegistered, 1, decoderOf[WebhookRegistered](), fields{
+		"webhook_id": public, "url": public, "secret": secret, "at": public,
 	})
-	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved](), Fields{
-		"webhook_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved](), fields{
+		"webhook_id": public, "at": public,
 	})
 	return r
 }
@@ -325,6 +171,19 @@ func DecodeEvent(env Envelope) (Event, error) {
 	return registry.Decode(env.Type, env.SchemaVersion, env.Data)
 }
 
+// decodeNext decodes env, which must continue the stream of the aggregate kind id after
+// version (else a stream gap): the first step of every aggregate's replay.
+func decodeNext(kind, id string, version uint64, env Envelope) (Event, error) {
+	if env.Version != version+1 {
+		return nil, fmt.Errorf("%s %s: event version %d after %d: stream gap", kind, id, env.Version, version)
+	}
+	e, err := DecodeEvent(env)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s v%d: %w", kind, id, env.Version, err)
+	}
+	return e, nil
+}
+
 // EventTypes returns the name of every event type Vigil writes, sorted.
 func EventTypes() []string { return registry.Types() }
 
@@ -333,7 +192,7 @@ func EventTypes() []string { return registry.Types() }
 // data must be treated as wholly secret. It is safe for concurrent use. Everything that shows
 // event data outside the service (audit API, compliance stream, forwarders, portal) redacts
 // through it (domain/export.Redact).
-func EventDataFields(eventType string, schemaVersion int) (EventFields, bool) {
+func EventDataFields(eventType string, schemaVersion int) (eventtype.Declaration, bool) {
 	return registry.Fields(eventType, schemaVersion)
 }
 

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
+	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // TwoFactorPolicy says which organisations require the account to use two-factor
@@ -21,14 +25,14 @@ type TwoFactorPolicy interface {
 	RequiredBy(ctx context.Context, accountID string) (orgIDs []string, err error)
 }
 
-// NoTwoFactorPolicy requires 2FA of nobody (for tests and tools; the Service's default is
+// noTwoFactorPolicy requires 2FA of nobody (for tests and tools; the Service's default is
 // its OrgIndex).
-type NoTwoFactorPolicy struct{}
+type noTwoFactorPolicy struct{}
 
-var _ TwoFactorPolicy = NoTwoFactorPolicy{}
+var _ TwoFactorPolicy = noTwoFactorPolicy{}
 
 // RequiredBy implements TwoFactorPolicy: always none.
-func (NoTwoFactorPolicy) RequiredBy(context.Context, string) ([]string, error) { return nil, nil }
+func (noTwoFactorPolicy) RequiredBy(context.Context, string) ([]string, error) { return nil, nil }
 
 // Config configures NewService. Store and Keyring are required; zero values of the rest
 // take the defaults shown.
@@ -38,12 +42,12 @@ type Config struct {
 	// Keyring seals TOTP secrets with the server key. Required.
 	Keyring *credential.Keyring
 	// Snapshots keeps account snapshots; default an in-memory store (per process).
-	Snapshots SnapshotStore
+	Snapshots ephemeral.SnapshotStore
 	// SnapshotEvery: a snapshot is written when loading an account replayed at least this
 	// many events after the last one; default 100.
 	SnapshotEvery int
-	// Tickets keeps login tickets; default an in-memory store (see TicketStore).
-	Tickets TicketStore
+	// Tickets keeps login tickets; default an in-memory store (see ephemeral.TicketStore).
+	Tickets ephemeral.TicketStore
 	// Sessions is the in-memory session index; default a new one. Pass a shared index to
 	// feed it from the sessions projection too (SessionIndex.Apply).
 	Sessions *SessionIndex
@@ -55,15 +59,13 @@ type Config struct {
 	PasswordPolicy credential.PasswordPolicyConfig
 	// Throttle configures sign-in throttling and where its counts live (Throttle.Store,
 	// default in memory).
-	Throttle ThrottleConfig
+	Throttle throttle.Config
 	// TwoFactorPolicy is consulted when disabling 2FA, removing the last factor and signing
 	// in without a second factor; default the Orgs directory (the organisations' policies).
 	TwoFactorPolicy TwoFactorPolicy
 	// Orgs is the in-memory directory of organisations; default a new one. Feed it from the
 	// log (Service.Apply) so that every instance knows every organisation.
 	Orgs *OrgIndex
-	// Delegations is the in-memory index of delegations; default a new one, fed like Orgs.
-	Delegations *DelegationIndex
 	// BootstrapAdmins are emails (normalised by NewService) that each grant role admin once,
 	// ever: to the first account registering with it or holding it at BootstrapAdmins.
 	BootstrapAdmins []string
@@ -71,7 +73,7 @@ type Config struct {
 	Issuer string
 	// Passkeys configures WebAuthn (relying party, origins, ceremony store); the zero value
 	// disables passkeys (the passkey commands return ErrPasskeysDisabled).
-	Passkeys PasskeyConfig
+	Passkeys webauthn.Config
 	// SessionLifetime is a session's absolute lifetime; default 12h (ASVS 4.0.3 L2).
 	SessionLifetime time.Duration
 	// SessionIdleTimeout ends a session unused for this long; default 30m (ASVS L2).
@@ -104,22 +106,19 @@ func (c *Config) fill() error {
 		return errors.New("domain: Config.Keyring is required")
 	}
 	if c.Snapshots == nil {
-		c.Snapshots = NewMemorySnapshotStore()
+		c.Snapshots = ephemeral.NewMemorySnapshotStore()
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 100
 	}
 	if c.Tickets == nil {
-		c.Tickets = NewMemoryTicketStore()
+		c.Tickets = ephemeral.NewMemoryTicketStore()
 	}
 	if c.Sessions == nil {
-		c.Sessions = NewSessionIndex()
+		c.Sessions = newSessionIndex()
 	}
 	if c.Orgs == nil {
 		c.Orgs = NewOrgIndex()
-	}
-	if c.Delegations == nil {
-		c.Delegations = NewDelegationIndex()
 	}
 	if c.TwoFactorPolicy == nil {
 		c.TwoFactorPolicy = c.Orgs
@@ -183,10 +182,10 @@ type Service struct {
 	hasher  *credential.Argon2Hasher
 	policy  *credential.PasswordPolicy
 	index   *SessionIndex
-	tickets TicketStore
+	tickets ephemeral.TicketStore
 	twoFA   TwoFactorPolicy
 	orgs    *OrgIndex
-	dels    *DelegationIndex
+	dels    *delegationIndex
 	clients sync.Map // client id -> Client, positive cache (clients are never removed)
 	// bootstrap holds Config.BootstrapAdmins, normalised.
 	bootstrap map[string]struct{}
@@ -198,10 +197,10 @@ func NewService(cfg Config) (*Service, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Throttle.fill(); err != nil {
+	if err := cfg.Throttle.Fill(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Passkeys.fill(); err != nil {
+	if err := cfg.Passkeys.Fill(); err != nil {
 		return nil, err
 	}
 	if cfg.Hasher == nil {
@@ -224,12 +223,12 @@ func NewService(cfg Config) (*Service, error) {
 		tickets: cfg.Tickets,
 		twoFA:   cfg.TwoFactorPolicy,
 		orgs:    cfg.Orgs,
-		dels:    cfg.Delegations,
+		dels:    newDelegationIndex(),
 	}
 	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
 	s.bootstrap = make(map[string]struct{}, len(cfg.BootstrapAdmins))
 	for _, e := range cfg.BootstrapAdmins {
-		norm, err := NormalizeEmail(e)
+		norm, err := validate.Email(e)
 		if err != nil {
 			return nil, fmt.Errorf("domain: BootstrapAdmins: %w", err)
 		}
@@ -244,14 +243,11 @@ func (s *Service) Sessions() *SessionIndex { return s.index }
 // Orgs returns the service's organisation directory.
 func (s *Service) Orgs() *OrgIndex { return s.orgs }
 
-// Delegations returns the service's delegation index.
-func (s *Service) Delegations() *DelegationIndex { return s.dels }
-
 // Apply feeds one envelope of the log to the in-memory indexes (sessions, organisations,
 // delegations); each ignores what is not its own or what it has already seen. The errors of
 // the indexes are joined. Safe for concurrent use.
 func (s *Service) Apply(env Envelope) error {
-	return errors.Join(s.index.Apply(env), s.orgs.Apply(env), s.dels.Apply(env))
+	return errors.Join(s.index.Apply(env), s.orgs.Apply(env), s.dels.apply(env))
 }
 
 // Hasher returns the password hasher.
@@ -314,27 +310,39 @@ func (s *Service) appendEvents(ctx context.Context, stream string, expected Expe
 // version it loaded; on a version conflict it starts over (bounded). It returns the
 // append's result (zero when decide returned no event) and the account decide saw.
 func (s *Service) updateAccount(ctx context.Context, accountID string, md Metadata, decide func(a *Account) ([]Event, error)) (AppendResult, *Account, error) {
+	load := func(ctx context.Context) (*Account, error) { return s.repo.load(ctx, accountID) }
+	res, a, _, err := update(ctx, s, "account "+accountID, AccountStream(accountID), load, func(*Account) Metadata { return md }, decide)
+	return res, a, err
+}
+
+// update is the optimistic loop of every command: load the aggregate, let decide return
+// events, append them with the version it loaded; on a version conflict start over, at most
+// Config.MaxRetries times (name says what in the error). It returns the append's result and
+// the events appended (both zero when decide wrote nothing or failed) and the aggregate
+// decide saw (nil when load failed).
+func update[A interface{ Version() uint64 }](ctx context.Context, s *Service, name, stream string, load func(context.Context) (A, error), md func(A) Metadata, decide func(A) ([]Event, error)) (AppendResult, A, []Event, error) {
 	for attempt := 1; ; attempt++ {
-		a, err := s.repo.load(ctx, accountID)
+		a, err := load(ctx)
 		if err != nil {
-			return AppendResult{}, nil, err
+			var none A
+			return AppendResult{}, none, nil, err
 		}
 		events, err := decide(a)
 		if err != nil || len(events) == 0 {
-			return AppendResult{}, a, err
+			return AppendResult{}, a, nil, err
 		}
-		res, err := s.appendEvents(ctx, AccountStream(accountID), Exact(a.Version()), events, md)
+		res, err := s.appendEvents(ctx, stream, Exact(a.Version()), events, md(a))
 		if err == nil {
-			return res, a, nil
+			return res, a, events, nil
 		}
 		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, a, fmt.Errorf("account %s after %d attempts: %w", accountID, attempt, err)
+			return AppendResult{}, a, nil, fmt.Errorf("%s after %d attempts: %w", name, attempt, err)
 		}
 	}
 }
 
 // loadSession reads a session stream and rebuilds it.
-func (s *Service) loadSession(ctx context.Context, sessionID string) (*SessionRecord, error) {
+func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRecord, error) {
 	stream := SessionStream(sessionID)
 	var all []Envelope
 	for {
@@ -347,42 +355,31 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*SessionRe
 			break
 		}
 	}
-	return RebuildSession(sessionID, all)
+	return rebuildSession(sessionID, all)
 }
 
 // updateSession is updateAccount for a session stream. After a successful append the
 // session index is updated before it returns (so a sign-out fails whoami at once); when
 // decide writes nothing the index still learns the state it read.
-func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*SessionRecord) Metadata, decide func(r *SessionRecord) ([]Event, error)) (AppendResult, *SessionRecord, error) {
-	for attempt := 1; ; attempt++ {
-		r, err := s.loadSession(ctx, sessionID)
-		if err != nil {
-			return AppendResult{}, nil, err
+func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*sessionRecord) Metadata, decide func(r *sessionRecord) ([]Event, error)) (AppendResult, *sessionRecord, error) {
+	load := func(ctx context.Context) (*sessionRecord, error) { return s.loadSession(ctx, sessionID) }
+	res, r, events, err := update(ctx, s, "session "+sessionID, SessionStream(sessionID), load, mdFor, decide)
+	if r == nil || len(events) == 0 {
+		if r != nil && (err == nil || errors.Is(err, ErrSessionNotFound)) {
+			s.index.observe(r)
 		}
-		events, err := decide(r)
-		if err != nil || len(events) == 0 {
-			if err == nil || errors.Is(err, ErrSessionNotFound) {
-				s.index.observe(r)
-			}
-			return AppendResult{}, r, err
-		}
-		res, err := s.appendEvents(ctx, SessionStream(sessionID), Exact(r.version), events, mdFor(r))
-		if err == nil {
-			next := *r
-			next.sess = r.sess.clone()
-			for _, e := range events {
-				if err := next.apply(e); err != nil {
-					return res, nil, err
-				}
-			}
-			next.version = res.NextVersion
-			s.index.observe(&next)
-			return res, &next, nil
-		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, r, fmt.Errorf("session %s after %d attempts: %w", sessionID, attempt, err)
+		return res, r, err
+	}
+	next := *r
+	next.sess = r.sess.clone()
+	for _, e := range events {
+		if err := next.apply(e); err != nil {
+			return res, nil, err
 		}
 	}
+	next.version = res.NextVersion
+	s.index.observe(&next)
+	return res, &next, nil
 }
 
 // authorize checks that caller (a session from Whoami) is still active and holds capability
@@ -460,4 +457,56 @@ func (s *Service) requiredBy(ctx context.Context, accountID string) ([]string, e
 		return nil, fmt.Errorf("two-factor policy: %w", err)
 	}
 	return orgs, nil
+}
+
+// updateOwn runs decide on the caller's own account, once the caller is authorised for
+// need, with the caller's metadata, and answers the log position (0 when decide wrote
+// nothing): the shape of the account holder's plain commands.
+func (s *Service) updateOwn(ctx context.Context, caller Session, need Capability, rm RequestMeta, decide func(a *Account, now time.Time) ([]Event, error)) (uint64, error) {
+	cur, err := s.authorize(caller, need)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return decide(a, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// removeSecondFactor runs decide, the removal of one of the caller's second factors, after
+// a recent authentication, giving it the organisations whose policy requires 2FA (read once,
+// before the account): removing the last factor is refused while any does.
+func (s *Service) removeSecondFactor(ctx context.Context, caller Session, rm RequestMeta, decide func(a *Account, orgs []string, now time.Time) ([]Event, error)) (uint64, error) {
+	cur, err := s.sensitive(caller, CapControl)
+	if err != nil {
+		return 0, err
+	}
+	orgs, err := s.requiredBy(ctx, cur.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+		return decide(a, orgs, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// provedSecondFactor records on the caller's session (a ReauthSucceeded with method and amr)
+// that it has just shown a second factor by enrolling one, when the session is not yet aal2
+// or is restricted to enrolling; it answers the position written (0 for none).
+func (s *Service) provedSecondFactor(ctx context.Context, cur Session, md Metadata, method, amr string) (uint64, error) {
+	if cur.AAL == AAL2 && !cur.Restricted {
+		return 0, nil
+	}
+	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
+		return r.decideReauth(method, amr, s.now())
+	})
+	return res.LastPosition, err
+}
+
+// callerAccount loads the caller's account, with the metadata of the events the caller's
+// command writes on it.
+func (s *Service) callerAccount(ctx context.Context, cur Session, rm RequestMeta) (*Account, Metadata, error) {
+	a, err := s.repo.load(ctx, cur.AccountID)
+	return a, s.callerMetadata(cur, rm), err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
 )
@@ -74,26 +75,19 @@ func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID strin
 	return credential.TOTPQRPNG(k)
 }
 
-// ConfirmTOTPResult is what ConfirmTOTPDevice did: BackupCodes holds the ten new codes
-// (shown once) when this confirmation turned 2FA on, else it is nil.
-type ConfirmTOTPResult struct {
-	BackupCodes []string
-	Position    uint64
-}
-
 // ConfirmTOTPDevice confirms a pending device of the caller with a current code (RFC 6238,
 // ±1 step); the step is thereby used. A wrong code is ErrInvalidCode, an unknown device
 // ErrNotFound, a confirmed one ErrConflict. The first confirmed second factor generates the
 // backup codes. The caller's session, having now shown a second factor, becomes aal2 (and
 // loses an enrollment restriction) through a ReauthSucceeded.
-func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (ConfirmTOTPResult, error) {
+func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (BackupCodesResult, error) {
 	cur, err := s.sensitive(caller, CapEnroll)
 	if err != nil {
-		return ConfirmTOTPResult{}, err
+		return BackupCodesResult{}, err
 	}
 	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
-		return ConfirmTOTPResult{}, err
+		return BackupCodesResult{}, err
 	}
 	md := s.callerMetadata(cur, rm)
 	var issued bool
@@ -115,46 +109,32 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 		return events, err
 	})
 	if err != nil {
-		return ConfirmTOTPResult{}, err
+		return BackupCodesResult{}, err
 	}
-	out := ConfirmTOTPResult{Position: res.LastPosition}
+	out := BackupCodesResult{Position: res.LastPosition}
 	if issued {
 		out.BackupCodes = codes
 	}
-	if cur.AAL != AAL2 || cur.Restricted {
-		sres, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
-			return r.decideReauth(MethodTOTP, AMROTP, s.now())
-		})
-		if err != nil {
-			return out, err
-		}
-		out.Position = sres.LastPosition
-	}
-	return out, nil
+	pos, err := s.provedSecondFactor(ctx, cur, md, MethodTOTP, AMROTP)
+	out.Position = max(out.Position, pos)
+	return out, err
 }
 
 // RemoveTOTPDevice removes a device of the caller (recent authentication needed). Removing
 // the last second factor turns 2FA off and drops the backup codes (TwoFactorDisabled),
 // which is ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA.
 func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
-	if err != nil {
-		return 0, err
-	}
-	orgs, err := s.requiredBy(ctx, cur.AccountID)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRemoveTOTPDevice(deviceID, orgs, s.now())
+	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
+		return a.decideRemoveTOTPDevice(deviceID, orgs, now)
 	})
-	return res.LastPosition, err
 }
 
-// BackupCodesResult holds a new set of backup codes, shown once.
+// BackupCodesResult holds a new set of backup codes, shown once: those of
+// RegenerateBackupCodes, or those ConfirmTOTPDevice generated when its confirmation turned
+// 2FA on (else nil).
 type BackupCodesResult struct {
-	Codes    []string
-	Position uint64
+	BackupCodes []string
+	Position    uint64
 }
 
 // RegenerateBackupCodes replaces every backup code of the caller with ten new ones (recent
@@ -174,7 +154,7 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm 
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	return BackupCodesResult{Codes: codes, Position: res.LastPosition}, nil
+	return BackupCodesResult{BackupCodes: codes, Position: res.LastPosition}, nil
 }
 
 // DisableTwoFactor removes every TOTP device, passkey and backup code of the caller. It
@@ -186,8 +166,7 @@ func (s *Service) DisableTwoFactor(ctx context.Context, caller Session, password
 	if err != nil {
 		return 0, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}

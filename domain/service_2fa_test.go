@@ -11,10 +11,11 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 func noThrottle(c *domain.Config) {
-	c.Throttle = domain.ThrottleConfig{FreeFailures: 1000, IPFreeFailures: 1000}
+	c.Throttle = throttle.Config{FreeFailures: 1000, IPFreeFailures: 1000}
 }
 
 func TestTOTPEnrollment(t *testing.T) {
@@ -180,14 +181,14 @@ func TestBackupCodesUsedOnceUnderConcurrency(t *testing.T) {
 	}
 	sess, _ = h.svc.SessionByID(sess.ID)
 	regen, err := h.svc.RegenerateBackupCodes(h.ctx, sess, domain.RequestMeta{})
-	if err != nil || len(regen.Codes) != 10 {
+	if err != nil || len(regen.BackupCodes) != 10 {
 		t.Fatalf("%+v %v", regen, err)
 	}
 	tk := h.ticket("ann@example.com")
 	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", codes[5], domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
 		t.Fatalf("old code after regeneration: %v", err)
 	}
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", regen.Codes[5], domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", regen.BackupCodes[5], domain.RequestMeta{}); err != nil {
 		t.Fatalf("new code: %v", err)
 	}
 	if sec, _ := h.svc.Security(h.ctx, id); sec.BackupCodes.Remaining != 9 {

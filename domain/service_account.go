@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Registration is the input of Register.
@@ -26,23 +28,23 @@ type RegisterResult struct {
 // is not robbed; older ones are leftovers of a crash or a failed change.
 const reservationGrace = time.Minute
 
-// Register creates an account. The email is normalised (NormalizeEmail), names checked
-// (ValidateName), the password checked by the policy (*PasswordPolicyError) and hashed.
+// Register creates an account. The email is normalised (validate.Email), names checked
+// (validate.Name), the password checked by the policy (*PasswordPolicyError) and hashed.
 // The email is then reserved on its system-email-<hash> stream (EmailReserved, appended
 // with the expected version it was found free at, so of concurrent registrations of one
 // email exactly one wins; the others get ErrConflict) before AccountRegistered opens the
 // account stream. An email of Config.BootstrapAdmins not spent yet then grants the account
 // role admin (see BootstrapAdmins).
 func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta) (RegisterResult, error) {
-	email, err := NormalizeEmail(in.Email)
+	email, err := validate.Email(in.Email)
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	first, err := ValidateName("first_name", in.FirstName)
+	first, err := validate.Name("first_name", in.FirstName)
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	last, err := ValidateName("last_name", in.LastName)
+	last, err := validate.Name("last_name", in.LastName)
 	if err != nil {
 		return RegisterResult{}, err
 	}
@@ -190,7 +192,7 @@ func (s *Service) findAccount(ctx context.Context, email string) (*Account, erro
 // LookupEmail returns the id of the account whose sign-in email is email (normalised
 // first), or an error wrapping ErrNotFound (also for a malformed email).
 func (s *Service) LookupEmail(ctx context.Context, email string) (string, error) {
-	norm, err := NormalizeEmail(email)
+	norm, err := validate.Email(email)
 	if err != nil {
 		return "", fmt.Errorf("email: %w", ErrNotFound)
 	}
@@ -229,12 +231,11 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 	if err != nil {
 		return 0, err
 	}
-	email, err := NormalizeEmail(newEmail)
+	email, err := validate.Email(newEmail)
 	if err != nil {
 		return 0, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}
@@ -260,61 +261,44 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 	return pos, nil
 }
 
-// ChangeName sets the caller's first and last name (ValidateName); unchanged names write
+// ChangeName sets the caller's first and last name (validate.Name); unchanged names write
 // nothing.
 func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapProfile)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideChangeName(firstName, lastName, s.now())
+	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
+		return a.decideChangeName(firstName, lastName, now)
 	})
-	return res.LastPosition, err
 }
 
 // UpdateProfile applies patch to the caller's profile (see ProfilePatch for the rules); an
 // unchanged profile writes nothing.
 func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch ProfilePatch, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapProfile)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideUpdateProfile(patch, s.now())
+	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
+		return a.decideUpdateProfile(patch, now)
 	})
-	return res.LastPosition, err
-}
-
-// ChangePasswordResult is what ChangePassword did.
-type ChangePasswordResult struct {
-	SignedOut int // other sessions signed out
-	Position  uint64
 }
 
 // ChangePassword replaces the caller's password. It needs a recent authentication
 // (ErrReauthenticationRequired), the current password (ErrInvalidCredentials, throttled
 // like a sign-in), and a new password the policy accepts (*PasswordPolicyError). With
 // signOutOthers every other session of the account ends with reason password_changed.
-func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (ChangePasswordResult, error) {
+func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (SignOutResult, error) {
 	cur, err := s.sensitive(caller, CapControl)
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	if err := s.checkPassword(ctx, a, currentPassword, cur.ID, md, rm); err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	if err := checkNewPassword(s.policy, newPassword, a.Email(), a.FirstName(), a.LastName()); err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	hash, err := s.hasher.Hash(newPassword)
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
 	verified := a.s.PasswordHash
 	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
@@ -328,9 +312,9 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 		return a.decidePasswordChange(hash, s.now()), nil
 	})
 	if err != nil {
-		return ChangePasswordResult{}, err
+		return SignOutResult{}, err
 	}
-	out := ChangePasswordResult{Position: res.LastPosition}
+	out := SignOutResult{Position: res.LastPosition}
 	if signOutOthers {
 		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutPasswordChanged, md)
 		out.SignedOut = n
@@ -355,13 +339,13 @@ func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessi
 	if err != nil {
 		return err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	ok, _, err := s.hasher.Verify(password, a.s.PasswordHash)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StageReauth,
 			Method: MethodPassword, SessionID: sessionID, At: now}, md)
 		return ErrInvalidCredentials
@@ -402,7 +386,7 @@ type Client struct {
 // RegisterClient registers an application (ClientRegistered on client-<id>) and returns it.
 // The name is 1..100 characters without control characters.
 func (s *Service) RegisterClient(ctx context.Context, name string, rm RequestMeta) (Client, uint64, error) {
-	n, err := cleanText("name", name, MaxClientName, true)
+	n, err := validate.Text("name", name, maxClientName, true)
 	if err != nil {
 		return Client{}, 0, err
 	}

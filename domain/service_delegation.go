@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // The delegation commands (API.md "Delegated access"). A delegation lives on its own stream
@@ -26,40 +28,28 @@ func (s *Service) loadDelegation(ctx context.Context, id string) (*Delegation, e
 	if err != nil {
 		return nil, fmt.Errorf("load delegation %s: %w", id, err)
 	}
-	return RebuildDelegation(id, events)
+	return rebuildDelegation(id, events)
 }
 
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the
 // delegation index.
 func (s *Service) updateDelegation(ctx context.Context, id string, md func(*Delegation) Metadata, decide func(d *Delegation) ([]Event, error)) (AppendResult, *Delegation, error) {
-	for attempt := 1; ; attempt++ {
-		d, err := s.loadDelegation(ctx, id)
-		if err != nil {
-			return AppendResult{}, nil, err
-		}
-		events, err := decide(d)
-		if err != nil || len(events) == 0 {
-			if err == nil {
-				s.dels.publish(d)
-			}
-			return AppendResult{}, d, err
-		}
-		res, err := s.appendEvents(ctx, DelegationStream(id), Exact(d.version), events, md(d))
+	res, d, events, err := update(ctx, s, "delegation "+id, DelegationStream(id), func(ctx context.Context) (*Delegation, error) { return s.loadDelegation(ctx, id) }, md, decide)
+	if err != nil || len(events) == 0 {
 		if err == nil {
-			next := *d
-			for _, e := range events {
-				if err := next.apply(e); err != nil {
-					return res, nil, err
-				}
-			}
-			next.version = res.NextVersion
-			s.dels.publish(&next)
-			return res, &next, nil
+			s.dels.publish(d)
 		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, d, fmt.Errorf("delegation %s after %d attempts: %w", id, attempt, err)
+		return res, d, err
+	}
+	next := *d
+	for _, e := range events {
+		if err := next.apply(e); err != nil {
+			return res, nil, err
 		}
 	}
+	next.version = res.NextVersion
+	s.dels.publish(&next)
+	return res, &next, nil
 }
 
 // GrantDelegation lets the account with delegateEmail act for the caller until expiresAt
@@ -72,7 +62,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateE
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	norm, err := NormalizeEmail(delegateEmail)
+	norm, err := validate.Email(delegateEmail)
 	if err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
@@ -114,7 +104,7 @@ func (s *Service) ListDelegations(caller Session) ([]Delegation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.dels.ActiveFor(cur.AccountID, s.now()), nil
+	return s.dels.activeFor(cur.AccountID, s.now()), nil
 }
 
 // RevokeDelegation ends a delegation the caller granted or received (a sensitive change: an
@@ -145,7 +135,7 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller Session, id strin
 func (s *Service) endActingSessions(ctx context.Context, d *Delegation, md Metadata) (uint64, error) {
 	var pos uint64
 	var errs []error
-	for _, sess := range s.index.ByAccount(d.OwnerAccountID) {
+	for _, sess := range s.index.sessionsOf(d.OwnerAccountID) {
 		if sess.DelegationID != d.ID {
 			continue
 		}
@@ -181,7 +171,7 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		return LoginResult{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
 	}
 	now := s.now()
-	if !d.ActiveAt(now) {
+	if !d.activeAt(now) {
 		return LoginResult{}, fmt.Errorf("delegation %s was revoked or has expired: %w", id, ErrForbidden)
 	}
 	if cur.AAL != AAL2 {
@@ -205,7 +195,7 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		return LoginResult{}, err
 	}
 	// A revocation between the check and the start would have missed this session.
-	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.ActiveAt(s.now()) {
+	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.activeAt(s.now()) {
 		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, SignOutDelegationEnded, md)
 		return LoginResult{}, fmt.Errorf("delegation %s ended meanwhile: %w", id, ErrForbidden)
 	}
@@ -219,8 +209,8 @@ func (s *Service) actingValid(sess Session, now time.Time) bool {
 	if sess.DelegationID == "" {
 		return true
 	}
-	d, ok := s.dels.Get(sess.DelegationID)
-	return !ok || d.ActiveAt(now)
+	d, ok := s.dels.get(sess.DelegationID)
+	return !ok || d.activeAt(now)
 }
 
 // sweepDelegations writes DelegationExpired for every indexed delegation past its time and

@@ -2,14 +2,16 @@ package domain
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // LoginStatus is the outcome of a sign-in step, as API.md's status field.
@@ -52,14 +54,6 @@ type LoginResult struct {
 // maxAttemptedEmail bounds the attempted email kept in LoginFailed for unknown accounts.
 const maxAttemptedEmail = 320
 
-// typedThrottleKey is the account key of an identifier that is no valid email: a digest,
-// so that what was typed (perhaps a password) is kept nowhere, not even in a shared
-// ThrottleStore.
-func typedThrottleKey(typed string) string {
-	sum := sha256.Sum256([]byte(typed))
-	return "typed:" + hex.EncodeToString(sum[:16])
-}
-
 // Login checks an email and password for client clientID ("" for none; an unknown id is
 // ErrUnknownClient) and answers:
 //   - StatusAuthenticated with a new session (aal1, amr [pwd]) when the account has no
@@ -69,7 +63,7 @@ func typedThrottleKey(typed string) string {
 //     2FA and the account has none;
 //   - ErrInvalidCredentials for a wrong password and, after the same argon2 work (the
 //     dummy hash), for an unknown email;
-//   - *ThrottledError when the account (keyed by email, so unknown emails throttle alike)
+//   - *throttle.Error when the account (keyed by email, so unknown emails throttle alike)
 //     or the client IP failed too often; the attempt is counted before the password is
 //     checked, so parallel attempts get no more checks than sequential ones. A completed
 //     sign-in resets the account's count; a right password that leads to a second factor
@@ -87,20 +81,20 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	}
 	rm.ClientID = clientID
 	now := s.now()
-	norm, emailErr := NormalizeEmail(email)
-	attempted, key := norm, accountThrottleKey(norm)
+	norm, emailErr := validate.Email(email)
+	attempted, key := norm, throttle.AccountKey(norm)
 	if emailErr != nil {
-		attempted, key = "", typedThrottleKey(email)
+		attempted, key = "", throttle.TypedKey(email)
 	}
 	ipKey := ""
 	if rm.IP != "" {
-		ipKey = ipThrottleKey(rm.IP)
+		ipKey = throttle.IPKey(rm.IP)
 	}
 	at, err := s.reserveSignIn(ctx, key, ipKey, attempted, StagePassword, MethodPassword, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	var a *Account
 	if emailErr == nil {
 		var err error
@@ -111,7 +105,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	}
 	if a == nil {
 		s.hasher.VerifyDummy(password)
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, "", attempted, LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword,
 			Method: MethodPassword, At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
 		return LoginResult{}, ErrInvalidCredentials
@@ -122,7 +116,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 		return LoginResult{}, fmt.Errorf("account %s: %w", a.ID(), err)
 	}
 	if !ok {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StagePassword,
 			Method: MethodPassword, At: now}, md)
 		return LoginResult{}, ErrInvalidCredentials
@@ -139,7 +133,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	}
 	res, err := s.startSession(ctx, a.ID(), clientID, MethodPassword, []string{AMRPassword}, len(orgs) > 0, rm)
 	if err == nil {
-		at.succeeded()
+		at.Succeeded()
 	}
 	return res, err
 }
@@ -149,7 +143,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 // TOTPCodeAccepted or BackupCodeUsed with the account's expected version, so of concurrent
 // requests with one code exactly one succeeds. It answers StatusAuthenticated with an aal2
 // session, ErrInvalidCode for a wrong or used code (the fifth wrong code burns the ticket),
-// ErrTicketInvalid for an unknown, expired, used or burnt ticket, *ThrottledError (counted
+// ErrTicketInvalid for an unknown, expired, used or burnt ticket, *throttle.Error (counted
 // per account and client IP before the code is checked, like Login), or a
 // *ValidationError for another method.
 func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string, rm RequestMeta) (LoginResult, error) {
@@ -160,7 +154,7 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	case MethodBackupCode:
 		amr = AMRBackupCode
 	default:
-		return LoginResult{}, invalid("method", "must be %q or %q", MethodTOTP, MethodBackupCode)
+		return LoginResult{}, validate.Invalid("method", "must be %q or %q", MethodTOTP, MethodBackupCode)
 	}
 	now := s.now()
 	t, err := s.tickets.Attempt(ctx, ticket, now, s.cfg.TicketMaxTries)
@@ -168,21 +162,21 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 		return LoginResult{}, err
 	}
 	rm.ClientID = t.ClientID
-	key, ipKey := accountThrottleKey(t.Email), ""
+	key, ipKey := throttle.AccountKey(t.Email), ""
 	if rm.IP != "" {
-		ipKey = ipThrottleKey(rm.IP)
+		ipKey = throttle.IPKey(rm.IP)
 	}
 	at, err := s.reserveSignIn(ctx, key, ipKey, t.Email, StageSecondFactor, method, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	md := s.metadata(t.AccountID, Actor{Type: ActorAccount, ID: t.AccountID}, rm)
 	_, _, err = s.updateAccount(ctx, t.AccountID, md, func(a *Account) ([]Event, error) {
 		return s.decideSecondFactor(a, method, code, "login")
 	})
 	if errors.Is(err, ErrInvalidCode) {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, t.AccountID, "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageSecondFactor,
 			Method: method, At: now}, md)
 		if t.Tries >= s.cfg.TicketMaxTries {
@@ -198,7 +192,7 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	}
 	res, err := s.startSession(ctx, t.AccountID, t.ClientID, method, []string{AMRPassword, amr}, false, rm)
 	if err == nil {
-		at.succeeded()
+		at.Succeeded()
 	}
 	return res, err
 }
@@ -221,12 +215,12 @@ func (s *Service) decideSecondFactor(a *Account, method, code, purpose string) (
 
 // reserveSignIn counts a sign-in attempt on the account key and the IP key ("" for none)
 // before its credential is checked (see attempt; the caller defers its settle). When
-// either key is waiting it answers a *ThrottledError, recording the first refusal of a
+// either key is waiting it answers a *throttle.Error, recording the first refusal of a
 // wait as LoginFailed (throttled): on the account of email when there is one, else on
 // system-signin naming email (a normalised valid email, or "" for none).
-func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, method string, rm RequestMeta) (*attempt, error) {
+func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, method string, rm RequestMeta) (*throttle.Attempt, error) {
 	now := s.now()
-	at, d, err := s.reserve(ctx, key, ipKey, now)
+	at, d, err := s.cfg.Throttle.Reserve(ctx, key, ipKey, now)
 	if err != nil || d.Wait == 0 {
 		return at, err
 	}
@@ -242,15 +236,15 @@ func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, m
 			s.recordFailure(ctx, "", email, ev, s.metadata("", Actor{Type: ActorAccount}, rm))
 		}
 	}
-	return nil, &ThrottledError{RetryAfter: d.Wait}
+	return nil, &throttle.Error{RetryAfter: d.Wait}
 }
 
 // reserveReauth counts a re-authentication attempt of a signed-in caller on a's account
 // key before its credential is checked (see attempt; the caller defers its settle), or
-// answers a *ThrottledError, recording the first refusal of a wait (stage reauth).
-func (s *Service) reserveReauth(ctx context.Context, a *Account, method, sessionID string, md Metadata) (*attempt, error) {
+// answers a *throttle.Error, recording the first refusal of a wait (stage reauth).
+func (s *Service) reserveReauth(ctx context.Context, a *Account, method, sessionID string, md Metadata) (*throttle.Attempt, error) {
 	now := s.now()
-	at, d, err := s.reserve(ctx, accountThrottleKey(a.Email()), "", now)
+	at, d, err := s.cfg.Throttle.Reserve(ctx, throttle.AccountKey(a.Email()), "", now)
 	if err != nil || d.Wait == 0 {
 		return at, err
 	}
@@ -258,7 +252,7 @@ func (s *Service) reserveReauth(ctx context.Context, a *Account, method, session
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth, Method: method,
 			SessionID: sessionID, RetryAfterMS: d.Wait.Milliseconds(), At: now}, md)
 	}
-	return nil, &ThrottledError{RetryAfter: d.Wait}
+	return nil, &throttle.Error{RetryAfter: d.Wait}
 }
 
 // recordFailure appends a LoginFailed: to the account's stream when accountID is known,
@@ -271,7 +265,7 @@ func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail s
 	ev.AttemptedEmail = ""
 	if accountID != "" {
 		stream = AccountStream(accountID)
-	} else if norm, err := NormalizeEmail(attemptedEmail); err == nil {
+	} else if norm, err := validate.Email(attemptedEmail); err == nil {
 		ev.AttemptedEmail = truncateBytes(norm, maxAttemptedEmail)
 	}
 	res, err := s.appendEvents(ctx, stream, Any, []Event{ev}, md)
@@ -297,8 +291,8 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 		return LoginResult{}, err
 	}
 	now := s.now()
-	t := LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
-		Methods: a.SecondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
+	t := ephemeral.LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
+		Methods: a.secondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
 	if err := s.tickets.Put(ctx, t); err != nil {
 		return LoginResult{}, fmt.Errorf("store login ticket: %w", err)
 	}
@@ -327,7 +321,7 @@ func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	r := &SessionRecord{sess: Session{ID: sid}}
+	r := &sessionRecord{sess: Session{ID: sid}}
 	for _, e := range events {
 		if err := r.apply(e); err != nil {
 			return LoginResult{}, err
@@ -339,7 +333,7 @@ func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata)
 	if in.Restricted {
 		status = StatusEnrollmentRequired
 	}
-	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.Session(), Token: token},
+	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.session(), Token: token},
 		Position: res.LastPosition}, nil
 }
 
@@ -360,10 +354,9 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 		return 0, err
 	}
 	if (in.Password == "") == (in.Code == "") {
-		return 0, invalid("password", "give either the password or a code")
+		return 0, validate.Invalid("password", "give either the password or a code")
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}
@@ -378,7 +371,7 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 			return 0, err
 		}
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
 		return r.decideReauth(method, amr, s.now())
 	})
 	return res.LastPosition, err
@@ -393,12 +386,12 @@ func (s *Service) spendCode(ctx context.Context, a *Account, method, code, sessi
 	if err != nil {
 		return err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	_, _, err = s.updateAccount(ctx, a.ID(), md, func(a *Account) ([]Event, error) {
 		return s.decideSecondFactor(a, method, code, "reauth")
 	})
 	if errors.Is(err, ErrInvalidCode) {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
 			Method: method, SessionID: sessionID, At: now}, md)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 func TestLoginPasswordOnly(t *testing.T) {
@@ -194,7 +195,7 @@ func TestThrottling(t *testing.T) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
 		// even the right password is refused while throttled, without a hash
 		_, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", rm)
@@ -247,7 +248,7 @@ func TestThrottlingPerIP(t *testing.T) {
 	for i := 0; i < 20; i++ { // 20 different accounts, one IP: the IP's free failures
 		_, _ = h.svc.Login(h.ctx, "user"+string(rune('a'+i))+"@example.com", "wrong-password-123", "", rm)
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if _, err := h.svc.Login(h.ctx, "fresh@example.com", "x", "", rm); errors.As(err, &te) {
 		t.Fatalf("throttled after 20 IP failures: %v", err)
 	}

@@ -2,8 +2,9 @@ package domain
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // The organisation commands (API.md "Organisations"). Every change is an event on the
@@ -25,7 +26,7 @@ func (s *Service) loadOrg(ctx context.Context, orgID string) (*Org, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
 	}
-	return RebuildOrg(orgID, events)
+	return rebuildOrg(orgID, events)
 }
 
 // readAll reads a whole (short) stream in pages.
@@ -46,31 +47,19 @@ func (s *Service) readAll(ctx context.Context, stream string) ([]Envelope, error
 // updateOrg loads the organisation, lets decide return events, appends them with the
 // version it loaded (retrying on a conflict) and publishes the new state to the directory.
 func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*Org) Metadata, decide func(o *Org) ([]Event, error)) (AppendResult, *Org, error) {
-	for attempt := 1; ; attempt++ {
-		o, err := s.loadOrg(ctx, orgID)
-		if err != nil {
-			return AppendResult{}, nil, err
-		}
-		events, err := decide(o)
-		if err != nil || len(events) == 0 {
-			return AppendResult{}, o, err
-		}
-		res, err := s.appendEvents(ctx, OrgStream(orgID), Exact(o.version), events, md(o))
-		if err == nil {
-			next := o.clone()
-			for _, e := range events {
-				if err := next.apply(e); err != nil {
-					return res, nil, err
-				}
-			}
-			next.version = res.NextVersion
-			s.orgs.publish(next)
-			return res, next, nil
-		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, o, fmt.Errorf("organisation %s after %d attempts: %w", orgID, attempt, err)
+	res, o, events, err := update(ctx, s, "organisation "+orgID, OrgStream(orgID), func(ctx context.Context) (*Org, error) { return s.loadOrg(ctx, orgID) }, md, decide)
+	if err != nil || len(events) == 0 {
+		return res, o, err
+	}
+	next := o.clone()
+	for _, e := range events {
+		if err := next.apply(e); err != nil {
+			return res, nil, err
 		}
 	}
+	next.version = res.NextVersion
+	s.orgs.publish(next)
+	return res, next, nil
 }
 
 // CreateOrg creates an organisation named name (1..200 characters) whose owner is the
@@ -158,10 +147,10 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 	if err != nil {
 		return 0, err
 	}
-	if err := ValidateOrgRole(role); err != nil {
+	if err := validateOrgRole(role); err != nil {
 		return 0, err
 	}
-	norm, err := NormalizeEmail(email)
+	norm, err := validate.Email(email)
 	if err != nil {
 		return 0, err
 	}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 // PasskeyCeremony is what the browser needs to run a WebAuthn ceremony: ID names the
@@ -35,8 +37,8 @@ type PasskeyRegistration struct {
 }
 
 // passkeyConfig returns the passkey configuration, or ErrPasskeysDisabled.
-func (s *Service) passkeyConfig() (*PasskeyConfig, error) {
-	if !s.cfg.Passkeys.enabled() {
+func (s *Service) passkeyConfig() (*webauthn.Config, error) {
+	if !s.cfg.Passkeys.Enabled() {
 		return nil, ErrPasskeysDisabled
 	}
 	return &s.cfg.Passkeys, nil
@@ -44,7 +46,7 @@ func (s *Service) passkeyConfig() (*PasskeyConfig, error) {
 
 // newCeremony draws a ceremony id and challenge, lets build fill and encode the options,
 // and stores the ceremony.
-func (s *Service) newCeremony(ctx context.Context, c Ceremony, options func(challenge []byte) (json.RawMessage, error)) (PasskeyCeremony, error) {
+func (s *Service) newCeremony(ctx context.Context, c ephemeral.Ceremony, options func(challenge []byte) (json.RawMessage, error)) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return PasskeyCeremony{}, err
@@ -70,17 +72,17 @@ func (s *Service) newCeremony(ctx context.Context, c Ceremony, options func(chal
 
 // takeCeremony removes ceremony id from the store (single-use whatever follows) and checks
 // it is of kind and, for a caller's ceremony, was begun by that session.
-func (s *Service) takeCeremony(ctx context.Context, id string, kind CeremonyKind, caller *Session) (Ceremony, error) {
+func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.CeremonyKind, caller *Session) (ephemeral.Ceremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
-		return Ceremony{}, err
+		return ephemeral.Ceremony{}, err
 	}
 	c, err := cfg.Ceremonies.Take(ctx, id, s.now())
 	if err != nil {
-		return Ceremony{}, err
+		return ephemeral.Ceremony{}, err
 	}
 	if c.Kind != kind || caller != nil && (c.SessionID != caller.ID || c.AccountID != caller.AccountID) {
-		return Ceremony{}, ErrCeremonyInvalid
+		return ephemeral.Ceremony{}, ErrCeremonyInvalid
 	}
 	return c, nil
 }
@@ -88,11 +90,11 @@ func (s *Service) takeCeremony(ctx context.Context, id string, kind CeremonyKind
 // BeginPasskeyRegistration starts registering a passkey named name (1..64 characters,
 // else a *ValidationError) for the caller's account. It needs a recent authentication
 // (ErrReauthenticationRequired; Config.StepUpWindow); a restricted session may use it
-// (enrollment). An account holding MaxPasskeys passkeys gets ErrConflict. The creation
+// (enrollment). An account holding maxPasskeys passkeys gets ErrConflict. The creation
 // options ask for a discoverable credential and user verification ("preferred" both),
 // attestation "none", and exclude the account's passkeys; the user handle is the account
-// id's bytes. It writes nothing; the ceremony is kept (CeremonyStore) until
-// FinishPasskeyRegistration or PasskeyConfig.CeremonyTTL. ErrPasskeysDisabled without a
+// id's bytes. It writes nothing; the ceremony is kept (ephemeral.CeremonyStore) until
+// FinishPasskeyRegistration or passkey.Config.CeremonyTTL. ErrPasskeysDisabled without a
 // passkey configuration.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, name string) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
@@ -111,12 +113,12 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	if len(a.s.Passkeys) >= MaxPasskeys {
-		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, MaxPasskeys)
+	if len(a.s.Passkeys) >= maxPasskeys {
+		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
+	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
 		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
-		return webauthn.CreationOptions(cfg.relyingParty(), webauthnUser(a), descriptors(a.Passkeys()), challenge)
+		return webauthn.CreationOptions(cfg.RelyingParty(), webauthnUser(a), descriptors(a.Passkeys()), challenge)
 	})
 }
 
@@ -141,11 +143,11 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyRegistration, &cur)
+	c, err := s.takeCeremony(ctx, ceremonyID, ephemeral.CeremonyRegistration, &cur)
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	cred, err := webauthn.VerifyRegistration(cfg.relyingParty(), credential, c.Challenge, c.UserVerification == webauthn.UVRequired)
+	cred, err := webauthn.VerifyRegistration(cfg.RelyingParty(), credential, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
 		return PasskeyRegistration{}, &ValidationError{Field: "credential", Reason: webauthnReason(err)}
 	}
@@ -172,14 +174,10 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if issued {
 		out.BackupCodes = codes
 	}
-	if cur.AAL != AAL2 || cur.Restricted {
-		sres, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
-			return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
-		})
-		if err != nil {
-			return out, err
-		}
-		out.Position = max(out.Position, sres.LastPosition)
+	pos, err := s.provedSecondFactor(ctx, cur, md, MethodPasskey, AMRPasskey)
+	out.Position = max(out.Position, pos)
+	if err != nil {
+		return out, err
 	}
 	if signOutOthers {
 		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutByUser, md)
@@ -195,14 +193,9 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 // *ValidationError; ErrNotFound for an unknown id). It needs an active, unrestricted
 // session but no recent authentication; the same name writes nothing (position 0).
 func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, name string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapControl)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRenamePasskey(passkeyID, name, s.now())
+	return s.updateOwn(ctx, caller, CapControl, rm, func(a *Account, now time.Time) ([]Event, error) {
+		return a.decideRenamePasskey(passkeyID, name, now)
 	})
-	return res.LastPosition, err
 }
 
 // RemovePasskey removes a passkey of the caller (recent authentication needed;
@@ -210,18 +203,9 @@ func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, 
 // the backup codes (TwoFactorDisabled), which is ErrTwoFactorRequired while the
 // TwoFactorPolicy requires 2FA: the rule of RemoveTOTPDevice.
 func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
-	if err != nil {
-		return 0, err
-	}
-	orgs, err := s.requiredBy(ctx, cur.AccountID)
-	if err != nil {
-		return 0, err
-	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRemovePasskey(passkeyID, orgs, s.now())
+	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
+		return a.decideRemovePasskey(passkeyID, orgs, now)
 	})
-	return res.LastPosition, err
 }
 
 // BeginPasskeyLogin starts a passkey sign-in. With ticket "" it is usernameless: any
@@ -232,15 +216,15 @@ func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID s
 // verification "preferred"; the call counts one of the ticket's second-factor tries
 // (ErrTicketInvalid for an unknown, expired, used or burnt ticket), and an account without
 // a passkey gets ErrConflict. It writes nothing. A full ceremony store answers a
-// *ThrottledError.
+// *throttle.Error.
 func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
 	if ticket == "" {
-		return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, UserVerification: webauthn.UVRequired}, func(challenge []byte) (json.RawMessage, error) {
-			return webauthn.RequestOptions(cfg.relyingParty(), nil, challenge, webauthn.UVRequired)
+		return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, UserVerification: webauthn.UVRequired}, func(challenge []byte) (json.RawMessage, error) {
+			return webauthn.RequestOptions(cfg.RelyingParty(), nil, challenge, webauthn.UVRequired)
 		})
 	}
 	t, err := s.tickets.Attempt(ctx, ticket, s.now(), s.cfg.TicketMaxTries)
@@ -255,9 +239,9 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	if len(allow) == 0 {
 		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
+	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
 		func(challenge []byte) (json.RawMessage, error) {
-			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
+			return webauthn.RequestOptions(cfg.RelyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
 }
 
@@ -278,14 +262,14 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 // ErrInvalidCredentials: an unknown credential looks like a wrong password), recorded as
 // LoginFailed (invalid_second_factor on the account; unknown_account or
 // invalid_credentials on system-signin when no account is identified), and throttled like
-// other sign-ins per account and client IP (*ThrottledError); a failure that uses the
+// other sign-ins per account and client IP (*throttle.Error); a failure that uses the
 // ticket's last try burns the ticket.
 func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, credential json.RawMessage, clientID string, rm RequestMeta) (LoginResult, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return LoginResult{}, err
 	}
-	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyLogin, nil)
+	c, err := s.takeCeremony(ctx, ceremonyID, ephemeral.CeremonyLogin, nil)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -305,7 +289,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	ipKey := ""
 	if rm.IP != "" {
-		ipKey = ipThrottleKey(rm.IP)
+		ipKey = throttle.IPKey(rm.IP)
 	}
 	stage, amr := StagePasskey, []string{AMRPasskey}
 	if withTicket {
@@ -334,7 +318,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 		// No account: throttle and record by IP only (there is no email to key on). The
 		// attempt counts as a failure: nothing is checked that could succeed.
 		if ipKey != "" {
-			_, d, err := s.reserve(ctx, "", ipKey, now)
+			_, d, err := s.cfg.Throttle.Reserve(ctx, "", ipKey, now)
 			if err != nil {
 				return LoginResult{}, err
 			}
@@ -343,7 +327,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 					s.recordFailure(ctx, "", "", LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: MethodPasskey,
 						RetryAfterMS: d.Wait.Milliseconds(), At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
 				}
-				return LoginResult{}, &ThrottledError{RetryAfter: d.Wait}
+				return LoginResult{}, &throttle.Error{RetryAfter: d.Wait}
 			}
 		}
 		reason := LoginFailedUnknownAccount
@@ -354,14 +338,14 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 			s.metadata("", Actor{Type: ActorAccount}, rm))
 		return LoginResult{}, ErrPasskeyInvalid
 	}
-	at, err := s.reserveSignIn(ctx, accountThrottleKey(a.Email()), ipKey, a.Email(), stage, MethodPasskey, rm)
+	at, err := s.reserveSignIn(ctx, throttle.AccountKey(a.Email()), ipKey, a.Email(), stage, MethodPasskey, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
 	fail := func(err error) (LoginResult, error) {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: stage,
 			Method: MethodPasskey, At: now}, md)
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
@@ -378,7 +362,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: stage}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
-		at.failed()
+		at.Failed()
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, c.Ticket.ID)
 		}
@@ -395,7 +379,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	res, err := s.startSession(ctx, a.ID(), clientID, MethodPasskey, amr, false, rm)
 	if err == nil {
-		at.succeeded()
+		at.Succeeded()
 	}
 	return res, err
 }
@@ -413,7 +397,7 @@ func accountIDFromHandle(handle []byte) string {
 // checkAssertion finds the passkey p names among a's and verifies p with it. With a user
 // handle it must be a's; a ceremony with a ticket or a session only accepts a's passkeys
 // anyway (the allowCredentials it offered).
-func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Assertion, c Ceremony) (passkeyUse, error) {
+func (s *Service) checkAssertion(cfg *webauthn.Config, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (passkeyUse, error) {
 	if len(p.UserHandle) > 0 && string(p.UserHandle) != a.ID() {
 		return passkeyUse{}, webauthnErr("the user handle names another account")
 	}
@@ -424,7 +408,7 @@ func (s *Service) checkAssertion(cfg *PasskeyConfig, a *Account, p webauthn.Asse
 	if pk == nil {
 		return passkeyUse{}, webauthnErr("the credential is not registered")
 	}
-	r, err := webauthn.VerifyAssertion(cfg.relyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
+	r, err := webauthn.VerifyAssertion(cfg.RelyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
 		return passkeyUse{}, err
 	}
@@ -471,9 +455,9 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	if len(allow) == 0 {
 		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
 	}
-	return s.newCeremony(ctx, Ceremony{Kind: CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
+	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
 		func(challenge []byte) (json.RawMessage, error) {
-			return webauthn.RequestOptions(cfg.relyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
+			return webauthn.RequestOptions(cfg.RelyingParty(), descriptors(allow), challenge, webauthn.UVPreferred)
 		})
 }
 
@@ -493,12 +477,11 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	c, err := s.takeCeremony(ctx, ceremonyID, CeremonyReauth, &cur)
+	c, err := s.takeCeremony(ctx, ceremonyID, ephemeral.CeremonyReauth, &cur)
 	if err != nil {
 		return 0, err
 	}
-	md := s.callerMetadata(cur, rm)
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, md, err := s.callerAccount(ctx, cur, rm)
 	if err != nil {
 		return 0, err
 	}
@@ -507,9 +490,9 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	defer at.settle(ctx)
+	defer at.Settle(ctx)
 	fail := func(err error) (uint64, error) {
-		at.failed()
+		at.Failed()
 		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
 			Method: MethodPasskey, SessionID: cur.ID, At: now}, md)
 		return 0, fmt.Errorf("%w (%s)", ErrPasskeyInvalid, webauthnReason(err))
@@ -524,7 +507,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	}
 	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: StageReauth, SessionID: cur.ID}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
-		at.failed()
+		at.Failed()
 		return 0, err
 	}
 	if errors.Is(err, ErrPasskeyInvalid) {
@@ -533,7 +516,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
 		return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
 	})
 	return res.LastPosition, err

@@ -15,6 +15,9 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -26,7 +29,7 @@ const (
 var testRP = virtualwebauthn.RelyingParty{Name: "Vigil", ID: testRPID, Origin: testOrigin}
 
 func withPasskeys(c *domain.Config) {
-	c.Passkeys = domain.PasskeyConfig{RPID: testRPID, Origins: []string{testOrigin}}
+	c.Passkeys = passkey.Config{RPID: testRPID, Origins: []string{testOrigin}}
 }
 
 // device is a virtual authenticator holding one credential whose counter the test moves.
@@ -645,7 +648,7 @@ func TestPasskeyLoginThrottled(t *testing.T) {
 		pc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
 		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, evil, pc, uint32(i+1)), "", domain.RequestMeta{IP: "192.0.2.5"})
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if !errors.As(err, &te) {
 		t.Fatalf("after 7 failures: %v", err)
 	}
@@ -730,7 +733,7 @@ func newHarnessSharing(t *testing.T, h *harness, opts ...func(*domain.Config)) *
 	t.Helper()
 	cfg := h.cfg
 	cfg.Sessions = h.svc.Sessions()
-	cfg.Passkeys = domain.PasskeyConfig{}
+	cfg.Passkeys = passkey.Config{}
 	withPasskeys(&cfg)
 	for _, o := range opts {
 		o(&cfg)
@@ -889,11 +892,11 @@ func TestPasskeyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(pc domain.PasskeyConfig) error {
+	build := func(pc passkey.Config) error {
 		_, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Hasher: hasher, Passkeys: pc})
 		return err
 	}
-	pc, err := domain.PasskeyConfigFromPublicURL("https://Vigil.Example:8443/portal/")
+	pc, err := passkey.ConfigFromPublicURL("https://Vigil.Example:8443/portal/")
 	if err != nil || pc.RPID != "vigil.example" || !slices.Equal(pc.Origins, []string{"https://Vigil.Example:8443"}) {
 		t.Fatalf("%+v %v", pc, err)
 	}
@@ -901,14 +904,14 @@ func TestPasskeyConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"vigil.example", "http://127.0.0.1:8080", "http://vigil.example"} {
-		if _, err := domain.PasskeyConfigFromPublicURL(bad); err == nil {
+		if _, err := passkey.ConfigFromPublicURL(bad); err == nil {
 			t.Fatalf("public URL %q accepted", bad)
 		}
 	}
-	if pc, err := domain.PasskeyConfigFromPublicURL("http://localhost:8080"); err != nil || pc.RPID != "localhost" {
+	if pc, err := passkey.ConfigFromPublicURL("http://localhost:8080"); err != nil || pc.RPID != "localhost" {
 		t.Fatalf("localhost: %+v %v", pc, err)
 	}
-	for _, ok := range []domain.PasskeyConfig{
+	for _, ok := range []passkey.Config{
 		{},
 		{RPID: "vigil.example"},
 		{RPID: "localhost", Origins: []string{"http://localhost:8080"}},
@@ -918,7 +921,7 @@ func TestPasskeyConfig(t *testing.T) {
 			t.Errorf("%+v: %v", ok, err)
 		}
 	}
-	for _, bad := range []domain.PasskeyConfig{
+	for _, bad := range []passkey.Config{
 		{Origins: []string{testOrigin}},
 		{RPID: "https://vigil.example"},
 		{RPID: "vigil.example:443"},
@@ -939,9 +942,9 @@ func TestPasskeyConfig(t *testing.T) {
 
 func TestMemoryCeremonyStore(t *testing.T) {
 	ctx := t.Context()
-	m := domain.NewMemoryCeremonyStoreWithLimit(2)
-	c := func(id string, exp time.Time) domain.Ceremony {
-		return domain.Ceremony{ID: id, Kind: domain.CeremonyLogin, Challenge: []byte{1}, ExpiresAt: exp}
+	m := ephemeral.NewMemoryCeremonyStoreWithLimit(2)
+	c := func(id string, exp time.Time) ephemeral.Ceremony {
+		return ephemeral.Ceremony{ID: id, Kind: ephemeral.CeremonyLogin, Challenge: []byte{1}, ExpiresAt: exp}
 	}
 	if err := m.Put(ctx, c("a", start.Add(time.Minute)), start); err != nil {
 		t.Fatal(err)
@@ -949,7 +952,7 @@ func TestMemoryCeremonyStore(t *testing.T) {
 	if err := m.Put(ctx, c("b", start.Add(2*time.Minute)), start); err != nil {
 		t.Fatal(err)
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if err := m.Put(ctx, c("c", start.Add(time.Minute)), start); !errors.As(err, &te) || te.RetryAfter != time.Minute {
 		t.Fatalf("full store: %v", err)
 	}

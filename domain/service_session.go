@@ -50,8 +50,8 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 		return 0, err
 	}
 	// Someone else wrote to the session: decide again on the stream.
-	res, _, err = s.updateSession(ctx, sessionID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
-		if ended, _ := r.Ended(); ended {
+	res, _, err = s.updateSession(ctx, sessionID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
+		if ended, _ := r.endState(); ended {
 			return nil, ErrSessionNotFound
 		}
 		return r.decideAccess(s.now(), s.cfg.TouchInterval), nil
@@ -89,7 +89,8 @@ func (s *Service) SignOut(ctx context.Context, caller Session, sessionID string,
 	return s.signOut(ctx, sessionID, cur.AccountID, reason, s.callerMetadata(cur, rm))
 }
 
-// SignOutResult tells how many sessions were signed out.
+// SignOutResult tells how many sessions were signed out (by SignOutOthers, or by a
+// ChangePassword that signed the other sessions out).
 type SignOutResult struct {
 	SignedOut int
 	Position  uint64
@@ -117,7 +118,7 @@ func (s *Service) AdminSignOut(ctx context.Context, sessionID string, rm Request
 func (s *Service) AccountSessions(accountID string) []Session {
 	now := s.now()
 	var out []Session
-	for _, sess := range s.index.ByAccount(accountID) {
+	for _, sess := range s.index.sessionsOf(accountID) {
 		if sess.expiredReason(now) == "" {
 			out = append(out, sess)
 		}
@@ -127,11 +128,11 @@ func (s *Service) AccountSessions(accountID string) []Session {
 
 // signOut ends session sessionID with reason; ownerID, when set, must own it.
 func (s *Service) signOut(ctx context.Context, sessionID, ownerID, reason string, md Metadata) (uint64, error) {
-	res, _, err := s.updateSession(ctx, sessionID, func(r *SessionRecord) Metadata {
+	res, _, err := s.updateSession(ctx, sessionID, func(r *sessionRecord) Metadata {
 		m := md
 		m.SubjectAccountID = r.sess.AccountID
 		return m
-	}, func(r *SessionRecord) ([]Event, error) {
+	}, func(r *sessionRecord) ([]Event, error) {
 		if ownerID != "" && r.sess.AccountID != ownerID {
 			return nil, ErrSessionNotFound
 		}
@@ -146,7 +147,7 @@ func (s *Service) signOut(ctx context.Context, sessionID, ownerID, reason string
 // signOutAll ends every indexed session of accountID except keep.
 func (s *Service) signOutAll(ctx context.Context, accountID, keep, reason string, md Metadata) (int, uint64, error) {
 	n, pos := 0, uint64(0)
-	for _, sess := range s.index.ByAccount(accountID) {
+	for _, sess := range s.index.sessionsOf(accountID) {
 		if sess.ID == keep {
 			continue
 		}
@@ -189,11 +190,11 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 	for _, id := range s.index.expired(now) {
 		local, _ := s.index.Get(id)
 		md := Metadata{Actor: Actor{Type: ActorSystem}}
-		res, _, err := s.updateSession(ctx, id, func(r *SessionRecord) Metadata {
+		res, _, err := s.updateSession(ctx, id, func(r *sessionRecord) Metadata {
 			m := md
 			m.SubjectAccountID, m.ClientID = r.sess.AccountID, r.sess.ClientID
 			return m
-		}, func(r *SessionRecord) ([]Event, error) {
+		}, func(r *sessionRecord) ([]Event, error) {
 			if local.LastAccessedAt.After(r.sess.LastAccessedAt) {
 				r.sess.LastAccessedAt = local.LastAccessedAt
 			}
@@ -208,7 +209,7 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 			out.Position = max(out.Position, res.LastPosition)
 		}
 	}
-	s.index.Prune(now)
+	s.index.prune(now)
 	if err := s.cfg.Throttle.Store.Prune(ctx, now); err != nil {
 		errs = append(errs, fmt.Errorf("prune throttling: %w", err))
 	}

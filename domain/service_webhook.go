@@ -5,15 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
-
-// MaxWebhookURL bounds the length of a webhook endpoint's URL.
-const MaxWebhookURL = 2048
 
 // Webhook is a registered webhook endpoint.
 type Webhook struct {
@@ -25,8 +21,8 @@ type Webhook struct {
 	Secret string
 }
 
-// WebhookSecretPrefix starts a Standard Webhooks secret.
-const WebhookSecretPrefix = "whsec_"
+// webhookSecretPrefix starts a Standard Webhooks secret.
+const webhookSecretPrefix = "whsec_"
 
 // webhookAAD binds a sealed webhook secret to its endpoint.
 func webhookAAD(webhookID string) []byte { return []byte("webhook-secret:" + webhookID) }
@@ -41,41 +37,12 @@ func OpenWebhookSecret(k *credential.Keyring, e WebhookRegistered) ([]byte, erro
 	return key, nil
 }
 
-// ValidateWebhookURL checks an endpoint URL and returns it normalised: an absolute http or
-// https URL with a host, no credentials (they would sit in the log in clear; receivers
-// authenticate Vigil by the signature) and no fragment, at most MaxWebhookURL bytes. A
-// refusal is a *ValidationError of field "url".
-func ValidateWebhookURL(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "", invalid("url", "is required")
-	}
-	if len(raw) > MaxWebhookURL {
-		return "", invalid("url", "must be at most %d bytes", MaxWebhookURL)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", invalid("url", "is not a URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", invalid("url", "must be an http or https URL")
-	case u.Host == "" || u.Hostname() == "":
-		return "", invalid("url", "must name a host")
-	case u.User != nil:
-		return "", invalid("url", "must not carry credentials")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", invalid("url", "must not have a fragment")
-	}
-	return u.String(), nil
-}
-
 // RegisterWebhook registers a webhook endpoint (WebhookRegistered on system-webhook-<id>)
 // with a new signing secret of its own, and returns it (with the secret in clear, for the
 // caller to show once) and the global position written. rm.Actor names the administrator.
-// The URL is checked with ValidateWebhookURL.
+// The URL is checked with validate.WebhookURL.
 func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm RequestMeta) (Webhook, uint64, error) {
-	u, err := ValidateWebhookURL(rawURL)
+	u, err := validate.WebhookURL(rawURL)
 	if err != nil {
 		return Webhook{}, 0, err
 	}
@@ -88,7 +55,7 @@ func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm Request
 	if err != nil {
 		return Webhook{}, 0, err
 	}
-	w.Secret = WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
+	w.Secret = webhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
 	res, err := s.appendEvents(ctx, WebhookStream(w.ID), NoStream,
 		[]Event{WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
 		s.metadata("", Actor{Type: ActorSystem}, rm))

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/eventtype"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Service tokens: credentials of machines (SIEMs, compliance tools) for the event stream and
@@ -99,17 +102,17 @@ func (ServiceTokenRevoked) EventType() string { return EventServiceTokenRevoked 
 func (ServiceTokenUseDenied) EventType() string { return EventServiceTokenUseDenied }
 
 // registerServiceTokenEvents registers the service token events (called by registerEvents).
-func registerServiceTokenEvents(r *EventRegistry) {
-	r.Register(EventServiceTokenCreated, 1, decoderOf[ServiceTokenCreated](), Fields{
-		"token_id": FieldPublic, "name": FieldPublic, "scopes": FieldPublic, "token_hash": FieldSecret,
-		"at": FieldPublic,
+func registerServiceTokenEvents(r *eventtype.Registry) {
+	r.Register(EventServiceTokenCreated, 1, decoderOf[ServiceTokenCreated](), fields{
+		"token_id": public, "name": public, "scopes": public, "token_hash": secret,
+		"at": public,
 	})
-	r.Register(EventServiceTokenRevoked, 1, decoderOf[ServiceTokenRevoked](), Fields{
-		"token_id": FieldPublic, "at": FieldPublic,
+	r.Register(EventServiceTokenRevoked, 1, decoderOf[ServiceTokenRevoked](), fields{
+		"token_id": public, "at": public,
 	})
-	r.Register(EventServiceTokenUseDenied, 1, decoderOf[ServiceTokenUseDenied](), Fields{
-		"token_id": FieldPublic, "reason": FieldPublic, "scope": FieldPublic, "suppressed": FieldPublic,
-		"at": FieldPublic,
+	r.Register(EventServiceTokenUseDenied, 1, decoderOf[ServiceTokenUseDenied](), fields{
+		"token_id": public, "reason": public, "scope": public, "suppressed": public,
+		"at": public,
 	})
 }
 
@@ -134,8 +137,8 @@ type ServiceToken struct {
 	RevokedAt time.Time
 }
 
-// HasScope reports whether the token holds scope.
-func (t ServiceToken) HasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
+// hasScope reports whether the token holds scope.
+func (t ServiceToken) hasScope(scope string) bool { return slices.Contains(t.Scopes, scope) }
 
 func (t ServiceToken) clone() ServiceToken {
 	t.Scopes = slices.Clone(t.Scopes)
@@ -328,12 +331,12 @@ const MaxServiceTokenName = 100
 // cleanScopes validates scopes: at least one, each a known scope; duplicates collapse.
 func cleanScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
-		return nil, invalid("scopes", "must name at least one scope (%s)", strings.Join(ServiceTokenScopes, ", "))
+		return nil, validate.Invalid("scopes", "must name at least one scope (%s)", strings.Join(ServiceTokenScopes, ", "))
 	}
 	out := make([]string, 0, len(scopes))
 	for _, sc := range scopes {
 		if !slices.Contains(ServiceTokenScopes, sc) {
-			return nil, invalid("scopes", "each scope must be one of %s", strings.Join(ServiceTokenScopes, ", "))
+			return nil, validate.Invalid("scopes", "each scope must be one of %s", strings.Join(ServiceTokenScopes, ", "))
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
@@ -356,7 +359,7 @@ func tokenMetadata(def Actor, rm RequestMeta) Metadata {
 // returns it, its secret (shown once: only its SHA-256 is stored) and the position written.
 // rm.Actor names the admin. The token authenticates on this instance when Create returns.
 func (s *ServiceTokens) Create(ctx context.Context, name string, scopes []string, rm RequestMeta) (ServiceToken, string, uint64, error) {
-	n, nerr := cleanText("name", name, MaxServiceTokenName, true)
+	n, nerr := validate.Text("name", name, MaxServiceTokenName, true)
 	sc, serr := cleanScopes(scopes)
 	if err := errors.Join(nerr, serr); err != nil {
 		return ServiceToken{}, "", 0, err
@@ -453,7 +456,7 @@ func (s *ServiceTokens) Authenticate(ctx context.Context, token, scope string, r
 	switch {
 	case tok.Revoked:
 		return ServiceToken{}, s.deny(ctx, tok, DeniedRevoked, "", rm, ErrServiceTokenInvalid)
-	case !tok.HasScope(scope):
+	case !tok.hasScope(scope):
 		return ServiceToken{}, s.deny(ctx, tok, DeniedInsufficientScope, scope, rm, ErrInsufficientScope)
 	}
 	return tok, nil

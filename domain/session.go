@@ -49,9 +49,9 @@ func (s Session) clone() Session {
 	return s
 }
 
-// SessionRecord is the aggregate of a session-<id> stream. Its fields are unexported; it is
-// built only by RebuildSession.
-type SessionRecord struct {
+// sessionRecord is the aggregate of a session-<id> stream. Its fields are unexported; it is
+// built only by rebuildSession.
+type sessionRecord struct {
 	sess             Session
 	tokenHash        string
 	version          uint64
@@ -60,21 +60,18 @@ type SessionRecord struct {
 	recordedAccessAt time.Time // At of the last SessionAccessed (or the start)
 }
 
-// RebuildSession is the one function that rebuilds a session from its stream: events from
+// rebuildSession is the one function that rebuilds a session from its stream: events from
 // version 1 on, in order, with SessionStarted among the first two. It returns ErrSessionNotFound
 // for an empty stream and an error for a gap or an event that does not belong there.
-func RebuildSession(sessionID string, events []Envelope) (*SessionRecord, error) {
+func rebuildSession(sessionID string, events []Envelope) (*sessionRecord, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("session %s: %w", sessionID, ErrSessionNotFound)
 	}
-	r := &SessionRecord{sess: Session{ID: sessionID}}
+	r := &sessionRecord{sess: Session{ID: sessionID}}
 	for _, env := range events {
-		if env.Version != r.version+1 {
-			return nil, fmt.Errorf("session %s: event version %d after %d: stream gap", sessionID, env.Version, r.version)
-		}
-		e, err := DecodeEvent(env)
+		e, err := decodeNext("session", sessionID, r.version, env)
 		if err != nil {
-			return nil, fmt.Errorf("session %s v%d: %w", sessionID, env.Version, err)
+			return nil, err
 		}
 		if err := r.apply(e); err != nil {
 			return nil, fmt.Errorf("session %s v%d: %w", sessionID, env.Version, err)
@@ -89,7 +86,7 @@ func RebuildSession(sessionID string, events []Envelope) (*SessionRecord, error)
 
 var errNotSessionEvent = errors.New("event does not belong on a session stream")
 
-func (r *SessionRecord) apply(e Event) error {
+func (r *sessionRecord) apply(e Event) error {
 	switch e := e.(type) {
 	case LoginSucceeded:
 		// The sign-in record; the session's state comes from SessionStarted.
@@ -128,17 +125,17 @@ func sessionFromStarted(e SessionStarted) Session {
 		IdleTimeout: time.Duration(e.IdleTimeoutSeconds) * time.Second}
 }
 
-// Session returns the session's state.
-func (r *SessionRecord) Session() Session { return r.sess.clone() }
+// session returns a copy of the session's state.
+func (r *sessionRecord) session() Session { return r.sess.clone() }
 
 // Version returns the stream version the record was read at.
-func (r *SessionRecord) Version() uint64 { return r.version }
+func (r *sessionRecord) Version() uint64 { return r.version }
 
-// Ended reports whether the session was signed out or expired, and why.
-func (r *SessionRecord) Ended() (bool, string) { return r.ended, r.endReason }
+// endState reports whether the session was signed out or expired, and why.
+func (r *sessionRecord) endState() (bool, string) { return r.ended, r.endReason }
 
 // decideAccess records a use at now unless the last recorded one is less than interval ago.
-func (r *SessionRecord) decideAccess(now time.Time, interval time.Duration) []Event {
+func (r *sessionRecord) decideAccess(now time.Time, interval time.Duration) []Event {
 	if r.ended || now.Sub(r.recordedAccessAt) < interval || r.sess.expiredReason(now) != "" {
 		return nil
 	}
@@ -146,7 +143,7 @@ func (r *SessionRecord) decideAccess(now time.Time, interval time.Duration) []Ev
 }
 
 // decideReauth renews authenticated_at with method (whose amr value is amr).
-func (r *SessionRecord) decideReauth(method, amr string, now time.Time) ([]Event, error) {
+func (r *sessionRecord) decideReauth(method, amr string, now time.Time) ([]Event, error) {
 	if r.ended || r.sess.expiredReason(now) != "" {
 		return nil, fmt.Errorf("session %s: %w", r.sess.ID, ErrSessionNotFound)
 	}
@@ -157,7 +154,7 @@ func (r *SessionRecord) decideReauth(method, amr string, now time.Time) ([]Event
 	return []Event{ReauthSucceeded{Method: method, AMR: newAMR, AAL: aalOf(newAMR), At: now}}, nil
 }
 
-func (r *SessionRecord) decideSignOut(reason string, now time.Time) ([]Event, error) {
+func (r *sessionRecord) decideSignOut(reason string, now time.Time) ([]Event, error) {
 	if r.ended {
 		return nil, fmt.Errorf("session %s: %w", r.sess.ID, ErrSessionNotFound)
 	}
@@ -166,7 +163,7 @@ func (r *SessionRecord) decideSignOut(reason string, now time.Time) ([]Event, er
 
 // decideExpire returns SessionExpired when the session is past its lifetime or idle limit at
 // now and not ended yet.
-func (r *SessionRecord) decideExpire(now time.Time) []Event {
+func (r *sessionRecord) decideExpire(now time.Time) []Event {
 	if r.ended {
 		return nil
 	}

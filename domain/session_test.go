@@ -28,11 +28,11 @@ func TestSessionDecisions(t *testing.T) {
 	if two := startEvents("s", "a", "t", []string{AMRPassword, AMROTP}, t0); two[1].(SessionStarted).AAL != AAL2 {
 		t.Fatal("pwd+otp is not aal2")
 	}
-	r, err := RebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
+	r, err := rebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := r.Session()
+	s := r.session()
 	if s.AccountID != "a1" || !s.AuthenticatedAt.Equal(t0) || !s.LastAccessedAt.Equal(t0) || s.IdleTimeout != 2*time.Hour {
 		t.Fatalf("session %+v", s)
 	}
@@ -58,11 +58,11 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatal("no access event after a minute")
 	}
 	all := append(slices.Clone(start), ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if ev := r.decideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
 		t.Fatal("second access event within a minute")
 	}
-	if got := r.Session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
+	if got := r.session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("last access %s", got)
 	}
 	// re-authentication
@@ -75,8 +75,8 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatalf("reauth %+v", ra)
 	}
 	all = append(all, ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if s := r.session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
 		t.Fatalf("after reauth %+v", s)
 	}
 	// expiry and sign-out
@@ -91,8 +91,8 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	all = append(all, ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ended, why := r.Ended(); !ended || why != SignOutLogout {
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ended, why := r.endState(); !ended || why != SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
 	if _, err := r.decideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
@@ -101,13 +101,13 @@ func TestSessionDecisions(t *testing.T) {
 	if r.decideExpire(t0.Add(48*time.Hour)) != nil || r.decideAccess(t0.Add(time.Hour), time.Minute) != nil {
 		t.Fatal("events for an ended session")
 	}
-	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := rebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("empty stream: %v", err)
 	}
 }
 
 func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
-	x := NewSessionIndex()
+	x := newSessionIndex()
 	envs := envelopes(t, SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{AMRPassword}, t0),
 		SessionAccessed{At: t0.Add(5 * time.Minute)}, SessionSignedOut{Reason: SignOutLogout, At: t0.Add(6 * time.Minute)})...)
 	other := envelopes(t, AccountStream("a1"), registered)
@@ -126,7 +126,7 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if _, ok := x.Lookup(HashSessionToken("other")); ok {
 		t.Fatal("unknown token found")
 	}
-	if got := x.ByAccount("a1"); len(got) != 1 || got[0].ID != "s1" {
+	if got := x.sessionsOf("a1"); len(got) != 1 || got[0].ID != "s1" {
 		t.Fatalf("by account %v", got)
 	}
 	// replaying an old envelope changes nothing
@@ -139,7 +139,7 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if err := x.Apply(envs[3]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.ByAccount("a1")) != 0 {
+	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
 		t.Fatal("signed-out session still indexed")
 	}
 	// a late SessionStarted (a lagging projection) does not bring it back
@@ -149,7 +149,7 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if _, ok := x.Lookup(HashSessionToken("tok")); ok {
 		t.Fatal("tombstoned session resurrected")
 	}
-	x.Prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
+	x.prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
 	if len(x.tombstones) != 0 {
 		t.Fatal("tombstone not pruned")
 	}
@@ -158,10 +158,10 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 	// The synchronous path signs a session out before the projection has even delivered
 	// its start: the start must not appear afterwards.
-	x := NewSessionIndex()
+	x := newSessionIndex()
 	all := append(startEvents("s2", "a1", "tok2", []string{AMRPassword}, t0), SessionSignedOut{Reason: SignOutByAdmin, At: t0})
 	envs := envelopes(t, SessionStream("s2"), all...)
-	r, err := RebuildSession("s2", envs)
+	r, err := rebuildSession("s2", envs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 }
 
 func TestSessionIndexConcurrentUse(t *testing.T) {
-	x := NewSessionIndex()
+	x := newSessionIndex()
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -192,50 +192,12 @@ func TestSessionIndexConcurrentUse(t *testing.T) {
 					return
 				}
 				x.touch(sid, t0.Add(time.Duration(j)*time.Second))
-				_ = x.ByAccount("a1")
+				_ = x.sessionsOf("a1")
 			}
 		}(i)
 	}
 	wg.Wait()
 	if x.Len() != 8 {
 		t.Fatalf("%d sessions", x.Len())
-	}
-}
-
-func TestTickets(t *testing.T) {
-	ctx := t.Context()
-	m := NewMemoryTicketStore()
-	_ = m.Put(ctx, LoginTicket{ID: "t1", AccountID: "a1", ExpiresAt: t0.Add(5 * time.Minute)})
-	for i := 1; i <= 5; i++ {
-		tk, err := m.Attempt(ctx, "t1", t0, 5)
-		if err != nil || tk.Tries != i {
-			t.Fatalf("try %d: %+v %v", i, tk, err)
-		}
-	}
-	if _, err := m.Attempt(ctx, "t1", t0, 5); !errors.Is(err, ErrTicketInvalid) {
-		t.Fatalf("sixth try: %v", err)
-	}
-	_ = m.Put(ctx, LoginTicket{ID: "t2", ExpiresAt: t0.Add(5 * time.Minute)})
-	if _, err := m.Attempt(ctx, "t2", t0.Add(5*time.Minute), 5); !errors.Is(err, ErrTicketInvalid) {
-		t.Fatalf("expired: %v", err)
-	}
-	_ = m.Put(ctx, LoginTicket{ID: "t3", ExpiresAt: t0.Add(5 * time.Minute)})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if m.Consume(ctx, "t3") {
-				mu.Lock()
-				wins++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if wins != 1 {
-		t.Fatalf("%d consumers won", wins)
 	}
 }

@@ -26,9 +26,9 @@ import (
 // hashes (let alone tokens) that exist, by SHA-256's preimage resistance.
 type SessionIndex struct {
 	mu         sync.RWMutex
-	byHash     map[[32]byte]*SessionRecord
-	byID       map[string]*SessionRecord
-	byAccount  map[string]map[string]*SessionRecord
+	byHash     map[[32]byte]*sessionRecord
+	byID       map[string]*sessionRecord
+	byAccount  map[string]map[string]*sessionRecord
 	tombstones map[string]time.Time // ended session id -> when the tombstone may go
 }
 
@@ -36,12 +36,12 @@ type SessionIndex struct {
 // an ended session's tombstone is kept; Prune drops older ones.
 const tombstoneGrace = 48 * time.Hour
 
-// NewSessionIndex returns an empty index.
-func NewSessionIndex() *SessionIndex {
+// newSessionIndex returns an empty index.
+func newSessionIndex() *SessionIndex {
 	return &SessionIndex{
-		byHash:     map[[32]byte]*SessionRecord{},
-		byID:       map[string]*SessionRecord{},
-		byAccount:  map[string]map[string]*SessionRecord{},
+		byHash:     map[[32]byte]*sessionRecord{},
+		byID:       map[string]*sessionRecord{},
+		byAccount:  map[string]map[string]*sessionRecord{},
 		tombstones: map[string]time.Time{},
 	}
 }
@@ -69,8 +69,8 @@ func (x *SessionIndex) Get(sessionID string) (Session, bool) {
 	return r.sess.clone(), true
 }
 
-// ByAccount returns the account's sessions the index holds, oldest first.
-func (x *SessionIndex) ByAccount(accountID string) []Session {
+// sessionsOf returns the account's sessions the index holds, oldest first.
+func (x *SessionIndex) sessionsOf(accountID string) []Session {
 	x.mu.RLock()
 	out := make([]Session, 0, len(x.byAccount[accountID]))
 	for _, r := range x.byAccount[accountID] {
@@ -119,14 +119,14 @@ func (x *SessionIndex) Apply(env Envelope) error {
 	if cur != nil && env.Version <= cur.version {
 		return nil
 	}
-	var next *SessionRecord
+	var next *sessionRecord
 	switch {
 	case cur != nil:
 		c := *cur
 		c.sess = cur.sess.clone()
 		next = &c
 	case env.Type == EventSessionStarted:
-		next = &SessionRecord{sess: Session{ID: id}}
+		next = &sessionRecord{sess: Session{ID: id}}
 	case env.Type == EventSessionSignedOut || env.Type == EventSessionExpired:
 		x.tombstones[id] = env.RecordedAt.Add(tombstoneGrace)
 		return nil
@@ -147,7 +147,7 @@ func (x *SessionIndex) Apply(env Envelope) error {
 
 // observe records the state of a session a command has just read or written: newer than the
 // held entry replaces it (keeping the later local access time); ended removes it.
-func (x *SessionIndex) observe(r *SessionRecord) {
+func (x *SessionIndex) observe(r *sessionRecord) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, dead := x.tombstones[r.sess.ID]; dead {
@@ -166,7 +166,7 @@ func (x *SessionIndex) observe(r *SessionRecord) {
 }
 
 // putLocked stores r, or removes and tombstones it when it has ended. x.mu must be held.
-func (x *SessionIndex) putLocked(r *SessionRecord) {
+func (x *SessionIndex) putLocked(r *sessionRecord) {
 	id := r.sess.ID
 	if old := x.byID[id]; old != nil {
 		delete(x.byHash, old.tokenKey())
@@ -186,7 +186,7 @@ func (x *SessionIndex) putLocked(r *SessionRecord) {
 	x.byID[id] = r
 	m := x.byAccount[r.sess.AccountID]
 	if m == nil {
-		m = map[string]*SessionRecord{}
+		m = map[string]*sessionRecord{}
 		x.byAccount[r.sess.AccountID] = m
 	}
 	m[id] = r
@@ -223,8 +223,8 @@ func (x *SessionIndex) expired(now time.Time) []string {
 	return ids
 }
 
-// Prune drops tombstones that are past their time at now. The Service's Sweep calls it.
-func (x *SessionIndex) Prune(now time.Time) {
+// prune drops tombstones that are past their time at now. The Service's Sweep calls it.
+func (x *SessionIndex) prune(now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id, until := range x.tombstones {
@@ -235,7 +235,7 @@ func (x *SessionIndex) Prune(now time.Time) {
 }
 
 // tokenKey is the index key of r: its token hash as bytes.
-func (r *SessionRecord) tokenKey() [32]byte {
+func (r *sessionRecord) tokenKey() [32]byte {
 	var k [32]byte
 	b, err := hex.DecodeString(r.tokenHash)
 	if err == nil && len(b) == len(k) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 // freeChecks: five free failures and the one that starts the first wait are checked.
@@ -16,7 +17,7 @@ const freeChecks = 5 + 1
 // countOutcomes sorts the errors of a burst into checked (wrong credential) and throttled.
 func countOutcomes(t *testing.T, errs []error, wrong error) (checked, throttled int) {
 	t.Helper()
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	for _, err := range errs {
 		switch {
 		case errors.Is(err, wrong):
@@ -83,7 +84,7 @@ func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
 	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
 		t.Errorf("%d invalid_credentials events for %d checks", n, checked)
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); !errors.As(err, &te) {
 		t.Errorf("the right password after the burst: %v", err)
 	}
@@ -105,7 +106,7 @@ func TestThrottlingIPv6CountsPer64(t *testing.T) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	if err := wrong(100, "2001:db8::3"); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("the failure that starts the wait: %v", err)
 	}
@@ -138,7 +139,7 @@ func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
 	h := newHarness(t)
 	const secret = "hunter2-secret"
 	rm := domain.RequestMeta{IP: "192.0.2.7"}
-	var te *domain.ThrottledError
+	var te *throttle.Error
 	for i := range 7 { // six checked, the seventh throttled (and recorded)
 		_, err := h.svc.Login(h.ctx, secret, "x", "", rm)
 		if i < 6 && !errors.Is(err, domain.ErrInvalidCredentials) || i == 6 && !errors.As(err, &te) {

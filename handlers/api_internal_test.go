@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -39,7 +38,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	}
 	defer pdb.Close()
 	s := newTestServer(t, Config{Store: store, Accounts: svc, SecretKey: key, ReadModels: pdb, Log: store})
-	if s.subjects == nil {
+	if s.api.Subjects == nil {
 		t.Error("the SQLite store's ReadSubject was not found")
 	}
 	rec := s.get(t, "/openapi.json")
@@ -61,7 +60,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	for p, item := range doc.Paths {
 		for m, op := range item {
 			documented = append(documented, strings.ToUpper(m)+" "+p)
-			if !strings.HasPrefix(p, apiPrefix) {
+			if !strings.HasPrefix(p, web.ApiPrefix) {
 				continue
 			}
 			for _, code := range []string{"401", "500"} {
@@ -73,7 +72,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 				if !slices.ContainsFunc(op.Parameters, func(p struct {
 					Name string `json:"name"`
 				}) bool {
-					return p.Name == MinPositionParam
+					return p.Name == web.MinPositionParam
 				}) {
 					t.Errorf("GET %s does not take min_position", p)
 				}
@@ -81,7 +80,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 		}
 	}
 	for _, r := range s.engine.Routes() {
-		p, _ := openAPIPath(r.Path)
+		p, _ := web.OpenAPIPath(r.Path)
 		served = append(served, r.Method+" "+p)
 	}
 	slices.Sort(documented)
@@ -95,58 +94,3 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 		}
 	}
 }
-
-func TestProblemMapping(t *testing.T) {
-	for _, tc := range []struct {
-		err    error
-		status int
-		code   string
-	}{
-		{domain.ErrInvalidCredentials, 401, CodeInvalidCredentials},
-		{domain.ErrInvalidCode, 401, CodeInvalidCredentials},
-		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrInvalidCode), 403, CodeInvalidCredentials},
-		{&domain.ThrottledError{RetryAfter: 1500 * 1e6}, 429, CodeTooManyAttempts},
-		{domain.ErrReauthenticationRequired, 403, CodeReauthenticationRequired},
-		{domain.ErrEnrollmentRequired, 403, CodeEnrollmentRequired},
-		{domain.ErrNotFound, 404, CodeNotFound},
-		{domain.ErrSessionNotFound, 404, CodeNotFound},
-		{Public(ErrUnauthenticated, "", domain.ErrSessionNotFound), 401, CodeUnauthenticated},
-		{domain.ErrConflict, 409, CodeConflict},
-		{domain.ErrTwoFactorRequired, 409, CodeConflict},
-		{&domain.ValidationError{Field: "email", Reason: "is required"}, 400, CodeInvalidRequest},
-		{&domain.PasswordPolicyError{Reasons: []string{"Too short."}}, 400, CodeInvalidRequest},
-		{domain.ErrInvalidInput, 400, CodeInvalidRequest},
-		{domain.ErrTicketInvalid, 401, CodeInvalidCredentials},
-		{domain.ErrUnknownClient, 400, CodeInvalidRequest},
-		{credential.ErrUnknownKey, 500, CodeInternal},
-		{domain.ErrCeremonyInvalid, 400, CodeInvalidRequest},
-		{domain.ErrPasskeysDisabled, 404, CodeNotFound},
-		{domain.ErrPasskeyInvalid, 401, CodeInvalidCredentials},
-		{domain.ErrPasskeyCloneSuspected, 401, CodeInvalidCredentials},
-		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyInvalid), 403, CodeInvalidCredentials},
-		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyCloneSuspected), 403, CodeInvalidCredentials},
-		{projections.ErrBadCursor, 400, CodeInvalidRequest},
-		{fmt.Errorf("list: %w", projections.ErrBadFilter), 400, CodeInvalidRequest},
-	} {
-		p, _ := problemFor(tc.err)
-		if p.Status != tc.status || p.Code != tc.code {
-			t.Errorf("%v: %d %s, want %d %s", tc.err, p.Status, p.Code, tc.status, tc.code)
-		}
-	}
-	p, _ := problemFor(withPasswordField("new_password", &domain.PasswordPolicyError{Reasons: []string{"Too short.", "Too common."}}))
-	fe, _ := p.Extensions["errors"].([]FieldError)
-	if p.Detail != "new_password: Too short. Too common." || len(fe) != 1 || fe[0].Field != "new_password" || len(fe[0].Reasons) != 2 {
-		t.Errorf("password policy problem %+v", p)
-	}
-	joined := errorsJoin(&domain.ValidationError{Field: "email", Reason: "is required"}, &domain.ValidationError{Field: "password", Reason: "is required"})
-	p, _ = problemFor(joined)
-	if fe, _ := p.Extensions["errors"].([]FieldError); len(fe) != 2 || p.Detail != "email: is required; password: is required" {
-		t.Errorf("joined validation problem %+v", p)
-	}
-	p, _ = problemFor(&domain.ThrottledError{RetryAfter: 1500 * 1e6})
-	if p.Extensions["retry_after"] != 2 {
-		t.Errorf("throttle problem %+v", p)
-	}
-}
-
-func errorsJoin(errs ...error) error { return errors.Join(errs...) }

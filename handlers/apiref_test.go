@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/handlers/apidoc"
 )
 
 // TestAPIReferenceCoversEveryRoute: the reference has a section for every operation of the
@@ -14,7 +15,7 @@ import (
 // password rules of the policy in effect.
 func TestAPIReferenceCoversEveryRoute(t *testing.T) {
 	s := newPortalTestServer(t, credential.PasswordPolicyConfig{MinLength: 14})
-	ref, err := s.APIReference([]ReferenceFlag{{Flag: "addr", Env: "VIGIL_ADDR", Default: "`127.0.0.1:8080`", Help: "listen <address>"}})
+	ref, err := s.APIReference([]apidoc.ReferenceFlag{{Flag: "addr", Env: "VIGIL_ADDR", Default: "`127.0.0.1:8080`", Help: "listen <address>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestAPIReferenceCoversEveryRoute(t *testing.T) {
 		if !strings.Contains(md, "| `"+typ+"` |") {
 			t.Errorf("event type %s is not listed", typ)
 		}
-		if eventMeanings[typ] == "" {
+		if apidoc.EventMeanings[typ] == "" {
 			t.Logf("event type %s has no meaning in eventMeanings", typ)
 		}
 	}

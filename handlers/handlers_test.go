@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -145,7 +146,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	var served []string
 	for _, r := range s.engine.Routes() {
-		p, _ := openAPIPath(r.Path)
+		p, _ := web.OpenAPIPath(r.Path)
 		served = append(served, r.Method+" "+p)
 	}
 	slices.Sort(documented)
@@ -192,26 +193,13 @@ func collectRefs(doc string) []string {
 	return refs
 }
 
-func TestOpenAPIPath(t *testing.T) {
-	for in, want := range map[string]string{
-		"/healthz":                          "/healthz",
-		"/api/v1/me/totp/:id/qr.png":        "/api/v1/me/totp/{id}/qr.png",
-		"/api/v1/orgs/:id/members/:account": "/api/v1/orgs/{id}/members/{account}",
-		"/assets/*path":                     "/assets/{path}",
-	} {
-		if got, _ := openAPIPath(in); got != want {
-			t.Errorf("openAPIPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestHealthz(t *testing.T) {
 	s := newTestServer(t, Config{Store: fakeStore{err: errors.New("down")}})
 	rec := s.get(t, "/healthz")
 	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"status":"ok"}` {
 		t.Fatalf("GET /healthz = %d %s", rec.Code, rec.Body)
 	}
-	if rec.Header().Get(RequestIDHeader) == "" {
+	if rec.Header().Get(web.RequestIDHeader) == "" {
 		t.Error("no request id on the response")
 	}
 }
@@ -226,7 +214,7 @@ func TestReadyz(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		store      HeadReader
+		store      web.HeadReader
 		status     StatusSource
 		wantStatus int
 		wantDetail []string
@@ -265,7 +253,7 @@ func TestReadyz(t *testing.T) {
 				}
 				return
 			}
-			p := decodeProblem(t, rec, 503, CodeNotReady)
+			p := decodeProblem(t, rec, 503, web.CodeNotReady)
 			detail, _ := p["detail"].(string)
 			for _, w := range tt.wantDetail {
 				if !strings.Contains(detail, w) {
@@ -293,10 +281,10 @@ func TestMaxLagConfigurable(t *testing.T) {
 
 func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 	s := newTestServer(t, Config{})
-	decodeProblem(t, s.get(t, "/no/such/route"), 404, CodeNotFound)
-	decodeProblem(t, s.get(t, "/healthz/"), 404, CodeNotFound)
+	decodeProblem(t, s.get(t, "/no/such/route"), 404, web.CodeNotFound)
+	decodeProblem(t, s.get(t, "/healthz/"), 404, web.CodeNotFound)
 	rec := s.do(t, httptest.NewRequest(http.MethodPost, "/healthz", nil))
-	decodeProblem(t, rec, 405, CodeMethodNotAllowed)
+	decodeProblem(t, rec, 405, web.CodeMethodNotAllowed)
 	if allow := rec.Header().Get("Allow"); allow != "GET" {
 		t.Errorf("Allow = %q, want GET", allow)
 	}
@@ -304,57 +292,187 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 
 // testRoutes adds routes used only by tests (before the OpenAPI document is rendered).
 func testRoutes(s testServer) {
-	ok := map[int]response{200: {Description: "ok", Schema: schema{"type": "object"}}}
+	ok := map[int]web.Response{200: {Description: "ok", Schema: web.Schema{"type": "object"}}}
 	type body struct {
 		Name  string `json:"name"`
 		Count int    `json:"count"`
 	}
-	s.root.handle(http.MethodPost, "/test/bind", operation{Responses: ok}, func(c *gin.Context) {
+	s.root.Handle(http.MethodPost, "/test/bind", web.Operation{Responses: ok}, func(c *gin.Context) {
 		var b body
-		if err := bindJSON(c, &b); err != nil {
-			writeError(c, err)
+		if err := web.BindJSON(c, &b); err != nil {
+			web.WriteError(c, err)
 			return
 		}
 		c.JSON(200, b)
 	})
-	s.root.handle(http.MethodGet, "/test/ip", operation{Responses: ok}, func(c *gin.Context) {
-		c.String(200, ClientIP(c))
+	s.root.Handle(http.MethodGet, "/test/ip", web.Operation{Responses: ok}, func(c *gin.Context) {
+		c.String(200, web.ClientIP(c))
 	})
-	s.root.handle(http.MethodGet, "/test/panic", operation{Responses: ok}, func(c *gin.Context) {
+	s.root.Handle(http.MethodGet, "/test/panic", web.Operation{Responses: ok}, func(c *gin.Context) {
 		panic("secret panic detail")
 	})
-	s.root.handle(http.MethodGet, "/test/error", operation{Responses: ok}, func(c *gin.Context) {
-		writeError(c, fmt.Errorf("load account: %w", errors.New("secret sql detail")))
+	s.root.Handle(http.MethodGet, "/test/error", web.Operation{Responses: ok}, func(c *gin.Context) {
+		web.WriteError(c, fmt.Errorf("load account: %w", errors.New("secret sql detail")))
 	})
-	s.root.handle(http.MethodGet, "/test/conflict", operation{Responses: ok}, func(c *gin.Context) {
-		writeError(c, Public(ErrConflict, "That email is taken.", errors.New("unique constraint")))
+	s.root.Handle(http.MethodGet, "/test/conflict", web.Operation{Responses: ok}, func(c *gin.Context) {
+		web.WriteError(c, web.Public(web.ErrConflict, "That email is taken.", errors.New("unique constraint")))
 	})
 }
 
 func TestBodyLimit(t *testing.T) {
 	s := newTestServer(t, Config{})
 	testRoutes(s)
-	big := bytes.Repeat([]byte("a"), MaxBodyBytes+1)
+	big := bytes.Repeat([]byte("a"), web.MaxBodyBytes+1)
 
 	// Declared length over the limit: refused before any handler reads it.
 	req := httptest.NewRequest(http.MethodPost, "/healthz", bytes.NewReader(big))
-	decodeProblem(t, s.do(t, req), 400, CodeInvalidRequest)
+	decodeProblem(t, s.do(t, req), 400, web.CodeInvalidRequest)
 
 	// Undeclared length (chunked): the handler's read hits the cap.
 	body := append([]byte(`{"name":"`), big...)
 	body = append(body, `"}`...)
 	req = httptest.NewRequest(http.MethodPost, "/test/bind", io.MultiReader(bytes.NewReader(body)))
 	req.ContentLength = -1
-	p := decodeProblem(t, s.do(t, req), 400, CodeInvalidRequest)
+	p := decodeProblem(t, s.do(t, req), 400, web.CodeInvalidRequest)
 	if !strings.Contains(p["detail"].(string), "64 KiB") {
 		t.Errorf("detail = %v", p["detail"])
 	}
 
 	// Exactly at the limit is fine.
-	name := strings.Repeat("a", MaxBodyBytes-len(`{"name":""}`))
+	name := strings.Repeat("a", web.MaxBodyBytes-len(`{"name":""}`))
 	req = httptest.NewRequest(http.MethodPost, "/test/bind", strings.NewReader(`{"name":"`+name+`"}`))
 	if rec := s.do(t, req); rec.Code != 200 {
 		t.Errorf("body of exactly 64 KiB: %d %.200s", rec.Code, rec.Body)
+	}
+}
+
+func TestMetricsExposeHTTPMetrics(t *testing.T) {
+	s := newTestServer(t, Config{})
+	testRoutes(s)
+	s.get(t, "/healthz")
+	s.get(t, "/no/such/route")
+	req := httptest.NewRequest(http.MethodGet, "/test/ip", nil)
+	s.do(t, req)
+	rec := s.get(t, "/metrics")
+	if rec.Code != 200 {
+		t.Fatalf("GET /metrics = %d", rec.Code)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{
+		`vigil_http_requests_total{code="200",method="GET",route="/healthz"} 1`,
+		`vigil_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`vigil_http_requests_total{code="200",method="GET",route="/test/ip"} 1`,
+		`vigil_http_request_duration_seconds_count{method="GET",route="/healthz"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/route") {
+		t.Error("a raw path became a label")
+	}
+}
+
+func TestPanicAndInternalErrorsRevealNothing(t *testing.T) {
+	s := newTestServer(t, Config{})
+	testRoutes(s)
+	for _, path := range []string{"/test/panic", "/test/error"} {
+		rec := s.get(t, path)
+		decodeProblem(t, rec, 500, web.CodeInternal)
+		if strings.Contains(rec.Body.String(), "secret") {
+			t.Errorf("%s leaks internals: %s", path, rec.Body)
+		}
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, "secret panic detail") || !strings.Contains(logs, "secret sql detail") {
+		t.Errorf("the server log lacks the failures:\n%s", logs)
+	}
+	// The server still serves after a panic.
+	if rec := s.get(t, "/healthz"); rec.Code != 200 {
+		t.Errorf("after a panic: %d", rec.Code)
+	}
+	p := decodeProblem(t, s.get(t, "/test/conflict"), 409, web.CodeConflict)
+	if p["detail"] != "That email is taken." {
+		t.Errorf("public detail = %v", p["detail"])
+	}
+}
+
+func TestRequestLogAndID(t *testing.T) {
+	s := newTestServer(t, Config{})
+	req := httptest.NewRequest(http.MethodGet, "/healthz?token=querysecret", nil)
+	req.Header.Set("Authorization", "Bearer vgl_authsecret")
+	req.Header.Set("Cookie", "vigil_session=cookiesecret")
+	req.Header.Set(web.RequestIDHeader, "abc-123")
+	rec := s.do(t, req)
+	if got := rec.Header().Get(web.RequestIDHeader); got != "abc-123" {
+		t.Errorf("request id = %q, want the client's abc-123", got)
+	}
+	req = httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	req.Header.Set(web.RequestIDHeader, "bad id\nwith newline")
+	rec = s.do(t, req)
+	if got := rec.Header().Get(web.RequestIDHeader); got == "" || strings.Contains(got, " ") {
+		t.Errorf("invalid client id not replaced: %q", got)
+	}
+	logs := s.logs.String()
+	for _, secret := range []string{"authsecret", "cookiesecret", "querysecret", "newline"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("request log contains %q:\n%s", secret, logs)
+		}
+	}
+	for _, want := range []string{`"method":"GET"`, `"route":"/healthz"`, `"status":200`, `"request_id":"abc-123"`, `"duration"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("request log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+func TestUnknownErrorMapsToInternal(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{errors.New("x"), 500, web.CodeInternal},
+		{fmt.Errorf("wrapped: %w", web.ErrNotFound), 404, web.CodeNotFound},
+		{web.Public(web.ErrInvalidCredentials, "", nil), 401, web.CodeInvalidCredentials},
+		{web.Public(web.ErrInvalidCredentialsSignedIn, "", nil), 403, web.CodeInvalidCredentials},
+		{&http.MaxBytesError{Limit: 1}, 400, web.CodeInvalidRequest},
+	} {
+		p, known := web.ProblemFor(tt.err)
+		if p.Status != tt.status || p.Code != tt.code || known != (tt.code != web.CodeInternal) {
+			t.Errorf("problemFor(%v) = %d %s %v", tt.err, p.Status, p.Code, known)
+		}
+	}
+}
+
+// TestStartingAnswersOnlyOperations: while the server is starting, /healthz and /metrics
+// answer, /readyz and every other route answer 503 not_ready with Retry-After; afterwards
+// everything answers as usual.
+func TestStartingAnswersOnlyOperations(t *testing.T) {
+	s := newTestServer(t, Config{})
+	s.Starting(true)
+	if rec := s.get(t, "/healthz"); rec.Code != 200 {
+		t.Errorf("/healthz while starting: %d", rec.Code)
+	}
+	if rec := s.get(t, "/metrics"); rec.Code != 200 {
+		t.Errorf("/metrics while starting: %d", rec.Code)
+	}
+	for _, path := range []string{"/readyz", "/api/v1/whoami", "/nowhere"} {
+		rec := s.get(t, path)
+		p := decodeProblem(t, rec, 503, web.CodeNotReady)
+		if d, _ := p["detail"].(string); !strings.Contains(d, "starting") {
+			t.Errorf("%s: detail %q", path, d)
+		}
+		if path != "/readyz" && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", path)
+		}
+	}
+	s.Starting(false)
+	if rec := s.get(t, "/readyz"); rec.Code != 200 {
+		t.Errorf("/readyz after starting: %d", rec.Code)
+	}
+	if rec := s.get(t, "/nowhere"); rec.Code != 404 {
+		t.Errorf("/nowhere after starting: %d", rec.Code)
 	}
 }
 
@@ -394,7 +512,7 @@ func TestBindJSON(t *testing.T) {
 				}
 				return
 			}
-			p := decodeProblem(t, rec, tt.wantStatus, CodeInvalidRequest)
+			p := decodeProblem(t, rec, tt.wantStatus, web.CodeInvalidRequest)
 			if d, _ := p["detail"].(string); !strings.Contains(d, tt.wantDetail) {
 				t.Errorf("detail %q does not contain %q", d, tt.wantDetail)
 			}
@@ -438,135 +556,5 @@ func TestClientIP(t *testing.T) {
 				t.Errorf("ClientIP = %d %q, want %q", rec.Code, rec.Body, tt.want)
 			}
 		})
-	}
-}
-
-func TestMetricsExposeHTTPMetrics(t *testing.T) {
-	s := newTestServer(t, Config{})
-	testRoutes(s)
-	s.get(t, "/healthz")
-	s.get(t, "/no/such/route")
-	req := httptest.NewRequest(http.MethodGet, "/test/ip", nil)
-	s.do(t, req)
-	rec := s.get(t, "/metrics")
-	if rec.Code != 200 {
-		t.Fatalf("GET /metrics = %d", rec.Code)
-	}
-	body := rec.Body.String()
-	for _, want := range []string{
-		`vigil_http_requests_total{code="200",method="GET",route="/healthz"} 1`,
-		`vigil_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
-		`vigil_http_requests_total{code="200",method="GET",route="/test/ip"} 1`,
-		`vigil_http_request_duration_seconds_count{method="GET",route="/healthz"} 1`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if strings.Contains(body, "/no/such/route") {
-		t.Error("a raw path became a label")
-	}
-}
-
-func TestPanicAndInternalErrorsRevealNothing(t *testing.T) {
-	s := newTestServer(t, Config{})
-	testRoutes(s)
-	for _, path := range []string{"/test/panic", "/test/error"} {
-		rec := s.get(t, path)
-		decodeProblem(t, rec, 500, CodeInternal)
-		if strings.Contains(rec.Body.String(), "secret") {
-			t.Errorf("%s leaks internals: %s", path, rec.Body)
-		}
-	}
-	logs := s.logs.String()
-	if !strings.Contains(logs, "secret panic detail") || !strings.Contains(logs, "secret sql detail") {
-		t.Errorf("the server log lacks the failures:\n%s", logs)
-	}
-	// The server still serves after a panic.
-	if rec := s.get(t, "/healthz"); rec.Code != 200 {
-		t.Errorf("after a panic: %d", rec.Code)
-	}
-	p := decodeProblem(t, s.get(t, "/test/conflict"), 409, CodeConflict)
-	if p["detail"] != "That email is taken." {
-		t.Errorf("public detail = %v", p["detail"])
-	}
-}
-
-func TestRequestLogAndID(t *testing.T) {
-	s := newTestServer(t, Config{})
-	req := httptest.NewRequest(http.MethodGet, "/healthz?token=querysecret", nil)
-	req.Header.Set("Authorization", "Bearer vgl_authsecret")
-	req.Header.Set("Cookie", "vigil_session=cookiesecret")
-	req.Header.Set(RequestIDHeader, "abc-123")
-	rec := s.do(t, req)
-	if got := rec.Header().Get(RequestIDHeader); got != "abc-123" {
-		t.Errorf("request id = %q, want the client's abc-123", got)
-	}
-	req = httptest.NewRequest(http.MethodGet, "/healthz", nil)
-	req.Header.Set(RequestIDHeader, "bad id\nwith newline")
-	rec = s.do(t, req)
-	if got := rec.Header().Get(RequestIDHeader); got == "" || strings.Contains(got, " ") {
-		t.Errorf("invalid client id not replaced: %q", got)
-	}
-	logs := s.logs.String()
-	for _, secret := range []string{"authsecret", "cookiesecret", "querysecret", "newline"} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("request log contains %q:\n%s", secret, logs)
-		}
-	}
-	for _, want := range []string{`"method":"GET"`, `"route":"/healthz"`, `"status":200`, `"request_id":"abc-123"`, `"duration"`} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("request log lacks %s:\n%s", want, logs)
-		}
-	}
-}
-
-func TestUnknownErrorMapsToInternal(t *testing.T) {
-	for _, tt := range []struct {
-		err    error
-		status int
-		code   string
-	}{
-		{errors.New("x"), 500, CodeInternal},
-		{fmt.Errorf("wrapped: %w", ErrNotFound), 404, CodeNotFound},
-		{Public(ErrInvalidCredentials, "", nil), 401, CodeInvalidCredentials},
-		{Public(ErrInvalidCredentialsSignedIn, "", nil), 403, CodeInvalidCredentials},
-		{&http.MaxBytesError{Limit: 1}, 400, CodeInvalidRequest},
-	} {
-		p, known := problemFor(tt.err)
-		if p.Status != tt.status || p.Code != tt.code || known != (tt.code != CodeInternal) {
-			t.Errorf("problemFor(%v) = %d %s %v", tt.err, p.Status, p.Code, known)
-		}
-	}
-}
-
-// TestStartingAnswersOnlyOperations: while the server is starting, /healthz and /metrics
-// answer, /readyz and every other route answer 503 not_ready with Retry-After; afterwards
-// everything answers as usual.
-func TestStartingAnswersOnlyOperations(t *testing.T) {
-	s := newTestServer(t, Config{})
-	s.Starting(true)
-	if rec := s.get(t, "/healthz"); rec.Code != 200 {
-		t.Errorf("/healthz while starting: %d", rec.Code)
-	}
-	if rec := s.get(t, "/metrics"); rec.Code != 200 {
-		t.Errorf("/metrics while starting: %d", rec.Code)
-	}
-	for _, path := range []string{"/readyz", "/api/v1/whoami", "/nowhere"} {
-		rec := s.get(t, path)
-		p := decodeProblem(t, rec, 503, CodeNotReady)
-		if d, _ := p["detail"].(string); !strings.Contains(d, "starting") {
-			t.Errorf("%s: detail %q", path, d)
-		}
-		if path != "/readyz" && rec.Header().Get("Retry-After") == "" {
-			t.Errorf("%s: no Retry-After", path)
-		}
-	}
-	s.Starting(false)
-	if rec := s.get(t, "/readyz"); rec.Code != 200 {
-		t.Errorf("/readyz after starting: %d", rec.Code)
-	}
-	if rec := s.get(t, "/nowhere"); rec.Code != 404 {
-		t.Errorf("/nowhere after starting: %d", rec.Code)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/handlers/web"
 )
 
 // TestOpenAPINames: the document of a server with the JSON API and the read side keeps the
@@ -20,7 +21,7 @@ func TestOpenAPINames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	problems, err := namingProblems(doc)
+	problems, err := web.NamingProblems(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestOpenAPINames(t *testing.T) {
 	 "components": {"securitySchemes": {"serviceToken": {}}, "schemas": {
 	  "LoginResponse": {}, "LoginResult": {}, "ListEventsParamsFormat": {}, "Login200JSONResponse": {},
 	  "ListThings": {}, "ThingParams": {}, "ServiceTokenScopes": {}, "session": {}, "Login": {}}}}`
-	problems, err = namingProblems([]byte(bad))
+	problems, err = web.NamingProblems([]byte(bad))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,21 +62,6 @@ func TestOpenAPINames(t *testing.T) {
 	}
 	if strings.Contains(got, `"LoginResult"`) {
 		t.Errorf("LoginResult is a fine schema name; namingProblems reports:\n%s", got)
-	}
-}
-
-func TestCamelWords(t *testing.T) {
-	for in, want := range map[string]string{
-		"getTOTPQRCode":      "get TOTPQR Code",
-		"listMySessions":     "list My Sessions",
-		"LoginResult":        "Login Result",
-		"Me":                 "Me",
-		"getCSRFToken":       "get CSRF Token",
-		"Login200JSONResult": "Login200JSON Result",
-	} {
-		if got := strings.Join(camelWords(in), " "); got != want {
-			t.Errorf("camelWords(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 
@@ -132,8 +118,8 @@ func TestOpenAPIDocumentForClients(t *testing.T) {
 				t.Errorf("%s %s lists no 4xx answer", m, p)
 			}
 			for _, req := range *op.Security {
-				if _, cookie := req[schemeSessionCookie]; cookie {
-					if _, csrf := req[schemeCSRFToken]; csrf != unsafeMethod(strings.ToUpper(m)) {
+				if _, cookie := req[web.SchemeSessionCookie]; cookie {
+					if _, csrf := req[web.SchemeCSRFToken]; csrf != web.UnsafeMethod(strings.ToUpper(m)) {
 						t.Errorf("%s %s: the cookie requirement %v (the CSRF header goes with unsafe methods only)", m, p, req)
 					}
 				}
@@ -149,6 +135,6 @@ func TestOpenAPIDocumentForClients(t *testing.T) {
 
 	// The 400 that every route documents is real: /healthz refuses a declared oversize body.
 	req := httptest.NewRequest(http.MethodGet, "/healthz", strings.NewReader("{}"))
-	req.ContentLength = MaxBodyBytes + 1
+	req.ContentLength = web.MaxBodyBytes + 1
 	decodeProblem(t, s.do(t, req), http.StatusBadRequest, "invalid_request")
 }

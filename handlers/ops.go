@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -18,71 +19,71 @@ const readyCheckTimeout = 2 * time.Second
 
 // defineSchemas adds the component schemas shared by routes.
 func (s *Server) defineSchemas() {
-	s.routes.define("Problem", schema{
+	s.core.Doc.Define("Problem", web.Schema{
 		"type":        "object",
 		"description": "An RFC 9457 problem document with Vigil's stable machine-readable code.",
-		"properties": map[string]schema{
+		"properties": map[string]web.Schema{
 			"type":     {"type": "string", "format": "uri-reference"},
-			"title":    stringSchema(),
-			"status":   integerSchema(),
+			"title":    web.StringSchema(),
+			"status":   web.IntegerSchema(),
 			"code":     {"type": "string", "description": "Stable machine-readable error code, e.g. invalid_request."},
-			"detail":   stringSchema(),
-			"instance": stringSchema(),
+			"detail":   web.StringSchema(),
+			"instance": web.StringSchema(),
 		},
 		"required":             []string{"type", "title", "status", "code"},
 		"additionalProperties": true,
 	})
-	s.routes.define("ProjectionStatus", object(map[string]schema{
-		"name":           stringSchema(),
-		"checkpoint":     schema{"type": "integer", "description": "Last global position committed with the read model."},
-		"head":           schema{"type": "integer", "description": "Global position of the last event in the log."},
-		"lag_seconds":    schema{"type": "number", "description": "Age of the oldest event not yet committed; 0 when caught up."},
-		"stuck":          boolSchema(),
-		"stuck_position": integerSchema(),
-		"last_error":     stringSchema(),
-		"updated_at":     schema{"type": "string", "format": "date-time"},
+	s.core.Doc.Define("ProjectionStatus", web.Object(map[string]web.Schema{
+		"name":           web.StringSchema(),
+		"checkpoint":     web.Schema{"type": "integer", "description": "Last global position committed with the read model."},
+		"head":           web.Schema{"type": "integer", "description": "Global position of the last event in the log."},
+		"lag_seconds":    web.Schema{"type": "number", "description": "Age of the oldest event not yet committed; 0 when caught up."},
+		"stuck":          web.BoolSchema(),
+		"stuck_position": web.IntegerSchema(),
+		"last_error":     web.StringSchema(),
+		"updated_at":     web.Schema{"type": "string", "format": "date-time"},
 	}, "name", "checkpoint", "head", "lag_seconds", "stuck", "updated_at"))
 }
 
 // registerOperations registers the operational routes.
 func (s *Server) registerOperations() {
 	ops := []string{"operations"}
-	s.root.handle(http.MethodGet, "/healthz", operation{
+	s.root.Handle(http.MethodGet, "/healthz", web.Operation{
 		ID: "getHealth", Summary: "Liveness: the process is up", Tags: ops,
-		Responses: map[int]response{http.StatusOK: {
+		Responses: map[int]web.Response{http.StatusOK: {
 			Description: "The process is up.",
-			Schema:      object(map[string]schema{"status": {"type": "string", "const": "ok"}}, "status"),
+			Schema:      web.Object(map[string]web.Schema{"status": {"type": "string", "const": "ok"}}, "status"),
 		}},
 	}, s.healthz)
-	s.root.handle(http.MethodGet, "/readyz", operation{
+	s.root.Handle(http.MethodGet, "/readyz", web.Operation{
 		ID: "getReadiness", Summary: "Readiness: the store is reachable and the projections are caught up", Tags: ops,
 		Description: "Ready when the event store answers and no projection is stuck or more than the " +
 			"allowed lag (5 s by default) behind the log.",
-		Responses: map[int]response{
+		Responses: map[int]web.Response{
 			http.StatusOK: {
 				Description: "Ready.",
-				Schema: object(map[string]schema{
+				Schema: web.Object(map[string]web.Schema{
 					"status":      {"type": "string", "const": "ready"},
-					"projections": arrayOf(ref("ProjectionStatus")),
+					"projections": web.ArrayOf(web.Ref("ProjectionStatus")),
 				}, "status", "projections"),
 			},
-			http.StatusServiceUnavailable: problemResponse("Not ready: the detail names the unreachable store or the stuck or lagging projections; " +
+			http.StatusServiceUnavailable: web.ProblemResponse("Not ready: the detail names the unreachable store or the stuck or lagging projections; " +
 				"the `projections` member, when present, has every projection's status."),
 		},
 	}, s.readyz)
-	s.root.handle(http.MethodGet, "/metrics", operation{
+	s.root.Handle(http.MethodGet, "/metrics", web.Operation{
 		ID: "getMetrics", Summary: "Prometheus metrics", Tags: ops,
-		Responses: map[int]response{http.StatusOK: {
+		Responses: map[int]web.Response{http.StatusOK: {
 			Description: "Metrics in the Prometheus text exposition format (or OpenMetrics when negotiated).",
 			ContentType: "text/plain",
-			Schema:      stringSchema(),
+			Schema:      web.StringSchema(),
 		}},
 	}, gin.WrapH(promhttp.InstrumentMetricHandler(s.registry, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
-	s.root.handle(http.MethodGet, "/openapi.json", operation{
+	s.root.Handle(http.MethodGet, "/openapi.json", web.Operation{
 		ID: "getOpenAPIDocument", Summary: "This OpenAPI 3.1 document", Tags: ops,
-		Responses: map[int]response{http.StatusOK: {
+		Responses: map[int]web.Response{http.StatusOK: {
 			Description: "The OpenAPI document of every route served.",
-			Schema:      schema{"type": "object"},
+			Schema:      web.Schema{"type": "object"},
 		}},
 	}, s.openAPI)
 }
@@ -95,22 +96,22 @@ func (s *Server) healthz(c *gin.Context) {
 // and every projection is Ready(maxLag), else a 503 problem that says which check failed. Underlying errors are logged, not shown.
 func (s *Server) readyz(c *gin.Context) {
 	if s.starting.Load() {
-		writeError(c, Public(ErrNotReady, "Vigil is starting: it is still reading the event log.", nil))
+		web.WriteError(c, web.Public(web.ErrNotReady, "Vigil is starting: it is still reading the event log.", nil))
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyCheckTimeout)
 	defer cancel()
-	if _, err := s.store.Head(ctx); err != nil {
-		s.log.WarnContext(ctx, "readiness: event store unreachable", "request_id", RequestID(c), "error", err.Error())
-		writeError(c, Public(ErrNotReady, "The event store is unreachable.", err))
+	if _, err := s.core.Store.Head(ctx); err != nil {
+		s.core.Log.WarnContext(ctx, "readiness: event store unreachable", "request_id", web.RequestID(c), "error", err.Error())
+		web.WriteError(c, web.Public(web.ErrNotReady, "The event store is unreachable.", err))
 		return
 	}
 	statuses := []projections.Status{}
 	if s.projections != nil {
 		st, err := s.projections.Status(ctx)
 		if err != nil {
-			s.log.WarnContext(ctx, "readiness: projection status unavailable", "request_id", RequestID(c), "error", err.Error())
-			writeError(c, Public(ErrNotReady, "The projections' status is unavailable (the event store may be unreachable).", err))
+			s.core.Log.WarnContext(ctx, "readiness: projection status unavailable", "request_id", web.RequestID(c), "error", err.Error())
+			web.WriteError(c, web.Public(web.ErrNotReady, "The projections' status is unavailable (the event store may be unreachable).", err))
 			return
 		}
 		if st != nil {
@@ -125,8 +126,8 @@ func (s *Server) readyz(c *gin.Context) {
 			continue
 		}
 		if st.Stuck {
-			s.log.WarnContext(ctx, "readiness: projection stuck", "projection", st.Name,
-				"position", st.StuckPosition, "error", st.LastError, "request_id", RequestID(c))
+			s.core.Log.WarnContext(ctx, "readiness: projection stuck", "projection", st.Name,
+				"position", st.StuckPosition, "error", st.LastError, "request_id", web.RequestID(c))
 			problems = append(problems, fmt.Sprintf("projection %q is stuck at position %d", st.Name, st.StuckPosition))
 		} else {
 			problems = append(problems, fmt.Sprintf("projection %q is lagging %.1fs behind the log (checkpoint %d, head %d; at most %s allowed)",
@@ -134,19 +135,17 @@ func (s *Server) readyz(c *gin.Context) {
 		}
 	}
 	if len(problems) > 0 {
-		p, _ := problemFor(ErrNotReady)
-		p.Detail = strings.Join(problems, "; ") + "."
-		p.Extensions = map[string]any{"projections": statuses}
-		writeProblem(c, p)
+		web.WriteError(c, &web.PublicError{Kind: web.ErrNotReady, Detail: strings.Join(problems, "; ") + ".",
+			Extensions: map[string]any{"projections": statuses}})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "projections": statuses})
 }
 
 func (s *Server) openAPI(c *gin.Context) {
-	doc, err := s.routes.document()
+	doc, err := s.core.Doc.Document()
 	if err != nil {
-		writeError(c, fmt.Errorf("render openapi document: %w", err))
+		web.WriteError(c, fmt.Errorf("render openapi document: %w", err))
 		return
 	}
 	c.Data(http.StatusOK, "application/json", doc)

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,17 +20,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/handlers/api"
+	"github.com/vigil-auth/vigil/handlers/apidoc"
+	"github.com/vigil-auth/vigil/handlers/portal"
+	"github.com/vigil-auth/vigil/handlers/stream"
+	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
 
 // DefaultMaxLag is how far behind the log a projection may be and still count as ready.
 const DefaultMaxLag = 5 * time.Second
-
-// HeadReader is the part of the event store the server checks for health: the global
-// position of the last event (eventstore.Store satisfies it).
-type HeadReader interface {
-	Head(ctx context.Context) (uint64, error)
-}
 
 // StatusSource describes the projections (*projections.Runner satisfies it).
 type StatusSource interface {
@@ -46,7 +45,7 @@ type Config struct {
 	// with the Go and process collectors.
 	Registry *prometheus.Registry
 	// Store is checked by /readyz.
-	Store HeadReader
+	Store web.HeadReader
 	// Projections is checked by /readyz; nil means there are none to wait for.
 	Projections StatusSource
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see ClientIP); none by
@@ -64,7 +63,7 @@ type Config struct {
 	SecretKey []byte
 	// Positions lets a read wait for the read models (?min_position=P); nil means reads do
 	// not wait. *projections.Runner satisfies it.
-	Positions PositionWaiter
+	Positions web.PositionWaiter
 	// MinPositionWait bounds that wait; default DefaultMinPositionWait. After it the read is
 	// answered anyway.
 	MinPositionWait time.Duration
@@ -81,19 +80,19 @@ type Config struct {
 	// of the caller's SessionStarted; eventstore.Store satisfies it. With Accounts, when
 	// either is nil the read-side routes (/me/sessions, /me/activity, /audit/...) are not
 	// served.
-	ReadModels ReadModels
-	Log        EventLog
+	ReadModels api.ReadModels
+	Log        api.EventLog
 	// Subjects, when the backend has a subject index (the SQLite store), serves an account's
 	// raw events without scanning the log; nil makes the audit scan ReadAll. Log itself is
 	// used when it is a SubjectReader and Subjects is nil.
-	Subjects SubjectReader
+	Subjects api.SubjectReader
 
 	// ServiceTokens authenticates machines (Bearer vgl_...) and runs the service token
 	// administration; nil: neither is served. With it, Log and Stream.Subscriber, the
 	// compliance stream (/api/v1/events, /api/v1/events/stream) is served too.
 	ServiceTokens *domain.ServiceTokens
 	// Stream configures the compliance stream.
-	Stream StreamConfig
+	Stream stream.StreamConfig
 
 	// PublicURL is the origin clients reach Vigil at (--public-url, e.g.
 	// https://id.example.com): the OpenAPI document's server and contact. Empty: the
@@ -106,48 +105,7 @@ type Config struct {
 
 	// Webhooks, with Accounts, serves the webhook administration (/admin/webhooks...); nil
 	// serves none.
-	Webhooks WebhookAdmin
-}
-
-// ReadModels is the part of the read models the handlers query (*projections.DB
-// satisfies it). Each call sees the last committed batch of the projections.
-type ReadModels interface {
-	ActiveSessions(ctx context.Context, accountID string, limit int, cursor string) ([]projections.SessionRow, string, error)
-	SessionOwner(ctx context.Context, sessionID string) (accountID string, ok bool, err error)
-	Activity(ctx context.Context, f projections.ActivityFilter) ([]projections.ActivityRow, string, error)
-}
-
-// EventLog is the part of the event log the audit reads (eventstore.Store satisfies it).
-type EventLog interface {
-	ReadStream(ctx context.Context, stream string, fromVersion uint64, limit int) ([]domain.Envelope, error)
-	ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error)
-}
-
-// SubjectReader is a log that can read the events whose metadata subject is an account
-// without scanning the whole log (the SQLite store's ReadSubject): up to limit events after
-// global position after, in global order.
-type SubjectReader interface {
-	ReadSubject(ctx context.Context, accountID string, after uint64, limit int) ([]domain.Envelope, error)
-}
-
-// subjectReaderOf returns the configured SubjectReader, else log's own, else nil.
-func subjectReaderOf(cfg Config) SubjectReader {
-	if cfg.Subjects != nil {
-		return cfg.Subjects
-	}
-	if sr, ok := cfg.Log.(SubjectReader); ok {
-		return sr
-	}
-	return nil
-}
-
-// DefaultMinPositionWait is how long a read with ?min_position waits for the read models.
-const DefaultMinPositionWait = 2 * time.Second
-
-// PositionWaiter waits until the read models include a global position of the log
-// (*projections.Runner satisfies it). WaitFor returns ctx's error when ctx ends first.
-type PositionWaiter interface {
-	WaitFor(ctx context.Context, position uint64) error
+	Webhooks api.WebhookAdmin
 }
 
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
@@ -155,43 +113,19 @@ type PositionWaiter interface {
 type Server struct {
 	starting atomic.Bool // see Starting
 
-	log         *slog.Logger
+	core        *web.Core
 	registry    *prometheus.Registry
-	store       HeadReader
 	projections StatusSource
-	trusted     []netip.Prefix
 	maxLag      time.Duration
+	engine      *gin.Engine
+	root        web.RouteGroup
 
-	engine  *gin.Engine
-	routes  *registry
-	root    routeGroup
-	metrics *httpMetrics
-
-	// The JSON API (nil svc: not served).
-	svc       *domain.Service
-	csrfKey   []byte
-	positions PositionWaiter
-	minWait   time.Duration
-	now       func() time.Time
-	// insecureCookies drops Secure from the cookies (Config.InsecureCookies).
-	insecureCookies bool
-
-	// The read side (nil reads: not served).
-	reads    ReadModels
-	events   EventLog
-	subjects SubjectReader // nil: the audit scans ReadAll
-	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
-	scanBatch, scanMax int
-
-	// The web portal (portal.go); nil when the API or the read side is not served.
-	portal *portal
-
-	// Service tokens and the compliance stream (nil: not served).
-	tokens *domain.ServiceTokens
-	stream *streamState
-
-	webhooks WebhookAdmin // nil: no webhook routes
-	hsts     bool
+	api    *api.API       // nil: the JSON API is not served
+	stream *stream.Stream // nil: the compliance stream is not served
+	portal *portal.Portal // nil when the API or the read side is not served
+	// passwords is the policy the API reference describes (the domain's, when served).
+	passwords *credential.PasswordPolicy
+	hsts      bool
 }
 
 // New builds the server and registers its routes and metrics. It fails on an invalid Config.
@@ -226,16 +160,11 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, errors.New("handlers: Config.MinPositionWait is negative")
 	}
 	if cfg.MinPositionWait == 0 {
-		cfg.MinPositionWait = DefaultMinPositionWait
+		cfg.MinPositionWait = web.DefaultMinPositionWait
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
-	for i, p := range cfg.TrustedProxies {
-		trusted[i] = p.Masked()
-	}
-
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -248,73 +177,66 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
+	var secret []byte // the CSRF key's, with the API only
+	if cfg.Accounts != nil {
+		secret = cfg.SecretKey
+	}
+	k, err := web.NewCore(web.CoreConfig{
+		Logger: cfg.Logger, Registry: cfg.Registry, TrustedProxies: cfg.TrustedProxies, PublicURL: cfg.PublicURL,
+		Store: cfg.Store, Positions: cfg.Positions, MinPositionWait: cfg.MinPositionWait, Now: cfg.Now,
+		InsecureCookies: cfg.InsecureCookies, SecretKey: secret,
+	})
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		log:             cfg.Logger,
-		registry:        cfg.Registry,
-		store:           cfg.Store,
-		projections:     cfg.Projections,
-		trusted:         trusted,
-		maxLag:          cfg.MaxLag,
-		engine:          e,
-		routes:          newRegistry(),
-		metrics:         newHTTPMetrics(cfg.Registry),
-		svc:             cfg.Accounts,
-		positions:       cfg.Positions,
-		minWait:         cfg.MinPositionWait,
-		now:             cfg.Now,
-		insecureCookies: cfg.InsecureCookies,
-		scanBatch:       eventsScanBatch,
-		scanMax:         eventsScanMax,
-		webhooks:        cfg.Webhooks,
-		hsts:            cfg.HSTS,
-	}
-	s.routes.publicURL = strings.TrimSuffix(cfg.PublicURL, "/")
-	if cfg.ReadModels != nil && cfg.Log != nil {
-		s.reads, s.events, s.subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
-	}
-	s.tokens = cfg.ServiceTokens
-	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
-		if s.events == nil {
-			s.events = cfg.Log
-		}
-		s.stream = newStreamState(cfg.Stream, cfg.Store, cfg.Logger, cfg.Registry)
+		core:        k,
+		registry:    cfg.Registry,
+		projections: cfg.Projections,
+		maxLag:      cfg.MaxLag,
+		engine:      e,
+		hsts:        cfg.HSTS,
 	}
 	if cfg.Accounts != nil {
-		key, err := deriveCSRFKey(cfg.SecretKey)
-		if err != nil {
-			return nil, err
-		}
-		s.csrfKey = key
+		k.Serve(cfg.Accounts)
+		s.passwords = cfg.Accounts.PasswordPolicy()
+	}
+	if cfg.ServiceTokens != nil {
+		k.AcceptTokens(cfg.ServiceTokens)
 	}
 	// Outermost first: the id is known to every later step, the log and the metrics see the
 	// status the recovery wrote.
-	e.Use(s.requestID, s.logRequests, s.measure, s.recoverPanics, limitBody, s.resolveClientIP)
+	e.Use(k.Middleware()...)
 	e.NoRoute(func(c *gin.Context) {
-		writeError(c, Public(ErrNotFound, "No route matches this path.", nil))
+		web.WriteError(c, web.Public(web.ErrNotFound, "No route matches this path.", nil))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, Public(ErrMethodNotAllowed, "This path does not serve this method; the Allow header lists those it does.", nil))
+		web.WriteError(c, web.Public(web.ErrMethodNotAllowed, "This path does not serve this method; the Allow header lists those it does.", nil))
 	})
-	s.root = routeGroup{g: &e.RouterGroup, reg: s.routes}
+	s.root = k.RouteGroup(&e.RouterGroup)
 	s.defineSchemas()
 	s.registerOperations()
-	if s.svc != nil {
-		s.defineAPISchemas()
-		if s.reads != nil {
-			s.defineReadSchemas()
-		}
-		s.registerAPI()
-		if s.reads != nil {
-			if s.portal, err = newPortal(s); err != nil {
-				return nil, err
-			}
+	if cfg.Accounts == nil {
+		return s, nil
+	}
+	s.api = api.New(k, cfg.Accounts, api.Config{
+		ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects,
+		ServiceTokens: cfg.ServiceTokens, Webhooks: cfg.Webhooks,
+	})
+	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
+		s.stream = stream.New(k, cfg.Log, cfg.Stream, cfg.Registry)
+	}
+	s.registerAPI()
+	if cfg.ReadModels != nil && cfg.Log != nil {
+		if s.portal, err = portal.New(k, cfg.Accounts, s.api, e); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
 }
 
 // OpenAPIDocument is the OpenAPI 3.1 document that GET /openapi.json serves.
-func (s *Server) OpenAPIDocument() ([]byte, error) { return s.routes.document() }
+func (s *Server) OpenAPIDocument() ([]byte, error) { return s.core.Doc.Document() }
 
 // Handler returns the handler of every route: the web portal's pages (when served) and the
 // Gin engine of the API and operational routes.
@@ -360,11 +282,51 @@ var opsPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": tr
 
 // writeStarting answers a request that came while the server is starting.
 func writeStarting(w http.ResponseWriter) {
-	p, _ := problemFor(ErrNotReady)
+	p, _ := web.ProblemFor(web.ErrNotReady)
 	p.Detail = "Vigil is starting: it is still reading the event log. Try again in a few seconds."
 	body, _ := json.Marshal(p)
-	w.Header().Set("Content-Type", problemContentType)
+	w.Header().Set("Content-Type", web.ProblemContentType)
 	w.Header().Set("Retry-After", "5")
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
+}
+
+// registerAPI registers the routes of the JSON API.
+func (s *Server) registerAPI() {
+	api := s.root.Group(web.ApiPrefix, web.NoStore)
+	routes := s.api.Routes()
+	if s.stream != nil {
+		routes = append(routes, s.stream.Routes()...)
+	}
+	for _, r := range routes {
+		s.core.HandleAPI(api, r)
+	}
+}
+
+// APIReference renders the Markdown API reference of every route s serves, with the serve
+// flags of the command.
+func (s *Server) APIReference(flags []apidoc.ReferenceFlag) ([]byte, error) {
+	doc, err := s.core.Doc.Document()
+	if err != nil {
+		return nil, err
+	}
+	pol := s.passwords
+	if pol == nil {
+		if pol, err = credential.NewPasswordPolicy(credential.PasswordPolicyConfig{}); err != nil {
+			return nil, err
+		}
+	}
+	return apidoc.Render(doc, pol, flags)
+}
+
+// CloseStreams ends every SSE stream at once and refuses new ones (503-free: a new stream
+// request after it gets an empty stream that ends). Call it when the HTTP server starts
+// shutting down (http.Server.RegisterOnShutdown), so that draining does not wait for
+// streams that never end on their own. It is safe to call more than once, and on a server
+// without the stream.
+func (s *Server) CloseStreams() {
+	if s.stream == nil {
+		return
+	}
+	s.stream.Close()
 }

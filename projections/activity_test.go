@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -32,9 +33,7 @@ func byOwner(md domain.Metadata) domain.Metadata {
 }
 
 func TestActivityReducer(t *testing.T) {
-	e := newEnv(t)
-	geo := writeGeoDBs(t, t.TempDir())
-	r, _ := e.start(projections.Activity{GeoIP: geo})
+	e, r := startGeo(t, func(geo *geoip.Resolver) projections.Projection { return projections.Activity{GeoIP: geo} })
 	ctx := context.Background()
 	t0 := testStart
 	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }

@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
+	"github.com/vigil-auth/vigil/projections"
 )
 
 // User agents of the tests.
@@ -83,6 +84,14 @@ func writeGeoDBs(t testing.TB, dir string) *geoip.Resolver {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// startGeo starts, on a fresh env, the projection made with the test GeoIP databases.
+func startGeo(t *testing.T, with func(*geoip.Resolver) projections.Projection) (*env, *projections.Runner) {
+	t.Helper()
+	e := newEnv(t)
+	r, _ := e.start(with(writeGeoDBs(t, t.TempDir())))
+	return e, r
 }
 
 // newClockEnv is newEnv with the store stamping RecordedAt from clock.

@@ -3,13 +3,9 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/vigil-auth/vigil/domain"
 )
@@ -52,60 +48,81 @@ func (Orgs) Schema() []string {
 	}
 }
 
-// Apply implements Projection.
-func (Orgs) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-	if err := applyOrgs(ctx, tx, ev); err != nil {
-		return fmt.Errorf("orgs: %s at position %d: %w", ev.Type, ev.Position, err)
-	}
-	return nil
+// orgsReducers is the Orgs projection's table: the organisation streams' members, and the
+// account streams' email, second factors and own sign-ins.
+var orgsReducers = reducers[Orgs]{
+	domain.EventOrgCreated:        on(Orgs.orgCreated),
+	domain.EventMemberAdded:       on(Orgs.memberAdded),
+	domain.EventMemberRoleChanged: on(Orgs.memberRoleChanged),
+	domain.EventMemberRemoved:     on(Orgs.memberRemoved),
+	domain.EventAccountRegistered: on(Orgs.accountRegistered),
+	domain.EventEmailChanged:      on(Orgs.emailChanged),
+	domain.EventTOTPDeviceConfirmed: factorChange(func(e domain.TOTPDeviceConfirmed) func([]string) []string {
+		return addFactor("t:" + e.DeviceID)
+	}),
+	domain.EventTOTPDeviceRemoved: factorChange(func(e domain.TOTPDeviceRemoved) func([]string) []string {
+		return dropFactor("t:" + e.DeviceID)
+	}),
+	domain.EventPasskeyRegistered: factorChange(func(e domain.PasskeyRegistered) func([]string) []string {
+		return addFactor("p:" + e.PasskeyID)
+	}),
+	domain.EventPasskeyRemoved: factorChange(func(e domain.PasskeyRemoved) func([]string) []string {
+		return dropFactor("p:" + e.PasskeyID)
+	}),
+	domain.EventTwoFactorDisabled: factorChange(func(domain.TwoFactorDisabled) func([]string) []string {
+		return func([]string) []string { return nil }
+	}),
+	domain.EventLoginSucceeded: on(Orgs.loginSucceeded),
 }
 
-func applyOrgs(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-	switch ev.Type {
-	case domain.EventOrgCreated, domain.EventMemberAdded, domain.EventMemberRemoved, domain.EventMemberRoleChanged,
-		domain.EventAccountRegistered, domain.EventEmailChanged, domain.EventTOTPDeviceConfirmed, domain.EventTOTPDeviceRemoved,
-		domain.EventPasskeyRegistered, domain.EventPasskeyRemoved, domain.EventTwoFactorDisabled, domain.EventLoginSucceeded:
-	default:
+// Apply implements Projection.
+func (p Orgs) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	return orgsReducers.apply(OrgsName, p, ctx, tx, ev)
+}
+
+func (Orgs) orgCreated(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.OrgCreated) error {
+	return setMember(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixOrg), e.OwnerAccountID, domain.OrgRoleOwner)
+}
+
+func (Orgs) memberAdded(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.MemberAdded) error {
+	return setMember(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixOrg), e.AccountID, e.Role)
+}
+
+func (Orgs) memberRoleChanged(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.MemberRoleChanged) error {
+	return setMember(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixOrg), e.AccountID, e.Role)
+}
+
+func (Orgs) memberRemoved(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.MemberRemoved) error {
+	return txExec(ctx, tx, `DELETE FROM org_members WHERE org_id = ? AND account_id = ?`,
+		streamID(ev.StreamID, domain.StreamPrefixOrg), e.AccountID)
+}
+
+func (Orgs) accountRegistered(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.AccountRegistered) error {
+	return txExec(ctx, tx, `INSERT INTO org_people (account_id, email, factors, enrolled_at, last_login_at)
+			VALUES (?, ?, '[]', 0, 0) ON CONFLICT (account_id) DO UPDATE SET email = excluded.email`,
+		streamID(ev.StreamID, domain.StreamPrefixAccount), e.Email)
+}
+
+func (Orgs) emailChanged(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.EmailChanged) error {
+	return txExec(ctx, tx, `UPDATE org_people SET email = ? WHERE account_id = ?`,
+		e.NewEmail, streamID(ev.StreamID, domain.StreamPrefixAccount))
+}
+
+// loginSucceeded records an own sign-in: a delegate's acting session is not the account's.
+func (Orgs) loginSucceeded(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.LoginSucceeded) error {
+	if ev.Metadata.Actor.Type == domain.ActorDelegate || e.Method == domain.MethodDelegation {
 		return nil
 	}
-	e, err := decode(ev)
-	if err != nil {
-		return err
-	}
-	orgID := streamID(ev.StreamID, domain.StreamPrefixOrg)
-	account := streamID(ev.StreamID, domain.StreamPrefixAccount)
-	t := nanos(eventTime(ev))
-	switch e := e.(type) {
-	case domain.OrgCreated:
-		return setMember(ctx, tx, orgID, e.OwnerAccountID, domain.OrgRoleOwner)
-	case domain.MemberAdded:
-		return setMember(ctx, tx, orgID, e.AccountID, e.Role)
-	case domain.MemberRoleChanged:
-		return setMember(ctx, tx, orgID, e.AccountID, e.Role)
-	case domain.MemberRemoved:
-		return txExec(ctx, tx, `DELETE FROM org_members WHERE org_id = ? AND account_id = ?`, orgID, e.AccountID)
-	case domain.AccountRegistered:
-		return txExec(ctx, tx, `INSERT INTO org_people (account_id, email, factors, enrolled_at, last_login_at)
-			VALUES (?, ?, '[]', 0, 0) ON CONFLICT (account_id) DO UPDATE SET email = excluded.email`, account, e.Email)
-	case domain.EmailChanged:
-		return txExec(ctx, tx, `UPDATE org_people SET email = ? WHERE account_id = ?`, e.NewEmail, account)
-	case domain.TOTPDeviceConfirmed:
-		return changeFactors(ctx, tx, account, t, func(f []string) []string { return addFactor(f, "t:"+e.DeviceID) })
-	case domain.TOTPDeviceRemoved:
-		return changeFactors(ctx, tx, account, t, func(f []string) []string { return dropFactor(f, "t:"+e.DeviceID) })
-	case domain.PasskeyRegistered:
-		return changeFactors(ctx, tx, account, t, func(f []string) []string { return addFactor(f, "p:"+e.PasskeyID) })
-	case domain.PasskeyRemoved:
-		return changeFactors(ctx, tx, account, t, func(f []string) []string { return dropFactor(f, "p:"+e.PasskeyID) })
-	case domain.TwoFactorDisabled:
-		return changeFactors(ctx, tx, account, t, func([]string) []string { return nil })
-	case domain.LoginSucceeded:
-		if ev.Metadata.Actor.Type == domain.ActorDelegate || e.Method == domain.MethodDelegation {
-			return nil
-		}
-		return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`, t, e.AccountID)
-	}
-	return nil
+	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`,
+		nanos(eventTime(ev)), e.AccountID)
+}
+
+// factorChange makes the reducer of an event that changes the account's factor list: change
+// returns, for the event, the function that rewrites the list (see changeFactors).
+func factorChange[E domain.Event](change func(E) func([]string) []string) reducer[Orgs] {
+	return on(func(_ Orgs, ctx context.Context, tx *sql.Tx, ev domain.Envelope, e E) error {
+		return changeFactors(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixAccount), nanos(eventTime(ev)), change(e))
+	})
 }
 
 func setMember(ctx context.Context, tx *sql.Tx, orgID, accountID, role string) error {
@@ -113,15 +130,21 @@ func setMember(ctx context.Context, tx *sql.Tx, orgID, accountID, role string) e
 		ON CONFLICT (org_id, account_id) DO UPDATE SET role = excluded.role`, orgID, accountID, role)
 }
 
-func addFactor(f []string, id string) []string {
-	if slices.Contains(f, id) {
-		return f
+// addFactor returns the change that adds the factor id to a list.
+func addFactor(id string) func([]string) []string {
+	return func(f []string) []string {
+		if slices.Contains(f, id) {
+			return f
+		}
+		return append(f, id)
 	}
-	return append(f, id)
 }
 
-func dropFactor(f []string, id string) []string {
-	return slices.DeleteFunc(f, func(x string) bool { return x == id })
+// dropFactor returns the change that removes the factor id from a list.
+func dropFactor(id string) func([]string) []string {
+	return func(f []string) []string {
+		return slices.DeleteFunc(f, func(x string) bool { return x == id })
+	}
 }
 
 // changeFactors rewrites an account's factor list; enrolled_at becomes t when the list goes
@@ -154,79 +177,4 @@ func changeFactors(ctx context.Context, tx *sql.Tx, accountID string, t int64, c
 		return err
 	}
 	return txExec(ctx, tx, `UPDATE org_people SET factors = ?, enrolled_at = ? WHERE account_id = ?`, string(out), enrolled, accountID)
-}
-
-// OrgMemberRow is one member of an organisation: API.md's members item and two-factor
-// report item. EnrolledAt and LastLoginAt are zero when unknown (no 2FA, never signed in).
-type OrgMemberRow struct {
-	AccountID        string
-	Email            string
-	Role             string
-	TwoFactorEnabled bool
-	EnrolledAt       time.Time
-	LastLoginAt      time.Time
-}
-
-// encodeMemberCursor makes the cursor of the org member list that resumes after the
-// member accountID.
-func encodeMemberCursor(accountID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("m:" + accountID))
-}
-
-// decodeMemberCursor returns the account id a member-list cursor resumes after; "" gives
-// "" (the first page). Only the cursors encodeMemberCursor makes are accepted.
-func decodeMemberCursor(cursor string) (string, error) {
-	if cursor == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	k, id, ok := strings.Cut(string(raw), ":")
-	if err != nil || !ok || k != "m" || id == "" || encodeMemberCursor(id) != cursor {
-		return "", ErrBadCursor
-	}
-	return id, nil
-}
-
-// OrgMembers returns the members of an organisation ordered by account id, at most limit
-// (clamped like the other lists) after cursor; next is the cursor of the following page, ""
-// on the last one. An unknown organisation has no members. ErrBadCursor for a cursor this
-// list did not issue. Safe for concurrent use.
-func (db *DB) OrgMembers(ctx context.Context, orgID string, limit int, cursor string) ([]OrgMemberRow, string, error) {
-	limit = clampLimit(limit)
-	after, err := decodeMemberCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.read.QueryContext(ctx, `SELECT m.account_id, coalesce(p.email, ''), m.role,
-			coalesce(p.enrolled_at, 0), coalesce(p.last_login_at, 0)
-		FROM org_members m LEFT JOIN org_people p ON p.account_id = m.account_id
-		WHERE m.org_id = ? AND m.account_id > ? ORDER BY m.account_id LIMIT ?`, orgID, after, limit+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("projections: org members: %w", err)
-	}
-	defer rows.Close()
-	var out []OrgMemberRow
-	for rows.Next() {
-		var r OrgMemberRow
-		var enrolled, last int64
-		if err := rows.Scan(&r.AccountID, &r.Email, &r.Role, &enrolled, &last); err != nil {
-			return nil, "", fmt.Errorf("projections: org members: %w", err)
-		}
-		r.TwoFactorEnabled = enrolled != 0
-		if enrolled != 0 {
-			r.EnrolledAt = fromNanos(enrolled)
-		}
-		if last != 0 {
-			r.LastLoginAt = fromNanos(last)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("projections: org members: %w", err)
-	}
-	if len(out) > limit {
-		out = out[:limit]
-		return out, encodeMemberCursor(out[limit-1].AccountID), nil
-	}
-	return out, "", nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -84,7 +85,7 @@ func (h *history) first() {
 	}
 	throttled := false
 	for range 12 {
-		var te *domain.ThrottledError
+		var te *throttle.Error
 		if err := h.fail("cat@example.com", h.rm(ipGoogle, uaCurl)); errors.As(err, &te) {
 			throttled = true
 			break

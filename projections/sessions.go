@@ -4,10 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
-	"time"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/geoip"
@@ -65,50 +61,37 @@ func (Sessions) Schema() []string {
 	}
 }
 
-// Apply implements Projection.
-func (p Sessions) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-	switch ev.Type {
-	case domain.EventSessionStarted, domain.EventSessionAccessed, domain.EventReauthSucceeded,
-		domain.EventSessionSignedOut, domain.EventSessionExpired, domain.EventClientRegistered:
-	default:
-		return nil
-	}
-	e, err := decode(ev)
-	if err != nil {
-		return err
-	}
-	sid := streamID(ev.StreamID, domain.StreamPrefixSession)
-	switch e := e.(type) {
-	case domain.SessionStarted:
-		err = p.started(ctx, tx, ev, e)
-	case domain.SessionAccessed:
-		err = txExec(ctx, tx, `UPDATE sessions SET last_accessed_at = max(last_accessed_at, ?) WHERE id = ?`,
-			nanos(e.At), sid)
-	case domain.ReauthSucceeded:
-		amr, _ := json.Marshal(nonNil(e.AMR))
-		err = txExec(ctx, tx, `UPDATE sessions SET aal = ?, amr = ?, restricted = restricted AND ? <> ?,
-			last_accessed_at = max(last_accessed_at, ?) WHERE id = ?`,
-			e.AAL, string(amr), e.AAL, domain.AAL2, nanos(e.At), sid)
-	case domain.SessionSignedOut, domain.SessionExpired:
-		err = txExec(ctx, tx, `DELETE FROM sessions WHERE id = ?`, sid)
-	case domain.ClientRegistered:
-		err = applyClientRegistered(ctx, tx, "sessions_clients", e)
-	}
-	if err != nil {
-		return fmt.Errorf("sessions: %s at position %d: %w", ev.Type, ev.Position, err)
-	}
-	return nil
+// sessionsReducers is the Sessions projection's table.
+var sessionsReducers = reducers[Sessions]{
+	domain.EventSessionStarted:   on(Sessions.started),
+	domain.EventSessionAccessed:  on(Sessions.accessed),
+	domain.EventReauthSucceeded:  on(Sessions.reauthenticated),
+	domain.EventSessionSignedOut: on(Sessions.ended),
+	domain.EventSessionExpired:   on(Sessions.ended),
+	domain.EventClientRegistered: clientRegistered[Sessions]("sessions_clients"),
 }
 
-func (p Sessions) started(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.SessionStarted) error {
-	id := e.SessionID
+// Apply implements Projection.
+func (p Sessions) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	return sessionsReducers.apply(SessionsName, p, ctx, tx, ev)
+}
+
+// startedSession returns the id and client of a started session: the event's, else those of
+// its stream and its request.
+func startedSession(ev domain.Envelope, e domain.SessionStarted) (id, clientID string) {
+	id, clientID = e.SessionID, e.ClientID
 	if id == "" {
 		id = streamID(ev.StreamID, domain.StreamPrefixSession)
 	}
-	clientID := e.ClientID
 	if clientID == "" {
 		clientID = ev.Metadata.ClientID
 	}
+	return id, clientID
+}
+
+// started adds the session's row, with its sign-in's agent, place and client.
+func (p Sessions) started(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.SessionStarted) error {
+	id, clientID := startedSession(ev, e)
 	cname, err := clientName(ctx, tx, "sessions_clients", clientID)
 	if err != nil {
 		return err
@@ -126,123 +109,28 @@ func (p Sessions) started(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e
 		VALUES (`+placeholders(len(args))+`)`, args...)
 }
 
+func (Sessions) accessed(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.SessionAccessed) error {
+	return txExec(ctx, tx, `UPDATE sessions SET last_accessed_at = max(last_accessed_at, ?) WHERE id = ?`,
+		nanos(e.At), streamID(ev.StreamID, domain.StreamPrefixSession))
+}
+
+// reauthenticated moves last_accessed_at forward and takes the new assurance; a second
+// factor lifts a restriction.
+func (Sessions) reauthenticated(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.ReauthSucceeded) error {
+	amr, _ := json.Marshal(nonNil(e.AMR))
+	return txExec(ctx, tx, `UPDATE sessions SET aal = ?, amr = ?, restricted = restricted AND ? <> ?,
+			last_accessed_at = max(last_accessed_at, ?) WHERE id = ?`,
+		e.AAL, string(amr), e.AAL, domain.AAL2, nanos(e.At), streamID(ev.StreamID, domain.StreamPrefixSession))
+}
+
+// ended removes a signed-out or expired session.
+func (Sessions) ended(ctx context.Context, tx *sql.Tx, ev domain.Envelope, _ domain.Event) error {
+	return txExec(ctx, tx, `DELETE FROM sessions WHERE id = ?`, streamID(ev.StreamID, domain.StreamPrefixSession))
+}
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
 	return s
-}
-
-// SessionRow is one active session: API.md's /me/sessions item (with `current` left false
-// for the caller to set) plus the account, the network and the session's assurance.
-type SessionRow struct {
-	ID        string `json:"id"`
-	AccountID string `json:"account_id"`
-	// ActorAccountID is the delegate acting for AccountID; "" (absent) otherwise.
-	ActorAccountID string `json:"actor_account_id,omitempty"`
-	// Current is never set by the query: the handler marks the caller's own session.
-	Current bool   `json:"current"`
-	OS      string `json:"os"`
-	Browser string `json:"browser"`
-	Device  string `json:"device"`
-	IP      string `json:"ip"`
-	// Location is where IP was when the session started; nil (null) when unknown.
-	Location *geoip.Location `json:"location"`
-	ASN      uint            `json:"asn"`    // 0 when unknown
-	ASOrg    string          `json:"as_org"` // "" when unknown
-	// Client is the application signed in through; nil (null) when the sign-in named none.
-	Client         *ClientRef `json:"client"`
-	AAL            string     `json:"aal"`
-	AMR            []string   `json:"amr"`
-	Restricted     bool       `json:"restricted"`
-	StartedAt      time.Time  `json:"started_at"`
-	LastAccessedAt time.Time  `json:"last_accessed_at"` // as recorded (at most once a minute)
-	ExpiresAt      time.Time  `json:"expires_at"`       // absolute end
-	// IdleExpiresAt is when the session ends unless it is used again (from the recorded last
-	// access; the in-memory index of the instance that serves it may know a later one).
-	IdleExpiresAt time.Time `json:"idle_expires_at"`
-	// Position is the global position of SessionStarted: the list's order.
-	Position uint64 `json:"-"`
-}
-
-const sessionColumns = `id, position, account_id, actor_account_id, os, browser, device, ip, ` + placeColumns + `,
-	client_id, client_name, aal, amr, restricted, started_at, last_accessed_at, expires_at, idle_timeout_seconds`
-
-func scanSession(sc interface{ Scan(...any) error }) (SessionRow, error) {
-	var (
-		r                                SessionRow
-		pl                               scannedPlace
-		clientID, clientName, amr        string
-		started, accessed, expires, idle int64
-	)
-	dest := []any{&r.ID, &r.Position, &r.AccountID, &r.ActorAccountID, &r.OS, &r.Browser, &r.Device, &r.IP}
-	dest = append(dest, pl.dest()...)
-	dest = append(dest, &clientID, &clientName, &r.AAL, &amr, &r.Restricted, &started, &accessed, &expires, &idle)
-	if err := sc.Scan(dest...); err != nil {
-		return SessionRow{}, err
-	}
-	r.Location, r.ASN, r.ASOrg = pl.location(), uint(pl.asn), pl.asOrg
-	r.Client = clientRef(clientID, clientName)
-	if err := json.Unmarshal([]byte(amr), &r.AMR); err != nil {
-		return SessionRow{}, fmt.Errorf("amr of session %s: %w", r.ID, err)
-	}
-	r.StartedAt, r.LastAccessedAt, r.ExpiresAt = fromNanos(started), fromNanos(accessed), fromNanos(expires)
-	if idle > 0 {
-		r.IdleExpiresAt = r.LastAccessedAt.Add(time.Duration(idle) * time.Second)
-	}
-	return r, nil
-}
-
-// ActiveSessions returns the active sessions of accountID ("" = every account), newest
-// first (by the position of their SessionStarted), at most limit (see DefaultLimit and
-// MaxLimit), after cursor ("" for the first page). next is the cursor of the following page,
-// "" on the last one. A cursor this query did not issue gives ErrBadCursor. Safe for
-// concurrent use; it sees the last committed batch.
-func (db *DB) ActiveSessions(ctx context.Context, accountID string, limit int, cursor string) (items []SessionRow, next string, err error) {
-	limit = clampLimit(limit)
-	after, err := decodeCursor("s", cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var (
-		where []string
-		args  []any
-	)
-	if accountID != "" {
-		where, args = append(where, "account_id = ?"), append(args, accountID)
-	}
-	if after != 0 {
-		where, args = append(where, "position < ?"), append(args, after)
-	}
-	q := `SELECT ` + sessionColumns + ` FROM sessions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	return page(ctx, db, "sessions", "s", q, args, limit, scanSession, func(r SessionRow) uint64 { return r.Position })
-}
-
-// Session returns one active session; ok is false when the table does not hold it (unknown,
-// signed out or expired).
-func (db *DB) Session(ctx context.Context, sessionID string) (row SessionRow, ok bool, err error) {
-	row, err = scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, sessionID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return SessionRow{}, false, nil
-	case err != nil:
-		return SessionRow{}, false, fmt.Errorf("projections: session %s: %w", sessionID, err)
-	}
-	return row, true, nil
-}
-
-// SessionOwner returns the account of an active session; ok is false when the table does
-// not hold it (unknown, signed out or expired).
-func (db *DB) SessionOwner(ctx context.Context, sessionID string) (accountID string, ok bool, err error) {
-	err = db.read.QueryRowContext(ctx, `SELECT account_id FROM sessions WHERE id = ?`, sessionID).Scan(&accountID)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return "", false, nil
-	case err != nil:
-		return "", false, fmt.Errorf("projections: session %s: %w", sessionID, err)
-	}
-	return accountID, true, nil
 }

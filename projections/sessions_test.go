@@ -27,9 +27,7 @@ func sessionIDs(rows []projections.SessionRow) []string {
 }
 
 func TestSessionsReducer(t *testing.T) {
-	e := newEnv(t)
-	geo := writeGeoDBs(t, t.TempDir())
-	r, _ := e.start(projections.Sessions{GeoIP: geo})
+	e, r := startGeo(t, func(geo *geoip.Resolver) projections.Projection { return projections.Sessions{GeoIP: geo} })
 	ctx := context.Background()
 	t0 := testStart
 	mdA := func(ip, ua, client string) domain.Metadata {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 )
 
 // snapshotSchema holds aggregate snapshots beside the read models. They are a cache derived
@@ -21,10 +21,10 @@ const snapshotSchema = `CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID`
 
 // SnapshotStore keeps the newest snapshot of each stream in the read-model database. It
-// implements domain.SnapshotStore and is safe for concurrent use.
+// implements ephemeral.SnapshotStore and is safe for concurrent use.
 type SnapshotStore struct{ db *DB }
 
-var _ domain.SnapshotStore = (*SnapshotStore)(nil)
+var _ ephemeral.SnapshotStore = (*SnapshotStore)(nil)
 
 // Snapshots returns the database's snapshot store.
 func (db *DB) Snapshots() *SnapshotStore { return &SnapshotStore{db: db} }

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
-	"github.com/vigil-auth/vigil/handlers"
+	"github.com/vigil-auth/vigil/handlers/apidoc"
 )
 
 // apiReferencePath is the generated API reference, relative to this package.
@@ -21,8 +21,8 @@ const apiReferencePath = "../../docs/API.md"
 var updateAPIReference = flag.Bool("update", false, "rewrite docs/API.md from the route registry")
 
 // referenceFlags is serveOptions for the reference's "Running" table.
-func referenceFlags() []handlers.ReferenceFlag {
-	out := make([]handlers.ReferenceFlag, 0, len(serveOptions))
+func referenceFlags() []apidoc.ReferenceFlag {
+	out := make([]apidoc.ReferenceFlag, 0, len(serveOptions))
 	for _, o := range serveOptions {
 		def := o.Def
 		if def != "" {
@@ -30,7 +30,7 @@ func referenceFlags() []handlers.ReferenceFlag {
 		} else if o.DefHelp != "none" {
 			def = o.DefHelp
 		}
-		out = append(out, handlers.ReferenceFlag{Flag: o.Flag, Env: o.Env, Default: def, Help: o.Help})
+		out = append(out, apidoc.ReferenceFlag{Flag: o.Flag, Env: o.Env, Default: def, Help: o.Help})
 	}
 	return out
 }

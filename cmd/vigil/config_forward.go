@@ -6,7 +6,7 @@ import (
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
-	"github.com/vigil-auth/vigil/domain"
+	input "github.com/vigil-auth/vigil/domain/validate"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 )
 
@@ -49,7 +49,7 @@ func validateForward(s cli.Settings) (app.ForwardConfig, error) {
 	}
 	fc.NATSStream = st.Value
 	if w := s[optWebhookURL]; w.Value != "" {
-		u, err := domain.ValidateWebhookURL(w.Value)
+		u, err := input.WebhookURL(w.Value)
 		if err != nil {
 			return fc, w.Errorf("%v", err)
 		}

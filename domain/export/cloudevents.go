@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/eventtype"
 )
 
 // CloudEvents constants of Vigil's events.
@@ -141,7 +142,7 @@ func Redact(eventType string, schemaVersion int, data json.RawMessage) json.RawM
 	}
 	changed := false
 	for k, v := range m {
-		if !known || fields.Class(k) == domain.FieldSecret {
+		if !known || fields.Class(k) == eventtype.FieldSecret {
 			m[k] = redactValue(v)
 			changed = true
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/eventtype"
 	"github.com/vigil-auth/vigil/domain/export"
 	"github.com/vigil-auth/vigil/domain/internal/eventsample"
 )
@@ -57,7 +58,7 @@ func TestRedactionOfEveryEventType(t *testing.T) {
 
 			var secrets []string
 			for k, val := range data {
-				if fields.Class(k) == domain.FieldSecret {
+				if fields.Class(k) == eventtype.FieldSecret {
 					secrets = append(secrets, eventsample.Strings(val)...)
 				}
 			}
@@ -107,7 +108,7 @@ func TestRedactionOfEveryEventType(t *testing.T) {
 
 // checkMembers compares the redacted data got with the stored data in: the same members,
 // public and personal ones equal, secret and undeclared ones redacted whole.
-func checkMembers(t *testing.T, shape, typ string, fields domain.EventFields, in, got map[string]json.RawMessage) {
+func checkMembers(t *testing.T, shape, typ string, fields eventtype.Declaration, in, got map[string]json.RawMessage) {
 	t.Helper()
 	if len(got) != len(in) {
 		t.Errorf("%s of %s: %d members, stored %d: %v", shape, typ, len(got), len(in), got)
@@ -119,7 +120,7 @@ func checkMembers(t *testing.T, shape, typ string, fields domain.EventFields, in
 			continue
 		}
 		switch c := fields.Class(k); c {
-		case domain.FieldPublic, domain.FieldPersonal:
+		case eventtype.FieldPublic, eventtype.FieldPersonal:
 			if !jsonEqual(stored, out) {
 				t.Errorf("%s of %s: %s member %q = %s, stored %s", shape, typ, c, k, out, stored)
 			}

@@ -82,7 +82,7 @@ func webauthnErr(format string, args ...any) error {
 }
 
 // RelyingParty is what the checks need of the relying party's configuration (package
-// domain's PasskeyConfig, validated there).
+// Config.RelyingParty, validated by Config.Fill).
 type RelyingParty struct {
 	// ID is the relying party id (a host name).
 	ID string

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Defaults of WebhookConfig.
@@ -72,7 +73,7 @@ func (c *WebhookConfig) fill() error {
 		c.Timeout = DefaultWebhookTimeout
 	}
 	if c.URL != "" {
-		u, err := domain.ValidateWebhookURL(c.URL)
+		u, err := validate.WebhookURL(c.URL)
 		if err != nil {
 			return fmt.Errorf("forward: webhook URL: %w", err)
 		}

@@ -26,11 +26,15 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
+	"github.com/vigil-auth/vigil/handlers/api"
+	"github.com/vigil-auth/vigil/handlers/apidoc"
+	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
 )
@@ -311,14 +315,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--public-url: %s is plain http on a host that is not local, where browsers drop Vigil's Secure session cookie and nobody can sign in: use https, or --insecure-cookies for a trial", cfg.PublicURL)
 	}
 	// WebAuthn binds passkeys to the public URL's host (the relying party id).
-	passkeys, err := domain.PasskeyConfigFromPublicURL(cfg.PublicURL.String())
+	passkeys, err := passkey.ConfigFromPublicURL(cfg.PublicURL.String())
 	if err != nil {
 		if !cfg.InsecureCookies || cfg.PublicURL.Scheme != "http" {
 			return nil, fmt.Errorf("--public-url: %w", err)
 		}
 		// A trial over plain HTTP: browsers offer no WebAuthn there anyway.
 		cfg.Logger.Warn("passkeys are off: the public URL is plain http on a host that is not local", "public_url", cfg.PublicURL.String(), "reason", err.Error())
-		passkeys = domain.PasskeyConfig{}
+		passkeys = passkey.Config{}
 	}
 	a := &App{cfg: cfg, log: cfg.Logger}
 
@@ -446,7 +450,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ServiceTokens:  a.tokens,
 		PublicURL:      cfg.PublicURL.String(),
 		HSTS:           cfg.PublicURL.Scheme == "https",
-		Stream: handlers.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
+		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
 		InsecureCookies: cfg.InsecureCookies,
@@ -504,8 +508,8 @@ func openGeoIP(cfg Config) (*geoip.Resolver, error) {
 
 // subjectReader returns the backend's subject index when it has one (the SQLite store's
 // ReadSubject), so the audit reads an account's events without scanning the log.
-func subjectReader(raw eventstore.Store) handlers.SubjectReader {
-	if sr, ok := raw.(handlers.SubjectReader); ok {
+func subjectReader(raw eventstore.Store) api.SubjectReader {
+	if sr, ok := raw.(api.SubjectReader); ok {
 		return sr
 	}
 	return nil
@@ -619,7 +623,7 @@ func (a *App) OpenAPIDocument() ([]byte, error) { return a.server.OpenAPIDocumen
 
 // APIReference renders the Markdown API reference (docs/API.md) of every route this app
 // serves, with the serve flags the command passes in.
-func (a *App) APIReference(flags []handlers.ReferenceFlag) ([]byte, error) {
+func (a *App) APIReference(flags []apidoc.ReferenceFlag) ([]byte, error) {
 	return a.server.APIReference(flags)
 }
 

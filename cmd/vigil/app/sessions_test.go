@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
@@ -87,7 +88,7 @@ func twoInstances(t *testing.T) (*sqlite.Store, *domain.Service, *domain.Service
 		t.Fatal(err)
 	}
 	newService := func() *domain.Service {
-		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: domain.NewMemorySnapshotStore(),
+		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
 			Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 		if err != nil {
 			t.Fatal(err)

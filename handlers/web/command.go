@@ -1,0 +1,136 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// Call is one request to a JSON command as Command hands it to the command's function: the
+// path's id, the decoded and checked body, the caller and the request metadata, each
+// worked out once, in that order, before the command runs.
+type Call[In any] struct {
+	C      *gin.Context
+	Ctx    context.Context
+	Caller domain.Session
+	// ID is the path's :id ("" when the route has none).
+	ID   string
+	In   In
+	Meta domain.RequestMeta
+}
+
+// Reply is a command's answer: a status and a JSON body (none for 204), or raw bytes of a
+// content type; Pos is the log position it wrote, sent as Vigil-Position by state changes
+// (0: the log's head).
+type Reply struct {
+	status      int
+	body        any
+	contentType string
+	raw         []byte
+	pos         uint64
+}
+
+// JSON answers body with status; pos as Reply.
+func JSON(status int, body any, pos uint64) Reply { return Reply{status: status, body: body, pos: pos} }
+
+// Done answers 204 No Content; pos as Reply.
+func Done(pos uint64) Reply { return Reply{status: http.StatusNoContent, pos: pos} }
+
+// Raw answers 200 with data of contentType.
+func Raw(contentType string, data []byte) Reply {
+	return Reply{status: http.StatusOK, contentType: contentType, raw: data}
+}
+
+// NoBody is the In of a command that takes no request body.
+type NoBody struct{}
+
+// OptionalBody, embedded in an In, lets the request leave the body out (BindOptionalJSON).
+type OptionalBody struct{}
+
+func (OptionalBody) optionalBody() {}
+
+// MetaKind says how Command builds the request metadata of a state change (reads get
+// RequestMeta).
+type MetaKind int
+
+const (
+	// MetaCaller is Core.Meta: the X-Vigil-Client header must name a registered client.
+	MetaCaller MetaKind = iota
+	// MetaAdmin is Core.AdminMeta: the caller acts as an administrator.
+	MetaAdmin
+	// MetaSignIn is RequestMeta: the sign-in commands check the client they name.
+	MetaSignIn
+)
+
+// Command is the one shape of a JSON route: the path's id (PathID), the body decoded into
+// In (BindJSON; none for NoBody; may be absent with OptionalBody) and checked (In's Check
+// method, when it has one), the request metadata of kind, then run; its error becomes the
+// problem document (WriteError), its Reply the answer, with Vigil-Position on a state
+// change.
+func Command[In any](s *Core, kind MetaKind, run func(*Call[In]) (Reply, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		r := &Call[In]{C: c, Ctx: c.Request.Context(), Caller: CallerOf(c)}
+		unsafe := UnsafeMethod(c.Request.Method)
+		err := r.prepare(s, kind, unsafe)
+		var out Reply
+		if err == nil {
+			out, err = run(r)
+		}
+		if err != nil {
+			WriteError(c, err)
+			return
+		}
+		if unsafe {
+			s.SetPosition(c, out.pos)
+		}
+		switch {
+		case out.raw != nil:
+			c.Data(out.status, out.contentType, out.raw)
+		case out.status == http.StatusNoContent:
+			c.Status(out.status)
+		default:
+			c.JSON(out.status, out.body)
+		}
+	}
+}
+
+// prepare works out r's id, body and metadata.
+func (r *Call[In]) prepare(s *Core, kind MetaKind, unsafe bool) error {
+	c := r.C
+	if strings.Contains(c.FullPath(), "/:id") {
+		id, err := PathID(c, "id")
+		if err != nil {
+			return err
+		}
+		r.ID = id
+	}
+	in := any(&r.In)
+	if _, none := in.(*NoBody); !none {
+		bind := BindJSON
+		if _, opt := in.(interface{ optionalBody() }); opt {
+			bind = BindOptionalJSON
+		}
+		if err := bind(c, in); err != nil {
+			return err
+		}
+		if ch, ok := in.(interface{ Check() error }); ok {
+			if err := ch.Check(); err != nil {
+				return err
+			}
+		}
+	}
+	var err error
+	switch {
+	case !unsafe || kind == MetaSignIn:
+		r.Meta = RequestMeta(c)
+	case kind == MetaAdmin:
+		r.Meta, err = s.AdminMeta(c)
+	default:
+		r.Meta, err = s.Meta(c)
+	}
+	return err
+}

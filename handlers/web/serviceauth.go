@@ -1,0 +1,61 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// keyService is the gin context key of the authenticated service token.
+const keyService = "vigil.service"
+
+// serviceOf returns the service token that authenticated the request, if one did.
+func serviceOf(c *gin.Context) (domain.ServiceToken, bool) {
+	if v, ok := c.Get(keyService); ok {
+		if t, ok := v.(domain.ServiceToken); ok {
+			return t, true
+		}
+	}
+	return domain.ServiceToken{}, false
+}
+
+// bearerServiceToken returns the bearer token when it is a service token (vgl_ prefix).
+func bearerServiceToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, domain.ServiceTokenPrefix) {
+		return "", false
+	}
+	return tok, true
+}
+
+// serviceAuth is the middleware that authenticates a service token holding scope. Requests
+// without one pass on unchanged to the session middleware.
+func (s *Core) serviceAuth(scope string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok, ok := bearerServiceToken(c.Request)
+		if !ok || s.tokens == nil {
+			c.Next()
+			return
+		}
+		st, err := s.tokens.Authenticate(c.Request.Context(), tok, scope, RequestMeta(c))
+		if err != nil {
+			if _, joined := err.(interface{ Unwrap() []error }); joined { // recording the denial failed
+				LoggerFrom(c).WarnContext(c.Request.Context(), "service token denial not recorded", "route", RouteLabel(c),
+					"request_id", RequestID(c), "error", err.Error())
+			}
+			if errors.Is(err, domain.ErrInsufficientScope) {
+				err = Public(ErrForbidden, "This service token lacks scope "+scope+".", err)
+			}
+			WriteError(c, err)
+			return
+		}
+		c.Set(keyService, st)
+		c.Next()
+	}
+}

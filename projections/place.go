@@ -1,0 +1,67 @@
+package projections
+
+import (
+	"github.com/vigil-auth/vigil/geoip"
+)
+
+// place is where an IP address is, as stored in the sessions and activity rows.
+type place struct {
+	located                            bool
+	city, region, country, countryCode string
+	lat, lon                           float64
+	asn                                uint
+	asOrg                              string
+}
+
+// locate looks ip up (no lookup without an address or a resolver).
+func locate(r *geoip.Resolver, ip string) place {
+	if ip == "" {
+		return place{}
+	}
+	res := r.LookupString(ip)
+	p := place{asn: res.ASN, asOrg: res.ASOrg}
+	if l := res.Location; l != nil {
+		p.located = true
+		p.city, p.region, p.country, p.countryCode = l.City, l.Region, l.Country, l.CountryCode
+		p.lat, p.lon = l.Latitude, l.Longitude
+	}
+	return p
+}
+
+// placeColumns is the column list of a place, in the order of place.args and scanPlace.
+const placeColumns = `located, city, region, country, country_code, latitude, longitude, asn, as_org`
+
+const placeDDL = `located      INTEGER NOT NULL,
+		city         TEXT NOT NULL,
+		region       TEXT NOT NULL,
+		country      TEXT NOT NULL,
+		country_code TEXT NOT NULL,
+		latitude     REAL NOT NULL,
+		longitude    REAL NOT NULL,
+		asn          INTEGER NOT NULL,
+		as_org       TEXT NOT NULL`
+
+func (p place) args() []any {
+	return []any{p.located, p.city, p.region, p.country, p.countryCode, p.lat, p.lon, int64(p.asn), p.asOrg}
+}
+
+// scannedPlace receives the place columns of a row.
+type scannedPlace struct {
+	located                            bool
+	city, region, country, countryCode string
+	lat, lon                           float64
+	asn                                int64
+	asOrg                              string
+}
+
+func (s *scannedPlace) dest() []any {
+	return []any{&s.located, &s.city, &s.region, &s.country, &s.countryCode, &s.lat, &s.lon, &s.asn, &s.asOrg}
+}
+
+func (s *scannedPlace) location() *geoip.Location {
+	if !s.located {
+		return nil
+	}
+	return &geoip.Location{City: s.city, Region: s.region, Country: s.country, CountryCode: s.countryCode,
+		Latitude: s.lat, Longitude: s.lon}
+}

@@ -1,0 +1,215 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// The built-in projections are made in Zitadel's shape: a name, a schema (the DDL of their
+// tables) and a table from event type name to reducer. Apply looks the event's type up in the
+// table and runs that reducer; an event of a type the table does not list is a no-op. Adding
+// an event to a read model is one line in its table and one small function, and the table
+// says at a glance what a read model listens to.
+
+// reducer folds one event into a projection's tables, inside the runner's batch transaction
+// (the rules of Projection.Apply hold). p is the projection's value: a reducer reads the
+// projection's settings (GeoIP) from it, so the tables are built once, not per value.
+type reducer[P any] func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
+
+// reducers is a projection's table from event type name to reducer.
+type reducers[P any] map[string]reducer[P]
+
+// apply runs the reducer of ev's type, if the table has one; an error names the projection,
+// the event type and the position, so that a stuck projection's LastError says where.
+func (r reducers[P]) apply(name string, p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	reduce, ok := r[ev.Type]
+	if !ok {
+		return nil
+	}
+	if err := reduce(p, ctx, tx, ev); err != nil {
+		return fmt.Errorf("%s: %s at position %d: %w", name, ev.Type, ev.Position, err)
+	}
+	return nil
+}
+
+// on makes a reducer from a function of the event's decoded data, so that each reducer
+// receives the type it handles instead of switching on it. Data of another Go type than E
+// (no decoder returns one) is skipped, as the type switches before it did.
+func on[P any, E domain.Event](f func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope, e E) error) reducer[P] {
+	return func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+		d, err := decode(ev)
+		if err != nil {
+			return err
+		}
+		e, ok := d.(E)
+		if !ok {
+			return nil
+		}
+		return f(p, ctx, tx, ev, e)
+	}
+}
+
+// nanos stores a time as Unix nanoseconds, UTC; the zero time is 0.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UTC().UnixNano()
+}
+
+// eventTime is the time of the decision an event records: its data's "at" (or
+// "started_at"), else the store's RecordedAt.
+func eventTime(ev domain.Envelope) time.Time {
+	var t struct {
+		At        time.Time `json:"at"`
+		StartedAt time.Time `json:"started_at"`
+	}
+	if json.Unmarshal(ev.Data, &t) == nil {
+		switch {
+		case !t.At.IsZero():
+			return t.At.UTC()
+		case !t.StartedAt.IsZero():
+			return t.StartedAt.UTC()
+		}
+	}
+	return ev.RecordedAt.UTC()
+}
+
+// streamID returns the id part of a stream id with the given prefix ("" when it has
+// another prefix).
+func streamID(stream, prefix string) string {
+	id, ok := strings.CutPrefix(stream, prefix)
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+func decode(ev domain.Envelope) (domain.Event, error) {
+	if e, ok := decoded.get(ev); ok {
+		return e, nil
+	}
+	e, err := domain.DecodeEvent(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err)
+	}
+	decoded.put(ev, e)
+	return e, nil
+}
+
+// decoded remembers the last few events decoded, so that the projections applying one event
+// after another (a replay applies every projection to an event before the next) decode it
+// once. Decoded events are values that reducers only read.
+var decoded decodeCache
+
+type decodeCache struct {
+	mu      sync.Mutex
+	next    int
+	entries [8]struct {
+		id  string
+		pos uint64
+		ev  domain.Event
+	}
+}
+
+func (c *decodeCache) get(env domain.Envelope) (domain.Event, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		if e := &c.entries[i]; e.ev != nil && e.pos == env.Position && e.id == env.ID {
+			return e.ev, true
+		}
+	}
+	return nil, false
+}
+
+func (c *decodeCache) put(env domain.Envelope, ev domain.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &c.entries[c.next]
+	e.id, e.pos, e.ev = env.ID, env.Position, ev
+	c.next = (c.next + 1) % len(c.entries)
+}
+
+// placeholders returns "?, ?, ..., ?" with n marks.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// preparedCache keeps the statements prepared in the transactions being applied: SQLite
+// compiles a statement on every Exec otherwise, which is most of the cost of a small write.
+// Statements prepared in a transaction are closed by database/sql when it ends, so the
+// cache forgets transactions in bulk once it holds more than a few.
+var preparedCache = struct {
+	sync.Mutex
+	m map[*sql.Tx]*txState
+}{m: map[*sql.Tx]*txState{}}
+
+const preparedTxs = 16
+
+// txState is what the reducers remember about one transaction: its prepared statements and
+// the activity rows written in it (see keepTimeBounds).
+type txState struct {
+	stmts    map[string]*sql.Stmt
+	activity activityTimes
+}
+
+// stateOf returns the state of tx, creating it.
+func stateOf(tx *sql.Tx) *txState {
+	preparedCache.Lock()
+	defer preparedCache.Unlock()
+	st := preparedCache.m[tx]
+	if st == nil {
+		if len(preparedCache.m) >= preparedTxs {
+			clear(preparedCache.m)
+		}
+		st = &txState{stmts: map[string]*sql.Stmt{}}
+		preparedCache.m[tx] = st
+	}
+	return st
+}
+
+// prepared returns query prepared in tx, preparing it on first use. A transaction is used by
+// one goroutine at a time (the batch that owns it), so its state needs no lock of its own.
+func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	ts := stateOf(tx)
+	if st := ts.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	ts.stmts[query] = st
+	return st, nil
+}
+
+// txExec is tx.ExecContext with the statement prepared once per transaction.
+func txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	st, err := prepared(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+// txScan runs a one-row query with the statement prepared once per transaction and scans
+// it into dest; no row is sql.ErrNoRows.
+func txScan(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
+	st, err := prepared(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
