@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -206,7 +207,7 @@ func TestAccountSnapshotRoundTrip(t *testing.T) {
 		version uint64
 		data    []byte
 	}{
-		"unknown schema": {"a1", a.Version(), []byte(strings.Replace(string(data), `"schema":1`, `"schema":99`, 1))},
+		"unknown schema": {"a1", a.Version(), []byte(strings.Replace(string(data), fmt.Sprintf(`"schema":%d`, accountSnapshotSchema), `"schema":99`, 1))},
 		"other account":  {"a2", a.Version(), data},
 		"other version":  {"a1", a.Version() + 1, data},
 		"garbage":        {"a1", a.Version(), []byte("{")},
