@@ -14,8 +14,8 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/eventstore/wmbridge"
 	"github.com/vigil-auth/vigil/projections"
+	"github.com/vigil-auth/vigil/projections/runner"
 )
 
 // lagProbe is a projection that records, for each event, when its handler saw it.
@@ -122,7 +122,7 @@ func encode(b *testing.B, ev domain.Event, md domain.Metadata) domain.EventData 
 }
 
 // lagRunner runs ps on a fresh store and read-model file until the benchmark ends.
-func lagRunner(b *testing.B, ps ...projections.Projection) (*projections.Runner, *sqlite.Store) {
+func lagRunner(b *testing.B, ps ...projections.Projection) (*runner.Runner, *sqlite.Store) {
 	dir := b.TempDir()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quiet})
 	if err != nil {
@@ -134,9 +134,7 @@ func lagRunner(b *testing.B, ps ...projections.Projection) (*projections.Runner,
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	sub, _ := wmbridge.NewSubscriber(store, wmbridge.SubscriberConfig{Checkpoints: db})
-	r, err := projections.NewRunner(projections.RunnerConfig{DB: db, Subscriber: sub, Log: store, Projections: ps, Logger: quiet,
-		BatchEndKey: wmbridge.MetaMore})
+	r, err := runner.New(runner.Config{DB: db, Log: store, Projections: ps, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -152,7 +150,7 @@ func lagRunner(b *testing.B, ps ...projections.Projection) (*projections.Runner,
 // scheduled time whatever the latency of the others (event i made by next), and returns,
 // over all ops, the time from calling Append to r having committed the event. After each op,
 // check gets the op's event ids and send times.
-func openLoopLag(b *testing.B, r *projections.Runner, store *sqlite.Store, rate, seconds int,
+func openLoopLag(b *testing.B, r *runner.Runner, store *sqlite.Store, rate, seconds int,
 	next func(i int) (string, domain.EventData), check func(ids []string, sent []time.Time)) []time.Duration {
 	ctx := context.Background()
 	var lags []time.Duration

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"github.com/vigil-auth/vigil/eventstore/follow"
 )
 
 // Config configures Open.
@@ -22,16 +19,17 @@ type Config struct {
 	Logger *slog.Logger
 	// ReadConns is the size of the query pool. Default 8.
 	ReadConns int
-
-	// fresh opens a file that nothing reads yet (a rebuild's): no journal, no syncs.
-	fresh bool
+	// Unjournaled opens a file that nothing reads yet (a rebuild's): no journal, no syncs.
+	// EnableWAL gives it the serving settings once it is complete.
+	Unjournaled bool
 }
 
 // DB is the read-model database: one writer connection (the runner's batches take turns on
 // it) and a pool of read-only connections for queries. Safe for concurrent use.
 //
-// The file behind a DB can change while it serves: Runner.Adopt moves it to a rebuilt file
-// (see Rebuild) between two batches; queries started before keep the old file until they end.
+// The file behind a DB can change while it serves: the runner moves it to a rebuilt file
+// (see Rebuild and Switch) between two batches; queries started before keep the old file
+// until they end.
 type DB struct {
 	log   *slog.Logger
 	cfg   Config
@@ -102,62 +100,53 @@ func Open(cfg Config) (*DB, error) {
 	if cfg.ReadConns <= 0 {
 		cfg.ReadConns = 8
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("projections: create directory: %w", err)
+	if cfg.Unjournaled {
+		cfg.ReadConns = 1
 	}
-	w, r, err := openConns(cfg)
+	sqlite := follow.SQLiteConfig{Path: cfg.Path, Unjournaled: cfg.Unjournaled,
+		Schema: []string{follow.CheckpointTable, snapshotSchema}}
+	w, err := follow.OpenSQLite(sqlite)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	sqlite.ReadOnly, sqlite.MaxConns, sqlite.Schema = true, cfg.ReadConns, nil
+	r, err := follow.OpenSQLite(sqlite)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("projections: %w", err)
 	}
 	db := &DB{log: cfg.Logger, cfg: cfg, write: newPool(w), read: newPool(r)}
 	db.path.Store(&cfg.Path)
 	return db, nil
 }
 
-// openConns opens the writer and the read pool of the file cfg.Path, creating the
-// checkpoints and snapshots tables.
-func openConns(cfg Config) (w, r *sql.DB, err error) {
-	dsn := func(readOnly bool) string {
-		q := url.Values{}
-		q.Add("_pragma", "busy_timeout(10000)")
-		if cfg.fresh {
-			q.Add("_pragma", "journal_mode(OFF)")
-			q.Add("_pragma", "synchronous(OFF)")
-		} else {
-			q.Add("_pragma", "journal_mode(WAL)")
-			q.Add("_pragma", "synchronous(NORMAL)")
-		}
-		q.Add("_pragma", "foreign_keys(1)")
-		if readOnly {
-			q.Add("_pragma", "query_only(1)")
-		} else {
-			q.Set("_txlock", "immediate")
-		}
-		return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
+// Reopen opens the read-model file at path with db's settings (journaled): the file a
+// rebuild wrote, before Switch moves db to it.
+func (db *DB) Reopen(path string) (*DB, error) {
+	cfg := db.cfg
+	cfg.Path, cfg.Unjournaled = path, false
+	return Open(cfg)
+}
+
+// Switch moves db to next's file and connections: every query that starts from now on reads
+// next's file, those already running finish on the old one. It returns a DB holding the old
+// file's connections, for the caller to close (and the file to remove with RemoveFile);
+// next must not be used any more.
+func (db *DB) Switch(next *DB) (old *DB) {
+	old = &DB{log: db.log, cfg: db.cfg, write: newPool(db.write.db()), read: newPool(db.read.db())}
+	old.path.Store(db.path.Load())
+	db.write.p.Store(next.write.db())
+	db.read.p.Store(next.read.db())
+	db.path.Store(next.path.Load())
+	return old
+}
+
+// EnableWAL gives an Unjournaled file the serving settings (WAL), once it is complete.
+func (db *DB) EnableWAL(ctx context.Context) error {
+	if _, err := db.write.ExecContext(ctx, `PRAGMA journal_mode = WAL`); err != nil {
+		return fmt.Errorf("projections: switch to WAL: %w", err)
 	}
-	w, err = sql.Open("sqlite", dsn(false))
-	if err != nil {
-		return nil, nil, fmt.Errorf("projections: open %s: %w", cfg.Path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	if _, err := w.Exec(`CREATE TABLE IF NOT EXISTS checkpoints (
-		name       TEXT PRIMARY KEY,
-		position   INTEGER NOT NULL,
-		updated_at INTEGER NOT NULL
-	); ` + snapshotSchema); err != nil {
-		w.Close()
-		return nil, nil, fmt.Errorf("projections: create schema in %s: %w", cfg.Path, err)
-	}
-	r, err = sql.Open("sqlite", dsn(true))
-	if err != nil {
-		w.Close()
-		return nil, nil, fmt.Errorf("projections: open %s: %w", cfg.Path, err)
-	}
-	r.SetMaxOpenConns(cfg.ReadConns)
-	r.SetMaxIdleConns(cfg.ReadConns)
-	return w, r, nil
+	return nil
 }
 
 // Read returns the read-only pool for queries.
@@ -167,20 +156,17 @@ func (db *DB) Read() *sql.DB { return db.read.db() }
 func (db *DB) Path() string { return *db.path.Load() }
 
 // Checkpoint returns the last position committed for the projection name, 0 when it has none.
+// It implements follow.Checkpoints.
 func (db *DB) Checkpoint(ctx context.Context, name string) (uint64, error) {
-	var pos uint64
-	err := db.write.QueryRowContext(ctx, `SELECT position FROM checkpoints WHERE name = ?`, name).Scan(&pos)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
+	pos, err := follow.ReadCheckpoint(ctx, db.write, name)
 	if err != nil {
-		return 0, fmt.Errorf("projections: checkpoint of %s: %w", name, err)
+		return 0, fmt.Errorf("projections: %w", err)
 	}
 	return pos, nil
 }
 
-// setup creates the tables of every projection.
-func (db *DB) setup(ctx context.Context, ps []Projection) error {
+// Setup creates the tables of every projection of ps.
+func (db *DB) Setup(ctx context.Context, ps []Projection) error {
 	for _, p := range ps {
 		for _, stmt := range p.Schema() {
 			if _, err := db.write.ExecContext(ctx, stmt); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 	"github.com/vigil-auth/vigil/projections"
+	"github.com/vigil-auth/vigil/projections/runner"
 )
 
 // User agents of the tests.
@@ -87,7 +88,7 @@ func writeGeoDBs(t testing.TB, dir string) *geoip.Resolver {
 }
 
 // startGeo starts, on a fresh env, the projection made with the test GeoIP databases.
-func startGeo(t *testing.T, with func(*geoip.Resolver) projections.Projection) (*env, *projections.Runner) {
+func startGeo(t *testing.T, with func(*geoip.Resolver) projections.Projection) (*env, *runner.Runner) {
 	t.Helper()
 	e := newEnv(t)
 	r, _ := e.start(with(writeGeoDBs(t, t.TempDir())))

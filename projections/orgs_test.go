@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/projections"
+	"github.com/vigil-auth/vigil/projections/runner"
 )
 
 func allMembers(t *testing.T, db *projections.DB, org string, limit int) []projections.OrgMemberRow {
@@ -111,7 +112,7 @@ func TestTwoFactorReportOfAThousandMembers(t *testing.T) {
 	e.emitAll(signIns) // after the registrations: a sign-in of an unknown account is ignored
 	pos := e.emit(domain.OrgStream("big"), md(id(0)), org...)
 	built := time.Now()
-	r, _ := e.startWith(func(c *projections.RunnerConfig) { c.CatchUpAfter = 1 }, projections.Builtin()...)
+	r, _ := e.startWith(func(c *runner.Config) { c.CatchUpAfter = 1 }, projections.Builtin()...)
 	e.waitFor(r, pos)
 	caughtUp := time.Now()
 	pos = e.emit(domain.OrgStream("big"), md(id(0)), domain.TwoFactorRequirementChanged{OrgID: "big", Required: true, ChangedBy: id(0), At: t0})

@@ -16,8 +16,8 @@ import (
 // The read models of a data directory live in one SQLite file; which one is named by the
 // pointer file CurrentFile (absent: DefaultFile). Rebuild writes a fresh file beside the
 // current one and replaces the pointer (an atomic rename) when the file has caught up with
-// the log; a serving Runner that follows the directory (FollowRebuilds) adopts it between two
-// batches, and a server that starts later opens it directly.
+// the log; a serving runner that follows the directory (projections/runner) adopts it between
+// two batches, and a server that starts later opens it directly.
 const (
 	// DefaultFile is the read-model file of a directory without a pointer file.
 	DefaultFile = "projections.db"
@@ -98,8 +98,8 @@ type RebuildResult struct {
 // Rebuild builds every read model of cfg.Dir from the whole log into a fresh file, then makes
 // it the directory's current file with an atomic rename of the pointer file. The current file
 // is not touched: a server keeps answering from it during the rebuild, and adopts the new one
-// when it notices the pointer (Runner.FollowRebuilds), applying first whatever the log gained
-// since. Aggregate snapshots are not carried over (they are a cache; the next load of each
+// when it notices the pointer (runner.Runner.FollowRebuilds), applying first whatever the log
+// gained since. Aggregate snapshots are not carried over (they are a cache; the next load of each
 // account writes a new one).
 //
 // The fresh file is written without a journal and without syncs (nothing reads it until the
@@ -129,13 +129,16 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 	start := cfg.Now()
 	name := rebuiltPrefix + strconv.FormatInt(start.UnixNano(), 10) + ".db"
 	path := filepath.Join(cfg.Dir, name)
-	fresh, err := openFresh(path, cfg.Logger)
+	if _, err := os.Stat(path); err == nil {
+		return RebuildResult{}, fmt.Errorf("projections: rebuild: %s already exists", path)
+	}
+	fresh, err := Open(Config{Path: path, Logger: cfg.Logger, Unjournaled: true})
 	if err != nil {
 		return RebuildResult{}, err
 	}
 	discard := func() {
 		fresh.Close()
-		removeDBFiles(path)
+		RemoveFile(path)
 	}
 	var events int
 	pos, err := ReplayWith(ctx, ReplayConfig{DB: fresh, Log: cfg.Log, Projections: cfg.Projections,
@@ -150,44 +153,29 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 		return RebuildResult{}, err
 	}
 	// Serving settings, then everything on disk before anyone can open the file.
-	if _, err := fresh.write.ExecContext(ctx, `PRAGMA journal_mode = WAL`); err != nil {
+	if err := fresh.EnableWAL(ctx); err != nil {
 		discard()
-		return RebuildResult{}, fmt.Errorf("projections: rebuild: switch to WAL: %w", err)
+		return RebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
 	}
 	if err := fresh.Close(); err != nil {
-		removeDBFiles(path)
+		RemoveFile(path)
 		return RebuildResult{}, fmt.Errorf("projections: rebuild: close: %w", err)
 	}
 	if err := syncFile(path); err != nil {
-		removeDBFiles(path)
+		RemoveFile(path)
 		return RebuildResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		removeDBFiles(path)
+		RemoveFile(path)
 		return RebuildResult{}, err
 	}
 	if err := writePointer(cfg.Dir, name); err != nil {
-		removeDBFiles(path)
+		RemoveFile(path)
 		return RebuildResult{}, err
 	}
 	res := RebuildResult{Path: path, Previous: prev, Position: pos, Events: events, Elapsed: cfg.Now().Sub(start)}
 	cfg.Logger.Info("read models rebuilt and swapped in", "file", path, "previous", prev, "position", pos, "elapsed", res.Elapsed)
 	return res, nil
-}
-
-// openFresh opens a new, empty read-model file for a rebuild: no journal, no syncs, a big
-// page cache, one connection.
-func openFresh(path string, logger *slog.Logger) (*DB, error) {
-	if _, err := os.Stat(path); err == nil {
-		return nil, fmt.Errorf("projections: rebuild: %s already exists", path)
-	}
-	w, r, err := openConns(Config{Path: path, ReadConns: 1, fresh: true})
-	if err != nil {
-		return nil, err
-	}
-	db := &DB{log: logger, cfg: Config{Path: path, Logger: logger, ReadConns: 1}, write: newPool(w), read: newPool(r)}
-	db.path.Store(&path)
-	return db, nil
 }
 
 // writePointer makes name the current read-model file of dir: a new pointer file synced to
@@ -232,8 +220,9 @@ func syncFile(path string) error {
 	return nil
 }
 
-// removeDBFiles removes a SQLite file with its WAL and shared-memory files.
-func removeDBFiles(path string) {
+// RemoveFile removes a read-model file with its WAL and shared-memory files (a file the DB
+// has moved away from, see DB.Switch).
+func RemoveFile(path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		_ = os.Remove(p)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
+	"github.com/vigil-auth/vigil/projections/runner"
 )
 
 // TestRebuildSwapsInWhileServing runs a live runner that follows its directory while a
@@ -147,10 +148,10 @@ func TestRunnerCatchesUpWithTheFastPath(t *testing.T) {
 	// CatchUpAfter 10: the runner starts more than 10 events behind, first with empty read
 	// models (built in a fresh file, then adopted), then, after more history, with read
 	// models that are behind (the live file catches up).
-	start := func() (*projections.Runner, func(), string) {
+	start := func() (*runner.Runner, func(), string) {
 		t.Helper()
 		var logs syncBuffer
-		r, stop := e.startWith(func(c *projections.RunnerConfig) {
+		r, stop := e.startWith(func(c *runner.Config) {
 			c.CatchUpAfter = 10
 			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		}, builtin()...)

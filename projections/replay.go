@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/follow"
 )
 
 // ReplayConfig configures ReplayWith.
@@ -47,9 +48,9 @@ func Replay(ctx context.Context, db *DB, log LogInfo, ps ...Projection) (uint64,
 // checkpoint, until a page comes back empty (the end of the log at that moment). Each
 // projection skips the events at or below its own checkpoint, so an interrupted replay
 // resumes where it stopped and every event is applied exactly once. It produces the same
-// rows as a Runner applying the same log.
+// rows as a runner applying the same log (both apply with Applier).
 //
-// It must not run while a Runner applies the same projections to the same DB (both would
+// It must not run while a runner applies the same projections to the same DB (both would
 // apply the events). A failing event stops the replay with its error; the batch holding it
 // is rolled back. It returns the last position committed.
 func ReplayWith(ctx context.Context, cfg ReplayConfig) (uint64, error) {
@@ -80,7 +81,7 @@ func ReplayWith(ctx context.Context, cfg ReplayConfig) (uint64, error) {
 	}
 	// A projection replayed from the start gets its secondary indexes after its rows: one
 	// sorted build instead of an update per row. Apply must not need them (only primary
-	// keys); a replay that stops early leaves them to the next Replay or Runner, which
+	// keys); a replay that stops early leaves them to the next Replay or runner, which
 	// create every missing one first.
 	var deferred []string
 	for i, p := range ps {
@@ -106,90 +107,107 @@ func ReplayWith(ctx context.Context, cfg ReplayConfig) (uint64, error) {
 		return pos, fmt.Errorf("projections: replay: %w", err)
 	}
 	start, events := cfg.Now(), 0
-	// The next page is read while the current one is applied (the log is another file).
-	readCtx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
-	pages := make(chan replayPage, 1)
-	go func() {
-		defer close(pages)
-		after := pos
-		for {
-			page, err := cfg.Log.ReadAll(readCtx, after, cfg.BatchSize)
-			select {
-			case pages <- replayPage{after: after, events: page, err: err}:
-			case <-readCtx.Done():
-				return
-			}
-			if err != nil || len(page) == 0 {
-				return
-			}
-			after = page[len(page)-1].Position
+	a := Applier{DB: db, Projections: ps, Checkpoints: cps, Now: cfg.Now}
+	pos, err = follow.Pages(ctx, cfg.Log, pos, cfg.BatchSize, func(ctx context.Context, page []domain.Envelope) error {
+		if err := a.Apply(ctx, page); err != nil {
+			return err
 		}
-	}()
-	for {
-		rp, ok := <-pages
-		if !ok {
-			return pos, fmt.Errorf("projections: replay after %d: %w", pos, ctx.Err())
-		}
-		page, err := rp.events, rp.err
-		if err != nil {
-			return pos, fmt.Errorf("projections: replay after %d: %w", rp.after, err)
-		}
-		if len(page) == 0 {
-			for _, stmt := range deferred {
-				if _, err := db.write.ExecContext(ctx, stmt); err != nil {
-					return pos, fmt.Errorf("projections: replay: create index: %w", err)
-				}
-			}
-			return pos, nil
-		}
-		tx, err := db.write.BeginTx(ctx, nil)
-		if err != nil {
-			return pos, fmt.Errorf("projections: replay: begin: %w", err)
-		}
-		for _, ev := range page {
-			for i, p := range ps {
-				if ev.Position <= cps[i] {
-					continue
-				}
-				if err := p.Apply(ctx, tx, ev); err != nil {
-					_ = tx.Rollback()
-					return pos, fmt.Errorf("projections: replay %s: apply %s at position %d: %w", p.Name(), ev.Type, ev.Position, err)
-				}
-			}
-		}
-		last := page[len(page)-1].Position
-		now := cfg.Now().UTC().UnixNano()
-		for i, p := range ps {
-			if last <= cps[i] {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-				ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
-				p.Name(), last, now); err != nil {
-				_ = tx.Rollback()
-				return pos, fmt.Errorf("projections: replay: checkpoint of %s: %w", p.Name(), err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return pos, fmt.Errorf("projections: replay: commit: %w", err)
-		}
-		for i := range cps {
-			cps[i] = max(cps[i], last)
-		}
-		pos = last
 		events += len(page)
 		if cfg.Progress != nil {
-			cfg.Progress(ReplayProgress{Position: pos, Head: head, Events: events, Elapsed: cfg.Now().Sub(start)})
+			cfg.Progress(ReplayProgress{Position: page[len(page)-1].Position, Head: head, Events: events, Elapsed: cfg.Now().Sub(start)})
+		}
+		return nil
+	})
+	if err != nil {
+		return pos, fmt.Errorf("projections: replay: %w", err)
+	}
+	for _, stmt := range deferred {
+		if _, err := db.write.ExecContext(ctx, stmt); err != nil {
+			return pos, fmt.Errorf("projections: replay: create index: %w", err)
 		}
 	}
+	return pos, nil
 }
 
-// replayPage is one page of the log read ahead by ReplayWith.
-type replayPage struct {
-	after  uint64
-	events []domain.Envelope
-	err    error
+// Observer is told how long applying one event and committing one batch take (the runner's
+// metrics).
+type Observer interface {
+	Applied(projection string, d time.Duration)
+	Committed(projection string, d time.Duration)
+}
+
+// Applier applies batches of events to projections of a DB: the one way events reach a read
+// model, live (the runner, one projection per Applier) or replayed (ReplayWith, all at once).
+type Applier struct {
+	DB          *DB
+	Projections []Projection
+	// Checkpoints, when set, holds each projection's checkpoint: a projection skips the
+	// events at or below its own, and Apply moves it on. Nil applies every event to every
+	// projection.
+	Checkpoints []uint64
+	// Now stamps the checkpoints; default time.Now.
+	Now func() time.Time
+	// Observer, when set, times applies and commits.
+	Observer Observer
+}
+
+// Apply applies batch (in log order) in one transaction of the DB's writer that also moves
+// every projection's checkpoint to the batch's last position: all of it or, on an error,
+// nothing.
+func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ps, cps, obs := a.Projections, a.Checkpoints, a.Observer
+	tx, err := a.DB.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("projections: begin batch: %w", err)
+	}
+	defer tx.Rollback()
+	for _, ev := range batch {
+		for i, p := range ps {
+			if cps != nil && ev.Position <= cps[i] {
+				continue
+			}
+			var start time.Time
+			if obs != nil {
+				start = time.Now()
+			}
+			if err := p.Apply(ctx, tx, ev); err != nil {
+				return fmt.Errorf("projections: %s: apply %s at position %d: %w", p.Name(), ev.Type, ev.Position, err)
+			}
+			if obs != nil {
+				obs.Applied(p.Name(), time.Since(start))
+			}
+		}
+	}
+	start := time.Now()
+	last := batch[len(batch)-1].Position
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	for i, p := range ps {
+		if cps != nil && last <= cps[i] {
+			continue
+		}
+		if err := follow.SaveCheckpoint(ctx, tx, p.Name(), last, now()); err != nil {
+			return fmt.Errorf("projections: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("projections: commit batch: %w", err)
+	}
+	for i := range cps {
+		cps[i] = max(cps[i], last)
+	}
+	if obs != nil {
+		d := time.Since(start)
+		for _, p := range ps {
+			obs.Committed(p.Name(), d)
+		}
+	}
+	return nil
 }
 
 // isIndexDDL reports whether a schema statement creates an index.

@@ -17,8 +17,8 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/eventstore/wmbridge"
 	"github.com/vigil-auth/vigil/projections"
+	"github.com/vigil-auth/vigil/projections/runner"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -53,24 +53,20 @@ func (e *env) openDB() {
 }
 
 // start runs a runner over ps until the returned stop function is called.
-func (e *env) start(ps ...projections.Projection) (*projections.Runner, func()) {
+func (e *env) start(ps ...projections.Projection) (*runner.Runner, func()) {
 	e.t.Helper()
 	return e.startWith(nil, ps...)
 }
 
 // startWith is start with the runner's configuration adjusted by opt.
-func (e *env) startWith(opt func(*projections.RunnerConfig), ps ...projections.Projection) (*projections.Runner, func()) {
+func (e *env) startWith(opt func(*runner.Config), ps ...projections.Projection) (*runner.Runner, func()) {
 	e.t.Helper()
-	sub, err := wmbridge.NewSubscriber(e.store, wmbridge.SubscriberConfig{Checkpoints: e.db, NackBackoff: 5 * time.Millisecond, MaxNackBackoff: 20 * time.Millisecond})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cfg := projections.RunnerConfig{DB: e.db, Subscriber: sub, Log: e.store, Projections: ps, Logger: quiet, Retries: 2,
-		BatchEndKey: wmbridge.MetaMore}
+	cfg := runner.Config{DB: e.db, Log: e.store, Projections: ps, Logger: quiet, Retries: 2,
+		NackBackoff: 5 * time.Millisecond, MaxNackBackoff: 20 * time.Millisecond}
 	if opt != nil {
 		opt(&cfg)
 	}
-	r, err := projections.NewRunner(cfg)
+	r, err := runner.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -120,7 +116,7 @@ func (e *env) append(stream string, n int) uint64 {
 }
 
 // waitFor waits (Runner.WaitFor) until every projection of r has committed pos.
-func (e *env) waitFor(r *projections.Runner, pos uint64) {
+func (e *env) waitFor(r *runner.Runner, pos uint64) {
 	e.t.Helper()
 	const nominal = 10 * time.Second
 	ctx, cancel := testwait.Context(nominal)
@@ -133,7 +129,7 @@ func (e *env) waitFor(r *projections.Runner, pos uint64) {
 }
 
 // positions describes where each projection of r stands, for a failed wait.
-func positions(r *projections.Runner) string {
+func positions(r *runner.Runner) string {
 	sts, err := r.Status(context.Background())
 	if err != nil {
 		return "no status: " + err.Error()
@@ -301,7 +297,7 @@ func TestRunnerReportsStuckProjectionAndSkipsNothing(t *testing.T) {
 	}
 }
 
-func (e *env) waitForHealthy(r *projections.Runner, name string, pos uint64) {
+func (e *env) waitForHealthy(r *runner.Runner, name string, pos uint64) {
 	e.t.Helper()
 	testwait.Until(e.t, 5*time.Second, fmt.Sprintf("projection %s to reach %d while another was failing", name, pos), func() (bool, string) {
 		cp, err := e.db.Checkpoint(context.Background(), name)

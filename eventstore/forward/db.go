@@ -5,14 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/follow"
 )
 
 // DB is the forwarders' own SQLite file (<data-dir>/forward.db): each forwarder's checkpoint,
@@ -29,11 +25,6 @@ type DB struct {
 }
 
 const schema = `
-CREATE TABLE IF NOT EXISTS checkpoints (
-	name       TEXT PRIMARY KEY,
-	position   INTEGER NOT NULL,
-	updated_at INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
 	id         TEXT PRIMARY KEY,
 	url        TEXT NOT NULL,
@@ -59,24 +50,9 @@ func OpenDB(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("forward: database path is required")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("forward: create directory: %w", err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
+	db, err := follow.OpenSQLite(follow.SQLiteConfig{Path: path, Schema: []string{follow.CheckpointTable, schema}})
 	if err != nil {
-		return nil, fmt.Errorf("forward: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("forward: create schema in %s: %w", path, err)
+		return nil, fmt.Errorf("forward: %w", err)
 	}
 	return &DB{db: db}, nil
 }
@@ -85,15 +61,11 @@ func OpenDB(path string) (*DB, error) {
 func (d *DB) Close() error { return d.db.Close() }
 
 // Checkpoint returns the position of the last event forwarder name has durably delivered (or
-// parked), 0 when it has none. It implements wmbridge.CheckpointSource.
+// parked), 0 when it has none. It implements follow.Checkpoints.
 func (d *DB) Checkpoint(ctx context.Context, name string) (uint64, error) {
-	var pos uint64
-	err := d.db.QueryRowContext(ctx, `SELECT position FROM checkpoints WHERE name = ?`, name).Scan(&pos)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
+	pos, err := follow.ReadCheckpoint(ctx, d.db, name)
 	if err != nil {
-		return 0, fmt.Errorf("forward: checkpoint of %s: %w", name, err)
+		return 0, fmt.Errorf("forward: %w", err)
 	}
 	return pos, nil
 }
@@ -103,16 +75,9 @@ func (d *DB) SaveCheckpoint(ctx context.Context, name string, position uint64) e
 	return saveCheckpoint(ctx, d.db, name, position)
 }
 
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func saveCheckpoint(ctx context.Context, x execer, name string, position uint64) error {
-	_, err := x.ExecContext(ctx, `INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
-		name, position, time.Now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("forward: save checkpoint of %s: %w", name, err)
+func saveCheckpoint(ctx context.Context, x follow.Execer, name string, position uint64) error {
+	if err := follow.SaveCheckpoint(ctx, x, name, position, time.Now()); err != nil {
+		return fmt.Errorf("forward: %w", err)
 	}
 	return nil
 }
@@ -155,7 +120,7 @@ func (d *DB) addEndpoint(ctx context.Context, r endpointRow, registry string) er
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?)`,
-			endpointName(r.ID), r.Position, time.Now().UnixMilli()); err != nil {
+			endpointName(r.ID), r.Position, time.Now().UnixNano()); err != nil {
 			return err
 		}
 		return saveCheckpoint(ctx, tx, registry, r.Position)

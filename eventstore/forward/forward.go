@@ -1,8 +1,8 @@
 // Package forward sends Vigil's event log to other systems: NATS JetStream (one message per
 // event, subject <prefix>.<type>, Nats-Msg-Id = event id) and webhook endpoints signed per
-// the Standard Webhooks scheme. Every forwarder is a handler of one Watermill router fed by
-// the eventstore/wmbridge subscriber, with its own durable checkpoint in the forwarders'
-// database (DB), so that a restart resumes after the last event it delivered.
+// the Standard Webhooks scheme. Every forwarder is a consumer of one eventstore/follow
+// Follower, one event per batch, with its own durable checkpoint in the forwarders' database
+// (DB), so that a restart resumes after the last event it delivered.
 //
 // Delivery is at-least-once and in log order per forwarder: an event's checkpoint is saved
 // only after the destination acknowledged it, so a crash between the two sends that event
@@ -19,17 +19,13 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
-	"github.com/vigil-auth/vigil/eventstore/wmbridge"
+	"github.com/vigil-auth/vigil/eventstore/follow"
 )
 
 // Encoder turns an event into the body forwarded for it (the CloudEvents JSON of the
@@ -85,33 +81,26 @@ type Config struct {
 type Forwarders struct {
 	cfg     Config
 	log     *slog.Logger
-	sub     *wmbridge.Subscriber
-	router  *message.Router
+	f       *follow.Follower
 	nats    *natsSink
 	client  *http.Client
 	metrics *metrics
 
 	mu        sync.Mutex
-	runCtx    context.Context // set by Run
-	closing   bool            // set by Close: no handler is added any more
-	fwds      map[string]*forwarder
 	endpoints map[string]*endpoint
 
-	registry   *forwarder
-	regMu      sync.Mutex
-	regAdvance chan struct{} // closed and replaced whenever the registry's position moves
+	regSaved time.Time // when the registry last saved its checkpoint (its handler only)
 }
 
-// forwarder is one handler: a name (its checkpoint and metric label), the last position it
-// delivered, and what it does with one event.
-type forwarder struct {
-	name string
-	done atomic.Uint64
-	// deliver handles one event. saved=true means it stored (or deliberately deferred) the
-	// checkpoint itself; else the handler saves it.
-	deliver  func(ctx context.Context, ev domain.Envelope) (saved bool, err error)
-	handler  *message.Handler
-	lastSave time.Time
+// deliverFunc handles one event for a forwarder. saved=true means it stored (or
+// deliberately deferred) the checkpoint itself; else the forwarder saves it.
+type deliverFunc func(ctx context.Context, ev domain.Envelope) (saved bool, err error)
+
+// Forwarder metrics kept by the follower (the others are in metrics.go).
+var metricNames = follow.Metrics{
+	Failures:     follow.Metric{Name: "vigil_forwarder_failures_total", Help: "Events that still failed after the router's retries (tried again from the checkpoint)."},
+	Checkpoint:   follow.Metric{Name: "vigil_forwarder_checkpoint", Help: "Global position of the last event the forwarder delivered or parked."},
+	LagPositions: follow.Metric{Name: "vigil_forwarder_lag_positions", Help: "Log head minus the forwarder's checkpoint."},
 }
 
 // New checks the configuration, connects to NATS (creating its stream when missing; an
@@ -130,62 +119,45 @@ func New(cfg Config) (_ *Forwarders, err error) {
 	if err := cfg.Webhooks.fill(); err != nil {
 		return nil, err
 	}
-	f := &Forwarders{
-		cfg: cfg, log: cfg.Logger.With("component", "forward"),
-		fwds: map[string]*forwarder{}, endpoints: map[string]*endpoint{}, regAdvance: make(chan struct{}),
-	}
+	f := &Forwarders{cfg: cfg, log: cfg.Logger.With("component", "forward"), endpoints: map[string]*endpoint{}}
 	f.client = cfg.Webhooks.client()
-	f.sub, err = wmbridge.NewSubscriber(cfg.Log, wmbridge.SubscriberConfig{
-		Checkpoints: cfg.DB, Logger: watermill.NewSlogLogger(f.log.With("component", "forward-bridge")),
-		NackBackoff: cfg.NackBackoff, MaxNackBackoff: cfg.MaxNackBackoff,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.sub.Close()
-			if f.nats != nil {
-				f.nats.close()
-			}
-		}
-	}()
-	f.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: 15 * time.Second},
-		watermill.NewSlogLogger(f.log.With("component", "forward-router")))
-	if err != nil {
-		return nil, fmt.Errorf("forward: router: %w", err)
-	}
 	f.metrics = newMetrics(f)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(f.metrics); err != nil {
 			return nil, fmt.Errorf("forward: register metrics: %w", err)
 		}
 	}
-	// The first middleware added is the outermost: the outcome recorder sees what is left
-	// after the retries; the retries see panics as errors. After the retries the message
-	// is nacked and the bridge resumes from the checkpoint after its back-off: an event is
-	// retried until it is delivered (or, for webhooks, parked), never skipped.
-	f.router.AddMiddleware(
-		f.recordFailures,
-		middleware.Retry{
-			MaxRetries: 3, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second, Multiplier: 2,
-			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, context.Canceled) },
-		}.Middleware,
-		middleware.Recoverer,
-	)
-
+	// One event at a time, each retried (3 times, from 100ms) before the forwarder goes back
+	// to its checkpoint after the bridge's back-off: an event is retried until it is
+	// delivered (or, for webhooks, parked), never skipped. No fast catch-up: a forwarder
+	// delivers every event the same way.
+	f.f, err = follow.New(follow.Config{
+		Log: cfg.Log, Logger: f.log, Kind: "forwarder", Metrics: metricNames, Registerer: cfg.Registerer,
+		BatchSize: 1, Retries: 3, RetryBackoff: 100 * time.Millisecond, MaxRetryBackoff: 2 * time.Second,
+		NackBackoff: cfg.NackBackoff, MaxNackBackoff: cfg.MaxNackBackoff, CloseTimeout: 15 * time.Second,
+		CatchUpAfter: -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.f.Close()
+			if f.nats != nil {
+				f.nats.close()
+			}
+		}
+	}()
 	if cfg.NATS != nil {
 		f.nats, err = newNATSSink(*cfg.NATS, cfg.Encode, f.log)
 		if err != nil {
 			return nil, err
 		}
-		if err := f.add(&forwarder{name: NATSName, deliver: f.nats.deliver}); err != nil {
+		if err := f.add(NATSName, f.nats.deliver); err != nil {
 			return nil, err
 		}
 	}
-	f.registry = &forwarder{name: RegistryName}
-	f.registry.deliver = f.applyRegistry
-	if err := f.add(f.registry); err != nil {
+	if err := f.add(RegistryName, f.applyRegistry); err != nil {
 		return nil, err
 	}
 	if cfg.Webhooks.URL != "" {
@@ -205,101 +177,40 @@ func New(cfg Config) (_ *Forwarders, err error) {
 	return f, nil
 }
 
-// add registers fw's handler, and runs it when the router already runs.
-func (f *Forwarders) add(fw *forwarder) error {
-	cp, err := f.cfg.DB.Checkpoint(context.Background(), fw.name)
-	if err != nil {
-		return err
-	}
-	fw.done.Store(cp)
-	fw.lastSave = time.Now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, dup := f.fwds[fw.name]; dup || f.closing {
-		return nil // a registration seen while shutting down starts at the next run
-	}
-	fw.handler = f.router.AddConsumerHandler(fw.name, fw.name, f.sub, f.handle(fw))
-	f.fwds[fw.name] = fw
-	if f.runCtx != nil {
-		if err := f.router.RunHandlers(f.runCtx); err != nil {
-			return fmt.Errorf("forward: start %s: %w", fw.name, err)
-		}
-	}
-	return nil
-}
-
-// handle is the Watermill handler of one forwarder.
-func (f *Forwarders) handle(fw *forwarder) message.NoPublishHandlerFunc {
-	return func(msg *message.Message) error {
-		ev, err := wmbridge.Envelope(msg)
-		if err != nil {
-			return err
-		}
-		if ev.Position <= fw.done.Load() {
-			return nil // delivered before a rewind or a restart
-		}
-		saved, err := fw.deliver(msg.Context(), ev)
-		if err != nil {
-			return err
-		}
-		if !saved {
-			// Not cancelled by a shutdown: what was delivered is recorded.
-			if err := f.cfg.DB.SaveCheckpoint(context.WithoutCancel(msg.Context()), fw.name, ev.Position); err != nil {
-				return err
+// add registers forwarder name, which runs at once when the follower already runs.
+func (f *Forwarders) add(name string, deliver deliverFunc) error {
+	return f.f.Add(follow.Consumer{Name: name, Checkpoints: f.cfg.DB, BatchSize: 1,
+		Handle: func(ctx context.Context, batch []domain.Envelope) error {
+			for _, ev := range batch {
+				saved, err := deliver(ctx, ev)
+				if err != nil {
+					return err
+				}
+				if !saved {
+					// Not cancelled by a shutdown: what was delivered is recorded.
+					if err := f.cfg.DB.SaveCheckpoint(context.WithoutCancel(ctx), name, ev.Position); err != nil {
+						return err
+					}
+				}
+				if name != RegistryName {
+					f.metrics.delivered.WithLabelValues(name).Inc()
+				}
 			}
-		}
-		fw.done.Store(ev.Position)
-		if fw == f.registry {
-			f.regMu.Lock()
-			close(f.regAdvance)
-			f.regAdvance = make(chan struct{})
-			f.regMu.Unlock()
-		} else {
-			f.metrics.delivered.WithLabelValues(fw.name).Inc()
-		}
-		return nil
-	}
-}
-
-// recordFailures counts and logs an event that still failed after the retries (it is
-// nacked and tried again from the checkpoint).
-func (f *Forwarders) recordFailures(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		out, err := h(msg)
-		if err != nil && msg.Context().Err() == nil {
-			name := message.HandlerNameFromCtx(msg.Context())
-			f.metrics.failures.WithLabelValues(name).Inc()
-			f.log.Error("forwarder failed; retrying from its checkpoint", "forwarder", name,
-				"position", msg.Metadata.Get(wmbridge.MetaPosition), "error", err.Error())
-		}
-		return out, err
-	}
+			return nil
+		}})
 }
 
 // Run delivers until ctx is cancelled or Close is called.
-func (f *Forwarders) Run(ctx context.Context) error {
-	f.mu.Lock()
-	f.runCtx = ctx
-	f.mu.Unlock()
-	return f.router.Run(ctx)
-}
+func (f *Forwarders) Run(ctx context.Context) error { return f.f.Run(ctx) }
 
 // Running is closed once every forwarder runs.
-func (f *Forwarders) Running() <-chan struct{} { return f.router.Running() }
+func (f *Forwarders) Running() <-chan struct{} { return f.f.Running() }
 
 // Close stops the router (waiting up to 15 s for deliveries in flight), the subscriber and
 // the NATS connection. The DB is the caller's to close. Before Run, only the subscriber and
 // the connection are closed (a router that never ran has nothing to wait for).
 func (f *Forwarders) Close() error {
-	f.mu.Lock()
-	ran := f.runCtx != nil
-	f.closing = true
-	f.mu.Unlock()
-	var err error
-	if ran {
-		err = f.router.Close()
-	}
-	err = errors.Join(err, f.sub.Close())
+	err := f.f.Close()
 	if f.nats != nil {
 		f.nats.close()
 	}
@@ -309,28 +220,8 @@ func (f *Forwarders) Close() error {
 // WaitRegistry blocks until the endpoint registry has applied the log up to position (so an
 // endpoint registered at position runs, or one removed there has stopped), or ctx ends.
 func (f *Forwarders) WaitRegistry(ctx context.Context, position uint64) error {
-	for {
-		f.regMu.Lock()
-		ch := f.regAdvance
-		f.regMu.Unlock()
-		if f.registry.done.Load() >= position {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return f.f.WaitFor(ctx, position, RegistryName)
 }
 
 // Positions returns every forwarder's checkpoint (the last position it delivered), by name.
-func (f *Forwarders) Positions() map[string]uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[string]uint64, len(f.fwds))
-	for n, fw := range f.fwds {
-		out[n] = fw.done.Load()
-	}
-	return out
-}
+func (f *Forwarders) Positions() map[string]uint64 { return f.f.Positions() }

@@ -109,7 +109,7 @@ type endpoint struct {
 	row    endpointRow
 	source string
 	key    []byte // the HMAC key its deliveries are signed with
-	fw     *forwarder
+	name   string // its forwarder's
 	// removed is set when the endpoint's own WebhookRemoved reaches its forwarder (which
 	// may happen before the registry stops it): nothing from there on is delivered.
 	removed atomic.Bool
@@ -142,42 +142,20 @@ func (f *Forwarders) startEndpoint(r endpointRow, source string) error {
 		f.mu.Unlock()
 		return nil
 	}
-	e := &endpoint{row: r, source: source, key: key}
-	e.fw = &forwarder{name: endpointName(r.ID)}
-	e.fw.deliver = func(ctx context.Context, ev domain.Envelope) (bool, error) { return f.deliverWebhook(ctx, e, ev) }
+	e := &endpoint{row: r, source: source, key: key, name: endpointName(r.ID)}
 	f.endpoints[r.ID] = e
 	f.mu.Unlock()
-	return f.add(e.fw)
+	return f.add(e.name, func(ctx context.Context, ev domain.Envelope) (bool, error) { return f.deliverWebhook(ctx, e, ev) })
 }
 
 // stopEndpoint stops an endpoint's forwarder and waits (bounded) until it has stopped.
 func (f *Forwarders) stopEndpoint(id string) {
 	f.mu.Lock()
 	e, ok := f.endpoints[id]
+	delete(f.endpoints, id)
+	f.mu.Unlock()
 	if ok {
-		delete(f.endpoints, id)
-		delete(f.fwds, e.fw.name)
-	}
-	f.mu.Unlock()
-	if !ok || e.fw.handler == nil {
-		return
-	}
-	select {
-	case <-e.fw.handler.Started():
-	default:
-		return // never ran (the router is not running)
-	}
-	e.fw.handler.Stop()
-	f.mu.Lock()
-	closing := f.closing
-	f.mu.Unlock()
-	if closing {
-		return // the router's Close waits for every handler
-	}
-	select {
-	case <-e.fw.handler.Stopped():
-	case <-time.After(15 * time.Second):
-		f.log.Warn("webhook endpoint did not stop in time", "endpoint", id)
+		f.f.Remove(e.name)
 	}
 }
 
@@ -188,17 +166,17 @@ func (f *Forwarders) applyRegistry(ctx context.Context, ev domain.Envelope) (boo
 	switch ev.Type {
 	case domain.EventWebhookRegistered, domain.EventWebhookRemoved:
 	default:
-		if time.Since(f.registry.lastSave) < time.Second {
+		if time.Since(f.regSaved) < time.Second {
 			return true, nil
 		}
-		f.registry.lastSave = time.Now()
+		f.regSaved = time.Now()
 		return false, nil
 	}
 	e, err := domain.DecodeEvent(ev)
 	if err != nil {
 		return false, err
 	}
-	f.registry.lastSave = time.Now()
+	f.regSaved = time.Now()
 	switch e := e.(type) {
 	case domain.WebhookRegistered:
 		sealed, err := json.Marshal(e.Secret)
@@ -244,14 +222,14 @@ func (f *Forwarders) deliverWebhook(ctx context.Context, e *endpoint, ev domain.
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		f.metrics.attemptFailures.WithLabelValues(e.fw.name).Inc()
+		f.metrics.attemptFailures.WithLabelValues(e.name).Inc()
 		if attempt >= wc.Attempts {
 			p := ParkedDelivery{EventID: ev.ID, Position: ev.Position, Type: ev.Type, Attempts: attempt,
 				LastError: err.Error(), ParkedAt: f.cfg.Now().UTC(), body: body}
 			if err := f.cfg.DB.park(context.WithoutCancel(ctx), e.row.ID, p); err != nil {
 				return false, err
 			}
-			f.metrics.parked.WithLabelValues(e.fw.name).Inc()
+			f.metrics.parked.WithLabelValues(e.name).Inc()
 			f.log.Warn("webhook delivery parked after its last attempt", "endpoint", e.row.ID,
 				"event_id", ev.ID, "position", ev.Position, "attempts", attempt, "error", err.Error())
 			return true, nil
@@ -318,12 +296,13 @@ func (f *Forwarders) Endpoints(ctx context.Context) ([]Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	positions := f.Positions()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]Endpoint, 0, len(f.endpoints))
 	for _, e := range f.endpoints {
 		out = append(out, Endpoint{ID: e.row.ID, URL: e.row.URL, Source: e.source, CreatedAt: e.row.CreatedAt,
-			Position: e.fw.done.Load(), Parked: counts[e.row.ID]})
+			Position: positions[e.name], Parked: counts[e.row.ID]})
 	}
 	sortEndpoints(out)
 	return out, nil
@@ -391,7 +370,7 @@ func (f *Forwarders) Replay(ctx context.Context, endpointID string, deliveryID i
 		if ctx.Err() != nil {
 			return ReplayResult{}, ctx.Err()
 		}
-		f.metrics.attemptFailures.WithLabelValues(e.fw.name).Inc()
+		f.metrics.attemptFailures.WithLabelValues(e.name).Inc()
 		if err := f.cfg.DB.replayFailed(ctx, p.ID, perr.Error()); err != nil {
 			return ReplayResult{}, err
 		}
@@ -400,7 +379,7 @@ func (f *Forwarders) Replay(ctx context.Context, endpointID string, deliveryID i
 	if err := f.cfg.DB.unpark(ctx, p.ID); err != nil {
 		return ReplayResult{}, err
 	}
-	f.metrics.delivered.WithLabelValues(e.fw.name).Inc()
+	f.metrics.delivered.WithLabelValues(e.name).Inc()
 	f.log.Info("parked webhook delivery replayed", "endpoint", endpointID, "event_id", p.EventID, "position", p.Position)
 	return ReplayResult{Delivered: true, Attempts: p.Attempts + 1}, nil
 }

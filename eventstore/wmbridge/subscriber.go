@@ -33,8 +33,8 @@ const (
 	MetaType     = "vigil_type"
 	MetaStream   = "vigil_stream"
 	// MetaMore is "1" when the store subscription already held the next event as this one
-	// was delivered, else "0": a consumer that batches its work (projections.Runner with
-	// RunnerConfig.BatchEndKey) can finish a batch at once when nothing else is waiting.
+	// was delivered, else "0": a consumer that batches its work (eventstore/follow) can
+	// finish a batch at once when nothing else is waiting.
 	MetaMore = "vigil_more"
 )
 

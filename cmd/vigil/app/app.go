@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -32,13 +31,13 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
-	"github.com/vigil-auth/vigil/eventstore/wmbridge"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/apidoc"
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
+	"github.com/vigil-auth/vigil/projections/runner"
 )
 
 // Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
@@ -127,7 +126,7 @@ type Config struct {
 	// DefaultSweepInterval.
 	SweepInterval time.Duration
 	// RebuildPollInterval is how often the server looks for read models rebuilt by
-	// `vigil projections rebuild` (projections.Runner.FollowRebuilds); default 1 s.
+	// `vigil projections rebuild` (runner.Runner.FollowRebuilds); default 1 s.
 	RebuildPollInterval time.Duration
 	// TwoFactorPolicy says which organisations require an account to use 2FA; default the
 	// organisations' own policies (the domain's in-memory directory, fed by the log).
@@ -283,8 +282,7 @@ type App struct {
 	svc          *domain.Service
 	tokens       *domain.ServiceTokens
 	pdb          *projections.DB
-	sub          *wmbridge.Subscriber
-	runner       *projections.Runner
+	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
@@ -398,29 +396,19 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	undo = append(undo, a.pdb.Close)
 
-	a.sub, err = wmbridge.NewSubscriber(a.store, wmbridge.SubscriberConfig{
-		Checkpoints: a.pdb,
-		Logger:      watermill.NewSlogLogger(cfg.Logger.With("component", "wmbridge")),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("event subscriber: %w", err)
-	}
-	undo = append(undo, a.sub.Close)
-
-	a.runner, err = projections.NewRunner(projections.RunnerConfig{
+	a.runner, err = runner.New(runner.Config{
 		DB:          a.pdb,
-		Subscriber:  a.sub,
 		Log:         a.store,
 		Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo}),
 		Logger:      cfg.Logger,
 		Registerer:  cfg.Registry,
-		BatchEndKey: wmbridge.MetaMore,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)
 	}
-	// A runner that never ran holds nothing beyond the subscriber (closed above); closing its
-	// router before Run would only wait for handlers that never started.
+	// Before Run, Close only closes the runner's subscriber: a router that never ran has no
+	// handler to wait for.
+	undo = append(undo, a.runner.Close)
 
 	keyring, err := credential.NewKeyring(credential.KeyringConfig{Key: a.secretKey})
 	if err != nil {
@@ -774,7 +762,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.sub.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
