@@ -253,10 +253,10 @@ func (a *Account) backupCodesRemaining() int {
 	return n
 }
 
-// secondFactorMethods returns the second-factor methods a sign-in may use, in the API's
+// SecondFactorMethods returns the second-factor methods a sign-in may use, in the API's
 // order: "totp" with a confirmed device, "backup_code" while codes remain, "passkey" with a
 // passkey.
-func (a *Account) secondFactorMethods() []string {
+func (a *Account) SecondFactorMethods() []string {
 	var m []string
 	if a.confirmedTOTPCount() > 0 {
 		m = append(m, MethodTOTP)

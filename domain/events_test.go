@@ -77,7 +77,7 @@ func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
 	seen := map[string]bool{}
 	for _, e := range samples {
 		t.Run(e.EventType(), func(t *testing.T) {
-			d, err := encodeEvent(e, Metadata{Actor: Actor{Type: ActorSystem}})
+			d, err := EncodeEvent(e, Metadata{Actor: Actor{Type: ActorSystem}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestAPIEventNamesAreRegistered(t *testing.T) {
 
 func TestPersonalAndSecretFieldsAreNamed(t *testing.T) {
 	// No secret in clear: the JSON of credential events has only hashes and sealed data.
-	d, _ := encodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: credential.SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
+	d, _ := EncodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: credential.SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
 	var m map[string]any
 	_ = json.Unmarshal(d.Data, &m)
 	sec, ok := m["secret"].(map[string]any)

@@ -43,11 +43,11 @@ func (x *OrgIndex) RequiredBy(_ context.Context, accountID string) ([]string, er
 	defer x.mu.RUnlock()
 	var out []string
 	for id := range x.byAccount[accountID] {
-		if o := x.orgs[id]; o != nil && o.required {
+		if o := x.orgs[id]; o != nil && o.TwoFactorRequired() {
 			out = append(out, id)
 		}
 		for m := range x.managers[id] {
-			if o := x.orgs[m]; o != nil && o.required {
+			if o := x.orgs[m]; o != nil && o.TwoFactorRequired() {
 				out = append(out, m)
 			}
 		}
@@ -90,14 +90,15 @@ func (x *OrgIndex) Apply(env Envelope) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.orgs[id]
-	if cur != nil && env.Version <= cur.version {
+	if cur != nil && env.Version <= cur.Version() {
 		return nil
 	}
-	next := &Org{id: id, members: map[string]string{}}
-	if cur != nil {
-		next = cur.clone()
+	base := cur
+	if base == nil {
+		base = NewOrg(id)
 	}
-	if err := next.applyEnvelope(env); err != nil {
+	next, err := Fold(base, env)
+	if err != nil {
 		return err
 	}
 	x.putLocked(cur, next)
@@ -109,18 +110,18 @@ func (x *OrgIndex) Apply(env Envelope) error {
 func (x *OrgIndex) publish(o *Org) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	cur := x.orgs[o.id]
-	if cur != nil && o.version <= cur.version {
+	cur := x.orgs[o.ID()]
+	if cur != nil && o.Version() <= cur.Version() {
 		return
 	}
 	x.putLocked(cur, o)
 }
 
 func (x *OrgIndex) putLocked(old, next *Org) {
-	id := next.id
+	id := next.ID()
 	if old != nil {
-		for a := range old.members {
-			if _, still := next.members[a]; !still {
+		for _, a := range old.Members() {
+			if next.Role(a) == "" {
 				if m := x.byAccount[a]; m != nil {
 					delete(m, id)
 					if len(m) == 0 {
@@ -130,7 +131,7 @@ func (x *OrgIndex) putLocked(old, next *Org) {
 			}
 		}
 	}
-	for a := range next.members {
+	for _, a := range next.Members() {
 		m := x.byAccount[a]
 		if m == nil {
 			m = map[string]struct{}{}
@@ -138,7 +139,7 @@ func (x *OrgIndex) putLocked(old, next *Org) {
 		}
 		m[id] = struct{}{}
 	}
-	for _, managed := range next.managed {
+	for _, managed := range next.ManagedOrgs() {
 		m := x.managers[managed]
 		if m == nil {
 			m = map[string]struct{}{}
@@ -174,15 +175,15 @@ func (x *delegationIndex) apply(env Envelope) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.byID[id]
-	if cur != nil && env.Version <= cur.version {
+	if cur != nil && env.Version <= cur.Version() {
 		return nil
 	}
-	next := &Delegation{ID: id}
-	if cur != nil {
-		c := *cur
-		next = &c
+	base := cur
+	if base == nil {
+		base = &Delegation{ID: id}
 	}
-	if err := next.applyEnvelope(env); err != nil {
+	next, err := Fold(base, env)
+	if err != nil {
 		return err
 	}
 	x.putLocked(next)
@@ -192,11 +193,11 @@ func (x *delegationIndex) apply(env Envelope) error {
 func (x *delegationIndex) publish(d *Delegation) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if cur := x.byID[d.ID]; cur != nil && d.version <= cur.version {
+	if cur := x.byID[d.ID]; cur != nil && d.Version() <= cur.Version() {
 		return
 	}
-	c := *d
-	x.putLocked(&c)
+	c, _ := Next(d, nil, d.Version()) // a copy: no event to apply
+	x.putLocked(c)
 }
 
 func (x *delegationIndex) putLocked(d *Delegation) {
@@ -228,7 +229,7 @@ func (x *delegationIndex) activeFor(accountID string, now time.Time) []Delegatio
 	x.mu.RLock()
 	out := make([]Delegation, 0, len(x.byAccount[accountID]))
 	for id := range x.byAccount[accountID] {
-		if d := x.byID[id]; d != nil && d.activeAt(now) {
+		if d := x.byID[id]; d != nil && d.ActiveAt(now) {
 			out = append(out, *d)
 		}
 	}

@@ -199,23 +199,11 @@ func EventDataFields(eventType string, schemaVersion int) (eventtype.Declaration
 // false for an unknown type.
 func EventSchemaVersion(eventType string) (int, bool) { return registry.CurrentVersion(eventType) }
 
-// encodeEvent turns a decided event into EventData with its current schema version.
-func encodeEvent(e Event, md Metadata) (EventData, error) {
+// EncodeEvent turns a decided event into EventData with its current schema version.
+func EncodeEvent(e Event, md Metadata) (EventData, error) {
 	v, ok := registry.CurrentVersion(e.EventType())
 	if !ok {
 		return EventData{}, fmt.Errorf("encode %q: %w", e.EventType(), ErrUnknownEvent)
 	}
 	return NewEventData(e.EventType(), v, e, md)
-}
-
-func encodeEvents(events []Event, md Metadata) ([]EventData, error) {
-	out := make([]EventData, 0, len(events))
-	for _, e := range events {
-		d, err := encodeEvent(e, md)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }

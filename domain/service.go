@@ -178,7 +178,7 @@ func (c *Config) fill() error {
 // can wait for the projections to pass it. A Service is safe for concurrent use.
 type Service struct {
 	cfg     Config
-	repo    *accountRepository
+	repo    *AccountRepository
 	hasher  *credential.Argon2Hasher
 	policy  *credential.PasswordPolicy
 	index   *SessionIndex
@@ -216,7 +216,7 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg:     cfg,
-		repo:    &accountRepository{store: cfg.Store, snapshots: cfg.Snapshots, every: cfg.SnapshotEvery, pageSize: cfg.ReadPageSize},
+		repo:    &AccountRepository{Store: cfg.Store, Snapshots: cfg.Snapshots, Every: cfg.SnapshotEvery, PageSize: cfg.ReadPageSize},
 		hasher:  cfg.Hasher,
 		policy:  pol,
 		index:   cfg.Sessions,
@@ -310,7 +310,7 @@ func (s *Service) appendEvents(ctx context.Context, stream string, expected Expe
 // version it loaded; on a version conflict it starts over (bounded). It returns the
 // append's result (zero when decide returned no event) and the account decide saw.
 func (s *Service) updateAccount(ctx context.Context, accountID string, md Metadata, decide func(a *Account) ([]Event, error)) (AppendResult, *Account, error) {
-	load := func(ctx context.Context) (*Account, error) { return s.repo.load(ctx, accountID) }
+	load := func(ctx context.Context) (*Account, error) { return s.repo.Load(ctx, accountID) }
 	res, a, _, err := update(ctx, s, "account "+accountID, AccountStream(accountID), load, func(*Account) Metadata { return md }, decide)
 	return res, a, err
 }
@@ -342,7 +342,7 @@ func update[A interface{ Version() uint64 }](ctx context.Context, s *Service, na
 }
 
 // loadSession reads a session stream and rebuilds it.
-func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRecord, error) {
+func (s *Service) loadSession(ctx context.Context, sessionID string) (*SessionRecord, error) {
 	stream := SessionStream(sessionID)
 	var all []Envelope
 	for {
@@ -355,14 +355,14 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRe
 			break
 		}
 	}
-	return rebuildSession(sessionID, all)
+	return RebuildSession(sessionID, all)
 }
 
 // updateSession is updateAccount for a session stream. After a successful append the
 // session index is updated before it returns (so a sign-out fails whoami at once); when
 // decide writes nothing the index still learns the state it read.
-func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*sessionRecord) Metadata, decide func(r *sessionRecord) ([]Event, error)) (AppendResult, *sessionRecord, error) {
-	load := func(ctx context.Context) (*sessionRecord, error) { return s.loadSession(ctx, sessionID) }
+func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*SessionRecord) Metadata, decide func(r *SessionRecord) ([]Event, error)) (AppendResult, *SessionRecord, error) {
+	load := func(ctx context.Context) (*SessionRecord, error) { return s.loadSession(ctx, sessionID) }
 	res, r, events, err := update(ctx, s, "session "+sessionID, SessionStream(sessionID), load, mdFor, decide)
 	if r == nil || len(events) == 0 {
 		if r != nil && (err == nil || errors.Is(err, ErrSessionNotFound)) {
@@ -370,16 +370,12 @@ func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor fun
 		}
 		return res, r, err
 	}
-	next := *r
-	next.sess = r.sess.clone()
-	for _, e := range events {
-		if err := next.apply(e); err != nil {
-			return res, nil, err
-		}
+	next, err := Next(r, events, res.NextVersion)
+	if err != nil {
+		return res, nil, err
 	}
-	next.version = res.NextVersion
-	s.index.observe(&next)
-	return res, &next, nil
+	s.index.observe(next)
+	return res, next, nil
 }
 
 // authorize checks that caller (a session from Whoami) is still active and holds capability
@@ -388,7 +384,7 @@ func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor fun
 // (Service.effective). Every self-service command calls it, or sensitive, first.
 func (s *Service) authorize(caller Session, need Capability) (Session, error) {
 	cur, ok := s.index.Get(caller.ID)
-	if !ok || cur.AccountID != caller.AccountID || cur.expiredReason(s.now()) != "" || !s.actingValid(cur, s.now()) {
+	if !ok || cur.AccountID != caller.AccountID || cur.ExpiredReason(s.now()) != "" || !s.actingValid(cur, s.now()) {
 		return Session{}, fmt.Errorf("caller session: %w", ErrSessionNotFound)
 	}
 	cur = s.effective(cur)
@@ -498,8 +494,8 @@ func (s *Service) provedSecondFactor(ctx context.Context, cur Session, md Metada
 	if cur.AAL == AAL2 && !cur.Restricted {
 		return 0, nil
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		return r.decideReauth(method, amr, s.now())
+	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		return r.DecideReauth(method, amr, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -507,6 +503,6 @@ func (s *Service) provedSecondFactor(ctx context.Context, cur Session, md Metada
 // callerAccount loads the caller's account, with the metadata of the events the caller's
 // command writes on it.
 func (s *Service) callerAccount(ctx context.Context, cur Session, rm RequestMeta) (*Account, Metadata, error) {
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	return a, s.callerMetadata(cur, rm), err
 }

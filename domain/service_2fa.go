@@ -31,12 +31,12 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string
 		return TOTPEnrollment{}, fmt.Errorf("totp secret: %w", err)
 	}
 	deviceID := NewID()
-	sealed, err := s.cfg.Keyring.Seal(secret, totpAAD(cur.AccountID, deviceID))
+	sealed, err := SealTOTPSecret(s.cfg.Keyring, cur.AccountID, deviceID, secret)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
 	res, a, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideAddTOTPDevice(deviceID, name, sealed, s.now())
+		return a.DecideAddTOTPDevice(deviceID, name, sealed, s.now())
 	})
 	if err != nil {
 		return TOTPEnrollment{}, err
@@ -56,15 +56,11 @@ func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID strin
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return nil, err
 	}
-	d := a.device(deviceID)
-	if d == nil || d.Confirmed {
-		return nil, fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
-	}
-	secret, err := s.cfg.Keyring.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	secret, err := a.PendingTOTPSecret(s.cfg.Keyring, deviceID)
 	if err != nil {
 		return nil, err
 	}
@@ -85,27 +81,15 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	set, codes, err := NewBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
 	md := s.callerMetadata(cur, rm)
 	var issued bool
 	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		now := s.now()
-		d := a.device(deviceID)
-		if d == nil {
-			return nil, fmt.Errorf("totp device %s: %w", deviceID, ErrNotFound)
-		}
-		if d.Confirmed {
-			return nil, fmt.Errorf("totp device %s is already confirmed: %w", deviceID, ErrConflict)
-		}
-		_, step, err := a.matchTOTP(s.cfg.Keyring, code, now, deviceID)
-		if err != nil {
-			return nil, err
-		}
-		var events []Event
-		events, issued, err = a.decideConfirmTOTPDevice(deviceID, step, set, now)
+		events, codesIssued, err := a.DecideConfirmTOTP(s.cfg.Keyring, deviceID, code, set, s.now())
+		issued = codesIssued
 		return events, err
 	})
 	if err != nil {
@@ -125,7 +109,7 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 // which is ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA.
 func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID string, rm RequestMeta) (uint64, error) {
 	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
-		return a.decideRemoveTOTPDevice(deviceID, orgs, now)
+		return a.DecideRemoveTOTPDevice(deviceID, orgs, now)
 	})
 }
 
@@ -144,12 +128,12 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm 
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	set, codes, err := NewBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
 	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRegenerateBackupCodes(set, s.now())
+		return a.DecideRegenerateBackupCodes(set, s.now())
 	})
 	if err != nil {
 		return BackupCodesResult{}, err
@@ -178,7 +162,7 @@ func (s *Service) DisableTwoFactor(ctx context.Context, caller Session, password
 		return 0, err
 	}
 	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		return a.decideDisableTwoFactor(orgs, s.now())
+		return a.DecideDisableTwoFactor(orgs, s.now())
 	})
 	return res.LastPosition, err
 }

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/vigil-auth/vigil/domain/credential"
 )
@@ -17,15 +16,11 @@ func (s *Service) PendingTOTPKey(ctx context.Context, caller Session, deviceID s
 	if err != nil {
 		return "", "", err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return "", "", err
 	}
-	d := a.device(deviceID)
-	if d == nil || d.Confirmed {
-		return "", "", fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
-	}
-	raw, err := s.cfg.Keyring.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	raw, err := a.PendingTOTPSecret(s.cfg.Keyring, deviceID)
 	if err != nil {
 		return "", "", err
 	}

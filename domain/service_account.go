@@ -60,7 +60,7 @@ func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta)
 	if _, err := s.reserveEmail(ctx, email, id, md); err != nil {
 		return RegisterResult{}, err
 	}
-	res, err := s.appendEvents(ctx, AccountStream(id), NoStream, []Event{decideRegister(id, email, first, last, hash, s.now())}, md)
+	res, err := s.appendEvents(ctx, AccountStream(id), NoStream, []Event{DecideRegister(id, email, first, last, hash, s.now())}, md)
 	if err != nil {
 		s.releaseEmail(ctx, email, id, md)
 		return RegisterResult{}, err
@@ -127,7 +127,7 @@ func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md 
 		if r.holder != "" {
 			taken := true
 			if now.Sub(r.at) > reservationGrace {
-				a, err := s.repo.load(ctx, r.holder)
+				a, err := s.repo.Load(ctx, r.holder)
 				switch {
 				case errors.Is(err, ErrNotFound):
 					taken = false
@@ -179,7 +179,7 @@ func (s *Service) findAccount(ctx context.Context, email string) (*Account, erro
 	if r.holder == "" {
 		return nil, fmt.Errorf("email: %w", ErrNotFound)
 	}
-	a, err := s.repo.load(ctx, r.holder)
+	a, err := s.repo.Load(ctx, r.holder)
 	if err != nil {
 		return nil, err
 	}
@@ -206,13 +206,13 @@ func (s *Service) LookupEmail(ctx context.Context, email string) (string, error)
 // Account loads an account (from its latest snapshot and the events after it). It returns
 // ErrNotFound for an unknown id.
 func (s *Service) Account(ctx context.Context, accountID string) (*Account, error) {
-	return s.repo.load(ctx, accountID)
+	return s.repo.Load(ctx, accountID)
 }
 
 // Security returns the account's security state, with the organisations whose policy
 // requires 2FA.
 func (s *Service) Security(ctx context.Context, accountID string) (SecurityState, error) {
-	a, err := s.repo.load(ctx, accountID)
+	a, err := s.repo.Load(ctx, accountID)
 	if err != nil {
 		return SecurityState{}, err
 	}
@@ -246,7 +246,7 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 		return 0, err
 	}
 	res, before, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		return a.decideChangeEmail(email, s.now()), nil
+		return a.DecideChangeEmail(email, s.now()), nil
 	})
 	if err != nil {
 		s.releaseEmail(ctx, email, cur.AccountID, md)
@@ -265,7 +265,7 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 // nothing.
 func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
 	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
-		return a.decideChangeName(firstName, lastName, now)
+		return a.DecideChangeName(firstName, lastName, now)
 	})
 }
 
@@ -273,7 +273,7 @@ func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, las
 // unchanged profile writes nothing.
 func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch ProfilePatch, rm RequestMeta) (uint64, error) {
 	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
-		return a.decideUpdateProfile(patch, now)
+		return a.DecideUpdateProfile(patch, now)
 	})
 }
 
@@ -300,16 +300,16 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 	if err != nil {
 		return SignOutResult{}, err
 	}
-	verified := a.s.PasswordHash
+	verified := a.PasswordHash()
 	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		if a.s.PasswordHash != verified {
+		if a.PasswordHash() != verified {
 			// The password changed meanwhile: the current password must match the new state.
-			if ok, _, err := s.hasher.Verify(currentPassword, a.s.PasswordHash); err != nil || !ok {
+			if ok, _, err := s.hasher.Verify(currentPassword, a.PasswordHash()); err != nil || !ok {
 				return nil, ErrInvalidCredentials
 			}
-			verified = a.s.PasswordHash
+			verified = a.PasswordHash()
 		}
-		return a.decidePasswordChange(hash, s.now()), nil
+		return a.DecidePasswordChange(hash, s.now()), nil
 	})
 	if err != nil {
 		return SignOutResult{}, err
@@ -340,7 +340,7 @@ func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessi
 		return err
 	}
 	defer at.Settle(ctx)
-	ok, _, err := s.hasher.Verify(password, a.s.PasswordHash)
+	ok, _, err := s.hasher.Verify(password, a.PasswordHash())
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessi
 // the actor may do so; rm.Actor names the admin (default: the system).
 func (s *Service) GrantRole(ctx context.Context, accountID, role string, rm RequestMeta) (uint64, error) {
 	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, Actor{Type: ActorSystem}, rm), func(a *Account) ([]Event, error) {
-		return a.decideGrantRole(role, s.now())
+		return a.DecideGrantRole(role, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -366,7 +366,7 @@ func (s *Service) GrantRole(ctx context.Context, accountID, role string, rm Requ
 // RevokeRole takes role from accountID; revoking a role not held writes nothing.
 func (s *Service) RevokeRole(ctx context.Context, accountID, role string, rm RequestMeta) (uint64, error) {
 	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, Actor{Type: ActorSystem}, rm), func(a *Account) ([]Event, error) {
-		return a.decideRevokeRole(role, s.now())
+		return a.DecideRevokeRole(role, s.now())
 	})
 	return res.LastPosition, err
 }

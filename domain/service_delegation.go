@@ -28,7 +28,7 @@ func (s *Service) loadDelegation(ctx context.Context, id string) (*Delegation, e
 	if err != nil {
 		return nil, fmt.Errorf("load delegation %s: %w", id, err)
 	}
-	return rebuildDelegation(id, events)
+	return RebuildDelegation(id, events)
 }
 
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the
@@ -41,15 +41,12 @@ func (s *Service) updateDelegation(ctx context.Context, id string, md func(*Dele
 		}
 		return res, d, err
 	}
-	next := *d
-	for _, e := range events {
-		if err := next.apply(e); err != nil {
-			return res, nil, err
-		}
+	next, err := Next(d, events, res.NextVersion)
+	if err != nil {
+		return res, nil, err
 	}
-	next.version = res.NextVersion
-	s.dels.publish(&next)
-	return res, &next, nil
+	s.dels.publish(next)
+	return res, next, nil
 }
 
 // GrantDelegation lets the account with delegateEmail act for the caller until expiresAt
@@ -70,7 +67,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateE
 		}
 		return DelegationResult{}, err
 	}
-	if _, err := decideGrantDelegation("", cur.AccountID, "-", expiresAt, s.now()); err != nil {
+	if _, err := DecideGrantDelegation("", cur.AccountID, "-", expiresAt, s.now()); err != nil {
 		return DelegationResult{}, err // the time is checked before the email is looked up
 	}
 	delegateID, err := s.LookupEmail(ctx, norm)
@@ -78,7 +75,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateE
 		return DelegationResult{}, fmt.Errorf("delegate email: %w", err)
 	}
 	id := NewID()
-	events, err := decideGrantDelegation(id, cur.AccountID, delegateID, expiresAt, s.now())
+	events, err := DecideGrantDelegation(id, cur.AccountID, delegateID, expiresAt, s.now())
 	if err != nil {
 		return DelegationResult{}, err
 	}
@@ -86,13 +83,10 @@ func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateE
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	d := &Delegation{ID: id}
-	for _, e := range events {
-		if err := d.apply(e); err != nil {
-			return DelegationResult{}, err
-		}
+	d, err := Next(&Delegation{ID: id}, events, res.NextVersion)
+	if err != nil {
+		return DelegationResult{}, err
 	}
-	d.version = res.NextVersion
 	s.dels.publish(d)
 	return DelegationResult{DelegationID: id, Position: res.LastPosition}, nil
 }
@@ -122,7 +116,7 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller Session, id strin
 		m.SubjectAccountID = d.OwnerAccountID
 		return m
 	}, func(d *Delegation) ([]Event, error) {
-		return d.decideRevoke(cur.AccountID, s.now())
+		return d.DecideRevoke(cur.AccountID, s.now())
 	})
 	if err != nil {
 		return 0, err
@@ -171,7 +165,7 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		return LoginResult{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
 	}
 	now := s.now()
-	if !d.activeAt(now) {
+	if !d.ActiveAt(now) {
 		return LoginResult{}, fmt.Errorf("delegation %s was revoked or has expired: %w", id, ErrForbidden)
 	}
 	if cur.AAL != AAL2 {
@@ -188,14 +182,14 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		rm.ClientID = cur.ClientID
 	}
 	md := s.metadata(d.OwnerAccountID, Actor{Type: ActorDelegate, ID: cur.AccountID}, rm)
-	out, err := s.openSession(ctx, sessionStart{AccountID: d.OwnerAccountID, ActorAccountID: cur.AccountID,
+	out, err := s.openSession(ctx, SessionStart{AccountID: d.OwnerAccountID, ActorAccountID: cur.AccountID,
 		DelegationID: id, ClientID: rm.ClientID, Method: MethodDelegation, AMR: cur.AMR,
 		Lifetime: lifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, md)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	// A revocation between the check and the start would have missed this session.
-	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.activeAt(s.now()) {
+	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.ActiveAt(s.now()) {
 		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, SignOutDelegationEnded, md)
 		return LoginResult{}, fmt.Errorf("delegation %s ended meanwhile: %w", id, ErrForbidden)
 	}
@@ -210,7 +204,7 @@ func (s *Service) actingValid(sess Session, now time.Time) bool {
 		return true
 	}
 	d, ok := s.dels.get(sess.DelegationID)
-	return !ok || d.activeAt(now)
+	return !ok || d.ActiveAt(now)
 }
 
 // sweepDelegations writes DelegationExpired for every indexed delegation past its time and
@@ -224,7 +218,7 @@ func (s *Service) sweepDelegations(ctx context.Context, now time.Time) (uint64, 
 			m := md
 			m.SubjectAccountID = d.OwnerAccountID
 			return m
-		}, func(d *Delegation) ([]Event, error) { return d.decideExpire(now), nil })
+		}, func(d *Delegation) ([]Event, error) { return d.DecideExpire(now), nil })
 		if err != nil {
 			errs = append(errs, err)
 			continue

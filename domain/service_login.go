@@ -111,7 +111,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 		return LoginResult{}, ErrInvalidCredentials
 	}
 	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
-	ok, rehash, err := s.hasher.Verify(password, a.s.PasswordHash)
+	ok, rehash, err := s.hasher.Verify(password, a.PasswordHash())
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("account %s: %w", a.ID(), err)
 	}
@@ -173,7 +173,7 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	defer at.Settle(ctx)
 	md := s.metadata(t.AccountID, Actor{Type: ActorAccount, ID: t.AccountID}, rm)
 	_, _, err = s.updateAccount(ctx, t.AccountID, md, func(a *Account) ([]Event, error) {
-		return s.decideSecondFactor(a, method, code, "login")
+		return a.DecideSecondFactor(s.cfg.Keyring, method, code, "login", s.now())
 	})
 	if errors.Is(err, ErrInvalidCode) {
 		at.Failed()
@@ -195,22 +195,6 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 		at.Succeeded()
 	}
 	return res, err
-}
-
-// decideSecondFactor spends a TOTP step or a backup code of a, for purpose login or reauth.
-func (s *Service) decideSecondFactor(a *Account, method, code, purpose string) ([]Event, error) {
-	now := s.now()
-	switch method {
-	case MethodTOTP:
-		dev, step, err := a.matchTOTP(s.cfg.Keyring, code, now, "")
-		if err != nil {
-			return nil, err
-		}
-		return a.decideAcceptTOTP(dev, step, purpose, now)
-	case MethodBackupCode:
-		return a.decideUseBackupCode(code, purpose, now)
-	}
-	return nil, ErrInvalidCode
 }
 
 // reserveSignIn counts a sign-in attempt on the account key and the IP key ("" for none)
@@ -292,7 +276,7 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 	}
 	now := s.now()
 	t := ephemeral.LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
-		Methods: a.secondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
+		Methods: a.SecondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
 	if err := s.tickets.Put(ctx, t); err != nil {
 		return LoginResult{}, fmt.Errorf("store login ticket: %w", err)
 	}
@@ -303,37 +287,34 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 // startSession opens a session stream (LoginSucceeded, SessionStarted) and indexes it.
 func (s *Service) startSession(ctx context.Context, accountID, clientID, method string, amr []string, restricted bool, rm RequestMeta) (LoginResult, error) {
 	md := s.metadata(accountID, Actor{Type: ActorAccount, ID: accountID}, rm)
-	return s.openSession(ctx, sessionStart{AccountID: accountID, ClientID: clientID, Method: method, AMR: amr,
+	return s.openSession(ctx, SessionStart{AccountID: accountID, ClientID: clientID, Method: method, AMR: amr,
 		Restricted: restricted, Lifetime: s.cfg.SessionLifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, md)
 }
 
 // openSession draws the token and the id of a new session described by in, appends its
 // first two events with metadata md and indexes it.
-func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata) (LoginResult, error) {
+func (s *Service) openSession(ctx context.Context, in SessionStart, md Metadata) (LoginResult, error) {
 	token, err := randomToken(s.cfg.Rand)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	sid := NewID()
 	in.SessionID, in.TokenHash = sid, hexTokenHash(token)
-	events := decideStartSession(in, s.now())
+	events := DecideStartSession(in, s.now())
 	res, err := s.appendEvents(ctx, SessionStream(sid), NoStream, events, md)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	r := &sessionRecord{sess: Session{ID: sid}}
-	for _, e := range events {
-		if err := r.apply(e); err != nil {
-			return LoginResult{}, err
-		}
+	r, err := Next(NewSessionRecord(sid), events, res.NextVersion)
+	if err != nil {
+		return LoginResult{}, err
 	}
-	r.version = res.NextVersion
 	s.index.observe(r)
 	status := StatusAuthenticated
 	if in.Restricted {
 		status = StatusEnrollmentRequired
 	}
-	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.session(), Token: token},
+	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.Session(), Token: token},
 		Position: res.LastPosition}, nil
 }
 
@@ -371,8 +352,8 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 			return 0, err
 		}
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		return r.decideReauth(method, amr, s.now())
+	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		return r.DecideReauth(method, amr, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -388,7 +369,7 @@ func (s *Service) spendCode(ctx context.Context, a *Account, method, code, sessi
 	}
 	defer at.Settle(ctx)
 	_, _, err = s.updateAccount(ctx, a.ID(), md, func(a *Account) ([]Event, error) {
-		return s.decideSecondFactor(a, method, code, "reauth")
+		return a.DecideSecondFactor(s.cfg.Keyring, method, code, "reauth", s.now())
 	})
 	if errors.Is(err, ErrInvalidCode) {
 		at.Failed()

@@ -26,7 +26,7 @@ func (s *Service) loadOrg(ctx context.Context, orgID string) (*Org, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
 	}
-	return rebuildOrg(orgID, events)
+	return RebuildOrg(orgID, events)
 }
 
 // readAll reads a whole (short) stream in pages.
@@ -51,13 +51,10 @@ func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*Org) Met
 	if err != nil || len(events) == 0 {
 		return res, o, err
 	}
-	next := o.clone()
-	for _, e := range events {
-		if err := next.apply(e); err != nil {
-			return res, nil, err
-		}
+	next, err := Next(o, events, res.NextVersion)
+	if err != nil {
+		return res, nil, err
 	}
-	next.version = res.NextVersion
 	s.orgs.publish(next)
 	return res, next, nil
 }
@@ -70,7 +67,7 @@ func (s *Service) CreateOrg(ctx context.Context, caller Session, name string, rm
 		return OrgResult{}, err
 	}
 	id := NewID()
-	events, err := decideCreateOrg(id, name, cur.AccountID, s.now())
+	events, err := DecideCreateOrg(id, name, cur.AccountID, s.now())
 	if err != nil {
 		return OrgResult{}, err
 	}
@@ -78,13 +75,10 @@ func (s *Service) CreateOrg(ctx context.Context, caller Session, name string, rm
 	if err != nil {
 		return OrgResult{}, err
 	}
-	o := &Org{id: id, members: map[string]string{}}
-	for _, e := range events {
-		if err := o.apply(e); err != nil {
-			return OrgResult{}, err
-		}
+	o, err := Next(NewOrg(id), events, res.NextVersion)
+	if err != nil {
+		return OrgResult{}, err
 	}
-	o.version = res.NextVersion
 	s.orgs.publish(o)
 	return OrgResult{OrgID: id, Position: res.LastPosition}, nil
 }
@@ -100,7 +94,7 @@ func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, 
 	if err != nil {
 		return nil, err
 	}
-	if err := o.see(cur.AccountID); err != nil {
+	if err := o.See(cur.AccountID); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -119,9 +113,9 @@ func (s *Service) OrgAccess(caller Session, orgID string, needAdmin bool) (strin
 		return "", fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
 	}
 	if needAdmin {
-		err = o.administer(cur.AccountID)
+		err = o.Administer(cur.AccountID)
 	} else {
-		err = o.see(cur.AccountID)
+		err = o.See(cur.AccountID)
 	}
 	if err != nil {
 		return "", err
@@ -147,7 +141,7 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 	if err != nil {
 		return 0, err
 	}
-	if err := validateOrgRole(role); err != nil {
+	if err := ValidateOrgRole(role); err != nil {
 		return 0, err
 	}
 	norm, err := validate.Email(email)
@@ -158,7 +152,7 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 	if err != nil {
 		return 0, err
 	}
-	if err := o.administer(cur.AccountID); err != nil {
+	if err := o.Administer(cur.AccountID); err != nil {
 		return 0, err
 	}
 	accountID, err := s.LookupEmail(ctx, norm)
@@ -166,7 +160,7 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 		return 0, fmt.Errorf("member email: %w", err)
 	}
 	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.memberMetadata(cur, accountID, rm) },
-		func(o *Org) ([]Event, error) { return o.decideAddMember(cur.AccountID, accountID, role, s.now()) })
+		func(o *Org) ([]Event, error) { return o.DecideAddMember(cur.AccountID, accountID, role, s.now()) })
 	return res.LastPosition, err
 }
 
@@ -178,7 +172,7 @@ func (s *Service) RemoveMember(ctx context.Context, caller Session, orgID, accou
 		return 0, err
 	}
 	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.memberMetadata(cur, accountID, rm) },
-		func(o *Org) ([]Event, error) { return o.decideRemoveMember(cur.AccountID, accountID, s.now()) })
+		func(o *Org) ([]Event, error) { return o.DecideRemoveMember(cur.AccountID, accountID, s.now()) })
 	return res.LastPosition, err
 }
 
@@ -196,12 +190,12 @@ func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, o
 	if err != nil {
 		return 0, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return 0, err
 	}
 	// Rights first (no password is checked for someone who may not change the policy).
-	if _, err := o.decideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now()); err != nil {
+	if _, err := o.DecideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now()); err != nil {
 		return 0, err
 	}
 	md := s.callerMetadata(cur, rm)
@@ -209,7 +203,7 @@ func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, o
 		return 0, err
 	}
 	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return md }, func(o *Org) ([]Event, error) {
-		return o.decideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now())
+		return o.DecideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -223,14 +217,14 @@ func (s *Service) AddManagedOrg(ctx context.Context, caller Session, orgID, mana
 		return 0, err
 	}
 	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.callerMetadata(cur, rm) }, func(o *Org) ([]Event, error) {
-		if err := o.see(cur.AccountID); err != nil {
+		if err := o.See(cur.AccountID); err != nil {
 			return nil, err
 		}
 		other, err := s.loadOrg(ctx, managedID)
 		if err != nil {
 			return nil, err
 		}
-		return o.decideAddManaged(cur.AccountID, other, s.now())
+		return o.DecideAddManaged(cur.AccountID, other, s.now())
 	})
 	return res.LastPosition, err
 }

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,7 @@ func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.Ce
 // BeginPasskeyRegistration starts registering a passkey named name (1..64 characters,
 // else a *ValidationError) for the caller's account. It needs a recent authentication
 // (ErrReauthenticationRequired; Config.StepUpWindow); a restricted session may use it
-// (enrollment). An account holding maxPasskeys passkeys gets ErrConflict. The creation
+// (enrollment). An account holding the most passkeys it may gets ErrConflict. The creation
 // options ask for a discoverable credential and user verification ("preferred" both),
 // attestation "none", and exclude the account's passkeys; the user handle is the account
 // id's bytes. It writes nothing; the ceremony is kept (ephemeral.CeremonyStore) until
@@ -105,16 +106,16 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	n, err := validateDeviceName(name)
+	n, err := ValidateDeviceName(name)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	if len(a.s.Passkeys) >= maxPasskeys {
-		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
+	if err := a.CanAddPasskey(); err != nil {
+		return PasskeyCeremony{}, err
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
 		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
@@ -151,7 +152,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	if err != nil {
 		return PasskeyRegistration{}, &ValidationError{Field: "credential", Reason: webauthnReason(err)}
 	}
-	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	set, codes, err := NewBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
@@ -160,7 +161,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	var issued bool
 	var reg PasskeyRegistered
 	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		events, codes, err := a.decideRegisterPasskey(passkeyID, c.Name, cred, set, s.now())
+		events, codes, err := a.DecideRegisterPasskey(passkeyID, c.Name, cred, set, s.now())
 		if err == nil {
 			issued, reg = codes, events[0].(PasskeyRegistered)
 		}
@@ -194,7 +195,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 // session but no recent authentication; the same name writes nothing (position 0).
 func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, name string, rm RequestMeta) (uint64, error) {
 	return s.updateOwn(ctx, caller, CapControl, rm, func(a *Account, now time.Time) ([]Event, error) {
-		return a.decideRenamePasskey(passkeyID, name, now)
+		return a.DecideRenamePasskey(passkeyID, name, now)
 	})
 }
 
@@ -204,7 +205,7 @@ func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, 
 // TwoFactorPolicy requires 2FA: the rule of RemoveTOTPDevice.
 func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID string, rm RequestMeta) (uint64, error) {
 	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
-		return a.decideRemovePasskey(passkeyID, orgs, now)
+		return a.DecideRemovePasskey(passkeyID, orgs, now)
 	})
 }
 
@@ -231,7 +232,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	a, err := s.repo.load(ctx, t.AccountID)
+	a, err := s.repo.Load(ctx, t.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
@@ -306,7 +307,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	}
 	var a *Account
 	if accountID != "" {
-		a, err = s.repo.load(ctx, accountID)
+		a, err = s.repo.Load(ctx, accountID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return LoginResult{}, err
 		}
@@ -397,32 +398,38 @@ func accountIDFromHandle(handle []byte) string {
 // checkAssertion finds the passkey p names among a's and verifies p with it. With a user
 // handle it must be a's; a ceremony with a ticket or a session only accepts a's passkeys
 // anyway (the allowCredentials it offered).
-func (s *Service) checkAssertion(cfg *webauthn.Config, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (passkeyUse, error) {
+func (s *Service) checkAssertion(cfg *webauthn.Config, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (PasskeyUse, error) {
 	if len(p.UserHandle) > 0 && string(p.UserHandle) != a.ID() {
-		return passkeyUse{}, webauthnErr("the user handle names another account")
+		return PasskeyUse{}, webauthnErr("the user handle names another account")
 	}
 	if len(p.UserHandle) == 0 && c.AccountID == "" {
-		return passkeyUse{}, webauthnErr("a usernameless sign-in needs a user handle")
+		return PasskeyUse{}, webauthnErr("a usernameless sign-in needs a user handle")
 	}
-	pk := a.passkeyByCredential(p.CredentialID)
+	var pk *PasskeyCredential
+	for _, c := range a.Passkeys() {
+		if bytes.Equal(c.CredentialID, p.CredentialID) {
+			pk = &c
+			break
+		}
+	}
 	if pk == nil {
-		return passkeyUse{}, webauthnErr("the credential is not registered")
+		return PasskeyUse{}, webauthnErr("the credential is not registered")
 	}
 	r, err := webauthn.VerifyAssertion(cfg.RelyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
-		return passkeyUse{}, err
+		return PasskeyUse{}, err
 	}
-	return passkeyUse{PasskeyID: pk.ID, SignCount: r.SignCount, BackupState: r.BackupState}, nil
+	return PasskeyUse{PasskeyID: pk.ID, SignCount: r.SignCount, BackupState: r.BackupState}, nil
 }
 
 // recordPasskeyUse appends PasskeyUsed, or PasskeyCloneSuspected with a LoginFailed built
 // from failure (then it answers ErrPasskeyCloneSuspected), deciding on the current state.
-func (s *Service) recordPasskeyUse(ctx context.Context, accountID string, use passkeyUse, failure LoginFailed, md Metadata) (uint64, error) {
+func (s *Service) recordPasskeyUse(ctx context.Context, accountID string, use PasskeyUse, failure LoginFailed, md Metadata) (uint64, error) {
 	var cloned bool
 	res, _, err := s.updateAccount(ctx, accountID, md, func(a *Account) ([]Event, error) {
 		var events []Event
 		var err error
-		events, cloned, err = a.decidePasskeyUse(use, failure, s.now())
+		events, cloned, err = a.DecidePasskeyUse(use, failure, s.now())
 		return events, err
 	})
 	if err != nil {
@@ -447,7 +454,7 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
@@ -516,8 +523,8 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
+	res, _, err := s.updateSession(ctx, cur.ID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		return r.DecideReauth(MethodPasskey, AMRPasskey, s.now())
 	})
 	return res.LastPosition, err
 }

@@ -17,7 +17,7 @@ func (s *Service) Whoami(ctx context.Context, token string) (Session, error) {
 		return Session{}, ErrSessionNotFound
 	}
 	sess, ok := s.index.Lookup(HashSessionToken(token))
-	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
+	if !ok || sess.ExpiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
 		return Session{}, ErrSessionNotFound
 	}
 	return s.effective(sess), nil
@@ -50,11 +50,11 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 		return 0, err
 	}
 	// Someone else wrote to the session: decide again on the stream.
-	res, _, err = s.updateSession(ctx, sessionID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		if ended, _ := r.endState(); ended {
+	res, _, err = s.updateSession(ctx, sessionID, func(*SessionRecord) Metadata { return md }, func(r *SessionRecord) ([]Event, error) {
+		if ended, _ := r.EndState(); ended {
 			return nil, ErrSessionNotFound
 		}
-		return r.decideAccess(s.now(), s.cfg.TouchInterval), nil
+		return r.DecideAccess(s.now(), s.cfg.TouchInterval), nil
 	})
 	return res.LastPosition, err
 }
@@ -119,7 +119,7 @@ func (s *Service) AccountSessions(accountID string) []Session {
 	now := s.now()
 	var out []Session
 	for _, sess := range s.index.sessionsOf(accountID) {
-		if sess.expiredReason(now) == "" {
+		if sess.ExpiredReason(now) == "" {
 			out = append(out, sess)
 		}
 	}
@@ -128,15 +128,15 @@ func (s *Service) AccountSessions(accountID string) []Session {
 
 // signOut ends session sessionID with reason; ownerID, when set, must own it.
 func (s *Service) signOut(ctx context.Context, sessionID, ownerID, reason string, md Metadata) (uint64, error) {
-	res, _, err := s.updateSession(ctx, sessionID, func(r *sessionRecord) Metadata {
+	res, _, err := s.updateSession(ctx, sessionID, func(r *SessionRecord) Metadata {
 		m := md
-		m.SubjectAccountID = r.sess.AccountID
+		m.SubjectAccountID = r.Session().AccountID
 		return m
-	}, func(r *sessionRecord) ([]Event, error) {
-		if ownerID != "" && r.sess.AccountID != ownerID {
+	}, func(r *SessionRecord) ([]Event, error) {
+		if ownerID != "" && r.Session().AccountID != ownerID {
 			return nil, ErrSessionNotFound
 		}
-		return r.decideSignOut(reason, s.now())
+		return r.DecideSignOut(reason, s.now())
 	})
 	if err != nil {
 		return 0, err
@@ -190,15 +190,14 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 	for _, id := range s.index.expired(now) {
 		local, _ := s.index.Get(id)
 		md := Metadata{Actor: Actor{Type: ActorSystem}}
-		res, _, err := s.updateSession(ctx, id, func(r *sessionRecord) Metadata {
+		res, _, err := s.updateSession(ctx, id, func(r *SessionRecord) Metadata {
 			m := md
-			m.SubjectAccountID, m.ClientID = r.sess.AccountID, r.sess.ClientID
+			sess := r.Session()
+			m.SubjectAccountID, m.ClientID = sess.AccountID, sess.ClientID
 			return m
-		}, func(r *sessionRecord) ([]Event, error) {
-			if local.LastAccessedAt.After(r.sess.LastAccessedAt) {
-				r.sess.LastAccessedAt = local.LastAccessedAt
-			}
-			return r.decideExpire(now), nil
+		}, func(r *SessionRecord) ([]Event, error) {
+			r.KeepAccess(local.LastAccessedAt)
+			return r.DecideExpire(now), nil
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -221,7 +220,7 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 // ErrSessionNotFound.
 func (s *Service) SessionByID(sessionID string) (Session, error) {
 	sess, ok := s.index.Get(sessionID)
-	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
+	if !ok || sess.ExpiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
 		return Session{}, ErrSessionNotFound
 	}
 	return sess, nil

@@ -13,7 +13,7 @@ import (
 func cryptoRand() io.Reader { return rand.Reader }
 
 func startEvents(sid, account, token string, amr []string, now time.Time) []Event {
-	return decideStartSession(sessionStart{SessionID: sid, AccountID: account, TokenHash: hexTokenHash(token),
+	return DecideStartSession(SessionStart{SessionID: sid, AccountID: account, TokenHash: hexTokenHash(token),
 		Method: MethodPassword, AMR: amr, Lifetime: 24 * time.Hour, IdleTimeout: 2 * time.Hour}, now)
 }
 
@@ -28,11 +28,11 @@ func TestSessionDecisions(t *testing.T) {
 	if two := startEvents("s", "a", "t", []string{AMRPassword, AMROTP}, t0); two[1].(SessionStarted).AAL != AAL2 {
 		t.Fatal("pwd+otp is not aal2")
 	}
-	r, err := rebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
+	r, err := RebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := r.session()
+	s := r.Session()
 	if s.AccountID != "a1" || !s.AuthenticatedAt.Equal(t0) || !s.LastAccessedAt.Equal(t0) || s.IdleTimeout != 2*time.Hour {
 		t.Fatalf("session %+v", s)
 	}
@@ -45,28 +45,28 @@ func TestSessionDecisions(t *testing.T) {
 		{"idle", t0.Add(2 * time.Hour), ExpiredIdle},
 		{"lifetime", t0.Add(24 * time.Hour), ExpiredLifetime},
 	} {
-		if got := s.expiredReason(tc.at); got != tc.want {
-			t.Errorf("%s: expiredReason = %q, want %q", tc.name, got, tc.want)
+		if got := s.ExpiredReason(tc.at); got != tc.want {
+			t.Errorf("%s: ExpiredReason = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	// touch at most once per interval
-	if ev := r.decideAccess(t0.Add(30*time.Second), time.Minute); ev != nil {
+	if ev := r.DecideAccess(t0.Add(30*time.Second), time.Minute); ev != nil {
 		t.Fatalf("access within a minute of the start: %v", ev)
 	}
-	ev := r.decideAccess(t0.Add(time.Minute), time.Minute)
+	ev := r.DecideAccess(t0.Add(time.Minute), time.Minute)
 	if len(ev) != 1 {
 		t.Fatal("no access event after a minute")
 	}
 	all := append(slices.Clone(start), ev...)
-	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ev := r.decideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ev := r.DecideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
 		t.Fatal("second access event within a minute")
 	}
-	if got := r.session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
+	if got := r.Session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("last access %s", got)
 	}
 	// re-authentication
-	ev, err = r.decideReauth(MethodTOTP, AMROTP, t0.Add(time.Hour))
+	ev, err = r.DecideReauth(MethodTOTP, AMROTP, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,33 +75,33 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatalf("reauth %+v", ra)
 	}
 	all = append(all, ev...)
-	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if s := r.session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
 		t.Fatalf("after reauth %+v", s)
 	}
 	// expiry and sign-out
-	if ev := r.decideExpire(t0.Add(90 * time.Minute)); ev != nil {
+	if ev := r.DecideExpire(t0.Add(90 * time.Minute)); ev != nil {
 		t.Fatal("expired while active")
 	}
-	if ev := r.decideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != ExpiredIdle {
+	if ev := r.DecideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != ExpiredIdle {
 		t.Fatalf("idle expiry %v", ev)
 	}
-	ev, err = r.decideSignOut(SignOutLogout, t0.Add(time.Hour))
+	ev, err = r.DecideSignOut(SignOutLogout, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	all = append(all, ev...)
-	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ended, why := r.endState(); !ended || why != SignOutLogout {
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ended, why := r.EndState(); !ended || why != SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
-	if _, err := r.decideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := r.DecideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("second sign-out: %v", err)
 	}
-	if r.decideExpire(t0.Add(48*time.Hour)) != nil || r.decideAccess(t0.Add(time.Hour), time.Minute) != nil {
+	if r.DecideExpire(t0.Add(48*time.Hour)) != nil || r.DecideAccess(t0.Add(time.Hour), time.Minute) != nil {
 		t.Fatal("events for an ended session")
 	}
-	if _, err := rebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("empty stream: %v", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 	x := newSessionIndex()
 	all := append(startEvents("s2", "a1", "tok2", []string{AMRPassword}, t0), SessionSignedOut{Reason: SignOutByAdmin, At: t0})
 	envs := envelopes(t, SessionStream("s2"), all...)
-	r, err := rebuildSession("s2", envs)
+	r, err := RebuildSession("s2", envs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"encoding/hex"
 	"slices"
 	"strings"
 	"sync"
@@ -26,9 +25,9 @@ import (
 // hashes (let alone tokens) that exist, by SHA-256's preimage resistance.
 type SessionIndex struct {
 	mu         sync.RWMutex
-	byHash     map[[32]byte]*sessionRecord
-	byID       map[string]*sessionRecord
-	byAccount  map[string]map[string]*sessionRecord
+	byHash     map[[32]byte]*SessionRecord
+	byID       map[string]*SessionRecord
+	byAccount  map[string]map[string]*SessionRecord
 	tombstones map[string]time.Time // ended session id -> when the tombstone may go
 }
 
@@ -39,9 +38,9 @@ const tombstoneGrace = 48 * time.Hour
 // newSessionIndex returns an empty index.
 func newSessionIndex() *SessionIndex {
 	return &SessionIndex{
-		byHash:     map[[32]byte]*sessionRecord{},
-		byID:       map[string]*sessionRecord{},
-		byAccount:  map[string]map[string]*sessionRecord{},
+		byHash:     map[[32]byte]*SessionRecord{},
+		byID:       map[string]*SessionRecord{},
+		byAccount:  map[string]map[string]*SessionRecord{},
 		tombstones: map[string]time.Time{},
 	}
 }
@@ -55,7 +54,7 @@ func (x *SessionIndex) Lookup(tokenHash [32]byte) (Session, bool) {
 	if r == nil {
 		return Session{}, false
 	}
-	return r.sess.clone(), true
+	return r.Session(), true
 }
 
 // Get returns the session with this id, if the index holds it.
@@ -66,7 +65,7 @@ func (x *SessionIndex) Get(sessionID string) (Session, bool) {
 	if r == nil {
 		return Session{}, false
 	}
-	return r.sess.clone(), true
+	return r.Session(), true
 }
 
 // sessionsOf returns the account's sessions the index holds, oldest first.
@@ -74,7 +73,7 @@ func (x *SessionIndex) sessionsOf(accountID string) []Session {
 	x.mu.RLock()
 	out := make([]Session, 0, len(x.byAccount[accountID]))
 	for _, r := range x.byAccount[accountID] {
-		out = append(out, r.sess.clone())
+		out = append(out, r.Session())
 	}
 	x.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Session) int {
@@ -116,78 +115,74 @@ func (x *SessionIndex) Apply(env Envelope) error {
 		return nil
 	}
 	cur := x.byID[id]
-	if cur != nil && env.Version <= cur.version {
+	if cur != nil && env.Version <= cur.Version() {
 		return nil
 	}
-	var next *sessionRecord
+	base := cur
 	switch {
 	case cur != nil:
-		c := *cur
-		c.sess = cur.sess.clone()
-		next = &c
 	case env.Type == EventSessionStarted:
-		next = &sessionRecord{sess: Session{ID: id}}
+		base = NewSessionRecord(id)
 	case env.Type == EventSessionSignedOut || env.Type == EventSessionExpired:
 		x.tombstones[id] = env.RecordedAt.Add(tombstoneGrace)
 		return nil
 	default:
 		return nil // the start of this session never reached the index
 	}
-	local := next.sess.LastAccessedAt
-	if err := next.apply(e); err != nil {
+	next, err := Next(base, []Event{e}, env.Version)
+	if err != nil {
 		return err
 	}
-	if local.After(next.sess.LastAccessedAt) {
-		next.sess.LastAccessedAt = local
-	}
-	next.version = env.Version
+	next.KeepAccess(base.Session().LastAccessedAt)
 	x.putLocked(next)
 	return nil
 }
 
 // observe records the state of a session a command has just read or written: newer than the
 // held entry replaces it (keeping the later local access time); ended removes it.
-func (x *SessionIndex) observe(r *sessionRecord) {
+func (x *SessionIndex) observe(r *SessionRecord) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, dead := x.tombstones[r.sess.ID]; dead {
+	id := r.Session().ID
+	if _, dead := x.tombstones[id]; dead {
 		return
 	}
-	cur := x.byID[r.sess.ID]
-	if cur != nil && r.version < cur.version {
+	cur := x.byID[id]
+	if cur != nil && r.Version() < cur.Version() {
 		return
 	}
-	next := *r
-	next.sess = r.sess.clone()
-	if cur != nil && cur.sess.LastAccessedAt.After(next.sess.LastAccessedAt) {
-		next.sess.LastAccessedAt = cur.sess.LastAccessedAt
+	next, _ := Next(r, nil, r.Version()) // a copy: no event to apply
+	if cur != nil {
+		next.KeepAccess(cur.Session().LastAccessedAt)
 	}
-	x.putLocked(&next)
+	x.putLocked(next)
 }
 
 // putLocked stores r, or removes and tombstones it when it has ended. x.mu must be held.
-func (x *SessionIndex) putLocked(r *sessionRecord) {
-	id := r.sess.ID
+func (x *SessionIndex) putLocked(r *SessionRecord) {
+	sess := r.Session()
+	id := sess.ID
 	if old := x.byID[id]; old != nil {
-		delete(x.byHash, old.tokenKey())
+		oldAccount := old.Session().AccountID
+		delete(x.byHash, old.TokenKey())
 		delete(x.byID, id)
-		if m := x.byAccount[old.sess.AccountID]; m != nil {
+		if m := x.byAccount[oldAccount]; m != nil {
 			delete(m, id)
 			if len(m) == 0 {
-				delete(x.byAccount, old.sess.AccountID)
+				delete(x.byAccount, oldAccount)
 			}
 		}
 	}
-	if r.ended {
-		x.tombstones[id] = r.sess.ExpiresAt.Add(tombstoneGrace)
+	if ended, _ := r.EndState(); ended {
+		x.tombstones[id] = sess.ExpiresAt.Add(tombstoneGrace)
 		return
 	}
-	x.byHash[r.tokenKey()] = r
+	x.byHash[r.TokenKey()] = r
 	x.byID[id] = r
-	m := x.byAccount[r.sess.AccountID]
+	m := x.byAccount[sess.AccountID]
 	if m == nil {
-		m = map[string]*sessionRecord{}
-		x.byAccount[r.sess.AccountID] = m
+		m = map[string]*SessionRecord{}
+		x.byAccount[sess.AccountID] = m
 	}
 	m[id] = r
 }
@@ -199,13 +194,18 @@ func (x *SessionIndex) touch(sessionID string, at time.Time) (Session, time.Time
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.byID[sessionID]
-	if r == nil || r.sess.expiredReason(at) != "" {
+	if r == nil {
 		return Session{}, time.Time{}, 0, false
 	}
-	if at.After(r.sess.LastAccessedAt) {
-		r.sess.LastAccessedAt = at
+	sess := r.Session()
+	if sess.ExpiredReason(at) != "" {
+		return Session{}, time.Time{}, 0, false
 	}
-	return r.sess.clone(), r.recordedAccessAt, r.version, true
+	r.KeepAccess(at) // in place: the entry is this index's own
+	if at.After(sess.LastAccessedAt) {
+		sess.LastAccessedAt = at
+	}
+	return sess, r.RecordedAccessAt(), r.Version(), true
 }
 
 // expired returns the ids of held sessions that are past their lifetime or idle limit at
@@ -215,7 +215,7 @@ func (x *SessionIndex) expired(now time.Time) []string {
 	defer x.mu.RUnlock()
 	var ids []string
 	for id, r := range x.byID {
-		if r.sess.expiredReason(now) != "" {
+		if r.Session().ExpiredReason(now) != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -234,16 +234,6 @@ func (x *SessionIndex) prune(now time.Time) {
 	}
 }
 
-// tokenKey is the index key of r: its token hash as bytes.
-func (r *sessionRecord) tokenKey() [32]byte {
-	var k [32]byte
-	b, err := hex.DecodeString(r.tokenHash)
-	if err == nil && len(b) == len(k) {
-		copy(k[:], b)
-	}
-	return k
-}
-
 // advance applies events a command of this instance appended to a session stream at
 // version from (now at version to), if the index's entry is still at from; otherwise the
 // projection feed will bring the entry up to date.
@@ -251,20 +241,13 @@ func (x *SessionIndex) advance(sessionID string, from uint64, events []Event, to
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.byID[sessionID]
-	if cur == nil || cur.version != from {
+	if cur == nil || cur.Version() != from {
 		return
 	}
-	next := *cur
-	next.sess = cur.sess.clone()
-	local := next.sess.LastAccessedAt
-	for _, e := range events {
-		if next.apply(e) != nil {
-			return
-		}
+	next, err := Next(cur, events, to)
+	if err != nil {
+		return
 	}
-	if local.After(next.sess.LastAccessedAt) {
-		next.sess.LastAccessedAt = local
-	}
-	next.version = to
-	x.putLocked(&next)
+	next.KeepAccess(cur.Session().LastAccessedAt)
+	x.putLocked(next)
 }
