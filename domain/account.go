@@ -177,7 +177,7 @@ func (a *Account) apply(e Event) error {
 		// A record for the activity and audit logs; the throttling counts live in the
 		// ThrottleStore, not in the account.
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotAccountEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotAccountEvent)
 	}
 	return nil
 }
@@ -218,8 +218,8 @@ func (a *Account) LastName() string { return a.s.LastName }
 // Profile returns the profile.
 func (a *Account) Profile() Profile { return a.s.Profile }
 
-// Roles returns the roles held, sorted.
-func (a *Account) Roles() []string { return slices.Clone(a.s.Roles) }
+// roles returns the roles held, sorted.
+func (a *Account) roles() []string { return slices.Clone(a.s.Roles) }
 
 // HasRole reports whether the account holds role.
 func (a *Account) HasRole(role string) bool { return slices.Contains(a.s.Roles, role) }
@@ -309,7 +309,8 @@ type BackupCodesInfo struct {
 }
 
 // SecurityState is the security page of an account (API.md's /me/security) as the
-// aggregate knows it. TwoFactorRequiredBy is filled by Service.Security from the policy.
+// aggregate knows it. TwoFactorRequiredBy is filled by
+// command.Service.Security from the policy.
 type SecurityState struct {
 	AccountID           string
 	PasswordChangedAt   time.Time
@@ -327,7 +328,7 @@ func (a *Account) Security() SecurityState {
 		AccountID:         a.s.ID,
 		PasswordChangedAt: a.s.PasswordChangedAt,
 		TwoFactorEnabled:  a.TwoFactorEnabled(),
-		Roles:             a.Roles(),
+		Roles:             a.roles(),
 		BackupCodes:       BackupCodesInfo{Remaining: a.backupCodesRemaining()},
 	}
 	if a.s.Backup != nil {

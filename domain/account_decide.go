@@ -12,14 +12,14 @@ import (
 // The decisions of the Account aggregate. Each one looks at the state, validates its input
 // and returns the events to append (none when nothing changes) or an error; it changes
 // nothing itself. Inputs that need secrets or randomness (password hashes, sealed TOTP
-// secrets, backup code sets) are prepared by the Service and passed in, so decisions are
-// pure functions of state, input and the injected time.
+// secrets, backup code sets) are prepared by the command layer (domain/command) and passed
+// in, so decisions are pure functions of state, input and the injected time.
 
 // maxTOTPDevices bounds how many TOTP devices (pending or confirmed) an account may hold.
 const maxTOTPDevices = 20
 
 // DecideRegister returns the event that opens an account. Inputs are already validated and
-// normalised by the Service (validateRegistration).
+// normalised by the command layer (validateRegistration).
 func DecideRegister(accountID, email, firstName, lastName, passwordHash string, now time.Time) AccountRegistered {
 	return AccountRegistered{AccountID: accountID, Email: email, FirstName: firstName, LastName: lastName,
 		PasswordHash: passwordHash, At: now}
@@ -33,6 +33,8 @@ func (a *Account) DecideChangeEmail(newEmail string, now time.Time) []Event {
 	return []Event{EmailChanged{OldEmail: a.s.Email, NewEmail: newEmail, At: now}}
 }
 
+// DecideChangeName renames the account holder (each name validated); the same names write
+// nothing.
 func (a *Account) DecideChangeName(firstName, lastName string, now time.Time) ([]Event, error) {
 	first, err := validate.Name("first_name", firstName)
 	if err != nil {
@@ -48,6 +50,8 @@ func (a *Account) DecideChangeName(firstName, lastName string, now time.Time) ([
 	return []Event{NameChanged{FirstName: first, LastName: last, At: now}}, nil
 }
 
+// DecideUpdateProfile applies patch to the profile (validated); a patch that changes nothing
+// writes nothing.
 func (a *Account) DecideUpdateProfile(patch ProfilePatch, now time.Time) ([]Event, error) {
 	p, err := a.s.Profile.apply(patch)
 	if err != nil {
@@ -59,6 +63,8 @@ func (a *Account) DecideUpdateProfile(patch ProfilePatch, now time.Time) ([]Even
 	return []Event{ProfileUpdated{Profile: p, At: now}}, nil
 }
 
+// DecidePasswordChange records the new password hash (the caller checked the old password
+// and the policy).
 func (a *Account) DecidePasswordChange(passwordHash string, now time.Time) []Event {
 	return []Event{PasswordChanged{PasswordHash: passwordHash, At: now}}
 }
@@ -69,6 +75,8 @@ func ValidateDeviceName(name string) (string, error) {
 	return validate.Text("name", name, maxDeviceName, true)
 }
 
+// DecideAddTOTPDevice adds a pending TOTP device named name (see ValidateDeviceName) with
+// its sealed secret.
 func (a *Account) DecideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
 	n, err := ValidateDeviceName(name)
 	if err != nil {
@@ -229,7 +237,7 @@ func (a *Account) DecideDisableTwoFactor(requiredBy []string, now time.Time) ([]
 	if len(a.s.TOTP) == 0 && len(a.s.Passkeys) == 0 && a.s.Backup == nil {
 		return nil, nil
 	}
-	return []Event{TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: now}}, nil
+	return []Event{TwoFactorDisabled{Reason: twoFactorDisabledByUser, At: now}}, nil
 }
 
 func validateRole(role string) error {
@@ -239,6 +247,7 @@ func validateRole(role string) error {
 	return nil
 }
 
+// DecideGrantRole grants role (admin or auditor); a role held already writes nothing.
 func (a *Account) DecideGrantRole(role string, now time.Time) ([]Event, error) {
 	if err := validateRole(role); err != nil {
 		return nil, err
@@ -249,6 +258,7 @@ func (a *Account) DecideGrantRole(role string, now time.Time) ([]Event, error) {
 	return []Event{RoleGranted{Role: role, At: now}}, nil
 }
 
+// DecideRevokeRole revokes role (admin or auditor); a role not held writes nothing.
 func (a *Account) DecideRevokeRole(role string, now time.Time) ([]Event, error) {
 	if err := validateRole(role); err != nil {
 		return nil, err

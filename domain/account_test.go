@@ -133,17 +133,17 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			func(a *Account) bool { return a.Passkeys()[0].CloneSuspectedAt.Equal(t1) }},
 		{"PasskeyRemoved", []Event{pk, PasskeyRemoved{PasskeyID: "p1", At: t1}},
 			func(a *Account) bool { return len(a.Passkeys()) == 0 && !a.TwoFactorEnabled() }},
-		{"TwoFactorDisabled", []Event{added, confirmed, codes, pk, TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t1}},
+		{"TwoFactorDisabled", []Event{added, confirmed, codes, pk, TwoFactorDisabled{Reason: twoFactorDisabledByUser, At: t1}},
 			func(a *Account) bool {
 				st := a.Security()
 				return !st.TwoFactorEnabled && len(st.TOTPDevices) == 0 && len(st.Passkeys) == 0 && st.BackupCodes.Remaining == 0
 			}},
 		{"RoleGranted", []Event{RoleGranted{Role: RoleAuditor, At: t1}, RoleGranted{Role: RoleAdmin, At: t1}},
 			func(a *Account) bool {
-				return slices.Equal(a.Roles(), []string{"admin", "auditor"}) && a.HasRole(RoleAdmin)
+				return slices.Equal(a.roles(), []string{"admin", "auditor"}) && a.HasRole(RoleAdmin)
 			}},
 		{"RoleRevoked", []Event{RoleGranted{Role: RoleAdmin, At: t1}, RoleRevoked{Role: RoleAdmin, At: t1}},
-			func(a *Account) bool { return len(a.Roles()) == 0 }},
+			func(a *Account) bool { return len(a.roles()) == 0 }},
 		{"LoginFailed", []Event{LoginFailed{Reason: LoginFailedInvalidCredentials, At: t1}},
 			func(a *Account) bool { return a.Version() == 2 && a.Email() == "ann@example.com" }},
 	} {

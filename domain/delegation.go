@@ -73,7 +73,7 @@ func (d *Delegation) apply(e Event) error {
 			d.Ended, d.EndReason = true, EventDelegationExpired
 		}
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotDelegationEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotDelegationEvent)
 	}
 	return nil
 }

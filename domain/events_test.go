@@ -36,7 +36,7 @@ func sampleEvents() []Event {
 		PasskeyRemoved{PasskeyID: "p1", At: t0},
 		PasskeyCloneSuspected{PasskeyID: "p1", StoredSignCount: 9, ReceivedSignCount: 3, At: t0},
 		PasskeyUsed{PasskeyID: "p1", SignCount: 10, BackupState: true, At: t0},
-		TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t0},
+		TwoFactorDisabled{Reason: twoFactorDisabledByUser, At: t0},
 		RoleGranted{Role: RoleAdmin, At: t0},
 		RoleRevoked{Role: RoleAdmin, At: t0},
 		LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword, Method: MethodPassword, AttemptedEmail: "x@y.z", At: t0},
@@ -60,7 +60,7 @@ func sampleEvents() []Event {
 		DelegationRevoked{DelegationID: "g1", At: t0},
 		DelegationExpired{DelegationID: "g1", At: t0},
 
-		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{ScopeEventsRead}, TokenHash: strings.Repeat("cd", 32), At: t0},
+		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{"events:read"}, TokenHash: strings.Repeat("cd", 32), At: t0},
 		ServiceTokenRevoked{TokenID: "t1", At: t0},
 		ServiceTokenUseDenied{TokenID: "t1", Reason: DeniedRevoked, Suppressed: 2, At: t0},
 
@@ -76,12 +76,12 @@ func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
 	samples := sampleEvents()
 	seen := map[string]bool{}
 	for _, e := range samples {
-		t.Run(e.EventType(), func(t *testing.T) {
+		t.Run(e.eventType(), func(t *testing.T) {
 			d, err := EncodeEvent(e, Metadata{Actor: Actor{Type: ActorSystem}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Type != e.EventType() || d.SchemaVersion != 1 || d.ID == "" {
+			if d.Type != e.eventType() || d.SchemaVersion != 1 || d.ID == "" {
 				t.Fatalf("event data %+v", d)
 			}
 			got, err := DecodeEvent(Envelope{Type: d.Type, SchemaVersion: d.SchemaVersion, Data: d.Data})
@@ -92,7 +92,7 @@ func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, e)
 			}
 		})
-		seen[e.EventType()] = true
+		seen[e.eventType()] = true
 	}
 	for _, name := range EventTypes() {
 		if !seen[name] {

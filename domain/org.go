@@ -16,7 +16,8 @@ import (
 // requirement and the organisations it manages. Its fields are unexported; it is built only
 // by RebuildOrg (and advanced by the same per-event apply), and changed only by appending
 // the events its decisions return. An *Org is a value read at one stream version; the
-// OrgIndex shares them read-only, so nothing mutates an *Org once it is published.
+// command layer's OrgIndex shares them read-only, so nothing mutates an *Org once it is
+// published.
 type Org struct {
 	id        string
 	version   uint64
@@ -79,7 +80,7 @@ func (o *Org) apply(e Event) error {
 			o.managed = append(o.managed, e.ManagedOrgID)
 		}
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotOrgEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotOrgEvent)
 	}
 	return nil
 }

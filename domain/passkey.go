@@ -10,8 +10,8 @@ import (
 )
 
 // Passkeys (WebAuthn credentials): errors and the decisions of the Account aggregate about
-// them. The ceremonies are in service_passkey.go; their configuration (passkey.Config) and
-// verification in package passkey (imported as webauthn: domain's own passkey is the
+// them. The ceremonies are in domain/command (passkey.go); their configuration
+// (passkey.Config) and verification in package passkey (imported as webauthn: domain's own passkey is the
 // aggregate's record); the server-side ceremony state in package ephemeral.
 
 // Errors of the passkey commands, in addition to those of errors.go.

@@ -52,14 +52,14 @@ type ServiceTokenUseDenied struct {
 	At         time.Time `json:"at"`
 }
 
-// EventType implements Event: "ServiceTokenCreated".
-func (ServiceTokenCreated) EventType() string { return EventServiceTokenCreated }
+// eventType implements Event: "ServiceTokenCreated".
+func (ServiceTokenCreated) eventType() string { return EventServiceTokenCreated }
 
-// EventType implements Event: "ServiceTokenRevoked".
-func (ServiceTokenRevoked) EventType() string { return EventServiceTokenRevoked }
+// eventType implements Event: "ServiceTokenRevoked".
+func (ServiceTokenRevoked) eventType() string { return EventServiceTokenRevoked }
 
-// EventType implements Event: "ServiceTokenUseDenied".
-func (ServiceTokenUseDenied) EventType() string { return EventServiceTokenUseDenied }
+// eventType implements Event: "ServiceTokenUseDenied".
+func (ServiceTokenUseDenied) eventType() string { return EventServiceTokenUseDenied }
 
 // registerServiceTokenEvents registers the service token events (called by registerEvents).
 func registerServiceTokenEvents(r *eventtype.Registry) {

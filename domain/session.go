@@ -113,7 +113,7 @@ func (r *SessionRecord) apply(e Event) error {
 	case SessionExpired:
 		r.ended, r.endReason = true, e.Reason
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotSessionEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotSessionEvent)
 	}
 	return nil
 }
@@ -177,6 +177,7 @@ func (r *SessionRecord) DecideReauth(method, amr string, now time.Time) ([]Event
 	return []Event{ReauthSucceeded{Method: method, AMR: newAMR, AAL: aalOf(newAMR), At: now}}, nil
 }
 
+// DecideSignOut ends the session with reason; an ended session is ErrSessionNotFound.
 func (r *SessionRecord) DecideSignOut(reason string, now time.Time) ([]Event, error) {
 	if r.ended {
 		return nil, fmt.Errorf("session %s: %w", r.sess.ID, ErrSessionNotFound)

@@ -2,18 +2,24 @@ package domain
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
 
 func cryptoRand() io.Reader { return rand.Reader }
 
+// hexToken is the TokenHash of SessionStarted for token.
+func hexToken(token string) string {
+	h := HashSessionToken(token)
+	return hex.EncodeToString(h[:])
+}
+
 func startEvents(sid, account, token string, amr []string, now time.Time) []Event {
-	return DecideStartSession(SessionStart{SessionID: sid, AccountID: account, TokenHash: hexTokenHash(token),
+	return DecideStartSession(SessionStart{SessionID: sid, AccountID: account, TokenHash: hexToken(token),
 		Method: MethodPassword, AMR: amr, Lifetime: 24 * time.Hour, IdleTimeout: 2 * time.Hour}, now)
 }
 
@@ -103,101 +109,5 @@ func TestSessionDecisions(t *testing.T) {
 	}
 	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("empty stream: %v", err)
-	}
-}
-
-func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
-	x := newSessionIndex()
-	envs := envelopes(t, SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{AMRPassword}, t0),
-		SessionAccessed{At: t0.Add(5 * time.Minute)}, SessionSignedOut{Reason: SignOutLogout, At: t0.Add(6 * time.Minute)})...)
-	other := envelopes(t, AccountStream("a1"), registered)
-	if err := x.Apply(other[0]); err != nil || x.Len() != 0 {
-		t.Fatalf("account event: %v, %d", err, x.Len())
-	}
-	for _, e := range envs[:3] {
-		if err := x.Apply(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, ok := x.Lookup(HashSessionToken("tok"))
-	if !ok || !s.LastAccessedAt.Equal(t0.Add(5*time.Minute)) {
-		t.Fatalf("lookup %+v %v", s, ok)
-	}
-	if _, ok := x.Lookup(HashSessionToken("other")); ok {
-		t.Fatal("unknown token found")
-	}
-	if got := x.sessionsOf("a1"); len(got) != 1 || got[0].ID != "s1" {
-		t.Fatalf("by account %v", got)
-	}
-	// replaying an old envelope changes nothing
-	if err := x.Apply(envs[1]); err != nil {
-		t.Fatal(err)
-	}
-	if s, _ := x.Get("s1"); !s.LastAccessedAt.Equal(t0.Add(5 * time.Minute)) {
-		t.Fatal("old SessionStarted rewound the session")
-	}
-	if err := x.Apply(envs[3]); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
-		t.Fatal("signed-out session still indexed")
-	}
-	// a late SessionStarted (a lagging projection) does not bring it back
-	if err := x.Apply(envs[1]); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := x.Lookup(HashSessionToken("tok")); ok {
-		t.Fatal("tombstoned session resurrected")
-	}
-	x.prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
-	if len(x.tombstones) != 0 {
-		t.Fatal("tombstone not pruned")
-	}
-}
-
-func TestSessionIndexObserveThenLateProjection(t *testing.T) {
-	// The synchronous path signs a session out before the projection has even delivered
-	// its start: the start must not appear afterwards.
-	x := newSessionIndex()
-	all := append(startEvents("s2", "a1", "tok2", []string{AMRPassword}, t0), SessionSignedOut{Reason: SignOutByAdmin, At: t0})
-	envs := envelopes(t, SessionStream("s2"), all...)
-	r, err := RebuildSession("s2", envs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.observe(r)
-	for _, e := range envs {
-		_ = x.Apply(e)
-	}
-	if x.Len() != 0 {
-		t.Fatal("session signed out on this instance reappeared from the projection")
-	}
-}
-
-func TestSessionIndexConcurrentUse(t *testing.T) {
-	x := newSessionIndex()
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			sid := NewID()
-			tok := sid + "-token"
-			for _, e := range envelopes(t, SessionStream(sid), startEvents(sid, "a1", tok, []string{AMRPassword}, t0)...) {
-				_ = x.Apply(e)
-			}
-			for j := 0; j < 200; j++ {
-				if _, ok := x.Lookup(HashSessionToken(tok)); !ok {
-					t.Error("lookup failed")
-					return
-				}
-				x.touch(sid, t0.Add(time.Duration(j)*time.Second))
-				_ = x.sessionsOf("a1")
-			}
-		}(i)
-	}
-	wg.Wait()
-	if x.Len() != 8 {
-		t.Fatalf("%d sessions", x.Len())
 	}
 }

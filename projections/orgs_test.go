@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain/command"
+
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -147,7 +149,7 @@ func TestTwoFactorReportOfAThousandMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := domain.NewOrgIndex()
+	idx := command.NewOrgIndex()
 	for _, ev := range all {
 		if err := idx.Apply(ev); err != nil {
 			t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/vigil-auth/vigil/domain/command"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -193,7 +195,7 @@ type ceremonyJSON struct {
 	PublicKey  json.RawMessage `json:"public_key"`
 }
 
-func ceremonyView(pc domain.PasskeyCeremony) ceremonyJSON {
+func ceremonyView(pc command.PasskeyCeremony) ceremonyJSON {
 	return ceremonyJSON{CeremonyID: pc.ID, PublicKey: pc.PublicKey}
 }
 

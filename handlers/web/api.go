@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vigil-auth/vigil/domain/command"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -234,9 +236,9 @@ func accessText(a access, need domain.Capability) string {
 func serviceScope(r Route) string {
 	switch {
 	case r.Access == AccessEvents:
-		return domain.ScopeEventsRead
+		return command.ScopeEventsRead
 	case r.Access == AccessAudit && r.Method == http.MethodGet:
-		return domain.ScopeAuditRead
+		return command.ScopeAuditRead
 	}
 	return ""
 }

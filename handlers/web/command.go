@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/vigil-auth/vigil/domain/command"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -20,7 +22,7 @@ type Call[In any] struct {
 	// ID is the path's :id ("" when the route has none).
 	ID   string
 	In   In
-	Meta domain.RequestMeta
+	Meta command.RequestMeta
 }
 
 // Reply is a command's answer: a status and a JSON body (none for 204), or raw bytes of a

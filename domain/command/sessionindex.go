@@ -1,0 +1,255 @@
+package command
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+// SessionIndex is the in-memory index of active sessions that answers whoami without
+// reading the log: token hash -> session in O(1), plus session id -> session and account ->
+// sessions. It is safe for concurrent use (a RWMutex: lookups share the read lock).
+//
+// Two feeds keep it current. The Service's commands update it synchronously after each
+// append, so a session this instance signed out fails Lookup before the sign-out returns;
+// and Apply takes envelopes from a projection of the whole log, for the sessions of other
+// instances. Both go through the session aggregate's apply, and each entry remembers the
+// stream version it reflects, so an envelope the index already saw (or an older one,
+// delivered late by the projection) is ignored; an ended session leaves a tombstone so that
+// a late SessionStarted cannot bring it back.
+//
+// The index is keyed by the SHA-256 of the token, so looking a token up needs no
+// constant-time comparison: the map's timing can only depend on the hash of the presented
+// token, and learning about a hash of the attacker's own guess reveals nothing about the
+// hashes (let alone tokens) that exist, by SHA-256's preimage resistance.
+type SessionIndex struct {
+	mu         sync.RWMutex
+	byHash     map[[32]byte]*domain.SessionRecord
+	byID       map[string]*domain.SessionRecord
+	byAccount  map[string]map[string]*domain.SessionRecord
+	tombstones map[string]time.Time // ended session id -> when the tombstone may go
+}
+
+// tombstoneGrace is how long after its absolute expiry (or its end, when that is unknown)
+// an ended session's tombstone is kept; Prune drops older ones.
+const tombstoneGrace = 48 * time.Hour
+
+// newSessionIndex returns an empty index.
+func newSessionIndex() *SessionIndex {
+	return &SessionIndex{
+		byHash:     map[[32]byte]*domain.SessionRecord{},
+		byID:       map[string]*domain.SessionRecord{},
+		byAccount:  map[string]map[string]*domain.SessionRecord{},
+		tombstones: map[string]time.Time{},
+	}
+}
+
+// Lookup returns the session whose token has this SHA-256 (see HashSessionToken), as the
+// index knows it; it does not check expiry (the Service's Whoami does).
+func (x *SessionIndex) Lookup(tokenHash [32]byte) (domain.Session, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	r := x.byHash[tokenHash]
+	if r == nil {
+		return domain.Session{}, false
+	}
+	return r.Session(), true
+}
+
+// Get returns the session with this id, if the index holds it.
+func (x *SessionIndex) Get(sessionID string) (domain.Session, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	r := x.byID[sessionID]
+	if r == nil {
+		return domain.Session{}, false
+	}
+	return r.Session(), true
+}
+
+// sessionsOf returns the account's sessions the index holds, oldest first.
+func (x *SessionIndex) sessionsOf(accountID string) []domain.Session {
+	x.mu.RLock()
+	out := make([]domain.Session, 0, len(x.byAccount[accountID]))
+	for _, r := range x.byAccount[accountID] {
+		out = append(out, r.Session())
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(out, func(a, b domain.Session) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// Len returns the number of sessions held.
+func (x *SessionIndex) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byID)
+}
+
+// Apply feeds one envelope from the log. Envelopes of other streams, and of other event
+// types, are ignored (a projection may feed the whole log); so are envelopes the index has
+// already reflected. Only an undecodable session event gives an error.
+func (x *SessionIndex) Apply(env domain.Envelope) error {
+	id, ok := strings.CutPrefix(env.StreamID, domain.StreamPrefixSession)
+	if !ok {
+		return nil
+	}
+	switch env.Type {
+	case domain.EventSessionStarted, domain.EventSessionAccessed, domain.EventReauthSucceeded, domain.EventSessionSignedOut, domain.EventSessionExpired:
+	default:
+		return nil
+	}
+	e, err := domain.DecodeEvent(env)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, dead := x.tombstones[id]; dead {
+		return nil
+	}
+	cur := x.byID[id]
+	if cur != nil && env.Version <= cur.Version() {
+		return nil
+	}
+	base := cur
+	switch {
+	case cur != nil:
+	case env.Type == domain.EventSessionStarted:
+		base = domain.NewSessionRecord(id)
+	case env.Type == domain.EventSessionSignedOut || env.Type == domain.EventSessionExpired:
+		x.tombstones[id] = env.RecordedAt.Add(tombstoneGrace)
+		return nil
+	default:
+		return nil // the start of this session never reached the index
+	}
+	next, err := domain.Next(base, []domain.Event{e}, env.Version)
+	if err != nil {
+		return err
+	}
+	next.KeepAccess(base.Session().LastAccessedAt)
+	x.putLocked(next)
+	return nil
+}
+
+// observe records the state of a session a command has just read or written: newer than the
+// held entry replaces it (keeping the later local access time); ended removes it.
+func (x *SessionIndex) observe(r *domain.SessionRecord) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	id := r.Session().ID
+	if _, dead := x.tombstones[id]; dead {
+		return
+	}
+	cur := x.byID[id]
+	if cur != nil && r.Version() < cur.Version() {
+		return
+	}
+	next, _ := domain.Next(r, nil, r.Version()) // a copy: no event to apply
+	if cur != nil {
+		next.KeepAccess(cur.Session().LastAccessedAt)
+	}
+	x.putLocked(next)
+}
+
+// putLocked stores r, or removes and tombstones it when it has ended. x.mu must be held.
+func (x *SessionIndex) putLocked(r *domain.SessionRecord) {
+	sess := r.Session()
+	id := sess.ID
+	if old := x.byID[id]; old != nil {
+		oldAccount := old.Session().AccountID
+		delete(x.byHash, old.TokenKey())
+		delete(x.byID, id)
+		if m := x.byAccount[oldAccount]; m != nil {
+			delete(m, id)
+			if len(m) == 0 {
+				delete(x.byAccount, oldAccount)
+			}
+		}
+	}
+	if ended, _ := r.EndState(); ended {
+		x.tombstones[id] = sess.ExpiresAt.Add(tombstoneGrace)
+		return
+	}
+	x.byHash[r.TokenKey()] = r
+	x.byID[id] = r
+	m := x.byAccount[sess.AccountID]
+	if m == nil {
+		m = map[string]*domain.SessionRecord{}
+		x.byAccount[sess.AccountID] = m
+	}
+	m[id] = r
+}
+
+// touch notes a use of the session at at, in memory only. It returns the session, the time
+// of its last recorded SessionAccessed and the entry's stream version, or false when the
+// index does not hold it or it has expired at at (an expired session is not revived).
+func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, time.Time, uint64, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r := x.byID[sessionID]
+	if r == nil {
+		return domain.Session{}, time.Time{}, 0, false
+	}
+	sess := r.Session()
+	if sess.ExpiredReason(at) != "" {
+		return domain.Session{}, time.Time{}, 0, false
+	}
+	r.KeepAccess(at) // in place: the entry is this index's own
+	if at.After(sess.LastAccessedAt) {
+		sess.LastAccessedAt = at
+	}
+	return sess, r.RecordedAccessAt(), r.Version(), true
+}
+
+// expired returns the ids of held sessions that are past their lifetime or idle limit at
+// now.
+func (x *SessionIndex) expired(now time.Time) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var ids []string
+	for id, r := range x.byID {
+		if r.Session().ExpiredReason(now) != "" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// prune drops tombstones that are past their time at now. The Service's Sweep calls it.
+func (x *SessionIndex) prune(now time.Time) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id, until := range x.tombstones {
+		if now.After(until) {
+			delete(x.tombstones, id)
+		}
+	}
+}
+
+// advance applies events a command of this instance appended to a session stream at
+// version from (now at version to), if the index's entry is still at from; otherwise the
+// projection feed will bring the entry up to date.
+func (x *SessionIndex) advance(sessionID string, from uint64, events []domain.Event, to uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	cur := x.byID[sessionID]
+	if cur == nil || cur.Version() != from {
+		return
+	}
+	next, err := domain.Next(cur, events, to)
+	if err != nil {
+		return
+	}
+	next.KeepAccess(cur.Session().LastAccessedAt)
+	x.putLocked(next)
+}
