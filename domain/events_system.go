@@ -46,7 +46,6 @@ func (EmailReserved) eventType() string { return EventEmailReserved }
 func (EmailReleased) eventType() string { return eventEmailReleased }
 
 // eventType implements Event: "ClientRegistered".
-// eventType implements Event: "ClientRegistered".
 func (ClientRegistered) eventType() string { return EventClientRegistered }
 
 // SigninStream holds LoginFailed events for emails that belong to no account.
