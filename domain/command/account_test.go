@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 func TestRegisterValidation(t *testing.T) {

@@ -4,9 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // restart builds a second Service on the same log with the bootstrap list, as a server

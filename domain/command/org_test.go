@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // orgFixture: an org "A" owned by owner, with admin and member; a second org "B" owned by

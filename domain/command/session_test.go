@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 func TestSessionIdleTimeoutAndTouch(t *testing.T) {

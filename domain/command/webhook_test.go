@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // TestWebhookRegistrationAndRemoval: the secret returned once is the one sealed in the

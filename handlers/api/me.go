@@ -5,11 +5,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/validate"
 	"github.com/vigil-auth/vigil/handlers/web"
 )

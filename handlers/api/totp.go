@@ -4,11 +4,10 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 

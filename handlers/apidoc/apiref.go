@@ -13,9 +13,8 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/handlers/web"
 )

@@ -7,11 +7,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 

@@ -8,11 +8,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // The JSON API of accounts, sign-in and sessions (API.md "Accounts and login", "The

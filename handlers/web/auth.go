@@ -13,11 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // Names of API.md's cookie, headers and query parameter.

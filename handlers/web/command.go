@@ -5,11 +5,10 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // Call is one request to a JSON command as Command hands it to the command's function: the

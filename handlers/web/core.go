@@ -7,12 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // HeadReader is the part of the event store the server checks for health: the global

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // keyService is the gin context key of the authenticated service token.

@@ -7,9 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/export"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/handlers/api"

@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/pquerna/otp/totp"
 
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )

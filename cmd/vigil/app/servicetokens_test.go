@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/command"
-
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
