@@ -182,7 +182,7 @@ func (a *Account) apply(e Event) error {
 		// "[erased]", and a replay after this event must give the same state.
 		a.s = accountState{ID: a.s.ID, Version: a.s.Version, RegisteredAt: a.s.RegisteredAt, ErasedAt: e.At}
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotAccountEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotAccountEvent)
 	}
 	return nil
 }
@@ -227,8 +227,8 @@ func (a *Account) LastName() string { return a.s.LastName }
 // Profile returns the profile.
 func (a *Account) Profile() Profile { return a.s.Profile }
 
-// Roles returns the roles held, sorted.
-func (a *Account) Roles() []string { return slices.Clone(a.s.Roles) }
+// roles returns the roles held, sorted.
+func (a *Account) roles() []string { return slices.Clone(a.s.Roles) }
 
 // HasRole reports whether the account holds role.
 func (a *Account) HasRole(role string) bool { return slices.Contains(a.s.Roles, role) }
@@ -262,10 +262,10 @@ func (a *Account) backupCodesRemaining() int {
 	return n
 }
 
-// secondFactorMethods returns the second-factor methods a sign-in may use, in the API's
+// SecondFactorMethods returns the second-factor methods a sign-in may use, in the API's
 // order: "totp" with a confirmed device, "backup_code" while codes remain, "passkey" with a
 // passkey.
-func (a *Account) secondFactorMethods() []string {
+func (a *Account) SecondFactorMethods() []string {
 	var m []string
 	if a.confirmedTOTPCount() > 0 {
 		m = append(m, MethodTOTP)
@@ -318,7 +318,8 @@ type BackupCodesInfo struct {
 }
 
 // SecurityState is the security page of an account (API.md's /me/security) as the
-// aggregate knows it. TwoFactorRequiredBy is filled by Service.Security from the policy.
+// aggregate knows it. TwoFactorRequiredBy is filled by
+// command.Service.Security from the policy.
 type SecurityState struct {
 	AccountID           string
 	PasswordChangedAt   time.Time
@@ -336,7 +337,7 @@ func (a *Account) Security() SecurityState {
 		AccountID:         a.s.ID,
 		PasswordChangedAt: a.s.PasswordChangedAt,
 		TwoFactorEnabled:  a.TwoFactorEnabled(),
-		Roles:             a.Roles(),
+		Roles:             a.roles(),
 		BackupCodes:       BackupCodesInfo{Remaining: a.backupCodesRemaining()},
 	}
 	if a.s.Backup != nil {

@@ -12,28 +12,30 @@ import (
 // The decisions of the Account aggregate. Each one looks at the state, validates its input
 // and returns the events to append (none when nothing changes) or an error; it changes
 // nothing itself. Inputs that need secrets or randomness (password hashes, sealed TOTP
-// secrets, backup code sets) are prepared by the Service and passed in, so decisions are
-// pure functions of state, input and the injected time.
+// secrets, backup code sets) are prepared by the command layer (domain/command) and passed
+// in, so decisions are pure functions of state, input and the injected time.
 
 // maxTOTPDevices bounds how many TOTP devices (pending or confirmed) an account may hold.
 const maxTOTPDevices = 20
 
-// decideRegister returns the event that opens an account. Inputs are already validated and
-// normalised by the Service (validateRegistration).
-func decideRegister(accountID, email, firstName, lastName, passwordHash string, now time.Time) AccountRegistered {
+// DecideRegister returns the event that opens an account. Inputs are already validated and
+// normalised by the command layer (validateRegistration).
+func DecideRegister(accountID, email, firstName, lastName, passwordHash string, now time.Time) AccountRegistered {
 	return AccountRegistered{AccountID: accountID, Email: email, FirstName: firstName, LastName: lastName,
 		PasswordHash: passwordHash, At: now}
 }
 
-// decideChangeEmail: newEmail is normalised and reserved for this account.
-func (a *Account) decideChangeEmail(newEmail string, now time.Time) []Event {
+// DecideChangeEmail: newEmail is normalised and reserved for this account.
+func (a *Account) DecideChangeEmail(newEmail string, now time.Time) []Event {
 	if newEmail == a.s.Email {
 		return nil
 	}
 	return []Event{EmailChanged{OldEmail: a.s.Email, NewEmail: newEmail, At: now}}
 }
 
-func (a *Account) decideChangeName(firstName, lastName string, now time.Time) ([]Event, error) {
+// DecideChangeName renames the account holder (each name validated); the same names write
+// nothing.
+func (a *Account) DecideChangeName(firstName, lastName string, now time.Time) ([]Event, error) {
 	first, err := validate.Name("first_name", firstName)
 	if err != nil {
 		return nil, err
@@ -48,7 +50,9 @@ func (a *Account) decideChangeName(firstName, lastName string, now time.Time) ([
 	return []Event{NameChanged{FirstName: first, LastName: last, At: now}}, nil
 }
 
-func (a *Account) decideUpdateProfile(patch ProfilePatch, now time.Time) ([]Event, error) {
+// DecideUpdateProfile applies patch to the profile (validated); a patch that changes nothing
+// writes nothing.
+func (a *Account) DecideUpdateProfile(patch ProfilePatch, now time.Time) ([]Event, error) {
 	p, err := a.s.Profile.apply(patch)
 	if err != nil {
 		return nil, err
@@ -59,18 +63,22 @@ func (a *Account) decideUpdateProfile(patch ProfilePatch, now time.Time) ([]Even
 	return []Event{ProfileUpdated{Profile: p, At: now}}, nil
 }
 
-func (a *Account) decidePasswordChange(passwordHash string, now time.Time) []Event {
+// DecidePasswordChange records the new password hash (the caller checked the old password
+// and the policy).
+func (a *Account) DecidePasswordChange(passwordHash string, now time.Time) []Event {
 	return []Event{PasswordChanged{PasswordHash: passwordHash, At: now}}
 }
 
-// validateDeviceName trims a TOTP device or passkey name: 1..64 characters, no control
+// ValidateDeviceName trims a TOTP device or passkey name: 1..64 characters, no control
 // characters.
-func validateDeviceName(name string) (string, error) {
+func ValidateDeviceName(name string) (string, error) {
 	return validate.Text("name", name, maxDeviceName, true)
 }
 
-func (a *Account) decideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
-	n, err := validateDeviceName(name)
+// DecideAddTOTPDevice adds a pending TOTP device named name (see ValidateDeviceName) with
+// its sealed secret.
+func (a *Account) DecideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
+	n, err := ValidateDeviceName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -102,10 +110,10 @@ func (a *Account) decideConfirmTOTPDevice(deviceID string, step int64, set Backu
 	return events, codesIssued, nil
 }
 
-// decideRemoveTOTPDevice removes a device. Removing the last confirmed factor turns 2FA off
+// DecideRemoveTOTPDevice removes a device. Removing the last confirmed factor turns 2FA off
 // (TwoFactorDisabled drops the backup codes), which is refused while requiredBy (the
 // organisations whose policy requires 2FA) is not empty.
-func (a *Account) decideRemoveTOTPDevice(deviceID string, requiredBy []string, now time.Time) ([]Event, error) {
+func (a *Account) DecideRemoveTOTPDevice(deviceID string, requiredBy []string, now time.Time) ([]Event, error) {
 	d := a.device(deviceID)
 	if d == nil {
 		return nil, fmt.Errorf("totp device %s: %w", deviceID, ErrNotFound)
@@ -129,6 +137,55 @@ func (a *Account) decideAcceptTOTP(deviceID string, step int64, purpose string, 
 	}
 	return []Event{TOTPCodeAccepted{DeviceID: deviceID, Step: step, Purpose: purpose, At: now}}, nil
 }
+
+// DecideSecondFactor spends a TOTP step (method totp) or a backup code (method
+// backup_code) of the account, for purpose login or reauth. A code that matches nothing,
+// or another method, is ErrInvalidCode.
+func (a *Account) DecideSecondFactor(kr *credential.Keyring, method, code, purpose string, now time.Time) ([]Event, error) {
+	switch method {
+	case MethodTOTP:
+		dev, step, err := a.matchTOTP(kr, code, now, "")
+		if err != nil {
+			return nil, err
+		}
+		return a.decideAcceptTOTP(dev, step, purpose, now)
+	case MethodBackupCode:
+		return a.decideUseBackupCode(code, purpose, now)
+	}
+	return nil, ErrInvalidCode
+}
+
+// DecideConfirmTOTP confirms the pending device deviceID with code, a code of its secret
+// for a time step within now ± 1 (else ErrInvalidCode; an unknown device is ErrNotFound, a
+// confirmed one ErrConflict). When this turns 2FA on, the backup code set is appended too
+// and codesIssued is true.
+func (a *Account) DecideConfirmTOTP(kr *credential.Keyring, deviceID, code string, set BackupCodesGenerated, now time.Time) (events []Event, codesIssued bool, err error) {
+	d := a.device(deviceID)
+	if d == nil {
+		return nil, false, fmt.Errorf("totp device %s: %w", deviceID, ErrNotFound)
+	}
+	if d.Confirmed {
+		return nil, false, fmt.Errorf("totp device %s is already confirmed: %w", deviceID, ErrConflict)
+	}
+	_, step, err := a.matchTOTP(kr, code, now, deviceID)
+	if err != nil {
+		return nil, false, err
+	}
+	return a.decideConfirmTOTPDevice(deviceID, step, set, now)
+}
+
+// PendingTOTPSecret opens the secret of the pending (not yet confirmed) device deviceID, to
+// show it again while it is being set up; any other device is ErrNotFound.
+func (a *Account) PendingTOTPSecret(kr *credential.Keyring, deviceID string) ([]byte, error) {
+	d := a.device(deviceID)
+	if d == nil || d.Confirmed {
+		return nil, fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
+	}
+	return kr.Open(d.Secret, totpAAD(a.ID(), d.ID))
+}
+
+// PasswordHash returns the account's password hash (argon2 PHC string).
+func (a *Account) PasswordHash() string { return a.s.PasswordHash }
 
 // matchTOTP finds the confirmed device (or, with pendingID set, that pending device) whose
 // code for a time step within now ± 1 equals code and whose step is not used yet. It returns
@@ -162,8 +219,8 @@ func (a *Account) decideUseBackupCode(code, purpose string, now time.Time) ([]Ev
 	return []Event{BackupCodeUsed{SetID: a.s.Backup.SetID, Index: i, Purpose: purpose, At: now}}, nil
 }
 
-// decideRegenerateBackupCodes replaces every backup code with set; only while 2FA is on.
-func (a *Account) decideRegenerateBackupCodes(set BackupCodesGenerated, now time.Time) ([]Event, error) {
+// DecideRegenerateBackupCodes replaces every backup code with set; only while 2FA is on.
+func (a *Account) DecideRegenerateBackupCodes(set BackupCodesGenerated, now time.Time) ([]Event, error) {
 	if !a.TwoFactorEnabled() {
 		return nil, fmt.Errorf("backup codes need a second factor: %w", ErrConflict)
 	}
@@ -171,16 +228,16 @@ func (a *Account) decideRegenerateBackupCodes(set BackupCodesGenerated, now time
 	return []Event{set}, nil
 }
 
-// decideDisableTwoFactor drops every TOTP device, passkey and backup code, unless
+// DecideDisableTwoFactor drops every TOTP device, passkey and backup code, unless
 // requiredBy is not empty (ErrTwoFactorRequired). With nothing to drop it returns no event.
-func (a *Account) decideDisableTwoFactor(requiredBy []string, now time.Time) ([]Event, error) {
+func (a *Account) DecideDisableTwoFactor(requiredBy []string, now time.Time) ([]Event, error) {
 	if len(requiredBy) > 0 {
 		return nil, ErrTwoFactorRequired
 	}
 	if len(a.s.TOTP) == 0 && len(a.s.Passkeys) == 0 && a.s.Backup == nil {
 		return nil, nil
 	}
-	return []Event{TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: now}}, nil
+	return []Event{TwoFactorDisabled{Reason: twoFactorDisabledByUser, At: now}}, nil
 }
 
 func validateRole(role string) error {
@@ -190,7 +247,8 @@ func validateRole(role string) error {
 	return nil
 }
 
-func (a *Account) decideGrantRole(role string, now time.Time) ([]Event, error) {
+// DecideGrantRole grants role (admin or auditor); a role held already writes nothing.
+func (a *Account) DecideGrantRole(role string, now time.Time) ([]Event, error) {
 	if err := validateRole(role); err != nil {
 		return nil, err
 	}
@@ -200,7 +258,8 @@ func (a *Account) decideGrantRole(role string, now time.Time) ([]Event, error) {
 	return []Event{RoleGranted{Role: role, At: now}}, nil
 }
 
-func (a *Account) decideRevokeRole(role string, now time.Time) ([]Event, error) {
+// DecideRevokeRole revokes role (admin or auditor); a role not held writes nothing.
+func (a *Account) DecideRevokeRole(role string, now time.Time) ([]Event, error) {
 	if err := validateRole(role); err != nil {
 		return nil, err
 	}

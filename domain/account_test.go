@@ -17,7 +17,7 @@ func envelopes(t *testing.T, stream string, events ...Event) []Envelope {
 	t.Helper()
 	out := make([]Envelope, 0, len(events))
 	for i, e := range events {
-		d, err := encodeEvent(e, Metadata{})
+		d, err := EncodeEvent(e, Metadata{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			return len(d) == 1 && d[0].Name == "Phone" && !d[0].Confirmed && !a.TwoFactorEnabled()
 		}},
 		{"TOTPDeviceConfirmed", []Event{added, confirmed}, func(a *Account) bool {
-			return a.TwoFactorEnabled() && a.device("d1").LastStep == 100 && slices.Equal(a.secondFactorMethods(), []string{"totp"})
+			return a.TwoFactorEnabled() && a.device("d1").LastStep == 100 && slices.Equal(a.SecondFactorMethods(), []string{"totp"})
 		}},
 		{"TOTPCodeAccepted", []Event{added, confirmed, TOTPCodeAccepted{DeviceID: "d1", Step: 101, At: t1}}, func(a *Account) bool {
 			return a.device("d1").LastStep == 101 && a.Security().TOTPDevices[0].LastUsedAt.Equal(t1)
@@ -114,7 +114,7 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			func(a *Account) bool { return len(a.Security().TOTPDevices) == 0 && !a.TwoFactorEnabled() }},
 		{"BackupCodesGenerated", []Event{added, confirmed, codes}, func(a *Account) bool {
 			return a.backupCodesRemaining() == 3 && a.Security().BackupCodes.GeneratedAt.Equal(t0) &&
-				slices.Equal(a.secondFactorMethods(), []string{"totp", "backup_code"})
+				slices.Equal(a.SecondFactorMethods(), []string{"totp", "backup_code"})
 		}},
 		{"BackupCodeUsed", []Event{codes, BackupCodeUsed{SetID: "s1", Index: 1, At: t1}},
 			func(a *Account) bool { return a.backupCodesRemaining() == 2 && a.s.Backup.Used[1] }},
@@ -122,7 +122,7 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			func(a *Account) bool { return a.backupCodesRemaining() == 3 }},
 		{"PasskeyRegistered", []Event{pk}, func(a *Account) bool {
 			return a.TwoFactorEnabled() && len(a.Passkeys()) == 1 && a.Passkeys()[0].SignCount == 1 &&
-				slices.Equal(a.secondFactorMethods(), []string{"passkey"})
+				slices.Equal(a.SecondFactorMethods(), []string{"passkey"})
 		}},
 		{"PasskeyRenamed", []Event{pk, PasskeyRenamed{PasskeyID: "p1", Name: "Yubi", At: t1}},
 			func(a *Account) bool { return a.Passkeys()[0].Name == "Yubi" }},
@@ -134,20 +134,20 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			func(a *Account) bool { return a.Passkeys()[0].CloneSuspectedAt.Equal(t1) }},
 		{"PasskeyRemoved", []Event{pk, PasskeyRemoved{PasskeyID: "p1", At: t1}},
 			func(a *Account) bool { return len(a.Passkeys()) == 0 && !a.TwoFactorEnabled() }},
-		{"TwoFactorDisabled", []Event{added, confirmed, codes, pk, TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t1}},
+		{"TwoFactorDisabled", []Event{added, confirmed, codes, pk, TwoFactorDisabled{Reason: twoFactorDisabledByUser, At: t1}},
 			func(a *Account) bool {
 				st := a.Security()
 				return !st.TwoFactorEnabled && len(st.TOTPDevices) == 0 && len(st.Passkeys) == 0 && st.BackupCodes.Remaining == 0
 			}},
 		{"RoleGranted", []Event{RoleGranted{Role: RoleAuditor, At: t1}, RoleGranted{Role: RoleAdmin, At: t1}},
 			func(a *Account) bool {
-				return slices.Equal(a.Roles(), []string{"admin", "auditor"}) && a.HasRole(RoleAdmin)
+				return slices.Equal(a.roles(), []string{"admin", "auditor"}) && a.HasRole(RoleAdmin)
 			}},
 		{"RoleRevoked", []Event{RoleGranted{Role: RoleAdmin, At: t1}, RoleRevoked{Role: RoleAdmin, At: t1}},
-			func(a *Account) bool { return len(a.Roles()) == 0 }},
+			func(a *Account) bool { return len(a.roles()) == 0 }},
 		{"AccountErased", []Event{RoleGranted{Role: RoleAdmin, At: t1}, AccountErased{At: t1}},
 			func(a *Account) bool {
-				return a.Erased() && a.Email() == "" && a.FirstName() == "" && len(a.Roles()) == 0 && a.ID() != "" && a.Version() == 3
+				return a.Erased() && a.Email() == "" && a.FirstName() == "" && len(a.roles()) == 0 && a.ID() != "" && a.Version() == 3
 			}},
 		{"LoginFailed", []Event{LoginFailed{Reason: LoginFailedInvalidCredentials, At: t1}},
 			func(a *Account) bool { return a.Version() == 2 && a.Email() == "ann@example.com" }},
@@ -226,7 +226,7 @@ func TestAccountDecisions(t *testing.T) {
 	code := func(s int64) string { c, _ := credential.TOTPCode(secret, s); return c }
 	pending := TOTPDeviceAdded{DeviceID: "d1", Name: "Phone", Secret: sealedFor(t, kr, "d1", secret), At: t0}
 	confirmed := TOTPDeviceConfirmed{DeviceID: "d1", Step: step - 10, At: t0}
-	set, plain, err := newBackupCodeSet(cryptoRand(), t0)
+	set, plain, err := NewBackupCodeSet(cryptoRand(), t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,47 +235,47 @@ func TestAccountDecisions(t *testing.T) {
 	with2FA := rebuild(t, registered, pending, confirmed, set)
 
 	t.Run("change name", func(t *testing.T) {
-		ev, err := fresh.decideChangeName(" Anne ", "Lee", now)
+		ev, err := fresh.DecideChangeName(" Anne ", "Lee", now)
 		if err != nil || len(ev) != 1 || ev[0].(NameChanged) != (NameChanged{FirstName: "Anne", LastName: "Lee", At: now}) {
 			t.Fatalf("%v %v", ev, err)
 		}
-		if ev, err := fresh.decideChangeName("Ann", "Lee", now); err != nil || ev != nil {
+		if ev, err := fresh.DecideChangeName("Ann", "Lee", now); err != nil || ev != nil {
 			t.Fatalf("unchanged: %v %v", ev, err)
 		}
 		var ve *ValidationError
-		if _, err := fresh.decideChangeName("Ann", "", now); !errors.As(err, &ve) || ve.Field != "last_name" {
+		if _, err := fresh.DecideChangeName("Ann", "", now); !errors.As(err, &ve) || ve.Field != "last_name" {
 			t.Fatalf("empty last name: %v", err)
 		}
 	})
 	t.Run("change email", func(t *testing.T) {
-		if ev := fresh.decideChangeEmail("ann@example.com", now); ev != nil {
+		if ev := fresh.DecideChangeEmail("ann@example.com", now); ev != nil {
 			t.Fatalf("same email: %v", ev)
 		}
-		ev := fresh.decideChangeEmail("new@example.com", now)
+		ev := fresh.DecideChangeEmail("new@example.com", now)
 		if len(ev) != 1 || ev[0].(EmailChanged).OldEmail != "ann@example.com" {
 			t.Fatalf("%v", ev)
 		}
 	})
 	t.Run("update profile", func(t *testing.T) {
-		ev, err := fresh.decideUpdateProfile(ProfilePatch{Country: ptr("de")}, now)
+		ev, err := fresh.DecideUpdateProfile(ProfilePatch{Country: ptr("de")}, now)
 		if err != nil || len(ev) != 1 || ev[0].(ProfileUpdated).Profile.Country != "DE" {
 			t.Fatalf("%v %v", ev, err)
 		}
-		if ev, err := fresh.decideUpdateProfile(ProfilePatch{Title: ptr("")}, now); err != nil || ev != nil {
+		if ev, err := fresh.DecideUpdateProfile(ProfilePatch{Title: ptr("")}, now); err != nil || ev != nil {
 			t.Fatalf("unchanged: %v %v", ev, err)
 		}
-		if _, err := fresh.decideUpdateProfile(ProfilePatch{Country: ptr("ZZ")}, now); !errors.Is(err, ErrInvalidInput) {
+		if _, err := fresh.DecideUpdateProfile(ProfilePatch{Country: ptr("ZZ")}, now); !errors.Is(err, ErrInvalidInput) {
 			t.Fatalf("bad country: %v", err)
 		}
 	})
 	t.Run("add totp device", func(t *testing.T) {
-		if _, err := fresh.decideAddTOTPDevice("d2", "", credential.SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
+		if _, err := fresh.DecideAddTOTPDevice("d2", "", credential.SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
 			t.Fatalf("empty name: %v", err)
 		}
-		if _, err := fresh.decideAddTOTPDevice("d2", strings.Repeat("x", 65), credential.SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
+		if _, err := fresh.DecideAddTOTPDevice("d2", strings.Repeat("x", 65), credential.SealedSecret{}, now); !errors.Is(err, ErrInvalidInput) {
 			t.Fatalf("long name: %v", err)
 		}
-		ev, err := fresh.decideAddTOTPDevice("d2", " Phone ", credential.SealedSecret{KeyID: "k"}, now)
+		ev, err := fresh.DecideAddTOTPDevice("d2", " Phone ", credential.SealedSecret{KeyID: "k"}, now)
 		if err != nil || ev[0].(TOTPDeviceAdded).Name != "Phone" {
 			t.Fatalf("%v %v", ev, err)
 		}
@@ -283,7 +283,7 @@ func TestAccountDecisions(t *testing.T) {
 		for i := 0; i < maxTOTPDevices; i++ {
 			full = continueWith(t, full, TOTPDeviceAdded{DeviceID: NewID(), Name: "x", At: now})
 		}
-		if _, err := full.decideAddTOTPDevice("d3", "x", credential.SealedSecret{}, now); !errors.Is(err, ErrConflict) {
+		if _, err := full.DecideAddTOTPDevice("d3", "x", credential.SealedSecret{}, now); !errors.Is(err, ErrConflict) {
 			t.Fatalf("device limit: %v", err)
 		}
 	})
@@ -376,8 +376,8 @@ func TestAccountDecisions(t *testing.T) {
 		if _, err := after.decideUseBackupCode("AAAA-BBBB-CCCC", "login", now); !errors.Is(err, ErrInvalidCode) {
 			t.Fatalf("wrong code: %v", err)
 		}
-		newSet, newPlain, _ := newBackupCodeSet(cryptoRand(), now)
-		ev, err = after.decideRegenerateBackupCodes(newSet, now)
+		newSet, newPlain, _ := NewBackupCodeSet(cryptoRand(), now)
+		ev, err = after.DecideRegenerateBackupCodes(newSet, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,12 +391,12 @@ func TestAccountDecisions(t *testing.T) {
 		if _, err := regen.decideUseBackupCode(newPlain[0], "login", now); err != nil {
 			t.Fatalf("new code: %v", err)
 		}
-		if _, err := fresh.decideRegenerateBackupCodes(newSet, now); !errors.Is(err, ErrConflict) {
+		if _, err := fresh.DecideRegenerateBackupCodes(newSet, now); !errors.Is(err, ErrConflict) {
 			t.Fatalf("regenerate without 2FA: %v", err)
 		}
 	})
 	t.Run("remove totp device", func(t *testing.T) {
-		ev, err := with2FA.decideRemoveTOTPDevice("d1", nil, now)
+		ev, err := with2FA.DecideRemoveTOTPDevice("d1", nil, now)
 		if err != nil || len(ev) != 2 || ev[1].(TwoFactorDisabled).Reason != TwoFactorDisabledLastFactorGone {
 			t.Fatalf("last factor: %v %v", ev, err)
 		}
@@ -404,45 +404,45 @@ func TestAccountDecisions(t *testing.T) {
 		if off.TwoFactorEnabled() || off.backupCodesRemaining() != 0 {
 			t.Fatal("2FA still on")
 		}
-		if _, err := with2FA.decideRemoveTOTPDevice("d1", []string{"org1"}, now); !errors.Is(err, ErrTwoFactorRequired) {
+		if _, err := with2FA.DecideRemoveTOTPDevice("d1", []string{"org1"}, now); !errors.Is(err, ErrTwoFactorRequired) {
 			t.Fatalf("policy: %v", err)
 		}
-		ev, err = withPending.decideRemoveTOTPDevice("d1", []string{"org1"}, now)
+		ev, err = withPending.DecideRemoveTOTPDevice("d1", []string{"org1"}, now)
 		if err != nil || len(ev) != 1 {
 			t.Fatalf("pending device: %v %v", ev, err)
 		}
-		if _, err := with2FA.decideRemoveTOTPDevice("nope", nil, now); !errors.Is(err, ErrNotFound) {
+		if _, err := with2FA.DecideRemoveTOTPDevice("nope", nil, now); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown: %v", err)
 		}
 	})
 	t.Run("disable two factor", func(t *testing.T) {
-		if _, err := with2FA.decideDisableTwoFactor([]string{"org1"}, now); !errors.Is(err, ErrTwoFactorRequired) {
+		if _, err := with2FA.DecideDisableTwoFactor([]string{"org1"}, now); !errors.Is(err, ErrTwoFactorRequired) {
 			t.Fatalf("policy: %v", err)
 		}
-		ev, err := with2FA.decideDisableTwoFactor(nil, now)
+		ev, err := with2FA.DecideDisableTwoFactor(nil, now)
 		if err != nil || len(ev) != 1 {
 			t.Fatalf("%v %v", ev, err)
 		}
-		if ev, err := fresh.decideDisableTwoFactor(nil, now); err != nil || ev != nil {
+		if ev, err := fresh.DecideDisableTwoFactor(nil, now); err != nil || ev != nil {
 			t.Fatalf("nothing to disable: %v %v", ev, err)
 		}
 	})
 	t.Run("roles", func(t *testing.T) {
-		if _, err := fresh.decideGrantRole("root", now); !errors.Is(err, ErrInvalidInput) {
+		if _, err := fresh.DecideGrantRole("root", now); !errors.Is(err, ErrInvalidInput) {
 			t.Fatalf("bad role: %v", err)
 		}
-		ev, err := fresh.decideGrantRole(RoleAuditor, now)
+		ev, err := fresh.DecideGrantRole(RoleAuditor, now)
 		if err != nil || len(ev) != 1 {
 			t.Fatalf("%v %v", ev, err)
 		}
 		admin := continueWith(t, fresh, ev...)
-		if ev, _ := admin.decideGrantRole(RoleAuditor, now); ev != nil {
+		if ev, _ := admin.DecideGrantRole(RoleAuditor, now); ev != nil {
 			t.Fatal("granted twice")
 		}
-		if ev, _ := fresh.decideRevokeRole(RoleAuditor, now); ev != nil {
+		if ev, _ := fresh.DecideRevokeRole(RoleAuditor, now); ev != nil {
 			t.Fatal("revoked a role not held")
 		}
-		if ev, _ := admin.decideRevokeRole(RoleAuditor, now); len(ev) != 1 {
+		if ev, _ := admin.DecideRevokeRole(RoleAuditor, now); len(ev) != 1 {
 			t.Fatal("revoke")
 		}
 	})

@@ -76,7 +76,7 @@ func (c Capability) String() string {
 // ¹ an aal1 session gets ErrMFARequired. A delegate's acting session that is also restricted
 // (its owner's organisation requires 2FA) is refused what either column refuses. The
 // errors are ErrDelegateNotAllowed, ErrEnrollmentRequired and ErrMFARequired. Recent
-// authentication (the step-up window) is a separate check (Service.RequireRecentAuth).
+// authentication (the step-up window) is a separate check (command.Service.RequireRecentAuth).
 func (s Session) Allows(c Capability) error {
 	acting := s.ActorAccountID != ""
 	switch c {

@@ -13,7 +13,7 @@ const MaxDelegationLifetime = 90 * 24 * time.Hour
 
 // Delegation is the aggregate of a delegation-<id> stream: the owner lets the delegate act
 // for them until ExpiresAt, unless it was revoked or expired first. It is a value; it is
-// built only by rebuildDelegation.
+// built only by RebuildDelegation.
 type Delegation struct {
 	ID                string
 	OwnerAccountID    string
@@ -29,10 +29,10 @@ type Delegation struct {
 
 var errNotDelegationEvent = errors.New("event does not belong on a delegation stream")
 
-// rebuildDelegation is the one function that rebuilds a delegation from its stream: events
+// RebuildDelegation is the one function that rebuilds a delegation from its stream: events
 // from version 1 on, in order, starting with DelegationGranted. An empty stream is
 // ErrNotFound.
-func rebuildDelegation(id string, events []Envelope) (*Delegation, error) {
+func RebuildDelegation(id string, events []Envelope) (*Delegation, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
 	}
@@ -73,7 +73,7 @@ func (d *Delegation) apply(e Event) error {
 			d.Ended, d.EndReason = true, EventDelegationExpired
 		}
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotDelegationEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotDelegationEvent)
 	}
 	return nil
 }
@@ -81,13 +81,13 @@ func (d *Delegation) apply(e Event) error {
 // Version returns the stream version the delegation was read at.
 func (d *Delegation) Version() uint64 { return d.version }
 
-// activeAt reports whether the delegation may be used at now: not ended and before
+// ActiveAt reports whether the delegation may be used at now: not ended and before
 // ExpiresAt.
-func (d *Delegation) activeAt(now time.Time) bool { return !d.Ended && now.Before(d.ExpiresAt) }
+func (d *Delegation) ActiveAt(now time.Time) bool { return !d.Ended && now.Before(d.ExpiresAt) }
 
-// decideGrantDelegation checks the grant and returns its event: the delegate is another
+// DecideGrantDelegation checks the grant and returns its event: the delegate is another
 // account, expiresAt is after now and at most MaxDelegationLifetime ahead.
-func decideGrantDelegation(id, ownerID, delegateID string, expiresAt, now time.Time) ([]Event, error) {
+func DecideGrantDelegation(id, ownerID, delegateID string, expiresAt, now time.Time) ([]Event, error) {
 	switch {
 	case delegateID == ownerID:
 		return nil, validate.Invalid("delegate_email", "must be another account's email")
@@ -102,9 +102,9 @@ func decideGrantDelegation(id, ownerID, delegateID string, expiresAt, now time.T
 		ExpiresAt: expiresAt.UTC(), At: now}}, nil
 }
 
-// decideRevoke ends the delegation; callerID must be its owner or its delegate (else
+// DecideRevoke ends the delegation; callerID must be its owner or its delegate (else
 // ErrNotFound: its existence is not revealed). An ended one is ErrNotFound too.
-func (d *Delegation) decideRevoke(callerID string, now time.Time) ([]Event, error) {
+func (d *Delegation) DecideRevoke(callerID string, now time.Time) ([]Event, error) {
 	if callerID != d.OwnerAccountID && callerID != d.DelegateAccountID {
 		return nil, fmt.Errorf("delegation %s: %w", d.ID, ErrNotFound)
 	}
@@ -114,9 +114,9 @@ func (d *Delegation) decideRevoke(callerID string, now time.Time) ([]Event, erro
 	return []Event{DelegationRevoked{DelegationID: d.ID, At: now}}, nil
 }
 
-// decideExpire returns DelegationExpired when the delegation is past its time and not
+// DecideExpire returns DelegationExpired when the delegation is past its time and not
 // ended yet.
-func (d *Delegation) decideExpire(now time.Time) []Event {
+func (d *Delegation) DecideExpire(now time.Time) []Event {
 	if d.Ended || now.Before(d.ExpiresAt) {
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/eventtype"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -20,9 +19,6 @@ var (
 	// ErrInvalidCode: a TOTP or backup code was wrong, or its time step was already used. It
 	// wraps ErrInvalidCredentials, so errors.Is(err, ErrInvalidCredentials) also holds.
 	ErrInvalidCode = fmt.Errorf("%w: invalid code", ErrInvalidCredentials)
-	// ErrReauthenticationRequired: the command is sensitive and the session's last
-	// authentication is older than the step-up window.
-	ErrReauthenticationRequired = errors.New("reauthentication required")
 	// ErrNotFound: the account, device, passkey or client does not exist (or is not the
 	// caller's to see).
 	ErrNotFound = errors.New("not found")
@@ -51,15 +47,9 @@ var (
 	// the delegate acting needs one because the owner's organisation requires 2FA. It wraps
 	// ErrForbidden.
 	ErrMFARequired = fmt.Errorf("%w: a session with a second factor (aal2) is required", ErrForbidden)
-	// ErrUnknownClient: the client id names no registered client application.
-	ErrUnknownClient = errors.New("unknown client")
 	// ErrSessionNotFound: no active session has this token or id (never existed, signed
 	// out, expired, or belongs to another account).
 	ErrSessionNotFound = errors.New("session not found")
-	// ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too
-	// many wrong codes. The user must sign in with the password again. It is the error of
-	// the ticket store (ephemeral.ErrTicketInvalid), returned as it is.
-	ErrTicketInvalid = ephemeral.ErrTicketInvalid
 	// ErrUnknownEvent: an envelope's type or schema version has no decoder or upcaster (the
 	// registry's eventtype.ErrUnknown).
 	ErrUnknownEvent = eventtype.ErrUnknown

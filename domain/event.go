@@ -1,6 +1,8 @@
-// Package domain holds Vigil's events, aggregates, command handlers and policies. It knows
-// nothing of HTTP, SQL, brokers or GeoIP: the interfaces it needs (an event store port, a
-// clock, a hasher) are declared here and implemented elsewhere.
+// Package domain holds Vigil's events, aggregates (with their decisions) and policies. It
+// knows nothing of HTTP, SQL, brokers or GeoIP: the interfaces it needs (an event store
+// port, a snapshot store) are declared here and implemented elsewhere. The application
+// layer that runs the commands (authorises the caller, loads aggregates, appends, keeps the
+// in-memory indexes) is package domain/command.
 package domain
 
 import (
@@ -88,9 +90,13 @@ type Envelope struct {
 }
 
 // Event is a domain event: one Go struct per event type, declared with its aggregate's other
-// events. EventType returns its past-tense PascalCase name, which is also the envelope's
-// Type and the public name in API.md. (It is eventtype.Event, the registry's, by another
-// name: the two interfaces have the same method.)
+// events. The set is closed: only package domain declares events (each registered in
+// registerEvents), so the interface's one method is unexported. EventTypeOf gives an
+// event's type name.
 type Event interface {
-	EventType() string
+	eventType() string
 }
+
+// EventTypeOf returns e's past-tense PascalCase type name, which is also the envelope's Type
+// and the public name in API.md.
+func EventTypeOf(e Event) string { return e.eventType() }

@@ -21,7 +21,7 @@ const (
 	EventNameChanged           = "NameChanged"
 	EventProfileUpdated        = "ProfileUpdated"
 	EventPasswordChanged       = "PasswordChanged"
-	EventPasswordRehashed      = "PasswordRehashed"
+	eventPasswordRehashed      = "PasswordRehashed"
 	EventTOTPDeviceAdded       = "TOTPDeviceAdded"
 	EventTOTPDeviceConfirmed   = "TOTPDeviceConfirmed"
 	EventTOTPDeviceRemoved     = "TOTPDeviceRemoved"
@@ -180,7 +180,7 @@ type PasskeyUsed struct {
 
 // Reasons of TwoFactorDisabled.
 const (
-	TwoFactorDisabledByUser         = "disabled_by_user"
+	twoFactorDisabledByUser         = "disabled_by_user"
 	TwoFactorDisabledLastFactorGone = "last_factor_removed"
 )
 
@@ -240,68 +240,68 @@ type LoginFailed struct {
 	At             time.Time `json:"at"`
 }
 
-// EventType implements Event: "AccountRegistered".
-func (AccountRegistered) EventType() string { return EventAccountRegistered }
+// eventType implements Event: "AccountRegistered".
+func (AccountRegistered) eventType() string { return EventAccountRegistered }
 
-// EventType implements Event: "EmailChanged".
-func (EmailChanged) EventType() string { return EventEmailChanged }
+// eventType implements Event: "EmailChanged".
+func (EmailChanged) eventType() string { return EventEmailChanged }
 
-// EventType implements Event: "NameChanged".
-func (NameChanged) EventType() string { return EventNameChanged }
+// eventType implements Event: "NameChanged".
+func (NameChanged) eventType() string { return EventNameChanged }
 
-// EventType implements Event: "ProfileUpdated".
-func (ProfileUpdated) EventType() string { return EventProfileUpdated }
+// eventType implements Event: "ProfileUpdated".
+func (ProfileUpdated) eventType() string { return EventProfileUpdated }
 
-// EventType implements Event: "PasswordChanged".
-func (PasswordChanged) EventType() string { return EventPasswordChanged }
+// eventType implements Event: "PasswordChanged".
+func (PasswordChanged) eventType() string { return EventPasswordChanged }
 
-// EventType implements Event: "PasswordRehashed".
-func (PasswordRehashed) EventType() string { return EventPasswordRehashed }
+// eventType implements Event: "PasswordRehashed".
+func (PasswordRehashed) eventType() string { return eventPasswordRehashed }
 
-// EventType implements Event: "TOTPDeviceAdded".
-func (TOTPDeviceAdded) EventType() string { return EventTOTPDeviceAdded }
+// eventType implements Event: "TOTPDeviceAdded".
+func (TOTPDeviceAdded) eventType() string { return EventTOTPDeviceAdded }
 
-// EventType implements Event: "TOTPDeviceConfirmed".
-func (TOTPDeviceConfirmed) EventType() string { return EventTOTPDeviceConfirmed }
+// eventType implements Event: "TOTPDeviceConfirmed".
+func (TOTPDeviceConfirmed) eventType() string { return EventTOTPDeviceConfirmed }
 
-// EventType implements Event: "TOTPDeviceRemoved".
-func (TOTPDeviceRemoved) EventType() string { return EventTOTPDeviceRemoved }
+// eventType implements Event: "TOTPDeviceRemoved".
+func (TOTPDeviceRemoved) eventType() string { return EventTOTPDeviceRemoved }
 
-// EventType implements Event: "TOTPCodeAccepted".
-func (TOTPCodeAccepted) EventType() string { return EventTOTPCodeAccepted }
+// eventType implements Event: "TOTPCodeAccepted".
+func (TOTPCodeAccepted) eventType() string { return EventTOTPCodeAccepted }
 
-// EventType implements Event: "BackupCodesGenerated".
-func (BackupCodesGenerated) EventType() string { return EventBackupCodesGenerated }
+// eventType implements Event: "BackupCodesGenerated".
+func (BackupCodesGenerated) eventType() string { return EventBackupCodesGenerated }
 
-// EventType implements Event: "BackupCodeUsed".
-func (BackupCodeUsed) EventType() string { return EventBackupCodeUsed }
+// eventType implements Event: "BackupCodeUsed".
+func (BackupCodeUsed) eventType() string { return EventBackupCodeUsed }
 
-// EventType implements Event: "PasskeyRegistered".
-func (PasskeyRegistered) EventType() string { return EventPasskeyRegistered }
+// eventType implements Event: "PasskeyRegistered".
+func (PasskeyRegistered) eventType() string { return EventPasskeyRegistered }
 
-// EventType implements Event: "PasskeyRenamed".
-func (PasskeyRenamed) EventType() string { return EventPasskeyRenamed }
+// eventType implements Event: "PasskeyRenamed".
+func (PasskeyRenamed) eventType() string { return EventPasskeyRenamed }
 
-// EventType implements Event: "PasskeyRemoved".
-func (PasskeyRemoved) EventType() string { return EventPasskeyRemoved }
+// eventType implements Event: "PasskeyRemoved".
+func (PasskeyRemoved) eventType() string { return EventPasskeyRemoved }
 
-// EventType implements Event: "PasskeyCloneSuspected".
-func (PasskeyCloneSuspected) EventType() string { return EventPasskeyCloneSuspected }
+// eventType implements Event: "PasskeyCloneSuspected".
+func (PasskeyCloneSuspected) eventType() string { return EventPasskeyCloneSuspected }
 
-// EventType implements Event: "PasskeyUsed".
-func (PasskeyUsed) EventType() string { return EventPasskeyUsed }
+// eventType implements Event: "PasskeyUsed".
+func (PasskeyUsed) eventType() string { return EventPasskeyUsed }
 
-// EventType implements Event: "TwoFactorDisabled".
-func (TwoFactorDisabled) EventType() string { return EventTwoFactorDisabled }
+// eventType implements Event: "TwoFactorDisabled".
+func (TwoFactorDisabled) eventType() string { return EventTwoFactorDisabled }
 
-// EventType implements Event: "RoleGranted".
-func (RoleGranted) EventType() string { return EventRoleGranted }
+// eventType implements Event: "RoleGranted".
+func (RoleGranted) eventType() string { return EventRoleGranted }
 
-// EventType implements Event: "RoleRevoked".
-func (RoleRevoked) EventType() string { return EventRoleRevoked }
+// eventType implements Event: "RoleRevoked".
+func (RoleRevoked) eventType() string { return EventRoleRevoked }
 
-// EventType implements Event: "LoginFailed".
-func (LoginFailed) EventType() string { return EventLoginFailed }
+// eventType implements Event: "LoginFailed".
+func (LoginFailed) eventType() string { return EventLoginFailed }
 
 // AccountErased ends an account for good (API.md "Personal data and erasure"): its sessions
 // are signed out, its data key is destroyed, so every personal member of its events reads
@@ -311,5 +311,5 @@ type AccountErased struct {
 	At time.Time `json:"at"`
 }
 
-// EventType implements Event: "AccountErased".
-func (AccountErased) EventType() string { return EventAccountErased }
+// eventType implements Event: "AccountErased".
+func (AccountErased) eventType() string { return EventAccountErased }

@@ -111,32 +111,32 @@ type DelegationExpired struct {
 	At           time.Time `json:"at"`
 }
 
-// EventType implements Event: "OrgCreated".
-func (OrgCreated) EventType() string { return EventOrgCreated }
+// eventType implements Event: "OrgCreated".
+func (OrgCreated) eventType() string { return EventOrgCreated }
 
-// EventType implements Event: "MemberAdded".
-func (MemberAdded) EventType() string { return EventMemberAdded }
+// eventType implements Event: "MemberAdded".
+func (MemberAdded) eventType() string { return EventMemberAdded }
 
-// EventType implements Event: "MemberRemoved".
-func (MemberRemoved) EventType() string { return EventMemberRemoved }
+// eventType implements Event: "MemberRemoved".
+func (MemberRemoved) eventType() string { return EventMemberRemoved }
 
-// EventType implements Event: "MemberRoleChanged".
-func (MemberRoleChanged) EventType() string { return EventMemberRoleChanged }
+// eventType implements Event: "MemberRoleChanged".
+func (MemberRoleChanged) eventType() string { return EventMemberRoleChanged }
 
-// EventType implements Event: "TwoFactorRequirementChanged".
-func (TwoFactorRequirementChanged) EventType() string { return EventTwoFactorRequirementChanged }
+// eventType implements Event: "TwoFactorRequirementChanged".
+func (TwoFactorRequirementChanged) eventType() string { return EventTwoFactorRequirementChanged }
 
-// EventType implements Event: "ManagedOrgAdded".
-func (ManagedOrgAdded) EventType() string { return EventManagedOrgAdded }
+// eventType implements Event: "ManagedOrgAdded".
+func (ManagedOrgAdded) eventType() string { return EventManagedOrgAdded }
 
-// EventType implements Event: "DelegationGranted".
-func (DelegationGranted) EventType() string { return EventDelegationGranted }
+// eventType implements Event: "DelegationGranted".
+func (DelegationGranted) eventType() string { return EventDelegationGranted }
 
-// EventType implements Event: "DelegationRevoked".
-func (DelegationRevoked) EventType() string { return EventDelegationRevoked }
+// eventType implements Event: "DelegationRevoked".
+func (DelegationRevoked) eventType() string { return EventDelegationRevoked }
 
-// EventType implements Event: "DelegationExpired".
-func (DelegationExpired) EventType() string { return EventDelegationExpired }
+// eventType implements Event: "DelegationExpired".
+func (DelegationExpired) eventType() string { return EventDelegationExpired }
 
 // registerOrgEvents registers the organisation and delegation events (called from
 // registerEvents, the one place of registration).

@@ -71,7 +71,7 @@ type SessionStarted struct {
 }
 
 // SessionAccessed: the session was used at At. Written at most once per session per
-// minute (Config.TouchInterval); the in-memory index keeps the exact last access.
+// minute (command.Config.TouchInterval); the in-memory index keeps the exact last access.
 type SessionAccessed struct {
 	At time.Time `json:"at"`
 }
@@ -114,20 +114,23 @@ type SessionExpired struct {
 	At     time.Time `json:"at"`
 }
 
-// EventType implements Event: "LoginSucceeded".
-func (LoginSucceeded) EventType() string { return EventLoginSucceeded }
+// eventType implements Event: "LoginSucceeded".
+func (LoginSucceeded) eventType() string { return EventLoginSucceeded }
 
-// EventType implements Event: "SessionStarted".
-func (SessionStarted) EventType() string { return EventSessionStarted }
+// eventType implements Event: "SessionStarted".
+func (SessionStarted) eventType() string { return EventSessionStarted }
 
-// EventType implements Event: "SessionAccessed".
-func (SessionAccessed) EventType() string { return EventSessionAccessed }
+// eventType implements Event: "SessionAccessed".
+func (SessionAccessed) eventType() string { return EventSessionAccessed }
 
-// EventType implements Event: "ReauthSucceeded".
-func (ReauthSucceeded) EventType() string { return EventReauthSucceeded }
+// eventType implements Event: "ReauthSucceeded".
+func (ReauthSucceeded) eventType() string { return EventReauthSucceeded }
 
-// EventType implements Event: "SessionSignedOut".
-func (SessionSignedOut) EventType() string { return EventSessionSignedOut }
+// eventType implements Event: "SessionSignedOut".
+func (SessionSignedOut) eventType() string { return EventSessionSignedOut }
 
-// EventType implements Event: "SessionExpired".
-func (SessionExpired) EventType() string { return EventSessionExpired }
+// eventType implements Event: "SessionExpired".
+func (SessionExpired) eventType() string { return EventSessionExpired }
+
+// MethodDelegation is the LoginSucceeded method of an acting session.
+const MethodDelegation = "delegation"

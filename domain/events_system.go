@@ -13,7 +13,7 @@ import (
 // System and client event type names.
 const (
 	EventEmailReserved    = "EmailReserved"
-	EventEmailReleased    = "EmailReleased"
+	eventEmailReleased    = "EmailReleased"
 	EventClientRegistered = "ClientRegistered"
 )
 
@@ -39,14 +39,14 @@ type ClientRegistered struct {
 	At       time.Time `json:"at"`
 }
 
-// EventType implements Event: "EmailReserved".
-func (EmailReserved) EventType() string { return EventEmailReserved }
+// eventType implements Event: "EmailReserved".
+func (EmailReserved) eventType() string { return EventEmailReserved }
 
-// EventType implements Event: "EmailReleased".
-func (EmailReleased) EventType() string { return EventEmailReleased }
+// eventType implements Event: "EmailReleased".
+func (EmailReleased) eventType() string { return eventEmailReleased }
 
-// EventType implements Event: "ClientRegistered".
-func (ClientRegistered) EventType() string { return EventClientRegistered }
+// eventType implements Event: "ClientRegistered".
+func (ClientRegistered) eventType() string { return EventClientRegistered }
 
 // SigninStream holds LoginFailed events for emails that belong to no account.
 const SigninStream = StreamPrefixSystem + "signin"
@@ -87,14 +87,20 @@ type AdminBootstrapGranted struct {
 	At        time.Time `json:"at"`
 }
 
-// EventType implements Event: "AdminBootstrapClaimed".
-func (AdminBootstrapClaimed) EventType() string { return EventAdminBootstrapClaimed }
+// eventType implements Event: "AdminBootstrapClaimed".
+func (AdminBootstrapClaimed) eventType() string { return EventAdminBootstrapClaimed }
 
-// EventType implements Event: "AdminBootstrapGranted".
-func (AdminBootstrapGranted) EventType() string { return EventAdminBootstrapGranted }
+// eventType implements Event: "AdminBootstrapGranted".
+func (AdminBootstrapGranted) eventType() string { return EventAdminBootstrapGranted }
 
 // AdminBootstrapStream returns the bootstrap stream of a normalised email.
 func AdminBootstrapStream(normalizedEmail string) string {
 	sum := sha256.Sum256([]byte(normalizedEmail))
 	return StreamPrefixSystem + "admin-bootstrap-" + hex.EncodeToString(sum[:])
 }
+
+// The built-in client: portal sign-ins name it.
+const (
+	PortalClientID   = "portal"
+	PortalClientName = "Vigil portal"
+)

@@ -36,7 +36,7 @@ func sampleEvents() []Event {
 		PasskeyRemoved{PasskeyID: "p1", At: t0},
 		PasskeyCloneSuspected{PasskeyID: "p1", StoredSignCount: 9, ReceivedSignCount: 3, At: t0},
 		PasskeyUsed{PasskeyID: "p1", SignCount: 10, BackupState: true, At: t0},
-		TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t0},
+		TwoFactorDisabled{Reason: twoFactorDisabledByUser, At: t0},
 		RoleGranted{Role: RoleAdmin, At: t0},
 		RoleRevoked{Role: RoleAdmin, At: t0},
 		AccountErased{At: t0},
@@ -61,7 +61,7 @@ func sampleEvents() []Event {
 		DelegationRevoked{DelegationID: "g1", At: t0},
 		DelegationExpired{DelegationID: "g1", At: t0},
 
-		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{ScopeEventsRead}, TokenHash: strings.Repeat("cd", 32), At: t0},
+		ServiceTokenCreated{TokenID: "t1", Name: "SIEM", Scopes: []string{"events:read"}, TokenHash: strings.Repeat("cd", 32), At: t0},
 		ServiceTokenRevoked{TokenID: "t1", At: t0},
 		ServiceTokenUseDenied{TokenID: "t1", Reason: DeniedRevoked, Suppressed: 2, At: t0},
 
@@ -77,12 +77,12 @@ func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
 	samples := sampleEvents()
 	seen := map[string]bool{}
 	for _, e := range samples {
-		t.Run(e.EventType(), func(t *testing.T) {
-			d, err := encodeEvent(e, Metadata{Actor: Actor{Type: ActorSystem}})
+		t.Run(e.eventType(), func(t *testing.T) {
+			d, err := EncodeEvent(e, Metadata{Actor: Actor{Type: ActorSystem}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Type != e.EventType() || d.SchemaVersion != 1 || d.ID == "" {
+			if d.Type != e.eventType() || d.SchemaVersion != 1 || d.ID == "" {
 				t.Fatalf("event data %+v", d)
 			}
 			got, err := DecodeEvent(Envelope{Type: d.Type, SchemaVersion: d.SchemaVersion, Data: d.Data})
@@ -93,7 +93,7 @@ func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, e)
 			}
 		})
-		seen[e.EventType()] = true
+		seen[e.eventType()] = true
 	}
 	for _, name := range EventTypes() {
 		if !seen[name] {
@@ -119,7 +119,7 @@ func TestAPIEventNamesAreRegistered(t *testing.T) {
 
 func TestPersonalAndSecretFieldsAreNamed(t *testing.T) {
 	// No secret in clear: the JSON of credential events has only hashes and sealed data.
-	d, _ := encodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: credential.SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
+	d, _ := EncodeEvent(TOTPDeviceAdded{DeviceID: "d", Name: "n", Secret: credential.SealedSecret{KeyID: "k", Ciphertext: []byte{1}}}, Metadata{})
 	var m map[string]any
 	_ = json.Unmarshal(d.Data, &m)
 	sec, ok := m["secret"].(map[string]any)

@@ -33,11 +33,11 @@ type WebhookRemoved struct {
 	At        time.Time `json:"at"`
 }
 
-// EventType implements Event: "WebhookRegistered".
-func (WebhookRegistered) EventType() string { return EventWebhookRegistered }
+// eventType implements Event: "WebhookRegistered".
+func (WebhookRegistered) eventType() string { return EventWebhookRegistered }
 
-// EventType implements Event: "WebhookRemoved".
-func (WebhookRemoved) EventType() string { return EventWebhookRemoved }
+// eventType implements Event: "WebhookRemoved".
+func (WebhookRemoved) eventType() string { return EventWebhookRemoved }
 
 // webhookStreamPrefix starts the stream id of every webhook endpoint.
 const webhookStreamPrefix = StreamPrefixSystem + "webhook-"

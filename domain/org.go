@@ -14,9 +14,10 @@ import (
 
 // Org is the aggregate of an org-<id> stream: name, members with their roles, the 2FA
 // requirement and the organisations it manages. Its fields are unexported; it is built only
-// by rebuildOrg (and advanced by the same per-event apply), and changed only by appending
+// by RebuildOrg (and advanced by the same per-event apply), and changed only by appending
 // the events its decisions return. An *Org is a value read at one stream version; the
-// OrgIndex shares them read-only, so nothing mutates an *Org once it is published.
+// command layer's OrgIndex shares them read-only, so nothing mutates an *Org once it is
+// published.
 type Org struct {
 	id        string
 	version   uint64
@@ -29,9 +30,9 @@ type Org struct {
 
 var errNotOrgEvent = errors.New("event does not belong on an organisation stream")
 
-// rebuildOrg is the one function that rebuilds an organisation from its stream: events
+// RebuildOrg is the one function that rebuilds an organisation from its stream: events
 // from version 1 on, in order, starting with OrgCreated. An empty stream is ErrNotFound.
-func rebuildOrg(orgID string, events []Envelope) (*Org, error) {
+func RebuildOrg(orgID string, events []Envelope) (*Org, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
 	}
@@ -79,7 +80,7 @@ func (o *Org) apply(e Event) error {
 			o.managed = append(o.managed, e.ManagedOrgID)
 		}
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotOrgEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotOrgEvent)
 	}
 	return nil
 }
@@ -146,8 +147,8 @@ func validateOrgName(name string) (string, error) {
 	return name, nil
 }
 
-// validateOrgRole checks that role is owner, admin or member.
-func validateOrgRole(role string) error {
+// ValidateOrgRole checks that role is owner, admin or member.
+func ValidateOrgRole(role string) error {
 	switch role {
 	case OrgRoleOwner, OrgRoleAdmin, OrgRoleMember:
 		return nil
@@ -155,8 +156,8 @@ func validateOrgRole(role string) error {
 	return validate.Invalid("role", "must be %q, %q or %q", OrgRoleOwner, OrgRoleAdmin, OrgRoleMember)
 }
 
-// decideCreateOrg returns the first event of a new organisation.
-func decideCreateOrg(orgID, name, ownerID string, now time.Time) ([]Event, error) {
+// DecideCreateOrg returns the first event of a new organisation.
+func DecideCreateOrg(orgID, name, ownerID string, now time.Time) ([]Event, error) {
 	name, err := validateOrgName(name)
 	if err != nil {
 		return nil, err
@@ -166,7 +167,7 @@ func decideCreateOrg(orgID, name, ownerID string, now time.Time) ([]Event, error
 
 // see returns ErrNotFound unless callerID is a member: an organisation's existence is not
 // revealed to outsiders.
-func (o *Org) see(callerID string) error {
+func (o *Org) See(callerID string) error {
 	if o.members[callerID] == "" {
 		return fmt.Errorf("organisation %s: %w", o.id, ErrNotFound)
 	}
@@ -174,8 +175,8 @@ func (o *Org) see(callerID string) error {
 }
 
 // administer returns ErrNotFound for an outsider and ErrForbidden for a plain member.
-func (o *Org) administer(callerID string) error {
-	if err := o.see(callerID); err != nil {
+func (o *Org) Administer(callerID string) error {
+	if err := o.See(callerID); err != nil {
 		return err
 	}
 	if !o.CanAdminister(callerID) {
@@ -184,14 +185,14 @@ func (o *Org) administer(callerID string) error {
 	return nil
 }
 
-// decideAddMember adds accountID with role, or changes the role of a member. Owners and
+// DecideAddMember adds accountID with role, or changes the role of a member. Owners and
 // admins may add; only an owner may make or unmake an owner; the last owner cannot be
 // demoted (ErrConflict); the same role again is ErrConflict.
-func (o *Org) decideAddMember(callerID, accountID, role string, now time.Time) ([]Event, error) {
-	if err := validateOrgRole(role); err != nil {
+func (o *Org) DecideAddMember(callerID, accountID, role string, now time.Time) ([]Event, error) {
+	if err := ValidateOrgRole(role); err != nil {
 		return nil, err
 	}
-	if err := o.administer(callerID); err != nil {
+	if err := o.Administer(callerID); err != nil {
 		return nil, err
 	}
 	old := o.members[accountID]
@@ -210,11 +211,11 @@ func (o *Org) decideAddMember(callerID, accountID, role string, now time.Time) (
 	return []Event{MemberRoleChanged{OrgID: o.id, AccountID: accountID, OldRole: old, Role: role, At: now}}, nil
 }
 
-// decideRemoveMember removes accountID. Owners and admins may remove members and admins;
+// DecideRemoveMember removes accountID. Owners and admins may remove members and admins;
 // only an owner may remove an owner; the last owner stays (ErrConflict); a non-member is
 // ErrNotFound.
-func (o *Org) decideRemoveMember(callerID, accountID string, now time.Time) ([]Event, error) {
-	if err := o.administer(callerID); err != nil {
+func (o *Org) DecideRemoveMember(callerID, accountID string, now time.Time) ([]Event, error) {
+	if err := o.Administer(callerID); err != nil {
 		return nil, err
 	}
 	old := o.members[accountID]
@@ -229,11 +230,11 @@ func (o *Org) decideRemoveMember(callerID, accountID string, now time.Time) ([]E
 	return []Event{MemberRemoved{OrgID: o.id, AccountID: accountID, At: now}}, nil
 }
 
-// decideSetRequirement turns the 2FA requirement on or off. The caller must be an owner or
+// DecideSetRequirement turns the 2FA requirement on or off. The caller must be an owner or
 // admin (else ErrForbidden; an outsider gets ErrNotFound) and have 2FA on (callerHas2FA;
 // else ErrForbidden). The password was checked by the command. No change, no event.
-func (o *Org) decideSetRequirement(callerID string, callerHas2FA, required bool, now time.Time) ([]Event, error) {
-	if err := o.administer(callerID); err != nil {
+func (o *Org) DecideSetRequirement(callerID string, callerHas2FA, required bool, now time.Time) ([]Event, error) {
+	if err := o.Administer(callerID); err != nil {
 		return nil, err
 	}
 	if !callerHas2FA {
@@ -245,14 +246,14 @@ func (o *Org) decideSetRequirement(callerID string, callerHas2FA, required bool,
 	return []Event{TwoFactorRequirementChanged{OrgID: o.id, Required: required, ChangedBy: callerID, At: now}}, nil
 }
 
-// decideAddManaged makes o manage other. The caller must own both (an outsider of either
+// DecideAddManaged makes o manage other. The caller must own both (an outsider of either
 // gets ErrNotFound, a non-owner ErrForbidden); an organisation cannot manage itself or one
 // that manages it (ErrConflict), and managing one twice is ErrConflict.
-func (o *Org) decideAddManaged(callerID string, other *Org, now time.Time) ([]Event, error) {
-	if err := o.see(callerID); err != nil {
+func (o *Org) DecideAddManaged(callerID string, other *Org, now time.Time) ([]Event, error) {
+	if err := o.See(callerID); err != nil {
 		return nil, err
 	}
-	if err := other.see(callerID); err != nil {
+	if err := other.See(callerID); err != nil {
 		return nil, err
 	}
 	if o.members[callerID] != OrgRoleOwner || other.members[callerID] != OrgRoleOwner {

@@ -2,40 +2,25 @@ package domain
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 )
 
 // Passkeys (WebAuthn credentials): errors and the decisions of the Account aggregate about
-// them. The ceremonies are in service_passkey.go; their configuration (passkey.Config) and
-// verification in package passkey (imported as webauthn: domain's own passkey is the
+// them. The ceremonies are in domain/command (passkey.go); their configuration
+// (passkey.Config) and verification in package passkey (imported as webauthn: domain's own passkey is the
 // aggregate's record); the server-side ceremony state in package ephemeral.
 
 // Errors of the passkey commands, in addition to those of errors.go.
 var (
-	// ErrPasskeysDisabled: Config.Passkeys names no relying party, so no passkey command
-	// can run.
-	ErrPasskeysDisabled = errors.New("passkeys are not configured")
-	// ErrCeremonyInvalid: the ceremony id is unknown, expired, already used (every ceremony
-	// is single-use, whatever its outcome), kept by another instance, or was begun for
-	// another purpose or another session. The user must start the ceremony again. It is the
-	// error of the ceremony store (ephemeral.ErrCeremonyInvalid).
-	ErrCeremonyInvalid = ephemeral.ErrCeremonyInvalid
 	// ErrPasskeyInvalid: a passkey assertion did not check out (unknown credential, wrong
 	// origin, relying party or challenge, no user presence, bad signature, malformed). It
 	// wraps ErrInvalidCredentials, so errors.Is(err, ErrInvalidCredentials) also holds: an
 	// unknown credential gets the same answer as a wrong password.
 	ErrPasskeyInvalid = fmt.Errorf("%w: passkey assertion refused", ErrInvalidCredentials)
-	// ErrPasskeyCloneSuspected: the assertion was valid but its signature counter did not
-	// increase, so the authenticator may have been cloned; the sign-in or re-authentication
-	// was refused and PasskeyCloneSuspected recorded. It wraps ErrInvalidCredentials.
-	ErrPasskeyCloneSuspected = fmt.Errorf("%w: passkey sign count did not increase", ErrInvalidCredentials)
 )
 
 // maxPasskeys bounds how many passkeys an account may hold.
@@ -49,23 +34,12 @@ const LoginFailedPasskeyCloneSuspected = "passkey_clone_suspected"
 // is the whole sign-in (with a login ticket the stage is StageSecondFactor).
 const StagePasskey = "passkey"
 
-// webauthnUser is the user of a's new credentials: handle the account id's bytes, name
-// the email, display name the full name (the email when there is none).
-func webauthnUser(a *Account) webauthn.User {
-	u := webauthn.User{Handle: []byte(a.ID()), Name: a.Email(), DisplayName: strings.TrimSpace(a.FirstName() + " " + a.LastName())}
-	if u.DisplayName == "" {
-		u.DisplayName = a.Email()
+// CanAddPasskey returns ErrConflict when the account holds as many passkeys as it may.
+func (a *Account) CanAddPasskey() error {
+	if len(a.s.Passkeys) >= maxPasskeys {
+		return fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
 	}
-	return u
-}
-
-// descriptors names creds in WebAuthn options.
-func descriptors(creds []PasskeyCredential) []webauthn.Descriptor {
-	out := make([]webauthn.Descriptor, 0, len(creds))
-	for _, c := range creds {
-		out = append(out, webauthn.Descriptor{ID: c.CredentialID, Transports: c.Transports})
-	}
-	return out
+	return nil
 }
 
 func (a *Account) passkeyByCredential(credentialID []byte) *passkey {
@@ -77,19 +51,19 @@ func (a *Account) passkeyByCredential(credentialID []byte) *passkey {
 	return nil
 }
 
-// decideRegisterPasskey adds a verified credential named name (1..64 characters). A
+// DecideRegisterPasskey adds a verified credential named name (1..64 characters). A
 // credential the account holds already is ErrConflict, so is a 21st passkey. When this
 // turns 2FA on, the backup code set is appended too and codesIssued is true.
-func (a *Account) decideRegisterPasskey(passkeyID, name string, c webauthn.Registration, set BackupCodesGenerated, now time.Time) (events []Event, codesIssued bool, err error) {
-	n, err := validateDeviceName(name)
+func (a *Account) DecideRegisterPasskey(passkeyID, name string, c webauthn.Registration, set BackupCodesGenerated, now time.Time) (events []Event, codesIssued bool, err error) {
+	n, err := ValidateDeviceName(name)
 	if err != nil {
 		return nil, false, err
 	}
 	if a.passkeyByCredential(c.CredentialID) != nil {
 		return nil, false, fmt.Errorf("this passkey is registered already: %w", ErrConflict)
 	}
-	if len(a.s.Passkeys) >= maxPasskeys {
-		return nil, false, fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
+	if err := a.CanAddPasskey(); err != nil {
+		return nil, false, err
 	}
 	events = []Event{PasskeyRegistered{PasskeyID: passkeyID, Name: n, CredentialID: slices.Clone(c.CredentialID),
 		PublicKey: slices.Clone(c.PublicKey), SignCount: c.SignCount, AAGUID: slices.Clone(c.AAGUID),
@@ -102,14 +76,14 @@ func (a *Account) decideRegisterPasskey(passkeyID, name string, c webauthn.Regis
 	return events, codesIssued, nil
 }
 
-// decideRenamePasskey renames a passkey (ErrNotFound for an unknown one); the same name
+// DecideRenamePasskey renames a passkey (ErrNotFound for an unknown one); the same name
 // writes nothing.
-func (a *Account) decideRenamePasskey(passkeyID, name string, now time.Time) ([]Event, error) {
+func (a *Account) DecideRenamePasskey(passkeyID, name string, now time.Time) ([]Event, error) {
 	p := a.passkey(passkeyID)
 	if p == nil {
 		return nil, fmt.Errorf("passkey %s: %w", passkeyID, ErrNotFound)
 	}
-	n, err := validateDeviceName(name)
+	n, err := ValidateDeviceName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -119,12 +93,12 @@ func (a *Account) decideRenamePasskey(passkeyID, name string, now time.Time) ([]
 	return []Event{PasskeyRenamed{PasskeyID: passkeyID, Name: n, At: now}}, nil
 }
 
-// decideRemovePasskey removes a passkey. The rule is the one of decideRemoveTOTPDevice:
+// DecideRemovePasskey removes a passkey. The rule is the one of DecideRemoveTOTPDevice:
 // removing the last second factor (no other passkey, no confirmed TOTP device) turns 2FA
 // off (TwoFactorDisabled, reason last_factor_removed, drops the backup codes), which is
 // refused with ErrTwoFactorRequired while requiredBy (the organisations whose policy
 // requires 2FA) is not empty.
-func (a *Account) decideRemovePasskey(passkeyID string, requiredBy []string, now time.Time) ([]Event, error) {
+func (a *Account) DecideRemovePasskey(passkeyID string, requiredBy []string, now time.Time) ([]Event, error) {
 	if a.passkey(passkeyID) == nil {
 		return nil, fmt.Errorf("passkey %s: %w", passkeyID, ErrNotFound)
 	}
@@ -138,20 +112,20 @@ func (a *Account) decideRemovePasskey(passkeyID string, requiredBy []string, now
 	return events, nil
 }
 
-// passkeyUse is a verified assertion of a stored passkey: the input of decidePasskeyUse.
-type passkeyUse struct {
+// PasskeyUse is a verified assertion of a stored passkey: the input of DecidePasskeyUse.
+type PasskeyUse struct {
 	PasskeyID   string
 	SignCount   uint32
 	BackupState bool
 }
 
-// decidePasskeyUse records a verified assertion. When the stored or the received sign
+// DecidePasskeyUse records a verified assertion. When the stored or the received sign
 // count is non-zero and the received one does not exceed the stored one, the authenticator
 // may be cloned: the events are PasskeyCloneSuspected and a LoginFailed (reason
 // passkey_clone_suspected, with failure's stage, method and session) and cloned is true, so
 // the caller appends them and refuses. Otherwise the event is PasskeyUsed. A passkey
 // removed meanwhile is ErrPasskeyInvalid.
-func (a *Account) decidePasskeyUse(u passkeyUse, failure LoginFailed, now time.Time) (events []Event, cloned bool, err error) {
+func (a *Account) DecidePasskeyUse(u PasskeyUse, failure LoginFailed, now time.Time) (events []Event, cloned bool, err error) {
 	p := a.passkey(u.PasskeyID)
 	if p == nil {
 		return nil, false, fmt.Errorf("passkey %s removed: %w", u.PasskeyID, ErrPasskeyInvalid)

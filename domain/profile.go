@@ -2,11 +2,8 @@ package domain
 
 import "github.com/vigil-auth/vigil/domain/validate"
 
-// Bounds of the names given to devices and clients.
-const (
-	maxDeviceName = 64
-	maxClientName = 100
-)
+// maxDeviceName bounds the names given to devices.
+const maxDeviceName = 64
 
 // Profile is an account's optional profile. Every field is personal data, free text bounded
 // to validate.MaxProfileRunes characters without control characters, empty when unset;

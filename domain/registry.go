@@ -56,7 +56,7 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 	r.Register(EventPasswordChanged, 1, decoderOf[PasswordChanged](), fields{
 		"password_hash": secret, "at": public,
 	})
-	r.Register(EventPasswordRehashed, 1, decoderOf[PasswordRehashed](), fields{
+	r.Register(eventPasswordRehashed, 1, decoderOf[PasswordRehashed](), fields{
 		"password_hash": secret, "at": public,
 	})
 	r.Register(EventTOTPDeviceAdded, 1, decoderOf[TOTPDeviceAdded](), fields{
@@ -134,7 +134,7 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 	r.Register(EventEmailReserved, 1, decoderOf[EmailReserved](), fields{
 		"account_id": public, "at": public,
 	})
-	r.Register(EventEmailReleased, 1, decoderOf[EmailReleased](), fields{
+	r.Register(eventEmailReleased, 1, decoderOf[EmailReleased](), fields{
 		"account_id": public, "at": public,
 	})
 	// system-admin-bootstrap-<hash>
@@ -168,7 +168,15 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 // is safe for concurrent use. Errors wrap ErrUnknownEvent for a type or version Vigil does
 // not know.
 func DecodeEvent(env Envelope) (Event, error) {
-	return registry.Decode(env.Type, env.SchemaVersion, env.Data)
+	e, err := registry.Decode(env.Type, env.SchemaVersion, env.Data)
+	if err != nil {
+		return nil, err
+	}
+	ev, ok := e.(Event)
+	if !ok { // every decoder is a decoderOf an Event
+		return nil, fmt.Errorf("%s v%d decodes to %T, not an event: %w", env.Type, env.SchemaVersion, e, ErrUnknownEvent)
+	}
+	return ev, nil
 }
 
 // decodeNext decodes env, which must continue the stream of the aggregate kind id after
@@ -200,23 +208,11 @@ func EventDataFields(eventType string, schemaVersion int) (eventtype.Declaration
 // false for an unknown type.
 func EventSchemaVersion(eventType string) (int, bool) { return registry.CurrentVersion(eventType) }
 
-// encodeEvent turns a decided event into EventData with its current schema version.
-func encodeEvent(e Event, md Metadata) (EventData, error) {
-	v, ok := registry.CurrentVersion(e.EventType())
+// EncodeEvent turns a decided event into EventData with its current schema version.
+func EncodeEvent(e Event, md Metadata) (EventData, error) {
+	v, ok := registry.CurrentVersion(e.eventType())
 	if !ok {
-		return EventData{}, fmt.Errorf("encode %q: %w", e.EventType(), ErrUnknownEvent)
+		return EventData{}, fmt.Errorf("encode %q: %w", e.eventType(), ErrUnknownEvent)
 	}
-	return NewEventData(e.EventType(), v, e, md)
-}
-
-func encodeEvents(events []Event, md Metadata) ([]EventData, error) {
-	out := make([]EventData, 0, len(events))
-	for _, e := range events {
-		d, err := encodeEvent(e, md)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return NewEventData(e.eventType(), v, e, md)
 }

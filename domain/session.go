@@ -33,8 +33,8 @@ type Session struct {
 // IdleExpiresAt is when the session ends if it is not used again.
 func (s Session) IdleExpiresAt() time.Time { return s.LastAccessedAt.Add(s.IdleTimeout) }
 
-// expiredReason says why the session is over at now ("" while it is active).
-func (s Session) expiredReason(now time.Time) string {
+// ExpiredReason says why the session is over at now ("" while it is active).
+func (s Session) ExpiredReason(now time.Time) string {
 	switch {
 	case !now.Before(s.ExpiresAt):
 		return ExpiredLifetime
@@ -49,9 +49,9 @@ func (s Session) clone() Session {
 	return s
 }
 
-// sessionRecord is the aggregate of a session-<id> stream. Its fields are unexported; it is
-// built only by rebuildSession.
-type sessionRecord struct {
+// SessionRecord is the aggregate of a session-<id> stream. Its fields are unexported; it is
+// built only by RebuildSession.
+type SessionRecord struct {
 	sess             Session
 	tokenHash        string
 	version          uint64
@@ -60,14 +60,14 @@ type sessionRecord struct {
 	recordedAccessAt time.Time // At of the last SessionAccessed (or the start)
 }
 
-// rebuildSession is the one function that rebuilds a session from its stream: events from
+// RebuildSession is the one function that rebuilds a session from its stream: events from
 // version 1 on, in order, with SessionStarted among the first two. It returns ErrSessionNotFound
 // for an empty stream and an error for a gap or an event that does not belong there.
-func rebuildSession(sessionID string, events []Envelope) (*sessionRecord, error) {
+func RebuildSession(sessionID string, events []Envelope) (*SessionRecord, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("session %s: %w", sessionID, ErrSessionNotFound)
 	}
-	r := &sessionRecord{sess: Session{ID: sessionID}}
+	r := &SessionRecord{sess: Session{ID: sessionID}}
 	for _, env := range events {
 		e, err := decodeNext("session", sessionID, r.version, env)
 		if err != nil {
@@ -86,7 +86,7 @@ func rebuildSession(sessionID string, events []Envelope) (*sessionRecord, error)
 
 var errNotSessionEvent = errors.New("event does not belong on a session stream")
 
-func (r *sessionRecord) apply(e Event) error {
+func (r *SessionRecord) apply(e Event) error {
 	switch e := e.(type) {
 	case LoginSucceeded:
 		// The sign-in record; the session's state comes from SessionStarted.
@@ -113,7 +113,7 @@ func (r *sessionRecord) apply(e Event) error {
 	case SessionExpired:
 		r.ended, r.endReason = true, e.Reason
 	default:
-		return fmt.Errorf("%s: %w", e.EventType(), errNotSessionEvent)
+		return fmt.Errorf("%s: %w", e.eventType(), errNotSessionEvent)
 	}
 	return nil
 }
@@ -126,25 +126,48 @@ func sessionFromStarted(e SessionStarted) Session {
 }
 
 // session returns a copy of the session's state.
-func (r *sessionRecord) session() Session { return r.sess.clone() }
+func (r *SessionRecord) Session() Session { return r.sess.clone() }
 
 // Version returns the stream version the record was read at.
-func (r *sessionRecord) Version() uint64 { return r.version }
+func (r *SessionRecord) Version() uint64 { return r.version }
 
-// endState reports whether the session was signed out or expired, and why.
-func (r *sessionRecord) endState() (bool, string) { return r.ended, r.endReason }
+// EndState reports whether the session was signed out or expired, and why.
+func (r *SessionRecord) EndState() (bool, string) { return r.ended, r.endReason }
 
-// decideAccess records a use at now unless the last recorded one is less than interval ago.
-func (r *sessionRecord) decideAccess(now time.Time, interval time.Duration) []Event {
-	if r.ended || now.Sub(r.recordedAccessAt) < interval || r.sess.expiredReason(now) != "" {
+// TokenKey is the key of r in the session index: its token hash as bytes (the zero key
+// when the record has none).
+func (r *SessionRecord) TokenKey() [32]byte {
+	var k [32]byte
+	b, err := hex.DecodeString(r.tokenHash)
+	if err == nil && len(b) == len(k) {
+		copy(k[:], b)
+	}
+	return k
+}
+
+// RecordedAccessAt returns the At of the session's last SessionAccessed (or its start): the
+// use the log knows of.
+func (r *SessionRecord) RecordedAccessAt() time.Time { return r.recordedAccessAt }
+
+// KeepAccess makes at the session's last use when it is later than the one held: a use
+// this instance saw that the log does not record (yet) still counts for the idle timeout.
+func (r *SessionRecord) KeepAccess(at time.Time) {
+	if at.After(r.sess.LastAccessedAt) {
+		r.sess.LastAccessedAt = at
+	}
+}
+
+// DecideAccess records a use at now unless the last recorded one is less than interval ago.
+func (r *SessionRecord) DecideAccess(now time.Time, interval time.Duration) []Event {
+	if r.ended || now.Sub(r.recordedAccessAt) < interval || r.sess.ExpiredReason(now) != "" {
 		return nil
 	}
 	return []Event{SessionAccessed{At: now}}
 }
 
-// decideReauth renews authenticated_at with method (whose amr value is amr).
-func (r *sessionRecord) decideReauth(method, amr string, now time.Time) ([]Event, error) {
-	if r.ended || r.sess.expiredReason(now) != "" {
+// DecideReauth renews authenticated_at with method (whose amr value is amr).
+func (r *SessionRecord) DecideReauth(method, amr string, now time.Time) ([]Event, error) {
+	if r.ended || r.sess.ExpiredReason(now) != "" {
 		return nil, fmt.Errorf("session %s: %w", r.sess.ID, ErrSessionNotFound)
 	}
 	newAMR := r.sess.AMR
@@ -154,20 +177,21 @@ func (r *sessionRecord) decideReauth(method, amr string, now time.Time) ([]Event
 	return []Event{ReauthSucceeded{Method: method, AMR: newAMR, AAL: aalOf(newAMR), At: now}}, nil
 }
 
-func (r *sessionRecord) decideSignOut(reason string, now time.Time) ([]Event, error) {
+// DecideSignOut ends the session with reason; an ended session is ErrSessionNotFound.
+func (r *SessionRecord) DecideSignOut(reason string, now time.Time) ([]Event, error) {
 	if r.ended {
 		return nil, fmt.Errorf("session %s: %w", r.sess.ID, ErrSessionNotFound)
 	}
 	return []Event{SessionSignedOut{Reason: reason, At: now}}, nil
 }
 
-// decideExpire returns SessionExpired when the session is past its lifetime or idle limit at
+// DecideExpire returns SessionExpired when the session is past its lifetime or idle limit at
 // now and not ended yet.
-func (r *sessionRecord) decideExpire(now time.Time) []Event {
+func (r *SessionRecord) DecideExpire(now time.Time) []Event {
 	if r.ended {
 		return nil
 	}
-	if reason := r.sess.expiredReason(now); reason != "" {
+	if reason := r.sess.ExpiredReason(now); reason != "" {
 		return []Event{SessionExpired{Reason: reason, At: now}}
 	}
 	return nil
@@ -183,8 +207,8 @@ func aalOf(amr []string) string {
 	return AAL1
 }
 
-// sessionStart is the input of decideStartSession.
-type sessionStart struct {
+// SessionStart is the input of DecideStartSession.
+type SessionStart struct {
 	SessionID, AccountID, ActorAccountID, ClientID string
 	DelegationID                                   string
 	TokenHash                                      string
@@ -194,8 +218,8 @@ type sessionStart struct {
 	Lifetime, IdleTimeout                          time.Duration
 }
 
-// decideStartSession returns the first two events of a new session stream.
-func decideStartSession(in sessionStart, now time.Time) []Event {
+// DecideStartSession returns the first two events of a new session stream.
+func DecideStartSession(in SessionStart, now time.Time) []Event {
 	aal := aalOf(in.AMR)
 	return []Event{
 		LoginSucceeded{AccountID: in.AccountID, SessionID: in.SessionID, Method: in.Method, AMR: in.AMR, AAL: aal,
@@ -215,8 +239,3 @@ func decideStartSession(in sessionStart, now time.Time) []Event {
 // HashSessionToken returns the SHA-256 of a session token: the key of the session index
 // and the TokenHash of SessionStarted (in hex).
 func HashSessionToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
-
-func hexTokenHash(token string) string {
-	h := HashSessionToken(token)
-	return hex.EncodeToString(h[:])
-}

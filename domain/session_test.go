@@ -2,18 +2,24 @@ package domain
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
 
 func cryptoRand() io.Reader { return rand.Reader }
 
+// hexToken is the TokenHash of SessionStarted for token.
+func hexToken(token string) string {
+	h := HashSessionToken(token)
+	return hex.EncodeToString(h[:])
+}
+
 func startEvents(sid, account, token string, amr []string, now time.Time) []Event {
-	return decideStartSession(sessionStart{SessionID: sid, AccountID: account, TokenHash: hexTokenHash(token),
+	return DecideStartSession(SessionStart{SessionID: sid, AccountID: account, TokenHash: hexToken(token),
 		Method: MethodPassword, AMR: amr, Lifetime: 24 * time.Hour, IdleTimeout: 2 * time.Hour}, now)
 }
 
@@ -28,11 +34,11 @@ func TestSessionDecisions(t *testing.T) {
 	if two := startEvents("s", "a", "t", []string{AMRPassword, AMROTP}, t0); two[1].(SessionStarted).AAL != AAL2 {
 		t.Fatal("pwd+otp is not aal2")
 	}
-	r, err := rebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
+	r, err := RebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := r.session()
+	s := r.Session()
 	if s.AccountID != "a1" || !s.AuthenticatedAt.Equal(t0) || !s.LastAccessedAt.Equal(t0) || s.IdleTimeout != 2*time.Hour {
 		t.Fatalf("session %+v", s)
 	}
@@ -45,28 +51,28 @@ func TestSessionDecisions(t *testing.T) {
 		{"idle", t0.Add(2 * time.Hour), ExpiredIdle},
 		{"lifetime", t0.Add(24 * time.Hour), ExpiredLifetime},
 	} {
-		if got := s.expiredReason(tc.at); got != tc.want {
-			t.Errorf("%s: expiredReason = %q, want %q", tc.name, got, tc.want)
+		if got := s.ExpiredReason(tc.at); got != tc.want {
+			t.Errorf("%s: ExpiredReason = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	// touch at most once per interval
-	if ev := r.decideAccess(t0.Add(30*time.Second), time.Minute); ev != nil {
+	if ev := r.DecideAccess(t0.Add(30*time.Second), time.Minute); ev != nil {
 		t.Fatalf("access within a minute of the start: %v", ev)
 	}
-	ev := r.decideAccess(t0.Add(time.Minute), time.Minute)
+	ev := r.DecideAccess(t0.Add(time.Minute), time.Minute)
 	if len(ev) != 1 {
 		t.Fatal("no access event after a minute")
 	}
 	all := append(slices.Clone(start), ev...)
-	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ev := r.decideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ev := r.DecideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
 		t.Fatal("second access event within a minute")
 	}
-	if got := r.session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
+	if got := r.Session().LastAccessedAt; !got.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("last access %s", got)
 	}
 	// re-authentication
-	ev, err = r.decideReauth(MethodTOTP, AMROTP, t0.Add(time.Hour))
+	ev, err = r.DecideReauth(MethodTOTP, AMROTP, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,129 +81,33 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatalf("reauth %+v", ra)
 	}
 	all = append(all, ev...)
-	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if s := r.session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
 		t.Fatalf("after reauth %+v", s)
 	}
 	// expiry and sign-out
-	if ev := r.decideExpire(t0.Add(90 * time.Minute)); ev != nil {
+	if ev := r.DecideExpire(t0.Add(90 * time.Minute)); ev != nil {
 		t.Fatal("expired while active")
 	}
-	if ev := r.decideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != ExpiredIdle {
+	if ev := r.DecideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != ExpiredIdle {
 		t.Fatalf("idle expiry %v", ev)
 	}
-	ev, err = r.decideSignOut(SignOutLogout, t0.Add(time.Hour))
+	ev, err = r.DecideSignOut(SignOutLogout, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	all = append(all, ev...)
-	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ended, why := r.endState(); !ended || why != SignOutLogout {
+	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	if ended, why := r.EndState(); !ended || why != SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
-	if _, err := r.decideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := r.DecideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("second sign-out: %v", err)
 	}
-	if r.decideExpire(t0.Add(48*time.Hour)) != nil || r.decideAccess(t0.Add(time.Hour), time.Minute) != nil {
+	if r.DecideExpire(t0.Add(48*time.Hour)) != nil || r.DecideAccess(t0.Add(time.Hour), time.Minute) != nil {
 		t.Fatal("events for an ended session")
 	}
-	if _, err := rebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("empty stream: %v", err)
-	}
-}
-
-func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
-	x := newSessionIndex()
-	envs := envelopes(t, SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{AMRPassword}, t0),
-		SessionAccessed{At: t0.Add(5 * time.Minute)}, SessionSignedOut{Reason: SignOutLogout, At: t0.Add(6 * time.Minute)})...)
-	other := envelopes(t, AccountStream("a1"), registered)
-	if err := x.Apply(other[0]); err != nil || x.Len() != 0 {
-		t.Fatalf("account event: %v, %d", err, x.Len())
-	}
-	for _, e := range envs[:3] {
-		if err := x.Apply(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, ok := x.Lookup(HashSessionToken("tok"))
-	if !ok || !s.LastAccessedAt.Equal(t0.Add(5*time.Minute)) {
-		t.Fatalf("lookup %+v %v", s, ok)
-	}
-	if _, ok := x.Lookup(HashSessionToken("other")); ok {
-		t.Fatal("unknown token found")
-	}
-	if got := x.sessionsOf("a1"); len(got) != 1 || got[0].ID != "s1" {
-		t.Fatalf("by account %v", got)
-	}
-	// replaying an old envelope changes nothing
-	if err := x.Apply(envs[1]); err != nil {
-		t.Fatal(err)
-	}
-	if s, _ := x.Get("s1"); !s.LastAccessedAt.Equal(t0.Add(5 * time.Minute)) {
-		t.Fatal("old SessionStarted rewound the session")
-	}
-	if err := x.Apply(envs[3]); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := x.Lookup(HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
-		t.Fatal("signed-out session still indexed")
-	}
-	// a late SessionStarted (a lagging projection) does not bring it back
-	if err := x.Apply(envs[1]); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := x.Lookup(HashSessionToken("tok")); ok {
-		t.Fatal("tombstoned session resurrected")
-	}
-	x.prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
-	if len(x.tombstones) != 0 {
-		t.Fatal("tombstone not pruned")
-	}
-}
-
-func TestSessionIndexObserveThenLateProjection(t *testing.T) {
-	// The synchronous path signs a session out before the projection has even delivered
-	// its start: the start must not appear afterwards.
-	x := newSessionIndex()
-	all := append(startEvents("s2", "a1", "tok2", []string{AMRPassword}, t0), SessionSignedOut{Reason: SignOutByAdmin, At: t0})
-	envs := envelopes(t, SessionStream("s2"), all...)
-	r, err := rebuildSession("s2", envs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.observe(r)
-	for _, e := range envs {
-		_ = x.Apply(e)
-	}
-	if x.Len() != 0 {
-		t.Fatal("session signed out on this instance reappeared from the projection")
-	}
-}
-
-func TestSessionIndexConcurrentUse(t *testing.T) {
-	x := newSessionIndex()
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			sid := NewID()
-			tok := sid + "-token"
-			for _, e := range envelopes(t, SessionStream(sid), startEvents(sid, "a1", tok, []string{AMRPassword}, t0)...) {
-				_ = x.Apply(e)
-			}
-			for j := 0; j < 200; j++ {
-				if _, ok := x.Lookup(HashSessionToken(tok)); !ok {
-					t.Error("lookup failed")
-					return
-				}
-				x.touch(sid, t0.Add(time.Duration(j)*time.Second))
-				_ = x.sessionsOf("a1")
-			}
-		}(i)
-	}
-	wg.Wait()
-	if x.Len() != 8 {
-		t.Fatalf("%d sessions", x.Len())
 	}
 }

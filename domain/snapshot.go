@@ -41,19 +41,25 @@ func unmarshalAccountSnapshot(accountID string, version uint64, data []byte) (*A
 	return &Account{s: snap.State}, true
 }
 
-// accountRepository loads accounts from a snapshot plus the events after it, and writes a
-// new snapshot once SnapshotEvery events were replayed on top of the last one.
-type accountRepository struct {
-	store     EventStore
-	snapshots ephemeral.SnapshotStore
-	every     int
-	pageSize  int
+// AccountRepository loads accounts from a snapshot plus the events after it, and writes a
+// new snapshot once Every events were replayed on top of the last one (the command layer's
+// Config.SnapshotEvery).
+type AccountRepository struct {
+	// Store is the event log.
+	Store EventStore
+	// Snapshots keeps the account snapshots.
+	Snapshots ephemeral.SnapshotStore
+	// Every: a snapshot is written when a load replayed at least this many events after the
+	// last one.
+	Every int
+	// PageSize is the page size of stream reads.
+	PageSize int
 }
 
-// load returns the account at its latest version, or an error wrapping ErrNotFound when the
+// Load returns the account at its latest version, or an error wrapping ErrNotFound when the
 // stream is empty. It starts from the latest usable snapshot and reads the events after it
 // in pages; a snapshot that does not continue cleanly is ignored (full replay).
-func (r *accountRepository) load(ctx context.Context, accountID string) (*Account, error) {
+func (r *AccountRepository) Load(ctx context.Context, accountID string) (*Account, error) {
 	a, err := r.loadFrom(ctx, accountID, true)
 	if errors.Is(err, errBadSnapshot) {
 		a, err = r.loadFrom(ctx, accountID, false)
@@ -63,11 +69,11 @@ func (r *accountRepository) load(ctx context.Context, accountID string) (*Accoun
 
 var errBadSnapshot = errors.New("snapshot does not continue the stream")
 
-func (r *accountRepository) loadFrom(ctx context.Context, accountID string, useSnapshot bool) (*Account, error) {
+func (r *AccountRepository) loadFrom(ctx context.Context, accountID string, useSnapshot bool) (*Account, error) {
 	stream := AccountStream(accountID)
 	var a *Account
 	if useSnapshot {
-		if v, data, ok, err := r.snapshots.Get(ctx, stream); err == nil && ok {
+		if v, data, ok, err := r.Snapshots.Get(ctx, stream); err == nil && ok {
 			a, _ = unmarshalAccountSnapshot(accountID, v, data)
 		}
 	}
@@ -77,7 +83,7 @@ func (r *accountRepository) loadFrom(ctx context.Context, accountID string, useS
 	}
 	base := a.s.Version
 	for {
-		events, err := r.store.ReadStream(ctx, stream, a.s.Version+1, r.pageSize)
+		events, err := r.Store.ReadStream(ctx, stream, a.s.Version+1, r.PageSize)
 		if err != nil {
 			return nil, fmt.Errorf("load account %s: %w", accountID, err)
 		}
@@ -90,16 +96,16 @@ func (r *accountRepository) loadFrom(ctx context.Context, accountID string, useS
 			}
 			return nil, err
 		}
-		if len(events) < r.pageSize {
+		if len(events) < r.PageSize {
 			break
 		}
 	}
 	if a.s.Version == 0 {
 		return nil, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
 	}
-	if a.s.Version-base >= uint64(r.every) {
+	if a.s.Version-base >= uint64(r.Every) {
 		if data, err := marshalAccountSnapshot(a); err == nil {
-			_ = r.snapshots.Put(ctx, stream, a.s.Version, data) // best effort: an optimisation
+			_ = r.Snapshots.Put(ctx, stream, a.s.Version, data) // best effort: an optimisation
 		}
 	}
 	return a, nil

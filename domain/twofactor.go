@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"errors"
 	"io"
 	"time"
 
@@ -15,8 +14,14 @@ func totpAAD(accountID, deviceID string) []byte {
 	return []byte("vigil/totp/" + accountID + "/" + deviceID)
 }
 
-// newBackupCodeSet draws a fresh set: the event to append and the codes to show once.
-func newBackupCodeSet(r io.Reader, now time.Time) (BackupCodesGenerated, []string, error) {
+// SealTOTPSecret seals the secret of the new TOTP device deviceID of accountID with the
+// server key, bound to that account and device.
+func SealTOTPSecret(kr *credential.Keyring, accountID, deviceID string, secret []byte) (credential.SealedSecret, error) {
+	return kr.Seal(secret, totpAAD(accountID, deviceID))
+}
+
+// NewBackupCodeSet draws a fresh set: the event to append and the codes to show once.
+func NewBackupCodeSet(r io.Reader, now time.Time) (BackupCodesGenerated, []string, error) {
 	codes, err := credential.GenerateBackupCodes(r, credential.BackupCodeCount)
 	if err != nil {
 		return BackupCodesGenerated{}, nil, err
@@ -35,15 +40,4 @@ func matchBackupCode(set *backupCodeSet, code string) (int, bool) {
 		return 0, false
 	}
 	return credential.MatchBackupCode(set.SetID, set.Hashes, set.Used, code)
-}
-
-// checkNewPassword applies the password policy and turns its refusal into a
-// *PasswordPolicyError (which wraps ErrInvalidInput).
-func checkNewPassword(p *credential.PasswordPolicy, password, email string, names ...string) error {
-	err := p.Check(password, email, names...)
-	var pe *credential.PolicyError
-	if errors.As(err, &pe) {
-		return &PasswordPolicyError{Reasons: pe.Reasons}
-	}
-	return err
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/handlers/web"
@@ -28,7 +28,7 @@ func TestOpenAPIMatchesRoutesWithAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
+	svc, err := command.NewService(command.Config{Store: store, Keyring: kr, Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

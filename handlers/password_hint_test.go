@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/projections"
@@ -27,7 +27,7 @@ func newPortalTestServer(t *testing.T, policy credential.PasswordPolicyConfig) t
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, PasswordPolicy: policy,
+	svc, err := command.NewService(command.Config{Store: store, Keyring: kr, PasswordPolicy: policy,
 		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/apidoc"
@@ -57,7 +57,7 @@ type Config struct {
 	// Accounts runs the account, sign-in and session commands. When nil, the JSON API of
 	// accounts and sessions (/api/v1/...) is not served: only the operational routes are
 	// (some tests build such a server).
-	Accounts *domain.Service
+	Accounts *command.Service
 	// SecretKey is the server key (at least 16 bytes; Vigil's is 32). The key of the CSRF
 	// tokens is derived from it. Required with Accounts.
 	SecretKey []byte
@@ -90,7 +90,7 @@ type Config struct {
 	// ServiceTokens authenticates machines (Bearer vgl_...) and runs the service token
 	// administration; nil: neither is served. With it, Log and Stream.Subscriber, the
 	// compliance stream (/api/v1/events, /api/v1/events/stream) is served too.
-	ServiceTokens *domain.ServiceTokens
+	ServiceTokens *command.ServiceTokens
 	// Stream configures the compliance stream.
 	Stream stream.StreamConfig
 

@@ -21,6 +21,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/handlers"
@@ -110,7 +111,7 @@ func newThrottleEnv(t *testing.T) *throttleEnv {
 	}
 	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)}
 	gate := &gateStore{EventStore: log}
-	svc, err := domain.NewService(domain.Config{Store: gate, Keyring: kr,
+	svc, err := command.NewService(command.Config{Store: gate, Keyring: kr,
 		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

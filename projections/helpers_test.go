@@ -15,6 +15,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -109,14 +110,14 @@ func newClockEnv(t *testing.T, clock *testClock) *env {
 	return e
 }
 
-// newService builds a domain.Service on the env's store with the clock and cheap argon2.
-func newService(t *testing.T, e *env, clock *testClock) *domain.Service {
+// newService builds a command.Service on the env's store with the clock and cheap argon2.
+func newService(t *testing.T, e *env, clock *testClock) *command.Service {
 	t.Helper()
 	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := domain.NewService(domain.Config{Store: e.store, Keyring: kr, Now: clock.Now,
+	svc, err := command.NewService(command.Config{Store: e.store, Keyring: kr, Now: clock.Now,
 		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -129,11 +130,11 @@ func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint6
 	e.t.Helper()
 	data := make([]domain.EventData, len(evs))
 	for i, ev := range evs {
-		v, ok := domain.EventSchemaVersion(ev.EventType())
+		v, ok := domain.EventSchemaVersion(domain.EventTypeOf(ev))
 		if !ok {
-			e.t.Fatalf("unknown event type %s", ev.EventType())
+			e.t.Fatalf("unknown event type %s", domain.EventTypeOf(ev))
 		}
-		d, err := domain.NewEventData(ev.EventType(), v, ev, md)
+		d, err := domain.NewEventData(domain.EventTypeOf(ev), v, ev, md)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -166,11 +167,11 @@ func (e *env) emitAll(appends []pendingAppend) uint64 {
 	for _, a := range appends {
 		data := make([]domain.EventData, len(a.evs))
 		for i, ev := range a.evs {
-			v, ok := domain.EventSchemaVersion(ev.EventType())
+			v, ok := domain.EventSchemaVersion(domain.EventTypeOf(ev))
 			if !ok {
-				e.t.Fatalf("unknown event type %s", ev.EventType())
+				e.t.Fatalf("unknown event type %s", domain.EventTypeOf(ev))
 			}
-			d, err := domain.NewEventData(ev.EventType(), v, ev, a.md)
+			d, err := domain.NewEventData(domain.EventTypeOf(ev), v, ev, a.md)
 			if err != nil {
 				e.t.Fatal(err)
 			}

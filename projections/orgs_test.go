@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
 )
@@ -148,7 +149,7 @@ func TestTwoFactorReportOfAThousandMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := domain.NewOrgIndex()
+	idx := command.NewOrgIndex()
 	for _, ev := range all {
 		if err := idx.Apply(ev); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -21,13 +22,13 @@ import (
 // re-authentication, sign-outs of every kind, expiries and a role.
 type history struct {
 	t     *testing.T
-	svc   *domain.Service
+	svc   *command.Service
 	clock *testClock
 	ctx   context.Context
 }
 
-func (h *history) rm(ip, ua string) domain.RequestMeta {
-	return domain.RequestMeta{IP: ip, UserAgent: ua}
+func (h *history) rm(ip, ua string) command.RequestMeta {
+	return command.RequestMeta{IP: ip, UserAgent: ua}
 }
 
 func (h *history) must(err error) {
@@ -39,30 +40,30 @@ func (h *history) must(err error) {
 
 func (h *history) register(email string) string {
 	h.t.Helper()
-	res, err := h.svc.Register(h.ctx, domain.Registration{Email: email, Password: password, FirstName: "Test", LastName: "Person"},
+	res, err := h.svc.Register(h.ctx, command.Registration{Email: email, Password: password, FirstName: "Test", LastName: "Person"},
 		h.rm(ipLondon, uaChromeMac))
 	h.must(err)
 	return res.AccountID
 }
 
-func (h *history) login(email, client string, rm domain.RequestMeta) domain.Session {
+func (h *history) login(email, client string, rm command.RequestMeta) domain.Session {
 	h.t.Helper()
 	res, err := h.svc.Login(h.ctx, email, password, client, rm)
 	h.must(err)
-	if res.Status != domain.StatusAuthenticated {
+	if res.Status != command.StatusAuthenticated {
 		h.t.Fatalf("login %s: %s", email, res.Status)
 	}
 	return res.Authenticated.Session
 }
 
-func (h *history) fail(email string, rm domain.RequestMeta) error {
+func (h *history) fail(email string, rm command.RequestMeta) error {
 	_, err := h.svc.Login(h.ctx, email, "not-the-password-1", "", rm)
 	return err
 }
 
 // first writes the first part of the history; second what comes after a replay.
 func (h *history) first() {
-	client, _, err := h.svc.RegisterClient(h.ctx, "Acme CRM", domain.RequestMeta{})
+	client, _, err := h.svc.RegisterClient(h.ctx, "Acme CRM", command.RequestMeta{})
 	h.must(err)
 	ann, bob := h.register("ann@example.com"), h.register("bob@example.com")
 	h.register("cat@example.com")
@@ -121,18 +122,18 @@ func (h *history) first() {
 		_, err := h.svc.Touch(h.ctx, s.ID)
 		h.must(err)
 	}
-	_, err = h.svc.Reauth(h.ctx, annMac, domain.ReauthInput{Password: password}, h.rm(ipLondon, uaChromeMac))
+	_, err = h.svc.Reauth(h.ctx, annMac, command.ReauthInput{Password: password}, h.rm(ipLondon, uaChromeMac))
 	h.must(err)
-	if _, err := h.svc.Reauth(h.ctx, annMac, domain.ReauthInput{Password: "wrong-password-1"}, h.rm(ipLondon, uaChromeMac)); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.Reauth(h.ctx, annMac, command.ReauthInput{Password: "wrong-password-1"}, h.rm(ipLondon, uaChromeMac)); !errors.Is(err, domain.ErrInvalidCredentials) {
 		h.t.Fatalf("wrong reauth: %v", err)
 	}
 	_, err = h.svc.SignOut(h.ctx, annMac, annPhone.ID, h.rm(ipLondon, uaChromeMac))
 	h.must(err)
 	_, err = h.svc.SignOutOthers(h.ctx, bobAPI, h.rm(ipPrivate, uaCurl))
 	h.must(err)
-	_, err = h.svc.AdminSignOut(h.ctx, catSess.ID, domain.RequestMeta{IP: ipGoogle, UserAgent: uaCurl, Actor: &domain.Actor{Type: domain.ActorAdmin, ID: ann}})
+	_, err = h.svc.AdminSignOut(h.ctx, catSess.ID, command.RequestMeta{IP: ipGoogle, UserAgent: uaCurl, Actor: &domain.Actor{Type: domain.ActorAdmin, ID: ann}})
 	h.must(err)
-	_, err = h.svc.GrantRole(h.ctx, ann, domain.RoleAuditor, domain.RequestMeta{})
+	_, err = h.svc.GrantRole(h.ctx, ann, domain.RoleAuditor, command.RequestMeta{})
 	h.must(err)
 	_, err = h.svc.ChangePassword(h.ctx, annMac, password, password+"-2", true, h.rm(ipLondon, uaChromeMac))
 	h.must(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -25,10 +26,10 @@ func TestSecurityReducer(t *testing.T) {
 	svc := newService(t, e, clock)
 	r, _ := e.start(projections.Security{})
 	ctx := context.Background()
-	rm := domain.RequestMeta{IP: ipLondon, UserAgent: uaChromeMac}
+	rm := command.RequestMeta{IP: ipLondon, UserAgent: uaChromeMac}
 
 	before := clock.Now()
-	reg, err := svc.Register(ctx, domain.Registration{Email: "ann@example.com", Password: password, FirstName: "Ann", LastName: "Lee"}, rm)
+	reg, err := svc.Register(ctx, command.Registration{Email: "ann@example.com", Password: password, FirstName: "Ann", LastName: "Lee"}, rm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func TestSecurityReducer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status == domain.StatusSecondFactorRequired {
+		if res.Status == command.StatusSecondFactorRequired {
 			clock.Advance(30 * time.Second)
 			res, err = svc.SecondFactor(ctx, res.SecondFactor.Ticket, domain.MethodTOTP, totpCode(t, secret, clock.Now()), rm)
 			if err != nil {

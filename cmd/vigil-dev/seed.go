@@ -143,12 +143,12 @@ func runSeed(ctx context.Context, s cli.Settings, e cli.Env) int {
 				data := make([]domain.EventData, len(a.events))
 				var err error
 				for i, pe := range a.events {
-					v, ok := domain.EventSchemaVersion(pe.ev.EventType())
+					v, ok := domain.EventSchemaVersion(domain.EventTypeOf(pe.ev))
 					if !ok {
-						err = fmt.Errorf("unknown event type %s", pe.ev.EventType())
+						err = fmt.Errorf("unknown event type %s", domain.EventTypeOf(pe.ev))
 						break
 					}
-					if data[i], err = domain.NewEventData(pe.ev.EventType(), v, pe.ev, pe.md); err != nil {
+					if data[i], err = domain.NewEventData(domain.EventTypeOf(pe.ev), v, pe.ev, pe.md); err != nil {
 						break
 					}
 					data[i].ID = pe.id

@@ -12,7 +12,7 @@ import (
 
 // ErrCeremonyInvalid: the ceremony id is unknown, expired, already used (every ceremony is
 // single-use, whatever its outcome), kept by another instance, or was begun for another
-// purpose or another session. The user must start the ceremony again. (domain.ErrCeremonyInvalid
+// purpose or another session. The user must start the ceremony again. (command.ErrCeremonyInvalid
 // is this error.)
 var ErrCeremonyInvalid = errors.New("passkey ceremony invalid or expired")
 

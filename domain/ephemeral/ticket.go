@@ -17,8 +17,8 @@ import (
 )
 
 // LoginTicket is the state between a correct password and the second factor: single-use,
-// short-lived (domain.Config.TicketTTL, default 5 minutes), with a bounded number of second-factor
-// tries (domain.Config.TicketMaxTries, default 5). ID is an opaque 256-bit random string.
+// short-lived (command.Config.TicketTTL, default 5 minutes), with a bounded number of second-factor
+// tries (command.Config.TicketMaxTries, default 5). ID is an opaque 256-bit random string.
 type LoginTicket struct {
 	ID        string
 	AccountID string
@@ -31,7 +31,7 @@ type LoginTicket struct {
 }
 
 // ErrTicketInvalid: the login ticket is unknown, expired, already used or burnt by too many
-// wrong codes. The user must sign in with the password again. (domain.ErrTicketInvalid is
+// wrong codes. The user must sign in with the password again. (command.ErrTicketInvalid is
 // this error.)
 var ErrTicketInvalid = errors.New("login ticket invalid or expired")
 

@@ -16,11 +16,9 @@ import (
 	"sort"
 )
 
-// Event is what a Decoder returns: the Go struct of one event type, whose EventType is the
-// name it is registered under (domain.Event is the same interface).
-type Event interface {
-	EventType() string
-}
+// Event is what a Decoder returns: the Go struct of one event type (a domain.Event, whose
+// type name is the one it is registered under). This package never looks inside it.
+type Event = any
 
 // ErrUnknown: an event's type or schema version has no decoder or upcaster.
 // (domain.ErrUnknownEvent is this error.)

@@ -14,7 +14,7 @@ import (
 )
 
 // Config configures WebAuthn. The zero value (no RPID) disables passkeys: every
-// passkey command of package domain returns domain.ErrPasskeysDisabled. ConfigFromPublicURL derives it from
+// passkey command of package domain returns command.ErrPasskeysDisabled. ConfigFromPublicURL derives it from
 // the public URL.
 type Config struct {
 	// RPID is the relying party id: the host of the public URL (a domain name, lower case,
@@ -57,7 +57,7 @@ func ConfigFromPublicURL(publicURL string) (Config, error) {
 func (c *Config) Enabled() bool { return c.RPID != "" }
 
 // Fill validates the configuration and fills its defaults; origins are normalised (lower
-// case, no default port). A zero configuration stays disabled. domain.NewService calls it.
+// case, no default port). A zero configuration stays disabled. command.NewService calls it.
 func (c *Config) Fill() error {
 	if c.RPID == "" {
 		if len(c.Origins) > 0 {

@@ -65,7 +65,7 @@ type Config struct {
 	// registered through the admin API at any time).
 	Webhooks WebhookConfig
 	// OpenSecret opens the sealed signing secret of an endpoint registered through the admin
-	// API (domain.OpenWebhookSecret with the server's keyring). Nil signs those endpoints
+	// API (command.OpenWebhookSecret with the server's keyring). Nil signs those endpoints
 	// with Webhooks.Secret too (tests and tools).
 	OpenSecret func(domain.WebhookRegistered) ([]byte, error)
 	// Now is the clock of webhook timestamps and parking times; default time.Now.

@@ -284,7 +284,7 @@ func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
 	}
 	appendN(t, log, 0, 5) // before the registration: not delivered
 	write := func(e domain.Event) uint64 {
-		ed, err := domain.NewEventData(e.EventType(), 1, e, domain.Metadata{Actor: domain.Actor{Type: domain.ActorAdmin, ID: "a1"}})
+		ed, err := domain.NewEventData(domain.EventTypeOf(e), 1, e, domain.Metadata{Actor: domain.Actor{Type: domain.ActorAdmin, ID: "a1"}})
 		if err != nil {
 			t.Fatal(err)
 		}

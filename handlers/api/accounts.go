@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -137,7 +138,7 @@ func (s *API) register(c *gin.Context) {
 		web.WriteError(c, err)
 		return
 	}
-	res, err := s.svc.Register(c.Request.Context(), domain.Registration{
+	res, err := s.svc.Register(c.Request.Context(), command.Registration{
 		Email: req.Email, Password: req.Password, FirstName: req.FirstName, LastName: req.LastName,
 	}, rm)
 	if err != nil {
@@ -204,15 +205,15 @@ func (s *API) loginSecondFactor(c *gin.Context) {
 
 // loginResponse is API.md's answer of /login and /login/second-factor.
 type loginResponse struct {
-	Status       domain.LoginStatus `json:"status"`
-	SessionToken string             `json:"session_token,omitempty"`
-	Session      *sessionJSON       `json:"session,omitempty"`
-	LoginTicket  string             `json:"login_ticket,omitempty"`
-	Methods      []string           `json:"methods,omitempty"`
+	Status       command.LoginStatus `json:"status"`
+	SessionToken string              `json:"session_token,omitempty"`
+	Session      *sessionJSON        `json:"session,omitempty"`
+	LoginTicket  string              `json:"login_ticket,omitempty"`
+	Methods      []string            `json:"methods,omitempty"`
 }
 
 // answerLogin writes a sign-in step's result; a new session also gets its cookie.
-func (s *API) answerLogin(c *gin.Context, res domain.LoginResult) {
+func (s *API) answerLogin(c *gin.Context, res command.LoginResult) {
 	s.SetPosition(c, res.Position)
 	out := loginResponse{Status: res.Status}
 	switch {
@@ -288,7 +289,7 @@ func (s *API) reauth(c *gin.Context) {
 	if withPasskey {
 		pos, err = s.svc.FinishPasskeyReauth(c.Request.Context(), web.CallerOf(c), req.CeremonyID, req.Credential, rm)
 	} else {
-		pos, err = s.svc.Reauth(c.Request.Context(), web.CallerOf(c), domain.ReauthInput{Password: req.Password, Code: req.Code}, rm)
+		pos, err = s.svc.Reauth(c.Request.Context(), web.CallerOf(c), command.ReauthInput{Password: req.Password, Code: req.Code}, rm)
 	}
 	if err != nil {
 		web.WriteError(c, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -46,7 +47,7 @@ type Config struct {
 	ReadModels    ReadModels
 	Log           EventLog
 	Subjects      SubjectReader
-	ServiceTokens *domain.ServiceTokens
+	ServiceTokens *command.ServiceTokens
 	Webhooks      WebhookAdmin
 }
 
@@ -54,7 +55,7 @@ type Config struct {
 // administration (/api/v1/...).
 type API struct {
 	*web.Core
-	svc *domain.Service
+	svc *command.Service
 
 	// The read side (nil reads: not served).
 	Reads    ReadModels
@@ -63,12 +64,12 @@ type API struct {
 	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
 	scanBatch, scanMax int
 
-	serviceTokens *domain.ServiceTokens // nil: no service token administration
-	webhooks      WebhookAdmin          // nil: no webhook routes
+	serviceTokens *command.ServiceTokens // nil: no service token administration
+	webhooks      WebhookAdmin           // nil: no webhook routes
 }
 
 // newJSONAPI builds the JSON API on k, running svc's commands.
-func New(k *web.Core, svc *domain.Service, cfg Config) *API {
+func New(k *web.Core, svc *command.Service, cfg Config) *API {
 	s := &API{Core: k, svc: svc, scanBatch: eventsScanBatch, scanMax: eventsScanMax,
 		serviceTokens: cfg.ServiceTokens, webhooks: cfg.Webhooks}
 	if cfg.ReadModels != nil && cfg.Log != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/validate"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
@@ -168,7 +169,7 @@ func (s *API) patchMe(r *web.Call[PatchMeRequest]) (web.Reply, error) {
 // email's availability looked up) first, so that a refused request writes nothing of
 // them; then the profile, the names and the email are written. It returns the last
 // position written and the account as it is now.
-func (s *API) ApplyMePatch(ctx context.Context, caller domain.Session, req PatchMeRequest, rm domain.RequestMeta) (uint64, *domain.Account, error) {
+func (s *API) ApplyMePatch(ctx context.Context, caller domain.Session, req PatchMeRequest, rm command.RequestMeta) (uint64, *domain.Account, error) {
 	if req.AccountID != nil && *req.AccountID != caller.AccountID {
 		return 0, nil, &domain.ValidationError{Field: "account_id", Reason: "cannot be changed"}
 	}
@@ -321,14 +322,14 @@ func (s *API) changePassword(r *web.Call[changePasswordRequest]) (web.Reply, err
 }
 
 func (s *API) deleteMySession(r *web.Call[web.NoBody]) (web.Reply, error) {
-	return s.signOutByID(r, func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error) {
+	return s.signOutByID(r, func(ctx context.Context, id string, rm command.RequestMeta) (uint64, error) {
 		return s.svc.SignOut(ctx, r.Caller, id, rm)
 	})
 }
 
 // signOutByID runs a sign-out of the session the path names and, when it was the caller's
 // own, clears the session cookie; 204.
-func (s *API) signOutByID(r *web.Call[web.NoBody], run func(ctx context.Context, id string, rm domain.RequestMeta) (uint64, error)) (web.Reply, error) {
+func (s *API) signOutByID(r *web.Call[web.NoBody], run func(ctx context.Context, id string, rm command.RequestMeta) (uint64, error)) (web.Reply, error) {
 	pos, err := run(r.Ctx, r.ID, r.Meta)
 	if err != nil {
 		return web.Reply{}, err

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -193,7 +194,7 @@ type ceremonyJSON struct {
 	PublicKey  json.RawMessage `json:"public_key"`
 }
 
-func ceremonyView(pc domain.PasskeyCeremony) ceremonyJSON {
+func ceremonyView(pc command.PasskeyCeremony) ceremonyJSON {
 	return ceremonyJSON{CeremonyID: pc.ID, PublicKey: pc.PublicKey}
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -60,8 +61,8 @@ func (s *API) defineAPISchemas() {
 		"type":        "object",
 		"description": "authenticated and enrollment_required carry session_token and session (and set the vigil_session cookie); second_factor_required carries login_ticket and methods.",
 		"properties": map[string]web.Schema{
-			"status": {"type": "string", "enum": []string{string(domain.StatusAuthenticated),
-				string(domain.StatusSecondFactorRequired), string(domain.StatusEnrollmentRequired)}},
+			"status": {"type": "string", "enum": []string{string(command.StatusAuthenticated),
+				string(command.StatusSecondFactorRequired), string(command.StatusEnrollmentRequired)}},
 			"session_token": {"type": "string", "description": "The session's bearer token, shown once."},
 			"session":       web.Ref("Session"),
 			"login_ticket":  {"type": "string", "description": "Single-use; valid 5 minutes and 5 tries."},

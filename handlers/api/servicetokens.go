@@ -5,7 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -21,7 +21,7 @@ func (s *API) serviceTokenRoutes() []web.Route {
 	tokenSchema := web.Object(map[string]web.Schema{
 		"id":         web.StringSchema(),
 		"name":       web.StringSchema(),
-		"scopes":     web.ArrayOf(web.Schema{"type": "string", "enum": domain.ServiceTokenScopes}),
+		"scopes":     web.ArrayOf(web.Schema{"type": "string", "enum": command.ServiceTokenScopes}),
 		"created_at": web.DateTime(),
 		"created_by": {"type": "string", "description": "The id of the admin who created it."},
 		"revoked":    web.BoolSchema(),
@@ -36,8 +36,8 @@ func (s *API) serviceTokenRoutes() []web.Route {
 					"once; Vigil keeps only its SHA-256. Scopes: events:read (GET /api/v1/events and its stream), " +
 					"audit:read (the GET routes under /api/v1/audit).",
 				Request: web.JsonBody(web.Object(map[string]web.Schema{
-					"name":   {"type": "string", "minLength": 1, "maxLength": domain.MaxServiceTokenName},
-					"scopes": {"type": "array", "minItems": 1, "items": web.Schema{"type": "string", "enum": domain.ServiceTokenScopes}},
+					"name":   {"type": "string", "minLength": 1, "maxLength": command.MaxServiceTokenName},
+					"scopes": {"type": "array", "minItems": 1, "items": web.Schema{"type": "string", "enum": command.ServiceTokenScopes}},
 				}, "name", "scopes")),
 				Responses: map[int]web.Response{http.StatusCreated: {Description: "The token, shown once.",
 					Schema: web.Object(map[string]web.Schema{
@@ -86,7 +86,7 @@ type serviceTokenJSON struct {
 	RevokedAt APITime  `json:"revoked_at"`
 }
 
-func serviceTokenView(t domain.ServiceToken) serviceTokenJSON {
+func serviceTokenView(t command.ServiceToken) serviceTokenJSON {
 	return serviceTokenJSON{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: APITime(t.CreatedAt), CreatedBy: t.CreatedBy,
 		Revoked: t.Revoked, RevokedAt: APITime(t.RevokedAt)}
 }

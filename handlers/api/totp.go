@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -141,7 +142,7 @@ func (s *API) removeTOTPDevice(r *web.Call[web.NoBody]) (web.Reply, error) {
 // removeOwned answers the DELETE of one of the caller's second factors (a TOTP device, a
 // passkey): the path id goes to remove with the caller and the request meta; 204 with the
 // position written.
-func (s *API) removeOwned(r *web.Call[web.NoBody], remove func(context.Context, domain.Session, string, domain.RequestMeta) (uint64, error)) (web.Reply, error) {
+func (s *API) removeOwned(r *web.Call[web.NoBody], remove func(context.Context, domain.Session, string, command.RequestMeta) (uint64, error)) (web.Reply, error) {
 	pos, err := remove(r.Ctx, r.Caller, r.ID, r.Meta)
 	if err != nil {
 		return web.Reply{}, err

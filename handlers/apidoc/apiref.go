@@ -14,6 +14,7 @@ import (
 	"text/template"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
@@ -206,7 +207,7 @@ func Render(openapi []byte, pol *credential.PasswordPolicy, flags []ReferenceFla
 			domain.SignOutPasswordChanged, domain.SignOutDelegationEnded},
 		ExpiredReasons: []string{domain.ExpiredLifetime, domain.ExpiredIdle},
 		Roles:          []string{domain.RoleAdmin, domain.RoleAuditor},
-		Scopes:         domain.ServiceTokenScopes,
+		Scopes:         command.ServiceTokenScopes,
 	}
 	d.Password.Rules, d.Password.Hint, d.Password.PasswordPolicyConfig = pol.Rules(), pol.Hint(), pol.Config()
 	d.Codes = problemCodes()

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/web"
@@ -55,7 +56,7 @@ const (
 // portal is the web portal's engine and templates.
 type Portal struct {
 	*web.Core
-	svc *domain.Service
+	svc *command.Service
 	// api runs the commands and reads the portal shares with the JSON API; apiEngine
 	// serves every path that is not the portal's.
 	api       *api.API
@@ -75,7 +76,7 @@ var portalPages = []string{
 
 // newPortal builds the portal on k beside the JSON API api (served by apiEngine), running
 // svc's commands.
-func New(k *web.Core, svc *domain.Service, api *api.API, apiEngine http.Handler) (*Portal, error) {
+func New(k *web.Core, svc *command.Service, api *api.API, apiEngine http.Handler) (*Portal, error) {
 	p := &Portal{Core: k, svc: svc, api: api, apiEngine: apiEngine, pages: map[string]*template.Template{}, segments: map[string]bool{}}
 	funcs := template.FuncMap{
 		"when":     portalTime,
@@ -454,7 +455,7 @@ func fieldErrors(err error) (fields map[string]string, msg string, status int) {
 // sent to the re-authentication page, a client's mistake gets the error page with its
 // status, anything else is logged and gets the 500 page.
 func (p *Portal) fail(c *gin.Context, err error, back string) {
-	if errors.Is(err, domain.ErrReauthenticationRequired) {
+	if errors.Is(err, command.ErrReauthenticationRequired) {
 		c.Abort()
 		c.Redirect(http.StatusSeeOther, "/reauth?next="+url.QueryEscape(back))
 		return
@@ -478,7 +479,7 @@ func (p *Portal) fail(c *gin.Context, err error, back string) {
 // caller), err's messages next to their fields, and err's status. A step-up is sent to the
 // re-authentication page; an error that is not the client's gets the error page.
 func (p *Portal) formError(c *gin.Context, name string, pg pageData, err error, back string) {
-	if errors.Is(err, domain.ErrReauthenticationRequired) {
+	if errors.Is(err, command.ErrReauthenticationRequired) {
 		p.fail(c, err, back)
 		return
 	}
@@ -488,7 +489,7 @@ func (p *Portal) formError(c *gin.Context, name string, pg pageData, err error, 
 		p.fail(c, err, back)
 		return
 	}
-	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, domain.ErrTicketInvalid) {
+	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, command.ErrTicketInvalid) {
 		msg = "That did not match. Check it and try again."
 	}
 	if te := (*throttle.Error)(nil); errors.As(err, &te) {

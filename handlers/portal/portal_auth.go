@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -79,7 +80,7 @@ func (p *Portal) signin(c *gin.Context) {
 // signedIn finishes a sign-in step: a new session gets its cookie and is sent on (to next,
 // or to the enrollment page when restricted); a password that needs a second factor gets
 // the second-factor page.
-func (p *Portal) signedIn(c *gin.Context, res domain.LoginResult, next string) {
+func (p *Portal) signedIn(c *gin.Context, res command.LoginResult, next string) {
 	switch {
 	case res.Authenticated != nil:
 		p.SetSessionCookie(c, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
@@ -122,7 +123,7 @@ func (p *Portal) signinSecondFactor(c *gin.Context) {
 	}
 	res, err := p.svc.SecondFactor(c.Request.Context(), ticket, method, code, web.RequestMeta(c))
 	if err != nil {
-		if errors.Is(err, domain.ErrTicketInvalid) {
+		if errors.Is(err, command.ErrTicketInvalid) {
 			pg.Error = "This sign-in has expired or had too many wrong codes. Start again with your password."
 		} else if errors.Is(err, domain.ErrInvalidCredentials) {
 			pg.Errors = map[string]string{field: "That code is wrong or already used."}
@@ -138,7 +139,7 @@ func (p *Portal) signupPage(c *gin.Context) {
 }
 
 func (p *Portal) signup(c *gin.Context) {
-	in := domain.Registration{
+	in := command.Registration{
 		Email: strings.TrimSpace(c.PostForm("email")), Password: c.PostForm("password"),
 		FirstName: c.PostForm("first_name"), LastName: c.PostForm("last_name"),
 	}
@@ -206,7 +207,7 @@ func (p *Portal) reauth(c *gin.Context) {
 	if password == "" && code == "" {
 		err = &domain.ValidationError{Field: "password", Reason: "Enter your password."}
 	} else {
-		pos, err = p.svc.Reauth(c.Request.Context(), web.CallerOf(c), domain.ReauthInput{Password: password, Code: code}, web.RequestMeta(c))
+		pos, err = p.svc.Reauth(c.Request.Context(), web.CallerOf(c), command.ReauthInput{Password: password, Code: code}, web.RequestMeta(c))
 	}
 	if err != nil {
 		if errors.Is(err, domain.ErrInvalidCredentials) {

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/web"
@@ -184,7 +185,7 @@ func (p *Portal) renderOrg(c *gin.Context, status int, pg pageData) {
 // without a field (forbidden, not found, conflict, a wrong password) goes next to field.
 func (p *Portal) orgFormError(c *gin.Context, err error, field string, rename map[string]string, typed map[string]string) {
 	back := "/orgs/" + url.PathEscape(c.Param("id"))
-	if errors.Is(err, domain.ErrReauthenticationRequired) {
+	if errors.Is(err, command.ErrReauthenticationRequired) {
 		p.fail(c, err, back)
 		return
 	}
@@ -427,12 +428,12 @@ func (p *Portal) grantDelegation(c *gin.Context) {
 		exp = d.Add(24 * time.Hour)
 	}
 	err := errors.Join(errs...)
-	var res domain.DelegationResult
+	var res command.DelegationResult
 	if err == nil {
 		res, err = p.svc.GrantDelegation(c.Request.Context(), web.CallerOf(c), email, exp, web.RequestMeta(c))
 	}
 	if err != nil {
-		if errors.Is(err, domain.ErrReauthenticationRequired) {
+		if errors.Is(err, command.ErrReauthenticationRequired) {
 			p.fail(c, err, "/delegations")
 			return
 		}

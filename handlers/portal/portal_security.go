@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -55,7 +56,7 @@ func (p *Portal) renderSecurity(c *gin.Context, status int, pg pageData) {
 
 // securityError re-shows the Security page with err next to field (or on top).
 func (p *Portal) securityError(c *gin.Context, err error, field string) {
-	if errors.Is(err, domain.ErrReauthenticationRequired) {
+	if errors.Is(err, command.ErrReauthenticationRequired) {
 		p.fail(c, err, "/security")
 		return
 	}
@@ -203,7 +204,7 @@ func (p *Portal) removePasskey(c *gin.Context) {
 }
 
 // removeFactor runs remove on the path's id and goes back to the Security page.
-func (p *Portal) removeFactor(c *gin.Context, remove func(ctx context.Context, caller domain.Session, id string, rm domain.RequestMeta) (uint64, error), done string) {
+func (p *Portal) removeFactor(c *gin.Context, remove func(ctx context.Context, caller domain.Session, id string, rm command.RequestMeta) (uint64, error), done string) {
 	id, err := web.PathID(c, "id")
 	if err != nil {
 		p.fail(c, err, "/security")
@@ -236,7 +237,7 @@ func (p *Portal) renamePasskey(c *gin.Context) {
 	pos, err := p.svc.RenamePasskey(c.Request.Context(), web.CallerOf(c), id, strings.TrimSpace(c.PostForm("name")), web.RequestMeta(c))
 	if err != nil {
 		fields, msg, status := fieldErrors(err)
-		if status >= 500 || errors.Is(err, domain.ErrReauthenticationRequired) {
+		if status >= 500 || errors.Is(err, command.ErrReauthenticationRequired) {
 			p.fail(c, err, "/security")
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // The JSON API of accounts, sign-in and sessions (API.md "Accounts and login", "The
@@ -234,9 +235,9 @@ func accessText(a access, need domain.Capability) string {
 func serviceScope(r Route) string {
 	switch {
 	case r.Access == AccessEvents:
-		return domain.ScopeEventsRead
+		return command.ScopeEventsRead
 	case r.Access == AccessAudit && r.Method == http.MethodGet:
-		return domain.ScopeAuditRead
+		return command.ScopeAuditRead
 	}
 	return ""
 }

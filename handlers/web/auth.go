@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // Names of API.md's cookie, headers and query parameter.
@@ -225,7 +226,7 @@ func CallerOf(c *gin.Context) domain.Session {
 	return domain.Session{}
 }
 
-// sessionChecker finds a session by id (*domain.Service satisfies it): writeError asks it
+// sessionChecker finds a session by id (*command.Service satisfies it): writeError asks it
 // whether the caller's own session still exists.
 type sessionChecker interface {
 	SessionByID(sessionID string) (domain.Session, error)
@@ -259,8 +260,8 @@ func CallerError(c *gin.Context, err error) error {
 
 // meta is the request's metadata for commands: client IP (ClientIP), user agent (bounded),
 // correlation id (the request id) and the client from the X-Vigil-Client header, which must
-// name a registered client (else domain.ErrUnknownClient).
-func (s *Core) Meta(c *gin.Context) (domain.RequestMeta, error) {
+// name a registered client (else command.ErrUnknownClient).
+func (s *Core) Meta(c *gin.Context) (command.RequestMeta, error) {
 	rm := RequestMeta(c)
 	if id := c.GetHeader(ClientHeader); id != "" {
 		if _, err := s.svc.Client(c.Request.Context(), id); err != nil {
@@ -274,8 +275,8 @@ func (s *Core) Meta(c *gin.Context) (domain.RequestMeta, error) {
 // requestMeta is what every command records about the request: the client IP (through the
 // trusted proxies), the user agent (bounded) and the request id as correlation id. It names
 // no client: sign-in commands check theirs (signInClient), the others take meta's.
-func RequestMeta(c *gin.Context) domain.RequestMeta {
-	return domain.RequestMeta{
+func RequestMeta(c *gin.Context) command.RequestMeta {
+	return command.RequestMeta{
 		IP:            ClientIP(c),
 		UserAgent:     TruncateUTF8(c.GetHeader("User-Agent"), maxUserAgent),
 		CorrelationID: RequestID(c),
@@ -373,7 +374,7 @@ func NoStore(c *gin.Context) {
 }
 
 // adminMeta is the request metadata of an administrative command: the admin acted.
-func (s *Core) AdminMeta(c *gin.Context) (domain.RequestMeta, error) {
+func (s *Core) AdminMeta(c *gin.Context) (command.RequestMeta, error) {
 	rm, err := s.Meta(c)
 	if err != nil {
 		return rm, err

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // Call is one request to a JSON command as Command hands it to the command's function: the
@@ -20,7 +21,7 @@ type Call[In any] struct {
 	// ID is the path's :id ("" when the route has none).
 	ID   string
 	In   In
-	Meta domain.RequestMeta
+	Meta command.RequestMeta
 }
 
 // Reply is a command's answer: a status and a JSON body (none for 204), or raw bytes of a

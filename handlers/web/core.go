@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // HeadReader is the part of the event store the server checks for health: the global
@@ -28,7 +29,7 @@ type PositionWaiter interface {
 	WaitFor(ctx context.Context, position uint64) error
 }
 
-// sessionService is what the common middleware asks of the domain (*domain.Service
+// sessionService is what the common middleware asks of the domain (*command.Service
 // satisfies it): the session of a token, noting its use, the account's roles, the client a
 // request names and the step-up window.
 type sessionService interface {
@@ -36,14 +37,14 @@ type sessionService interface {
 	Touch(ctx context.Context, sessionID string) (uint64, error)
 	SessionByID(sessionID string) (domain.Session, error)
 	Account(ctx context.Context, accountID string) (*domain.Account, error)
-	Client(ctx context.Context, clientID string) (domain.Client, error)
+	Client(ctx context.Context, clientID string) (command.Client, error)
 	RequireRecentAuth(sess domain.Session, window time.Duration) error
 }
 
-// tokenAuthenticator checks a service token for a scope (*domain.ServiceTokens satisfies
+// tokenAuthenticator checks a service token for a scope (*command.ServiceTokens satisfies
 // it).
 type tokenAuthenticator interface {
-	Authenticate(ctx context.Context, token, scope string, rm domain.RequestMeta) (domain.ServiceToken, error)
+	Authenticate(ctx context.Context, token, scope string, rm command.RequestMeta) (command.ServiceToken, error)
 }
 
 // core is what the JSON API, the event stream and the portal share: the middleware of every

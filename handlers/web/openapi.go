@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // The route registry: every route is registered together with its OpenAPI operation through
@@ -130,7 +131,7 @@ var securitySchemes = map[string]any{
 			" cookie on POST, PUT, PATCH and DELETE requests; not needed with a bearer token."},
 	schemeServiceToken: map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "vgl_...",
 		"description": "A service token (POST /api/v1/admin/service-tokens) as Authorization: Bearer vgl_.... Its scopes are " +
-			"`" + domain.ScopeAuditRead + "` (the GET routes of the security teams: /api/v1/audit/...) and `" + domain.ScopeEventsRead +
+			"`" + command.ScopeAuditRead + "` (the GET routes of the security teams: /api/v1/audit/...) and `" + command.ScopeEventsRead +
 			"` (the compliance stream: /api/v1/events...); each operation's requirement names the scope it needs."},
 }
 

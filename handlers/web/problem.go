@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -165,22 +166,22 @@ var ProblemKinds = []problemKind{
 	{err: domain.ErrInvalidInput, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request", detail: validationDetail},
 	// A passkey ceremony id that is unknown, expired, used (every ceremony is single-use,
 	// whatever its outcome) or was begun for something else or by another session.
-	{err: domain.ErrCeremonyInvalid, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request",
+	{err: command.ErrCeremonyInvalid, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request",
 		detail: fixedDetail("The passkey ceremony is unknown, expired or already used; start the ceremony again (its options route).")},
 	// No relying party is configured: the passkey routes do not exist here.
-	{err: domain.ErrPasskeysDisabled, Status: http.StatusNotFound, Code: CodeNotFound, Title: "Not found",
+	{err: command.ErrPasskeysDisabled, Status: http.StatusNotFound, Code: CodeNotFound, Title: "Not found",
 		detail: fixedDetail("Passkeys are not configured on this server.")},
-	{err: domain.ErrUnknownClient, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request",
+	{err: command.ErrUnknownClient, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request",
 		detail: fixedDetail("The client_id (field or X-Vigil-Client header) names no registered client application.")},
 	{as: isThrottled, Status: http.StatusTooManyRequests, Code: CodeTooManyAttempts, Title: "Too many attempts", detail: throttleDetail},
 	// A wrong password or code at sign-in (and, with the same answer, an unknown email); the
 	// handlers of signed-in callers wrap it in ErrInvalidCredentialsSignedIn (403). A refused
 	// passkey assertion (domain.ErrPasskeyInvalid, also an unknown credential) and one whose
-	// sign count did not increase (domain.ErrPasskeyCloneSuspected) wrap it too.
+	// sign count did not increase (command.ErrPasskeyCloneSuspected) wrap it too.
 	{err: domain.ErrInvalidCredentials, Status: http.StatusUnauthorized, Code: CodeInvalidCredentials, Title: "Invalid credentials"},
-	{err: domain.ErrTicketInvalid, Status: http.StatusUnauthorized, Code: CodeInvalidCredentials, Title: "Invalid credentials",
+	{err: command.ErrTicketInvalid, Status: http.StatusUnauthorized, Code: CodeInvalidCredentials, Title: "Invalid credentials",
 		detail: fixedDetail("The login ticket is unknown, expired, used or has had too many wrong codes; sign in with the password again.")},
-	{err: domain.ErrReauthenticationRequired, Status: http.StatusForbidden, Code: CodeReauthenticationRequired, Title: "Reauthentication required",
+	{err: command.ErrReauthenticationRequired, Status: http.StatusForbidden, Code: CodeReauthenticationRequired, Title: "Reauthentication required",
 		detail: fixedDetail("This change needs a recent authentication: re-authenticate with POST /api/v1/reauth and try again.")},
 	{err: domain.ErrEnrollmentRequired, Status: http.StatusForbidden, Code: CodeEnrollmentRequired, Title: "Enrollment of a second factor required",
 		detail: fixedDetail(restrictedDetail)},
@@ -201,9 +202,9 @@ var ProblemKinds = []problemKind{
 	{err: domain.ErrConflict, Status: http.StatusConflict, Code: CodeConflict, Title: "Conflict"},
 	// Service tokens (issue 6): an unknown, malformed or revoked token; a token without
 	// the route's scope.
-	{err: domain.ErrServiceTokenInvalid, Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Title: "Authentication required",
+	{err: command.ErrServiceTokenInvalid, Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Title: "Authentication required",
 		detail: fixedDetail("The service token is unknown or revoked.")},
-	{err: domain.ErrInsufficientScope, Status: http.StatusForbidden, Code: CodeForbidden, Title: "Forbidden",
+	{err: command.ErrInsufficientScope, Status: http.StatusForbidden, Code: CodeForbidden, Title: "Forbidden",
 		detail: fixedDetail("The service token lacks the scope this route needs.")},
 	// The compliance stream stopped (the server is shutting down).
 	{err: ErrStreamClosed, Status: http.StatusServiceUnavailable, Code: CodeNotReady, Title: "Not ready",

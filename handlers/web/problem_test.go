@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/projections"
@@ -21,7 +22,7 @@ func TestProblemMapping(t *testing.T) {
 		{domain.ErrInvalidCode, 401, CodeInvalidCredentials},
 		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrInvalidCode), 403, CodeInvalidCredentials},
 		{&throttle.Error{RetryAfter: 1500 * 1e6}, 429, CodeTooManyAttempts},
-		{domain.ErrReauthenticationRequired, 403, CodeReauthenticationRequired},
+		{command.ErrReauthenticationRequired, 403, CodeReauthenticationRequired},
 		{domain.ErrEnrollmentRequired, 403, CodeEnrollmentRequired},
 		{domain.ErrNotFound, 404, CodeNotFound},
 		{domain.ErrSessionNotFound, 404, CodeNotFound},
@@ -31,15 +32,15 @@ func TestProblemMapping(t *testing.T) {
 		{&domain.ValidationError{Field: "email", Reason: "is required"}, 400, CodeInvalidRequest},
 		{&domain.PasswordPolicyError{Reasons: []string{"Too short."}}, 400, CodeInvalidRequest},
 		{domain.ErrInvalidInput, 400, CodeInvalidRequest},
-		{domain.ErrTicketInvalid, 401, CodeInvalidCredentials},
-		{domain.ErrUnknownClient, 400, CodeInvalidRequest},
+		{command.ErrTicketInvalid, 401, CodeInvalidCredentials},
+		{command.ErrUnknownClient, 400, CodeInvalidRequest},
 		{credential.ErrUnknownKey, 500, CodeInternal},
-		{domain.ErrCeremonyInvalid, 400, CodeInvalidRequest},
-		{domain.ErrPasskeysDisabled, 404, CodeNotFound},
+		{command.ErrCeremonyInvalid, 400, CodeInvalidRequest},
+		{command.ErrPasskeysDisabled, 404, CodeNotFound},
 		{domain.ErrPasskeyInvalid, 401, CodeInvalidCredentials},
-		{domain.ErrPasskeyCloneSuspected, 401, CodeInvalidCredentials},
+		{command.ErrPasskeyCloneSuspected, 401, CodeInvalidCredentials},
 		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyInvalid), 403, CodeInvalidCredentials},
-		{Public(ErrInvalidCredentialsSignedIn, "", domain.ErrPasskeyCloneSuspected), 403, CodeInvalidCredentials},
+		{Public(ErrInvalidCredentialsSignedIn, "", command.ErrPasskeyCloneSuspected), 403, CodeInvalidCredentials},
 		{projections.ErrBadCursor, 400, CodeInvalidRequest},
 		{fmt.Errorf("list: %w", projections.ErrBadFilter), 400, CodeInvalidRequest},
 	} {

@@ -7,20 +7,20 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // keyService is the gin context key of the authenticated service token.
 const keyService = "vigil.service"
 
 // serviceOf returns the service token that authenticated the request, if one did.
-func serviceOf(c *gin.Context) (domain.ServiceToken, bool) {
+func serviceOf(c *gin.Context) (command.ServiceToken, bool) {
 	if v, ok := c.Get(keyService); ok {
-		if t, ok := v.(domain.ServiceToken); ok {
+		if t, ok := v.(command.ServiceToken); ok {
 			return t, true
 		}
 	}
-	return domain.ServiceToken{}, false
+	return command.ServiceToken{}, false
 }
 
 // bearerServiceToken returns the bearer token when it is a service token (vgl_ prefix).
@@ -28,7 +28,7 @@ func bearerServiceToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
 	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, domain.ServiceTokenPrefix) {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, command.ServiceTokenPrefix) {
 		return "", false
 	}
 	return tok, true
@@ -49,7 +49,7 @@ func (s *Core) serviceAuth(scope string) gin.HandlerFunc {
 				LoggerFrom(c).WarnContext(c.Request.Context(), "service token denial not recorded", "route", RouteLabel(c),
 					"request_id", RequestID(c), "error", err.Error())
 			}
-			if errors.Is(err, domain.ErrInsufficientScope) {
+			if errors.Is(err, command.ErrInsufficientScope) {
 				err = Public(ErrForbidden, "This service token lacks scope "+scope+".", err)
 			}
 			WriteError(c, err)

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/eventstore"
@@ -97,7 +97,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// AdminEmails are the bootstrap administrators (--admin-emails): each grants role admin
 	// once, ever, to the first account registering with it or holding it at a start
-	// (domain.Config.BootstrapAdmins).
+	// (command.Config.BootstrapAdmins).
 	AdminEmails []string
 	// SecretKeyFile holds the server key. Empty means <DataDir>/secret.key, created on first
 	// start; a file named here must exist.
@@ -130,7 +130,7 @@ type Config struct {
 	RebuildPollInterval time.Duration
 	// TwoFactorPolicy says which organisations require an account to use 2FA; default the
 	// organisations' own policies (the domain's in-memory directory, fed by the log).
-	TwoFactorPolicy domain.TwoFactorPolicy
+	TwoFactorPolicy command.TwoFactorPolicy
 	// StreamHeartbeat and StreamBuffer configure the SSE compliance stream (heartbeat
 	// interval, live events buffered per client); zero takes the handlers' defaults.
 	StreamHeartbeat time.Duration
@@ -279,8 +279,8 @@ type App struct {
 
 	store        eventstore.Store // instrumented
 	geo          *geoip.Resolver  // nil without GeoIP databases
-	svc          *domain.Service
-	tokens       *domain.ServiceTokens
+	svc          *command.Service
+	tokens       *command.ServiceTokens
 	pdb          *projections.DB
 	runner       *runner.Runner
 	server       *handlers.Server
@@ -415,7 +415,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
 	a.keyring = keyring
-	a.svc, err = domain.NewService(domain.Config{
+	a.svc, err = command.NewService(command.Config{
 		Store:              a.store,
 		Keyring:            keyring,
 		Snapshots:          a.pdb.Snapshots(),
@@ -436,7 +436,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--admin-emails: %w", err)
 	}
 
-	a.tokens, err = domain.NewServiceTokens(domain.ServiceTokensConfig{Store: a.store, Now: cfg.Now})
+	a.tokens, err = command.NewServiceTokens(command.ServiceTokensConfig{Store: a.store, Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("service tokens: %w", err)
 	}

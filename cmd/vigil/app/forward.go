@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/export"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/handlers/api"
@@ -87,7 +88,7 @@ func (a *App) openForwarding() (*forwarding, error) {
 	}
 	fcfg := forward.Config{
 		Log: a.store, DB: db, Encode: func(e domain.Envelope) ([]byte, error) { return export.MarshalCloudEvent(e, cfg.PublicURL.String()) }, Logger: cfg.Logger, Registerer: cfg.Registry, Now: cfg.Now,
-		OpenSecret: func(r domain.WebhookRegistered) ([]byte, error) { return domain.OpenWebhookSecret(a.keyring, r) },
+		OpenSecret: func(r domain.WebhookRegistered) ([]byte, error) { return command.OpenWebhookSecret(a.keyring, r) },
 		Webhooks: forward.WebhookConfig{URL: fc.WebhookURL, Secret: key, Attempts: fc.WebhookAttempts,
 			InitialBackoff: fc.WebhookInitialBackoff, MaxBackoff: fc.WebhookMaxBackoff, Timeout: fc.WebhookTimeout},
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
@@ -279,7 +279,7 @@ func (staticPolicy) RequiredBy(context.Context, string) ([]string, error) {
 	return []string{"org-1"}, nil
 }
 
-var _ domain.TwoFactorPolicy = staticPolicy{}
+var _ command.TwoFactorPolicy = staticPolicy{}
 
 var pendingTOTP = regexp.MustCompile(`data-secret="([A-Z2-7]+)"`)
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
@@ -29,14 +29,14 @@ func eventsStatus(t *testing.T, base, token string) int {
 
 // otherInstance is a second writer of the same log: the service token commands of another
 // Vigil instance.
-func otherInstance(t *testing.T, dir string) *domain.ServiceTokens {
+func otherInstance(t *testing.T, dir string) *command.ServiceTokens {
 	t.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, EventsFile), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	st, err := domain.NewServiceTokens(domain.ServiceTokensConfig{Store: store})
+	st, err := command.NewServiceTokens(command.ServiceTokensConfig{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,17 +53,17 @@ func TestServiceTokensAcrossInstancesAndRestart(t *testing.T) {
 	base, stop := startApp(t, dir, clk)
 	other := otherInstance(t, dir)
 
-	tok, secret, _, err := other.Create(ctx, "SIEM", []string{domain.ScopeEventsRead}, domain.RequestMeta{})
+	tok, secret, _, err := other.Create(ctx, "SIEM", []string{command.ScopeEventsRead}, command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return eventsStatus(t, base, secret) == 200 }, "a token created on another instance authenticates here")
-	if _, err := other.Revoke(ctx, tok.ID, domain.RequestMeta{}); err != nil {
+	if _, err := other.Revoke(ctx, tok.ID, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return eventsStatus(t, base, secret) == 401 }, "a token revoked on another instance is refused here")
 
-	_, kept, _, err := other.Create(ctx, "kept", []string{domain.ScopeEventsRead}, domain.RequestMeta{})
+	_, kept, _, err := other.Create(ctx, "kept", []string{command.ScopeEventsRead}, command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestShutdownEndsStreams(t *testing.T) {
 	dir := t.TempDir()
 	clk := &testClock{t: time.Now()}
 	base, stop := startApp(t, dir, clk)
-	_, secret, _, err := otherInstance(t, dir).Create(context.Background(), "SIEM", []string{domain.ScopeEventsRead}, domain.RequestMeta{})
+	_, secret, _, err := otherInstance(t, dir).Create(context.Background(), "SIEM", []string{command.ScopeEventsRead}, command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore"
 )
 
-// logApplier takes one envelope of the log: *domain.SessionIndex, *domain.Service (which
+// logApplier takes one envelope of the log: *command.SessionIndex, *command.Service (which
 // feeds its session index, organisation directory and delegation index) or
-// *domain.ServiceTokenIndex.
+// *command.ServiceTokenIndex.
 type logApplier interface {
 	Apply(env domain.Envelope) error
 }
@@ -96,7 +97,7 @@ func startLogFeed(ctx context.Context, store eventstore.Store, log *slog.Logger,
 
 // startSweeper calls svc.Sweep every interval until ctx ends, turning sessions past their
 // lifetime or idle timeout into SessionExpired events. done is closed when it has stopped.
-func startSweeper(ctx context.Context, svc *domain.Service, every time.Duration, now func() time.Time, log *slog.Logger) <-chan struct{} {
+func startSweeper(ctx context.Context, svc *command.Service, every time.Duration, now func() time.Time, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -24,12 +24,12 @@ func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 	ctx, cancel := testwait.Context(15 * time.Second)
 	defer cancel()
 	store, a, b := twoInstances(t)
-	if _, err := a.Register(ctx, domain.Registration{Email: "ann@example.com", Password: pw, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{}); err != nil {
+	if _, err := a.Register(ctx, command.Registration{Email: "ann@example.com", Password: pw, FirstName: "Ann", LastName: "Lee"}, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	login := func(svc *domain.Service) string {
+	login := func(svc *command.Service) string {
 		t.Helper()
-		res, err := svc.Login(ctx, "ann@example.com", pw, "", domain.RequestMeta{IP: "192.0.2.1"})
+		res, err := svc.Login(ctx, "ann@example.com", pw, "", command.RequestMeta{IP: "192.0.2.1"})
 		if err != nil || res.Authenticated == nil {
 			t.Fatalf("login: %+v, %v", res, err)
 		}
@@ -55,7 +55,7 @@ func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Logout(ctx, caller, domain.RequestMeta{}); err != nil {
+	if _, err := a.Logout(ctx, caller, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, err := b.Whoami(ctx, during); return err != nil }, "a sign-out on a ends the session on b")
@@ -76,7 +76,7 @@ const pw = "umbrella-cactus-violin-47"
 
 // twoInstances returns a SQLite log and two domain services on it, as two Vigil instances
 // are (cheap argon2, the same server key); the log is closed when the test ends.
-func twoInstances(t *testing.T) (*sqlite.Store, *domain.Service, *domain.Service) {
+func twoInstances(t *testing.T) (*sqlite.Store, *command.Service, *command.Service) {
 	t.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
 	if err != nil {
@@ -87,8 +87,8 @@ func twoInstances(t *testing.T) (*sqlite.Store, *domain.Service, *domain.Service
 	if err != nil {
 		t.Fatal(err)
 	}
-	newService := func() *domain.Service {
-		svc, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
+	newService := func() *command.Service {
+		svc, err := command.NewService(command.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
 			Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 		if err != nil {
 			t.Fatal(err)

@@ -1,9 +1,9 @@
-package domain
+package command
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 )
 
@@ -12,20 +12,16 @@ import (
 // wrong confirmation code, say). Like TOTPQRCode, it serves only pending devices: a
 // confirmed or unknown device gives ErrNotFound, since a secret is only shown during
 // enrollment. A restricted session may use it.
-func (s *Service) PendingTOTPKey(ctx context.Context, caller Session, deviceID string) (secret, otpauthURL string, err error) {
-	cur, err := s.authorize(caller, CapEnroll)
+func (s *Service) PendingTOTPKey(ctx context.Context, caller domain.Session, deviceID string) (secret, otpauthURL string, err error) {
+	cur, err := s.authorize(caller, domain.CapEnroll)
 	if err != nil {
 		return "", "", err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return "", "", err
 	}
-	d := a.device(deviceID)
-	if d == nil || d.Confirmed {
-		return "", "", fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
-	}
-	raw, err := s.cfg.Keyring.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	raw, err := a.PendingTOTPSecret(s.cfg.Keyring, deviceID)
 	if err != nil {
 		return "", "", err
 	}

@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -29,7 +30,7 @@ func webhookAAD(webhookID string) []byte { return []byte("webhook-secret:" + web
 
 // OpenWebhookSecret returns the HMAC key of a registered endpoint (the bytes behind its
 // "whsec_" secret), opening the sealed secret of its WebhookRegistered with the keyring.
-func OpenWebhookSecret(k *credential.Keyring, e WebhookRegistered) ([]byte, error) {
+func OpenWebhookSecret(k *credential.Keyring, e domain.WebhookRegistered) ([]byte, error) {
 	key, err := k.Open(e.Secret, webhookAAD(e.WebhookID))
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s secret: %w", e.WebhookID, err)
@@ -46,7 +47,7 @@ func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm Request
 	if err != nil {
 		return Webhook{}, 0, err
 	}
-	w := Webhook{ID: NewID(), URL: u, CreatedAt: s.now().UTC()}
+	w := Webhook{ID: domain.NewID(), URL: u, CreatedAt: s.now().UTC()}
 	key := make([]byte, 32)
 	if _, err := io.ReadFull(s.cfg.Rand, key); err != nil {
 		return Webhook{}, 0, fmt.Errorf("webhook secret: %w", err)
@@ -56,9 +57,9 @@ func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm Request
 		return Webhook{}, 0, err
 	}
 	w.Secret = webhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
-	res, err := s.appendEvents(ctx, WebhookStream(w.ID), NoStream,
-		[]Event{WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
-		s.metadata("", Actor{Type: ActorSystem}, rm))
+	res, err := s.appendEvents(ctx, domain.WebhookStream(w.ID), domain.NoStream,
+		[]domain.Event{domain.WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
+		s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {
 		return Webhook{}, 0, err
 	}
@@ -71,19 +72,19 @@ func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm Request
 // error wrapping ErrWrongExpectedVersion.
 func (s *Service) RemoveWebhook(ctx context.Context, webhookID string, rm RequestMeta) (uint64, error) {
 	if webhookID == "" || len(webhookID) > 64 {
-		return 0, fmt.Errorf("webhook %q: %w", webhookID, ErrNotFound)
+		return 0, fmt.Errorf("webhook %q: %w", webhookID, domain.ErrNotFound)
 	}
-	events, err := s.cfg.Store.ReadStream(ctx, WebhookStream(webhookID), 1, 100)
+	events, err := s.cfg.Store.ReadStream(ctx, domain.WebhookStream(webhookID), 1, 100)
 	if err != nil {
 		return 0, fmt.Errorf("load webhook: %w", err)
 	}
-	if len(events) == 0 || events[len(events)-1].Type == EventWebhookRemoved {
-		return 0, fmt.Errorf("webhook %s: %w", webhookID, ErrNotFound)
+	if len(events) == 0 || events[len(events)-1].Type == domain.EventWebhookRemoved {
+		return 0, fmt.Errorf("webhook %s: %w", webhookID, domain.ErrNotFound)
 	}
 	last := events[len(events)-1]
-	res, err := s.appendEvents(ctx, WebhookStream(webhookID), Exact(last.Version),
-		[]Event{WebhookRemoved{WebhookID: webhookID, At: s.now().UTC()}},
-		s.metadata("", Actor{Type: ActorSystem}, rm))
+	res, err := s.appendEvents(ctx, domain.WebhookStream(webhookID), domain.Exact(last.Version),
+		[]domain.Event{domain.WebhookRemoved{WebhookID: webhookID, At: s.now().UTC()}},
+		s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {
 		return 0, err
 	}

@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // OrgIndex is the in-memory directory of organisations: every organisation's state, the
@@ -22,7 +24,7 @@ import (
 // envelopes are ignored, so every instance converges on the log.
 type OrgIndex struct {
 	mu        sync.RWMutex
-	orgs      map[string]*Org
+	orgs      map[string]*domain.Org
 	byAccount map[string]map[string]struct{} // account -> org ids
 	managers  map[string]map[string]struct{} // managed org -> managing org ids
 }
@@ -31,7 +33,7 @@ var _ TwoFactorPolicy = (*OrgIndex)(nil)
 
 // NewOrgIndex returns an empty directory.
 func NewOrgIndex() *OrgIndex {
-	return &OrgIndex{orgs: map[string]*Org{}, byAccount: map[string]map[string]struct{}{},
+	return &OrgIndex{orgs: map[string]*domain.Org{}, byAccount: map[string]map[string]struct{}{},
 		managers: map[string]map[string]struct{}{}}
 }
 
@@ -43,11 +45,11 @@ func (x *OrgIndex) RequiredBy(_ context.Context, accountID string) ([]string, er
 	defer x.mu.RUnlock()
 	var out []string
 	for id := range x.byAccount[accountID] {
-		if o := x.orgs[id]; o != nil && o.required {
+		if o := x.orgs[id]; o != nil && o.TwoFactorRequired() {
 			out = append(out, id)
 		}
 		for m := range x.managers[id] {
-			if o := x.orgs[m]; o != nil && o.required {
+			if o := x.orgs[m]; o != nil && o.TwoFactorRequired() {
 				out = append(out, m)
 			}
 		}
@@ -60,7 +62,7 @@ func (x *OrgIndex) RequiredBy(_ context.Context, accountID string) ([]string, er
 }
 
 // Get returns the organisation as the directory knows it (a shared, read-only value).
-func (x *OrgIndex) Get(orgID string) (*Org, bool) {
+func (x *OrgIndex) Get(orgID string) (*domain.Org, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	o := x.orgs[orgID]
@@ -82,22 +84,23 @@ func (x *OrgIndex) OrgsOf(accountID string) []string {
 // Apply feeds one envelope from the log. Envelopes of other streams are ignored, and so
 // are those the directory already reflects. An org event that does not continue the held
 // state (a gap) or cannot be decoded is an error; the state is left as it was.
-func (x *OrgIndex) Apply(env Envelope) error {
-	id, ok := strings.CutPrefix(env.StreamID, StreamPrefixOrg)
+func (x *OrgIndex) Apply(env domain.Envelope) error {
+	id, ok := strings.CutPrefix(env.StreamID, domain.StreamPrefixOrg)
 	if !ok {
 		return nil
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.orgs[id]
-	if cur != nil && env.Version <= cur.version {
+	if cur != nil && env.Version <= cur.Version() {
 		return nil
 	}
-	next := &Org{id: id, members: map[string]string{}}
-	if cur != nil {
-		next = cur.clone()
+	base := cur
+	if base == nil {
+		base = domain.NewOrg(id)
 	}
-	if err := next.applyEnvelope(env); err != nil {
+	next, err := domain.Fold(base, env)
+	if err != nil {
 		return err
 	}
 	x.putLocked(cur, next)
@@ -106,21 +109,21 @@ func (x *OrgIndex) Apply(env Envelope) error {
 
 // publish records the state of an organisation a command has just written (newer than the
 // held one replaces it).
-func (x *OrgIndex) publish(o *Org) {
+func (x *OrgIndex) publish(o *domain.Org) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	cur := x.orgs[o.id]
-	if cur != nil && o.version <= cur.version {
+	cur := x.orgs[o.ID()]
+	if cur != nil && o.Version() <= cur.Version() {
 		return
 	}
 	x.putLocked(cur, o)
 }
 
-func (x *OrgIndex) putLocked(old, next *Org) {
-	id := next.id
+func (x *OrgIndex) putLocked(old, next *domain.Org) {
+	id := next.ID()
 	if old != nil {
-		for a := range old.members {
-			if _, still := next.members[a]; !still {
+		for _, a := range old.Members() {
+			if next.Role(a) == "" {
 				if m := x.byAccount[a]; m != nil {
 					delete(m, id)
 					if len(m) == 0 {
@@ -130,7 +133,7 @@ func (x *OrgIndex) putLocked(old, next *Org) {
 			}
 		}
 	}
-	for a := range next.members {
+	for _, a := range next.Members() {
 		m := x.byAccount[a]
 		if m == nil {
 			m = map[string]struct{}{}
@@ -138,7 +141,7 @@ func (x *OrgIndex) putLocked(old, next *Org) {
 		}
 		m[id] = struct{}{}
 	}
-	for _, managed := range next.managed {
+	for _, managed := range next.ManagedOrgs() {
 		m := x.managers[managed]
 		if m == nil {
 			m = map[string]struct{}{}
@@ -155,51 +158,51 @@ func (x *OrgIndex) putLocked(old, next *Org) {
 // concurrent use.
 type delegationIndex struct {
 	mu        sync.RWMutex
-	byID      map[string]*Delegation
+	byID      map[string]*domain.Delegation
 	byAccount map[string]map[string]struct{}
 }
 
 // newDelegationIndex returns an empty index.
 func newDelegationIndex() *delegationIndex {
-	return &delegationIndex{byID: map[string]*Delegation{}, byAccount: map[string]map[string]struct{}{}}
+	return &delegationIndex{byID: map[string]*domain.Delegation{}, byAccount: map[string]map[string]struct{}{}}
 }
 
 // apply feeds one envelope from the log; other streams and envelopes already reflected
 // are ignored. A gap or an undecodable event is an error.
-func (x *delegationIndex) apply(env Envelope) error {
-	id, ok := strings.CutPrefix(env.StreamID, StreamPrefixDelegation)
+func (x *delegationIndex) apply(env domain.Envelope) error {
+	id, ok := strings.CutPrefix(env.StreamID, domain.StreamPrefixDelegation)
 	if !ok {
 		return nil
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.byID[id]
-	if cur != nil && env.Version <= cur.version {
+	if cur != nil && env.Version <= cur.Version() {
 		return nil
 	}
-	next := &Delegation{ID: id}
-	if cur != nil {
-		c := *cur
-		next = &c
+	base := cur
+	if base == nil {
+		base = &domain.Delegation{ID: id}
 	}
-	if err := next.applyEnvelope(env); err != nil {
+	next, err := domain.Fold(base, env)
+	if err != nil {
 		return err
 	}
 	x.putLocked(next)
 	return nil
 }
 
-func (x *delegationIndex) publish(d *Delegation) {
+func (x *delegationIndex) publish(d *domain.Delegation) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if cur := x.byID[d.ID]; cur != nil && d.version <= cur.version {
+	if cur := x.byID[d.ID]; cur != nil && d.Version() <= cur.Version() {
 		return
 	}
-	c := *d
-	x.putLocked(&c)
+	c, _ := domain.Next(d, nil, d.Version()) // a copy: no event to apply
+	x.putLocked(c)
 }
 
-func (x *delegationIndex) putLocked(d *Delegation) {
+func (x *delegationIndex) putLocked(d *domain.Delegation) {
 	x.byID[d.ID] = d
 	for _, a := range []string{d.OwnerAccountID, d.DelegateAccountID} {
 		m := x.byAccount[a]
@@ -212,28 +215,28 @@ func (x *delegationIndex) putLocked(d *Delegation) {
 }
 
 // get returns a copy of the delegation with this id, if the index holds it.
-func (x *delegationIndex) get(id string) (Delegation, bool) {
+func (x *delegationIndex) get(id string) (domain.Delegation, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	d := x.byID[id]
 	if d == nil {
-		return Delegation{}, false
+		return domain.Delegation{}, false
 	}
 	return *d, true
 }
 
 // activeFor returns the delegations accountID granted or received that are active at now,
 // soonest expiry first (ties by id).
-func (x *delegationIndex) activeFor(accountID string, now time.Time) []Delegation {
+func (x *delegationIndex) activeFor(accountID string, now time.Time) []domain.Delegation {
 	x.mu.RLock()
-	out := make([]Delegation, 0, len(x.byAccount[accountID]))
+	out := make([]domain.Delegation, 0, len(x.byAccount[accountID]))
 	for id := range x.byAccount[accountID] {
-		if d := x.byID[id]; d != nil && d.activeAt(now) {
+		if d := x.byID[id]; d != nil && d.ActiveAt(now) {
 			out = append(out, *d)
 		}
 	}
 	x.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Delegation) int {
+	slices.SortFunc(out, func(a, b domain.Delegation) int {
 		if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
 			return c
 		}

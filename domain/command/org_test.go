@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // orgFixture: an org "A" owned by owner, with admin and member; a second org "B" owned by
@@ -28,17 +29,17 @@ func newOrgFixture(t *testing.T) *orgFixture {
 	f.member = h.login("member@example.com").Session
 	f.other = h.login("other@example.com").Session
 	f.outsider = h.login("outsider@example.com").Session
-	a, err := h.svc.CreateOrg(h.ctx, f.owner, "Org A", domain.RequestMeta{})
+	a, err := h.svc.CreateOrg(h.ctx, f.owner, "Org A", command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := h.svc.CreateOrg(h.ctx, f.other, "Org B", domain.RequestMeta{})
+	b, err := h.svc.CreateOrg(h.ctx, f.other, "Org B", command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.orgA, f.orgB = a.OrgID, b.OrgID
-	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "admin@example.com", domain.OrgRoleAdmin, domain.RequestMeta{}))
-	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "member@example.com", domain.OrgRoleMember, domain.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "admin@example.com", domain.OrgRoleAdmin, command.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "member@example.com", domain.OrgRoleMember, command.RequestMeta{}))
 	return f
 }
 
@@ -58,47 +59,47 @@ func TestOrgMembershipRules(t *testing.T) {
 		want error
 	}{
 		{"bad role", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "other@example.com", "boss", domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "other@example.com", "boss", command.RequestMeta{})
 			return err
 		}, domain.ErrInvalidInput},
 		{"unknown email", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "ghost@example.com", domain.OrgRoleMember, domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "ghost@example.com", domain.OrgRoleMember, command.RequestMeta{})
 			return err
 		}, domain.ErrNotFound},
 		{"member adds", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.member, f.orgA, "other@example.com", domain.OrgRoleMember, domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.member, f.orgA, "other@example.com", domain.OrgRoleMember, command.RequestMeta{})
 			return err
 		}, domain.ErrForbidden},
 		{"outsider adds (org hidden)", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.outsider, f.orgA, "other@example.com", domain.OrgRoleMember, domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.outsider, f.orgA, "other@example.com", domain.OrgRoleMember, command.RequestMeta{})
 			return err
 		}, domain.ErrNotFound},
 		{"admin of B acts on A", func() error {
-			_, err := h.svc.RemoveMember(h.ctx, f.other, f.orgA, f.member.AccountID, domain.RequestMeta{})
+			_, err := h.svc.RemoveMember(h.ctx, f.other, f.orgA, f.member.AccountID, command.RequestMeta{})
 			return err
 		}, domain.ErrNotFound},
 		{"admin grants owner", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.admin, f.orgA, "other@example.com", domain.OrgRoleOwner, domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.admin, f.orgA, "other@example.com", domain.OrgRoleOwner, command.RequestMeta{})
 			return err
 		}, domain.ErrForbidden},
 		{"admin removes owner", func() error {
-			_, err := h.svc.RemoveMember(h.ctx, f.admin, f.orgA, f.owner.AccountID, domain.RequestMeta{})
+			_, err := h.svc.RemoveMember(h.ctx, f.admin, f.orgA, f.owner.AccountID, command.RequestMeta{})
 			return err
 		}, domain.ErrForbidden},
 		{"same role again", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "member@example.com", domain.OrgRoleMember, domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "member@example.com", domain.OrgRoleMember, command.RequestMeta{})
 			return err
 		}, domain.ErrConflict},
 		{"last owner demoted", func() error {
-			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "owner@example.com", domain.OrgRoleAdmin, domain.RequestMeta{})
+			_, err := h.svc.AddMember(h.ctx, f.owner, f.orgA, "owner@example.com", domain.OrgRoleAdmin, command.RequestMeta{})
 			return err
 		}, domain.ErrConflict},
 		{"last owner removed", func() error {
-			_, err := h.svc.RemoveMember(h.ctx, f.owner, f.orgA, f.owner.AccountID, domain.RequestMeta{})
+			_, err := h.svc.RemoveMember(h.ctx, f.owner, f.orgA, f.owner.AccountID, command.RequestMeta{})
 			return err
 		}, domain.ErrConflict},
 		{"remove non-member", func() error {
-			_, err := h.svc.RemoveMember(h.ctx, f.owner, f.orgA, f.outsider.AccountID, domain.RequestMeta{})
+			_, err := h.svc.RemoveMember(h.ctx, f.owner, f.orgA, f.outsider.AccountID, command.RequestMeta{})
 			return err
 		}, domain.ErrNotFound},
 		{"outsider reads", func() error {
@@ -110,7 +111,7 @@ func TestOrgMembershipRules(t *testing.T) {
 			return err
 		}, domain.ErrForbidden},
 		{"empty name", func() error {
-			_, err := h.svc.CreateOrg(h.ctx, f.owner, "  ", domain.RequestMeta{})
+			_, err := h.svc.CreateOrg(h.ctx, f.owner, "  ", command.RequestMeta{})
 			return err
 		}, domain.ErrInvalidInput},
 	}
@@ -126,10 +127,10 @@ func TestOrgMembershipRules(t *testing.T) {
 		})
 	}
 	// Allowed changes: admin adds a member, owner promotes it, admin removes a member.
-	f.must(h.svc.AddMember(h.ctx, f.admin, f.orgA, "outsider@example.com", domain.OrgRoleMember, domain.RequestMeta{}))
-	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "outsider@example.com", domain.OrgRoleOwner, domain.RequestMeta{}))
-	f.must(h.svc.RemoveMember(h.ctx, f.owner, f.orgA, f.outsider.AccountID, domain.RequestMeta{}))
-	f.must(h.svc.RemoveMember(h.ctx, f.admin, f.orgA, f.member.AccountID, domain.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.admin, f.orgA, "outsider@example.com", domain.OrgRoleMember, command.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "outsider@example.com", domain.OrgRoleOwner, command.RequestMeta{}))
+	f.must(h.svc.RemoveMember(h.ctx, f.owner, f.orgA, f.outsider.AccountID, command.RequestMeta{}))
+	f.must(h.svc.RemoveMember(h.ctx, f.admin, f.orgA, f.member.AccountID, command.RequestMeta{}))
 	got := h.types(domain.OrgStream(f.orgA))
 	want := []string{"OrgCreated", "MemberAdded", "MemberAdded", "MemberAdded", "MemberRoleChanged", "MemberRemoved", "MemberRemoved"}
 	if !slices.Equal(got, want) {
@@ -157,7 +158,7 @@ func TestTwoFactorPolicyRulesAndEnrollment(t *testing.T) {
 	f := newOrgFixture(t)
 	h := f.h
 	set := func(sess domain.Session, org string, required bool, pw string) error {
-		_, err := h.svc.SetTwoFactorRequirement(h.ctx, sess, org, required, pw, domain.RequestMeta{})
+		_, err := h.svc.SetTwoFactorRequirement(h.ctx, sess, org, required, pw, command.RequestMeta{})
 		return err
 	}
 	if err := set(f.member, f.orgA, true, goodPassword); !errors.Is(err, domain.ErrForbidden) {
@@ -185,12 +186,12 @@ func TestTwoFactorPolicyRulesAndEnrollment(t *testing.T) {
 		t.Fatalf("event %+v must name the admin", ch)
 	}
 	// The member (no 2FA) now signs in restricted.
-	res, err := h.svc.Login(h.ctx, "member@example.com", goodPassword, "", domain.RequestMeta{})
-	if err != nil || res.Status != domain.StatusEnrollmentRequired || !res.Authenticated.Session.Restricted {
+	res, err := h.svc.Login(h.ctx, "member@example.com", goodPassword, "", command.RequestMeta{})
+	if err != nil || res.Status != command.StatusEnrollmentRequired || !res.Authenticated.Session.Restricted {
 		t.Fatalf("member sign-in: %+v %v", res, err)
 	}
 	restricted := res.Authenticated.Session
-	if _, err := h.svc.CreateOrg(h.ctx, restricted, "X", domain.RequestMeta{}); !errors.Is(err, domain.ErrEnrollmentRequired) {
+	if _, err := h.svc.CreateOrg(h.ctx, restricted, "X", command.RequestMeta{}); !errors.Is(err, domain.ErrEnrollmentRequired) {
 		t.Fatalf("restricted session creates an org: %v", err)
 	}
 	st, err := h.svc.Security(h.ctx, f.member.AccountID)
@@ -203,7 +204,7 @@ func TestTwoFactorPolicyRulesAndEnrollment(t *testing.T) {
 	if err != nil || after.Restricted || after.AAL != domain.AAL2 {
 		t.Fatalf("after enrollment %+v %v", after, err)
 	}
-	if _, err := h.svc.DisableTwoFactor(h.ctx, after, goodPassword, domain.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
+	if _, err := h.svc.DisableTwoFactor(h.ctx, after, goodPassword, command.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
 		t.Fatalf("disable 2FA while required: %v", err)
 	}
 	// Turning the policy off lets a member without 2FA sign in normally again.
@@ -219,18 +220,18 @@ func TestManagedOrgs(t *testing.T) {
 	f := newOrgFixture(t)
 	h := f.h
 	add := func(sess domain.Session, org, managed string) error {
-		_, err := h.svc.AddManagedOrg(h.ctx, sess, org, managed, domain.RequestMeta{})
+		_, err := h.svc.AddManagedOrg(h.ctx, sess, org, managed, command.RequestMeta{})
 		return err
 	}
 	if err := add(f.owner, f.orgA, f.orgB); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("owner of A only: %v", err)
 	}
 	// other (owner of B) becomes an admin of A: still not owner of both.
-	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "other@example.com", domain.OrgRoleAdmin, domain.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "other@example.com", domain.OrgRoleAdmin, command.RequestMeta{}))
 	if err := add(f.other, f.orgA, f.orgB); !errors.Is(err, domain.ErrForbidden) {
 		t.Fatalf("admin of A, owner of B: %v", err)
 	}
-	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "other@example.com", domain.OrgRoleOwner, domain.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.owner, f.orgA, "other@example.com", domain.OrgRoleOwner, command.RequestMeta{}))
 	if err := add(f.other, f.orgA, f.orgA); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("self: %v", err)
 	}
@@ -244,9 +245,9 @@ func TestManagedOrgs(t *testing.T) {
 		t.Fatalf("cycle: %v", err)
 	}
 	// B's member (outsider) falls under A's policy once A requires 2FA.
-	f.must(h.svc.AddMember(h.ctx, f.other, f.orgB, "outsider@example.com", domain.OrgRoleMember, domain.RequestMeta{}))
+	f.must(h.svc.AddMember(h.ctx, f.other, f.orgB, "outsider@example.com", domain.OrgRoleMember, command.RequestMeta{}))
 	h.enrollTOTP(f.other, "Phone")
-	if _, err := h.svc.SetTwoFactorRequirement(h.ctx, f.other, f.orgA, true, goodPassword, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.SetTwoFactorRequirement(h.ctx, f.other, f.orgA, true, goodPassword, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := h.svc.Orgs().RequiredBy(h.ctx, f.outsider.AccountID)
@@ -262,7 +263,7 @@ func TestManagedOrgs(t *testing.T) {
 		t.Fatalf("org A %v %v", o, err)
 	}
 	// A second instance converges from the log alone.
-	other, err := domain.NewService(h.cfg)
+	other, err := command.NewService(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestDelegation(t *testing.T) {
 	delegate := h.login("delegate@example.com").Session
 	third := h.login("third@example.com").Session
 	grant := func(sess domain.Session, email string, exp time.Time) (string, error) {
-		r, err := h.svc.GrantDelegation(h.ctx, sess, email, exp, domain.RequestMeta{})
+		r, err := h.svc.GrantDelegation(h.ctx, sess, email, exp, command.RequestMeta{})
 		return r.DelegationID, err
 	}
 	now := h.clock.Now()
@@ -313,10 +314,10 @@ func TestDelegation(t *testing.T) {
 		}
 	}
 	h.clock.Advance(6 * time.Minute)
-	if _, err := grant(owner, "delegate@example.com", h.clock.Now().Add(time.Hour)); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if _, err := grant(owner, "delegate@example.com", h.clock.Now().Add(time.Hour)); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("stale session grants: %v", err)
 	}
-	if _, err := h.svc.Reauth(h.ctx, owner, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Reauth(h.ctx, owner, command.ReauthInput{Password: goodPassword}, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	owner, _ = h.svc.SessionByID(owner.ID)
@@ -325,10 +326,10 @@ func TestDelegation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.Act(h.ctx, third, id, domain.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := h.svc.Act(h.ctx, third, id, command.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("a stranger acts: %v", err)
 	}
-	res, err := h.svc.Act(h.ctx, delegate, id, domain.RequestMeta{IP: "198.51.100.7"})
+	res, err := h.svc.Act(h.ctx, delegate, id, command.RequestMeta{IP: "198.51.100.7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,22 +341,22 @@ func TestDelegation(t *testing.T) {
 	h.clock.Advance(time.Second)
 	for name, run := range map[string]func() error{
 		"password": func() error {
-			_, err := h.svc.ChangePassword(h.ctx, acting, goodPassword, "another-long-pass-phrase-91", false, domain.RequestMeta{})
+			_, err := h.svc.ChangePassword(h.ctx, acting, goodPassword, "another-long-pass-phrase-91", false, command.RequestMeta{})
 			return err
 		},
-		"totp":  func() error { _, err := h.svc.AddTOTPDevice(h.ctx, acting, "x", domain.RequestMeta{}); return err },
+		"totp":  func() error { _, err := h.svc.AddTOTPDevice(h.ctx, acting, "x", command.RequestMeta{}); return err },
 		"grant": func() error { _, err := grant(acting, "third@example.com", h.clock.Now().Add(time.Hour)); return err },
 		"revoke": func() error {
-			_, err := h.svc.RevokeDelegation(h.ctx, acting, id, domain.RequestMeta{})
+			_, err := h.svc.RevokeDelegation(h.ctx, acting, id, command.RequestMeta{})
 			return err
 		},
-		"act": func() error { _, err := h.svc.Act(h.ctx, acting, id, domain.RequestMeta{}); return err },
+		"act": func() error { _, err := h.svc.Act(h.ctx, acting, id, command.RequestMeta{}); return err },
 		"reauth": func() error {
-			_, err := h.svc.Reauth(h.ctx, acting, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{})
+			_, err := h.svc.Reauth(h.ctx, acting, command.ReauthInput{Password: goodPassword}, command.RequestMeta{})
 			return err
 		},
 		"disable": func() error {
-			_, err := h.svc.DisableTwoFactor(h.ctx, acting, goodPassword, domain.RequestMeta{})
+			_, err := h.svc.DisableTwoFactor(h.ctx, acting, goodPassword, command.RequestMeta{})
 			return err
 		},
 	} {
@@ -365,7 +366,7 @@ func TestDelegation(t *testing.T) {
 	}
 	// What it does is recorded with both accounts.
 	title := "Dr"
-	if _, err := h.svc.UpdateProfile(h.ctx, acting, domain.ProfilePatch{Title: &title}, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.UpdateProfile(h.ctx, acting, domain.ProfilePatch{Title: &title}, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	evs := h.events(domain.AccountStream(ownerID))
@@ -382,10 +383,10 @@ func TestDelegation(t *testing.T) {
 	}
 	// Revoking ends the acting session at once.
 	third = h.login("third@example.com").Session
-	if _, err := h.svc.RevokeDelegation(h.ctx, third, id, domain.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := h.svc.RevokeDelegation(h.ctx, third, id, command.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("stranger revokes: %v", err)
 	}
-	if _, err := h.svc.RevokeDelegation(h.ctx, owner, id, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.RevokeDelegation(h.ctx, owner, id, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.Whoami(h.ctx, res.Authenticated.Token); !errors.Is(err, domain.ErrSessionNotFound) {
@@ -395,7 +396,7 @@ func TestDelegation(t *testing.T) {
 	if so, ok := h.decode(sevs[len(sevs)-1]).(domain.SessionSignedOut); !ok || so.Reason != domain.SignOutDelegationEnded {
 		t.Fatalf("acting session stream %v", h.types(domain.SessionStream(acting.ID)))
 	}
-	if _, err := h.svc.Act(h.ctx, delegate, id, domain.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {
+	if _, err := h.svc.Act(h.ctx, delegate, id, command.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {
 		t.Fatalf("act on a revoked delegation: %v", err)
 	}
 	if ds, _ := h.svc.ListDelegations(owner); len(ds) != 0 {
@@ -409,11 +410,11 @@ func TestDelegationExpiry(t *testing.T) {
 	h.register("delegate@example.com")
 	owner := h.login("owner@example.com").Session
 	delegate := h.login("delegate@example.com").Session
-	r, err := h.svc.GrantDelegation(h.ctx, owner, "delegate@example.com", h.clock.Now().Add(10*time.Minute), domain.RequestMeta{})
+	r, err := h.svc.GrantDelegation(h.ctx, owner, "delegate@example.com", h.clock.Now().Add(10*time.Minute), command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := h.svc.Act(h.ctx, delegate, r.DelegationID, domain.RequestMeta{})
+	res, err := h.svc.Act(h.ctx, delegate, r.DelegationID, command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +423,7 @@ func TestDelegationExpiry(t *testing.T) {
 	if _, err := h.svc.Whoami(h.ctx, res.Authenticated.Token); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("whoami at expiry: %v", err)
 	}
-	if _, err := h.svc.Act(h.ctx, delegate, r.DelegationID, domain.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {
+	if _, err := h.svc.Act(h.ctx, delegate, r.DelegationID, command.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {
 		t.Fatalf("act at expiry: %v", err)
 	}
 	if _, err := h.svc.Sweep(h.ctx, h.clock.Now()); err != nil {

@@ -1,6 +1,7 @@
-package domain
+package command
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
@@ -30,7 +32,7 @@ type PasskeyCeremony struct {
 // holds ten new backup codes (shown once) when this passkey turned 2FA on, else nil;
 // SignedOut counts the other sessions signed out.
 type PasskeyRegistration struct {
-	Passkey     PasskeyInfo
+	Passkey     domain.PasskeyInfo
 	BackupCodes []string
 	SignedOut   int
 	Position    uint64
@@ -72,7 +74,7 @@ func (s *Service) newCeremony(ctx context.Context, c ephemeral.Ceremony, options
 
 // takeCeremony removes ceremony id from the store (single-use whatever follows) and checks
 // it is of kind and, for a caller's ceremony, was begun by that session.
-func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.CeremonyKind, caller *Session) (ephemeral.Ceremony, error) {
+func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.CeremonyKind, caller *domain.Session) (ephemeral.Ceremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return ephemeral.Ceremony{}, err
@@ -90,31 +92,31 @@ func (s *Service) takeCeremony(ctx context.Context, id string, kind ephemeral.Ce
 // BeginPasskeyRegistration starts registering a passkey named name (1..64 characters,
 // else a *ValidationError) for the caller's account. It needs a recent authentication
 // (ErrReauthenticationRequired; Config.StepUpWindow); a restricted session may use it
-// (enrollment). An account holding maxPasskeys passkeys gets ErrConflict. The creation
+// (enrollment). An account holding the most passkeys it may gets ErrConflict. The creation
 // options ask for a discoverable credential and user verification ("preferred" both),
 // attestation "none", and exclude the account's passkeys; the user handle is the account
 // id's bytes. It writes nothing; the ceremony is kept (ephemeral.CeremonyStore) until
 // FinishPasskeyRegistration or passkey.Config.CeremonyTTL. ErrPasskeysDisabled without a
 // passkey configuration.
-func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, name string) (PasskeyCeremony, error) {
+func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller domain.Session, name string) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	cur, err := s.sensitive(caller, CapEnroll)
+	cur, err := s.sensitive(caller, domain.CapEnroll)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	n, err := validateDeviceName(name)
+	n, err := domain.ValidateDeviceName(name)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	if len(a.s.Passkeys) >= maxPasskeys {
-		return PasskeyCeremony{}, fmt.Errorf("%w: at most %d passkeys", ErrConflict, maxPasskeys)
+	if err := a.CanAddPasskey(); err != nil {
+		return PasskeyCeremony{}, err
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyRegistration, AccountID: cur.AccountID, SessionID: cur.ID, Name: n,
 		UserVerification: webauthn.UVPreferred}, func(challenge []byte) (json.RawMessage, error) {
@@ -134,12 +136,12 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller Session, 
 // shown the new factor, becomes aal2 and loses an enrollment restriction (ReauthSucceeded,
 // amr passkey). With signOutOthers every other session of the account ends (reason
 // signed_out_by_user).
-func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session, ceremonyID string, credential json.RawMessage, signOutOthers bool, rm RequestMeta) (PasskeyRegistration, error) {
+func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller domain.Session, ceremonyID string, credential json.RawMessage, signOutOthers bool, rm RequestMeta) (PasskeyRegistration, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	cur, err := s.sensitive(caller, CapEnroll)
+	cur, err := s.sensitive(caller, domain.CapEnroll)
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
@@ -149,38 +151,38 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 	}
 	cred, err := webauthn.VerifyRegistration(cfg.RelyingParty(), credential, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
-		return PasskeyRegistration{}, &ValidationError{Field: "credential", Reason: webauthnReason(err)}
+		return PasskeyRegistration{}, &domain.ValidationError{Field: "credential", Reason: webauthnReason(err)}
 	}
-	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	set, codes, err := domain.NewBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
 	md := s.callerMetadata(cur, rm)
-	passkeyID := NewID()
+	passkeyID := domain.NewID()
 	var issued bool
-	var reg PasskeyRegistered
-	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		events, codes, err := a.decideRegisterPasskey(passkeyID, c.Name, cred, set, s.now())
+	var reg domain.PasskeyRegistered
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		events, codes, err := a.DecideRegisterPasskey(passkeyID, c.Name, cred, set, s.now())
 		if err == nil {
-			issued, reg = codes, events[0].(PasskeyRegistered)
+			issued, reg = codes, events[0].(domain.PasskeyRegistered)
 		}
 		return events, err
 	})
 	if err != nil {
 		return PasskeyRegistration{}, err
 	}
-	out := PasskeyRegistration{Position: res.LastPosition, Passkey: PasskeyInfo{ID: passkeyID, Name: reg.Name,
+	out := PasskeyRegistration{Position: res.LastPosition, Passkey: domain.PasskeyInfo{ID: passkeyID, Name: reg.Name,
 		CreatedAt: reg.At, BackupEligible: cred.BackupEligible, BackedUp: cred.BackupState}}
 	if issued {
 		out.BackupCodes = codes
 	}
-	pos, err := s.provedSecondFactor(ctx, cur, md, MethodPasskey, AMRPasskey)
+	pos, err := s.provedSecondFactor(ctx, cur, md, domain.MethodPasskey, domain.AMRPasskey)
 	out.Position = max(out.Position, pos)
 	if err != nil {
 		return out, err
 	}
 	if signOutOthers {
-		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutByUser, md)
+		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, domain.SignOutByUser, md)
 		out.SignedOut, out.Position = n, max(out.Position, pos)
 		if err != nil {
 			return out, err
@@ -192,9 +194,9 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller Session,
 // RenamePasskey renames a passkey of the caller (name 1..64 characters, else a
 // *ValidationError; ErrNotFound for an unknown id). It needs an active, unrestricted
 // session but no recent authentication; the same name writes nothing (position 0).
-func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, name string, rm RequestMeta) (uint64, error) {
-	return s.updateOwn(ctx, caller, CapControl, rm, func(a *Account, now time.Time) ([]Event, error) {
-		return a.decideRenamePasskey(passkeyID, name, now)
+func (s *Service) RenamePasskey(ctx context.Context, caller domain.Session, passkeyID, name string, rm RequestMeta) (uint64, error) {
+	return s.updateOwn(ctx, caller, domain.CapControl, rm, func(a *domain.Account, now time.Time) ([]domain.Event, error) {
+		return a.DecideRenamePasskey(passkeyID, name, now)
 	})
 }
 
@@ -202,9 +204,9 @@ func (s *Service) RenamePasskey(ctx context.Context, caller Session, passkeyID, 
 // ErrNotFound for an unknown id). Removing the last second factor turns 2FA off and drops
 // the backup codes (TwoFactorDisabled), which is ErrTwoFactorRequired while the
 // TwoFactorPolicy requires 2FA: the rule of RemoveTOTPDevice.
-func (s *Service) RemovePasskey(ctx context.Context, caller Session, passkeyID string, rm RequestMeta) (uint64, error) {
-	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
-		return a.decideRemovePasskey(passkeyID, orgs, now)
+func (s *Service) RemovePasskey(ctx context.Context, caller domain.Session, passkeyID string, rm RequestMeta) (uint64, error) {
+	return s.removeSecondFactor(ctx, caller, rm, func(a *domain.Account, orgs []string, now time.Time) ([]domain.Event, error) {
+		return a.DecideRemovePasskey(passkeyID, orgs, now)
 	})
 }
 
@@ -231,13 +233,13 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, ticket string) (Passkey
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	a, err := s.repo.load(ctx, t.AccountID)
+	a, err := s.repo.Load(ctx, t.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
 	allow := a.Passkeys()
 	if len(allow) == 0 {
-		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
+		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", domain.ErrConflict)
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyLogin, AccountID: t.AccountID, UserVerification: webauthn.UVPreferred, Ticket: t},
 		func(challenge []byte) (json.RawMessage, error) {
@@ -291,9 +293,9 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	if rm.IP != "" {
 		ipKey = throttle.IPKey(rm.IP)
 	}
-	stage, amr := StagePasskey, []string{AMRPasskey}
+	stage, amr := domain.StagePasskey, []string{domain.AMRPasskey}
 	if withTicket {
-		stage, amr = StageSecondFactor, []string{AMRPassword, AMRPasskey}
+		stage, amr = domain.StageSecondFactor, []string{domain.AMRPassword, domain.AMRPasskey}
 	}
 	// Identify the account: the ticket's, or the user handle's.
 	p, perr := webauthn.ParseAssertion(credential)
@@ -304,10 +306,10 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 			accountID = accountIDFromHandle(p.UserHandle)
 		}
 	}
-	var a *Account
+	var a *domain.Account
 	if accountID != "" {
-		a, err = s.repo.load(ctx, accountID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		a, err = s.repo.Load(ctx, accountID)
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return LoginResult{}, err
 		}
 		if err != nil {
@@ -324,34 +326,34 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 			}
 			if d.Wait > 0 {
 				if d.First {
-					s.recordFailure(ctx, "", "", LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: MethodPasskey,
-						RetryAfterMS: d.Wait.Milliseconds(), At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
+					s.recordFailure(ctx, "", "", domain.LoginFailed{Reason: domain.LoginFailedThrottled, Stage: stage, Method: domain.MethodPasskey,
+						RetryAfterMS: d.Wait.Milliseconds(), At: now}, s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
 				}
 				return LoginResult{}, &throttle.Error{RetryAfter: d.Wait}
 			}
 		}
-		reason := LoginFailedUnknownAccount
+		reason := domain.LoginFailedUnknownAccount
 		if perr != nil || accountID == "" {
-			reason = LoginFailedInvalidCredentials
+			reason = domain.LoginFailedInvalidCredentials
 		}
-		s.recordFailure(ctx, "", "", LoginFailed{Reason: reason, Stage: stage, Method: MethodPasskey, At: now},
-			s.metadata("", Actor{Type: ActorAccount}, rm))
-		return LoginResult{}, ErrPasskeyInvalid
+		s.recordFailure(ctx, "", "", domain.LoginFailed{Reason: reason, Stage: stage, Method: domain.MethodPasskey, At: now},
+			s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
+		return LoginResult{}, domain.ErrPasskeyInvalid
 	}
-	at, err := s.reserveSignIn(ctx, throttle.AccountKey(a.Email()), ipKey, a.Email(), stage, MethodPasskey, rm)
+	at, err := s.reserveSignIn(ctx, throttle.AccountKey(a.Email()), ipKey, a.Email(), stage, domain.MethodPasskey, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	defer at.Settle(ctx)
-	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
+	md := s.metadata(a.ID(), domain.Actor{Type: domain.ActorAccount, ID: a.ID()}, rm)
 	fail := func(err error) (LoginResult, error) {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: stage,
-			Method: MethodPasskey, At: now}, md)
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: stage,
+			Method: domain.MethodPasskey, At: now}, md)
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, c.Ticket.ID)
 		}
-		return LoginResult{}, fmt.Errorf("%w (%s)", ErrPasskeyInvalid, webauthnReason(err))
+		return LoginResult{}, fmt.Errorf("%w (%s)", domain.ErrPasskeyInvalid, webauthnReason(err))
 	}
 	if perr != nil {
 		return fail(perr)
@@ -360,7 +362,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	if err != nil {
 		return fail(err)
 	}
-	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: stage}, md)
+	_, err = s.recordPasskeyUse(ctx, a.ID(), use, domain.LoginFailed{Stage: stage}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
 		at.Failed()
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
@@ -368,7 +370,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 		}
 		return LoginResult{}, err
 	}
-	if errors.Is(err, ErrPasskeyInvalid) {
+	if errors.Is(err, domain.ErrPasskeyInvalid) {
 		return fail(err)
 	}
 	if err != nil {
@@ -377,7 +379,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	if withTicket && !s.tickets.Consume(ctx, c.Ticket.ID) {
 		return LoginResult{}, ErrTicketInvalid
 	}
-	res, err := s.startSession(ctx, a.ID(), clientID, MethodPasskey, amr, false, rm)
+	res, err := s.startSession(ctx, a.ID(), clientID, domain.MethodPasskey, amr, false, rm)
 	if err == nil {
 		at.Succeeded()
 	}
@@ -397,32 +399,38 @@ func accountIDFromHandle(handle []byte) string {
 // checkAssertion finds the passkey p names among a's and verifies p with it. With a user
 // handle it must be a's; a ceremony with a ticket or a session only accepts a's passkeys
 // anyway (the allowCredentials it offered).
-func (s *Service) checkAssertion(cfg *webauthn.Config, a *Account, p webauthn.Assertion, c ephemeral.Ceremony) (passkeyUse, error) {
+func (s *Service) checkAssertion(cfg *webauthn.Config, a *domain.Account, p webauthn.Assertion, c ephemeral.Ceremony) (domain.PasskeyUse, error) {
 	if len(p.UserHandle) > 0 && string(p.UserHandle) != a.ID() {
-		return passkeyUse{}, webauthnErr("the user handle names another account")
+		return domain.PasskeyUse{}, webauthnErr("the user handle names another account")
 	}
 	if len(p.UserHandle) == 0 && c.AccountID == "" {
-		return passkeyUse{}, webauthnErr("a usernameless sign-in needs a user handle")
+		return domain.PasskeyUse{}, webauthnErr("a usernameless sign-in needs a user handle")
 	}
-	pk := a.passkeyByCredential(p.CredentialID)
+	var pk *domain.PasskeyCredential
+	for _, c := range a.Passkeys() {
+		if bytes.Equal(c.CredentialID, p.CredentialID) {
+			pk = &c
+			break
+		}
+	}
 	if pk == nil {
-		return passkeyUse{}, webauthnErr("the credential is not registered")
+		return domain.PasskeyUse{}, webauthnErr("the credential is not registered")
 	}
 	r, err := webauthn.VerifyAssertion(cfg.RelyingParty(), p, webauthn.Credential{PublicKey: pk.PublicKey, BackupEligible: pk.BackupEligible}, c.Challenge, c.UserVerification == webauthn.UVRequired)
 	if err != nil {
-		return passkeyUse{}, err
+		return domain.PasskeyUse{}, err
 	}
-	return passkeyUse{PasskeyID: pk.ID, SignCount: r.SignCount, BackupState: r.BackupState}, nil
+	return domain.PasskeyUse{PasskeyID: pk.ID, SignCount: r.SignCount, BackupState: r.BackupState}, nil
 }
 
 // recordPasskeyUse appends PasskeyUsed, or PasskeyCloneSuspected with a LoginFailed built
 // from failure (then it answers ErrPasskeyCloneSuspected), deciding on the current state.
-func (s *Service) recordPasskeyUse(ctx context.Context, accountID string, use passkeyUse, failure LoginFailed, md Metadata) (uint64, error) {
+func (s *Service) recordPasskeyUse(ctx context.Context, accountID string, use domain.PasskeyUse, failure domain.LoginFailed, md domain.Metadata) (uint64, error) {
 	var cloned bool
-	res, _, err := s.updateAccount(ctx, accountID, md, func(a *Account) ([]Event, error) {
-		var events []Event
+	res, _, err := s.updateAccount(ctx, accountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		var events []domain.Event
 		var err error
-		events, cloned, err = a.decidePasskeyUse(use, failure, s.now())
+		events, cloned, err = a.DecidePasskeyUse(use, failure, s.now())
 		return events, err
 	})
 	if err != nil {
@@ -438,22 +446,22 @@ func (s *Service) recordPasskeyUse(ctx context.Context, accountID string, use pa
 // of its account's passkeys (allowCredentials; user verification "preferred"). An account
 // without a passkey gets ErrConflict. Restricted sessions may re-authenticate. It writes
 // nothing.
-func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (PasskeyCeremony, error) {
+func (s *Service) BeginPasskeyReauth(ctx context.Context, caller domain.Session) (PasskeyCeremony, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	cur, err := s.authorize(caller, CapEnroll)
+	cur, err := s.authorize(caller, domain.CapEnroll)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
 	allow := a.Passkeys()
 	if len(allow) == 0 {
-		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", ErrConflict)
+		return PasskeyCeremony{}, fmt.Errorf("the account has no passkey: %w", domain.ErrConflict)
 	}
 	return s.newCeremony(ctx, ephemeral.Ceremony{Kind: ephemeral.CeremonyReauth, AccountID: cur.AccountID, SessionID: cur.ID, UserVerification: webauthn.UVPreferred},
 		func(challenge []byte) (json.RawMessage, error) {
@@ -468,12 +476,12 @@ func (s *Service) BeginPasskeyReauth(ctx context.Context, caller Session) (Passk
 // assertion is ErrPasskeyInvalid, a sign count that did not increase
 // ErrPasskeyCloneSuspected (PasskeyCloneSuspected recorded); failures are recorded
 // (LoginFailed, stage reauth) and throttled per account like Reauth.
-func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, ceremonyID string, credential json.RawMessage, rm RequestMeta) (uint64, error) {
+func (s *Service) FinishPasskeyReauth(ctx context.Context, caller domain.Session, ceremonyID string, credential json.RawMessage, rm RequestMeta) (uint64, error) {
 	cfg, err := s.passkeyConfig()
 	if err != nil {
 		return 0, err
 	}
-	cur, err := s.authorize(caller, CapEnroll)
+	cur, err := s.authorize(caller, domain.CapEnroll)
 	if err != nil {
 		return 0, err
 	}
@@ -486,16 +494,16 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 		return 0, err
 	}
 	now := s.now()
-	at, err := s.reserveReauth(ctx, a, MethodPasskey, cur.ID, md)
+	at, err := s.reserveReauth(ctx, a, domain.MethodPasskey, cur.ID, md)
 	if err != nil {
 		return 0, err
 	}
 	defer at.Settle(ctx)
 	fail := func(err error) (uint64, error) {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
-			Method: MethodPasskey, SessionID: cur.ID, At: now}, md)
-		return 0, fmt.Errorf("%w (%s)", ErrPasskeyInvalid, webauthnReason(err))
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageReauth,
+			Method: domain.MethodPasskey, SessionID: cur.ID, At: now}, md)
+		return 0, fmt.Errorf("%w (%s)", domain.ErrPasskeyInvalid, webauthnReason(err))
 	}
 	p, err := webauthn.ParseAssertion(credential)
 	if err != nil {
@@ -505,19 +513,19 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller Session, cerem
 	if err != nil {
 		return fail(err)
 	}
-	_, err = s.recordPasskeyUse(ctx, a.ID(), use, LoginFailed{Stage: StageReauth, SessionID: cur.ID}, md)
+	_, err = s.recordPasskeyUse(ctx, a.ID(), use, domain.LoginFailed{Stage: domain.StageReauth, SessionID: cur.ID}, md)
 	if errors.Is(err, ErrPasskeyCloneSuspected) {
 		at.Failed()
 		return 0, err
 	}
-	if errors.Is(err, ErrPasskeyInvalid) {
+	if errors.Is(err, domain.ErrPasskeyInvalid) {
 		return fail(err)
 	}
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		return r.decideReauth(MethodPasskey, AMRPasskey, s.now())
+	res, _, err := s.updateSession(ctx, cur.ID, func(*domain.SessionRecord) domain.Metadata { return md }, func(r *domain.SessionRecord) ([]domain.Event, error) {
+		return r.DecideReauth(domain.MethodPasskey, domain.AMRPasskey, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -531,7 +539,7 @@ func webauthnErr(format string, args ...any) error {
 // webauthnReason is the user-safe sentence of a verification error.
 func webauthnReason(err error) string {
 	msg := err.Error()
-	for _, prefix := range []string{webauthn.ErrWebAuthn.Error() + ": ", ErrPasskeyInvalid.Error() + ": "} {
+	for _, prefix := range []string{webauthn.ErrWebAuthn.Error() + ": ", domain.ErrPasskeyInvalid.Error() + ": "} {
 		if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
 			msg = msg[len(prefix):]
 		}

@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 )
 
@@ -21,8 +22,8 @@ type TOTPEnrollment struct {
 // AddTOTPDevice adds a pending TOTP device named name (1..64 characters) to the caller's
 // account: a fresh 160-bit secret, sealed with the server key in TOTPDeviceAdded. It needs a
 // recent authentication; a restricted session may use it (enrollment).
-func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string, rm RequestMeta) (TOTPEnrollment, error) {
-	cur, err := s.sensitive(caller, CapEnroll)
+func (s *Service) AddTOTPDevice(ctx context.Context, caller domain.Session, name string, rm RequestMeta) (TOTPEnrollment, error) {
+	cur, err := s.sensitive(caller, domain.CapEnroll)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
@@ -30,13 +31,13 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string
 	if _, err := io.ReadFull(s.cfg.Rand, secret); err != nil {
 		return TOTPEnrollment{}, fmt.Errorf("totp secret: %w", err)
 	}
-	deviceID := NewID()
-	sealed, err := s.cfg.Keyring.Seal(secret, totpAAD(cur.AccountID, deviceID))
+	deviceID := domain.NewID()
+	sealed, err := domain.SealTOTPSecret(s.cfg.Keyring, cur.AccountID, deviceID, secret)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
-	res, a, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideAddTOTPDevice(deviceID, name, sealed, s.now())
+	res, a, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideAddTOTPDevice(deviceID, name, sealed, s.now())
 	})
 	if err != nil {
 		return TOTPEnrollment{}, err
@@ -51,20 +52,16 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller Session, name string
 // TOTPQRCode returns the QR code (PNG, credential.QRCodeSize pixels square) of the otpauth URL of a
 // pending device of the caller; a confirmed or unknown device gives ErrNotFound (the secret
 // is only shown during enrollment).
-func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID string) ([]byte, error) {
-	cur, err := s.authorize(caller, CapEnroll)
+func (s *Service) TOTPQRCode(ctx context.Context, caller domain.Session, deviceID string) ([]byte, error) {
+	cur, err := s.authorize(caller, domain.CapEnroll)
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return nil, err
 	}
-	d := a.device(deviceID)
-	if d == nil || d.Confirmed {
-		return nil, fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
-	}
-	secret, err := s.cfg.Keyring.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	secret, err := a.PendingTOTPSecret(s.cfg.Keyring, deviceID)
 	if err != nil {
 		return nil, err
 	}
@@ -80,32 +77,20 @@ func (s *Service) TOTPQRCode(ctx context.Context, caller Session, deviceID strin
 // ErrNotFound, a confirmed one ErrConflict. The first confirmed second factor generates the
 // backup codes. The caller's session, having now shown a second factor, becomes aal2 (and
 // loses an enrollment restriction) through a ReauthSucceeded.
-func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceID, code string, rm RequestMeta) (BackupCodesResult, error) {
-	cur, err := s.sensitive(caller, CapEnroll)
+func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller domain.Session, deviceID, code string, rm RequestMeta) (BackupCodesResult, error) {
+	cur, err := s.sensitive(caller, domain.CapEnroll)
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	set, codes, err := domain.NewBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
 	md := s.callerMetadata(cur, rm)
 	var issued bool
-	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		now := s.now()
-		d := a.device(deviceID)
-		if d == nil {
-			return nil, fmt.Errorf("totp device %s: %w", deviceID, ErrNotFound)
-		}
-		if d.Confirmed {
-			return nil, fmt.Errorf("totp device %s is already confirmed: %w", deviceID, ErrConflict)
-		}
-		_, step, err := a.matchTOTP(s.cfg.Keyring, code, now, deviceID)
-		if err != nil {
-			return nil, err
-		}
-		var events []Event
-		events, issued, err = a.decideConfirmTOTPDevice(deviceID, step, set, now)
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		events, codesIssued, err := a.DecideConfirmTOTP(s.cfg.Keyring, deviceID, code, set, s.now())
+		issued = codesIssued
 		return events, err
 	})
 	if err != nil {
@@ -115,7 +100,7 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 	if issued {
 		out.BackupCodes = codes
 	}
-	pos, err := s.provedSecondFactor(ctx, cur, md, MethodTOTP, AMROTP)
+	pos, err := s.provedSecondFactor(ctx, cur, md, domain.MethodTOTP, domain.AMROTP)
 	out.Position = max(out.Position, pos)
 	return out, err
 }
@@ -123,9 +108,9 @@ func (s *Service) ConfirmTOTPDevice(ctx context.Context, caller Session, deviceI
 // RemoveTOTPDevice removes a device of the caller (recent authentication needed). Removing
 // the last second factor turns 2FA off and drops the backup codes (TwoFactorDisabled),
 // which is ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA.
-func (s *Service) RemoveTOTPDevice(ctx context.Context, caller Session, deviceID string, rm RequestMeta) (uint64, error) {
-	return s.removeSecondFactor(ctx, caller, rm, func(a *Account, orgs []string, now time.Time) ([]Event, error) {
-		return a.decideRemoveTOTPDevice(deviceID, orgs, now)
+func (s *Service) RemoveTOTPDevice(ctx context.Context, caller domain.Session, deviceID string, rm RequestMeta) (uint64, error) {
+	return s.removeSecondFactor(ctx, caller, rm, func(a *domain.Account, orgs []string, now time.Time) ([]domain.Event, error) {
+		return a.DecideRemoveTOTPDevice(deviceID, orgs, now)
 	})
 }
 
@@ -139,17 +124,17 @@ type BackupCodesResult struct {
 
 // RegenerateBackupCodes replaces every backup code of the caller with ten new ones (recent
 // authentication needed); earlier codes stop working. Without 2FA it is ErrConflict.
-func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm RequestMeta) (BackupCodesResult, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) RegenerateBackupCodes(ctx context.Context, caller domain.Session, rm RequestMeta) (BackupCodesResult, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	set, codes, err := newBackupCodeSet(s.cfg.Rand, s.now())
+	set, codes, err := domain.NewBackupCodeSet(s.cfg.Rand, s.now())
 	if err != nil {
 		return BackupCodesResult{}, err
 	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
-		return a.decideRegenerateBackupCodes(set, s.now())
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideRegenerateBackupCodes(set, s.now())
 	})
 	if err != nil {
 		return BackupCodesResult{}, err
@@ -161,8 +146,8 @@ func (s *Service) RegenerateBackupCodes(ctx context.Context, caller Session, rm 
 // needs a recent authentication and the password (ErrInvalidCredentials, throttled), and is
 // ErrTwoFactorRequired while the TwoFactorPolicy requires 2FA. With nothing to remove it
 // writes nothing.
-func (s *Service) DisableTwoFactor(ctx context.Context, caller Session, password string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) DisableTwoFactor(ctx context.Context, caller domain.Session, password string, rm RequestMeta) (uint64, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -177,8 +162,8 @@ func (s *Service) DisableTwoFactor(ctx context.Context, caller Session, password
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		return a.decideDisableTwoFactor(orgs, s.now())
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideDisableTwoFactor(orgs, s.now())
 	})
 	return res.LastPosition, err
 }

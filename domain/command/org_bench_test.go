@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 )
 
@@ -25,24 +26,24 @@ func BenchmarkLoginWithOrgs(b *testing.B) {
 		e := newBenchEnv(b, credential.Argon2Config{MemoryKiB: 8192, Iterations: 1})
 		e.register(b, "member@example.com")
 		e.register(b, "owner@example.com")
-		res, err := e.svc.Login(ctx, "owner@example.com", goodPassword, "", domain.RequestMeta{})
+		res, err := e.svc.Login(ctx, "owner@example.com", goodPassword, "", command.RequestMeta{})
 		if err != nil || res.Authenticated == nil {
 			b.Fatalf("owner login: %+v %v", res, err)
 		}
 		owner := res.Authenticated.Session
 		for i := range orgs {
-			org, err := e.svc.CreateOrg(ctx, owner, fmt.Sprintf("Org %d", i), domain.RequestMeta{})
+			org, err := e.svc.CreateOrg(ctx, owner, fmt.Sprintf("Org %d", i), command.RequestMeta{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := e.svc.AddMember(ctx, owner, org.OrgID, "member@example.com", domain.OrgRoleMember, domain.RequestMeta{}); err != nil {
+			if _, err := e.svc.AddMember(ctx, owner, org.OrgID, "member@example.com", domain.OrgRoleMember, command.RequestMeta{}); err != nil {
 				b.Fatal(err)
 			}
-			mgr, err := e.svc.CreateOrg(ctx, owner, fmt.Sprintf("Manager %d", i), domain.RequestMeta{})
+			mgr, err := e.svc.CreateOrg(ctx, owner, fmt.Sprintf("Manager %d", i), command.RequestMeta{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := e.svc.AddManagedOrg(ctx, owner, mgr.OrgID, org.OrgID, domain.RequestMeta{}); err != nil {
+			if _, err := e.svc.AddManagedOrg(ctx, owner, mgr.OrgID, org.OrgID, command.RequestMeta{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -51,8 +52,8 @@ func BenchmarkLoginWithOrgs(b *testing.B) {
 		}
 		login := func() time.Duration {
 			t0 := time.Now()
-			res, err := e.svc.Login(ctx, "member@example.com", goodPassword, "", domain.RequestMeta{IP: "192.0.2.9"})
-			if err != nil || res.Status != domain.StatusAuthenticated {
+			res, err := e.svc.Login(ctx, "member@example.com", goodPassword, "", command.RequestMeta{IP: "192.0.2.9"})
+			if err != nil || res.Status != command.StatusAuthenticated {
 				b.Fatalf("login: %+v, %v", res, err)
 			}
 			return time.Since(t0)
@@ -81,10 +82,10 @@ func BenchmarkLoginWithOrgs(b *testing.B) {
 // an account in 50 organisations, each managed by another, one of the managers requiring 2FA,
 // in a directory of 10,000 organisations.
 func BenchmarkTwoFactorPolicyLookup(b *testing.B) {
-	x := domain.NewOrgIndex()
+	x := command.NewOrgIndex()
 	at := time.Unix(0, 0)
 	emit := func(stream string, v uint64, e domain.Event) {
-		d, err := domain.NewEventData(e.EventType(), 1, e, domain.Metadata{})
+		d, err := domain.NewEventData(domain.EventTypeOf(e), 1, e, domain.Metadata{})
 		if err != nil {
 			b.Fatal(err)
 		}

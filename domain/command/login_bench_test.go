@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -44,7 +45,7 @@ func (h *hashTimes) reset() {
 }
 
 type benchEnv struct {
-	svc   *domain.Service
+	svc   *command.Service
 	store *sqlite.Store
 	hash  *hashTimes
 	clock *fakeClock
@@ -63,7 +64,7 @@ func newBenchEnv(b *testing.B, argon credential.Argon2Config) *benchEnv {
 	}
 	e := &benchEnv{store: store, hash: &hashTimes{}, clock: &fakeClock{t: start}}
 	argon.Observe = e.hash.observe
-	e.svc, err = domain.NewService(domain.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
+	e.svc, err = command.NewService(command.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
 		Argon2: argon, Now: e.clock.Now})
 	if err != nil {
 		b.Fatal(err)
@@ -72,7 +73,7 @@ func newBenchEnv(b *testing.B, argon credential.Argon2Config) *benchEnv {
 }
 
 func (e *benchEnv) register(b *testing.B, email string) string {
-	res, err := e.svc.Register(context.Background(), domain.Registration{Email: email, Password: goodPassword, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{})
+	res, err := e.svc.Register(context.Background(), command.Registration{Email: email, Password: goodPassword, FirstName: "Ann", LastName: "Lee"}, command.RequestMeta{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func BenchmarkPasswordLogin(b *testing.B) {
 							return
 						}
 						t0 := time.Now()
-						res, err := e.svc.Login(ctx, emails[c], goodPassword, "", domain.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", c+1)})
+						res, err := e.svc.Login(ctx, emails[c], goodPassword, "", command.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", c+1)})
 						lat[i] = time.Since(t0)
 						if err != nil || res.Authenticated == nil {
 							errs.Add(1)
@@ -211,12 +212,12 @@ func BenchmarkLoginWithHistory(b *testing.B) {
 			login := func() time.Duration {
 				e.clock.Advance(30 * time.Second) // a new time step per sign-in
 				t0 := time.Now()
-				res, err := e.svc.Login(ctx, "busy@example.com", goodPassword, "", domain.RequestMeta{IP: "192.0.2.9"})
+				res, err := e.svc.Login(ctx, "busy@example.com", goodPassword, "", command.RequestMeta{IP: "192.0.2.9"})
 				if err != nil || res.SecondFactor == nil {
 					b.Fatalf("login: %+v, %v", res, err)
 				}
 				code, _ := totp.GenerateCode(secret, e.clock.Now())
-				res, err = e.svc.SecondFactor(ctx, res.SecondFactor.Ticket, "totp", code, domain.RequestMeta{IP: "192.0.2.9"})
+				res, err = e.svc.SecondFactor(ctx, res.SecondFactor.Ticket, "totp", code, command.RequestMeta{IP: "192.0.2.9"})
 				if err != nil || res.Authenticated == nil {
 					b.Fatalf("second factor: %+v, %v", res, err)
 				}
@@ -236,17 +237,17 @@ func BenchmarkLoginWithHistory(b *testing.B) {
 
 func enrollTOTP(b *testing.B, e *benchEnv, accountID string) (secret, deviceID string) {
 	ctx := context.Background()
-	res, err := e.svc.Login(ctx, "busy@example.com", goodPassword, "", domain.RequestMeta{})
+	res, err := e.svc.Login(ctx, "busy@example.com", goodPassword, "", command.RequestMeta{})
 	if err != nil || res.Authenticated == nil {
 		b.Fatalf("login: %+v, %v", res, err)
 	}
 	caller := res.Authenticated.Session
-	enr, err := e.svc.AddTOTPDevice(ctx, caller, "phone", domain.RequestMeta{})
+	enr, err := e.svc.AddTOTPDevice(ctx, caller, "phone", command.RequestMeta{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	code, _ := totp.GenerateCode(enr.Secret, e.clock.Now())
-	if _, err := e.svc.ConfirmTOTPDevice(ctx, caller, enr.DeviceID, code, domain.RequestMeta{}); err != nil {
+	if _, err := e.svc.ConfirmTOTPDevice(ctx, caller, enr.DeviceID, code, command.RequestMeta{}); err != nil {
 		b.Fatal(err)
 	}
 	return enr.Secret, enr.DeviceID

@@ -1,9 +1,10 @@
-package domain
+package command
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -21,17 +22,17 @@ type OrgResult struct {
 }
 
 // loadOrg reads an organisation's stream and rebuilds it (ErrNotFound when it is empty).
-func (s *Service) loadOrg(ctx context.Context, orgID string) (*Org, error) {
-	events, err := s.readAll(ctx, OrgStream(orgID))
+func (s *Service) loadOrg(ctx context.Context, orgID string) (*domain.Org, error) {
+	events, err := s.readAll(ctx, domain.OrgStream(orgID))
 	if err != nil {
 		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
 	}
-	return rebuildOrg(orgID, events)
+	return domain.RebuildOrg(orgID, events)
 }
 
 // readAll reads a whole (short) stream in pages.
-func (s *Service) readAll(ctx context.Context, stream string) ([]Envelope, error) {
-	var all []Envelope
+func (s *Service) readAll(ctx context.Context, stream string) ([]domain.Envelope, error) {
+	var all []domain.Envelope
 	for {
 		events, err := s.cfg.Store.ReadStream(ctx, stream, uint64(len(all))+1, s.cfg.ReadPageSize)
 		if err != nil {
@@ -46,53 +47,47 @@ func (s *Service) readAll(ctx context.Context, stream string) ([]Envelope, error
 
 // updateOrg loads the organisation, lets decide return events, appends them with the
 // version it loaded (retrying on a conflict) and publishes the new state to the directory.
-func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*Org) Metadata, decide func(o *Org) ([]Event, error)) (AppendResult, *Org, error) {
-	res, o, events, err := update(ctx, s, "organisation "+orgID, OrgStream(orgID), func(ctx context.Context) (*Org, error) { return s.loadOrg(ctx, orgID) }, md, decide)
+func (s *Service) updateOrg(ctx context.Context, orgID string, md func(*domain.Org) domain.Metadata, decide func(o *domain.Org) ([]domain.Event, error)) (domain.AppendResult, *domain.Org, error) {
+	res, o, events, err := update(ctx, s, "organisation "+orgID, domain.OrgStream(orgID), func(ctx context.Context) (*domain.Org, error) { return s.loadOrg(ctx, orgID) }, md, decide)
 	if err != nil || len(events) == 0 {
 		return res, o, err
 	}
-	next := o.clone()
-	for _, e := range events {
-		if err := next.apply(e); err != nil {
-			return res, nil, err
-		}
+	next, err := domain.Next(o, events, res.NextVersion)
+	if err != nil {
+		return res, nil, err
 	}
-	next.version = res.NextVersion
 	s.orgs.publish(next)
 	return res, next, nil
 }
 
 // CreateOrg creates an organisation named name (1..200 characters) whose owner is the
 // caller (an active, unrestricted session).
-func (s *Service) CreateOrg(ctx context.Context, caller Session, name string, rm RequestMeta) (OrgResult, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) CreateOrg(ctx context.Context, caller domain.Session, name string, rm RequestMeta) (OrgResult, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return OrgResult{}, err
 	}
-	id := NewID()
-	events, err := decideCreateOrg(id, name, cur.AccountID, s.now())
+	id := domain.NewID()
+	events, err := domain.DecideCreateOrg(id, name, cur.AccountID, s.now())
 	if err != nil {
 		return OrgResult{}, err
 	}
-	res, err := s.appendEvents(ctx, OrgStream(id), NoStream, events, s.callerMetadata(cur, rm))
+	res, err := s.appendEvents(ctx, domain.OrgStream(id), domain.NoStream, events, s.callerMetadata(cur, rm))
 	if err != nil {
 		return OrgResult{}, err
 	}
-	o := &Org{id: id, members: map[string]string{}}
-	for _, e := range events {
-		if err := o.apply(e); err != nil {
-			return OrgResult{}, err
-		}
+	o, err := domain.Next(domain.NewOrg(id), events, res.NextVersion)
+	if err != nil {
+		return OrgResult{}, err
 	}
-	o.version = res.NextVersion
 	s.orgs.publish(o)
 	return OrgResult{OrgID: id, Position: res.LastPosition}, nil
 }
 
 // Org returns the organisation read from the log, for a caller who is a member of it (else
 // ErrNotFound).
-func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, error) {
-	cur, err := s.authorize(caller, CapRead)
+func (s *Service) Org(ctx context.Context, caller domain.Session, orgID string) (*domain.Org, error) {
+	cur, err := s.authorize(caller, domain.CapRead)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +95,7 @@ func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, 
 	if err != nil {
 		return nil, err
 	}
-	if err := o.see(cur.AccountID); err != nil {
+	if err := o.See(cur.AccountID); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -109,19 +104,19 @@ func (s *Service) Org(ctx context.Context, caller Session, orgID string) (*Org, 
 // OrgAccess says what the caller may read of an organisation, from the directory: ErrNotFound
 // for an outsider (or an unknown organisation), ErrForbidden when needAdmin and the caller is a
 // plain member; otherwise the caller's role.
-func (s *Service) OrgAccess(caller Session, orgID string, needAdmin bool) (string, error) {
-	cur, err := s.authorize(caller, CapRead)
+func (s *Service) OrgAccess(caller domain.Session, orgID string, needAdmin bool) (string, error) {
+	cur, err := s.authorize(caller, domain.CapRead)
 	if err != nil {
 		return "", err
 	}
 	o, ok := s.orgs.Get(orgID)
 	if !ok {
-		return "", fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
+		return "", fmt.Errorf("organisation %s: %w", orgID, domain.ErrNotFound)
 	}
 	if needAdmin {
-		err = o.administer(cur.AccountID)
+		err = o.Administer(cur.AccountID)
 	} else {
-		err = o.see(cur.AccountID)
+		err = o.See(cur.AccountID)
 	}
 	if err != nil {
 		return "", err
@@ -131,7 +126,7 @@ func (s *Service) OrgAccess(caller Session, orgID string, needAdmin bool) (strin
 
 // memberMetadata is the metadata of a change about accountID made by the caller: the
 // subject is that account, so the change shows in its activity log, done by the caller.
-func (s *Service) memberMetadata(cur Session, accountID string, rm RequestMeta) Metadata {
+func (s *Service) memberMetadata(cur domain.Session, accountID string, rm RequestMeta) domain.Metadata {
 	md := s.callerMetadata(cur, rm)
 	md.SubjectAccountID = accountID
 	return md
@@ -142,12 +137,12 @@ func (s *Service) memberMetadata(cur Session, accountID string, rm RequestMeta) 
 // owner may grant or take the owner role). An email with no account is ErrNotFound (API.md),
 // checked after the caller's rights so that outsiders learn nothing; the same role again or
 // demoting the last owner is ErrConflict.
-func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, role string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) AddMember(ctx context.Context, caller domain.Session, orgID, email, role string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
-	if err := validateOrgRole(role); err != nil {
+	if err := domain.ValidateOrgRole(role); err != nil {
 		return 0, err
 	}
 	norm, err := validate.Email(email)
@@ -158,27 +153,31 @@ func (s *Service) AddMember(ctx context.Context, caller Session, orgID, email, r
 	if err != nil {
 		return 0, err
 	}
-	if err := o.administer(cur.AccountID); err != nil {
+	if err := o.Administer(cur.AccountID); err != nil {
 		return 0, err
 	}
 	accountID, err := s.LookupEmail(ctx, norm)
 	if err != nil {
 		return 0, fmt.Errorf("member email: %w", err)
 	}
-	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.memberMetadata(cur, accountID, rm) },
-		func(o *Org) ([]Event, error) { return o.decideAddMember(cur.AccountID, accountID, role, s.now()) })
+	res, _, err := s.updateOrg(ctx, orgID, func(*domain.Org) domain.Metadata { return s.memberMetadata(cur, accountID, rm) },
+		func(o *domain.Org) ([]domain.Event, error) {
+			return o.DecideAddMember(cur.AccountID, accountID, role, s.now())
+		})
 	return res.LastPosition, err
 }
 
 // RemoveMember ends accountID's membership. The caller must be an owner or admin (only an
 // owner removes an owner); a non-member is ErrNotFound; the last owner stays (ErrConflict).
-func (s *Service) RemoveMember(ctx context.Context, caller Session, orgID, accountID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) RemoveMember(ctx context.Context, caller domain.Session, orgID, accountID string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.memberMetadata(cur, accountID, rm) },
-		func(o *Org) ([]Event, error) { return o.decideRemoveMember(cur.AccountID, accountID, s.now()) })
+	res, _, err := s.updateOrg(ctx, orgID, func(*domain.Org) domain.Metadata { return s.memberMetadata(cur, accountID, rm) },
+		func(o *domain.Org) ([]domain.Event, error) {
+			return o.DecideRemoveMember(cur.AccountID, accountID, s.now())
+		})
 	return res.LastPosition, err
 }
 
@@ -187,8 +186,8 @@ func (s *Service) RemoveMember(ctx context.Context, caller Session, orgID, accou
 // re-entering the password (a wrong one is ErrInvalidCredentials, recorded and throttled like
 // a sign-in). A delegate's acting session may not (ErrForbidden). The event names the caller.
 // Setting the value it already has writes nothing.
-func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, orgID string, required bool, password string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller domain.Session, orgID string, required bool, password string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -196,20 +195,20 @@ func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, o
 	if err != nil {
 		return 0, err
 	}
-	a, err := s.repo.load(ctx, cur.AccountID)
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	if err != nil {
 		return 0, err
 	}
 	// Rights first (no password is checked for someone who may not change the policy).
-	if _, err := o.decideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now()); err != nil {
+	if _, err := o.DecideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now()); err != nil {
 		return 0, err
 	}
 	md := s.callerMetadata(cur, rm)
 	if err := s.checkPassword(ctx, a, password, cur.ID, md, rm); err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return md }, func(o *Org) ([]Event, error) {
-		return o.decideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now())
+	res, _, err := s.updateOrg(ctx, orgID, func(*domain.Org) domain.Metadata { return md }, func(o *domain.Org) ([]domain.Event, error) {
+		return o.DecideSetRequirement(cur.AccountID, a.TwoFactorEnabled(), required, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -217,20 +216,20 @@ func (s *Service) SetTwoFactorRequirement(ctx context.Context, caller Session, o
 // AddManagedOrg makes orgID manage managedID: the caller must be an owner of both. From then
 // on a 2FA requirement of orgID applies to managedID's members (one level: what managedID
 // manages is not covered).
-func (s *Service) AddManagedOrg(ctx context.Context, caller Session, orgID, managedID string, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) AddManagedOrg(ctx context.Context, caller domain.Session, orgID, managedID string, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateOrg(ctx, orgID, func(*Org) Metadata { return s.callerMetadata(cur, rm) }, func(o *Org) ([]Event, error) {
-		if err := o.see(cur.AccountID); err != nil {
+	res, _, err := s.updateOrg(ctx, orgID, func(*domain.Org) domain.Metadata { return s.callerMetadata(cur, rm) }, func(o *domain.Org) ([]domain.Event, error) {
+		if err := o.See(cur.AccountID); err != nil {
 			return nil, err
 		}
 		other, err := s.loadOrg(ctx, managedID)
 		if err != nil {
 			return nil, err
 		}
-		return o.decideAddManaged(cur.AccountID, other, s.now())
+		return o.DecideAddManaged(cur.AccountID, other, s.now())
 	})
 	return res.LastPosition, err
 }

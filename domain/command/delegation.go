@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -23,33 +24,30 @@ type DelegationResult struct {
 	Position     uint64
 }
 
-func (s *Service) loadDelegation(ctx context.Context, id string) (*Delegation, error) {
-	events, err := s.readAll(ctx, DelegationStream(id))
+func (s *Service) loadDelegation(ctx context.Context, id string) (*domain.Delegation, error) {
+	events, err := s.readAll(ctx, domain.DelegationStream(id))
 	if err != nil {
 		return nil, fmt.Errorf("load delegation %s: %w", id, err)
 	}
-	return rebuildDelegation(id, events)
+	return domain.RebuildDelegation(id, events)
 }
 
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the
 // delegation index.
-func (s *Service) updateDelegation(ctx context.Context, id string, md func(*Delegation) Metadata, decide func(d *Delegation) ([]Event, error)) (AppendResult, *Delegation, error) {
-	res, d, events, err := update(ctx, s, "delegation "+id, DelegationStream(id), func(ctx context.Context) (*Delegation, error) { return s.loadDelegation(ctx, id) }, md, decide)
+func (s *Service) updateDelegation(ctx context.Context, id string, md func(*domain.Delegation) domain.Metadata, decide func(d *domain.Delegation) ([]domain.Event, error)) (domain.AppendResult, *domain.Delegation, error) {
+	res, d, events, err := update(ctx, s, "delegation "+id, domain.DelegationStream(id), func(ctx context.Context) (*domain.Delegation, error) { return s.loadDelegation(ctx, id) }, md, decide)
 	if err != nil || len(events) == 0 {
 		if err == nil {
 			s.dels.publish(d)
 		}
 		return res, d, err
 	}
-	next := *d
-	for _, e := range events {
-		if err := next.apply(e); err != nil {
-			return res, nil, err
-		}
+	next, err := domain.Next(d, events, res.NextVersion)
+	if err != nil {
+		return res, nil, err
 	}
-	next.version = res.NextVersion
-	s.dels.publish(&next)
-	return res, &next, nil
+	s.dels.publish(next)
+	return res, next, nil
 }
 
 // GrantDelegation lets the account with delegateEmail act for the caller until expiresAt
@@ -57,50 +55,47 @@ func (s *Service) updateDelegation(ctx context.Context, id string, md func(*Dele
 // sensitive change: an unrestricted session of the account holder (a delegate's acting
 // session gets ErrForbidden), authenticated within the step-up window. An email with no
 // account is ErrNotFound.
-func (s *Service) GrantDelegation(ctx context.Context, caller Session, delegateEmail string, expiresAt time.Time, rm RequestMeta) (DelegationResult, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) GrantDelegation(ctx context.Context, caller domain.Session, delegateEmail string, expiresAt time.Time, rm RequestMeta) (DelegationResult, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return DelegationResult{}, err
 	}
 	norm, err := validate.Email(delegateEmail)
 	if err != nil {
-		var ve *ValidationError
+		var ve *domain.ValidationError
 		if errors.As(err, &ve) {
-			return DelegationResult{}, &ValidationError{Field: "delegate_email", Reason: ve.Reason}
+			return DelegationResult{}, &domain.ValidationError{Field: "delegate_email", Reason: ve.Reason}
 		}
 		return DelegationResult{}, err
 	}
-	if _, err := decideGrantDelegation("", cur.AccountID, "-", expiresAt, s.now()); err != nil {
+	if _, err := domain.DecideGrantDelegation("", cur.AccountID, "-", expiresAt, s.now()); err != nil {
 		return DelegationResult{}, err // the time is checked before the email is looked up
 	}
 	delegateID, err := s.LookupEmail(ctx, norm)
 	if err != nil {
 		return DelegationResult{}, fmt.Errorf("delegate email: %w", err)
 	}
-	id := NewID()
-	events, err := decideGrantDelegation(id, cur.AccountID, delegateID, expiresAt, s.now())
+	id := domain.NewID()
+	events, err := domain.DecideGrantDelegation(id, cur.AccountID, delegateID, expiresAt, s.now())
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	res, err := s.appendEvents(ctx, DelegationStream(id), NoStream, events, s.callerMetadata(cur, rm))
+	res, err := s.appendEvents(ctx, domain.DelegationStream(id), domain.NoStream, events, s.callerMetadata(cur, rm))
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	d := &Delegation{ID: id}
-	for _, e := range events {
-		if err := d.apply(e); err != nil {
-			return DelegationResult{}, err
-		}
+	d, err := domain.Next(&domain.Delegation{ID: id}, events, res.NextVersion)
+	if err != nil {
+		return DelegationResult{}, err
 	}
-	d.version = res.NextVersion
 	s.dels.publish(d)
 	return DelegationResult{DelegationID: id, Position: res.LastPosition}, nil
 }
 
 // ListDelegations returns the active delegations the caller granted or received (from the
 // index), soonest expiry first.
-func (s *Service) ListDelegations(caller Session) ([]Delegation, error) {
-	cur, err := s.authorize(caller, CapRead)
+func (s *Service) ListDelegations(caller domain.Session) ([]domain.Delegation, error) {
+	cur, err := s.authorize(caller, domain.CapRead)
 	if err != nil {
 		return nil, err
 	}
@@ -111,18 +106,18 @@ func (s *Service) ListDelegations(caller Session) ([]Delegation, error) {
 // acting session gets ErrForbidden, an old authentication ErrReauthenticationRequired). An
 // unknown, foreign or already ended delegation is ErrNotFound. The delegate's acting
 // sessions are signed out (reason delegation_ended) before it returns.
-func (s *Service) RevokeDelegation(ctx context.Context, caller Session, id string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) RevokeDelegation(ctx context.Context, caller domain.Session, id string, rm RequestMeta) (uint64, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
 	md := s.callerMetadata(cur, rm)
-	res, d, err := s.updateDelegation(ctx, id, func(d *Delegation) Metadata {
+	res, d, err := s.updateDelegation(ctx, id, func(d *domain.Delegation) domain.Metadata {
 		m := md
 		m.SubjectAccountID = d.OwnerAccountID
 		return m
-	}, func(d *Delegation) ([]Event, error) {
-		return d.decideRevoke(cur.AccountID, s.now())
+	}, func(d *domain.Delegation) ([]domain.Event, error) {
+		return d.DecideRevoke(cur.AccountID, s.now())
 	})
 	if err != nil {
 		return 0, err
@@ -132,24 +127,21 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller Session, id strin
 }
 
 // endActingSessions signs out every indexed acting session of delegation d.
-func (s *Service) endActingSessions(ctx context.Context, d *Delegation, md Metadata) (uint64, error) {
+func (s *Service) endActingSessions(ctx context.Context, d *domain.Delegation, md domain.Metadata) (uint64, error) {
 	var pos uint64
 	var errs []error
 	for _, sess := range s.index.sessionsOf(d.OwnerAccountID) {
 		if sess.DelegationID != d.ID {
 			continue
 		}
-		p, err := s.signOut(ctx, sess.ID, d.OwnerAccountID, SignOutDelegationEnded, md)
-		if err != nil && !errors.Is(err, ErrSessionNotFound) {
+		p, err := s.signOut(ctx, sess.ID, d.OwnerAccountID, domain.SignOutDelegationEnded, md)
+		if err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
 			errs = append(errs, err)
 		}
 		pos = max(pos, p)
 	}
 	return pos, errors.Join(errs...)
 }
-
-// MethodDelegation is the LoginSucceeded method of an acting session.
-const MethodDelegation = "delegation"
 
 // Act starts an acting session for the delegate (the caller, in an unrestricted session of
 // their own: an acting session cannot act again, ErrForbidden) under delegation id: a
@@ -158,8 +150,8 @@ const MethodDelegation = "delegation"
 // caller's is ErrNotFound; a revoked or expired one ErrForbidden. When an organisation of the
 // owner requires 2FA, the caller's own session must have proved a second factor (aal2), else
 // ErrMFARequired: a delegate cannot carry a password-only session past the owner's policy.
-func (s *Service) Act(ctx context.Context, caller Session, id string, rm RequestMeta) (LoginResult, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) Act(ctx context.Context, caller domain.Session, id string, rm RequestMeta) (LoginResult, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -168,36 +160,36 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 		return LoginResult{}, err
 	}
 	if d.DelegateAccountID != cur.AccountID {
-		return LoginResult{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
+		return LoginResult{}, fmt.Errorf("delegation %s: %w", id, domain.ErrNotFound)
 	}
 	now := s.now()
-	if !d.activeAt(now) {
-		return LoginResult{}, fmt.Errorf("delegation %s was revoked or has expired: %w", id, ErrForbidden)
+	if !d.ActiveAt(now) {
+		return LoginResult{}, fmt.Errorf("delegation %s was revoked or has expired: %w", id, domain.ErrForbidden)
 	}
-	if cur.AAL != AAL2 {
+	if cur.AAL != domain.AAL2 {
 		orgs, err := s.requiredBy(ctx, d.OwnerAccountID)
 		if err != nil {
 			return LoginResult{}, err
 		}
 		if len(orgs) > 0 {
-			return LoginResult{}, fmt.Errorf("delegation %s: the owner's organisation requires 2FA: %w", id, ErrMFARequired)
+			return LoginResult{}, fmt.Errorf("delegation %s: the owner's organisation requires 2FA: %w", id, domain.ErrMFARequired)
 		}
 	}
 	lifetime := min(s.cfg.SessionLifetime, d.ExpiresAt.Sub(now))
 	if rm.ClientID == "" {
 		rm.ClientID = cur.ClientID
 	}
-	md := s.metadata(d.OwnerAccountID, Actor{Type: ActorDelegate, ID: cur.AccountID}, rm)
-	out, err := s.openSession(ctx, sessionStart{AccountID: d.OwnerAccountID, ActorAccountID: cur.AccountID,
-		DelegationID: id, ClientID: rm.ClientID, Method: MethodDelegation, AMR: cur.AMR,
+	md := s.metadata(d.OwnerAccountID, domain.Actor{Type: domain.ActorDelegate, ID: cur.AccountID}, rm)
+	out, err := s.openSession(ctx, domain.SessionStart{AccountID: d.OwnerAccountID, ActorAccountID: cur.AccountID,
+		DelegationID: id, ClientID: rm.ClientID, Method: domain.MethodDelegation, AMR: cur.AMR,
 		Lifetime: lifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, md)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	// A revocation between the check and the start would have missed this session.
-	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.activeAt(s.now()) {
-		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, SignOutDelegationEnded, md)
-		return LoginResult{}, fmt.Errorf("delegation %s ended meanwhile: %w", id, ErrForbidden)
+	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.ActiveAt(s.now()) {
+		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, domain.SignOutDelegationEnded, md)
+		return LoginResult{}, fmt.Errorf("delegation %s ended meanwhile: %w", id, domain.ErrForbidden)
 	}
 	s.dels.publish(d)
 	return out, nil
@@ -205,12 +197,12 @@ func (s *Service) Act(ctx context.Context, caller Session, id string, rm Request
 
 // actingValid reports whether an acting session's delegation is still usable as far as
 // this instance knows (always true for other sessions).
-func (s *Service) actingValid(sess Session, now time.Time) bool {
+func (s *Service) actingValid(sess domain.Session, now time.Time) bool {
 	if sess.DelegationID == "" {
 		return true
 	}
 	d, ok := s.dels.get(sess.DelegationID)
-	return !ok || d.activeAt(now)
+	return !ok || d.ActiveAt(now)
 }
 
 // sweepDelegations writes DelegationExpired for every indexed delegation past its time and
@@ -219,12 +211,12 @@ func (s *Service) sweepDelegations(ctx context.Context, now time.Time) (uint64, 
 	var pos uint64
 	var errs []error
 	for _, id := range s.dels.due(now) {
-		md := Metadata{Actor: Actor{Type: ActorSystem}}
-		res, d, err := s.updateDelegation(ctx, id, func(d *Delegation) Metadata {
+		md := domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}}
+		res, d, err := s.updateDelegation(ctx, id, func(d *domain.Delegation) domain.Metadata {
 			m := md
 			m.SubjectAccountID = d.OwnerAccountID
 			return m
-		}, func(d *Delegation) ([]Event, error) { return d.decideExpire(now), nil })
+		}, func(d *domain.Delegation) ([]domain.Event, error) { return d.DecideExpire(now), nil })
 		if err != nil {
 			errs = append(errs, err)
 			continue

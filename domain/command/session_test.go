@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 func TestSessionIdleTimeoutAndTouch(t *testing.T) {
@@ -119,24 +120,24 @@ func TestSignOuts(t *testing.T) {
 		t.Fatalf("%d sessions", len(got))
 	}
 	// signing out someone else's session is not found
-	if _, err := h.svc.SignOut(h.ctx, cur.Session, bob.Session.ID, domain.RequestMeta{}); !errors.Is(err, domain.ErrSessionNotFound) {
+	if _, err := h.svc.SignOut(h.ctx, cur.Session, bob.Session.ID, command.RequestMeta{}); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("sign out bob: %v", err)
 	}
 	if _, err := h.svc.Whoami(h.ctx, bob.Token); err != nil {
 		t.Fatal("bob was signed out")
 	}
 	// a revoked session fails whoami as soon as the revoke returns
-	pos, err := h.svc.SignOut(h.ctx, cur.Session, o1.Session.ID, domain.RequestMeta{})
+	pos, err := h.svc.SignOut(h.ctx, cur.Session, o1.Session.ID, command.RequestMeta{})
 	if err != nil || pos == 0 {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.Whoami(h.ctx, o1.Token); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("revoked session: %v", err)
 	}
-	if _, err := h.svc.SignOut(h.ctx, cur.Session, o1.Session.ID, domain.RequestMeta{}); !errors.Is(err, domain.ErrSessionNotFound) {
+	if _, err := h.svc.SignOut(h.ctx, cur.Session, o1.Session.ID, command.RequestMeta{}); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("second sign-out: %v", err)
 	}
-	res, err := h.svc.SignOutOthers(h.ctx, cur.Session, domain.RequestMeta{})
+	res, err := h.svc.SignOutOthers(h.ctx, cur.Session, command.RequestMeta{})
 	if err != nil || res.SignedOut != 2 {
 		t.Fatalf("sign out others: %+v %v", res, err)
 	}
@@ -151,7 +152,7 @@ func TestSignOuts(t *testing.T) {
 	if evs := h.events(domain.SessionStream(o2.Session.ID)); h.decode(evs[len(evs)-1]).(domain.SessionSignedOut).Reason != domain.SignOutByUser {
 		t.Fatal("reason")
 	}
-	if _, err := h.svc.AdminSignOut(h.ctx, bob.Session.ID, domain.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "admin-1"}}); err != nil {
+	if _, err := h.svc.AdminSignOut(h.ctx, bob.Session.ID, command.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "admin-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	evs := h.events(domain.SessionStream(bob.Session.ID))
@@ -159,13 +160,13 @@ func TestSignOuts(t *testing.T) {
 	if h.decode(last).(domain.SessionSignedOut).Reason != domain.SignOutByAdmin || last.Metadata.Actor.ID != "admin-1" {
 		t.Fatalf("admin sign-out %+v", last)
 	}
-	if _, err := h.svc.Logout(h.ctx, cur.Session, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Logout(h.ctx, cur.Session, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.Whoami(h.ctx, cur.Token); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatal("logged-out session alive")
 	}
-	if _, err := h.svc.ChangeName(h.ctx, cur.Session, "A", "B", domain.RequestMeta{}); !errors.Is(err, domain.ErrSessionNotFound) {
+	if _, err := h.svc.ChangeName(h.ctx, cur.Session, "A", "B", command.RequestMeta{}); !errors.Is(err, domain.ErrSessionNotFound) {
 		t.Fatalf("command with a signed-out session: %v", err)
 	}
 }
@@ -177,7 +178,7 @@ func TestSessionIndexFedFromAnotherInstance(t *testing.T) {
 	cfg := h.cfg
 	cfg.Sessions = nil
 	cfg.Tickets = nil
-	b, err := domain.NewService(cfg)
+	b, err := command.NewService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestSessionIndexFedFromAnotherInstance(t *testing.T) {
 		t.Fatalf("B after the projection: %+v %v", who, err)
 	}
 	// B signs the session out: A learns it from the projection
-	if _, err := b.SignOut(h.ctx, mustWhoami(t, b, a.Token), a.Session.ID, domain.RequestMeta{}); err != nil {
+	if _, err := b.SignOut(h.ctx, mustWhoami(t, b, a.Token), a.Session.ID, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Whoami(h.ctx, a.Token); !errors.Is(err, domain.ErrSessionNotFound) {
@@ -218,7 +219,7 @@ func TestSessionIndexFedFromAnotherInstance(t *testing.T) {
 	}
 }
 
-func mustWhoami(t *testing.T, s *domain.Service, token string) domain.Session {
+func mustWhoami(t *testing.T, s *command.Service, token string) domain.Session {
 	t.Helper()
 	sess, err := s.Whoami(t.Context(), token)
 	if err != nil {

@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
@@ -38,7 +39,7 @@ func (noTwoFactorPolicy) RequiredBy(context.Context, string) ([]string, error) {
 // take the defaults shown.
 type Config struct {
 	// Store is the event log (the SQLite or KurrentDB backend). Required.
-	Store EventStore
+	Store domain.EventStore
 	// Keyring seals TOTP secrets with the server key. Required.
 	Keyring *credential.Keyring
 	// Snapshots keeps account snapshots; default an in-memory store (per process).
@@ -178,7 +179,7 @@ func (c *Config) fill() error {
 // can wait for the projections to pass it. A Service is safe for concurrent use.
 type Service struct {
 	cfg     Config
-	repo    *accountRepository
+	repo    *domain.AccountRepository
 	hasher  *credential.Argon2Hasher
 	policy  *credential.PasswordPolicy
 	index   *SessionIndex
@@ -216,7 +217,7 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg:     cfg,
-		repo:    &accountRepository{store: cfg.Store, snapshots: cfg.Snapshots, every: cfg.SnapshotEvery, pageSize: cfg.ReadPageSize},
+		repo:    &domain.AccountRepository{Store: cfg.Store, Snapshots: cfg.Snapshots, Every: cfg.SnapshotEvery, PageSize: cfg.ReadPageSize},
 		hasher:  cfg.Hasher,
 		policy:  pol,
 		index:   cfg.Sessions,
@@ -225,7 +226,7 @@ func NewService(cfg Config) (*Service, error) {
 		orgs:    cfg.Orgs,
 		dels:    newDelegationIndex(),
 	}
-	s.clients.Store(PortalClientID, Client{ID: PortalClientID, Name: PortalClientName})
+	s.clients.Store(domain.PortalClientID, Client{ID: domain.PortalClientID, Name: domain.PortalClientName})
 	s.bootstrap = make(map[string]struct{}, len(cfg.BootstrapAdmins))
 	for _, e := range cfg.BootstrapAdmins {
 		norm, err := validate.Email(e)
@@ -246,7 +247,7 @@ func (s *Service) Orgs() *OrgIndex { return s.orgs }
 // Apply feeds one envelope of the log to the in-memory indexes (sessions, organisations,
 // delegations); each ignores what is not its own or what it has already seen. The errors of
 // the indexes are joined. Safe for concurrent use.
-func (s *Service) Apply(env Envelope) error {
+func (s *Service) Apply(env domain.Envelope) error {
 	return errors.Join(s.index.Apply(env), s.orgs.Apply(env), s.dels.apply(env))
 }
 
@@ -270,23 +271,23 @@ type RequestMeta struct {
 	CausationID   string
 	// Actor overrides who acted: an admin, a service; nil means the subject account itself
 	// (the system for the expiry sweeper and for administrative commands).
-	Actor *Actor
+	Actor *domain.Actor
 }
 
-func (s *Service) metadata(subjectAccountID string, def Actor, rm RequestMeta) Metadata {
+func (s *Service) metadata(subjectAccountID string, def domain.Actor, rm RequestMeta) domain.Metadata {
 	actor := def
 	if rm.Actor != nil {
 		actor = *rm.Actor
 	}
-	return Metadata{Actor: actor, SubjectAccountID: subjectAccountID, IP: rm.IP, UserAgent: rm.UserAgent,
+	return domain.Metadata{Actor: actor, SubjectAccountID: subjectAccountID, IP: rm.IP, UserAgent: rm.UserAgent,
 		ClientID: rm.ClientID, CorrelationID: rm.CorrelationID, CausationID: rm.CausationID}
 }
 
 // callerMetadata is the metadata of a self-service command of caller's session.
-func (s *Service) callerMetadata(caller Session, rm RequestMeta) Metadata {
-	actor := Actor{Type: ActorAccount, ID: caller.AccountID}
+func (s *Service) callerMetadata(caller domain.Session, rm RequestMeta) domain.Metadata {
+	actor := domain.Actor{Type: domain.ActorAccount, ID: caller.AccountID}
 	if caller.ActorAccountID != "" {
-		actor = Actor{Type: ActorDelegate, ID: caller.ActorAccountID}
+		actor = domain.Actor{Type: domain.ActorDelegate, ID: caller.ActorAccountID}
 	}
 	if rm.ClientID == "" {
 		rm.ClientID = caller.ClientID
@@ -294,14 +295,14 @@ func (s *Service) callerMetadata(caller Session, rm RequestMeta) Metadata {
 	return s.metadata(caller.AccountID, actor, rm)
 }
 
-func (s *Service) appendEvents(ctx context.Context, stream string, expected ExpectedVersion, events []Event, md Metadata) (AppendResult, error) {
+func (s *Service) appendEvents(ctx context.Context, stream string, expected domain.ExpectedVersion, events []domain.Event, md domain.Metadata) (domain.AppendResult, error) {
 	data, err := encodeEvents(events, md)
 	if err != nil {
-		return AppendResult{}, err
+		return domain.AppendResult{}, err
 	}
 	res, err := s.cfg.Store.Append(ctx, stream, expected, data)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+		return domain.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
 	}
 	return res, nil
 }
@@ -309,9 +310,9 @@ func (s *Service) appendEvents(ctx context.Context, stream string, expected Expe
 // updateAccount loads the account, lets decide return events, and appends them with the
 // version it loaded; on a version conflict it starts over (bounded). It returns the
 // append's result (zero when decide returned no event) and the account decide saw.
-func (s *Service) updateAccount(ctx context.Context, accountID string, md Metadata, decide func(a *Account) ([]Event, error)) (AppendResult, *Account, error) {
-	load := func(ctx context.Context) (*Account, error) { return s.repo.load(ctx, accountID) }
-	res, a, _, err := update(ctx, s, "account "+accountID, AccountStream(accountID), load, func(*Account) Metadata { return md }, decide)
+func (s *Service) updateAccount(ctx context.Context, accountID string, md domain.Metadata, decide func(a *domain.Account) ([]domain.Event, error)) (domain.AppendResult, *domain.Account, error) {
+	load := func(ctx context.Context) (*domain.Account, error) { return s.repo.Load(ctx, accountID) }
+	res, a, _, err := update(ctx, s, "account "+accountID, domain.AccountStream(accountID), load, func(*domain.Account) domain.Metadata { return md }, decide)
 	return res, a, err
 }
 
@@ -320,31 +321,31 @@ func (s *Service) updateAccount(ctx context.Context, accountID string, md Metada
 // Config.MaxRetries times (name says what in the error). It returns the append's result and
 // the events appended (both zero when decide wrote nothing or failed) and the aggregate
 // decide saw (nil when load failed).
-func update[A interface{ Version() uint64 }](ctx context.Context, s *Service, name, stream string, load func(context.Context) (A, error), md func(A) Metadata, decide func(A) ([]Event, error)) (AppendResult, A, []Event, error) {
+func update[A interface{ Version() uint64 }](ctx context.Context, s *Service, name, stream string, load func(context.Context) (A, error), md func(A) domain.Metadata, decide func(A) ([]domain.Event, error)) (domain.AppendResult, A, []domain.Event, error) {
 	for attempt := 1; ; attempt++ {
 		a, err := load(ctx)
 		if err != nil {
 			var none A
-			return AppendResult{}, none, nil, err
+			return domain.AppendResult{}, none, nil, err
 		}
 		events, err := decide(a)
 		if err != nil || len(events) == 0 {
-			return AppendResult{}, a, nil, err
+			return domain.AppendResult{}, a, nil, err
 		}
-		res, err := s.appendEvents(ctx, stream, Exact(a.Version()), events, md(a))
+		res, err := s.appendEvents(ctx, stream, domain.Exact(a.Version()), events, md(a))
 		if err == nil {
 			return res, a, events, nil
 		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
-			return AppendResult{}, a, nil, fmt.Errorf("%s after %d attempts: %w", name, attempt, err)
+		if !errors.Is(err, domain.ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+			return domain.AppendResult{}, a, nil, fmt.Errorf("%s after %d attempts: %w", name, attempt, err)
 		}
 	}
 }
 
 // loadSession reads a session stream and rebuilds it.
-func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRecord, error) {
-	stream := SessionStream(sessionID)
-	var all []Envelope
+func (s *Service) loadSession(ctx context.Context, sessionID string) (*domain.SessionRecord, error) {
+	stream := domain.SessionStream(sessionID)
+	var all []domain.Envelope
 	for {
 		events, err := s.cfg.Store.ReadStream(ctx, stream, uint64(len(all))+1, s.cfg.ReadPageSize)
 		if err != nil {
@@ -355,52 +356,48 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*sessionRe
 			break
 		}
 	}
-	return rebuildSession(sessionID, all)
+	return domain.RebuildSession(sessionID, all)
 }
 
 // updateSession is updateAccount for a session stream. After a successful append the
 // session index is updated before it returns (so a sign-out fails whoami at once); when
 // decide writes nothing the index still learns the state it read.
-func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*sessionRecord) Metadata, decide func(r *sessionRecord) ([]Event, error)) (AppendResult, *sessionRecord, error) {
-	load := func(ctx context.Context) (*sessionRecord, error) { return s.loadSession(ctx, sessionID) }
-	res, r, events, err := update(ctx, s, "session "+sessionID, SessionStream(sessionID), load, mdFor, decide)
+func (s *Service) updateSession(ctx context.Context, sessionID string, mdFor func(*domain.SessionRecord) domain.Metadata, decide func(r *domain.SessionRecord) ([]domain.Event, error)) (domain.AppendResult, *domain.SessionRecord, error) {
+	load := func(ctx context.Context) (*domain.SessionRecord, error) { return s.loadSession(ctx, sessionID) }
+	res, r, events, err := update(ctx, s, "session "+sessionID, domain.SessionStream(sessionID), load, mdFor, decide)
 	if r == nil || len(events) == 0 {
-		if r != nil && (err == nil || errors.Is(err, ErrSessionNotFound)) {
+		if r != nil && (err == nil || errors.Is(err, domain.ErrSessionNotFound)) {
 			s.index.observe(r)
 		}
 		return res, r, err
 	}
-	next := *r
-	next.sess = r.sess.clone()
-	for _, e := range events {
-		if err := next.apply(e); err != nil {
-			return res, nil, err
-		}
+	next, err := domain.Next(r, events, res.NextVersion)
+	if err != nil {
+		return res, nil, err
 	}
-	next.version = res.NextVersion
-	s.index.observe(&next)
-	return res, &next, nil
+	s.index.observe(next)
+	return res, next, nil
 }
 
 // authorize checks that caller (a session from Whoami) is still active and holds capability
 // need (Session.Allows: ErrDelegateNotAllowed, ErrEnrollmentRequired, ErrMFARequired), and
 // returns its current state from the index, with the organisations' 2FA policy applied
 // (Service.effective). Every self-service command calls it, or sensitive, first.
-func (s *Service) authorize(caller Session, need Capability) (Session, error) {
+func (s *Service) authorize(caller domain.Session, need domain.Capability) (domain.Session, error) {
 	cur, ok := s.index.Get(caller.ID)
-	if !ok || cur.AccountID != caller.AccountID || cur.expiredReason(s.now()) != "" || !s.actingValid(cur, s.now()) {
-		return Session{}, fmt.Errorf("caller session: %w", ErrSessionNotFound)
+	if !ok || cur.AccountID != caller.AccountID || cur.ExpiredReason(s.now()) != "" || !s.actingValid(cur, s.now()) {
+		return domain.Session{}, fmt.Errorf("caller session: %w", domain.ErrSessionNotFound)
 	}
 	cur = s.effective(cur)
 	if err := cur.Allows(need); err != nil {
-		return Session{}, fmt.Errorf("caller session lacks capability %s: %w", need, err)
+		return domain.Session{}, fmt.Errorf("caller session lacks capability %s: %w", need, err)
 	}
 	return cur, nil
 }
 
 // RequireRecentAuth returns ErrReauthenticationRequired unless sess authenticated (signed
 // in or re-authenticated) within window before now; window 0 means Config.StepUpWindow.
-func (s *Service) RequireRecentAuth(sess Session, window time.Duration) error {
+func (s *Service) RequireRecentAuth(sess domain.Session, window time.Duration) error {
 	if window <= 0 {
 		window = s.cfg.StepUpWindow
 	}
@@ -414,7 +411,7 @@ func (s *Service) RequireRecentAuth(sess Session, window time.Duration) error {
 // need (and, with recent, an authentication within the step-up window), so that a request
 // that changes several things can be refused before it writes any of them. It returns the
 // caller's current session. The commands check again themselves.
-func (s *Service) Authorize(caller Session, need Capability, recent bool) (Session, error) {
+func (s *Service) Authorize(caller domain.Session, need domain.Capability, recent bool) (domain.Session, error) {
 	if recent {
 		return s.sensitive(caller, need)
 	}
@@ -423,13 +420,13 @@ func (s *Service) Authorize(caller Session, need Capability, recent bool) (Sessi
 
 // sensitive authorizes caller for a sensitive change: authorize with need, then an
 // authentication within the step-up window (ErrReauthenticationRequired).
-func (s *Service) sensitive(caller Session, need Capability) (Session, error) {
+func (s *Service) sensitive(caller domain.Session, need domain.Capability) (domain.Session, error) {
 	cur, err := s.authorize(caller, need)
 	if err != nil {
-		return Session{}, err
+		return domain.Session{}, err
 	}
 	if err := s.RequireRecentAuth(cur, 0); err != nil {
-		return Session{}, err
+		return domain.Session{}, err
 	}
 	return cur, nil
 }
@@ -440,8 +437,8 @@ func (s *Service) sensitive(caller Session, need Capability) (Session, error) {
 // on every instance as soon as its organisation directory has the policy. It reads only
 // memory (the organisation directory), so whoami stays fast. A policy that cannot be read
 // restricts (fails closed).
-func (s *Service) effective(sess Session) Session {
-	if sess.Restricted || sess.AAL == AAL2 {
+func (s *Service) effective(sess domain.Session) domain.Session {
+	if sess.Restricted || sess.AAL == domain.AAL2 {
 		return sess
 	}
 	orgs, err := s.twoFA.RequiredBy(context.Background(), sess.AccountID)
@@ -462,12 +459,12 @@ func (s *Service) requiredBy(ctx context.Context, accountID string) ([]string, e
 // updateOwn runs decide on the caller's own account, once the caller is authorised for
 // need, with the caller's metadata, and answers the log position (0 when decide wrote
 // nothing): the shape of the account holder's plain commands.
-func (s *Service) updateOwn(ctx context.Context, caller Session, need Capability, rm RequestMeta, decide func(a *Account, now time.Time) ([]Event, error)) (uint64, error) {
+func (s *Service) updateOwn(ctx context.Context, caller domain.Session, need domain.Capability, rm RequestMeta, decide func(a *domain.Account, now time.Time) ([]domain.Event, error)) (uint64, error) {
 	cur, err := s.authorize(caller, need)
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *domain.Account) ([]domain.Event, error) {
 		return decide(a, s.now())
 	})
 	return res.LastPosition, err
@@ -476,8 +473,8 @@ func (s *Service) updateOwn(ctx context.Context, caller Session, need Capability
 // removeSecondFactor runs decide, the removal of one of the caller's second factors, after
 // a recent authentication, giving it the organisations whose policy requires 2FA (read once,
 // before the account): removing the last factor is refused while any does.
-func (s *Service) removeSecondFactor(ctx context.Context, caller Session, rm RequestMeta, decide func(a *Account, orgs []string, now time.Time) ([]Event, error)) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) removeSecondFactor(ctx context.Context, caller domain.Session, rm RequestMeta, decide func(a *domain.Account, orgs []string, now time.Time) ([]domain.Event, error)) (uint64, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -485,7 +482,7 @@ func (s *Service) removeSecondFactor(ctx context.Context, caller Session, rm Req
 	if err != nil {
 		return 0, err
 	}
-	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *Account) ([]Event, error) {
+	res, _, err := s.updateAccount(ctx, cur.AccountID, s.callerMetadata(cur, rm), func(a *domain.Account) ([]domain.Event, error) {
 		return decide(a, orgs, s.now())
 	})
 	return res.LastPosition, err
@@ -494,19 +491,19 @@ func (s *Service) removeSecondFactor(ctx context.Context, caller Session, rm Req
 // provedSecondFactor records on the caller's session (a ReauthSucceeded with method and amr)
 // that it has just shown a second factor by enrolling one, when the session is not yet aal2
 // or is restricted to enrolling; it answers the position written (0 for none).
-func (s *Service) provedSecondFactor(ctx context.Context, cur Session, md Metadata, method, amr string) (uint64, error) {
-	if cur.AAL == AAL2 && !cur.Restricted {
+func (s *Service) provedSecondFactor(ctx context.Context, cur domain.Session, md domain.Metadata, method, amr string) (uint64, error) {
+	if cur.AAL == domain.AAL2 && !cur.Restricted {
 		return 0, nil
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		return r.decideReauth(method, amr, s.now())
+	res, _, err := s.updateSession(ctx, cur.ID, func(*domain.SessionRecord) domain.Metadata { return md }, func(r *domain.SessionRecord) ([]domain.Event, error) {
+		return r.DecideReauth(method, amr, s.now())
 	})
 	return res.LastPosition, err
 }
 
 // callerAccount loads the caller's account, with the metadata of the events the caller's
 // command writes on it.
-func (s *Service) callerAccount(ctx context.Context, cur Session, rm RequestMeta) (*Account, Metadata, error) {
-	a, err := s.repo.load(ctx, cur.AccountID)
+func (s *Service) callerAccount(ctx context.Context, cur domain.Session, rm RequestMeta) (*domain.Account, domain.Metadata, error) {
+	a, err := s.repo.Load(ctx, cur.AccountID)
 	return a, s.callerMetadata(cur, rm), err
 }

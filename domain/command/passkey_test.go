@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"encoding/base64"
@@ -14,6 +14,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
@@ -28,7 +29,7 @@ const (
 
 var testRP = virtualwebauthn.RelyingParty{Name: "Vigil", ID: testRPID, Origin: testOrigin}
 
-func withPasskeys(c *domain.Config) {
+func withPasskeys(c *command.Config) {
 	c.Passkeys = passkey.Config{RPID: testRPID, Origins: []string{testOrigin}}
 }
 
@@ -53,7 +54,7 @@ func newDevice(t *testing.T, accountID string) *device {
 }
 
 // attest answers creation options as the browser would.
-func (d *device) attest(t *testing.T, rp virtualwebauthn.RelyingParty, pc domain.PasskeyCeremony) json.RawMessage {
+func (d *device) attest(t *testing.T, rp virtualwebauthn.RelyingParty, pc command.PasskeyCeremony) json.RawMessage {
 	t.Helper()
 	opts, err := virtualwebauthn.ParseAttestationOptions(string(pc.PublicKey))
 	if err != nil {
@@ -63,7 +64,7 @@ func (d *device) attest(t *testing.T, rp virtualwebauthn.RelyingParty, pc domain
 }
 
 // assert answers request options with the credential's counter moved to count.
-func (d *device) assert(t *testing.T, rp virtualwebauthn.RelyingParty, pc domain.PasskeyCeremony, count uint32) json.RawMessage {
+func (d *device) assert(t *testing.T, rp virtualwebauthn.RelyingParty, pc command.PasskeyCeremony, count uint32) json.RawMessage {
 	t.Helper()
 	opts, err := virtualwebauthn.ParseAssertionOptions(string(pc.PublicKey))
 	if err != nil {
@@ -76,13 +77,13 @@ func (d *device) assert(t *testing.T, rp virtualwebauthn.RelyingParty, pc domain
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // enrollPasskey registers d for the session's account and returns the result.
-func (h *harness) enrollPasskey(sess domain.Session, d *device, name string) domain.PasskeyRegistration {
+func (h *harness) enrollPasskey(sess domain.Session, d *device, name string) command.PasskeyRegistration {
 	h.t.Helper()
 	pc, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, name)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	reg, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, d.attest(h.t, testRP, pc), false, domain.RequestMeta{})
+	reg, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, d.attest(h.t, testRP, pc), false, command.RequestMeta{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestPasskeyRegistration(t *testing.T) {
 	}
 	answer["response"].(map[string]any)["transports"] = []string{"internal", "hybrid", "carrier-pigeon"}
 	raw, _ := json.Marshal(answer)
-	reg, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, raw, true, domain.RequestMeta{IP: "192.0.2.7"})
+	reg, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, raw, true, command.RequestMeta{IP: "192.0.2.7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +188,13 @@ func TestPasskeyRegistration(t *testing.T) {
 	if err != nil || !slices.Equal(ao.ExcludeCredentials, []string{b64(d.cred.ID)}) {
 		t.Fatalf("exclude %v %v", ao, err)
 	}
-	reg2, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc2.ID, d2.attest(t, testRP, pc2), false, domain.RequestMeta{})
+	reg2, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc2.ID, d2.attest(t, testRP, pc2), false, command.RequestMeta{})
 	if err != nil || reg2.BackupCodes != nil {
 		t.Fatalf("second passkey %+v %v", reg2, err)
 	}
 	// the same credential again
 	pc3, _ := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Again")
-	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc3.ID, d.attest(t, testRP, pc3), false, domain.RequestMeta{}); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc3.ID, d.attest(t, testRP, pc3), false, command.RequestMeta{}); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("duplicate credential: %v", err)
 	}
 	// names are validated at the start
@@ -211,10 +212,10 @@ func TestPasskeyRegistrationNeedsRecentAuth(t *testing.T) {
 	sess := h.login("ann@example.com").Session
 	d := newDevice(t, id)
 	h.clock.Advance(5*time.Minute + time.Second)
-	if _, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Laptop"); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if _, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Laptop"); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("begin without step-up: %v", err)
 	}
-	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: goodPassword}, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	pc, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Laptop")
@@ -225,7 +226,7 @@ func TestPasskeyRegistrationNeedsRecentAuth(t *testing.T) {
 	h.clock.Advance(4*time.Minute + 59*time.Second)
 	att := d.attest(t, testRP, pc)
 	h.clock.Advance(2 * time.Second)
-	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, att, false, domain.RequestMeta{}); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, att, false, command.RequestMeta{}); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("finish without step-up: %v", err)
 	}
 	if got := h.types(domain.AccountStream(id)); slices.Contains(got, "PasskeyRegistered") {
@@ -238,31 +239,31 @@ func TestPasskeyRegistrationRefusesBadAnswers(t *testing.T) {
 	id := h.register("ann@example.com")
 	sess := h.login("ann@example.com").Session
 	d := newDevice(t, id)
-	for name, answer := range map[string]func(pc domain.PasskeyCeremony) json.RawMessage{
-		"wrong origin": func(pc domain.PasskeyCeremony) json.RawMessage {
+	for name, answer := range map[string]func(pc command.PasskeyCeremony) json.RawMessage{
+		"wrong origin": func(pc command.PasskeyCeremony) json.RawMessage {
 			return d.attest(t, virtualwebauthn.RelyingParty{ID: testRPID, Origin: "https://evil.example"}, pc)
 		},
-		"wrong rp id": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"wrong rp id": func(pc command.PasskeyCeremony) json.RawMessage {
 			return d.attest(t, virtualwebauthn.RelyingParty{ID: "evil.example", Origin: testOrigin}, pc)
 		},
-		"wrong challenge": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"wrong challenge": func(pc command.PasskeyCeremony) json.RawMessage {
 			opts, _ := virtualwebauthn.ParseAttestationOptions(string(pc.PublicKey))
 			opts.Challenge[0] ^= 1
 			return json.RawMessage(virtualwebauthn.CreateAttestationResponse(testRP, d.auth, d.cred, *opts))
 		},
-		"user not present": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"user not present": func(pc command.PasskeyCeremony) json.RawMessage {
 			absent := *d
 			absent.auth.Options.UserNotPresent = true
 			return absent.attest(t, testRP, pc)
 		},
-		"not json":     func(domain.PasskeyCeremony) json.RawMessage { return json.RawMessage(`{"type":`) },
-		"empty answer": func(domain.PasskeyCeremony) json.RawMessage { return nil },
+		"not json":     func(command.PasskeyCeremony) json.RawMessage { return json.RawMessage(`{"type":`) },
+		"empty answer": func(command.PasskeyCeremony) json.RawMessage { return nil },
 	} {
 		pc, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Laptop")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, answer(pc), false, domain.RequestMeta{})
+		_, err = h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, answer(pc), false, command.RequestMeta{})
 		t.Logf("%s: %v", name, err)
 		var ve *domain.ValidationError
 		if !errors.As(err, &ve) || ve.Field != "credential" {
@@ -309,7 +310,7 @@ func TestPasskeyAttestationFormats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, reformat(t, newDevice(t, id).attest(t, testRP, pc), edit), false, domain.RequestMeta{})
+		_, err = h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, reformat(t, newDevice(t, id).attest(t, testRP, pc), edit), false, command.RequestMeta{})
 		return err
 	}
 	// packed self attestation with a broken signature
@@ -360,8 +361,8 @@ func TestPasskeyUsernamelessLogin(t *testing.T) {
 		t.Fatalf("request options %s %v", pc.PublicKey, err)
 	}
 	h.clock.Advance(time.Minute)
-	res, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 1), domain.PortalClientID, domain.RequestMeta{IP: "192.0.2.1"})
-	if err != nil || res.Status != domain.StatusAuthenticated {
+	res, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 1), domain.PortalClientID, command.RequestMeta{IP: "192.0.2.1"})
+	if err != nil || res.Status != command.StatusAuthenticated {
 		t.Fatalf("%+v %v", res, err)
 	}
 	s := res.Authenticated.Session
@@ -389,19 +390,19 @@ func TestPasskeyUsernamelessLogin(t *testing.T) {
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
 	unverified := *d
 	unverified.auth.Options.UserNotVerified = true
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, unverified.assert(t, testRP, pc, 2), "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, unverified.assert(t, testRP, pc, 2), "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("without user verification: %v", err)
 	}
 	// no user handle: nobody to sign in
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
 	anonymous := *d
 	anonymous.auth.Options.UserHandle = nil
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, anonymous.assert(t, testRP, pc, 3), "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, anonymous.assert(t, testRP, pc, 3), "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("without user handle: %v", err)
 	}
 	// an unknown client
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 4), "nope", domain.RequestMeta{}); !errors.Is(err, domain.ErrUnknownClient) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 4), "nope", command.RequestMeta{}); !errors.Is(err, command.ErrUnknownClient) {
 		t.Fatalf("unknown client: %v", err)
 	}
 }
@@ -430,22 +431,22 @@ func TestPasskeySecondFactor(t *testing.T) {
 	}
 	// with a password already checked, user verification is not needed
 	d.auth.Options.UserNotVerified = true
-	res, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 1), "ignored-with-a-ticket", domain.RequestMeta{})
-	if err != nil || res.Status != domain.StatusAuthenticated {
+	res, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 1), "ignored-with-a-ticket", command.RequestMeta{})
+	if err != nil || res.Status != command.StatusAuthenticated {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if s := res.Authenticated.Session; !slices.Equal(s.AMR, []string{"pwd", "passkey"}) || s.AAL != domain.AAL2 || s.AccountID != id {
 		t.Fatalf("session %+v", s)
 	}
 	// the ticket is used up
-	if _, err := h.svc.BeginPasskeyLogin(h.ctx, tk.Ticket); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.BeginPasskeyLogin(h.ctx, tk.Ticket); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("used ticket: %v", err)
 	}
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", "x", domain.RequestMeta{}); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", "x", command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("used ticket: %v", err)
 	}
 	// an unknown ticket
-	if _, err := h.svc.BeginPasskeyLogin(h.ctx, "nope"); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.BeginPasskeyLogin(h.ctx, "nope"); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("unknown ticket: %v", err)
 	}
 	// a passkey of another account does not pass for this one
@@ -457,7 +458,7 @@ func TestPasskeySecondFactor(t *testing.T) {
 	opts, _ := virtualwebauthn.ParseAssertionOptions(string(pc.PublicKey))
 	bob.cred.Counter = 1
 	raw := virtualwebauthn.CreateAssertionResponse(testRP, bob.auth, bob.cred, *opts)
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, json.RawMessage(raw), "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, json.RawMessage(raw), "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("another account's passkey: %v", err)
 	}
 	acc := h.events(domain.AccountStream(id))
@@ -479,11 +480,11 @@ func TestPasskeyTicketTries(t *testing.T) {
 		if err != nil {
 			t.Fatalf("try %d: %v", i+1, err)
 		}
-		if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, evil, pc, uint32(i+1)), "", domain.RequestMeta{}); !errors.Is(err, domain.ErrPasskeyInvalid) {
+		if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, evil, pc, uint32(i+1)), "", command.RequestMeta{}); !errors.Is(err, domain.ErrPasskeyInvalid) {
 			t.Fatalf("try %d: %v", i+1, err)
 		}
 	}
-	if _, err := h.svc.BeginPasskeyLogin(h.ctx, tk.Ticket); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.BeginPasskeyLogin(h.ctx, tk.Ticket); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("burnt ticket: %v", err)
 	}
 }
@@ -498,7 +499,7 @@ func TestPasskeyCloneSuspected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, count), "", domain.RequestMeta{IP: "192.0.2.3"})
+		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, count), "", command.RequestMeta{IP: "192.0.2.3"})
 		return err
 	}
 	if err := login(5); err != nil {
@@ -506,7 +507,7 @@ func TestPasskeyCloneSuspected(t *testing.T) {
 	}
 	for _, count := range []uint32{5, 3} { // replayed, regressed
 		err := login(count)
-		if !errors.Is(err, domain.ErrPasskeyCloneSuspected) || !errors.Is(err, domain.ErrInvalidCredentials) {
+		if !errors.Is(err, command.ErrPasskeyCloneSuspected) || !errors.Is(err, domain.ErrInvalidCredentials) {
 			t.Fatalf("count %d: %v", count, err)
 		}
 		evs := h.events(domain.AccountStream(id))
@@ -526,17 +527,17 @@ func TestPasskeyCloneSuspected(t *testing.T) {
 		t.Fatal(err)
 	}
 	// two answers with one count racing: exactly one wins
-	pcs := make([]domain.PasskeyCeremony, 2)
+	pcs := make([]command.PasskeyCeremony, 2)
 	answers := make([]json.RawMessage, 2)
 	for i := range pcs {
 		pcs[i], _ = h.svc.BeginPasskeyLogin(h.ctx, "")
 		answers[i] = d.assert(t, testRP, pcs[i], 7)
 	}
 	errs := race(2, func(i int) error {
-		_, err := h.svc.FinishPasskeyLogin(h.ctx, pcs[i].ID, answers[i], "", domain.RequestMeta{})
+		_, err := h.svc.FinishPasskeyLogin(h.ctx, pcs[i].ID, answers[i], "", command.RequestMeta{})
 		return err
 	})
-	if ok, cloned := count(errs, domain.ErrPasskeyCloneSuspected); ok != 1 || cloned != 1 {
+	if ok, cloned := count(errs, command.ErrPasskeyCloneSuspected); ok != 1 || cloned != 1 {
 		t.Fatalf("race: %v", errs)
 	}
 }
@@ -548,7 +549,7 @@ func TestPasskeyWithoutCounter(t *testing.T) {
 	h.enrollPasskey(h.login("ann@example.com").Session, d, "Synced")
 	for range 3 { // authenticators without a counter always say 0
 		pc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
-		if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 0), "", domain.RequestMeta{}); err != nil {
+		if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 0), "", command.RequestMeta{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -564,33 +565,33 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 	h.enrollPasskey(h.login("ann@example.com").Session, d, "Key")
 	stranger := newDevice(t, id) // never registered, same user handle
 	n := uint32(0)
-	cases := map[string]func(pc domain.PasskeyCeremony) json.RawMessage{
-		"wrong origin": func(pc domain.PasskeyCeremony) json.RawMessage {
+	cases := map[string]func(pc command.PasskeyCeremony) json.RawMessage{
+		"wrong origin": func(pc command.PasskeyCeremony) json.RawMessage {
 			return d.assert(t, virtualwebauthn.RelyingParty{ID: testRPID, Origin: "https://vigil.example.evil.example"}, pc, n)
 		},
-		"wrong rp id": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"wrong rp id": func(pc command.PasskeyCeremony) json.RawMessage {
 			return d.assert(t, virtualwebauthn.RelyingParty{ID: "example", Origin: testOrigin}, pc, n)
 		},
-		"wrong challenge": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"wrong challenge": func(pc command.PasskeyCeremony) json.RawMessage {
 			opts, _ := virtualwebauthn.ParseAssertionOptions(string(pc.PublicKey))
 			opts.Challenge = append(opts.Challenge, 0)
 			d.cred.Counter = n
 			return json.RawMessage(virtualwebauthn.CreateAssertionResponse(testRP, d.auth, d.cred, *opts))
 		},
-		"unknown credential": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"unknown credential": func(pc command.PasskeyCeremony) json.RawMessage {
 			return stranger.assert(t, testRP, pc, n)
 		},
-		"another key's signature": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"another key's signature": func(pc command.PasskeyCeremony) json.RawMessage {
 			forged := *stranger
 			forged.cred.ID = d.cred.ID
 			return forged.assert(t, testRP, pc, n)
 		},
-		"user not present": func(pc domain.PasskeyCeremony) json.RawMessage {
+		"user not present": func(pc command.PasskeyCeremony) json.RawMessage {
 			absent := *d
 			absent.auth.Options.UserNotPresent = true
 			return absent.assert(t, testRP, pc, n)
 		},
-		"garbage": func(domain.PasskeyCeremony) json.RawMessage { return json.RawMessage(`[1,2,3]`) },
+		"garbage": func(command.PasskeyCeremony) json.RawMessage { return json.RawMessage(`[1,2,3]`) },
 	}
 	for name, answer := range cases {
 		n++
@@ -598,7 +599,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, answer(pc), "", domain.RequestMeta{IP: "192.0.2.4"})
+		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, answer(pc), "", command.RequestMeta{IP: "192.0.2.4"})
 		t.Logf("%s: %v", name, err)
 		if !errors.Is(err, domain.ErrInvalidCredentials) || !errors.Is(err, domain.ErrPasskeyInvalid) {
 			t.Fatalf("%s: %v", name, err)
@@ -623,7 +624,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 	// a user handle naming no account
 	ghost := newDevice(t, "0195a0b0-0000-7000-8000-000000000000")
 	pc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, ghost.assert(t, testRP, pc, 1), "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, ghost.assert(t, testRP, pc, 1), "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("unknown user handle: %v", err)
 	}
 	sys = h.events(domain.SigninStream)
@@ -632,7 +633,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 	}
 	// the genuine answer still works: nothing was spent
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 100), "", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 100), "", command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -646,14 +647,14 @@ func TestPasskeyLoginThrottled(t *testing.T) {
 	var err error
 	for i := range 7 {
 		pc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
-		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, evil, pc, uint32(i+1)), "", domain.RequestMeta{IP: "192.0.2.5"})
+		_, err = h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, evil, pc, uint32(i+1)), "", command.RequestMeta{IP: "192.0.2.5"})
 	}
 	var te *throttle.Error
 	if !errors.As(err, &te) {
 		t.Fatalf("after 7 failures: %v", err)
 	}
 	// throttling is shared with the password sign-in of the account
-	if _, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", domain.RequestMeta{}); !errors.As(err, &te) {
+	if _, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", command.RequestMeta{}); !errors.As(err, &te) {
 		t.Fatalf("password sign-in while throttled: %v", err)
 	}
 }
@@ -666,17 +667,17 @@ func TestPasskeyRenameAndRemove(t *testing.T) {
 	reg := h.enrollPasskey(sess, d, "Key")
 	sess = h.session(sess.ID)
 
-	pos, err := h.svc.RenamePasskey(h.ctx, sess, reg.Passkey.ID, " YubiKey 5 ", domain.RequestMeta{})
+	pos, err := h.svc.RenamePasskey(h.ctx, sess, reg.Passkey.ID, " YubiKey 5 ", command.RequestMeta{})
 	if err != nil || pos == 0 {
 		t.Fatalf("rename %d %v", pos, err)
 	}
-	if pos, err := h.svc.RenamePasskey(h.ctx, sess, reg.Passkey.ID, "YubiKey 5", domain.RequestMeta{}); err != nil || pos != 0 {
+	if pos, err := h.svc.RenamePasskey(h.ctx, sess, reg.Passkey.ID, "YubiKey 5", command.RequestMeta{}); err != nil || pos != 0 {
 		t.Fatalf("same name %d %v", pos, err)
 	}
-	if _, err := h.svc.RenamePasskey(h.ctx, sess, "nope", "X", domain.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := h.svc.RenamePasskey(h.ctx, sess, "nope", "X", command.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("unknown passkey: %v", err)
 	}
-	if _, err := h.svc.RenamePasskey(h.ctx, sess, reg.Passkey.ID, "a\x00b", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := h.svc.RenamePasskey(h.ctx, sess, reg.Passkey.ID, "a\x00b", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("bad name: %v", err)
 	}
 	st, _ := h.svc.Security(h.ctx, id)
@@ -686,24 +687,24 @@ func TestPasskeyRenameAndRemove(t *testing.T) {
 
 	// removal needs a recent authentication, and is refused while an org requires 2FA
 	h.clock.Advance(6 * time.Minute)
-	if _, err := h.svc.RemovePasskey(h.ctx, sess, reg.Passkey.ID, domain.RequestMeta{}); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if _, err := h.svc.RemovePasskey(h.ctx, sess, reg.Passkey.ID, command.RequestMeta{}); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("remove without step-up: %v", err)
 	}
 	pc, err := h.svc.BeginPasskeyReauth(h.ctx, sess)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 1), domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 1), command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	strict := newHarnessSharing(t, h, func(c *domain.Config) { c.TwoFactorPolicy = requiredPolicy{orgs: []string{"org-1"}} })
-	if _, err := strict.RemovePasskey(h.ctx, sess, reg.Passkey.ID, domain.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
+	strict := newHarnessSharing(t, h, func(c *command.Config) { c.TwoFactorPolicy = requiredPolicy{orgs: []string{"org-1"}} })
+	if _, err := strict.RemovePasskey(h.ctx, sess, reg.Passkey.ID, command.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
 		t.Fatalf("remove the last factor under a policy: %v", err)
 	}
-	if _, err := h.svc.RemovePasskey(h.ctx, sess, "nope", domain.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := h.svc.RemovePasskey(h.ctx, sess, "nope", command.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("unknown passkey: %v", err)
 	}
-	if _, err := h.svc.RemovePasskey(h.ctx, sess, reg.Passkey.ID, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.RemovePasskey(h.ctx, sess, reg.Passkey.ID, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	types := h.types(domain.AccountStream(id))
@@ -720,7 +721,7 @@ func TestPasskeyRenameAndRemove(t *testing.T) {
 	if reg.BackupCodes != nil {
 		t.Fatal("backup codes again while 2FA was on")
 	}
-	if _, err := h.svc.RemovePasskey(h.ctx, sess, reg.Passkey.ID, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.RemovePasskey(h.ctx, sess, reg.Passkey.ID, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := h.svc.Security(h.ctx, id); !st.TwoFactorEnabled || st.BackupCodes.Remaining != 10 {
@@ -729,7 +730,7 @@ func TestPasskeyRenameAndRemove(t *testing.T) {
 }
 
 // newHarnessSharing returns a second service over h's store and session index with opts.
-func newHarnessSharing(t *testing.T, h *harness, opts ...func(*domain.Config)) *domain.Service {
+func newHarnessSharing(t *testing.T, h *harness, opts ...func(*command.Config)) *command.Service {
 	t.Helper()
 	cfg := h.cfg
 	cfg.Sessions = h.svc.Sessions()
@@ -738,7 +739,7 @@ func newHarnessSharing(t *testing.T, h *harness, opts ...func(*domain.Config)) *
 	for _, o := range opts {
 		o(&cfg)
 	}
-	svc, err := domain.NewService(cfg)
+	svc, err := command.NewService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -753,7 +754,7 @@ func TestPasskeyReauth(t *testing.T) {
 	h.enrollPasskey(sess, d, "Key")
 	h.clock.Advance(10 * time.Minute) // past the step-up window, within the idle timeout
 	sess = h.session(sess.ID)
-	if err := h.svc.RequireRecentAuth(sess, 0); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if err := h.svc.RequireRecentAuth(sess, 0); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatal(err)
 	}
 	pc, err := h.svc.BeginPasskeyReauth(h.ctx, sess)
@@ -766,16 +767,16 @@ func TestPasskeyReauth(t *testing.T) {
 	}
 	// another session (signed in with the passkey) cannot answer it
 	lpc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
-	other, err := h.svc.FinishPasskeyLogin(h.ctx, lpc.ID, d.assert(t, testRP, lpc, 1), "", domain.RequestMeta{})
+	other, err := h.svc.FinishPasskeyLogin(h.ctx, lpc.ID, d.assert(t, testRP, lpc, 1), "", command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.FinishPasskeyReauth(h.ctx, other.Authenticated.Session, pc.ID, d.assert(t, testRP, pc, 2), domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyReauth(h.ctx, other.Authenticated.Session, pc.ID, d.assert(t, testRP, pc, 2), command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("another session's ceremony: %v", err)
 	}
 	pc, _ = h.svc.BeginPasskeyReauth(h.ctx, sess)
 	// a wrong answer is recorded like a wrong password at re-authentication
-	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, virtualwebauthn.RelyingParty{ID: testRPID, Origin: "https://evil.example"}, pc, 2), domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, virtualwebauthn.RelyingParty{ID: testRPID, Origin: "https://evil.example"}, pc, 2), command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("wrong origin: %v", err)
 	}
 	evs := h.events(domain.AccountStream(id))
@@ -783,7 +784,7 @@ func TestPasskeyReauth(t *testing.T) {
 		t.Fatalf("failure %+v", lf)
 	}
 	pc, _ = h.svc.BeginPasskeyReauth(h.ctx, sess)
-	pos, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 3), domain.RequestMeta{})
+	pos, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 3), command.RequestMeta{})
 	if err != nil || pos == 0 {
 		t.Fatalf("%d %v", pos, err)
 	}
@@ -797,7 +798,7 @@ func TestPasskeyReauth(t *testing.T) {
 	}
 	// replaying the count at re-authentication is a clone suspicion too
 	pc, _ = h.svc.BeginPasskeyReauth(h.ctx, sess)
-	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 3), domain.RequestMeta{}); !errors.Is(err, domain.ErrPasskeyCloneSuspected) {
+	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 3), command.RequestMeta{}); !errors.Is(err, command.ErrPasskeyCloneSuspected) {
 		t.Fatalf("replayed count: %v", err)
 	}
 	// an account without a passkey has nothing to offer
@@ -817,48 +818,48 @@ func TestPasskeyCeremoniesSingleUseAndExpire(t *testing.T) {
 	// single use, whatever the outcome
 	pc, _ := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Key")
 	att := d.attest(t, testRP, pc)
-	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, att, false, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, att, false, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, att, false, domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, att, false, command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("second use: %v", err)
 	}
 	sess = h.session(sess.ID)
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
 	good := d.assert(t, testRP, pc, 1)
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, json.RawMessage(`{}`), "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, json.RawMessage(`{}`), "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("bad answer: %v", err)
 	}
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, good, "", domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, good, "", command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("after a failure: %v", err)
 	}
 	// expiry after five minutes (injected clock)
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
 	good = d.assert(t, testRP, pc, 2)
 	h.clock.Advance(5 * time.Minute)
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, good, "", domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, good, "", command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("expired: %v", err)
 	}
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, "")
 	h.clock.Advance(5*time.Minute - time.Second)
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 3), "", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, pc.ID, d.assert(t, testRP, pc, 3), "", command.RequestMeta{}); err != nil {
 		t.Fatalf("just in time: %v", err)
 	}
 	// a ceremony answers only what it was begun for
 	tk := h.ticket("ann@example.com")
 	pc, _ = h.svc.BeginPasskeyLogin(h.ctx, tk.Ticket)
-	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 4), domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 4), command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("login ceremony used for reauth: %v", err)
 	}
 	pc, _ = h.svc.BeginPasskeyReauth(h.ctx, sess)
-	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 5), domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.FinishPasskeyReauth(h.ctx, sess, pc.ID, d.assert(t, testRP, pc, 5), command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	pc, _ = h.svc.BeginPasskeyReauth(h.ctx, sess)
-	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, d.attest(t, testRP, pc), false, domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyRegistration(h.ctx, sess, pc.ID, d.attest(t, testRP, pc), false, command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("reauth ceremony used for registration: %v", err)
 	}
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, "never-issued", good, "", domain.RequestMeta{}); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, "never-issued", good, "", command.RequestMeta{}); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("unknown ceremony: %v", err)
 	}
 }
@@ -867,13 +868,13 @@ func TestPasskeysDisabled(t *testing.T) {
 	h := newHarness(t)
 	h.register("ann@example.com")
 	sess := h.login("ann@example.com").Session
-	if _, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Key"); !errors.Is(err, domain.ErrPasskeysDisabled) {
+	if _, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Key"); !errors.Is(err, command.ErrPasskeysDisabled) {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.BeginPasskeyLogin(h.ctx, ""); !errors.Is(err, domain.ErrPasskeysDisabled) {
+	if _, err := h.svc.BeginPasskeyLogin(h.ctx, ""); !errors.Is(err, command.ErrPasskeysDisabled) {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.FinishPasskeyLogin(h.ctx, "x", nil, "", domain.RequestMeta{}); !errors.Is(err, domain.ErrPasskeysDisabled) {
+	if _, err := h.svc.FinishPasskeyLogin(h.ctx, "x", nil, "", command.RequestMeta{}); !errors.Is(err, command.ErrPasskeysDisabled) {
 		t.Fatal(err)
 	}
 }
@@ -893,7 +894,7 @@ func TestPasskeyConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	build := func(pc passkey.Config) error {
-		_, err := domain.NewService(domain.Config{Store: store, Keyring: kr, Hasher: hasher, Passkeys: pc})
+		_, err := command.NewService(command.Config{Store: store, Keyring: kr, Hasher: hasher, Passkeys: pc})
 		return err
 	}
 	pc, err := passkey.ConfigFromPublicURL("https://Vigil.Example:8443/portal/")
@@ -960,7 +961,7 @@ func TestMemoryCeremonyStore(t *testing.T) {
 	if err := m.Put(ctx, c("c", start.Add(3*time.Minute)), start.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Take(ctx, "a", start.Add(time.Minute)); !errors.Is(err, domain.ErrCeremonyInvalid) {
+	if _, err := m.Take(ctx, "a", start.Add(time.Minute)); !errors.Is(err, command.ErrCeremonyInvalid) {
 		t.Fatalf("expired: %v", err)
 	}
 	got, err := m.Take(ctx, "b", start.Add(time.Minute))
@@ -968,7 +969,7 @@ func TestMemoryCeremonyStore(t *testing.T) {
 		t.Fatalf("%+v %v", got, err)
 	}
 	errs := race(20, func(int) error { _, err := m.Take(ctx, "c", start); return err })
-	if ok, invalid := count(errs, domain.ErrCeremonyInvalid); ok != 1 || invalid != 19 {
+	if ok, invalid := count(errs, command.ErrCeremonyInvalid); ok != 1 || invalid != 19 {
 		t.Fatalf("concurrent takes: %d won", ok)
 	}
 	m.Prune(ctx, start.Add(time.Hour))

@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
@@ -71,13 +72,13 @@ type harness struct {
 	counter *countingStore
 	clock   *fakeClock
 	snaps   *ephemeral.MemorySnapshotStore
-	cfg     domain.Config
-	svc     *domain.Service
+	cfg     command.Config
+	svc     *command.Service
 }
 
 // newHarness builds a Service on a real SQLite event store in a temporary directory, with
 // an injected clock and small argon2 costs (m=8192 KiB, t=1).
-func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
+func newHarness(t *testing.T, opts ...func(*command.Config)) *harness {
 	t.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
 	if err != nil {
@@ -90,7 +91,7 @@ func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
 	}
 	h := &harness{t: t, ctx: t.Context(), store: store, counter: &countingStore{EventStore: store},
 		clock: &fakeClock{t: start}, snaps: ephemeral.NewMemorySnapshotStore()}
-	h.cfg = domain.Config{
+	h.cfg = command.Config{
 		Store:     h.counter,
 		Keyring:   kr,
 		Snapshots: h.snaps,
@@ -100,7 +101,7 @@ func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
 	for _, o := range opts {
 		o(&h.cfg)
 	}
-	h.svc, err = domain.NewService(h.cfg)
+	h.svc, err = command.NewService(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func newHarness(t *testing.T, opts ...func(*domain.Config)) *harness {
 
 func (h *harness) register(email string) string {
 	h.t.Helper()
-	res, err := h.svc.Register(h.ctx, domain.Registration{Email: email, Password: goodPassword, FirstName: "Ann", LastName: "Lee"}, domain.RequestMeta{})
+	res, err := h.svc.Register(h.ctx, command.Registration{Email: email, Password: goodPassword, FirstName: "Ann", LastName: "Lee"}, command.RequestMeta{})
 	if err != nil {
 		h.t.Fatalf("register %s: %v", email, err)
 	}
@@ -117,20 +118,20 @@ func (h *harness) register(email string) string {
 }
 
 // login signs in with the good password and expects a session.
-func (h *harness) login(email string) domain.Authenticated {
+func (h *harness) login(email string) command.Authenticated {
 	h.t.Helper()
-	res, err := h.svc.Login(h.ctx, email, goodPassword, domain.PortalClientID, domain.RequestMeta{IP: "192.0.2.1"})
-	if err != nil || res.Status != domain.StatusAuthenticated {
+	res, err := h.svc.Login(h.ctx, email, goodPassword, domain.PortalClientID, command.RequestMeta{IP: "192.0.2.1"})
+	if err != nil || res.Status != command.StatusAuthenticated {
 		h.t.Fatalf("login %s: %+v %v", email, res, err)
 	}
 	return *res.Authenticated
 }
 
 // ticket signs in with the good password and expects a login ticket.
-func (h *harness) ticket(email string) domain.SecondFactorRequired {
+func (h *harness) ticket(email string) command.SecondFactorRequired {
 	h.t.Helper()
-	res, err := h.svc.Login(h.ctx, email, goodPassword, "", domain.RequestMeta{})
-	if err != nil || res.Status != domain.StatusSecondFactorRequired {
+	res, err := h.svc.Login(h.ctx, email, goodPassword, "", command.RequestMeta{})
+	if err != nil || res.Status != command.StatusSecondFactorRequired {
 		h.t.Fatalf("login %s: %+v %v", email, res, err)
 	}
 	return *res.SecondFactor
@@ -149,11 +150,11 @@ func (h *harness) code(secret string) string {
 // to the next time step (the confirmation used the current one).
 func (h *harness) enrollTOTP(sess domain.Session, name string) (deviceID, secret string, codes []string) {
 	h.t.Helper()
-	enr, err := h.svc.AddTOTPDevice(h.ctx, sess, name, domain.RequestMeta{})
+	enr, err := h.svc.AddTOTPDevice(h.ctx, sess, name, command.RequestMeta{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	res, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, h.code(enr.Secret), domain.RequestMeta{})
+	res, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, h.code(enr.Secret), command.RequestMeta{})
 	if err != nil {
 		h.t.Fatal(err)
 	}

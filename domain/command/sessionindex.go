@@ -1,11 +1,12 @@
-package domain
+package command
 
 import (
-	"encoding/hex"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // SessionIndex is the in-memory index of active sessions that answers whoami without
@@ -26,9 +27,9 @@ import (
 // hashes (let alone tokens) that exist, by SHA-256's preimage resistance.
 type SessionIndex struct {
 	mu         sync.RWMutex
-	byHash     map[[32]byte]*sessionRecord
-	byID       map[string]*sessionRecord
-	byAccount  map[string]map[string]*sessionRecord
+	byHash     map[[32]byte]*domain.SessionRecord
+	byID       map[string]*domain.SessionRecord
+	byAccount  map[string]map[string]*domain.SessionRecord
 	tombstones map[string]time.Time // ended session id -> when the tombstone may go
 }
 
@@ -39,45 +40,45 @@ const tombstoneGrace = 48 * time.Hour
 // newSessionIndex returns an empty index.
 func newSessionIndex() *SessionIndex {
 	return &SessionIndex{
-		byHash:     map[[32]byte]*sessionRecord{},
-		byID:       map[string]*sessionRecord{},
-		byAccount:  map[string]map[string]*sessionRecord{},
+		byHash:     map[[32]byte]*domain.SessionRecord{},
+		byID:       map[string]*domain.SessionRecord{},
+		byAccount:  map[string]map[string]*domain.SessionRecord{},
 		tombstones: map[string]time.Time{},
 	}
 }
 
 // Lookup returns the session whose token has this SHA-256 (see HashSessionToken), as the
 // index knows it; it does not check expiry (the Service's Whoami does).
-func (x *SessionIndex) Lookup(tokenHash [32]byte) (Session, bool) {
+func (x *SessionIndex) Lookup(tokenHash [32]byte) (domain.Session, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	r := x.byHash[tokenHash]
 	if r == nil {
-		return Session{}, false
+		return domain.Session{}, false
 	}
-	return r.sess.clone(), true
+	return r.Session(), true
 }
 
 // Get returns the session with this id, if the index holds it.
-func (x *SessionIndex) Get(sessionID string) (Session, bool) {
+func (x *SessionIndex) Get(sessionID string) (domain.Session, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	r := x.byID[sessionID]
 	if r == nil {
-		return Session{}, false
+		return domain.Session{}, false
 	}
-	return r.sess.clone(), true
+	return r.Session(), true
 }
 
 // sessionsOf returns the account's sessions the index holds, oldest first.
-func (x *SessionIndex) sessionsOf(accountID string) []Session {
+func (x *SessionIndex) sessionsOf(accountID string) []domain.Session {
 	x.mu.RLock()
-	out := make([]Session, 0, len(x.byAccount[accountID]))
+	out := make([]domain.Session, 0, len(x.byAccount[accountID]))
 	for _, r := range x.byAccount[accountID] {
-		out = append(out, r.sess.clone())
+		out = append(out, r.Session())
 	}
 	x.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Session) int {
+	slices.SortFunc(out, func(a, b domain.Session) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
 		}
@@ -96,17 +97,17 @@ func (x *SessionIndex) Len() int {
 // Apply feeds one envelope from the log. Envelopes of other streams, and of other event
 // types, are ignored (a projection may feed the whole log); so are envelopes the index has
 // already reflected. Only an undecodable session event gives an error.
-func (x *SessionIndex) Apply(env Envelope) error {
-	id, ok := strings.CutPrefix(env.StreamID, StreamPrefixSession)
+func (x *SessionIndex) Apply(env domain.Envelope) error {
+	id, ok := strings.CutPrefix(env.StreamID, domain.StreamPrefixSession)
 	if !ok {
 		return nil
 	}
 	switch env.Type {
-	case EventSessionStarted, EventSessionAccessed, EventReauthSucceeded, EventSessionSignedOut, EventSessionExpired:
+	case domain.EventSessionStarted, domain.EventSessionAccessed, domain.EventReauthSucceeded, domain.EventSessionSignedOut, domain.EventSessionExpired:
 	default:
 		return nil
 	}
-	e, err := DecodeEvent(env)
+	e, err := domain.DecodeEvent(env)
 	if err != nil {
 		return err
 	}
@@ -116,78 +117,74 @@ func (x *SessionIndex) Apply(env Envelope) error {
 		return nil
 	}
 	cur := x.byID[id]
-	if cur != nil && env.Version <= cur.version {
+	if cur != nil && env.Version <= cur.Version() {
 		return nil
 	}
-	var next *sessionRecord
+	base := cur
 	switch {
 	case cur != nil:
-		c := *cur
-		c.sess = cur.sess.clone()
-		next = &c
-	case env.Type == EventSessionStarted:
-		next = &sessionRecord{sess: Session{ID: id}}
-	case env.Type == EventSessionSignedOut || env.Type == EventSessionExpired:
+	case env.Type == domain.EventSessionStarted:
+		base = domain.NewSessionRecord(id)
+	case env.Type == domain.EventSessionSignedOut || env.Type == domain.EventSessionExpired:
 		x.tombstones[id] = env.RecordedAt.Add(tombstoneGrace)
 		return nil
 	default:
 		return nil // the start of this session never reached the index
 	}
-	local := next.sess.LastAccessedAt
-	if err := next.apply(e); err != nil {
+	next, err := domain.Next(base, []domain.Event{e}, env.Version)
+	if err != nil {
 		return err
 	}
-	if local.After(next.sess.LastAccessedAt) {
-		next.sess.LastAccessedAt = local
-	}
-	next.version = env.Version
+	next.KeepAccess(base.Session().LastAccessedAt)
 	x.putLocked(next)
 	return nil
 }
 
 // observe records the state of a session a command has just read or written: newer than the
 // held entry replaces it (keeping the later local access time); ended removes it.
-func (x *SessionIndex) observe(r *sessionRecord) {
+func (x *SessionIndex) observe(r *domain.SessionRecord) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, dead := x.tombstones[r.sess.ID]; dead {
+	id := r.Session().ID
+	if _, dead := x.tombstones[id]; dead {
 		return
 	}
-	cur := x.byID[r.sess.ID]
-	if cur != nil && r.version < cur.version {
+	cur := x.byID[id]
+	if cur != nil && r.Version() < cur.Version() {
 		return
 	}
-	next := *r
-	next.sess = r.sess.clone()
-	if cur != nil && cur.sess.LastAccessedAt.After(next.sess.LastAccessedAt) {
-		next.sess.LastAccessedAt = cur.sess.LastAccessedAt
+	next, _ := domain.Next(r, nil, r.Version()) // a copy: no event to apply
+	if cur != nil {
+		next.KeepAccess(cur.Session().LastAccessedAt)
 	}
-	x.putLocked(&next)
+	x.putLocked(next)
 }
 
 // putLocked stores r, or removes and tombstones it when it has ended. x.mu must be held.
-func (x *SessionIndex) putLocked(r *sessionRecord) {
-	id := r.sess.ID
+func (x *SessionIndex) putLocked(r *domain.SessionRecord) {
+	sess := r.Session()
+	id := sess.ID
 	if old := x.byID[id]; old != nil {
-		delete(x.byHash, old.tokenKey())
+		oldAccount := old.Session().AccountID
+		delete(x.byHash, old.TokenKey())
 		delete(x.byID, id)
-		if m := x.byAccount[old.sess.AccountID]; m != nil {
+		if m := x.byAccount[oldAccount]; m != nil {
 			delete(m, id)
 			if len(m) == 0 {
-				delete(x.byAccount, old.sess.AccountID)
+				delete(x.byAccount, oldAccount)
 			}
 		}
 	}
-	if r.ended {
-		x.tombstones[id] = r.sess.ExpiresAt.Add(tombstoneGrace)
+	if ended, _ := r.EndState(); ended {
+		x.tombstones[id] = sess.ExpiresAt.Add(tombstoneGrace)
 		return
 	}
-	x.byHash[r.tokenKey()] = r
+	x.byHash[r.TokenKey()] = r
 	x.byID[id] = r
-	m := x.byAccount[r.sess.AccountID]
+	m := x.byAccount[sess.AccountID]
 	if m == nil {
-		m = map[string]*sessionRecord{}
-		x.byAccount[r.sess.AccountID] = m
+		m = map[string]*domain.SessionRecord{}
+		x.byAccount[sess.AccountID] = m
 	}
 	m[id] = r
 }
@@ -195,17 +192,22 @@ func (x *SessionIndex) putLocked(r *sessionRecord) {
 // touch notes a use of the session at at, in memory only. It returns the session, the time
 // of its last recorded SessionAccessed and the entry's stream version, or false when the
 // index does not hold it or it has expired at at (an expired session is not revived).
-func (x *SessionIndex) touch(sessionID string, at time.Time) (Session, time.Time, uint64, bool) {
+func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, time.Time, uint64, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	r := x.byID[sessionID]
-	if r == nil || r.sess.expiredReason(at) != "" {
-		return Session{}, time.Time{}, 0, false
+	if r == nil {
+		return domain.Session{}, time.Time{}, 0, false
 	}
-	if at.After(r.sess.LastAccessedAt) {
-		r.sess.LastAccessedAt = at
+	sess := r.Session()
+	if sess.ExpiredReason(at) != "" {
+		return domain.Session{}, time.Time{}, 0, false
 	}
-	return r.sess.clone(), r.recordedAccessAt, r.version, true
+	r.KeepAccess(at) // in place: the entry is this index's own
+	if at.After(sess.LastAccessedAt) {
+		sess.LastAccessedAt = at
+	}
+	return sess, r.RecordedAccessAt(), r.Version(), true
 }
 
 // expired returns the ids of held sessions that are past their lifetime or idle limit at
@@ -215,7 +217,7 @@ func (x *SessionIndex) expired(now time.Time) []string {
 	defer x.mu.RUnlock()
 	var ids []string
 	for id, r := range x.byID {
-		if r.sess.expiredReason(now) != "" {
+		if r.Session().ExpiredReason(now) != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -234,37 +236,20 @@ func (x *SessionIndex) prune(now time.Time) {
 	}
 }
 
-// tokenKey is the index key of r: its token hash as bytes.
-func (r *sessionRecord) tokenKey() [32]byte {
-	var k [32]byte
-	b, err := hex.DecodeString(r.tokenHash)
-	if err == nil && len(b) == len(k) {
-		copy(k[:], b)
-	}
-	return k
-}
-
 // advance applies events a command of this instance appended to a session stream at
 // version from (now at version to), if the index's entry is still at from; otherwise the
 // projection feed will bring the entry up to date.
-func (x *SessionIndex) advance(sessionID string, from uint64, events []Event, to uint64) {
+func (x *SessionIndex) advance(sessionID string, from uint64, events []domain.Event, to uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.byID[sessionID]
-	if cur == nil || cur.version != from {
+	if cur == nil || cur.Version() != from {
 		return
 	}
-	next := *cur
-	next.sess = cur.sess.clone()
-	local := next.sess.LastAccessedAt
-	for _, e := range events {
-		if next.apply(e) != nil {
-			return
-		}
+	next, err := domain.Next(cur, events, to)
+	if err != nil {
+		return
 	}
-	if local.After(next.sess.LastAccessedAt) {
-		next.sess.LastAccessedAt = local
-	}
-	next.version = to
-	x.putLocked(&next)
+	next.KeepAccess(cur.Session().LastAccessedAt)
+	x.putLocked(next)
 }

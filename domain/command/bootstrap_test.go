@@ -1,19 +1,20 @@
-package domain_test
+package command_test
 
 import (
 	"errors"
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // restart builds a second Service on the same log with the bootstrap list, as a server
 // start does, and runs the start's bootstrap.
-func (h *harness) restart(admins ...string) *domain.Service {
+func (h *harness) restart(admins ...string) *command.Service {
 	h.t.Helper()
 	cfg := h.cfg
 	cfg.BootstrapAdmins = admins
-	svc, err := domain.NewService(cfg)
+	svc, err := command.NewService(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func (h *harness) restart(admins ...string) *domain.Service {
 	return svc
 }
 
-func isAdmin(t *testing.T, h *harness, svc *domain.Service, id string) bool {
+func isAdmin(t *testing.T, h *harness, svc *command.Service, id string) bool {
 	t.Helper()
 	a, err := svc.Account(h.ctx, id)
 	if err != nil {
@@ -37,7 +38,7 @@ func isAdmin(t *testing.T, h *harness, svc *domain.Service, id string) bool {
 // holds it at a start; neither an email change, nor a restart, nor a revocation makes it
 // grant again.
 func TestBootstrapAdminsGrantOnceEver(t *testing.T) {
-	h := newHarness(t, func(c *domain.Config) { c.BootstrapAdmins = []string{"Boss@Example.com"} })
+	h := newHarness(t, func(c *command.Config) { c.BootstrapAdmins = []string{"Boss@Example.com"} })
 	boss := h.register("boss@example.com")
 	if !isAdmin(t, h, h.svc, boss) {
 		t.Fatal("the first account registering with the listed email is not admin")
@@ -54,7 +55,7 @@ func TestBootstrapAdminsGrantOnceEver(t *testing.T) {
 
 	// The boss moves away from the address; a second account takes it and restarts happen.
 	sess := h.login("boss@example.com").Session
-	if _, err := h.svc.ChangeEmail(h.ctx, sess, "boss@example.org", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.ChangeEmail(h.ctx, sess, "boss@example.org", command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	mallory := h.register("boss@example.com")
@@ -66,7 +67,7 @@ func TestBootstrapAdminsGrantOnceEver(t *testing.T) {
 		t.Fatal("the role did not stay with the first account")
 	}
 	// A revocation sticks across restarts.
-	if _, err := svc.RevokeRole(h.ctx, boss, domain.RoleAdmin, domain.RequestMeta{}); err != nil {
+	if _, err := svc.RevokeRole(h.ctx, boss, domain.RoleAdmin, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	svc = h.restart("boss@example.com")
@@ -87,7 +88,7 @@ func TestBootstrapAdminsAtStart(t *testing.T) {
 	if got := h.types(domain.AdminBootstrapStream("nobody-yet@example.com")); len(got) != 0 {
 		t.Fatalf("an email nobody holds was spent: %v", got)
 	}
-	res, err := svc.Register(h.ctx, domain.Registration{Email: "nobody-yet@example.com", Password: goodPassword, FirstName: "N", LastName: "Y"}, domain.RequestMeta{})
+	res, err := svc.Register(h.ctx, command.Registration{Email: "nobody-yet@example.com", Password: goodPassword, FirstName: "N", LastName: "Y"}, command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestBootstrapAdminsRefuseABadEmail(t *testing.T) {
 	h := newHarness(t)
 	cfg := h.cfg
 	cfg.BootstrapAdmins = []string{"not-an-email"}
-	if _, err := domain.NewService(cfg); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := command.NewService(cfg); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("NewService: %v", err)
 	}
 }

@@ -1,9 +1,11 @@
-package domain
+package command
 
 import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // Bootstrap administrators (--admin-emails). Each listed email grants role admin at most
@@ -44,18 +46,18 @@ func (s *Service) BootstrapAdmins(ctx context.Context) (uint64, error) {
 // account holding email now), unless it is spent already. It returns the last position
 // written.
 func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (uint64, error) {
-	stream := AdminBootstrapStream(email)
+	stream := domain.AdminBootstrapStream(email)
 	events, err := s.cfg.Store.ReadStream(ctx, stream, 1, 2)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", stream, err)
 	}
-	md := s.metadata("", Actor{Type: ActorSystem}, RequestMeta{})
+	md := s.metadata("", domain.Actor{Type: domain.ActorSystem}, RequestMeta{})
 	var last uint64
 	switch len(events) {
 	case 0:
 		if accountID == "" {
 			a, err := s.findAccount(ctx, email)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, domain.ErrNotFound) {
 				return 0, nil // nobody holds it yet: the first registration will
 			}
 			if err != nil {
@@ -64,8 +66,8 @@ func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (
 			accountID = a.ID()
 		}
 		md.SubjectAccountID = accountID
-		res, err := s.appendEvents(ctx, stream, NoStream, []Event{AdminBootstrapClaimed{AccountID: accountID, At: s.now()}}, md)
-		if errors.Is(err, ErrWrongExpectedVersion) {
+		res, err := s.appendEvents(ctx, stream, domain.NoStream, []domain.Event{domain.AdminBootstrapClaimed{AccountID: accountID, At: s.now()}}, md)
+		if errors.Is(err, domain.ErrWrongExpectedVersion) {
 			return 0, nil // another instance or registration claimed it first
 		}
 		if err != nil {
@@ -73,11 +75,11 @@ func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (
 		}
 		last = res.LastPosition
 	case 1:
-		e, err := DecodeEvent(events[0])
+		e, err := domain.DecodeEvent(events[0])
 		if err != nil {
 			return 0, err
 		}
-		claim, ok := e.(AdminBootstrapClaimed)
+		claim, ok := e.(domain.AdminBootstrapClaimed)
 		if !ok {
 			return 0, fmt.Errorf("%s v1 is %s: %w", stream, events[0].Type, errNotBootstrapEvent)
 		}
@@ -86,13 +88,13 @@ func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (
 	default:
 		return 0, nil // spent and granted
 	}
-	pos, err := s.GrantRole(ctx, accountID, RoleAdmin, RequestMeta{})
+	pos, err := s.GrantRole(ctx, accountID, domain.RoleAdmin, RequestMeta{})
 	if err != nil {
 		return last, err
 	}
 	last = max(last, pos)
-	res, err := s.appendEvents(ctx, stream, Exact(1), []Event{AdminBootstrapGranted{AccountID: accountID, At: s.now()}}, md)
-	if err != nil && !errors.Is(err, ErrWrongExpectedVersion) {
+	res, err := s.appendEvents(ctx, stream, domain.Exact(1), []domain.Event{domain.AdminBootstrapGranted{AccountID: accountID, At: s.now()}}, md)
+	if err != nil && !errors.Is(err, domain.ErrWrongExpectedVersion) {
 		return last, err
 	}
 	return max(last, res.LastPosition), nil

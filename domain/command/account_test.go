@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"errors"
@@ -8,26 +8,27 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 func TestRegisterValidation(t *testing.T) {
 	h := newHarness(t)
 	for _, tc := range []struct {
 		name  string
-		in    domain.Registration
+		in    command.Registration
 		field string // ValidationError field, or "password" for a policy error
 	}{
-		{"bad email", domain.Registration{Email: "not-an-email", Password: goodPassword, FirstName: "A", LastName: "B"}, "email"},
-		{"long email", domain.Registration{Email: strings.Repeat("a", 250) + "@x.ch", Password: goodPassword, FirstName: "A", LastName: "B"}, "email"},
-		{"no first name", domain.Registration{Email: "a@example.com", Password: goodPassword, FirstName: " ", LastName: "B"}, "first_name"},
-		{"long last name", domain.Registration{Email: "a@example.com", Password: goodPassword, FirstName: "A", LastName: strings.Repeat("b", 101)}, "last_name"},
-		{"control char", domain.Registration{Email: "a@example.com", Password: goodPassword, FirstName: "A\x1b", LastName: "B"}, "first_name"},
-		{"short password", domain.Registration{Email: "a@example.com", Password: "short", FirstName: "A", LastName: "B"}, "password"},
-		{"weak password", domain.Registration{Email: "a@example.com", Password: "password1234", FirstName: "A", LastName: "B"}, "password"},
-		{"password with email", domain.Registration{Email: "umbrella@example.com", Password: goodPassword, FirstName: "A", LastName: "B"}, "password"},
+		{"bad email", command.Registration{Email: "not-an-email", Password: goodPassword, FirstName: "A", LastName: "B"}, "email"},
+		{"long email", command.Registration{Email: strings.Repeat("a", 250) + "@x.ch", Password: goodPassword, FirstName: "A", LastName: "B"}, "email"},
+		{"no first name", command.Registration{Email: "a@example.com", Password: goodPassword, FirstName: " ", LastName: "B"}, "first_name"},
+		{"long last name", command.Registration{Email: "a@example.com", Password: goodPassword, FirstName: "A", LastName: strings.Repeat("b", 101)}, "last_name"},
+		{"control char", command.Registration{Email: "a@example.com", Password: goodPassword, FirstName: "A\x1b", LastName: "B"}, "first_name"},
+		{"short password", command.Registration{Email: "a@example.com", Password: "short", FirstName: "A", LastName: "B"}, "password"},
+		{"weak password", command.Registration{Email: "a@example.com", Password: "password1234", FirstName: "A", LastName: "B"}, "password"},
+		{"password with email", command.Registration{Email: "umbrella@example.com", Password: goodPassword, FirstName: "A", LastName: "B"}, "password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := h.svc.Register(h.ctx, tc.in, domain.RequestMeta{})
+			_, err := h.svc.Register(h.ctx, tc.in, command.RequestMeta{})
 			if !errors.Is(err, domain.ErrInvalidInput) {
 				t.Fatalf("error %v is not ErrInvalidInput", err)
 			}
@@ -50,8 +51,8 @@ func TestRegisterValidation(t *testing.T) {
 
 func TestRegisterAndLookup(t *testing.T) {
 	h := newHarness(t)
-	res, err := h.svc.Register(h.ctx, domain.Registration{Email: " Ann.Lee@Example.com ", Password: goodPassword, FirstName: "Ann", LastName: "Lee"},
-		domain.RequestMeta{IP: "192.0.2.7", UserAgent: "test"})
+	res, err := h.svc.Register(h.ctx, command.Registration{Email: " Ann.Lee@Example.com ", Password: goodPassword, FirstName: "Ann", LastName: "Lee"},
+		command.RequestMeta{IP: "192.0.2.7", UserAgent: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestRegisterAndLookup(t *testing.T) {
 	if _, err := h.svc.LookupEmail(h.ctx, "nobody@example.com"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("lookup unknown: %v", err)
 	}
-	_, err = h.svc.Register(h.ctx, domain.Registration{Email: "ann.lee@example.com", Password: goodPassword, FirstName: "X", LastName: "Y"}, domain.RequestMeta{})
+	_, err = h.svc.Register(h.ctx, command.Registration{Email: "ann.lee@example.com", Password: goodPassword, FirstName: "X", LastName: "Y"}, command.RequestMeta{})
 	if !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("duplicate: %v", err)
 	}
@@ -99,8 +100,8 @@ func TestRegisterEmailRace(t *testing.T) {
 	h := newHarness(t)
 	ids := make([]string, 20)
 	errs := race(20, func(i int) error {
-		res, err := h.svc.Register(h.ctx, domain.Registration{Email: "race@example.com", Password: goodPassword,
-			FirstName: fmt.Sprintf("N%d", i), LastName: "Racer"}, domain.RequestMeta{})
+		res, err := h.svc.Register(h.ctx, command.Registration{Email: "race@example.com", Password: goodPassword,
+			FirstName: fmt.Sprintf("N%d", i), LastName: "Racer"}, command.RequestMeta{})
 		ids[i] = res.AccountID
 		return err
 	})
@@ -136,10 +137,10 @@ func TestChangeEmailNamesProfile(t *testing.T) {
 	h.register("taken@example.com")
 	sess := h.login("old@example.com").Session
 
-	if _, err := h.svc.ChangeEmail(h.ctx, sess, "Taken@example.com", domain.RequestMeta{}); !errors.Is(err, domain.ErrConflict) {
+	if _, err := h.svc.ChangeEmail(h.ctx, sess, "Taken@example.com", command.RequestMeta{}); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("taken email: %v", err)
 	}
-	pos, err := h.svc.ChangeEmail(h.ctx, sess, "New@Example.com", domain.RequestMeta{})
+	pos, err := h.svc.ChangeEmail(h.ctx, sess, "New@Example.com", command.RequestMeta{})
 	if err != nil || pos == 0 {
 		t.Fatalf("change email: %d %v", pos, err)
 	}
@@ -157,21 +158,21 @@ func TestChangeEmailNamesProfile(t *testing.T) {
 	if other == id {
 		t.Fatal("same id")
 	}
-	if _, err := h.svc.Login(h.ctx, "new@example.com", goodPassword, "", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Login(h.ctx, "new@example.com", goodPassword, "", command.RequestMeta{}); err != nil {
 		t.Fatalf("login with the new email: %v", err)
 	}
 
-	if _, err := h.svc.ChangeName(h.ctx, sess, "Anne", "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := h.svc.ChangeName(h.ctx, sess, "Anne", "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("empty last name: %v", err)
 	}
-	if _, err := h.svc.ChangeName(h.ctx, sess, "Anne", "Li", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.ChangeName(h.ctx, sess, "Anne", "Li", command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	country, locale := "ch", "de-ch"
-	if _, err := h.svc.UpdateProfile(h.ctx, sess, domain.ProfilePatch{Country: &country, Locale: &locale}, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.UpdateProfile(h.ctx, sess, domain.ProfilePatch{Country: &country, Locale: &locale}, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	if pos, err := h.svc.UpdateProfile(h.ctx, sess, domain.ProfilePatch{Country: &country}, domain.RequestMeta{}); err != nil || pos != 0 {
+	if pos, err := h.svc.UpdateProfile(h.ctx, sess, domain.ProfilePatch{Country: &country}, command.RequestMeta{}); err != nil || pos != 0 {
 		t.Fatalf("unchanged profile wrote %d, %v", pos, err)
 	}
 	a, _ := h.svc.Account(h.ctx, id)
@@ -186,33 +187,33 @@ func TestChangeEmailNamesProfile(t *testing.T) {
 func TestRolesAndClients(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("admin@example.com")
-	if _, err := h.svc.GrantRole(h.ctx, id, "root", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := h.svc.GrantRole(h.ctx, id, "root", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("bad role: %v", err)
 	}
-	if pos, err := h.svc.GrantRole(h.ctx, id, domain.RoleAdmin, domain.RequestMeta{}); err != nil || pos == 0 {
+	if pos, err := h.svc.GrantRole(h.ctx, id, domain.RoleAdmin, command.RequestMeta{}); err != nil || pos == 0 {
 		t.Fatal(err)
 	}
-	if pos, _ := h.svc.GrantRole(h.ctx, id, domain.RoleAdmin, domain.RequestMeta{}); pos != 0 {
+	if pos, _ := h.svc.GrantRole(h.ctx, id, domain.RoleAdmin, command.RequestMeta{}); pos != 0 {
 		t.Fatal("granted twice")
 	}
 	sec, _ := h.svc.Security(h.ctx, id)
 	if !slices.Equal(sec.Roles, []string{"admin"}) {
 		t.Fatalf("roles %v", sec.Roles)
 	}
-	if _, err := h.svc.RevokeRole(h.ctx, id, domain.RoleAdmin, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.RevokeRole(h.ctx, id, domain.RoleAdmin, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 
 	if c, err := h.svc.Client(h.ctx, "portal"); err != nil || c.Name != "Vigil portal" {
 		t.Fatalf("portal %+v %v", c, err)
 	}
-	if _, err := h.svc.Login(h.ctx, "admin@example.com", goodPassword, "no-such-client", domain.RequestMeta{}); !errors.Is(err, domain.ErrUnknownClient) {
+	if _, err := h.svc.Login(h.ctx, "admin@example.com", goodPassword, "no-such-client", command.RequestMeta{}); !errors.Is(err, command.ErrUnknownClient) {
 		t.Fatalf("unknown client: %v", err)
 	}
-	if _, _, err := h.svc.RegisterClient(h.ctx, "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, _, err := h.svc.RegisterClient(h.ctx, "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("empty client name: %v", err)
 	}
-	c, pos, err := h.svc.RegisterClient(h.ctx, "Payroll", domain.RequestMeta{})
+	c, pos, err := h.svc.RegisterClient(h.ctx, "Payroll", command.RequestMeta{})
 	if err != nil || pos == 0 {
 		t.Fatal(err)
 	}
@@ -220,14 +221,14 @@ func TestRolesAndClients(t *testing.T) {
 		t.Fatalf("client stream %v", got)
 	}
 	// a second service (another instance) finds the client in the log
-	other, err := domain.NewService(h.cfg)
+	other, err := command.NewService(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := other.Client(h.ctx, c.ID); err != nil || got.Name != "Payroll" {
 		t.Fatalf("client from the log %+v %v", got, err)
 	}
-	res, err := other.Login(h.ctx, "admin@example.com", goodPassword, c.ID, domain.RequestMeta{})
+	res, err := other.Login(h.ctx, "admin@example.com", goodPassword, c.ID, command.RequestMeta{})
 	if err != nil || res.Authenticated.Session.ClientID != c.ID {
 		t.Fatalf("login with client %+v %v", res, err)
 	}

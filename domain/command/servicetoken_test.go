@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
-func newTokens(t *testing.T) (*domain.ServiceTokens, *sqlite.Store, *fakeClock) {
+func newTokens(t *testing.T) (*command.ServiceTokens, *sqlite.Store, *fakeClock) {
 	t.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -21,7 +22,7 @@ func newTokens(t *testing.T) (*domain.ServiceTokens, *sqlite.Store, *fakeClock) 
 	}
 	t.Cleanup(func() { store.Close() })
 	clk := &fakeClock{t: start}
-	st, err := domain.NewServiceTokens(domain.ServiceTokensConfig{Store: store, Now: clk.Now})
+	st, err := command.NewServiceTokens(command.ServiceTokensConfig{Store: store, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +32,8 @@ func newTokens(t *testing.T) (*domain.ServiceTokens, *sqlite.Store, *fakeClock) 
 func TestServiceTokenLifecycle(t *testing.T) {
 	ctx := context.Background()
 	st, store, clk := newTokens(t)
-	admin := domain.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "adm"}}
-	tok, secret, pos, err := st.Create(ctx, " SIEM ", []string{domain.ScopeEventsRead, domain.ScopeEventsRead}, admin)
+	admin := command.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "adm"}}
+	tok, secret, pos, err := st.Create(ctx, " SIEM ", []string{command.ScopeEventsRead, command.ScopeEventsRead}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,18 +45,18 @@ func TestServiceTokenLifecycle(t *testing.T) {
 	if len(evs) != 1 || strings.Contains(string(evs[0].Data), secret) || strings.Contains(string(evs[0].Data), secret[4:]) {
 		t.Fatalf("stream %+v", evs)
 	}
-	got, err := st.Authenticate(ctx, secret, domain.ScopeEventsRead, domain.RequestMeta{})
+	got, err := st.Authenticate(ctx, secret, command.ScopeEventsRead, command.RequestMeta{})
 	if err != nil || got.ID != tok.ID {
 		t.Fatalf("authenticate: %+v %v", got, err)
 	}
 	for _, bad := range []string{"", "vgl_", secret + "x", "Bearer " + secret, strings.ToUpper(secret), "sess_" + secret[4:]} {
-		if _, err := st.Authenticate(ctx, bad, domain.ScopeEventsRead, domain.RequestMeta{}); !errors.Is(err, domain.ErrServiceTokenInvalid) {
+		if _, err := st.Authenticate(ctx, bad, command.ScopeEventsRead, command.RequestMeta{}); !errors.Is(err, command.ErrServiceTokenInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
 	// Missing scope: denied and recorded once per interval.
 	for range 5 {
-		if _, err := st.Authenticate(ctx, secret, domain.ScopeAuditRead, domain.RequestMeta{IP: "192.0.2.1"}); !errors.Is(err, domain.ErrInsufficientScope) {
+		if _, err := st.Authenticate(ctx, secret, command.ScopeAuditRead, command.RequestMeta{IP: "192.0.2.1"}); !errors.Is(err, command.ErrInsufficientScope) {
 			t.Fatalf("scope: %v", err)
 		}
 	}
@@ -63,8 +64,8 @@ func TestServiceTokenLifecycle(t *testing.T) {
 	if len(evs) != 2 || evs[1].Type != domain.EventServiceTokenUseDenied || evs[1].Metadata.Actor.Type != domain.ActorService || evs[1].Metadata.Actor.ID != tok.ID {
 		t.Fatalf("after 5 denials: %+v", evs)
 	}
-	clk.Advance(domain.DefaultDeniedInterval)
-	_, _ = st.Authenticate(ctx, secret, domain.ScopeAuditRead, domain.RequestMeta{})
+	clk.Advance(command.DefaultDeniedInterval)
+	_, _ = st.Authenticate(ctx, secret, command.ScopeAuditRead, command.RequestMeta{})
 	evs, _ = store.ReadStream(ctx, domain.ServiceTokenStream(tok.ID), 1, 0)
 	if len(evs) != 3 || !strings.Contains(string(evs[2].Data), `"suppressed":4`) {
 		t.Fatalf("after the interval: %d events, last %s", len(evs), evs[len(evs)-1].Data)
@@ -74,7 +75,7 @@ func TestServiceTokenLifecycle(t *testing.T) {
 	if err != nil || rpos == 0 {
 		t.Fatalf("revoke: %d %v", rpos, err)
 	}
-	if _, err := st.Authenticate(ctx, secret, domain.ScopeEventsRead, domain.RequestMeta{}); !errors.Is(err, domain.ErrServiceTokenInvalid) {
+	if _, err := st.Authenticate(ctx, secret, command.ScopeEventsRead, command.RequestMeta{}); !errors.Is(err, command.ErrServiceTokenInvalid) {
 		t.Fatalf("revoked token: %v", err)
 	}
 	if p, err := st.Revoke(ctx, tok.ID, admin); err != nil || p != 0 {
@@ -88,14 +89,14 @@ func TestServiceTokenLifecycle(t *testing.T) {
 		t.Fatalf("list %+v", list)
 	}
 	// Another instance's index, fed from the log, converges.
-	other := domain.NewServiceTokenIndex()
+	other := command.NewServiceTokenIndex()
 	all, _ := store.ReadAll(ctx, 0, 1000)
 	for _, e := range append(all, all...) { // twice: repeats change nothing
 		if err := other.Apply(e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	o, ok := other.Lookup(domain.HashServiceToken(secret))
+	o, ok := other.Lookup(command.HashServiceToken(secret))
 	if !ok || !o.Revoked || o.ID != tok.ID || o.Name != "SIEM" {
 		t.Fatalf("other index: %+v %v", o, ok)
 	}
@@ -108,12 +109,12 @@ func TestServiceTokenValidation(t *testing.T) {
 		name   string
 		scopes []string
 	}{
-		{"", []string{domain.ScopeEventsRead}},
+		{"", []string{command.ScopeEventsRead}},
 		{"x", nil},
 		{"x", []string{"events:write"}},
-		{strings.Repeat("n", 101), []string{domain.ScopeAuditRead}},
+		{strings.Repeat("n", 101), []string{command.ScopeAuditRead}},
 	} {
-		if _, _, _, err := st.Create(ctx, tc.name, tc.scopes, domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+		if _, _, _, err := st.Create(ctx, tc.name, tc.scopes, command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 			t.Errorf("%q %v: %v", tc.name, tc.scopes, err)
 		}
 	}
@@ -121,15 +122,15 @@ func TestServiceTokenValidation(t *testing.T) {
 		t.Fatalf("refused creations wrote %d events", h)
 	}
 	// Two tokens are distinct and each sees only its scopes.
-	_, s1, _, _ := st.Create(ctx, "a", []string{domain.ScopeAuditRead}, domain.RequestMeta{})
-	_, s2, _, _ := st.Create(ctx, "b", []string{domain.ScopeAuditRead, domain.ScopeEventsRead}, domain.RequestMeta{})
+	_, s1, _, _ := st.Create(ctx, "a", []string{command.ScopeAuditRead}, command.RequestMeta{})
+	_, s2, _, _ := st.Create(ctx, "b", []string{command.ScopeAuditRead, command.ScopeEventsRead}, command.RequestMeta{})
 	if s1 == s2 {
 		t.Fatal("same secret twice")
 	}
-	if _, err := st.Authenticate(ctx, s2, domain.ScopeEventsRead, domain.RequestMeta{}); err != nil {
+	if _, err := st.Authenticate(ctx, s2, command.ScopeEventsRead, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Authenticate(ctx, s1, domain.ScopeEventsRead, domain.RequestMeta{}); !errors.Is(err, domain.ErrInsufficientScope) {
+	if _, err := st.Authenticate(ctx, s1, command.ScopeEventsRead, command.RequestMeta{}); !errors.Is(err, command.ErrInsufficientScope) {
 		t.Fatal(err)
 	}
 	_ = time.Second

@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"encoding/base64"
@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 )
 
 // TestWebhookRegistrationAndRemoval: the secret returned once is the one sealed in the
 // event (bound to the endpoint's id), the URL is checked, and removal happens once.
 func TestWebhookRegistrationAndRemoval(t *testing.T) {
 	h := newHarness(t)
-	admin := domain.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "a1"}}
+	admin := command.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "a1"}}
 	for _, bad := range []string{"", "ftp://x.example", "https://u:p@x.example/", "https://x.example/#f", "/relative", "https://" + strings.Repeat("x", 2050)} {
 		if _, _, err := h.svc.RegisterWebhook(h.ctx, bad, admin); !errors.Is(err, domain.ErrInvalidInput) {
 			t.Errorf("url %.40q: %v", bad, err)
@@ -35,12 +36,12 @@ func TestWebhookRegistrationAndRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := e.(domain.WebhookRegistered)
-	key, err := domain.OpenWebhookSecret(h.cfg.Keyring, reg)
+	key, err := command.OpenWebhookSecret(h.cfg.Keyring, reg)
 	if err != nil || "whsec_"+base64.StdEncoding.EncodeToString(key) != w.Secret {
 		t.Fatalf("opened secret does not match: %v", err)
 	}
 	reg.WebhookID = "another"
-	if _, err := domain.OpenWebhookSecret(h.cfg.Keyring, reg); err == nil {
+	if _, err := command.OpenWebhookSecret(h.cfg.Keyring, reg); err == nil {
 		t.Fatal("a secret sealed for one endpoint opened for another")
 	}
 	if _, err := h.svc.RemoveWebhook(h.ctx, w.ID, admin); err != nil {

@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"bytes"
@@ -10,19 +10,20 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
-func noThrottle(c *domain.Config) {
+func noThrottle(c *command.Config) {
 	c.Throttle = throttle.Config{FreeFailures: 1000, IPFreeFailures: 1000}
 }
 
 func TestTOTPEnrollment(t *testing.T) {
-	h := newHarness(t, func(c *domain.Config) { c.Issuer = "Acme Vigil" })
+	h := newHarness(t, func(c *command.Config) { c.Issuer = "Acme Vigil" })
 	id := h.register("ann@example.com")
 	sess := h.login("ann@example.com").Session
-	enr, err := h.svc.AddTOTPDevice(h.ctx, sess, "Phone", domain.RequestMeta{})
+	enr, err := h.svc.AddTOTPDevice(h.ctx, sess, "Phone", command.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestTOTPEnrollment(t *testing.T) {
 	if err != nil || img.Bounds().Dx() != credential.QRCodeSize {
 		t.Fatalf("QR PNG: %v", err)
 	}
-	if _, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, "000000", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
+	if _, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, "000000", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
 		t.Fatalf("wrong confirmation code: %v", err)
 	}
 	// a code of the previous step (clock skew) confirms
@@ -60,7 +61,7 @@ func TestTOTPEnrollment(t *testing.T) {
 		defer h.clock.Advance(cur.Sub(prev))
 		return h.code(enr.Secret)
 	}()
-	res, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, code, domain.RequestMeta{})
+	res, err := h.svc.ConfirmTOTPDevice(h.ctx, sess, enr.DeviceID, code, command.RequestMeta{})
 	if err != nil || len(res.BackupCodes) != 10 {
 		t.Fatalf("confirm: %+v %v", res, err)
 	}
@@ -69,8 +70,8 @@ func TestTOTPEnrollment(t *testing.T) {
 	}
 	// a second device confirms without new backup codes
 	h.clock.Advance(30 * time.Second)
-	enr2, _ := h.svc.AddTOTPDevice(h.ctx, sess, "Tablet", domain.RequestMeta{})
-	res, err = h.svc.ConfirmTOTPDevice(h.ctx, sess, enr2.DeviceID, h.code(enr2.Secret), domain.RequestMeta{})
+	enr2, _ := h.svc.AddTOTPDevice(h.ctx, sess, "Tablet", command.RequestMeta{})
+	res, err = h.svc.ConfirmTOTPDevice(h.ctx, sess, enr2.DeviceID, h.code(enr2.Secret), command.RequestMeta{})
 	if err != nil || res.BackupCodes != nil {
 		t.Fatalf("second device: %+v %v", res, err)
 	}
@@ -79,13 +80,13 @@ func TestTOTPEnrollment(t *testing.T) {
 		t.Fatalf("account stream %v", got)
 	}
 	// removing one of two devices keeps 2FA; removing the last turns it off
-	if _, err := h.svc.RemoveTOTPDevice(h.ctx, sess, enr.DeviceID, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.RemoveTOTPDevice(h.ctx, sess, enr.DeviceID, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if sec, _ := h.svc.Security(h.ctx, id); !sec.TwoFactorEnabled || sec.BackupCodes.Remaining != 10 {
 		t.Fatalf("after removing one device %+v", sec)
 	}
-	if _, err := h.svc.RemoveTOTPDevice(h.ctx, sess, enr2.DeviceID, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.RemoveTOTPDevice(h.ctx, sess, enr2.DeviceID, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if sec, _ := h.svc.Security(h.ctx, id); sec.TwoFactorEnabled || sec.BackupCodes.Remaining != 0 {
@@ -108,7 +109,7 @@ func TestTOTPCodeUsedOnceUnderConcurrency(t *testing.T) {
 	}
 	code := h.code(secret)
 	errs := race(20, func(i int) error {
-		_, err := h.svc.SecondFactor(h.ctx, tickets[i], "totp", code, domain.RequestMeta{})
+		_, err := h.svc.SecondFactor(h.ctx, tickets[i], "totp", code, command.RequestMeta{})
 		return err
 	})
 	ok, invalid := count(errs, domain.ErrInvalidCode)
@@ -121,7 +122,7 @@ func TestTOTPCodeUsedOnceUnderConcurrency(t *testing.T) {
 	code = h.code(secret)
 	h.clock.Advance(time.Second)
 	errs = race(20, func(int) error {
-		_, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Code: code}, domain.RequestMeta{})
+		_, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Code: code}, command.RequestMeta{})
 		return err
 	})
 	if ok, invalid := count(errs, domain.ErrInvalidCode); ok != 1 || invalid != 19 {
@@ -133,7 +134,7 @@ func TestTOTPCodeUsedOnceUnderConcurrency(t *testing.T) {
 func (h *harness) login2FA(secret string) domain.Session {
 	h.t.Helper()
 	tk := h.ticket("ann@example.com")
-	res, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), domain.RequestMeta{})
+	res, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), command.RequestMeta{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestBackupCodesUsedOnceUnderConcurrency(t *testing.T) {
 		tickets[i] = h.ticket("ann@example.com").Ticket
 	}
 	errs := race(20, func(i int) error {
-		_, err := h.svc.SecondFactor(h.ctx, tickets[i], "backup_code", codes[4], domain.RequestMeta{})
+		_, err := h.svc.SecondFactor(h.ctx, tickets[i], "backup_code", codes[4], command.RequestMeta{})
 		return err
 	})
 	if ok, invalid := count(errs, domain.ErrInvalidCode); ok != 1 || invalid != 19 {
@@ -173,22 +174,22 @@ func TestBackupCodesUsedOnceUnderConcurrency(t *testing.T) {
 	h.clock.Advance(10 * time.Minute)
 	sess = h.login2FA(secret)
 	h.clock.Advance(6 * time.Minute)
-	if _, err := h.svc.RegenerateBackupCodes(h.ctx, sess, domain.RequestMeta{}); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if _, err := h.svc.RegenerateBackupCodes(h.ctx, sess, command.RequestMeta{}); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("regenerate without step-up: %v", err)
 	}
-	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: goodPassword}, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	sess, _ = h.svc.SessionByID(sess.ID)
-	regen, err := h.svc.RegenerateBackupCodes(h.ctx, sess, domain.RequestMeta{})
+	regen, err := h.svc.RegenerateBackupCodes(h.ctx, sess, command.RequestMeta{})
 	if err != nil || len(regen.BackupCodes) != 10 {
 		t.Fatalf("%+v %v", regen, err)
 	}
 	tk := h.ticket("ann@example.com")
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", codes[5], domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", codes[5], command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
 		t.Fatalf("old code after regeneration: %v", err)
 	}
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", regen.BackupCodes[5], domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", regen.BackupCodes[5], command.RequestMeta{}); err != nil {
 		t.Fatalf("new code: %v", err)
 	}
 	if sec, _ := h.svc.Security(h.ctx, id); sec.BackupCodes.Remaining != 9 {
@@ -204,19 +205,19 @@ func TestStepUpReauthAndPasswordChange(t *testing.T) {
 	other2 := h.login("ann@example.com")
 
 	h.clock.Advance(6 * time.Minute)
-	if err := h.svc.RequireRecentAuth(sess, 0); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if err := h.svc.RequireRecentAuth(sess, 0); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("step-up after 6 minutes: %v", err)
 	}
-	if _, err := h.svc.ChangePassword(h.ctx, sess, goodPassword, "lantern-orchid-basalt-93", true, domain.RequestMeta{}); !errors.Is(err, domain.ErrReauthenticationRequired) {
+	if _, err := h.svc.ChangePassword(h.ctx, sess, goodPassword, "lantern-orchid-basalt-93", true, command.RequestMeta{}); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("password change without step-up: %v", err)
 	}
-	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: "wrong-password-123"}, domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: "wrong-password-123"}, command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("reauth with a wrong password: %v", err)
 	}
-	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{}, domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{}, command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("empty reauth: %v", err)
 	}
-	pos, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{})
+	pos, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: goodPassword}, command.RequestMeta{})
 	if err != nil || pos == 0 {
 		t.Fatal(err)
 	}
@@ -227,14 +228,14 @@ func TestStepUpReauthAndPasswordChange(t *testing.T) {
 	if got := h.types(domain.SessionStream(sess.ID)); got[len(got)-1] != "ReauthSucceeded" {
 		t.Fatalf("session stream %v", got)
 	}
-	if _, err := h.svc.ChangePassword(h.ctx, sess, "wrong-password-123", "lantern-orchid-basalt-93", false, domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.ChangePassword(h.ctx, sess, "wrong-password-123", "lantern-orchid-basalt-93", false, command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("wrong current password: %v", err)
 	}
 	var pe *domain.PasswordPolicyError
-	if _, err := h.svc.ChangePassword(h.ctx, sess, goodPassword, "password1234", false, domain.RequestMeta{}); !errors.As(err, &pe) {
+	if _, err := h.svc.ChangePassword(h.ctx, sess, goodPassword, "password1234", false, command.RequestMeta{}); !errors.As(err, &pe) {
 		t.Fatalf("weak new password: %v", err)
 	}
-	res, err := h.svc.ChangePassword(h.ctx, sess, goodPassword, "lantern-orchid-basalt-93", true, domain.RequestMeta{})
+	res, err := h.svc.ChangePassword(h.ctx, sess, goodPassword, "lantern-orchid-basalt-93", true, command.RequestMeta{})
 	if err != nil || res.SignedOut != 2 || res.Position == 0 {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -249,11 +250,11 @@ func TestStepUpReauthAndPasswordChange(t *testing.T) {
 	if _, err := h.svc.SessionByID(sess.ID); err != nil {
 		t.Fatal("current session signed out")
 	}
-	if _, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("old password: %v", err)
 	}
 	h.clock.Advance(time.Second)
-	if _, err := h.svc.Login(h.ctx, "ann@example.com", "lantern-orchid-basalt-93", "", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Login(h.ctx, "ann@example.com", "lantern-orchid-basalt-93", "", command.RequestMeta{}); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
 	sec, _ := h.svc.Security(h.ctx, id)
@@ -267,17 +268,17 @@ func TestDisableTwoFactor(t *testing.T) {
 	id := h.register("ann@example.com")
 	sess := h.login("ann@example.com").Session
 	h.enrollTOTP(sess, "Phone")
-	if _, err := h.svc.DisableTwoFactor(h.ctx, sess, "wrong-password-123", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
+	if _, err := h.svc.DisableTwoFactor(h.ctx, sess, "wrong-password-123", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if _, err := h.svc.DisableTwoFactor(h.ctx, sess, goodPassword, domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.DisableTwoFactor(h.ctx, sess, goodPassword, command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	sec, _ := h.svc.Security(h.ctx, id)
 	if sec.TwoFactorEnabled || len(sec.TOTPDevices) != 0 || sec.BackupCodes.Remaining != 0 {
 		t.Fatalf("%+v", sec)
 	}
-	if res, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", domain.RequestMeta{}); err != nil || res.Status != domain.StatusAuthenticated {
+	if res, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", command.RequestMeta{}); err != nil || res.Status != command.StatusAuthenticated {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
@@ -287,11 +288,11 @@ func TestArgon2CostChangeRehashesAtLogin(t *testing.T) {
 	id := h.register("ann@example.com")
 	cfg := h.cfg
 	cfg.Argon2 = credential.Argon2Config{MemoryKiB: 8192, Iterations: 2}
-	svc2, err := domain.NewService(cfg)
+	svc2, err := command.NewService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc2.Login(h.ctx, "ann@example.com", goodPassword, "", domain.RequestMeta{}); err != nil {
+	if _, err := svc2.Login(h.ctx, "ann@example.com", goodPassword, "", command.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	evs := h.events(domain.AccountStream(id))
@@ -300,7 +301,7 @@ func TestArgon2CostChangeRehashesAtLogin(t *testing.T) {
 	if !ok || re.PasswordHash[:30] != "$argon2id$v=19$m=8192,t=2,p=1$" {
 		t.Fatalf("last event %#v", last)
 	}
-	if _, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", command.RequestMeta{}); err != nil {
 		t.Fatalf("old-cost service verifies the new hash: %v", err)
 	}
 }

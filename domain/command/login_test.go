@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"errors"
@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
 func TestLoginPasswordOnly(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("ann@example.com")
-	res, err := h.svc.Login(h.ctx, "ANN@example.com ", goodPassword, domain.PortalClientID, domain.RequestMeta{IP: "192.0.2.1", UserAgent: "Firefox"})
-	if err != nil || res.Status != domain.StatusAuthenticated || res.Position == 0 {
+	res, err := h.svc.Login(h.ctx, "ANN@example.com ", goodPassword, domain.PortalClientID, command.RequestMeta{IP: "192.0.2.1", UserAgent: "Firefox"})
+	if err != nil || res.Status != command.StatusAuthenticated || res.Position == 0 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	a := res.Authenticated
@@ -57,9 +58,9 @@ func TestLoginPasswordOnly(t *testing.T) {
 func TestLoginFailuresLookAlike(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("ann@example.com")
-	_, errWrong := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", domain.RequestMeta{})
-	_, errUnknown := h.svc.Login(h.ctx, "nobody@example.com", "wrong-password-123", "", domain.RequestMeta{IP: "192.0.2.9"})
-	_, errMalformed := h.svc.Login(h.ctx, "not an email", "x", "", domain.RequestMeta{})
+	_, errWrong := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", command.RequestMeta{})
+	_, errUnknown := h.svc.Login(h.ctx, "nobody@example.com", "wrong-password-123", "", command.RequestMeta{IP: "192.0.2.9"})
+	_, errMalformed := h.svc.Login(h.ctx, "not an email", "x", "", command.RequestMeta{})
 	for _, err := range []error{errWrong, errUnknown, errMalformed} {
 		if !errors.Is(err, domain.ErrInvalidCredentials) || err.Error() != domain.ErrInvalidCredentials.Error() {
 			t.Fatalf("error %v is not plain ErrInvalidCredentials", err)
@@ -104,8 +105,8 @@ func TestLoginWithTOTP(t *testing.T) {
 		t.Fatalf("ticket %+v", tk)
 	}
 	code := h.code(secret)
-	res, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", code, domain.RequestMeta{})
-	if err != nil || res.Status != domain.StatusAuthenticated {
+	res, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", code, command.RequestMeta{})
+	if err != nil || res.Status != command.StatusAuthenticated {
 		t.Fatalf("%+v %v", res, err)
 	}
 	s := res.Authenticated.Session
@@ -116,29 +117,29 @@ func TestLoginWithTOTP(t *testing.T) {
 		t.Fatalf("LoginSucceeded %+v", ls)
 	}
 	// the ticket is single-use
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", code, domain.RequestMeta{}); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", code, command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("ticket reused: %v", err)
 	}
 	// the same code (time step) is refused on a new ticket, the next step works
 	tk = h.ticket("ann@example.com")
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", code, domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", code, command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
 		t.Fatalf("replayed code: %v", err)
 	}
 	h.clock.Advance(30 * time.Second)
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), command.RequestMeta{}); err != nil {
 		t.Fatalf("next step: %v", err)
 	}
 	// a backup code works once
 	tk = h.ticket("ann@example.com")
-	res, err = h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", strings.ToLower(codes[0]), domain.RequestMeta{})
+	res, err = h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", strings.ToLower(codes[0]), command.RequestMeta{})
 	if err != nil || !slices.Equal(res.Authenticated.Session.AMR, []string{"pwd", "backup_code"}) {
 		t.Fatalf("backup code: %+v %v", res, err)
 	}
 	tk = h.ticket("ann@example.com")
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", codes[0], domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "backup_code", codes[0], command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
 		t.Fatalf("backup code reused: %v", err)
 	}
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "sms", "123456", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "sms", "123456", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("unknown method: %v", err)
 	}
 	sec, _ := h.svc.Security(h.ctx, sess.AccountID)
@@ -154,11 +155,11 @@ func TestLoginTicketBurnsAndExpires(t *testing.T) {
 
 	tk := h.ticket("ann@example.com")
 	for i := 0; i < 5; i++ {
-		if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", "000000", domain.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
+		if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", "000000", command.RequestMeta{}); !errors.Is(err, domain.ErrInvalidCode) {
 			t.Fatalf("wrong code %d: %v", i+1, err)
 		}
 	}
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), domain.RequestMeta{}); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("ticket survived five wrong codes: %v", err)
 	}
 	failed := 0
@@ -174,10 +175,10 @@ func TestLoginTicketBurnsAndExpires(t *testing.T) {
 	h.clock.Advance(time.Hour) // past the throttling of the failures above
 	tk = h.ticket("ann@example.com")
 	h.clock.Advance(5*time.Minute + time.Second)
-	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), domain.RequestMeta{}); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("expired ticket: %v", err)
 	}
-	if _, err := h.svc.SecondFactor(h.ctx, "made-up", "totp", h.code(secret), domain.RequestMeta{}); !errors.Is(err, domain.ErrTicketInvalid) {
+	if _, err := h.svc.SecondFactor(h.ctx, "made-up", "totp", h.code(secret), command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("unknown ticket: %v", err)
 	}
 }
@@ -185,7 +186,7 @@ func TestLoginTicketBurnsAndExpires(t *testing.T) {
 func TestThrottling(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("ann@example.com")
-	rm := domain.RequestMeta{IP: "198.51.100.1"}
+	rm := command.RequestMeta{IP: "198.51.100.1"}
 	wrong := func() error {
 		_, err := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", rm)
 		return err
@@ -235,16 +236,16 @@ func TestThrottling(t *testing.T) {
 	}
 	// unknown emails throttle exactly alike (nothing to learn from a 429)
 	for i := 0; i < 6; i++ {
-		_, _ = h.svc.Login(h.ctx, "ghost@example.com", "wrong-password-123", "", domain.RequestMeta{})
+		_, _ = h.svc.Login(h.ctx, "ghost@example.com", "wrong-password-123", "", command.RequestMeta{})
 	}
-	if _, err := h.svc.Login(h.ctx, "ghost@example.com", "x", "", domain.RequestMeta{}); !errors.As(err, &te) || te.RetryAfter != time.Second {
+	if _, err := h.svc.Login(h.ctx, "ghost@example.com", "x", "", command.RequestMeta{}); !errors.As(err, &te) || te.RetryAfter != time.Second {
 		t.Fatalf("unknown email: %v", err)
 	}
 }
 
 func TestThrottlingPerIP(t *testing.T) {
 	h := newHarness(t)
-	rm := domain.RequestMeta{IP: "203.0.113.5"}
+	rm := command.RequestMeta{IP: "203.0.113.5"}
 	for i := 0; i < 20; i++ { // 20 different accounts, one IP: the IP's free failures
 		_, _ = h.svc.Login(h.ctx, "user"+string(rune('a'+i))+"@example.com", "wrong-password-123", "", rm)
 	}
@@ -255,20 +256,20 @@ func TestThrottlingPerIP(t *testing.T) {
 	if _, err := h.svc.Login(h.ctx, "fresh2@example.com", "x", "", rm); !errors.As(err, &te) {
 		t.Fatalf("IP not throttled after 22 failures: %v", err)
 	}
-	if _, err := h.svc.Login(h.ctx, "fresh2@example.com", "x", "", domain.RequestMeta{IP: "203.0.113.6"}); errors.As(err, &te) {
+	if _, err := h.svc.Login(h.ctx, "fresh2@example.com", "x", "", command.RequestMeta{IP: "203.0.113.6"}); errors.As(err, &te) {
 		t.Fatal("another IP is throttled")
 	}
 }
 
 func TestEnrollmentRequired(t *testing.T) {
-	h := newHarness(t, func(c *domain.Config) { c.TwoFactorPolicy = requiredPolicy{orgs: []string{"org-1"}} })
+	h := newHarness(t, func(c *command.Config) { c.TwoFactorPolicy = requiredPolicy{orgs: []string{"org-1"}} })
 	h.register("ann@example.com")
-	res, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", domain.RequestMeta{})
-	if err != nil || res.Status != domain.StatusEnrollmentRequired || !res.Authenticated.Session.Restricted {
+	res, err := h.svc.Login(h.ctx, "ann@example.com", goodPassword, "", command.RequestMeta{})
+	if err != nil || res.Status != command.StatusEnrollmentRequired || !res.Authenticated.Session.Restricted {
 		t.Fatalf("%+v %v", res, err)
 	}
 	sess := res.Authenticated.Session
-	if _, err := h.svc.ChangeName(h.ctx, sess, "A", "B", domain.RequestMeta{}); !errors.Is(err, domain.ErrEnrollmentRequired) {
+	if _, err := h.svc.ChangeName(h.ctx, sess, "A", "B", command.RequestMeta{}); !errors.Is(err, domain.ErrEnrollmentRequired) {
 		t.Fatalf("restricted session changed a name: %v", err)
 	}
 	_, secret, codes := h.enrollTOTP(sess, "Phone")
@@ -279,7 +280,7 @@ func TestEnrollmentRequired(t *testing.T) {
 	if err != nil || who.Restricted || who.AAL != domain.AAL2 || !slices.Equal(who.AMR, []string{"pwd", "otp"}) {
 		t.Fatalf("after enrollment %+v %v", who, err)
 	}
-	if _, err := h.svc.ChangeName(h.ctx, who, "A", "B", domain.RequestMeta{}); err != nil {
+	if _, err := h.svc.ChangeName(h.ctx, who, "A", "B", command.RequestMeta{}); err != nil {
 		t.Fatalf("unrestricted session: %v", err)
 	}
 	sec, _ := h.svc.Security(h.ctx, sess.AccountID)
@@ -287,11 +288,11 @@ func TestEnrollmentRequired(t *testing.T) {
 		t.Fatalf("required by %v", sec.TwoFactorRequiredBy)
 	}
 	h.clock.Advance(time.Minute)
-	if _, err := h.svc.DisableTwoFactor(h.ctx, who, goodPassword, domain.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
+	if _, err := h.svc.DisableTwoFactor(h.ctx, who, goodPassword, command.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
 		t.Fatalf("disable under policy: %v", err)
 	}
 	devID := sec.TOTPDevices[0].ID
-	if _, err := h.svc.RemoveTOTPDevice(h.ctx, who, devID, domain.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
+	if _, err := h.svc.RemoveTOTPDevice(h.ctx, who, devID, command.RequestMeta{}); !errors.Is(err, domain.ErrTwoFactorRequired) {
 		t.Fatalf("remove last factor under policy: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
@@ -29,7 +30,7 @@ const (
 // Authenticated is a new session and its token. The token is shown once: only its hash is
 // stored.
 type Authenticated struct {
-	Session Session
+	Session domain.Session
 	Token   string
 }
 
@@ -90,36 +91,36 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	if rm.IP != "" {
 		ipKey = throttle.IPKey(rm.IP)
 	}
-	at, err := s.reserveSignIn(ctx, key, ipKey, attempted, StagePassword, MethodPassword, rm)
+	at, err := s.reserveSignIn(ctx, key, ipKey, attempted, domain.StagePassword, domain.MethodPassword, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	defer at.Settle(ctx)
-	var a *Account
+	var a *domain.Account
 	if emailErr == nil {
 		var err error
 		a, err = s.findAccount(ctx, norm)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return LoginResult{}, err
 		}
 	}
 	if a == nil {
 		s.hasher.VerifyDummy(password)
 		at.Failed()
-		s.recordFailure(ctx, "", attempted, LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword,
-			Method: MethodPassword, At: now}, s.metadata("", Actor{Type: ActorAccount}, rm))
-		return LoginResult{}, ErrInvalidCredentials
+		s.recordFailure(ctx, "", attempted, domain.LoginFailed{Reason: domain.LoginFailedUnknownAccount, Stage: domain.StagePassword,
+			Method: domain.MethodPassword, At: now}, s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
+		return LoginResult{}, domain.ErrInvalidCredentials
 	}
-	md := s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm)
-	ok, rehash, err := s.hasher.Verify(password, a.s.PasswordHash)
+	md := s.metadata(a.ID(), domain.Actor{Type: domain.ActorAccount, ID: a.ID()}, rm)
+	ok, rehash, err := s.hasher.Verify(password, a.PasswordHash())
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("account %s: %w", a.ID(), err)
 	}
 	if !ok {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StagePassword,
-			Method: MethodPassword, At: now}, md)
-		return LoginResult{}, ErrInvalidCredentials
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
+			Method: domain.MethodPassword, At: now}, md)
+		return LoginResult{}, domain.ErrInvalidCredentials
 	}
 	if rehash {
 		s.rehash(ctx, a, password, md)
@@ -131,7 +132,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	if err != nil {
 		return LoginResult{}, err
 	}
-	res, err := s.startSession(ctx, a.ID(), clientID, MethodPassword, []string{AMRPassword}, len(orgs) > 0, rm)
+	res, err := s.startSession(ctx, a.ID(), clientID, domain.MethodPassword, []string{domain.AMRPassword}, len(orgs) > 0, rm)
 	if err == nil {
 		at.Succeeded()
 	}
@@ -149,12 +150,12 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string, rm RequestMeta) (LoginResult, error) {
 	var amr string
 	switch method {
-	case MethodTOTP:
-		amr = AMROTP
-	case MethodBackupCode:
-		amr = AMRBackupCode
+	case domain.MethodTOTP:
+		amr = domain.AMROTP
+	case domain.MethodBackupCode:
+		amr = domain.AMRBackupCode
 	default:
-		return LoginResult{}, validate.Invalid("method", "must be %q or %q", MethodTOTP, MethodBackupCode)
+		return LoginResult{}, validate.Invalid("method", "must be %q or %q", domain.MethodTOTP, domain.MethodBackupCode)
 	}
 	now := s.now()
 	t, err := s.tickets.Attempt(ctx, ticket, now, s.cfg.TicketMaxTries)
@@ -166,23 +167,23 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	if rm.IP != "" {
 		ipKey = throttle.IPKey(rm.IP)
 	}
-	at, err := s.reserveSignIn(ctx, key, ipKey, t.Email, StageSecondFactor, method, rm)
+	at, err := s.reserveSignIn(ctx, key, ipKey, t.Email, domain.StageSecondFactor, method, rm)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	defer at.Settle(ctx)
-	md := s.metadata(t.AccountID, Actor{Type: ActorAccount, ID: t.AccountID}, rm)
-	_, _, err = s.updateAccount(ctx, t.AccountID, md, func(a *Account) ([]Event, error) {
-		return s.decideSecondFactor(a, method, code, "login")
+	md := s.metadata(t.AccountID, domain.Actor{Type: domain.ActorAccount, ID: t.AccountID}, rm)
+	_, _, err = s.updateAccount(ctx, t.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideSecondFactor(s.cfg.Keyring, method, code, "login", s.now())
 	})
-	if errors.Is(err, ErrInvalidCode) {
+	if errors.Is(err, domain.ErrInvalidCode) {
 		at.Failed()
-		s.recordFailure(ctx, t.AccountID, "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageSecondFactor,
+		s.recordFailure(ctx, t.AccountID, "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageSecondFactor,
 			Method: method, At: now}, md)
 		if t.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, ticket)
 		}
-		return LoginResult{}, ErrInvalidCode
+		return LoginResult{}, domain.ErrInvalidCode
 	}
 	if err != nil {
 		return LoginResult{}, err
@@ -190,27 +191,11 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	if !s.tickets.Consume(ctx, ticket) {
 		return LoginResult{}, ErrTicketInvalid
 	}
-	res, err := s.startSession(ctx, t.AccountID, t.ClientID, method, []string{AMRPassword, amr}, false, rm)
+	res, err := s.startSession(ctx, t.AccountID, t.ClientID, method, []string{domain.AMRPassword, amr}, false, rm)
 	if err == nil {
 		at.Succeeded()
 	}
 	return res, err
-}
-
-// decideSecondFactor spends a TOTP step or a backup code of a, for purpose login or reauth.
-func (s *Service) decideSecondFactor(a *Account, method, code, purpose string) ([]Event, error) {
-	now := s.now()
-	switch method {
-	case MethodTOTP:
-		dev, step, err := a.matchTOTP(s.cfg.Keyring, code, now, "")
-		if err != nil {
-			return nil, err
-		}
-		return a.decideAcceptTOTP(dev, step, purpose, now)
-	case MethodBackupCode:
-		return a.decideUseBackupCode(code, purpose, now)
-	}
-	return nil, ErrInvalidCode
 }
 
 // reserveSignIn counts a sign-in attempt on the account key and the IP key ("" for none)
@@ -225,15 +210,15 @@ func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, m
 		return at, err
 	}
 	if d.First {
-		ev := LoginFailed{Reason: LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: d.Wait.Milliseconds(), At: now}
-		var a *Account
+		ev := domain.LoginFailed{Reason: domain.LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: d.Wait.Milliseconds(), At: now}
+		var a *domain.Account
 		if email != "" {
 			a, _ = s.findAccount(ctx, email)
 		}
 		if a != nil {
-			s.recordFailure(ctx, a.ID(), "", ev, s.metadata(a.ID(), Actor{Type: ActorAccount, ID: a.ID()}, rm))
+			s.recordFailure(ctx, a.ID(), "", ev, s.metadata(a.ID(), domain.Actor{Type: domain.ActorAccount, ID: a.ID()}, rm))
 		} else {
-			s.recordFailure(ctx, "", email, ev, s.metadata("", Actor{Type: ActorAccount}, rm))
+			s.recordFailure(ctx, "", email, ev, s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
 		}
 	}
 	return nil, &throttle.Error{RetryAfter: d.Wait}
@@ -242,14 +227,14 @@ func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, m
 // reserveReauth counts a re-authentication attempt of a signed-in caller on a's account
 // key before its credential is checked (see attempt; the caller defers its settle), or
 // answers a *throttle.Error, recording the first refusal of a wait (stage reauth).
-func (s *Service) reserveReauth(ctx context.Context, a *Account, method, sessionID string, md Metadata) (*throttle.Attempt, error) {
+func (s *Service) reserveReauth(ctx context.Context, a *domain.Account, method, sessionID string, md domain.Metadata) (*throttle.Attempt, error) {
 	now := s.now()
 	at, d, err := s.cfg.Throttle.Reserve(ctx, throttle.AccountKey(a.Email()), "", now)
 	if err != nil || d.Wait == 0 {
 		return at, err
 	}
 	if d.First {
-		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedThrottled, Stage: StageReauth, Method: method,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedThrottled, Stage: domain.StageReauth, Method: method,
 			SessionID: sessionID, RetryAfterMS: d.Wait.Milliseconds(), At: now}, md)
 	}
 	return nil, &throttle.Error{RetryAfter: d.Wait}
@@ -260,15 +245,15 @@ func (s *Service) reserveReauth(ctx context.Context, a *Account, method, session
 // else was typed into the email field, perhaps a password, is never recorded). Recording
 // is best effort: a store error must not turn a refused sign-in into a different answer.
 // It returns the position.
-func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail string, ev LoginFailed, md Metadata) uint64 {
-	stream := SigninStream
+func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail string, ev domain.LoginFailed, md domain.Metadata) uint64 {
+	stream := domain.SigninStream
 	ev.AttemptedEmail = ""
 	if accountID != "" {
-		stream = AccountStream(accountID)
+		stream = domain.AccountStream(accountID)
 	} else if norm, err := validate.Email(attemptedEmail); err == nil {
 		ev.AttemptedEmail = truncateBytes(norm, maxAttemptedEmail)
 	}
-	res, err := s.appendEvents(ctx, stream, Any, []Event{ev}, md)
+	res, err := s.appendEvents(ctx, stream, domain.Any, []domain.Event{ev}, md)
 	if err != nil {
 		return 0
 	}
@@ -276,23 +261,23 @@ func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail s
 }
 
 // rehash stores the password with the current argon2 cost (best effort).
-func (s *Service) rehash(ctx context.Context, a *Account, password string, md Metadata) {
+func (s *Service) rehash(ctx context.Context, a *domain.Account, password string, md domain.Metadata) {
 	hash, err := s.hasher.Hash(password)
 	if err != nil {
 		return
 	}
-	_, _ = s.appendEvents(ctx, AccountStream(a.ID()), Exact(a.Version()),
-		[]Event{PasswordRehashed{PasswordHash: hash, At: s.now()}}, md)
+	_, _ = s.appendEvents(ctx, domain.AccountStream(a.ID()), domain.Exact(a.Version()),
+		[]domain.Event{domain.PasswordRehashed{PasswordHash: hash, At: s.now()}}, md)
 }
 
-func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) (LoginResult, error) {
+func (s *Service) issueTicket(ctx context.Context, a *domain.Account, clientID string) (LoginResult, error) {
 	id, err := randomToken(s.cfg.Rand)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	now := s.now()
 	t := ephemeral.LoginTicket{ID: id, AccountID: a.ID(), Email: a.Email(), ClientID: clientID,
-		Methods: a.secondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
+		Methods: a.SecondFactorMethods(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.TicketTTL)}
 	if err := s.tickets.Put(ctx, t); err != nil {
 		return LoginResult{}, fmt.Errorf("store login ticket: %w", err)
 	}
@@ -302,38 +287,35 @@ func (s *Service) issueTicket(ctx context.Context, a *Account, clientID string) 
 
 // startSession opens a session stream (LoginSucceeded, SessionStarted) and indexes it.
 func (s *Service) startSession(ctx context.Context, accountID, clientID, method string, amr []string, restricted bool, rm RequestMeta) (LoginResult, error) {
-	md := s.metadata(accountID, Actor{Type: ActorAccount, ID: accountID}, rm)
-	return s.openSession(ctx, sessionStart{AccountID: accountID, ClientID: clientID, Method: method, AMR: amr,
+	md := s.metadata(accountID, domain.Actor{Type: domain.ActorAccount, ID: accountID}, rm)
+	return s.openSession(ctx, domain.SessionStart{AccountID: accountID, ClientID: clientID, Method: method, AMR: amr,
 		Restricted: restricted, Lifetime: s.cfg.SessionLifetime, IdleTimeout: s.cfg.SessionIdleTimeout}, md)
 }
 
 // openSession draws the token and the id of a new session described by in, appends its
 // first two events with metadata md and indexes it.
-func (s *Service) openSession(ctx context.Context, in sessionStart, md Metadata) (LoginResult, error) {
+func (s *Service) openSession(ctx context.Context, in domain.SessionStart, md domain.Metadata) (LoginResult, error) {
 	token, err := randomToken(s.cfg.Rand)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	sid := NewID()
+	sid := domain.NewID()
 	in.SessionID, in.TokenHash = sid, hexTokenHash(token)
-	events := decideStartSession(in, s.now())
-	res, err := s.appendEvents(ctx, SessionStream(sid), NoStream, events, md)
+	events := domain.DecideStartSession(in, s.now())
+	res, err := s.appendEvents(ctx, domain.SessionStream(sid), domain.NoStream, events, md)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	r := &sessionRecord{sess: Session{ID: sid}}
-	for _, e := range events {
-		if err := r.apply(e); err != nil {
-			return LoginResult{}, err
-		}
+	r, err := domain.Next(domain.NewSessionRecord(sid), events, res.NextVersion)
+	if err != nil {
+		return LoginResult{}, err
 	}
-	r.version = res.NextVersion
 	s.index.observe(r)
 	status := StatusAuthenticated
 	if in.Restricted {
 		status = StatusEnrollmentRequired
 	}
-	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.session(), Token: token},
+	return LoginResult{Status: status, Authenticated: &Authenticated{Session: r.Session(), Token: token},
 		Position: res.LastPosition}, nil
 }
 
@@ -348,8 +330,8 @@ type ReauthInput struct {
 // A wrong credential is ErrInvalidCredentials / ErrInvalidCode, recorded and throttled
 // like a sign-in. Restricted sessions may re-authenticate; a delegate's acting session may
 // not (ErrForbidden: it holds no credential of the owner).
-func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapEnroll)
+func (s *Service) Reauth(ctx context.Context, caller domain.Session, in ReauthInput, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, domain.CapEnroll)
 	if err != nil {
 		return 0, err
 	}
@@ -360,19 +342,19 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 	if err != nil {
 		return 0, err
 	}
-	method, amr := MethodPassword, AMRPassword
+	method, amr := domain.MethodPassword, domain.AMRPassword
 	if in.Password != "" {
 		if err := s.checkPassword(ctx, a, in.Password, cur.ID, md, rm); err != nil {
 			return 0, err
 		}
 	} else {
-		method, amr = MethodTOTP, AMROTP
-		if err := s.spendCode(ctx, a, MethodTOTP, in.Code, cur.ID, md); err != nil {
+		method, amr = domain.MethodTOTP, domain.AMROTP
+		if err := s.spendCode(ctx, a, domain.MethodTOTP, in.Code, cur.ID, md); err != nil {
 			return 0, err
 		}
 	}
-	res, _, err := s.updateSession(ctx, cur.ID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		return r.decideReauth(method, amr, s.now())
+	res, _, err := s.updateSession(ctx, cur.ID, func(*domain.SessionRecord) domain.Metadata { return md }, func(r *domain.SessionRecord) ([]domain.Event, error) {
+		return r.DecideReauth(method, amr, s.now())
 	})
 	return res.LastPosition, err
 }
@@ -380,19 +362,19 @@ func (s *Service) Reauth(ctx context.Context, caller Session, in ReauthInput, rm
 // spendCode checks and spends a second-factor code of a signed-in caller, throttled per
 // account (counted before the check); a wrong code is recorded (stage reauth) and gives
 // ErrInvalidCode.
-func (s *Service) spendCode(ctx context.Context, a *Account, method, code, sessionID string, md Metadata) error {
+func (s *Service) spendCode(ctx context.Context, a *domain.Account, method, code, sessionID string, md domain.Metadata) error {
 	now := s.now()
 	at, err := s.reserveReauth(ctx, a, method, sessionID, md)
 	if err != nil {
 		return err
 	}
 	defer at.Settle(ctx)
-	_, _, err = s.updateAccount(ctx, a.ID(), md, func(a *Account) ([]Event, error) {
-		return s.decideSecondFactor(a, method, code, "reauth")
+	_, _, err = s.updateAccount(ctx, a.ID(), md, func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideSecondFactor(s.cfg.Keyring, method, code, "reauth", s.now())
 	})
-	if errors.Is(err, ErrInvalidCode) {
+	if errors.Is(err, domain.ErrInvalidCode) {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidSecondFactor, Stage: StageReauth,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageReauth,
 			Method: method, SessionID: sessionID, At: now}, md)
 	}
 	return err

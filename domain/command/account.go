@@ -1,4 +1,4 @@
-package domain
+package command
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -55,12 +56,12 @@ func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta)
 	if err != nil {
 		return RegisterResult{}, err
 	}
-	id := NewID()
-	md := s.metadata(id, Actor{Type: ActorAccount, ID: id}, rm)
+	id := domain.NewID()
+	md := s.metadata(id, domain.Actor{Type: domain.ActorAccount, ID: id}, rm)
 	if _, err := s.reserveEmail(ctx, email, id, md); err != nil {
 		return RegisterResult{}, err
 	}
-	res, err := s.appendEvents(ctx, AccountStream(id), NoStream, []Event{decideRegister(id, email, first, last, hash, s.now())}, md)
+	res, err := s.appendEvents(ctx, domain.AccountStream(id), domain.NoStream, []domain.Event{domain.DecideRegister(id, email, first, last, hash, s.now())}, md)
 	if err != nil {
 		s.releaseEmail(ctx, email, id, md)
 		return RegisterResult{}, err
@@ -85,21 +86,21 @@ type reservation struct {
 
 func (s *Service) readReservation(ctx context.Context, email string) (reservation, error) {
 	var r reservation
-	stream := EmailStream(email)
+	stream := domain.EmailStream(email)
 	for {
 		events, err := s.cfg.Store.ReadStream(ctx, stream, r.version+1, s.cfg.ReadPageSize)
 		if err != nil {
 			return r, fmt.Errorf("read email reservation: %w", err)
 		}
 		for _, env := range events {
-			e, err := DecodeEvent(env)
+			e, err := domain.DecodeEvent(env)
 			if err != nil {
 				return r, err
 			}
 			switch e := e.(type) {
-			case EmailReserved:
+			case domain.EmailReserved:
 				r.holder, r.at = e.AccountID, e.At
-			case EmailReleased:
+			case domain.EmailReleased:
 				if r.holder == e.AccountID {
 					r.holder = ""
 				}
@@ -114,7 +115,7 @@ func (s *Service) readReservation(ctx context.Context, email string) (reservatio
 
 // reserveEmail claims email for accountID (a no-op when it already holds it). It returns
 // ErrConflict when another account uses the email.
-func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md Metadata) (uint64, error) {
+func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md domain.Metadata) (uint64, error) {
 	for attempt := 1; ; attempt++ {
 		r, err := s.readReservation(ctx, email)
 		if err != nil {
@@ -127,9 +128,9 @@ func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md 
 		if r.holder != "" {
 			taken := true
 			if now.Sub(r.at) > reservationGrace {
-				a, err := s.repo.load(ctx, r.holder)
+				a, err := s.repo.Load(ctx, r.holder)
 				switch {
-				case errors.Is(err, ErrNotFound):
+				case errors.Is(err, domain.ErrNotFound):
 					taken = false
 				case err != nil:
 					return 0, err
@@ -138,14 +139,14 @@ func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md 
 				}
 			}
 			if taken {
-				return 0, fmt.Errorf("email is taken: %w", ErrConflict)
+				return 0, fmt.Errorf("email is taken: %w", domain.ErrConflict)
 			}
 		}
-		res, err := s.appendEvents(ctx, EmailStream(email), Exact(r.version), []Event{EmailReserved{AccountID: accountID, At: now}}, md)
+		res, err := s.appendEvents(ctx, domain.EmailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReserved{AccountID: accountID, At: now}}, md)
 		if err == nil {
 			return res.LastPosition, nil
 		}
-		if !errors.Is(err, ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+		if !errors.Is(err, domain.ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
 			return 0, err
 		}
 	}
@@ -153,17 +154,17 @@ func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md 
 
 // releaseEmail frees email if accountID holds it (best effort: a leftover reservation is
 // taken over after reservationGrace).
-func (s *Service) releaseEmail(ctx context.Context, email, accountID string, md Metadata) uint64 {
+func (s *Service) releaseEmail(ctx context.Context, email, accountID string, md domain.Metadata) uint64 {
 	for attempt := 1; attempt <= s.cfg.MaxRetries; attempt++ {
 		r, err := s.readReservation(ctx, email)
 		if err != nil || r.holder != accountID {
 			return 0
 		}
-		res, err := s.appendEvents(ctx, EmailStream(email), Exact(r.version), []Event{EmailReleased{AccountID: accountID, At: s.now()}}, md)
+		res, err := s.appendEvents(ctx, domain.EmailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReleased{AccountID: accountID, At: s.now()}}, md)
 		if err == nil {
 			return res.LastPosition
 		}
-		if !errors.Is(err, ErrWrongExpectedVersion) {
+		if !errors.Is(err, domain.ErrWrongExpectedVersion) {
 			return 0
 		}
 	}
@@ -171,20 +172,20 @@ func (s *Service) releaseEmail(ctx context.Context, email, accountID string, md 
 }
 
 // findAccount returns the account that uses email (normalised), or ErrNotFound.
-func (s *Service) findAccount(ctx context.Context, email string) (*Account, error) {
+func (s *Service) findAccount(ctx context.Context, email string) (*domain.Account, error) {
 	r, err := s.readReservation(ctx, email)
 	if err != nil {
 		return nil, err
 	}
 	if r.holder == "" {
-		return nil, fmt.Errorf("email: %w", ErrNotFound)
+		return nil, fmt.Errorf("email: %w", domain.ErrNotFound)
 	}
-	a, err := s.repo.load(ctx, r.holder)
+	a, err := s.repo.Load(ctx, r.holder)
 	if err != nil {
 		return nil, err
 	}
 	if a.Email() != email {
-		return nil, fmt.Errorf("email: %w", ErrNotFound)
+		return nil, fmt.Errorf("email: %w", domain.ErrNotFound)
 	}
 	return a, nil
 }
@@ -194,7 +195,7 @@ func (s *Service) findAccount(ctx context.Context, email string) (*Account, erro
 func (s *Service) LookupEmail(ctx context.Context, email string) (string, error) {
 	norm, err := validate.Email(email)
 	if err != nil {
-		return "", fmt.Errorf("email: %w", ErrNotFound)
+		return "", fmt.Errorf("email: %w", domain.ErrNotFound)
 	}
 	a, err := s.findAccount(ctx, norm)
 	if err != nil {
@@ -205,20 +206,20 @@ func (s *Service) LookupEmail(ctx context.Context, email string) (string, error)
 
 // Account loads an account (from its latest snapshot and the events after it). It returns
 // ErrNotFound for an unknown id.
-func (s *Service) Account(ctx context.Context, accountID string) (*Account, error) {
-	return s.repo.load(ctx, accountID)
+func (s *Service) Account(ctx context.Context, accountID string) (*domain.Account, error) {
+	return s.repo.Load(ctx, accountID)
 }
 
 // Security returns the account's security state, with the organisations whose policy
 // requires 2FA.
-func (s *Service) Security(ctx context.Context, accountID string) (SecurityState, error) {
-	a, err := s.repo.load(ctx, accountID)
+func (s *Service) Security(ctx context.Context, accountID string) (domain.SecurityState, error) {
+	a, err := s.repo.Load(ctx, accountID)
 	if err != nil {
-		return SecurityState{}, err
+		return domain.SecurityState{}, err
 	}
 	st := a.Security()
 	if st.TwoFactorRequiredBy, err = s.requiredBy(ctx, accountID); err != nil {
-		return SecurityState{}, err
+		return domain.SecurityState{}, err
 	}
 	return st, nil
 }
@@ -226,8 +227,8 @@ func (s *Service) Security(ctx context.Context, accountID string) (SecurityState
 // ChangeEmail changes the caller's sign-in email: the new one is reserved first
 // (ErrConflict when taken), then EmailChanged is appended and the old one released. The
 // same email is a no-op (position 0).
-func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail string, rm RequestMeta) (uint64, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) ChangeEmail(ctx context.Context, caller domain.Session, newEmail string, rm RequestMeta) (uint64, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return 0, err
 	}
@@ -245,8 +246,8 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 	if _, err := s.reserveEmail(ctx, email, cur.AccountID, md); err != nil {
 		return 0, err
 	}
-	res, before, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		return a.decideChangeEmail(email, s.now()), nil
+	res, before, err := s.updateAccount(ctx, cur.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideChangeEmail(email, s.now()), nil
 	})
 	if err != nil {
 		s.releaseEmail(ctx, email, cur.AccountID, md)
@@ -263,17 +264,17 @@ func (s *Service) ChangeEmail(ctx context.Context, caller Session, newEmail stri
 
 // ChangeName sets the caller's first and last name (validate.Name); unchanged names write
 // nothing.
-func (s *Service) ChangeName(ctx context.Context, caller Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
-	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
-		return a.decideChangeName(firstName, lastName, now)
+func (s *Service) ChangeName(ctx context.Context, caller domain.Session, firstName, lastName string, rm RequestMeta) (uint64, error) {
+	return s.updateOwn(ctx, caller, domain.CapProfile, rm, func(a *domain.Account, now time.Time) ([]domain.Event, error) {
+		return a.DecideChangeName(firstName, lastName, now)
 	})
 }
 
 // UpdateProfile applies patch to the caller's profile (see ProfilePatch for the rules); an
 // unchanged profile writes nothing.
-func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch ProfilePatch, rm RequestMeta) (uint64, error) {
-	return s.updateOwn(ctx, caller, CapProfile, rm, func(a *Account, now time.Time) ([]Event, error) {
-		return a.decideUpdateProfile(patch, now)
+func (s *Service) UpdateProfile(ctx context.Context, caller domain.Session, patch domain.ProfilePatch, rm RequestMeta) (uint64, error) {
+	return s.updateOwn(ctx, caller, domain.CapProfile, rm, func(a *domain.Account, now time.Time) ([]domain.Event, error) {
+		return a.DecideUpdateProfile(patch, now)
 	})
 }
 
@@ -281,8 +282,8 @@ func (s *Service) UpdateProfile(ctx context.Context, caller Session, patch Profi
 // (ErrReauthenticationRequired), the current password (ErrInvalidCredentials, throttled
 // like a sign-in), and a new password the policy accepts (*PasswordPolicyError). With
 // signOutOthers every other session of the account ends with reason password_changed.
-func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (SignOutResult, error) {
-	cur, err := s.sensitive(caller, CapControl)
+func (s *Service) ChangePassword(ctx context.Context, caller domain.Session, currentPassword, newPassword string, signOutOthers bool, rm RequestMeta) (SignOutResult, error) {
+	cur, err := s.sensitive(caller, domain.CapControl)
 	if err != nil {
 		return SignOutResult{}, err
 	}
@@ -300,23 +301,23 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 	if err != nil {
 		return SignOutResult{}, err
 	}
-	verified := a.s.PasswordHash
-	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *Account) ([]Event, error) {
-		if a.s.PasswordHash != verified {
+	verified := a.PasswordHash()
+	res, _, err := s.updateAccount(ctx, cur.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
+		if a.PasswordHash() != verified {
 			// The password changed meanwhile: the current password must match the new state.
-			if ok, _, err := s.hasher.Verify(currentPassword, a.s.PasswordHash); err != nil || !ok {
-				return nil, ErrInvalidCredentials
+			if ok, _, err := s.hasher.Verify(currentPassword, a.PasswordHash()); err != nil || !ok {
+				return nil, domain.ErrInvalidCredentials
 			}
-			verified = a.s.PasswordHash
+			verified = a.PasswordHash()
 		}
-		return a.decidePasswordChange(hash, s.now()), nil
+		return a.DecidePasswordChange(hash, s.now()), nil
 	})
 	if err != nil {
 		return SignOutResult{}, err
 	}
 	out := SignOutResult{Position: res.LastPosition}
 	if signOutOthers {
-		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutPasswordChanged, md)
+		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, domain.SignOutPasswordChanged, md)
 		out.SignedOut = n
 		if pos > out.Position {
 			out.Position = pos
@@ -333,22 +334,22 @@ func (s *Service) ChangePassword(ctx context.Context, caller Session, currentPas
 // attempt is counted before the hash is checked, and given back when the password is
 // right); a wrong password is recorded as LoginFailed (stage reauth) and gives
 // ErrInvalidCredentials.
-func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessionID string, md Metadata, rm RequestMeta) error {
+func (s *Service) checkPassword(ctx context.Context, a *domain.Account, password, sessionID string, md domain.Metadata, rm RequestMeta) error {
 	now := s.now()
-	at, err := s.reserveReauth(ctx, a, MethodPassword, sessionID, md)
+	at, err := s.reserveReauth(ctx, a, domain.MethodPassword, sessionID, md)
 	if err != nil {
 		return err
 	}
 	defer at.Settle(ctx)
-	ok, _, err := s.hasher.Verify(password, a.s.PasswordHash)
+	ok, _, err := s.hasher.Verify(password, a.PasswordHash())
 	if err != nil {
 		return err
 	}
 	if !ok {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", LoginFailed{Reason: LoginFailedInvalidCredentials, Stage: StageReauth,
-			Method: MethodPassword, SessionID: sessionID, At: now}, md)
-		return ErrInvalidCredentials
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StageReauth,
+			Method: domain.MethodPassword, SessionID: sessionID, At: now}, md)
+		return domain.ErrInvalidCredentials
 	}
 	return nil
 }
@@ -357,25 +358,19 @@ func (s *Service) checkPassword(ctx context.Context, a *Account, password, sessi
 // nothing. The caller (the HTTP layer or start-up from --admin-emails) has checked that
 // the actor may do so; rm.Actor names the admin (default: the system).
 func (s *Service) GrantRole(ctx context.Context, accountID, role string, rm RequestMeta) (uint64, error) {
-	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, Actor{Type: ActorSystem}, rm), func(a *Account) ([]Event, error) {
-		return a.decideGrantRole(role, s.now())
+	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, domain.Actor{Type: domain.ActorSystem}, rm), func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideGrantRole(role, s.now())
 	})
 	return res.LastPosition, err
 }
 
 // RevokeRole takes role from accountID; revoking a role not held writes nothing.
 func (s *Service) RevokeRole(ctx context.Context, accountID, role string, rm RequestMeta) (uint64, error) {
-	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, Actor{Type: ActorSystem}, rm), func(a *Account) ([]Event, error) {
-		return a.decideRevokeRole(role, s.now())
+	res, _, err := s.updateAccount(ctx, accountID, s.metadata(accountID, domain.Actor{Type: domain.ActorSystem}, rm), func(a *domain.Account) ([]domain.Event, error) {
+		return a.DecideRevokeRole(role, s.now())
 	})
 	return res.LastPosition, err
 }
-
-// The built-in client: portal sign-ins name it.
-const (
-	PortalClientID   = "portal"
-	PortalClientName = "Vigil portal"
-)
 
 // Client is an application whose users sign in through Vigil.
 type Client struct {
@@ -390,9 +385,9 @@ func (s *Service) RegisterClient(ctx context.Context, name string, rm RequestMet
 	if err != nil {
 		return Client{}, 0, err
 	}
-	c := Client{ID: NewID(), Name: n}
-	res, err := s.appendEvents(ctx, ClientStream(c.ID), NoStream, []Event{ClientRegistered{ClientID: c.ID, Name: n, At: s.now()}},
-		s.metadata("", Actor{Type: ActorSystem}, rm))
+	c := Client{ID: domain.NewID(), Name: n}
+	res, err := s.appendEvents(ctx, domain.ClientStream(c.ID), domain.NoStream, []domain.Event{domain.ClientRegistered{ClientID: c.ID, Name: n, At: s.now()}},
+		s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {
 		return Client{}, 0, err
 	}
@@ -409,18 +404,18 @@ func (s *Service) Client(ctx context.Context, clientID string) (Client, error) {
 	if clientID == "" || len(clientID) > 64 {
 		return Client{}, ErrUnknownClient
 	}
-	events, err := s.cfg.Store.ReadStream(ctx, ClientStream(clientID), 1, 1)
+	events, err := s.cfg.Store.ReadStream(ctx, domain.ClientStream(clientID), 1, 1)
 	if err != nil {
 		return Client{}, fmt.Errorf("load client: %w", err)
 	}
 	if len(events) == 0 {
 		return Client{}, ErrUnknownClient
 	}
-	e, err := DecodeEvent(events[0])
+	e, err := domain.DecodeEvent(events[0])
 	if err != nil {
 		return Client{}, err
 	}
-	reg, ok := e.(ClientRegistered)
+	reg, ok := e.(domain.ClientRegistered)
 	if !ok {
 		return Client{}, ErrUnknownClient
 	}

@@ -1,10 +1,12 @@
-package domain
+package command
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain"
 )
 
 // Whoami returns the active session whose token this is, from the in-memory index (never
@@ -12,13 +14,13 @@ import (
 // ErrSessionNotFound. The session comes with the organisations' 2FA policy applied (see
 // effective: restricted when a policy requires a second factor it has not proved). It does
 // not count as a use: call Touch for that.
-func (s *Service) Whoami(ctx context.Context, token string) (Session, error) {
+func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, error) {
 	if token == "" {
-		return Session{}, ErrSessionNotFound
+		return domain.Session{}, domain.ErrSessionNotFound
 	}
-	sess, ok := s.index.Lookup(HashSessionToken(token))
-	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
-		return Session{}, ErrSessionNotFound
+	sess, ok := s.index.Lookup(domain.HashSessionToken(token))
+	if !ok || sess.ExpiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
+		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	return s.effective(sess), nil
 }
@@ -31,41 +33,41 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 	now := s.now()
 	sess, recordedAt, version, ok := s.index.touch(sessionID, now)
 	if !ok {
-		return 0, ErrSessionNotFound
+		return 0, domain.ErrSessionNotFound
 	}
 	if now.Sub(recordedAt) < s.cfg.TouchInterval {
 		return 0, nil
 	}
-	md := s.metadata(sess.AccountID, Actor{Type: ActorAccount, ID: sess.AccountID}, RequestMeta{ClientID: sess.ClientID})
+	md := s.metadata(sess.AccountID, domain.Actor{Type: domain.ActorAccount, ID: sess.AccountID}, RequestMeta{ClientID: sess.ClientID})
 	if sess.ActorAccountID != "" {
-		md.Actor = Actor{Type: ActorDelegate, ID: sess.ActorAccountID}
+		md.Actor = domain.Actor{Type: domain.ActorDelegate, ID: sess.ActorAccountID}
 	}
-	events := []Event{SessionAccessed{At: now}}
-	res, err := s.appendEvents(ctx, SessionStream(sessionID), Exact(version), events, md)
+	events := []domain.Event{domain.SessionAccessed{At: now}}
+	res, err := s.appendEvents(ctx, domain.SessionStream(sessionID), domain.Exact(version), events, md)
 	if err == nil {
 		s.index.advance(sessionID, version, events, res.NextVersion)
 		return res.LastPosition, nil
 	}
-	if !errors.Is(err, ErrWrongExpectedVersion) {
+	if !errors.Is(err, domain.ErrWrongExpectedVersion) {
 		return 0, err
 	}
 	// Someone else wrote to the session: decide again on the stream.
-	res, _, err = s.updateSession(ctx, sessionID, func(*sessionRecord) Metadata { return md }, func(r *sessionRecord) ([]Event, error) {
-		if ended, _ := r.endState(); ended {
-			return nil, ErrSessionNotFound
+	res, _, err = s.updateSession(ctx, sessionID, func(*domain.SessionRecord) domain.Metadata { return md }, func(r *domain.SessionRecord) ([]domain.Event, error) {
+		if ended, _ := r.EndState(); ended {
+			return nil, domain.ErrSessionNotFound
 		}
-		return r.decideAccess(s.now(), s.cfg.TouchInterval), nil
+		return r.DecideAccess(s.now(), s.cfg.TouchInterval), nil
 	})
 	return res.LastPosition, err
 }
 
 // Logout signs the caller's own session out (reason logout). A restricted session may.
-func (s *Service) Logout(ctx context.Context, caller Session, rm RequestMeta) (uint64, error) {
-	cur, err := s.authorize(caller, CapSession)
+func (s *Service) Logout(ctx context.Context, caller domain.Session, rm RequestMeta) (uint64, error) {
+	cur, err := s.authorize(caller, domain.CapSession)
 	if err != nil {
 		return 0, err
 	}
-	return s.signOut(ctx, cur.ID, cur.AccountID, SignOutLogout, s.callerMetadata(cur, rm))
+	return s.signOut(ctx, cur.ID, cur.AccountID, domain.SignOutLogout, s.callerMetadata(cur, rm))
 }
 
 // SignOut signs out one session of the caller's account (reason signed_out_by_user). A
@@ -73,18 +75,18 @@ func (s *Service) Logout(ctx context.Context, caller Session, rm RequestMeta) (u
 // can only be signed out by its own account. It fails whoami before SignOut returns. Ending
 // the caller's own session needs CapSession, any other CapControl (a delegate may end only
 // its acting session).
-func (s *Service) SignOut(ctx context.Context, caller Session, sessionID string, rm RequestMeta) (uint64, error) {
-	need := CapControl
+func (s *Service) SignOut(ctx context.Context, caller domain.Session, sessionID string, rm RequestMeta) (uint64, error) {
+	need := domain.CapControl
 	if sessionID == caller.ID {
-		need = CapSession
+		need = domain.CapSession
 	}
 	cur, err := s.authorize(caller, need)
 	if err != nil {
 		return 0, err
 	}
-	reason := SignOutByUser
+	reason := domain.SignOutByUser
 	if sessionID == cur.ID {
-		reason = SignOutLogout
+		reason = domain.SignOutLogout
 	}
 	return s.signOut(ctx, sessionID, cur.AccountID, reason, s.callerMetadata(cur, rm))
 }
@@ -99,27 +101,27 @@ type SignOutResult struct {
 // SignOutOthers signs out every other active session of the caller's account that the
 // session index knows (reason signed_out_by_user). The index holds this instance's sessions
 // and, when fed by the sessions projection, every instance's.
-func (s *Service) SignOutOthers(ctx context.Context, caller Session, rm RequestMeta) (SignOutResult, error) {
-	cur, err := s.authorize(caller, CapControl)
+func (s *Service) SignOutOthers(ctx context.Context, caller domain.Session, rm RequestMeta) (SignOutResult, error) {
+	cur, err := s.authorize(caller, domain.CapControl)
 	if err != nil {
 		return SignOutResult{}, err
 	}
-	n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, SignOutByUser, s.callerMetadata(cur, rm))
+	n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, domain.SignOutByUser, s.callerMetadata(cur, rm))
 	return SignOutResult{SignedOut: n, Position: pos}, err
 }
 
 // AdminSignOut signs out any session (reason signed_out_by_admin). The HTTP layer has
 // checked the role; rm.Actor names the admin.
 func (s *Service) AdminSignOut(ctx context.Context, sessionID string, rm RequestMeta) (uint64, error) {
-	return s.signOut(ctx, sessionID, "", SignOutByAdmin, s.metadata("", Actor{Type: ActorSystem}, rm))
+	return s.signOut(ctx, sessionID, "", domain.SignOutByAdmin, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 }
 
 // AccountSessions returns the account's active sessions known to the index, oldest first.
-func (s *Service) AccountSessions(accountID string) []Session {
+func (s *Service) AccountSessions(accountID string) []domain.Session {
 	now := s.now()
-	var out []Session
+	var out []domain.Session
 	for _, sess := range s.index.sessionsOf(accountID) {
-		if sess.expiredReason(now) == "" {
+		if sess.ExpiredReason(now) == "" {
 			out = append(out, sess)
 		}
 	}
@@ -127,16 +129,16 @@ func (s *Service) AccountSessions(accountID string) []Session {
 }
 
 // signOut ends session sessionID with reason; ownerID, when set, must own it.
-func (s *Service) signOut(ctx context.Context, sessionID, ownerID, reason string, md Metadata) (uint64, error) {
-	res, _, err := s.updateSession(ctx, sessionID, func(r *sessionRecord) Metadata {
+func (s *Service) signOut(ctx context.Context, sessionID, ownerID, reason string, md domain.Metadata) (uint64, error) {
+	res, _, err := s.updateSession(ctx, sessionID, func(r *domain.SessionRecord) domain.Metadata {
 		m := md
-		m.SubjectAccountID = r.sess.AccountID
+		m.SubjectAccountID = r.Session().AccountID
 		return m
-	}, func(r *sessionRecord) ([]Event, error) {
-		if ownerID != "" && r.sess.AccountID != ownerID {
-			return nil, ErrSessionNotFound
+	}, func(r *domain.SessionRecord) ([]domain.Event, error) {
+		if ownerID != "" && r.Session().AccountID != ownerID {
+			return nil, domain.ErrSessionNotFound
 		}
-		return r.decideSignOut(reason, s.now())
+		return r.DecideSignOut(reason, s.now())
 	})
 	if err != nil {
 		return 0, err
@@ -145,14 +147,14 @@ func (s *Service) signOut(ctx context.Context, sessionID, ownerID, reason string
 }
 
 // signOutAll ends every indexed session of accountID except keep.
-func (s *Service) signOutAll(ctx context.Context, accountID, keep, reason string, md Metadata) (int, uint64, error) {
+func (s *Service) signOutAll(ctx context.Context, accountID, keep, reason string, md domain.Metadata) (int, uint64, error) {
 	n, pos := 0, uint64(0)
 	for _, sess := range s.index.sessionsOf(accountID) {
 		if sess.ID == keep {
 			continue
 		}
 		p, err := s.signOut(ctx, sess.ID, accountID, reason, md)
-		if errors.Is(err, ErrSessionNotFound) {
+		if errors.Is(err, domain.ErrSessionNotFound) {
 			continue // ended meanwhile
 		}
 		if err != nil {
@@ -189,16 +191,15 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 	}
 	for _, id := range s.index.expired(now) {
 		local, _ := s.index.Get(id)
-		md := Metadata{Actor: Actor{Type: ActorSystem}}
-		res, _, err := s.updateSession(ctx, id, func(r *sessionRecord) Metadata {
+		md := domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}}
+		res, _, err := s.updateSession(ctx, id, func(r *domain.SessionRecord) domain.Metadata {
 			m := md
-			m.SubjectAccountID, m.ClientID = r.sess.AccountID, r.sess.ClientID
+			sess := r.Session()
+			m.SubjectAccountID, m.ClientID = sess.AccountID, sess.ClientID
 			return m
-		}, func(r *sessionRecord) ([]Event, error) {
-			if local.LastAccessedAt.After(r.sess.LastAccessedAt) {
-				r.sess.LastAccessedAt = local.LastAccessedAt
-			}
-			return r.decideExpire(now), nil
+		}, func(r *domain.SessionRecord) ([]domain.Event, error) {
+			r.KeepAccess(local.LastAccessedAt)
+			return r.DecideExpire(now), nil
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -219,10 +220,10 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepResult, error)
 
 // SessionByID returns an active session from the index by its id (not its token), or
 // ErrSessionNotFound.
-func (s *Service) SessionByID(sessionID string) (Session, error) {
+func (s *Service) SessionByID(sessionID string) (domain.Session, error) {
 	sess, ok := s.index.Get(sessionID)
-	if !ok || sess.expiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
-		return Session{}, ErrSessionNotFound
+	if !ok || sess.ExpiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
+		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	return sess, nil
 }

@@ -1,4 +1,4 @@
-package domain_test
+package command_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
@@ -49,7 +50,7 @@ func TestThrottlingHoldsUnderConcurrentLogins(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("ann@example.com")
 	errs := race(40, func(int) error {
-		_, err := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", domain.RequestMeta{IP: "198.51.100.1"})
+		_, err := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", command.RequestMeta{IP: "198.51.100.1"})
 		return err
 	})
 	checked, throttled := countOutcomes(t, errs, domain.ErrInvalidCredentials)
@@ -61,7 +62,7 @@ func TestThrottlingHoldsUnderConcurrentLogins(t *testing.T) {
 	}
 	// Unknown emails throttle alike, also in parallel.
 	errs = race(40, func(int) error {
-		_, err := h.svc.Login(h.ctx, "ghost@example.com", "wrong-password-123", "", domain.RequestMeta{})
+		_, err := h.svc.Login(h.ctx, "ghost@example.com", "wrong-password-123", "", command.RequestMeta{})
 		return err
 	})
 	if checked, _ := countOutcomes(t, errs, domain.ErrInvalidCredentials); checked > freeChecks {
@@ -74,7 +75,7 @@ func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
 	id := h.register("ann@example.com")
 	sess := h.login("ann@example.com").Session
 	errs := race(40, func(int) error {
-		_, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: "wrong-password-123"}, domain.RequestMeta{})
+		_, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: "wrong-password-123"}, command.RequestMeta{})
 		return err
 	})
 	checked, throttled := countOutcomes(t, errs, domain.ErrInvalidCredentials)
@@ -85,7 +86,7 @@ func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
 		t.Errorf("%d invalid_credentials events for %d checks", n, checked)
 	}
 	var te *throttle.Error
-	if _, err := h.svc.Reauth(h.ctx, sess, domain.ReauthInput{Password: goodPassword}, domain.RequestMeta{}); !errors.As(err, &te) {
+	if _, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: goodPassword}, command.RequestMeta{}); !errors.As(err, &te) {
 		t.Errorf("the right password after the burst: %v", err)
 	}
 }
@@ -93,7 +94,7 @@ func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
 func TestThrottlingIPv6CountsPer64(t *testing.T) {
 	h := newHarness(t)
 	wrong := func(i int, ip string) error {
-		_, err := h.svc.Login(h.ctx, fmt.Sprintf("user%d@example.com", i), "wrong-password-123", "", domain.RequestMeta{IP: ip})
+		_, err := h.svc.Login(h.ctx, fmt.Sprintf("user%d@example.com", i), "wrong-password-123", "", command.RequestMeta{IP: ip})
 		return err
 	}
 	// 20 failures (the IP's free ones) from two addresses of one /64, each on another email
@@ -138,7 +139,7 @@ func TestThrottlingIPv6CountsPer64(t *testing.T) {
 func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
 	h := newHarness(t)
 	const secret = "hunter2-secret"
-	rm := domain.RequestMeta{IP: "192.0.2.7"}
+	rm := command.RequestMeta{IP: "192.0.2.7"}
 	var te *throttle.Error
 	for i := range 7 { // six checked, the seventh throttled (and recorded)
 		_, err := h.svc.Login(h.ctx, secret, "x", "", rm)
@@ -147,7 +148,7 @@ func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
 		}
 	}
 	// With spaces and capitals: still not an email, still not kept.
-	_, _ = h.svc.Login(h.ctx, "  Hunter2-Secret ", "x", "", domain.RequestMeta{})
+	_, _ = h.svc.Login(h.ctx, "  Hunter2-Secret ", "x", "", command.RequestMeta{})
 	all, err := h.store.ReadAll(h.ctx, 0, 10000)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
 		t.Errorf("LoginFailed reasons %v, want 7 unknown_account and 1 throttled", reasons)
 	}
 	// A valid email that has no account is still named (unknown_account).
-	_, _ = h.svc.Login(h.ctx, "Nobody@Example.com", "x", "", domain.RequestMeta{})
+	_, _ = h.svc.Login(h.ctx, "Nobody@Example.com", "x", "", command.RequestMeta{})
 	sys := h.events(domain.SigninStream)
 	if lf := h.decode(sys[len(sys)-1]).(domain.LoginFailed); lf.AttemptedEmail != "nobody@example.com" || lf.Reason != domain.LoginFailedUnknownAccount {
 		t.Errorf("unknown valid email: %+v", lf)

@@ -1,0 +1,130 @@
+package command
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/domain"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// envelopes stores events as the first versions of stream.
+func envelopes(t *testing.T, stream string, events ...domain.Event) []domain.Envelope {
+	t.Helper()
+	out := make([]domain.Envelope, 0, len(events))
+	for i, e := range events {
+		d, err := domain.EncodeEvent(e, domain.Metadata{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, domain.Envelope{ID: d.ID, StreamID: stream, Version: uint64(i + 1), Position: uint64(i + 1),
+			Type: d.Type, SchemaVersion: d.SchemaVersion, Data: d.Data})
+	}
+	return out
+}
+
+// startEvents are the first events of session sid of account, signed in with amr at now.
+func startEvents(sid, account, token string, amr []string, now time.Time) []domain.Event {
+	return domain.DecideStartSession(domain.SessionStart{SessionID: sid, AccountID: account, TokenHash: hexTokenHash(token),
+		Method: domain.MethodPassword, AMR: amr, Lifetime: 24 * time.Hour, IdleTimeout: 2 * time.Hour}, now)
+}
+
+var registered = domain.AccountRegistered{AccountID: "a1", Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", PasswordHash: "h0", At: t0}
+
+func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
+	x := newSessionIndex()
+	envs := envelopes(t, domain.SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0),
+		domain.SessionAccessed{At: t0.Add(5 * time.Minute)}, domain.SessionSignedOut{Reason: domain.SignOutLogout, At: t0.Add(6 * time.Minute)})...)
+	other := envelopes(t, domain.AccountStream("a1"), registered)
+	if err := x.Apply(other[0]); err != nil || x.Len() != 0 {
+		t.Fatalf("account event: %v, %d", err, x.Len())
+	}
+	for _, e := range envs[:3] {
+		if err := x.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, ok := x.Lookup(domain.HashSessionToken("tok"))
+	if !ok || !s.LastAccessedAt.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("lookup %+v %v", s, ok)
+	}
+	if _, ok := x.Lookup(domain.HashSessionToken("other")); ok {
+		t.Fatal("unknown token found")
+	}
+	if got := x.sessionsOf("a1"); len(got) != 1 || got[0].ID != "s1" {
+		t.Fatalf("by account %v", got)
+	}
+	// replaying an old envelope changes nothing
+	if err := x.Apply(envs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := x.Get("s1"); !s.LastAccessedAt.Equal(t0.Add(5 * time.Minute)) {
+		t.Fatal("old domain.SessionStarted rewound the session")
+	}
+	if err := x.Apply(envs[3]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := x.Lookup(domain.HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
+		t.Fatal("signed-out session still indexed")
+	}
+	// a late domain.SessionStarted (a lagging projection) does not bring it back
+	if err := x.Apply(envs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := x.Lookup(domain.HashSessionToken("tok")); ok {
+		t.Fatal("tombstoned session resurrected")
+	}
+	x.prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
+	if len(x.tombstones) != 0 {
+		t.Fatal("tombstone not pruned")
+	}
+}
+
+func TestSessionIndexObserveThenLateProjection(t *testing.T) {
+	// The synchronous path signs a session out before the projection has even delivered
+	// its start: the start must not appear afterwards.
+	x := newSessionIndex()
+	all := append(startEvents("s2", "a1", "tok2", []string{domain.AMRPassword}, t0), domain.SessionSignedOut{Reason: domain.SignOutByAdmin, At: t0})
+	envs := envelopes(t, domain.SessionStream("s2"), all...)
+	r, err := domain.RebuildSession("s2", envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.observe(r)
+	for _, e := range envs {
+		_ = x.Apply(e)
+	}
+	if x.Len() != 0 {
+		t.Fatal("session signed out on this instance reappeared from the projection")
+	}
+}
+
+func TestSessionIndexConcurrentUse(t *testing.T) {
+	x := newSessionIndex()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sid := domain.NewID()
+			tok := sid + "-token"
+			for _, e := range envelopes(t, domain.SessionStream(sid), startEvents(sid, "a1", tok, []string{domain.AMRPassword}, t0)...) {
+				_ = x.Apply(e)
+			}
+			for j := 0; j < 200; j++ {
+				if _, ok := x.Lookup(domain.HashSessionToken(tok)); !ok {
+					t.Error("lookup failed")
+					return
+				}
+				x.touch(sid, t0.Add(time.Duration(j)*time.Second))
+				_ = x.sessionsOf("a1")
+			}
+		}(i)
+	}
+	wg.Wait()
+	if x.Len() != 8 {
+		t.Fatalf("%d sessions", x.Len())
+	}
+}
