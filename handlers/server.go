@@ -219,10 +219,11 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Accounts == nil {
 		return s, nil
 	}
-	s.api = api.New(k, cfg.Accounts, api.Config{
-		ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects,
-		ServiceTokens: cfg.ServiceTokens, Webhooks: cfg.Webhooks,
-	})
+	acfg := api.Config{ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects, Webhooks: cfg.Webhooks}
+	if cfg.ServiceTokens != nil { // a nil *ServiceTokens is not a nil interface
+		acfg.ServiceTokens = cfg.ServiceTokens
+	}
+	s.api = api.New(k, cfg.Accounts, acfg)
 	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
 		s.stream = stream.New(k, cfg.Log, cfg.Stream, cfg.Registry)
 	}

@@ -52,10 +52,10 @@ const (
 	preSessionCookie = "vigil_form"
 )
 
-// portal is the web portal's engine and templates.
+// Portal is the web portal's engine and templates.
 type Portal struct {
 	*web.Core
-	svc *domain.Service
+	svc Service
 	// api runs the commands and reads the portal shares with the JSON API; apiEngine
 	// serves every path that is not the portal's.
 	api       *api.API
@@ -73,9 +73,9 @@ var portalPages = []string{
 	"orgs", "org", "org_activity", "delegations",
 }
 
-// newPortal builds the portal on k beside the JSON API api (served by apiEngine), running
+// New builds the portal on k beside the JSON API api (served by apiEngine), running
 // svc's commands.
-func New(k *web.Core, svc *domain.Service, api *api.API, apiEngine http.Handler) (*Portal, error) {
+func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Portal, error) {
 	p := &Portal{Core: k, svc: svc, api: api, apiEngine: apiEngine, pages: map[string]*template.Template{}, segments: map[string]bool{}}
 	funcs := template.FuncMap{
 		"when":     portalTime,
