@@ -34,6 +34,7 @@ type accountState struct {
 	Passkeys          []passkey      `json:"passkeys,omitempty"`
 	Backup            *backupCodeSet `json:"backup,omitempty"`
 	Roles             []string       `json:"roles,omitempty"`
+	ErasedAt          time.Time      `json:"erased_at,omitzero"`
 }
 
 type totpDevice struct {
@@ -176,6 +177,10 @@ func (a *Account) apply(e Event) error {
 	case LoginFailed:
 		// A record for the activity and audit logs; the throttling counts live in the
 		// ThrottleStore, not in the account.
+	case AccountErased:
+		// Nothing personal stays in memory either: the stream's earlier events now read
+		// "[erased]", and a replay after this event must give the same state.
+		a.s = accountState{ID: a.s.ID, Version: a.s.Version, RegisteredAt: a.s.RegisteredAt, ErasedAt: e.At}
 	default:
 		return fmt.Errorf("%s: %w", e.EventType(), errNotAccountEvent)
 	}
@@ -199,6 +204,10 @@ func (a *Account) passkey(id string) *passkey {
 	}
 	return nil
 }
+
+// Erased reports whether the account was erased (AccountErased): it cannot sign in, and
+// nothing but its id and times is left.
+func (a *Account) Erased() bool { return !a.s.ErasedAt.IsZero() }
 
 // ID returns the account id.
 func (a *Account) ID() string { return a.s.ID }

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -144,6 +145,10 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			}},
 		{"RoleRevoked", []Event{RoleGranted{Role: RoleAdmin, At: t1}, RoleRevoked{Role: RoleAdmin, At: t1}},
 			func(a *Account) bool { return len(a.Roles()) == 0 }},
+		{"AccountErased", []Event{RoleGranted{Role: RoleAdmin, At: t1}, AccountErased{At: t1}},
+			func(a *Account) bool {
+				return a.Erased() && a.Email() == "" && a.FirstName() == "" && len(a.Roles()) == 0 && a.ID() != "" && a.Version() == 3
+			}},
 		{"LoginFailed", []Event{LoginFailed{Reason: LoginFailedInvalidCredentials, At: t1}},
 			func(a *Account) bool { return a.Version() == 2 && a.Email() == "ann@example.com" }},
 	} {
@@ -202,7 +207,7 @@ func TestAccountSnapshotRoundTrip(t *testing.T) {
 		version uint64
 		data    []byte
 	}{
-		"unknown schema": {"a1", a.Version(), []byte(strings.Replace(string(data), `"schema":1`, `"schema":99`, 1))},
+		"unknown schema": {"a1", a.Version(), []byte(strings.Replace(string(data), fmt.Sprintf(`"schema":%d`, accountSnapshotSchema), `"schema":99`, 1))},
 		"other account":  {"a2", a.Version(), data},
 		"other version":  {"a1", a.Version() + 1, data},
 		"garbage":        {"a1", a.Version(), []byte("{")},

@@ -82,6 +82,9 @@ type Envelope struct {
 	RecordedAt    time.Time       `json:"time"`
 	Data          json.RawMessage `json:"data"`
 	Metadata      Metadata        `json:"metadata"`
+	// Hash is the event's chain hash (lowercase hex SHA-256 over the previous event's hash and
+	// this event's canonical bytes; see eventstore/chain), filled by the stores' reads.
+	Hash string `json:"hash,omitempty"`
 }
 
 // Event is a domain event: one Go struct per event type, declared with its aggregate's other

@@ -37,6 +37,7 @@ const (
 	EventRoleGranted           = "RoleGranted"
 	EventRoleRevoked           = "RoleRevoked"
 	EventLoginFailed           = "LoginFailed"
+	EventAccountErased         = "AccountErased"
 )
 
 // AccountRegistered opens an account stream. Email is normalised (trimmed, lower-case).
@@ -285,7 +286,6 @@ func (PasskeyRenamed) EventType() string { return EventPasskeyRenamed }
 func (PasskeyRemoved) EventType() string { return EventPasskeyRemoved }
 
 // EventType implements Event: "PasskeyCloneSuspected".
-// EventType implements Event: "PasskeyCloneSuspected".
 func (PasskeyCloneSuspected) EventType() string { return EventPasskeyCloneSuspected }
 
 // EventType implements Event: "PasskeyUsed".
@@ -302,3 +302,14 @@ func (RoleRevoked) EventType() string { return EventRoleRevoked }
 
 // EventType implements Event: "LoginFailed".
 func (LoginFailed) EventType() string { return EventLoginFailed }
+
+// AccountErased ends an account for good (API.md "Personal data and erasure"): its sessions
+// are signed out, its data key is destroyed, so every personal member of its events reads
+// "[erased]" from then on, and the read models forget it. It carries nothing personal: who
+// erased it is the envelope's actor (the account itself, or an admin).
+type AccountErased struct {
+	At time.Time `json:"at"`
+}
+
+// EventType implements Event: "AccountErased".
+func (AccountErased) EventType() string { return EventAccountErased }

@@ -92,6 +92,7 @@ const (
 	SignOutByAdmin         = "signed_out_by_admin"
 	SignOutPasswordChanged = "password_changed"
 	SignOutDelegationEnded = "delegation_ended"
+	SignOutAccountErased   = "account_erased"
 )
 
 // SessionSignedOut ends a session; Reason is one of the SignOut* constants.

@@ -46,7 +46,6 @@ func (EmailReserved) EventType() string { return EventEmailReserved }
 func (EmailReleased) EventType() string { return EventEmailReleased }
 
 // EventType implements Event: "ClientRegistered".
-// EventType implements Event: "ClientRegistered".
 func (ClientRegistered) EventType() string { return EventClientRegistered }
 
 // SigninStream holds LoginFailed events for emails that belong to no account.

@@ -39,6 +39,7 @@ func sampleEvents() []Event {
 		TwoFactorDisabled{Reason: TwoFactorDisabledByUser, At: t0},
 		RoleGranted{Role: RoleAdmin, At: t0},
 		RoleRevoked{Role: RoleAdmin, At: t0},
+		AccountErased{At: t0},
 		LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword, Method: MethodPassword, AttemptedEmail: "x@y.z", At: t0},
 		LoginSucceeded{AccountID: "a1", SessionID: "s1", Method: MethodTOTP, AMR: []string{"pwd", "otp"}, AAL: AAL2, ClientID: "portal", At: t0},
 		SessionStarted{SessionID: "s1", AccountID: "a1", TokenHash: strings.Repeat("ab", 32), AMR: []string{"pwd"}, AAL: AAL1,

@@ -102,6 +102,7 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 	})
 	r.Register(EventRoleGranted, 1, decoderOf[RoleGranted](), fields{"role": public, "at": public})
 	r.Register(EventRoleRevoked, 1, decoderOf[RoleRevoked](), fields{"role": public, "at": public})
+	r.Register(EventAccountErased, 1, decoderOf[AccountErased](), fields{"at": public})
 	// account-<id> for known accounts, system-signin for unknown emails
 	r.Register(EventLoginFailed, 1, decoderOf[LoginFailed](), fields{
 		"reason": public, "stage": public, "method": public,

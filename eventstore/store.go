@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/chain"
 )
 
 // ExpectedVersion is the optimistic-concurrency condition of an append (see
@@ -112,3 +113,8 @@ func ValidateAppend(stream string, expected ExpectedVersion, events []domain.Eve
 }
 
 var _ domain.EventStore = Store(nil)
+
+// Chain is the integrity side of a Store: the hash chain's head and the signed checkpoints
+// (see package chain). Both backends implement it, and their reads fill Envelope.Hash.
+// Instrument's wrapper does not, so callers type-assert the backend itself.
+type Chain = chain.Log

@@ -437,8 +437,11 @@ func TestAudit(t *testing.T) {
 	var evTypes []string
 	var last float64
 	for i, ev := range events {
-		if got := keysOf(ev); !slices.Equal(got, []string{"data", "id", "metadata", "position", "schema_version", "stream", "time", "type", "version"}) {
+		if got := keysOf(ev); !slices.Equal(got, []string{"data", "hash", "id", "metadata", "position", "schema_version", "stream", "time", "type", "version"}) {
 			t.Fatalf("event fields %v", got)
+		}
+		if h, _ := ev["hash"].(string); len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+			t.Errorf("event %d hash %q: want 64 lowercase hex digits", i, ev["hash"])
 		}
 		if p := ev["position"].(float64); p <= last {
 			t.Errorf("event %d at position %v after %v", i, p, last)

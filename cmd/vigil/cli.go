@@ -14,11 +14,11 @@ func program() cli.Program {
 		Name:    "vigil",
 		Root:    cli.Command{Summary: "Vigil, the event-sourced account-security service", Options: serveOptions, Run: runServe},
 		Default: "serve",
-		Commands: []cli.Command{
+		Commands: append([]cli.Command{
 			{Name: "serve", Summary: "run the HTTP server (the default when no command is given)", Options: serveOptions, Run: runServe},
 			{Name: "projections", Summary: "maintain the read models"},
 			{Name: "projections rebuild", Summary: "rebuild every read model from the log into a fresh file, with a progress bar, and swap it in while a server keeps serving (takes serve's flags)", Options: serveOptions, Run: runProjectionsRebuild},
-		},
+		}, logCommands...),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/eventstore/chain"
 )
 
 // Setting names, shared by the table and the parsing.
@@ -51,6 +52,8 @@ var serveOptions = []cli.Option{
 	{Flag: optTrustedProxies, Env: "VIGIL_TRUSTED_PROXIES", Meta: "CIDRS", DefHelp: "none", Help: "comma-separated CIDRs whose X-Forwarded-For is believed"},
 	{Flag: optAdminEmails, Env: "VIGIL_ADMIN_EMAILS", Meta: "EMAILS", DefHelp: "none", Help: "comma-separated bootstrap: each email grants role admin once, ever, to the first account that registers with it or holds it at a start; the role then stays with that account"},
 	{Flag: optSecretKeyFile, Env: "VIGIL_SECRET_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/secret.key, made on first start", Help: "the server key that encrypts TOTP secrets"},
+	{Flag: optLogSigningKeyFile, Env: "VIGIL_LOG_SIGNING_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/" + app.LogSigningKeyFile + ", made on first start", Help: "the Ed25519 key that signs checkpoints of the log's hash chain"},
+	checkpointIntervalOp,
 	{Flag: optArgon2MemoryKiB, Env: "VIGIL_ARGON2_MEMORY_KIB", Def: strconv.Itoa(app.DefaultArgon2MemoryKiB), Meta: "KIB", Help: "password hashing memory cost (OWASP), at least 8192"},
 	{Flag: optArgon2Iterations, Env: "VIGIL_ARGON2_ITERATIONS", Def: strconv.Itoa(app.DefaultArgon2Iterations), Meta: "N", Help: "password hashing iterations (OWASP), at least 1"},
 	{Flag: optStepUpWindow, Env: "VIGIL_STEP_UP_WINDOW", Def: "5m", Meta: "DURATION", Help: "how recent an authentication sensitive changes need"},
@@ -91,6 +94,10 @@ type Config struct {
 	InsecureCookies bool
 	// Forward configures the NATS and webhook forwarders (config_forward.go).
 	Forward app.ForwardConfig
+	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
+	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
+	LogSigningKeyFile  string
+	CheckpointInterval time.Duration
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -114,6 +121,8 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		TOTPIssuer:         c.TOTPIssuer,
 		InsecureCookies:    c.InsecureCookies,
 		Forward:            c.Forward,
+		LogSigningKeyFile:  c.LogSigningKeyFile,
+		CheckpointInterval: c.CheckpointInterval,
 	}
 }
 
@@ -163,6 +172,15 @@ func validate(s cli.Settings) (Config, error) {
 			return c, sk.Errorf("%v", err)
 		}
 		c.SecretKeyFile = sk.Value
+	}
+	if lk := s[optLogSigningKeyFile]; lk.Value != "" {
+		if _, err := chain.LoadKeyRing(lk.Value); err != nil {
+			return c, lk.Errorf("%v", err)
+		}
+		c.LogSigningKeyFile = lk.Value
+	}
+	if c.CheckpointInterval, err = parseDuration(s[optCheckpointInterval]); err != nil {
+		return c, err
 	}
 	if c.Argon2MemoryKiB, err = parseUint32(s[optArgon2MemoryKiB], 8192); err != nil {
 		return c, err

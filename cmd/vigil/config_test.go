@@ -40,6 +40,8 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"trusted-proxies", "VIGIL_TRUSTED_PROXIES", ""},
 		{"admin-emails", "VIGIL_ADMIN_EMAILS", ""},
 		{"secret-key-file", "VIGIL_SECRET_KEY_FILE", ""},
+		{"log-signing-key-file", "VIGIL_LOG_SIGNING_KEY_FILE", ""},
+		{"checkpoint-interval", "VIGIL_CHECKPOINT_INTERVAL", "1m"},
 		{"argon2-memory-kib", "VIGIL_ARGON2_MEMORY_KIB", "19456"},
 		{"argon2-iterations", "VIGIL_ARGON2_ITERATIONS", "2"},
 		{"step-up-window", "VIGIL_STEP_UP_WINDOW", "5m"},
@@ -74,7 +76,8 @@ func TestDefaults(t *testing.T) {
 		c.PublicURL.String() != "http://localhost:8080" || c.GeoIPCityDB != "" || c.GeoIPASNDB != "" ||
 		c.TrustedProxies != nil || c.AdminEmails != nil || c.SecretKeyFile != "" ||
 		c.Argon2MemoryKiB != 19456 || c.Argon2Iterations != 2 || c.StepUpWindow != 5*time.Minute ||
-		c.SessionLifetime != 12*time.Hour || c.SessionIdleTimeout != 30*time.Minute || c.InsecureCookies {
+		c.SessionLifetime != 12*time.Hour || c.SessionIdleTimeout != 30*time.Minute || c.InsecureCookies ||
+		c.LogSigningKeyFile != "" || c.CheckpointInterval != time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -122,6 +122,9 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 		got = append(got, a)
 	}
 	<-readDone
+	// The chain holds after the kill: the writer of each process chained every row it
+	// committed, and the checkpoints the server wrote before it died verify.
+	verifyLog(t, bin, dir)
 
 	// Every acknowledged append is there, at its position.
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), Logger: slog.New(slog.DiscardHandler)})
@@ -165,12 +168,46 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 
 	// The restarted server's projections converge on the log.
 	serve = startServe(t, bin, dir)
-	defer func() {
-		_ = serve.Process.Signal(syscall.SIGTERM)
-		_ = serve.Wait()
-	}()
 	waitCaughtUp(t, serve.url, head)
 	checkStreamsMatchLog(t, dir)
+	// A kill while serving again, then a clean stop, which signs the head: both verify.
+	_ = serve.Process.Signal(syscall.SIGKILL)
+	_ = serve.Wait()
+	verifyLog(t, bin, dir)
+	serve = startServe(t, bin, dir)
+	waitCaughtUp(t, serve.url, head)
+	_ = serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("vigil serve after SIGTERM: %v", err)
+	}
+	if out := verifyLog(t, bin, dir); !strings.HasSuffix(out, fmt.Sprintf("up to position %d\n", head)) {
+		t.Fatalf("verify after the clean stop: %q, want the head %d", out, head)
+	}
+	checkHeadSigned(t, dir, head)
+}
+
+// verifyLog runs `vigil verify` on the data directory and fails the test unless it passes.
+func verifyLog(t *testing.T, bin, dir string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "verify", "--data-dir", dir).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "verified ") {
+		t.Fatalf("vigil verify after a kill: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// checkHeadSigned: a clean stop leaves a checkpoint of the head.
+func checkHeadSigned(t *testing.T, dir string, head uint64) {
+	t.Helper()
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cps, err := store.Checkpoints(context.Background(), head-1, 10)
+	if err != nil || len(cps) == 0 || cps[len(cps)-1].Position != head {
+		t.Fatalf("checkpoints after a clean stop: %+v, %v; want one at the head %d", cps, err, head)
+	}
 }
 
 type server struct {
@@ -182,6 +219,8 @@ type server struct {
 func startServe(t *testing.T, bin, dir string) *server {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	// Checkpoints often, so that kills land between and during them.
+	cmd.Env = append(os.Environ(), "VIGIL_CHECKPOINT_INTERVAL=50ms")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

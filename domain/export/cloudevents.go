@@ -42,6 +42,10 @@ const (
 //     Integer type is 32-bit, too small for positions (KurrentDB positions are byte
 //     offsets), so the attribute is a String; it is the SSE `id:` and the `after` of the
 //     paged endpoint.
+//   - vigilhash is the event's chain hash (API.md "Integrity of the log"): lowercase hex
+//     SHA-256 over the previous event's hash and this event's canonical bytes as stored.
+//     The stored bytes hold personal members sealed, so a consumer checks the hash against
+//     a signed checkpoint or a `vigil log export`, not by rehashing this JSON.
 //   - vigilaccount is the subject account id when the event has one (absent otherwise), for
 //     routing and filtering without parsing data.
 //   - data is an EventData: the stored data redacted by Redact (every member not declared
@@ -58,6 +62,7 @@ type CloudEventJSON struct {
 	DataContentType string    `json:"datacontenttype"`
 	Data            EventData `json:"data"`
 	VigilPosition   string    `json:"vigilposition"`
+	VigilHash       string    `json:"vigilhash,omitempty"`
 	VigilAccount    string    `json:"vigilaccount,omitempty"`
 }
 
@@ -100,6 +105,7 @@ func CloudEvent(e domain.Envelope, source string) CloudEventJSON {
 			Data: data, Metadata: e.Metadata,
 		},
 		VigilPosition: strconv.FormatUint(e.Position, 10),
+		VigilHash:     e.Hash,
 		VigilAccount:  e.Metadata.SubjectAccountID,
 	}
 }

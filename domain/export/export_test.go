@@ -31,6 +31,7 @@ var extName = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
 func TestCloudEventShape(t *testing.T) {
 	md := domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount, ID: "acc1"}, SubjectAccountID: "acc1", IP: "192.0.2.7", UserAgent: "curl/8"}
 	e := envelope(domain.EventPasswordChanged, "account-acc1", `{"password_hash":"$argon2id$v=19$secret","at":"2026-03-02T09:00:01Z"}`, md)
+	e.Hash = strings.Repeat("ab", 32)
 	raw, err := export.MarshalCloudEvent(e, "https://vigil.example")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestCloudEventShape(t *testing.T) {
 			t.Errorf("extension attribute %q breaks the CloudEvents naming rule", k)
 		}
 	}
-	if m["vigilposition"] != "5000000000" || m["vigilaccount"] != "acc1" {
+	if m["vigilposition"] != "5000000000" || m["vigilaccount"] != "acc1" || m["vigilhash"] != e.Hash {
 		t.Errorf("extensions: %s", raw)
 	}
 	if strings.Contains(string(raw), "argon2id") {

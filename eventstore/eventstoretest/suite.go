@@ -44,6 +44,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ManySmallEvents", testManySmall},
 		{"Cancellation", testCancellation},
 		{"CloseEndsSubscription", testCloseEndsSubscription},
+		{"HashChain", testHashChain},
+		{"Checkpoints", testCheckpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })

@@ -134,6 +134,8 @@ type Store struct {
 	conns  map[*conn]struct{} // every client not yet closed, current and retired
 	subs   map[*subscription]struct{}
 	nextID uint64
+
+	chain chainIndex // the hash chain folded over $all (chain.go)
 }
 
 var _ eventstore.Store = (*Store)(nil)

@@ -172,7 +172,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint6
 			}
 			out = append(out, env)
 		}
-		return out, nil
+		return out, s.fillStreamHashes(ctx, c, out)
 	}, nil)
 }
 
@@ -195,7 +195,10 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]domain.
 			}
 			out, err = s.readAllFrom(ctx, c, from, after, limit)
 		}
-		return out, err
+		if err != nil {
+			return nil, err
+		}
+		return out, s.fillHashes(ctx, c, after, out)
 	}, nil)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/chain"
 )
 
 // Subscribe delivers every one of Vigil's events (see the package comment) with a position
@@ -51,9 +52,21 @@ func (s *Store) Subscribe(ctx context.Context, after uint64) (eventstore.Subscri
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
 
+	var err error
+	if after > 0 {
+		// The hash of the last event at or before after, which the first delivered event
+		// follows in the chain.
+		sub.prev, err = call(sub.ctx, s, "fold the chain", func(ctx context.Context, c *esdb.Client) (chain.Sum, error) {
+			_, sum, err := s.hashAt(ctx, c, after)
+			return sum, err
+		}, nil)
+	}
 	from := allFrom(after)
 	checked := after == 0
-	es, err := sub.open(from)
+	var es *esdb.Subscription
+	if err == nil {
+		es, err = sub.open(from)
+	}
 	if err != nil && !checked && isInvalidPosition(err) {
 		checked = true
 		if from, err = sub.floor(); err == nil {
@@ -83,6 +96,9 @@ type subscription struct {
 	err error
 
 	last uint64 // position of the last event delivered, or the starting position; run's only
+
+	prev   chain.Sum // chain hash of the event at last; run's only
+	hasher chain.Hasher
 }
 
 var _ eventstore.Subscription = (*subscription)(nil)
@@ -216,9 +232,11 @@ func (sub *subscription) pump(es *esdb.Subscription) (delivered int, err error) 
 			if err != nil {
 				return delivered, decodeError{err}
 			}
+			sum := sub.hasher.Next(sub.prev, &env)
+			env.Hash = sum.String()
 			select {
 			case sub.events <- env:
-				sub.last = rec.Position.Commit
+				sub.last, sub.prev = rec.Position.Commit, sum
 				delivered++
 			case <-sub.ctx.Done():
 				return delivered, sub.ctx.Err()

@@ -6,6 +6,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,9 @@ type Config struct {
 	MaxBatch int
 	// ReadConns is the size of the read-only connection pool. Default 8.
 	ReadConns int
+	// ReadOnly opens an existing log for reading only (vigil verify, vigil log export, while
+	// a server may be appending): no writer starts, nothing is created, and Append fails.
+	ReadOnly bool
 }
 
 func (c *Config) fill() error {
@@ -102,9 +106,17 @@ CREATE TABLE IF NOT EXISTS events (
 	client_id      TEXT    NOT NULL DEFAULT '',
 	correlation_id TEXT    NOT NULL DEFAULT '',
 	causation_id   TEXT    NOT NULL DEFAULT '',
+	hash           BLOB    NOT NULL, -- chain hash, 32 bytes (eventstore/chain)
 	UNIQUE (stream_id, version)
 );
 CREATE INDEX IF NOT EXISTS events_subject ON events (subject, position) WHERE subject <> '';
+CREATE TABLE IF NOT EXISTS checkpoints (
+	position  INTEGER PRIMARY KEY, -- the event it signs
+	hash      TEXT NOT NULL,       -- lowercase hex, as signed
+	time      TEXT NOT NULL,       -- RFC 3339, exactly as signed
+	key_id    TEXT NOT NULL,
+	signature TEXT NOT NULL        -- standard base64
+);
 `
 
 // Open opens (creating when absent) the event store at cfg.Path and starts its writer.
@@ -117,7 +129,11 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+	if cfg.ReadOnly {
+		if _, err := os.Stat(cfg.Path); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create directory: %w", err)
 	}
 	dsn := func(readOnly bool) string {
@@ -139,9 +155,15 @@ func Open(cfg Config) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.Exec(schema); err != nil {
+	if err := checkChained(w, cfg.Path); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlite: create schema in %s: %w", cfg.Path, err)
+		return nil, err
+	}
+	if !cfg.ReadOnly {
+		if _, err := w.Exec(schema); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: create schema in %s: %w", cfg.Path, err)
+		}
 	}
 	r, err := sql.Open("sqlite", dsn(true))
 	if err != nil {
@@ -172,6 +194,13 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.head.Store(head)
+	if cfg.ReadOnly {
+		w.Close()
+		s.writeDB = nil
+		s.wg.Add(1)
+		go s.pollLoop()
+		return s, nil
+	}
 	conn, err := w.Conn(context.Background())
 	if err != nil {
 		w.Close()
@@ -204,14 +233,49 @@ func (s *Store) Close() error {
 	s.inflight.Wait()
 	close(s.closing)
 	s.wg.Wait()
-	return errors.Join(s.reads.close(), s.readDB.Close(), s.writeDB.Close())
+	errs := []error{s.reads.close(), s.readDB.Close()}
+	if s.writeDB != nil {
+		errs = append(errs, s.writeDB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ErrUnchained is returned by Open for a log file made before Vigil chained its events (its
+// events table has no hash column): such a log is never mixed with chained events.
+var ErrUnchained = errors.New("sqlite: the log has no hash chain")
+
+// checkChained refuses an events table without the hash column, naming the command that
+// copies it into a chained log.
+func checkChained(db *sql.DB, path string) error {
+	rows, err := db.Query(`SELECT name FROM pragma_table_info('events')`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read the schema of %s: %w", path, err)
+	}
+	defer rows.Close()
+	var cols int
+	hashed := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("sqlite: read the schema of %s: %w", path, err)
+		}
+		cols++
+		hashed = hashed || name == "hash"
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: read the schema of %s: %w", path, err)
+	}
+	if cols > 0 && !hashed {
+		return fmt.Errorf("%w: %s was written by a Vigil without the hash chain; copy it into a new chained log with `vigil log migrate --from %s --to NEW` and use NEW", ErrUnchained, path, path)
+	}
+	return nil
 }
 
 // readStmts are the read queries, prepared once on the read pool (database/sql prepares
 // each on a connection the first time it runs there and reuses it): every subscriber reads
 // the log after every append, and parsing the SQL each time was a third of the cost.
 type readStmts struct {
-	head, stream, all, subject *sql.Stmt
+	head, stream, all, subject, chainHead, checkpoints *sql.Stmt
 }
 
 func prepareReads(db *sql.DB) (readStmts, error) {
@@ -221,6 +285,8 @@ func prepareReads(db *sql.DB) (readStmts, error) {
 		q   string
 	}{
 		{&st.head, `SELECT max(position) FROM events`},
+		{&st.chainHead, `SELECT position, hash FROM events ORDER BY position DESC LIMIT 1`},
+		{&st.checkpoints, `SELECT position, hash, time, key_id, signature FROM checkpoints WHERE position > ? ORDER BY position LIMIT ?`},
 		{&st.stream, selectEnvelope + `WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`},
 		{&st.all, selectEnvelope + `WHERE position > ? ORDER BY position LIMIT ?`},
 		{&st.subject, selectEnvelope + `WHERE subject = ? AND position > ? ORDER BY position LIMIT ?`},
@@ -237,7 +303,7 @@ func prepareReads(db *sql.DB) (readStmts, error) {
 
 func (st readStmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{st.head, st.stream, st.all, st.subject} {
+	for _, s := range []*sql.Stmt{st.head, st.stream, st.all, st.subject, st.chainHead, st.checkpoints} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -317,7 +383,7 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 }
 
 const selectEnvelope = `SELECT position, id, stream_id, version, type, schema_version, recorded_at, data,
-	actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id FROM events `
+	actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, hash FROM events `
 
 func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
 	defer rows.Close()
@@ -328,15 +394,17 @@ func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
 			recorded  int64
 			data      []byte
 			actorType string
+			hash      []byte
 		)
 		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.Version, &e.Type, &e.SchemaVersion, &recorded, &data,
 			&actorType, &e.Metadata.Actor.ID, &e.Metadata.SubjectAccountID, &e.Metadata.IP, &e.Metadata.UserAgent,
-			&e.Metadata.ClientID, &e.Metadata.CorrelationID, &e.Metadata.CausationID); err != nil {
+			&e.Metadata.ClientID, &e.Metadata.CorrelationID, &e.Metadata.CausationID, &hash); err != nil {
 			return nil, fmt.Errorf("sqlite: scan event: %w", err)
 		}
 		e.Metadata.Actor.Type = domain.ActorType(actorType)
 		e.RecordedAt = time.Unix(0, recorded).UTC()
 		e.Data = data
+		e.Hash = hex.EncodeToString(hash)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -363,32 +431,35 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint6
 
 // ReadAll returns up to limit events after global position after, in order.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]domain.Envelope, error) {
+	rows, err := s.queryPage(ctx, s.reads.all, "ReadAll", limit, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanEnvelopes(rows, min(limit, 1024))
+}
+
+// queryPage runs a paged read (limit must be positive) unless the store is closed; what names
+// the read in errors.
+func (s *Store) queryPage(ctx context.Context, stmt *sql.Stmt, what string, limit int, args ...any) (*sql.Rows, error) {
 	if s.closed.Load() {
 		return nil, eventstore.ErrClosed
 	}
 	if limit <= 0 {
-		return nil, fmt.Errorf("%w: ReadAll limit must be positive", eventstore.ErrInvalidEvent)
+		return nil, fmt.Errorf("%w: %s limit must be positive", eventstore.ErrInvalidEvent, what)
 	}
-	rows, err := s.reads.all.QueryContext(ctx, after, limit)
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read all after %d: %w", after, err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
-	return scanEnvelopes(rows, min(limit, 1024))
+	return rows, nil
 }
 
 // ReadSubject returns up to limit events whose subject account is accountID, after global
 // position after, in global order. It serves the audit API without scanning the whole log.
 func (s *Store) ReadSubject(ctx context.Context, accountID string, after uint64, limit int) ([]domain.Envelope, error) {
-	if s.closed.Load() {
-		return nil, eventstore.ErrClosed
-	}
-	if limit <= 0 {
-		return nil, fmt.Errorf("%w: ReadSubject limit must be positive", eventstore.ErrInvalidEvent)
-	}
-	rows, err := s.reads.subject.QueryContext(ctx,
-		accountID, after, limit)
+	rows, err := s.queryPage(ctx, s.reads.subject, "ReadSubject", limit, accountID, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read subject: %w", err)
+		return nil, err
 	}
 	return scanEnvelopes(rows, min(limit, 1024))
 }

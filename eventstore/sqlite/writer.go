@@ -5,27 +5,43 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/chain"
 )
 
-// appendReq is one Append call waiting for the writer.
+var errReadOnly = errors.New("sqlite: the store was opened read-only")
+
+// appendReq is one Append call waiting for the writer, or one of the other writes that go
+// through it (a checkpoint, an import of stored events), so that every write of the file
+// passes the one place that knows the chain's last hash.
 type appendReq struct {
-	ctx      context.Context
-	stream   string
-	expected eventstore.ExpectedVersion
-	events   []domain.EventData
-	res      eventstore.AppendResult
-	err      error
-	done     chan struct{}
+	ctx        context.Context
+	stream     string
+	expected   eventstore.ExpectedVersion
+	events     []domain.EventData
+	checkpoint *chain.Checkpoint // instead of events: store this checkpoint
+	imported   []domain.Envelope // instead of events: copy these stored events (vigil log migrate)
+	res        eventstore.AppendResult
+	err        error
+	done       chan struct{}
 }
 
-// writer owns the single write connection and its prepared statements.
+// writer owns the single write connection and its prepared statements, and the chain's tip
+// while a transaction is open.
 type writer struct {
 	conn    *sql.Conn
 	version *sql.Stmt
 	insert  *sql.Stmt
+	tip     *sql.Stmt
+
+	// The position and hash of the last event in the open transaction. Read at the start of
+	// every transaction, under the write lock, because other processes may append to the file.
+	lastPos  uint64
+	lastHash chain.Sum
+	hasher   chain.Hasher
 }
 
 func newWriter(conn *sql.Conn) (*writer, error) {
@@ -34,20 +50,49 @@ func newWriter(conn *sql.Conn) (*writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
-	insert, err := conn.PrepareContext(ctx, `INSERT INTO events (id, stream_id, version, type, schema_version, recorded_at, data,
-		actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	insert, err := conn.PrepareContext(ctx, `INSERT INTO events (position, id, stream_id, version, type, schema_version, recorded_at, data,
+		actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		version.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
-	return &writer{conn: conn, version: version, insert: insert}, nil
+	tip, err := conn.PrepareContext(ctx, `SELECT position, hash FROM events ORDER BY position DESC LIMIT 1`)
+	if err != nil {
+		version.Close()
+		insert.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	return &writer{conn: conn, version: version, insert: insert, tip: tip}, nil
 }
 
 func (w *writer) close() {
 	w.version.Close()
 	w.insert.Close()
+	w.tip.Close()
 	w.conn.Close()
+}
+
+// readTip loads the chain's last position and hash inside the open transaction. After a
+// crash the chain simply continues from the last stored row.
+func (w *writer) readTip(ctx context.Context) error {
+	var (
+		pos  uint64
+		hash []byte
+	)
+	err := w.tip.QueryRowContext(ctx).Scan(&pos, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		w.lastPos, w.lastHash = 0, chain.Zero
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqlite: read the chain's last hash: %w", err)
+	case len(hash) != chain.Size:
+		return fmt.Errorf("sqlite: the event at position %d has a chain hash of %d bytes", pos, len(hash))
+	}
+	w.lastPos = pos
+	copy(w.lastHash[:], hash)
+	return nil
 }
 
 // Append writes events to stream when its version matches expected. Concurrent calls are
@@ -59,7 +104,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := eventstore.ValidateAppend(stream, expected, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	req := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan struct{})}
+	return s.submit(&appendReq{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan struct{})})
+}
+
+// submit queues a write for the writer and waits for its verdict.
+func (s *Store) submit(req *appendReq) (eventstore.AppendResult, error) {
+	ctx := req.ctx
+	if s.cfg.ReadOnly {
+		return eventstore.AppendResult{}, errReadOnly
+	}
 	s.closeMu.Lock()
 	if s.closed.Load() {
 		s.closeMu.Unlock()
@@ -131,6 +184,11 @@ func (s *Store) commitBatch(w *writer, batch []*appendReq) {
 		finish(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
+	if err := w.readTip(ctx); err != nil {
+		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+		finish(err)
+		return
+	}
 	now := s.cfg.Now().UTC().UnixNano()
 	var last uint64
 	for _, r := range batch {
@@ -139,17 +197,19 @@ func (s *Store) commitBatch(w *writer, batch []*appendReq) {
 			continue
 		}
 		// A failed statement undoes itself in SQLite and a version conflict writes nothing, so
-		// only an append of several events needs a savepoint to be undone alone.
-		guarded := len(r.events) > 1
+		// only a write of several rows needs a savepoint to be undone alone.
+		guarded := len(r.events) > 1 || len(r.imported) > 1
+		tipPos, tipHash := w.lastPos, w.lastHash
 		if guarded {
 			if _, err := w.conn.ExecContext(ctx, "SAVEPOINT a"); err != nil {
 				r.err = fmt.Errorf("sqlite: savepoint: %w", err)
 				continue
 			}
 		}
-		res, err := w.appendOne(ctx, r, now)
+		res, err := w.write(ctx, r, now)
 		if err != nil {
 			r.err = err
+			w.lastPos, w.lastHash = tipPos, tipHash
 			if !guarded {
 				continue
 			}
@@ -169,7 +229,7 @@ func (s *Store) commitBatch(w *writer, batch []*appendReq) {
 			}
 		}
 		r.res = res
-		last = res.LastPosition
+		last = max(last, res.LastPosition)
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
@@ -180,6 +240,37 @@ func (s *Store) commitBatch(w *writer, batch []*appendReq) {
 	if last > 0 {
 		s.noteHead(last)
 	}
+}
+
+// write performs one queued request inside the open transaction.
+func (w *writer) write(ctx context.Context, r *appendReq, now int64) (eventstore.AppendResult, error) {
+	switch {
+	case r.checkpoint != nil:
+		return eventstore.AppendResult{}, w.storeCheckpoint(ctx, r.checkpoint)
+	case r.imported != nil:
+		return w.importEvents(ctx, r.imported)
+	}
+	return w.appendOne(ctx, r, now)
+}
+
+// insertChained inserts e chained to the last event: at the next position, or at e.Position
+// when it is set (an import), which must then come after the last event. It sets e.Position.
+func (w *writer) insertChained(ctx context.Context, e *domain.Envelope) error {
+	switch {
+	case e.Position == 0:
+		e.Position = w.lastPos + 1
+	case e.Position <= w.lastPos:
+		return fmt.Errorf("%w: position %d does not come after the log's last position %d", eventstore.ErrInvalidEvent, e.Position, w.lastPos)
+	}
+	sum := w.hasher.Next(w.lastHash, e)
+	md := &e.Metadata
+	_, err := w.insert.ExecContext(ctx, e.Position, e.ID, e.StreamID, e.Version, e.Type, e.SchemaVersion, e.RecordedAt.UnixNano(), []byte(e.Data),
+		string(md.Actor.Type), md.Actor.ID, md.SubjectAccountID, md.IP, md.UserAgent, md.ClientID, md.CorrelationID, md.CausationID, sum[:])
+	if err != nil {
+		return err
+	}
+	w.lastPos, w.lastHash = e.Position, sum
+	return nil
 }
 
 func (w *writer) appendOne(ctx context.Context, r *appendReq, now int64) (eventstore.AppendResult, error) {
@@ -193,11 +284,11 @@ func (w *writer) appendOne(ctx context.Context, r *appendReq, now int64) (events
 			eventstore.ErrWrongExpectedVersion, r.stream, cur, r.expected)
 	}
 	var res eventstore.AppendResult
+	recorded := time.Unix(0, now).UTC()
 	for i, e := range r.events {
-		md := e.Metadata
-		out, err := w.insert.ExecContext(ctx, e.ID, r.stream, cur+uint64(i)+1, e.Type, e.SchemaVersion, now, []byte(e.Data),
-			string(md.Actor.Type), md.Actor.ID, md.SubjectAccountID, md.IP, md.UserAgent, md.ClientID, md.CorrelationID, md.CausationID)
-		if err != nil {
+		env := domain.Envelope{ID: e.ID, StreamID: r.stream, Version: cur + uint64(i) + 1, Type: e.Type, SchemaVersion: e.SchemaVersion,
+			RecordedAt: recorded, Data: e.Data, Metadata: e.Metadata}
+		if err := w.insertChained(ctx, &env); err != nil {
 			if isUniqueViolation(err) {
 				// Either the event id is already stored, or another writer process took this
 				// (stream, version) between our read and insert. The result code does not say
@@ -213,14 +304,10 @@ func (w *writer) appendOne(ctx context.Context, r *appendReq, now int64) (events
 			}
 			return eventstore.AppendResult{}, fmt.Errorf("sqlite: insert into %s: %w", r.stream, err)
 		}
-		pos, err := out.LastInsertId()
-		if err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("sqlite: position: %w", err)
-		}
 		if i == 0 {
-			res.FirstPosition = uint64(pos)
+			res.FirstPosition = env.Position
 		}
-		res.LastPosition = uint64(pos)
+		res.LastPosition = env.Position
 	}
 	res.NextVersion = cur + uint64(len(r.events))
 	return res, nil

@@ -155,7 +155,7 @@ func (s *Stream) eventRoutes() []web.Route {
 			Schema: web.Schema{"type": "integer", "minimum": 0}},
 		{Name: "types", In: "query", Description: "Comma-separated event type names (API.md \"Event types\"); only these. An unknown name is 400."},
 		{Name: "account", In: "query", Description: "Only events whose subject is this account."},
-		{Name: "format", In: "query", Description: "cloudevents (default): CloudEvents 1.0 structured JSON with the vigilposition extension; " +
+		{Name: "format", In: "query", Description: "cloudevents (default): CloudEvents 1.0 structured JSON with the vigilposition and vigilhash extensions; " +
 			"ocsf: OCSF 1.x records (Authentication 3002 for sign-ins, Account Change 3001 for credential changes; other events are skipped).",
 			Schema: web.Schema{"type": "string", "enum": []string{formatCloudEvents, formatOCSF}}},
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/wmbridge"
@@ -67,6 +68,8 @@ const (
 	EventsFile      = "events.db"
 	ProjectionsFile = "projections.db"
 	SecretKeyFile   = "secret.key"
+	// LogSigningKeyFile signs the log's checkpoints (eventstore/chain), made on first start.
+	LogSigningKeyFile = "log-signing.key"
 )
 
 // Config is the parsed configuration of a Vigil server. Zero values take the defaults above;
@@ -140,6 +143,12 @@ type Config struct {
 
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
+
+	// LogSigningKeyFile signs the log's checkpoints; empty means <DataDir>/log-signing.key,
+	// made on first start. CheckpointInterval is how often one is written while events
+	// arrive; default 1 minute.
+	LogSigningKeyFile  string
+	CheckpointInterval time.Duration
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -269,18 +278,20 @@ type App struct {
 	log       *slog.Logger
 	secretKey []byte // the server key (32 bytes) for the TOTP secret encryption
 
-	store   eventstore.Store // instrumented
-	geo     *geoip.Resolver  // nil without GeoIP databases
-	svc     *domain.Service
-	tokens  *domain.ServiceTokens
-	pdb     *projections.DB
-	sub     *wmbridge.Subscriber
-	runner  *projections.Runner
-	server  *handlers.Server
-	fwd     *forwarding
-	keyring *credential.Keyring // the server key's: TOTP and webhook secrets
-	ln      net.Listener
-	httpSrv *http.Server
+	store        eventstore.Store // instrumented
+	geo          *geoip.Resolver  // nil without GeoIP databases
+	svc          *domain.Service
+	tokens       *domain.ServiceTokens
+	pdb          *projections.DB
+	sub          *wmbridge.Subscriber
+	runner       *projections.Runner
+	server       *handlers.Server
+	fwd          *forwarding
+	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
+	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
+	checkpointer *chain.Checkpointer
+	ln           net.Listener
+	httpSrv      *http.Server
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -348,6 +359,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	undo = append(undo, raw.Close)
 	a.store = eventstore.Instrument(raw, cfg.Registry)
+	if a.logKeys, a.checkpointer, err = openCheckpointer(cfg, raw); err != nil {
+		return nil, err
+	}
 
 	if cfg.SecretKeyFile == "" {
 		path := filepath.Join(cfg.DataDir, SecretKeyFile)
@@ -666,6 +680,7 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.checkpointer.Start(runnerCtx)
 
 	var failure error
 	runnerFailed := func(err error) error {
@@ -733,6 +748,9 @@ func (a *App) Run(ctx context.Context) error {
 	<-followDone
 	if err := <-feedDone; err != nil && failure == nil {
 		failure = fmt.Errorf("log feed: %w", err)
+	}
+	if err := a.checkpointer.Stop(context.Background()); err != nil { // the clean stop's checkpoint
+		a.log.Error("writing the last log checkpoint", "error", err.Error())
 	}
 	// 3. Runner, GeoIP, read models, store.
 	if err := a.close(); err != nil {

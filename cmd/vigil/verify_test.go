@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/chain"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+)
+
+// seedChainedLog writes 20 events to a data directory: odd positions to stream A, even ones to
+// stream B (so position 5 is A's version 3 and position 9 its version 5), with checkpoints at
+// positions 10 and 20 signed by the directory's key.
+func seedChainedLog(t *testing.T) (dir string, keys *chain.KeyRing) {
+	t.Helper()
+	dir = t.TempDir()
+	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys, _, err = chain.EnsureKeyRing(filepath.Join(dir, app.LogSigningKeyFile), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 1; i <= 20; i++ {
+		stream := "account-a"
+		if i%2 == 0 {
+			stream = "account-b"
+		}
+		ev, err := domain.NewEventData("Tested", 1, map[string]int{"n": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, IP: "203.0.113.9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, stream, eventstore.Any, []domain.EventData{ev}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 10 || i == 20 {
+			pos, sum, err := st.ChainHead(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AppendCheckpoint(ctx, keys.Sign(pos, sum, time.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir, keys
+}
+
+// tamper runs SQL statements on the data directory's log, as someone with the file would.
+func tamper(t *testing.T, dir string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, app.EventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func verifyDir(t *testing.T, dir string) (int, string, string) {
+	t.Helper()
+	return runCmd(t, "verify", "--data-dir", dir)
+}
+
+func TestVerifyIntactLog(t *testing.T) {
+	dir, _ := seedChainedLog(t)
+	code, out, errOut := verifyDir(t, dir)
+	if code != cli.ExitOK || out != "verified 20 events up to position 20\n" {
+		t.Fatalf("verify: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// An empty log verifies too.
+	empty := t.TempDir()
+	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(empty, app.EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, out, _ := verifyDir(t, empty); code != cli.ExitOK || out != "verified 0 events up to position 0\n" {
+		t.Fatalf("empty log: exit %d, %q", code, out)
+	}
+	// No log at all is an error, not a verdict.
+	if code, out, errOut := verifyDir(t, filepath.Join(empty, "nope")); code != cli.ExitFailure || out != "" || !strings.Contains(errOut, "--data-dir") {
+		t.Fatalf("missing log: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestVerifyFindsTampering edits a real SQLite log the ways someone holding the file could, and
+// checks that verify exits 1 naming the right position and what is wrong.
+func TestVerifyFindsTampering(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(t *testing.T, dir string, keys *chain.KeyRing)
+		want  string // the start of stdout
+		wantN uint64
+	}{
+		{"edit a row's data", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			tamper(t, dir, `UPDATE events SET data = '{"n":700}' WHERE position = 7`)
+		}, "verification failed at position 7: altered: ", 0},
+		{"edit a row's metadata", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			tamper(t, dir, `UPDATE events SET ip = '198.51.100.1' WHERE position = 12`)
+		}, "verification failed at position 12: altered: ", 0},
+		{"delete a row", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			tamper(t, dir, `DELETE FROM events WHERE position = 7`)
+		}, "verification failed at position 7: missing: ", 0},
+		{"delete the last rows", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			tamper(t, dir, `DELETE FROM events WHERE position >= 19`)
+		}, "verification failed at position 20: missing: ", 0},
+		{"swap two rows' contents", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			cols := "id, stream_id, version, type, schema_version, recorded_at, data, actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, hash"
+			tamper(t, dir,
+				`CREATE TEMP TABLE r5 AS SELECT `+cols+` FROM events WHERE position = 5`,
+				`CREATE TEMP TABLE r9 AS SELECT `+cols+` FROM events WHERE position = 9`,
+				`DELETE FROM events WHERE position IN (5, 9)`,
+				`INSERT INTO events (position, `+cols+`) SELECT 5, `+cols+` FROM r9`,
+				`INSERT INTO events (position, `+cols+`) SELECT 9, `+cols+` FROM r5`)
+		}, "verification failed at position 5: reordered: ", 0},
+		{"insert a row", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			insertForged(t, dir, 7)
+		}, "verification failed at position 7: inserted: ", 0},
+		{"forge a checkpoint", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			tamper(t, dir, `UPDATE checkpoints SET hash = (SELECT lower(hex(hash)) FROM events WHERE position = 9), position = 9 WHERE position = 10`)
+		}, "verification failed at position 9: bad signature: ", 0},
+		{"sign with a key the server never had", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			other, _, err := chain.EnsureKeyRing(filepath.Join(t.TempDir(), "k"), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := st.ReadAll(context.Background(), 14, 1)
+			st.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, _ := chain.ParseSum(evs[0].Hash)
+			cp := other.Sign(15, sum, time.Now())
+			tamper(t, dir, fmt.Sprintf(`INSERT INTO checkpoints VALUES (15, '%s', '%s', '%s', '%s')`, cp.Hash, cp.Time, cp.KeyID, cp.Signature))
+		}, "verification failed at position 15: bad signature: ", 0},
+		{"rewrite a row and recompute the whole chain", func(t *testing.T, dir string, _ *chain.KeyRing) {
+			tamper(t, dir, `UPDATE events SET data = '{"n":300}' WHERE position = 3`)
+			rechain(t, dir)
+		}, "verification failed at position 10: altered: the chain hash here differs from the checkpoint", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, keys := seedChainedLog(t)
+			tc.edit(t, dir, keys)
+			code, out, errOut := verifyDir(t, dir)
+			if code != cli.ExitFailure || !strings.HasPrefix(out, tc.want) || strings.Count(out, "\n") != 1 {
+				t.Fatalf("verify after %s: exit %d, stdout %q (stderr %q); want exit 1 and a line starting %q", tc.name, code, out, errOut, tc.want)
+			}
+		})
+	}
+}
+
+// insertForged shifts the rows from position at on by one and inserts an event there whose
+// hash is correctly chained to the row before it, as a careful forger would.
+func insertForged(t *testing.T, dir string, at uint64) {
+	t.Helper()
+	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := st.ReadAll(context.Background(), at-2, 1)
+	st.Close()
+	if err != nil || len(prev) != 1 {
+		t.Fatal(prev, err)
+	}
+	prevSum, _ := chain.ParseSum(prev[0].Hash)
+	forged := domain.Envelope{ID: domain.NewID(), StreamID: "account-forged", Version: 1, Position: at, Type: "RoleGranted", SchemaVersion: 1,
+		RecordedAt: prev[0].RecordedAt, Data: []byte(`{"role":"admin"}`), Metadata: domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}}}
+	sum := chain.Next(prevSum, &forged)
+	var stmts []string
+	for p := uint64(20); p >= at; p-- {
+		stmts = append(stmts, fmt.Sprintf(`UPDATE events SET position = %d WHERE position = %d`, p+1, p))
+	}
+	stmts = append(stmts, fmt.Sprintf(`INSERT INTO events (position, id, stream_id, version, type, schema_version, recorded_at, data, actor_type, hash)
+		VALUES (%d, '%s', '%s', 1, '%s', 1, %d, '%s', 'system', x'%s')`, at, forged.ID, forged.StreamID, forged.Type, forged.RecordedAt.UnixNano(), forged.Data, sum))
+	tamper(t, dir, stmts...)
+}
+
+// rechain recomputes every stored hash from the rows as they are now.
+func rechain(t *testing.T, dir string) {
+	t.Helper()
+	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ReadAll(context.Background(), 0, 1000)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmts []string
+	prev := chain.Zero
+	for i := range evs {
+		prev = chain.Next(prev, &evs[i])
+		stmts = append(stmts, fmt.Sprintf(`UPDATE events SET hash = x'%s' WHERE position = %d`, prev, evs[i].Position))
+	}
+	tamper(t, dir, stmts...)
+}
+
+func publicKey(keys *chain.KeyRing) string { return keys.Keys()[len(keys.Keys())-1].PublicKey }
+
+// TestExportVerifiesAlone: an export verifies with the public key alone, and fails once cut
+// short, edited, or checked against another key.
+func TestExportVerifiesAlone(t *testing.T) {
+	dir, keys := seedChainedLog(t)
+	out := filepath.Join(t.TempDir(), "log.jsonl")
+	code, stdout, errOut := runCmd(t, "log", "export", "--data-dir", dir, "--out", out)
+	if code != cli.ExitOK || stdout != fmt.Sprintf("exported 20 events up to position 20 and 2 checkpoints to %s\n", out) {
+		t.Fatalf("log export: exit %d, %q, %q", code, stdout, errOut)
+	}
+	pub := publicKey(keys)
+	if code, stdout, errOut := runCmd(t, "verify", "--export", out, "--public-key", pub); code != cli.ExitOK || stdout != "verified 20 events up to position 20\n" {
+		t.Fatalf("verify --export: exit %d, %q, %q", code, stdout, errOut)
+	}
+	// The key may be given as a file, as GET /api/v1/log/keys answers it.
+	keyFile := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(keyFile, []byte(`{"keys":[{"key_id":"x","algorithm":"Ed25519","public_key":"`+pub+`"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, _ := runCmd(t, "verify", "--export", out, "--public-key", keyFile); code != cli.ExitOK {
+		t.Fatalf("verify --export with a key file: exit %d, %q", code, stdout)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, content []byte, key, want string) {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), "x.jsonl")
+		if err := os.WriteFile(f, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, errOut := runCmd(t, "verify", "--export", f, "--public-key", key)
+		if code != cli.ExitFailure || !strings.HasPrefix(stdout, want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and %q", name, code, stdout, errOut, want)
+		}
+	}
+	check("cut in the middle of a line", raw[:len(raw)-200], pub, "verification failed at position ")
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	check("cut after the 15th event", bytes.Join(lines[:1+2+15], nil), pub, "verification failed at position 16: missing: the export is cut off")
+	check("an edited event", bytes.Replace(raw, []byte(`{"n":4}`), []byte(`{"n":5}`), 1), pub, "verification failed at position 4: altered: ")
+	check("a dropped event", bytes.Join(append(append([][]byte{}, lines[:1+2+5]...), lines[1+2+6:]...), nil), pub, "verification failed at position 6: missing: ")
+	other, _, _ := chain.EnsureKeyRing(filepath.Join(t.TempDir(), "k"), time.Now())
+	check("another key", raw, publicKey(other), "verification failed at position 10: bad signature: ")
+
+	// Usage errors exit 2.
+	if code, _, errOut := runCmd(t, "verify", "--export", out); code != cli.ExitUsage || !strings.Contains(errOut, "--public-key") {
+		t.Errorf("verify --export without a key: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "verify", "--export", out, "--public-key", base64.StdEncoding.EncodeToString([]byte("short"))); code != cli.ExitUsage {
+		t.Errorf("verify with a bad key: exit %d, %q", code, errOut)
+	}
+	if code, _, _ := runCmd(t, "log", "export", "--data-dir", dir); code != cli.ExitUsage {
+		t.Errorf("log export without --out: exit %d", code)
+	}
+}
+
+// TestRotateKeyKeepsOldCheckpointsVerifiable: after a rotation the old checkpoints still
+// verify (the old public key stays in the file) and new ones are signed by the new key.
+func TestRotateKeyKeepsOldCheckpointsVerifiable(t *testing.T) {
+	dir, old := seedChainedLog(t)
+	code, out, errOut := runCmd(t, "log", "rotate-key", "--data-dir", dir)
+	if code != cli.ExitOK || !strings.HasPrefix(out, "new log signing key ") || !strings.Contains(out, "1 older public keys stay listed") {
+		t.Fatalf("rotate-key: exit %d, %q, %q", code, out, errOut)
+	}
+	kr, err := chain.LoadKeyRing(filepath.Join(dir, app.LogSigningKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kr.ActiveKeyID() == old.ActiveKeyID() || len(kr.Keys()) != 2 || kr.Keys()[0].KeyID != old.ActiveKeyID() || kr.Keys()[0].Algorithm != "Ed25519" {
+		t.Fatalf("after rotation: active %s, keys %+v", kr.ActiveKeyID(), kr.Keys())
+	}
+	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := domain.NewEventData("Tested", 1, map[string]int{"n": 21}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+	if _, err := st.Append(context.Background(), "account-c", eventstore.NoStream, []domain.EventData{ev}); err != nil {
+		t.Fatal(err)
+	}
+	cp, wrote, err := chain.NewCheckpointer(chain.CheckpointerConfig{Log: st, Keys: kr}).Checkpoint(context.Background())
+	st.Close()
+	if err != nil || !wrote || cp.KeyID != kr.ActiveKeyID() {
+		t.Fatalf("checkpoint after rotation: %+v %v %v", cp, wrote, err)
+	}
+	if code, out, _ := verifyDir(t, dir); code != cli.ExitOK || out != "verified 21 events up to position 21\n" {
+		t.Fatalf("verify after rotation: exit %d, %q", code, out)
+	}
+	if code, _, errOut := runCmd(t, "log", "rotate-key", "--data-dir", t.TempDir()); code != cli.ExitFailure || !strings.Contains(errOut, "no key file") {
+		t.Errorf("rotate-key without a key: exit %d, %q", code, errOut)
+	}
+}
+
+// TestMigrateOldLog: a log written before the chain is refused by the store with a line naming
+// vigil log migrate, and migrate copies it into a chained log that verifies.
+func TestMigrateOldLog(t *testing.T) {
+	oldDir := t.TempDir()
+	oldPath := filepath.Join(oldDir, app.EventsFile)
+	db, err := sql.Open("sqlite", oldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL,
+		version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, recorded_at INTEGER NOT NULL, data BLOB NOT NULL,
+		actor_type TEXT NOT NULL DEFAULT '', actor_id TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '', ip TEXT NOT NULL DEFAULT '',
+		user_agent TEXT NOT NULL DEFAULT '', client_id TEXT NOT NULL DEFAULT '', correlation_id TEXT NOT NULL DEFAULT '',
+		causation_id TEXT NOT NULL DEFAULT '', UNIQUE (stream_id, version))`); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	var ids []string
+	for i := 1; i <= 30; i++ {
+		id := domain.NewID()
+		ids = append(ids, id)
+		if _, err := db.Exec(`INSERT INTO events (id, stream_id, version, type, schema_version, recorded_at, data, actor_type, ip) VALUES (?, ?, ?, 'Old', 1, ?, ?, 'system', '192.0.2.1')`,
+			id, fmt.Sprintf("account-%d", i%3), (i+2)/3, when.Add(time.Duration(i)*time.Second).UnixNano(), fmt.Sprintf(`{"i":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	_, err = sqlite.Open(sqlite.Config{Path: oldPath})
+	if !errors.Is(err, sqlite.ErrUnchained) || !strings.Contains(err.Error(), "vigil log migrate --from "+oldPath+" --to NEW") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("opening an old log: %v; want one line naming vigil log migrate", err)
+	}
+	newDir := t.TempDir()
+	code, out, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir)
+	want := fmt.Sprintf("migrated 30 events of 3 streams (positions 1 to 30) from %s into the chained log %s\n", oldPath, filepath.Join(newDir, app.EventsFile))
+	if code != cli.ExitOK || out != want {
+		t.Fatalf("migrate: exit %d, %q, %q; want %q", code, out, errOut, want)
+	}
+	if code, out, _ := verifyDir(t, newDir); code != cli.ExitOK || out != "verified 30 events up to position 30\n" {
+		t.Fatalf("verify after migrate: exit %d, %q", code, out)
+	}
+	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(newDir, app.EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evs, err := st.ReadAll(context.Background(), 0, 100)
+	if err != nil || len(evs) != 30 {
+		t.Fatal(len(evs), err)
+	}
+	for i, e := range evs {
+		if e.ID != ids[i] || e.Position != uint64(i+1) || e.StreamID != fmt.Sprintf("account-%d", (i+1)%3) || e.Version != uint64(i+3)/3 ||
+			!e.RecordedAt.Equal(when.Add(time.Duration(i+1)*time.Second)) || e.Metadata.IP != "192.0.2.1" || e.Hash == "" {
+			t.Fatalf("migrated event %d: %+v", i, e)
+		}
+	}
+	// Appends continue the chain after the migrated events.
+	ev, _ := domain.NewEventData("New", 1, map[string]int{}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
+	if res, err := st.Append(context.Background(), "account-new", eventstore.NoStream, []domain.EventData{ev}); err != nil || res.LastPosition != 31 {
+		t.Fatalf("append after migrate: %+v %v", res, err)
+	}
+	// Migrating into a log that holds events, or from a chained log, is refused.
+	if code, _, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir); code != cli.ExitFailure || !strings.Contains(errOut, "already holds events") {
+		t.Errorf("migrate into a used log: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "log", "migrate", "--from", newDir, "--to", t.TempDir()); code != cli.ExitFailure || !strings.Contains(errOut, "nothing to migrate") {
+		t.Errorf("migrate a chained log: exit %d, %q", code, errOut)
+	}
+}
