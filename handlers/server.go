@@ -165,15 +165,8 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.HandleMethodNotAllowed = true
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	e.ContextWithFallback = true
-	// Client IPs are resolved by ClientIP from TrustedProxies; gin's own resolution stays off.
-	e.ForwardedByClientIP = false
-	if err := e.SetTrustedProxies(nil); err != nil {
+	e, err := web.NewEngine()
+	if err != nil {
 		return nil, err
 	}
 

@@ -13,13 +13,18 @@ import (
 // API depends on what it calls and a test can stand in for any part (*domain.Service
 // satisfies every one; Service is all of them).
 
-// Accounts registers accounts and reads and edits them.
+// Accounts registers accounts and reads them.
 type Accounts interface {
 	Register(ctx context.Context, in domain.Registration, rm domain.RequestMeta) (domain.RegisterResult, error)
 	Account(ctx context.Context, accountID string) (*domain.Account, error)
 	LookupEmail(ctx context.Context, email string) (string, error)
 	Security(ctx context.Context, accountID string) (domain.SecurityState, error)
 	PasswordPolicy() *credential.PasswordPolicy
+}
+
+// Profiles edits the caller's account: names, profile and email (an email change needs the
+// account holder's recent authentication, Authorize).
+type Profiles interface {
 	Authorize(caller domain.Session, need domain.Capability, recent bool) (domain.Session, error)
 	UpdateProfile(ctx context.Context, caller domain.Session, patch domain.ProfilePatch, rm domain.RequestMeta) (uint64, error)
 	ChangeName(ctx context.Context, caller domain.Session, firstName, lastName string, rm domain.RequestMeta) (uint64, error)
@@ -93,6 +98,7 @@ type Administration interface {
 // Service is every command and query the JSON API runs.
 type Service interface {
 	Accounts
+	Profiles
 	SignIn
 	Credentials
 	Sessions

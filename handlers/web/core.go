@@ -123,3 +123,21 @@ func (s *Core) AcceptTokens(tokens tokenAuthenticator) { s.tokens = tokens }
 
 // routeGroup is g recording its routes in the OpenAPI document.
 func (s *Core) RouteGroup(g *gin.RouterGroup) RouteGroup { return RouteGroup{g: g, reg: s.Doc} }
+
+// NewEngine is a Gin engine as the API's and the portal's are: 405 for a known path's other
+// methods, no redirects of trailing slashes or fixed paths, the request's context as the
+// fallback, and gin's own client IP resolution off (ClientIP resolves it from the trusted
+// proxies).
+func NewEngine() (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	e.ForwardedByClientIP = false
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
