@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,9 +17,9 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 // testPassword passes the password policy (12+ characters, zxcvbn score 3+).
@@ -46,78 +43,38 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// env is a running Vigil (app.New with a temp data dir, a 127.0.0.1:0 listener, real
-// SQLite, small argon2 cost, the injected clock) and an HTTP client for it. Every answer it
+// env is a running Vigil (handlertest.Start: the real domain service over SQLite in a temp
+// dir, small argon2 cost, the injected clock) and an HTTP client for it. Every answer it
 // sees is checked against the served OpenAPI document (the status must be documented for
 // the operation) and every successful state change must carry Vigil-Position.
 type env struct {
 	t    *testing.T
 	base string
 	clk  *clock
-	dir  string
+	log  string // the SQLite log's path
 	http *http.Client
 	doc  *openAPIDoc
 	head func() uint64
 }
 
-type envOption func(*app.Config)
+type envOption func(*handlertest.Config)
 
 func withAdmins(emails ...string) envOption {
-	return func(c *app.Config) { c.AdminEmails = emails }
+	return func(c *handlertest.Config) { c.AdminEmails = emails }
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)}
-	cfg := app.Config{
-		Logger:           slog.New(slog.DiscardHandler),
-		Listener:         ln,
-		DataDir:          dir,
-		Argon2MemoryKiB:  8192,
-		Argon2Iterations: 1,
-		Now:              clk.Now,
-	}
+	cfg := handlertest.Config{Now: clk.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(testwait.Deadline(10 * time.Second)):
-			t.Errorf("Run did not return within %v of its cancel", testwait.Deadline(10*time.Second))
-		}
-	})
-	e := &env{t: t, base: a.URL(), clk: clk, dir: dir, http: &http.Client{Timeout: testwait.Deadline(10 * time.Second)}}
-	// Until the app has read the log at start (it answers 503 not_ready meanwhile).
-	testwait.Until(t, 10*time.Second, "the server to serve its API (not 503 on /api/v1/whoami)", func() (bool, string) {
-		resp, err := e.http.Get(e.base + "/api/v1/whoami")
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode != http.StatusServiceUnavailable, fmt.Sprintf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
-	})
-
+	srv := handlertest.Start(t, cfg)
+	e := &env{t: t, base: srv.URL, clk: clk, log: srv.EventsPath, http: &http.Client{Timeout: testwait.Deadline(10 * time.Second)}}
 	e.doc = loadOpenAPI(t, e)
 	// A second handle on the log, to see that refused requests write nothing.
-	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), Logger: slog.New(slog.DiscardHandler)})
+	s, err := sqlite.Open(sqlite.Config{Path: srv.EventsPath, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 func TestRegister(t *testing.T) {
@@ -592,7 +592,7 @@ func (requireAll) RequiredBy(context.Context, string) ([]string, error) {
 
 func TestRestrictedSession(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *app.Config) { c.TwoFactorPolicy = requireAll{} })
+	e := newEnv(t, func(c *handlertest.Config) { c.TwoFactorPolicy = requireAll{} })
 	e.register("ann@example.com")
 	r := e.do("POST", "/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, nil)
 	m := e.expect(r, 200, "")

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 // TestCookiesSecureUnlessInsecureCookies: the session cookie (set and cleared) and the
@@ -13,7 +13,7 @@ import (
 func TestCookiesSecureUnlessInsecureCookies(t *testing.T) {
 	t.Parallel()
 	for _, insecure := range []bool{false, true} {
-		e := newEnv(t, func(c *app.Config) { c.InsecureCookies = insecure })
+		e := newEnv(t, func(c *handlertest.Config) { c.InsecureCookies = insecure })
 		e.register("ann@example.com")
 		r := e.do("POST", "/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, nil)
 		s := e.sessionFrom(r, e.expect(r, 200, ""))

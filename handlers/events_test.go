@@ -7,17 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 const adminEmail = "root@example.com"
@@ -45,7 +44,7 @@ func (e *env) createToken(admin session, name string, scopes ...string) (string,
 // logWriter appends events straight to the log file, as another instance would.
 func logWriter(t *testing.T, e *env) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(e.dir, app.EventsFile), Logger: slog.New(slog.DiscardHandler)})
+	s, err := sqlite.Open(sqlite.Config{Path: e.log, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +411,7 @@ func TestEventStreamResumesWithoutGapOrDuplicate(t *testing.T) {
 // idle connections, and a client whose buffer overflows is told why and disconnected while a
 // filtered client goes on undisturbed; the dropped client resumes without a gap.
 func TestEventStreamFiltersHeartbeatsAndSlowClients(t *testing.T) {
-	e, admin := adminEnv(t, func(c *app.Config) {
+	e, admin := adminEnv(t, func(c *handlertest.Config) {
 		c.StreamHeartbeat = 50 * time.Millisecond
 		c.StreamBuffer = 8
 	})

@@ -10,7 +10,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 // The test app runs with the default public URL, http://localhost:8080: relying party id
@@ -428,7 +428,7 @@ func TestPasskeyCSRF(t *testing.T) {
 
 func TestPasskeyRestrictedSession(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *app.Config) { c.TwoFactorPolicy = requireAll{} })
+	e := newEnv(t, func(c *handlertest.Config) { c.TwoFactorPolicy = requireAll{} })
 	id := e.register("ann@example.com")
 	r := e.do("POST", "/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, nil)
 	m := e.expect(r, 200, "")

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 // User agents of the tests.
@@ -41,12 +41,12 @@ func withGeoIP(t *testing.T) envOption {
 		{Network: "81.2.69.0/24", ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		{Network: "89.160.20.0/24", ASN: 29518, Org: "Bredband2 AB"},
 	})
-	return func(c *app.Config) { c.GeoIPCityDB, c.GeoIPASNDB = city, asn }
+	return func(c *handlertest.Config) { c.GeoIPCityDB, c.GeoIPASNDB = city, asn }
 }
 
 // withTrustedProxies believes the X-Forwarded-For of the test client (127.0.0.1).
 func withTrustedProxies() envOption {
-	return func(c *app.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} }
+	return func(c *handlertest.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} }
 }
 
 // loginWith signs in with the password and the request headers h; it returns the session
@@ -209,7 +209,7 @@ func TestMySessions(t *testing.T) {
 
 func TestMySessionsRestricted(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *app.Config) { c.TwoFactorPolicy = requireAll{} })
+	e := newEnv(t, func(c *handlertest.Config) { c.TwoFactorPolicy = requireAll{} })
 	e.register("ann@example.com")
 	r := e.do("POST", "/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, nil)
 	s := e.sessionFrom(r, e.expect(r, 200, ""))

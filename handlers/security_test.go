@@ -1,11 +1,10 @@
 package handlers_test
 
 import (
-	"net/url"
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
 // Regression tests of the security review's findings (issue 11), through the real server.
@@ -152,8 +151,7 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("GET %s over a plain-http public URL sets HSTS", p)
 		}
 	}
-	u, _ := url.Parse("https://vigil.example.com")
-	tls := newEnv(t, func(c *app.Config) { c.PublicURL = u })
+	tls := newEnv(t, func(c *handlertest.Config) { c.PublicURL = "https://vigil.example.com" })
 	for _, p := range []string{"/api/v1/whoami", "/healthz"} {
 		r := tls.do("GET", p, nil, nil)
 		if got := r.header.Get("Strict-Transport-Security"); got != "max-age=31536000; includeSubDomains" {

@@ -32,7 +32,7 @@ import (
 // DefaultMaxLag is how far behind the log a projection may be and still count as ready.
 const DefaultMaxLag = 5 * time.Second
 
-// StatusSource describes the projections (*projections.Runner satisfies it).
+// StatusSource describes the projections (*runner.Runner (projections/runner) satisfies it).
 type StatusSource interface {
 	Status(ctx context.Context) ([]projections.Status, error)
 }
@@ -62,7 +62,7 @@ type Config struct {
 	// tokens is derived from it. Required with Accounts.
 	SecretKey []byte
 	// Positions lets a read wait for the read models (?min_position=P); nil means reads do
-	// not wait. *projections.Runner satisfies it.
+	// not wait. *runner.Runner (projections/runner) satisfies it.
 	Positions web.PositionWaiter
 	// MinPositionWait bounds that wait; default DefaultMinPositionWait. After it the read is
 	// answered anyway.
@@ -165,15 +165,8 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.HandleMethodNotAllowed = true
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	e.ContextWithFallback = true
-	// Client IPs are resolved by ClientIP from TrustedProxies; gin's own resolution stays off.
-	e.ForwardedByClientIP = false
-	if err := e.SetTrustedProxies(nil); err != nil {
+	e, err := web.NewEngine()
+	if err != nil {
 		return nil, err
 	}
 
@@ -219,10 +212,11 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Accounts == nil {
 		return s, nil
 	}
-	s.api = api.New(k, cfg.Accounts, api.Config{
-		ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects,
-		ServiceTokens: cfg.ServiceTokens, Webhooks: cfg.Webhooks,
-	})
+	acfg := api.Config{ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects, Webhooks: cfg.Webhooks}
+	if cfg.ServiceTokens != nil { // a nil *ServiceTokens is not a nil interface
+		acfg.ServiceTokens = cfg.ServiceTokens
+	}
+	s.api = api.New(k, cfg.Accounts, acfg)
 	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
 		s.stream = stream.New(k, cfg.Log, cfg.Stream, cfg.Registry)
 	}

@@ -34,7 +34,7 @@ func (s *API) accountRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusConflict, Text: "conflict: the email is taken"},
 				{Status: http.StatusBadRequest, Text: web.UnknownClient}},
-			Handler: s.register,
+			Handler: web.Command(s.Core, web.MetaCaller, s.register),
 		},
 		{
 			Method: http.MethodPost, Path: "/login", Access: web.AccessPublic,
@@ -49,7 +49,7 @@ func (s *API) accountRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusUnauthorized, Text: "invalid_credentials: wrong email or password"},
 				{Status: http.StatusTooManyRequests, Text: web.ThrottledText}, {Status: http.StatusBadRequest, Text: web.UnknownClient}},
-			Handler: s.login,
+			Handler: web.Command(s.Core, web.MetaSignIn, s.login),
 		},
 		{
 			Method: http.MethodPost, Path: "/login/second-factor", Access: web.AccessPublic,
@@ -65,7 +65,7 @@ func (s *API) accountRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusUnauthorized, Text: "invalid_credentials: a wrong or used code, or a login ticket that is unknown, expired, used or burnt by 5 wrong codes"},
 				{Status: http.StatusTooManyRequests, Text: web.ThrottledText}},
-			Handler: s.loginSecondFactor,
+			Handler: web.Command(s.Core, web.MetaSignIn, s.loginSecondFactor),
 		},
 		{
 			Method: http.MethodPost, Path: "/logout", Access: web.AccessSignedIn, Cap: domain.CapSession,
@@ -74,7 +74,7 @@ func (s *API) accountRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusNoContent: {Description: "Signed out; the session cookie is cleared.",
 					Headers: map[string]string{"Set-Cookie": "clears vigil_session"}}},
 			},
-			Handler: s.logout,
+			Handler: web.Command(s.Core, web.MetaCaller, s.logout),
 		},
 		{
 			Method: http.MethodGet, Path: "/whoami", Access: web.AccessSignedIn, Cap: domain.CapSession, Read: true,
@@ -105,7 +105,7 @@ func (s *API) accountRoutes() []web.Route {
 				{Status: http.StatusBadRequest, Text: "invalid_request: not exactly one of password, code, and ceremony_id with credential"},
 				{Status: http.StatusBadRequest, Text: ceremonyText},
 				{Status: http.StatusNotFound, Text: passkeysOffText}},
-			Handler: s.reauth,
+			Handler: web.Command(s.Core, web.MetaCaller, s.reauth),
 		},
 		{
 			Method: http.MethodGet, Path: "/csrf", Access: web.AccessSignedIn, Cap: domain.CapSession, Read: true,
@@ -127,29 +127,17 @@ type registerRequest struct {
 	LastName  string `json:"last_name"`
 }
 
-func (s *API) register(c *gin.Context) {
-	var req registerRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	res, err := s.svc.Register(c.Request.Context(), command.Registration{
-		Email: req.Email, Password: req.Password, FirstName: req.FirstName, LastName: req.LastName,
-	}, rm)
+func (s *API) register(r *web.Call[registerRequest]) (web.Reply, error) {
+	res, err := s.svc.Register(r.Ctx, command.Registration{
+		Email: r.In.Email, Password: r.In.Password, FirstName: r.In.FirstName, LastName: r.In.LastName,
+	}, r.Meta)
 	if err != nil {
 		if errors.Is(err, domain.ErrConflict) {
 			err = web.Public(web.ErrConflict, "An account with this email already exists.", err)
 		}
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	s.SetPosition(c, res.Position)
-	c.JSON(http.StatusCreated, gin.H{"account_id": res.AccountID})
+	return web.JSON(http.StatusCreated, gin.H{"account_id": res.AccountID}, res.Position), nil
 }
 
 type loginRequest struct {
@@ -158,24 +146,14 @@ type loginRequest struct {
 	ClientID string `json:"client_id"`
 }
 
-func (s *API) login(c *gin.Context) {
-	var req loginRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("email", req.Email), web.Required("password", req.Password)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	clientID := web.SignInClient(c, req.ClientID)
-	rm := web.RequestMeta(c)
-	res, err := s.svc.Login(c.Request.Context(), req.Email, req.Password, clientID, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.answerLogin(c, res)
+// Check refuses a sign-in without email or password.
+func (r loginRequest) Check() error {
+	return errors.Join(web.Required("email", r.Email), web.Required("password", r.Password))
+}
+
+func (s *API) login(r *web.Call[loginRequest]) (web.Reply, error) {
+	res, err := s.svc.Login(r.Ctx, r.In.Email, r.In.Password, web.SignInClient(r.C, r.In.ClientID), r.Meta)
+	return s.loginReply(r.C, res, err)
 }
 
 type secondFactorRequest struct {
@@ -184,23 +162,14 @@ type secondFactorRequest struct {
 	Code        string `json:"code"`
 }
 
-func (s *API) loginSecondFactor(c *gin.Context) {
-	var req secondFactorRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("login_ticket", req.LoginTicket), web.Required("method", req.Method), web.Required("code", req.Code)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm := web.RequestMeta(c)
-	res, err := s.svc.SecondFactor(c.Request.Context(), req.LoginTicket, req.Method, req.Code, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.answerLogin(c, res)
+// Check refuses a second factor without its ticket, method or code.
+func (r secondFactorRequest) Check() error {
+	return errors.Join(web.Required("login_ticket", r.LoginTicket), web.Required("method", r.Method), web.Required("code", r.Code))
+}
+
+func (s *API) loginSecondFactor(r *web.Call[secondFactorRequest]) (web.Reply, error) {
+	res, err := s.svc.SecondFactor(r.Ctx, r.In.LoginTicket, r.In.Method, r.In.Code, r.Meta)
+	return s.loginReply(r.C, res, err)
 }
 
 // loginResponse is API.md's answer of /login and /login/second-factor.
@@ -212,9 +181,12 @@ type loginResponse struct {
 	Methods      []string            `json:"methods,omitempty"`
 }
 
-// answerLogin writes a sign-in step's result; a new session also gets its cookie.
-func (s *API) answerLogin(c *gin.Context, res command.LoginResult) {
-	s.SetPosition(c, res.Position)
+// loginReply answers a sign-in step's result (or its error); a new session also gets its
+// cookie.
+func (s *API) loginReply(c *gin.Context, res command.LoginResult, err error) (web.Reply, error) {
+	if err != nil {
+		return web.Reply{}, err
+	}
 	out := loginResponse{Status: res.Status}
 	switch {
 	case res.Authenticated != nil:
@@ -224,23 +196,16 @@ func (s *API) answerLogin(c *gin.Context, res command.LoginResult) {
 	case res.SecondFactor != nil:
 		out.LoginTicket, out.Methods = res.SecondFactor.Ticket, res.SecondFactor.Methods
 	}
-	c.JSON(http.StatusOK, out)
+	return web.JSON(http.StatusOK, out, res.Position), nil
 }
 
-func (s *API) logout(c *gin.Context) {
-	rm, err := s.Meta(c)
+func (s *API) logout(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pos, err := s.svc.Logout(r.Ctx, r.Caller, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	pos, err := s.svc.Logout(c.Request.Context(), web.CallerOf(c), rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.ClearSessionCookie(c)
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	s.ClearSessionCookie(r.C)
+	return web.Done(pos), nil
 }
 
 func (s *API) whoami(c *gin.Context) {
@@ -254,49 +219,41 @@ type reauthRequest struct {
 	Credential json.RawMessage `json:"credential"`
 }
 
-// reauth renews the session's authenticated_at with exactly one of the password, a TOTP
-// code, or a passkey's answer (ceremony_id and credential, both needed).
-func (s *API) reauth(c *gin.Context) {
-	var req reauthRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	withPasskey := req.CeremonyID != "" || req.Credential != nil
+// withPasskey: the re-authentication answers a passkey ceremony.
+func (r reauthRequest) withPasskey() bool { return r.CeremonyID != "" || r.Credential != nil }
+
+// Check asks for exactly one of the password, a TOTP code, or a passkey's answer
+// (ceremony_id and credential, both needed).
+func (r reauthRequest) Check() error {
 	given := 0
-	for _, ok := range []bool{req.Password != "", req.Code != "", withPasskey} {
+	for _, ok := range []bool{r.Password != "", r.Code != "", r.withPasskey()} {
 		if ok {
 			given++
 		}
 	}
 	if given != 1 {
-		web.WriteError(c, &domain.ValidationError{Field: "password",
-			Reason: "give exactly one of password, code, and ceremony_id with credential"})
-		return
+		return &domain.ValidationError{Field: "password",
+			Reason: "give exactly one of password, code, and ceremony_id with credential"}
 	}
-	if withPasskey {
-		if err := errors.Join(web.Required("ceremony_id", req.CeremonyID), credentialObject(req.Credential)); err != nil {
-			web.WriteError(c, err)
-			return
-		}
+	if r.withPasskey() {
+		return checkPasskeyAnswer(r.CeremonyID, r.Credential)
 	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
+	return nil
+}
+
+// reauth renews the session's authenticated_at.
+func (s *API) reauth(r *web.Call[reauthRequest]) (web.Reply, error) {
 	var pos uint64
-	if withPasskey {
-		pos, err = s.svc.FinishPasskeyReauth(c.Request.Context(), web.CallerOf(c), req.CeremonyID, req.Credential, rm)
+	var err error
+	if r.In.withPasskey() {
+		pos, err = s.svc.FinishPasskeyReauth(r.Ctx, r.Caller, r.In.CeremonyID, r.In.Credential, r.Meta)
 	} else {
-		pos, err = s.svc.Reauth(c.Request.Context(), web.CallerOf(c), command.ReauthInput{Password: req.Password, Code: req.Code}, rm)
+		pos, err = s.svc.Reauth(r.Ctx, r.Caller, command.ReauthInput{Password: r.In.Password, Code: r.In.Code}, r.Meta)
 	}
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	return web.Done(pos), nil
 }
 
 func (s *API) csrf(c *gin.Context) {

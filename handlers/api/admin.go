@@ -48,7 +48,7 @@ func (s *API) adminRoutes() []web.Route {
 				{Status: http.StatusNotFound, Text: "not_found: no account has this id, or the role is neither admin nor auditor"},
 				{Status: http.StatusConflict, Text: "conflict: an admin revoking their own role admin"},
 			},
-			Handler: s.revokeRole,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.revokeRole),
 		},
 	}
 }
@@ -85,31 +85,30 @@ func (s *API) grantRole(r *web.Call[grantRoleRequest]) (web.Reply, error) {
 	return web.Done(pos), nil
 }
 
-func (s *API) revokeRole(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+// roleRevocation is the role the path of a revocation names, checked before the request
+// metadata: a role that is neither admin nor auditor is not found; an admin revoking their
+// own role admin is a conflict.
+type roleRevocation struct {
+	web.NoBody
+	role string
+}
+
+// FromPath reads and checks the role.
+func (in *roleRevocation) FromPath(p web.Path) error {
+	in.role = p.Param("role")
+	if in.role != domain.RoleAdmin && in.role != domain.RoleAuditor {
+		return web.Public(web.ErrNotFound, `There is no such role: roles are "admin" and "auditor".`, nil)
+	}
+	if in.role == domain.RoleAdmin && p.ID == p.Caller.AccountID {
+		return web.Public(web.ErrConflict, "An admin cannot revoke their own role admin; another admin must.", nil)
+	}
+	return nil
+}
+
+func (s *API) revokeRole(r *web.Call[roleRevocation]) (web.Reply, error) {
+	pos, err := s.svc.RevokeRole(r.Ctx, r.ID, r.In.role, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	role := c.Param("role")
-	if role != domain.RoleAdmin && role != domain.RoleAuditor {
-		web.WriteError(c, web.Public(web.ErrNotFound, `There is no such role: roles are "admin" and "auditor".`, nil))
-		return
-	}
-	if role == domain.RoleAdmin && id == web.CallerOf(c).AccountID {
-		web.WriteError(c, web.Public(web.ErrConflict, "An admin cannot revoke their own role admin; another admin must.", nil))
-		return
-	}
-	rm, err := s.AdminMeta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pos, err := s.svc.RevokeRole(c.Request.Context(), id, role, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+	return web.Done(pos), nil
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/export"
 	"github.com/vigil-auth/vigil/handlers/web"
@@ -42,7 +40,7 @@ func (s *API) auditRoutes() []web.Route {
 				{Status: http.StatusBadRequest, Text: "invalid_request: after is not a non-negative integer"},
 				{Status: http.StatusNotFound, Text: "not_found: no account has this id"},
 			},
-			Handler: s.listAccountEvents,
+			Handler: web.List(s.Core, s.listAccountEvents),
 		},
 		{
 			Method: http.MethodGet, Path: "/audit/accounts/:id/security", Access: web.AccessAudit, Read: true,
@@ -58,7 +56,7 @@ func (s *API) auditRoutes() []web.Route {
 				{Status: http.StatusBadRequest, Text: "invalid_request: at is missing or not an RFC 3339 time"},
 				{Status: http.StatusNotFound, Text: "not_found: no account with this id existed at that time"},
 			},
-			Handler: s.getAccountSecurityAt,
+			Handler: web.Command(s.Core, web.MetaCaller, s.getAccountSecurityAt),
 		},
 		{
 			Method: http.MethodGet, Path: "/audit/activity", Access: web.AccessAudit, Read: true, List: true,
@@ -77,7 +75,7 @@ func (s *API) auditRoutes() []web.Route {
 			},
 			Errors: append(activityErrors(), web.ProblemLine{Status: http.StatusBadRequest,
 				Text: "invalid_request: account is not an id, ip not an IP address, country not a two-letter code or outcome neither success nor failure"}),
-			Handler: s.listAuditActivity,
+			Handler: web.List(s.Core, s.listAuditActivity),
 		},
 		{
 			Method: http.MethodGet, Path: "/audit/sessions", Access: web.AccessAudit, Read: true, List: true,
@@ -89,7 +87,7 @@ func (s *API) auditRoutes() []web.Route {
 					Schema: web.ListSchema(web.Ref("AuditSessionItem"))}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusBadRequest, Text: "invalid_request: account is not an id"}},
-			Handler: s.listAuditSessions,
+			Handler: web.List(s.Core, s.listAuditSessions),
 		},
 		{
 			Method: http.MethodDelete, Path: "/audit/sessions/:id", Access: web.AccessAudit,
@@ -137,49 +135,36 @@ func DecodeEventsCursor(account, cursor string) (uint64, error) {
 	return pos, nil
 }
 
-func (s *API) listAccountEvents(c *gin.Context) {
-	id, err := web.PathID(c, "id")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	limit, cursor, err := web.PageParams(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
+// listAccountEvents pages an account's raw events, after the cursor's position, else the
+// query's `after`.
+func (s *API) listAccountEvents(r *web.Call[web.NoBody]) ([]domain.Envelope, string, error) {
 	var after uint64
-	if raw, ok := c.GetQuery("after"); ok && raw != "" {
+	var err error
+	if raw, ok := r.C.GetQuery("after"); ok && raw != "" {
 		if after, err = strconv.ParseUint(raw, 10, 64); err != nil {
-			web.WriteError(c, web.Public(web.ErrInvalidRequest, "after must be a non-negative integer (a global position).", err))
-			return
+			return nil, "", web.Public(web.ErrInvalidRequest, "after must be a non-negative integer (a global position).", err)
 		}
 	}
-	if cursor != "" {
-		if after, err = DecodeEventsCursor(id, cursor); err != nil {
-			web.WriteError(c, err)
-			return
+	if r.Cursor != "" {
+		if after, err = DecodeEventsCursor(r.ID, r.Cursor); err != nil {
+			return nil, "", err
 		}
 	}
-	ctx := c.Request.Context()
-	first, err := s.Events.ReadStream(ctx, domain.AccountStream(id), 1, 1)
+	first, err := s.Events.ReadStream(r.Ctx, domain.AccountStream(r.ID), 1, 1)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	if len(first) == 0 {
-		web.WriteError(c, web.Public(web.ErrNotFound, "No account has this id.", nil))
-		return
+		return nil, "", web.Public(web.ErrNotFound, "No account has this id.", nil)
 	}
-	events, next, err := s.AccountEvents(ctx, id, after, limit)
+	events, next, err := s.AccountEvents(r.Ctx, r.ID, after, r.Limit)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	for i := range events {
 		events[i] = RedactEvent(events[i])
 	}
-	c.JSON(http.StatusOK, web.Page(events, next))
+	return events, next, nil
 }
 
 // accountEvents returns up to limit events whose subject is account, after position after,
@@ -231,86 +216,70 @@ func (s *API) AccountEvents(ctx context.Context, account string, after uint64, l
 // the same rule as the compliance stream's and the forwarders').
 func RedactEvent(ev domain.Envelope) domain.Envelope { return export.RedactEnvelope(ev) }
 
-func (s *API) getAccountSecurityAt(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+func (s *API) getAccountSecurityAt(r *web.Call[web.NoBody]) (web.Reply, error) {
+	if r.C.Query("at") == "" {
+		return web.Reply{}, web.Public(web.ErrInvalidRequest, "at is required: an RFC 3339 time, e.g. 2026-03-02T09:00:00Z.", nil)
+	}
+	at, err := web.TimeParam(r.C, "at")
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	raw := c.Query("at")
-	if raw == "" {
-		web.WriteError(c, web.Public(web.ErrInvalidRequest, "at is required: an RFC 3339 time, e.g. 2026-03-02T09:00:00Z.", nil))
-		return
-	}
-	at, err := web.TimeParam(c, "at")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	st, err := projections.SecurityAt(c.Request.Context(), s.Events, id, at)
+	st, err := projections.SecurityAt(r.Ctx, s.Events, r.ID, at)
 	if err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
 			err = web.Public(web.ErrNotFound, "No account with this id existed at "+at.Format(time.RFC3339Nano)+".", err)
 		}
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	c.JSON(http.StatusOK, securityView(st))
+	return web.JSON(http.StatusOK, securityView(st), 0), nil
 }
 
-func (s *API) listAuditActivity(c *gin.Context) {
-	f, err := web.ActivityFilter(c)
+func (s *API) listAuditActivity(r *web.Call[web.NoBody]) ([]auditActivityItemJSON, string, error) {
+	c := r.C
+	f, err := web.ActivityFilter(c, r.Limit, r.Cursor)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	if f.AccountID, err = web.IdParam(c, "account"); err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	if f.IP, err = web.IpParam(c, "ip"); err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	if f.CountryCode, err = web.CountryParam(c, "country"); err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	switch f.Outcome = c.Query("outcome"); f.Outcome {
 	case "", "success", "failure":
 	default:
-		web.WriteError(c, web.Public(web.ErrInvalidRequest, "outcome must be success or failure.", nil))
-		return
+		return nil, "", web.Public(web.ErrInvalidRequest, "outcome must be success or failure.", nil)
 	}
-	rows, next, err := s.Reads.Activity(c.Request.Context(), f)
+	return s.auditActivity(r.Ctx, f)
+}
+
+// auditActivity reads a page of the activity log with the account of each entry.
+func (s *API) auditActivity(ctx context.Context, f projections.ActivityFilter) ([]auditActivityItemJSON, string, error) {
+	rows, next, err := s.Reads.Activity(ctx, f)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	items := make([]auditActivityItemJSON, len(rows))
 	for i, r := range rows {
 		items[i] = auditActivityItemJSON{activityItemJSON: activityView(r), AccountID: web.OptString(r.AccountID)}
 	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+	return items, next, nil
 }
 
-func (s *API) listAuditSessions(c *gin.Context) {
-	limit, cursor, err := web.PageParams(c)
+func (s *API) listAuditSessions(r *web.Call[web.NoBody]) ([]AuditSessionItemJSON, string, error) {
+	account, err := web.IdParam(r.C, "account")
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
-	account, err := web.IdParam(c, "account")
+	rows, next, err := s.Reads.ActiveSessions(r.Ctx, account, r.Limit, r.Cursor)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
-	rows, next, err := s.Reads.ActiveSessions(c.Request.Context(), account, limit, cursor)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, web.Page(s.LiveSessions(rows, web.CallerOf(c).ID), next))
+	return s.LiveSessions(rows, r.Caller.ID), next, nil
 }
 
 func (s *API) deleteAuditSession(r *web.Call[web.NoBody]) (web.Reply, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -41,21 +40,21 @@ func subjectReaderOf(cfg Config) SubjectReader {
 	return nil
 }
 
-// apiConfig is what the JSON API serves besides the accounts (Config's fields of the same
+// Config is what the JSON API serves besides the accounts (Config's fields of the same
 // names).
 type Config struct {
 	ReadModels    ReadModels
 	Log           EventLog
 	Subjects      SubjectReader
-	ServiceTokens *command.ServiceTokens
+	ServiceTokens ServiceTokens // nil: no service token administration
 	Webhooks      WebhookAdmin
 }
 
-// jsonAPI is the JSON API of accounts, sessions, organisations, the security teams and the
+// API is the JSON API of accounts, sessions, organisations, the security teams and the
 // administration (/api/v1/...).
 type API struct {
 	*web.Core
-	svc *command.Service
+	svc Service
 
 	// The read side (nil reads: not served).
 	Reads    ReadModels
@@ -64,12 +63,12 @@ type API struct {
 	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
 	scanBatch, scanMax int
 
-	serviceTokens *command.ServiceTokens // nil: no service token administration
-	webhooks      WebhookAdmin           // nil: no webhook routes
+	serviceTokens ServiceTokens // nil: no service token administration
+	webhooks      WebhookAdmin  // nil: no webhook routes
 }
 
-// newJSONAPI builds the JSON API on k, running svc's commands.
-func New(k *web.Core, svc *command.Service, cfg Config) *API {
+// New builds the JSON API on k, running svc's commands.
+func New(k *web.Core, svc Service, cfg Config) *API {
 	s := &API{Core: k, svc: svc, scanBatch: eventsScanBatch, scanMax: eventsScanMax,
 		serviceTokens: cfg.ServiceTokens, webhooks: cfg.Webhooks}
 	if cfg.ReadModels != nil && cfg.Log != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
@@ -24,7 +22,7 @@ func (s *API) readRoutes() []web.Route {
 					"than limit and still have a next_cursor.",
 				Responses: map[int]web.Response{http.StatusOK: {Description: "A page of sessions.", Schema: web.ListSchema(web.Ref("SessionItem"))}},
 			},
-			Handler: s.listMySessions,
+			Handler: web.List(s.Core, s.listMySessions),
 		},
 		{
 			Method: http.MethodGet, Path: "/me/activity", Access: web.AccessSignedIn, Cap: domain.CapRead, Read: true, List: true,
@@ -37,7 +35,7 @@ func (s *API) readRoutes() []web.Route {
 					Schema: web.ListSchema(web.Ref("ActivityItem"))}},
 			},
 			Errors:  activityErrors(),
-			Handler: s.listMyActivity,
+			Handler: web.List(s.Core, s.listMyActivity),
 		},
 	}
 }
@@ -56,28 +54,20 @@ func activityErrors() []web.ProblemLine {
 		Text: "invalid_request: type names an unknown event type, from or to is not an RFC 3339 time, or from is after to"}}
 }
 
-func (s *API) listMySessions(c *gin.Context) {
-	limit, cursor, err := web.PageParams(c)
+func (s *API) listMySessions(r *web.Call[web.NoBody]) ([]sessionItemJSON, string, error) {
+	if r.Cursor == "" {
+		s.AwaitSession(r.Ctx, r.Caller.ID)
+	}
+	rows, next, err := s.Reads.ActiveSessions(r.Ctx, r.Caller.AccountID, r.Limit, r.Cursor)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
-	ctx := c.Request.Context()
-	caller := web.CallerOf(c)
-	if cursor == "" {
-		s.AwaitSession(ctx, caller.ID)
-	}
-	rows, next, err := s.Reads.ActiveSessions(ctx, caller.AccountID, limit, cursor)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	live := s.LiveSessions(rows, caller.ID)
+	live := s.LiveSessions(rows, r.Caller.ID)
 	items := make([]sessionItemJSON, len(live))
 	for i, it := range live {
 		items[i] = it.sessionItemJSON
 	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+	return items, next, nil
 }
 
 // awaitSession waits (at most minWait) until the read models include the SessionStarted of
@@ -105,21 +95,19 @@ func (s *API) AwaitSession(ctx context.Context, id string) {
 	}
 }
 
-func (s *API) listMyActivity(c *gin.Context) {
-	f, err := web.ActivityFilter(c)
+func (s *API) listMyActivity(r *web.Call[web.NoBody]) ([]activityItemJSON, string, error) {
+	f, err := web.ActivityFilter(r.C, r.Limit, r.Cursor)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
-	f.AccountID = web.CallerOf(c).AccountID
-	rows, next, err := s.Reads.Activity(c.Request.Context(), f)
+	f.AccountID = r.Caller.AccountID
+	rows, next, err := s.Reads.Activity(r.Ctx, f)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	items := make([]activityItemJSON, len(rows))
-	for i, r := range rows {
-		items[i] = activityView(r)
+	for i, row := range rows {
+		items[i] = activityView(row)
 	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+	return items, next, nil
 }

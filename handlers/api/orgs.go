@@ -58,7 +58,7 @@ func (s *API) orgRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusCreated: {Description: "Created.",
 					Schema: web.Object(map[string]web.Schema{"org_id": web.StringSchema()}, "org_id")}},
 			},
-			Handler: s.createOrg,
+			Handler: web.Command(s.Core, web.MetaCaller, s.createOrg),
 		},
 		{
 			Method: http.MethodGet, Path: "/orgs/:id", Access: web.AccessSignedIn, Cap: domain.CapRead, Read: true,
@@ -67,7 +67,7 @@ func (s *API) orgRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusOK: {Description: "The organisation.", Schema: orgView}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText}},
-			Handler: s.getOrg,
+			Handler: web.Command(s.Core, web.MetaCaller, s.getOrg),
 		},
 		{
 			Method: http.MethodPost, Path: "/orgs/:id/members", Access: web.AccessSignedIn,
@@ -84,7 +84,7 @@ func (s *API) orgRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText}, {Status: http.StatusNotFound, Text: "not_found: no account has this email"},
 				{Status: http.StatusForbidden, Text: orgForbiddenText}, {Status: http.StatusForbidden, Text: "forbidden: only an owner may grant or change the owner role"},
 				{Status: http.StatusConflict, Text: "conflict: the account already has this role, or the last owner would lose the role"}},
-			Handler: s.addOrgMember,
+			Handler: web.Command(s.Core, web.MetaCaller, s.addOrgMember),
 		},
 		{
 			Method: http.MethodDelete, Path: "/orgs/:id/members/:account_id", Access: web.AccessSignedIn,
@@ -95,7 +95,7 @@ func (s *API) orgRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText}, {Status: http.StatusNotFound, Text: "not_found: the account is not a member"},
 				{Status: http.StatusForbidden, Text: orgForbiddenText}, {Status: http.StatusForbidden, Text: "forbidden: only an owner may remove an owner"},
 				{Status: http.StatusConflict, Text: "conflict: the last owner cannot be removed"}},
-			Handler: s.removeOrgMember,
+			Handler: web.Command(s.Core, web.MetaCaller, s.removeOrgMember),
 		},
 		{
 			Method: http.MethodPut, Path: "/orgs/:id/two-factor-policy", Access: web.AccessSignedIn,
@@ -109,7 +109,7 @@ func (s *API) orgRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText}, {Status: http.StatusForbidden, Text: orgForbiddenText},
 				{Status: http.StatusForbidden, Text: "forbidden: the caller's account has no second factor, or the session is a delegate's"},
 				{Status: http.StatusForbidden, Text: web.WrongSecretText}, {Status: http.StatusTooManyRequests, Text: web.ThrottledText}},
-			Handler: s.setOrgPolicy,
+			Handler: web.Command(s.Core, web.MetaCaller, s.setOrgPolicy),
 		},
 		{
 			Method: http.MethodPost, Path: "/orgs/:id/managed-orgs", Access: web.AccessSignedIn,
@@ -123,7 +123,7 @@ func (s *API) orgRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText + " (either organisation)"},
 				{Status: http.StatusForbidden, Text: "forbidden: the caller is not an owner of both organisations"},
 				{Status: http.StatusConflict, Text: "conflict: already managed, or the other organisation manages this one"}},
-			Handler: s.addManagedOrg,
+			Handler: web.Command(s.Core, web.MetaCaller, s.addManagedOrg),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/delegations", Access: web.AccessSignedIn,
@@ -139,7 +139,7 @@ func (s *API) orgRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no account has this email"}, {Status: http.StatusForbidden, Text: web.ReauthText},
 				{Status: http.StatusForbidden, Text: "forbidden: a delegate's acting session cannot manage delegations"}},
-			Handler: s.grantDelegation,
+			Handler: web.Command(s.Core, web.MetaCaller, s.grantDelegation),
 		},
 		{
 			Method: http.MethodGet, Path: "/me/delegations", Access: web.AccessSignedIn, Cap: domain.CapRead, Read: true, List: true,
@@ -154,7 +154,7 @@ func (s *API) orgRoutes() []web.Route {
 					"direction":           {"type": "string", "enum": []string{"granted", "received"}},
 				}, "delegation_id", "owner_account_id", "delegate_account_id", "expires_at", "direction"))}},
 			},
-			Handler: s.listDelegations,
+			Handler: web.List(s.Core, s.listDelegations),
 		},
 		{
 			Method: http.MethodDelete, Path: "/me/delegations/:id", Access: web.AccessSignedIn,
@@ -179,7 +179,7 @@ func (s *API) orgRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no delegation to the caller has this id"},
 				{Status: http.StatusForbidden, Text: "forbidden: the delegation was revoked or has expired, or the session is itself an acting session"}},
-			Handler: s.actForDelegation,
+			Handler: web.Command(s.Core, web.MetaCaller, s.actForDelegation),
 		},
 	}
 	if _, ok := s.Reads.(OrgReadModels); ok && s.Reads != nil {
@@ -194,7 +194,7 @@ func (s *API) orgRoutes() []web.Route {
 					}, "account_id", "email", "role", "two_factor_enabled"))}},
 				},
 				Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText}},
-				Handler: s.listOrgMembers,
+				Handler: web.List(s.Core, orgMembers(s, false, orgMemberView)),
 			},
 			web.Route{
 				Method: http.MethodGet, Path: "/orgs/:id/two-factor-report", Access: web.AccessSignedIn, Cap: domain.CapRead, Read: true, List: true,
@@ -208,7 +208,7 @@ func (s *API) orgRoutes() []web.Route {
 					}, "account_id", "email", "two_factor_enabled", "enrolled_at", "last_login_at"))}},
 				},
 				Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: orgNotFoundText}, {Status: http.StatusForbidden, Text: orgForbiddenText}},
-				Handler: s.orgTwoFactorReport,
+				Handler: web.List(s.Core, orgMembers(s, true, twoFactorReportView)),
 			},
 			web.Route{
 				Method: http.MethodGet, Path: "/orgs/:id/activity", Access: web.AccessSignedIn, Cap: domain.CapRead, Read: true, List: true,
@@ -220,7 +220,7 @@ func (s *API) orgRoutes() []web.Route {
 						Schema: web.ListSchema(web.Ref("AuditActivityItem"))}},
 				},
 				Errors:  append(activityErrors(), web.ProblemLine{Status: http.StatusNotFound, Text: orgNotFoundText}, web.ProblemLine{Status: http.StatusForbidden, Text: orgForbiddenText}),
-				Handler: s.listOrgActivity,
+				Handler: web.List(s.Core, s.listOrgActivity),
 			},
 		)
 	}
@@ -242,209 +242,129 @@ func orgView(o *domain.Org) orgJSON {
 	return orgJSON{OrgID: o.ID(), Name: o.Name(), TwoFactorRequired: o.TwoFactorRequired(), ManagedOrgs: m}
 }
 
-func (s *API) createOrg(c *gin.Context) {
-	var req struct {
-		Name string `json:"name"`
-	}
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	res, err := s.svc.CreateOrg(c.Request.Context(), web.CallerOf(c), req.Name, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
-	c.JSON(http.StatusCreated, gin.H{"org_id": res.OrgID})
+type createOrgRequest struct {
+	Name string `json:"name"`
 }
 
-// answerOrg reads the organisation again and answers it with status.
-func (s *API) answerOrg(c *gin.Context, status int, orgID string, pos uint64) {
-	o, err := s.svc.Org(c.Request.Context(), web.CallerOf(c), orgID)
+func (s *API) createOrg(r *web.Call[createOrgRequest]) (web.Reply, error) {
+	res, err := s.svc.CreateOrg(r.Ctx, r.Caller, r.In.Name, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	s.SetPosition(c, pos)
-	c.JSON(status, orgView(o))
+	return web.JSON(http.StatusCreated, gin.H{"org_id": res.OrgID}, res.Position), nil
 }
 
-func (s *API) getOrg(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+// orgReply reads the organisation of the path again, after a change of it at pos, and
+// answers it with status (or the change's err).
+func orgReply[In any](s *API, r *web.Call[In], status int, pos uint64, err error) (web.Reply, error) {
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	o, err := s.svc.Org(c.Request.Context(), web.CallerOf(c), id)
+	o, err := s.svc.Org(r.Ctx, r.Caller, r.ID)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	c.JSON(http.StatusOK, orgView(o))
+	return web.JSON(status, orgView(o), pos), nil
 }
 
-func (s *API) addOrgMember(c *gin.Context) {
-	id, err := web.PathID(c, "id")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	var req struct {
-		Email string `json:"email"`
-		Role  string `json:"role"`
-	}
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("email", req.Email), web.Required("role", req.Role)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	ctx := c.Request.Context()
-	pos, err := s.svc.AddMember(ctx, web.CallerOf(c), id, req.Email, req.Role, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	norm, err := validate.Email(req.Email)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	accountID, err := s.svc.LookupEmail(ctx, norm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.JSON(http.StatusCreated, gin.H{"account_id": accountID, "role": req.Role})
+func (s *API) getOrg(r *web.Call[web.NoBody]) (web.Reply, error) {
+	return orgReply(s, r, http.StatusOK, 0, nil)
 }
 
-func (s *API) removeOrgMember(c *gin.Context) {
-	id, err := web.PathID(c, "id")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	accountID, err := web.PathID(c, "account_id")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pos, err := s.svc.RemoveMember(c.Request.Context(), web.CallerOf(c), id, accountID, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, pos)
-	c.Status(http.StatusNoContent)
+type addMemberRequest struct {
+	Email string `json:"email"`
+	Role  string `json:"role"`
 }
 
-func (s *API) setOrgPolicy(c *gin.Context) {
-	id, err := web.PathID(c, "id")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	var req struct {
-		Required *bool  `json:"required"`
-		Password string `json:"password"`
-	}
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if req.Required == nil {
-		web.WriteError(c, &domain.ValidationError{Field: "required", Reason: "is required"})
-		return
-	}
-	if err := web.Required("password", req.Password); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pos, err := s.svc.SetTwoFactorRequirement(c.Request.Context(), web.CallerOf(c), id, *req.Required, req.Password, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.answerOrg(c, http.StatusOK, id, pos)
+// Check asks for the email and the role.
+func (r addMemberRequest) Check() error {
+	return errors.Join(web.Required("email", r.Email), web.Required("role", r.Role))
 }
 
-func (s *API) addManagedOrg(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+func (s *API) addOrgMember(r *web.Call[addMemberRequest]) (web.Reply, error) {
+	pos, err := s.svc.AddMember(r.Ctx, r.Caller, r.ID, r.In.Email, r.In.Role, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	var req struct {
-		OrgID string `json:"org_id"`
-	}
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := web.Required("org_id", req.OrgID); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
+	norm, err := validate.Email(r.In.Email)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	pos, err := s.svc.AddManagedOrg(c.Request.Context(), web.CallerOf(c), id, req.OrgID, rm)
+	accountID, err := s.svc.LookupEmail(r.Ctx, norm)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	s.answerOrg(c, http.StatusCreated, id, pos)
+	return web.JSON(http.StatusCreated, gin.H{"account_id": accountID, "role": r.In.Role}, pos), nil
+}
+
+// memberRemoval is the member the path of a removal names (checked before the request
+// metadata).
+type memberRemoval struct {
+	web.NoBody
+	accountID string
+}
+
+// FromPath reads the member's account id.
+func (m *memberRemoval) FromPath(p web.Path) (err error) {
+	m.accountID, err = p.PathID("account_id")
+	return err
+}
+
+func (s *API) removeOrgMember(r *web.Call[memberRemoval]) (web.Reply, error) {
+	pos, err := s.svc.RemoveMember(r.Ctx, r.Caller, r.ID, r.In.accountID, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
+	}
+	return web.Done(pos), nil
+}
+
+type orgPolicyRequest struct {
+	Required *bool  `json:"required"`
+	Password string `json:"password"`
+}
+
+// Check asks for required, then the password.
+func (r orgPolicyRequest) Check() error {
+	if r.Required == nil {
+		return &domain.ValidationError{Field: "required", Reason: "is required"}
+	}
+	return web.Required("password", r.Password)
+}
+
+func (s *API) setOrgPolicy(r *web.Call[orgPolicyRequest]) (web.Reply, error) {
+	pos, err := s.svc.SetTwoFactorRequirement(r.Ctx, r.Caller, r.ID, *r.In.Required, r.In.Password, r.Meta)
+	return orgReply(s, r, http.StatusOK, pos, err)
+}
+
+type managedOrgRequest struct {
+	OrgID string `json:"org_id"`
+}
+
+// Check asks for the organisation to manage.
+func (r managedOrgRequest) Check() error { return web.Required("org_id", r.OrgID) }
+
+func (s *API) addManagedOrg(r *web.Call[managedOrgRequest]) (web.Reply, error) {
+	pos, err := s.svc.AddManagedOrg(r.Ctx, r.Caller, r.ID, r.In.OrgID, r.Meta)
+	return orgReply(s, r, http.StatusCreated, pos, err)
 }
 
 // orgMembers checks the caller's access (needAdmin: owners and admins only) and reads a
-// page of the members.
-func (s *API) orgMembers(c *gin.Context, needAdmin bool) ([]projections.OrgMemberRow, string, bool) {
-	id, err := web.PathID(c, "id")
-	if err != nil {
-		web.WriteError(c, err)
-		return nil, "", false
+// page of the members, each as view makes it.
+func orgMembers[T any](s *API, needAdmin bool, view func(projections.OrgMemberRow) T) func(*web.Call[web.NoBody]) ([]T, string, error) {
+	return func(r *web.Call[web.NoBody]) ([]T, string, error) {
+		if _, err := s.svc.OrgAccess(r.Caller, r.ID, needAdmin); err != nil {
+			return nil, "", err
+		}
+		rows, next, err := s.Reads.(OrgReadModels).OrgMembers(r.Ctx, r.ID, r.Limit, r.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		items := make([]T, len(rows))
+		for i, row := range rows {
+			items[i] = view(row)
+		}
+		return items, next, nil
 	}
-	limit, cursor, err := web.PageParams(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return nil, "", false
-	}
-	if _, err := s.svc.OrgAccess(web.CallerOf(c), id, needAdmin); err != nil {
-		web.WriteError(c, err)
-		return nil, "", false
-	}
-	rows, next, err := s.Reads.(OrgReadModels).OrgMembers(c.Request.Context(), id, limit, cursor)
-	if err != nil {
-		web.WriteError(c, err)
-		return nil, "", false
-	}
-	return rows, next, true
 }
 
 type orgMemberJSON struct {
@@ -454,16 +374,8 @@ type orgMemberJSON struct {
 	TwoFactorEnabled bool   `json:"two_factor_enabled"`
 }
 
-func (s *API) listOrgMembers(c *gin.Context) {
-	rows, next, ok := s.orgMembers(c, false)
-	if !ok {
-		return
-	}
-	items := make([]orgMemberJSON, len(rows))
-	for i, r := range rows {
-		items[i] = orgMemberJSON{AccountID: r.AccountID, Email: r.Email, Role: r.Role, TwoFactorEnabled: r.TwoFactorEnabled}
-	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+func orgMemberView(r projections.OrgMemberRow) orgMemberJSON {
+	return orgMemberJSON{AccountID: r.AccountID, Email: r.Email, Role: r.Role, TwoFactorEnabled: r.TwoFactorEnabled}
 }
 
 type twoFactorReportJSON struct {
@@ -474,77 +386,48 @@ type twoFactorReportJSON struct {
 	LastLoginAt      APITime `json:"last_login_at"`
 }
 
-func (s *API) orgTwoFactorReport(c *gin.Context) {
-	rows, next, ok := s.orgMembers(c, true)
-	if !ok {
-		return
-	}
-	items := make([]twoFactorReportJSON, len(rows))
-	for i, r := range rows {
-		items[i] = twoFactorReportJSON{AccountID: r.AccountID, Email: r.Email, TwoFactorEnabled: r.TwoFactorEnabled,
-			EnrolledAt: APITime(r.EnrolledAt), LastLoginAt: APITime(r.LastLoginAt)}
-	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+func twoFactorReportView(r projections.OrgMemberRow) twoFactorReportJSON {
+	return twoFactorReportJSON{AccountID: r.AccountID, Email: r.Email, TwoFactorEnabled: r.TwoFactorEnabled,
+		EnrolledAt: APITime(r.EnrolledAt), LastLoginAt: APITime(r.LastLoginAt)}
 }
 
-func (s *API) listOrgActivity(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+func (s *API) listOrgActivity(r *web.Call[web.NoBody]) ([]auditActivityItemJSON, string, error) {
+	f, err := web.ActivityFilter(r.C, r.Limit, r.Cursor)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
-	f, err := web.ActivityFilter(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
+	if _, err := s.svc.OrgAccess(r.Caller, r.ID, true); err != nil {
+		return nil, "", err
 	}
-	if _, err := s.svc.OrgAccess(web.CallerOf(c), id, true); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	f.OrgID = id
-	rows, next, err := s.Reads.Activity(c.Request.Context(), f)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	items := make([]auditActivityItemJSON, len(rows))
-	for i, r := range rows {
-		items[i] = auditActivityItemJSON{activityItemJSON: activityView(r), AccountID: web.OptString(r.AccountID)}
-	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+	f.OrgID = r.ID
+	return s.auditActivity(r.Ctx, f)
 }
 
-func (s *API) grantDelegation(c *gin.Context) {
-	var req struct {
-		DelegateEmail string `json:"delegate_email"`
-		ExpiresAt     string `json:"expires_at"`
+type delegationRequest struct {
+	DelegateEmail string `json:"delegate_email"`
+	ExpiresAt     string `json:"expires_at"`
+	expires       time.Time
+}
+
+// Check asks for the delegate's email and an RFC 3339 expiry.
+func (r *delegationRequest) Check() error {
+	if err := errors.Join(web.Required("delegate_email", r.DelegateEmail), web.Required("expires_at", r.ExpiresAt)); err != nil {
+		return err
 	}
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("delegate_email", req.DelegateEmail), web.Required("expires_at", req.ExpiresAt)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	exp, err := time.Parse(time.RFC3339, req.ExpiresAt)
+	exp, err := time.Parse(time.RFC3339, r.ExpiresAt)
 	if err != nil {
-		web.WriteError(c, &domain.ValidationError{Field: "expires_at", Reason: "must be an RFC 3339 time"})
-		return
+		return &domain.ValidationError{Field: "expires_at", Reason: "must be an RFC 3339 time"}
 	}
-	rm, err := s.Meta(c)
+	r.expires = exp
+	return nil
+}
+
+func (s *API) grantDelegation(r *web.Call[delegationRequest]) (web.Reply, error) {
+	res, err := s.svc.GrantDelegation(r.Ctx, r.Caller, r.In.DelegateEmail, r.In.expires, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	res, err := s.svc.GrantDelegation(c.Request.Context(), web.CallerOf(c), req.DelegateEmail, exp, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
-	c.JSON(http.StatusCreated, gin.H{"delegation_id": res.DelegationID})
+	return web.JSON(http.StatusCreated, gin.H{"delegation_id": res.DelegationID}, res.Position), nil
 }
 
 type delegationJSON struct {
@@ -555,27 +438,19 @@ type delegationJSON struct {
 	Direction         string  `json:"direction"`
 }
 
-func (s *API) listDelegations(c *gin.Context) {
-	limit, cursor, err := web.PageParams(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
+func (s *API) listDelegations(r *web.Call[web.NoBody]) ([]delegationJSON, string, error) {
 	after := ""
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if r.Cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(r.Cursor)
 		k, id, ok := strings.Cut(string(raw), ":")
 		if err != nil || !ok || k != "g" || id == "" {
-			web.WriteError(c, projections.ErrBadCursor)
-			return
+			return nil, "", projections.ErrBadCursor
 		}
 		after = id
 	}
-	caller := web.CallerOf(c)
-	ds, err := s.svc.ListDelegations(caller)
+	ds, err := s.svc.ListDelegations(r.Caller)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	items := []delegationJSON{}
 	next := ""
@@ -583,18 +458,18 @@ func (s *API) listDelegations(c *gin.Context) {
 		if d.ID <= after {
 			continue
 		}
-		if len(items) == limit {
+		if len(items) == r.Limit {
 			next = base64.RawURLEncoding.EncodeToString([]byte("g:" + items[len(items)-1].DelegationID))
 			break
 		}
 		dir := "granted"
-		if d.DelegateAccountID == caller.AccountID {
+		if d.DelegateAccountID == r.Caller.AccountID {
 			dir = "received"
 		}
 		items = append(items, delegationJSON{DelegationID: d.ID, OwnerAccountID: d.OwnerAccountID,
 			DelegateAccountID: d.DelegateAccountID, ExpiresAt: APITime(d.ExpiresAt), Direction: dir})
 	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+	return items, next, nil
 }
 
 func SortedByID(ds []domain.Delegation) []domain.Delegation {
@@ -611,24 +486,12 @@ func (s *API) revokeDelegation(r *web.Call[web.NoBody]) (web.Reply, error) {
 	return web.Done(pos), nil
 }
 
-func (s *API) actForDelegation(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+func (s *API) actForDelegation(r *web.Call[web.NoBody]) (web.Reply, error) {
+	res, err := s.svc.Act(r.Ctx, r.Caller, r.ID, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	rm, err := s.Meta(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	res, err := s.svc.Act(c.Request.Context(), web.CallerOf(c), id, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
 	view := sessionView(res.Authenticated.Session)
-	s.SetSessionCookie(c, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
-	c.JSON(http.StatusOK, gin.H{"session_token": res.Authenticated.Token, "session": view})
+	s.SetSessionCookie(r.C, res.Authenticated.Token, res.Authenticated.Session.ExpiresAt)
+	return web.JSON(http.StatusOK, gin.H{"session_token": res.Authenticated.Token, "session": view}, res.Position), nil
 }

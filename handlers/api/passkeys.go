@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/handlers/web"
@@ -75,7 +73,7 @@ func (s *API) passkeyRoutes() []web.Route {
 				{Status: http.StatusConflict, Text: "conflict: the login ticket's account has no passkey"},
 				{Status: http.StatusTooManyRequests, Text: ceremoniesFullText},
 				{Status: http.StatusNotFound, Text: passkeysOffText}},
-			Handler: s.passkeyLoginOptions,
+			Handler: web.Command(s.Core, web.MetaSignIn, s.passkeyLoginOptions),
 		},
 		{
 			Method: http.MethodPost, Path: "/login/passkey", Access: web.AccessPublic,
@@ -96,7 +94,7 @@ func (s *API) passkeyRoutes() []web.Route {
 				{Status: http.StatusBadRequest, Text: web.UnknownClient},
 				{Status: http.StatusTooManyRequests, Text: web.ThrottledText},
 				{Status: http.StatusNotFound, Text: passkeysOffText}},
-			Handler: s.passkeyLogin,
+			Handler: web.Command(s.Core, web.MetaSignIn, s.passkeyLogin),
 		},
 		{
 			Method: http.MethodPost, Path: "/reauth/passkey/options", Access: web.AccessSignedIn, Cap: domain.CapEnroll,
@@ -107,7 +105,7 @@ func (s *API) passkeyRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusOK: {Description: "The request options.", Schema: requestOptions}},
 			},
 			Errors:  []web.ProblemLine{noPasskey, {Status: http.StatusTooManyRequests, Text: ceremoniesFullText}, {Status: http.StatusNotFound, Text: passkeysOffText}},
-			Handler: s.reauthPasskeyOptions,
+			Handler: web.Command(s.Core, web.MetaCaller, s.reauthPasskeyOptions),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/passkeys/options", Access: web.AccessSignedIn, Cap: domain.CapEnroll,
@@ -121,7 +119,7 @@ func (s *API) passkeyRoutes() []web.Route {
 			Errors: []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText},
 				{Status: http.StatusConflict, Text: "conflict: the account holds the most passkeys it may (20)"},
 				{Status: http.StatusTooManyRequests, Text: ceremoniesFullText}, {Status: http.StatusNotFound, Text: passkeysOffText}},
-			Handler: s.passkeyRegistrationOptions,
+			Handler: web.Command(s.Core, web.MetaCaller, s.passkeyRegistrationOptions),
 		},
 		{
 			Method: http.MethodPost, Path: "/me/passkeys", Access: web.AccessSignedIn, Cap: domain.CapEnroll,
@@ -142,7 +140,7 @@ func (s *API) passkeyRoutes() []web.Route {
 				{Status: http.StatusBadRequest, Text: "invalid_request: the credential was refused (origin, relying party, challenge, user presence, key algorithm or attestation); `errors` says why"},
 				{Status: http.StatusConflict, Text: "conflict: the passkey is registered already, or the account holds 20"},
 				{Status: http.StatusNotFound, Text: passkeysOffText}},
-			Handler: s.registerPasskey,
+			Handler: web.Command(s.Core, web.MetaCaller, s.registerPasskey),
 		},
 		{
 			Method: http.MethodPatch, Path: "/me/passkeys/:id", Access: web.AccessSignedIn,
@@ -152,7 +150,7 @@ func (s *API) passkeyRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusOK: {Description: "The passkey.", Schema: web.Ref("Passkey")}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: the caller has no passkey with this id"}},
-			Handler: s.renamePasskey,
+			Handler: web.Command(s.Core, web.MetaCaller, s.renamePasskey),
 		},
 		{
 			Method: http.MethodDelete, Path: "/me/passkeys/:id", Access: web.AccessSignedIn,
@@ -231,22 +229,29 @@ func noPasskeyConflict(err error) error {
 }
 
 type passkeyLoginOptionsRequest struct {
+	web.OptionalBody
 	LoginTicket string `json:"login_ticket"`
 }
 
-func (s *API) passkeyLoginOptions(c *gin.Context) {
-	var req passkeyLoginOptionsRequest
-	if err := web.BindOptionalJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pc, err := s.svc.BeginPasskeyLogin(c.Request.Context(), req.LoginTicket)
+func (s *API) passkeyLoginOptions(r *web.Call[passkeyLoginOptionsRequest]) (web.Reply, error) {
+	pc, err := s.svc.BeginPasskeyLogin(r.Ctx, r.In.LoginTicket)
+	return ceremonyReply(pc, noPasskeyConflict(err))
+}
+
+// ceremonyReply answers the options of a passkey ceremony (or err); the ceremony writes
+// nothing to the log.
+func ceremonyReply(pc command.PasskeyCeremony, err error) (web.Reply, error) {
 	if err != nil {
-		web.WriteError(c, noPasskeyConflict(err))
-		return
+		return web.Reply{}, err
 	}
-	s.SetPosition(c, 0)
-	c.JSON(http.StatusOK, ceremonyView(pc))
+	return web.JSON(http.StatusOK, ceremonyView(pc), 0), nil
+}
+
+// checkPasskeyAnswer asks of the answer to a ceremony's options its id and the browser's
+// credential object. (The requests that carry one repeat the two fields rather than embed
+// a struct: a decoding error names an embedded field by its path.)
+func checkPasskeyAnswer(ceremonyID string, credential json.RawMessage) error {
+	return errors.Join(web.Required("ceremony_id", ceremonyID), credentialObject(credential))
 }
 
 type passkeyLoginRequest struct {
@@ -255,64 +260,29 @@ type passkeyLoginRequest struct {
 	ClientID   string          `json:"client_id"`
 }
 
-func (s *API) passkeyLogin(c *gin.Context) {
-	var req passkeyLoginRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("ceremony_id", req.CeremonyID), credentialObject(req.Credential)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	clientID := web.SignInClient(c, req.ClientID)
-	rm := web.RequestMeta(c)
-	res, err := s.svc.FinishPasskeyLogin(c.Request.Context(), req.CeremonyID, req.Credential, clientID, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.answerLogin(c, res)
+// Check asks for the ceremony's answer.
+func (r passkeyLoginRequest) Check() error { return checkPasskeyAnswer(r.CeremonyID, r.Credential) }
+
+func (s *API) passkeyLogin(r *web.Call[passkeyLoginRequest]) (web.Reply, error) {
+	res, err := s.svc.FinishPasskeyLogin(r.Ctx, r.In.CeremonyID, r.In.Credential, web.SignInClient(r.C, r.In.ClientID), r.Meta)
+	return s.loginReply(r.C, res, err)
 }
 
-func (s *API) reauthPasskeyOptions(c *gin.Context) {
-	if _, err := s.Meta(c); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pc, err := s.svc.BeginPasskeyReauth(c.Request.Context(), web.CallerOf(c))
-	if err != nil {
-		web.WriteError(c, noPasskeyConflict(err))
-		return
-	}
-	s.SetPosition(c, 0)
-	c.JSON(http.StatusOK, ceremonyView(pc))
+func (s *API) reauthPasskeyOptions(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pc, err := s.svc.BeginPasskeyReauth(r.Ctx, r.Caller)
+	return ceremonyReply(pc, noPasskeyConflict(err))
 }
 
 type passkeyNameRequest struct {
 	Name string `json:"name"`
 }
 
-func (s *API) passkeyRegistrationOptions(c *gin.Context) {
-	var req passkeyNameRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
+func (s *API) passkeyRegistrationOptions(r *web.Call[passkeyNameRequest]) (web.Reply, error) {
+	pc, err := s.svc.BeginPasskeyRegistration(r.Ctx, r.Caller, r.In.Name)
+	if errors.Is(err, domain.ErrConflict) {
+		err = web.Public(web.ErrConflict, "The account holds the most passkeys it may; remove one first.", err)
 	}
-	if _, err := s.Meta(c); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	pc, err := s.svc.BeginPasskeyRegistration(c.Request.Context(), web.CallerOf(c), req.Name)
-	if err != nil {
-		if errors.Is(err, domain.ErrConflict) {
-			err = web.Public(web.ErrConflict, "The account holds the most passkeys it may; remove one first.", err)
-		}
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, 0)
-	c.JSON(http.StatusOK, ceremonyView(pc))
+	return ceremonyReply(pc, err)
 }
 
 type registerPasskeyRequest struct {
@@ -321,67 +291,33 @@ type registerPasskeyRequest struct {
 	SignOutOtherSessions bool            `json:"sign_out_other_sessions"`
 }
 
-func (s *API) registerPasskey(c *gin.Context) {
-	var req registerPasskeyRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	if err := errors.Join(web.Required("ceremony_id", req.CeremonyID), credentialObject(req.Credential)); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
+// Check asks for the ceremony's answer.
+func (r registerPasskeyRequest) Check() error { return checkPasskeyAnswer(r.CeremonyID, r.Credential) }
+
+func (s *API) registerPasskey(r *web.Call[registerPasskeyRequest]) (web.Reply, error) {
+	res, err := s.svc.FinishPasskeyRegistration(r.Ctx, r.Caller, r.In.CeremonyID, r.In.Credential, r.In.SignOutOtherSessions, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	res, err := s.svc.FinishPasskeyRegistration(c.Request.Context(), web.CallerOf(c), req.CeremonyID, req.Credential, req.SignOutOtherSessions, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.SetPosition(c, res.Position)
-	c.JSON(http.StatusCreated, registeredPasskeyJSON{passkeyJSON: passkeyView(res.Passkey), BackupCodes: res.BackupCodes})
+	return web.JSON(http.StatusCreated, registeredPasskeyJSON{passkeyJSON: passkeyView(res.Passkey), BackupCodes: res.BackupCodes}, res.Position), nil
 }
 
-func (s *API) renamePasskey(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+func (s *API) renamePasskey(r *web.Call[passkeyNameRequest]) (web.Reply, error) {
+	pos, err := s.svc.RenamePasskey(r.Ctx, r.Caller, r.ID, r.In.Name, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	var req passkeyNameRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.Meta(c)
+	a, err := s.svc.Account(r.Ctx, r.Caller.AccountID)
 	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	ctx := c.Request.Context()
-	caller := web.CallerOf(c)
-	pos, err := s.svc.RenamePasskey(ctx, caller, id, req.Name, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	a, err := s.svc.Account(ctx, caller.AccountID)
-	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
 	for _, p := range a.Security().Passkeys {
-		if p.ID == id {
-			s.SetPosition(c, pos)
-			c.JSON(http.StatusOK, passkeyView(p))
-			return
+		if p.ID == r.ID {
+			return web.JSON(http.StatusOK, passkeyView(p), pos), nil
 		}
 	}
 	// Removed between the rename and the read.
-	web.WriteError(c, web.Public(web.ErrNotFound, "The passkey was removed.", nil))
+	return web.Reply{}, web.Public(web.ErrNotFound, "The passkey was removed.", nil)
 }
 
 func (s *API) removePasskey(r *web.Call[web.NoBody]) (web.Reply, error) {

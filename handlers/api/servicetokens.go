@@ -55,7 +55,7 @@ func (s *API) serviceTokenRoutes() []web.Route {
 				Responses: map[int]web.Response{http.StatusOK: {Description: "The tokens.",
 					Schema: web.Object(map[string]web.Schema{"items": web.ArrayOf(tokenSchema)}, "items")}},
 			},
-			Handler: s.listServiceTokens,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.listServiceTokens),
 		},
 		{
 			Method: http.MethodDelete, Path: "/admin/service-tokens/:id", Access: web.AccessAdmin,
@@ -100,13 +100,13 @@ func (s *API) createServiceToken(r *web.Call[createServiceTokenRequest]) (web.Re
 		"created_at": APITime(tok.CreatedAt)}, pos), nil
 }
 
-func (s *API) listServiceTokens(c *gin.Context) {
+func (s *API) listServiceTokens(*web.Call[web.NoBody]) (web.Reply, error) {
 	list := s.serviceTokens.List()
 	items := make([]serviceTokenJSON, len(list))
 	for i, t := range list {
 		items[i] = serviceTokenView(t)
 	}
-	c.JSON(http.StatusOK, gin.H{"items": items})
+	return web.JSON(http.StatusOK, gin.H{"items": items}, 0), nil
 }
 
 func (s *API) revokeServiceToken(r *web.Call[web.NoBody]) (web.Reply, error) {

@@ -84,7 +84,7 @@ func (s *API) webhookRoutes() []web.Route {
 						"secret": {"type": "string", "description": "The endpoint's Standard Webhooks secret, whsec_ + base64; shown once, stored only sealed with the server key."},
 					}, "secret")}}}},
 			},
-			Handler: s.registerWebhook,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.registerWebhook),
 		},
 		{
 			Method: http.MethodGet, Path: "/admin/webhooks", Access: web.AccessAdmin,
@@ -93,7 +93,7 @@ func (s *API) webhookRoutes() []web.Route {
 				Description: "Every endpoint (one page: there are few), the configured one first, with its delivery position and parked count.",
 				Responses:   map[int]web.Response{http.StatusOK: {Description: "The endpoints.", Schema: web.ListSchema(web.Ref("WebhookEndpoint"))}},
 			},
-			Handler: s.listWebhooks,
+			Handler: web.Command(s.Core, web.MetaAdmin, s.listWebhooks),
 		},
 		{
 			Method: http.MethodDelete, Path: "/admin/webhooks/:id", Access: web.AccessAdmin,
@@ -113,7 +113,7 @@ func (s *API) webhookRoutes() []web.Route {
 				Responses:   map[int]web.Response{http.StatusOK: {Description: "A page of parked deliveries.", Schema: web.ListSchema(web.Ref("ParkedDelivery"))}},
 			},
 			Errors:  []web.ProblemLine{notFound},
-			Handler: s.listParked,
+			Handler: web.List(s.Core, s.listParked),
 		},
 		{
 			Method: http.MethodPost, Path: "/admin/webhooks/:id/parked/:delivery_id/replay", Access: web.AccessAdmin,
@@ -127,7 +127,7 @@ func (s *API) webhookRoutes() []web.Route {
 				}, "delivered", "attempts")}},
 			},
 			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no webhook endpoint has this id, or it has no parked delivery with this id"}},
-			Handler: s.replayParked,
+			Handler: web.Command(s.Core, web.MetaNone, s.replayParked),
 		},
 	}
 }
@@ -172,28 +172,16 @@ type registerWebhookRequest struct {
 	URL string `json:"url"`
 }
 
-func (s *API) registerWebhook(c *gin.Context) {
-	var req registerWebhookRequest
-	if err := web.BindJSON(c, &req); err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	rm, err := s.AdminMeta(c)
+func (s *API) registerWebhook(r *web.Call[registerWebhookRequest]) (web.Reply, error) {
+	w, pos, err := s.svc.RegisterWebhook(r.Ctx, r.In.URL, r.Meta)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	w, pos, err := s.svc.RegisterWebhook(c.Request.Context(), req.URL, rm)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	s.waitRegistry(c, pos)
-	s.SetPosition(c, pos)
-	c.JSON(http.StatusCreated, registeredWebhookJSON{
+	s.waitRegistry(r.C, pos)
+	return web.JSON(http.StatusCreated, registeredWebhookJSON{
 		webhookJSON: webhookJSON{ID: w.ID, URL: w.URL, Source: "api", CreatedAt: APITime(w.CreatedAt)},
 		Secret:      w.Secret,
-	})
+	}, pos), nil
 }
 
 // waitRegistry waits (bounded) until the forwarders apply pos; after the bound the answer
@@ -207,18 +195,17 @@ func (s *API) waitRegistry(c *gin.Context, pos uint64) {
 	}
 }
 
-func (s *API) listWebhooks(c *gin.Context) {
-	eps, err := s.webhooks.Endpoints(c.Request.Context())
+func (s *API) listWebhooks(r *web.Call[web.NoBody]) (web.Reply, error) {
+	eps, err := s.webhooks.Endpoints(r.Ctx)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
 	items := make([]webhookJSON, 0, len(eps))
 	for _, e := range eps {
 		items = append(items, webhookJSON{ID: e.ID, URL: e.URL, Source: e.Source, CreatedAt: APITime(e.CreatedAt),
 			Position: e.Position, Parked: e.Parked})
 	}
-	c.JSON(http.StatusOK, web.Page(items, ""))
+	return web.JSON(http.StatusOK, web.Page(items, ""), 0), nil
 }
 
 func (s *API) removeWebhook(r *web.Call[web.NoBody]) (web.Reply, error) {
@@ -240,40 +227,29 @@ type parkedJSON struct {
 	ParkedAt  APITime `json:"parked_at"`
 }
 
-func (s *API) listParked(c *gin.Context) {
-	id, err := web.PathID(c, "id")
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	limit, cursor, err := web.PageParams(c)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
+func (s *API) listParked(r *web.Call[web.NoBody]) ([]parkedJSON, string, error) {
 	var after int64
-	if cursor != "" {
-		if after, err = strconv.ParseInt(cursor, 10, 64); err != nil || after <= 0 {
-			web.WriteError(c, projections.ErrBadCursor)
-			return
+	if r.Cursor != "" {
+		var err error
+		if after, err = strconv.ParseInt(r.Cursor, 10, 64); err != nil || after <= 0 {
+			return nil, "", projections.ErrBadCursor
 		}
 	}
-	list, err := s.webhooks.Parked(c.Request.Context(), id, after, limit+1)
+	list, err := s.webhooks.Parked(r.Ctx, r.ID, after, r.Limit+1)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return nil, "", err
 	}
 	next := ""
-	if len(list) > limit {
-		list = list[:limit]
-		next = strconv.FormatInt(list[limit-1].ID, 10)
+	if len(list) > r.Limit {
+		list = list[:r.Limit]
+		next = strconv.FormatInt(list[r.Limit-1].ID, 10)
 	}
 	items := make([]parkedJSON, 0, len(list))
 	for _, p := range list {
 		items = append(items, parkedJSON{ID: strconv.FormatInt(p.ID, 10), EventID: p.EventID, Position: p.Position,
 			Type: p.Type, Attempts: p.Attempts, LastError: p.LastError, ParkedAt: APITime(p.ParkedAt)})
 	}
-	c.JSON(http.StatusOK, web.Page(items, next))
+	return items, next, nil
 }
 
 type replayJSON struct {
@@ -282,21 +258,28 @@ type replayJSON struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-func (s *API) replayParked(c *gin.Context) {
-	id, err := web.PathID(c, "id")
+// parkedDelivery is the delivery the path of a replay names.
+type parkedDelivery struct {
+	web.NoBody
+	id int64
+}
+
+// FromPath reads the delivery id: a positive integer, else nothing has it.
+func (d *parkedDelivery) FromPath(p web.Path) error {
+	id, err := strconv.ParseInt(p.Param("delivery_id"), 10, 64)
+	if err != nil || id <= 0 {
+		return web.Public(web.ErrNotFound, "No parked delivery has this id.", err)
+	}
+	d.id = id
+	return nil
+}
+
+// replayParked changes the delivery's state, not the event log: it has no request metadata
+// and sends no Vigil-Position.
+func (s *API) replayParked(r *web.Call[parkedDelivery]) (web.Reply, error) {
+	res, err := s.webhooks.Replay(r.Ctx, r.ID, r.In.id)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	delivery, perr := strconv.ParseInt(c.Param("delivery_id"), 10, 64)
-	if perr != nil || delivery <= 0 {
-		web.WriteError(c, web.Public(web.ErrNotFound, "No parked delivery has this id.", perr))
-		return
-	}
-	res, err := s.webhooks.Replay(c.Request.Context(), id, delivery)
-	if err != nil {
-		web.WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, replayJSON{Delivered: res.Delivered, Attempts: res.Attempts, LastError: res.LastError})
+	return web.JSON(http.StatusOK, replayJSON{Delivered: res.Delivered, Attempts: res.Attempts, LastError: res.LastError}, 0), nil
 }

@@ -53,10 +53,10 @@ const (
 	preSessionCookie = "vigil_form"
 )
 
-// portal is the web portal's engine and templates.
+// Portal is the web portal's engine and templates.
 type Portal struct {
 	*web.Core
-	svc *command.Service
+	svc Service
 	// api runs the commands and reads the portal shares with the JSON API; apiEngine
 	// serves every path that is not the portal's.
 	api       *api.API
@@ -74,9 +74,9 @@ var portalPages = []string{
 	"orgs", "org", "org_activity", "delegations",
 }
 
-// newPortal builds the portal on k beside the JSON API api (served by apiEngine), running
+// New builds the portal on k beside the JSON API api (served by apiEngine), running
 // svc's commands.
-func New(k *web.Core, svc *command.Service, api *api.API, apiEngine http.Handler) (*Portal, error) {
+func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Portal, error) {
 	p := &Portal{Core: k, svc: svc, api: api, apiEngine: apiEngine, pages: map[string]*template.Template{}, segments: map[string]bool{}}
 	funcs := template.FuncMap{
 		"when":     portalTime,
@@ -99,13 +99,8 @@ func New(k *web.Core, svc *command.Service, api *api.API, apiEngine http.Handler
 	}
 	p.assets = assets
 
-	e := gin.New()
-	e.HandleMethodNotAllowed = true
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	e.ContextWithFallback = true
-	e.ForwardedByClientIP = false
-	if err := e.SetTrustedProxies(nil); err != nil {
+	e, err := web.NewEngine()
+	if err != nil {
 		return nil, err
 	}
 	e.Use(append(k.Middleware(), portalHeaders)...)
@@ -479,27 +474,47 @@ func (p *Portal) fail(c *gin.Context, err error, back string) {
 // caller), err's messages next to their fields, and err's status. A step-up is sent to the
 // re-authentication page; an error that is not the client's gets the error page.
 func (p *Portal) formError(c *gin.Context, name string, pg pageData, err error, back string) {
+	f, ok := p.formProblem(c, err, back)
+	if !ok {
+		return
+	}
+	if errors.Is(f.err, domain.ErrInvalidCredentials) || errors.Is(f.err, command.ErrTicketInvalid) {
+		f.msg = "That did not match. Check it and try again."
+	}
+	pg.Errors = f.fields
+	if pg.Error == "" {
+		pg.Error = f.msg
+	}
+	p.render(c, f.status, name, pg)
+}
+
+// formProblem is what a form shows of err: err as the caller's (web.CallerError), its
+// fields' messages, its message and status, with Retry-After for a throttle. ok is false
+// when it has sent the user elsewhere instead: a step-up to the re-authentication page, an
+// error that is not the client's to the error page (back is where that leads).
+func (p *Portal) formProblem(c *gin.Context, err error, back string) (formFault, bool) {
 	if errors.Is(err, command.ErrReauthenticationRequired) {
 		p.fail(c, err, back)
-		return
+		return formFault{}, false
 	}
-	err = web.CallerError(c, err)
-	fields, msg, status := fieldErrors(err)
-	if status >= 500 {
-		p.fail(c, err, back)
-		return
+	f := formFault{err: web.CallerError(c, err)}
+	f.fields, f.msg, f.status = fieldErrors(f.err)
+	if f.status >= 500 {
+		p.fail(c, f.err, back)
+		return formFault{}, false
 	}
-	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, command.ErrTicketInvalid) {
-		msg = "That did not match. Check it and try again."
-	}
-	if te := (*throttle.Error)(nil); errors.As(err, &te) {
+	if te := (*throttle.Error)(nil); errors.As(f.err, &te) {
 		c.Header("Retry-After", itoa(te.RetryAfterSeconds()))
 	}
-	pg.Errors = fields
-	if pg.Error == "" {
-		pg.Error = msg
-	}
-	p.render(c, status, name, pg)
+	return f, true
+}
+
+// formFault is what formProblem makes of a form's error.
+type formFault struct {
+	err    error
+	fields map[string]string
+	msg    string
+	status int
 }
 
 // safeNext returns next when it is a clean path on this site, else def (API.md,

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
-	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
@@ -184,40 +183,30 @@ func (p *Portal) renderOrg(c *gin.Context, status int, pg pageData) {
 // domain's field names are renamed by rename (the page has several forms), and an error
 // without a field (forbidden, not found, conflict, a wrong password) goes next to field.
 func (p *Portal) orgFormError(c *gin.Context, err error, field string, rename map[string]string, typed map[string]string) {
-	back := "/orgs/" + url.PathEscape(c.Param("id"))
-	if errors.Is(err, command.ErrReauthenticationRequired) {
-		p.fail(c, err, back)
+	f, ok := p.formProblem(c, err, "/orgs/"+url.PathEscape(c.Param("id")))
+	if !ok {
 		return
-	}
-	err = web.CallerError(c, err)
-	fields, msg, status := fieldErrors(err)
-	if status >= 500 {
-		p.fail(c, err, back)
-		return
-	}
-	if te := (*throttle.Error)(nil); errors.As(err, &te) {
-		c.Header("Retry-After", itoa(te.RetryAfterSeconds()))
 	}
 	out := map[string]string{}
-	for k, v := range fields {
+	for k, v := range f.fields {
 		if r, ok := rename[k]; ok {
 			k = r
 		}
 		out[k] = v
 	}
 	switch {
-	case errors.Is(err, domain.ErrInvalidCredentials):
+	case errors.Is(f.err, domain.ErrInvalidCredentials):
 		out[field] = "That is not your password."
-	case errors.Is(err, domain.ErrNotFound) && field == "member_email":
+	case errors.Is(f.err, domain.ErrNotFound) && field == "member_email":
 		out[field] = "No account has this email."
 	case len(out) == 0:
-		out[field] = msg
+		out[field] = f.msg
 	}
 	form := map[string]string{"role": domain.OrgRoleMember}
 	for k, v := range typed {
 		form[k] = v
 	}
-	p.renderOrg(c, status, pageData{Error: msg, Errors: out, Form: form})
+	p.renderOrg(c, f.status, pageData{Error: f.msg, Errors: out, Form: form})
 }
 
 func (p *Portal) addOrgMember(c *gin.Context) {

@@ -178,7 +178,7 @@ func (s *Stream) eventRoutes() []web.Route {
 					}, "items", "next_after")}},
 			},
 			Errors:  []web.ProblemLine{filterErr, {Status: http.StatusBadRequest, Text: "invalid_request: limit is zero, negative or not a number"}},
-			Handler: s.listEvents,
+			Handler: web.Command(s.Core, web.MetaCaller, s.listEvents),
 		},
 		{
 			Method: http.MethodGet, Path: "/events/stream", Access: web.AccessEvents,
@@ -195,7 +195,7 @@ func (s *Stream) eventRoutes() []web.Route {
 			},
 			Errors: []web.ProblemLine{filterErr, {Status: http.StatusBadRequest, Text: "invalid_request: Last-Event-ID is not a non-negative integer"},
 				{Status: http.StatusServiceUnavailable, Text: "not_ready: the server is shutting down"}},
-			Handler: s.streamEvents,
+			Handler: web.Command(s.Core, web.MetaCaller, s.streamEvents),
 		},
 	}
 }
@@ -211,18 +211,15 @@ type jsonRaw []byte
 // MarshalJSON returns the bytes as they are.
 func (j jsonRaw) MarshalJSON() ([]byte, error) { return j, nil }
 
-func (s *Stream) listEvents(c *gin.Context) {
-	f, err := parseEventFilter(c)
+func (s *Stream) listEvents(r *web.Call[web.NoBody]) (web.Reply, error) {
+	f, err := parseEventFilter(r.C)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	limit, _, err := web.PageParams(c)
+	limit, _, err := web.PageParams(r.C)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
-	ctx := c.Request.Context()
 	out := eventsPageJSON{Items: []jsonRaw{}, NextAfter: f.after}
 	scanned := 0
 	for len(out.Items) < limit && scanned < eventsPageScanMax {
@@ -230,10 +227,9 @@ func (s *Stream) listEvents(c *gin.Context) {
 		if f.types != nil || f.account != "" || f.format == formatOCSF {
 			batch = catchUpPage
 		}
-		evs, err := s.events.ReadAll(ctx, out.NextAfter, batch)
+		evs, err := s.events.ReadAll(r.Ctx, out.NextAfter, batch)
 		if err != nil {
-			web.WriteError(c, err)
-			return
+			return web.Reply{}, err
 		}
 		for _, e := range evs {
 			scanned++
@@ -241,8 +237,7 @@ func (s *Stream) listEvents(c *gin.Context) {
 			if f.match(e) {
 				b, ok, err := s.encodeEvent(f, e)
 				if err != nil {
-					web.WriteError(c, err)
-					return
+					return web.Reply{}, err
 				}
 				if ok {
 					out.Items = append(out.Items, b)
@@ -256,7 +251,7 @@ func (s *Stream) listEvents(c *gin.Context) {
 			break
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	return web.JSON(http.StatusOK, out, 0), nil
 }
 
 // lastEventID is the Last-Event-ID header as a position (ok false when absent).
@@ -286,24 +281,30 @@ const (
 // then writes the buffered and following live events. A client whose buffer overflowed
 // while it caught up joins again (nothing is lost: the log is read up to the new position);
 // one whose buffer overflows while live is sent `event: error` and disconnected.
-func (s *Stream) streamEvents(c *gin.Context) {
+func (s *Stream) streamEvents(r *web.Call[web.NoBody]) (web.Reply, error) {
+	c := r.C
 	f, err := parseEventFilter(c)
 	if err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
 	if p, ok, err := lastEventID(c); err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	} else if ok {
 		f.after = p
 	}
-	ctx := c.Request.Context()
 	h := s.stream.hub
 	if err := h.start(); err != nil {
-		web.WriteError(c, err)
-		return
+		return web.Reply{}, err
 	}
+	s.serveStream(c, f)
+	return web.Written(), nil
+}
+
+// serveStream writes the stream of the events f matches, from f.after on, until the client
+// goes, the hub stops or the client falls too far behind.
+func (s *Stream) serveStream(c *gin.Context, f eventFilter) {
+	ctx := c.Request.Context()
+	h := s.stream.hub
 	log := web.LoggerFrom(c)
 	w := &sseWriter{c: c, rc: http.NewResponseController(c.Writer), timeout: s.stream.writeTimeout}
 	defer func() { _ = w.rc.SetWriteDeadline(time.Time{}) }()

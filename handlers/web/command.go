@@ -22,6 +22,9 @@ type Call[In any] struct {
 	ID   string
 	In   In
 	Meta command.RequestMeta
+	// Limit and Cursor are the page a list asks for (List; zero for other commands).
+	Limit  int
+	Cursor string
 }
 
 // Reply is a command's answer: a status and a JSON body (none for 204), or raw bytes of a
@@ -33,6 +36,7 @@ type Reply struct {
 	contentType string
 	raw         []byte
 	pos         uint64
+	written     bool
 }
 
 // JSON answers body with status; pos as Reply.
@@ -46,8 +50,29 @@ func Raw(contentType string, data []byte) Reply {
 	return Reply{status: http.StatusOK, contentType: contentType, raw: data}
 }
 
-// NoBody is the In of a command that takes no request body.
+// Written says the command has written its answer itself (a stream): Command adds nothing.
+func Written() Reply { return Reply{written: true} }
+
+// NoBody is the In of a command that takes no request body; embedded in an In, the In
+// takes none either (its fields come from the path, see Path).
 type NoBody struct{}
+
+func (NoBody) noBody() {}
+
+// Path is what an In's FromPath method reads: the route's path parameters besides :id, with
+// the id and the caller. Command calls FromPath after the id and before the body, so that an
+// In can check the rest of the path (and refuse it) before anything else is looked at.
+type Path struct {
+	c      *gin.Context
+	ID     string
+	Caller domain.Session
+}
+
+// Param is the raw path parameter name.
+func (p Path) Param(name string) string { return p.c.Param(name) }
+
+// PathID is the path parameter name checked as an id (PathID).
+func (p Path) PathID(name string) (string, error) { return PathID(p.c, name) }
 
 // OptionalBody, embedded in an In, lets the request leave the body out (BindOptionalJSON).
 type OptionalBody struct{}
@@ -65,10 +90,14 @@ const (
 	MetaAdmin
 	// MetaSignIn is RequestMeta: the sign-in commands check the client they name.
 	MetaSignIn
+	// MetaNone is RequestMeta, and no Vigil-Position either: the command changes state
+	// outside the event log (a webhook delivery replayed).
+	MetaNone
 )
 
-// Command is the one shape of a JSON route: the path's id (PathID), the body decoded into
-// In (BindJSON; none for NoBody; may be absent with OptionalBody) and checked (In's Check
+// Command is the one shape of a JSON route: the path's id (PathID), the rest of the path
+// (In's FromPath method, when it has one), the body decoded into In (BindJSON; none for an
+// In that is or embeds NoBody; may be absent with OptionalBody) and checked (In's Check
 // method, when it has one), the request metadata of kind, then run; its error becomes the
 // problem document (WriteError), its Reply the answer, with Vigil-Position on a state
 // change.
@@ -85,7 +114,10 @@ func Command[In any](s *Core, kind MetaKind, run func(*Call[In]) (Reply, error))
 			WriteError(c, err)
 			return
 		}
-		if unsafe {
+		if out.written {
+			return
+		}
+		if unsafe && kind != MetaNone {
 			s.SetPosition(c, out.pos)
 		}
 		switch {
@@ -110,7 +142,12 @@ func (r *Call[In]) prepare(s *Core, kind MetaKind, unsafe bool) error {
 		r.ID = id
 	}
 	in := any(&r.In)
-	if _, none := in.(*NoBody); !none {
+	if fp, ok := in.(interface{ FromPath(Path) error }); ok {
+		if err := fp.FromPath(Path{c: c, ID: r.ID, Caller: r.Caller}); err != nil {
+			return err
+		}
+	}
+	if _, none := in.(interface{ noBody() }); !none {
 		bind := BindJSON
 		if _, opt := in.(interface{ optionalBody() }); opt {
 			bind = BindOptionalJSON
@@ -126,7 +163,7 @@ func (r *Call[In]) prepare(s *Core, kind MetaKind, unsafe bool) error {
 	}
 	var err error
 	switch {
-	case !unsafe || kind == MetaSignIn:
+	case !unsafe || kind == MetaSignIn || kind == MetaNone:
 		r.Meta = RequestMeta(c)
 	case kind == MetaAdmin:
 		r.Meta, err = s.AdminMeta(c)
@@ -134,4 +171,21 @@ func (r *Call[In]) prepare(s *Core, kind MetaKind, unsafe bool) error {
 		r.Meta, err = s.Meta(c)
 	}
 	return err
+}
+
+// List is Command for a list (a GET route with Route.List): the path's id, then the page
+// asked for (PageParams, once, into the Call's Limit and Cursor), then run, whose items and
+// next cursor are answered as a page (Page).
+func List[T any](s *Core, run func(*Call[NoBody]) ([]T, string, error)) gin.HandlerFunc {
+	return Command(s, MetaCaller, func(r *Call[NoBody]) (Reply, error) {
+		var err error
+		if r.Limit, r.Cursor, err = PageParams(r.C); err != nil {
+			return Reply{}, err
+		}
+		items, next, err := run(r)
+		if err != nil {
+			return Reply{}, err
+		}
+		return JSON(http.StatusOK, Page(items, next), 0), nil
+	})
 }

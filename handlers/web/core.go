@@ -24,7 +24,7 @@ type HeadReader interface {
 const DefaultMinPositionWait = 2 * time.Second
 
 // PositionWaiter waits until the read models include a global position of the log
-// (*projections.Runner satisfies it). WaitFor returns ctx's error when ctx ends first.
+// (*runner.Runner (projections/runner) satisfies it). WaitFor returns ctx's error when ctx ends first.
 type PositionWaiter interface {
 	WaitFor(ctx context.Context, position uint64) error
 }
@@ -124,3 +124,21 @@ func (s *Core) AcceptTokens(tokens tokenAuthenticator) { s.tokens = tokens }
 
 // routeGroup is g recording its routes in the OpenAPI document.
 func (s *Core) RouteGroup(g *gin.RouterGroup) RouteGroup { return RouteGroup{g: g, reg: s.Doc} }
+
+// NewEngine is a Gin engine as the API's and the portal's are: 405 for a known path's other
+// methods, no redirects of trailing slashes or fixed paths, the request's context as the
+// fallback, and gin's own client IP resolution off (ClientIP resolves it from the trusted
+// proxies).
+func NewEngine() (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.ContextWithFallback = true
+	e.ForwardedByClientIP = false
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

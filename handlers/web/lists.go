@@ -141,14 +141,11 @@ func TypesParam(c *gin.Context) ([]string, error) {
 	return out, nil
 }
 
-// activityFilter reads the filters /me/activity and /audit/activity share: type, from, to,
-// limit and cursor.
-func ActivityFilter(c *gin.Context) (projections.ActivityFilter, error) {
-	var f projections.ActivityFilter
+// ActivityFilter reads the filters the activity lists share, type, from and to, into a
+// filter of the page limit and cursor (List has parsed them).
+func ActivityFilter(c *gin.Context, limit int, cursor string) (projections.ActivityFilter, error) {
+	f := projections.ActivityFilter{Limit: limit, Cursor: cursor}
 	var err error
-	if f.Limit, f.Cursor, err = PageParams(c); err != nil {
-		return f, err
-	}
 	if f.Types, err = TypesParam(c); err != nil {
 		return f, err
 	}

@@ -497,7 +497,15 @@ func startApp(t *testing.T, dir string, clk *testClock) (base string, stop func(
 
 func postJSON(t *testing.T, url, body string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	status, m, _ := doJSON(t, http.MethodPost, url, body, header...)
+	return status, m
+}
+
+// doJSON sends body as JSON with the header pairs (name, value, ...) and returns the status,
+// the decoded answer and its headers.
+func doJSON(t *testing.T, method, url, body string, header ...string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
@@ -509,12 +517,18 @@ func postJSON(t *testing.T, url, body string, header ...string) (int, map[string
 	defer resp.Body.Close()
 	var m map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return resp.StatusCode, m, resp.Header
 }
 
 func whoamiStatus(t *testing.T, base, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/whoami", nil)
+	return bearerStatus(t, base+"/api/v1/whoami", token)
+}
+
+// bearerStatus is the status of a GET of url with the bearer token.
+func bearerStatus(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

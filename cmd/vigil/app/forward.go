@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/export"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/handlers/api"
+	"github.com/vigil-auth/vigil/handlers/webhookadmin"
 )
 
 // File names of the forwarders inside the data directory.
@@ -127,42 +128,4 @@ func (f *forwarding) close() error {
 }
 
 // admin adapts the forwarders to the webhook routes.
-func (f *forwarding) admin() api.WebhookAdmin { return webhookAdmin{f.fwds} }
-
-type webhookAdmin struct{ f *forward.Forwarders }
-
-var _ api.WebhookAdmin = webhookAdmin{}
-
-func (w webhookAdmin) WaitRegistry(ctx context.Context, position uint64) error {
-	return w.f.WaitRegistry(ctx, position)
-}
-
-func (w webhookAdmin) Endpoints(ctx context.Context) ([]api.WebhookEndpoint, error) {
-	eps, err := w.f.Endpoints(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.WebhookEndpoint, len(eps))
-	for i, e := range eps {
-		out[i] = api.WebhookEndpoint{ID: e.ID, URL: e.URL, Source: e.Source, CreatedAt: e.CreatedAt, Position: e.Position, Parked: e.Parked}
-	}
-	return out, nil
-}
-
-func (w webhookAdmin) Parked(ctx context.Context, endpointID string, after int64, limit int) ([]api.ParkedDelivery, error) {
-	ps, err := w.f.Parked(ctx, endpointID, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.ParkedDelivery, len(ps))
-	for i, p := range ps {
-		out[i] = api.ParkedDelivery{ID: p.ID, EventID: p.EventID, Position: p.Position, Type: p.Type,
-			Attempts: p.Attempts, LastError: p.LastError, ParkedAt: p.ParkedAt}
-	}
-	return out, nil
-}
-
-func (w webhookAdmin) Replay(ctx context.Context, endpointID string, deliveryID int64) (api.ReplayResult, error) {
-	r, err := w.f.Replay(ctx, endpointID, deliveryID)
-	return api.ReplayResult{Delivered: r.Delivered, Attempts: r.Attempts, LastError: r.LastError}, err
-}
+func (f *forwarding) admin() api.WebhookAdmin { return webhookadmin.New(f.fwds) }

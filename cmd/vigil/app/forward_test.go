@@ -124,20 +124,13 @@ func TestForwardersEndToEnd(t *testing.T) {
 	var calls []apiCall
 	call := func(method, path, body, token string, want int) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
+		var header []string
 		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+			header = []string{"Authorization", "Bearer " + token}
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d %v, want %d", method, path, resp.StatusCode, m, want)
+		status, m, _ := doJSON(t, method, base+path, body, header...)
+		if status != want {
+			t.Fatalf("%s %s = %d %v, want %d", method, path, status, m, want)
 		}
 		calls = append(calls, apiCall{method, path, want})
 		return m

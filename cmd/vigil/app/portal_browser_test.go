@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -515,18 +514,7 @@ func TestPortalInChromium(t *testing.T) {
 // body and the Vigil-Position header.
 func apiLogin(t *testing.T, base, email string, header ...string) (int, map[string]any, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/login",
-		strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, email, browserPassword)))
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m, resp.Header.Get("Vigil-Position")
+	status, m, h := doJSON(t, http.MethodPost, base+"/api/v1/login",
+		fmt.Sprintf(`{"email":%q,"password":%q}`, email, browserPassword), header...)
+	return status, m, h.Get("Vigil-Position")
 }

@@ -17,14 +17,7 @@ import (
 
 func eventsStatus(t *testing.T, base, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/events?limit=1", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return bearerStatus(t, base+"/api/v1/events?limit=1", token)
 }
 
 // otherInstance is a second writer of the same log: the service token commands of another
