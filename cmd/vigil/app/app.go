@@ -410,6 +410,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.svc, err = command.NewService(command.Config{
 		Store:              a.store,
 		Keyring:            keyring,
+		DataKeys:           dataKeys{a.sealed, a.hasher},
 		Snapshots:          a.pdb.Snapshots(),
 		Argon2:             credential.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
 		StepUpWindow:       cfg.StepUpWindow,

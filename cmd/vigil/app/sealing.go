@@ -103,3 +103,19 @@ func personalMembers(eventType string, schemaVersion int) []string {
 	personalCache.Store(k, out)
 	return out
 }
+
+// dataKeys destroys an erased account's keys in the sealed log's key store: its own, and the
+// identifier keys of the emails it held (failed sign-ins that typed them before they named it).
+type dataKeys struct {
+	st *sealed.Store
+	h  *sealed.Hasher
+}
+
+// DestroyAccount implements command.DataKeys.
+func (d dataKeys) DestroyAccount(ctx context.Context, accountID string, emails []string) error {
+	ids := []string{sealed.AccountKeyID(accountID)}
+	for _, e := range emails {
+		ids = append(ids, d.h.IdentifierKeyID(e))
+	}
+	return d.st.Destroy(ctx, ids...)
+}
