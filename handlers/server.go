@@ -106,6 +106,8 @@ type Config struct {
 	// Webhooks, with Accounts, serves the webhook administration (/admin/webhooks...); nil
 	// serves none.
 	Webhooks api.WebhookAdmin
+	// LogIntegrity serves GET /api/v1/log/keys and /api/v1/log/checkpoints; nil: not served.
+	LogIntegrity api.LogIntegrity
 }
 
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
@@ -212,7 +214,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Accounts == nil {
 		return s, nil
 	}
-	acfg := api.Config{ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects, Webhooks: cfg.Webhooks}
+	acfg := api.Config{ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects, Webhooks: cfg.Webhooks, LogIntegrity: cfg.LogIntegrity}
 	if cfg.ServiceTokens != nil { // a nil *ServiceTokens is not a nil interface
 		acfg.ServiceTokens = cfg.ServiceTokens
 	}

@@ -48,6 +48,7 @@ type Config struct {
 	Subjects      SubjectReader
 	ServiceTokens ServiceTokens // nil: no service token administration
 	Webhooks      WebhookAdmin
+	LogIntegrity  LogIntegrity // nil: the log's keys and checkpoints are not served
 }
 
 // API is the JSON API of accounts, sessions, organisations, the security teams and the
@@ -65,12 +66,13 @@ type API struct {
 
 	serviceTokens ServiceTokens // nil: no service token administration
 	webhooks      WebhookAdmin  // nil: no webhook routes
+	logIntegrity  LogIntegrity  // nil: no /log routes
 }
 
 // New builds the JSON API on k, running svc's commands.
 func New(k *web.Core, svc Service, cfg Config) *API {
 	s := &API{Core: k, svc: svc, scanBatch: eventsScanBatch, scanMax: eventsScanMax,
-		serviceTokens: cfg.ServiceTokens, webhooks: cfg.Webhooks}
+		serviceTokens: cfg.ServiceTokens, webhooks: cfg.Webhooks, logIntegrity: cfg.LogIntegrity}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.Reads, s.Events, s.Subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
 	}
@@ -97,6 +99,9 @@ func (s *API) Routes() []web.Route {
 	if s.webhooks != nil {
 		s.defineWebhookSchemas()
 		routes = append(routes, s.webhookRoutes()...)
+	}
+	if s.logIntegrity != nil {
+		routes = append(routes, s.logRoutes()...)
 	}
 	if s.Reads != nil {
 		routes = append(routes, s.readRoutes()...)

@@ -454,6 +454,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ReadModels:     a.pdb,
 		Log:            a.store,
 		Subjects:       subjectReader(a.sealed),
+		LogIntegrity:   logIntegrity{a.logKeys, a.checkpointer.Log()},
 		ServiceTokens:  a.tokens,
 		PublicURL:      cfg.PublicURL.String(),
 		HSTS:           cfg.PublicURL.Scheme == "https",

@@ -43,3 +43,10 @@ func (a *App) LogKeys() *chain.KeyRing { return a.logKeys }
 // LogChain is the backend's chain: its Checkpoints(ctx, after, limit) answer GET
 // /api/v1/log/checkpoints.
 func (a *App) LogChain() eventstore.Chain { return a.checkpointer.Log() }
+
+// logIntegrity serves the integrity routes: the key ring's public keys and the chain's
+// checkpoints.
+type logIntegrity struct {
+	*chain.KeyRing
+	eventstore.Chain
+}
