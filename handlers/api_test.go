@@ -357,6 +357,8 @@ func TestStepUpAndPasswordChange(t *testing.T) {
 	e.expect(e.do("POST", "/api/v1/me/password", change, s.auth()), 403, "reauthentication_required")
 	e.expect(e.do("POST", "/api/v1/me/totp", map[string]string{"name": "phone"}, s.auth()), 403, "reauthentication_required")
 	e.expect(e.do("POST", "/api/v1/me/backup-codes", nil, s.auth()), 403, "reauthentication_required")
+	e.expect(e.do("DELETE", "/api/v1/me", nil, s.auth()), 403, "reauthentication_required")
+	e.expect(e.do("GET", "/api/v1/whoami", nil, s.auth()), 200, "") // the refused erasure changed nothing
 	e.expect(e.do("POST", "/api/v1/reauth", map[string]string{"password": "wrong-password-123"}, s.auth()), 403, "invalid_credentials")
 	e.expect(e.do("POST", "/api/v1/reauth", map[string]string{}, s.auth()), 400, "invalid_request")
 	e.expect(e.do("POST", "/api/v1/reauth", map[string]string{"password": testPassword, "code": "123456"}, s.auth()), 400, "invalid_request")

@@ -323,6 +323,7 @@ func TestActingSessionCannotTakeTheAccountOver(t *testing.T) {
 		{"POST", "/api/v1/reauth", map[string]any{"password": testPassword}},
 		{"GET", "/api/v1/audit/sessions", nil},
 		{"POST", "/api/v1/admin/clients", map[string]any{"name": "x"}},
+		{"DELETE", "/api/v1/me", nil},
 	} {
 		e.refused(rt.method, rt.path, rt.body, acting, 403, "delegate_not_allowed")
 	}
