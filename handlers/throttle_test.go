@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/handlers"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // These tests reproduce issue 11, finding 3: the throttling limit was checked before the
@@ -90,7 +91,7 @@ func (g *gateStore) ReadStream(ctx context.Context, stream string, from uint64, 
 type throttleEnv struct {
 	t    *testing.T
 	base string
-	clk  *clock
+	clk  *testkit.Clock
 	gate *gateStore
 	log  *sqlite.Store
 	http *http.Client
@@ -109,7 +110,7 @@ func newThrottleEnv(t *testing.T) *throttleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC))
 	gate := &gateStore{EventStore: log}
 	svc, err := command.NewService(command.Config{Store: gate, Keyring: kr,
 		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}, Now: clk.Now})

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
-	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 const (
@@ -880,15 +879,7 @@ func TestPasskeysDisabled(t *testing.T) {
 }
 
 func TestPasskeyConfig(t *testing.T) {
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, kr := testkit.SQLite(t), testkit.Keyring(t, "s")
 	hasher, err := credential.NewArgon2Hasher(credential.Argon2Config{MemoryKiB: 8192, Iterations: 1})
 	if err != nil {
 		t.Fatal(err)
