@@ -42,6 +42,23 @@ func (f fakeStatus) Status(context.Context) ([]projections.Status, error) {
 	return slices.Clone(f.statuses), f.err
 }
 
+// checkRoutesDocumented fails the test unless the routes s serves ("METHOD /path" in OpenAPI
+// form) are exactly documented; it returns them, sorted.
+func checkRoutesDocumented(t *testing.T, s *Server, documented []string) []string {
+	t.Helper()
+	var served []string
+	for _, r := range s.engine.Routes() {
+		p, _ := web.OpenAPIPath(r.Path)
+		served = append(served, r.Method+" "+p)
+	}
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Errorf("documented routes differ from served routes\ndocumented: %v\nserved:     %v", documented, served)
+	}
+	return served
+}
+
 type testServer struct {
 	*Server
 	logs *testkit.SyncBuffer
@@ -126,16 +143,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(m)+" "+p)
 		}
 	}
-	var served []string
-	for _, r := range s.engine.Routes() {
-		p, _ := web.OpenAPIPath(r.Path)
-		served = append(served, r.Method+" "+p)
-	}
-	slices.Sort(documented)
-	slices.Sort(served)
-	if !slices.Equal(documented, served) {
-		t.Errorf("documented routes differ from served routes\ndocumented: %v\nserved:     %v", documented, served)
-	}
+	served := checkRoutesDocumented(t, s.Server, documented)
 	for _, want := range []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"} {
 		if !slices.Contains(served, want) {
 			t.Errorf("route %s is not served", want)
