@@ -119,6 +119,12 @@ func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint6
 		}
 		data[i] = d
 	}
+	return e.appendData(stream, data)
+}
+
+// appendData appends data to stream (any version) and returns the last position.
+func (e *env) appendData(stream string, data []domain.EventData) uint64 {
+	e.t.Helper()
 	res, err := e.store.Append(context.Background(), stream, eventstore.Any, data)
 	if err != nil {
 		e.t.Fatal(err)

@@ -33,6 +33,17 @@ func openLog(t testing.TB, dir string) *sqlite.Store {
 	return s
 }
 
+// openDB opens the forwarders' database in dir; it is closed when the test ends.
+func openDB(t testing.TB, dir string) *forward.DB {
+	t.Helper()
+	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{}, &slog.HandlerOptions{Level: slog.LevelError}))
 }
