@@ -268,3 +268,11 @@ func (a *Account) DecideRevokeRole(role string, now time.Time) ([]Event, error) 
 	}
 	return []Event{RoleRevoked{Role: role, At: now}}, nil
 }
+
+// DecideErase erases the account (AccountErased); an account erased already is not found.
+func (a *Account) DecideErase(now time.Time) ([]Event, error) {
+	if a.Erased() {
+		return nil, fmt.Errorf("account %s: %w", a.s.ID, ErrNotFound)
+	}
+	return []Event{AccountErased{At: now}}, nil
+}

@@ -1,8 +1,6 @@
 package domain
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 )
 
@@ -60,11 +58,11 @@ func SessionStream(sessionID string) string { return StreamPrefixSession + sessi
 // ClientStream returns the stream id of a client application: "client-<id>".
 func ClientStream(clientID string) string { return StreamPrefixClient + clientID }
 
-// EmailStream returns the reservation stream of a normalised email:
-// "system-email-<hex sha256(email)>". The caller normalises (validate.Email).
-func EmailStream(normalizedEmail string) string {
-	sum := sha256.Sum256([]byte(normalizedEmail))
-	return StreamPrefixSystem + "email-" + hex.EncodeToString(sum[:])
+// EmailStream returns the reservation stream of an email, named by index: the keyed hash of
+// the normalised email (credential.Keyring.Index with purpose "email"), so that the log holds
+// neither the email nor an unkeyed hash of it.
+func EmailStream(index string) string {
+	return StreamPrefixSystem + "email-" + index
 }
 
 // Bootstrap event type names.
@@ -93,10 +91,10 @@ func (AdminBootstrapClaimed) eventType() string { return EventAdminBootstrapClai
 // eventType implements Event: "AdminBootstrapGranted".
 func (AdminBootstrapGranted) eventType() string { return EventAdminBootstrapGranted }
 
-// AdminBootstrapStream returns the bootstrap stream of a normalised email.
-func AdminBootstrapStream(normalizedEmail string) string {
-	sum := sha256.Sum256([]byte(normalizedEmail))
-	return StreamPrefixSystem + "admin-bootstrap-" + hex.EncodeToString(sum[:])
+// AdminBootstrapStream returns the bootstrap stream of an email, named by index: its keyed
+// hash (credential.Keyring.Index with purpose "admin-bootstrap").
+func AdminBootstrapStream(index string) string {
+	return StreamPrefixSystem + "admin-bootstrap-" + index
 }
 
 // The built-in client: portal sign-ins name it.

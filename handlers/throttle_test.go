@@ -89,12 +89,13 @@ func (g *gateStore) ReadStream(ctx context.Context, stream string, from uint64, 
 
 // throttleEnv is a handlers.Server on httptest over a Service whose log is a gateStore.
 type throttleEnv struct {
-	t    *testing.T
-	base string
-	clk  *testkit.Clock
-	gate *gateStore
-	log  *sqlite.Store
-	http *http.Client
+	t       *testing.T
+	base    string
+	clk     *testkit.Clock
+	gate    *gateStore
+	log     *sqlite.Store
+	http    *http.Client
+	keyring *credential.Keyring
 }
 
 func newThrottleEnv(t *testing.T) *throttleEnv {
@@ -124,7 +125,7 @@ func newThrottleEnv(t *testing.T) *throttleEnv {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	t.Cleanup(gate.open) // never leave a request held
-	return &throttleEnv{t: t, base: hs.URL, clk: clk, gate: gate, log: log,
+	return &throttleEnv{t: t, base: hs.URL, clk: clk, gate: gate, log: log, keyring: kr,
 		http: &http.Client{Timeout: 60 * time.Second}}
 }
 
@@ -306,7 +307,7 @@ func TestLoginBurstIsThrottledBeforeTheCheck(t *testing.T) {
 	e := newThrottleEnv(t)
 	id := e.register("ann@example.com")
 	wrong := map[string]string{"email": "ann@example.com", "password": "wrong-password-123"}
-	answers, last := e.heldBurst(domain.EmailStream("ann@example.com"), 30,
+	answers, last := e.heldBurst(domain.EmailStream(e.keyring.Index("email", "ann@example.com")), 30,
 		func(int) answer { return e.post("/api/v1/login", wrong, "") },
 		func() answer {
 			return e.post("/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, "")

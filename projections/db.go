@@ -177,7 +177,11 @@ func (db *DB) Setup(ctx context.Context, ps []Projection) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close closes both pools, the readers first so that the writer can fold the WAL back into
+// the file and truncate it: after a clean stop no -wal file holds a page an erasure deleted
+// (API.md "Personal data and erasure"; the file itself runs with secure_delete).
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	rerr := db.read.Close()
+	_, _ = db.write.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`) // best effort: an unjournaled file has no WAL
+	return errors.Join(rerr, db.write.Close())
 }

@@ -312,6 +312,7 @@ type seedShared struct {
 	passwordHash string
 	sealed       credential.SealedSecret
 	clientIDs    []string
+	keyring      *credential.Keyring // the seed's dev key: TOTP secrets and email indexes
 }
 
 // seedReader is a deterministic io.Reader over a PCG source.
@@ -356,6 +357,7 @@ func seedShare(r *rand.Rand) (seedShared, error) {
 	if sh.sealed, err = kr.Seal(secret, []byte("dev-seed")); err != nil {
 		return sh, err
 	}
+	sh.keyring = kr
 	return sh, nil
 }
 
@@ -518,7 +520,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 	}
 	ip, ua, _ := where()
 	md := meta(reg, ip, ua, "")
-	add(reg, domain.EmailStream(email), domain.NoStream, seedEvent{id: seedID(r, reg), ev: domain.EmailReserved{AccountID: id, At: reg}, md: md})
+	add(reg, domain.EmailStream(sh.keyring.Index("email", email)), domain.NoStream, seedEvent{id: seedID(r, reg), ev: domain.EmailReserved{AccountID: id, At: reg}, md: md})
 	at := reg.Add(3 * time.Millisecond)
 	add(at, stream, domain.NoStream, seedEvent{id: seedID(r, at), md: md,
 		ev: domain.AccountRegistered{AccountID: id, Email: email, FirstName: first, LastName: last, PasswordHash: sh.passwordHash, At: at}})

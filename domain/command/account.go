@@ -84,9 +84,14 @@ type reservation struct {
 	version uint64
 }
 
+// emailStream is the reservation stream of a normalised email, named by its keyed hash.
+func (s *Service) emailStream(email string) string {
+	return domain.EmailStream(s.cfg.Keyring.Index("email", email))
+}
+
 func (s *Service) readReservation(ctx context.Context, email string) (reservation, error) {
 	var r reservation
-	stream := domain.EmailStream(email)
+	stream := s.emailStream(email)
 	for {
 		events, err := s.cfg.Store.ReadStream(ctx, stream, r.version+1, s.cfg.ReadPageSize)
 		if err != nil {
@@ -142,7 +147,7 @@ func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md 
 				return 0, fmt.Errorf("email is taken: %w", domain.ErrConflict)
 			}
 		}
-		res, err := s.appendEvents(ctx, domain.EmailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReserved{AccountID: accountID, At: now}}, md)
+		res, err := s.appendEvents(ctx, s.emailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReserved{AccountID: accountID, At: now}}, md)
 		if err == nil {
 			return res.LastPosition, nil
 		}
@@ -160,7 +165,7 @@ func (s *Service) releaseEmail(ctx context.Context, email, accountID string, md 
 		if err != nil || r.holder != accountID {
 			return 0
 		}
-		res, err := s.appendEvents(ctx, domain.EmailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReleased{AccountID: accountID, At: s.now()}}, md)
+		res, err := s.appendEvents(ctx, s.emailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReleased{AccountID: accountID, At: s.now()}}, md)
 		if err == nil {
 			return res.LastPosition
 		}

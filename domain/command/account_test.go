@@ -73,7 +73,7 @@ func TestRegisterAndLookup(t *testing.T) {
 	if md := evs[0].Metadata; md.SubjectAccountID != res.AccountID || md.IP != "192.0.2.7" || md.Actor.ID != res.AccountID {
 		t.Fatalf("metadata %+v", md)
 	}
-	if got := h.types(domain.EmailStream("ann.lee@example.com")); !slices.Equal(got, []string{"EmailReserved"}) {
+	if got := h.types(domain.EmailStream(h.cfg.Keyring.Index("email", "ann.lee@example.com"))); !slices.Equal(got, []string{"EmailReserved"}) {
 		t.Fatalf("reservation stream %v", got)
 	}
 	id, err := h.svc.LookupEmail(h.ctx, "ANN.LEE@example.com")
@@ -150,7 +150,7 @@ func TestChangeEmailNamesProfile(t *testing.T) {
 	if _, err := h.svc.LookupEmail(h.ctx, "old@example.com"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("old email still finds the account: %v", err)
 	}
-	if got := h.types(domain.EmailStream("old@example.com")); !slices.Equal(got, []string{"EmailReserved", "EmailReleased"}) {
+	if got := h.types(domain.EmailStream(h.cfg.Keyring.Index("email", "old@example.com"))); !slices.Equal(got, []string{"EmailReserved", "EmailReleased"}) {
 		t.Fatalf("old reservation %v", got)
 	}
 	// the old email is free again

@@ -46,7 +46,7 @@ func (s *Service) BootstrapAdmins(ctx context.Context) (uint64, error) {
 // account holding email now), unless it is spent already. It returns the last position
 // written.
 func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (uint64, error) {
-	stream := domain.AdminBootstrapStream(email)
+	stream := domain.AdminBootstrapStream(s.cfg.Keyring.Index("admin-bootstrap", email))
 	events, err := s.cfg.Store.ReadStream(ctx, stream, 1, 2)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", stream, err)

@@ -43,7 +43,7 @@ func TestBootstrapAdminsGrantOnceEver(t *testing.T) {
 	if !isAdmin(t, h, h.svc, boss) {
 		t.Fatal("the first account registering with the listed email is not admin")
 	}
-	types := h.types(domain.AdminBootstrapStream("boss@example.com"))
+	types := h.types(domain.AdminBootstrapStream(h.cfg.Keyring.Index("admin-bootstrap", "boss@example.com")))
 	if len(types) != 2 || types[0] != domain.EventAdminBootstrapClaimed || types[1] != domain.EventAdminBootstrapGranted {
 		t.Fatalf("bootstrap stream %v", types)
 	}
@@ -85,7 +85,7 @@ func TestBootstrapAdminsAtStart(t *testing.T) {
 	if !isAdmin(t, h, svc, ann) {
 		t.Fatal("the account holding a listed email at a start is not admin")
 	}
-	if got := h.types(domain.AdminBootstrapStream("nobody-yet@example.com")); len(got) != 0 {
+	if got := h.types(domain.AdminBootstrapStream(h.cfg.Keyring.Index("admin-bootstrap", "nobody-yet@example.com"))); len(got) != 0 {
 		t.Fatalf("an email nobody holds was spent: %v", got)
 	}
 	res, err := svc.Register(h.ctx, command.Registration{Email: "nobody-yet@example.com", Password: goodPassword, FirstName: "N", LastName: "Y"}, command.RequestMeta{})
@@ -110,14 +110,14 @@ func TestBootstrapAdminsFinishAnInterruptedGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.store.Append(h.ctx, domain.AdminBootstrapStream("listed@example.com"), domain.NoStream, []domain.EventData{data}); err != nil {
+	if _, err := h.store.Append(h.ctx, domain.AdminBootstrapStream(h.cfg.Keyring.Index("admin-bootstrap", "listed@example.com")), domain.NoStream, []domain.EventData{data}); err != nil {
 		t.Fatal(err)
 	}
 	svc := h.restart("listed@example.com")
 	if !isAdmin(t, h, svc, ann) || isAdmin(t, h, svc, bob) {
 		t.Fatal("the interrupted grant was not finished for the claimed account")
 	}
-	if got := h.types(domain.AdminBootstrapStream("listed@example.com")); len(got) != 2 {
+	if got := h.types(domain.AdminBootstrapStream(h.cfg.Keyring.Index("admin-bootstrap", "listed@example.com"))); len(got) != 2 {
 		t.Fatalf("bootstrap stream %v", got)
 	}
 }

@@ -42,6 +42,9 @@ type Config struct {
 	Store domain.EventStore
 	// Keyring seals TOTP secrets with the server key. Required.
 	Keyring *credential.Keyring
+	// DataKeys destroys an erased account's data keys (EraseAccount); nil: erasure appends its
+	// events and signs out, but no key is destroyed (tests without sealing).
+	DataKeys DataKeys
 	// Snapshots keeps account snapshots; default an in-memory store (per process).
 	Snapshots ephemeral.SnapshotStore
 	// SnapshotEvery: a snapshot is written when loading an account replayed at least this

@@ -253,3 +253,16 @@ func (x *SessionIndex) advance(sessionID string, from uint64, events []domain.Ev
 	next.KeepAccess(cur.Session().LastAccessedAt)
 	x.putLocked(next)
 }
+
+// actingAs returns the sessions in which actorID acts for another account (a delegate's).
+func (x *SessionIndex) actingAs(actorID string) []domain.Session {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []domain.Session
+	for _, r := range x.byID {
+		if sess := r.Session(); sess.ActorAccountID == actorID {
+			out = append(out, sess)
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package credential
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,9 +43,10 @@ type KeyringConfig struct {
 // Keyring seals and opens secrets (TOTP keys) with AES-256-GCM under the server key. It is
 // safe for concurrent use.
 type Keyring struct {
-	current string
-	aeads   map[string]cipher.AEAD
-	rand    io.Reader
+	current  string
+	aeads    map[string]cipher.AEAD
+	rand     io.Reader
+	indexKey []byte // HMAC key of Index, derived from the current key
 }
 
 // NewKeyring validates the keys (32 bytes each, distinct) and returns a keyring sealing
@@ -81,12 +83,29 @@ func NewKeyring(cfg KeyringConfig) (*Keyring, error) {
 		return nil, err
 	}
 	k.current = id
+	m := hmac.New(sha256.New, cfg.Key)
+	m.Write([]byte("vigil keyring index v1"))
+	k.indexKey = m.Sum(nil)
 	for _, p := range cfg.Previous {
 		if _, err := add(p); err != nil {
 			return nil, err
 		}
 	}
 	return k, nil
+}
+
+// Index returns a keyed hash (lowercase hex HMAC-SHA256 under a key derived from the current
+// server key) of value for purpose: what the log may hold in place of a personal value it must
+// look up by, such as the email of an uniqueness reservation (API.md "Personal data and
+// erasure": never the value, nor an unkeyed hash of it). Purposes separate the uses, so two
+// indexes of one value cannot be linked. The index follows the current key: rotating the
+// server key re-keys every index (see README "Personal data and erasure").
+func (k *Keyring) Index(purpose, value string) string {
+	m := hmac.New(sha256.New, k.indexKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // KeyID returns the id of the key new secrets are sealed with.

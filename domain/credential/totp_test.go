@@ -2,6 +2,8 @@ package credential
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"image/png"
 	"strings"
 	"testing"
@@ -58,5 +60,33 @@ func TestTOTPKeyAndQR(t *testing.T) {
 	img, err := png.Decode(bytes.NewReader(raw))
 	if err != nil || img.Bounds().Dx() != QRCodeSize || img.Bounds().Dy() != QRCodeSize {
 		t.Fatalf("qr: %v", err)
+	}
+}
+
+// TestKeyringIndex: the index is stable for one key, differs by purpose and by key, and is
+// neither the value nor its unkeyed SHA-256 (API.md "Personal data and erasure").
+func TestKeyringIndex(t *testing.T) {
+	k1, err := NewKeyring(KeyringConfig{Key: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := NewKeyring(KeyringConfig{Key: bytes.Repeat([]byte{2}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email = "ann@example.com"
+	a, b := k1.Index("email", email), k1.Index("email", email)
+	sum := sha256.Sum256([]byte(email))
+	switch {
+	case a != b:
+		t.Errorf("not stable: %s, %s", a, b)
+	case len(a) != 64:
+		t.Errorf("index %q: want 64 hex digits", a)
+	case a == k1.Index("admin-bootstrap", email):
+		t.Error("two purposes give one index")
+	case a == k2.Index("email", email):
+		t.Error("two keys give one index")
+	case a == hex.EncodeToString(sum[:]) || strings.Contains(a, email):
+		t.Error("the index is the value or its unkeyed hash")
 	}
 }

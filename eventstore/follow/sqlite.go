@@ -28,7 +28,7 @@ type SQLiteConfig struct {
 }
 
 // OpenSQLite opens a SQLite file of a consumer with Vigil's settings: busy_timeout 10s, WAL
-// (or no journal), foreign keys on.
+// (or no journal), foreign keys on, secure_delete on.
 func OpenSQLite(cfg SQLiteConfig) (*sql.DB, error) {
 	if cfg.Path == "" {
 		return nil, fmt.Errorf("follow: SQLiteConfig.Path is required")
@@ -46,6 +46,9 @@ func OpenSQLite(cfg SQLiteConfig) (*sql.DB, error) {
 		q.Add("_pragma", "synchronous(NORMAL)")
 	}
 	q.Add("_pragma", "foreign_keys(1)")
+	// Deleted rows are overwritten, not left in free pages: an erased account's personal
+	// values must not survive in the file (API.md "Personal data and erasure").
+	q.Add("_pragma", "secure_delete(1)")
 	conns := 1
 	if cfg.ReadOnly {
 		q.Add("_pragma", "query_only(1)")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
+	"github.com/vigil-auth/vigil/eventstore/chain"
 )
 
 // Config configures New. Keys and Personal are required.
@@ -186,4 +187,35 @@ func (s *Store) openAll(ctx context.Context, evs []domain.Envelope) ([]domain.En
 		}
 	}
 	return evs, nil
+}
+
+// errNoChain: the inner log keeps no hash chain.
+var errNoChain = errors.New("sealed: the inner log keeps no hash chain")
+
+// ChainHead implements eventstore.Chain over the inner log: the chain covers the events as
+// stored, sealed values included, so erasing a person never breaks it.
+func (s *Store) ChainHead(ctx context.Context) (uint64, chain.Sum, error) {
+	c, ok := s.inner.(eventstore.Chain)
+	if !ok {
+		return 0, chain.Sum{}, errNoChain
+	}
+	return c.ChainHead(ctx)
+}
+
+// Checkpoints implements eventstore.Chain over the inner log.
+func (s *Store) Checkpoints(ctx context.Context, after uint64, limit int) ([]chain.Checkpoint, error) {
+	c, ok := s.inner.(eventstore.Chain)
+	if !ok {
+		return nil, errNoChain
+	}
+	return c.Checkpoints(ctx, after, limit)
+}
+
+// AppendCheckpoint implements eventstore.Chain over the inner log.
+func (s *Store) AppendCheckpoint(ctx context.Context, cp chain.Checkpoint) error {
+	c, ok := s.inner.(eventstore.Chain)
+	if !ok {
+		return errNoChain
+	}
+	return c.AppendCheckpoint(ctx, cp)
 }

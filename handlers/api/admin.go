@@ -50,7 +50,27 @@ func (s *API) adminRoutes() []web.Route {
 			},
 			Handler: web.Command(s.Core, web.MetaAdmin, s.revokeRole),
 		},
+		{
+			Method: http.MethodPost, Path: "/admin/accounts/:id/erase", Access: web.AccessAdmin,
+			Op: web.Operation{
+				ID: "eraseAccount", Summary: "Erase an account", Tags: []string{"administration"},
+				Description: "API.md \"Personal data and erasure\": AccountErased (the admin is its actor), the account's sessions " +
+					"signed out (reason account_erased), its data key destroyed, the read models forget it within a second, and its " +
+					"email can be registered again. Its events stay in the log, verifiable, with every personal value \"[erased]\".",
+				Responses: map[int]web.Response{http.StatusNoContent: web.NoContent("Erased (erasing an erased account changes nothing more).")},
+			},
+			Errors:  []web.ProblemLine{{Status: http.StatusNotFound, Text: "not_found: no account has this id"}},
+			Handler: web.Command(s.Core, web.MetaAdmin, s.eraseAccount),
+		},
 	}
+}
+
+func (s *API) eraseAccount(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pos, err := s.svc.EraseAccount(r.Ctx, r.ID, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
+	}
+	return web.Done(pos), nil
 }
 
 type registerClientRequest struct {

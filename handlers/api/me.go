@@ -73,6 +73,19 @@ func (s *API) meRoutes() []web.Route {
 			Handler: web.Command(s.Core, web.MetaCaller, s.changePassword),
 		},
 		{
+			Method: http.MethodDelete, Path: "/me", Access: web.AccessSignedIn,
+			Op: web.Operation{
+				ID: "eraseMe", Summary: "Erase the caller's own account",
+				Description: "API.md \"Personal data and erasure\": AccountErased, every session of the account signed out " +
+					"(reason account_erased), its data key destroyed so every personal value of its events reads \"[erased]\", " +
+					"the read models forget it within a second, and its email can be registered again. Needs a step-up; " +
+					"the account holder's own session only (not a delegate's). The session cookie is cleared.",
+				Responses: map[int]web.Response{http.StatusNoContent: web.NoContent("Erased.")},
+			},
+			Errors:  []web.ProblemLine{{Status: http.StatusForbidden, Text: web.ReauthText}},
+			Handler: web.Command(s.Core, web.MetaCaller, s.eraseMe),
+		},
+		{
 			Method: http.MethodDelete, Path: "/me/sessions/:id", Access: web.AccessSignedIn, Cap: domain.CapSession,
 			Op: web.Operation{
 				ID: "deleteMySession", Summary: "Sign one of the caller's sessions out",
@@ -337,6 +350,15 @@ func (s *API) signOutByID(r *web.Call[web.NoBody], run func(ctx context.Context,
 	if r.ID == r.Caller.ID {
 		s.ClearSessionCookie(r.C)
 	}
+	return web.Done(pos), nil
+}
+
+func (s *API) eraseMe(r *web.Call[web.NoBody]) (web.Reply, error) {
+	pos, err := s.svc.EraseMe(r.Ctx, r.Caller, r.Meta)
+	if err != nil {
+		return web.Reply{}, err
+	}
+	s.ClearSessionCookie(r.C)
 	return web.Done(pos), nil
 }
 

@@ -30,6 +30,7 @@ type Profiles interface {
 	UpdateProfile(ctx context.Context, caller domain.Session, patch domain.ProfilePatch, rm command.RequestMeta) (uint64, error)
 	ChangeName(ctx context.Context, caller domain.Session, firstName, lastName string, rm command.RequestMeta) (uint64, error)
 	ChangeEmail(ctx context.Context, caller domain.Session, newEmail string, rm command.RequestMeta) (uint64, error)
+	EraseMe(ctx context.Context, caller domain.Session, rm command.RequestMeta) (uint64, error)
 }
 
 // SignIn starts and ends sessions and renews their authentication: passwords, second
@@ -92,6 +93,7 @@ type Administration interface {
 	RegisterClient(ctx context.Context, name string, rm command.RequestMeta) (command.Client, uint64, error)
 	GrantRole(ctx context.Context, accountID, role string, rm command.RequestMeta) (uint64, error)
 	RevokeRole(ctx context.Context, accountID, role string, rm command.RequestMeta) (uint64, error)
+	EraseAccount(ctx context.Context, accountID string, rm command.RequestMeta) (uint64, error)
 	RegisterWebhook(ctx context.Context, rawURL string, rm command.RequestMeta) (command.Webhook, uint64, error)
 	RemoveWebhook(ctx context.Context, webhookID string, rm command.RequestMeta) (uint64, error)
 }

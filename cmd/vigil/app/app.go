@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
+	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
@@ -277,7 +278,9 @@ type App struct {
 	log       *slog.Logger
 	secretKey []byte // the server key (32 bytes) for the TOTP secret encryption
 
-	store        eventstore.Store // instrumented
+	store        eventstore.Store // instrumented, over sealed
+	sealed       *sealed.Store    // seals personal data over the raw log (sealing.go)
+	hasher       *sealed.Hasher   // keyed hashes of emails (the uniqueness index, identifier keys)
 	geo          *geoip.Resolver  // nil without GeoIP databases
 	svc          *command.Service
 	tokens       *command.ServiceTokens
@@ -355,30 +358,19 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, raw.Close)
-	a.store = eventstore.Instrument(raw, cfg.Registry)
+	closeLog := raw.Close
+	undo = append(undo, func() error { return closeLog() })
 	if a.logKeys, a.checkpointer, err = openCheckpointer(cfg, raw); err != nil {
 		return nil, err
 	}
-
-	if cfg.SecretKeyFile == "" {
-		path := filepath.Join(cfg.DataDir, SecretKeyFile)
-		key, created, err := EnsureSecretKey(path)
-		if err != nil {
-			return nil, fmt.Errorf("--data-dir: the secret key %s: %w", path, err)
-		}
-		if created {
-			// Kept even if New fails below: another process may already use it.
-			a.log.Info("created a new secret key", "path", path)
-		}
-		a.secretKey = key
-	} else {
-		key, err := ReadSecretKey(cfg.SecretKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--secret-key-file: %w", err)
-		}
-		a.secretKey = key
+	if a.secretKey, err = serverKey(cfg, true, a.log); err != nil {
+		return nil, err
 	}
+	if a.sealed, a.hasher, err = sealLog(ctx, cfg, raw, a.secretKey); err != nil {
+		return nil, err
+	}
+	closeLog = a.sealed.Close // the inner log, then the key store
+	a.store = eventstore.Instrument(a.sealed, cfg.Registry)
 
 	a.geo, err = openGeoIP(cfg)
 	if err != nil {
@@ -418,6 +410,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.svc, err = command.NewService(command.Config{
 		Store:              a.store,
 		Keyring:            keyring,
+		DataKeys:           dataKeys{a.sealed, a.hasher},
 		Snapshots:          a.pdb.Snapshots(),
 		Argon2:             credential.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
 		StepUpWindow:       cfg.StepUpWindow,
@@ -460,7 +453,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Now:            cfg.Now,
 		ReadModels:     a.pdb,
 		Log:            a.store,
-		Subjects:       subjectReader(raw),
+		Subjects:       subjectReader(a.sealed),
 		ServiceTokens:  a.tokens,
 		PublicURL:      cfg.PublicURL.String(),
 		HSTS:           cfg.PublicURL.Scheme == "https",
@@ -522,9 +515,9 @@ func openGeoIP(cfg Config) (*geoip.Resolver, error) {
 
 // subjectReader returns the backend's subject index when it has one (the SQLite store's
 // ReadSubject), so the audit reads an account's events without scanning the log.
-func subjectReader(raw eventstore.Store) api.SubjectReader {
-	if sr, ok := raw.(api.SubjectReader); ok {
-		return sr
+func subjectReader(st *sealed.Store) api.SubjectReader {
+	if st.HasSubjectIndex() {
+		return st
 	}
 	return nil
 }

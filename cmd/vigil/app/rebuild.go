@@ -38,8 +38,20 @@ func Rebuild(ctx context.Context, cfg Config, progress func(projections.ReplayPr
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return projections.RebuildResult{}, fmt.Errorf("--data-dir: %w", err)
 	}
-	store, err := openStore(ctx, cfg)
+	raw, err := openStore(ctx, cfg)
 	if err != nil {
+		return projections.RebuildResult{}, err
+	}
+	// The read models hold personal data in clear: the rebuild reads the log through the
+	// sealing, with the server's key.
+	key, err := serverKey(cfg, false, cfg.Logger)
+	if err != nil {
+		raw.Close()
+		return projections.RebuildResult{}, err
+	}
+	store, _, err := sealLog(ctx, cfg, raw, key)
+	if err != nil {
+		raw.Close()
 		return projections.RebuildResult{}, err
 	}
 	geo, err := openGeoIP(cfg)
