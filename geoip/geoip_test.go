@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 var (
@@ -405,7 +406,7 @@ func TestReloadAfterReplace(t *testing.T) {
 
 func TestBadReplacementKeepsOldDatabase(t *testing.T) {
 	cityPath, asnPath := fixture(t)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	r := open(t, Config{CityDB: cityPath, ASNDB: asnPath, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ldn := Result{Location: loc(london), ASN: 20712, ASOrg: "Andrews & Arnold Ltd"}
 
@@ -446,7 +447,7 @@ func TestBadReplacementKeepsOldDatabase(t *testing.T) {
 
 func TestBackgroundReload(t *testing.T) {
 	cityPath, _ := fixture(t)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	r := open(t, Config{CityDB: cityPath, ReloadInterval: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
@@ -562,7 +563,7 @@ func TestClose(t *testing.T) {
 
 func TestLookupErrorsAreThrottled(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	r := &Resolver{log: slog.New(slog.NewTextHandler(&logs, nil)), now: func() time.Time { return now }}
 	for i := 0; i < 3; i++ {
 		r.lookupFailed(kindCity, net.IPv4(81, 2, 69, 1), errors.New("boom"))
@@ -604,22 +605,4 @@ func BenchmarkLookupParallel(b *testing.B) {
 			}
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

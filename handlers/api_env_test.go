@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +19,11 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // testPassword passes the password policy (12+ characters, zxcvbn score 3+).
 const testPassword = "umbrella-cactus-violin-47"
-
-// clock is the injected clock the tests move.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // env is a running Vigil (handlertest.Start: the real domain service over SQLite in a temp
 // dir, small argon2 cost, the injected clock) and an HTTP client for it. Every answer it
@@ -50,7 +32,7 @@ func (c *clock) Advance(d time.Duration) {
 type env struct {
 	t    *testing.T
 	base string
-	clk  *clock
+	clk  *testkit.Clock
 	log  string // the SQLite log's path
 	http *http.Client
 	doc  *openAPIDoc
@@ -65,7 +47,7 @@ func withAdmins(emails ...string) envOption {
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC))
 	cfg := handlertest.Config{Now: clk.Now}
 	for _, o := range opts {
 		o(&cfg)

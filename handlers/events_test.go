@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 const adminEmail = "root@example.com"
@@ -80,22 +81,12 @@ func appendClients(t *testing.T, s *sqlite.Store, n, per int) {
 func positions(t *testing.T, s *sqlite.Store, keep func(domain.Envelope) bool) []uint64 {
 	t.Helper()
 	var out []uint64
-	var after uint64
-	for {
-		evs, err := s.ReadAll(context.Background(), after, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			return out
-		}
-		for _, ev := range evs {
-			if keep == nil || keep(ev) {
-				out = append(out, ev.Position)
-			}
-			after = ev.Position
+	for _, ev := range testkit.ReadLog(t, s) {
+		if keep == nil || keep(ev) {
+			out = append(out, ev.Position)
 		}
 	}
+	return out
 }
 
 func TestServiceTokenAdministration(t *testing.T) {

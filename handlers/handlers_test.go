@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil/handlers/web"
+	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -42,32 +42,31 @@ func (f fakeStatus) Status(context.Context) ([]projections.Status, error) {
 	return slices.Clone(f.statuses), f.err
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// checkRoutesDocumented fails the test unless the routes s serves ("METHOD /path" in OpenAPI
+// form) are exactly documented; it returns them, sorted.
+func checkRoutesDocumented(t *testing.T, s *Server, documented []string) []string {
+	t.Helper()
+	var served []string
+	for _, r := range s.engine.Routes() {
+		p, _ := web.OpenAPIPath(r.Path)
+		served = append(served, r.Method+" "+p)
+	}
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Errorf("documented routes differ from served routes\ndocumented: %v\nserved:     %v", documented, served)
+	}
+	return served
 }
 
 type testServer struct {
 	*Server
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 func newTestServer(t *testing.T, cfg Config) testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -144,16 +143,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(m)+" "+p)
 		}
 	}
-	var served []string
-	for _, r := range s.engine.Routes() {
-		p, _ := web.OpenAPIPath(r.Path)
-		served = append(served, r.Method+" "+p)
-	}
-	slices.Sort(documented)
-	slices.Sort(served)
-	if !slices.Equal(documented, served) {
-		t.Errorf("documented routes differ from served routes\ndocumented: %v\nserved:     %v", documented, served)
-	}
+	served := checkRoutesDocumented(t, s.Server, documented)
 	for _, want := range []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"} {
 		if !slices.Contains(served, want) {
 			t.Errorf("route %s is not served", want)

@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/handlers"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // These tests reproduce issue 11, finding 3: the throttling limit was checked before the
@@ -90,7 +91,7 @@ func (g *gateStore) ReadStream(ctx context.Context, stream string, from uint64, 
 type throttleEnv struct {
 	t       *testing.T
 	base    string
-	clk     *clock
+	clk     *testkit.Clock
 	gate    *gateStore
 	log     *sqlite.Store
 	http    *http.Client
@@ -110,7 +111,7 @@ func newThrottleEnv(t *testing.T) *throttleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC))
 	gate := &gateStore{EventStore: log}
 	svc, err := command.NewService(command.Config{Store: gate, Keyring: kr,
 		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}, Now: clk.Now})
@@ -284,6 +285,23 @@ func (e *throttleEnv) heldBurst(stream string, n int, send func(i int) answer, l
 	return b.answers, l.answers[0]
 }
 
+// checkHeldBurst checks a held burst of 30 wrong secrets (noun: "password" or "code") at
+// account id and the right one sent inside it: at most freeChecks were checked (401, each a
+// LoginFailed with reason), the rest throttled (429), the right one throttled too.
+func (e *throttleEnv) checkHeldBurst(id, noun, reason string, answers []answer, last answer) {
+	e.t.Helper()
+	n := e.tally(answers)
+	if n[401]+n[429] != 30 || n[401] > freeChecks {
+		e.t.Errorf("30 parallel wrong %ss: %d checked (401), %d throttled (429), want at most %d checked", noun, n[401], n[429], freeChecks)
+	}
+	if checked := e.failures(id)[reason]; checked > freeChecks {
+		e.t.Errorf("%d %ss checked (LoginFailed %s), want at most %d", checked, noun, reason, freeChecks)
+	}
+	if e.tally([]answer{last}); last.code != http.StatusTooManyRequests {
+		e.t.Errorf("the right %s inside the burst: %d %v, want 429", noun, last.code, last.body)
+	}
+}
+
 func TestLoginBurstIsThrottledBeforeTheCheck(t *testing.T) {
 	t.Parallel()
 	e := newThrottleEnv(t)
@@ -294,16 +312,7 @@ func TestLoginBurstIsThrottledBeforeTheCheck(t *testing.T) {
 		func() answer {
 			return e.post("/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, "")
 		})
-	n := e.tally(answers)
-	if n[401]+n[429] != 30 || n[401] > freeChecks {
-		t.Errorf("30 parallel wrong passwords: %d checked (401), %d throttled (429), want at most %d checked", n[401], n[429], freeChecks)
-	}
-	if checked := e.failures(id)[domain.LoginFailedInvalidCredentials]; checked > freeChecks {
-		t.Errorf("%d passwords checked (LoginFailed invalid_credentials), want at most %d", checked, freeChecks)
-	}
-	if e.tally([]answer{last}); last.code != http.StatusTooManyRequests {
-		t.Errorf("the right password inside the burst: %d %v, want 429", last.code, last.body)
-	}
+	e.checkHeldBurst(id, "password", domain.LoginFailedInvalidCredentials, answers, last)
 }
 
 func TestSecondFactorBurstIsThrottledBeforeTheCheck(t *testing.T) {
@@ -349,16 +358,7 @@ func TestSecondFactorBurstIsThrottledBeforeTheCheck(t *testing.T) {
 		func() answer {
 			return e.post("/api/v1/login/second-factor", map[string]string{"login_ticket": tickets[6], "method": "totp", "code": code(now)}, "")
 		})
-	n := e.tally(answers)
-	if n[401]+n[429] != 30 || n[401] > freeChecks {
-		t.Errorf("30 parallel wrong codes: %d checked (401), %d throttled (429), want at most %d checked", n[401], n[429], freeChecks)
-	}
-	if checked := e.failures(id)[domain.LoginFailedInvalidSecondFactor]; checked > freeChecks {
-		t.Errorf("%d codes checked (LoginFailed invalid_second_factor), want at most %d", checked, freeChecks)
-	}
-	if e.tally([]answer{last}); last.code != http.StatusTooManyRequests {
-		t.Errorf("the right code inside the burst: %d %v, want 429", last.code, last.body)
-	}
+	e.checkHeldBurst(id, "code", domain.LoginFailedInvalidSecondFactor, answers, last)
 }
 
 func TestReauthBurstIsThrottledBeforeTheCheck(t *testing.T) {

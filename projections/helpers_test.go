@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
+	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
 )
@@ -45,25 +44,9 @@ const (
 
 var testStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// testClock is the clock of the store and the service: it advances by a millisecond on
+// newTestClock is the clock of the store and the service: it advances by a millisecond on
 // every reading, so RecordedAt times are distinct and ordered.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Millisecond)
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newTestClock() *testkit.Clock { return testkit.NewTickingClock(testStart, time.Millisecond) }
 
 // writeGeoDBs writes the test city and ASN databases into dir and opens a resolver on them.
 func writeGeoDBs(t testing.TB, dir string) *geoip.Resolver {
@@ -97,7 +80,7 @@ func startGeo(t *testing.T, with func(*geoip.Resolver) projections.Projection) (
 }
 
 // newClockEnv is newEnv with the store stamping RecordedAt from clock.
-func newClockEnv(t *testing.T, clock *testClock) *env {
+func newClockEnv(t *testing.T, clock *testkit.Clock) *env {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db"), Logger: quiet, Now: clock.Now})
@@ -111,13 +94,9 @@ func newClockEnv(t *testing.T, clock *testClock) *env {
 }
 
 // newService builds a command.Service on the env's store with the clock and cheap argon2.
-func newService(t *testing.T, e *env, clock *testClock) *command.Service {
+func newService(t *testing.T, e *env, clock *testkit.Clock) *command.Service {
 	t.Helper()
-	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := command.NewService(command.Config{Store: e.store, Keyring: kr, Now: clock.Now,
+	svc, err := command.NewService(command.Config{Store: e.store, Keyring: testkit.Keyring(t, "k"), Now: clock.Now,
 		Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +119,12 @@ func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint6
 		}
 		data[i] = d
 	}
+	return e.appendData(stream, data)
+}
+
+// appendData appends data to stream (any version) and returns the last position.
+func (e *env) appendData(stream string, data []domain.EventData) uint64 {
+	e.t.Helper()
 	res, err := e.store.Append(context.Background(), stream, eventstore.Any, data)
 	if err != nil {
 		e.t.Fatal(err)

@@ -1,7 +1,6 @@
 package projections_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
 )
@@ -25,7 +25,7 @@ import (
 // nor sees the activity log shrink, and in the end the adopted file equals a replay of the
 // whole log into yet another file; the previous file is gone.
 func TestRebuildSwapsInWhileServing(t *testing.T) {
-	clock := &testClock{t: testStart}
+	clock := newTestClock()
 	e := newClockEnv(t, clock)
 	geo := writeGeoDBs(t, t.TempDir())
 	svc := newService(t, e, clock)
@@ -131,7 +131,7 @@ func TestRebuildSwapsInWhileServing(t *testing.T) {
 // TestRunnerCatchesUpWithTheFastPath starts a runner far behind the log: it catches up with
 // ReplayWith before the router takes over, and ends with the same read models as a replay.
 func TestRunnerCatchesUpWithTheFastPath(t *testing.T) {
-	clock := &testClock{t: testStart}
+	clock := newTestClock()
 	e := newClockEnv(t, clock)
 	svc := newService(t, e, clock)
 	geo := writeGeoDBs(t, t.TempDir())
@@ -150,7 +150,7 @@ func TestRunnerCatchesUpWithTheFastPath(t *testing.T) {
 	// models that are behind (the live file catches up).
 	start := func() (*runner.Runner, func(), string) {
 		t.Helper()
-		var logs syncBuffer
+		var logs testkit.SyncBuffer
 		r, stop := e.startWith(func(c *runner.Config) {
 			c.CatchUpAfter = 10
 			c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -247,22 +247,4 @@ func TestReadModelFiles(t *testing.T) {
 			t.Fatalf("left %v, want %v", names, want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -23,7 +24,7 @@ import (
 type history struct {
 	t     *testing.T
 	svc   *command.Service
-	clock *testClock
+	clock *testkit.Clock
 	ctx   context.Context
 }
 
@@ -165,7 +166,7 @@ func (h *history) second() {
 // by Replay into a fresh database, and compares every table row by row; then more history
 // is replayed on top (resuming from the checkpoints) and compared again.
 func TestRebuildEqualsLiveProcessing(t *testing.T) {
-	clock := &testClock{t: testStart}
+	clock := newTestClock()
 	e := newClockEnv(t, clock)
 	geo := writeGeoDBs(t, t.TempDir())
 	svc := newService(t, e, clock)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
@@ -108,11 +107,7 @@ func (e *env) append(stream string, n int) uint64 {
 		}
 		evs[i] = ev
 	}
-	res, err := e.store.Append(context.Background(), stream, eventstore.Any, evs)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return res.LastPosition
+	return e.appendData(stream, evs)
 }
 
 // waitFor waits (Runner.WaitFor) until every projection of r has committed pos.

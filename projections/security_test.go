@@ -21,7 +21,7 @@ const password = "umbrella-cactus-violin-47"
 // point-in-time fold of the log (SecurityAt now) and the service's own Security, and then
 // that SecurityAt at each earlier step shows that step's state.
 func TestSecurityReducer(t *testing.T) {
-	clock := &testClock{t: testStart}
+	clock := newTestClock()
 	e := newClockEnv(t, clock)
 	svc := newService(t, e, clock)
 	r, _ := e.start(projections.Security{})

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
+	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -41,18 +42,7 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	var all []domain.Envelope
-	for after := uint64(0); ; {
-		page, err := store.ReadAll(ctx, after, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		all = append(all, page...)
-		after = page[len(page)-1].Position
-	}
+	all := testkit.ReadLog(t, store)
 	if n := len(all); n < events*99/100 || n > events*101/100 {
 		t.Fatalf("log holds %d events, want %d ± 1%%", n, events)
 	}

@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // envMap is a fake environment.
@@ -197,30 +197,12 @@ func TestExitCodesAndUsage(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serveInProcess runs the serve command (args, with VIGIL_DATA_DIR=dir) until the returned stop
 // function is called; it returns the printed URL. stop fails the test unless serve exits 0,
 // and returns what serve wrote on stderr.
 func serveInProcess(t *testing.T, dir string, args ...string) (url string, stop func() string) {
 	t.Helper()
-	var out, errOut lockedBuffer
+	var out, errOut testkit.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -134,18 +135,9 @@ func TestCrashKeepsEveryAcknowledgedAppend(t *testing.T) {
 	ctx := context.Background()
 	byPos := map[uint64]string{}
 	var pos, maxAck uint64
-	for {
-		evs, err := store.ReadAll(ctx, pos, 5000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			byPos[e.Position] = e.ID
-			pos = e.Position
-		}
+	for _, e := range testkit.ReadLog(t, store) {
+		byPos[e.Position] = e.ID
+		pos = e.Position
 	}
 	for _, a := range got {
 		if byPos[a.pos] != a.id {
@@ -273,19 +265,8 @@ func checkStreamsMatchLog(t *testing.T, dir string) {
 	}
 	defer store.Close()
 	versions := map[string]uint64{}
-	var pos uint64
-	for {
-		evs, err := store.ReadAll(ctx, pos, 5000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			versions[e.StreamID] = e.Version
-			pos = e.Position
-		}
+	for _, e := range testkit.ReadLog(t, store) {
+		versions[e.StreamID] = e.Version
 	}
 	db, err := projections.Open(projections.Config{Path: filepath.Join(dir, app.ProjectionsFile), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

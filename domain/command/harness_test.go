@@ -3,7 +3,6 @@ package command_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,28 +16,12 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 const goodPassword = "umbrella-cactus-violin-47"
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // countingStore wraps the real store and counts the account-stream events commands read.
 type countingStore struct {
@@ -70,7 +53,7 @@ type harness struct {
 	ctx     context.Context
 	store   *sqlite.Store
 	counter *countingStore
-	clock   *fakeClock
+	clock   *testkit.Clock
 	snaps   *ephemeral.MemorySnapshotStore
 	cfg     command.Config
 	svc     *command.Service
@@ -80,17 +63,9 @@ type harness struct {
 // an injected clock and small argon2 costs (m=8192 KiB, t=1).
 func newHarness(t *testing.T, opts ...func(*command.Config)) *harness {
 	t.Helper()
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, kr := testkit.SQLite(t), testkit.Keyring(t, "s")
 	h := &harness{t: t, ctx: t.Context(), store: store, counter: &countingStore{EventStore: store},
-		clock: &fakeClock{t: start}, snaps: ephemeral.NewMemorySnapshotStore()}
+		clock: testkit.NewClock(start), snaps: ephemeral.NewMemorySnapshotStore()}
 	h.cfg = command.Config{
 		Store:     h.counter,
 		Keyring:   kr,
@@ -101,6 +76,7 @@ func newHarness(t *testing.T, opts ...func(*command.Config)) *harness {
 	for _, o := range opts {
 		o(&h.cfg)
 	}
+	var err error
 	h.svc, err = command.NewService(h.cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,8 @@ package command_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // hashTimes collects what the hasher's Observe hook reports.
@@ -48,22 +47,15 @@ type benchEnv struct {
 	svc   *command.Service
 	store *sqlite.Store
 	hash  *hashTimes
-	clock *fakeClock
+	clock *testkit.Clock
 }
 
 func newBenchEnv(b *testing.B, argon credential.Argon2Config) *benchEnv {
 	b.Helper()
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(b.TempDir(), "events.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := &benchEnv{store: store, hash: &hashTimes{}, clock: &fakeClock{t: start}}
+	store, kr := testkit.SQLite(b), testkit.Keyring(b, "s")
+	e := &benchEnv{store: store, hash: &hashTimes{}, clock: testkit.NewClock(start)}
 	argon.Observe = e.hash.observe
+	var err error
 	e.svc, err = command.NewService(command.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
 		Argon2: argon, Now: e.clock.Now})
 	if err != nil {

@@ -162,13 +162,7 @@ func TestLoginTicketBurnsAndExpires(t *testing.T) {
 	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("ticket survived five wrong codes: %v", err)
 	}
-	failed := 0
-	for _, e := range h.events(domain.AccountStream(id)) {
-		if e.Type == domain.EventLoginFailed && h.decode(e).(domain.LoginFailed).Reason == domain.LoginFailedInvalidSecondFactor {
-			failed++
-		}
-	}
-	if failed != 5 {
+	if failed := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidSecondFactor]; failed != 5 {
 		t.Fatalf("%d invalid_second_factor events", failed)
 	}
 
@@ -215,13 +209,7 @@ func TestThrottling(t *testing.T) {
 		t.Fatalf("Retry-After %d", te.RetryAfterSeconds())
 	}
 	// throttled rejections are recorded once per window
-	throttled := 0
-	for _, e := range h.events(domain.AccountStream(id)) {
-		if e.Type == domain.EventLoginFailed && h.decode(e).(domain.LoginFailed).Reason == domain.LoginFailedThrottled {
-			throttled++
-		}
-	}
-	if throttled != 3 {
+	if throttled := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedThrottled]; throttled != 3 {
 		t.Fatalf("%d throttled events for 3 windows (6 rejections)", throttled)
 	}
 	// a success resets the account's count

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
-	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 const (
@@ -75,6 +74,15 @@ func (d *device) assert(t *testing.T, rp virtualwebauthn.RelyingParty, pc comman
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// newPasskeyHarness returns a harness with passkeys on, ann@example.com registered (id) and
+// a fresh virtual authenticator for her.
+func newPasskeyHarness(t *testing.T) (h *harness, id string, d *device) {
+	t.Helper()
+	h = newHarness(t, withPasskeys)
+	id = h.register("ann@example.com")
+	return h, id, newDevice(t, id)
+}
 
 // enrollPasskey registers d for the session's account and returns the result.
 func (h *harness) enrollPasskey(sess domain.Session, d *device, name string) command.PasskeyRegistration {
@@ -207,10 +215,8 @@ func TestPasskeyRegistration(t *testing.T) {
 }
 
 func TestPasskeyRegistrationNeedsRecentAuth(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
+	h, id, d := newPasskeyHarness(t)
 	sess := h.login("ann@example.com").Session
-	d := newDevice(t, id)
 	h.clock.Advance(5*time.Minute + time.Second)
 	if _, err := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Laptop"); !errors.Is(err, command.ErrReauthenticationRequired) {
 		t.Fatalf("begin without step-up: %v", err)
@@ -235,10 +241,8 @@ func TestPasskeyRegistrationNeedsRecentAuth(t *testing.T) {
 }
 
 func TestPasskeyRegistrationRefusesBadAnswers(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
+	h, id, d := newPasskeyHarness(t)
 	sess := h.login("ann@example.com").Session
-	d := newDevice(t, id)
 	for name, answer := range map[string]func(pc command.PasskeyCeremony) json.RawMessage{
 		"wrong origin": func(pc command.PasskeyCeremony) json.RawMessage {
 			return d.attest(t, virtualwebauthn.RelyingParty{ID: testRPID, Origin: "https://evil.example"}, pc)
@@ -341,9 +345,7 @@ func TestPasskeyAttestationFormats(t *testing.T) {
 }
 
 func TestPasskeyUsernamelessLogin(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
-	d := newDevice(t, id)
+	h, id, d := newPasskeyHarness(t)
 	h.enrollPasskey(h.login("ann@example.com").Session, d, "Laptop")
 
 	pc, err := h.svc.BeginPasskeyLogin(h.ctx, "")
@@ -408,9 +410,7 @@ func TestPasskeyUsernamelessLogin(t *testing.T) {
 }
 
 func TestPasskeySecondFactor(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
-	d := newDevice(t, id)
+	h, id, d := newPasskeyHarness(t)
 	first := h.login("ann@example.com").Session
 	h.enrollPasskey(first, d, "Key")
 	// a ticket path needs the account's passkeys
@@ -543,9 +543,7 @@ func TestPasskeyCloneSuspected(t *testing.T) {
 }
 
 func TestPasskeyWithoutCounter(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
-	d := newDevice(t, id)
+	h, id, d := newPasskeyHarness(t)
 	h.enrollPasskey(h.login("ann@example.com").Session, d, "Synced")
 	for range 3 { // authenticators without a counter always say 0
 		pc, _ := h.svc.BeginPasskeyLogin(h.ctx, "")
@@ -639,9 +637,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 }
 
 func TestPasskeyLoginThrottled(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
-	d := newDevice(t, id)
+	h, _, d := newPasskeyHarness(t)
 	h.enrollPasskey(h.login("ann@example.com").Session, d, "Key")
 	evil := virtualwebauthn.RelyingParty{ID: testRPID, Origin: "https://evil.example"}
 	var err error
@@ -660,10 +656,8 @@ func TestPasskeyLoginThrottled(t *testing.T) {
 }
 
 func TestPasskeyRenameAndRemove(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
+	h, id, d := newPasskeyHarness(t)
 	sess := h.login("ann@example.com").Session
-	d := newDevice(t, id)
 	reg := h.enrollPasskey(sess, d, "Key")
 	sess = h.session(sess.ID)
 
@@ -747,10 +741,8 @@ func newHarnessSharing(t *testing.T, h *harness, opts ...func(*command.Config)) 
 }
 
 func TestPasskeyReauth(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
+	h, id, d := newPasskeyHarness(t)
 	sess := h.login("ann@example.com").Session
-	d := newDevice(t, id)
 	h.enrollPasskey(sess, d, "Key")
 	h.clock.Advance(10 * time.Minute) // past the step-up window, within the idle timeout
 	sess = h.session(sess.ID)
@@ -810,10 +802,8 @@ func TestPasskeyReauth(t *testing.T) {
 }
 
 func TestPasskeyCeremoniesSingleUseAndExpire(t *testing.T) {
-	h := newHarness(t, withPasskeys)
-	id := h.register("ann@example.com")
+	h, _, d := newPasskeyHarness(t)
 	sess := h.login("ann@example.com").Session
-	d := newDevice(t, id)
 
 	// single use, whatever the outcome
 	pc, _ := h.svc.BeginPasskeyRegistration(h.ctx, sess, "Key")
@@ -880,15 +870,7 @@ func TestPasskeysDisabled(t *testing.T) {
 }
 
 func TestPasskeyConfig(t *testing.T) {
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, kr := testkit.SQLite(t), testkit.Keyring(t, "s")
 	hasher, err := credential.NewArgon2Hasher(credential.Argon2Config{MemoryKiB: 8192, Iterations: 1})
 	if err != nil {
 		t.Fatal(err)

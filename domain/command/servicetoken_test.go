@@ -12,16 +12,17 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
-func newTokens(t *testing.T) (*command.ServiceTokens, *sqlite.Store, *fakeClock) {
+func newTokens(t *testing.T) (*command.ServiceTokens, *sqlite.Store, *testkit.Clock) {
 	t.Helper()
 	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	clk := &fakeClock{t: start}
+	clk := testkit.NewClock(start)
 	st, err := command.NewServiceTokens(command.ServiceTokensConfig{Store: store, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,19 @@ func (h *harness) failureReasons(stream string) map[string]int {
 	return n
 }
 
+// checkPasswordBurst checks the answers to 40 parallel wrong passwords for account id: at
+// most freeChecks were checked, the rest throttled, and every check left its LoginFailed.
+func (h *harness) checkPasswordBurst(id string, errs []error) {
+	h.t.Helper()
+	checked, throttled := countOutcomes(h.t, errs, domain.ErrInvalidCredentials)
+	if checked > freeChecks || checked+throttled != 40 {
+		h.t.Errorf("40 parallel wrong passwords: %d checked, %d throttled; want at most %d checked", checked, throttled, freeChecks)
+	}
+	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
+		h.t.Errorf("%d invalid_credentials events for %d checks", n, checked)
+	}
+}
+
 func TestThrottlingHoldsUnderConcurrentLogins(t *testing.T) {
 	h := newHarness(t)
 	id := h.register("ann@example.com")
@@ -53,13 +66,7 @@ func TestThrottlingHoldsUnderConcurrentLogins(t *testing.T) {
 		_, err := h.svc.Login(h.ctx, "ann@example.com", "wrong-password-123", "", command.RequestMeta{IP: "198.51.100.1"})
 		return err
 	})
-	checked, throttled := countOutcomes(t, errs, domain.ErrInvalidCredentials)
-	if checked > freeChecks || checked+throttled != 40 {
-		t.Errorf("40 parallel wrong passwords: %d checked, %d throttled; want at most %d checked", checked, throttled, freeChecks)
-	}
-	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
-		t.Errorf("%d invalid_credentials events for %d checks", n, checked)
-	}
+	h.checkPasswordBurst(id, errs)
 	// Unknown emails throttle alike, also in parallel.
 	errs = race(40, func(int) error {
 		_, err := h.svc.Login(h.ctx, "ghost@example.com", "wrong-password-123", "", command.RequestMeta{})
@@ -78,13 +85,7 @@ func TestThrottlingHoldsUnderConcurrentReauth(t *testing.T) {
 		_, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: "wrong-password-123"}, command.RequestMeta{})
 		return err
 	})
-	checked, throttled := countOutcomes(t, errs, domain.ErrInvalidCredentials)
-	if checked > freeChecks || checked+throttled != 40 {
-		t.Errorf("40 parallel wrong passwords: %d checked, %d throttled; want at most %d checked", checked, throttled, freeChecks)
-	}
-	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
-		t.Errorf("%d invalid_credentials events for %d checks", n, checked)
-	}
+	h.checkPasswordBurst(id, errs)
 	var te *throttle.Error
 	if _, err := h.svc.Reauth(h.ctx, sess, command.ReauthInput{Password: goodPassword}, command.RequestMeta{}); !errors.As(err, &te) {
 		t.Errorf("the right password after the burst: %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // testEncode is the body the tests forward: enough to check order and content.
@@ -30,6 +31,17 @@ func openLog(t testing.TB, dir string) *sqlite.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// openDB opens the forwarders' database in dir; it is closed when the test ends.
+func openDB(t testing.TB, dir string) *forward.DB {
+	t.Helper()
+	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func quietLogger() *slog.Logger {
@@ -59,20 +71,10 @@ func appendN(t testing.TB, s *sqlite.Store, from, n int) {
 func logIDs(t *testing.T, s *sqlite.Store) []string {
 	t.Helper()
 	var ids []string
-	var after uint64
-	for {
-		evs, err := s.ReadAll(context.Background(), after, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			return ids
-		}
-		for _, ev := range evs {
-			ids = append(ids, ev.ID)
-			after = ev.Position
-		}
+	for _, ev := range testkit.ReadLog(t, s) {
+		ids = append(ids, ev.ID)
 	}
+	return ids
 }
 
 // running starts f and returns a stop function that cancels and closes it.

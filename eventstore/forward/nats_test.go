@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -39,11 +38,7 @@ func TestNATSForwarderRestartMidway(t *testing.T) {
 	ns := startNATS(t)
 	dir := t.TempDir()
 	log := openLog(t, dir)
-	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	newF := func() *forward.Forwarders {
 		f, err := forward.New(forward.Config{
 			Log: log, DB: db, Encode: testEncode, Logger: quietLogger(),
@@ -144,11 +139,7 @@ func TestNATSExistingStreamMustCaptureSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	_, err = forward.New(forward.Config{Log: openLog(t, dir), DB: db, Encode: testEncode, Logger: quietLogger(),
 		NATS:     &forward.NATSConfig{URL: ns.ClientURL(), Stream: "OTHER"},
 		Webhooks: forward.WebhookConfig{Secret: []byte("0123456789abcdef01234567")}})

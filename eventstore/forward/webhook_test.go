@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,11 +114,7 @@ func webhookForwarders(t *testing.T, dir string, url string, attempts int) (*for
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openDB(t, dir)
 	f, err := forward.New(forward.Config{
 		Log: openLog(t, dir), DB: db, Encode: testEncode, Logger: quietLogger(),
 		Webhooks: forward.WebhookConfig{URL: url, Secret: key, Attempts: attempts,
@@ -269,11 +264,7 @@ func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
 	rcv, srv := newReceiver(t)
 	dir := t.TempDir()
 	log := openLog(t, dir)
-	db, err := forward.OpenDB(filepath.Join(dir, "forward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, dir)
 	newF := func() *forward.Forwarders {
 		f, err := forward.New(forward.Config{Log: log, DB: db, Encode: testEncode, Logger: quietLogger(),
 			Webhooks: forward.WebhookConfig{Secret: mustKey(t), Attempts: 3, InitialBackoff: time.Millisecond}})

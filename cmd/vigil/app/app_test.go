@@ -26,25 +26,8 @@ import (
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -91,7 +74,7 @@ func TestAppServesAndShutsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed(t, dir, 3)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	ln := listen(t)
 	a, err := New(context.Background(), Config{
 		Logger:   slog.New(slog.NewJSONHandler(logs, nil)),
@@ -455,44 +438,41 @@ func TestSecretKey(t *testing.T) {
 	}
 }
 
-// testClock is an injected clock the tests move.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // startApp runs an App on dir until the returned stop is called.
-func startApp(t *testing.T, dir string, clk *testClock) (base string, stop func()) {
+func startApp(t *testing.T, dir string, clk *testkit.Clock) (base string, stop func()) {
 	t.Helper()
-	a, err := New(context.Background(), Config{
+	a, stop := runApp(t, Config{
 		Logger: slog.New(slog.DiscardHandler), Listener: listen(t), DataDir: dir,
 		Argon2MemoryKiB: 8192, Argon2Iterations: 1, Now: clk.Now, SweepInterval: 20 * time.Millisecond,
 	})
+	waitServing(t, a.URL())
+	return a.URL(), stop
+}
+
+// runApp builds an App from cfg and runs it until stop is called (or, at the latest, the
+// test ends); stop fails the test unless Run returns nil within 30 seconds.
+func runApp(t testing.TB, cfg Config) (a *App, stop func()) {
+	t.Helper()
+	a, err := New(context.Background(), cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	waitServing(t, a.URL())
-	return a.URL(), func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return")
 		}
-	}
+	})
+	t.Cleanup(stop)
+	return a, stop
 }
 
 func postJSON(t *testing.T, url, body string, header ...string) (int, map[string]any) {
@@ -543,7 +523,7 @@ func bearerStatus(t *testing.T, url, token string) int {
 // and the sweeper, on the injected clock, ends an idle session with a SessionExpired event.
 func TestSessionsSurviveRestartAndExpire(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	clk := &testClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	base, stop := startApp(t, dir, clk)
 	const pw = "umbrella-cactus-violin-47"
 	if code, m := postJSON(t, base+"/api/v1/accounts", `{"email":"ann@example.com","password":"`+pw+`","first_name":"Ann","last_name":"Lee"}`); code != 201 {

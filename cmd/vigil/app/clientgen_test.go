@@ -28,30 +28,14 @@ func TestGeneratedGoClient(t *testing.T) {
 	start := time.Now()
 
 	ln := listen(t)
-	a, err := New(context.Background(), Config{
+	a, stop := runApp(t, Config{
 		Logger:           slog.New(slog.DiscardHandler),
 		Listener:         ln,
 		DataDir:          filepath.Join(t.TempDir(), "data"),
 		Argon2MemoryKiB:  8192,
 		Argon2Iterations: 1,
 	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return")
-		}
-	}()
+	defer stop()
 	base := a.URL()
 	waitServing(t, base)
 

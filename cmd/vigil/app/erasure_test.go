@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // TestEraseMeLeavesNoTrace: the log never holds the personal values in clear (sealed before
@@ -17,7 +19,7 @@ import (
 // back); the other account is untouched; the email can be registered again.
 func TestEraseMeLeavesNoTrace(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	clk := &testClock{t: time.Now().UTC()}
+	clk := testkit.NewClock(time.Now().UTC())
 	base, stop := startApp(t, dir, clk)
 	const pw = "umbrella-cactus-violin-47"
 	secrets := []string{"erin.zedquux@example.com", "Erinzedquux", "Quuxleyvane", "ErasureProbe/9.9"}

@@ -92,24 +92,13 @@ func TestForwardersEndToEnd(t *testing.T) {
 	defer ns.Shutdown()
 
 	dir := t.TempDir()
-	a, err := New(context.Background(), Config{
+	a, stop := runApp(t, Config{
 		Logger: slog.New(slog.DiscardHandler), Listener: listen(t), DataDir: dir,
 		Argon2MemoryKiB: 8192, Argon2Iterations: 1, AdminEmails: []string{"root@example.com"},
 		Forward: ForwardConfig{NATSURL: ns.ClientURL(), WebhookAttempts: 2,
 			WebhookInitialBackoff: 5 * time.Millisecond, WebhookMaxBackoff: 10 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer stop()
 	base := a.URL()
 	waitServing(t, base)
 

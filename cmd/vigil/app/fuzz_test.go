@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -38,18 +37,8 @@ func newFuzzApp(f *testing.F) *fuzzApp {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	base := "http://localhost:" + port
 	pub, _ := url.Parse(base)
-	a, err := New(context.Background(), Config{Logger: discardLogger(), Listener: ln, DataDir: filepath.Join(dir, "data"),
+	a, _ := runApp(f, Config{Logger: discardLogger(), Listener: ln, DataDir: filepath.Join(dir, "data"),
 		PublicURL: pub, Argon2MemoryKiB: 8192, Argon2Iterations: 1, AdminEmails: []string{"fuzz@example.com"}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	f.Cleanup(func() {
-		cancel()
-		<-done
-	})
 	waitHealthy(f, a.URL())
 
 	c := newPortalClient(f, base)

@@ -83,19 +83,7 @@ func portalApp(t testing.TB, mutate func(*Config)) (base string) {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	a, _ := runApp(t, cfg)
 	waitHealthy(t, a.URL())
 	return base
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // Plain-HTTP tests of the web portal through the real app: the security headers, CSRF
@@ -342,7 +343,7 @@ func TestPortalEnrollmentRequired(t *testing.T) {
 // there is shown next to the field; afterwards the change goes through and signs the other
 // session out when asked to.
 func TestPortalStepUp(t *testing.T) {
-	clk := &testClock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	base := portalApp(t, func(c *Config) { c.Now = clk.Now })
 	c := newPortalClient(t, base)
 	c.signUp("max@example.com")

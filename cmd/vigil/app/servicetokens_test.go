@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 func eventsStatus(t *testing.T, base, token string) int {
@@ -42,7 +43,7 @@ func otherInstance(t *testing.T, dir string) *command.ServiceTokens {
 func TestServiceTokensAcrossInstancesAndRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	clk := &testClock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	base, stop := startApp(t, dir, clk)
 	other := otherInstance(t, dir)
 
@@ -76,7 +77,7 @@ func TestServiceTokensAcrossInstancesAndRestart(t *testing.T) {
 // timeout is 10 s; the stream ends at once).
 func TestShutdownEndsStreams(t *testing.T) {
 	dir := t.TempDir()
-	clk := &testClock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	base, stop := startApp(t, dir, clk)
 	_, secret, _, err := otherInstance(t, dir).Create(context.Background(), "SIEM", []string{command.ScopeEventsRead}, command.RequestMeta{})
 	if err != nil {

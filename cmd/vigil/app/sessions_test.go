@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
+	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // TestSessionFeedSharesSessionsAcrossInstances runs two domain services on one log, as two
@@ -78,15 +77,7 @@ const pw = "umbrella-cactus-violin-47"
 // are (cheap argon2, the same server key); the log is closed when the test ends.
 func twoInstances(t *testing.T) (*sqlite.Store, *command.Service, *command.Service) {
 	t.Helper()
-	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, kr := testkit.SQLite(t), testkit.Keyring(t, "k")
 	newService := func() *command.Service {
 		svc, err := command.NewService(command.Config{Store: store, Keyring: kr, Snapshots: ephemeral.NewMemorySnapshotStore(),
 			Argon2: credential.Argon2Config{MemoryKiB: 8192, Iterations: 1}})

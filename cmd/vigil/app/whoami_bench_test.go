@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -22,15 +21,9 @@ func BenchmarkWhoamiHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := New(context.Background(), Config{Logger: discardLogger(), Listener: ln,
+	a, stop := runApp(b, Config{Logger: discardLogger(), Listener: ln,
 		DataDir: filepath.Join(dir, "data"), Argon2MemoryKiB: 8192, Argon2Iterations: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 	waitHealthy(b, a.URL())
 	h := a.server.Handler()
 	post := func(path, body string) map[string]any {
