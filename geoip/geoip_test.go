@@ -20,9 +20,9 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/oschwald/geoip2-golang"
 
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 var (

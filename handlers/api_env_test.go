@@ -17,9 +17,9 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // testPassword passes the password policy (12+ characters, zxcvbn score 3+).

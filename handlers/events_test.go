@@ -15,9 +15,9 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 const adminEmail = "root@example.com"

@@ -19,8 +19,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/handlers/web"
-	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 )
 

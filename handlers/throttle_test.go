@@ -24,8 +24,8 @@ import (
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/handlers"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // These tests reproduce issue 11, finding 3: the throttling limit was checked before the

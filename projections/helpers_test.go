@@ -17,9 +17,9 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
-	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
 )

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
 )

@@ -14,8 +14,8 @@ import (
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/geoip"
-	"github.com/vigil-auth/vigil/internal/testkit"
 	"github.com/vigil-auth/vigil/projections"
 )
 

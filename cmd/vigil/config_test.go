@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // envMap is a fake environment.

@@ -16,7 +16,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
-	"github.com/vigil-auth/vigil/internal/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
 
 const goodPassword = "umbrella-cactus-violin-47"

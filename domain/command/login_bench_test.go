@@ -18,7 +18,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
-	"github.com/vigil-auth/vigil/internal/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
 
 // hashTimes collects what the hasher's Observe hook reports.

@@ -18,7 +18,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
-	"github.com/vigil-auth/vigil/internal/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
-	"github.com/vigil-auth/vigil/internal/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
 
 func newTokens(t *testing.T) (*command.ServiceTokens, *sqlite.Store, *testkit.Clock) {

@@ -25,8 +25,8 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 func listen(t *testing.T) net.Listener {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-auth/vigil/internal/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
 
 // TestEraseMeLeavesNoTrace: the log never holds the personal values in clear (sealed before

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 

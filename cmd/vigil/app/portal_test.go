@@ -15,9 +15,9 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-auth/vigil/domain/command"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // Plain-HTTP tests of the web portal through the real app: the security headers, CSRF

@@ -12,8 +12,8 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 func eventsStatus(t *testing.T, base, token string) int {

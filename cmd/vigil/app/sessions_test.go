@@ -11,8 +11,8 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/internal/testkit"
 )
 
 // TestSessionFeedSharesSessionsAcrossInstances runs two domain services on one log, as two
