@@ -30,7 +30,7 @@ func BenchmarkEraseAccount(b *testing.B) {
 		_, m := postJSON(b, base+"/api/v1/login", `{"email":"`+email+`","password":"`+pw+`"}`)
 		token, _ = m["session_token"].(string)
 		_, me, _ := doJSON(b, http.MethodGet, base+"/api/v1/me", "", "Authorization", "Bearer "+token)
-		id, _ = me["id"].(string)
+		id, _ = me["account_id"].(string)
 		if token == "" || id == "" {
 			b.Fatalf("sign-in of %s: %v %v", email, m, me)
 		}
