@@ -2,6 +2,8 @@
 # whoami throughput and latency from a separate load process (wrk) on loopback.
 #
 #   bench/whoami.sh [duration] [connections]     (defaults: 10s, 32)
+#   VIGIL_BIN=/path/to/vigil bench/whoami.sh ...  (a prebuilt binary, e.g. an older build to
+#                                                  compare against, instead of building this tree)
 #
 # Builds vigil, starts it on a fresh data directory at 127.0.0.1:18080, registers an account,
 # signs in, and drives GET /api/v1/whoami with that bearer token through wrk (Debian's wrk;
@@ -15,7 +17,7 @@ addr=127.0.0.1:18080
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/vigil" ./cmd/vigil
+if [ -n "${VIGIL_BIN:-}" ]; then cp "$VIGIL_BIN" "$work/vigil"; else go build -o "$work/vigil" ./cmd/vigil; fi
 "$work/vigil" serve --addr "$addr" --data-dir "$work/data" >/dev/null 2>"$work/vigil.log" &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://$addr/healthz" >/dev/null && break; sleep 0.1; done

@@ -29,7 +29,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -475,7 +475,7 @@ func runApp(t testing.TB, cfg Config) (a *App, stop func()) {
 	return a, stop
 }
 
-func postJSON(t *testing.T, url, body string, header ...string) (int, map[string]any) {
+func postJSON(t testing.TB, url, body string, header ...string) (int, map[string]any) {
 	t.Helper()
 	status, m, _ := doJSON(t, http.MethodPost, url, body, header...)
 	return status, m
@@ -483,7 +483,7 @@ func postJSON(t *testing.T, url, body string, header ...string) (int, map[string
 
 // doJSON sends body as JSON with the header pairs (name, value, ...) and returns the status,
 // the decoded answer and its headers.
-func doJSON(t *testing.T, method, url, body string, header ...string) (int, map[string]any, http.Header) {
+func doJSON(t testing.TB, method, url, body string, header ...string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -500,13 +500,13 @@ func doJSON(t *testing.T, method, url, body string, header ...string) (int, map[
 	return resp.StatusCode, m, resp.Header
 }
 
-func whoamiStatus(t *testing.T, base, token string) int {
+func whoamiStatus(t testing.TB, base, token string) int {
 	t.Helper()
 	return bearerStatus(t, base+"/api/v1/whoami", token)
 }
 
 // bearerStatus is the status of a GET of url with the bearer token.
-func bearerStatus(t *testing.T, url, token string) int {
+func bearerStatus(t testing.TB, url, token string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)

@@ -43,8 +43,9 @@ func Rebuild(ctx context.Context, cfg Config, progress func(projections.ReplayPr
 		return projections.RebuildResult{}, err
 	}
 	// The read models hold personal data in clear: the rebuild reads the log through the
-	// sealing, with the server's key.
-	key, err := serverKey(cfg, false, cfg.Logger)
+	// sealing, with the server's key (made here, as serve would, when no server ran on the
+	// directory yet: a seeded log, for example).
+	key, err := serverKey(cfg, true, cfg.Logger)
 	if err != nil {
 		raw.Close()
 		return projections.RebuildResult{}, err
