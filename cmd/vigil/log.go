@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +16,9 @@ import (
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/chain"
+	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -53,6 +58,8 @@ var rotateKeyOptions = []cli.Option{dataDirOption, logSigningKeyOption}
 var migrateOptions = []cli.Option{
 	{Flag: optFrom, Env: "VIGIL_LOG_MIGRATE_FROM", Meta: "PATH", DefHelp: "none, required", Help: "the old log: an events.db without the hash chain, or the data directory holding it"},
 	{Flag: optTo, Env: "VIGIL_LOG_MIGRATE_TO", Meta: "PATH", DefHelp: "none, required", Help: "the new chained log to create: a file, or a directory to hold events.db"},
+	{Flag: optDataDir, Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "the data directory the new log is served from: its keys.db receives the data keys that seal the copied personal data, and its secret.key (made when absent, as serve does) names the email reservations"},
+	{Flag: optSecretKeyFile, Env: "VIGIL_SECRET_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/secret.key, made when absent", Help: "the server key the new log will be served with, as serve's flag"},
 }
 
 // logCommands are the integrity commands, for program().
@@ -61,7 +68,7 @@ var logCommands = []cli.Command{
 	{Name: "log", Summary: "export the log, rotate its signing key, migrate an old log"},
 	{Name: "log export", Summary: "write the log's events (with hashes) and checkpoints as JSON lines, for `vigil verify --export`", Options: exportOptions, Run: runLogExport},
 	{Name: "log rotate-key", Summary: "make a new checkpoint signing key, keeping the old public keys listed (a running server signs with it after a restart)", Options: rotateKeyOptions, Run: runLogRotateKey},
-	{Name: "log migrate", Summary: "copy a log written before the hash chain into a new chained log, keeping ids, streams, versions, positions and times", Options: migrateOptions, Run: runLogMigrate},
+	{Name: "log migrate", Summary: "copy a log written before the hash chain and sealing into a new chained log, sealing its personal data and naming email reservations by the keyed index; ids, versions, positions and times stay", Options: migrateOptions, Run: runLogMigrate},
 }
 
 // signingKeyPath is the key file of a command: the flag, or the default in the data directory.
@@ -238,13 +245,137 @@ func runLogMigrate(ctx context.Context, s cli.Settings, e cli.Env) int {
 		fmt.Fprintf(e.Stderr, "vigil: log migrate: --%s and --%s are required\n", optFrom, optTo)
 		return cli.ExitUsage
 	}
+	if sk := s[optSecretKeyFile]; sk.Value != "" {
+		if _, err := app.ReadSecretKey(sk.Value); err != nil {
+			fmt.Fprintf(e.Stderr, "vigil: log migrate: %v\n", sk.Errorf("%v", err))
+			return cli.ExitUsage
+		}
+	}
 	from, to = logFile(from), logFile(to)
-	res, err := sqlite.Migrate(ctx, from, to)
+	if err := sameServerKey(s, from); err != nil {
+		fmt.Fprintf(e.Stderr, "vigil: log migrate: %v\n", err)
+		return cli.ExitUsage
+	}
+	m := &migration{
+		cfg: app.Config{DataDir: s[optDataDir].Value, Store: app.StoreSQLite, SecretKeyFile: s[optSecretKeyFile].Value,
+			Logger: slog.New(slog.NewTextHandler(e.Stderr, nil))},
+		hashed: map[string]string{}, renamed: map[string]bool{},
+	}
+	res, err := sqlite.Migrate(ctx, from, to, sqlite.MigrateConfig{Start: m.start, Scan: m.scan, Rewrite: m.rewrite})
+	if m.sealed != nil {
+		err = errors.Join(err, m.sealed.Close())
+	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "vigil: log migrate: %v\n", err)
 		return cli.ExitFailure
 	}
-	fmt.Fprintf(e.Stdout, "migrated %d events of %d streams (positions %d to %d) from %s into the chained log %s\n",
-		res.Events, res.Streams, res.FirstPosition, res.LastPosition, from, to)
+	kept := 0
+	for _, renamed := range m.renamed {
+		if !renamed {
+			kept++
+		}
+	}
+	fmt.Fprintf(e.Stdout, "migrated %d events of %d streams (positions %d to %d) from %s into the chained log %s: "+
+		"%d reservation streams renamed by the keyed index (%d kept their name: no email of the log matches them), "+
+		"personal data of %d events sealed under the keys of %s\n",
+		res.Events, res.Streams, res.FirstPosition, res.LastPosition, from, to,
+		len(m.renamed)-kept, kept, m.sealedEvents, m.cfg.DataDir)
 	return cli.ExitOK
+}
+
+// sameServerKey refuses to make a new server key for the new log while the old log's directory
+// holds one: the old log's TOTP and webhook secrets are sealed under that key, and a server
+// with another one could not open them.
+func sameServerKey(s cli.Settings, from string) error {
+	if s[optSecretKeyFile].Value != "" {
+		return nil
+	}
+	dataDir := s[optDataDir]
+	if _, err := os.Stat(filepath.Join(dataDir.Value, app.SecretKeyFile)); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	oldKey := filepath.Join(filepath.Dir(from), app.SecretKeyFile)
+	if _, err := os.Stat(oldKey); err != nil {
+		return nil
+	}
+	return dataDir.Errorf("%s holds no %s but the old log's directory does: copy %s there or pass --%s %s, so that the secrets the old log sealed under it still open",
+		dataDir.Value, app.SecretKeyFile, oldKey, optSecretKeyFile, oldKey)
+}
+
+// migration is what `vigil log migrate` does to each event beyond the copy (sqlite.Migrate's
+// Start, Scan and Rewrite): before this release the reservation streams of emails and admin
+// bootstraps were named by the unkeyed sha256 of the email and personal data was stored in
+// clear; serve now looks them up by the keyed index (credential.Keyring.Index) and opens
+// sealed values, so the copy renames the one and seals the other, as serve would have.
+type migration struct {
+	cfg          app.Config
+	sealed       *sealed.Store
+	keyring      *credential.Keyring
+	hashed       map[string]string // hex sha256 of every email of the log -> the email
+	renamed      map[string]bool   // old reservation or bootstrap stream -> whether it was renamed
+	sealedEvents uint64
+}
+
+// start opens the sealing of the new log's data directory once the logs are known good.
+func (m *migration) start(ctx context.Context, dst *sqlite.Store) error {
+	st, key, err := app.OpenSealing(ctx, m.cfg, dst)
+	if err != nil {
+		return err
+	}
+	m.sealed = st
+	m.keyring, err = credential.NewKeyring(credential.KeyringConfig{Key: key})
+	return err
+}
+
+// scan collects the emails of the log, in clear: the bootstrap list is not in the log, and a
+// stream only names a hash, so these are the emails a reservation can be renamed by.
+func (m *migration) scan(e domain.Envelope) error {
+	if e.Type != domain.EventAccountRegistered && e.Type != domain.EventEmailChanged {
+		return nil
+	}
+	var d struct {
+		Email    string `json:"email"`
+		OldEmail string `json:"old_email"`
+		NewEmail string `json:"new_email"`
+	}
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		return fmt.Errorf("%s: %w", e.Type, err)
+	}
+	for _, email := range []string{d.Email, d.OldEmail, d.NewEmail} {
+		if email != "" {
+			sum := sha256.Sum256([]byte(email))
+			m.hashed[hex.EncodeToString(sum[:])] = email
+		}
+	}
+	return nil
+}
+
+// rewrite renames e's stream when it is a reservation or bootstrap stream named by the sha256
+// of a known email, then seals e's personal data under the new data directory's keys, with e's
+// own id bound in (so that the values open in the new log).
+func (m *migration) rewrite(ctx context.Context, e *domain.Envelope) error {
+	for _, r := range [...]struct {
+		purpose string
+		stream  func(string) string
+	}{{"email", domain.EmailStream}, {"admin-bootstrap", domain.AdminBootstrapStream}} {
+		hash, ok := strings.CutPrefix(e.StreamID, r.stream(""))
+		if !ok {
+			continue
+		}
+		email, known := m.hashed[hash]
+		m.renamed[e.StreamID] = known
+		if known {
+			e.StreamID = r.stream(m.keyring.Index(r.purpose, email))
+		}
+		break
+	}
+	out, changed, err := m.sealed.SealEvent(ctx, e.StreamID, domain.EventData{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data, Metadata: e.Metadata})
+	if err != nil {
+		return fmt.Errorf("%w (was --from migrated already?)", err)
+	}
+	if changed {
+		e.Data, e.Metadata = out.Data, out.Metadata
+		m.sealedEvents++
+	}
+	return nil
 }

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +21,10 @@ import (
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/chain"
+	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -317,15 +323,24 @@ func TestRotateKeyKeepsOldCheckpointsVerifiable(t *testing.T) {
 	}
 }
 
-// TestMigrateOldLog: a log written before the chain is refused by the store with a line naming
-// vigil log migrate, and migrate copies it into a chained log that verifies.
-func TestMigrateOldLog(t *testing.T) {
-	oldDir := t.TempDir()
-	oldPath := filepath.Join(oldDir, app.EventsFile)
-	db, err := sql.Open("sqlite", oldPath)
+// oldEvent is an event as a Vigil before the hash chain and sealing stored it.
+type oldEvent struct {
+	stream        string
+	version       int
+	typ, data     string
+	subject       string
+	ip, userAgent string
+}
+
+// writeOldLog writes events to <dir>/events.db in the layout of a Vigil before the hash chain,
+// at positions 1, 2, ... and times a second apart after when; it returns their ids.
+func writeOldLog(t *testing.T, dir string, when time.Time, events []oldEvent) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, app.EventsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
 	if _, err := db.Exec(`CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL,
 		version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, recorded_at INTEGER NOT NULL, data BLOB NOT NULL,
 		actor_type TEXT NOT NULL DEFAULT '', actor_id TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '', ip TEXT NOT NULL DEFAULT '',
@@ -333,36 +348,77 @@ func TestMigrateOldLog(t *testing.T) {
 		causation_id TEXT NOT NULL DEFAULT '', UNIQUE (stream_id, version))`); err != nil {
 		t.Fatal(err)
 	}
-	when := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
 	var ids []string
-	for i := 1; i <= 30; i++ {
+	for i, e := range events {
 		id := domain.NewID()
 		ids = append(ids, id)
-		if _, err := db.Exec(`INSERT INTO events (id, stream_id, version, type, schema_version, recorded_at, data, actor_type, ip) VALUES (?, ?, ?, 'Old', 1, ?, ?, 'system', '192.0.2.1')`,
-			id, fmt.Sprintf("account-%d", i%3), (i+2)/3, when.Add(time.Duration(i)*time.Second).UnixNano(), fmt.Sprintf(`{"i":%d}`, i)); err != nil {
+		if _, err := db.Exec(`INSERT INTO events (id, stream_id, version, type, schema_version, recorded_at, data, actor_type, subject, ip, user_agent)
+			VALUES (?, ?, ?, ?, 1, ?, ?, 'system', ?, ?, ?)`,
+			id, e.stream, e.version, e.typ, when.Add(time.Duration(i+1)*time.Second).UnixNano(), e.data, e.subject, e.ip, e.userAgent); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
+	return ids
+}
 
-	_, err = sqlite.Open(sqlite.Config{Path: oldPath})
+// openSealed opens a data directory's log as serve reads it: through its key store, under
+// secretKeyFile (default the directory's).
+func openSealed(t *testing.T, dir, secretKeyFile string) *sealed.Store {
+	t.Helper()
+	raw, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := app.OpenSealing(context.Background(), app.Config{DataDir: dir, Store: app.StoreSQLite, SecretKeyFile: secretKeyFile, Logger: slog.New(slog.DiscardHandler)}, raw)
+	if err != nil {
+		raw.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestMigrateOldLog: a log written before the chain is refused by the store with a line naming
+// vigil log migrate, and migrate copies it into a chained log that verifies.
+func TestMigrateOldLog(t *testing.T) {
+	oldDir := t.TempDir()
+	oldPath := filepath.Join(oldDir, app.EventsFile)
+	when := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	var old []oldEvent
+	for i := 1; i <= 30; i++ {
+		old = append(old, oldEvent{stream: fmt.Sprintf("account-%d", i%3), version: (i + 2) / 3, typ: "Old", data: fmt.Sprintf(`{"i":%d}`, i), ip: "192.0.2.1"})
+	}
+	ids := writeOldLog(t, oldDir, when, old)
+
+	_, err := sqlite.Open(sqlite.Config{Path: oldPath})
 	if !errors.Is(err, sqlite.ErrUnchained) || !strings.Contains(err.Error(), "vigil log migrate --from "+oldPath+" --to NEW") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("opening an old log: %v; want one line naming vigil log migrate", err)
 	}
 	newDir := t.TempDir()
-	code, out, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir)
-	want := fmt.Sprintf("migrated 30 events of 3 streams (positions 1 to 30) from %s into the chained log %s\n", oldPath, filepath.Join(newDir, app.EventsFile))
+	// The old directory's server key is not replaced by a new one, which would not open the
+	// secrets sealed under it.
+	oldKey := filepath.Join(oldDir, app.SecretKeyFile)
+	if _, _, err := app.EnsureSecretKey(oldKey); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir, "--data-dir", newDir)
+	if code != cli.ExitUsage || !strings.Contains(errOut, "pass --secret-key-file "+oldKey) {
+		t.Fatalf("migrate that would make a new server key: exit %d, %q", code, errOut)
+	}
+	if entries, _ := os.ReadDir(newDir); len(entries) != 0 {
+		t.Fatalf("the refused migrate left %v in --data-dir", entries)
+	}
+	code, out, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir, "--data-dir", newDir, "--secret-key-file", oldKey)
+	want := fmt.Sprintf("migrated 30 events of 3 streams (positions 1 to 30) from %s into the chained log %s: "+
+		"0 reservation streams renamed by the keyed index (0 kept their name: no email of the log matches them), personal data of 30 events sealed under the keys of %s\n",
+		oldPath, filepath.Join(newDir, app.EventsFile), newDir)
 	if code != cli.ExitOK || out != want {
 		t.Fatalf("migrate: exit %d, %q, %q; want %q", code, out, errOut, want)
 	}
 	if code, out, _ := verifyDir(t, newDir); code != cli.ExitOK || out != "verified 30 events up to position 30\n" {
 		t.Fatalf("verify after migrate: exit %d, %q", code, out)
 	}
-	st, err := sqlite.Open(sqlite.Config{Path: filepath.Join(newDir, app.EventsFile)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSealed(t, newDir, oldKey)
 	evs, err := st.ReadAll(context.Background(), 0, 100)
 	if err != nil || len(evs) != 30 {
 		t.Fatal(len(evs), err)
@@ -379,10 +435,130 @@ func TestMigrateOldLog(t *testing.T) {
 		t.Fatalf("append after migrate: %+v %v", res, err)
 	}
 	// Migrating into a log that holds events, or from a chained log, is refused.
-	if code, _, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir); code != cli.ExitFailure || !strings.Contains(errOut, "already holds events") {
+	if code, _, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir, "--data-dir", newDir, "--secret-key-file", oldKey); code != cli.ExitFailure || !strings.Contains(errOut, "already holds events") {
 		t.Errorf("migrate into a used log: exit %d, %q", code, errOut)
 	}
-	if code, _, errOut := runCmd(t, "log", "migrate", "--from", newDir, "--to", t.TempDir()); code != cli.ExitFailure || !strings.Contains(errOut, "nothing to migrate") {
+	other := t.TempDir()
+	if code, _, errOut := runCmd(t, "log", "migrate", "--from", newDir, "--to", other, "--data-dir", other); code != cli.ExitFailure || !strings.Contains(errOut, "nothing to migrate") {
 		t.Errorf("migrate a chained log: exit %d, %q", code, errOut)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestMigrateSealsAndRenames: the copy of an old log holds no personal value in clear, nor the
+// unkeyed hash of an email; served over the new directory it opens them, and the email's
+// reservation, renamed by the keyed index, still holds the email (registering it again is 409).
+func TestMigrateSealsAndRenames(t *testing.T) {
+	const (
+		email, first, last = "ada.migrated@example.com", "Augustina", "Byronesque"
+		ip, userAgent      = "198.51.100.77", "OldBrowser/1.0 (Analytical Engine)"
+		unknown            = "listed.admin@example.net" // a bootstrap email no account of the log holds
+	)
+	account := domain.NewID()
+	at := `"at":"2024-03-01T12:00:00Z"`
+	oldDir, newDir := t.TempDir(), t.TempDir()
+	writeOldLog(t, oldDir, time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC), []oldEvent{
+		{stream: "system-email-" + sha256Hex(email), version: 1, typ: domain.EventEmailReserved, data: `{"account_id":"` + account + `",` + at + `}`, subject: account, ip: ip, userAgent: userAgent},
+		{stream: domain.AccountStream(account), version: 1, typ: domain.EventAccountRegistered, subject: account, ip: ip, userAgent: userAgent,
+			data: `{"account_id":"` + account + `","email":"` + email + `","first_name":"` + first + `","last_name":"` + last + `","password_hash":"x",` + at + `}`},
+		{stream: "system-admin-bootstrap-" + sha256Hex(email), version: 1, typ: domain.EventAdminBootstrapClaimed, data: `{"account_id":"` + account + `",` + at + `}`},
+		{stream: "system-admin-bootstrap-" + sha256Hex(unknown), version: 1, typ: domain.EventAdminBootstrapClaimed, data: `{"account_id":"` + domain.NewID() + `",` + at + `}`},
+	})
+	code, out, errOut := runCmd(t, "log", "migrate", "--from", oldDir, "--to", newDir, "--data-dir", newDir)
+	if code != cli.ExitOK || !strings.Contains(out, "migrated 4 events of 4 streams (positions 1 to 4)") ||
+		!strings.Contains(out, ": 2 reservation streams renamed by the keyed index (1 kept their name") || !strings.Contains(out, "personal data of 2 events sealed") {
+		t.Fatalf("migrate: exit %d, %q, %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(newDir, app.SecretKeyFile)); err != nil {
+		t.Fatalf("migrate made no server key in --data-dir: %v", err)
+	}
+	if code, out, _ := verifyDir(t, newDir); code != cli.ExitOK || out != "verified 4 events up to position 4\n" {
+		t.Fatalf("verify after migrate: exit %d, %q", code, out)
+	}
+	// Nothing personal in clear in the new log's files, nor the unkeyed hash of the email.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(filepath.Join(newDir, app.EventsFile+suffix))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if suffix == "" && !bytes.Contains(b, []byte(account)) {
+			t.Fatalf("events.db (%d bytes) does not even hold the account id", len(b))
+		}
+		for _, v := range []string{email, first, last, ip, userAgent, sha256Hex(email)} {
+			if bytes.Contains(b, []byte(v)) {
+				t.Errorf("%s%s holds %q in clear", app.EventsFile, suffix, v)
+			}
+		}
+	}
+
+	// Read as serve reads it, the log gives them back; the reservation and the bootstrap are
+	// under the keyed index, the bootstrap of an email the log does not know as it was.
+	st := openSealed(t, newDir, "")
+	ctx := context.Background()
+	reg, err := st.ReadStream(ctx, domain.AccountStream(account), 1, 0)
+	if err != nil || len(reg) != 1 {
+		t.Fatalf("read the account: %d events, %v", len(reg), err)
+	}
+	var d map[string]any
+	if err := json.Unmarshal(reg[0].Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d["email"] != email || d["first_name"] != first || d["last_name"] != last || reg[0].Metadata.IP != ip || reg[0].Metadata.UserAgent != userAgent {
+		t.Errorf("the registration reads %s %+v", reg[0].Data, reg[0].Metadata)
+	}
+	key, err := app.ReadSecretKey(filepath.Join(newDir, app.SecretKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := credential.NewKeyring(credential.KeyringConfig{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stream, typ := range map[string]string{
+		domain.EmailStream(kr.Index("email", email)):                    domain.EventEmailReserved,
+		domain.AdminBootstrapStream(kr.Index("admin-bootstrap", email)): domain.EventAdminBootstrapClaimed,
+		"system-admin-bootstrap-" + sha256Hex(unknown):                  domain.EventAdminBootstrapClaimed,
+	} {
+		if evs, err := st.ReadStream(ctx, stream, 1, 0); err != nil || len(evs) != 1 || evs[0].Type != typ {
+			t.Errorf("stream %s: %d events, %v; want one %s", stream, len(evs), err, typ)
+		}
+	}
+	st.Close()
+
+	// A log sealed already (the copy, its chain taken off) is refused, not sealed twice.
+	twiceDir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(newDir, app.EventsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(twiceDir, app.EventsFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, twiceDir, `ALTER TABLE events DROP COLUMN hash`, `DROP TABLE checkpoints`)
+	if code, _, errOut := runCmd(t, "log", "migrate", "--from", twiceDir, "--to", t.TempDir(), "--data-dir", newDir); code != cli.ExitFailure || !strings.Contains(errOut, "already holds sealed values") {
+		t.Errorf("migrate a sealed log again: exit %d, %q", code, errOut)
+	}
+
+	// A server over the new directory finds the reservation: the email is taken.
+	url, stop := serveInProcess(t, newDir, "--argon2-memory-kib", "8192", "--argon2-iterations", "1")
+	defer stop()
+	waitReady(t, url)
+	for addr, want := range map[string]int{email: http.StatusConflict, "someone.new@example.com": http.StatusCreated} {
+		body := fmt.Sprintf(`{"email":%q,"password":"a long and unusual passphrase 7","first_name":"N","last_name":"M"}`, addr)
+		resp, err := http.Post(url+"/api/v1/accounts", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("register %s on a server over the migrated log: %d, want %d", addr, resp.StatusCode, want)
+		}
 	}
 }

@@ -323,3 +323,26 @@ func (s *Store) openString(ctx context.Context, e *domain.Envelope, kind, name, 
 func (s *Store) openError(e *domain.Envelope, kind, name string, err error) error {
 	return fmt.Errorf("sealed: event %s (%s, position %d), %s member %q: %w", e.ID, e.Type, e.Position, kind, name, err)
 }
+
+// SealEvent seals ev's personal values as Append would in stream, without appending: for
+// `vigil log migrate`, which copies the events of a log written before sealing into a new log
+// keeping their ids, so that the values open there. changed is false when ev holds nothing to
+// seal. An event that already holds a sealed value (a log sealed once already) is refused:
+// sealing it again would bury the value under a second key that reads would not open.
+func (s *Store) SealEvent(ctx context.Context, stream string, ev domain.EventData) (out domain.EventData, changed bool, err error) {
+	sealedValue := func(v string) bool { return strings.HasPrefix(v, Prefix) }
+	already := sealedValue(ev.Metadata.IP) || sealedValue(ev.Metadata.UserAgent)
+	if personal := s.personal(ev.Type, ev.SchemaVersion); !already && len(personal) > 0 && bytes.Contains(ev.Data, prefixBytes) {
+		members, _ := objectMembers(ev.Data)
+		for _, m := range members {
+			var v string
+			if slices.Contains(personal, m.name) && json.Unmarshal(m.value, &v) == nil && sealedValue(v) {
+				already = true
+			}
+		}
+	}
+	if already {
+		return ev, false, fmt.Errorf("sealed: event %s (%s) already holds sealed values", ev.ID, ev.Type)
+	}
+	return s.seal(ctx, stream, ev)
+}

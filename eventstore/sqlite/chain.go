@@ -129,16 +129,33 @@ func (w *writer) importEvents(ctx context.Context, events []domain.Envelope) (ev
 	return res, nil
 }
 
-// MigrateResult is what Migrate copied.
+// MigrateResult is what Migrate copied. Streams counts the streams of the new log (after
+// MigrateConfig.Rewrite renamed any).
 type MigrateResult struct {
 	Events, Streams             uint64
 	FirstPosition, LastPosition uint64
 }
 
+// MigrateConfig is what Migrate does beyond the copy; every field is optional.
+type MigrateConfig struct {
+	// Start runs once from is known to be a log written before the chain and the new log is
+	// open and empty, before anything is read: open there what Scan and Rewrite need (the new
+	// log's data keys), so that a refused migrate makes nothing but the empty new log.
+	Start func(ctx context.Context, dst *Store) error
+	// Scan sees every event of from, in order, in a first pass before the copy: to collect
+	// what Rewrite needs (the emails that name reservation streams).
+	Scan func(e domain.Envelope) error
+	// Rewrite changes an event before it is copied: its stream, data or metadata. A renamed
+	// stream must be renamed alike for all its events, so that its versions stay a sequence.
+	// The id, version, position and time must stay: Migrate refuses an event that lost them.
+	Rewrite func(ctx context.Context, e *domain.Envelope) error
+}
+
 // Migrate copies the log at from, written before Vigil chained its events, into a new chained
 // log at to (which must not hold events yet), keeping every event's id, stream, version,
-// position, time, data and metadata. from is opened read-only and left as it is.
-func Migrate(ctx context.Context, from, to string) (MigrateResult, error) {
+// position, time, data and metadata unless cfg.Rewrite changes them. from is opened read-only
+// and left as it is.
+func Migrate(ctx context.Context, from, to string, cfg MigrateConfig) (MigrateResult, error) {
 	var res MigrateResult
 	if _, err := os.Stat(from); err != nil {
 		return res, fmt.Errorf("--from: %w", err)
@@ -161,24 +178,35 @@ func Migrate(ctx context.Context, from, to string) (MigrateResult, error) {
 	if head, err := dst.Head(ctx); err != nil || head != 0 {
 		return res, fmt.Errorf("--to: %s already holds events (head %d, %v): migrate into a new file", to, head, err)
 	}
+	if cfg.Start != nil {
+		if err := cfg.Start(ctx, dst); err != nil {
+			return res, err
+		}
+	}
+	if cfg.Scan != nil {
+		err := readOld(ctx, old, from, func(evs []domain.Envelope) error {
+			for _, e := range evs {
+				if err := cfg.Scan(e); err != nil {
+					return fmt.Errorf("--from: the event at position %d: %w", e.Position, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+	}
 	streams := map[string]struct{}{}
-	const page = 2000
-	for after := uint64(0); ; {
-		rows, err := old.QueryContext(ctx, `SELECT position, id, stream_id, version, type, schema_version, recorded_at, data,
-			actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, '' FROM events
-			WHERE position > ? ORDER BY position LIMIT ?`, after, page)
-		if err != nil {
-			return res, fmt.Errorf("--from: read %s: %w", from, err)
-		}
-		evs, err := scanEnvelopes(rows, page)
-		if err != nil {
-			return res, fmt.Errorf("--from: %w", err)
-		}
-		if len(evs) == 0 {
-			return res, nil
+	err = readOld(ctx, old, from, func(evs []domain.Envelope) error {
+		if cfg.Rewrite != nil {
+			for i := range evs {
+				if err := rewrite(ctx, cfg.Rewrite, &evs[i]); err != nil {
+					return err
+				}
+			}
 		}
 		if _, err := dst.Import(ctx, evs); err != nil {
-			return res, fmt.Errorf("--to: %w", err)
+			return fmt.Errorf("--to: %w", err)
 		}
 		for _, e := range evs {
 			streams[e.StreamID] = struct{}{}
@@ -189,6 +217,43 @@ func Migrate(ctx context.Context, from, to string) (MigrateResult, error) {
 		res.LastPosition = evs[len(evs)-1].Position
 		res.Events += uint64(len(evs))
 		res.Streams = uint64(len(streams))
-		after = res.LastPosition
+		return nil
+	})
+	return res, err
+}
+
+// rewrite applies fn to e, refusing a rewrite that lost what the copy keeps.
+func rewrite(ctx context.Context, fn func(context.Context, *domain.Envelope) error, e *domain.Envelope) error {
+	id, version, pos, at := e.ID, e.Version, e.Position, e.RecordedAt
+	if err := fn(ctx, e); err != nil {
+		return fmt.Errorf("the event at position %d: %w", pos, err)
+	}
+	if e.ID != id || e.Version != version || e.Position != pos || !e.RecordedAt.Equal(at) {
+		return fmt.Errorf("the event at position %d: the rewrite changed its id, version, position or time", pos)
+	}
+	return nil
+}
+
+// readOld hands every event of the old log to fn, a page at a time, in order.
+func readOld(ctx context.Context, old *sql.DB, from string, fn func([]domain.Envelope) error) error {
+	const page = 2000
+	for after := uint64(0); ; {
+		rows, err := old.QueryContext(ctx, `SELECT position, id, stream_id, version, type, schema_version, recorded_at, data,
+			actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, '' FROM events
+			WHERE position > ? ORDER BY position LIMIT ?`, after, page)
+		if err != nil {
+			return fmt.Errorf("--from: read %s: %w", from, err)
+		}
+		evs, err := scanEnvelopes(rows, page)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		if err := fn(evs); err != nil {
+			return err
+		}
+		after = evs[len(evs)-1].Position
 	}
 }

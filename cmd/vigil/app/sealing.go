@@ -119,3 +119,16 @@ func (d dataKeys) DestroyAccount(ctx context.Context, accountID string, emails [
 	}
 	return d.st.Destroy(ctx, ids...)
 }
+
+// OpenSealing is serve's sealing for `vigil log migrate`, which seals an old log's events into
+// a new log of cfg.DataDir so that a server there opens them: the server key (made when absent,
+// as serve does) and raw wrapped in the data directory's key store. cfg needs DataDir, Store
+// and Logger; SecretKeyFile as serve's.
+func OpenSealing(ctx context.Context, cfg Config, raw eventstore.Store) (*sealed.Store, []byte, error) {
+	key, err := serverKey(cfg, true, cfg.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, _, err := sealLog(ctx, cfg, raw, key)
+	return st, key, err
+}
