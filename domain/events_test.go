@@ -191,3 +191,32 @@ func TestRegistryUpcastsOlderVersionsAndRefusesUnknownOnes(t *testing.T) {
 		t.Fatal("malformed JSON decoded")
 	}
 }
+
+// TestDecodeErasedMembers: after an erasure every personal member reads "[erased]", whatever
+// its type: strings keep it, other types decode as zero, so replays of the stream go on.
+func TestDecodeErasedMembers(t *testing.T) {
+	for _, tc := range []struct {
+		typ, data string
+		check     func(Event) bool
+	}{
+		{EventProfileUpdated, `{"profile":"[erased]","at":"2026-03-01T12:00:00Z"}`,
+			func(e Event) bool {
+				p, ok := e.(ProfileUpdated)
+				return ok && p.Profile == (Profile{}) && !p.At.IsZero()
+			}},
+		{EventEmailChanged, `{"old_email":"[erased]","new_email":"[erased]","at":"2026-03-01T12:00:00Z"}`,
+			func(e Event) bool {
+				c, ok := e.(EmailChanged)
+				return ok && c.NewEmail == Erased && c.OldEmail == Erased
+			}},
+	} {
+		e, err := DecodeEvent(Envelope{Type: tc.typ, SchemaVersion: 1, Data: json.RawMessage(tc.data)})
+		if err != nil || !tc.check(e) {
+			t.Errorf("%s %s: %#v, %v", tc.typ, tc.data, e, err)
+		}
+	}
+	// Data that is broken for another reason stays an error.
+	if _, err := DecodeEvent(Envelope{Type: EventProfileUpdated, SchemaVersion: 1, Data: json.RawMessage(`{"profile":42}`)}); err == nil {
+		t.Error("a profile of 42 decoded")
+	}
+}

@@ -167,16 +167,50 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 // DecodeEvent returns the Go struct of a stored event, upcasting older schema versions. It
 // is safe for concurrent use. Errors wrap ErrUnknownEvent for a type or version Vigil does
 // not know.
+//
+// A personal member of an erased account reads as the JSON string "[erased]" whatever its
+// type was (API.md "Personal data and erasure"): a string field then holds "[erased]", and a
+// member of another type (an object, a number) decodes as its zero value, so that replays
+// and rebuilds of an erased account's stream go on.
 func DecodeEvent(env Envelope) (Event, error) {
 	e, err := registry.Decode(env.Type, env.SchemaVersion, env.Data)
 	if err != nil {
-		return nil, err
+		data, ok := withoutErased(env.Data)
+		if !ok {
+			return nil, err
+		}
+		if e, err = registry.Decode(env.Type, env.SchemaVersion, data); err != nil {
+			return nil, err
+		}
 	}
 	ev, ok := e.(Event)
 	if !ok { // every decoder is a decoderOf an Event
 		return nil, fmt.Errorf("%s v%d decodes to %T, not an event: %w", env.Type, env.SchemaVersion, e, ErrUnknownEvent)
 	}
 	return ev, nil
+}
+
+// Erased is what a personal value reads as once its account's data key is destroyed.
+const Erased = "[erased]"
+
+// withoutErased returns data with every top-level member whose value is the string
+// "[erased]" set to null, and whether there was one.
+func withoutErased(data json.RawMessage) (json.RawMessage, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return nil, false
+	}
+	found := false
+	for k, v := range m {
+		if string(v) == `"`+Erased+`"` {
+			m[k], found = json.RawMessage("null"), true
+		}
+	}
+	if !found {
+		return nil, false
+	}
+	out, err := json.Marshal(m)
+	return out, err == nil
 }
 
 // decodeNext decodes env, which must continue the stream of the aggregate kind id after

@@ -43,6 +43,7 @@ func BenchmarkEraseAccount(b *testing.B) {
 		token, id := login(fmt.Sprintf("erin%d@example.com", i))
 		md := domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount, ID: id}, SubjectAccountID: id,
 			IP: "81.2.69.142", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+		var last uint64
 		for n := 0; n < history; n += 500 {
 			batch := make([]domain.EventData, 0, 500)
 			for range 500 {
@@ -52,9 +53,15 @@ func BenchmarkEraseAccount(b *testing.B) {
 				}
 				batch = append(batch, d)
 			}
-			if _, err := a.store.Append(context.Background(), domain.AccountStream(id), domain.Any, batch); err != nil {
+			res, err := a.store.Append(context.Background(), domain.AccountStream(id), domain.Any, batch)
+			if err != nil {
 				b.Fatal(err)
 			}
+			last = res.LastPosition
+		}
+		// The read models hold the whole history before the erasure starts.
+		if err := a.runner.WaitFor(context.Background(), last); err != nil {
+			b.Fatal(err)
 		}
 		b.StartTimer()
 		start := time.Now()
