@@ -410,7 +410,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.svc, err = command.NewService(command.Config{
 		Store:              a.store,
 		Keyring:            keyring,
-		DataKeys:           dataKeys{a.sealed, a.hasher},
+		DataKeys:           sealed.AccountKeys{Store: a.sealed, Hasher: a.hasher},
 		Snapshots:          a.pdb.Snapshots(),
 		Argon2:             credential.Argon2Config{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations},
 		StepUpWindow:       cfg.StepUpWindow,

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 
-	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/domain/eventtype"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/eventstore/sealed/keystore"
@@ -73,51 +70,12 @@ func sealLog(ctx context.Context, cfg Config, raw eventstore.Store, key []byte) 
 		}
 		keys = k
 	}
-	st, err := sealed.New(raw, sealed.Config{Keys: keys, Personal: personalMembers, Owner: sealed.DefaultOwner(h, "attempted_email")})
+	st, err := sealed.New(raw, sealed.Config{Keys: keys, Personal: sealed.RegistryPersonal, Owner: sealed.DefaultOwner(h, "attempted_email")})
 	if err != nil {
 		_ = keys.Close()
 		return nil, nil, err
 	}
 	return st, h, nil
-}
-
-// personalCache holds the registry's personal members per event type and schema version:
-// sealing asks on every append and read.
-var personalCache sync.Map // "type\x00version" -> []string
-
-// personalMembers is sealed.PersonalFunc over the domain registry's declarations (members
-// declared eventtype.FieldPersonal).
-func personalMembers(eventType string, schemaVersion int) []string {
-	k := fmt.Sprint(eventType, "\x00", schemaVersion)
-	if v, ok := personalCache.Load(k); ok {
-		return v.([]string)
-	}
-	var out []string
-	if d, ok := domain.EventDataFields(eventType, schemaVersion); ok {
-		for _, m := range d.Keys() {
-			if d.Class(m) == eventtype.FieldPersonal {
-				out = append(out, m)
-			}
-		}
-	}
-	personalCache.Store(k, out)
-	return out
-}
-
-// dataKeys destroys an erased account's keys in the sealed log's key store: its own, and the
-// identifier keys of the emails it held (failed sign-ins that typed them before they named it).
-type dataKeys struct {
-	st *sealed.Store
-	h  *sealed.Hasher
-}
-
-// DestroyAccount implements command.DataKeys.
-func (d dataKeys) DestroyAccount(ctx context.Context, accountID string, emails []string) error {
-	ids := []string{sealed.AccountKeyID(accountID)}
-	for _, e := range emails {
-		ids = append(ids, d.h.IdentifierKeyID(e))
-	}
-	return d.st.Destroy(ctx, ids...)
 }
 
 // OpenSealing is serve's sealing for `vigil log migrate`, which seals an old log's events into

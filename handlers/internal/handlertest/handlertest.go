@@ -27,6 +27,8 @@ import (
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/forward"
+	"github.com/vigil-auth/vigil/eventstore/sealed"
+	"github.com/vigil-auth/vigil/eventstore/sealed/keystore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip"
@@ -105,11 +107,19 @@ func Start(t testing.TB, cfg Config) *Server {
 	srv := &Server{EventsPath: filepath.Join(dir, "events.db")}
 	raw, err := sqlite.Open(sqlite.Config{Path: srv.EventsPath, Logger: log})
 	must(err)
-	closers = append(closers, raw.Close)
-	store := eventstore.Instrument(raw, reg)
-
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	// The log is sealed as serve's is (cmd/vigil/app/sealing.go): personal data under each
+	// account's key in keys.db, opened on every read.
+	keys, err := keystore.OpenSQLite(filepath.Join(dir, "keys.db"), key)
+	must(err)
+	hasher, err := sealed.NewHasher(key)
+	must(err)
+	sealedLog, err := sealed.New(raw, sealed.Config{Keys: keys, Personal: sealed.RegistryPersonal,
+		Owner: sealed.DefaultOwner(hasher, "attempted_email")})
+	must(err)
+	closers = append(closers, sealedLog.Close)
+	store := eventstore.Instrument(sealedLog, reg)
 	var geo *geoip.Resolver
 	if cfg.GeoIPCityDB != "" || cfg.GeoIPASNDB != "" {
 		geo, err = geoip.Open(geoip.Config{CityDB: cfg.GeoIPCityDB, ASNDB: cfg.GeoIPASNDB, Logger: log, ReloadInterval: -1})
@@ -134,6 +144,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	must(err)
 	svc, err := command.NewService(command.Config{
 		Store: store, Keyring: keyring, Snapshots: pdb.Snapshots(),
+		DataKeys:     sealed.AccountKeys{Store: sealedLog, Hasher: hasher},
 		Argon2:       credential.Argon2Config{MemoryKiB: 8192, Iterations: 1},
 		StepUpWindow: 5 * time.Minute, Issuer: "Vigil",
 		SessionLifetime: 12 * time.Hour, SessionIdleTimeout: 30 * time.Minute,
@@ -160,7 +171,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	server, err := handlers.New(handlers.Config{
 		Logger: log, Registry: reg, Store: store, Projections: pr, TrustedProxies: cfg.TrustedProxies,
 		Accounts: svc, SecretKey: key, Positions: pr, Now: cfg.Now,
-		ReadModels: pdb, Log: store, Subjects: raw, ServiceTokens: tokens,
+		ReadModels: pdb, Log: store, Subjects: sealedLog, ServiceTokens: tokens,
 		PublicURL: cfg.PublicURL, HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Stream: stream.StreamConfig{Subscriber: subscriber{store}, Source: cfg.PublicURL,
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
