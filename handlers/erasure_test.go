@@ -45,5 +45,5 @@ func TestAdminErasure(t *testing.T) {
 		t.Errorf("the erased account's events: %v (want them kept, its session signed out before AccountErased)", types)
 	}
 	e.expect(e.do("POST", "/api/v1/admin/accounts/"+ann+"/erase", nil, root.auth()), 204, "") // again: nothing more
-	e.register("ann@example.com")                                                            // the email is free again
+	e.register("ann@example.com")                                                             // the email is free again
 }
