@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vigil-auth/vigil/domain"
 )
@@ -37,7 +38,9 @@ func objectMembers(data []byte) (members []member, ok bool) {
 			return nil, false
 		}
 		name := string(data[i+1 : end-1])
-		if bytes.IndexByte(data[i:end], '\\') >= 0 {
+		// Escapes, and bytes that are not UTF-8 (which encoding/json reads as U+FFFD), take
+		// the decoder's path, so that names match what every other reader of the data sees.
+		if bytes.IndexByte(data[i:end], '\\') >= 0 || !utf8.ValidString(name) {
 			if json.Unmarshal(data[i:end], &name) != nil {
 				return nil, false
 			}
