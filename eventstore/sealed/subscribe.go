@@ -33,7 +33,9 @@ func (s *Store) Subscribe(ctx context.Context, after uint64) (eventstore.Subscri
 		cancel()
 		return nil, err
 	}
-	sub := &subscription{inner: in, ch: make(chan domain.Envelope), cancel: cancel, done: make(chan struct{})}
+	// As deep as the inner subscription's channel, so that a burst the inner store delivers at
+	// once reaches the reader at once too, not paced one event at a time by this hop.
+	sub := &subscription{inner: in, ch: make(chan domain.Envelope, cap(in.Events())), cancel: cancel, done: make(chan struct{})}
 	go sub.run(ctx, s)
 	return sub, nil
 }
