@@ -93,6 +93,8 @@ const (
 	SignOutPasswordChanged = "password_changed"
 	SignOutDelegationEnded = "delegation_ended"
 	SignOutAccountErased   = "account_erased"
+	SignOutPasswordReset   = "password_reset"
+	SignOutReportedNotMe   = "reported_not_me"
 )
 
 // SessionSignedOut ends a session; Reason is one of the SignOut* constants.

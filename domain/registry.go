@@ -103,6 +103,26 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 	r.Register(EventRoleGranted, 1, decoderOf[RoleGranted](), fields{"role": public, "at": public})
 	r.Register(EventRoleRevoked, 1, decoderOf[RoleRevoked](), fields{"role": public, "at": public})
 	r.Register(EventAccountErased, 1, decoderOf[AccountErased](), fields{"at": public})
+	r.Register(EventEmailVerificationRequested, 1, decoderOf[EmailVerificationRequested](), fields{
+		"request_id": public, "email": personal, "token_hash": secret, "at": public,
+	})
+	r.Register(EventEmailVerified, 1, decoderOf[EmailVerified](), fields{
+		"request_id": public, "email": personal, "at": public,
+	})
+	r.Register(EventPasswordResetRequested, 1, decoderOf[PasswordResetRequested](), fields{
+		"request_id": public, "token_hash": secret, "at": public,
+	})
+	r.Register(EventPasswordResetCompleted, 1, decoderOf[PasswordResetCompleted](), fields{
+		"request_id": public, "password_hash": secret, "at": public,
+	})
+	r.Register(EventSignInRiskDetected, 1, decoderOf[SignInRiskDetected](), fields{
+		"session_id": public, "login_event_id": public, "signals": public,
+		"device": personal, "country": personal, "previous_country": personal,
+		"speed_kmh": public, "at": public,
+	})
+	r.Register(EventSuspiciousActivityReported, 1, decoderOf[SuspiciousActivityReported](), fields{
+		"event_id": public, "source": public, "at": public,
+	})
 	// account-<id> for known accounts, system-signin for unknown emails
 	r.Register(EventLoginFailed, 1, decoderOf[LoginFailed](), fields{
 		"reason": public, "stage": public, "method": public,
