@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/eventstore/chain"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 )
 
 // Setting names, shared by the table and the parsing.
@@ -54,6 +55,7 @@ var serveOptions = []cli.Option{
 	{Flag: optSecretKeyFile, Env: "VIGIL_SECRET_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/secret.key, made on first start", Help: "the server key that encrypts TOTP secrets"},
 	{Flag: optLogSigningKeyFile, Env: "VIGIL_LOG_SIGNING_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/" + app.LogSigningKeyFile + ", made on first start", Help: "the Ed25519 key that signs checkpoints of the log's hash chain"},
 	checkpointIntervalOp,
+	ssfSigningKeyOption,
 	{Flag: optArgon2MemoryKiB, Env: "VIGIL_ARGON2_MEMORY_KIB", Def: strconv.Itoa(app.DefaultArgon2MemoryKiB), Meta: "KIB", Help: "password hashing memory cost (OWASP), at least 8192"},
 	{Flag: optArgon2Iterations, Env: "VIGIL_ARGON2_ITERATIONS", Def: strconv.Itoa(app.DefaultArgon2Iterations), Meta: "N", Help: "password hashing iterations (OWASP), at least 1"},
 	{Flag: optStepUpWindow, Env: "VIGIL_STEP_UP_WINDOW", Def: "5m", Meta: "DURATION", Help: "how recent an authentication sensitive changes need"},
@@ -98,6 +100,9 @@ type Config struct {
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+	// SSFSigningKeyFile is the SET signing key file given explicitly (checked to hold a
+	// key), or "" for the default <data-dir>/ssf-signing.key.
+	SSFSigningKeyFile string
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -123,6 +128,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		Forward:            c.Forward,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
+		SSFSigningKeyFile:  c.SSFSigningKeyFile,
 	}
 }
 
@@ -178,6 +184,12 @@ func validate(s cli.Settings) (Config, error) {
 			return c, lk.Errorf("%v", err)
 		}
 		c.LogSigningKeyFile = lk.Value
+	}
+	if sk := s[optSSFSigningKeyFile]; sk.Value != "" {
+		if _, err := ssf.LoadKeys(sk.Value); err != nil {
+			return c, sk.Errorf("%v", err)
+		}
+		c.SSFSigningKeyFile = sk.Value
 	}
 	if c.CheckpointInterval, err = parseDuration(s[optCheckpointInterval]); err != nil {
 		return c, err

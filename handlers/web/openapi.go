@@ -405,7 +405,7 @@ func renderResponse(code int, r Response) map[string]any {
 // operationVerbs are the first words an operationId may start with (see the naming rule at
 // the top of this file).
 var operationVerbs = []string{
-	"act", "add", "change", "confirm", "create", "delete", "disable", "erase", "get", "grant", "list",
+	"act", "add", "change", "confirm", "create", "delete", "disable", "erase", "get", "grant", "list", "poll",
 	"login", "logout", "patch", "reauth", "regenerate", "register", "remove", "rename", "replay",
 	"revoke", "set", "sign", "start", "stream",
 }

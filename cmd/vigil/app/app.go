@@ -149,6 +149,11 @@ type Config struct {
 	// arrive; default 1 minute.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+
+	// SSFSigningKeyFile signs Security Event Tokens; empty means <DataDir>/ssf-signing.key,
+	// made on first start. SSF tunes the transmitter's retries (ssf.go).
+	SSFSigningKeyFile string
+	SSF               SSFConfig
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -288,6 +293,7 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
+	ssf          *transmitting
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -439,6 +445,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.fwd.close)
+	if a.ssf, err = a.openSSF(); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.ssf.close)
 
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
@@ -461,6 +471,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
+		SSF:             a.ssf.routes(a),
 		InsecureCookies: cfg.InsecureCookies,
 	})
 	if err != nil {
@@ -662,6 +673,7 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.ssf.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
 	var failure error
@@ -756,7 +768,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.ssf.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
@@ -768,6 +780,9 @@ func (a *App) close() error {
 		var errs []error
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
+		if err := a.ssf.close(); err != nil {
+			errs = append(errs, fmt.Errorf("ssf transmitter: %w", err))
 		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
