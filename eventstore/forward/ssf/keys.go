@@ -185,6 +185,15 @@ func EnsureKeys(path string, now time.Time) (k *Keys, created bool, err error) {
 	return k, err == nil, err
 }
 
+// GenerateKeys makes a new key held only in memory (tests and tools).
+func GenerateKeys(now time.Time) (*Keys, error) {
+	f, err := freshKey(now)
+	if err != nil {
+		return nil, err
+	}
+	return newKeys(f)
+}
+
 // RotateKey replaces the active key of the file at path with a new one; the old public key
 // stays in the JWK set for RetiredKeyTTL, and keys retired longer ago are dropped. A running
 // server signs with the new key after a restart.
