@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/apidoc"
 	"github.com/vigil-auth/vigil/handlers/portal"
@@ -235,6 +236,10 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		if s.portal, err = portal.New(k, cfg.Accounts, s.api, e); err != nil {
 			return nil, err
+		}
+		if s.ssf != nil {
+			list := cfg.SSF.Transmitter
+			s.portal.SetSharedSignals(func(c *gin.Context) ([]ssf.StreamInfo, error) { return list.Streams(c.Request.Context()) })
 		}
 	}
 	return s, nil

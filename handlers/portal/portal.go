@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
@@ -65,13 +66,15 @@ type Portal struct {
 	pages     map[string]*template.Template
 	segments  map[string]bool
 	assets    fs.FS
+	// ssfStreams lists the Shared Signals streams (SetSharedSignals); nil: none run.
+	ssfStreams func(*gin.Context) ([]ssf.StreamInfo, error)
 }
 
 // portalPages are the page templates; each is parsed with layout.html.
 var portalPages = []string{
 	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
-	"orgs", "org", "org_activity", "delegations",
+	"orgs", "org", "org_activity", "delegations", "ssf",
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -187,6 +190,7 @@ func (p *Portal) routes() {
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
+	team.GET("/audit/shared-signals", p.ssfPage)
 }
 
 // requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a
