@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -185,6 +186,9 @@ func (s *Service) changeSSFStream(ctx context.Context, streamID, change string, 
 		cfg.Reason = ""
 	}
 	res, err := s.appendEvents(ctx, domain.SSFStream(streamID), domain.Exact(version), []domain.Event{cfg}, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
+	if errors.Is(err, domain.ErrWrongExpectedVersion) {
+		return cfg, 0, fmt.Errorf("ssf stream %s changed meanwhile: %w", streamID, errors.Join(domain.ErrConflict, err))
+	}
 	if err != nil {
 		return cfg, 0, err
 	}
