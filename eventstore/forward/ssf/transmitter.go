@@ -110,6 +110,9 @@ type stream struct {
 	failing time.Time     // first failed push of the head SET; zero: none
 	lastErr string
 	stop    context.CancelFunc
+	// disabling is set once the worker asked for the stream's disabling, until its status
+	// changes: it is asked for once.
+	disabling bool
 }
 
 func (s *stream) config() domain.SSFStreamChanged {
@@ -346,6 +349,12 @@ func jti(streamID, eventID string) string {
 // handle turns a batch into the stream's SETs, in log order, under the configuration the
 // stream had at each event, and stores them with the checkpoint.
 func (t *Transmitter) handle(ctx context.Context, s *stream, batch []domain.Envelope) error {
+	s.mu.Lock()
+	gone := s.removed
+	s.mu.Unlock()
+	if gone {
+		return nil // deleted: the registry stops this consumer and drops its rows
+	}
 	cons := s.config()
 	own := domain.SSFStream(s.id)
 	var sets []queued
@@ -377,7 +386,7 @@ func (t *Transmitter) handle(ctx context.Context, s *stream, batch []domain.Enve
 			case e.Change == ChangeDeleted:
 				removed = true
 			case e.Change == ChangeVerification && e.Status != StatusDisabled:
-				members := map[string]any{}
+				members := map[string]any{"event_timestamp": ev.RecordedAt.Unix()}
 				if e.State != "" {
 					members["state"] = e.State
 				}
@@ -418,7 +427,7 @@ func (t *Transmitter) handle(ctx context.Context, s *stream, batch []domain.Enve
 	statusChanged := s.cons.Status != cons.Status
 	s.cons = cons
 	if statusChanged {
-		s.failing, s.lastErr = time.Time{}, ""
+		s.failing, s.lastErr, s.disabling = time.Time{}, "", false
 	}
 	s.mu.Unlock()
 	if len(sets) > 0 || statusChanged || drop {
@@ -507,15 +516,22 @@ func (t *Transmitter) push(ctx context.Context, s *stream) {
 		}
 		since := s.failing
 		s.lastErr = err.Error()
+		disable := now.Sub(since) >= t.cfg.DisableAfter && t.cfg.Disable != nil && !s.disabling
+		if disable {
+			s.disabling = true
+		}
 		s.mu.Unlock()
 		if err := t.db.failed(context.WithoutCancel(ctx), s.id, since, err.Error()); err != nil {
 			t.log.Error("ssf: recording a failed push failed", "stream", s.id, "error", err.Error())
 		}
-		if now.Sub(since) >= t.cfg.DisableAfter && t.cfg.Disable != nil {
+		if disable {
 			reason := fmt.Sprintf("push to the endpoint failed for %s (last: %s)", now.Sub(since).Round(time.Second), err.Error())
 			t.log.Warn("ssf: disabling a stream that cannot deliver", "stream", s.id, "failing_since", since, "error", err.Error())
 			if derr := t.cfg.Disable(ctx, s.id, reason); derr != nil && ctx.Err() == nil {
 				t.log.Error("ssf: disabling the stream failed", "stream", s.id, "error", derr.Error())
+				s.mu.Lock()
+				s.disabling = false // try again after the next failure
+				s.mu.Unlock()
 			}
 		} else {
 			t.log.Info("ssf: push failed; retrying", "stream", s.id, "retry_in", backoff.String(), "error", err.Error())

@@ -89,10 +89,8 @@ func TestPushEveryMappedEvent(t *testing.T) {
 				t.Errorf("SET %d (%s): %s = %v, want %v", i, env.Type, k, members[k], v)
 			}
 		}
-		if uri != ssf.EventVerification {
-			if ts, _ := members["event_timestamp"].(float64); int64(ts) != env.RecordedAt.Unix() {
-				t.Errorf("SET %d: event_timestamp %v, want %d", i, members["event_timestamp"], env.RecordedAt.Unix())
-			}
+		if ts, _ := members["event_timestamp"].(float64); int64(ts) != env.RecordedAt.Unix() {
+			t.Errorf("SET %d: event_timestamp %v, want %d", i, members["event_timestamp"], env.RecordedAt.Unix())
 		}
 		sub := s.Claims.SubID
 		switch {
@@ -436,6 +434,19 @@ func TestStreamThatCannotDeliverIsDisabled(t *testing.T) {
 		}
 		return false, "no disabled series"
 	})
+	evs, err := e.log.ReadStream(context.Background(), domain.SSFStream(id), 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := 0
+	for _, ev := range evs {
+		if de, _ := domain.DecodeEvent(ev); de.(domain.SSFStreamChanged).Status == ssf.StatusDisabled {
+			disabled++
+		}
+	}
+	if disabled != 1 {
+		t.Errorf("%d disabling events, want one", disabled)
+	}
 	testwait.Until(t, 10*time.Second, "the SETs to be dropped", func() (bool, string) {
 		list, err := e.tr.Streams(context.Background())
 		if err != nil || len(list) != 1 {
