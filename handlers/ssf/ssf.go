@@ -262,6 +262,9 @@ func (s *SSF) update(r *web.Call[streamInput]) (web.Reply, error) {
 	if r.In.StreamID == "" {
 		return web.Reply{}, &domain.ValidationError{Field: "stream_id", Reason: "is required"}
 	}
+	if d := r.In.Delivery; d != nil && d.Method == ssf.MethodPoll && d.EndpointURL == s.url(PollPathPrefix+r.In.StreamID) {
+		d.EndpointURL = "" // a receiver sending back what it was given
+	}
 	cfg, pos, err := s.cfg.Commands.UpdateSSFStream(r.Ctx, r.In.StreamID, r.In.command(), actor(r.C, r.Meta))
 	if err != nil {
 		return web.Reply{}, err

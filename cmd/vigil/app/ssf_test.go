@@ -261,7 +261,7 @@ func TestSharedSignalsOverHTTP(t *testing.T) {
 	if resp.StatusCode != 200 || len(list) != 2 {
 		t.Fatalf("list: %d %v", resp.StatusCode, list)
 	}
-	if st, m, _ := doJSON(t, "PATCH", api+"/streams", `{"stream_id":"`+pollID+`","events_requested":["https://schemas.openid.net/secevent/risc/event-type/account-purged"]}`, auth(manage)...); st != 200 ||
+	if st, m, _ := doJSON(t, "PATCH", api+"/streams", `{"stream_id":"`+pollID+`","delivery":{"method":"urn:ietf:rfc:8936","endpoint_url":"`+DefaultPublicURL+`/api/v1/ssf/poll/`+pollID+`"},"events_requested":["https://schemas.openid.net/secevent/risc/event-type/account-purged"]}`, auth(manage)...); st != 200 ||
 		len(m["events_delivered"].([]any)) != 1 || m["events_delivered"].([]any)[0] != "https://schemas.openid.net/secevent/risc/event-type/account-purged" {
 		t.Fatalf("patch: %d %v", st, m)
 	}
