@@ -498,6 +498,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// SSE streams never end on their own: end them when shutdown starts, not after the
 	// drain timeout.
 	a.httpSrv.RegisterOnShutdown(a.server.CloseStreams)
+	a.httpSrv.RegisterOnShutdown(a.ssf.t.EndPolls) // long polls (up to 30 s) too
 	return a, nil
 }
 

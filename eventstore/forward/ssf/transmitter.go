@@ -92,6 +92,9 @@ type Transmitter struct {
 	runCtx  context.Context
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
+	// polls ends the long polls (EndPolls).
+	polls    context.Context
+	endPolls context.CancelFunc
 
 	mu      sync.Mutex
 	streams map[string]*stream
@@ -171,6 +174,7 @@ func New(cfg Config) (_ *Transmitter, err error) {
 		client: &http.Client{Transport: tr, Timeout: cfg.PushTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	t.runCtx, t.cancel = context.WithCancel(context.Background())
+	t.polls, t.endPolls = context.WithCancel(context.Background())
 	if t.db, err = openDB(cfg.Path); err != nil {
 		return nil, err
 	}
@@ -214,8 +218,14 @@ func (t *Transmitter) Run(ctx context.Context) error { return t.f.Run(ctx) }
 // Running is closed once every consumer runs.
 func (t *Transmitter) Running() <-chan struct{} { return t.f.Running() }
 
+// EndPolls makes the long polls waiting return at once (empty) and later polls return
+// immediately: call it when the HTTP server starts shutting down, so that draining does not
+// wait for them.
+func (t *Transmitter) EndPolls() { t.endPolls() }
+
 // Close stops the follower and the push workers and closes the database.
 func (t *Transmitter) Close() error {
+	t.endPolls()
 	err := t.f.Close()
 	t.cancel()
 	t.workers.Wait()
@@ -629,6 +639,8 @@ func (t *Transmitter) Poll(ctx context.Context, streamID string, maxEvents int, 
 		select {
 		case <-wake:
 		case <-deadline.C:
+			return PollResult{Sets: map[string]string{}}, nil
+		case <-t.polls.Done():
 			return PollResult{Sets: map[string]string{}}, nil
 		case <-ctx.Done():
 			return PollResult{}, ctx.Err()

@@ -509,3 +509,22 @@ func BenchmarkSignSET(b *testing.B) {
 		}
 	}
 }
+
+// TestEndPollsReleasesLongPolls: a long poll waiting returns (empty) at once when the server
+// starts shutting down.
+func TestEndPollsReleasesLongPolls(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.createStream(ssf.MethodPoll, "")
+	done := make(chan ssf.PollResult, 1)
+	go func() {
+		r, err := e.tr.Poll(context.Background(), id, 10, false, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	e.tr.EndPolls()
+	if r, _ := testwait.Recv(t, 5*time.Second, "the long poll to end", done); len(r.Sets) != 0 {
+		t.Fatalf("%d SETs", len(r.Sets))
+	}
+}
