@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -219,5 +220,42 @@ func TestPortalRecoveryInChromium(t *testing.T) {
 	b.open("/account")
 	if p := b.path(); p != "/account" {
 		t.Errorf("the reporting session was signed out: at %s", p)
+	}
+}
+
+// TestPortalRecoveryForms: the recovery forms need the anonymous forms' CSRF token, a link
+// page without its token is a 400 page, and "Forgot your password?" answers an unknown email
+// with the same page as a known one.
+func TestPortalRecoveryForms(t *testing.T) {
+	base := portalApp(t, nil)
+	c := newPortalClient(t, base)
+	if a := c.signUp("known@example.com"); a.path != "/account" {
+		t.Fatalf("sign-up landed on %s", a.path)
+	}
+	c.post("/signout", url.Values{"csrf_token": {csrf(t, c.get("/account"))}})
+	for _, path := range []string{"/forgot-password", "/verify-email", "/reset-password", "/not-me"} {
+		if a := c.post(path, url.Values{"email": {"known@example.com"}, "token": {"x"}}); a.status != 403 {
+			t.Errorf("POST %s without the form token: %d", path, a.status)
+		}
+	}
+	for _, path := range []string{"/verify-email", "/reset-password", "/not-me"} {
+		if a := c.get(path); a.status != 400 || !strings.Contains(a.body, "incomplete") {
+			t.Errorf("GET %s without a token: %d", path, a.status)
+		}
+	}
+	if a := c.get("/reset-password?token=abc"); a.status != 200 || !strings.Contains(a.body, `name="token" value="abc"`) {
+		t.Errorf("GET /reset-password?token=abc: %d", a.status)
+	}
+	tok := csrf(t, c.get("/forgot-password"))
+	known := c.post("/forgot-password", url.Values{"csrf_token": {tok}, "email": {"known@example.com"}})
+	unknown := c.post("/forgot-password", url.Values{"csrf_token": {tok}, "email": {"nobody@example.com"}})
+	if known.status != 200 || unknown.status != 200 ||
+		strings.ReplaceAll(unknown.body, "nobody@example.com", "known@example.com") != known.body {
+		t.Errorf("forgot-password: known %d, unknown %d; the pages differ", known.status, unknown.status)
+	}
+	// A used-up or forged link's form: the 400 page that says to ask for a new one.
+	tok = csrf(t, c.get("/not-me?token=abc"))
+	if a := c.post("/not-me", url.Values{"csrf_token": {tok}, "token": {"abc"}}); a.status != 400 || !strings.Contains(a.body, "Ask for a new one") {
+		t.Errorf("POST /not-me with a forged token: %d", a.status)
 	}
 }
