@@ -571,9 +571,11 @@ type errStatus int
 
 func (e errStatus) Error() string { return "the receiver answered HTTP " + strconv.Itoa(int(e)) }
 
-// post pushes one SET (RFC 8935): accepted only with 202.
+// post pushes one SET (RFC 8935): accepted only with 202. A shutdown does not cut an
+// attempt in flight (PushTimeout bounds it): a SET the receiver acknowledged is then recorded,
+// and not sent again after the restart.
 func (t *Transmitter) post(ctx context.Context, url, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(token)))
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, url, bytes.NewReader([]byte(token)))
 	if err != nil {
 		return err
 	}
