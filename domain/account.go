@@ -177,6 +177,9 @@ func (a *Account) apply(e Event) error {
 	case LoginFailed:
 		// A record for the activity and audit logs; the throttling counts live in the
 		// ThrottleStore, not in the account.
+	case SignInRiskDetected:
+		// A record for the activity and audit logs and the owner's mail; the sign-in
+		// history it was judged against lives in a read model.
 	case AccountErased:
 		// Nothing personal stays in memory either: the stream's earlier events now read
 		// "[erased]", and a replay after this event must give the same state.
