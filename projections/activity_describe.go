@@ -47,6 +47,7 @@ var activityKinds = map[string]activityKind{
 	domain.EventReauthSucceeded:       {describe: describeReauth},
 	domain.EventSessionSignedOut:      {describe: describeSessionEnd},
 	domain.EventSessionExpired:        {describe: describeSessionEnd},
+	domain.EventSignInRiskDetected:    {describe: describeSignInRisk}, // activity_risk.go
 	// organisations and delegations (activity_org.go)
 	domain.EventOrgCreated:                  {describe: describeOrg},
 	domain.EventMemberAdded:                 {describe: describeOrg},

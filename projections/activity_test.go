@@ -218,6 +218,14 @@ func TestActivityReducer(t *testing.T) {
 			ptr(ok("DelegationRevoked", "Delegated access revoked", `{"delegation_id":"g1"}`))},
 		{"DelegationExpired", domain.DelegationStream("g2"), md, []domain.Event{domain.DelegationExpired{DelegationID: "g2", At: at(41)}},
 			ptr(ok("DelegationExpired", "Delegated access expired", `{"delegation_id":"g2"}`))},
+		{"SignInRiskDetected", domain.AccountStream("acc-a"),
+			with(func(m *domain.Metadata) { m.Actor = domain.Actor{Type: domain.ActorSystem} }),
+			[]domain.Event{domain.SignInRiskDetected{SessionID: "s9", LoginEventID: "no-such-event",
+				Signals: []string{domain.SignalNewCountry, domain.SignalImpossibleTravel}, Device: "Chrome on macOS",
+				Country: "GB", PreviousCountry: "BR", SpeedKMH: 9400, At: at(42)}},
+			ptr(ok("SignInRiskDetected", "Unusual sign-in: new country, impossible travel",
+				`{"country":"GB","device":"Chrome on macOS","login_event_id":"no-such-event","previous_country":"BR",`+
+					`"session_id":"s9","signals":["new_country","impossible_travel"],"speed_kmh":9400}`))},
 	}
 
 	covered := map[string]bool{}
