@@ -20,11 +20,11 @@ import (
 
 // Addresses of the risk tests' city database.
 const (
-	ipLondon    = "81.2.69.142"  // London, GB, accuracy 10 km
-	ipLondon2   = "81.2.69.143"  // the same network
-	ipSaoPaulo  = "200.147.3.7"  // São Paulo, BR, accuracy 20 km
-	ipManchest  = "2.24.10.9"    // Manchester, GB, accuracy 200 km (a coarse record)
-	ipUnknown   = "8.8.8.8"      // in no database
+	ipLondon    = "81.2.69.142" // London, GB, accuracy 10 km
+	ipLondon2   = "81.2.69.143" // the same network
+	ipSaoPaulo  = "200.147.3.7" // São Paulo, BR, accuracy 20 km
+	ipManchest  = "2.24.10.9"   // Manchester, GB, accuracy 200 km (a coarse record)
+	ipUnknown   = "8.8.8.8"     // in no database
 	uaFirefox   = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 	uaChromeMac = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 	riskPW      = "umbrella-cactus-violin-47"
