@@ -72,6 +72,7 @@ var portalPages = []string{
 	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
 	"orgs", "org", "org_activity", "delegations",
+	"audit_signals", "audit_overview", // portal_risk.go
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -81,6 +82,8 @@ func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Porta
 	funcs := template.FuncMap{
 		"when":     portalTime,
 		"location": locationText,
+		// signals lists the risk signals of an activity row, in words (portal_risk.go).
+		"signals": rowSignalNames,
 		"join":     strings.Join,
 		// passwordHint is the policy's own summary, so the page says what Check enforces.
 		"passwordHint": func() string { return svc.PasswordPolicy().Hint() },
@@ -187,6 +190,8 @@ func (p *Portal) routes() {
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
+	team.GET("/audit/signals", p.auditSignalsPage)
+	team.GET("/audit/overview", p.auditOverviewPage)
 }
 
 // requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a
