@@ -82,9 +82,9 @@ func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Porta
 	funcs := template.FuncMap{
 		"when":     portalTime,
 		"location": locationText,
+		"join":     strings.Join,
 		// signals lists the risk signals of an activity row, in words (portal_risk.go).
 		"signals": rowSignalNames,
-		"join":     strings.Join,
 		// passwordHint is the policy's own summary, so the page says what Check enforces.
 		"passwordHint": func() string { return svc.PasswordPolicy().Hint() },
 	}
