@@ -8,6 +8,7 @@ package throttle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -268,6 +269,11 @@ func (m *memoryStore) Prune(_ context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// ErrUnavailable: a Store shared between instances (or another shared store of short-lived
+// sign-in state, such as login tickets) cannot be reached. The sign-in is refused, never let
+// through unthrottled; the HTTP layer answers 503.
+var ErrUnavailable = errors.New("the shared sign-in state (NATS) is unavailable")
 
 // Error: too many failed attempts for this account or client IP; the caller must wait
 // RetryAfter (rounded up to whole seconds for a Retry-After header) before trying again.
