@@ -366,3 +366,6 @@ func (s *State) remove(ctx context.Context, kind, key string, rev uint64) error 
 
 // maxTries bounds the compare-and-set loops; only a storm of writers on one key reaches it.
 const maxTries = 1000
+
+// ServerURL is the URL of the server connected to, without credentials (for logs).
+func (s *State) ServerURL() string { return s.nc.ConnectedUrlRedacted() }
