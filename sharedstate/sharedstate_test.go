@@ -81,7 +81,9 @@ func pick() int {
 	return i % 2
 }
 
-func (s splitTickets) Put(ctx context.Context, t ephemeral.LoginTicket) error { return s[pick()].Put(ctx, t) }
+func (s splitTickets) Put(ctx context.Context, t ephemeral.LoginTicket) error {
+	return s[pick()].Put(ctx, t)
+}
 func (s splitTickets) Attempt(ctx context.Context, id string, now time.Time, m int) (ephemeral.LoginTicket, error) {
 	return s[pick()].Attempt(ctx, id, now, m)
 }

@@ -343,7 +343,7 @@ func TestClusterBehindRoundRobinProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := c.do("POST", "/api/v1/me/passkeys", map[string]any{"ceremony_id": ro.body["ceremony_id"],
-		"credential": json.RawMessage(virtualwebauthn.CreateAttestationResponse(clusterRP, auth, cred, *attOpts)),
+		"credential":              json.RawMessage(virtualwebauthn.CreateAttestationResponse(clusterRP, auth, cred, *attOpts)),
 		"sign_out_other_sessions": false}, bt, "").want(t, 201, "passkey registration on another instance")
 	if reg.node == ro.node {
 		t.Fatalf("registration options and answer on one instance %s", ro.node)

@@ -329,7 +329,7 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
-	shared       *sharedstate.State // nil without --nats-url
+	shared       *sharedstate.State  // nil without --nats-url
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
