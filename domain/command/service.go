@@ -95,6 +95,12 @@ type Config struct {
 	MaxRetries int
 	// ReadPageSize is the page size of stream reads; default 500.
 	ReadPageSize int
+	// CatchUp, when set, waits (bounded by its context) until the in-memory indexes hold
+	// every event the log had when it was called. Whoami calls it before answering that a
+	// token is unknown, so that a session started a moment ago on another instance sharing
+	// the log is found (several instances behind a balancer without sticky sessions). nil:
+	// no wait (one instance, whose own sign-ins are indexed before they answer).
+	CatchUp func(ctx context.Context) error
 	// Now is the clock; default time.Now. Times are used in UTC.
 	Now func() time.Time
 	// Rand supplies tokens, TOTP secrets and backup codes; default crypto/rand.Reader. It

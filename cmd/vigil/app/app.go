@@ -330,6 +330,7 @@ type App struct {
 	server       *handlers.Server
 	fwd          *forwarding
 	shared       *sharedstate.State  // nil without --nats-url
+	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -462,7 +463,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			passkeys.Ceremonies = a.shared.Ceremonies
 		}
 	}
+	a.feedPos = newFeedPosition(a.store)
+	var catchUp func(context.Context) error
+	if cfg.Store != StoreSQLite { // a log other instances append to: sqlite://PATH or KurrentDB
+		catchUp = a.feedPos.catchUp
+	}
 	a.svc, err = command.NewService(command.Config{
+		CatchUp:            catchUp,
 		Throttle:           throttleCfg,
 		Tickets:            tickets,
 		Store:              a.store,
@@ -716,7 +723,7 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	sessionLog := a.log.With("component", "sessions")
 	// One read of the log feeds the sessions, organisations, delegations and service tokens.
-	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index())
+	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index(), a.feedPos)
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
