@@ -415,6 +415,22 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	closeLog = a.sealed.Close // the inner log, then the key store
 	a.store = eventstore.Instrument(a.sealed, cfg.Registry)
 
+	// The shared sign-in state (--nats-url) before anything of this instance's own: an
+	// unreachable NATS stops the start with nothing half-made.
+	var throttleCfg throttle.Config
+	var tickets ephemeral.TicketStore
+	if cfg.NATSURL != "" {
+		a.shared, err = openSharedState(ctx, cfg, a.secretKey)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, a.shared.Close)
+		throttleCfg.Store, tickets = a.shared.Throttle, a.shared.Tickets
+		if passkeys.Enabled() {
+			passkeys.Ceremonies = a.shared.Ceremonies
+		}
+	}
+
 	a.geo, err = openGeoIP(cfg)
 	if err != nil {
 		return nil, err
@@ -450,19 +466,6 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
 	a.keyring = keyring
-	var throttleCfg throttle.Config
-	var tickets ephemeral.TicketStore
-	if cfg.NATSURL != "" {
-		a.shared, err = openSharedState(ctx, cfg, a.secretKey)
-		if err != nil {
-			return nil, err
-		}
-		undo = append(undo, a.shared.Close)
-		throttleCfg.Store, tickets = a.shared.Throttle, a.shared.Tickets
-		if passkeys.Enabled() {
-			passkeys.Ceremonies = a.shared.Ceremonies
-		}
-	}
 	a.feedPos = newFeedPosition(a.store)
 	var catchUp func(context.Context) error
 	if cfg.Store != StoreSQLite { // a log other instances append to: sqlite://PATH or KurrentDB
