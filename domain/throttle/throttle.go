@@ -40,7 +40,8 @@ type Config struct {
 	// ForgetAfter: a key without a failure for this long is forgotten; default 1h.
 	ForgetAfter time.Duration
 	// Store keeps the counts; default a new in-memory store (NewMemoryStore): per
-	// instance, so behind a load balancer an attacker gets each instance's allowance.
+	// instance, so behind a load balancer an attacker gets each instance's allowance
+	// unless the instances share one (sharedstate.Throttle, in NATS JetStream).
 	Store Store
 }
 
