@@ -378,10 +378,12 @@ func TestClusterBehindRoundRobinProxy(t *testing.T) {
 	var mu sync.Mutex
 	codes := map[int]int{}
 	checkedOn := map[string]int{}
+	fire := make(chan struct{})
 	for range burst {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-fire // all at once: the first wait (1 s) must not end before the last attempt arrives
 			a := c.do("POST", "/api/v1/login", map[string]string{"email": carol, "password": "wrong-wrong-wrong-1"}, "", "198.51.100.7")
 			mu.Lock()
 			defer mu.Unlock()
@@ -394,6 +396,7 @@ func TestClusterBehindRoundRobinProxy(t *testing.T) {
 			}
 		}()
 	}
+	close(fire)
 	wg.Wait()
 	if codes[401] != 6 || codes[429] != burst-6 || len(checkedOn) < 2 {
 		t.Fatalf("%d wrong passwords over three instances: %v (401 by instance %v); want exactly 6 checked (401), %d refused (429)",
@@ -473,9 +476,11 @@ func TestClusterBehindRoundRobinProxy(t *testing.T) {
 	}
 	waitAcks(30, "30 registrations before the kill")
 	victim := c.nodes[2]
+	// Out of the rotation as a balancer's health check would take it (no new requests), then
+	// killed with the requests it holds in flight.
+	victim.dead.Store(true)
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	_ = victim.cmd.Wait()
-	victim.dead.Store(true) // the balancer's health check takes it out
 	before := n.Load()
 	failedAtKill := failed.Load()
 	waitAcks(before+30, "30 registrations after the kill on the two others")
