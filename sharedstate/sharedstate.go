@@ -28,7 +28,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +54,8 @@ const (
 	// DefaultThrottleTTL is throttle.Config's default ForgetAfter.
 	DefaultThrottleTTL = time.Hour
 	DefaultOpTimeout   = 2 * time.Second
+	// DefaultCeremonyMaxBytes holds about 150,000 ceremonies.
+	DefaultCeremonyMaxBytes = 64 << 20
 )
 
 // Config configures Open.
@@ -69,6 +73,10 @@ type Config struct {
 	// ThrottleTTL is the bucket TTL of the throttling counts: at least the ForgetAfter of
 	// the throttling rules; default DefaultThrottleTTL.
 	ThrottleTTL time.Duration
+	// CeremonyMaxBytes bounds the ceremonies bucket: usernameless passkey options are given
+	// without credentials, so a flood must not fill NATS; when full, options answer 429 until
+	// old ceremonies expire. Default DefaultCeremonyMaxBytes.
+	CeremonyMaxBytes int64
 	// Replicas of each bucket (a NATS cluster); default 1.
 	Replicas int
 	// OpTimeout bounds one operation (a request to JetStream); default DefaultOpTimeout.
@@ -88,6 +96,7 @@ type State struct {
 
 	mu      sync.Mutex
 	buckets map[string]jetstream.KeyValue
+	closed  atomic.Bool
 
 	// Tickets, Ceremonies and Throttle are the stores to pass to command.Config.Tickets,
 	// passkey.Config.Ceremonies and throttle.Config.Store.
@@ -117,6 +126,9 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.CeremonyMaxBytes <= 0 {
+		cfg.CeremonyMaxBytes = DefaultCeremonyMaxBytes
+	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultOpTimeout
 	}
@@ -139,6 +151,9 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.Timeout(cfg.OpTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if s.closed.Load() {
+				return
+			}
 			s.log.Warn("NATS disconnected: sign-ins answer 503 until it is back", "error", errString(err))
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { s.log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted()) }),
@@ -174,6 +189,7 @@ func errString(err error) string {
 
 // Close closes the connection.
 func (s *State) Close() error {
+	s.closed.Store(true)
 	s.nc.Close()
 	return nil
 }
@@ -197,15 +213,19 @@ func (s *State) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 	if kv != nil {
 		return kv, nil
 	}
-	ttl := s.cfg.StateTTL
-	if name == s.bucketName(bucketThrottle) {
+	ttl, maxBytes := s.cfg.StateTTL, int64(-1)
+	switch name {
+	case s.bucketName(bucketThrottle):
 		ttl = s.cfg.ThrottleTTL
+	case s.bucketName(bucketCeremonies):
+		maxBytes = s.cfg.CeremonyMaxBytes
 	}
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: "Vigil's shared short-lived state (sharedstate)",
 		History:     1,
 		TTL:         ttl,
+		MaxBytes:    maxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
 	})
@@ -276,6 +296,9 @@ type entry struct {
 // errConflict: a compare-and-set lost to another writer; the operation reads again.
 var errConflict = errors.New("sharedstate: revision conflict")
 
+// errFull: the bucket holds its MaxBytes.
+var errFull = errors.New("sharedstate: bucket full")
+
 // do runs op on bucket kind bounded by OpTimeout, failing at once with ErrUnavailable while
 // disconnected, and maps the client's errors: a lost compare-and-set to errConflict, a
 // missing bucket to one more try after creating it, anything else to ErrUnavailable.
@@ -296,6 +319,8 @@ func (s *State) do(ctx context.Context, kind string, op func(ctx context.Context
 			return nil
 		case isConflict(err):
 			return errConflict
+		case isFull(err):
+			return errFull
 		case try == 0 && (errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
 			errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)):
 			s.forget(name)
@@ -315,6 +340,12 @@ func isConflict(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// isFull reports a write refused because the bucket holds its MaxBytes.
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum bytes")
 }
 
 // get reads key of bucket kind (revision 0 when absent or deleted).
@@ -364,8 +395,8 @@ func (s *State) remove(ctx context.Context, kind, key string, rev uint64) error 
 	})
 }
 
-// maxTries bounds the compare-and-set loops; only a storm of writers on one key reaches it.
-const maxTries = 1000
+// casRetries bounds the compare-and-set loops; only a storm of writers on one key reaches it.
+const casRetries = 1000
 
 // ServerURL is the URL of the server connected to, without credentials (for logs).
 func (s *State) ServerURL() string { return s.nc.ConnectedUrlRedacted() }

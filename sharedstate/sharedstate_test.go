@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -221,4 +222,32 @@ func TestNATSAwayAndBack(t *testing.T) {
 
 func connected(st *sharedstate.State) func() (bool, string) {
 	return func() (bool, string) { return st.Connected(), "not connected" }
+}
+
+// TestCeremoniesBucketIsBounded: a flood of passkey options fills the ceremonies bucket up to
+// its bound, then Put answers *throttle.Error (429), as the in-memory store does when full.
+func TestCeremoniesBucketIsBounded(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	st, err := sharedstate.Open(t.Context(), sharedstate.Config{URL: ns.ClientURL(), Secret: secret, BucketPrefix: "full",
+		CeremonyMaxBytes: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	for i := range 1000 {
+		err := st.Ceremonies.Put(t.Context(), ephemeral.Ceremony{ID: fmt.Sprint("c", i), Challenge: make([]byte, 32),
+			ExpiresAt: now.Add(time.Minute)}, now)
+		var te *throttle.Error
+		if errors.As(err, &te) {
+			if i < 10 {
+				t.Fatalf("full after %d ceremonies", i)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("ceremony %d: %v", i, err)
+		}
+	}
+	t.Fatal("1000 ceremonies fitted in 16 KiB: the bucket is not bounded")
 }

@@ -35,7 +35,7 @@ func (t *Tickets) Put(ctx context.Context, tk ephemeral.LoginTicket) error {
 // Attempt implements ephemeral.TicketStore.
 func (t *Tickets) Attempt(ctx context.Context, id string, now time.Time, maxTries int) (ephemeral.LoginTicket, error) {
 	key := t.s.key(bucketTickets, id)
-	for range maxTries {
+	for range casRetries {
 		e, err := t.s.get(ctx, bucketTickets, key)
 		if err != nil {
 			return ephemeral.LoginTicket{}, err
@@ -70,7 +70,7 @@ func (t *Tickets) Attempt(ctx context.Context, id string, now time.Time, maxTrie
 // is not known to be spent by this call).
 func (t *Tickets) Consume(ctx context.Context, id string) bool {
 	key := t.s.key(bucketTickets, id)
-	for range maxTries {
+	for range casRetries {
 		e, err := t.s.get(ctx, bucketTickets, key)
 		if err != nil || e.revision == 0 {
 			return false
@@ -101,8 +101,11 @@ func (c *Ceremonies) Put(ctx context.Context, cer ephemeral.Ceremony, _ time.Tim
 		return err
 	}
 	err = c.s.put(ctx, bucketCeremonies, c.s.key(bucketCeremonies, cer.ID), b, 0)
-	if errors.Is(err, errConflict) {
+	switch {
+	case errors.Is(err, errConflict):
 		return errors.New("sharedstate: ceremony id taken")
+	case errors.Is(err, errFull): // as MemoryCeremonyStore when full: wait for old ones to expire
+		return &throttle.Error{RetryAfter: time.Minute}
 	}
 	return err
 }
@@ -197,7 +200,7 @@ func (t *Throttle) write(ctx context.Context, key string, c counts, rev uint64) 
 // Reserve implements throttle.Store.
 func (t *Throttle) Reserve(ctx context.Context, name string, rule throttle.Rule, now time.Time) (throttle.Decision, error) {
 	key := t.s.key(bucketThrottle, name)
-	for range maxTries {
+	for range casRetries {
 		c, rev, err := t.read(ctx, key)
 		if err != nil {
 			return throttle.Decision{}, err
@@ -252,7 +255,7 @@ func delay(r throttle.Rule, over int) time.Duration {
 // Refund implements throttle.Store.
 func (t *Throttle) Refund(ctx context.Context, name string, r throttle.Reservation) error {
 	key := t.s.key(bucketThrottle, name)
-	for range maxTries {
+	for range casRetries {
 		c, rev, err := t.read(ctx, key)
 		if err != nil {
 			return err
