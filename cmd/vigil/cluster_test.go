@@ -50,13 +50,13 @@ type cluster struct {
 	natsDir  string
 	natsPort int
 	ns       *natsserver.Server
-	nodes    []*server0
+	nodes    []*clusterNode
 	proxy    *rrProxy
 	front    *httptest.Server
 }
 
-// server0 is one instance: its process and its own URL (for looking behind the proxy).
-type server0 struct {
+// clusterNode is one instance: its process and its own URL (for looking behind the proxy).
+type clusterNode struct {
 	cmd  *exec.Cmd
 	url  string
 	dead atomic.Bool
@@ -115,7 +115,7 @@ func (c *cluster) args(i int, keyFile, sigFile string) []string {
 		"--argon2-memory-kib", "8192", "--argon2-iterations", "1"}
 }
 
-func (c *cluster) start(i int, keyFile, sigFile string) *server0 {
+func (c *cluster) start(i int, keyFile, sigFile string) *clusterNode {
 	t := c.t
 	cmd := exec.Command(c.bin, c.args(i, keyFile, sigFile)...)
 	cmd.Env = append(os.Environ(), "VIGIL_CHECKPOINT_INTERVAL=100ms")
@@ -138,19 +138,19 @@ func (c *cluster) start(i int, keyFile, sigFile string) *server0 {
 		}
 	}()
 	u, _ := testwait.Recv(t, 20*time.Second, fmt.Sprintf("instance %d to print its URL", i), line)
-	return &server0{cmd: cmd, url: u}
+	return &clusterNode{cmd: cmd, url: u}
 }
 
 // rrProxy sends each request to the next live instance in turn, and names the instance in the
 // answer's X-Cluster-Node header. A killed instance is taken out of the rotation by the test,
 // as a load balancer's health check would.
 type rrProxy struct {
-	nodes []*server0
+	nodes []*clusterNode
 	rps   []*httputil.ReverseProxy
 	next  atomic.Uint64
 }
 
-func newRRProxy(nodes []*server0) *rrProxy {
+func newRRProxy(nodes []*clusterNode) *rrProxy {
 	p := &rrProxy{nodes: nodes}
 	for i, nd := range nodes {
 		target, _ := url.Parse(nd.url)
