@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
@@ -57,5 +58,48 @@ func TestWhoamiCatchesUpOnAMiss(t *testing.T) {
 	}
 	if _, err := with.Whoami(first.ctx, "no-such-token"); !errors.Is(err, domain.ErrSessionNotFound) || catchUps != 2 {
 		t.Fatalf("unknown token: %v, %d catch-ups", err, catchUps)
+	}
+}
+
+// TestStepUpCatchesUpOnAMiss: a re-authentication on one instance counts at once for a
+// sensitive change on another sharing the log, through the same catch-up.
+func TestStepUpCatchesUpOnAMiss(t *testing.T) {
+	first := newHarness(t)
+	first.register("ann@example.com")
+	var applied uint64
+	cfg := first.cfg
+	var other *command.Service
+	cfg.CatchUp = func(ctx context.Context) error {
+		evs, err := first.store.ReadAll(ctx, applied, 1000)
+		for _, e := range evs {
+			if err := other.Apply(e); err != nil {
+				return err
+			}
+			applied = e.Position
+		}
+		return err
+	}
+	var err error
+	if other, err = command.NewService(cfg); err != nil {
+		t.Fatal(err)
+	}
+	auth := first.login("ann@example.com")
+	sess, err := other.Whoami(first.ctx, auth.Token) // caught up: the session is known
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.clock.Advance(10 * time.Minute) // beyond the step-up window
+	if _, err := other.Authorize(sess, domain.CapControl, true); !errors.Is(err, command.ErrReauthenticationRequired) {
+		t.Fatalf("before the re-authentication: %v", err)
+	}
+	cur, err := first.svc.Whoami(first.ctx, auth.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.svc.Reauth(first.ctx, cur, command.ReauthInput{Password: goodPassword}, command.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Authorize(sess, domain.CapControl, true); err != nil {
+		t.Fatalf("a re-authentication on the first instance, a sensitive change at once on the other: %v", err)
 	}
 }

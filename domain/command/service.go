@@ -435,7 +435,23 @@ func (s *Service) sensitive(caller domain.Session, need domain.Capability) (doma
 		return domain.Session{}, err
 	}
 	if err := s.RequireRecentAuth(cur, 0); err != nil {
-		return domain.Session{}, err
+		if s.cfg.CatchUp == nil {
+			return domain.Session{}, err
+		}
+		// On a shared log the re-authentication may have happened a moment ago on another
+		// instance: look again once the feed holds the log's head.
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpWait)
+		cerr := s.cfg.CatchUp(ctx)
+		cancel()
+		if cerr != nil {
+			return domain.Session{}, err
+		}
+		if cur, err = s.authorize(caller, need); err != nil {
+			return domain.Session{}, err
+		}
+		if err := s.RequireRecentAuth(cur, 0); err != nil {
+			return domain.Session{}, err
+		}
 	}
 	return cur, nil
 }
