@@ -406,14 +406,27 @@ func (s *Service) authorize(caller domain.Session, need domain.Capability) (doma
 
 // RequireRecentAuth returns ErrReauthenticationRequired unless sess authenticated (signed
 // in or re-authenticated) within window before now; window 0 means Config.StepUpWindow.
+// With Config.CatchUp it looks at the session again after catching up before refusing (a
+// re-authentication on another instance sharing the log).
 func (s *Service) RequireRecentAuth(sess domain.Session, window time.Duration) error {
 	if window <= 0 {
 		window = s.cfg.StepUpWindow
 	}
-	if s.now().Sub(sess.AuthenticatedAt) > window {
-		return ErrReauthenticationRequired
+	if s.now().Sub(sess.AuthenticatedAt) <= window {
+		return nil
 	}
-	return nil
+	if s.cfg.CatchUp != nil {
+		// On a shared log the re-authentication may have happened a moment ago on another
+		// instance: look again once the feed holds the log's head.
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpWait)
+		err := s.cfg.CatchUp(ctx)
+		cancel()
+		if cur, ok := s.index.Get(sess.ID); err == nil && ok && cur.AccountID == sess.AccountID &&
+			s.now().Sub(cur.AuthenticatedAt) <= window {
+			return nil
+		}
+	}
+	return ErrReauthenticationRequired
 }
 
 // Authorize checks, without running a command, that caller may run one needing capability
@@ -435,23 +448,7 @@ func (s *Service) sensitive(caller domain.Session, need domain.Capability) (doma
 		return domain.Session{}, err
 	}
 	if err := s.RequireRecentAuth(cur, 0); err != nil {
-		if s.cfg.CatchUp == nil {
-			return domain.Session{}, err
-		}
-		// On a shared log the re-authentication may have happened a moment ago on another
-		// instance: look again once the feed holds the log's head.
-		ctx, cancel := context.WithTimeout(context.Background(), catchUpWait)
-		cerr := s.cfg.CatchUp(ctx)
-		cancel()
-		if cerr != nil {
-			return domain.Session{}, err
-		}
-		if cur, err = s.authorize(caller, need); err != nil {
-			return domain.Session{}, err
-		}
-		if err := s.RequireRecentAuth(cur, 0); err != nil {
-			return domain.Session{}, err
-		}
+		return domain.Session{}, err
 	}
 	return cur, nil
 }
