@@ -156,6 +156,10 @@ type Config struct {
 	// arrive; default 1 minute.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+
+	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
+	// sign-in latency with and without it.
+	DisableRiskDetector bool
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -329,6 +333,7 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
+	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
@@ -506,6 +511,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.fwd.close)
+
+	if a.risk, err = a.openRisk(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.risk.close)
 
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
@@ -730,6 +740,7 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
 	var failure error
@@ -824,7 +835,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
+		a.closeErr = errors.Join(a.fwd.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -836,6 +847,9 @@ func (a *App) close() error {
 		var errs []error
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
+		if err := a.risk.close(); err != nil {
+			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))
 		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
