@@ -75,7 +75,9 @@ var portalPages = []string{
 	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
 	"orgs", "org", "org_activity", "delegations",
-	"forgot_password", "verify_email", "reset_password", "not_me", "ssf",
+	"forgot_password", "verify_email", "reset_password", "not_me",
+	"audit_signals", "audit_overview", // portal_risk.go
+	"ssf", // portal_ssf.go
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -86,6 +88,8 @@ func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Porta
 		"when":     portalTime,
 		"location": locationText,
 		"join":     strings.Join,
+		// signals lists the risk signals of an activity row, in words (portal_risk.go).
+		"signals": rowSignalNames,
 		// passwordHint is the policy's own summary, so the page says what Check enforces.
 		"passwordHint": func() string { return svc.PasswordPolicy().Hint() },
 	}
@@ -195,6 +199,8 @@ func (p *Portal) routes() {
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
 	team.GET("/audit/shared-signals", p.ssfPage)
+	team.GET("/audit/signals", p.auditSignalsPage)
+	team.GET("/audit/overview", p.auditOverviewPage)
 }
 
 // requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a
