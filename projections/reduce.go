@@ -44,7 +44,7 @@ func (r reducers[P]) apply(name string, p P, ctx context.Context, tx *sql.Tx, ev
 // (no decoder returns one) is skipped, as the type switches before it did.
 func on[P any, E domain.Event](f func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope, e E) error) reducer[P] {
 	return func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-		d, err := decode(ev)
+		d, err := decode(ctx, ev)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,14 @@ func streamID(stream, prefix string) string {
 	return id
 }
 
-func decode(ev domain.Envelope) (domain.Event, error) {
+// decode returns ev's data decoded: from the page decoded ahead in ctx (a rebuild's, see
+// withDecoded), else from the cache of the last events decoded, else decoded now.
+func decode(ctx context.Context, ev domain.Envelope) (domain.Event, error) {
+	if d, ok := ctx.Value(decodedKey{}).(decodedPage); ok {
+		if r, ok := d[ev.Position]; ok && r.id == ev.ID {
+			return r.ev, r.err
+		}
+	}
 	if e, ok := decoded.get(ev); ok {
 		return e, nil
 	}
@@ -102,6 +109,36 @@ func decode(ev domain.Envelope) (domain.Event, error) {
 	}
 	decoded.put(ev, e)
 	return e, nil
+}
+
+// decodedPage holds the events of a page decoded once, by position, for every projection
+// that applies the page (a rebuild applies them in parallel).
+type decodedPage map[uint64]decodedEvent
+
+type decodedEvent struct {
+	id  string
+	ev  domain.Event
+	err error
+}
+
+type decodedKey struct{}
+
+// decodePage decodes the events of page (the errors as decode returns them).
+func decodePage(page []domain.Envelope) decodedPage {
+	d := make(decodedPage, len(page))
+	for _, ev := range page {
+		e, err := domain.DecodeEvent(ev)
+		if err != nil {
+			err = fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err)
+		}
+		d[ev.Position] = decodedEvent{id: ev.ID, ev: e, err: err}
+	}
+	return d
+}
+
+// withDecoded returns ctx carrying a decoded page for decode.
+func withDecoded(ctx context.Context, d decodedPage) context.Context {
+	return context.WithValue(ctx, decodedKey{}, d)
 }
 
 // decoded remembers the last few events decoded, so that the projections applying one event
@@ -155,13 +192,15 @@ var preparedCache = struct {
 	m map[*sql.Tx]*txState
 }{m: map[*sql.Tx]*txState{}}
 
-const preparedTxs = 16
+const preparedTxs = 64
 
 // txState is what the reducers remember about one transaction: its prepared statements and
 // the activity rows written in it (see keepTimeBounds).
 type txState struct {
 	stmts    map[string]*sql.Stmt
 	activity activityTimes
+	streams  map[string]*streamRow // the stream catalogue's rows of the batch (Streams)
+	security map[string]*securityRow
 }
 
 // stateOf returns the state of tx, creating it.
