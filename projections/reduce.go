@@ -199,12 +199,33 @@ const preparedTxs = 64
 type txState struct {
 	stmts    map[string]*sql.Stmt
 	activity activityTimes
+	tx       *sql.Tx               // set for a batch's state (withBatch)
 	streams  map[string]*streamRow // the stream catalogue's rows of the batch (Streams)
 	security map[string]*securityRow
 }
 
-// stateOf returns the state of tx, creating it.
-func stateOf(tx *sql.Tx) *txState {
+type batchKey struct{}
+
+// withBatch returns ctx carrying a fresh state for the batch Applier.Apply runs in tx: its
+// prepared statements and the rows projections build in memory (batchWriter).
+func withBatch(ctx context.Context, tx *sql.Tx) context.Context {
+	return context.WithValue(ctx, batchKey{}, &txState{tx: tx, stmts: map[string]*sql.Stmt{}})
+}
+
+// inBatch reports whether ctx is that of Applier.Apply on tx, which calls writeBatch at the
+// end of the batch.
+func inBatch(ctx context.Context, tx *sql.Tx) bool {
+	b, ok := ctx.Value(batchKey{}).(*txState)
+	return ok && b.tx == tx
+}
+
+// stateOf returns the state of tx, creating it: the batch's own when ctx is that of
+// Applier.Apply on tx (withBatch; never forgotten while the batch runs), else one kept in
+// preparedCache.
+func stateOf(ctx context.Context, tx *sql.Tx) *txState {
+	if b, ok := ctx.Value(batchKey{}).(*txState); ok && b.tx == tx {
+		return b
+	}
 	preparedCache.Lock()
 	defer preparedCache.Unlock()
 	st := preparedCache.m[tx]
@@ -221,7 +242,7 @@ func stateOf(tx *sql.Tx) *txState {
 // prepared returns query prepared in tx, preparing it on first use. A transaction is used by
 // one goroutine at a time (the batch that owns it), so its state needs no lock of its own.
 func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	ts := stateOf(tx)
+	ts := stateOf(ctx, tx)
 	if st := ts.stmts[query]; st != nil {
 		return st, nil
 	}

@@ -165,7 +165,7 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		return fmt.Errorf("projections: begin batch: %w", err)
 	}
 	defer tx.Rollback()
-	ctx = context.WithValue(ctx, inBatchKey{}, true)
+	ctx = withBatch(ctx, tx)
 	for _, ev := range batch {
 		for i, p := range ps {
 			if cps != nil && ev.Position <= cps[i] {
@@ -227,15 +227,6 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 // during the batch and writes them, with multi-row statements, before the checkpoint moves.
 type batchWriter interface {
 	writeBatch(ctx context.Context, tx *sql.Tx) error
-}
-
-type inBatchKey struct{}
-
-// inBatch reports whether ctx is that of Applier.Apply, which calls writeBatch at the end of
-// the batch.
-func inBatch(ctx context.Context) bool {
-	b, _ := ctx.Value(inBatchKey{}).(bool)
-	return b
 }
 
 // isIndexDDL reports whether a schema statement creates an index.

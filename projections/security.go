@@ -51,8 +51,8 @@ func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
 	if accountID == "" {
 		return nil
 	}
-	batch := inBatch(ctx)
-	st := stateOf(tx)
+	batch := inBatch(ctx, tx)
+	st := stateOf(ctx, tx)
 	var fold []byte
 	if prev := st.security[accountID]; batch && prev != nil {
 		fold = prev.fold
@@ -87,7 +87,7 @@ type securityRow struct {
 
 // writeBatch writes the last state of every account the batch changed.
 func (Security) writeBatch(ctx context.Context, tx *sql.Tx) error {
-	st := stateOf(tx)
+	st := stateOf(ctx, tx)
 	if len(st.security) == 0 {
 		return nil
 	}

@@ -50,13 +50,13 @@ func StreamKind(streamID string) string {
 func (Streams) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
 	row := streamRow{id: ev.StreamID, kind: StreamKind(ev.StreamID), version: ev.Version, events: 1,
 		position: ev.Position, typ: ev.Type, at: ev.RecordedAt.UnixNano()}
-	if !inBatch(ctx) {
+	if !inBatch(ctx, tx) {
 		if err := writeStreams(ctx, tx, []*streamRow{&row}); err != nil {
 			return fmt.Errorf("streams: %w", err)
 		}
 		return nil
 	}
-	st := stateOf(tx)
+	st := stateOf(ctx, tx)
 	if st.streams == nil {
 		st.streams = map[string]*streamRow{}
 	}
@@ -78,7 +78,7 @@ type streamRow struct {
 
 // writeBatch writes the stream rows the batch gathered.
 func (Streams) writeBatch(ctx context.Context, tx *sql.Tx) error {
-	st := stateOf(tx)
+	st := stateOf(ctx, tx)
 	if len(st.streams) == 0 {
 		return nil
 	}

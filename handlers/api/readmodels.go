@@ -36,8 +36,8 @@ func (s *API) readModelRoutes() []web.Route {
 				Description: "The snapshot.", ContentType: SnapshotContentType,
 				Schema: web.Schema{"type": "string", "format": "binary"},
 				Headers: map[string]string{
-					"X-Vigil-Read-Models-Schema":   "The read models' schema version (a server refuses a snapshot of another one).",
-					"X-Vigil-Read-Models-Position": "The lowest checkpoint in the snapshot: where a server starting from it catches up.",
+					"X-Vigil-Read-Models-Schema":   "The read models' schema version (a server refuses a snapshot of another one)",
+					"X-Vigil-Read-Models-Position": "The lowest checkpoint in the snapshot: where a server starting from it catches up",
 				},
 			}},
 		},
