@@ -112,6 +112,10 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 	if err != nil {
 		return fail(fmt.Errorf("copy %s: %w", path, err))
 	}
+	// Personal data in clear, like the read models: for the owner only.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fail(err)
+	}
 	info := SnapshotInfo{SchemaVersion: SchemaVersion(ps), LogID: logID, CreatedAt: now.UTC()}
 	if err := describeSnapshot(ctx, tmp, &info); err != nil {
 		return fail(err)

@@ -127,10 +127,13 @@ func groupDigits(n int64) string {
 	return b.String()
 }
 
-// snapshotOptions are serve's options and --out.
-var snapshotOptions = append([]cli.Option{
-	{Flag: "out", Env: "VIGIL_SNAPSHOT_OUT", Meta: "FILE", DefHelp: "required", Help: "the snapshot file to write (must not exist)"},
-}, serveOptions...)
+// snapshotOptions are --out and serve's options (a function: serveOptions is complete only
+// after the package's init).
+func snapshotOptions() []cli.Option {
+	return append([]cli.Option{
+		{Flag: "out", Env: "VIGIL_SNAPSHOT_OUT", Meta: "FILE", DefHelp: "required", Help: "the snapshot file to write (must not exist)"},
+	}, serveOptions...)
+}
 
 // runProjectionsSnapshot is `vigil projections snapshot --out F`: a consistent copy of the read
 // models of --data-dir with their checkpoints, which `vigil serve --read-models-from F` starts
