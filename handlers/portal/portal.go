@@ -72,6 +72,7 @@ var portalPages = []string{
 	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
 	"orgs", "org", "org_activity", "delegations",
+	"forgot_password", "verify_email", "reset_password", "not_me",
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -151,6 +152,7 @@ func (p *Portal) routes() {
 	e.POST("/signin/second-factor", p.anonForm, p.signinSecondFactor)
 	e.GET("/signup", p.signupPage)
 	e.POST("/signup", p.anonForm, p.signup)
+	p.recoveryRoutes()
 	// Signed in. Each group names the capability its pages need (domain.Session.Allows):
 	// restricted sessions may sign out and enroll; a delegate's acting session may read and
 	// edit the names and profile; every other change is the account holder's (CapControl).
@@ -181,6 +183,8 @@ func (p *Portal) routes() {
 	in.POST("/security/two-factor/disable", p.disableTwoFactor)
 	in.POST("/sessions/:id/sign-out", p.signOutSession)
 	in.POST("/sessions/sign-out-others", p.signOutOthers)
+	in.POST("/activity/:id/not-me", p.reportActivity)
+	in.POST("/account/verify-email", p.requestVerification)
 	p.orgChangeRoutes(in)
 	// The security teams'.
 	team := e.Group("", p.auth(domain.CapControl), p.requireTeamRole)
@@ -318,6 +322,9 @@ var flashes = map[string]string{
 	"delegation-granted": "Access was granted.",
 	"delegation-revoked": "The access was revoked.",
 	"acting":             "You are now acting for this account.",
+	"password-reset":     "Your password was reset, and every session signed out. Sign in with the new password.",
+	"reported":           "Thanks for telling us. Every other session was signed out, and a link to set a new password is on its way to your email.",
+	"verification-sent":  "A verification link is on its way to your email.",
 }
 
 func flashText(key string) string { return flashes[key] }
