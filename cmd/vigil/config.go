@@ -103,6 +103,8 @@ type Config struct {
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+	// ReadModels is where serve starts its read models from (config_readmodels.go).
+	ReadModels app.ReadModelsConfig
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -129,6 +131,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		NATSURL:            c.NATSURL,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
+		ReadModels:         c.ReadModels,
 	}
 }
 
@@ -220,6 +223,9 @@ func validate(s cli.Settings) (Config, error) {
 		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
+	}
+	if c.ReadModels, err = validateReadModels(s); err != nil {
 		return c, err
 	}
 	return c, nil
