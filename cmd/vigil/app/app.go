@@ -41,7 +41,7 @@ import (
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
-	"github.com/vigil-auth/vigil/sharedstate"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 )
 
 // Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
