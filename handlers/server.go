@@ -113,6 +113,8 @@ type Config struct {
 	// SSF, with Accounts and ServiceTokens, serves the Shared Signals transmitter
 	// (/.well-known/ssf-configuration and /api/v1/ssf/...); nil: not served.
 	SSF *ssfroutes.Config
+	// ReadModelSnapshots serves GET /api/v1/admin/read-models/snapshot; nil: not served.
+	ReadModelSnapshots api.ReadModelSnapshots
 }
 
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
@@ -221,6 +223,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return s, nil
 	}
 	acfg := api.Config{ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects, Webhooks: cfg.Webhooks, LogIntegrity: cfg.LogIntegrity}
+	acfg.ReadModelSnapshots = cfg.ReadModelSnapshots
 	if cfg.ServiceTokens != nil { // a nil *ServiceTokens is not a nil interface
 		acfg.ServiceTokens = cfg.ServiceTokens
 	}

@@ -108,6 +108,8 @@ type Config struct {
 	// SSFSigningKeyFile is the SET signing key file given explicitly (checked to hold a
 	// key), or "" for the default <data-dir>/ssf-signing.key.
 	SSFSigningKeyFile string
+	// ReadModels is where serve starts its read models from (config_readmodels.go).
+	ReadModels app.ReadModelsConfig
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -135,6 +137,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
 		SSFSigningKeyFile:  c.SSFSigningKeyFile,
+		ReadModels:         c.ReadModels,
 	}
 }
 
@@ -232,6 +235,9 @@ func validate(s cli.Settings) (Config, error) {
 		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
+	}
+	if c.ReadModels, err = validateReadModels(s); err != nil {
 		return c, err
 	}
 	return c, nil

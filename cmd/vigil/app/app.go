@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
@@ -41,7 +42,6 @@ import (
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
-	"github.com/vigil-auth/vigil/sharedstate"
 )
 
 // Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
@@ -164,6 +164,9 @@ type Config struct {
 	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
 	// sign-in latency with and without it.
 	DisableRiskDetector bool
+
+	// ReadModels: start from a read-model snapshot (--read-models-from, readmodels.go).
+	ReadModels ReadModelsConfig
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -447,6 +450,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	undo = append(undo, a.geo.Close)
 
+	builtin := projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo})
+	if cfg.ReadModels.From != "" {
+		if err := startFromSnapshot(ctx, cfg, a.store, builtin); err != nil {
+			return nil, fmt.Errorf("--read-models-from %s: %w", redactURL(cfg.ReadModels.From), err)
+		}
+	}
+	removeServedSnapshots(cfg.DataDir)
 	pfile, err := readModelFile(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -460,7 +470,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.runner, err = runner.New(runner.Config{
 		DB:          a.pdb,
 		Log:         a.store,
-		Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo}),
+		Projections: builtin,
 		Logger:      cfg.Logger,
 		Registerer:  cfg.Registry,
 	})
@@ -527,23 +537,24 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	undo = append(undo, a.risk.close)
 
 	a.server, err = handlers.New(handlers.Config{
-		Logger:         cfg.Logger,
-		Registry:       cfg.Registry,
-		Store:          a.store,
-		Projections:    a.runner,
-		TrustedProxies: cfg.TrustedProxies,
-		MaxLag:         cfg.MaxLag,
-		Accounts:       a.svc,
-		SecretKey:      a.secretKey,
-		Positions:      a.runner,
-		Now:            cfg.Now,
-		ReadModels:     a.pdb,
-		Log:            a.store,
-		Subjects:       subjectReader(a.sealed),
-		LogIntegrity:   logIntegrity{a.logKeys, a.checkpointer.Log()},
-		ServiceTokens:  a.tokens,
-		PublicURL:      cfg.PublicURL.String(),
-		HSTS:           cfg.PublicURL.Scheme == "https",
+		Logger:             cfg.Logger,
+		Registry:           cfg.Registry,
+		Store:              a.store,
+		Projections:        a.runner,
+		TrustedProxies:     cfg.TrustedProxies,
+		MaxLag:             cfg.MaxLag,
+		Accounts:           a.svc,
+		SecretKey:          a.secretKey,
+		Positions:          a.runner,
+		Now:                cfg.Now,
+		ReadModels:         a.pdb,
+		Log:                a.store,
+		Subjects:           subjectReader(a.sealed),
+		LogIntegrity:       logIntegrity{a.logKeys, a.checkpointer.Log()},
+		ReadModelSnapshots: &snapshotter{dir: cfg.DataDir, db: a.pdb, store: a.store, ps: builtin, log: cfg.Logger},
+		ServiceTokens:      a.tokens,
+		PublicURL:          cfg.PublicURL.String(),
+		HSTS:               cfg.PublicURL.Scheme == "https",
 		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
