@@ -94,6 +94,8 @@ type Config struct {
 	InsecureCookies bool
 	// Forward configures the NATS and webhook forwarders (config_forward.go).
 	Forward app.ForwardConfig
+	// Mail configures the mail outbox (config_mail.go).
+	Mail app.MailConfig
 	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
@@ -121,6 +123,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		TOTPIssuer:         c.TOTPIssuer,
 		InsecureCookies:    c.InsecureCookies,
 		Forward:            c.Forward,
+		Mail:               c.Mail,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
 	}
@@ -208,6 +211,9 @@ func validate(s cli.Settings) (Config, error) {
 		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
+	}
+	if c.Mail, err = validateMail(s, c); err != nil {
 		return c, err
 	}
 	return c, nil

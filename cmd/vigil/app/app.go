@@ -144,6 +144,9 @@ type Config struct {
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
 
+	// Mail configures the mail outbox (mail.go).
+	Mail MailConfig
+
 	// LogSigningKeyFile signs the log's checkpoints; empty means <DataDir>/log-signing.key,
 	// made on first start. CheckpointInterval is how often one is written while events
 	// arrive; default 1 minute.
@@ -288,6 +291,7 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
+	mail         *outbox
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -439,6 +443,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.fwd.close)
+
+	a.mail, err = a.openOutbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.mail.close)
 
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
@@ -662,6 +672,7 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.mail.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
 	var failure error
@@ -756,7 +767,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
@@ -768,6 +779,9 @@ func (a *App) close() error {
 		var errs []error
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
+		if err := a.mail.close(); err != nil {
+			errs = append(errs, fmt.Errorf("mail outbox: %w", err))
 		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
