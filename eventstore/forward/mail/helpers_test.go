@@ -132,6 +132,8 @@ func (f *fixture) stop() {
 	if f.outbox == nil {
 		return
 	}
+	// A stop while the follower is still subscribing is a failed start, not a clean stop.
+	testwait.Recv(f.t, 10*time.Second, "the outbox to run", f.outbox.Running())
 	f.cancel()
 	if err := <-f.done; err != nil {
 		f.t.Errorf("outbox Run: %v", err)

@@ -51,7 +51,7 @@ type Config struct {
 	// CheckpointPath is the outbox's SQLite file (<data-dir>/mail.db). Required.
 	CheckpointPath string
 	// Recipients gives an account's current email, name and locale; default
-	// StoreRecipients{Log}.
+	// NewStoreRecipients(Log).
 	Recipients Recipients
 	// GeoIP locates the addresses the mail names; nil locates nothing.
 	GeoIP *geoip.Resolver
@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config) (_ *Outbox, err error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Recipients == nil {
-		cfg.Recipients = StoreRecipients{Log: cfg.Log}
+		cfg.Recipients = NewStoreRecipients(cfg.Log)
 	}
 	setDefault(&cfg.RetryBackoff, 500*time.Millisecond)
 	setDefault(&cfg.MaxRetryBackoff, 10*time.Second)

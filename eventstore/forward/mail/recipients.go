@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
@@ -37,26 +38,72 @@ type StreamReader interface {
 }
 
 // StoreRecipients reads the recipient from the account's stream, through the sealed store
-// (personal values opened, "[erased]" after an erasure): AccountRegistered, EmailChanged,
-// NameChanged, ProfileUpdated and AccountErased; other events are ignored, so it reads any
-// account whatever events later issues add to its stream.
-type StoreRecipients struct{ Log StreamReader }
+// (personal values opened): AccountRegistered, EmailChanged, NameChanged, ProfileUpdated and
+// AccountErased; other events are ignored, so it reads any account whatever events later
+// issues add to its stream. It remembers what it folded (up to cacheSize accounts) and reads
+// only the events appended since, so a long stream is not read again for every mail.
+// Safe for concurrent use.
+type StoreRecipients struct {
+	log   StreamReader
+	mu    sync.Mutex
+	cache map[string]folded
+}
+
+type folded struct {
+	r       Recipient
+	version uint64
+}
+
+const cacheSize = 10000
+
+// NewStoreRecipients returns the Recipients of the log.
+func NewStoreRecipients(log StreamReader) *StoreRecipients {
+	return &StoreRecipients{log: log, cache: map[string]folded{}}
+}
 
 // Recipient implements Recipients.
-func (s StoreRecipients) Recipient(ctx context.Context, accountID string) (Recipient, error) {
-	evs, err := s.Log.ReadStream(ctx, domain.AccountStream(accountID), 1, 0)
+func (s *StoreRecipients) Recipient(ctx context.Context, accountID string) (Recipient, error) {
+	s.mu.Lock()
+	c, known := s.cache[accountID]
+	s.mu.Unlock()
+	if !known {
+		c.r = Recipient{AccountID: accountID}
+	}
+	evs, err := s.log.ReadStream(ctx, domain.AccountStream(accountID), c.version+1, 0)
 	if err != nil {
 		return Recipient{}, fmt.Errorf("mail: read account %s: %w", accountID, err)
 	}
-	if len(evs) == 0 {
+	if !known && len(evs) == 0 {
 		return Recipient{}, fmt.Errorf("%w: %s", ErrNoAccount, accountID)
 	}
-	r := Recipient{AccountID: accountID}
+	if len(evs) == 0 {
+		return c.r, nil
+	}
+	if err := fold(&c.r, evs); err != nil {
+		return Recipient{}, err
+	}
+	c.version = evs[len(evs)-1].Version
+	s.mu.Lock()
+	if len(s.cache) >= cacheSize {
+		clear(s.cache)
+	}
+	s.cache[accountID] = c
+	s.mu.Unlock()
+	return c.r, nil
+}
+
+// fold applies an account's events to r.
+func fold(r *Recipient, evs []domain.Envelope) error {
 	for _, env := range evs {
 		if env.Type == domain.EventAccountErased {
-			// Every personal value before it reads "[erased]": nothing to decode.
-			return Recipient{AccountID: accountID, Erased: true}, nil
+			// Every personal value before it reads "[erased]": nothing to decode, and nothing
+			// after it is mailed.
+			*r = Recipient{AccountID: r.AccountID, Erased: true}
+			return nil
 		}
+	}
+	if r.Erased {
+		return nil
 	}
 	for _, env := range evs {
 		switch env.Type {
@@ -67,7 +114,7 @@ func (s StoreRecipients) Recipient(ctx context.Context, accountID string) (Recip
 		}
 		e, err := domain.DecodeEvent(env)
 		if err != nil {
-			return Recipient{}, fmt.Errorf("mail: account %s: %w", accountID, err)
+			return fmt.Errorf("mail: account %s: %w", r.AccountID, err)
 		}
 		switch e := e.(type) {
 		case domain.AccountRegistered:
@@ -83,5 +130,5 @@ func (s StoreRecipients) Recipient(ctx context.Context, accountID string) (Recip
 	if r.Email == sealed.Erased || strings.TrimSpace(r.Email) == "" {
 		r.Erased = true
 	}
-	return r, nil
+	return nil
 }

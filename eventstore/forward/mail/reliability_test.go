@@ -209,3 +209,37 @@ func TestParseSMTPURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRecipientFollowsTheAccount: the address, name and erasure are the account's at the time
+// the mail goes out: after an email change the next mail goes to the new address (the notice
+// of the change to the old one), and after an erasure nothing goes out.
+func TestRecipientFollowsTheAccount(t *testing.T) {
+	f := newFixture(t, mailtest.Config{})
+	f.start(nil)
+	acct := f.account("ada@example.com", "Ada", "")
+	f.passwordChanged(acct)
+	now := time.Now().UTC()
+	f.appendTo(domain.AccountStream(acct), md(acct), domain.EmailChanged{OldEmail: "ada@example.com", NewEmail: "ada@new.example", At: now},
+		domain.NameChanged{FirstName: "Augusta", LastName: "King", At: now})
+	f.passwordChanged(acct)
+	f.appendTo(domain.AccountStream(acct), md(acct), domain.AccountErased{At: now})
+	f.passwordChanged(acct)
+	other := f.account("grace@example.com", "Grace", "")
+	marker := f.passwordChanged(other)
+	f.waitMessages(4)
+	if err := f.outbox.WaitFor(context.Background(), marker.Position); err != nil {
+		t.Fatal(err)
+	}
+	msgs := f.smtp.Messages()
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Header.Get(mail.HeaderKind)+"→"+m.To[0])
+	}
+	want := []string{"password_changed→ada@example.com", "email_changed→ada@example.com", "password_changed→ada@new.example", "password_changed→grace@example.com"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("mail %v, want %v", got, want)
+	}
+	if !strings.Contains(msgs[2].Text, "Hello Augusta,") || !strings.Contains(msgs[2].Header.Get("To"), "Augusta King") {
+		t.Fatalf("the renamed account's mail: To %q\n%s", msgs[2].Header.Get("To"), msgs[2].Text)
+	}
+}
