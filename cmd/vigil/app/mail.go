@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -94,7 +93,7 @@ func (m *outbox) close() error {
 			err = rerr
 		}
 	}
-	return errors.Join(err)
+	return err
 }
 
 // Outbox is the mail outbox (tests wait on its position).

@@ -83,6 +83,7 @@ const (
 	skipStale         skip = "stale_request"
 	skipTokenMismatch skip = "token_mismatch"
 	skipUndecodable   skip = "undecodable"
+	skipEnrolment     skip = "enrolment"
 )
 
 // composer turns a logged event into its message.
@@ -157,6 +158,13 @@ func (c *composer) compose(ctx context.Context, ev domain.Envelope) (*Message, s
 		ct.Kind = KindPasskeyRemoved
 	case domain.BackupCodesGenerated:
 		ct.Kind = KindBackupCodesGenerated
+		// The first second factor issues the first codes in the same decision: its own mail
+		// says enough.
+		if first, err := c.enrolment(ctx, ev, e.At); err != nil {
+			return nil, skipNone, err
+		} else if first {
+			return nil, skipEnrolment, nil
+		}
 	case domain.DelegationGranted:
 		ct.Kind, accountID = KindDelegationGranted, e.OwnerAccountID
 		del, err := c.recipients.Recipient(ctx, e.DelegateAccountID)
@@ -276,6 +284,26 @@ func (c *composer) details(at time.Time, md domain.Metadata) *details {
 		d.Browser, d.OS, d.Fallback = a.Browser, a.OS, a.Details
 	}
 	return d
+}
+
+// enrolment reports whether a BackupCodesGenerated came with the account's first second
+// factor: the event before it in the stream is a TOTPDeviceConfirmed or PasskeyRegistered of
+// the same decision (the same At).
+func (c *composer) enrolment(ctx context.Context, ev domain.Envelope, at time.Time) (bool, error) {
+	if ev.Version < 2 {
+		return false, nil
+	}
+	evs, err := c.log.ReadStream(ctx, ev.StreamID, ev.Version-1, 1)
+	if err != nil {
+		return false, fmt.Errorf("mail: read %s: %w", ev.StreamID, err)
+	}
+	if len(evs) != 1 || (evs[0].Type != domain.EventTOTPDeviceConfirmed && evs[0].Type != domain.EventPasskeyRegistered) {
+		return false, nil
+	}
+	var prev struct {
+		At time.Time `json:"at"`
+	}
+	return json.Unmarshal(evs[0].Data, &prev) == nil && prev.At.Equal(at), nil
 }
 
 func (c *composer) link(path, token string) string {

@@ -237,16 +237,25 @@ func TestNoMailForOtherEvents(t *testing.T) {
 	f.appendTo(domain.AccountStream(gone), md(gone), domain.AccountErased{At: now}, domain.PasswordChanged{PasswordHash: "h", At: now})
 	// A forged reset request (its hash is not the server key's token) mails nothing.
 	f.appendTo(domain.AccountStream(acct), md(acct), domain.PasswordResetRequested{RequestID: domain.NewID(), TokenHash: strings.Repeat("0", 64), At: now})
-	marker := f.appendTo(domain.AccountStream(acct), md(acct), domain.PasswordChanged{PasswordHash: "h", At: now})
+	// The first authenticator app issues the first backup codes in the same decision: one
+	// mail (the app's), not two.
+	f.appendTo(domain.AccountStream(gone), md(gone), domain.TOTPDeviceConfirmed{DeviceID: "d", Step: 1, At: now}, domain.BackupCodesGenerated{SetID: "s", CodeHashes: []string{"h"}, At: now})
+	enrolled := f.account("enrolled@example.com", "E", "")
+	f.appendTo(domain.AccountStream(enrolled), md(enrolled), domain.TOTPDeviceConfirmed{DeviceID: "d", Step: 1, At: now}, domain.BackupCodesGenerated{SetID: "s", CodeHashes: []string{"h"}, At: now})
 	msgs := f.waitMessages(1)
+	if got := msgs[0].Header.Get(mail.HeaderKind); got != mail.KindTOTPAdded {
+		t.Fatalf("first mail %q, want %s", got, mail.KindTOTPAdded)
+	}
+	marker := f.appendTo(domain.AccountStream(acct), md(acct), domain.PasswordChanged{PasswordHash: "h", At: now})
+	f.waitMessages(2)
 	if err := f.outbox.WaitFor(context.Background(), marker.Position); err != nil {
 		t.Fatal(err)
 	}
 	msgs = f.smtp.Messages()
-	if len(msgs) != 1 || msgs[0].Header.Get(mail.HeaderEvent) != marker.ID {
-		t.Fatalf("mail %v, want only the marker's", kinds(msgs))
+	if len(msgs) != 2 || msgs[1].Header.Get(mail.HeaderEvent) != marker.ID {
+		t.Fatalf("mail %v, want only the enrolment's and the marker's", kinds(msgs))
 	}
-	for reason, want := range map[string]float64{"erased": 1, "stale_request": 1, "token_mismatch": 1} {
+	for reason, want := range map[string]float64{"erased": 2, "stale_request": 1, "token_mismatch": 1, "enrolment": 2} {
 		if got := skipped(t, f, reason); got != want {
 			t.Errorf("vigil_mail_skipped_total{reason=%q} = %v, want %v", reason, got, want)
 		}

@@ -247,3 +247,39 @@ func TestRecipientFollowsTheAccount(t *testing.T) {
 		t.Fatalf("the renamed account's mail: To %q\n%s", msgs[2].Header.Get("To"), msgs[2].Text)
 	}
 }
+
+// TestKeptConnectionDroppedByTheServer: the sender keeps its connection between messages;
+// when the server has dropped it meanwhile, the next Send opens a new one and succeeds.
+func TestKeptConnectionDroppedByTheServer(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Config{})
+	cfg, err := mail.ParseSMTPURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := mail.NewSMTPSender(cfg, from(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func() error {
+		m := &mail.Message{EventID: domain.NewID(), Kind: mail.KindPasswordChanged, Subject: "s", Text: "t", HTML: "h", Date: time.Now()}
+		m.To.Address = "ada@example.com"
+		return s.Send(context.Background(), m)
+	}
+	for range 3 {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.Sessions() != 1 {
+		t.Fatalf("%d sessions for 3 messages: the connection was not kept", srv.Sessions())
+	}
+	srv.Stop() // closes the kept connection
+	srv.Restart()
+	if err := send(); err != nil {
+		t.Fatalf("send after the server dropped the connection: %v", err)
+	}
+	if len(srv.Messages()) != 4 || srv.Sessions() != 2 {
+		t.Fatalf("%d messages in %d sessions", len(srv.Messages()), srv.Sessions())
+	}
+}
