@@ -134,6 +134,9 @@ func TestRejectedRecipientDoesNotBlockTheOutbox(t *testing.T) {
 	if got := counter(t, f.reg, "vigil_mail_rejected_total"); got != 1 {
 		t.Fatalf("vigil_mail_rejected_total %v, want 1", got)
 	}
+	if logs := f.logs.String(); !strings.Contains(logs, "refused the message") || strings.Contains(logs, "bounce@") {
+		t.Fatalf("the refusal is not logged, or its log line names the address:\n%s", logs)
+	}
 }
 
 // TestSTARTTLSAndAuth: smtp:// upgrades with STARTTLS when offered and authenticates with

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,15 +207,22 @@ func (s *SMTPSender) Send(ctx context.Context, m *Message) error {
 		var se *gomail.SendError
 		if errors.As(err, &se) {
 			if se.Reason == gomail.ErrSMTPRcptTo && !se.IsTemp() {
-				return fmt.Errorf("%w: %v", ErrRejected, err)
+				return fmt.Errorf("%w: %s", ErrRejected, redactAddresses(err.Error()))
 			}
 			if (se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom) && !fresh && attempt == 0 {
 				continue // the server closed the kept connection: open a new one once
 			}
 		}
-		return fmt.Errorf("mail: send: %w", err)
+		// go-mail's errors name the recipients, and servers' answers often repeat them: the
+		// error (which is logged) keeps neither.
+		return fmt.Errorf("mail: send: %s", redactAddresses(err.Error()))
 	}
 }
+
+var addressRE = regexp.MustCompile(`[^\s<>"',;:()\[\]]+@[^\s<>"',;:()\[\]]+`)
+
+// redactAddresses replaces every email address in s with "[address]".
+func redactAddresses(s string) string { return addressRE.ReplaceAllString(s, "[address]") }
 
 // Close implements Sender: it ends the open connection, if any.
 func (s *SMTPSender) Close() error {
