@@ -249,8 +249,10 @@ func (c *composer) compose(ctx context.Context, ev domain.Envelope) (*Message, s
 
 // signalLines says in the recipient's language what stood out about a sign-in.
 func (c *composer) signalLines(locale string, e domain.SignInRiskDetected, d *details) []string {
+	// The device in the recipient's language when the user agent says it; else as the
+	// detector recorded it.
 	device := e.Device
-	if device == "" && d != nil {
+	if d != nil && (d.Browser != "" || d.OS != "") || device == "" && d != nil {
 		device = c.r.device(c.r.catalogs[c.r.lang(locale)], d)
 	}
 	lang := c.r.lang(locale)
@@ -271,12 +273,7 @@ func (c *composer) details(at time.Time, md domain.Metadata) *details {
 	if ip := md.IP; ip != "" && ip != sealed.Erased {
 		d.IP = ip
 		if l := c.geo.LookupString(ip).Location; l != nil {
-			switch {
-			case l.City != "" && l.Country != "":
-				d.Where = l.City + ", " + l.Country
-			default:
-				d.Where = l.Country
-			}
+			d.City, d.Country, d.CountryCode = l.City, l.Country, l.CountryCode
 		}
 	}
 	if ua := md.UserAgent; ua != "" && ua != sealed.Erased {

@@ -74,7 +74,7 @@ func triggers() []trigger {
 					Signals: []string{domain.SignalNewDevice, domain.SignalNewCountry, domain.SignalImpossibleTravel},
 					Device:  "Firefox 133 on Linux", Country: "BR", PreviousCountry: "GB", SpeedKMH: 9400, At: now()})
 				return ev, "", "", "", login
-			}, text: []string{"São Paulo, Brazil", ipSaoPaul, "not seen on your account before: Brazil", "from United Kingdom", "9400 km/h", "device not seen on your account before: Firefox 133 on Linux"}},
+			}, text: []string{"São Paulo, Brazil", ipSaoPaul, "not seen on your account before: Brazil", "(United Kingdom)", "9400 km/h", "device not seen on your account before: Firefox 133 on Linux"}},
 		{name: "PasswordChanged", kind: mail.KindPasswordChanged,
 			append: plain(mail.KindPasswordChanged, func() domain.Event { return domain.PasswordChanged{PasswordHash: "$argon2id$y", At: now()} }),
 			text:   []string{"password of your Vigil account was changed"}},
@@ -292,8 +292,8 @@ func TestMailInTheAccountsLocale(t *testing.T) {
 		subject string
 		text    []string
 	}{
-		{"fr-CA", "Votre mot de passe Vigil a été modifié", []string{"Bonjour Ada,", "Ce n'était pas moi", "Quand : ", "Appareil : ", "Firefox 133 sous Linux", "London, United Kingdom"}},
-		{"de", "Ihr Vigil-Passwort wurde geändert", []string{"Hallo Ada,", "Das war ich nicht", "Wann: ", "Gerät: ", "Firefox 133 unter Linux"}},
+		{"fr-CA", "Votre mot de passe Vigil a été modifié", []string{"Bonjour Ada,", "Ce n'était pas moi", "Quand : ", "Appareil : ", "Firefox 133 sous Linux", "London, Royaume-Uni"}},
+		{"de", "Ihr Vigil-Passwort wurde geändert", []string{"Hallo Ada,", "Das war ich nicht", "Wann: ", "Gerät: ", "Firefox 133 unter Linux", "London, Vereinigtes Königreich"}},
 		{"ja", "Your Vigil password was changed", []string{"Hello Ada,", "This wasn't me"}},
 	}
 	for i, c := range cases {

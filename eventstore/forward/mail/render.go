@@ -123,12 +123,14 @@ type content struct {
 }
 
 type details struct {
-	At       time.Time
-	Where    string // "" when unknown
-	Browser  string
-	OS       string
-	Fallback string // a description of the agent when browser and OS are unknown
-	IP       string
+	At time.Time
+	// City (English, "" when unknown), Country (English) and CountryCode of the IP; all ""
+	// when it was not located.
+	City, Country, CountryCode string
+	Browser                    string
+	OS                         string
+	Fallback                   string // a description of the agent when browser and OS are unknown
+	IP                         string
 }
 
 // view is the templates' data.
@@ -182,7 +184,7 @@ func (r *renderer) render(c content) (subject, text, html string, err error) {
 		v.DetailsIntro = cat.DetailsIntro
 		v.Details = []row{
 			{cat.Labels["when"], r.when(cat, d.At)},
-			{cat.Labels["where"], or(d.Where, cat.UnknownLocation)},
+			{cat.Labels["where"], or(d.where(lang), cat.UnknownLocation)},
 			{cat.Labels["device"], r.device(cat, d)},
 			{cat.Labels["ip"], or(d.IP, cat.UnknownIP)},
 		}
@@ -251,6 +253,23 @@ func (r *renderer) device(cat *catalog, d *details) string {
 		return d.Fallback
 	}
 	return cat.UnknownDevice
+}
+
+// where is "City, Country" with the country's name in lang.
+func (d *details) where(lang string) string {
+	country := d.Country
+	if d.CountryCode != "" {
+		if n := countryName(lang, d.CountryCode); n != "?" && n != d.CountryCode {
+			country = n
+		}
+	}
+	switch {
+	case country == "":
+		return ""
+	case d.City != "":
+		return d.City + ", " + country
+	}
+	return country
 }
 
 func pick(xs []string, i int, def string) string {
