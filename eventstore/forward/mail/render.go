@@ -87,16 +87,6 @@ func newRenderer() (*renderer, error) {
 	return r, nil
 }
 
-// Locales lists the languages the mail is written in.
-func Locales() []string {
-	files, _ := fs.Glob(assets, "locales/*.json")
-	out := make([]string, 0, len(files))
-	for _, f := range files {
-		out = append(out, strings.TrimSuffix(strings.TrimPrefix(f, "locales/"), ".json"))
-	}
-	return out
-}
-
 // lang picks the catalog for a BCP 47 tag: its language ("fr-CA" -> "fr"), else English.
 func (r *renderer) lang(tag string) string {
 	base, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
