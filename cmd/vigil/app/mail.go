@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -89,7 +90,8 @@ func (m *outbox) start(ctx context.Context) {
 func (m *outbox) close() error {
 	err := m.o.Close()
 	if m.done != nil {
-		if rerr := <-m.done; rerr != nil && err == nil {
+		// A stop during the start (the follower still subscribing) is not a failure.
+		if rerr := <-m.done; rerr != nil && err == nil && !errors.Is(rerr, context.Canceled) {
 			err = rerr
 		}
 	}
