@@ -142,6 +142,7 @@ type SMTPSender struct {
 	mu   sync.Mutex
 	conn *smtp.Client // the open connection, nil when none
 	last time.Time
+	idle *time.Timer // closes the connection IdleTimeout after the last message
 }
 
 // IdleTimeout is how long SMTPSender keeps an unused connection before opening a new one.
@@ -201,6 +202,11 @@ func (s *SMTPSender) Send(ctx context.Context, m *Message) error {
 		err := s.client.SendWithSMTPClient(s.conn, msg)
 		if err == nil {
 			s.last = time.Now()
+			if s.idle == nil {
+				s.idle = time.AfterFunc(IdleTimeout, s.closeIdle)
+			} else {
+				s.idle.Reset(IdleTimeout)
+			}
 			return nil
 		}
 		s.closeLocked()
@@ -228,8 +234,20 @@ func redactAddresses(s string) string { return addressRE.ReplaceAllString(s, "[a
 func (s *SMTPSender) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.idle != nil {
+		s.idle.Stop()
+	}
 	s.closeLocked()
 	return nil
+}
+
+// closeIdle ends a connection unused for IdleTimeout (the server would drop it anyway).
+func (s *SMTPSender) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil && time.Since(s.last) >= IdleTimeout {
+		s.closeLocked()
+	}
 }
 
 func (s *SMTPSender) closeLocked() {
