@@ -88,6 +88,10 @@ type Config struct {
 	StepUpWindow time.Duration
 	// TicketTTL is a login ticket's lifetime; default 5m.
 	TicketTTL time.Duration
+	// ResetAnswerTime: a password-reset request (RequestPasswordReset) answers no sooner
+	// than this after it began, whether the email has an account or not, so that its time
+	// does not tell; default 250ms, negative for none.
+	ResetAnswerTime time.Duration
 	// TicketMaxTries is the number of second-factor tries per ticket; default 5.
 	TicketMaxTries int
 	// MaxRetries bounds the reload-decide-append attempts of a command that meets
@@ -140,6 +144,7 @@ func (c *Config) fill() error {
 	setDur(&c.TouchInterval, time.Minute)
 	setDur(&c.StepUpWindow, 5*time.Minute)
 	setDur(&c.TicketTTL, 5*time.Minute)
+	setDur(&c.ResetAnswerTime, 250*time.Millisecond)
 	if c.TicketMaxTries == 0 {
 		c.TicketMaxTries = 5
 	}

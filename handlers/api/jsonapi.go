@@ -14,6 +14,7 @@ type ReadModels interface {
 	ActiveSessions(ctx context.Context, accountID string, limit int, cursor string) ([]projections.SessionRow, string, error)
 	SessionOwner(ctx context.Context, sessionID string) (accountID string, ok bool, err error)
 	Activity(ctx context.Context, f projections.ActivityFilter) ([]projections.ActivityRow, string, error)
+	ActivityEntry(ctx context.Context, accountID, id string) (projections.ActivityRow, bool, error)
 }
 
 // EventLog is the part of the event log the audit reads (eventstore.Store satisfies it).
@@ -93,6 +94,7 @@ func (s *API) Routes() []web.Route {
 	routes = append(routes, s.passkeyRoutes()...)
 	routes = append(routes, s.adminRoutes()...)
 	routes = append(routes, s.orgRoutes()...)
+	routes = append(routes, s.recoveryRoutes()...)
 	if s.serviceTokens != nil {
 		routes = append(routes, s.serviceTokenRoutes()...)
 	}

@@ -32,6 +32,7 @@ const (
 	CodeCSRFFailed               = "csrf_failed"
 	CodeMFARequired              = "mfa_required"
 	CodeDelegateNotAllowed       = "delegate_not_allowed"
+	CodeInvalidToken             = "invalid_token"
 	// CodeMethodNotAllowed answers a known path asked with a method it does not serve (405).
 	CodeMethodNotAllowed = "method_not_allowed"
 	// CodeNotReady is /readyz's 503: the store is unreachable or a projection is stuck or
@@ -171,6 +172,10 @@ var ProblemKinds = []problemKind{
 	// No relying party is configured: the passkey routes do not exist here.
 	{err: command.ErrPasskeysDisabled, Status: http.StatusNotFound, Code: CodeNotFound, Title: "Not found",
 		detail: fixedDetail("Passkeys are not configured on this server.")},
+	// A mailed link's token (verification, reset, "this wasn't me") that does not work
+	// (command.ErrInvalidToken says when).
+	{err: command.ErrInvalidToken, Status: http.StatusBadRequest, Code: CodeInvalidToken, Title: "Invalid token",
+		detail: fixedDetail("The link is invalid, expired or already used; ask for a new one.")},
 	{err: command.ErrUnknownClient, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request",
 		detail: fixedDetail("The client_id (field or X-Vigil-Client header) names no registered client application.")},
 	{as: isThrottled, Status: http.StatusTooManyRequests, Code: CodeTooManyAttempts, Title: "Too many attempts", detail: throttleDetail},

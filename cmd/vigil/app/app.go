@@ -152,6 +152,10 @@ type Config struct {
 	// arrive; default 1 minute.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+
+	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
+	// sign-in latency with and without it.
+	DisableRiskDetector bool
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -292,6 +296,7 @@ type App struct {
 	server       *handlers.Server
 	fwd          *forwarding
 	mail         *outbox
+	risk         *riskDetection      // nil when off
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -449,6 +454,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.mail.close)
+	if a.risk, err = a.openRisk(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.risk.close)
 
 	a.server, err = handlers.New(handlers.Config{
 		Logger:         cfg.Logger,
@@ -673,6 +682,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	a.fwd.start(runnerCtx)
 	a.mail.start(runnerCtx)
+	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
 	var failure error
@@ -767,7 +777,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
 	})
 	return a.closeErr
 }
@@ -782,6 +792,9 @@ func (a *App) close() error {
 		}
 		if err := a.mail.close(); err != nil {
 			errs = append(errs, fmt.Errorf("mail outbox: %w", err))
+		}
+		if err := a.risk.close(); err != nil {
+			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))
 		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
