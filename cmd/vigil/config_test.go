@@ -34,6 +34,7 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"addr", "VIGIL_ADDR", "127.0.0.1:8080"},
 		{"data-dir", "VIGIL_DATA_DIR", "./vigil-data"},
 		{"store", "VIGIL_STORE", "sqlite"},
+		{"nats-url", "VIGIL_NATS_URL", ""},
 		{"public-url", "VIGIL_PUBLIC_URL", "http://localhost:8080"},
 		{"geoip-city-db", "VIGIL_GEOIP_CITY_DB", ""},
 		{"geoip-asn-db", "VIGIL_GEOIP_ASN_DB", ""},
@@ -59,6 +60,8 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"webhook-timeout", "VIGIL_WEBHOOK_TIMEOUT", "10s"},
 		{"smtp-url", "VIGIL_SMTP_URL", ""},
 		{"mail-from", "VIGIL_MAIL_FROM", ""},
+		{"read-models-from", "VIGIL_READ_MODELS_FROM", ""},
+		{"read-models-token-file", "VIGIL_READ_MODELS_TOKEN_FILE", ""},
 	}
 	var got [][3]string
 	for _, o := range serveOptions {
@@ -137,8 +140,11 @@ func TestValidationErrors(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:99999"}, nil, `--addr: "127.0.0.1:99999": the port must be a number from 0 to 65535`},
 		{[]string{"--addr", "bad_host!:80"}, nil, `--addr: "bad_host!:80": "bad_host!" is neither an IP address nor a host name`},
 		{[]string{"--data-dir", ""}, nil, `--data-dir: must not be empty`},
-		{[]string{"--store", "postgres://db"}, nil, `--store: "postgres://db" is neither sqlite nor a KurrentDB connection string`},
+		{[]string{"--store", "postgres://db"}, nil, `--store: "postgres://db" is neither sqlite, sqlite://PATH nor a KurrentDB connection string`},
 		{[]string{"--store", "esdb://admin:hunter2@"}, nil, `--store: "esdb://admin:***@" names no host`},
+		{[]string{"--store", "sqlite://"}, nil, `--store: "sqlite://" names no file (sqlite://PATH, e.g. sqlite:///srv/vigil/events.db)`},
+		{[]string{"--nats-url", "http://nats:4222"}, nil, `--nats-url: scheme "http" is not nats, tls, ws or wss`},
+		{nil, []string{"VIGIL_NATS_URL", "nats://"}, `--nats-url (from VIGIL_NATS_URL): not a NATS URL (nats://HOST:PORT, several separated by commas)`},
 		{[]string{"--public-url", "localhost:8080"}, nil, `--public-url: "localhost:8080" is not an absolute http(s) URL`},
 		{[]string{"--public-url", "ftp://x"}, nil, `--public-url: "ftp://x" is not an absolute http(s) URL`},
 		{[]string{"--public-url", "/relative"}, nil, `--public-url: "/relative" is not an absolute http(s) URL`},

@@ -33,13 +33,15 @@ type riskReads interface {
 	TwoFactorShare(ctx context.Context) (accounts, withTwoFactor int, err error)
 }
 
-// signalsData is the list page's data; Rows, Who, First and Older are what the shared
-// activity table reads.
+// signalsData is the list page's data; Rows, Who, First, Older and NotMe are what the
+// shared activity table reads.
 type signalsData struct {
 	Rows         []projections.ActivityRow
 	Who          map[string]string
 	First, Older string
-	Signals      []signalChoice
+	// NotMe is always false: the team does not report sign-ins for their holders.
+	NotMe   bool
+	Signals []signalChoice
 }
 
 // signalChoice is one option of the signal filter.
