@@ -47,6 +47,7 @@ var activityKinds = map[string]activityKind{
 	domain.EventReauthSucceeded:       {describe: describeReauth},
 	domain.EventSessionSignedOut:      {describe: describeSessionEnd},
 	domain.EventSessionExpired:        {describe: describeSessionEnd},
+	domain.EventSignInRiskDetected:    {describe: describeSignInRisk}, // activity_risk.go
 	// recovery (domain/command/recovery.go); nothing secret (token or password hashes) is copied
 	domain.EventEmailVerified:              {describe: fixed("Email address verified")},
 	domain.EventPasswordResetRequested:     {describe: fixed("Password reset link requested")},

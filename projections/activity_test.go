@@ -226,6 +226,14 @@ func TestActivityReducer(t *testing.T) {
 			ptr(ok("PasswordResetCompleted", "Password reset with a mailed link", `{}`))},
 		{"SuspiciousActivityReported", acct, md, []domain.Event{domain.SuspiciousActivityReported{EventID: "e1", Source: domain.ReportFromMail, At: at(45)}},
 			ptr(ok("SuspiciousActivityReported", `Reported as "this wasn't me"`, `{"event_id":"e1","source":"mail"}`))},
+		{"SignInRiskDetected", domain.AccountStream("acc-a"),
+			with(func(m *domain.Metadata) { m.Actor = domain.Actor{Type: domain.ActorSystem} }),
+			[]domain.Event{domain.SignInRiskDetected{SessionID: "s9", LoginEventID: "no-such-event",
+				Signals: []string{domain.SignalNewCountry, domain.SignalImpossibleTravel}, Device: "Chrome on macOS",
+				Country: "GB", PreviousCountry: "BR", SpeedKMH: 9400, At: at(46)}},
+			ptr(ok("SignInRiskDetected", "Unusual sign-in: new country, impossible travel",
+				`{"country":"GB","device":"Chrome on macOS","login_event_id":"no-such-event","previous_country":"BR",`+
+					`"session_id":"s9","signals":["new_country","impossible_travel"],"speed_kmh":9400}`))},
 	}
 
 	covered := map[string]bool{}

@@ -73,6 +73,7 @@ var portalPages = []string{
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
 	"orgs", "org", "org_activity", "delegations",
 	"forgot_password", "verify_email", "reset_password", "not_me",
+	"audit_signals", "audit_overview", // portal_risk.go
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -83,6 +84,8 @@ func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Porta
 		"when":     portalTime,
 		"location": locationText,
 		"join":     strings.Join,
+		// signals lists the risk signals of an activity row, in words (portal_risk.go).
+		"signals": rowSignalNames,
 		// passwordHint is the policy's own summary, so the page says what Check enforces.
 		"passwordHint": func() string { return svc.PasswordPolicy().Hint() },
 	}
@@ -191,6 +194,8 @@ func (p *Portal) routes() {
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
+	team.GET("/audit/signals", p.auditSignalsPage)
+	team.GET("/audit/overview", p.auditOverviewPage)
 }
 
 // requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a

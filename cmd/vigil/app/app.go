@@ -26,7 +26,9 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
@@ -39,6 +41,7 @@ import (
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
+	"github.com/vigil-auth/vigil/sharedstate"
 )
 
 // Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
@@ -144,6 +147,10 @@ type Config struct {
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
 
+	// NATSURL (--nats-url) keeps the state instances share (login tickets, passkey
+	// ceremonies, throttling counts) in NATS JetStream key-value buckets; empty: in memory.
+	NATSURL string
+
 	// LogSigningKeyFile signs the log's checkpoints; empty means <DataDir>/log-signing.key,
 	// made on first start. CheckpointInterval is how often one is written while events
 	// arrive; default 1 minute.
@@ -151,6 +158,10 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// ReadModels: start from a read-model snapshot (--read-models-from, readmodels.go).
 	ReadModels ReadModelsConfig
+
+	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
+	// sign-in latency with and without it.
+	DisableRiskDetector bool
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -220,6 +231,34 @@ func (c *Config) fill() error {
 	return nil
 }
 
+// StoreSQLitePrefix introduces a SQLite log file outside the data directory
+// (sqlite://PATH), which several instances on one host share.
+const StoreSQLitePrefix = "sqlite://"
+
+// SharedSQLitePath returns PATH of a --store value sqlite://PATH, and whether it is one.
+func SharedSQLitePath(store string) (string, bool) {
+	if !strings.HasPrefix(strings.ToLower(store), StoreSQLitePrefix) {
+		return "", false
+	}
+	return store[len(StoreSQLitePrefix):], true
+}
+
+// isSQLite reports whether store names a SQLite log (the data directory's or a shared file).
+func isSQLite(store string) bool {
+	_, shared := SharedSQLitePath(store)
+	return store == StoreSQLite || shared
+}
+
+// sqlitePaths returns the log file and the data-key file of a SQLite store: <data-dir>/events.db
+// and <data-dir>/keys.db, or, for sqlite://PATH, PATH and the keys file beside it
+// (PATH without its extension, plus ".keys.db"), which the instances sharing the log share too.
+func sqlitePaths(cfg Config) (events, keys string) {
+	if path, ok := SharedSQLitePath(cfg.Store); ok {
+		return path, strings.TrimSuffix(path, filepath.Ext(path)) + ".keys.db"
+	}
+	return filepath.Join(cfg.DataDir, EventsFile), filepath.Join(cfg.DataDir, KeysFile)
+}
+
 // kurrentSchemes are the connection string schemes the KurrentDB backend accepts.
 var kurrentSchemes = []string{"kurrentdb", "kurrent", "kdb", "esdb"}
 
@@ -228,6 +267,12 @@ var kurrentSchemes = []string{"kurrentdb", "kurrent", "kdb", "esdb"}
 // The error never repeats credentials.
 func ValidateStore(s string) error {
 	if s == StoreSQLite {
+		return nil
+	}
+	if path, ok := SharedSQLitePath(s); ok {
+		if path == "" || strings.HasSuffix(path, "/") {
+			return fmt.Errorf("%q names no file (sqlite://PATH, e.g. sqlite:///srv/vigil/events.db)", s)
+		}
 		return nil
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
@@ -249,7 +294,7 @@ func ValidateStore(s string) error {
 			}
 		}
 	}
-	return fmt.Errorf("%q is neither sqlite nor a KurrentDB connection string (kurrentdb://, esdb:// or esdb+discover://)", RedactStore(s))
+	return fmt.Errorf("%q is neither sqlite, sqlite://PATH nor a KurrentDB connection string (kurrentdb://, esdb:// or esdb+discover://)", RedactStore(s))
 }
 
 // RedactStore returns the --store value with any password replaced by "***", for messages.
@@ -290,6 +335,9 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
+	risk         *riskDetection      // nil when off
+	shared       *sharedstate.State  // nil without --nats-url
+	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -374,6 +422,22 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	closeLog = a.sealed.Close // the inner log, then the key store
 	a.store = eventstore.Instrument(a.sealed, cfg.Registry)
 
+	// The shared sign-in state (--nats-url) before anything of this instance's own: an
+	// unreachable NATS stops the start with nothing half-made.
+	var throttleCfg throttle.Config
+	var tickets ephemeral.TicketStore
+	if cfg.NATSURL != "" {
+		a.shared, err = openSharedState(ctx, cfg, a.secretKey)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, a.shared.Close)
+		throttleCfg.Store, tickets = a.shared.Throttle, a.shared.Tickets
+		if passkeys.Enabled() {
+			passkeys.Ceremonies = a.shared.Ceremonies
+		}
+	}
+
 	a.geo, err = openGeoIP(cfg)
 	if err != nil {
 		return nil, err
@@ -416,7 +480,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
 	a.keyring = keyring
+	a.feedPos = newFeedPosition(a.store)
+	var catchUp func(context.Context) error
+	if cfg.Store != StoreSQLite { // a log other instances append to: sqlite://PATH or KurrentDB
+		catchUp = a.feedPos.catchUp
+	}
 	a.svc, err = command.NewService(command.Config{
+		CatchUp:            catchUp,
+		Throttle:           throttleCfg,
+		Tickets:            tickets,
 		Store:              a.store,
 		Keyring:            keyring,
 		DataKeys:           sealed.AccountKeys{Store: a.sealed, Hasher: a.hasher},
@@ -448,6 +520,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.fwd.close)
+
+	if a.risk, err = a.openRisk(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.risk.close)
 
 	a.server, err = handlers.New(handlers.Config{
 		Logger:             cfg.Logger,
@@ -535,10 +612,11 @@ func subjectReader(st *sealed.Store) api.SubjectReader {
 
 // openStore opens the configured event store, bounded by cfg.StoreOpenTimeout.
 func openStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
-	if cfg.Store == StoreSQLite {
-		s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Logger: cfg.Logger})
+	if isSQLite(cfg.Store) {
+		path, _ := sqlitePaths(cfg)
+		s, err := sqlite.Open(sqlite.Config{Path: path, Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("--store sqlite: %w", err)
+			return nil, fmt.Errorf("--store %s: %w", cfg.Store, err)
 		}
 		return s, nil
 	}
@@ -668,10 +746,11 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	sessionLog := a.log.With("component", "sessions")
 	// One read of the log feeds the sessions, organisations, delegations and service tokens.
-	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index())
+	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index(), a.feedPos)
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
 	var failure error
@@ -766,7 +845,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -778,6 +857,9 @@ func (a *App) close() error {
 		var errs []error
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
+		if err := a.risk.close(); err != nil {
+			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))
 		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
@@ -792,6 +874,7 @@ func (a *App) close() error {
 		if err := a.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("event store: %w", err))
 		}
+		_ = a.closeShared()
 		a.closeErr = errors.Join(errs...)
 	})
 	return a.closeErr
