@@ -41,7 +41,7 @@ import (
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
-	"github.com/vigil-auth/vigil/sharedstate"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 )
 
 // Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
@@ -156,12 +156,13 @@ type Config struct {
 	// arrive; default 1 minute.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
-	// ReadModels: start from a read-model snapshot (--read-models-from, readmodels.go).
-	ReadModels ReadModelsConfig
 
 	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
 	// sign-in latency with and without it.
 	DisableRiskDetector bool
+
+	// ReadModels: start from a read-model snapshot (--read-models-from, readmodels.go).
+	ReadModels ReadModelsConfig
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle

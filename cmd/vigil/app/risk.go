@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/vigil-auth/vigil/projections"
-	"github.com/vigil-auth/vigil/risk"
+	"github.com/vigil-auth/vigil/projections/risk"
 )
 
 // RiskFile holds the sign-in risk detector's checkpoint inside the data directory (apart

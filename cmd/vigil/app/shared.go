@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/vigil-auth/vigil/sharedstate"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 )
 
 // openSharedState connects to --nats-url and opens the buckets of the state several

@@ -17,8 +17,8 @@ import (
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
-	"github.com/vigil-auth/vigil/sharedstate"
-	"github.com/vigil-auth/vigil/sharedstate/statetest"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate/statetest"
 )
 
 var secret = bytes.Repeat([]byte{7}, 32)
