@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
@@ -41,7 +42,6 @@ import (
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/runner"
-	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 )
 
 // Defaults of the settings of API.md's "Running" table; cmd/vigil uses the same values.
