@@ -99,6 +99,8 @@ type Config struct {
 	InsecureCookies bool
 	// Forward configures the NATS and webhook forwarders (config_forward.go).
 	Forward app.ForwardConfig
+	// Mail configures the mail outbox (config_mail.go).
+	Mail app.MailConfig
 	// NATSURL is the NATS server of the shared state, or "" for in-memory state.
 	NATSURL string
 	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
@@ -133,6 +135,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		TOTPIssuer:         c.TOTPIssuer,
 		InsecureCookies:    c.InsecureCookies,
 		Forward:            c.Forward,
+		Mail:               c.Mail,
 		NATSURL:            c.NATSURL,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
@@ -235,6 +238,9 @@ func validate(s cli.Settings) (Config, error) {
 		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
+	}
+	if c.Mail, err = validateMail(s, c); err != nil {
 		return c, err
 	}
 	if c.ReadModels, err = validateReadModels(s); err != nil {

@@ -59,6 +59,10 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"webhook-secret-file", "VIGIL_WEBHOOK_SECRET_FILE", ""},
 		{"webhook-attempts", "VIGIL_WEBHOOK_ATTEMPTS", "6"},
 		{"webhook-timeout", "VIGIL_WEBHOOK_TIMEOUT", "10s"},
+		{"smtp-url", "VIGIL_SMTP_URL", ""},
+		{"mail-from", "VIGIL_MAIL_FROM", ""},
+		{"read-models-from", "VIGIL_READ_MODELS_FROM", ""},
+		{"read-models-token-file", "VIGIL_READ_MODELS_TOKEN_FILE", ""},
 	}
 	var got [][3]string
 	for _, o := range serveOptions {

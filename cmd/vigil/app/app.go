@@ -147,6 +147,9 @@ type Config struct {
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
 
+	// Mail configures the mail outbox (mail.go).
+	Mail MailConfig
+
 	// NATSURL (--nats-url) keeps the state instances share (login tickets, passkey
 	// ceremonies, throttling counts) in NATS JetStream key-value buckets; empty: in memory.
 	NATSURL string
@@ -341,6 +344,7 @@ type App struct {
 	server       *handlers.Server
 	fwd          *forwarding
 	ssf          *transmitting
+	mail         *outbox
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
@@ -531,6 +535,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	undo = append(undo, a.ssf.close)
 
+	a.mail, err = a.openOutbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.mail.close)
 	if a.risk, err = a.openRisk(ctx); err != nil {
 		return nil, err
 	}
@@ -763,6 +772,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	a.fwd.start(runnerCtx)
 	a.ssf.start(runnerCtx)
+	a.mail.start(runnerCtx)
 	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
@@ -858,7 +868,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.ssf.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
+		a.closeErr = errors.Join(a.fwd.close(), a.ssf.close(), a.mail.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -873,6 +883,9 @@ func (a *App) close() error {
 		}
 		if err := a.ssf.close(); err != nil {
 			errs = append(errs, fmt.Errorf("ssf transmitter: %w", err))
+		}
+		if err := a.mail.close(); err != nil {
+			errs = append(errs, fmt.Errorf("mail outbox: %w", err))
 		}
 		if err := a.risk.close(); err != nil {
 			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))
