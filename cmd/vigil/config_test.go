@@ -41,6 +41,7 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"trusted-proxies", "VIGIL_TRUSTED_PROXIES", ""},
 		{"admin-emails", "VIGIL_ADMIN_EMAILS", ""},
 		{"secret-key-file", "VIGIL_SECRET_KEY_FILE", ""},
+		{"ssf-signing-key-file", "VIGIL_SSF_SIGNING_KEY_FILE", ""},
 		{"log-signing-key-file", "VIGIL_LOG_SIGNING_KEY_FILE", ""},
 		{"checkpoint-interval", "VIGIL_CHECKPOINT_INTERVAL", "1m"},
 		{"argon2-memory-kib", "VIGIL_ARGON2_MEMORY_KIB", "19456"},

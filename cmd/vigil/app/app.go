@@ -160,6 +160,10 @@ type Config struct {
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
 
+	// SSFSigningKeyFile signs Security Event Tokens; empty means <DataDir>/ssf-signing.key,
+	// made on first start. SSF tunes the transmitter's retries (ssf.go).
+	SSFSigningKeyFile string
+	SSF               SSFConfig
 	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
 	// sign-in latency with and without it.
 	DisableRiskDetector bool
@@ -340,6 +344,7 @@ type App struct {
 	server       *handlers.Server
 	fwd          *forwarding
 	mail         *outbox
+	ssf          *transmitting
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
@@ -525,6 +530,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.fwd.close)
+	if a.ssf, err = a.openSSF(); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.ssf.close)
 
 	a.mail, err = a.openOutbox(ctx)
 	if err != nil {
@@ -558,6 +567,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
+		SSF:             a.ssf.routes(a),
 		InsecureCookies: cfg.InsecureCookies,
 	})
 	if err != nil {
@@ -584,6 +594,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// SSE streams never end on their own: end them when shutdown starts, not after the
 	// drain timeout.
 	a.httpSrv.RegisterOnShutdown(a.server.CloseStreams)
+	a.httpSrv.RegisterOnShutdown(a.ssf.t.EndPolls) // long polls (up to 30 s) too
 	return a, nil
 }
 
@@ -761,6 +772,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	a.fwd.start(runnerCtx)
 	a.mail.start(runnerCtx)
+	a.ssf.start(runnerCtx)
 	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
@@ -856,7 +868,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
+		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.ssf.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -871,6 +883,9 @@ func (a *App) close() error {
 		}
 		if err := a.mail.close(); err != nil {
 			errs = append(errs, fmt.Errorf("mail outbox: %w", err))
+		}
+		if err := a.ssf.close(); err != nil {
+			errs = append(errs, fmt.Errorf("ssf transmitter: %w", err))
 		}
 		if err := a.risk.close(); err != nil {
 			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))
