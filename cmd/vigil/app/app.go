@@ -343,8 +343,8 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
-	ssf          *transmitting
 	mail         *outbox
+	ssf          *transmitting
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
@@ -771,8 +771,8 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
-	a.ssf.start(runnerCtx)
 	a.mail.start(runnerCtx)
+	a.ssf.start(runnerCtx)
 	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
@@ -868,7 +868,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.ssf.close(), a.mail.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
+		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.ssf.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -881,11 +881,11 @@ func (a *App) close() error {
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
 		}
-		if err := a.ssf.close(); err != nil {
-			errs = append(errs, fmt.Errorf("ssf transmitter: %w", err))
-		}
 		if err := a.mail.close(); err != nil {
 			errs = append(errs, fmt.Errorf("mail outbox: %w", err))
+		}
+		if err := a.ssf.close(); err != nil {
+			errs = append(errs, fmt.Errorf("ssf transmitter: %w", err))
 		}
 		if err := a.risk.close(); err != nil {
 			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))

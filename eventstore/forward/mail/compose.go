@@ -131,6 +131,13 @@ func (c *composer) compose(ctx context.Context, ev domain.Envelope) (*Message, s
 		}
 		ct.Action = c.link(PathResetPassword, tok)
 		ct.Details = c.details(ev.RecordedAt, md)
+		old, err := c.disputedEmailChange(ctx, ev)
+		if err != nil {
+			return nil, skipNone, err
+		}
+		if old != "" {
+			to = old
+		}
 	case domain.SignInRiskDetected:
 		ct.Kind = KindSignInRisk
 		if e.LoginEventID != "" {
@@ -301,6 +308,51 @@ func (c *composer) enrolment(ctx context.Context, ev domain.Envelope, at time.Ti
 		At time.Time `json:"at"`
 	}
 	return json.Unmarshal(evs[0].Data, &prev) == nil && prev.At.Equal(at), nil
+}
+
+// disputedEmailChange returns, when the reset request ev answers a "this wasn't me" about an
+// email change of the account (the SuspiciousActivityReported just before it names that
+// change), the address the account had before the change: the report disputes the new
+// address, which may be an attacker's, so the reset link goes where the change's notice
+// went. It returns "" for any other request.
+func (c *composer) disputedEmailChange(ctx context.Context, ev domain.Envelope) (string, error) {
+	if ev.Version < 3 {
+		return "", nil
+	}
+	prev, err := c.log.ReadStream(ctx, ev.StreamID, ev.Version-1, 1)
+	if err != nil {
+		return "", fmt.Errorf("mail: read %s: %w", ev.StreamID, err)
+	}
+	if len(prev) != 1 || prev[0].Type != domain.EventSuspiciousActivityReported {
+		return "", nil
+	}
+	e, err := domain.DecodeEvent(prev[0])
+	report, ok := e.(domain.SuspiciousActivityReported)
+	if err != nil || !ok {
+		return "", nil
+	}
+	for from := uint64(1); from < prev[0].Version; {
+		evs, err := c.log.ReadStream(ctx, ev.StreamID, from, 500)
+		if err != nil {
+			return "", fmt.Errorf("mail: read %s: %w", ev.StreamID, err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, x := range evs {
+			if x.ID != report.EventID {
+				continue
+			}
+			if d, err := domain.DecodeEvent(x); err == nil {
+				if changed, ok := d.(domain.EmailChanged); ok && changed.OldEmail != domain.Erased {
+					return changed.OldEmail, nil
+				}
+			}
+			return "", nil
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
+	return "", nil
 }
 
 func (c *composer) link(path, token string) string {

@@ -362,3 +362,41 @@ func decodeHeader(s string) string {
 }
 
 var _ = testwait.Until
+
+// TestNotMeAboutAnEmailChangeMailsTheOldAddress: a "this wasn't me" about an email change
+// disputes the new address, so the reset link it brings goes to the address the account had
+// before (where the notice went), never to the new one, which may be the attacker's.
+func TestNotMeAboutAnEmailChangeMailsTheOldAddress(t *testing.T) {
+	f := newFixture(t, mailtest.Config{})
+	f.start(nil)
+	acct := f.account("ada@example.com", "Ada", "")
+	changed := f.appendTo(domain.AccountStream(acct), md(acct),
+		domain.EmailChanged{OldEmail: "ada@example.com", NewEmail: "mallory@evil.example", At: now()})
+	reset := resetRequest(f, acct)
+	f.appendTo(domain.AccountStream(acct), md(acct),
+		domain.SuspiciousActivityReported{EventID: changed.ID, Source: domain.ReportFromMail, At: now()}, reset)
+	// A report about another event (a sign-in) sends the link to the current address.
+	reset2 := resetRequest(f, acct)
+	f.appendTo(domain.AccountStream(acct), md(acct),
+		domain.SuspiciousActivityReported{EventID: domain.NewID(), Source: domain.ReportFromMail, At: now()}, reset2)
+
+	msgs := f.waitMessages(3)
+	if got := kinds(msgs); got[1] != mail.KindPasswordReset || got[2] != mail.KindPasswordReset {
+		t.Fatalf("kinds %v", got)
+	}
+	if len(msgs[1].To) != 1 || msgs[1].To[0] != "ada@example.com" {
+		t.Errorf("the reset link after disputing the email change went to %v, want the old address", msgs[1].To)
+	}
+	if len(msgs[2].To) != 1 || msgs[2].To[0] != "mallory@evil.example" {
+		t.Errorf("the reset link after disputing a sign-in went to %v, want the current address", msgs[2].To)
+	}
+}
+
+// resetRequest is a PasswordResetRequested of acct whose token hash the outbox accepts.
+func resetRequest(f *fixture, acct string) domain.PasswordResetRequested {
+	id, at := domain.NewID(), now()
+	tok := f.keyring.LinkToken(credential.LinkClaims{Purpose: credential.LinkResetPassword, AccountID: acct, Ref: id, IssuedAt: at})
+	return domain.PasswordResetRequested{RequestID: id, TokenHash: credential.HashLinkToken(tok), At: at}
+}
+
+func now() time.Time { return time.Now().UTC() }
