@@ -74,6 +74,9 @@ func sampleEvents() []Event {
 
 		WebhookRegistered{WebhookID: "w1", URL: "https://siem.example.com/in", At: t0},
 		WebhookRemoved{WebhookID: "w1", At: t0},
+		SSFStreamChanged{StreamID: "s1", Change: "created", Audience: "s1", DeliveryMethod: "urn:ietf:rfc:8935",
+			EndpointURL: "https://rp.example.com/ssf", EventsRequested: []string{"https://schemas.openid.net/secevent/caep/event-type/session-revoked"},
+			Status: "enabled", At: t0},
 
 		AdminBootstrapClaimed{AccountID: "a1", At: t0},
 		AdminBootstrapGranted{AccountID: "a1", At: t0},

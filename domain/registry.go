@@ -181,6 +181,11 @@ func registerEvents(r *eventtype.Registry) *eventtype.Registry {
 	r.Register(EventWebhookRemoved, 1, decoderOf[WebhookRemoved](), fields{
 		"webhook_id": public, "at": public,
 	})
+	// system-ssf-stream-<id>
+	r.Register(EventSSFStreamChanged, 1, decoderOf[SSFStreamChanged](), fields{
+		"stream_id": public, "change": public, "aud": public, "delivery_method": public, "endpoint_url": public,
+		"events_requested": public, "description": public, "status": public, "reason": public, "state": public, "at": public,
+	})
 	return r
 }
 

@@ -21,9 +21,11 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/apidoc"
 	"github.com/vigil-auth/vigil/handlers/portal"
+	ssfroutes "github.com/vigil-auth/vigil/handlers/ssf"
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/handlers/web"
 	"github.com/vigil-auth/vigil/projections"
@@ -108,6 +110,9 @@ type Config struct {
 	Webhooks api.WebhookAdmin
 	// LogIntegrity serves GET /api/v1/log/keys and /api/v1/log/checkpoints; nil: not served.
 	LogIntegrity api.LogIntegrity
+	// SSF, with Accounts and ServiceTokens, serves the Shared Signals transmitter
+	// (/.well-known/ssf-configuration and /api/v1/ssf/...); nil: not served.
+	SSF *ssfroutes.Config
 	// ReadModelSnapshots serves GET /api/v1/admin/read-models/snapshot; nil: not served.
 	ReadModelSnapshots api.ReadModelSnapshots
 }
@@ -125,6 +130,7 @@ type Server struct {
 	root        web.RouteGroup
 
 	api    *api.API       // nil: the JSON API is not served
+	ssf    *ssfroutes.SSF // nil: the Shared Signals routes are not served
 	stream *stream.Stream // nil: the compliance stream is not served
 	portal *portal.Portal // nil when the API or the read side is not served
 	// passwords is the policy the API reference describes (the domain's, when served).
@@ -225,10 +231,18 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.ServiceTokens != nil && cfg.Log != nil && cfg.Stream.Subscriber != nil {
 		s.stream = stream.New(k, cfg.Log, cfg.Stream, cfg.Registry)
 	}
+	if cfg.SSF != nil && cfg.ServiceTokens != nil {
+		s.ssf = ssfroutes.New(k, *cfg.SSF)
+		k.HandleAPI(s.root, s.ssf.WellKnown())
+	}
 	s.registerAPI()
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		if s.portal, err = portal.New(k, cfg.Accounts, s.api, e); err != nil {
 			return nil, err
+		}
+		if s.ssf != nil {
+			list := cfg.SSF.Transmitter
+			s.portal.SetSharedSignals(func(c *gin.Context) ([]ssf.StreamInfo, error) { return list.Streams(c.Request.Context()) })
 		}
 	}
 	return s, nil
@@ -296,6 +310,9 @@ func (s *Server) registerAPI() {
 	routes := s.api.Routes()
 	if s.stream != nil {
 		routes = append(routes, s.stream.Routes()...)
+	}
+	if s.ssf != nil {
+		routes = append(routes, s.ssf.Routes()...)
 	}
 	for _, r := range routes {
 		s.core.HandleAPI(api, r)

@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/eventstore/chain"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 )
 
 // Setting names, shared by the table and the parsing.
@@ -55,6 +56,7 @@ var serveOptions = []cli.Option{
 	{Flag: optTrustedProxies, Env: "VIGIL_TRUSTED_PROXIES", Meta: "CIDRS", DefHelp: "none", Help: "comma-separated CIDRs whose X-Forwarded-For is believed"},
 	{Flag: optAdminEmails, Env: "VIGIL_ADMIN_EMAILS", Meta: "EMAILS", DefHelp: "none", Help: "comma-separated bootstrap: each email grants role admin once, ever, to the first account that registers with it or holds it at a start; the role then stays with that account"},
 	{Flag: optSecretKeyFile, Env: "VIGIL_SECRET_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/secret.key, made on first start", Help: "the server key that encrypts TOTP secrets"},
+	ssfSigningKeyOption,
 	{Flag: optLogSigningKeyFile, Env: "VIGIL_LOG_SIGNING_KEY_FILE", Meta: "FILE", DefHelp: "<data-dir>/" + app.LogSigningKeyFile + ", made on first start", Help: "the Ed25519 key that signs checkpoints of the log's hash chain"},
 	checkpointIntervalOp,
 	{Flag: optArgon2MemoryKiB, Env: "VIGIL_ARGON2_MEMORY_KIB", Def: strconv.Itoa(app.DefaultArgon2MemoryKiB), Meta: "KIB", Help: "password hashing memory cost (OWASP), at least 8192"},
@@ -97,12 +99,17 @@ type Config struct {
 	InsecureCookies bool
 	// Forward configures the NATS and webhook forwarders (config_forward.go).
 	Forward app.ForwardConfig
+	// Mail configures the mail outbox (config_mail.go).
+	Mail app.MailConfig
 	// NATSURL is the NATS server of the shared state, or "" for in-memory state.
 	NATSURL string
 	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+	// SSFSigningKeyFile is the SET signing key file given explicitly (checked to hold a
+	// key), or "" for the default <data-dir>/ssf-signing.key.
+	SSFSigningKeyFile string
 	// ReadModels is where serve starts its read models from (config_readmodels.go).
 	ReadModels app.ReadModelsConfig
 }
@@ -128,9 +135,11 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		TOTPIssuer:         c.TOTPIssuer,
 		InsecureCookies:    c.InsecureCookies,
 		Forward:            c.Forward,
+		Mail:               c.Mail,
 		NATSURL:            c.NATSURL,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
+		SSFSigningKeyFile:  c.SSFSigningKeyFile,
 		ReadModels:         c.ReadModels,
 	}
 }
@@ -194,6 +203,12 @@ func validate(s cli.Settings) (Config, error) {
 		}
 		c.LogSigningKeyFile = lk.Value
 	}
+	if sk := s[optSSFSigningKeyFile]; sk.Value != "" {
+		if _, err := ssf.LoadKeys(sk.Value); err != nil {
+			return c, sk.Errorf("%v", err)
+		}
+		c.SSFSigningKeyFile = sk.Value
+	}
 	if c.CheckpointInterval, err = parseDuration(s[optCheckpointInterval]); err != nil {
 		return c, err
 	}
@@ -223,6 +238,9 @@ func validate(s cli.Settings) (Config, error) {
 		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
+	}
+	if c.Mail, err = validateMail(s, c); err != nil {
 		return c, err
 	}
 	if c.ReadModels, err = validateReadModels(s); err != nil {

@@ -41,6 +41,7 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"trusted-proxies", "VIGIL_TRUSTED_PROXIES", ""},
 		{"admin-emails", "VIGIL_ADMIN_EMAILS", ""},
 		{"secret-key-file", "VIGIL_SECRET_KEY_FILE", ""},
+		{"ssf-signing-key-file", "VIGIL_SSF_SIGNING_KEY_FILE", ""},
 		{"log-signing-key-file", "VIGIL_LOG_SIGNING_KEY_FILE", ""},
 		{"checkpoint-interval", "VIGIL_CHECKPOINT_INTERVAL", "1m"},
 		{"argon2-memory-kib", "VIGIL_ARGON2_MEMORY_KIB", "19456"},
@@ -58,6 +59,10 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		{"webhook-secret-file", "VIGIL_WEBHOOK_SECRET_FILE", ""},
 		{"webhook-attempts", "VIGIL_WEBHOOK_ATTEMPTS", "6"},
 		{"webhook-timeout", "VIGIL_WEBHOOK_TIMEOUT", "10s"},
+		{"smtp-url", "VIGIL_SMTP_URL", ""},
+		{"mail-from", "VIGIL_MAIL_FROM", ""},
+		{"read-models-from", "VIGIL_READ_MODELS_FROM", ""},
+		{"read-models-token-file", "VIGIL_READ_MODELS_TOKEN_FILE", ""},
 	}
 	var got [][3]string
 	for _, o := range serveOptions {

@@ -10,8 +10,9 @@ import (
 )
 
 // TestServerCarriesNoTestHelpers: the server binary does not link the test helper
-// geoip/geoiptest nor mmdbwriter, which writes mmdb files; the development tools that need
-// them are cmd/vigil-dev.
+// geoip/geoiptest nor mmdbwriter, which writes mmdb files, nor the test SMTP server
+// (eventstore/forward/mail/mailtest, go-smtp); the development tools that need them are
+// cmd/vigil-dev.
 func TestServerCarriesNoTestHelpers(t *testing.T) {
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goCmd); err != nil {
@@ -28,7 +29,8 @@ func TestServerCarriesNoTestHelpers(t *testing.T) {
 		t.Fatalf("go list -deps listed too little to judge (%d packages):\n%s", len(deps), out)
 	}
 	for _, p := range deps {
-		if p == "github.com/vigil-auth/vigil/geoip/geoiptest" || p == "github.com/maxmind/mmdbwriter" || strings.HasPrefix(p, "github.com/maxmind/mmdbwriter/") {
+		if p == "github.com/vigil-auth/vigil/geoip/geoiptest" || p == "github.com/maxmind/mmdbwriter" || strings.HasPrefix(p, "github.com/maxmind/mmdbwriter/") ||
+			p == "github.com/vigil-auth/vigil/eventstore/forward/mail/mailtest" || strings.HasPrefix(p, "github.com/emersion/go-smtp") {
 			t.Errorf("the server binary depends on %s (a development or test helper; it belongs to cmd/vigil-dev)", p)
 		}
 	}

@@ -28,6 +28,8 @@ func TestEveryCommandHasItsOwnHelp(t *testing.T) {
 		{Args: []string{"log", "export", "--help"}, Usage: "Usage: vigil log export [flags]", Options: exportOptions},
 		{Args: []string{"log", "rotate-key", "--help"}, Usage: "Usage: vigil log rotate-key [flags]", Options: rotateKeyOptions},
 		{Args: []string{"log", "migrate", "--help"}, Usage: "Usage: vigil log migrate [flags]", Options: migrateOptions},
+		{Args: []string{"ssf", "--help"}, Usage: "Usage: vigil ssf <command> [flags]", Has: []string{"  ssf rotate-key "}},
+		{Args: []string{"ssf", "rotate-key", "--help"}, Usage: "Usage: vigil ssf rotate-key [flags]", Options: ssfRotateKeyOptions},
 	})
 	// The server's help names no development tool (they are cmd/vigil-dev).
 	_, rootHelp, _ := runCmd(t, "--help")
@@ -42,7 +44,7 @@ func TestCommandErrors(t *testing.T) {
 		first string // the first line on stderr
 		usage string // a later line on stderr
 	}{
-		{[]string{"frobnicate"}, `vigil: unknown command "frobnicate"; the commands are serve, projections rebuild, verify, log export, log rotate-key, log migrate`, "Usage: vigil [command] [flags]"},
+		{[]string{"frobnicate"}, `vigil: unknown command "frobnicate"; the commands are serve, projections rebuild, verify, log export, log rotate-key, log migrate, ssf rotate-key`, "Usage: vigil [command] [flags]"},
 		{[]string{"projections"}, `vigil: projections needs a command: projections rebuild`, "Usage: vigil projections <command> [flags]"},
 		{[]string{"projections", "frob"}, `vigil: unknown command "projections frob"; the commands are projections rebuild`, "Usage: vigil projections <command> [flags]"},
 		{[]string{"projections", "rebuild", "extra"}, `vigil: projections rebuild: unexpected argument "extra"`, "Usage: vigil projections rebuild [flags]"},

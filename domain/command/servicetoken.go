@@ -28,7 +28,7 @@ const (
 )
 
 // ServiceTokenScopes lists every scope a token may hold, sorted.
-var ServiceTokenScopes = []string{ScopeAuditRead, ScopeEventsRead}
+var ServiceTokenScopes = []string{ScopeAuditRead, ScopeEventsRead, ScopeSSFManage}
 
 // ServiceTokenPrefix starts every service token, so that it is recognisable (secret
 // scanners, the Authorization header) and never confused with a session token.

@@ -16,9 +16,9 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
-	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 	"github.com/vigil-auth/vigil/eventstore/sharedstate/statetest"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 var secret = bytes.Repeat([]byte{7}, 32)

@@ -34,7 +34,8 @@ func (s *API) serviceTokenRoutes() []web.Route {
 				ID: "createServiceToken", Summary: "Create a service token", Tags: tags,
 				Description: "A credential for machines: send it as `Authorization: Bearer vgl_...`. The token is shown " +
 					"once; Vigil keeps only its SHA-256. Scopes: events:read (GET /api/v1/events and its stream), " +
-					"audit:read (the GET routes under /api/v1/audit).",
+					"audit:read (the GET routes under /api/v1/audit), ssf:manage (the Shared Signals streams, status, " +
+					"verification and polls under /api/v1/ssf).",
 				Request: web.JsonBody(web.Object(map[string]web.Schema{
 					"name":   {"type": "string", "minLength": 1, "maxLength": command.MaxServiceTokenName},
 					"scopes": {"type": "array", "minItems": 1, "items": web.Schema{"type": "string", "enum": command.ServiceTokenScopes}},

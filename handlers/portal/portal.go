@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/handlers/api"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
@@ -65,6 +66,8 @@ type Portal struct {
 	pages     map[string]*template.Template
 	segments  map[string]bool
 	assets    fs.FS
+	// ssfStreams lists the Shared Signals streams (SetSharedSignals); nil: none run.
+	ssfStreams func(*gin.Context) ([]ssf.StreamInfo, error)
 }
 
 // portalPages are the page templates; each is parsed with layout.html.
@@ -74,6 +77,7 @@ var portalPages = []string{
 	"orgs", "org", "org_activity", "delegations",
 	"forgot_password", "verify_email", "reset_password", "not_me",
 	"audit_signals", "audit_overview", // portal_risk.go
+	"ssf", // portal_ssf.go
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -194,6 +198,7 @@ func (p *Portal) routes() {
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
+	team.GET("/audit/shared-signals", p.ssfPage)
 	team.GET("/audit/signals", p.auditSignalsPage)
 	team.GET("/audit/overview", p.auditOverviewPage)
 }

@@ -94,7 +94,7 @@ func (s *Core) HandleAPI(g RouteGroup, r Route) {
 	}
 	// Team routes (admin, audit, events) check the role before the second factor, so that
 	// an account without the role hears "forbidden", not "sign in with a second factor".
-	team := r.Access == AccessAdmin || r.Access == AccessAudit || r.Access == AccessEvents
+	team := r.Access == AccessAdmin || r.Access == AccessAudit || r.Access == AccessEvents || r.Access == AccessSSF
 	need := r.Cap
 	if team {
 		need = domain.CapControl
@@ -120,12 +120,15 @@ func (s *Core) HandleAPI(g RouteGroup, r Route) {
 	case AccessEvents:
 		chain = append(chain, s.requireRole(domain.RoleAdmin))
 		lines = append(lines, ProblemLine{http.StatusForbidden, "forbidden: a session of an account without role admin (machines use a service token with scope events:read)"})
+	case AccessSSF:
+		chain = append(chain, s.requireRole(domain.RoleAdmin))
+		lines = append(lines, ProblemLine{http.StatusForbidden, "forbidden: a session of an account without role admin (machines use a service token with scope ssf:manage)"})
 	}
 	if team {
 		chain = append(chain, s.requireCapability(domain.CapTeam))
 		lines = append(lines, capabilityLines(domain.CapTeam)...)
 	}
-	if unsafe && (r.Access == AccessAdmin || r.Access == AccessAudit) {
+	if unsafe && (r.Access == AccessAdmin || r.Access == AccessAudit || r.Access == AccessSSF) {
 		// Every change by an administrator or the security team is a sensitive one.
 		chain = append(chain, s.requireStepUp)
 		lines = append(lines, ProblemLine{http.StatusForbidden, ReauthText})
@@ -217,6 +220,8 @@ func accessText(a access, need domain.Capability) string {
 		return "the account holder's own session, signed in with a second factor (aal2), of an account with role `" + domain.RoleAuditor + "` or `" + domain.RoleAdmin + "`" + step
 	case AccessEvents:
 		return "the account holder's own session, signed in with a second factor (aal2), of an account with role `" + domain.RoleAdmin + "`"
+	case AccessSSF:
+		return "the account holder's own session, signed in with a second factor (aal2), of an account with role `" + domain.RoleAdmin + "`" + step
 	}
 	switch need {
 	case domain.CapSession, domain.CapReadSecurity:
@@ -236,6 +241,8 @@ func serviceScope(r Route) string {
 	switch {
 	case r.Access == AccessEvents:
 		return command.ScopeEventsRead
+	case r.Access == AccessSSF:
+		return command.ScopeSSFManage
 	case r.Access == AccessAudit && r.Method == http.MethodGet:
 		return command.ScopeAuditRead
 	}

@@ -114,6 +114,10 @@ const (
 	// events routes (the compliance stream) take a service token with scope events:read,
 	// or a session of an account with role admin that holds domain.CapTeam.
 	AccessEvents
+	// ssf routes (the Shared Signals stream management and polling) take a service token
+	// with scope ssf:manage, or a session of an account with role admin that holds
+	// domain.CapTeam (its changes also need the step-up window).
+	AccessSSF
 )
 
 // authenticate is the middleware of routes that need a session: it finds the token (bearer
@@ -209,6 +213,10 @@ func (s *Core) requireCapability(need domain.Capability) gin.HandlerFunc {
 // is older than the step-up window: every change by an administrator or the security team
 // is a sensitive one.
 func (s *Core) requireStepUp(c *gin.Context) {
+	if _, ok := serviceOf(c); ok { // a machine: its scope was checked by serviceAuth
+		c.Next()
+		return
+	}
 	if err := s.svc.RequireRecentAuth(CallerOf(c), 0); err != nil {
 		WriteError(c, err)
 		return

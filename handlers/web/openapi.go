@@ -131,8 +131,9 @@ var securitySchemes = map[string]any{
 			" cookie on POST, PUT, PATCH and DELETE requests; not needed with a bearer token."},
 	schemeServiceToken: map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "vgl_...",
 		"description": "A service token (POST /api/v1/admin/service-tokens) as Authorization: Bearer vgl_.... Its scopes are " +
-			"`" + command.ScopeAuditRead + "` (the GET routes of the security teams: /api/v1/audit/...) and `" + command.ScopeEventsRead +
-			"` (the compliance stream: /api/v1/events...); each operation's requirement names the scope it needs."},
+			"`" + command.ScopeAuditRead + "` (the GET routes of the security teams: /api/v1/audit/...), `" + command.ScopeEventsRead +
+			"` (the compliance stream: /api/v1/events...) and `" + command.ScopeSSFManage +
+			"` (the Shared Signals streams and polls: /api/v1/ssf/...); each operation's requirement names the scope it needs."},
 }
 
 type registeredRoute struct {
@@ -405,7 +406,7 @@ func renderResponse(code int, r Response) map[string]any {
 // operationVerbs are the first words an operationId may start with (see the naming rule at
 // the top of this file).
 var operationVerbs = []string{
-	"act", "add", "change", "confirm", "create", "delete", "disable", "erase", "get", "grant", "list",
+	"act", "add", "change", "confirm", "create", "delete", "disable", "erase", "get", "grant", "list", "poll",
 	"login", "logout", "patch", "reauth", "regenerate", "register", "remove", "rename", "replay",
 	"report", "request", "revoke", "set", "sign", "start", "stream", "verify",
 }

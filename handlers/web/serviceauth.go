@@ -23,6 +23,9 @@ func serviceOf(c *gin.Context) (command.ServiceToken, bool) {
 	return command.ServiceToken{}, false
 }
 
+// ServiceCaller returns the service token that authenticated the request, if one did.
+func ServiceCaller(c *gin.Context) (command.ServiceToken, bool) { return serviceOf(c) }
+
 // bearerServiceToken returns the bearer token when it is a service token (vgl_ prefix).
 func bearerServiceToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")

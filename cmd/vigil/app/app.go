@@ -147,6 +147,9 @@ type Config struct {
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
 
+	// Mail configures the mail outbox (mail.go).
+	Mail MailConfig
+
 	// NATSURL (--nats-url) keeps the state instances share (login tickets, passkey
 	// ceremonies, throttling counts) in NATS JetStream key-value buckets; empty: in memory.
 	NATSURL string
@@ -157,6 +160,10 @@ type Config struct {
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
 
+	// SSFSigningKeyFile signs Security Event Tokens; empty means <DataDir>/ssf-signing.key,
+	// made on first start. SSF tunes the transmitter's retries (ssf.go).
+	SSFSigningKeyFile string
+	SSF               SSFConfig
 	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
 	// sign-in latency with and without it.
 	DisableRiskDetector bool
@@ -336,6 +343,8 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
+	mail         *outbox
+	ssf          *transmitting
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
@@ -521,7 +530,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	undo = append(undo, a.fwd.close)
+	if a.ssf, err = a.openSSF(); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.ssf.close)
 
+	a.mail, err = a.openOutbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.mail.close)
 	if a.risk, err = a.openRisk(ctx); err != nil {
 		return nil, err
 	}
@@ -549,6 +567,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
+		SSF:             a.ssf.routes(a),
 		InsecureCookies: cfg.InsecureCookies,
 	})
 	if err != nil {
@@ -575,6 +594,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// SSE streams never end on their own: end them when shutdown starts, not after the
 	// drain timeout.
 	a.httpSrv.RegisterOnShutdown(a.server.CloseStreams)
+	a.httpSrv.RegisterOnShutdown(a.ssf.t.EndPolls) // long polls (up to 30 s) too
 	return a, nil
 }
 
@@ -751,6 +771,8 @@ func (a *App) Run(ctx context.Context) error {
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.mail.start(runnerCtx)
+	a.ssf.start(runnerCtx)
 	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
@@ -846,7 +868,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
+		a.closeErr = errors.Join(a.fwd.close(), a.mail.close(), a.ssf.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -858,6 +880,12 @@ func (a *App) close() error {
 		var errs []error
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
+		if err := a.mail.close(); err != nil {
+			errs = append(errs, fmt.Errorf("mail outbox: %w", err))
+		}
+		if err := a.ssf.close(); err != nil {
+			errs = append(errs, fmt.Errorf("ssf transmitter: %w", err))
 		}
 		if err := a.risk.close(); err != nil {
 			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,12 +28,14 @@ import (
 	"github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/forward"
+	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/eventstore/sealed/keystore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
+	ssfroutes "github.com/vigil-auth/vigil/handlers/ssf"
 	"github.com/vigil-auth/vigil/handlers/stream"
 	"github.com/vigil-auth/vigil/handlers/webhookadmin"
 	"github.com/vigil-auth/vigil/projections"
@@ -171,6 +174,13 @@ func Start(t testing.TB, cfg Config) *Server {
 	must(err)
 	closers = append(closers, fwds.Close)
 
+	ssfKeys, err := sharedSSFKeys()
+	must(err)
+	transmitter, err := ssf.New(ssf.Config{Log: store, Path: filepath.Join(dir, "ssf.db"), Keys: ssfKeys, Issuer: cfg.PublicURL,
+		Logger: log, Registerer: reg, Now: cfg.Now})
+	must(err)
+	closers = append(closers, transmitter.Close)
+
 	server, err := handlers.New(handlers.Config{
 		Logger: log, Registry: reg, Store: store, Projections: pr, TrustedProxies: cfg.TrustedProxies,
 		Accounts: svc, SecretKey: key, Positions: pr, Now: cfg.Now,
@@ -179,6 +189,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		Stream: stream.StreamConfig{Subscriber: subscriber{store}, Source: cfg.PublicURL,
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks: webhookadmin.New(fwds), InsecureCookies: cfg.InsecureCookies,
+		SSF: &ssfroutes.Config{Transmitter: transmitter, Commands: svc, Keys: ssfKeys, Issuer: cfg.PublicURL, Now: cfg.Now},
 	})
 	must(err)
 
@@ -191,6 +202,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	run(func() error { return pr.Run(ctx) })
 	run(func() error { return fwds.Run(ctx) })
+	run(func() error { return transmitter.Run(ctx) })
 	fed := make(chan struct{})
 	run(func() error { return feed(ctx, store, fed, svc, tokens.Index()) })
 	closers = append(closers, func() error {
@@ -275,3 +287,7 @@ type subscriber struct{ store eventstore.Store }
 func (s subscriber) SubscribeEvents(ctx context.Context, after uint64) (stream.EventStream, error) {
 	return s.store.Subscribe(ctx, after)
 }
+
+// sharedSSFKeys is one SET signing key for every test server of the process (an RSA key
+// takes a while to make).
+var sharedSSFKeys = sync.OnceValues(func() (*ssf.Keys, error) { return ssf.GenerateKeys(time.Now()) })
