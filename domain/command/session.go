@@ -19,7 +19,10 @@ func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, err
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	sess, ok := s.index.Lookup(domain.HashSessionToken(token))
-	if !ok || sess.ExpiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
+	if !ok {
+		return domain.Session{}, domain.ErrSessionNotFound
+	}
+	if now := s.now(); sess.ExpiredReason(now) != "" || !s.actingValid(sess, now) {
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	return s.effective(sess), nil
