@@ -31,7 +31,8 @@ login='{"email":"bench@example.com","password":"umbrella-cactus-violin-47"}'
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+# Servers started in a command substitution (start_vigil) leave their pid in $work/*.pid.
+trap 'for p in "${pids[@]}" $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 if [ -n "${VIGIL_BIN:-}" ]; then cp "$VIGIL_BIN" "$work/vigil"; else go build -o "$work/vigil" ./cmd/vigil; fi
 
 # start_vigil BIN ADDR DIR: serves a fresh (or copied) data directory; prints a bearer token.
@@ -39,9 +40,10 @@ start_vigil() {
   local bin=$1 at=$2 dir=$3
   if [ -n "${DATA_DIR:-}" ]; then cp -r "$DATA_DIR" "$dir"; fi
   "$bin" serve --addr "$at" --data-dir "$dir" >/dev/null 2>"$dir.log" &
-  pids+=($!)
   echo $! >"$dir.pid"
   for _ in $(seq 600); do curl -fs "http://$at/readyz" >/dev/null && break; sleep 0.1; done
+  # Not another server's answer: this one is still running (a taken port ends it).
+  kill -0 "$(cat "$dir.pid")" 2>/dev/null || { echo "$bin did not start on $at: $(cat "$dir.log")" >&2; exit 1; }
   curl -s -o /dev/null -X POST "http://$at/api/v1/accounts" -H 'Content-Type: application/json' -d "$account"
   curl -fs -X POST "http://$at/api/v1/login" -H 'Content-Type: application/json' -d "$login" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["session_token"])'
@@ -85,6 +87,7 @@ else
   pids+=($!)
   base_pid=$!
   for _ in $(seq 100); do curl -fs "http://$base_addr/api/v1/whoami" -H "Authorization: Bearer x" >/dev/null && break; sleep 0.1; done
+  kill -0 "$base_pid" 2>/dev/null || { echo "barewhoami did not start on $base_addr" >&2; exit 1; }
   base_token=x
   base_name="bare net/http"
 fi
