@@ -30,9 +30,10 @@ type Argon2Config struct {
 	KeyLength uint32
 	// MaxConcurrent bounds how many hashes run at once (each holds MemoryKiB); default
 	// runtime.GOMAXPROCS(0). Callers beyond it wait their turn. Each of these hash slots
-	// keeps its MemoryKiB once it has hashed and reuses it for every later hash, so a busy
-	// server neither allocates nor collects the memory per sign-in: the hasher holds up to
-	// MaxConcurrent x MemoryKiB for its life.
+	// keeps its MemoryKiB once it has verified or hashed a password and reuses it for every
+	// later hash, so a busy server neither allocates nor collects the memory per sign-in:
+	// the hasher holds up to MaxConcurrent x MemoryKiB for its life (not for the dummy hash
+	// of its construction).
 	MaxConcurrent int
 	// Rand supplies salts; default crypto/rand.Reader. It must be safe for concurrent use.
 	Rand io.Reader
@@ -117,6 +118,13 @@ func NewArgon2Hasher(cfg Argon2Config) (*Argon2Hasher, error) {
 		return nil, err
 	}
 	h.dummy = d
+	// The dummy hash's memory is not kept: a hasher that never verifies (a tool, a test)
+	// holds none.
+	for range cfg.MaxConcurrent {
+		slot := <-h.slots
+		*slot = nil
+		h.slots <- slot
+	}
 	return h, nil
 }
 

@@ -77,7 +77,7 @@ func validRequestID(id string) bool {
 // requestID starts the request's state (request): its id, the server's logger and its start
 // time, and echoes the id.
 func (s *Core) requestID(c *gin.Context) {
-	r := &request{log: s.Log, start: time.Now()}
+	r := &request{log: s.Log, start: time.Now(), trusted: s.trusted}
 	id := c.GetHeader(RequestIDHeader)
 	if !validRequestID(id) {
 		id = newRequestID(r.start)
@@ -258,8 +258,9 @@ func limitBody(c *gin.Context) {
 	c.Next()
 }
 
-// resolveClientIP gives ClientIP the trusted proxies; ClientIP resolves the address on first
-// use (whoami, the hot path, never needs it).
+// resolveClientIP gives ClientIP the trusted proxies (requestID has already: an earlier
+// ClientIP resolves the same way); ClientIP resolves the address on first use (whoami, the
+// hot path, never needs it).
 func (s *Core) resolveClientIP(c *gin.Context) {
 	if r := requestOf(c); r != nil {
 		r.trusted = s.trusted
