@@ -35,6 +35,22 @@ type accountState struct {
 	Backup            *backupCodeSet `json:"backup,omitempty"`
 	Roles             []string       `json:"roles,omitempty"`
 	ErasedAt          time.Time      `json:"erased_at,omitzero"`
+	// Recovery: the newest verification and reset links, whether the email is verified,
+	// and the events reported as "this wasn't me" (events_protection.go).
+	EmailVerified bool         `json:"email_verified,omitempty"`
+	Verify        *linkRequest `json:"verify,omitempty"`
+	Reset         *linkRequest `json:"reset,omitempty"`
+	Reported      []string     `json:"reported,omitempty"`
+}
+
+// linkRequest is a mailed link the account's events issued: its request id, the hash of
+// its token, when it was issued, for which email (verification), and whether it was used.
+type linkRequest struct {
+	RequestID string    `json:"request_id"`
+	TokenHash string    `json:"token_hash"`
+	Email     string    `json:"email,omitempty"`
+	At        time.Time `json:"at"`
+	Used      bool      `json:"used,omitempty"`
 }
 
 type totpDevice struct {
@@ -118,13 +134,14 @@ func (a *Account) apply(e Event) error {
 		s.Email, s.FirstName, s.LastName = e.Email, e.FirstName, e.LastName
 		s.PasswordHash, s.PasswordChangedAt, s.RegisteredAt = e.PasswordHash, e.At, e.At
 	case EmailChanged:
-		s.Email = e.NewEmail
+		s.Email, s.EmailVerified = e.NewEmail, false
 	case NameChanged:
 		s.FirstName, s.LastName = e.FirstName, e.LastName
 	case ProfileUpdated:
 		s.Profile = e.Profile
 	case PasswordChanged:
-		s.PasswordHash, s.PasswordChangedAt = e.PasswordHash, e.At
+		// A reset link issued before a password change no longer works.
+		s.PasswordHash, s.PasswordChangedAt, s.Reset = e.PasswordHash, e.At, nil
 	case PasswordRehashed:
 		s.PasswordHash = e.PasswordHash
 	case TOTPDeviceAdded:
@@ -177,6 +194,26 @@ func (a *Account) apply(e Event) error {
 	case LoginFailed:
 		// A record for the activity and audit logs; the throttling counts live in the
 		// ThrottleStore, not in the account.
+	case EmailVerificationRequested:
+		s.Verify = &linkRequest{RequestID: e.RequestID, TokenHash: e.TokenHash, Email: e.Email, At: e.At}
+	case EmailVerified:
+		if s.Verify != nil && s.Verify.RequestID == e.RequestID {
+			s.Verify.Used = true
+		}
+		if e.Email == s.Email {
+			s.EmailVerified = true
+		}
+	case PasswordResetRequested:
+		// The newest request supersedes the links before it.
+		s.Reset = &linkRequest{RequestID: e.RequestID, TokenHash: e.TokenHash, At: e.At}
+	case PasswordResetCompleted:
+		s.PasswordHash, s.PasswordChangedAt, s.Reset = e.PasswordHash, e.At, nil
+	case SignInRiskDetected:
+		// A record for the activity log, the security teams and the mail outbox.
+	case SuspiciousActivityReported:
+		if !slices.Contains(s.Reported, e.EventID) {
+			s.Reported = append(s.Reported, e.EventID)
+		}
 	case AccountErased:
 		// Nothing personal stays in memory either: the stream's earlier events now read
 		// "[erased]", and a replay after this event must give the same state.
@@ -367,4 +404,36 @@ func (a *Account) Passkeys() []PasskeyCredential {
 			Transports: slices.Clone(p.Transports)})
 	}
 	return out
+}
+
+// RecoveryState is what the account's recovery and protection events left (API.md "Mail,
+// recovery and account protection"): whether the current email is verified, the pending
+// verification and reset links (empty RequestID: none), and the events reported as "this
+// wasn't me". The command layer decides on link tokens from it, so their single use and
+// expiry hold across instances and restarts.
+type RecoveryState struct {
+	// EmailVerified: the current email was confirmed (an email change clears it).
+	EmailVerified bool
+	// VerifyRequestID, VerifyTokenHash and VerifyAt name the newest verification link when
+	// it is for the current email and not used yet.
+	VerifyRequestID, VerifyTokenHash string
+	VerifyAt                         time.Time
+	// ResetRequestID, ResetTokenHash and ResetAt name the newest reset link when it is not
+	// used yet and no password change came after it.
+	ResetRequestID, ResetTokenHash string
+	ResetAt                        time.Time
+	// Reported lists the event ids named by SuspiciousActivityReported, oldest first.
+	Reported []string
+}
+
+// Recovery returns the account's recovery state.
+func (a *Account) Recovery() RecoveryState {
+	st := RecoveryState{EmailVerified: a.s.EmailVerified, Reported: slices.Clone(a.s.Reported)}
+	if v := a.s.Verify; v != nil && !v.Used && v.Email == a.s.Email {
+		st.VerifyRequestID, st.VerifyTokenHash, st.VerifyAt = v.RequestID, v.TokenHash, v.At
+	}
+	if r := a.s.Reset; r != nil && !r.Used {
+		st.ResetRequestID, st.ResetTokenHash, st.ResetAt = r.RequestID, r.TokenHash, r.At
+	}
+	return st
 }

@@ -12,7 +12,7 @@ import (
 // accountSnapshotSchema is the version of the account snapshot JSON. Bump it whenever
 // accountState or the meaning of an event's apply changes: snapshots of another version are
 // ignored and the account is replayed in full (and snapshotted again).
-const accountSnapshotSchema = 2 // 2: erased_at
+const accountSnapshotSchema = 3 // 2: erased_at; 3: recovery (email_verified, verify, reset, reported)
 
 type accountSnapshot struct {
 	Schema int          `json:"schema"`

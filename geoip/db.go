@@ -182,8 +182,9 @@ type cityRecord struct {
 	Country           countryRecord `maxminddb:"country"`
 	RegisteredCountry countryRecord `maxminddb:"registered_country"`
 	Location          struct {
-		Latitude  float64 `maxminddb:"latitude"`
-		Longitude float64 `maxminddb:"longitude"`
+		Latitude       float64 `maxminddb:"latitude"`
+		Longitude      float64 `maxminddb:"longitude"`
+		AccuracyRadius uint16  `maxminddb:"accuracy_radius"`
 	} `maxminddb:"location"`
 }
 
@@ -227,6 +228,9 @@ func (r *Resolver) lookupCity(h *handle, ip net.IP) *Location {
 		CountryCode: country.IsoCode,
 		Latitude:    rec.Location.Latitude,
 		Longitude:   rec.Location.Longitude,
+	}
+	if loc.Latitude != 0 || loc.Longitude != 0 {
+		loc.AccuracyRadiusKM = rec.Location.AccuracyRadius
 	}
 	if len(rec.Subdivisions) > 0 {
 		loc.Region = rec.Subdivisions[0].Names.EN

@@ -54,6 +54,10 @@ type Location struct {
 	Latitude float64 `json:"latitude"`
 	// Longitude is in decimal degrees, east positive.
 	Longitude float64 `json:"longitude"`
+	// AccuracyRadiusKM is the database's accuracy radius around the coordinates, in
+	// kilometres (MaxMind's location.accuracy_radius), 0 when unknown. It is not part of the
+	// activity log's location object; the sign-in risk detector allows for it.
+	AccuracyRadiusKM uint16 `json:"-"`
 }
 
 // Result is the answer to a lookup. Location is nil exactly when Label is not

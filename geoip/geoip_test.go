@@ -27,7 +27,7 @@ import (
 
 var (
 	london = geoiptest.CityEntry{Network: "81.2.69.0/24", City: "London", Region: "England",
-		Country: "United Kingdom", CountryCode: "GB", Lat: 51.5142, Lon: -0.0931}
+		Country: "United Kingdom", CountryCode: "GB", Lat: 51.5142, Lon: -0.0931, AccuracyRadius: 20}
 	manchester = geoiptest.CityEntry{Network: "81.2.69.0/24", City: "Manchester", Region: "England",
 		Country: "United Kingdom", CountryCode: "GB", Lat: 53.4809, Lon: -2.2374}
 	mountainView = geoiptest.CityEntry{Network: "2001:4860::/32", City: "Mountain View", Region: "California",
@@ -76,7 +76,7 @@ func open(t testing.TB, cfg Config) *Resolver {
 
 func loc(e geoiptest.CityEntry) *Location {
 	return &Location{City: e.City, Region: e.Region, Country: e.Country, CountryCode: e.CountryCode,
-		Latitude: e.Lat, Longitude: e.Lon}
+		Latitude: e.Lat, Longitude: e.Lon, AccuracyRadiusKM: e.AccuracyRadius}
 }
 
 func check(t *testing.T, r *Resolver, ip string, want Result) {
@@ -135,7 +135,7 @@ func TestGeoIPTestLayoutMatchesGeoIP2(t *testing.T) {
 	}
 	if c.City.Names["en"] != "London" || len(c.Subdivisions) != 1 || c.Subdivisions[0].Names["en"] != "England" ||
 		c.Country.Names["en"] != "United Kingdom" || c.Country.IsoCode != "GB" ||
-		c.Location.Latitude != 51.5142 || c.Location.Longitude != -0.0931 {
+		c.Location.Latitude != 51.5142 || c.Location.Longitude != -0.0931 || c.Location.AccuracyRadius != 20 {
 		t.Errorf("geoip2 City = %+v", c)
 	}
 	adb, err := geoip2.Open(asnPath)

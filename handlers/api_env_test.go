@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -37,6 +38,10 @@ type env struct {
 	http *http.Client
 	doc  *openAPIDoc
 	head func() uint64
+	// kr is the server keyring; events a second handle on the log (raw: sealed members
+	// stay sealed).
+	kr     *credential.Keyring
+	events *sqlite.Store
 }
 
 type envOption func(*handlertest.Config)
@@ -53,7 +58,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		o(&cfg)
 	}
 	srv := handlertest.Start(t, cfg)
-	e := &env{t: t, base: srv.URL, clk: clk, log: srv.EventsPath, http: &http.Client{Timeout: testwait.Deadline(10 * time.Second)}}
+	e := &env{t: t, base: srv.URL, clk: clk, log: srv.EventsPath, http: &http.Client{Timeout: testwait.Deadline(10 * time.Second)},
+		kr: srv.Keyring}
 	e.doc = loadOpenAPI(t, e)
 	// A second handle on the log, to see that refused requests write nothing.
 	s, err := sqlite.Open(sqlite.Config{Path: srv.EventsPath, Logger: slog.New(slog.DiscardHandler)})
@@ -61,6 +67,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	e.events = s
 	e.head = func() uint64 {
 		h, err := s.Head(context.Background())
 		if err != nil {

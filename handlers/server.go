@@ -108,6 +108,8 @@ type Config struct {
 	Webhooks api.WebhookAdmin
 	// LogIntegrity serves GET /api/v1/log/keys and /api/v1/log/checkpoints; nil: not served.
 	LogIntegrity api.LogIntegrity
+	// ReadModelSnapshots serves GET /api/v1/admin/read-models/snapshot; nil: not served.
+	ReadModelSnapshots api.ReadModelSnapshots
 }
 
 // Server is Vigil's HTTP server: a Gin engine with every route and middleware. Safe for
@@ -215,6 +217,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return s, nil
 	}
 	acfg := api.Config{ReadModels: cfg.ReadModels, Log: cfg.Log, Subjects: cfg.Subjects, Webhooks: cfg.Webhooks, LogIntegrity: cfg.LogIntegrity}
+	acfg.ReadModelSnapshots = cfg.ReadModelSnapshots
 	if cfg.ServiceTokens != nil { // a nil *ServiceTokens is not a nil interface
 		acfg.ServiceTokens = cfg.ServiceTokens
 	}

@@ -179,7 +179,7 @@ func (p Activity) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, ki
 		outcome = "failure"
 	}
 	ag := ParseUserAgent(ua)
-	pl := locate(p.GeoIP, ip)
+	pl := locate(ctx, p.GeoIP, ip)
 	t := nanos(eventTime(ev))
 	timeMax, err := keepTimeBounds(ctx, tx, ev.Position, t)
 	if err != nil {
@@ -197,7 +197,7 @@ func (p Activity) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, ki
 // event when that is needed.
 func readActivityEvent(ctx context.Context, tx *sql.Tx, ev domain.Envelope) (*activityEvent, error) {
 	in := &activityEvent{ctx: ctx, tx: tx, env: ev}
-	e, err := decode(ev)
+	e, err := decode(ctx, ev)
 	switch {
 	case errors.Is(err, domain.ErrUnknownEvent):
 		// A type listed before the domain knows it: described from its raw data.

@@ -47,6 +47,12 @@ var activityKinds = map[string]activityKind{
 	domain.EventReauthSucceeded:       {describe: describeReauth},
 	domain.EventSessionSignedOut:      {describe: describeSessionEnd},
 	domain.EventSessionExpired:        {describe: describeSessionEnd},
+	domain.EventSignInRiskDetected:    {describe: describeSignInRisk}, // activity_risk.go
+	// recovery (domain/command/recovery.go); nothing secret (token or password hashes) is copied
+	domain.EventEmailVerified:              {describe: fixed("Email address verified")},
+	domain.EventPasswordResetRequested:     {describe: fixed("Password reset link requested")},
+	domain.EventPasswordResetCompleted:     {describe: fixed("Password reset with a mailed link")},
+	domain.EventSuspiciousActivityReported: {describe: fixed("Reported as \"this wasn't me\"", "event_id", "source")},
 	// organisations and delegations (activity_org.go)
 	domain.EventOrgCreated:                  {describe: describeOrg},
 	domain.EventMemberAdded:                 {describe: describeOrg},
@@ -368,6 +374,10 @@ func describeSessionEnd(in *activityEvent) (string, details, error) {
 			return "Session signed out after a password change", d, nil
 		case domain.SignOutDelegationEnded:
 			return "Delegated session ended with its delegation", d, nil
+		case domain.SignOutPasswordReset:
+			return "Session signed out by a password reset", d, nil
+		case domain.SignOutReportedNotMe:
+			return "Session signed out: reported as \"this wasn't me\"", d, nil
 		}
 		return "Session signed out (" + strings.ReplaceAll(e.Reason, "_", " ") + ")", d, nil
 	case domain.SessionExpired:

@@ -160,3 +160,11 @@ func scanActivity(sc interface{ Scan(...any) error }) (ActivityRow, error) {
 	r.Details = json.RawMessage(det)
 	return r, nil
 }
+
+// ActivityEntry returns the entry of event id in accountID's activity log; ok is false
+// when it has none (an unknown id, or another account's entry). It reads the account's
+// rows by the account index: an account's log, not the whole table.
+func (db *DB) ActivityEntry(ctx context.Context, accountID, id string) (row ActivityRow, ok bool, err error) {
+	return lookup(ctx, db, "activity "+id, `SELECT `+activityColumns+` FROM activity INDEXED BY activity_account
+		WHERE account_id = ? AND id = ?`, []any{accountID, id}, scanActivity)
+}

@@ -218,6 +218,22 @@ func TestActivityReducer(t *testing.T) {
 			ptr(ok("DelegationRevoked", "Delegated access revoked", `{"delegation_id":"g1"}`))},
 		{"DelegationExpired", domain.DelegationStream("g2"), md, []domain.Event{domain.DelegationExpired{DelegationID: "g2", At: at(41)}},
 			ptr(ok("DelegationExpired", "Delegated access expired", `{"delegation_id":"g2"}`))},
+		{"EmailVerified", acct, md, []domain.Event{domain.EmailVerified{RequestID: "r1", Email: "ann@example.org", At: at(42)}},
+			ptr(ok("EmailVerified", "Email address verified", `{}`))},
+		{"PasswordResetRequested", acct, md, []domain.Event{domain.PasswordResetRequested{RequestID: "r2", TokenHash: "token-hash-secret", At: at(43)}},
+			ptr(ok("PasswordResetRequested", "Password reset link requested", `{}`))},
+		{"PasswordResetCompleted", acct, md, []domain.Event{domain.PasswordResetCompleted{RequestID: "r2", PasswordHash: "$argon2id$secret-hash-3", At: at(44)}},
+			ptr(ok("PasswordResetCompleted", "Password reset with a mailed link", `{}`))},
+		{"SuspiciousActivityReported", acct, md, []domain.Event{domain.SuspiciousActivityReported{EventID: "e1", Source: domain.ReportFromMail, At: at(45)}},
+			ptr(ok("SuspiciousActivityReported", `Reported as "this wasn't me"`, `{"event_id":"e1","source":"mail"}`))},
+		{"SignInRiskDetected", domain.AccountStream("acc-a"),
+			with(func(m *domain.Metadata) { m.Actor = domain.Actor{Type: domain.ActorSystem} }),
+			[]domain.Event{domain.SignInRiskDetected{SessionID: "s9", LoginEventID: "no-such-event",
+				Signals: []string{domain.SignalNewCountry, domain.SignalImpossibleTravel}, Device: "Chrome on macOS",
+				Country: "GB", PreviousCountry: "BR", SpeedKMH: 9400, At: at(46)}},
+			ptr(ok("SignInRiskDetected", "Unusual sign-in: new country, impossible travel",
+				`{"country":"GB","device":"Chrome on macOS","login_event_id":"no-such-event","previous_country":"BR",`+
+					`"session_id":"s9","signals":["new_country","impossible_travel"],"speed_kmh":9400}`))},
 	}
 
 	covered := map[string]bool{}

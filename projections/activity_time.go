@@ -37,7 +37,7 @@ type activityBound struct {
 // only trusted for a later position than the last row written: an event applied again (after
 // a failed attempt rolled back to its savepoint) forgets it and reads the table.
 func keepTimeBounds(ctx context.Context, tx *sql.Tx, pos uint64, t int64) (int64, error) {
-	ts := &stateOf(tx).activity
+	ts := &stateOf(ctx, tx).activity
 	if ts.lastActivity == 0 || pos <= ts.lastActivity {
 		ts.lastActivity, ts.recentActivity = 0, ts.recentActivity[:0]
 	}

@@ -17,7 +17,7 @@ func Builtin() []Projection {
 
 // BuiltinWith returns the projections the service runs, in a fresh slice: the stream
 // catalogue, the active sessions, the activity log, the security state and the
-// organisation members.
+// organisation members, and the sign-in history of the risk detector.
 func BuiltinWith(cfg BuiltinConfig) []Projection {
 	return []Projection{
 		Streams{},
@@ -25,5 +25,6 @@ func BuiltinWith(cfg BuiltinConfig) []Projection {
 		Activity{GeoIP: cfg.GeoIP},
 		Security{},
 		Orgs{},
+		SignIns{GeoIP: cfg.GeoIP},
 	}
 }

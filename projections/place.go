@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"context"
+
 	"github.com/vigil-auth/vigil/geoip"
 )
 
@@ -13,11 +15,45 @@ type place struct {
 	asOrg                              string
 }
 
-// locate looks ip up (no lookup without an address or a resolver).
-func locate(r *geoip.Resolver, ip string) place {
+// locate looks ip up (no lookup without an address or a resolver), through the place cache
+// of ctx when it has one (a rebuild's: see withPlaceCache).
+func locate(ctx context.Context, r *geoip.Resolver, ip string) place {
 	if ip == "" {
 		return place{}
 	}
+	if c, ok := ctx.Value(placeCacheKey{}).(*placeCache); ok && c.r == r {
+		if p, ok := c.m[ip]; ok {
+			return p
+		}
+		p := lookupPlace(r, ip)
+		if len(c.m) >= placeCacheSize {
+			clear(c.m)
+		}
+		c.m[ip] = p
+		return p
+	}
+	return lookupPlace(r, ip)
+}
+
+// placeCache remembers the places of the addresses a rebuild's projection looked up: one
+// goroutine's (no lock), for the one resolver whose databases do not change meanwhile.
+type placeCache struct {
+	r *geoip.Resolver
+	m map[string]place
+}
+
+type placeCacheKey struct{}
+
+// placeCacheSize bounds a place cache; a full one starts again.
+const placeCacheSize = 1 << 16
+
+// withPlaceCache returns ctx with a place cache for r, for one goroutine.
+func withPlaceCache(ctx context.Context, r *geoip.Resolver) context.Context {
+	return context.WithValue(ctx, placeCacheKey{}, &placeCache{r: r, m: map[string]place{}})
+}
+
+// lookupPlace looks ip up in r.
+func lookupPlace(r *geoip.Resolver, ip string) place {
 	res := r.LookupString(ip)
 	p := place{asn: res.ASN, asOrg: res.ASOrg}
 	if l := res.Location; l != nil {

@@ -140,14 +140,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (RebuildResult, error) {
 		fresh.Close()
 		RemoveFile(path)
 	}
-	var events int
-	pos, err := ReplayWith(ctx, ReplayConfig{DB: fresh, Log: cfg.Log, Projections: cfg.Projections,
-		BatchSize: cfg.BatchSize, Now: cfg.Now, Progress: func(p ReplayProgress) {
-			events = p.Events
-			if cfg.Progress != nil {
-				cfg.Progress(p)
-			}
-		}})
+	pos, events, err := replayParallel(ctx, cfg, fresh, path)
 	if err != nil {
 		discard()
 		return RebuildResult{}, err
@@ -273,6 +266,7 @@ func RemoveStale(dir string) error {
 		base, _, _ := strings.Cut(e.Name(), "-wal")
 		base, _, _ = strings.Cut(base, "-shm")
 		base, _, _ = strings.Cut(base, "-journal")
+		base, _, _ = strings.Cut(base, partInfix)
 		if !validFileName(base) || filepath.Join(dir, base) == cur {
 			continue
 		}

@@ -44,7 +44,7 @@ func (r reducers[P]) apply(name string, p P, ctx context.Context, tx *sql.Tx, ev
 // (no decoder returns one) is skipped, as the type switches before it did.
 func on[P any, E domain.Event](f func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope, e E) error) reducer[P] {
 	return func(p P, ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-		d, err := decode(ev)
+		d, err := decode(ctx, ev)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,14 @@ func streamID(stream, prefix string) string {
 	return id
 }
 
-func decode(ev domain.Envelope) (domain.Event, error) {
+// decode returns ev's data decoded: from the page decoded ahead in ctx (a rebuild's, see
+// withDecoded), else from the cache of the last events decoded, else decoded now.
+func decode(ctx context.Context, ev domain.Envelope) (domain.Event, error) {
+	if d, ok := ctx.Value(decodedKey{}).(decodedPage); ok {
+		if r, ok := d[ev.Position]; ok && r.id == ev.ID {
+			return r.ev, r.err
+		}
+	}
 	if e, ok := decoded.get(ev); ok {
 		return e, nil
 	}
@@ -102,6 +109,36 @@ func decode(ev domain.Envelope) (domain.Event, error) {
 	}
 	decoded.put(ev, e)
 	return e, nil
+}
+
+// decodedPage holds the events of a page decoded once, by position, for every projection
+// that applies the page (a rebuild applies them in parallel).
+type decodedPage map[uint64]decodedEvent
+
+type decodedEvent struct {
+	id  string
+	ev  domain.Event
+	err error
+}
+
+type decodedKey struct{}
+
+// decodePage decodes the events of page (the errors as decode returns them).
+func decodePage(page []domain.Envelope) decodedPage {
+	d := make(decodedPage, len(page))
+	for _, ev := range page {
+		e, err := domain.DecodeEvent(ev)
+		if err != nil {
+			err = fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err)
+		}
+		d[ev.Position] = decodedEvent{id: ev.ID, ev: e, err: err}
+	}
+	return d
+}
+
+// withDecoded returns ctx carrying a decoded page for decode.
+func withDecoded(ctx context.Context, d decodedPage) context.Context {
+	return context.WithValue(ctx, decodedKey{}, d)
 }
 
 // decoded remembers the last few events decoded, so that the projections applying one event
@@ -155,17 +192,40 @@ var preparedCache = struct {
 	m map[*sql.Tx]*txState
 }{m: map[*sql.Tx]*txState{}}
 
-const preparedTxs = 16
+const preparedTxs = 64
 
 // txState is what the reducers remember about one transaction: its prepared statements and
 // the activity rows written in it (see keepTimeBounds).
 type txState struct {
 	stmts    map[string]*sql.Stmt
 	activity activityTimes
+	tx       *sql.Tx               // set for a batch's state (withBatch)
+	streams  map[string]*streamRow // the stream catalogue's rows of the batch (Streams)
+	security map[string]*securityRow
 }
 
-// stateOf returns the state of tx, creating it.
-func stateOf(tx *sql.Tx) *txState {
+type batchKey struct{}
+
+// withBatch returns ctx carrying a fresh state for the batch Applier.Apply runs in tx: its
+// prepared statements and the rows projections build in memory (batchWriter).
+func withBatch(ctx context.Context, tx *sql.Tx) context.Context {
+	return context.WithValue(ctx, batchKey{}, &txState{tx: tx, stmts: map[string]*sql.Stmt{}})
+}
+
+// inBatch reports whether ctx is that of Applier.Apply on tx, which calls writeBatch at the
+// end of the batch.
+func inBatch(ctx context.Context, tx *sql.Tx) bool {
+	b, ok := ctx.Value(batchKey{}).(*txState)
+	return ok && b.tx == tx
+}
+
+// stateOf returns the state of tx, creating it: the batch's own when ctx is that of
+// Applier.Apply on tx (withBatch; never forgotten while the batch runs), else one kept in
+// preparedCache.
+func stateOf(ctx context.Context, tx *sql.Tx) *txState {
+	if b, ok := ctx.Value(batchKey{}).(*txState); ok && b.tx == tx {
+		return b
+	}
 	preparedCache.Lock()
 	defer preparedCache.Unlock()
 	st := preparedCache.m[tx]
@@ -182,7 +242,7 @@ func stateOf(tx *sql.Tx) *txState {
 // prepared returns query prepared in tx, preparing it on first use. A transaction is used by
 // one goroutine at a time (the batch that owns it), so its state needs no lock of its own.
 func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	ts := stateOf(tx)
+	ts := stateOf(ctx, tx)
 	if st := ts.stmts[query]; st != nil {
 		return st, nil
 	}

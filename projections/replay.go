@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -164,6 +165,7 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		return fmt.Errorf("projections: begin batch: %w", err)
 	}
 	defer tx.Rollback()
+	ctx = withBatch(ctx, tx)
 	for _, ev := range batch {
 		for i, p := range ps {
 			if cps != nil && ev.Position <= cps[i] {
@@ -178,6 +180,17 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 			}
 			if obs != nil {
 				obs.Applied(p.Name(), time.Since(start))
+			}
+		}
+	}
+	// Rows that projections built in memory during the batch (batchWriter).
+	for i, p := range ps {
+		if cps != nil && batch[len(batch)-1].Position <= cps[i] {
+			continue
+		}
+		if bw, ok := p.(batchWriter); ok {
+			if err := bw.writeBatch(ctx, tx); err != nil {
+				return fmt.Errorf("projections: %s: write batch: %w", p.Name(), err)
 			}
 		}
 	}
@@ -208,6 +221,12 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		}
 	}
 	return nil
+}
+
+// batchWriter is a projection that, inside Applier.Apply (inBatch), builds its rows in memory
+// during the batch and writes them, with multi-row statements, before the checkpoint moves.
+type batchWriter interface {
+	writeBatch(ctx context.Context, tx *sql.Tx) error
 }
 
 // isIndexDDL reports whether a schema statement creates an index.

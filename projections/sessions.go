@@ -98,7 +98,7 @@ func (p Sessions) started(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e
 		return err
 	}
 	ag := ParseUserAgent(ev.Metadata.UserAgent)
-	pl := locate(p.GeoIP, ev.Metadata.IP)
+	pl := locate(ctx, p.GeoIP, ev.Metadata.IP)
 	amr, _ := json.Marshal(nonNil(e.AMR))
 	args := []any{id, ev.Position, e.AccountID, e.ActorAccountID, ag.OS, ag.Browser, ag.Device, ev.Metadata.IP}
 	args = append(args, pl.args()...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -44,15 +45,75 @@ func StreamKind(streamID string) string {
 	return "other"
 }
 
-// Apply implements Projection.
+// Apply implements Projection. Inside Applier.Apply the batch's changes are gathered in
+// memory, one per stream, and written by writeBatch.
 func (Streams) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
-	err := txExec(ctx, tx, `INSERT INTO streams (stream_id, kind, version, events, last_position, last_type, last_at)
-		VALUES (?, ?, ?, 1, ?, ?, ?)
-		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, events = events + 1,
-			last_position = excluded.last_position, last_type = excluded.last_type, last_at = excluded.last_at`,
-		ev.StreamID, StreamKind(ev.StreamID), ev.Version, ev.Position, ev.Type, ev.RecordedAt.UnixNano())
-	if err != nil {
+	row := streamRow{id: ev.StreamID, kind: StreamKind(ev.StreamID), version: ev.Version, events: 1,
+		position: ev.Position, typ: ev.Type, at: ev.RecordedAt.UnixNano()}
+	if !inBatch(ctx, tx) {
+		if err := writeStreams(ctx, tx, []*streamRow{&row}); err != nil {
+			return fmt.Errorf("streams: %w", err)
+		}
+		return nil
+	}
+	st := stateOf(ctx, tx)
+	if st.streams == nil {
+		st.streams = map[string]*streamRow{}
+	}
+	if prev := st.streams[ev.StreamID]; prev != nil {
+		row.events += prev.events
+	}
+	st.streams[ev.StreamID] = &row
+	return nil
+}
+
+// streamRow is the change of one stream's row: the last event's facts, and how many events
+// to add.
+type streamRow struct {
+	id, kind, typ     string
+	version, position uint64
+	events            int
+	at                int64
+}
+
+// writeBatch writes the stream rows the batch gathered.
+func (Streams) writeBatch(ctx context.Context, tx *sql.Tx) error {
+	st := stateOf(ctx, tx)
+	if len(st.streams) == 0 {
+		return nil
+	}
+	rows := make([]*streamRow, 0, len(st.streams))
+	for _, r := range st.streams {
+		rows = append(rows, r)
+	}
+	st.streams = nil
+	// In key order: neighbouring rows land in the same pages.
+	slices.SortFunc(rows, func(a, b *streamRow) int { return strings.Compare(a.id, b.id) })
+	if err := writeStreams(ctx, tx, rows); err != nil {
 		return fmt.Errorf("streams: %w", err)
+	}
+	return nil
+}
+
+// streamsChunk is how many rows one INSERT of the stream catalogue writes.
+const streamsChunk = 256
+
+// writeStreams upserts rows, streamsChunk per statement.
+func writeStreams(ctx context.Context, tx *sql.Tx, rows []*streamRow) error {
+	for len(rows) > 0 {
+		n := min(len(rows), streamsChunk)
+		args := make([]any, 0, n*7)
+		for _, r := range rows[:n] {
+			args = append(args, r.id, r.kind, r.version, r.events, r.position, r.typ, r.at)
+		}
+		err := txExec(ctx, tx, `INSERT INTO streams (stream_id, kind, version, events, last_position, last_type, last_at)
+		VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", n), ", ")+`
+		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, events = events + excluded.events,
+			last_position = excluded.last_position, last_type = excluded.last_type, last_at = excluded.last_at`, args...)
+		if err != nil {
+			return err
+		}
+		rows = rows[n:]
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func TestBuiltin(t *testing.T) {
 	for _, p := range projections.Builtin() {
 		names = append(names, p.Name())
 	}
-	if !slices.Equal(names, []string{"streams", "sessions", "activity", "security", "orgs"}) {
+	if !slices.Equal(names, []string{"streams", "sessions", "activity", "security", "orgs", "signins"}) {
 		t.Fatalf("Builtin() = %v", names)
 	}
 	// Without GeoIP the projections run and simply locate nothing.

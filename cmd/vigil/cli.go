@@ -18,6 +18,7 @@ func program() cli.Program {
 			{Name: "serve", Summary: "run the HTTP server (the default when no command is given)", Options: serveOptions, Run: runServe},
 			{Name: "projections", Summary: "maintain the read models"},
 			{Name: "projections rebuild", Summary: "rebuild every read model from the log into a fresh file, with a progress bar, and swap it in while a server keeps serving (takes serve's flags)", Options: serveOptions, Run: runProjectionsRebuild},
+			{Name: "projections snapshot", Summary: "write a consistent copy of the read models with their checkpoint to --out, for vigil serve --read-models-from (takes serve's flags; a server may be running)", Options: snapshotOptions(), Run: runProjectionsSnapshot},
 		}, logCommands...),
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ const (
 	optAddr               = "addr"
 	optDataDir            = "data-dir"
 	optStore              = "store"
+	optNATSURL            = "nats-url"
 	optPublicURL          = "public-url"
 	optGeoIPCityDB        = "geoip-city-db"
 	optGeoIPASNDB         = "geoip-asn-db"
@@ -45,7 +47,8 @@ const (
 var serveOptions = []cli.Option{
 	{Flag: optAddr, Env: "VIGIL_ADDR", Def: app.DefaultAddr, Meta: "HOST:PORT", Help: "listen address"},
 	{Flag: optDataDir, Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "embedded event store and read models"},
-	{Flag: optStore, Env: "VIGIL_STORE", Def: app.DefaultStore, Meta: "STORE", Help: "sqlite, or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
+	{Flag: optStore, Env: "VIGIL_STORE", Def: app.DefaultStore, Meta: "STORE", Help: "sqlite (the log in <data-dir>/events.db), sqlite://PATH (a log file that several instances on one host share), or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
+	{Flag: optNATSURL, Env: "VIGIL_NATS_URL", Meta: "URL", DefHelp: "none", Help: "NATS with JetStream for state that instances share (login tickets, passkey ceremonies, throttling counters); without it that state is in memory (one instance)"},
 	{Flag: optPublicURL, Env: "VIGIL_PUBLIC_URL", Def: app.DefaultPublicURL, Meta: "URL", Help: "origin for WebAuthn and links; its host is the relying party id"},
 	{Flag: optGeoIPCityDB, Env: "VIGIL_GEOIP_CITY_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
 	{Flag: optGeoIPASNDB, Env: "VIGIL_GEOIP_ASN_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2 ASN mmdb"},
@@ -94,10 +97,14 @@ type Config struct {
 	InsecureCookies bool
 	// Forward configures the NATS and webhook forwarders (config_forward.go).
 	Forward app.ForwardConfig
+	// NATSURL is the NATS server of the shared state, or "" for in-memory state.
+	NATSURL string
 	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+	// ReadModels is where serve starts its read models from (config_readmodels.go).
+	ReadModels app.ReadModelsConfig
 }
 
 // appConfig converts c into the wiring's configuration.
@@ -121,8 +128,10 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		TOTPIssuer:         c.TOTPIssuer,
 		InsecureCookies:    c.InsecureCookies,
 		Forward:            c.Forward,
+		NATSURL:            c.NATSURL,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
+		ReadModels:         c.ReadModels,
 	}
 }
 
@@ -152,6 +161,12 @@ func validate(s cli.Settings) (Config, error) {
 		return c, st.Errorf("%v", err)
 	}
 	c.Store = st.Value
+	if n := s[optNATSURL]; n.Value != "" {
+		if err := validNATSURL(n.Value); err != nil {
+			return c, n.Errorf("%v", err)
+		}
+		c.NATSURL = n.Value
+	}
 	if c.PublicURL, err = parsePublicURL(s[optPublicURL]); err != nil {
 		return c, err
 	}
@@ -208,6 +223,9 @@ func validate(s cli.Settings) (Config, error) {
 		return c, err
 	}
 	if c.Forward, err = validateForward(s); err != nil {
+		return c, err
+	}
+	if c.ReadModels, err = validateReadModels(s); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -383,4 +401,25 @@ func runServe(ctx context.Context, s cli.Settings, e cli.Env) int {
 		return cli.ExitFailure
 	}
 	return cli.ExitOK
+}
+
+// validNATSURL checks a --nats-url value: comma-separated nats://, tls://, ws:// or wss://
+// URLs (or host:port) naming a host. The error never repeats credentials.
+func validNATSURL(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if !strings.Contains(part, "://") {
+			part = "nats://" + part
+		}
+		u, err := url.Parse(part)
+		if err != nil || u.Host == "" || u.Hostname() == "" {
+			return errors.New("not a NATS URL (nats://HOST:PORT, several separated by commas)")
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("scheme %q is not nats, tls, ws or wss", u.Scheme)
+		}
+	}
+	return nil
 }

@@ -126,3 +126,36 @@ func groupDigits(n int64) string {
 	}
 	return b.String()
 }
+
+// snapshotOptions are --out and serve's options (a function: serveOptions is complete only
+// after the package's init).
+func snapshotOptions() []cli.Option {
+	return append([]cli.Option{
+		{Flag: "out", Env: "VIGIL_SNAPSHOT_OUT", Meta: "FILE", DefHelp: "required", Help: "the snapshot file to write (must not exist)"},
+	}, serveOptions...)
+}
+
+// runProjectionsSnapshot is `vigil projections snapshot --out F`: a consistent copy of the read
+// models of --data-dir with their checkpoints, which `vigil serve --read-models-from F` starts
+// from. A server may be running on the directory meanwhile.
+func runProjectionsSnapshot(ctx context.Context, s cli.Settings, e cli.Env) int {
+	out := s["out"]
+	if out.Value == "" {
+		fmt.Fprintf(e.Stderr, "vigil: projections snapshot: %v\n", out.Errorf("is required"))
+		return cli.ExitUsage
+	}
+	cfg, err := validate(s)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "vigil: projections snapshot: %v\n", err)
+		return cli.ExitUsage
+	}
+	start := time.Now()
+	info, err := app.Snapshot(ctx, cfg.appConfig(slog.New(slog.NewTextHandler(io.Discard, nil))), out.Value)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "vigil: projections snapshot: %v\n", err)
+		return cli.ExitFailure
+	}
+	fmt.Fprintf(e.Stdout, "wrote %s (%s bytes, read models up to position %d, schema %s) in %s\n",
+		out.Value, groupDigits(info.Size), info.Position, info.SchemaVersion, time.Since(start).Round(time.Millisecond))
+	return cli.ExitOK
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/cmd/internal/cli"
+	"github.com/vigil-auth/vigil/cmd/vigil/app"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -62,6 +64,30 @@ func TestProjectionsRebuildWhileServing(t *testing.T) {
 		return errors.Is(err, os.ErrNotExist), fmt.Sprintf("old file: %v; /readyz %s", err, ready)
 	})
 	waitReady(t, url)
+
+	// `vigil projections snapshot` of the serving directory: a private file, described.
+	snap := filepath.Join(t.TempDir(), "rm.db")
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), []string{"projections", "snapshot", "--data-dir", dir, "--out", snap}, cli.Env{Lookup: envMap(), Stdout: &stdout, Stderr: &stderr})
+	if code != cli.ExitOK || !strings.Contains(stdout.String(), "wrote "+snap) {
+		t.Fatalf("projections snapshot: exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	if fi, err := os.Stat(snap); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("snapshot file: %v, %v; want mode 0600", fi, err)
+	}
+	if _, err := projections.CheckSnapshot(context.Background(), snap, projections.SnapshotWant{
+		SchemaVersion: projections.SchemaVersion(projections.Builtin()), LogID: firstEventID(t, dir)}); err != nil {
+		t.Errorf("CheckSnapshot: %v", err)
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"projections", "snapshot", "--data-dir", dir, "--out", snap}, cli.Env{Lookup: envMap(), Stdout: io.Discard, Stderr: &stderr}); code != cli.ExitFailure || !strings.Contains(stderr.String(), "already exists") {
+		t.Errorf("snapshot over an existing file: exit %d: %s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"projections", "snapshot", "--data-dir", dir}, cli.Env{Lookup: envMap(), Stdout: io.Discard, Stderr: &stderr}); code != cli.ExitUsage || !strings.Contains(stderr.String(), "--out") {
+		t.Errorf("snapshot without --out: exit %d: %s", code, stderr.String())
+	}
 	stop()
 
 	// A restart opens the rebuilt file.
@@ -84,4 +110,19 @@ func TestProgressLine(t *testing.T) {
 	if got := groupDigits(-1234567); got != "-1,234,567" {
 		t.Errorf("groupDigits = %s", got)
 	}
+}
+
+// firstEventID reads the id of the first event of dir's SQLite log.
+func firstEventID(t *testing.T, dir string) string {
+	t.Helper()
+	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, app.EventsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id, err := projections.LogID(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

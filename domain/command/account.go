@@ -34,8 +34,9 @@ const reservationGrace = time.Minute
 // The email is then reserved on its system-email-<hash> stream (EmailReserved, appended
 // with the expected version it was found free at, so of concurrent registrations of one
 // email exactly one wins; the others get ErrConflict) before AccountRegistered opens the
-// account stream. An email of Config.BootstrapAdmins not spent yet then grants the account
-// role admin (see BootstrapAdmins).
+// account stream, with EmailVerificationRequested for the email in the same append. An
+// email of Config.BootstrapAdmins not spent yet then grants the account role admin (see
+// BootstrapAdmins).
 func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta) (RegisterResult, error) {
 	email, err := validate.Email(in.Email)
 	if err != nil {
@@ -61,7 +62,10 @@ func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta)
 	if _, err := s.reserveEmail(ctx, email, id, md); err != nil {
 		return RegisterResult{}, err
 	}
-	res, err := s.appendEvents(ctx, domain.AccountStream(id), domain.NoStream, []domain.Event{domain.DecideRegister(id, email, first, last, hash, s.now())}, md)
+	now := s.now()
+	// The verification link of the new email goes in the same append.
+	res, err := s.appendEvents(ctx, domain.AccountStream(id), domain.NoStream, []domain.Event{
+		domain.DecideRegister(id, email, first, last, hash, now), s.verificationRequest(id, email, now)}, md)
 	if err != nil {
 		s.releaseEmail(ctx, email, id, md)
 		return RegisterResult{}, err
@@ -230,7 +234,9 @@ func (s *Service) Security(ctx context.Context, accountID string) (domain.Securi
 }
 
 // ChangeEmail changes the caller's sign-in email: the new one is reserved first
-// (ErrConflict when taken), then EmailChanged is appended and the old one released. The
+// (ErrConflict when taken), then EmailChanged and the new email's
+// EmailVerificationRequested are appended (the email is unverified until its link is
+// followed) and the old one released. The
 // same email is a no-op (position 0).
 func (s *Service) ChangeEmail(ctx context.Context, caller domain.Session, newEmail string, rm RequestMeta) (uint64, error) {
 	cur, err := s.sensitive(caller, domain.CapControl)
@@ -252,7 +258,12 @@ func (s *Service) ChangeEmail(ctx context.Context, caller domain.Session, newEma
 		return 0, err
 	}
 	res, before, err := s.updateAccount(ctx, cur.AccountID, md, func(a *domain.Account) ([]domain.Event, error) {
-		return a.DecideChangeEmail(email, s.now()), nil
+		now := s.now()
+		events := a.DecideChangeEmail(email, now)
+		if len(events) > 0 { // the new email's verification link, in the same append
+			events = append(events, s.verificationRequest(a.ID(), email, now))
+		}
+		return events, nil
 	})
 	if err != nil {
 		s.releaseEmail(ctx, email, cur.AccountID, md)

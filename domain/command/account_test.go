@@ -60,7 +60,9 @@ func TestRegisterAndLookup(t *testing.T) {
 		t.Fatal("no position")
 	}
 	evs := h.events(domain.AccountStream(res.AccountID))
-	if len(evs) != 1 || evs[0].Type != domain.EventAccountRegistered || evs[0].Position != res.Position {
+	// The email's verification link is issued in the same append.
+	if len(evs) != 2 || evs[0].Type != domain.EventAccountRegistered || evs[1].Type != domain.EventEmailVerificationRequested ||
+		evs[1].Position != res.Position {
 		t.Fatalf("account stream %+v", evs)
 	}
 	reg := h.decode(evs[0]).(domain.AccountRegistered)
@@ -179,7 +181,8 @@ func TestChangeEmailNamesProfile(t *testing.T) {
 	if a.FirstName() != "Anne" || a.LastName() != "Li" || a.Profile().Country != "CH" || a.Profile().Locale != "de-CH" {
 		t.Fatalf("account %s %s %+v", a.FirstName(), a.LastName(), a.Profile())
 	}
-	if got := h.types(domain.AccountStream(id)); !slices.Equal(got, []string{"AccountRegistered", "EmailChanged", "NameChanged", "ProfileUpdated"}) {
+	if got := h.types(domain.AccountStream(id)); !slices.Equal(got, []string{"AccountRegistered", "EmailVerificationRequested",
+		"EmailChanged", "EmailVerificationRequested", "NameChanged", "ProfileUpdated"}) {
 		t.Fatalf("account stream %v", got)
 	}
 }

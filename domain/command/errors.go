@@ -32,5 +32,9 @@ var (
 	// ErrPasskeyCloneSuspected: the assertion was valid but its signature counter did not
 	// increase, so the authenticator may have been cloned; the sign-in or re-authentication
 	// was refused and PasskeyCloneSuspected recorded. It wraps ErrInvalidCredentials.
+	// ErrInvalidToken: a link token (email verification, password reset, "this wasn't me")
+	// that is malformed, forged, made for another purpose, used, expired, superseded by a
+	// newer link or a later password change, or of an account that is gone.
+	ErrInvalidToken          = errors.New("invalid link token")
 	ErrPasskeyCloneSuspected = fmt.Errorf("%w: passkey sign count did not increase", domain.ErrInvalidCredentials)
 )

@@ -274,7 +274,7 @@ func TestPasskeyRegistrationRefusesBadAnswers(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if got := h.types(domain.AccountStream(id)); len(got) != 1 {
+	if got := h.types(domain.AccountStream(id)); len(got) != 2 {
 		t.Fatalf("account stream %v", got)
 	}
 }

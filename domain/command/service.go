@@ -88,6 +88,10 @@ type Config struct {
 	StepUpWindow time.Duration
 	// TicketTTL is a login ticket's lifetime; default 5m.
 	TicketTTL time.Duration
+	// ResetAnswerTime: a password-reset request (RequestPasswordReset) answers no sooner
+	// than this after it began, whether the email has an account or not, so that its time
+	// does not tell; default 250ms, negative for none.
+	ResetAnswerTime time.Duration
 	// TicketMaxTries is the number of second-factor tries per ticket; default 5.
 	TicketMaxTries int
 	// MaxRetries bounds the reload-decide-append attempts of a command that meets
@@ -95,6 +99,12 @@ type Config struct {
 	MaxRetries int
 	// ReadPageSize is the page size of stream reads; default 500.
 	ReadPageSize int
+	// CatchUp, when set, waits (bounded by its context) until the in-memory indexes hold
+	// every event the log had when it was called. Whoami calls it before answering that a
+	// token is unknown, so that a session started a moment ago on another instance sharing
+	// the log is found (several instances behind a balancer without sticky sessions). nil:
+	// no wait (one instance, whose own sign-ins are indexed before they answer).
+	CatchUp func(ctx context.Context) error
 	// Now is the clock; default time.Now. Times are used in UTC.
 	Now func() time.Time
 	// Rand supplies tokens, TOTP secrets and backup codes; default crypto/rand.Reader. It
@@ -140,6 +150,7 @@ func (c *Config) fill() error {
 	setDur(&c.TouchInterval, time.Minute)
 	setDur(&c.StepUpWindow, 5*time.Minute)
 	setDur(&c.TicketTTL, 5*time.Minute)
+	setDur(&c.ResetAnswerTime, 250*time.Millisecond)
 	if c.TicketMaxTries == 0 {
 		c.TicketMaxTries = 5
 	}
@@ -400,14 +411,27 @@ func (s *Service) authorize(caller domain.Session, need domain.Capability) (doma
 
 // RequireRecentAuth returns ErrReauthenticationRequired unless sess authenticated (signed
 // in or re-authenticated) within window before now; window 0 means Config.StepUpWindow.
+// With Config.CatchUp it looks at the session again after catching up before refusing (a
+// re-authentication on another instance sharing the log).
 func (s *Service) RequireRecentAuth(sess domain.Session, window time.Duration) error {
 	if window <= 0 {
 		window = s.cfg.StepUpWindow
 	}
-	if s.now().Sub(sess.AuthenticatedAt) > window {
-		return ErrReauthenticationRequired
+	if s.now().Sub(sess.AuthenticatedAt) <= window {
+		return nil
 	}
-	return nil
+	if s.cfg.CatchUp != nil {
+		// On a shared log the re-authentication may have happened a moment ago on another
+		// instance: look again once the feed holds the log's head.
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpWait)
+		err := s.cfg.CatchUp(ctx)
+		cancel()
+		if cur, ok := s.index.Get(sess.ID); err == nil && ok && cur.AccountID == sess.AccountID &&
+			s.now().Sub(cur.AuthenticatedAt) <= window {
+			return nil
+		}
+	}
+	return ErrReauthenticationRequired
 }
 
 // Authorize checks, without running a command, that caller may run one needing capability

@@ -19,6 +19,9 @@ func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, err
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	sess, ok := s.index.Lookup(domain.HashSessionToken(token))
+	if !ok && s.cfg.CatchUp != nil {
+		sess, ok = s.lookupAfterCatchUp(ctx, token)
+	}
 	if !ok {
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
@@ -26,6 +29,20 @@ func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, err
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	return s.effective(sess), nil
+}
+
+// catchUpWait bounds Whoami's wait for the log feed on an unknown token.
+const catchUpWait = time.Second
+
+// lookupAfterCatchUp looks token up again once the indexes hold the log as it is now (at
+// most catchUpWait): a session another instance started since this one last heard.
+func (s *Service) lookupAfterCatchUp(ctx context.Context, token string) (domain.Session, bool) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	if s.cfg.CatchUp(ctx) != nil {
+		return domain.Session{}, false
+	}
+	return s.index.Lookup(domain.HashSessionToken(token))
 }
 
 // Touch notes a use of the session now: in memory on every call (the idle timeout counts

@@ -75,7 +75,7 @@ func TestTOTPEnrollment(t *testing.T) {
 	if err != nil || res.BackupCodes != nil {
 		t.Fatalf("second device: %+v %v", res, err)
 	}
-	wantTypes := []string{"AccountRegistered", "TOTPDeviceAdded", "TOTPDeviceConfirmed", "BackupCodesGenerated", "TOTPDeviceAdded", "TOTPDeviceConfirmed"}
+	wantTypes := []string{"AccountRegistered", "EmailVerificationRequested", "TOTPDeviceAdded", "TOTPDeviceConfirmed", "BackupCodesGenerated", "TOTPDeviceAdded", "TOTPDeviceConfirmed"}
 	if got := h.types(domain.AccountStream(id)); !slices.Equal(got, wantTypes) {
 		t.Fatalf("account stream %v", got)
 	}

@@ -55,7 +55,8 @@ type Ceremony struct {
 //
 // MemoryCeremonyStore keeps them in the instance's memory: with several instances the
 // answer must reach the instance that gave the options (sticky sessions), or the ceremony
-// is unknown there (ErrCeremonyInvalid) and the user starts again.
+// is unknown there (ErrCeremonyInvalid) and the user starts again. The shared store is
+// sharedstate.Ceremonies, in NATS JetStream.
 type CeremonyStore interface {
 	// Put stores a new ceremony; now is the current time. A store that is full may refuse
 	// with a *throttle.Error.

@@ -39,8 +39,8 @@ var ErrTicketInvalid = errors.New("login ticket invalid or expired")
 //
 // MemoryTicketStore keeps them in the instance's memory: with several instances the second
 // factor must reach the instance that took the password (sticky sessions), or the ticket
-// is unknown there and the user signs in again; a shared store (the event log is the wrong
-// place for such short-lived secrets) would lift that.
+// is unknown there and the user signs in again. The shared store (the event log is the wrong
+// place for such short-lived secrets) is sharedstate.Tickets, in NATS JetStream.
 type TicketStore interface {
 	// Put stores a new ticket.
 	Put(ctx context.Context, t LoginTicket) error

@@ -8,6 +8,7 @@ package throttle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -39,7 +40,8 @@ type Config struct {
 	// ForgetAfter: a key without a failure for this long is forgotten; default 1h.
 	ForgetAfter time.Duration
 	// Store keeps the counts; default a new in-memory store (NewMemoryStore): per
-	// instance, so behind a load balancer an attacker gets each instance's allowance.
+	// instance, so behind a load balancer an attacker gets each instance's allowance
+	// unless the instances share one (sharedstate.Throttle, in NATS JetStream).
 	Store Store
 }
 
@@ -268,6 +270,11 @@ func (m *memoryStore) Prune(_ context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// ErrUnavailable: a Store shared between instances (or another shared store of short-lived
+// sign-in state, such as login tickets) cannot be reached. The sign-in is refused, never let
+// through unthrottled; the HTTP layer answers 503.
+var ErrUnavailable = errors.New("the shared sign-in state (NATS) is unavailable")
 
 // Error: too many failed attempts for this account or client IP; the caller must wait
 // RetryAfter (rounded up to whole seconds for a Retry-After header) before trying again.

@@ -35,6 +35,9 @@ type CityEntry struct {
 	Country     string
 	CountryCode string
 	Lat, Lon    float64
+	// AccuracyRadius is location.accuracy_radius in kilometres, written with the
+	// coordinates when not 0.
+	AccuracyRadius uint16
 }
 
 // ASNEntry is one network of an ASN database: Network is a CIDR, ASN the
@@ -65,7 +68,7 @@ func WriteASNDB(t testing.TB, path string, entries []ASNEntry) {
 
 // CityDB writes a "GeoIP2-City" mmdb holding entries to path. Each record has
 // city.names.en, subdivisions[0].names.en, country.names.en, country.iso_code
-// and location.latitude/longitude. Later entries override earlier ones where
+// and location.latitude/longitude (with location.accuracy_radius when given). Later entries override earlier ones where
 // networks overlap.
 //
 // The file is written to a temporary name in path's directory and renamed over
@@ -95,10 +98,14 @@ func CityDB(path string, entries []CityEntry) error {
 			rec["country"] = c
 		}
 		if e.Lat != 0 || e.Lon != 0 {
-			rec["location"] = mmdbtype.Map{
+			l := mmdbtype.Map{
 				"latitude":  mmdbtype.Float64(e.Lat),
 				"longitude": mmdbtype.Float64(e.Lon),
 			}
+			if e.AccuracyRadius != 0 {
+				l["accuracy_radius"] = mmdbtype.Uint16(e.AccuracyRadius)
+			}
+			rec["location"] = l
 		}
 		if err := insert(tree, e.Network, rec); err != nil {
 			return err

@@ -14,6 +14,7 @@ type ReadModels interface {
 	ActiveSessions(ctx context.Context, accountID string, limit int, cursor string) ([]projections.SessionRow, string, error)
 	SessionOwner(ctx context.Context, sessionID string) (accountID string, ok bool, err error)
 	Activity(ctx context.Context, f projections.ActivityFilter) ([]projections.ActivityRow, string, error)
+	ActivityEntry(ctx context.Context, accountID, id string) (projections.ActivityRow, bool, error)
 }
 
 // EventLog is the part of the event log the audit reads (eventstore.Store satisfies it).
@@ -49,6 +50,8 @@ type Config struct {
 	ServiceTokens ServiceTokens // nil: no service token administration
 	Webhooks      WebhookAdmin
 	LogIntegrity  LogIntegrity // nil: the log's keys and checkpoints are not served
+	// ReadModelSnapshots: nil, GET /admin/read-models/snapshot is not served.
+	ReadModelSnapshots ReadModelSnapshots
 }
 
 // API is the JSON API of accounts, sessions, organisations, the security teams and the
@@ -64,15 +67,17 @@ type API struct {
 	// scanBatch and scanMax bound that scan (eventsScanBatch, eventsScanMax).
 	scanBatch, scanMax int
 
-	serviceTokens ServiceTokens // nil: no service token administration
-	webhooks      WebhookAdmin  // nil: no webhook routes
-	logIntegrity  LogIntegrity  // nil: no /log routes
+	serviceTokens ServiceTokens      // nil: no service token administration
+	webhooks      WebhookAdmin       // nil: no webhook routes
+	logIntegrity  LogIntegrity       // nil: no /log routes
+	snapshots     ReadModelSnapshots // nil: no read-model snapshot route
 }
 
 // New builds the JSON API on k, running svc's commands.
 func New(k *web.Core, svc Service, cfg Config) *API {
 	s := &API{Core: k, svc: svc, scanBatch: eventsScanBatch, scanMax: eventsScanMax,
-		serviceTokens: cfg.ServiceTokens, webhooks: cfg.Webhooks, logIntegrity: cfg.LogIntegrity}
+		serviceTokens: cfg.ServiceTokens, webhooks: cfg.Webhooks, logIntegrity: cfg.LogIntegrity,
+		snapshots: cfg.ReadModelSnapshots}
 	if cfg.ReadModels != nil && cfg.Log != nil {
 		s.Reads, s.Events, s.Subjects = cfg.ReadModels, cfg.Log, subjectReaderOf(cfg)
 	}
@@ -93,6 +98,7 @@ func (s *API) Routes() []web.Route {
 	routes = append(routes, s.passkeyRoutes()...)
 	routes = append(routes, s.adminRoutes()...)
 	routes = append(routes, s.orgRoutes()...)
+	routes = append(routes, s.recoveryRoutes()...)
 	if s.serviceTokens != nil {
 		routes = append(routes, s.serviceTokenRoutes()...)
 	}
@@ -102,6 +108,9 @@ func (s *API) Routes() []web.Route {
 	}
 	if s.logIntegrity != nil {
 		routes = append(routes, s.logRoutes()...)
+	}
+	if s.snapshots != nil {
+		routes = append(routes, s.readModelRoutes()...)
 	}
 	if s.Reads != nil {
 		routes = append(routes, s.readRoutes()...)

@@ -122,16 +122,18 @@ type profileJSON struct {
 
 // meJSON is API.md's GET /api/v1/me.
 type meJSON struct {
-	AccountID string      `json:"account_id"`
-	Email     string      `json:"email"`
-	FirstName string      `json:"first_name"`
-	LastName  string      `json:"last_name"`
-	Profile   profileJSON `json:"profile"`
+	AccountID string `json:"account_id"`
+	Email     string `json:"email"`
+	// EmailVerified: the current email's verification link was followed.
+	EmailVerified bool        `json:"email_verified"`
+	FirstName     string      `json:"first_name"`
+	LastName      string      `json:"last_name"`
+	Profile       profileJSON `json:"profile"`
 }
 
 func MeView(a *domain.Account) meJSON {
 	p := a.Profile()
-	return meJSON{AccountID: a.ID(), Email: a.Email(), FirstName: a.FirstName(), LastName: a.LastName(),
+	return meJSON{AccountID: a.ID(), Email: a.Email(), EmailVerified: a.Recovery().EmailVerified, FirstName: a.FirstName(), LastName: a.LastName(),
 		Profile: profileJSON{Title: p.Title, Telephone: p.Telephone, Street: p.Street, City: p.City, State: p.State,
 			PostalCode: p.PostalCode, Country: p.Country, Relationship: p.Relationship, Locale: p.Locale}}
 }

@@ -77,10 +77,12 @@ func (s *API) defineAPISchemas() {
 	s.Doc.Define("Me", web.Object(map[string]web.Schema{
 		"account_id": web.StringSchema(),
 		"email":      {"type": "string", "format": "email"},
+		"email_verified": {"type": "boolean",
+			"description": "The current email's verification link was followed; false after an email change until the new one is."},
 		"first_name": web.StringSchema(),
 		"last_name":  web.StringSchema(),
 		"profile":    web.Ref("Profile"),
-	}, "account_id", "email", "first_name", "last_name", "profile"))
+	}, "account_id", "email", "email_verified", "first_name", "last_name", "profile"))
 	s.Doc.Define("SecurityState", web.Object(map[string]web.Schema{
 		"password_changed_at":    web.NullableDateTime(),
 		"two_factor_enabled":     web.BoolSchema(),

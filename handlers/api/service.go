@@ -98,6 +98,17 @@ type Administration interface {
 	RemoveWebhook(ctx context.Context, webhookID string, rm command.RequestMeta) (uint64, error)
 }
 
+// Recovery verifies emails, resets passwords and takes "this wasn't me" reports (the
+// mailed links' commands, and the portal's report of an activity entry).
+type Recovery interface {
+	RequestEmailVerification(ctx context.Context, caller domain.Session, rm command.RequestMeta) (uint64, error)
+	VerifyEmail(ctx context.Context, token string, rm command.RequestMeta) (uint64, error)
+	RequestPasswordReset(ctx context.Context, email string, rm command.RequestMeta) error
+	ConfirmPasswordReset(ctx context.Context, token, newPassword string, rm command.RequestMeta) (command.SignOutResult, error)
+	ReportNotMe(ctx context.Context, token string, rm command.RequestMeta) (uint64, error)
+	ReportActivity(ctx context.Context, caller domain.Session, eventID string, rm command.RequestMeta) (uint64, error)
+}
+
 // Service is every command and query the JSON API runs.
 type Service interface {
 	Accounts
@@ -108,6 +119,7 @@ type Service interface {
 	Orgs
 	Delegations
 	Administration
+	Recovery
 }
 
 // ServiceTokens creates, lists and revokes the service tokens (*command.ServiceTokens

@@ -150,11 +150,12 @@ type refEvent struct {
 }
 
 // tagOrder is the order of the sections; tags not listed follow, alphabetically.
-var tagOrder = []string{"accounts", "organisations", "delegations", "audit", "administration", "compliance", "operations"}
+var tagOrder = []string{"accounts", "recovery", "organisations", "delegations", "audit", "administration", "compliance", "operations"}
 
 // tagTitles are the section titles; other tags are shown capitalised.
 var tagTitles = map[string]string{
 	"accounts":       "Accounts, sign-in and the account's own pages",
+	"recovery":       "Recovery: email verification, password reset, \"this wasn't me\"",
 	"organisations":  "Organisations",
 	"delegations":    "Delegated access",
 	"audit":          "Security teams (role auditor or admin)",

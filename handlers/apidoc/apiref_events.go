@@ -30,10 +30,11 @@ var EventMeanings = map[string]string{
 	"LoginFailed":     "A sign-in failed; `data.reason` says why.",
 	"ReauthSucceeded": "A re-authentication (step-up) renewed the session's `authenticated_at`.",
 	// session
-	"SessionStarted":   "A session started (a sign-in, or a delegate's acting session).",
-	"SessionAccessed":  "A session was used (written at most once a minute per session).",
-	"SessionSignedOut": "A session ended before its time; `data.reason` says why.",
-	"SessionExpired":   "A session passed its absolute lifetime or its idle timeout.",
+	"SessionStarted":     "A session started (a sign-in, or a delegate's acting session).",
+	"SignInRiskDetected": "A sign-in stood out against the account's history; `data.signals` lists `new_device`, `new_country`, `impossible_travel`.",
+	"SessionAccessed":    "A session was used (written at most once a minute per session).",
+	"SessionSignedOut":   "A session ended before its time; `data.reason` says why.",
+	"SessionExpired":     "A session passed its absolute lifetime or its idle timeout.",
 	// organisation
 	"OrgCreated":                  "An organisation was created; its creator is its first owner.",
 	"MemberAdded":                 "An account became a member of an organisation with a role.",

@@ -72,6 +72,8 @@ var portalPages = []string{
 	"signin", "signup", "second_factor", "reauth", "enroll", "account", "security", "totp_setup",
 	"backup_codes", "sessions", "activity", "audit", "audit_account", "error",
 	"orgs", "org", "org_activity", "delegations",
+	"forgot_password", "verify_email", "reset_password", "not_me",
+	"audit_signals", "audit_overview", // portal_risk.go
 }
 
 // New builds the portal on k beside the JSON API api (served by apiEngine), running
@@ -82,6 +84,8 @@ func New(k *web.Core, svc Service, api *api.API, apiEngine http.Handler) (*Porta
 		"when":     portalTime,
 		"location": locationText,
 		"join":     strings.Join,
+		// signals lists the risk signals of an activity row, in words (portal_risk.go).
+		"signals": rowSignalNames,
 		// passwordHint is the policy's own summary, so the page says what Check enforces.
 		"passwordHint": func() string { return svc.PasswordPolicy().Hint() },
 	}
@@ -151,6 +155,7 @@ func (p *Portal) routes() {
 	e.POST("/signin/second-factor", p.anonForm, p.signinSecondFactor)
 	e.GET("/signup", p.signupPage)
 	e.POST("/signup", p.anonForm, p.signup)
+	p.recoveryRoutes()
 	// Signed in. Each group names the capability its pages need (domain.Session.Allows):
 	// restricted sessions may sign out and enroll; a delegate's acting session may read and
 	// edit the names and profile; every other change is the account holder's (CapControl).
@@ -181,12 +186,16 @@ func (p *Portal) routes() {
 	in.POST("/security/two-factor/disable", p.disableTwoFactor)
 	in.POST("/sessions/:id/sign-out", p.signOutSession)
 	in.POST("/sessions/sign-out-others", p.signOutOthers)
+	in.POST("/activity/:id/not-me", p.reportActivity)
+	in.POST("/account/verify-email", p.requestVerification)
 	p.orgChangeRoutes(in)
 	// The security teams'.
 	team := e.Group("", p.auth(domain.CapControl), p.requireTeamRole)
 	team.GET("/audit", p.auditPage)
 	team.GET("/audit/accounts/:id", p.auditAccountPage)
 	team.POST("/audit/sessions/:id/sign-out", p.auditSignOut)
+	team.GET("/audit/signals", p.auditSignalsPage)
+	team.GET("/audit/overview", p.auditOverviewPage)
 }
 
 // requireTeamRole is requireRole(auditor, admin) then domain.CapTeam for portal pages: a
@@ -318,6 +327,9 @@ var flashes = map[string]string{
 	"delegation-granted": "Access was granted.",
 	"delegation-revoked": "The access was revoked.",
 	"acting":             "You are now acting for this account.",
+	"password-reset":     "Your password was reset, and every session signed out. Sign in with the new password.",
+	"reported":           "Thanks for telling us. Every other session was signed out, and a link to set a new password is on its way to your email.",
+	"verification-sent":  "A verification link is on its way to your email.",
 }
 
 func flashText(key string) string { return flashes[key] }

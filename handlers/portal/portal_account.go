@@ -30,6 +30,9 @@ var profileLabels = []struct{ Name, Label, Hint, Auto string }{
 // accountData is the Account page's data.
 type accountData struct {
 	Profile []profileField
+	// EmailVerified: the email's verification link was followed; MayVerify: the session
+	// may ask for a new one (the account holder's own).
+	EmailVerified, MayVerify bool
 }
 
 type profileField struct{ Name, Label, Hint, Auto, Value string }
@@ -59,7 +62,7 @@ func (p *Portal) renderAccount(c *gin.Context, status int, pg pageData, a *domai
 			prof[k] = val
 		}
 	}
-	d := accountData{}
+	d := accountData{EmailVerified: v.EmailVerified, MayVerify: web.CallerOf(c).Allows(domain.CapControl) == nil}
 	for _, f := range profileLabels {
 		d.Profile = append(d.Profile, profileField{f.Name, f.Label, f.Hint, f.Auto, prof[f.Name]})
 	}

@@ -106,6 +106,8 @@ type activityData struct {
 	Action, OrgID, OrgName string
 	// Who maps account ids to emails for a table that names the member of each row.
 	Who map[string]string
+	// NotMe: each sign-in row gets a "This wasn't me" button (the caller's own Activity page).
+	NotMe bool
 }
 
 // portalDate is the format of the filters' date inputs (<input type="date">).
@@ -155,7 +157,9 @@ func (p *Portal) activityPage(c *gin.Context) {
 	}
 	f, form, err := activityForm(c)
 	f.AccountID = web.CallerOf(c).AccountID
-	p.renderActivity(c, "activity", "/activity", f, form, err, nil)
+	p.renderActivity(c, "activity", "/activity", f, form, err, func(d *activityData) {
+		d.NotMe = web.CallerOf(c).Allows(domain.CapControl) == nil
+	})
 }
 
 // renderActivity runs the activity query f and shows page name (the Activity page, or the

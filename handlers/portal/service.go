@@ -52,6 +52,7 @@ type Service interface {
 	Credentials
 	Orgs
 	api.Delegations
+	api.Recovery
 }
 
 var _ Service = (*command.Service)(nil)

@@ -45,6 +45,9 @@ func JSON(status int, body any, pos uint64) Reply { return Reply{status: status,
 // Done answers 204 No Content; pos as Reply.
 func Done(pos uint64) Reply { return Reply{status: http.StatusNoContent, pos: pos} }
 
+// Accepted answers 202 Accepted without a body; pos as Reply.
+func Accepted(pos uint64) Reply { return Reply{status: http.StatusAccepted, pos: pos} }
+
 // Raw answers 200 with data of contentType.
 func Raw(contentType string, data []byte) Reply {
 	return Reply{status: http.StatusOK, contentType: contentType, raw: data}
@@ -123,7 +126,7 @@ func Command[In any](s *Core, kind MetaKind, run func(*Call[In]) (Reply, error))
 		switch {
 		case out.raw != nil:
 			c.Data(out.status, out.contentType, out.raw)
-		case out.status == http.StatusNoContent:
+		case out.status == http.StatusNoContent, out.status == http.StatusAccepted && out.body == nil:
 			c.Status(out.status)
 		default:
 			c.JSON(out.status, out.body)

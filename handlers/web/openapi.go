@@ -407,7 +407,7 @@ func renderResponse(code int, r Response) map[string]any {
 var operationVerbs = []string{
 	"act", "add", "change", "confirm", "create", "delete", "disable", "erase", "get", "grant", "list",
 	"login", "logout", "patch", "reauth", "regenerate", "register", "remove", "rename", "replay",
-	"revoke", "set", "sign", "start", "stream",
+	"report", "request", "revoke", "set", "sign", "start", "stream", "verify",
 }
 
 // nounsToo are the operationVerbs that are nouns as well (a login, a change, a stream): a

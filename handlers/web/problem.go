@@ -32,14 +32,21 @@ const (
 	CodeCSRFFailed               = "csrf_failed"
 	CodeMFARequired              = "mfa_required"
 	CodeDelegateNotAllowed       = "delegate_not_allowed"
+	CodeInvalidToken             = "invalid_token"
 	// CodeMethodNotAllowed answers a known path asked with a method it does not serve (405).
 	CodeMethodNotAllowed = "method_not_allowed"
 	// CodeNotReady is /readyz's 503: the store is unreachable or a projection is stuck or
 	// lagging.
 	CodeNotReady = "not_ready"
+	// CodeUnavailable is a 503 of sign-in steps while the state instances share (NATS, with
+	// --nats-url) cannot be reached: they fail closed, with Retry-After.
+	CodeUnavailable = "unavailable"
 	// CodeInternal is every unexpected failure (500); its details stay in the server log.
 	CodeInternal = "internal"
 )
+
+// unavailableRetryAfter is the Retry-After (seconds) of CodeUnavailable.
+const unavailableRetryAfter = 5
 
 // problemContentType is the media type of RFC 9457 problem documents.
 const ProblemContentType = "application/problem+json"
@@ -171,8 +178,17 @@ var ProblemKinds = []problemKind{
 	// No relying party is configured: the passkey routes do not exist here.
 	{err: command.ErrPasskeysDisabled, Status: http.StatusNotFound, Code: CodeNotFound, Title: "Not found",
 		detail: fixedDetail("Passkeys are not configured on this server.")},
+	// A mailed link's token (verification, reset, "this wasn't me") that does not work
+	// (command.ErrInvalidToken says when).
+	{err: command.ErrInvalidToken, Status: http.StatusBadRequest, Code: CodeInvalidToken, Title: "Invalid token",
+		detail: fixedDetail("The link is invalid, expired or already used; ask for a new one.")},
 	{err: command.ErrUnknownClient, Status: http.StatusBadRequest, Code: CodeInvalidRequest, Title: "Invalid request",
 		detail: fixedDetail("The client_id (field or X-Vigil-Client header) names no registered client application.")},
+	// --nats-url's shared state (login tickets, passkey ceremonies, throttling counts) cannot
+	// be reached: sign-ins, second factors and re-authentications are refused, never let
+	// through unthrottled (sharedstate.ErrUnavailable is throttle.ErrUnavailable).
+	{err: throttle.ErrUnavailable, Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Title: "Service unavailable",
+		detail: fixedDetail("Signing in is unavailable for a moment: the state this service's instances share cannot be reached. Nothing was checked or changed; try again shortly.")},
 	{as: isThrottled, Status: http.StatusTooManyRequests, Code: CodeTooManyAttempts, Title: "Too many attempts", detail: throttleDetail},
 	// A wrong password or code at sign-in (and, with the same answer, an unknown email); the
 	// handlers of signed-in callers wrap it in ErrInvalidCredentialsSignedIn (403). A refused
@@ -375,6 +391,9 @@ func WriteError(c *gin.Context, err error) {
 	var te *throttle.Error
 	if errors.As(err, &te) && p.Status == http.StatusTooManyRequests {
 		c.Header("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+	}
+	if p.Code == CodeUnavailable {
+		c.Header("Retry-After", strconv.Itoa(unavailableRetryAfter))
 	}
 	if p.Status == http.StatusUnauthorized {
 		// RFC 9110: a 401 names the scheme that would work.

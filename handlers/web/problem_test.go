@@ -43,6 +43,8 @@ func TestProblemMapping(t *testing.T) {
 		{Public(ErrInvalidCredentialsSignedIn, "", command.ErrPasskeyCloneSuspected), 403, CodeInvalidCredentials},
 		{projections.ErrBadCursor, 400, CodeInvalidRequest},
 		{fmt.Errorf("list: %w", projections.ErrBadFilter), 400, CodeInvalidRequest},
+		// The shared sign-in state (--nats-url) away: fail closed, never a 500 or a pass.
+		{fmt.Errorf("throttle: %w", fmt.Errorf("%w: nats: timeout", throttle.ErrUnavailable)), 503, CodeUnavailable},
 	} {
 		p, _ := ProblemFor(tc.err)
 		if p.Status != tc.status || p.Code != tc.code {

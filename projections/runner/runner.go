@@ -186,3 +186,9 @@ func (r *Runner) Status(ctx context.Context) ([]projections.Status, error) {
 func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
 	return r.f.WaitFor(ctx, position)
 }
+
+// WaitForProjection blocks until the projection named name has committed position, or ctx
+// ends (its error is returned).
+func (r *Runner) WaitForProjection(ctx context.Context, position uint64, name string) error {
+	return r.f.WaitFor(ctx, position, name)
+}

@@ -26,11 +26,14 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/chain"
 	"github.com/vigil-auth/vigil/eventstore/kurrentdb"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/handlers"
@@ -144,11 +147,22 @@ type Config struct {
 	// Forward configures the NATS and webhook forwarders (forward.go).
 	Forward ForwardConfig
 
+	// NATSURL (--nats-url) keeps the state instances share (login tickets, passkey
+	// ceremonies, throttling counts) in NATS JetStream key-value buckets; empty: in memory.
+	NATSURL string
+
 	// LogSigningKeyFile signs the log's checkpoints; empty means <DataDir>/log-signing.key,
 	// made on first start. CheckpointInterval is how often one is written while events
 	// arrive; default 1 minute.
 	LogSigningKeyFile  string
 	CheckpointInterval time.Duration
+
+	// DisableRiskDetector turns the sign-in risk detector (risk.go) off; benchmarks compare
+	// sign-in latency with and without it.
+	DisableRiskDetector bool
+
+	// ReadModels: start from a read-model snapshot (--read-models-from, readmodels.go).
+	ReadModels ReadModelsConfig
 }
 
 // DefaultSweepInterval is how often the sweeper turns sessions past their lifetime or idle
@@ -218,6 +232,34 @@ func (c *Config) fill() error {
 	return nil
 }
 
+// StoreSQLitePrefix introduces a SQLite log file outside the data directory
+// (sqlite://PATH), which several instances on one host share.
+const StoreSQLitePrefix = "sqlite://"
+
+// SharedSQLitePath returns PATH of a --store value sqlite://PATH, and whether it is one.
+func SharedSQLitePath(store string) (string, bool) {
+	if !strings.HasPrefix(strings.ToLower(store), StoreSQLitePrefix) {
+		return "", false
+	}
+	return store[len(StoreSQLitePrefix):], true
+}
+
+// isSQLite reports whether store names a SQLite log (the data directory's or a shared file).
+func isSQLite(store string) bool {
+	_, shared := SharedSQLitePath(store)
+	return store == StoreSQLite || shared
+}
+
+// sqlitePaths returns the log file and the data-key file of a SQLite store: <data-dir>/events.db
+// and <data-dir>/keys.db, or, for sqlite://PATH, PATH and the keys file beside it
+// (PATH without its extension, plus ".keys.db"), which the instances sharing the log share too.
+func sqlitePaths(cfg Config) (events, keys string) {
+	if path, ok := SharedSQLitePath(cfg.Store); ok {
+		return path, strings.TrimSuffix(path, filepath.Ext(path)) + ".keys.db"
+	}
+	return filepath.Join(cfg.DataDir, EventsFile), filepath.Join(cfg.DataDir, KeysFile)
+}
+
 // kurrentSchemes are the connection string schemes the KurrentDB backend accepts.
 var kurrentSchemes = []string{"kurrentdb", "kurrent", "kdb", "esdb"}
 
@@ -226,6 +268,12 @@ var kurrentSchemes = []string{"kurrentdb", "kurrent", "kdb", "esdb"}
 // The error never repeats credentials.
 func ValidateStore(s string) error {
 	if s == StoreSQLite {
+		return nil
+	}
+	if path, ok := SharedSQLitePath(s); ok {
+		if path == "" || strings.HasSuffix(path, "/") {
+			return fmt.Errorf("%q names no file (sqlite://PATH, e.g. sqlite:///srv/vigil/events.db)", s)
+		}
 		return nil
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
@@ -247,7 +295,7 @@ func ValidateStore(s string) error {
 			}
 		}
 	}
-	return fmt.Errorf("%q is neither sqlite nor a KurrentDB connection string (kurrentdb://, esdb:// or esdb+discover://)", RedactStore(s))
+	return fmt.Errorf("%q is neither sqlite, sqlite://PATH nor a KurrentDB connection string (kurrentdb://, esdb:// or esdb+discover://)", RedactStore(s))
 }
 
 // RedactStore returns the --store value with any password replaced by "***", for messages.
@@ -288,6 +336,9 @@ type App struct {
 	runner       *runner.Runner
 	server       *handlers.Server
 	fwd          *forwarding
+	risk         *riskDetection      // nil when off
+	shared       *sharedstate.State  // nil without --nats-url
+	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -372,12 +423,35 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	closeLog = a.sealed.Close // the inner log, then the key store
 	a.store = eventstore.Instrument(a.sealed, cfg.Registry)
 
+	// The shared sign-in state (--nats-url) before anything of this instance's own: an
+	// unreachable NATS stops the start with nothing half-made.
+	var throttleCfg throttle.Config
+	var tickets ephemeral.TicketStore
+	if cfg.NATSURL != "" {
+		a.shared, err = openSharedState(ctx, cfg, a.secretKey)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, a.shared.Close)
+		throttleCfg.Store, tickets = a.shared.Throttle, a.shared.Tickets
+		if passkeys.Enabled() {
+			passkeys.Ceremonies = a.shared.Ceremonies
+		}
+	}
+
 	a.geo, err = openGeoIP(cfg)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, a.geo.Close)
 
+	builtin := projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo})
+	if cfg.ReadModels.From != "" {
+		if err := startFromSnapshot(ctx, cfg, a.store, builtin); err != nil {
+			return nil, fmt.Errorf("--read-models-from %s: %w", redactURL(cfg.ReadModels.From), err)
+		}
+	}
+	removeServedSnapshots(cfg.DataDir)
 	pfile, err := readModelFile(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -391,7 +465,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.runner, err = runner.New(runner.Config{
 		DB:          a.pdb,
 		Log:         a.store,
-		Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo}),
+		Projections: builtin,
 		Logger:      cfg.Logger,
 		Registerer:  cfg.Registry,
 	})
@@ -407,7 +481,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
 	a.keyring = keyring
+	a.feedPos = newFeedPosition(a.store)
+	var catchUp func(context.Context) error
+	if cfg.Store != StoreSQLite { // a log other instances append to: sqlite://PATH or KurrentDB
+		catchUp = a.feedPos.catchUp
+	}
 	a.svc, err = command.NewService(command.Config{
+		CatchUp:            catchUp,
+		Throttle:           throttleCfg,
+		Tickets:            tickets,
 		Store:              a.store,
 		Keyring:            keyring,
 		DataKeys:           sealed.AccountKeys{Store: a.sealed, Hasher: a.hasher},
@@ -440,24 +522,30 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	undo = append(undo, a.fwd.close)
 
+	if a.risk, err = a.openRisk(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, a.risk.close)
+
 	a.server, err = handlers.New(handlers.Config{
-		Logger:         cfg.Logger,
-		Registry:       cfg.Registry,
-		Store:          a.store,
-		Projections:    a.runner,
-		TrustedProxies: cfg.TrustedProxies,
-		MaxLag:         cfg.MaxLag,
-		Accounts:       a.svc,
-		SecretKey:      a.secretKey,
-		Positions:      a.runner,
-		Now:            cfg.Now,
-		ReadModels:     a.pdb,
-		Log:            a.store,
-		Subjects:       subjectReader(a.sealed),
-		LogIntegrity:   logIntegrity{a.logKeys, a.checkpointer.Log()},
-		ServiceTokens:  a.tokens,
-		PublicURL:      cfg.PublicURL.String(),
-		HSTS:           cfg.PublicURL.Scheme == "https",
+		Logger:             cfg.Logger,
+		Registry:           cfg.Registry,
+		Store:              a.store,
+		Projections:        a.runner,
+		TrustedProxies:     cfg.TrustedProxies,
+		MaxLag:             cfg.MaxLag,
+		Accounts:           a.svc,
+		SecretKey:          a.secretKey,
+		Positions:          a.runner,
+		Now:                cfg.Now,
+		ReadModels:         a.pdb,
+		Log:                a.store,
+		Subjects:           subjectReader(a.sealed),
+		LogIntegrity:       logIntegrity{a.logKeys, a.checkpointer.Log()},
+		ReadModelSnapshots: &snapshotter{dir: cfg.DataDir, db: a.pdb, store: a.store, ps: builtin, log: cfg.Logger},
+		ServiceTokens:      a.tokens,
+		PublicURL:          cfg.PublicURL.String(),
+		HSTS:               cfg.PublicURL.Scheme == "https",
 		Stream: stream.StreamConfig{Subscriber: storeSubscriber{a.store}, Source: cfg.PublicURL.String(),
 			Heartbeat: cfg.StreamHeartbeat, Buffer: cfg.StreamBuffer},
 		Webhooks:        a.fwd.admin(),
@@ -525,10 +613,11 @@ func subjectReader(st *sealed.Store) api.SubjectReader {
 
 // openStore opens the configured event store, bounded by cfg.StoreOpenTimeout.
 func openStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
-	if cfg.Store == StoreSQLite {
-		s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(cfg.DataDir, EventsFile), Logger: cfg.Logger})
+	if isSQLite(cfg.Store) {
+		path, _ := sqlitePaths(cfg)
+		s, err := sqlite.Open(sqlite.Config{Path: path, Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("--store sqlite: %w", err)
+			return nil, fmt.Errorf("--store %s: %w", cfg.Store, err)
 		}
 		return s, nil
 	}
@@ -658,10 +747,11 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	sessionLog := a.log.With("component", "sessions")
 	// One read of the log feeds the sessions, organisations, delegations and service tokens.
-	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index())
+	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index(), a.feedPos)
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)
+	a.risk.start(runnerCtx)
 	a.checkpointer.Start(runnerCtx)
 
 	var failure error
@@ -756,7 +846,7 @@ func (a *App) Close() error {
 	}
 	_ = a.ln.Close()
 	a.closeOnce.Do(func() {
-		a.closeErr = errors.Join(a.fwd.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close())
+		a.closeErr = errors.Join(a.fwd.close(), a.risk.close(), a.runner.Close(), a.pdb.Close(), a.geo.Close(), a.store.Close(), a.closeShared())
 	})
 	return a.closeErr
 }
@@ -768,6 +858,9 @@ func (a *App) close() error {
 		var errs []error
 		if err := a.fwd.close(); err != nil {
 			errs = append(errs, fmt.Errorf("forwarders: %w", err))
+		}
+		if err := a.risk.close(); err != nil {
+			errs = append(errs, fmt.Errorf("sign-in risk detector: %w", err))
 		}
 		if err := a.runner.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("projection runner: %w", err))
@@ -782,6 +875,7 @@ func (a *App) close() error {
 		if err := a.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("event store: %w", err))
 		}
+		_ = a.closeShared()
 		a.closeErr = errors.Join(errs...)
 	})
 	return a.closeErr

@@ -223,6 +223,7 @@ func TestNewFailsWithoutHalfStarting(t *testing.T) {
 	}{
 		{"unreachable store", Config{Store: "esdb://127.0.0.1:1?tls=false", StoreOpenTimeout: 2 * time.Second}, "--store"},
 		{"bad store", Config{Store: "postgres://x"}, "--store"},
+		{"unreachable NATS", Config{NATSURL: "nats://127.0.0.1:1", SecretKeyFile: sharedKeyFile(t)}, "--nats-url: cannot connect to NATS"},
 		{"missing key file", Config{SecretKeyFile: "/nonexistent/vigil.key"}, "--secret-key-file"},
 		{"idle over lifetime", Config{SessionLifetime: time.Hour, SessionIdleTimeout: 2 * time.Hour}, "idle"},
 		// WebAuthn needs a domain name as relying party id, and https except on localhost.
@@ -365,12 +366,12 @@ func TestStartUpOrder(t *testing.T) {
 }
 
 func TestValidateAndRedactStore(t *testing.T) {
-	for _, ok := range []string{"sqlite", "esdb://localhost:2113?tls=false", "esdb+discover://admin:changeit@a:2113,b:2113,c:2113", "kurrentdb://localhost:2113", "kurrentdb+discover://h"} {
+	for _, ok := range []string{"sqlite", "sqlite:///srv/vigil/events.db", "sqlite://relative/events.db", "esdb://localhost:2113?tls=false", "esdb+discover://admin:changeit@a:2113,b:2113,c:2113", "kurrentdb://localhost:2113", "kurrentdb+discover://h"} {
 		if err := ValidateStore(ok); err != nil {
 			t.Errorf("ValidateStore(%q) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "SQLite", "postgres://x", "esdb://", "esdb://user:secretpw@", "/tmp/events.db", "esdb:localhost"} {
+	for _, bad := range []string{"", "SQLite", "sqlite://", "sqlite:///srv/vigil/", "postgres://x", "esdb://", "esdb://user:secretpw@", "/tmp/events.db", "esdb:localhost"} {
 		err := ValidateStore(bad)
 		if err == nil {
 			t.Errorf("ValidateStore(%q) succeeded", bad)
@@ -579,4 +580,14 @@ func waitServing(t testing.TB, base string) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode != http.StatusServiceUnavailable, fmt.Sprintf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 	})
+}
+
+// sharedKeyFile is a server key file outside the data directory.
+func sharedKeyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret.key")
+	if _, _, err := EnsureSecretKey(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

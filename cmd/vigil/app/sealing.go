@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -56,10 +57,13 @@ func sealLog(ctx context.Context, cfg Config, raw eventstore.Store, key []byte) 
 		return nil, nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
 	var keys sealed.KeyStore
-	if cfg.Store == StoreSQLite {
-		path := filepath.Join(cfg.DataDir, KeysFile)
+	if isSQLite(cfg.Store) {
+		_, path := sqlitePaths(cfg)
 		k, err := keystore.OpenSQLite(path, key)
-		if err != nil {
+		switch {
+		case errors.Is(err, sealed.ErrWrongServerKey) && cfg.Store != StoreSQLite:
+			return nil, nil, fmt.Errorf("--secret-key-file: the server key does not open the data keys %s of the shared log %s: every instance sharing a log needs the same --secret-key-file", path, cfg.Store)
+		case err != nil:
 			return nil, nil, fmt.Errorf("--data-dir: the data keys %s: %w", path, err)
 		}
 		keys = k

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -129,5 +130,51 @@ func sleepCtx(ctx context.Context, backoff *time.Duration) bool {
 	case <-time.After(*backoff):
 		*backoff = min(*backoff*2, 5*time.Second)
 		return true
+	}
+}
+
+// feedPosition is the log feed's last applier: it records the position every applier before
+// it has taken, so that catchUp can wait for the feed to reach the log's head.
+type feedPosition struct {
+	store   eventstore.Store
+	mu      sync.Mutex
+	applied uint64
+	moved   chan struct{} // closed and replaced whenever applied grows
+}
+
+func newFeedPosition(store eventstore.Store) *feedPosition {
+	return &feedPosition{store: store, moved: make(chan struct{})}
+}
+
+// Apply implements logApplier.
+func (f *feedPosition) Apply(env domain.Envelope) error {
+	f.mu.Lock()
+	if env.Position > f.applied {
+		f.applied = env.Position
+		close(f.moved)
+		f.moved = make(chan struct{})
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+// catchUp waits until the feed has applied the log's head as it is now (command.Config.CatchUp).
+func (f *feedPosition) catchUp(ctx context.Context) error {
+	head, err := f.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		f.mu.Lock()
+		applied, moved := f.applied, f.moved
+		f.mu.Unlock()
+		if applied >= head {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }

@@ -75,6 +75,9 @@ type Server struct {
 	EventsPath string
 	// Service is the domain service the routes run.
 	Service *command.Service
+	// Keyring is the server keyring (the server key's): tests derive the mailed links'
+	// tokens with it, as the mail outbox does.
+	Keyring *credential.Keyring
 }
 
 // Start wires and serves the server, and returns once the log feed and the read models run
@@ -153,7 +156,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	must(err)
 	_, err = svc.BootstrapAdmins(context.Background())
 	must(err)
-	srv.Service = svc
+	srv.Service, srv.Keyring = svc, keyring
 	tokens, err := command.NewServiceTokens(command.ServiceTokensConfig{Store: store, Now: cfg.Now})
 	must(err)
 

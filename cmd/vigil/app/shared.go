@@ -1,0 +1,31 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
+)
+
+// openSharedState connects to --nats-url and opens the buckets of the state several
+// instances share (login tickets, passkey ceremonies, throttling counts). An unreachable
+// server stops the start naming --nats-url; once started, an outage makes sign-ins answer
+// 503 until NATS is back (sharedstate.ErrUnavailable), while whoami keeps answering from
+// memory.
+func openSharedState(ctx context.Context, cfg Config, secret []byte) (*sharedstate.State, error) {
+	st, err := sharedstate.Open(ctx, sharedstate.Config{URL: cfg.NATSURL, Secret: secret,
+		Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("--nats-url: %w", err)
+	}
+	cfg.Logger.Info("shared state in NATS JetStream", "server", st.ServerURL())
+	return st, nil
+}
+
+// closeShared closes the NATS connection of the shared state, if any.
+func (a *App) closeShared() error {
+	if a.shared == nil {
+		return nil
+	}
+	return a.shared.Close()
+}

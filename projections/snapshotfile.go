@@ -1,0 +1,349 @@
+package projections
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Read-model snapshots (API.md "Running", --read-models-from): a consistent copy of the read
+// models with their checkpoints, in one SQLite file, that a new instance starts from instead
+// of building everything from the log. The file carries a table naming what it was made
+// from, so that it is only ever used where its rows mean what the reader expects:
+//
+//   - the schema version of the read models (ReadModelVersion and the projections' DDL), and
+//   - the log it was built from (the id of the log's first event).
+//
+// Aggregate snapshots (the snapshots table) are a cache of the command side holding password
+// hashes and sealed secrets; a read-model snapshot leaves them out (the next load of each
+// account writes a new one).
+
+// ReadModelVersion is bumped whenever a reducer changes what it writes into an unchanged
+// schema, so that a snapshot taken by an older binary is refused. Changes of the DDL change
+// the schema version by themselves (SchemaVersion hashes it).
+const ReadModelVersion = 1
+
+// snapshotMetaTable names the table a snapshot file describes itself in.
+const snapshotMetaTable = "read_model_snapshot"
+
+// ErrNotSnapshot is returned by CheckSnapshot for a file that is not a complete read-model
+// snapshot (not SQLite, truncated, damaged, or without the description table).
+var ErrNotSnapshot = errors.New("not a complete Vigil read-model snapshot")
+
+// SchemaVersion identifies the read models of ps: ReadModelVersion and a digest of the
+// projections' names and DDL, e.g. "1-3fa4c2d1e0b9a877". Two binaries with the same schema
+// version build the same tables with the same meaning.
+func SchemaVersion(ps []Projection) string {
+	h := sha256.New()
+	for _, p := range ps {
+		io.WriteString(h, p.Name())
+		h.Write([]byte{0})
+		for _, stmt := range p.Schema() {
+			io.WriteString(h, strings.Join(strings.Fields(stmt), " "))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	return strconv.Itoa(ReadModelVersion) + "-" + hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// LogID identifies a log: the id of its first event, "" while it is empty.
+func LogID(ctx context.Context, log LogInfo) (string, error) {
+	evs, err := log.ReadAll(ctx, 0, 1)
+	if err != nil {
+		return "", fmt.Errorf("projections: read the log's first event: %w", err)
+	}
+	if len(evs) == 0 {
+		return "", nil
+	}
+	return evs[0].ID, nil
+}
+
+// SnapshotInfo describes a read-model snapshot.
+type SnapshotInfo struct {
+	SchemaVersion string
+	LogID         string
+	// Checkpoints holds each projection's checkpoint; Position is the lowest of them (where
+	// catching up starts).
+	Checkpoints map[string]uint64
+	Position    uint64
+	CreatedAt   time.Time
+	Size        int64 // bytes
+}
+
+// WriteSnapshot writes a consistent copy of db's read models and checkpoints to out (which
+// must not exist; it is written beside out first and renamed when complete and synced),
+// describing it with the schema version of ps and logID. It runs in one read transaction
+// (VACUUM INTO on a connection of its own): the runner keeps committing meanwhile, and the
+// copy holds exactly the batches committed when it started.
+func (db *DB) WriteSnapshot(ctx context.Context, out string, ps []Projection, logID string, now time.Time) (SnapshotInfo, error) {
+	return WriteSnapshotOf(ctx, db.Path(), out, ps, logID, now)
+}
+
+// WriteSnapshotOf is DB.WriteSnapshot of the read-model file at path (one a server may be
+// using meanwhile).
+func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, logID string, now time.Time) (SnapshotInfo, error) {
+	fail := func(err error) (SnapshotInfo, error) {
+		return SnapshotInfo{}, fmt.Errorf("projections: snapshot: %w", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		return fail(fmt.Errorf("%s already exists", out))
+	}
+	tmp := out + ".partial-" + strconv.FormatInt(now.UnixNano(), 10)
+	defer os.Remove(tmp)
+	src, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fail(err)
+	}
+	src.SetMaxOpenConns(1)
+	_, err = src.ExecContext(ctx, `VACUUM INTO ?`, tmp)
+	src.Close()
+	if err != nil {
+		return fail(fmt.Errorf("copy %s: %w", path, err))
+	}
+	// Personal data in clear, like the read models: for the owner only.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fail(err)
+	}
+	info := SnapshotInfo{SchemaVersion: SchemaVersion(ps), LogID: logID, CreatedAt: now.UTC()}
+	if err := describeSnapshot(ctx, tmp, &info); err != nil {
+		return fail(err)
+	}
+	if err := syncFile(tmp); err != nil {
+		return fail(err)
+	}
+	if err := os.Link(tmp, out); err != nil { // fails when out appeared meanwhile
+		return fail(err)
+	}
+	if err := syncFile(filepath.Dir(out)); err != nil {
+		return fail(err)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return fail(err)
+	}
+	info.Size = fi.Size()
+	return info, nil
+}
+
+// describeSnapshot drops the aggregate snapshots from the copy at path, adds the description
+// table and fills info's checkpoints from the copy.
+func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo) error {
+	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+
+		"?_pragma=secure_delete(1)&_pragma=journal_mode(DELETE)&_pragma=synchronous(FULL)")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	f.SetMaxOpenConns(1)
+	tx, err := f.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmts := []string{
+		`DELETE FROM snapshots`,
+		`CREATE TABLE ` + snapshotMetaTable + ` (
+			schema_version TEXT NOT NULL,
+			log_id         TEXT NOT NULL,
+			created_at     INTEGER NOT NULL -- Unix nanoseconds
+		)`,
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+snapshotMetaTable+` (schema_version, log_id, created_at) VALUES (?, ?, ?)`,
+		info.SchemaVersion, info.LogID, info.CreatedAt.UnixNano()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	info.Checkpoints, info.Position, err = readCheckpoints(ctx, f)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// readCheckpoints reads every checkpoint of a read-model file and the lowest one.
+func readCheckpoints(ctx context.Context, q *sql.DB) (map[string]uint64, uint64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, position FROM checkpoints`)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	cps := map[string]uint64{}
+	var low uint64
+	for rows.Next() {
+		var (
+			name string
+			pos  uint64
+		)
+		if err := rows.Scan(&name, &pos); err != nil {
+			return nil, 0, err
+		}
+		if len(cps) == 0 || pos < low {
+			low = pos
+		}
+		cps[name] = pos
+	}
+	return cps, low, rows.Err()
+}
+
+// SnapshotWant is what CheckSnapshot requires of a snapshot.
+type SnapshotWant struct {
+	SchemaVersion string // SchemaVersion of the projections the server runs
+	LogID         string // LogID of the server's log
+}
+
+// CheckSnapshot checks that the file at path is a complete read-model snapshot (SQLite, as
+// long as its header says, passing SQLite's quick_check, described) made with want's schema
+// version from want's log, and describes it. Its errors are one line, saying what to do.
+func CheckSnapshot(ctx context.Context, path string, want SnapshotWant) (SnapshotInfo, error) {
+	size, err := checkSQLiteHeader(path)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=query_only(1)")
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrNotSnapshot, err)
+	}
+	defer f.Close()
+	f.SetMaxOpenConns(1)
+	var check string
+	if err := f.QueryRowContext(ctx, `PRAGMA quick_check(1)`).Scan(&check); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrNotSnapshot, err)
+	}
+	if check != "ok" {
+		return SnapshotInfo{}, fmt.Errorf("%w: SQLite's check fails: %s", ErrNotSnapshot, check)
+	}
+	info := SnapshotInfo{Size: size}
+	var created int64
+	err = f.QueryRowContext(ctx, `SELECT schema_version, log_id, created_at FROM `+snapshotMetaTable).
+		Scan(&info.SchemaVersion, &info.LogID, &created)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: it does not describe itself (%v)", ErrNotSnapshot, err)
+	}
+	info.CreatedAt = time.Unix(0, created).UTC()
+	if info.SchemaVersion != want.SchemaVersion {
+		return SnapshotInfo{}, fmt.Errorf("the snapshot's read-model schema version is %s, this server's %s: take a snapshot with this version of Vigil (vigil projections snapshot), or start without one", info.SchemaVersion, want.SchemaVersion)
+	}
+	if info.LogID != want.LogID {
+		return SnapshotInfo{}, fmt.Errorf("the snapshot was made from another log (first event %q, this log's %q): take it from an instance of this deployment, or start without one", info.LogID, want.LogID)
+	}
+	if info.Checkpoints, info.Position, err = readCheckpoints(ctx, f); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrNotSnapshot, err)
+	}
+	return info, nil
+}
+
+// checkSQLiteHeader checks that path starts with an SQLite header and holds every page the
+// header counts (a truncated copy does not), returning its size.
+func checkSQLiteHeader(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var h [100]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return 0, fmt.Errorf("%w: too short for an SQLite file", ErrNotSnapshot)
+	}
+	if string(h[:16]) != "SQLite format 3\x00" {
+		return 0, fmt.Errorf("%w: not an SQLite file", ErrNotSnapshot)
+	}
+	pageSize := int64(binary.BigEndian.Uint16(h[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	pages := int64(binary.BigEndian.Uint32(h[28:32]))
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	// The page count is valid when the version-valid-for number matches the change counter.
+	if binary.BigEndian.Uint32(h[92:96]) == binary.BigEndian.Uint32(h[24:28]) && fi.Size() < pages*pageSize {
+		return 0, fmt.Errorf("%w: truncated (%d of %d bytes)", ErrNotSnapshot, fi.Size(), pages*pageSize)
+	}
+	return fi.Size(), nil
+}
+
+// InstallSnapshot makes a snapshot the read models of the data directory dir: fetch writes
+// the snapshot into the file it is given (a fresh read-model file in dir), which is then
+// synced and checked (CheckSnapshot with want), and the directory's pointer moved to it. The
+// previous current file is left for RemoveStale. On any error the new file is removed and
+// the directory is unchanged. It takes the rebuild lock (ErrRebuildRunning).
+func InstallSnapshot(ctx context.Context, dir string, want SnapshotWant, now time.Time, fetch func(ctx context.Context, dst *os.File) error) (SnapshotInfo, string, error) {
+	unlock, err := lockRebuild(dir, true)
+	if err != nil {
+		return SnapshotInfo{}, "", err
+	}
+	defer unlock()
+	name := rebuiltPrefix + strconv.FormatInt(now.UnixNano(), 10) + ".db"
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return SnapshotInfo{}, "", err
+	}
+	err = fetch(ctx, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		RemoveFile(path)
+		return SnapshotInfo{}, "", err
+	}
+	info, err := CheckSnapshot(ctx, path, want)
+	if err != nil {
+		RemoveFile(path)
+		return SnapshotInfo{}, "", err
+	}
+	if err := writePointer(dir, name); err != nil {
+		RemoveFile(path)
+		return SnapshotInfo{}, "", err
+	}
+	return info, path, nil
+}
+
+// HasReadModels reports whether the current read-model file of dir exists and holds a
+// checkpoint past 0 (a server has applied events to it).
+func HasReadModels(ctx context.Context, dir string) (bool, error) {
+	path, err := CurrentPath(dir)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var n int
+	err = f.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE position > 0`).Scan(&n)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return false, nil
+		}
+		return false, fmt.Errorf("projections: %s: %w", path, err)
+	}
+	return n > 0, nil
+}
