@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/eventstore/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 // TestEraseMeLeavesNoTrace: the log never holds the personal values in clear (sealed before
@@ -69,6 +71,12 @@ func TestEraseMeLeavesNoTrace(t *testing.T) {
 	if code := whoamiStatus(t, base, keeper); code != 200 {
 		t.Errorf("the other account's session: %d", code)
 	}
+	// The mail outbox follows the log on its own: it removes the account's .eml files (the
+	// verification mail of the registration) when it reaches the erasure.
+	testwait.Until(t, 10*time.Second, "the outbox to forget the erased account's mail files", func() (bool, string) {
+		hits := scanDir(t, filepath.Join(dir, MailDir), secrets)
+		return len(hits) == 0, fmt.Sprint(hits)
+	})
 	stop()
 	if hits := scanDir(t, dir, secrets); len(hits) != 0 {
 		t.Errorf("after the erasure and a clean stop, files still hold personal values: %v", hits)

@@ -250,7 +250,7 @@ func (c *composer) compose(ctx context.Context, ev domain.Envelope) (*Message, s
 	if err != nil {
 		return nil, skipNone, err
 	}
-	return &Message{EventID: ev.ID, Kind: ct.Kind, To: netmail.Address{Name: displayName(rec), Address: to},
+	return &Message{EventID: ev.ID, Kind: ct.Kind, AccountID: accountID, To: netmail.Address{Name: displayName(rec), Address: to},
 		Subject: subject, Text: text, HTML: html, Date: ev.RecordedAt}, skipNone, nil
 }
 

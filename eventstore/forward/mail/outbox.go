@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -202,6 +203,12 @@ func (o *Outbox) handle(ctx context.Context, batch []domain.Envelope) error {
 	for _, ev := range batch {
 		if ev.Position <= o.sent.Load() {
 			continue // handled before a failure later in its batch
+		}
+		if fg, ok := o.cfg.Sender.(Forgetter); ok && ev.Type == domain.EventAccountErased {
+			accountID, _ := strings.CutPrefix(ev.StreamID, domain.StreamPrefixAccount)
+			if err := fg.Forget(ctx, accountID); err != nil {
+				return err
+			}
 		}
 		m, why, err := o.c.compose(ctx, ev)
 		if err != nil {

@@ -351,6 +351,18 @@ func TestEMLFilesWithoutSMTP(t *testing.T) {
 	if strings.Contains(f.logs.String(), tok) || strings.Contains(f.logs.String(), url.QueryEscape(tok)) {
 		t.Fatal("the token is in the log")
 	}
+
+	// An erasure removes the account's files, and only those.
+	other := f.account("bob@example.com", "Bob", "")
+	f.appendTo(domain.AccountStream(other), md(other), domain.PasswordChanged{PasswordHash: "$argon2id$x", At: time.Now().UTC()})
+	erased := f.appendTo(domain.AccountStream(acct), md(acct), domain.AccountErased{At: time.Now().UTC()})
+	if err := f.outbox.WaitFor(context.Background(), erased.Position); err != nil {
+		t.Fatal(err)
+	}
+	entries, err = os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || !strings.Contains(entries[0].Name(), other) {
+		t.Fatalf("after the erasure of %s the mail dir holds %v (%v), want only %s's file", acct, entries, err, other)
+	}
 }
 
 func decodeHeader(s string) string {

@@ -26,10 +26,13 @@ type Message struct {
 	// Both name the .eml file and make the Message-ID, so that a message sent again after a
 	// crash carries the same Message-ID (receivers may drop it as a duplicate).
 	EventID, Kind string
-	To            netmail.Address
-	Subject       string
-	Text, HTML    string
-	Date          time.Time
+	// AccountID is the account the message is about: an .eml file is named by it too, so
+	// that an erasure can remove the account's files (FileSender.Forget).
+	AccountID  string
+	To         netmail.Address
+	Subject    string
+	Text, HTML string
+	Date       time.Time
 }
 
 // Sender delivers messages. Send returns nil once the message is accepted (by the SMTP
@@ -311,6 +314,9 @@ func (f *FileSender) Send(_ context.Context, m *Message) error {
 		return fmt.Errorf("mail: %w", err)
 	}
 	name := m.Date.UTC().Format("20060102T150405Z") + "-" + m.EventID + "-" + m.Kind + ".eml"
+	if m.AccountID != "" {
+		name = m.Date.UTC().Format("20060102T150405Z") + "-" + m.AccountID + "-" + m.EventID + "-" + m.Kind + ".eml"
+	}
 	path := filepath.Join(f.Dir, name)
 	tmp, err := os.CreateTemp(f.Dir, ".tmp-*.eml")
 	if err != nil {
@@ -339,6 +345,30 @@ func (f *FileSender) Send(_ context.Context, m *Message) error {
 
 // Close implements Sender.
 func (f *FileSender) Close() error { return nil }
+
+// Forget implements Forgetter: it removes every .eml file about accountID (an erased
+// account's mail must not outlive its data key in the data directory).
+func (f *FileSender) Forget(_ context.Context, accountID string) error {
+	if accountID == "" || strings.ContainsAny(accountID, `/\*?[`) {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(f.Dir, "*-"+accountID+"-*.eml"))
+	if err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
+	for _, path := range files {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("mail: forget %s: %w", filepath.Base(path), err)
+		}
+	}
+	return nil
+}
+
+// Forgetter is a Sender that keeps copies of what it sent (FileSender): the outbox asks it to
+// forget an account's messages when the account is erased.
+type Forgetter interface {
+	Forget(ctx context.Context, accountID string) error
+}
 
 // ParseFrom reads --mail-from (an address, optionally with a display name: `Vigil
 // <no-reply@example.com>`); empty gives "Vigil <no-reply@HOST>" with the host of publicURL.
