@@ -181,7 +181,7 @@ func (a *Account) PendingTOTPSecret(kr *credential.Keyring, deviceID string) ([]
 	if d == nil || d.Confirmed {
 		return nil, fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
 	}
-	return kr.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	return kr.OpenTOTPSecret(a.ID(), d.ID, d.Secret)
 }
 
 // PasswordHash returns the account's password hash (argon2 PHC string).
@@ -195,7 +195,7 @@ func (a *Account) matchTOTP(kr *credential.Keyring, code string, now time.Time, 
 		if pendingID != "" && d.ID != pendingID || pendingID == "" && !d.Confirmed {
 			continue
 		}
-		secret, err := kr.Open(d.Secret, totpAAD(a.s.ID, d.ID))
+		secret, err := kr.OpenTOTPSecret(a.s.ID, d.ID, d.Secret)
 		if err != nil {
 			return "", 0, fmt.Errorf("totp device %s: %w", d.ID, err)
 		}

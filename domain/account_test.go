@@ -58,7 +58,7 @@ var registered = AccountRegistered{AccountID: "a1", Email: "ann@example.com", Fi
 
 func sealedFor(t *testing.T, kr *credential.Keyring, deviceID string, secret []byte) credential.SealedSecret {
 	t.Helper()
-	s, err := kr.Seal(secret, totpAAD("a1", deviceID))
+	s, err := kr.SealTOTPSecret("a1", deviceID, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
