@@ -69,16 +69,10 @@ func (a *Account) DecidePasswordChange(passwordHash string, now time.Time) []Eve
 	return []Event{PasswordChanged{PasswordHash: passwordHash, At: now}}
 }
 
-// ValidateDeviceName trims a TOTP device or passkey name: 1..64 characters, no control
-// characters.
-func ValidateDeviceName(name string) (string, error) {
-	return validate.Text("name", name, maxDeviceName, true)
-}
-
-// DecideAddTOTPDevice adds a pending TOTP device named name (see ValidateDeviceName) with
+// DecideAddTOTPDevice adds a pending TOTP device named name (see validate.DeviceName) with
 // its sealed secret.
 func (a *Account) DecideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
-	n, err := ValidateDeviceName(name)
+	n, err := validate.DeviceName(name)
 	if err != nil {
 		return nil, err
 	}
