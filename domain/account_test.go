@@ -29,7 +29,7 @@ func envelopes(t *testing.T, stream string, events ...Event) []Envelope {
 
 func rebuild(t *testing.T, events ...Event) *Account {
 	t.Helper()
-	a, err := RebuildAccount("a1", envelopes(t, AccountStream("a1"), events...))
+	a, err := rebuildAccount("a1", envelopes(t, AccountStream("a1"), events...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,20 +166,20 @@ func TestAccountApplyPerEvent(t *testing.T) {
 }
 
 func TestRebuildAccountRefusesBadStreams(t *testing.T) {
-	if _, err := RebuildAccount("a1", nil); !errors.Is(err, ErrNotFound) {
+	if _, err := rebuildAccount("a1", nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty: %v", err)
 	}
 	envs := envelopes(t, "account-a1", NameChanged{FirstName: "A", LastName: "B"})
-	if _, err := RebuildAccount("a1", envs); err == nil {
+	if _, err := rebuildAccount("a1", envs); err == nil {
 		t.Fatal("stream without AccountRegistered accepted")
 	}
 	envs = envelopes(t, "account-a1", registered, NameChanged{FirstName: "A", LastName: "B"})
 	envs[1].Version = 3
-	if _, err := RebuildAccount("a1", envs); err == nil {
+	if _, err := rebuildAccount("a1", envs); err == nil {
 		t.Fatal("gap accepted")
 	}
 	envs = envelopes(t, "account-a1", registered, SessionAccessed{At: t0})
-	if _, err := RebuildAccount("a1", envs); err == nil {
+	if _, err := rebuildAccount("a1", envs); err == nil {
 		t.Fatal("session event on an account stream accepted")
 	}
 }

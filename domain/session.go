@@ -50,7 +50,7 @@ func (s Session) clone() Session {
 }
 
 // SessionRecord is the aggregate of a session-<id> stream. Its fields are unexported; it is
-// built only by RebuildSession.
+// built only by Rebuild.
 type SessionRecord struct {
 	sess             Session
 	tokenHash        string
@@ -60,10 +60,10 @@ type SessionRecord struct {
 	recordedAccessAt time.Time // At of the last SessionAccessed (or the start)
 }
 
-// RebuildSession is the one function that rebuilds a session from its stream: events from
+// rebuildSession rebuilds a session from its stream: events from
 // version 1 on, in order, with SessionStarted among the first two. It returns ErrSessionNotFound
 // for an empty stream and an error for a gap or an event that does not belong there.
-func RebuildSession(sessionID string, events []Envelope) (*SessionRecord, error) {
+func rebuildSession(sessionID string, events []Envelope) (*SessionRecord, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("session %s: %w", sessionID, ErrSessionNotFound)
 	}

@@ -29,7 +29,7 @@ func (s *Service) loadDelegation(ctx context.Context, id string) (*domain.Delega
 	if err != nil {
 		return nil, fmt.Errorf("load delegation %s: %w", id, err)
 	}
-	return domain.RebuildDelegation(id, events)
+	return domain.Rebuild[*domain.Delegation](id, events)
 }
 
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the

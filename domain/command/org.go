@@ -27,7 +27,7 @@ func (s *Service) loadOrg(ctx context.Context, orgID string) (*domain.Org, error
 	if err != nil {
 		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
 	}
-	return domain.RebuildOrg(orgID, events)
+	return domain.Rebuild[*domain.Org](orgID, events)
 }
 
 // readAll reads a whole (short) stream in pages.

@@ -370,7 +370,7 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*domain.Se
 			break
 		}
 	}
-	return domain.RebuildSession(sessionID, all)
+	return domain.Rebuild[*domain.SessionRecord](sessionID, all)
 }
 
 // updateSession is updateAccount for a session stream. After a successful append the

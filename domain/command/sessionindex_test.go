@@ -88,7 +88,7 @@ func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 	x := newSessionIndex()
 	all := append(startEvents("s2", "a1", "tok2", []string{domain.AMRPassword}, t0), domain.SessionSignedOut{Reason: domain.SignOutByAdmin, At: t0})
 	envs := envelopes(t, domain.SessionStream("s2"), all...)
-	r, err := domain.RebuildSession("s2", envs)
+	r, err := domain.Rebuild[*domain.SessionRecord]("s2", envs)
 	if err != nil {
 		t.Fatal(err)
 	}
