@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -80,7 +81,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller domain.Session, de
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	res, err := s.appendEvents(ctx, domain.DelegationStream(id), domain.NoStream, events, s.callerMetadata(cur, rm))
+	res, err := s.appendEvents(ctx, domain.DelegationStream(id), expect.NoStream, events, s.callerMetadata(cur, rm))
 	if err != nil {
 		return DelegationResult{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -72,7 +73,7 @@ func (s *Service) CreateOrg(ctx context.Context, caller domain.Session, name str
 	if err != nil {
 		return OrgResult{}, err
 	}
-	res, err := s.appendEvents(ctx, domain.OrgStream(id), domain.NoStream, events, s.callerMetadata(cur, rm))
+	res, err := s.appendEvents(ctx, domain.OrgStream(id), expect.NoStream, events, s.callerMetadata(cur, rm))
 	if err != nil {
 		return OrgResult{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 )
 
 // Whoami returns the active session whose token this is, from the in-memory index (never
@@ -60,12 +61,12 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 		md.Actor = domain.Actor{Type: domain.ActorDelegate, ID: sess.ActorAccountID}
 	}
 	events := []domain.Event{domain.SessionAccessed{At: now}}
-	res, err := s.appendEvents(ctx, domain.SessionStream(sessionID), domain.Exact(version), events, md)
+	res, err := s.appendEvents(ctx, domain.SessionStream(sessionID), expect.Exact(version), events, md)
 	if err == nil {
 		s.index.advance(sessionID, version, events, res.NextVersion)
 		return res.LastPosition, nil
 	}
-	if !errors.Is(err, domain.ErrWrongExpectedVersion) {
+	if !errors.Is(err, expect.ErrWrongVersion) {
 		return 0, err
 	}
 	// Someone else wrote to the session: decide again on the stream.
