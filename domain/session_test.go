@@ -8,13 +8,15 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 func cryptoRand() io.Reader { return rand.Reader }
 
 // hexToken is the TokenHash of SessionStarted for token.
 func hexToken(token string) string {
-	h := HashSessionToken(token)
+	h := credential.HashSessionToken(token)
 	return hex.EncodeToString(h[:])
 }
 

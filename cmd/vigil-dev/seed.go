@@ -642,7 +642,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, expect.Version, ...see
 			sstream := domain.SessionStream(sid)
 			var tok [32]byte
 			seedReader{r}.Read(tok[:])
-			th := domain.HashSessionToken(hex.EncodeToString(tok[:]))
+			th := credential.HashSessionToken(hex.EncodeToString(tok[:]))
 			lifetime, idle := 24*time.Hour, 2*time.Hour
 			add(at, sstream, expect.NoStream,
 				seedEvent{id: seedID(r, at), md: md, ev: domain.LoginSucceeded{AccountID: id, SessionID: sid, Method: method,

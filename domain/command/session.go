@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/expect"
 )
 
@@ -19,7 +20,7 @@ func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, err
 	if token == "" {
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
-	sess, ok := s.index.Lookup(domain.HashSessionToken(token))
+	sess, ok := s.index.Lookup(credential.HashSessionToken(token))
 	if !ok && s.cfg.CatchUp != nil {
 		sess, ok = s.lookupAfterCatchUp(ctx, token)
 	}
@@ -40,7 +41,7 @@ func (s *Service) lookupAfterCatchUp(ctx context.Context, token string) (domain.
 	if s.cfg.CatchUp(ctx) != nil {
 		return domain.Session{}, false
 	}
-	return s.index.Lookup(domain.HashSessionToken(token))
+	return s.index.Lookup(credential.HashSessionToken(token))
 }
 
 // Touch notes a use of the session now: in memory on every call (the idle timeout counts
