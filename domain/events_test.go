@@ -217,7 +217,7 @@ func TestDecodeErasedMembers(t *testing.T) {
 		{EventEmailChanged, `{"old_email":"[erased]","new_email":"[erased]","at":"2026-03-01T12:00:00Z"}`,
 			func(e Event) bool {
 				c, ok := e.(EmailChanged)
-				return ok && c.NewEmail == Erased && c.OldEmail == Erased
+				return ok && c.NewEmail == eventtype.Erased && c.OldEmail == eventtype.Erased
 			}},
 	} {
 		e, err := DecodeEvent(Envelope{Type: tc.typ, SchemaVersion: 1, Data: json.RawMessage(tc.data)})

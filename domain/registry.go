@@ -215,9 +215,6 @@ func DecodeEvent(env Envelope) (Event, error) {
 	return ev, nil
 }
 
-// Erased is what a personal value reads as once its account's data key is destroyed.
-const Erased = "[erased]"
-
 // withoutErased returns data with every top-level member whose value is the string
 // "[erased]" set to null, and whether there was one.
 func withoutErased(data json.RawMessage) (json.RawMessage, bool) {
@@ -227,7 +224,7 @@ func withoutErased(data json.RawMessage) (json.RawMessage, bool) {
 	}
 	found := false
 	for k, v := range m {
-		if string(v) == `"`+Erased+`"` {
+		if string(v) == `"`+eventtype.Erased+`"` {
 			m[k], found = json.RawMessage("null"), true
 		}
 	}
