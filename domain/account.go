@@ -347,13 +347,6 @@ type PasskeyCredential struct {
 	Transports   []string
 }
 
-// BackupCodesInfo tells how many backup codes remain and when the set was generated (zero
-// when there is none).
-type BackupCodesInfo struct {
-	Remaining   int
-	GeneratedAt time.Time
-}
-
 // SecurityState is the security page of an account (API.md's /me/security) as the
 // aggregate knows it. TwoFactorRequiredBy is filled by
 // command.Service.Security from the policy.
@@ -364,8 +357,13 @@ type SecurityState struct {
 	TwoFactorRequiredBy []string
 	TOTPDevices         []TOTPDeviceInfo
 	Passkeys            []PasskeyInfo
-	BackupCodes         BackupCodesInfo
-	Roles               []string
+	// BackupCodes tells how many backup codes remain and when the set was generated (zero
+	// when there is none).
+	BackupCodes struct {
+		Remaining   int
+		GeneratedAt time.Time
+	}
+	Roles []string
 }
 
 // Security returns the account's security state.
@@ -375,8 +373,8 @@ func (a *Account) Security() SecurityState {
 		PasswordChangedAt: a.s.PasswordChangedAt,
 		TwoFactorEnabled:  a.TwoFactorEnabled(),
 		Roles:             a.roles(),
-		BackupCodes:       BackupCodesInfo{Remaining: a.backupCodesRemaining()},
 	}
+	st.BackupCodes.Remaining = a.backupCodesRemaining()
 	if a.s.Backup != nil {
 		st.BackupCodes.GeneratedAt = a.s.Backup.GeneratedAt
 	}
