@@ -144,7 +144,7 @@ func runSeed(ctx context.Context, s cli.Settings, e cli.Env) int {
 				data := make([]domain.EventData, len(a.events))
 				var err error
 				for i, pe := range a.events {
-					v, ok := domain.EventSchemaVersion(domain.EventTypeOf(pe.ev))
+					v, ok := domain.Catalog().CurrentVersion(domain.EventTypeOf(pe.ev))
 					if !ok {
 						err = fmt.Errorf("unknown event type %s", domain.EventTypeOf(pe.ev))
 						break
