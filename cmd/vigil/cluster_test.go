@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -116,29 +114,9 @@ func (c *cluster) args(i int, keyFile, sigFile string) []string {
 }
 
 func (c *cluster) start(i int, keyFile, sigFile string) *clusterNode {
-	t := c.t
-	cmd := exec.Command(c.bin, c.args(i, keyFile, sigFile)...)
-	cmd.Env = append(os.Environ(), "VIGIL_CHECKPOINT_INTERVAL=100ms")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "Vigil is serving "); ok {
-				line <- u
-			}
-		}
-	}()
-	u, _ := testwait.Recv(t, 20*time.Second, fmt.Sprintf("instance %d to print its URL", i), line)
-	return &clusterNode{cmd: cmd, url: u}
+	c.t.Helper()
+	srv := startVigil(c.t, c.bin, []string{"VIGIL_CHECKPOINT_INTERVAL=100ms"}, 20*time.Second, c.args(i, keyFile, sigFile)...)
+	return &clusterNode{cmd: srv.Cmd, url: srv.url}
 }
 
 // rrProxy sends each request to the next live instance in turn, and names the instance in the

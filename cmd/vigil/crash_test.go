@@ -210,9 +210,18 @@ type server struct {
 // startServe starts `vigil serve` on a free port and waits for its URL line.
 func startServe(t *testing.T, bin, dir string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
 	// Checkpoints often, so that kills land between and during them.
-	cmd.Env = append(os.Environ(), "VIGIL_CHECKPOINT_INTERVAL=50ms")
+	return startVigil(t, bin, []string{"VIGIL_CHECKPOINT_INTERVAL=50ms"}, 10*time.Second,
+		"serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+}
+
+// startVigil runs bin with args and env added to the environment (a `vigil serve` on a free
+// port), kills it when the test ends, and waits up to wait for its "Vigil is serving" line: the
+// one way the process tests (crash, mail outbox, cluster) start a server.
+func startVigil(t *testing.T, bin string, env []string, wait time.Duration, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +240,7 @@ func startServe(t *testing.T, bin, dir string) *server {
 			}
 		}
 	}()
-	u, _ := testwait.Recv(t, 10*time.Second, "vigil serve to print its URL", line)
+	u, _ := testwait.Recv(t, wait, "vigil serve to print its URL", line)
 	return &server{Cmd: cmd, url: u}
 }
 

@@ -44,9 +44,9 @@ func TestCommandErrors(t *testing.T) {
 		first string // the first line on stderr
 		usage string // a later line on stderr
 	}{
-		{[]string{"frobnicate"}, `vigil: unknown command "frobnicate"; the commands are serve, projections rebuild, verify, log export, log rotate-key, log migrate, ssf rotate-key`, "Usage: vigil [command] [flags]"},
-		{[]string{"projections"}, `vigil: projections needs a command: projections rebuild`, "Usage: vigil projections <command> [flags]"},
-		{[]string{"projections", "frob"}, `vigil: unknown command "projections frob"; the commands are projections rebuild`, "Usage: vigil projections <command> [flags]"},
+		{[]string{"frobnicate"}, `vigil: unknown command "frobnicate"; the commands are serve, projections rebuild, projections snapshot, verify, log export, log rotate-key, log migrate, ssf rotate-key`, "Usage: vigil [command] [flags]"},
+		{[]string{"projections"}, `vigil: projections needs a command: projections rebuild, projections snapshot`, "Usage: vigil projections <command> [flags]"},
+		{[]string{"projections", "frob"}, `vigil: unknown command "projections frob"; the commands are projections rebuild, projections snapshot`, "Usage: vigil projections <command> [flags]"},
 		{[]string{"projections", "rebuild", "extra"}, `vigil: projections rebuild: unexpected argument "extra"`, "Usage: vigil projections rebuild [flags]"},
 		{[]string{"projections", "rebuild", "--data-dir"}, `vigil: projections rebuild: flag --data-dir needs a value`, "Usage: vigil projections rebuild [flags]"},
 	}

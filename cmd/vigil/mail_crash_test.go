@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -156,26 +151,5 @@ func appendEvents(t *testing.T, log eventstore.Store, stream string, md domain.M
 // line.
 func startServeWith(t *testing.T, bin, dir string, extra ...string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"}, extra...)...)
-	cmd.Env = os.Environ()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "Vigil is serving "); ok {
-				line <- u
-			}
-		}
-	}()
-	u, _ := testwait.Recv(t, 10*time.Second, "vigil serve to print its URL", line)
-	return &server{Cmd: cmd, url: u}
+	return startVigil(t, bin, nil, 10*time.Second, append([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"}, extra...)...)
 }

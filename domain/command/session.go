@@ -24,7 +24,10 @@ func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, err
 	if !ok && s.cfg.CatchUp != nil {
 		sess, ok = s.lookupAfterCatchUp(ctx, token)
 	}
-	if !ok || sess.ExpiredReason(s.now()) != "" || !s.actingValid(sess, s.now()) {
+	if !ok {
+		return domain.Session{}, domain.ErrSessionNotFound
+	}
+	if now := s.now(); sess.ExpiredReason(now) != "" || !s.actingValid(sess, now) {
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
 	return s.effective(sess), nil

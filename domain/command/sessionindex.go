@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -25,12 +26,52 @@ import (
 // constant-time comparison: the map's timing can only depend on the hash of the presented
 // token, and learning about a hash of the attacker's own guess reveals nothing about the
 // hashes (let alone tokens) that exist, by SHA-256's preimage resistance.
+//
+// Every whoami notes a use (touch) under the read lock: an entry's latest use is an atomic
+// beside its record, so that concurrent requests do not queue behind a write lock (on a
+// busy machine a descheduled lock holder stalled them all). Records are replaced, never
+// changed, under the write lock.
 type SessionIndex struct {
 	mu         sync.RWMutex
-	byHash     map[[32]byte]*domain.SessionRecord
-	byID       map[string]*domain.SessionRecord
-	byAccount  map[string]map[string]*domain.SessionRecord
+	byHash     map[[32]byte]*indexEntry
+	byID       map[string]*indexEntry
+	byAccount  map[string]map[string]*indexEntry
 	tombstones map[string]time.Time // ended session id -> when the tombstone may go
+}
+
+// indexEntry is a session the index holds: its record (never changed once stored) and its
+// latest use seen here (Unix nanoseconds; at least the record's LastAccessedAt).
+type indexEntry struct {
+	rec      *domain.SessionRecord
+	accessed atomic.Int64
+}
+
+func newIndexEntry(r *domain.SessionRecord) *indexEntry {
+	e := &indexEntry{rec: r}
+	if t := r.Session().LastAccessedAt; !t.IsZero() {
+		e.accessed.Store(t.UnixNano())
+	}
+	return e
+}
+
+// session is the entry's session with its latest use.
+func (e *indexEntry) session() domain.Session {
+	sess := e.rec.Session()
+	if n := e.accessed.Load(); n != 0 && n > sess.LastAccessedAt.UnixNano() {
+		sess.LastAccessedAt = time.Unix(0, n).UTC()
+	}
+	return sess
+}
+
+// keepAccess makes at the entry's latest use when it is later than the one held.
+func (e *indexEntry) keepAccess(at time.Time) {
+	n := at.UnixNano()
+	for {
+		cur := e.accessed.Load()
+		if cur >= n || e.accessed.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
 
 // tombstoneGrace is how long after its absolute expiry (or its end, when that is unknown)
@@ -40,9 +81,9 @@ const tombstoneGrace = 48 * time.Hour
 // newSessionIndex returns an empty index.
 func newSessionIndex() *SessionIndex {
 	return &SessionIndex{
-		byHash:     map[[32]byte]*domain.SessionRecord{},
-		byID:       map[string]*domain.SessionRecord{},
-		byAccount:  map[string]map[string]*domain.SessionRecord{},
+		byHash:     map[[32]byte]*indexEntry{},
+		byID:       map[string]*indexEntry{},
+		byAccount:  map[string]map[string]*indexEntry{},
 		tombstones: map[string]time.Time{},
 	}
 }
@@ -52,30 +93,30 @@ func newSessionIndex() *SessionIndex {
 func (x *SessionIndex) Lookup(tokenHash [32]byte) (domain.Session, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	r := x.byHash[tokenHash]
-	if r == nil {
+	e := x.byHash[tokenHash]
+	if e == nil {
 		return domain.Session{}, false
 	}
-	return r.Session(), true
+	return e.session(), true
 }
 
 // Get returns the session with this id, if the index holds it.
 func (x *SessionIndex) Get(sessionID string) (domain.Session, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	r := x.byID[sessionID]
-	if r == nil {
+	e := x.byID[sessionID]
+	if e == nil {
 		return domain.Session{}, false
 	}
-	return r.Session(), true
+	return e.session(), true
 }
 
 // sessionsOf returns the account's sessions the index holds, oldest first.
 func (x *SessionIndex) sessionsOf(accountID string) []domain.Session {
 	x.mu.RLock()
 	out := make([]domain.Session, 0, len(x.byAccount[accountID]))
-	for _, r := range x.byAccount[accountID] {
-		out = append(out, r.Session())
+	for _, e := range x.byAccount[accountID] {
+		out = append(out, e.session())
 	}
 	x.mu.RUnlock()
 	slices.SortFunc(out, func(a, b domain.Session) int {
@@ -117,12 +158,13 @@ func (x *SessionIndex) Apply(env domain.Envelope) error {
 		return nil
 	}
 	cur := x.byID[id]
-	if cur != nil && env.Version <= cur.Version() {
+	if cur != nil && env.Version <= cur.rec.Version() {
 		return nil
 	}
-	base := cur
+	var base *domain.SessionRecord
 	switch {
 	case cur != nil:
+		base = cur.rec
 	case env.Type == domain.EventSessionStarted:
 		base = domain.NewSessionRecord(id)
 	case env.Type == domain.EventSessionSignedOut || env.Type == domain.EventSessionExpired:
@@ -135,7 +177,11 @@ func (x *SessionIndex) Apply(env domain.Envelope) error {
 	if err != nil {
 		return err
 	}
-	next.KeepAccess(base.Session().LastAccessedAt)
+	if cur != nil {
+		next.KeepAccess(cur.session().LastAccessedAt)
+	} else {
+		next.KeepAccess(base.Session().LastAccessedAt)
+	}
 	x.putLocked(next)
 	return nil
 }
@@ -150,12 +196,12 @@ func (x *SessionIndex) observe(r *domain.SessionRecord) {
 		return
 	}
 	cur := x.byID[id]
-	if cur != nil && r.Version() < cur.Version() {
+	if cur != nil && r.Version() < cur.rec.Version() {
 		return
 	}
 	next, _ := domain.Next(r, nil, r.Version()) // a copy: no event to apply
 	if cur != nil {
-		next.KeepAccess(cur.Session().LastAccessedAt)
+		next.KeepAccess(cur.session().LastAccessedAt)
 	}
 	x.putLocked(next)
 }
@@ -165,8 +211,8 @@ func (x *SessionIndex) putLocked(r *domain.SessionRecord) {
 	sess := r.Session()
 	id := sess.ID
 	if old := x.byID[id]; old != nil {
-		oldAccount := old.Session().AccountID
-		delete(x.byHash, old.TokenKey())
+		oldAccount := old.rec.Session().AccountID
+		delete(x.byHash, old.rec.TokenKey())
 		delete(x.byID, id)
 		if m := x.byAccount[oldAccount]; m != nil {
 			delete(m, id)
@@ -179,35 +225,38 @@ func (x *SessionIndex) putLocked(r *domain.SessionRecord) {
 		x.tombstones[id] = sess.ExpiresAt.Add(tombstoneGrace)
 		return
 	}
-	x.byHash[r.TokenKey()] = r
-	x.byID[id] = r
+	e := newIndexEntry(r)
+	x.byHash[r.TokenKey()] = e
+	x.byID[id] = e
 	m := x.byAccount[sess.AccountID]
 	if m == nil {
-		m = map[string]*domain.SessionRecord{}
+		m = map[string]*indexEntry{}
 		x.byAccount[sess.AccountID] = m
 	}
-	m[id] = r
+	m[id] = e
 }
 
 // touch notes a use of the session at at, in memory only. It returns the session, the time
 // of its last recorded SessionAccessed and the entry's stream version, or false when the
-// index does not hold it or it has expired at at (an expired session is not revived).
+// index does not hold it or it has expired at at (an expired session is not revived). It
+// takes the read lock only: the write lock that replaces entries waits for it, so the use
+// lands on the entry that is current, and concurrent touches meet at the atomic.
 func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, time.Time, uint64, bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	r := x.byID[sessionID]
-	if r == nil {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e := x.byID[sessionID]
+	if e == nil {
 		return domain.Session{}, time.Time{}, 0, false
 	}
-	sess := r.Session()
+	sess := e.session()
 	if sess.ExpiredReason(at) != "" {
 		return domain.Session{}, time.Time{}, 0, false
 	}
-	r.KeepAccess(at) // in place: the entry is this index's own
+	e.keepAccess(at)
 	if at.After(sess.LastAccessedAt) {
 		sess.LastAccessedAt = at
 	}
-	return sess, r.RecordedAccessAt(), r.Version(), true
+	return sess, e.rec.RecordedAccessAt(), e.rec.Version(), true
 }
 
 // expired returns the ids of held sessions that are past their lifetime or idle limit at
@@ -216,8 +265,8 @@ func (x *SessionIndex) expired(now time.Time) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var ids []string
-	for id, r := range x.byID {
-		if r.Session().ExpiredReason(now) != "" {
+	for id, e := range x.byID {
+		if e.session().ExpiredReason(now) != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -243,14 +292,14 @@ func (x *SessionIndex) advance(sessionID string, from uint64, events []domain.Ev
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cur := x.byID[sessionID]
-	if cur == nil || cur.Version() != from {
+	if cur == nil || cur.rec.Version() != from {
 		return
 	}
-	next, err := domain.Next(cur, events, to)
+	next, err := domain.Next(cur.rec, events, to)
 	if err != nil {
 		return
 	}
-	next.KeepAccess(cur.Session().LastAccessedAt)
+	next.KeepAccess(cur.session().LastAccessedAt)
 	x.putLocked(next)
 }
 
@@ -259,8 +308,8 @@ func (x *SessionIndex) actingAs(actorID string) []domain.Session {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []domain.Session
-	for _, r := range x.byID {
-		if sess := r.Session(); sess.ActorAccountID == actorID {
+	for _, e := range x.byID {
+		if sess := e.session(); sess.ActorAccountID == actorID {
 			out = append(out, sess)
 		}
 	}

@@ -129,3 +129,71 @@ func TestSessionIndexConcurrentUse(t *testing.T) {
 		t.Fatalf("%d sessions", x.Len())
 	}
 }
+
+// TestSessionIndexTouchesSurviveReplacement: uses noted by concurrent touches (under the read
+// lock) while the entry is replaced again and again (a newer record observed, as a command
+// or the projection feed does) all count: the session's last use is the latest touch.
+func TestSessionIndexTouchesSurviveReplacement(t *testing.T) {
+	x := newSessionIndex()
+	envs := envelopes(t, domain.SessionStream("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0)...)
+	for _, e := range envs {
+		if err := x.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := domain.Next(domain.NewSessionRecord("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0), uint64(len(envs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const touchers, each = 4, 300
+	var wg sync.WaitGroup
+	for g := range touchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				if _, _, _, ok := x.touch("s1", t0.Add(time.Duration(j*touchers+g+1)*time.Millisecond)); !ok {
+					t.Error("touch failed")
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 200 {
+			x.observe(rec) // same version: replaces the entry, keeping the latest use
+		}
+	}()
+	wg.Wait()
+	want := t0.Add(time.Duration(each*touchers) * time.Millisecond)
+	for name, s := range map[string]domain.Session{"Get": mustGet(t, x, "s1"), "Lookup": mustLookup(t, x, "tok")} {
+		if !s.LastAccessedAt.Equal(want) {
+			t.Errorf("%s: last access %v, want %v", name, s.LastAccessedAt, want)
+		}
+	}
+	// An earlier touch does not move it back.
+	x.touch("s1", t0.Add(time.Millisecond))
+	if s := mustGet(t, x, "s1"); !s.LastAccessedAt.Equal(want) {
+		t.Errorf("after an earlier touch: %v", s.LastAccessedAt)
+	}
+}
+
+func mustGet(t *testing.T, x *SessionIndex, id string) domain.Session {
+	t.Helper()
+	s, ok := x.Get(id)
+	if !ok {
+		t.Fatalf("session %s not held", id)
+	}
+	return s
+}
+
+func mustLookup(t *testing.T, x *SessionIndex, token string) domain.Session {
+	t.Helper()
+	s, ok := x.Lookup(credential.HashSessionToken(token))
+	if !ok {
+		t.Fatalf("token %s not held", token)
+	}
+	return s
+}

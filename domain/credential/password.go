@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/vigil-auth/vigil/domain/credential/internal/argon2id"
 )
 
 // Argon2Config configures NewArgon2Hasher. Zero values take the defaults shown, which are
@@ -29,7 +29,11 @@ type Argon2Config struct {
 	// KeyLength in bytes; default 32, at least 16.
 	KeyLength uint32
 	// MaxConcurrent bounds how many hashes run at once (each holds MemoryKiB); default
-	// runtime.GOMAXPROCS(0). Callers beyond it wait their turn.
+	// runtime.GOMAXPROCS(0). Callers beyond it wait their turn. Each of these hash slots
+	// keeps its MemoryKiB once it has verified or hashed a password and reuses it for every
+	// later hash, so a busy server neither allocates nor collects the memory per sign-in:
+	// the hasher holds up to MaxConcurrent x MemoryKiB for its life (not for the dummy hash
+	// of its construction).
 	MaxConcurrent int
 	// Rand supplies salts; default crypto/rand.Reader. It must be safe for concurrent use.
 	Rand io.Reader
@@ -87,8 +91,10 @@ const (
 // ($argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>, unpadded standard base64) and verifies
 // them. It is safe for concurrent use.
 type Argon2Hasher struct {
-	cfg   Argon2Config
-	sem   chan struct{}
+	cfg Argon2Config
+	// slots holds MaxConcurrent hash slots: a hash takes one and gives it back. Each is the
+	// block memory of the configured cost (nil until first used).
+	slots chan *[]argon2id.Block
 	dummy string
 }
 
@@ -99,7 +105,10 @@ func NewArgon2Hasher(cfg Argon2Config) (*Argon2Hasher, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	h := &Argon2Hasher{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	h := &Argon2Hasher{cfg: cfg, slots: make(chan *[]argon2id.Block, cfg.MaxConcurrent)}
+	for range cfg.MaxConcurrent {
+		h.slots <- new([]argon2id.Block)
+	}
 	pw := make([]byte, 24)
 	if _, err := io.ReadFull(cfg.Rand, pw); err != nil {
 		return nil, fmt.Errorf("argon2: dummy password: %w", err)
@@ -109,18 +118,36 @@ func NewArgon2Hasher(cfg Argon2Config) (*Argon2Hasher, error) {
 		return nil, err
 	}
 	h.dummy = d
+	// The dummy hash's memory is not kept: a hasher that never verifies (a tool, a test)
+	// holds none.
+	for range cfg.MaxConcurrent {
+		slot := <-h.slots
+		*slot = nil
+		h.slots <- slot
+	}
 	return h, nil
 }
 
 // Config returns the hasher's parameters (defaults filled in).
 func (h *Argon2Hasher) Config() Argon2Config { return h.cfg }
 
+// key computes argon2id in a hash slot (waiting for one): in the slot's memory when the
+// cost fits it (the configured cost or a lower one, from an older hash), else in memory of
+// its own that is not kept (a hash of a higher cost than the configured one).
 func (h *Argon2Hasher) key(password, salt []byte, p phcParams) []byte {
 	queued := time.Now()
-	h.sem <- struct{}{}
-	defer func() { <-h.sem }()
+	slot := <-h.slots
+	defer func() { h.slots <- slot }()
 	start := time.Now()
-	sum := argon2.IDKey(password, salt, p.t, p.m, p.p, p.keyLen)
+	var sum []byte
+	if size, need := argon2id.Blocks(h.cfg.MemoryKiB, h.cfg.Parallelism), argon2id.Blocks(p.m, p.p); need <= size {
+		if *slot == nil {
+			*slot = make([]argon2id.Block, size)
+		}
+		sum = argon2id.Key(*slot, password, salt, p.t, p.m, p.p, p.keyLen)
+	} else {
+		sum = argon2id.Key(make([]argon2id.Block, need), password, salt, p.t, p.m, p.p, p.keyLen)
+	}
 	if h.cfg.Observe != nil {
 		h.cfg.Observe(start.Sub(queued), time.Since(start))
 	}
@@ -136,7 +163,7 @@ func (h *Argon2Hasher) Hash(password string) (string, error) {
 	}
 	p := phcParams{m: h.cfg.MemoryKiB, t: h.cfg.Iterations, p: h.cfg.Parallelism, keyLen: h.cfg.KeyLength}
 	sum := h.key([]byte(password), salt, p)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.m, p.t, p.p,
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2id.Version, p.m, p.t, p.p,
 		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
 }
 
@@ -192,7 +219,7 @@ func parsePHC(s string) (phcParams, []byte, []byte, error) {
 	if parts[1] != "argon2id" {
 		return bad("algorithm is not argon2id")
 	}
-	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
+	if parts[2] != "v="+strconv.Itoa(argon2id.Version) {
 		return bad("unsupported argon2 version")
 	}
 	seen := map[string]bool{}

@@ -10,4 +10,13 @@ import "crypto/sha256"
 
 // HashSessionToken returns the SHA-256 of a session token: the key of the session index
 // and the TokenHash of SessionStarted (in hex).
-func HashSessionToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+func HashSessionToken(token string) [32]byte {
+	// Copied into a stack buffer: converting a 43-character string to []byte allocates
+	// (the compiler's own stack buffer holds 32 bytes), and whoami hashes on every request.
+	var buf [128]byte
+	if len(token) <= len(buf) {
+		n := copy(buf[:], token)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(token))
+}

@@ -208,10 +208,6 @@ func (s *API) logout(r *web.Call[web.NoBody]) (web.Reply, error) {
 	return web.Done(pos), nil
 }
 
-func (s *API) whoami(c *gin.Context) {
-	c.JSON(http.StatusOK, sessionView(web.CallerOf(c)))
-}
-
 type reauthRequest struct {
 	Password   string          `json:"password"`
 	Code       string          `json:"code"`

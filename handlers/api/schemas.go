@@ -13,11 +13,7 @@ type APITime time.Time
 
 // MarshalJSON writes the time as an RFC 3339 UTC string, or null.
 func (t APITime) MarshalJSON() ([]byte, error) {
-	tt := time.Time(t)
-	if tt.IsZero() {
-		return []byte("null"), nil
-	}
-	return []byte(`"` + tt.UTC().Format(time.RFC3339Nano) + `"`), nil
+	return t.appendJSON(make([]byte, 0, len(`"2006-01-02T15:04:05.999999999Z"`))), nil
 }
 
 // sessionJSON is API.md's whoami answer, also the `session` of sign-in answers.

@@ -161,8 +161,7 @@ func (s *Core) authenticate(need domain.Capability) gin.HandlerFunc {
 			LoggerFrom(c).WarnContext(ctx, "recording a session access failed",
 				"route", RouteLabel(c), "request_id", RequestID(c), "error", err.Error())
 		}
-		c.Set(KeyCaller, sess)
-		c.Set(keySessions, s.svc)
+		setCaller(c, sess, s.svc)
 		c.Next()
 	}
 }
@@ -224,8 +223,24 @@ func (s *Core) requireStepUp(c *gin.Context) {
 	c.Next()
 }
 
-// callerOf returns the session authenticate stored (the zero Session on public routes).
+// setCaller stores the authenticated caller and the service that found it (CallerError
+// asks it whether the session still exists) in the request's state; outside the middleware
+// (no state), under KeyCaller and keySessions.
+func setCaller(c *gin.Context, sess domain.Session, sessions sessionChecker) {
+	if r := requestOf(c); r != nil {
+		r.caller, r.hasCaller, r.sessions = sess, true, sessions
+		return
+	}
+	c.Set(KeyCaller, sess)
+	c.Set(keySessions, sessions)
+}
+
+// callerOf returns the session authenticate stored (the zero Session on public routes), or
+// one stored under KeyCaller (the portal's pages).
 func CallerOf(c *gin.Context) domain.Session {
+	if r := requestOf(c); r != nil && r.hasCaller {
+		return r.caller
+	}
 	if v, ok := c.Get(KeyCaller); ok {
 		if sess, ok := v.(domain.Session); ok {
 			return sess
@@ -254,8 +269,14 @@ func CallerError(c *gin.Context, err error) error {
 		return err
 	}
 	if errors.Is(err, domain.ErrSessionNotFound) {
-		if v, ok := c.Get(keySessions); ok {
-			if _, e := v.(sessionChecker).SessionByID(sess.ID); e != nil {
+		var sessions sessionChecker
+		if r := requestOf(c); r != nil && r.hasCaller {
+			sessions = r.sessions
+		} else if v, ok := c.Get(keySessions); ok {
+			sessions, _ = v.(sessionChecker)
+		}
+		if sessions != nil {
+			if _, e := sessions.SessionByID(sess.ID); e != nil {
 				err = Public(ErrUnauthenticated, "The session ended; sign in again.", err)
 			}
 		}
@@ -377,9 +398,13 @@ func (s *Core) ClearSessionCookie(c *gin.Context) {
 
 // noStore keeps API answers (tokens, secrets, personal data) out of caches.
 func NoStore(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
+	c.Writer.Header()["Cache-Control"] = noStore
 	c.Next()
 }
+
+// noStore is the Cache-Control value of API answers, shared and never mutated (an append
+// makes a new slice: its capacity is its length), so setting it allocates nothing.
+var noStore = []string{"no-store"}
 
 // adminMeta is the request metadata of an administrative command: the admin acted.
 func (s *Core) AdminMeta(c *gin.Context) (command.RequestMeta, error) {

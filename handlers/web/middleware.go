@@ -10,12 +10,11 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/vigil-auth/vigil/domain"
 )
 
 // MaxBodyBytes is the largest request body accepted (64 KiB). A larger one is answered 400
@@ -27,13 +26,6 @@ const MaxBodyBytes = 64 << 10
 const RequestIDHeader = "X-Request-Id"
 
 const bodyTooLargeDetail = "The request body exceeds 64 KiB."
-
-// gin context keys set by the middleware.
-const (
-	keyRequestID = "vigil.request_id"
-	keyClientIP  = "vigil.client_ip"
-	keyLogger    = "vigil.logger"
-)
 
 // unmatchedRoute is the route label of requests that matched no route (404, 405): the raw
 // path never becomes a label or a log field.
@@ -50,15 +42,16 @@ func RouteLabel(c *gin.Context) string {
 // RequestID returns the id of the request being served (see RequestIDHeader), or "" outside
 // the server's middleware.
 func RequestID(c *gin.Context) string {
-	return c.GetString(keyRequestID)
+	if r := requestOf(c); r != nil {
+		return r.id
+	}
+	return ""
 }
 
 // loggerFrom returns the server's logger for the request.
 func LoggerFrom(c *gin.Context) *slog.Logger {
-	if l, ok := c.Get(keyLogger); ok {
-		if l, ok := l.(*slog.Logger); ok {
-			return l
-		}
+	if r := requestOf(c); r != nil && r.log != nil {
+		return r.log
 	}
 	return slog.Default()
 }
@@ -81,16 +74,29 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// requestID tags the request with its id and the server's logger.
+// requestID starts the request's state (request): its id, the server's logger and its start
+// time, and echoes the id.
 func (s *Core) requestID(c *gin.Context) {
+	r := &request{log: s.Log, start: time.Now(), trusted: s.trusted}
 	id := c.GetHeader(RequestIDHeader)
 	if !validRequestID(id) {
-		id = domain.NewID()
+		id = newRequestID(r.start)
 	}
-	c.Set(keyRequestID, id)
-	c.Set(keyLogger, s.Log)
-	c.Header(RequestIDHeader, id)
+	r.id = id
+	r.idHeader[0] = id
+	// The header's value is the state's own one-element array: no allocation of its own, and
+	// a handler appending to it gets a new slice (its capacity is its length).
+	c.Writer.Header()[RequestIDHeader] = r.idHeader[:]
+	c.Set(keyRequest, r)
 	c.Next()
+}
+
+// startOf is when the request started (requestID's time; now outside the middleware).
+func startOf(c *gin.Context) time.Time {
+	if r := requestOf(c); r != nil {
+		return r.start
+	}
+	return time.Now()
 }
 
 // logRequests writes one line per request: method, route template, status, duration and
@@ -99,7 +105,7 @@ func (s *Core) requestID(c *gin.Context) {
 // whoami on every request of theirs, and what changes state is in the event log anyway;
 // writes and client errors log at Info, server errors at Error.
 func (s *Core) logRequests(c *gin.Context) {
-	start := time.Now()
+	start := startOf(c)
 	c.Next()
 	status := c.Writer.Status()
 	level := slog.LevelInfo
@@ -125,6 +131,35 @@ func (s *Core) logRequests(c *gin.Context) {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the counter and histogram of each method, route and status seen
+	// (seriesKey -> *series): looking a child up by label values hashes and checks them
+	// on every request. The keys are bounded: standard methods, route templates, statuses.
+	series sync.Map
+}
+
+// seriesKey names the series of one method, route template and status.
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+// series are the metrics of one seriesKey.
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesOf returns the metrics of method, route and code.
+func (m *httpMetrics) seriesOf(method, route string, code int) *series {
+	k := seriesKey{method, route, code}
+	if v, ok := m.series.Load(k); ok {
+		return v.(*series)
+	}
+	v, _ := m.series.LoadOrStore(k, &series{
+		requests: m.requests.WithLabelValues(method, route, strconv.Itoa(code)),
+		duration: m.duration.WithLabelValues(method, route),
+	})
+	return v.(*series)
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -170,11 +205,11 @@ func methodLabel(m string) string {
 
 // measure counts the request and observes its duration under its route template.
 func (s *Core) measure(c *gin.Context) {
-	start := time.Now()
+	start := startOf(c)
 	c.Next()
-	method, route := methodLabel(c.Request.Method), RouteLabel(c)
-	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(c.Writer.Status())).Inc()
-	s.metrics.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+	m := s.metrics.seriesOf(methodLabel(c.Request.Method), RouteLabel(c), c.Writer.Status())
+	m.requests.Inc()
+	m.duration.Observe(time.Since(start).Seconds())
 }
 
 // recoverPanics turns a panic in a handler into a 500 `internal` problem (when nothing has
@@ -223,9 +258,13 @@ func limitBody(c *gin.Context) {
 	c.Next()
 }
 
-// resolveClientIP stores the request's client IP for ClientIP.
+// resolveClientIP gives ClientIP the trusted proxies (requestID has already: an earlier
+// ClientIP resolves the same way); ClientIP resolves the address on first use (whoami, the
+// hot path, never needs it).
 func (s *Core) resolveClientIP(c *gin.Context) {
-	c.Set(keyClientIP, clientIP(c.Request, s.trusted))
+	if r := requestOf(c); r != nil {
+		r.trusted = s.trusted
+	}
 	c.Next()
 }
 
@@ -236,10 +275,9 @@ func (s *Core) resolveClientIP(c *gin.Context) {
 // at the last address trusted so far. IPv4-mapped IPv6 addresses are given as IPv4. It returns
 // "" when the peer address is unknown (not an IP connection).
 func ClientIP(c *gin.Context) string {
-	if ip, ok := c.Get(keyClientIP); ok {
-		if ip, ok := ip.(string); ok {
-			return ip
-		}
+	if r := requestOf(c); r != nil {
+		r.ipOnce.Do(func() { r.clientIP = clientIP(c.Request, r.trusted) })
+		return r.clientIP
 	}
 	return clientIP(c.Request, nil)
 }
