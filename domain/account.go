@@ -10,7 +10,7 @@ import (
 )
 
 // Account is the aggregate of an account-<id> stream: identity, profile, credentials, second
-// factors and roles. Its fields are unexported; it is built only by RebuildAccount (or from a
+// factors and roles. Its fields are unexported; it is built only by Rebuild (or from a
 // snapshot followed by the same replay), and changed only by appending the events its
 // decisions return. An *Account is a value read at one stream version: it is not safe for
 // concurrent mutation, and commands never share one between goroutines.
@@ -86,12 +86,12 @@ type backupCodeSet struct {
 	GeneratedAt time.Time `json:"generated_at"`
 }
 
-// RebuildAccount is the one function that rebuilds an Account from its stream: events must
+// rebuildAccount rebuilds an Account from its stream: events must
 // be the stream's events from version 1 on, in order, starting with AccountRegistered. It
 // fails on a gap in versions, an event that does not belong on an account stream, or no
 // events (ErrNotFound). The repository that starts from a snapshot replays the events after
 // it through the same per-event apply.
-func RebuildAccount(accountID string, events []Envelope) (*Account, error) {
+func rebuildAccount(accountID string, events []Envelope) (*Account, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("account %s: %w", accountID, ErrNotFound)
 	}
@@ -347,13 +347,6 @@ type PasskeyCredential struct {
 	Transports   []string
 }
 
-// BackupCodesInfo tells how many backup codes remain and when the set was generated (zero
-// when there is none).
-type BackupCodesInfo struct {
-	Remaining   int
-	GeneratedAt time.Time
-}
-
 // SecurityState is the security page of an account (API.md's /me/security) as the
 // aggregate knows it. TwoFactorRequiredBy is filled by
 // command.Service.Security from the policy.
@@ -364,8 +357,13 @@ type SecurityState struct {
 	TwoFactorRequiredBy []string
 	TOTPDevices         []TOTPDeviceInfo
 	Passkeys            []PasskeyInfo
-	BackupCodes         BackupCodesInfo
-	Roles               []string
+	// BackupCodes tells how many backup codes remain and when the set was generated (zero
+	// when there is none).
+	BackupCodes struct {
+		Remaining   int
+		GeneratedAt time.Time
+	}
+	Roles []string
 }
 
 // Security returns the account's security state.
@@ -375,8 +373,8 @@ func (a *Account) Security() SecurityState {
 		PasswordChangedAt: a.s.PasswordChangedAt,
 		TwoFactorEnabled:  a.TwoFactorEnabled(),
 		Roles:             a.roles(),
-		BackupCodes:       BackupCodesInfo{Remaining: a.backupCodesRemaining()},
 	}
+	st.BackupCodes.Remaining = a.backupCodesRemaining()
 	if a.s.Backup != nil {
 		st.BackupCodes.GeneratedAt = a.s.Backup.GeneratedAt
 	}

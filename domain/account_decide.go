@@ -69,16 +69,10 @@ func (a *Account) DecidePasswordChange(passwordHash string, now time.Time) []Eve
 	return []Event{PasswordChanged{PasswordHash: passwordHash, At: now}}
 }
 
-// ValidateDeviceName trims a TOTP device or passkey name: 1..64 characters, no control
-// characters.
-func ValidateDeviceName(name string) (string, error) {
-	return validate.Text("name", name, maxDeviceName, true)
-}
-
-// DecideAddTOTPDevice adds a pending TOTP device named name (see ValidateDeviceName) with
+// DecideAddTOTPDevice adds a pending TOTP device named name (see validate.DeviceName) with
 // its sealed secret.
 func (a *Account) DecideAddTOTPDevice(deviceID, name string, secret credential.SealedSecret, now time.Time) ([]Event, error) {
-	n, err := ValidateDeviceName(name)
+	n, err := validate.DeviceName(name)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +175,7 @@ func (a *Account) PendingTOTPSecret(kr *credential.Keyring, deviceID string) ([]
 	if d == nil || d.Confirmed {
 		return nil, fmt.Errorf("pending totp device %s: %w", deviceID, ErrNotFound)
 	}
-	return kr.Open(d.Secret, totpAAD(a.ID(), d.ID))
+	return kr.OpenTOTPSecret(a.ID(), d.ID, d.Secret)
 }
 
 // PasswordHash returns the account's password hash (argon2 PHC string).
@@ -195,7 +189,7 @@ func (a *Account) matchTOTP(kr *credential.Keyring, code string, now time.Time, 
 		if pendingID != "" && d.ID != pendingID || pendingID == "" && !d.Confirmed {
 			continue
 		}
-		secret, err := kr.Open(d.Secret, totpAAD(a.s.ID, d.ID))
+		secret, err := kr.OpenTOTPSecret(a.s.ID, d.ID, d.Secret)
 		if err != nil {
 			return "", 0, fmt.Errorf("totp device %s: %w", d.ID, err)
 		}

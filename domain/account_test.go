@@ -29,7 +29,7 @@ func envelopes(t *testing.T, stream string, events ...Event) []Envelope {
 
 func rebuild(t *testing.T, events ...Event) *Account {
 	t.Helper()
-	a, err := RebuildAccount("a1", envelopes(t, AccountStream("a1"), events...))
+	a, err := rebuildAccount("a1", envelopes(t, AccountStream("a1"), events...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ var registered = AccountRegistered{AccountID: "a1", Email: "ann@example.com", Fi
 
 func sealedFor(t *testing.T, kr *credential.Keyring, deviceID string, secret []byte) credential.SealedSecret {
 	t.Helper()
-	s, err := kr.Seal(secret, totpAAD("a1", deviceID))
+	s, err := kr.SealTOTPSecret("a1", deviceID, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,20 +166,20 @@ func TestAccountApplyPerEvent(t *testing.T) {
 }
 
 func TestRebuildAccountRefusesBadStreams(t *testing.T) {
-	if _, err := RebuildAccount("a1", nil); !errors.Is(err, ErrNotFound) {
+	if _, err := rebuildAccount("a1", nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty: %v", err)
 	}
 	envs := envelopes(t, "account-a1", NameChanged{FirstName: "A", LastName: "B"})
-	if _, err := RebuildAccount("a1", envs); err == nil {
+	if _, err := rebuildAccount("a1", envs); err == nil {
 		t.Fatal("stream without AccountRegistered accepted")
 	}
 	envs = envelopes(t, "account-a1", registered, NameChanged{FirstName: "A", LastName: "B"})
 	envs[1].Version = 3
-	if _, err := RebuildAccount("a1", envs); err == nil {
+	if _, err := rebuildAccount("a1", envs); err == nil {
 		t.Fatal("gap accepted")
 	}
 	envs = envelopes(t, "account-a1", registered, SessionAccessed{At: t0})
-	if _, err := RebuildAccount("a1", envs); err == nil {
+	if _, err := rebuildAccount("a1", envs); err == nil {
 		t.Fatal("session event on an account stream accepted")
 	}
 }

@@ -72,3 +72,30 @@ func (r *SessionRecord) copyState() *SessionRecord {
 }
 
 func (r *SessionRecord) setVersion(version uint64) { r.version = version }
+
+// Rebuild is the one function that rebuilds an aggregate (*Account, *Org, *Delegation or
+// *SessionRecord) from its stream id: events from version 1 on, in order, starting with the
+// aggregate's first event. It fails on a gap in versions or an event that does not belong
+// on that stream, and an empty stream is ErrNotFound (ErrSessionNotFound for a session).
+// Each aggregate's own rebuild function (rebuildAccount, ...) says what it checks.
+func Rebuild[A *Account | *Org | *Delegation | *SessionRecord](id string, events []Envelope) (A, error) {
+	var (
+		a   any
+		err error
+	)
+	switch any(*new(A)).(type) {
+	case *Account:
+		a, err = rebuildAccount(id, events)
+	case *Org:
+		a, err = rebuildOrg(id, events)
+	case *Delegation:
+		a, err = rebuildDelegation(id, events)
+	case *SessionRecord:
+		a, err = rebuildSession(id, events)
+	}
+	if err != nil {
+		var none A
+		return none, err
+	}
+	return a.(A), nil
+}

@@ -13,7 +13,7 @@ const MaxDelegationLifetime = 90 * 24 * time.Hour
 
 // Delegation is the aggregate of a delegation-<id> stream: the owner lets the delegate act
 // for them until ExpiresAt, unless it was revoked or expired first. It is a value; it is
-// built only by RebuildDelegation.
+// built only by Rebuild.
 type Delegation struct {
 	ID                string
 	OwnerAccountID    string
@@ -29,10 +29,10 @@ type Delegation struct {
 
 var errNotDelegationEvent = errors.New("event does not belong on a delegation stream")
 
-// RebuildDelegation is the one function that rebuilds a delegation from its stream: events
+// rebuildDelegation rebuilds a delegation from its stream: events
 // from version 1 on, in order, starting with DelegationGranted. An empty stream is
 // ErrNotFound.
-func RebuildDelegation(id string, events []Envelope) (*Delegation, error) {
+func rebuildDelegation(id string, events []Envelope) (*Delegation, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
 	}

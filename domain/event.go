@@ -16,14 +16,14 @@ const (
 	StreamPrefixAccount = "account-"
 	StreamPrefixSession = "session-"
 	StreamPrefixOrg     = "org-"
-	StreamPrefixClient  = "client-"
+	streamPrefixClient  = "client-" // outside domain, ClientStream builds these ids
 	// StreamPrefixSystem holds events that belong to no account, org or client (sign-in
 	// failures for unknown emails, service tokens, load-test events).
 	StreamPrefixSystem = "system-"
 )
 
 // StreamPrefixes lists every stream prefix Vigil writes, in no particular order.
-var StreamPrefixes = []string{StreamPrefixAccount, StreamPrefixSession, StreamPrefixOrg, StreamPrefixClient, StreamPrefixSystem,
+var StreamPrefixes = []string{StreamPrefixAccount, StreamPrefixSession, StreamPrefixOrg, streamPrefixClient, StreamPrefixSystem,
 	StreamPrefixDelegation}
 
 // ActorType says who caused an event.

@@ -56,7 +56,7 @@ func AccountStream(accountID string) string { return StreamPrefixAccount + accou
 func SessionStream(sessionID string) string { return StreamPrefixSession + sessionID }
 
 // ClientStream returns the stream id of a client application: "client-<id>".
-func ClientStream(clientID string) string { return StreamPrefixClient + clientID }
+func ClientStream(clientID string) string { return streamPrefixClient + clientID }
 
 // EmailStream returns the reservation stream of an email, named by index: the keyed hash of
 // the normalised email (credential.Keyring.Index with purpose "email"), so that the log holds

@@ -105,13 +105,13 @@ func TestEveryEventRoundTripsThroughTheRegistry(t *testing.T) {
 		})
 		seen[e.eventType()] = true
 	}
-	for _, name := range EventTypes() {
+	for _, name := range Catalog().Types() {
 		if !seen[name] {
 			t.Errorf("registered event %s has no sample", name)
 		}
 	}
-	if len(seen) != len(EventTypes()) {
-		t.Errorf("%d samples, %d registered types", len(seen), len(EventTypes()))
+	if len(seen) != len(Catalog().Types()) {
+		t.Errorf("%d samples, %d registered types", len(seen), len(Catalog().Types()))
 	}
 }
 
@@ -121,7 +121,7 @@ func TestAPIEventNamesAreRegistered(t *testing.T) {
 		TOTPDeviceAdded TOTPDeviceConfirmed TOTPDeviceRemoved BackupCodesGenerated BackupCodeUsed PasskeyRegistered
 		PasskeyRenamed PasskeyRemoved PasskeyCloneSuspected TwoFactorDisabled RoleGranted RoleRevoked LoginSucceeded
 		LoginFailed ReauthSucceeded SessionStarted SessionAccessed SessionSignedOut SessionExpired ClientRegistered`) {
-		if _, ok := EventSchemaVersion(name); !ok {
+		if _, ok := Catalog().CurrentVersion(name); !ok {
 			t.Errorf("%s is not registered", name)
 		}
 	}
@@ -217,7 +217,7 @@ func TestDecodeErasedMembers(t *testing.T) {
 		{EventEmailChanged, `{"old_email":"[erased]","new_email":"[erased]","at":"2026-03-01T12:00:00Z"}`,
 			func(e Event) bool {
 				c, ok := e.(EmailChanged)
-				return ok && c.NewEmail == Erased && c.OldEmail == Erased
+				return ok && c.NewEmail == eventtype.Erased && c.OldEmail == eventtype.Erased
 			}},
 	} {
 		e, err := DecodeEvent(Envelope{Type: tc.typ, SchemaVersion: 1, Data: json.RawMessage(tc.data)})

@@ -73,7 +73,7 @@ func declareHint(eventType string, v int, key string) string {
 }
 
 func TestFieldsDefaultToSecret(t *testing.T) {
-	f, ok := EventDataFields(EventAccountRegistered, 1)
+	f, ok := Catalog().Fields(EventAccountRegistered, 1)
 	if !ok {
 		t.Fatal("AccountRegistered v1 has no fields")
 	}
@@ -86,10 +86,10 @@ func TestFieldsDefaultToSecret(t *testing.T) {
 	if f.Declared("no_such_member") || !f.Declared("password_hash") {
 		t.Error("Declared")
 	}
-	if _, ok := EventDataFields(EventAccountRegistered, 99); ok {
+	if _, ok := Catalog().Fields(EventAccountRegistered, 99); ok {
 		t.Error("unknown version has fields")
 	}
-	if _, ok := EventDataFields("NoSuchEvent", 1); ok {
+	if _, ok := Catalog().Fields("NoSuchEvent", 1); ok {
 		t.Error("unknown type has fields")
 	}
 	var zero eventtype.Declaration

@@ -14,7 +14,7 @@ import (
 
 // Org is the aggregate of an org-<id> stream: name, members with their roles, the 2FA
 // requirement and the organisations it manages. Its fields are unexported; it is built only
-// by RebuildOrg (and advanced by the same per-event apply), and changed only by appending
+// by Rebuild (and advanced by the same per-event apply), and changed only by appending
 // the events its decisions return. An *Org is a value read at one stream version; the
 // command layer's OrgIndex shares them read-only, so nothing mutates an *Org once it is
 // published.
@@ -30,9 +30,9 @@ type Org struct {
 
 var errNotOrgEvent = errors.New("event does not belong on an organisation stream")
 
-// RebuildOrg is the one function that rebuilds an organisation from its stream: events
+// rebuildOrg rebuilds an organisation from its stream: events
 // from version 1 on, in order, starting with OrgCreated. An empty stream is ErrNotFound.
-func RebuildOrg(orgID string, events []Envelope) (*Org, error) {
+func rebuildOrg(orgID string, events []Envelope) (*Org, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("organisation %s: %w", orgID, ErrNotFound)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // Passkeys (WebAuthn credentials): errors and the decisions of the Account aggregate about
@@ -55,7 +56,7 @@ func (a *Account) passkeyByCredential(credentialID []byte) *passkey {
 // credential the account holds already is ErrConflict, so is a 21st passkey. When this
 // turns 2FA on, the backup code set is appended too and codesIssued is true.
 func (a *Account) DecideRegisterPasskey(passkeyID, name string, c webauthn.Registration, set BackupCodesGenerated, now time.Time) (events []Event, codesIssued bool, err error) {
-	n, err := ValidateDeviceName(name)
+	n, err := validate.DeviceName(name)
 	if err != nil {
 		return nil, false, err
 	}
@@ -83,7 +84,7 @@ func (a *Account) DecideRenamePasskey(passkeyID, name string, now time.Time) ([]
 	if p == nil {
 		return nil, fmt.Errorf("passkey %s: %w", passkeyID, ErrNotFound)
 	}
-	n, err := ValidateDeviceName(name)
+	n, err := validate.DeviceName(name)
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,6 @@ package domain
 
 import "github.com/vigil-auth/vigil/domain/validate"
 
-// maxDeviceName bounds the names given to devices.
-const maxDeviceName = 64
-
 // Profile is an account's optional profile. Every field is personal data, free text bounded
 // to validate.MaxProfileRunes characters without control characters, empty when unset;
 // Telephone is E.164-like (see ProfilePatch), Country an ISO 3166-1 alpha-2 code

@@ -215,9 +215,6 @@ func DecodeEvent(env Envelope) (Event, error) {
 	return ev, nil
 }
 
-// Erased is what a personal value reads as once its account's data key is destroyed.
-const Erased = "[erased]"
-
 // withoutErased returns data with every top-level member whose value is the string
 // "[erased]" set to null, and whether there was one.
 func withoutErased(data json.RawMessage) (json.RawMessage, bool) {
@@ -227,7 +224,7 @@ func withoutErased(data json.RawMessage) (json.RawMessage, bool) {
 	}
 	found := false
 	for k, v := range m {
-		if string(v) == `"`+Erased+`"` {
+		if string(v) == `"`+eventtype.Erased+`"` {
 			m[k], found = json.RawMessage("null"), true
 		}
 	}
@@ -251,21 +248,14 @@ func decodeNext(kind, id string, version uint64, env Envelope) (Event, error) {
 	return e, nil
 }
 
-// EventTypes returns the name of every event type Vigil writes, sorted.
-func EventTypes() []string { return registry.Types() }
-
-// EventDataFields returns the declared class of every member of eventType's data as stored
-// at schemaVersion (see Fields), and false for a type or version Vigil does not know: such
-// data must be treated as wholly secret. It is safe for concurrent use. Everything that shows
-// event data outside the service (audit API, compliance stream, forwarders, portal) redacts
-// through it (domain/export.Redact).
-func EventDataFields(eventType string, schemaVersion int) (eventtype.Declaration, bool) {
-	return registry.Fields(eventType, schemaVersion)
-}
-
-// EventSchemaVersion returns the schema version new events of eventType are written with;
-// false for an unknown type.
-func EventSchemaVersion(eventType string) (int, bool) { return registry.CurrentVersion(eventType) }
+// Catalog is the read-only view of the event registry: the name of every event type Vigil
+// writes (Types, sorted), the schema version new events of a type are written with
+// (CurrentVersion; false for an unknown type), and the declared class of every member of a
+// type's data as stored at a schema version (Fields; false for a type or version Vigil does
+// not know: such data must be treated as wholly secret). It is safe for concurrent use.
+// Everything that shows event data outside the service (audit API, compliance stream,
+// forwarders, portal) redacts through Fields (domain/export.Redact).
+func Catalog() eventtype.Catalog { return registry }
 
 // EncodeEvent turns a decided event into EventData with its current schema version.
 func EncodeEvent(e Event, md Metadata) (EventData, error) {

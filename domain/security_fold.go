@@ -9,7 +9,7 @@ import (
 )
 
 // FoldSecurity folds one event of an account stream into the account's security state with
-// the Account aggregate's own per-event apply: the reducer that commands, RebuildAccount and
+// the Account aggregate's own per-event apply: the reducer that commands, Rebuild and
 // command.Service.Security use, so the security read model and the point-in-time view of an audit
 // ("the state at 14:02") cannot drift from what the commands decide on. It is a pure
 // function, safe for concurrent use.

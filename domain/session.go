@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,7 +49,7 @@ func (s Session) clone() Session {
 }
 
 // SessionRecord is the aggregate of a session-<id> stream. Its fields are unexported; it is
-// built only by RebuildSession.
+// built only by Rebuild.
 type SessionRecord struct {
 	sess             Session
 	tokenHash        string
@@ -60,10 +59,10 @@ type SessionRecord struct {
 	recordedAccessAt time.Time // At of the last SessionAccessed (or the start)
 }
 
-// RebuildSession is the one function that rebuilds a session from its stream: events from
+// rebuildSession rebuilds a session from its stream: events from
 // version 1 on, in order, with SessionStarted among the first two. It returns ErrSessionNotFound
 // for an empty stream and an error for a gap or an event that does not belong there.
-func RebuildSession(sessionID string, events []Envelope) (*SessionRecord, error) {
+func rebuildSession(sessionID string, events []Envelope) (*SessionRecord, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("session %s: %w", sessionID, ErrSessionNotFound)
 	}
@@ -228,23 +227,4 @@ func DecideStartSession(in SessionStart, now time.Time) []Event {
 			TokenHash: in.TokenHash, ClientID: in.ClientID, AMR: in.AMR, AAL: aal, Restricted: in.Restricted,
 			StartedAt: now, ExpiresAt: now.Add(in.Lifetime), IdleTimeoutSeconds: int64(in.IdleTimeout / time.Second)},
 	}
-}
-
-// Session tokens are 256 random bits, base64url without padding (43 characters; see
-// randomToken). Only their SHA-256 is stored and indexed. A fast hash suffices (no salt,
-// no argon2): the token is uniformly random with 256 bits of entropy, so there is nothing
-// to guess from its hash and no dictionary to precompute; slow hashing protects
-// low-entropy secrets such as passwords.
-
-// HashSessionToken returns the SHA-256 of a session token: the key of the session index
-// and the TokenHash of SessionStarted (in hex).
-func HashSessionToken(token string) [32]byte {
-	// Copied into a stack buffer: converting a 43-character string to []byte allocates
-	// (the compiler's own stack buffer holds 32 bytes), and whoami hashes on every request.
-	var buf [128]byte
-	if len(token) <= len(buf) {
-		n := copy(buf[:], token)
-		return sha256.Sum256(buf[:n])
-	}
-	return sha256.Sum256([]byte(token))
 }

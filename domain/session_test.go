@@ -8,13 +8,15 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 func cryptoRand() io.Reader { return rand.Reader }
 
 // hexToken is the TokenHash of SessionStarted for token.
 func hexToken(token string) string {
-	h := HashSessionToken(token)
+	h := credential.HashSessionToken(token)
 	return hex.EncodeToString(h[:])
 }
 
@@ -34,7 +36,7 @@ func TestSessionDecisions(t *testing.T) {
 	if two := startEvents("s", "a", "t", []string{AMRPassword, AMROTP}, t0); two[1].(SessionStarted).AAL != AAL2 {
 		t.Fatal("pwd+otp is not aal2")
 	}
-	r, err := RebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
+	r, err := rebuildSession("s1", envelopes(t, SessionStream("s1"), start...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatal("no access event after a minute")
 	}
 	all := append(slices.Clone(start), ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if ev := r.DecideAccess(t0.Add(90*time.Second), time.Minute); ev != nil {
 		t.Fatal("second access event within a minute")
 	}
@@ -81,7 +83,7 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatalf("reauth %+v", ra)
 	}
 	all = append(all, ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if s := r.Session(); !s.AuthenticatedAt.Equal(t0.Add(time.Hour)) || s.AAL != AAL2 {
 		t.Fatalf("after reauth %+v", s)
 	}
@@ -97,7 +99,7 @@ func TestSessionDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	all = append(all, ev...)
-	r, _ = RebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
+	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
 	if ended, why := r.EndState(); !ended || why != SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
@@ -107,7 +109,7 @@ func TestSessionDecisions(t *testing.T) {
 	if r.DecideExpire(t0.Add(48*time.Hour)) != nil || r.DecideAccess(t0.Add(time.Hour), time.Minute) != nil {
 		t.Fatal("events for an ended session")
 	}
-	if _, err := RebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := rebuildSession("s1", nil); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("empty stream: %v", err)
 	}
 }

@@ -9,17 +9,6 @@ import (
 
 // The glue between the aggregates and the credential primitives of package credential.
 
-// totpAAD binds a sealed TOTP secret to its account and device.
-func totpAAD(accountID, deviceID string) []byte {
-	return []byte("vigil/totp/" + accountID + "/" + deviceID)
-}
-
-// SealTOTPSecret seals the secret of the new TOTP device deviceID of accountID with the
-// server key, bound to that account and device.
-func SealTOTPSecret(kr *credential.Keyring, accountID, deviceID string, secret []byte) (credential.SealedSecret, error) {
-	return kr.Seal(secret, totpAAD(accountID, deviceID))
-}
-
 // NewBackupCodeSet draws a fresh set: the event to append and the codes to show once.
 func NewBackupCodeSet(r io.Reader, now time.Time) (BackupCodesGenerated, []string, error) {
 	codes, err := credential.GenerateBackupCodes(r, credential.BackupCodeCount)

@@ -11,28 +11,29 @@ import (
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/chain"
 )
 
 // ExpectedVersion is the optimistic-concurrency condition of an append (see
-// domain.ExpectedVersion): Any, NoStream, or Exact(n) for "the stream's last event has version n".
-type ExpectedVersion = domain.ExpectedVersion
+// expect.Version): Any, NoStream, or Exact(n) for "the stream's last event has version n".
+type ExpectedVersion = expect.Version
 
 const (
 	// Any appends whatever the stream's version is.
-	Any = domain.Any
+	Any = expect.Any
 	// NoStream appends only when the stream has no event yet.
-	NoStream = domain.NoStream
+	NoStream = expect.NoStream
 )
 
 // Exact returns the condition "the stream's last event has version v"; Exact(0) is NoStream.
-func Exact(v uint64) ExpectedVersion { return domain.Exact(v) }
+func Exact(v uint64) ExpectedVersion { return expect.Exact(v) }
 
 // Sentinel errors shared by every backend. Backends wrap them; compare with errors.Is.
 var (
 	// ErrWrongExpectedVersion: the stream's version did not match the append's condition.
 	// Nothing of that append was written; reload the stream, decide again and retry.
-	ErrWrongExpectedVersion = domain.ErrWrongExpectedVersion
+	ErrWrongExpectedVersion = expect.ErrWrongVersion
 	// ErrInvalidEvent: an event was rejected before anything was written (empty type,
 	// stream id or event id, data that is not a JSON object or value, invalid expected version).
 	ErrInvalidEvent = errors.New("eventstore: invalid event")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -69,7 +70,7 @@ func appendClients(t *testing.T, s *sqlite.Store, n, per int) {
 			}
 			evs[i] = d
 		}
-		if _, err := s.Append(context.Background(), domain.ClientStream(id), domain.Any, evs); err != nil {
+		if _, err := s.Append(context.Background(), domain.ClientStream(id), expect.Any, evs); err != nil {
 			t.Error(err)
 			return
 		}

@@ -113,7 +113,7 @@ func BenchmarkReadModelLag(b *testing.B) {
 
 // encode is domain.NewEventData of ev at its current schema version.
 func encode(b *testing.B, ev domain.Event, md domain.Metadata) domain.EventData {
-	v, _ := domain.EventSchemaVersion(domain.EventTypeOf(ev))
+	v, _ := domain.Catalog().CurrentVersion(domain.EventTypeOf(ev))
 	d, err := domain.NewEventData(domain.EventTypeOf(ev), v, ev, md)
 	if err != nil {
 		b.Fatal(err)

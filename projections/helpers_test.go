@@ -109,7 +109,7 @@ func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint6
 	e.t.Helper()
 	data := make([]domain.EventData, len(evs))
 	for i, ev := range evs {
-		v, ok := domain.EventSchemaVersion(domain.EventTypeOf(ev))
+		v, ok := domain.Catalog().CurrentVersion(domain.EventTypeOf(ev))
 		if !ok {
 			e.t.Fatalf("unknown event type %s", domain.EventTypeOf(ev))
 		}
@@ -152,7 +152,7 @@ func (e *env) emitAll(appends []pendingAppend) uint64 {
 	for _, a := range appends {
 		data := make([]domain.EventData, len(a.evs))
 		for i, ev := range a.evs {
-			v, ok := domain.EventSchemaVersion(domain.EventTypeOf(ev))
+			v, ok := domain.Catalog().CurrentVersion(domain.EventTypeOf(ev))
 			if !ok {
 				e.t.Fatalf("unknown event type %s", domain.EventTypeOf(ev))
 			}

@@ -28,7 +28,7 @@ func BenchmarkReplay(b *testing.B) {
 	ips := []string{ipLondon, ipGoogle, ipSweden, ipTelstra, ipPrivate}
 	uas := []string{uaChromeMac, uaSafariIOS, uaFirefoxWin, uaCurl}
 	enc := func(ev domain.Event, md domain.Metadata) domain.EventData {
-		v, _ := domain.EventSchemaVersion(domain.EventTypeOf(ev))
+		v, _ := domain.Catalog().CurrentVersion(domain.EventTypeOf(ev))
 		d, err := domain.NewEventData(domain.EventTypeOf(ev), v, ev, md)
 		if err != nil {
 			b.Fatal(err)

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
@@ -167,7 +168,7 @@ func run(vigil string, nClients, rate int, window, warmup time.Duration, workers
 			if err != nil {
 				return err
 			}
-			_, err = store.Append(ctx, domain.ClientStream(id), domain.NoStream, []domain.EventData{d})
+			_, err = store.Append(ctx, domain.ClientStream(id), expect.NoStream, []domain.EventData{d})
 			return err
 		}
 	}

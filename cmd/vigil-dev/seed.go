@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-auth/vigil/cmd/vigil/app"
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
@@ -48,7 +49,7 @@ var seedOptions = []cli.Option{
 // The whole history is planned first (deterministic for a given --seed and --until: the same
 // streams with the same events, ids and times), then appended in time order by several
 // writers. Every stream always goes to the same writer, so each stream is appended in order
-// with the exact expected version (domain.Any for LoginFailed, as the real commands do); the
+// with the exact expected version (expect.Any for LoginFailed, as the real commands do); the
 // global order follows time at the granularity of the writers' queues.
 func runSeed(ctx context.Context, s cli.Settings, e cli.Env) int {
 	usage := func(err error) int {
@@ -143,7 +144,7 @@ func runSeed(ctx context.Context, s cli.Settings, e cli.Env) int {
 				data := make([]domain.EventData, len(a.events))
 				var err error
 				for i, pe := range a.events {
-					v, ok := domain.EventSchemaVersion(domain.EventTypeOf(pe.ev))
+					v, ok := domain.Catalog().CurrentVersion(domain.EventTypeOf(pe.ev))
 					if !ok {
 						err = fmt.Errorf("unknown event type %s", domain.EventTypeOf(pe.ev))
 						break
@@ -209,7 +210,7 @@ type seedAppend struct {
 	at       time.Time
 	seq      int // planning order, to keep sorting stable
 	stream   string
-	expected domain.ExpectedVersion
+	expected expect.Version
 	events   []seedEvent
 }
 
@@ -410,7 +411,7 @@ func planSeed(cfg seedConfig) (*seedPlan, error) {
 	from := cfg.Until.Add(-seedHistory)
 	p := &seedPlan{}
 	seq := 0
-	add := func(at time.Time, stream string, expected domain.ExpectedVersion, evs ...seedEvent) {
+	add := func(at time.Time, stream string, expected expect.Version, evs ...seedEvent) {
 		p.appends = append(p.appends, &seedAppend{at: at, seq: seq, stream: stream, expected: expected, events: evs})
 		seq++
 		p.events += len(evs)
@@ -420,7 +421,7 @@ func planSeed(cfg seedConfig) (*seedPlan, error) {
 		at := from.Add(-time.Duration(len(seedClients)-i) * time.Hour)
 		id := seedID(root, at)
 		sh.clientIDs = append(sh.clientIDs, id)
-		add(at, domain.ClientStream(id), domain.NoStream, seedEvent{id: seedID(root, at),
+		add(at, domain.ClientStream(id), expect.NoStream, seedEvent{id: seedID(root, at),
 			ev: domain.ClientRegistered{ClientID: id, Name: name, At: at},
 			md: domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, CorrelationID: seedID(root, at)}})
 	}
@@ -477,7 +478,7 @@ func planSeed(cfg seedConfig) (*seedPlan, error) {
 					md: domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount}, IP: seedIP(r, c),
 						UserAgent: seedUserAgents[r.IntN(len(seedUserAgents))].ua, CorrelationID: seedID(r, at)}}
 			}
-			add(times[i+n-1], domain.SigninStream, domain.Any, evs...)
+			add(times[i+n-1], domain.SigninStream, expect.Any, evs...)
 			i += n
 		}
 		p.streams++
@@ -487,7 +488,7 @@ func planSeed(cfg seedConfig) (*seedPlan, error) {
 }
 
 // planAccount plans one account's history within budget events.
-func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion, ...seedEvent), r *rand.Rand,
+func planAccount(p *seedPlan, add func(time.Time, string, expect.Version, ...seedEvent), r *rand.Rand,
 	idx, budget int, from, until time.Time, sh *seedShared) {
 	home := seedPickCountry(r)
 	homeIPs := []string{seedIP(r, home), seedIP(r, home)}
@@ -520,9 +521,9 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 	}
 	ip, ua, _ := where()
 	md := meta(reg, ip, ua, "")
-	add(reg, domain.EmailStream(sh.keyring.Index("email", email)), domain.NoStream, seedEvent{id: seedID(r, reg), ev: domain.EmailReserved{AccountID: id, At: reg}, md: md})
+	add(reg, domain.EmailStream(sh.keyring.Index("email", email)), expect.NoStream, seedEvent{id: seedID(r, reg), ev: domain.EmailReserved{AccountID: id, At: reg}, md: md})
 	at := reg.Add(3 * time.Millisecond)
-	add(at, stream, domain.NoStream, seedEvent{id: seedID(r, at), md: md,
+	add(at, stream, expect.NoStream, seedEvent{id: seedID(r, at), md: md,
 		ev: domain.AccountRegistered{AccountID: id, Email: email, FirstName: first, LastName: last, PasswordHash: sh.passwordHash, At: at}})
 	version = 1
 	p.streams += 2
@@ -587,7 +588,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 		}
 		ip, ua, client := where()
 		md := meta(at, ip, ua, client)
-		one := func(ev domain.Event, expected domain.ExpectedVersion) {
+		one := func(ev domain.Event, expected expect.Version) {
 			add(at, stream, expected, seedEvent{id: seedID(r, at), ev: ev, md: md})
 			version++
 			acctAt = at
@@ -595,19 +596,19 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 		switch a.kind {
 		case actTOTP:
 			totpDevice = seedID(r, at)
-			one(domain.TOTPDeviceAdded{DeviceID: totpDevice, Name: "Authenticator", Secret: sh.sealed, At: at}, domain.Exact(version))
+			one(domain.TOTPDeviceAdded{DeviceID: totpDevice, Name: "Authenticator", Secret: sh.sealed, At: at}, expect.Exact(version))
 			at = at.Add(time.Duration(20+r.IntN(60)) * time.Second)
 			step = at.Unix() / 30
 			md.CorrelationID = seedID(r, at)
-			one(domain.TOTPDeviceConfirmed{DeviceID: totpDevice, Step: step, At: at}, domain.Exact(version))
+			one(domain.TOTPDeviceConfirmed{DeviceID: totpDevice, Step: step, At: at}, expect.Exact(version))
 			totpConfirmed = true
 			at = at.Add(time.Duration(5+r.IntN(30)) * time.Second)
 			md.CorrelationID = seedID(r, at)
-			one(seedBackupCodes(r, at), domain.Exact(version))
+			one(seedBackupCodes(r, at), expect.Exact(version))
 		case actBackup:
-			one(seedBackupCodes(r, at), domain.Exact(version))
+			one(seedBackupCodes(r, at), expect.Exact(version))
 		case actPassword:
-			one(domain.PasswordChanged{PasswordHash: sh.passwordHash, At: at}, domain.Exact(version))
+			one(domain.PasswordChanged{PasswordHash: sh.passwordHash, At: at}, expect.Exact(version))
 		case actProfile:
 			c := seedCountries[r.IntN(len(seedCountries))]
 			one(domain.ProfileUpdated{Profile: domain.Profile{
@@ -616,7 +617,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 				City:      []string{"London", "Berlin", "Paris", "Tokyo", "Toronto", "Madrid"}[r.IntN(6)],
 				Country:   c.code,
 				Locale:    []string{"en-GB", "en-US", "de-DE", "fr-FR", "ja-JP", "es-ES"}[r.IntN(6)],
-			}, At: at}, domain.Exact(version))
+			}, At: at}, expect.Exact(version))
 		case actFailed:
 			ev := domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
 				Method: domain.MethodPassword, At: at}
@@ -624,7 +625,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 				ev = domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageSecondFactor,
 					Method: domain.MethodTOTP, At: at}
 			}
-			one(ev, domain.Any)
+			one(ev, expect.Any)
 		case actSignIn:
 			method, amr, aal := domain.MethodPassword, []string{domain.AMRPassword}, domain.AAL1
 			if totpConfirmed {
@@ -634,16 +635,16 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 				} else {
 					step++
 				}
-				one(domain.TOTPCodeAccepted{DeviceID: totpDevice, Step: step, Purpose: "login", At: at}, domain.Exact(version))
+				one(domain.TOTPCodeAccepted{DeviceID: totpDevice, Step: step, Purpose: "login", At: at}, expect.Exact(version))
 				at = at.Add(time.Millisecond)
 			}
 			sid := seedID(r, at)
 			sstream := domain.SessionStream(sid)
 			var tok [32]byte
 			seedReader{r}.Read(tok[:])
-			th := domain.HashSessionToken(hex.EncodeToString(tok[:]))
+			th := credential.HashSessionToken(hex.EncodeToString(tok[:]))
 			lifetime, idle := 24*time.Hour, 2*time.Hour
-			add(at, sstream, domain.NoStream,
+			add(at, sstream, expect.NoStream,
 				seedEvent{id: seedID(r, at), md: md, ev: domain.LoginSucceeded{AccountID: id, SessionID: sid, Method: method,
 					AMR: amr, AAL: aal, ClientID: client, At: at}},
 				seedEvent{id: seedID(r, at), md: md, ev: domain.SessionStarted{SessionID: sid, AccountID: id,
@@ -661,7 +662,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 				}
 				last = next
 				access.CorrelationID = seedID(r, last)
-				add(last, sstream, domain.Exact(sv), seedEvent{id: seedID(r, last), md: access, ev: domain.SessionAccessed{At: last}})
+				add(last, sstream, expect.Exact(sv), seedEvent{id: seedID(r, last), md: access, ev: domain.SessionAccessed{At: last}})
 				sv++
 			}
 			// The end: a logout by the user, or an expiry noticed by the sweeper; a session
@@ -673,7 +674,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 				}
 				lmd := md
 				lmd.CorrelationID = seedID(r, end)
-				add(end, sstream, domain.Exact(sv), seedEvent{id: seedID(r, end), md: lmd,
+				add(end, sstream, expect.Exact(sv), seedEvent{id: seedID(r, end), md: lmd,
 					ev: domain.SessionSignedOut{Reason: domain.SignOutLogout, At: end}})
 			} else {
 				end, reason := last.Add(idle), domain.ExpiredIdle
@@ -684,7 +685,7 @@ func planAccount(p *seedPlan, add func(time.Time, string, domain.ExpectedVersion
 				if end.After(until) {
 					continue
 				}
-				add(end, sstream, domain.Exact(sv), seedEvent{id: seedID(r, end),
+				add(end, sstream, expect.Exact(sv), seedEvent{id: seedID(r, end),
 					md: domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, SubjectAccountID: id, ClientID: client},
 					ev: domain.SessionExpired{Reason: reason, At: end}})
 			}

@@ -69,7 +69,7 @@ func TestSeed(t *testing.T) {
 	if kinds[domain.StreamPrefixAccount] != accounts || kinds["system-email-"] != accounts {
 		t.Errorf("stream kinds %v: want %d account and %d email streams", kinds, accounts, accounts)
 	}
-	if kinds[domain.StreamPrefixSession] < 100 || kinds[domain.StreamPrefixClient] == 0 || versions[domain.SigninStream] == 0 {
+	if kinds[domain.StreamPrefixSession] < 100 || kinds[domain.ClientStream("")] == 0 || versions[domain.SigninStream] == 0 {
 		t.Errorf("stream kinds %v: want many sessions, clients and system-signin", kinds)
 	}
 	for _, typ := range []string{domain.EventAccountRegistered, domain.EventEmailReserved, domain.EventLoginSucceeded,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -64,7 +65,7 @@ func (s *Service) Register(ctx context.Context, in Registration, rm RequestMeta)
 	}
 	now := s.now()
 	// The verification link of the new email goes in the same append.
-	res, err := s.appendEvents(ctx, domain.AccountStream(id), domain.NoStream, []domain.Event{
+	res, err := s.appendEvents(ctx, domain.AccountStream(id), expect.NoStream, []domain.Event{
 		domain.DecideRegister(id, email, first, last, hash, now), s.verificationRequest(id, email, now)}, md)
 	if err != nil {
 		s.releaseEmail(ctx, email, id, md)
@@ -151,11 +152,11 @@ func (s *Service) reserveEmail(ctx context.Context, email, accountID string, md 
 				return 0, fmt.Errorf("email is taken: %w", domain.ErrConflict)
 			}
 		}
-		res, err := s.appendEvents(ctx, s.emailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReserved{AccountID: accountID, At: now}}, md)
+		res, err := s.appendEvents(ctx, s.emailStream(email), expect.Exact(r.version), []domain.Event{domain.EmailReserved{AccountID: accountID, At: now}}, md)
 		if err == nil {
 			return res.LastPosition, nil
 		}
-		if !errors.Is(err, domain.ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+		if !errors.Is(err, expect.ErrWrongVersion) || attempt >= s.cfg.MaxRetries {
 			return 0, err
 		}
 	}
@@ -169,11 +170,11 @@ func (s *Service) releaseEmail(ctx context.Context, email, accountID string, md 
 		if err != nil || r.holder != accountID {
 			return 0
 		}
-		res, err := s.appendEvents(ctx, s.emailStream(email), domain.Exact(r.version), []domain.Event{domain.EmailReleased{AccountID: accountID, At: s.now()}}, md)
+		res, err := s.appendEvents(ctx, s.emailStream(email), expect.Exact(r.version), []domain.Event{domain.EmailReleased{AccountID: accountID, At: s.now()}}, md)
 		if err == nil {
 			return res.LastPosition
 		}
-		if !errors.Is(err, domain.ErrWrongExpectedVersion) {
+		if !errors.Is(err, expect.ErrWrongVersion) {
 			return 0
 		}
 	}
@@ -402,7 +403,7 @@ func (s *Service) RegisterClient(ctx context.Context, name string, rm RequestMet
 		return Client{}, 0, err
 	}
 	c := Client{ID: domain.NewID(), Name: n}
-	res, err := s.appendEvents(ctx, domain.ClientStream(c.ID), domain.NoStream, []domain.Event{domain.ClientRegistered{ClientID: c.ID, Name: n, At: s.now()}},
+	res, err := s.appendEvents(ctx, domain.ClientStream(c.ID), expect.NoStream, []domain.Event{domain.ClientRegistered{ClientID: c.ID, Name: n, At: s.now()}},
 		s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {
 		return Client{}, 0, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 )
 
 // Bootstrap administrators (--admin-emails). Each listed email grants role admin at most
@@ -66,8 +67,8 @@ func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (
 			accountID = a.ID()
 		}
 		md.SubjectAccountID = accountID
-		res, err := s.appendEvents(ctx, stream, domain.NoStream, []domain.Event{domain.AdminBootstrapClaimed{AccountID: accountID, At: s.now()}}, md)
-		if errors.Is(err, domain.ErrWrongExpectedVersion) {
+		res, err := s.appendEvents(ctx, stream, expect.NoStream, []domain.Event{domain.AdminBootstrapClaimed{AccountID: accountID, At: s.now()}}, md)
+		if errors.Is(err, expect.ErrWrongVersion) {
 			return 0, nil // another instance or registration claimed it first
 		}
 		if err != nil {
@@ -93,8 +94,8 @@ func (s *Service) bootstrapAdmin(ctx context.Context, email, accountID string) (
 		return last, err
 	}
 	last = max(last, pos)
-	res, err := s.appendEvents(ctx, stream, domain.Exact(1), []domain.Event{domain.AdminBootstrapGranted{AccountID: accountID, At: s.now()}}, md)
-	if err != nil && !errors.Is(err, domain.ErrWrongExpectedVersion) {
+	res, err := s.appendEvents(ctx, stream, expect.Exact(1), []domain.Event{domain.AdminBootstrapGranted{AccountID: accountID, At: s.now()}}, md)
+	if err != nil && !errors.Is(err, expect.ErrWrongVersion) {
 		return last, err
 	}
 	return max(last, res.LastPosition), nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
+	"github.com/vigil-auth/vigil/domain/expect"
 )
 
 // restart builds a second Service on the same log with the bootstrap list, as a server
@@ -110,7 +111,7 @@ func TestBootstrapAdminsFinishAnInterruptedGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.store.Append(h.ctx, domain.AdminBootstrapStream(h.cfg.Keyring.Index("admin-bootstrap", "listed@example.com")), domain.NoStream, []domain.EventData{data}); err != nil {
+	if _, err := h.store.Append(h.ctx, domain.AdminBootstrapStream(h.cfg.Keyring.Index("admin-bootstrap", "listed@example.com")), expect.NoStream, []domain.EventData{data}); err != nil {
 		t.Fatal(err)
 	}
 	svc := h.restart("listed@example.com")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -29,7 +30,7 @@ func (s *Service) loadDelegation(ctx context.Context, id string) (*domain.Delega
 	if err != nil {
 		return nil, fmt.Errorf("load delegation %s: %w", id, err)
 	}
-	return domain.RebuildDelegation(id, events)
+	return domain.Rebuild[*domain.Delegation](id, events)
 }
 
 // updateDelegation is updateOrg for a delegation stream; the new state is published to the
@@ -80,7 +81,7 @@ func (s *Service) GrantDelegation(ctx context.Context, caller domain.Session, de
 	if err != nil {
 		return DelegationResult{}, err
 	}
-	res, err := s.appendEvents(ctx, domain.DelegationStream(id), domain.NoStream, events, s.callerMetadata(cur, rm))
+	res, err := s.appendEvents(ctx, domain.DelegationStream(id), expect.NoStream, events, s.callerMetadata(cur, rm))
 	if err != nil {
 		return DelegationResult{}, err
 	}

@@ -45,7 +45,7 @@ func checkNewPassword(p *credential.PasswordPolicy, password, email string, name
 
 // hexTokenHash is the TokenHash of SessionStarted: the hex SHA-256 of a session token.
 func hexTokenHash(token string) string {
-	h := domain.HashSessionToken(token)
+	h := credential.HashSessionToken(token)
 	return hex.EncodeToString(h[:])
 }
 

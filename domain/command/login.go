@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -253,7 +254,7 @@ func (s *Service) recordFailure(ctx context.Context, accountID, attemptedEmail s
 	} else if norm, err := validate.Email(attemptedEmail); err == nil {
 		ev.AttemptedEmail = truncateBytes(norm, maxAttemptedEmail)
 	}
-	res, err := s.appendEvents(ctx, stream, domain.Any, []domain.Event{ev}, md)
+	res, err := s.appendEvents(ctx, stream, expect.Any, []domain.Event{ev}, md)
 	if err != nil {
 		return 0
 	}
@@ -266,7 +267,7 @@ func (s *Service) rehash(ctx context.Context, a *domain.Account, password string
 	if err != nil {
 		return
 	}
-	_, _ = s.appendEvents(ctx, domain.AccountStream(a.ID()), domain.Exact(a.Version()),
+	_, _ = s.appendEvents(ctx, domain.AccountStream(a.ID()), expect.Exact(a.Version()),
 		[]domain.Event{domain.PasswordRehashed{PasswordHash: hash, At: s.now()}}, md)
 }
 
@@ -302,7 +303,7 @@ func (s *Service) openSession(ctx context.Context, in domain.SessionStart, md do
 	sid := domain.NewID()
 	in.SessionID, in.TokenHash = sid, hexTokenHash(token)
 	events := domain.DecideStartSession(in, s.now())
-	res, err := s.appendEvents(ctx, domain.SessionStream(sid), domain.NoStream, events, md)
+	res, err := s.appendEvents(ctx, domain.SessionStream(sid), expect.NoStream, events, md)
 	if err != nil {
 		return LoginResult{}, err
 	}

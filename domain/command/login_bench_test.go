@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
@@ -299,7 +300,7 @@ func seedTOTPHistory(b *testing.B, e *benchEnv, accountID, deviceID string, n in
 		}
 		batch = append(batch, ev)
 		if len(batch) == cap(batch) || i == n-1 {
-			if _, err := e.store.Append(ctx, domain.AccountStream(accountID), domain.Any, batch); err != nil {
+			if _, err := e.store.Append(ctx, domain.AccountStream(accountID), expect.Any, batch); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]

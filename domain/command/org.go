@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -27,7 +28,7 @@ func (s *Service) loadOrg(ctx context.Context, orgID string) (*domain.Org, error
 	if err != nil {
 		return nil, fmt.Errorf("load organisation %s: %w", orgID, err)
 	}
-	return domain.RebuildOrg(orgID, events)
+	return domain.Rebuild[*domain.Org](orgID, events)
 }
 
 // readAll reads a whole (short) stream in pages.
@@ -72,7 +73,7 @@ func (s *Service) CreateOrg(ctx context.Context, caller domain.Session, name str
 	if err != nil {
 		return OrgResult{}, err
 	}
-	res, err := s.appendEvents(ctx, domain.OrgStream(id), domain.NoStream, events, s.callerMetadata(cur, rm))
+	res, err := s.appendEvents(ctx, domain.OrgStream(id), expect.NoStream, events, s.callerMetadata(cur, rm))
 	if err != nil {
 		return OrgResult{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/domain/validate"
 )
 
 // PasskeyCeremony is what the browser needs to run a WebAuthn ceremony: ID names the
@@ -107,7 +108,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller domain.Se
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}
-	n, err := domain.ValidateDeviceName(name)
+	n, err := validate.DeviceName(name)
 	if err != nil {
 		return PasskeyCeremony{}, err
 	}

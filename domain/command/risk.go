@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -71,11 +72,11 @@ func (s *Service) RecordSignInRisk(ctx context.Context, accountID string, ev dom
 			}
 		}
 		version := events[len(events)-1].Version
-		res, err := s.appendEvents(ctx, stream, domain.Exact(version), []domain.Event{ev}, md)
+		res, err := s.appendEvents(ctx, stream, expect.Exact(version), []domain.Event{ev}, md)
 		if err == nil {
 			return res.LastPosition, nil
 		}
-		if !errors.Is(err, domain.ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+		if !errors.Is(err, expect.ErrWrongVersion) || attempt >= s.cfg.MaxRetries {
 			return 0, fmt.Errorf("record sign-in risk for account %s after %d attempts: %w", accountID, attempt, err)
 		}
 	}

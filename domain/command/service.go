@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
+	"github.com/vigil-auth/vigil/domain/expect"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
@@ -309,7 +310,7 @@ func (s *Service) callerMetadata(caller domain.Session, rm RequestMeta) domain.M
 	return s.metadata(caller.AccountID, actor, rm)
 }
 
-func (s *Service) appendEvents(ctx context.Context, stream string, expected domain.ExpectedVersion, events []domain.Event, md domain.Metadata) (domain.AppendResult, error) {
+func (s *Service) appendEvents(ctx context.Context, stream string, expected expect.Version, events []domain.Event, md domain.Metadata) (domain.AppendResult, error) {
 	data, err := encodeEvents(events, md)
 	if err != nil {
 		return domain.AppendResult{}, err
@@ -346,11 +347,11 @@ func update[A interface{ Version() uint64 }](ctx context.Context, s *Service, na
 		if err != nil || len(events) == 0 {
 			return domain.AppendResult{}, a, nil, err
 		}
-		res, err := s.appendEvents(ctx, stream, domain.Exact(a.Version()), events, md(a))
+		res, err := s.appendEvents(ctx, stream, expect.Exact(a.Version()), events, md(a))
 		if err == nil {
 			return res, a, events, nil
 		}
-		if !errors.Is(err, domain.ErrWrongExpectedVersion) || attempt >= s.cfg.MaxRetries {
+		if !errors.Is(err, expect.ErrWrongVersion) || attempt >= s.cfg.MaxRetries {
 			return domain.AppendResult{}, a, nil, fmt.Errorf("%s after %d attempts: %w", name, attempt, err)
 		}
 	}
@@ -370,7 +371,7 @@ func (s *Service) loadSession(ctx context.Context, sessionID string) (*domain.Se
 			break
 		}
 	}
-	return domain.RebuildSession(sessionID, all)
+	return domain.Rebuild[*domain.SessionRecord](sessionID, all)
 }
 
 // updateSession is updateAccount for a session stream. After a successful append the

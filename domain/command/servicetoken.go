@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -304,7 +305,7 @@ func (s *ServiceTokens) Create(ctx context.Context, name string, scopes []string
 	if err != nil {
 		return ServiceToken{}, "", 0, err
 	}
-	res, err := s.cfg.Store.Append(ctx, domain.ServiceTokenStream(id), domain.NoStream, []domain.EventData{data})
+	res, err := s.cfg.Store.Append(ctx, domain.ServiceTokenStream(id), expect.NoStream, []domain.EventData{data})
 	if err != nil {
 		return ServiceToken{}, "", 0, fmt.Errorf("append service token: %w", err)
 	}
@@ -348,8 +349,8 @@ func (s *ServiceTokens) Revoke(ctx context.Context, id string, rm RequestMeta) (
 			return 0, err
 		}
 		version := envs[len(envs)-1].Version
-		res, err := s.cfg.Store.Append(ctx, stream, domain.Exact(version), []domain.EventData{data})
-		if errors.Is(err, domain.ErrWrongExpectedVersion) {
+		res, err := s.cfg.Store.Append(ctx, stream, expect.Exact(version), []domain.EventData{data})
+		if errors.Is(err, expect.ErrWrongVersion) {
 			continue
 		}
 		if err != nil {
@@ -360,7 +361,7 @@ func (s *ServiceTokens) Revoke(ctx context.Context, id string, rm RequestMeta) (
 		s.index.mu.Unlock()
 		return res.LastPosition, nil
 	}
-	return 0, fmt.Errorf("revoke service token: %w", domain.ErrWrongExpectedVersion)
+	return 0, fmt.Errorf("revoke service token: %w", expect.ErrWrongVersion)
 }
 
 // List returns every token (revoked ones too), oldest first.
@@ -411,7 +412,7 @@ func (s *ServiceTokens) deny(ctx context.Context, tok ServiceToken, reason, scop
 	md := tokenMetadata(domain.Actor{Type: domain.ActorService, ID: tok.ID}, rm)
 	data, err := domain.EncodeEvent(domain.ServiceTokenUseDenied{TokenID: tok.ID, Reason: reason, Scope: scope, Suppressed: suppressed, At: now}, md)
 	if err == nil {
-		_, err = s.cfg.Store.Append(ctx, domain.ServiceTokenStream(tok.ID), domain.Any, []domain.EventData{data})
+		_, err = s.cfg.Store.Append(ctx, domain.ServiceTokenStream(tok.ID), expect.Any, []domain.EventData{data})
 	}
 	if err != nil {
 		return errors.Join(kind, fmt.Errorf("recording the denied use: %w", err))

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/expect"
 )
 
 // Whoami returns the active session whose token this is, from the in-memory index (never
@@ -18,7 +20,7 @@ func (s *Service) Whoami(ctx context.Context, token string) (domain.Session, err
 	if token == "" {
 		return domain.Session{}, domain.ErrSessionNotFound
 	}
-	sess, ok := s.index.Lookup(domain.HashSessionToken(token))
+	sess, ok := s.index.Lookup(credential.HashSessionToken(token))
 	if !ok && s.cfg.CatchUp != nil {
 		sess, ok = s.lookupAfterCatchUp(ctx, token)
 	}
@@ -42,7 +44,7 @@ func (s *Service) lookupAfterCatchUp(ctx context.Context, token string) (domain.
 	if s.cfg.CatchUp(ctx) != nil {
 		return domain.Session{}, false
 	}
-	return s.index.Lookup(domain.HashSessionToken(token))
+	return s.index.Lookup(credential.HashSessionToken(token))
 }
 
 // Touch notes a use of the session now: in memory on every call (the idle timeout counts
@@ -63,12 +65,12 @@ func (s *Service) Touch(ctx context.Context, sessionID string) (uint64, error) {
 		md.Actor = domain.Actor{Type: domain.ActorDelegate, ID: sess.ActorAccountID}
 	}
 	events := []domain.Event{domain.SessionAccessed{At: now}}
-	res, err := s.appendEvents(ctx, domain.SessionStream(sessionID), domain.Exact(version), events, md)
+	res, err := s.appendEvents(ctx, domain.SessionStream(sessionID), expect.Exact(version), events, md)
 	if err == nil {
 		s.index.advance(sessionID, version, events, res.NextVersion)
 		return res.LastPosition, nil
 	}
-	if !errors.Is(err, domain.ErrWrongExpectedVersion) {
+	if !errors.Is(err, expect.ErrWrongVersion) {
 		return 0, err
 	}
 	// Someone else wrote to the session: decide again on the stream.

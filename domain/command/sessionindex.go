@@ -88,7 +88,7 @@ func newSessionIndex() *SessionIndex {
 	}
 }
 
-// Lookup returns the session whose token has this SHA-256 (see HashSessionToken), as the
+// Lookup returns the session whose token has this SHA-256 (see credential.HashSessionToken), as the
 // index knows it; it does not check expiry (the Service's Whoami does).
 func (x *SessionIndex) Lookup(tokenHash [32]byte) (domain.Session, bool) {
 	x.mu.RLock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/credential"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -46,11 +47,11 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, ok := x.Lookup(domain.HashSessionToken("tok"))
+	s, ok := x.Lookup(credential.HashSessionToken("tok"))
 	if !ok || !s.LastAccessedAt.Equal(t0.Add(5*time.Minute)) {
 		t.Fatalf("lookup %+v %v", s, ok)
 	}
-	if _, ok := x.Lookup(domain.HashSessionToken("other")); ok {
+	if _, ok := x.Lookup(credential.HashSessionToken("other")); ok {
 		t.Fatal("unknown token found")
 	}
 	if got := x.sessionsOf("a1"); len(got) != 1 || got[0].ID != "s1" {
@@ -66,14 +67,14 @@ func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	if err := x.Apply(envs[3]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := x.Lookup(domain.HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
+	if _, ok := x.Lookup(credential.HashSessionToken("tok")); ok || x.Len() != 0 || len(x.sessionsOf("a1")) != 0 {
 		t.Fatal("signed-out session still indexed")
 	}
 	// a late domain.SessionStarted (a lagging projection) does not bring it back
 	if err := x.Apply(envs[1]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := x.Lookup(domain.HashSessionToken("tok")); ok {
+	if _, ok := x.Lookup(credential.HashSessionToken("tok")); ok {
 		t.Fatal("tombstoned session resurrected")
 	}
 	x.prune(t0.Add(24*time.Hour + tombstoneGrace + time.Second))
@@ -88,7 +89,7 @@ func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 	x := newSessionIndex()
 	all := append(startEvents("s2", "a1", "tok2", []string{domain.AMRPassword}, t0), domain.SessionSignedOut{Reason: domain.SignOutByAdmin, At: t0})
 	envs := envelopes(t, domain.SessionStream("s2"), all...)
-	r, err := domain.RebuildSession("s2", envs)
+	r, err := domain.Rebuild[*domain.SessionRecord]("s2", envs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestSessionIndexConcurrentUse(t *testing.T) {
 				_ = x.Apply(e)
 			}
 			for j := 0; j < 200; j++ {
-				if _, ok := x.Lookup(domain.HashSessionToken(tok)); !ok {
+				if _, ok := x.Lookup(credential.HashSessionToken(tok)); !ok {
 					t.Error("lookup failed")
 					return
 				}
@@ -190,7 +191,7 @@ func mustGet(t *testing.T, x *SessionIndex, id string) domain.Session {
 
 func mustLookup(t *testing.T, x *SessionIndex, token string) domain.Session {
 	t.Helper()
-	s, ok := x.Lookup(domain.HashSessionToken(token))
+	s, ok := x.Lookup(credential.HashSessionToken(token))
 	if !ok {
 		t.Fatalf("token %s not held", token)
 	}

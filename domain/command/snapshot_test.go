@@ -39,7 +39,7 @@ func TestSnapshotLoadEqualsFullReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, err := domain.RebuildAccount(id, h.events(domain.AccountStream(id)))
+	full, err := domain.Rebuild[*domain.Account](id, h.events(domain.AccountStream(id)))
 	if err != nil {
 		t.Fatal(err)
 	}

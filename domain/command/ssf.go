@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -126,7 +127,7 @@ func (s *Service) CreateSSFStream(ctx context.Context, in SSFStreamInput, rm Req
 		cfg.Audience = id
 	}
 	cfg.At = s.now().UTC()
-	res, err := s.appendEvents(ctx, domain.SSFStream(id), domain.NoStream, []domain.Event{cfg}, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
+	res, err := s.appendEvents(ctx, domain.SSFStream(id), expect.NoStream, []domain.Event{cfg}, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {
 		return cfg, 0, err
 	}
@@ -185,8 +186,8 @@ func (s *Service) changeSSFStream(ctx context.Context, streamID, change string, 
 	if cfg.Status != ssfDisabled {
 		cfg.Reason = ""
 	}
-	res, err := s.appendEvents(ctx, domain.SSFStream(streamID), domain.Exact(version), []domain.Event{cfg}, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
-	if errors.Is(err, domain.ErrWrongExpectedVersion) {
+	res, err := s.appendEvents(ctx, domain.SSFStream(streamID), expect.Exact(version), []domain.Event{cfg}, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
+	if errors.Is(err, expect.ErrWrongVersion) {
 		return cfg, 0, fmt.Errorf("ssf stream %s changed meanwhile: %w", streamID, errors.Join(domain.ErrConflict, err))
 	}
 	if err != nil {

@@ -32,7 +32,7 @@ func (s *Service) AddTOTPDevice(ctx context.Context, caller domain.Session, name
 		return TOTPEnrollment{}, fmt.Errorf("totp secret: %w", err)
 	}
 	deviceID := domain.NewID()
-	sealed, err := domain.SealTOTPSecret(s.cfg.Keyring, cur.AccountID, deviceID, secret)
+	sealed, err := s.cfg.Keyring.SealTOTPSecret(cur.AccountID, deviceID, secret)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}

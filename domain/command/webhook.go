@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -57,7 +58,7 @@ func (s *Service) RegisterWebhook(ctx context.Context, rawURL string, rm Request
 		return Webhook{}, 0, err
 	}
 	w.Secret = webhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
-	res, err := s.appendEvents(ctx, domain.WebhookStream(w.ID), domain.NoStream,
+	res, err := s.appendEvents(ctx, domain.WebhookStream(w.ID), expect.NoStream,
 		[]domain.Event{domain.WebhookRegistered{WebhookID: w.ID, URL: w.URL, Secret: sealed, At: w.CreatedAt}},
 		s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {
@@ -82,7 +83,7 @@ func (s *Service) RemoveWebhook(ctx context.Context, webhookID string, rm Reques
 		return 0, fmt.Errorf("webhook %s: %w", webhookID, domain.ErrNotFound)
 	}
 	last := events[len(events)-1]
-	res, err := s.appendEvents(ctx, domain.WebhookStream(webhookID), domain.Exact(last.Version),
+	res, err := s.appendEvents(ctx, domain.WebhookStream(webhookID), expect.Exact(last.Version),
 		[]domain.Event{domain.WebhookRemoved{WebhookID: webhookID, At: s.now().UTC()}},
 		s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 	if err != nil {

@@ -28,6 +28,22 @@ const (
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// totpAAD binds a sealed TOTP secret to its account and device.
+func totpAAD(accountID, deviceID string) []byte {
+	return []byte("vigil/totp/" + accountID + "/" + deviceID)
+}
+
+// SealTOTPSecret seals the secret of the new TOTP device deviceID of accountID with the
+// server key, bound to that account and device.
+func (k *Keyring) SealTOTPSecret(accountID, deviceID string, secret []byte) (SealedSecret, error) {
+	return k.Seal(secret, totpAAD(accountID, deviceID))
+}
+
+// OpenTOTPSecret opens the secret SealTOTPSecret sealed for device deviceID of accountID.
+func (k *Keyring) OpenTOTPSecret(accountID, deviceID string, s SealedSecret) ([]byte, error) {
+	return k.Open(s, totpAAD(accountID, deviceID))
+}
+
 // TOTPStep returns the RFC 6238 time step of t.
 func TOTPStep(t time.Time) int64 {
 	return t.Unix() / int64(TOTPPeriod/time.Second)

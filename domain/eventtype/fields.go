@@ -27,6 +27,10 @@ const (
 	FieldPersonal
 )
 
+// Erased is what a personal value reads as once its account's data key is destroyed (see
+// FieldPersonal).
+const Erased = "[erased]"
+
 // String returns "secret", "public" or "personal".
 func (c FieldClass) String() string {
 	switch c {

@@ -60,6 +60,14 @@ func (r *Registry) entry(eventType string) *registeredType {
 	return t
 }
 
+// Catalog is what a Registry tells once every type is registered: the types, their
+// current schema versions and the declared classes of their fields.
+type Catalog interface {
+	Types() []string
+	CurrentVersion(eventType string) (int, bool)
+	Fields(eventType string, schemaVersion int) (Declaration, bool)
+}
+
 // Register adds the decoder of one schema version (>= 1) of eventType, with the class of
 // every member of that version's JSON data (public, secret or personal; see Fields for the
 // rule on nested values). A member that fields does not name is secret: redacted wherever

@@ -123,7 +123,7 @@ var redactedJSON = json.RawMessage(`"` + Redacted + `"`)
 
 // Redact returns an event's data (a JSON object of type eventType at schemaVersion, as
 // stored) as it may leave the service: deny-by-default, through the one declaration of each
-// event's fields in the domain registry (domain.EventDataFields).
+// event's fields in the domain registry (domain.Catalog().Fields).
 //
 //   - A member declared public or personal is kept as stored (personal data is still shown in
 //     clear; sealing it is a later step).
@@ -141,7 +141,7 @@ func Redact(eventType string, schemaVersion int, data json.RawMessage) json.RawM
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return data
 	}
-	fields, known := domain.EventDataFields(eventType, schemaVersion)
+	fields, known := domain.Catalog().Fields(eventType, schemaVersion)
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil || m == nil {
 		return redactedJSON

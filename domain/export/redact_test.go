@@ -25,14 +25,14 @@ const undeclaredMember = "zz_undeclared_member"
 // public and personal members as stored, secret and undeclared ones redacted, and no string
 // of a secret or undeclared member anywhere in the output.
 func TestRedactionOfEveryEventType(t *testing.T) {
-	types := domain.EventTypes()
+	types := domain.Catalog().Types()
 	if len(types) < 40 {
 		t.Fatalf("only %d event types registered", len(types))
 	}
 	for _, typ := range types {
 		t.Run(typ, func(t *testing.T) {
-			v, _ := domain.EventSchemaVersion(typ)
-			fields, ok := domain.EventDataFields(typ, v)
+			v, _ := domain.Catalog().CurrentVersion(typ)
+			fields, ok := domain.Catalog().Fields(typ, v)
 			if !ok {
 				t.Fatalf("%s v%d has no declared fields", typ, v)
 			}

@@ -85,6 +85,15 @@ func badTextRune(r rune) bool {
 	return unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == utf8.RuneError
 }
 
+// MaxDeviceName bounds the names given to devices (TOTP devices and passkeys).
+const MaxDeviceName = 64
+
+// DeviceName trims a TOTP device or passkey name: 1..MaxDeviceName characters, no control
+// characters.
+func DeviceName(name string) (string, error) {
+	return Text("name", name, MaxDeviceName, true)
+}
+
 // Text trims s and checks it is valid UTF-8 without control characters, of at most max
 // runes and, when required, at least one.
 func Text(field, s string, max int, required bool) (string, error) {

@@ -68,3 +68,21 @@ func TestCountryList(t *testing.T) {
 		}
 	}
 }
+
+func TestDeviceName(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"  YubiKey 5 ", "YubiKey 5", true},
+		{strings.Repeat("é", MaxDeviceName), strings.Repeat("é", MaxDeviceName), true},
+		{strings.Repeat("é", MaxDeviceName+1), "", false},
+		{"   ", "", false},
+		{"phone\x07", "", false},
+	} {
+		got, err := DeviceName(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("DeviceName(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}

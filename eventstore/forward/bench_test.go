@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 )
 
@@ -132,7 +133,7 @@ func BenchmarkLiveLag(b *testing.B) {
 					<-tick.C
 					ed, _ := domain.NewEventData("TestHappened", 1, map[string]int{"n": i}, domain.Metadata{})
 					at := time.Now()
-					res, err := log.Append(context.Background(), "system-bench", domain.Any, []domain.EventData{ed})
+					res, err := log.Append(context.Background(), "system-bench", expect.Any, []domain.EventData{ed})
 					if err != nil {
 						b.Fatal(err)
 					}

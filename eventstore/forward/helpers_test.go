@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
@@ -60,7 +61,7 @@ func appendN(t testing.TB, s *sqlite.Store, from, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Append(context.Background(), fmt.Sprintf("system-test-%d", i%7), domain.Any, []domain.EventData{ed}); err != nil {
+		if _, err := s.Append(context.Background(), fmt.Sprintf("system-test-%d", i%7), expect.Any, []domain.EventData{ed}); err != nil {
 			t.Error(err)
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
@@ -279,7 +280,7 @@ func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := log.Append(context.Background(), domain.WebhookStream("w1"), domain.Any, []domain.EventData{ed})
+		res, err := log.Append(context.Background(), domain.WebhookStream("w1"), expect.Any, []domain.EventData{ed})
 		if err != nil {
 			t.Fatal(err)
 		}

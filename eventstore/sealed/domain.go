@@ -21,7 +21,7 @@ func RegistryPersonal(eventType string, schemaVersion int) []string {
 		return v.([]string)
 	}
 	var out []string
-	if d, ok := domain.EventDataFields(eventType, schemaVersion); ok {
+	if d, ok := domain.Catalog().Fields(eventType, schemaVersion); ok {
 		for _, m := range d.Keys() {
 			if d.Class(m) == eventtype.FieldPersonal {
 				out = append(out, m)

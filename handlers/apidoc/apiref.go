@@ -212,8 +212,8 @@ func Render(openapi []byte, pol *credential.PasswordPolicy, flags []ReferenceFla
 	}
 	d.Password.Rules, d.Password.Hint, d.Password.PasswordPolicyConfig = pol.Rules(), pol.Hint(), pol.Config()
 	d.Codes = problemCodes()
-	for _, name := range domain.EventTypes() {
-		v, _ := domain.EventSchemaVersion(name)
+	for _, name := range domain.Catalog().Types() {
+		v, _ := domain.Catalog().CurrentVersion(name)
 		meaning := EventMeanings[name]
 		if meaning == "" {
 			meaning = "(not described yet)"

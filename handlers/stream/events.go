@@ -111,7 +111,7 @@ func parseEventFilter(c *gin.Context) (eventFilter, error) {
 		f.types = map[string]bool{}
 		for _, n := range names {
 			n = strings.TrimSpace(n)
-			if _, known := domain.EventSchemaVersion(n); !known {
+			if _, known := domain.Catalog().CurrentVersion(n); !known {
 				return f, web.Public(web.ErrInvalidRequest, "types must be a comma-separated list of event type names (API.md \"Event types\"); "+
 					strconv.Quote(web.TruncateUTF8(n, 64))+" is not one.", nil)
 			}

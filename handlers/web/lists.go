@@ -103,7 +103,7 @@ var contractEventTypes = []string{
 // activity log's and API.md's.
 var KnownEventTypes = func() map[string]bool {
 	m := map[string]bool{}
-	for _, list := range [][]string{domain.EventTypes(), projections.ActivityTypes(), contractEventTypes} {
+	for _, list := range [][]string{domain.Catalog().Types(), projections.ActivityTypes(), contractEventTypes} {
 		for _, t := range list {
 			m[t] = true
 		}

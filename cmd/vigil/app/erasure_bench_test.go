@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -53,7 +54,7 @@ func BenchmarkEraseAccount(b *testing.B) {
 				}
 				batch = append(batch, d)
 			}
-			res, err := a.store.Append(context.Background(), domain.AccountStream(id), domain.Any, batch)
+			res, err := a.store.Append(context.Background(), domain.AccountStream(id), expect.Any, batch)
 			if err != nil {
 				b.Fatal(err)
 			}

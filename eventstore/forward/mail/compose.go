@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/eventtype"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/projections"
@@ -344,7 +345,7 @@ func (c *composer) disputedEmailChange(ctx context.Context, ev domain.Envelope) 
 				continue
 			}
 			if d, err := domain.DecodeEvent(x); err == nil {
-				if changed, ok := d.(domain.EmailChanged); ok && changed.OldEmail != domain.Erased {
+				if changed, ok := d.(domain.EmailChanged); ok && changed.OldEmail != eventtype.Erased {
 					return changed.OldEmail, nil
 				}
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
@@ -95,7 +96,7 @@ func pushLatency(b *testing.B, rate, n int) {
 					stream = domain.SessionStream(domain.NewID())
 				}
 				t0 := time.Now()
-				res, err := e.log.Append(context.Background(), stream, domain.Any, []domain.EventData{d})
+				res, err := e.log.Append(context.Background(), stream, expect.Any, []domain.EventData{d})
 				t1 := time.Now()
 				if err != nil {
 					b.Error(err)
@@ -159,7 +160,7 @@ func BenchmarkPollThroughput(b *testing.B) {
 				}
 				batch = append(batch, d)
 			}
-			res, err := e.log.Append(context.Background(), domain.AccountStream("a1"), domain.Any, batch)
+			res, err := e.log.Append(context.Background(), domain.AccountStream("a1"), expect.Any, batch)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/expect"
 	"github.com/vigil-auth/vigil/eventstore/forward/ssf"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -92,7 +93,7 @@ func (e *env) appendTo(stream string, ev domain.Event, md domain.Metadata) (doma
 	if err != nil {
 		return domain.Envelope{}, err
 	}
-	res, err := e.log.Append(context.Background(), stream, domain.Any, []domain.EventData{d})
+	res, err := e.log.Append(context.Background(), stream, expect.Any, []domain.EventData{d})
 	if err != nil {
 		return domain.Envelope{}, err
 	}
