@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -113,9 +114,11 @@ func TestRebuildSwapsInWhileServing(t *testing.T) {
 	if reads.Load() == 0 {
 		t.Fatal("the reader never read")
 	}
-	if _, err := os.Stat(oldPath); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the previous file is still there: %v", err)
-	}
+	// Adopt switches first, then closes and removes the previous file: wait for that.
+	testwait.Until(t, 5*time.Second, "the previous file to be removed", func() (bool, string) {
+		_, err := os.Stat(oldPath)
+		return errors.Is(err, os.ErrNotExist), fmt.Sprint(err)
+	})
 
 	fresh, err := projections.Open(projections.Config{Path: filepath.Join(t.TempDir(), "replayed.db"), Logger: quiet})
 	if err != nil {
