@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vigil-auth/vigil/eventstore/internal/keyfile"
 )
 
 // Algorithm names the signature scheme of checkpoints, as GET /api/v1/log/keys shows it.
@@ -180,41 +181,10 @@ func freshKey(now time.Time) (keyFile, error) {
 	return keyFile{Format: 1, Active: activeKey{Seed: base64.StdEncoding.EncodeToString(seed), CreatedAt: now.UTC()}}, nil
 }
 
-// writeKeyFile writes f to path through a temporary file and a rename, so that a crash never
-// leaves half a key; exclusive refuses to replace an existing file.
+// writeKeyFile writes f to path (keyfile.Write: mode 0600, never half a key); exclusive
+// refuses (os.ErrExist) when path exists.
 func writeKeyFile(path string, f keyFile, exclusive bool) error {
-	raw, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".log-signing-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if exclusive {
-		// A hard link fails when path exists, unlike a rename.
-		return os.Link(tmp.Name(), path)
-	}
-	return os.Rename(tmp.Name(), path)
+	return keyfile.Write(path, f, exclusive)
 }
 
 // KeySet maps key ids to public keys: what a verifier trusts.

@@ -11,8 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/vigil-auth/vigil/eventstore/internal/keyfile"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -234,39 +235,8 @@ func freshKey(now time.Time) (keyFile, error) {
 	return keyFile{Format: 1, Active: activeKey{PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), CreatedAt: now.UTC()}}, nil
 }
 
-// writeKeyFile writes f to path with mode 0600 through a temporary file and a rename;
-// exclusive refuses (os.ErrExist) when path exists.
+// writeKeyFile writes f to path (keyfile.Write: mode 0600, never half a key); exclusive
+// refuses (os.ErrExist) when path exists.
 func writeKeyFile(path string, f keyFile, exclusive bool) error {
-	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ssf-signing-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if exclusive {
-		// A hard link fails when path exists: no second process overwrites the first's key.
-		return os.Link(tmp.Name(), path)
-	}
-	return os.Rename(tmp.Name(), path)
+	return keyfile.Write(path, f, exclusive)
 }
