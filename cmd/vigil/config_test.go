@@ -272,6 +272,16 @@ func waitReady(t *testing.T, url string) {
 func TestServeRunsUntilCancelled(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	url, stop := serveInProcess(t, dir)
+	// Stop a serving instance, not one still starting (a stop during the start is a known
+	// slow path: the followers' routers can wait out their close timeout).
+	testwait.Until(t, 20*time.Second, "/readyz 200", func() (bool, string) {
+		r, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		r.Body.Close()
+		return r.StatusCode == 200, r.Status
+	})
 	resp, err := http.Get(url + "/healthz")
 	if err != nil {
 		t.Fatal(err)

@@ -830,11 +830,18 @@ func (a *App) Run(ctx context.Context) error {
 			failure = fmt.Errorf("http server: %w", err)
 		}
 	}
-	// 2. The runner commits what it has and stops its subscriptions; the log feed and
+	// 2. The sign-in risk detector waits for the signins read model to reach each sign-in:
+	// it stops while the runner still runs (else its router waits out the close timeout).
+	if err := a.risk.close(); err != nil && failure == nil {
+		failure = fmt.Errorf("sign-in risk detector: %w", err)
+	}
+	// The runner commits what it has and stops its subscriptions; the log feed and
 	// the sweeper stop.
 	stopRunner()
 	if runnerDone != nil {
-		if err := <-runnerDone; err != nil && failure == nil {
+		// A stop that lands while the runner is still subscribing cancels its start: that
+		// is the stop asked for, not a failure.
+		if err := <-runnerDone; err != nil && failure == nil && !errors.Is(err, context.Canceled) {
 			failure = fmt.Errorf("projection runner: %w", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	"github.com/vigil-auth/vigil/projections"
 	"github.com/vigil-auth/vigil/projections/risk"
@@ -17,8 +18,10 @@ const RiskFile = "risk.db"
 // riskDetection is the app's sign-in risk detector (package risk); nil when
 // Config.DisableRiskDetector is set.
 type riskDetection struct {
-	d    *risk.Detector
-	done chan error
+	closeOnce sync.Once
+	closeErr  error
+	d         *risk.Detector
+	done      chan error
 }
 
 // openRisk opens the detector over the sign-in history read model (it waits for the
@@ -59,14 +62,16 @@ func (r *riskDetection) close() error {
 	if r == nil {
 		return nil
 	}
-	err := r.d.Close()
-	if r.done != nil {
-		if rerr := <-r.done; rerr != nil && err == nil {
-			err = rerr
+	r.closeOnce.Do(func() {
+		r.closeErr = r.d.Close()
+		if r.done != nil {
+			if rerr := <-r.done; rerr != nil && r.closeErr == nil {
+				r.closeErr = rerr
+			}
+			r.done = nil
 		}
-		r.done = nil
-	}
-	return err
+	})
+	return r.closeErr
 }
 
 // RiskDetector returns the sign-in risk detector, nil when it is off (tests wait on it).

@@ -84,13 +84,7 @@ func (s *transmitting) start(ctx context.Context) {
 }
 
 func (s *transmitting) close() error {
-	err := s.t.Close()
-	if s.done != nil {
-		if rerr := <-s.done; rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	return err
+	return closeFollower(s.t.Running(), s.done, s.t.Close)
 }
 
 // SSF is the Shared Signals transmitter (tests and the portal's administration pages).
