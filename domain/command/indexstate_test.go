@@ -247,9 +247,15 @@ func TestIndexStateRefusals(t *testing.T) {
 		states []command.IndexState
 		format bool
 	}{
-		"other format": {mod(func(s []command.IndexState) []command.IndexState { s[2].Format = command.IndexStateFormat + 1; return s }), true},
-		"no tokens":    {mod(func(s []command.IndexState) []command.IndexState { return s[:3] }), true},
-		"damaged":      {mod(func(s []command.IndexState) []command.IndexState { s[3].State = s[3].State[:len(s[3].State)/2]; return s }), false},
+		"other format": {mod(func(s []command.IndexState) []command.IndexState {
+			s[2].Format = command.IndexStateFormat + 1
+			return s
+		}), true},
+		"no tokens": {mod(func(s []command.IndexState) []command.IndexState { return s[:3] }), true},
+		"damaged": {mod(func(s []command.IndexState) []command.IndexState {
+			s[3].State = s[3].State[:len(s[3].State)/2]
+			return s
+		}), false},
 		"bad session": {mod(func(s []command.IndexState) []command.IndexState {
 			s[0].State = []byte(`{"s":[{"id":"s1","v":0}],"t":[]}`)
 			return s
