@@ -70,6 +70,26 @@ func LogID(ctx context.Context, log LogInfo) (string, error) {
 	return evs[0].ID, nil
 }
 
+// indexStateTable holds, in a snapshot, the state of the in-memory indexes of the instance
+// it was taken from (sessions, organisations, delegations, service tokens: what whoami and
+// sign-in answer from), so that a new instance restores them and reads the log only after
+// their position instead of from its start. One row per part of at most indexStatePart
+// bytes of each index's state.
+const indexStateTable = "log_feed_state"
+
+// indexStatePart bounds the blob of one row of indexStateTable (SQLite's limit is 1 GB).
+const indexStatePart = 32 << 20
+
+// IndexState is the state of one of an instance's in-memory indexes as the log feed had
+// filled it up to Position (it may hold some later events too: those are applied again,
+// harmlessly), in its own encoding Format (the reader checks it).
+type IndexState struct {
+	Name     string
+	Position uint64
+	Format   int
+	State    []byte
+}
+
 // SnapshotInfo describes a read-model snapshot.
 type SnapshotInfo struct {
 	SchemaVersion string
@@ -80,20 +100,25 @@ type SnapshotInfo struct {
 	Position    uint64
 	CreatedAt   time.Time
 	Size        int64 // bytes
+	// Indexes holds the in-memory indexes' state the snapshot carries (none: a snapshot of an
+	// older format, or one written without them). CheckSnapshot leaves it empty;
+	// InstallSnapshot fills it (and removes the state from the installed file).
+	Indexes []IndexState
 }
 
 // WriteSnapshot writes a consistent copy of db's read models and checkpoints to out (which
 // must not exist; it is written beside out first and renamed when complete and synced),
 // describing it with the schema version of ps and logID. It runs in one read transaction
 // (VACUUM INTO on a connection of its own): the runner keeps committing meanwhile, and the
-// copy holds exactly the batches committed when it started.
-func (db *DB) WriteSnapshot(ctx context.Context, out string, ps []Projection, logID string, now time.Time) (SnapshotInfo, error) {
-	return WriteSnapshotOf(ctx, db.Path(), out, ps, logID, now)
+// copy holds exactly the batches committed when it started. indexes, when given, are stored
+// beside the read models (see IndexState).
+func (db *DB) WriteSnapshot(ctx context.Context, out string, ps []Projection, logID string, now time.Time, indexes ...IndexState) (SnapshotInfo, error) {
+	return WriteSnapshotOf(ctx, db.Path(), out, ps, logID, now, indexes...)
 }
 
 // WriteSnapshotOf is DB.WriteSnapshot of the read-model file at path (one a server may be
 // using meanwhile).
-func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, logID string, now time.Time) (SnapshotInfo, error) {
+func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, logID string, now time.Time, indexes ...IndexState) (SnapshotInfo, error) {
 	fail := func(err error) (SnapshotInfo, error) {
 		return SnapshotInfo{}, fmt.Errorf("projections: snapshot: %w", err)
 	}
@@ -117,7 +142,7 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 		return fail(err)
 	}
 	info := SnapshotInfo{SchemaVersion: SchemaVersion(ps), LogID: logID, CreatedAt: now.UTC()}
-	if err := describeSnapshot(ctx, tmp, &info); err != nil {
+	if err := describeSnapshot(ctx, tmp, &info, indexes); err != nil {
 		return fail(err)
 	}
 	if err := syncFile(tmp); err != nil {
@@ -138,8 +163,8 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 }
 
 // describeSnapshot drops the aggregate snapshots from the copy at path, adds the description
-// table and fills info's checkpoints from the copy.
-func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo) error {
+// table and the indexes' state, and fills info's checkpoints from the copy.
+func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo, indexes []IndexState) error {
 	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+
 		"?_pragma=secure_delete(1)&_pragma=journal_mode(DELETE)&_pragma=synchronous(FULL)")
 	if err != nil {
@@ -154,6 +179,15 @@ func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo) erro
 	defer tx.Rollback()
 	stmts := []string{
 		`DELETE FROM snapshots`,
+		`DROP TABLE IF EXISTS ` + indexStateTable,
+		`CREATE TABLE ` + indexStateTable + ` (
+			name     TEXT NOT NULL,
+			part     INTEGER NOT NULL,
+			position INTEGER NOT NULL,
+			format   INTEGER NOT NULL,
+			state    BLOB NOT NULL,
+			PRIMARY KEY (name, part)
+		)`,
 		`CREATE TABLE ` + snapshotMetaTable + ` (
 			schema_version TEXT NOT NULL,
 			log_id         TEXT NOT NULL,
@@ -168,6 +202,15 @@ func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo) erro
 	if _, err := tx.ExecContext(ctx, `INSERT INTO `+snapshotMetaTable+` (schema_version, log_id, created_at) VALUES (?, ?, ?)`,
 		info.SchemaVersion, info.LogID, info.CreatedAt.UnixNano()); err != nil {
 		return err
+	}
+	for _, ix := range indexes {
+		for part, off := 0, 0; part == 0 || off < len(ix.State); part, off = part+1, off+indexStatePart {
+			blob := ix.State[off:min(off+indexStatePart, len(ix.State))]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+indexStateTable+` (name, part, position, format, state) VALUES (?, ?, ?, ?, ?)`,
+				ix.Name, part, ix.Position, ix.Format, blob); err != nil {
+				return fmt.Errorf("index state %s: %w", ix.Name, err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err
@@ -315,11 +358,75 @@ func InstallSnapshot(ctx context.Context, dir string, want SnapshotWant, now tim
 		RemoveFile(path)
 		return SnapshotInfo{}, "", err
 	}
+	if info.Indexes, err = takeIndexStates(ctx, path); err != nil {
+		RemoveFile(path)
+		return SnapshotInfo{}, "", fmt.Errorf("%w: index state: %v", ErrNotSnapshot, err)
+	}
 	if err := writePointer(dir, name); err != nil {
 		RemoveFile(path)
 		return SnapshotInfo{}, "", err
 	}
 	return info, path, nil
+}
+
+// takeIndexStates reads the indexes' state of the snapshot at path (none when the snapshot
+// has no such table: an older format) and drops it from the file, which becomes a read-model
+// file (the state is the instance's, not the read models'; a later snapshot writes its own).
+func takeIndexStates(ctx context.Context, path string) ([]IndexState, error) {
+	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=journal_mode(DELETE)&_pragma=synchronous(FULL)")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	f.SetMaxOpenConns(1)
+	var n int
+	if err := f.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, indexStateTable).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	rows, err := f.QueryContext(ctx, `SELECT name, part, position, format, state FROM `+indexStateTable+` ORDER BY name, part`)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out   []IndexState
+		parts int // of the last state in out
+	)
+	for rows.Next() {
+		var (
+			st   IndexState
+			part int
+		)
+		if err := rows.Scan(&st.Name, &part, &st.Position, &st.Format, &st.State); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if l := len(out); l > 0 && out[l-1].Name == st.Name {
+			if part != parts || out[l-1].Position != st.Position || out[l-1].Format != st.Format {
+				rows.Close()
+				return nil, fmt.Errorf("%s: part %d does not continue the state", st.Name, part)
+			}
+			out[l-1].State = append(out[l-1].State, st.State...)
+			parts++
+			continue
+		}
+		if part != 0 {
+			rows.Close()
+			return nil, fmt.Errorf("%s: starts at part %d", st.Name, part)
+		}
+		parts = 1
+		out = append(out, st)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := f.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
+		return nil, err
+	}
+	return out, f.Close()
 }
 
 // HasReadModels reports whether the current read-model file of dir exists and holds a

@@ -348,6 +348,7 @@ type App struct {
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
+	feedFrom     uint64              // where the log feed starts: the restored indexes' position (readmodels.go)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)
 	checkpointer *chain.Checkpointer
@@ -455,8 +456,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	undo = append(undo, a.geo.Close)
 
 	builtin := projections.BuiltinWith(projections.BuiltinConfig{GeoIP: a.geo})
+	var (
+		fromSnapshot bool
+		indexStates  []projections.IndexState
+	)
 	if cfg.ReadModels.From != "" {
-		if err := startFromSnapshot(ctx, cfg, a.store, builtin); err != nil {
+		if fromSnapshot, indexStates, err = startFromSnapshot(ctx, cfg, a.store, builtin); err != nil {
 			return nil, fmt.Errorf("--read-models-from %s: %w", redactURL(cfg.ReadModels.From), err)
 		}
 	}
@@ -524,6 +529,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("service tokens: %w", err)
 	}
+	if fromSnapshot {
+		a.feedFrom = restoreIndexes(cfg.Logger, indexStates, a.svc.LogIndexes(a.tokens.Index()))
+		a.feedPos.startAt(a.feedFrom)
+	}
 
 	a.fwd, err = a.openForwarding()
 	if err != nil {
@@ -560,7 +569,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Log:                a.store,
 		Subjects:           subjectReader(a.sealed),
 		LogIntegrity:       logIntegrity{a.logKeys, a.checkpointer.Log()},
-		ReadModelSnapshots: &snapshotter{dir: cfg.DataDir, db: a.pdb, store: a.store, ps: builtin, log: cfg.Logger},
+		ReadModelSnapshots: &snapshotter{dir: cfg.DataDir, db: a.pdb, store: a.store, ps: builtin, log: cfg.Logger, indexes: a.indexStates},
 		ServiceTokens:      a.tokens,
 		PublicURL:          cfg.PublicURL.String(),
 		HSTS:               cfg.PublicURL.Scheme == "https",
@@ -767,7 +776,7 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	sessionLog := a.log.With("component", "sessions")
 	// One read of the log feeds the sessions, organisations, delegations and service tokens.
-	feedReady, feedDone := startLogFeed(runnerCtx, a.store, sessionLog, a.svc, a.tokens.Index(), a.feedPos)
+	feedReady, feedDone := startLogFeed(runnerCtx, a.store, a.feedFrom, sessionLog, a.svc, a.tokens.Index(), a.feedPos)
 	sweepDone := startSweeper(runnerCtx, a.svc, a.cfg.SweepInterval, a.cfg.Now, sessionLog)
 
 	a.fwd.start(runnerCtx)

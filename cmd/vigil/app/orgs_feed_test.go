@@ -34,7 +34,7 @@ func TestFeedSharesOrgPolicyAndDelegationsAcrossInstances(t *testing.T) {
 		}
 		return res
 	}
-	ready, done := startLogFeed(ctx, store, slog.New(slog.NewTextHandler(io.Discard, nil)), b)
+	ready, done := startLogFeed(ctx, store, 0, slog.New(slog.NewTextHandler(io.Discard, nil)), b)
 	select {
 	case <-ready:
 	case <-ctx.Done():

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -54,20 +55,22 @@ func snapshotWant(ctx context.Context, store projections.LogInfo, ps []projectio
 
 // startFromSnapshot installs cfg.ReadModels.From as the read models of cfg.DataDir, unless the
 // directory already has read models (a restart of an instance that started from one: its own
-// read models are newer). Errors are one line naming what is wrong.
-func startFromSnapshot(ctx context.Context, cfg Config, store projections.LogInfo, ps []projections.Projection) error {
+// read models are newer). It returns whether it installed the snapshot, with the in-memory
+// indexes' state the snapshot carries (restoreIndexes). Errors are one line naming what is
+// wrong.
+func startFromSnapshot(ctx context.Context, cfg Config, store projections.LogInfo, ps []projections.Projection) (bool, []projections.IndexState, error) {
 	rm := cfg.ReadModels
 	has, err := projections.HasReadModels(ctx, cfg.DataDir)
 	if err != nil {
-		return err
+		return false, nil, err
 	}
 	if has {
 		cfg.Logger.Info("read models present in the data directory: the snapshot is not used", "read_models_from", redactURL(rm.From))
-		return nil
+		return false, nil, nil
 	}
 	want, err := snapshotWant(ctx, store, ps)
 	if err != nil {
-		return err
+		return false, nil, err
 	}
 	start := time.Now()
 	info, path, err := projections.InstallSnapshot(ctx, cfg.DataDir, want, time.Now(), func(ctx context.Context, dst *os.File) error {
@@ -83,12 +86,75 @@ func startFromSnapshot(ctx context.Context, cfg Config, store projections.LogInf
 		return err
 	})
 	if err != nil {
-		return err
+		return false, nil, err
 	}
 	cfg.Logger.Info("read models installed from a snapshot; catching up from its checkpoint",
 		"read_models_from", redactURL(rm.From), "file", path, "position", info.Position, "bytes", info.Size,
 		"taken_at", info.CreatedAt, "elapsed", time.Since(start))
-	return nil
+	return true, info.Indexes, nil
+}
+
+// restoreIndexes puts the in-memory indexes' state of an installed snapshot into x and
+// returns the log position the log feed goes on after. Without a usable state (a snapshot
+// of an older format, an index format this binary does not read) it says so and returns 0:
+// the feed reads the whole log, as without a snapshot (slower, never wrong).
+func restoreIndexes(log *slog.Logger, states []projections.IndexState, x *command.LogIndexes) uint64 {
+	if len(states) == 0 {
+		log.Info("the snapshot holds no state of the in-memory indexes (a snapshot of an older format): the log feed reads the whole log")
+		return 0
+	}
+	start := time.Now()
+	pos := states[0].Position
+	cs := make([]command.IndexState, 0, len(states))
+	for _, st := range states {
+		pos = min(pos, st.Position)
+		cs = append(cs, command.IndexState{Name: st.Name, Format: st.Format, State: st.State})
+	}
+	if err := x.RestoreStates(cs); err != nil {
+		log.Warn("cannot use the snapshot's state of the in-memory indexes: the log feed reads the whole log", "err", err.Error())
+		return 0
+	}
+	log.Info("in-memory indexes restored from the snapshot; the log feed reads the log after its position",
+		"position", pos, "sessions", x.Sessions.Len(), "elapsed", time.Since(start))
+	return pos
+}
+
+// indexStates is the state of the instance's in-memory indexes for a snapshot: the position
+// the log feed has applied, taken before the indexes are encoded (they may hold later
+// events, which a restored instance's feed applies again, harmlessly).
+func indexStates(pos uint64, x *command.LogIndexes) ([]projections.IndexState, error) {
+	cs, err := x.MarshalStates()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]projections.IndexState, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, projections.IndexState{Name: c.Name, Position: pos, Format: c.Format, State: c.State})
+	}
+	return out, nil
+}
+
+// buildIndexStates builds the in-memory indexes away from a server, by reading the whole log
+// (`vigil projections snapshot`: the cost is the producer's, so that the new instance does
+// not pay it), and returns their state at the log's end.
+func buildIndexStates(ctx context.Context, store eventstore.Store) ([]projections.IndexState, error) {
+	x := command.NewLogIndexes()
+	var pos uint64
+	for {
+		evs, err := store.ReadAll(ctx, pos, 5000)
+		if err != nil {
+			return nil, fmt.Errorf("read the log after %d: %w", pos, err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			_ = x.Apply(ev) // as the log feed: an event an index cannot take is skipped by it
+		}
+		pos = evs[len(evs)-1].Position
+	}
+	x.PruneTombstones(time.Now())
+	return indexStates(pos, x)
 }
 
 // downloadSnapshot fetches rm.From with rm.Token into dst.
@@ -156,8 +222,19 @@ func Snapshot(ctx context.Context, cfg Config, out string) (projections.Snapshot
 	if _, err := os.Stat(path); err != nil {
 		return projections.SnapshotInfo{}, fmt.Errorf("--data-dir: no read models to snapshot (%s): start a server on it or run vigil projections rebuild first", path)
 	}
-	store, err := openStore(ctx, cfg)
+	raw, err := openStore(ctx, cfg)
 	if err != nil {
+		return projections.SnapshotInfo{}, err
+	}
+	// The indexes are built from the log as a server reads it: through the sealing.
+	key, err := serverKey(cfg, false, cfg.Logger)
+	if err != nil {
+		raw.Close()
+		return projections.SnapshotInfo{}, err
+	}
+	store, _, err := sealLog(ctx, cfg, raw, key)
+	if err != nil {
+		raw.Close()
 		return projections.SnapshotInfo{}, err
 	}
 	defer store.Close()
@@ -165,7 +242,11 @@ func Snapshot(ctx context.Context, cfg Config, out string) (projections.Snapshot
 	if err != nil {
 		return projections.SnapshotInfo{}, err
 	}
-	return projections.WriteSnapshotOf(ctx, path, out, projections.Builtin(), logID, time.Now())
+	indexes, err := buildIndexStates(ctx, store)
+	if err != nil {
+		return projections.SnapshotInfo{}, fmt.Errorf("in-memory indexes: %w", err)
+	}
+	return projections.WriteSnapshotOf(ctx, path, out, projections.Builtin(), logID, time.Now(), indexes...)
 }
 
 // snapshotter serves GET /api/v1/admin/read-models/snapshot (handlers/api.ReadModelSnapshots):
@@ -177,7 +258,9 @@ type snapshotter struct {
 	store eventstore.Store
 	ps    []projections.Projection
 	log   *slog.Logger
-	mu    sync.Mutex
+	// indexes returns the state of the instance's in-memory indexes (App.indexStates).
+	indexes func() ([]projections.IndexState, error)
+	mu      sync.Mutex
 }
 
 // WriteSnapshot writes a snapshot into a temporary file of the data directory and returns it
@@ -191,7 +274,13 @@ func (s *snapshotter) WriteSnapshot(ctx context.Context) (*os.File, projections.
 	}
 	now := time.Now()
 	out := filepath.Join(s.dir, snapshotServingPrefix+strconv.FormatInt(now.UnixNano(), 10)+".db")
-	info, err := s.db.WriteSnapshot(ctx, out, s.ps, logID, now)
+	var indexes []projections.IndexState
+	if s.indexes != nil {
+		if indexes, err = s.indexes(); err != nil {
+			return nil, projections.SnapshotInfo{}, nil, fmt.Errorf("in-memory indexes: %w", err)
+		}
+	}
+	info, err := s.db.WriteSnapshot(ctx, out, s.ps, logID, now, indexes...)
 	if err != nil {
 		return nil, projections.SnapshotInfo{}, nil, err
 	}
@@ -200,7 +289,7 @@ func (s *snapshotter) WriteSnapshot(ctx context.Context) (*os.File, projections.
 		os.Remove(out)
 		return nil, projections.SnapshotInfo{}, nil, err
 	}
-	s.log.Info("read-model snapshot written for a download", "position", info.Position, "bytes", info.Size)
+	s.log.Info("read-model snapshot written for a download", "position", info.Position, "bytes", info.Size, "indexes_at", indexPosition(indexes))
 	return f, info, func() { f.Close(); os.Remove(out) }, nil
 }
 
@@ -219,6 +308,20 @@ func removeServedSnapshots(dir string) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// indexPosition is the position of the indexes' state (0: none).
+func indexPosition(states []projections.IndexState) uint64 {
+	if len(states) == 0 {
+		return 0
+	}
+	return states[0].Position
+}
+
+// indexStates is the snapshotter's indexes: the state of this instance's in-memory indexes at
+// the log feed's position.
+func (a *App) indexStates() ([]projections.IndexState, error) {
+	return indexStates(a.feedPos.position(), a.svc.LogIndexes(a.tokens.Index()))
 }
 
 var _ = errors.New

@@ -19,8 +19,9 @@ type logApplier interface {
 }
 
 // startLogFeed keeps this instance's in-memory indexes (the appliers: sessions, organisations,
-// delegations, service tokens) current with what every instance writes: it reads the log from
-// the start, gives each event to every applier, then follows new ones (this instance's own
+// delegations, service tokens) current with what every instance writes: it reads the log after
+// position after (0: from the start; a snapshot's position when the indexes were restored from
+// it, see restoreIndexes), gives each event to every applier, then follows new ones (this instance's own
 // commands update the indexes synchronously as well). ready is closed once the indexes
 // reflect the log as it was when the feed started (serve only after that, or sessions and
 // tokens made before this instance started would be unknown); done receives nil when ctx
@@ -28,14 +29,14 @@ type logApplier interface {
 // the feed never skips an event; an event an applier cannot take is logged and skipped by
 // that applier only.
 //
-// The feed replays every event from position 0 at start-up: cheap for the sizes one SQLite
-// file holds (BENCHMARKS.md: read-all runs at about 200,000 events/s).
-func startLogFeed(ctx context.Context, store eventstore.Store, log *slog.Logger, appliers ...logApplier) (<-chan struct{}, <-chan error) {
+// Without a snapshot the feed replays every event from position 0 at start-up, which grows
+// with the log (BENCHMARKS.md "Ready in seconds").
+func startLogFeed(ctx context.Context, store eventstore.Store, after uint64, log *slog.Logger, appliers ...logApplier) (<-chan struct{}, <-chan error) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
 		var (
-			pos       uint64
+			pos       = after
 			target    uint64
 			haveHead  bool
 			readyOnce bool
@@ -58,7 +59,7 @@ func startLogFeed(ctx context.Context, store eventstore.Store, log *slog.Logger,
 					continue
 				}
 				target, haveHead = h, true
-				if target == 0 {
+				if target <= pos {
 					markReady()
 				}
 			}
@@ -156,6 +157,20 @@ func (f *feedPosition) Apply(env domain.Envelope) error {
 	}
 	f.mu.Unlock()
 	return nil
+}
+
+// startAt makes pos the position applied (the indexes were restored at pos).
+func (f *feedPosition) startAt(pos uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = max(f.applied, pos)
+}
+
+// position returns the position every applier has taken.
+func (f *feedPosition) position() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
 }
 
 // catchUp waits until the feed has applied the log's head as it is now (command.Config.CatchUp).

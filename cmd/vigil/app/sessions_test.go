@@ -37,7 +37,7 @@ func TestSessionFeedSharesSessionsAcrossInstances(t *testing.T) {
 	before := login(a) // started before b's feed exists
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ready, done := startLogFeed(ctx, store, log, b.Sessions())
+	ready, done := startLogFeed(ctx, store, 0, log, b.Sessions())
 	select {
 	case <-ready:
 	case <-ctx.Done():

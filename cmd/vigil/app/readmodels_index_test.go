@@ -1,0 +1,249 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// snapshotIndexPosition reads the position of the in-memory indexes' state a snapshot file
+// carries (0: none).
+func snapshotIndexPosition(t *testing.T, path string) uint64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var pos uint64
+	if err := db.QueryRow(`SELECT coalesce(min(position), 0) FROM log_feed_state`).Scan(&pos); err != nil {
+		t.Fatal(err)
+	}
+	return pos
+}
+
+// TestSnapshotCarriesIndexes: a snapshot (the command's file, and the route's download served
+// again from a URL) carries the state of the in-memory indexes; a new instance started from it
+// restores them and starts its log feed at the snapshot's position (not at 0), and knows the
+// sessions and service tokens made before the snapshot (from the state) and after it (from
+// the feed). A snapshot without that state (an older format) or with another index format
+// still starts, reading the whole log, and says so.
+func TestSnapshotCarriesIndexes(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	dirA := filepath.Join(t.TempDir(), "data")
+	cfgA := Config{Logger: quiet, DataDir: dirA, Argon2MemoryKiB: 8192, Argon2Iterations: 1, AdminEmails: []string{"boss@example.com"}}
+	cfgA.Listener = listen(t)
+	a, stopA := runApp(t, cfgA)
+	base := a.URL()
+	waitServing(t, base)
+	const pw = "umbrella-cactus-violin-47"
+	login := func(email string) string {
+		t.Helper()
+		code, m := postJSON(t, base+"/api/v1/login", `{"email":"`+email+`","password":"`+pw+`"}`)
+		s, _ := m["session_token"].(string)
+		if code != http.StatusOK || s == "" {
+			t.Fatalf("login %s: %d %v", email, code, m)
+		}
+		return s
+	}
+	for _, e := range []string{"boss@example.com", "ann@example.com"} {
+		if code, m := postJSON(t, base+"/api/v1/accounts", `{"email":"`+e+`","password":"`+pw+`","first_name":"A","last_name":"B"}`); code != http.StatusCreated {
+			t.Fatalf("register %s: %d %v", e, code, m)
+		}
+	}
+	boss := login("boss@example.com")
+	code, m, _ := doJSON(t, http.MethodPost, base+"/api/v1/me/totp", `{"name":"phone"}`, "Authorization", "Bearer "+boss)
+	id, secret := m["device_id"].(string), m["secret"].(string)
+	otpCode, err := totp.GenerateCode(secret, time.Now())
+	if code != 201 || err != nil {
+		t.Fatalf("add TOTP: %d %v %v", code, m, err)
+	}
+	if code, m, _ := doJSON(t, http.MethodPost, base+"/api/v1/me/totp/"+id+"/confirm", `{"code":"`+otpCode+`"}`, "Authorization", "Bearer "+boss); code != 200 {
+		t.Fatalf("confirm TOTP: %d %v", code, m)
+	}
+	newToken := func(name string) string {
+		t.Helper()
+		code, m, _ := doJSON(t, http.MethodPost, base+"/api/v1/admin/service-tokens", `{"name":"`+name+`","scopes":["events:read"]}`, "Authorization", "Bearer "+boss)
+		tok, _ := m["token"].(string)
+		if code != http.StatusCreated || tok == "" {
+			t.Fatalf("create service token: %d %v", code, m)
+		}
+		return tok
+	}
+	settle := func() uint64 {
+		t.Helper()
+		head, _ := a.store.Head(ctx)
+		if err := a.runner.WaitFor(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		return head
+	}
+
+	annBefore, tokBefore := login("ann@example.com"), newToken("before")
+	before := settle()
+	snap := filepath.Join(t.TempDir(), "rm.db")
+	if _, err := Snapshot(ctx, Config{Logger: quiet, DataDir: dirA}, snap); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(snap); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file %v %v, want mode 0600", fi, err)
+	}
+	if p := snapshotIndexPosition(t, snap); p != before {
+		t.Fatalf("the command's snapshot holds the indexes at %d, want the log's end %d", p, before)
+	}
+	raw, _ := os.ReadFile(snap)
+	for _, secret := range []string{annBefore, tokBefore, boss} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Fatal("the snapshot holds a token")
+		}
+	}
+	// The route's snapshot (a download kept to be served from a URL later).
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/admin/read-models/snapshot", nil)
+	req.Header.Set("Authorization", "Bearer "+boss)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("snapshot route: %d", resp.StatusCode)
+	}
+	servedFile := filepath.Join(t.TempDir(), "served.db")
+	if err := os.WriteFile(servedFile, served, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	servedAt := snapshotIndexPosition(t, servedFile)
+	if servedAt < before {
+		t.Fatalf("the route's snapshot holds the indexes at %d, want at least %d", servedAt, before)
+	}
+
+	annAfter, tokAfter := login("ann@example.com"), newToken("after")
+	after := settle()
+	stopA()
+
+	var logs syncBuffer
+	start := func(name string, rm ReadModelsConfig) *App {
+		t.Helper()
+		logs = syncBuffer{}
+		b, err := New(ctx, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Listener: listen(t), DataDir: copyLog(t, dirA),
+			Argon2MemoryKiB: 8192, Argon2Iterations: 1, ReadModels: rm})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(runCtx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		waitServing(t, b.URL())
+		for _, s := range []string{annBefore, annAfter} {
+			if code := whoamiStatus(t, b.URL(), s); code != http.StatusOK {
+				t.Errorf("%s: whoami with a session made %s the snapshot: %d", name, map[bool]string{true: "before", false: "after"}[s == annBefore], code)
+			}
+		}
+		for _, tok := range []string{tokBefore, tokAfter} {
+			if code := bearerStatus(t, b.URL()+"/api/v1/events", tok); code != http.StatusOK {
+				t.Errorf("%s: a service token made %s the snapshot: %d", name, map[bool]string{true: "before", false: "after"}[tok == tokBefore], code)
+			}
+		}
+		if code := bearerStatus(t, b.URL()+"/api/v1/events", "vgl_unknown"); code != http.StatusUnauthorized {
+			t.Errorf("%s: an unknown service token: %d", name, code)
+		}
+		return b
+	}
+
+	// The command's file: the feed starts at the snapshot's position, after the session and
+	// token made before it (they come from the restored state only).
+	b := start("file", ReadModelsConfig{From: snap})
+	if b.feedFrom != before || before >= after {
+		t.Errorf("file: the log feed started after %d, want the snapshot's %d (log end %d)", b.feedFrom, before, after)
+	}
+	if !strings.Contains(logs.String(), "in-memory indexes restored from the snapshot") {
+		t.Errorf("file: no log line of the restore:\n%s", logs.String())
+	}
+	if tableExists(t, b, "log_feed_state") || !tableExists(t, b, "read_model_snapshot") {
+		t.Error("file: the indexes' state stays in the installed read models")
+	}
+
+	// The route's snapshot, from a URL.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer admin-token" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.sqlite3")
+		_, _ = w.Write(served)
+	}))
+	defer srv.Close()
+	c := start("url", ReadModelsConfig{From: srv.URL, Token: "admin-token"})
+	if c.feedFrom != servedAt {
+		t.Errorf("url: the log feed started after %d, want the snapshot's %d", c.feedFrom, servedAt)
+	}
+
+	// Without the state (an older snapshot), or in another format: the feed reads the whole
+	// log, and says why.
+	edit := func(name, stmt string) string {
+		t.Helper()
+		f := filepath.Join(t.TempDir(), name+".db")
+		copyFile(t, snap, f)
+		db, err := sql.Open("sqlite", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, c := range []struct{ name, stmt, log string }{
+		{"older", `DROP TABLE log_feed_state`, "a snapshot of an older format"},
+		{"other format", `UPDATE log_feed_state SET format = 99 WHERE name = 'sessions'`, "index state of another format: sessions is format 99"},
+	} {
+		d := start(c.name, ReadModelsConfig{From: edit(c.name, c.stmt)})
+		if d.feedFrom != 0 || !strings.Contains(logs.String(), c.log) || !strings.Contains(logs.String(), "the log feed reads the whole log") {
+			t.Errorf("%s: the feed started after %d; log:\n%s", c.name, d.feedFrom, logs.String())
+		}
+	}
+}
+
+// tableExists reports whether the app's read-model file has the table.
+func tableExists(t *testing.T, a *App, name string) bool {
+	t.Helper()
+	var n int
+	if err := a.pdb.Read().QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = ?`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
