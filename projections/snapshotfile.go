@@ -100,9 +100,13 @@ type SnapshotInfo struct {
 	Position    uint64
 	CreatedAt   time.Time
 	Size        int64 // bytes
+	// SHA256 is the hex SHA-256 of the snapshot file as written (WriteSnapshot): a copy whose
+	// digest matches needs no page-by-page check at install (InstallSnapshot).
+	SHA256 string
 	// Indexes holds the in-memory indexes' state the snapshot carries (none: a snapshot of an
 	// older format, or one written without them). CheckSnapshot leaves it empty;
-	// InstallSnapshot fills it (and removes the state from the installed file).
+	// WriteSnapshot fills it with what it wrote, InstallSnapshot with what it read (and
+	// removes the state from the installed file).
 	Indexes []IndexState
 }
 
@@ -148,6 +152,9 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 	if err := syncFile(tmp); err != nil {
 		return fail(err)
 	}
+	if info.SHA256, err = fileSHA256(tmp); err != nil {
+		return fail(err)
+	}
 	if err := os.Link(tmp, out); err != nil { // fails when out appeared meanwhile
 		return fail(err)
 	}
@@ -158,7 +165,7 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 	if err != nil {
 		return fail(err)
 	}
-	info.Size = fi.Size()
+	info.Size, info.Indexes = fi.Size(), indexes
 	return info, nil
 }
 
@@ -253,10 +260,31 @@ type SnapshotWant struct {
 	LogID         string // LogID of the server's log
 }
 
+// fileSHA256 is the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // CheckSnapshot checks that the file at path is a complete read-model snapshot (SQLite, as
 // long as its header says, passing SQLite's quick_check, described) made with want's schema
 // version from want's log, and describes it. Its errors are one line, saying what to do.
 func CheckSnapshot(ctx context.Context, path string, want SnapshotWant) (SnapshotInfo, error) {
+	return checkSnapshot(ctx, path, want, true)
+}
+
+// checkSnapshot is CheckSnapshot; without quick, SQLite's quick_check (which reads every page:
+// tens of seconds for a snapshot of GBs) is left out: for a file whose SHA-256 matched the
+// producer's.
+func checkSnapshot(ctx context.Context, path string, want SnapshotWant, quick bool) (SnapshotInfo, error) {
 	size, err := checkSQLiteHeader(path)
 	if err != nil {
 		return SnapshotInfo{}, err
@@ -267,12 +295,14 @@ func CheckSnapshot(ctx context.Context, path string, want SnapshotWant) (Snapsho
 	}
 	defer f.Close()
 	f.SetMaxOpenConns(1)
-	var check string
-	if err := f.QueryRowContext(ctx, `PRAGMA quick_check(1)`).Scan(&check); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrNotSnapshot, err)
-	}
-	if check != "ok" {
-		return SnapshotInfo{}, fmt.Errorf("%w: SQLite's check fails: %s", ErrNotSnapshot, check)
+	if quick {
+		var check string
+		if err := f.QueryRowContext(ctx, `PRAGMA quick_check(1)`).Scan(&check); err != nil {
+			return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrNotSnapshot, err)
+		}
+		if check != "ok" {
+			return SnapshotInfo{}, fmt.Errorf("%w: SQLite's check fails: %s", ErrNotSnapshot, check)
+		}
 	}
 	info := SnapshotInfo{Size: size}
 	var created int64
@@ -326,11 +356,15 @@ func checkSQLiteHeader(path string) (int64, error) {
 }
 
 // InstallSnapshot makes a snapshot the read models of the data directory dir: fetch writes
-// the snapshot into the file it is given (a fresh read-model file in dir), which is then
-// synced and checked (CheckSnapshot with want), and the directory's pointer moved to it. The
-// previous current file is left for RemoveStale. On any error the new file is removed and
-// the directory is unchanged. It takes the rebuild lock (ErrRebuildRunning).
-func InstallSnapshot(ctx context.Context, dir string, want SnapshotWant, now time.Time, fetch func(ctx context.Context, dst *os.File) error) (SnapshotInfo, string, error) {
+// the snapshot into dst (a fresh read-model file in dir) and returns the snapshot's SHA-256
+// as its producer gave it (hex; "" when unknown). The file is synced and checked
+// (CheckSnapshot with want; when the digest of what fetch wrote matches the producer's, the
+// file is the one the producer wrote and SQLite's page-by-page quick_check, whose time grows
+// with the file, is left out; a digest that does not match is refused), and the directory's
+// pointer moved to it. The previous current file is left for RemoveStale. On any error the
+// new file is removed and the directory is unchanged. It takes the rebuild lock
+// (ErrRebuildRunning).
+func InstallSnapshot(ctx context.Context, dir string, want SnapshotWant, now time.Time, fetch func(ctx context.Context, dst io.Writer) (string, error)) (SnapshotInfo, string, error) {
 	unlock, err := lockRebuild(dir, true)
 	if err != nil {
 		return SnapshotInfo{}, "", err
@@ -342,7 +376,8 @@ func InstallSnapshot(ctx context.Context, dir string, want SnapshotWant, now tim
 	if err != nil {
 		return SnapshotInfo{}, "", err
 	}
-	err = fetch(ctx, f)
+	h := sha256.New()
+	wantSum, err := fetch(ctx, io.MultiWriter(f, h))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -353,11 +388,17 @@ func InstallSnapshot(ctx context.Context, dir string, want SnapshotWant, now tim
 		RemoveFile(path)
 		return SnapshotInfo{}, "", err
 	}
-	info, err := CheckSnapshot(ctx, path, want)
+	got := hex.EncodeToString(h.Sum(nil))
+	if wantSum != "" && !strings.EqualFold(wantSum, got) {
+		RemoveFile(path)
+		return SnapshotInfo{}, "", fmt.Errorf("%w: damaged: its SHA-256 is %s, its producer's %s", ErrNotSnapshot, got, strings.ToLower(wantSum))
+	}
+	info, err := checkSnapshot(ctx, path, want, wantSum == "")
 	if err != nil {
 		RemoveFile(path)
 		return SnapshotInfo{}, "", err
 	}
+	info.SHA256 = got
 	if info.Indexes, err = takeIndexStates(ctx, path); err != nil {
 		RemoveFile(path)
 		return SnapshotInfo{}, "", fmt.Errorf("%w: index state: %v", ErrNotSnapshot, err)

@@ -135,6 +135,14 @@ func snapshotOptions() []cli.Option {
 	}, serveOptions...)
 }
 
+// indexesAt is the position of the in-memory indexes' state a snapshot carries.
+func indexesAt(info projections.SnapshotInfo) uint64 {
+	if len(info.Indexes) == 0 {
+		return 0
+	}
+	return info.Indexes[0].Position
+}
+
 // runProjectionsSnapshot is `vigil projections snapshot --out F`: a consistent copy of the read
 // models of --data-dir with their checkpoints, which `vigil serve --read-models-from F` starts
 // from. A server may be running on the directory meanwhile.
@@ -155,7 +163,7 @@ func runProjectionsSnapshot(ctx context.Context, s cli.Settings, e cli.Env) int 
 		fmt.Fprintf(e.Stderr, "vigil: projections snapshot: %v\n", err)
 		return cli.ExitFailure
 	}
-	fmt.Fprintf(e.Stdout, "wrote %s (%s bytes, read models up to position %d, schema %s) in %s\n",
-		out.Value, groupDigits(info.Size), info.Position, info.SchemaVersion, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.Stdout, "wrote %s (%s bytes, read models up to position %d, in-memory indexes up to %d, schema %s) and its SHA-256 to %s%s in %s\n",
+		out.Value, groupDigits(info.Size), info.Position, indexesAt(info), info.SchemaVersion, out.Value, app.DigestSuffix, time.Since(start).Round(time.Millisecond))
 	return cli.ExitOK
 }

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"os"
 	"strconv"
@@ -38,6 +41,7 @@ func (s *API) readModelRoutes() []web.Route {
 				Headers: map[string]string{
 					"X-Vigil-Read-Models-Schema":   "The read models' schema version (a server refuses a snapshot of another one)",
 					"X-Vigil-Read-Models-Position": "The lowest checkpoint in the snapshot: where a server starting from it catches up",
+					"Repr-Digest":                  "The SHA-256 of the snapshot (RFC 9530, `sha-256=:base64:`): a server whose download matches it skips SQLite's page-by-page check",
 				},
 			}},
 		},
@@ -58,5 +62,8 @@ func (s *API) readModelSnapshot(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Vigil-Read-Models-Schema", info.SchemaVersion)
 	h.Set("X-Vigil-Read-Models-Position", strconv.FormatUint(info.Position, 10))
+	if raw, err := hex.DecodeString(info.SHA256); err == nil && len(raw) == sha256.Size {
+		h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
+	}
 	http.ServeContent(c.Writer, c.Request, "", info.CreatedAt, f)
 }

@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -73,24 +76,34 @@ func startFromSnapshot(ctx context.Context, cfg Config, store projections.LogInf
 		return false, nil, err
 	}
 	start := time.Now()
-	info, path, err := projections.InstallSnapshot(ctx, cfg.DataDir, want, time.Now(), func(ctx context.Context, dst *os.File) error {
+	var digest string
+	info, path, err := projections.InstallSnapshot(ctx, cfg.DataDir, want, time.Now(), func(ctx context.Context, dst io.Writer) (string, error) {
+		var err error
 		if IsSnapshotURL(rm.From) {
-			return downloadSnapshot(ctx, rm, dst)
+			digest, err = downloadSnapshot(ctx, rm, dst)
+			return digest, err
+		}
+		if digest, err = readDigestFile(rm.From + DigestSuffix); err != nil {
+			return "", err
 		}
 		src, err := os.Open(rm.From)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer src.Close()
 		_, err = io.Copy(dst, src)
-		return err
+		return digest, err
 	})
 	if err != nil {
 		return false, nil, err
 	}
+	checked := "its SHA-256 matches its producer's"
+	if digest == "" {
+		checked = "no SHA-256 from its producer (" + DigestSuffix + " file, Repr-Digest header): SQLite checked every page"
+	}
 	cfg.Logger.Info("read models installed from a snapshot; catching up from its checkpoint",
 		"read_models_from", redactURL(rm.From), "file", path, "position", info.Position, "bytes", info.Size,
-		"taken_at", info.CreatedAt, "elapsed", time.Since(start))
+		"taken_at", info.CreatedAt, "checked", checked, "elapsed", time.Since(start))
 	return true, info.Indexes, nil
 }
 
@@ -157,8 +170,60 @@ func buildIndexStates(ctx context.Context, store eventstore.Store) ([]projection
 	return indexStates(pos, x)
 }
 
-// downloadSnapshot fetches rm.From with rm.Token into dst.
-func downloadSnapshot(ctx context.Context, rm ReadModelsConfig, dst io.Writer) error {
+// DigestSuffix names the file beside a snapshot file that holds its SHA-256 (as sha256sum
+// writes it), written by `vigil projections snapshot`.
+const DigestSuffix = ".sha256"
+
+// readDigestFile reads the hex SHA-256 of a digest file ("" when there is none).
+func readDigestFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 || len(f[0]) != 64 {
+		return "", fmt.Errorf("%s: not a SHA-256 (%s)", path, "64 hex digits first")
+	}
+	if _, err := hex.DecodeString(f[0]); err != nil {
+		return "", fmt.Errorf("%s: not a SHA-256: %v", path, err)
+	}
+	return strings.ToLower(f[0]), nil
+}
+
+// writeDigestFile writes sum as the digest file of the snapshot out (0600, replaced whole).
+func writeDigestFile(out, sum string) error {
+	tmp := out + DigestSuffix + ".partial"
+	if err := os.WriteFile(tmp, []byte(sum+"  "+filepath.Base(out)+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out+DigestSuffix)
+}
+
+// parseReprDigest returns the hex SHA-256 of a Repr-Digest field ("" without a sha-256).
+func parseReprDigest(field string) string {
+	for _, m := range strings.Split(field, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(m), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "sha-256") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) < 2 || v[0] != ':' || v[len(v)-1] != ':' {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(v[1 : len(v)-1])
+		if err == nil && len(raw) == sha256.Size {
+			return hex.EncodeToString(raw)
+		}
+	}
+	return ""
+}
+
+// downloadSnapshot fetches rm.From with rm.Token into dst, and returns the SHA-256 its
+// Repr-Digest header gives ("" without one).
+func downloadSnapshot(ctx context.Context, rm ReadModelsConfig, dst io.Writer) (string, error) {
 	client := rm.Client
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -167,14 +232,14 @@ func downloadSnapshot(ctx context.Context, rm ReadModelsConfig, dst io.Writer) e
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.From, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if rm.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+rm.Token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", redactURL(rm.From), err)
+		return "", fmt.Errorf("GET %s: %w", redactURL(rm.From), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -183,16 +248,16 @@ func downloadSnapshot(ctx context.Context, rm ReadModelsConfig, dst io.Writer) e
 		if len(detail) > 300 {
 			detail = detail[:300] + "..."
 		}
-		return fmt.Errorf("GET %s: %s: %s", redactURL(rm.From), resp.Status, detail)
+		return "", fmt.Errorf("GET %s: %s: %s", redactURL(rm.From), resp.Status, detail)
 	}
 	n, err := io.Copy(dst, resp.Body)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", redactURL(rm.From), err)
+		return "", fmt.Errorf("GET %s: %w", redactURL(rm.From), err)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return fmt.Errorf("GET %s: %d of %d bytes", redactURL(rm.From), n, resp.ContentLength)
+		return "", fmt.Errorf("GET %s: %d of %d bytes", redactURL(rm.From), n, resp.ContentLength)
 	}
-	return nil
+	return parseReprDigest(resp.Header.Get("Repr-Digest")), nil
 }
 
 // redactURL drops credentials and the query from a URL for logs and errors (a file name is
@@ -246,7 +311,15 @@ func Snapshot(ctx context.Context, cfg Config, out string) (projections.Snapshot
 	if err != nil {
 		return projections.SnapshotInfo{}, fmt.Errorf("in-memory indexes: %w", err)
 	}
-	return projections.WriteSnapshotOf(ctx, path, out, projections.Builtin(), logID, time.Now(), indexes...)
+	info, err := projections.WriteSnapshotOf(ctx, path, out, projections.Builtin(), logID, time.Now(), indexes...)
+	if err != nil {
+		return info, err
+	}
+	// The digest beside it lets the instance that installs it skip SQLite's page-by-page check.
+	if err := writeDigestFile(out, info.SHA256); err != nil {
+		return info, fmt.Errorf("%s%s: %w", out, DigestSuffix, err)
+	}
+	return info, nil
 }
 
 // snapshotter serves GET /api/v1/admin/read-models/snapshot (handlers/api.ReadModelSnapshots):

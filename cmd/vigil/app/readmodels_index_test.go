@@ -3,7 +3,10 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,6 +126,10 @@ func TestSnapshotCarriesIndexes(t *testing.T) {
 		t.Fatalf("the command's snapshot holds the indexes at %d, want the log's end %d", p, before)
 	}
 	raw, _ := os.ReadFile(snap)
+	sum := sha256.Sum256(raw)
+	if d, err := os.ReadFile(snap + DigestSuffix); err != nil || string(d) != hex.EncodeToString(sum[:])+"  rm.db\n" {
+		t.Fatalf("digest file %q %v, want the snapshot's SHA-256", d, err)
+	}
 	for _, secret := range []string{annBefore, tokBefore, boss} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Fatal("the snapshot holds a token")
@@ -137,8 +144,10 @@ func TestSnapshotCarriesIndexes(t *testing.T) {
 	}
 	served, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("snapshot route: %d", resp.StatusCode)
+	servedSum := sha256.Sum256(served)
+	reprDigest := resp.Header.Get("Repr-Digest")
+	if resp.StatusCode != 200 || reprDigest != "sha-256=:"+base64.StdEncoding.EncodeToString(servedSum[:])+":" {
+		t.Fatalf("snapshot route: %d, Repr-Digest %q", resp.StatusCode, reprDigest)
 	}
 	servedFile := filepath.Join(t.TempDir(), "served.db")
 	if err := os.WriteFile(servedFile, served, 0o600); err != nil {
@@ -189,8 +198,8 @@ func TestSnapshotCarriesIndexes(t *testing.T) {
 	if b.feedFrom != before || before >= after {
 		t.Errorf("file: the log feed started after %d, want the snapshot's %d (log end %d)", b.feedFrom, before, after)
 	}
-	if !strings.Contains(logs.String(), "in-memory indexes restored from the snapshot") {
-		t.Errorf("file: no log line of the restore:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "in-memory indexes restored from the snapshot") || !strings.Contains(logs.String(), "its SHA-256 matches its producer's") {
+		t.Errorf("file: no log line of the restore or of the digest's check:\n%s", logs.String())
 	}
 	if tableExists(t, b, "log_feed_state") || !tableExists(t, b, "read_model_snapshot") {
 		t.Error("file: the indexes' state stays in the installed read models")
@@ -203,12 +212,31 @@ func TestSnapshotCarriesIndexes(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/vnd.sqlite3")
+		w.Header().Set("Repr-Digest", reprDigest)
 		_, _ = w.Write(served)
 	}))
 	defer srv.Close()
 	c := start("url", ReadModelsConfig{From: srv.URL, Token: "admin-token"})
-	if c.feedFrom != servedAt {
-		t.Errorf("url: the log feed started after %d, want the snapshot's %d", c.feedFrom, servedAt)
+	if c.feedFrom != servedAt || !strings.Contains(logs.String(), "its SHA-256 matches its producer's") {
+		t.Errorf("url: the log feed started after %d, want the snapshot's %d; log:\n%s", c.feedFrom, servedAt, logs.String())
+	}
+
+	// A damaged copy (one byte changed) with the producer's digest is refused, before SQLite
+	// reads it.
+	damaged := filepath.Join(t.TempDir(), "damaged.db")
+	bad := bytes.Clone(raw)
+	bad[len(bad)/2] ^= 0x55
+	if err := os.WriteFile(damaged, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, snap+DigestSuffix, damaged+DigestSuffix)
+	dir := copyLog(t, dirA)
+	if _, err := New(ctx, Config{Logger: quiet, Listener: listen(t), DataDir: dir, Argon2MemoryKiB: 8192, Argon2Iterations: 1,
+		ReadModels: ReadModelsConfig{From: damaged}}); err == nil || !strings.Contains(err.Error(), "damaged: its SHA-256 is") {
+		t.Errorf("a damaged copy: %v", err)
+	}
+	if made, _ := filepath.Glob(filepath.Join(dir, "projections*.db*")); len(made) != 0 {
+		t.Errorf("a damaged copy left %v", made)
 	}
 
 	// Without the state (an older snapshot), or in another format: the feed reads the whole
