@@ -31,14 +31,17 @@ const partInfix = "-part-"
 // state), and fewer commits write the same pages again.
 const rebuildBatch = 16384
 
-// rebuildCacheKiB is the page cache of each file a rebuild writes, which reads through a
-// memory map of rebuildMmap bytes: the cache holds the pages being written (the activity log
-// appends in position order: a page is written once; the other tables are smaller), the map
-// serves the reads (the index builds read the whole table) without a copy. A cache holding
-// the whole file, as before, cost seconds at close: the driver's allocator returns every
-// cached page to the kernel one madvise at a time.
+// rebuildCacheKiB is the page cache of the fresh file a rebuild writes, partCacheKiB that of
+// each part file; all of them read through a memory map of rebuildMmap bytes. The cache holds
+// the pages being written (the activity log and the sign-in history append in position order,
+// the rows carried over are written once, in key order: a page is written once), the map
+// serves the reads (the copy and the index builds read whole tables) without a copy; the
+// fresh file's cache also bounds the sorter's memory in the index builds. A cache holding the
+// whole file, as before, cost seconds at close: the driver's allocator returns every cached
+// page to the kernel one madvise at a time.
 const (
 	rebuildCacheKiB = 64 << 10
+	partCacheKiB    = 8 << 10
 	rebuildMmap     = 1<<31 - 1<<16 // SQLite's build limit is 0x7fff0000
 )
 
@@ -125,7 +128,11 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 				}
 			}
 		}
-		for _, q := range []string{`PRAGMA cache_size = -` + strconv.Itoa(rebuildCacheKiB), `PRAGMA mmap_size = ` + strconv.Itoa(rebuildMmap)} {
+		cache := rebuildCacheKiB
+		if l.path != "" {
+			cache = partCacheKiB
+		}
+		for _, q := range []string{`PRAGMA cache_size = -` + strconv.Itoa(cache), `PRAGMA mmap_size = ` + strconv.Itoa(rebuildMmap)} {
 			if _, err := l.db.write.ExecContext(ctx, q); err != nil {
 				closeParts()
 				return 0, 0, err
