@@ -164,7 +164,7 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 				l.pos.Store(pg.events[len(pg.events)-1].Position)
 			}
 			if lctx.Err() == nil {
-				if err := a.Flush(actx); err != nil {
+				if err := a.flush(actx); err != nil {
 					cancel(err)
 				}
 			}

@@ -156,7 +156,8 @@ type Applier struct {
 	// security state, the sessions and the activity log's sessions) from one batch to the
 	// next, up to carryLimit rows, instead of writing them at each batch's end: a session
 	// started and ended during the rebuild is never written, a stream's row is written once.
-	// The checkpoint still moves with each batch, so the file is complete only after Flush.
+	// The checkpoint still moves with each batch, so the file is complete only after flush;
+	// after an error the Applier must not be used again (the rebuild stops).
 	carry *txState
 }
 
@@ -170,9 +171,9 @@ func (a Applier) carrying() Applier {
 	return a
 }
 
-// Flush writes the rows carried over from the batches applied (see Applier.carry) in one
+// flush writes the rows carried over from the batches applied (see Applier.carry) in one
 // transaction. It must follow the last Apply.
-func (a *Applier) Flush(ctx context.Context) error {
+func (a *Applier) flush(ctx context.Context) error {
 	if a.carry == nil || a.carry.carried() == 0 && len(a.carry.clientNames) == 0 {
 		return nil
 	}

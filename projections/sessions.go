@@ -175,9 +175,10 @@ type sessionChange struct {
 	row     *sessionRow
 	deleted bool
 	// changes of a row written before the batch
-	accessedAt int64  // the latest access (max with the row's); 0: none
-	aal, amr   string // of the last re-authentication; aal "": none
-	lift       bool   // a re-authentication with a second factor lifts a restriction
+	accessedAt int64 // the latest access (max with the row's); 0: none
+	reauthed   bool  // re-authenticated: aal and amr are the last re-authentication's
+	aal, amr   string
+	lift       bool // a re-authentication with a second factor lifts a restriction
 }
 
 func (c *sessionChange) access(at int64) {
@@ -198,7 +199,7 @@ func (c *sessionChange) reauth(aal, amr string, at int64) {
 		c.row.restricted = c.row.restricted && aal != domain.AAL2
 		c.row.lastAccessed = max(c.row.lastAccessed, at)
 	default:
-		c.aal, c.amr = aal, amr
+		c.reauthed, c.aal, c.amr = true, aal, amr
 		c.lift = c.lift || aal == domain.AAL2
 		c.accessedAt = max(c.accessedAt, at)
 	}
@@ -245,7 +246,7 @@ func (Sessions) writeBatch(ctx context.Context, tx *sql.Tx) error {
 			deleted = append(deleted, id)
 		case c.row != nil:
 			rows = append(rows, c.row)
-		case c.aal != "":
+		case c.reauthed:
 			reauthed = append(reauthed, id, c.aal, c.amr, c.lift, c.accessedAt)
 		case c.accessedAt != 0:
 			accessed = append(accessed, id, c.accessedAt)
