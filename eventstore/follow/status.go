@@ -20,6 +20,10 @@ type Status struct {
 	StuckPosition uint64
 	LastError     string
 	UpdatedAt     time.Time
+	// Exclusive is set for a consumer that acts on one instance at a time (Consumer.Exclusive
+	// with Config.Leases); Holder tells whether this instance holds its lease now. A
+	// non-holder's Checkpoint is the shared progress it last read.
+	Exclusive, Holder bool
 }
 
 // Status describes every consumer, in the order they were added. It reads the log, so it
@@ -33,7 +37,10 @@ func (f *Follower) Status(ctx context.Context) ([]Status, error) {
 	out := make([]Status, 0, len(ws))
 	for _, w := range ws {
 		cp := w.committed.Load()
-		st := Status{Name: w.c.Name, Checkpoint: cp, Head: head, UpdatedAt: f.cfg.Now().UTC()}
+		st := Status{Name: w.c.Name, Checkpoint: cp, Head: head, UpdatedAt: f.cfg.Now().UTC(), Exclusive: w.lease != nil}
+		if w.lease != nil {
+			st.Holder = w.lease.Current() != nil
+		}
 		if cp < head {
 			next, err := f.cfg.Log.ReadAll(ctx, cp, 1)
 			if err != nil {
