@@ -29,6 +29,7 @@ const (
 	optDataDir            = "data-dir"
 	optStore              = "store"
 	optNATSURL            = "nats-url"
+	optLeaseTTL           = "lease-ttl"
 	optPublicURL          = "public-url"
 	optGeoIPCityDB        = "geoip-city-db"
 	optGeoIPASNDB         = "geoip-asn-db"
@@ -50,6 +51,7 @@ var serveOptions = []cli.Option{
 	{Flag: optDataDir, Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "embedded event store and read models"},
 	{Flag: optStore, Env: "VIGIL_STORE", Def: app.DefaultStore, Meta: "STORE", Help: "sqlite (the log in <data-dir>/events.db), sqlite://PATH (a log file that several instances on one host share), or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
 	{Flag: optNATSURL, Env: "VIGIL_NATS_URL", Meta: "URL", DefHelp: "none", Help: "NATS with JetStream for state that instances share (login tickets, passkey ceremonies, throttling counters); without it that state is in memory (one instance)"},
+	{Flag: optLeaseTTL, Env: "VIGIL_LEASE_TTL", Def: "10s", Meta: "DURATION", Help: "with --nats-url: how long a log follower's lease (mail outbox, forwarders, SSF pushes: one instance at a time) lasts without renewal; another instance takes over about this long after the holder dies (at least 1s)"},
 	{Flag: optPublicURL, Env: "VIGIL_PUBLIC_URL", Def: app.DefaultPublicURL, Meta: "URL", Help: "origin for WebAuthn and links; its host is the relying party id"},
 	{Flag: optGeoIPCityDB, Env: "VIGIL_GEOIP_CITY_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
 	{Flag: optGeoIPASNDB, Env: "VIGIL_GEOIP_ASN_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2 ASN mmdb"},
@@ -103,6 +105,8 @@ type Config struct {
 	Mail app.MailConfig
 	// NATSURL is the NATS server of the shared state, or "" for in-memory state.
 	NATSURL string
+	// LeaseTTL is the followers' lease TTL (at least 1 s).
+	LeaseTTL time.Duration
 	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
@@ -137,6 +141,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		Forward:            c.Forward,
 		Mail:               c.Mail,
 		NATSURL:            c.NATSURL,
+		LeaseTTL:           c.LeaseTTL,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
 		SSFSigningKeyFile:  c.SSFSigningKeyFile,
@@ -175,6 +180,12 @@ func validate(s cli.Settings) (Config, error) {
 			return c, n.Errorf("%v", err)
 		}
 		c.NATSURL = n.Value
+	}
+	if c.LeaseTTL, err = parseDuration(s[optLeaseTTL]); err != nil {
+		return c, err
+	}
+	if c.LeaseTTL < time.Second {
+		return c, s[optLeaseTTL].Errorf("must be at least 1s")
 	}
 	if c.PublicURL, err = parsePublicURL(s[optPublicURL]); err != nil {
 		return c, err

@@ -74,6 +74,13 @@ type Config struct {
 	// (NATS unreachable, its database failing) tries its next event again from its
 	// checkpoint; defaults 50ms and 5s.
 	NackBackoff, MaxNackBackoff time.Duration
+	// Leases, when set (several instances on one log: sharedstate's), makes the NATS
+	// forwarder and each webhook endpoint's forwarder deliver on one instance at a time: the
+	// holder of the lease named after the forwarder, which saves the shared progress after
+	// each event; a new holder resumes from it (follow.Consumer.Exclusive). The endpoint
+	// registry runs on every instance. Holder names this instance (default: a random id).
+	Leases follow.Leases
+	Holder string
 }
 
 // Forwarders runs every forwarder. Create with New, start with Run, stop with Close. Safe
@@ -135,7 +142,7 @@ func New(cfg Config) (_ *Forwarders, err error) {
 		Log: cfg.Log, Logger: f.log, Kind: "forwarder", Metrics: metricNames, Registerer: cfg.Registerer,
 		BatchSize: 1, Retries: 3, RetryBackoff: 100 * time.Millisecond, MaxRetryBackoff: 2 * time.Second,
 		NackBackoff: cfg.NackBackoff, MaxNackBackoff: cfg.MaxNackBackoff, CloseTimeout: 15 * time.Second,
-		CatchUpAfter: -1,
+		CatchUpAfter: -1, Leases: cfg.Leases, Holder: cfg.Holder,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
@@ -179,7 +186,7 @@ func New(cfg Config) (_ *Forwarders, err error) {
 
 // add registers forwarder name, which runs at once when the follower already runs.
 func (f *Forwarders) add(name string, deliver deliverFunc) error {
-	return f.f.Add(follow.Consumer{Name: name, Checkpoints: f.cfg.DB, BatchSize: 1,
+	return f.f.Add(follow.Consumer{Name: name, Checkpoints: f.cfg.DB, BatchSize: 1, Exclusive: name != RegistryName,
 		Handle: func(ctx context.Context, batch []domain.Envelope) error {
 			for _, ev := range batch {
 				saved, err := deliver(ctx, ev)
