@@ -108,6 +108,7 @@ var metricNames = follow.Metrics{
 	Failures:     follow.Metric{Name: "vigil_forwarder_failures_total", Help: "Events that still failed after the router's retries (tried again from the checkpoint)."},
 	Checkpoint:   follow.Metric{Name: "vigil_forwarder_checkpoint", Help: "Global position of the last event the forwarder delivered or parked."},
 	LagPositions: follow.Metric{Name: "vigil_forwarder_lag_positions", Help: "Log head minus the forwarder's checkpoint."},
+	Holder:       follow.Metric{Name: "vigil_forwarder_lease_held", Help: "With --nats-url: 1 while this instance holds the forwarder's lease (delivers), 0 while another instance does."},
 }
 
 // New checks the configuration, connects to NATS (creating its stream when missing; an

@@ -95,6 +95,7 @@ var followMetrics = follow.Metrics{
 	Checkpoint:   follow.Metric{Name: "vigil_mail_outbox_checkpoint", Help: "Global position of the last event the mail outbox handled."},
 	LagPositions: follow.Metric{Name: "vigil_mail_outbox_lag_positions", Help: "Log head minus the mail outbox's checkpoint."},
 	Stuck:        follow.Metric{Name: "vigil_mail_outbox_stuck", Help: "1 while a mail keeps failing (the SMTP server is down or refuses)."},
+	Holder:       follow.Metric{Name: "vigil_mail_outbox_lease_held", Help: "With --nats-url: 1 while this instance holds the outbox's lease (sends the mail), 0 while another instance does."},
 }
 
 // New opens the checkpoint file (starting it at the log's head when it is new), parses the
