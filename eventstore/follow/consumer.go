@@ -25,6 +25,7 @@ type consumer struct {
 	// lease guards an Exclusive consumer (Config.Leases); stopLease ends its Run.
 	lease     *Lease
 	stopLease context.CancelFunc
+	term      *Term // the term of the last batch (under mu)
 
 	mu      sync.Mutex
 	pending []domain.Envelope
@@ -100,8 +101,9 @@ func (w *consumer) flushLocked(ctx context.Context, inMessage bool) error {
 		w.advance(batch)
 		return nil
 	}
-	// Event by event: everything before the failing event is kept, and it is found.
-	if len(batch) > 1 {
+	// Event by event: everything before the failing event is kept, and it is found. Not
+	// when the lease was lost: the holder carries on from the shared progress.
+	if len(batch) > 1 && !errors.Is(err, ErrNotHolder) {
 		for i := range batch {
 			if err = w.run(ctx, batch[i:i+1], true); err != nil {
 				break
@@ -165,11 +167,20 @@ func (w *consumer) call(ctx context.Context, batch []domain.Envelope) error {
 	}
 	// What this instance did before (its own checkpoint, or a batch whose progress could
 	// not be saved) is shared first, so that no later holder repeats it.
-	if c := w.committed.Load(); c > t.Progress() {
+	c := w.committed.Load()
+	if t != w.term {
+		cp, err := w.c.Checkpoints.Checkpoint(ctx, w.c.Name)
+		if err != nil {
+			return err
+		}
+		c = max(c, cp)
+	}
+	if c > t.Progress() {
 		if err := t.Save(ctx, c); err != nil {
 			return err
 		}
 	}
+	w.term = t
 	done := t.Progress()
 	i := 0
 	for i < len(batch) && batch[i].Position <= done {

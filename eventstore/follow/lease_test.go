@@ -1,0 +1,69 @@
+package follow_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/eventstore/follow"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
+)
+
+// TestExclusiveConsumerActsOnOneInstance: two followers of one log share MemoryLeases; the
+// Exclusive consumer handles every event on exactly one of them. When the holder stops, the
+// other takes over at its next try (TTL/4: a clean stop releases the lease) and resumes from the shared
+// progress, not from its own checkpoint (which has not moved): nothing is handled twice.
+func TestExclusiveConsumerActsOnOneInstance(t *testing.T) {
+	store := openStore(t)
+	leases := &follow.MemoryLeases{Lifetime: 2 * time.Second}
+	sink := testkit.NewSink()
+	a := testkit.NewExclusiveFollower(t, store, leases, sink, "a")
+	stopA := run(t, a)
+	testwait.Until(t, 5*time.Second, "a to hold the lease", func() (bool, string) { return a.Leased()["sink"], fmt.Sprint(a.Leased()) })
+	b := testkit.NewExclusiveFollower(t, store, leases, sink, "b")
+	run(t, b)
+
+	var head uint64
+	for range 10 {
+		head = appendN(t, store, 3)
+	}
+	waitFor(t, a, head, "sink")
+	waitFor(t, b, head, "sink") // b sees the shared progress
+	for p, who := range sink.Check(t, head) {
+		if who != "a" {
+			t.Fatalf("position %d handled by %s, the non-holder", p, who)
+		}
+	}
+	if st, err := b.Status(t.Context()); err != nil || len(st) != 1 || !st[0].Exclusive || st[0].Holder || st[0].Checkpoint != head {
+		t.Fatalf("b's status: %+v %v; want exclusive, not the holder, at the shared progress %d", st, err, head)
+	}
+
+	stopA()
+	testwait.Until(t, 5*time.Second, "b to take over", func() (bool, string) { return b.Leased()["sink"], fmt.Sprint(b.Leased()) })
+	from := head
+	for range 5 {
+		head = appendN(t, store, 2)
+	}
+	waitFor(t, b, head, "sink")
+	for p, who := range sink.Check(t, head) {
+		if want := map[bool]string{true: "a", false: "b"}[p <= from]; who != want {
+			t.Fatalf("position %d handled by %s, want %s", p, who, want)
+		}
+	}
+}
+
+// TestExclusiveConsumerWithoutLeases: without Config.Leases an Exclusive consumer acts as
+// any (one instance: nothing changes).
+func TestExclusiveConsumerWithoutLeases(t *testing.T) {
+	store := openStore(t)
+	sink := testkit.NewSink()
+	f := testkit.NewExclusiveFollower(t, store, nil, sink, "only")
+	run(t, f)
+	head := appendN(t, store, 7)
+	waitFor(t, f, head, "sink")
+	sink.Check(t, head)
+	if len(f.Leased()) != 0 {
+		t.Fatalf("leases without Config.Leases: %v", f.Leased())
+	}
+}

@@ -1,0 +1,76 @@
+package sharedstate_test
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vigil-auth/vigil/eventstore/follow"
+	"github.com/vigil-auth/vigil/eventstore/sharedstate"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
+)
+
+// TestExclusiveConsumerNATSAwayAndBack: two instances (followers of one log, each with its
+// own NATS connection) run an Exclusive consumer on the NATS leases. One handles everything.
+// When NATS goes away, the holder stops acting within the lease's TTL (it cannot renew) and
+// the events appended meanwhile wait; when NATS is back on its address with its storage, an
+// instance takes the lease again and handles them, resuming from the shared progress: every
+// event exactly once.
+func TestExclusiveConsumerNATSAwayAndBack(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, dir, -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	store, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	sink := testkit.NewSink()
+	var fs []*follow.Follower
+	for _, name := range []string{"a", "b"} {
+		st, err := sharedstate.Open(t.Context(), sharedstate.Config{URL: ns.ClientURL(), Secret: secret, BucketPrefix: "away",
+			OpTimeout: 500 * time.Millisecond, LeaseTTL: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		f := testkit.NewExclusiveFollower(t, store, st.Leases, sink, name)
+		go func() { _ = f.Run(t.Context()) }()
+		t.Cleanup(func() { _ = f.Close() })
+		fs = append(fs, f)
+	}
+	holders := func() (int, string) {
+		n := 0
+		for _, f := range fs {
+			if f.Leased()["sink"] {
+				n++
+			}
+		}
+		return n, fmt.Sprint(fs[0].Leased(), fs[1].Leased())
+	}
+	testwait.Until(t, 10*time.Second, "one instance to hold the lease", func() (bool, string) { n, s := holders(); return n == 1, s })
+	head := testkit.AppendN(t, store, 12)
+	testwait.Until(t, 10*time.Second, "the events handled", func() (bool, string) { return sink.Count() == int(head), fmt.Sprint(sink.Count()) })
+	sink.Check(t, head)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	testwait.Until(t, 5*time.Second, "the holder to stop acting within the lease TTL", func() (bool, string) { n, s := holders(); return n == 0, s })
+	before := sink.Count()
+	head = testkit.AppendN(t, store, 5)
+	if sink.Count() != before {
+		t.Fatalf("events handled while no instance holds the lease")
+	}
+
+	startNATS(t, dir, port)
+	testwait.Until(t, 20*time.Second, "an instance to act again once NATS is back", func() (bool, string) { n, s := holders(); return n == 1, s })
+	testwait.Until(t, 10*time.Second, "the events appended while NATS was away", func() (bool, string) {
+		return sink.Count() == int(head), fmt.Sprint(sink.Count(), " of ", head)
+	})
+	sink.Check(t, head)
+}
