@@ -82,6 +82,10 @@ func NewLease(leases Leases, name, holder string, logger *slog.Logger) *Lease {
 	return &Lease{leases: leases, name: name, holder: holder, log: logger, changed: make(chan struct{})}
 }
 
+// Observe sets fn to receive the shared progress read while another instance holds the
+// lease (at every try, TTL/4). Call before Run.
+func (l *Lease) Observe(fn func(position uint64)) { l.observed = fn }
+
 // Name is the lease's name.
 func (l *Lease) Name() string { return l.name }
 

@@ -74,3 +74,24 @@ func TestExclusiveConsumerNATSAwayAndBack(t *testing.T) {
 	})
 	sink.Check(t, head)
 }
+
+// TestSSFAcksShared: a poll acknowledgement recorded through one connection is seen through
+// another (another instance), for its stream only.
+func TestSSFAcksShared(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	a, b := open(t, ns.ClientURL(), "acks"), open(t, ns.ClientURL(), "acks")
+	ctx := t.Context()
+	if err := a.SSFAcks.Ack(ctx, "s1", []string{"j1", "j2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SSFAcks.Ack(ctx, "s1", []string{"j2"}); err != nil { // an acknowledgement may repeat
+		t.Fatal(err)
+	}
+	got, err := b.SSFAcks.Acked(ctx, "s1", []string{"j1", "j2", "j3"})
+	if err != nil || len(got) != 2 || !got["j1"] || !got["j2"] {
+		t.Fatalf("acked on s1: %v %v, want j1 and j2", got, err)
+	}
+	if got, err := b.SSFAcks.Acked(ctx, "s2", []string{"j1"}); err != nil || len(got) != 0 {
+		t.Fatalf("another stream: %v %v", got, err)
+	}
+}

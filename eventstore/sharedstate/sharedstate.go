@@ -83,6 +83,9 @@ type Config struct {
 	// takes over a follower about LeaseTTL after its holder died. Default DefaultLeaseTTL;
 	// at least 1 s.
 	LeaseTTL time.Duration
+	// AckTTL is the bucket TTL of the shared SSF poll acknowledgements; default
+	// DefaultAckTTL.
+	AckTTL time.Duration
 	// Replicas of each bucket (a NATS cluster); default 1.
 	Replicas int
 	// OpTimeout bounds one operation (a request to JetStream); default DefaultOpTimeout.
@@ -113,6 +116,8 @@ type State struct {
 	// mail outbox, the forwarders, the SSF push workers): buckets <prefix>_leases (TTL
 	// LeaseTTL) and <prefix>_progress (no TTL).
 	Leases *Leases
+	// SSFAcks shares the poll acknowledgements of Shared Signals streams (<prefix>_ssf_acks).
+	SSFAcks *SSFAcks
 }
 
 // Open connects to NATS (an unreachable server fails at once) and creates or updates the
@@ -141,6 +146,9 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultOpTimeout
+	}
+	if cfg.AckTTL <= 0 {
+		cfg.AckTTL = DefaultAckTTL
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
@@ -182,7 +190,7 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	for _, b := range []string{s.bucketName(bucketTickets), s.bucketName(bucketCeremonies), s.bucketName(bucketThrottle),
-		s.bucketName(bucketLeases), s.bucketName(bucketProgress)} {
+		s.bucketName(bucketLeases), s.bucketName(bucketProgress), s.bucketName(bucketSSFAcks)} {
 		octx, cancel := context.WithTimeout(ctx, 5*cfg.OpTimeout)
 		_, err := s.bucket(octx, b)
 		cancel()
@@ -195,6 +203,7 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	s.Ceremonies = &Ceremonies{s: s}
 	s.Throttle = &Throttle{s: s}
 	s.Leases = &Leases{s: s}
+	s.SSFAcks = &SSFAcks{s: s}
 	return s, nil
 }
 
@@ -221,6 +230,7 @@ const (
 	bucketThrottle   = "throttle"
 	bucketLeases     = "leases"
 	bucketProgress   = "progress"
+	bucketSSFAcks    = "ssf_acks"
 )
 
 func (s *State) bucketName(kind string) string { return s.cfg.BucketPrefix + "_" + kind }
@@ -243,6 +253,8 @@ func (s *State) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 		ttl = s.cfg.LeaseTTL
 	case s.bucketName(bucketProgress):
 		ttl = 0 // kept: a new holder resumes from it
+	case s.bucketName(bucketSSFAcks):
+		ttl = s.cfg.AckTTL
 	}
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
