@@ -1,16 +1,24 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/forward/mail"
 	"github.com/vigil-auth/vigil/eventstore/forward/mail/mailtest"
+	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
@@ -66,10 +74,27 @@ func TestClusterMailOncePerDeployment(t *testing.T) {
 			t.Fatalf("%s got %d verification mails from three instances, want exactly 1", e, got[e])
 		}
 	}
-	if n := len(smtp.Messages()); n != len(first) {
-		t.Fatalf("%d messages for %d registrations", n, len(first))
-	}
 	t.Logf("instance %d holds the mail outbox's lease", holder)
+
+	// The sign-in risk detector runs on every instance: a sign-in from a new device is judged
+	// by all three, recorded once (RecordSignInRisk appends with the stream's version and finds
+	// the record another instance made), and mailed once (the outbox's lease).
+	const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+	risky := first[:3]
+	for _, e := range risky {
+		if code := loginAs(t, c.front.URL, e, firefox); code != http.StatusOK {
+			t.Fatalf("sign-in of %s from a new device: %d", e, code)
+		}
+	}
+	testwait.Until(t, 30*time.Second, "the sign-in risk mails", func() (bool, string) {
+		n := mailOfKind(smtp.Messages(), mail.KindSignInRisk)
+		return len(n) == len(risky), fmt.Sprint(n)
+	})
+	for e, n := range mailOfKind(smtp.Messages(), mail.KindSignInRisk) {
+		if n != 1 {
+			t.Fatalf("%s got %d sign-in risk mails, want 1", e, n)
+		}
+	}
 
 	// Twenty more; the holder is killed while it sends them (150 ms per message).
 	second := register(20, "second")
@@ -81,11 +106,14 @@ func TestClusterMailOncePerDeployment(t *testing.T) {
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	_ = victim.cmd.Wait()
 	killedAt := time.Now()
-	countBefore := len(smtp.Messages())
+	countBefore := 0
+	for _, n := range verificationMail(smtp.Messages()) {
+		countBefore += n
+	}
 	if countBefore >= len(first)+len(second) {
 		t.Fatalf("all mail was sent before the kill: the test did not kill the holder mid-way")
 	}
-	t.Logf("%d of %d messages sent when the holder was killed", countBefore, len(first)+len(second))
+	t.Logf("%d of %d verification mails sent when the holder was killed", countBefore, len(first)+len(second))
 
 	// Another instance takes the lease once it has expired.
 	newHolder := c.mailHolder()
@@ -119,15 +147,41 @@ func TestClusterMailOncePerDeployment(t *testing.T) {
 			t.Fatalf("%s (mailed before the second batch) got %d mails", e, got[e])
 		}
 	}
+	if n := mailOfKind(smtp.Messages(), mail.KindSignInRisk); len(n) != len(risky) {
+		t.Fatalf("sign-in risk mails after the kill: %v", n)
+	}
+	c.checkSharedLog(risky)
 	t.Logf("instance %d took over %s after the kill (lease TTL %s); %d message repeated",
 		newHolder, takeover.Round(10*time.Millisecond), clusterLeaseTTL, dups)
 }
 
 // verificationMail counts the verification mails per recipient.
-func verificationMail(ms []mailtest.Message) map[string]int {
+func verificationMail(ms []mailtest.Message) map[string]int { return mailOfKind(ms, mail.KindVerifyEmail) }
+
+// loginAs signs in with the cluster password from a browser with user agent ua.
+func loginAs(t *testing.T, base, email, ua string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": clusterPassword})
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/login", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", ua)
+	req.Header.Set("X-Forwarded-For", "203.0.113.50")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	return res.StatusCode
+}
+
+// mailOfKind counts the mails of one kind per recipient.
+func mailOfKind(ms []mailtest.Message, kind string) map[string]int {
 	out := map[string]int{}
 	for _, m := range ms {
-		if m.Header.Get(mail.HeaderKind) == mail.KindVerifyEmail {
+		if m.Header.Get(mail.HeaderKind) == kind {
 			for _, to := range m.To {
 				out[to]++
 			}
@@ -174,4 +228,62 @@ func leaseHeld(t *testing.T, base, metric string) bool {
 		}
 	}
 	return false
+}
+
+// checkSharedLog stops the live instances cleanly and checks the shared log: one
+// SignInRiskDetected per risky session (three detectors judged each), and the checkpoints of
+// the hash chain, written by three competing checkpointers, strictly increasing and verified
+// by `vigil verify`.
+func (c *cluster) checkSharedLog(risky []string) {
+	t := c.t
+	t.Helper()
+	for _, nd := range c.nodes {
+		if nd.dead.Load() {
+			continue
+		}
+		_ = nd.cmd.Process.Signal(syscall.SIGTERM)
+		if err := nd.cmd.Wait(); err != nil {
+			t.Fatalf("vigil serve after SIGTERM: %v", err)
+		}
+	}
+	store, err := sqlite.Open(sqlite.Config{Path: c.logPath, ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	perSession := map[string]int{}
+	for _, e := range testkit.ReadLog(t, store) {
+		if e.Type != domain.EventSignInRiskDetected {
+			continue
+		}
+		var d struct {
+			SessionID string `json:"session_id"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		perSession[d.SessionID]++
+	}
+	if len(perSession) != len(risky) {
+		t.Fatalf("%d sessions with a SignInRiskDetected, want %d", len(perSession), len(risky))
+	}
+	for s, n := range perSession {
+		if n != 1 {
+			t.Fatalf("session %s: %d SignInRiskDetected from three detectors, want 1", s, n)
+		}
+	}
+	cps, err := store.Checkpoints(context.Background(), 0, 100000)
+	if err != nil || len(cps) < 2 {
+		t.Fatalf("checkpoints: %d, %v", len(cps), err)
+	}
+	for i := 1; i < len(cps); i++ {
+		if cps[i].Position <= cps[i-1].Position {
+			t.Fatalf("checkpoint %d at %d after one at %d", i, cps[i].Position, cps[i-1].Position)
+		}
+	}
+	out, err := exec.Command(c.bin, "verify", "--data-dir", c.shared, "--log-signing-key-file", c.sigFile).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "verified ") {
+		t.Fatalf("vigil verify of the shared log: %v\n%s", err, out)
+	}
+	t.Logf("%d checkpoints by three instances; %s", len(cps), strings.TrimSpace(string(out)))
 }
