@@ -350,6 +350,7 @@ type App struct {
 	ssf          *transmitting
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
+	holder       string              // this App's id in the followers' leases (shared.go)
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets
 	logKeys      *chain.KeyRing      // signs the log's checkpoints (logchain.go)

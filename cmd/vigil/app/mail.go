@@ -72,7 +72,7 @@ func (a *App) openOutbox(ctx context.Context) (*outbox, error) {
 	o, err := mail.New(ctx, mail.Config{
 		Log: a.store, Sender: sender, Keyring: a.keyring, PublicURL: cfg.PublicURL,
 		CheckpointPath: filepath.Join(cfg.DataDir, MailFile), GeoIP: a.geo,
-		Logger: cfg.Logger, Registerer: cfg.Registry, Leases: a.leases(), Holder: holderID(),
+		Logger: cfg.Logger, Registerer: cfg.Registry, Leases: a.leases(), Holder: a.holderID(),
 	})
 	if err != nil {
 		_ = sender.Close()

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/vigil-auth/vigil/eventstore/follow"
 
@@ -25,9 +24,6 @@ func openSharedState(ctx context.Context, cfg Config, secret []byte) (*sharedsta
 	return st, nil
 }
 
-// holderID names this process in the followers' leases.
-var holderID = sync.OnceValue(follow.NewHolderID)
-
 // leases are the followers' leases: NATS's with --nats-url (the mail outbox, the forwarders
 // and the SSF push workers act on one instance at a time, resuming from the shared
 // progress), none without (this instance is the only one and acts).
@@ -36,6 +32,15 @@ func (a *App) leases() follow.Leases {
 		return nil
 	}
 	return a.shared.Leases
+}
+
+// holderID names this App in the followers' leases (one id per App: two Apps in one
+// process, as tests run them, are two instances).
+func (a *App) holderID() string {
+	if a.holder == "" {
+		a.holder = follow.NewHolderID()
+	}
+	return a.holder
 }
 
 // closeShared closes the NATS connection of the shared state, if any.
