@@ -156,7 +156,9 @@ func TestClusterMailOncePerDeployment(t *testing.T) {
 }
 
 // verificationMail counts the verification mails per recipient.
-func verificationMail(ms []mailtest.Message) map[string]int { return mailOfKind(ms, mail.KindVerifyEmail) }
+func verificationMail(ms []mailtest.Message) map[string]int {
+	return mailOfKind(ms, mail.KindVerifyEmail)
+}
 
 // loginAs signs in with the cluster password from a browser with user agent ua.
 func loginAs(t *testing.T, base, email, ua string) int {

@@ -1,10 +1,14 @@
 package follow_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -66,4 +70,35 @@ func TestExclusiveConsumerWithoutLeases(t *testing.T) {
 	if len(f.Leased()) != 0 {
 		t.Fatalf("leases without Config.Leases: %v", f.Leased())
 	}
+}
+
+// TestCloseTimeoutIsTyped: a handler that does not stop within CloseTimeout makes Close
+// return an error that errors.Is ErrCloseTimeout (callers tell it from a real failure without
+// reading Watermill's text).
+func TestCloseTimeoutIsTyped(t *testing.T) {
+	store := openStore(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	f, err := follow.New(follow.Config{Log: store, Logger: quiet, CloseTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Add(follow.Consumer{Name: "stubborn", Checkpoints: follow.SQLCheckpoints{DB: newLedger(t, filepath.Join(t.TempDir(), "l.db")).db},
+		Handle: func(context.Context, []domain.Envelope) error {
+			entered <- struct{}{}
+			<-release // ignores its context
+			return nil
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(context.Background()) }()
+	appendN(t, store, 1)
+	testwait.Recv(t, 10*time.Second, "the handler to start", entered)
+	err = f.Close()
+	close(release)
+	if !errors.Is(err, follow.ErrCloseTimeout) {
+		t.Fatalf("Close with a stuck handler: %v, want ErrCloseTimeout", err)
+	}
+	<-done
 }
