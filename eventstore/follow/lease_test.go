@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,4 +103,66 @@ func TestCloseTimeoutIsTyped(t *testing.T) {
 		t.Fatalf("Close with a stuck handler: %v, want ErrCloseTimeout", err)
 	}
 	<-done
+}
+
+// cutOff is Leases that can be cut off (an instance that lost NATS); it records when its
+// last successful Acquire began.
+type cutOff struct {
+	follow.Leases
+	off    atomic.Bool
+	mu     sync.Mutex
+	lastOK time.Time
+}
+
+func (c *cutOff) Acquire(ctx context.Context, name, holder string) (bool, error) {
+	if c.off.Load() {
+		return false, errors.New("cut off")
+	}
+	start := time.Now() // the lease then lasts until at least start + TTL
+	held, err := c.Leases.Acquire(ctx, name, holder)
+	if held {
+		c.mu.Lock()
+		c.lastOK = start
+		c.mu.Unlock()
+	}
+	return held, err
+}
+
+// TestHolderCutOffStopsBeforeExpiry: a holder that cannot renew ends its term (stops acting)
+// before its lease can expire, so another instance never acts at the same time; the other
+// takes the lease once it has expired.
+func TestHolderCutOffStopsBeforeExpiry(t *testing.T) {
+	shared := &follow.MemoryLeases{Lifetime: time.Second}
+	a := &cutOff{Leases: shared}
+	la := follow.NewLease(a, "mail", "a", quiet)
+	lb := follow.NewLease(shared, "mail", "b", quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go la.Run(ctx)
+	wctx, wcancel := testwait.Context(10 * time.Second)
+	defer wcancel()
+	term, err := la.Wait(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go lb.Run(ctx)
+	a.off.Store(true)
+	testwait.Recv(t, 5*time.Second, "a's term to end", term.Ctx.Done())
+	ended := time.Now()
+	a.mu.Lock()
+	expires := a.lastOK.Add(shared.TTL())
+	a.mu.Unlock()
+	if !ended.Before(expires) {
+		t.Fatalf("a stopped acting %s after its lease could expire", ended.Sub(expires))
+	}
+	bt, err := lb.Wait(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Now(); took.Before(expires) {
+		t.Fatalf("b acts %s before a's lease expired", expires.Sub(took))
+	}
+	if la.Current() != nil || lb.Current() != bt {
+		t.Fatal("after the takeover a still holds or b does not")
+	}
 }
