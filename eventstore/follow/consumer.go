@@ -165,6 +165,10 @@ func (w *consumer) call(ctx context.Context, batch []domain.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNotHolder, err)
 	}
+	if !t.Begin() {
+		return ErrNotHolder
+	}
+	defer t.End()
 	// What this instance did before (its own checkpoint, or a batch whose progress could
 	// not be saved) is shared first, so that no later holder repeats it.
 	c := w.committed.Load()

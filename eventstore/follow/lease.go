@@ -72,6 +72,9 @@ type Term struct {
 	progress uint64
 	deadline time.Time
 	timer    *time.Timer
+	// inflight counts the work begun in this term (Begin); stopping refuses more.
+	inflight sync.WaitGroup
+	stopping bool
 }
 
 // NewLease prepares the lease name of leases for holder (an id unique to this process).
@@ -192,12 +195,29 @@ func (l *Lease) signalLocked() {
 	l.changed = make(chan struct{})
 }
 
-// stop ends the term for good and releases the lease (a clean stop hands over at once).
+// stop refuses new work, lets the work in flight finish (within the lease's time: the
+// term's deadline still cancels it), ends the term and releases the lease, so that the next
+// holder starts after what this one finished: a clean stop repeats nothing.
 func (l *Lease) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	t := l.term
+	if t != nil {
+		t.stopping = true
+	}
+	l.signalLocked()
+	l.mu.Unlock()
+	if t != nil {
+		finished := make(chan struct{})
+		go func() { t.inflight.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-t.Ctx.Done():
+		}
+	}
 	l.mu.Lock()
 	held := l.term != nil
 	l.endLocked("stopping")
-	l.stopped = true
 	l.signalLocked()
 	l.mu.Unlock()
 	if held {
@@ -231,10 +251,10 @@ func (l *Lease) Wait(ctx context.Context) (*Term, error) {
 		t, ch, stopped := l.term, l.changed, l.stopped
 		l.mu.Unlock()
 		switch {
-		case t != nil:
-			return t, nil
 		case stopped:
 			return nil, ErrNotHolder
+		case t != nil:
+			return t, nil
 		}
 		select {
 		case <-ch:
@@ -243,6 +263,22 @@ func (l *Lease) Wait(ctx context.Context) (*Term, error) {
 		}
 	}
 }
+
+// Begin registers work done under the term; it reports false (do nothing) when the term
+// has ended or the lease is stopping. Call End when the work (and its Save) is done: a clean
+// stop waits for it before handing the lease over.
+func (t *Term) Begin() bool {
+	t.l.mu.Lock()
+	defer t.l.mu.Unlock()
+	if t.l.term != t || t.stopping {
+		return false
+	}
+	t.inflight.Add(1)
+	return true
+}
+
+// End ends what Begin registered.
+func (t *Term) End() { t.inflight.Done() }
 
 // Progress is the shared progress as this term knows it.
 func (t *Term) Progress() uint64 {

@@ -571,6 +571,9 @@ func (t *Transmitter) push(ctx context.Context, s *stream, term *follow.Term) {
 			continue
 		}
 		q := head[0]
+		if term != nil && !term.Begin() {
+			return // the lease ended or is being handed over
+		}
 		err = t.post(ctx, cons.EndpointURL, q.Token)
 		if err == nil {
 			if err := t.db.delivered(context.WithoutCancel(ctx), s.id, q.Seq); err != nil {
@@ -580,6 +583,7 @@ func (t *Transmitter) push(ctx context.Context, s *stream, term *follow.Term) {
 				if err := term.Save(ctx, q.Position); err != nil {
 					t.log.Warn("ssf: the pushed SET's shared progress not saved; pushing stops here", "stream", s.id, "error", err.Error())
 				}
+				term.End()
 			}
 			s.mu.Lock()
 			s.failing, s.lastErr = time.Time{}, ""
@@ -587,6 +591,9 @@ func (t *Transmitter) push(ctx context.Context, s *stream, term *follow.Term) {
 			t.metrics.delivered.WithLabelValues(s.id).Inc()
 			backoff = t.cfg.InitialBackoff
 			continue
+		}
+		if term != nil {
+			term.End()
 		}
 		if ctx.Err() != nil {
 			return
