@@ -40,6 +40,13 @@
 // checkpoint after the destination acknowledged: delivery is then at-least-once, with the
 // event id for the receiver to drop what it has seen (BatchSize 1 keeps the window to one
 // event).
+//
+// Several instances following one log run every consumer each, which is right for read
+// models but not for a consumer whose effects leave the process: with Config.Leases, a
+// Consumer marked Exclusive handles batches only while its instance holds the lease named
+// after it (Lease: taken and renewed in a shared store, given up before it can expire when it
+// cannot be renewed), and a new holder resumes after the shared progress its predecessors
+// saved, so that a takeover repeats at most the effect in flight.
 package follow
 
 import (
