@@ -465,7 +465,9 @@ func (f *Follower) Hold(ctx context.Context) (release func(at map[string]uint64)
 	ws := f.list()
 	for _, w := range ws {
 		w.mu.Lock()
-		w.flushLocked(ctx, false)
+		if w.lease == nil { // an Exclusive consumer's batch waits for its lease: kept pending
+			w.flushLocked(ctx, false)
+		}
 	}
 	return func(at map[string]uint64) {
 		for _, w := range ws {
