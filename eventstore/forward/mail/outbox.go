@@ -251,6 +251,13 @@ func (o *Outbox) Run(ctx context.Context) error { return o.f.Run(ctx) }
 // Running is closed once the outbox follows the log live.
 func (o *Outbox) Running() <-chan struct{} { return o.f.Running() }
 
+// Sending reports whether this instance sends the mail now: it holds the outbox's lease
+// (Config.Leases), or runs without leases.
+func (o *Outbox) Sending() bool {
+	held, ok := o.f.Leased()[ConsumerName]
+	return held || !ok
+}
+
 // Position is the outbox's saved checkpoint: every event up to it is handled.
 func (o *Outbox) Position() uint64 { return o.sent.Load() }
 
