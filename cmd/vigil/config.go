@@ -51,7 +51,6 @@ var serveOptions = []cli.Option{
 	{Flag: optDataDir, Env: "VIGIL_DATA_DIR", Def: app.DefaultDataDir, Meta: "DIR", Help: "embedded event store and read models"},
 	{Flag: optStore, Env: "VIGIL_STORE", Def: app.DefaultStore, Meta: "STORE", Help: "sqlite (the log in <data-dir>/events.db), sqlite://PATH (a log file that several instances on one host share), or a KurrentDB connection string (kurrentdb://... or esdb://...)"},
 	{Flag: optNATSURL, Env: "VIGIL_NATS_URL", Meta: "URL", DefHelp: "none", Help: "NATS with JetStream for state that instances share (login tickets, passkey ceremonies, throttling counters); without it that state is in memory (one instance)"},
-	{Flag: optLeaseTTL, Env: "VIGIL_LEASE_TTL", Def: "10s", Meta: "DURATION", Help: "with --nats-url: how long a log follower's lease (mail outbox, forwarders, SSF pushes: one instance at a time) lasts without renewal; another instance takes over about this long after the holder dies (at least 1s)"},
 	{Flag: optPublicURL, Env: "VIGIL_PUBLIC_URL", Def: app.DefaultPublicURL, Meta: "URL", Help: "origin for WebAuthn and links; its host is the relying party id"},
 	{Flag: optGeoIPCityDB, Env: "VIGIL_GEOIP_CITY_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2/DB-IP City mmdb"},
 	{Flag: optGeoIPASNDB, Env: "VIGIL_GEOIP_ASN_DB", Meta: "FILE", DefHelp: "none", Help: "a GeoIP2/GeoLite2 ASN mmdb"},
@@ -69,6 +68,7 @@ var serveOptions = []cli.Option{
 	// Beyond API.md's table (which allows additions):
 	{Flag: optInsecureCookies, Env: "VIGIL_INSECURE_COOKIES", Def: "false", Boolean: true, Help: "set the session and sign-in cookies without Secure, so that a trial over plain http:// on a non-local address can sign in (never in production)"},
 	{Flag: optTOTPIssuer, Env: "VIGIL_TOTP_ISSUER", Def: app.DefaultTOTPIssuer, Meta: "NAME", Help: "the name authenticator apps show for Vigil's codes (1 to 100 characters)"},
+	{Flag: optLeaseTTL, Env: "VIGIL_LEASE_TTL", Def: "10s", Meta: "DURATION", Help: "with --nats-url: how long a log follower's lease (mail outbox, forwarders, SSF pushes: one instance at a time) lasts without renewal; another instance takes over about this long after the holder dies (at least 1s)"},
 }
 
 // Config is the parsed configuration of serve.
