@@ -693,14 +693,15 @@ func (t *Transmitter) Poll(ctx context.Context, streamID string, maxEvents int, 
 	if s.config().DeliveryMethod != MethodPoll {
 		return PollResult{}, ErrNotPoll
 	}
-	if err := t.db.ack(ctx, streamID, ack); err != nil {
-		return PollResult{}, err
-	}
 	if t.cfg.Acks != nil && len(ack) > 0 {
-		// Before answering: a receiver's next poll may land on another instance.
+		// First, and before answering: a receiver's next poll may land on another instance.
+		// When it fails nothing has changed here either.
 		if err := t.cfg.Acks.Ack(ctx, streamID, ack); err != nil {
 			return PollResult{}, fmt.Errorf("ssf: sharing the acknowledgements: %w", err)
 		}
+	}
+	if err := t.db.ack(ctx, streamID, ack); err != nil {
+		return PollResult{}, err
 	}
 	if len(ack) > 0 {
 		t.metrics.delivered.WithLabelValues(streamID).Add(float64(len(ack)))
