@@ -2,8 +2,10 @@ package ssf_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +120,57 @@ func TestPollAcknowledgedOnOneInstance(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("polled %v, want %v", got, want)
+	}
+}
+
+// flakyAcks is shared acknowledgements that can be cut off (NATS away).
+type flakyAcks struct {
+	ssf.MemoryAcks
+	off atomic.Bool
+}
+
+var errAway = errors.New("shared state away")
+
+func (f *flakyAcks) Ack(ctx context.Context, stream string, jtis []string) error {
+	if f.off.Load() {
+		return errAway
+	}
+	return f.MemoryAcks.Ack(ctx, stream, jtis)
+}
+
+func (f *flakyAcks) Acked(ctx context.Context, stream string, jtis []string) (map[string]bool, error) {
+	if f.off.Load() {
+		return nil, errAway
+	}
+	return f.MemoryAcks.Acked(ctx, stream, jtis)
+}
+
+// TestPollWhileSharedAcksAway: a poll whose acknowledgements cannot be shared fails (the
+// HTTP layer answers 503 for sharedstate's ErrUnavailable) and changes nothing: the SETs it
+// acknowledged are still offered once the shared state is back, until acknowledged again.
+func TestPollWhileSharedAcksAway(t *testing.T) {
+	acks := &flakyAcks{}
+	e := newEnv(t, func(c *ssf.Config) { c.Acks = acks })
+	id := e.createStream(ssf.MethodPoll, "")
+	md := accountMD("a1")
+	for range 3 {
+		e.mustAppend(domain.AccountStream("a1"), domain.PasswordChanged{At: time.Now()}, md)
+	}
+	var first map[string]set
+	testwait.Until(t, 10*time.Second, "3 SETs", func() (bool, string) {
+		first = poll(t, e, id, 10, true, nil)
+		return len(first) == 3, fmt.Sprint(len(first))
+	})
+	acks.off.Store(true)
+	if _, err := e.tr.Poll(context.Background(), id, 10, true, keys(first)); !errors.Is(err, errAway) {
+		t.Fatalf("poll with acknowledgements while the shared state is away: %v, want its error", err)
+	}
+	acks.off.Store(false)
+	if again := poll(t, e, id, 10, true, nil); len(again) != 3 {
+		t.Fatalf("after a failed acknowledgement %d SETs are offered, want the 3 still", len(again))
+	}
+	poll(t, e, id, 10, true, keys(first))
+	if rest := poll(t, e, id, 10, true, nil); len(rest) != 0 {
+		t.Fatalf("%d SETs after acknowledging all", len(rest))
 	}
 }
