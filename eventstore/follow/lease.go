@@ -293,17 +293,20 @@ func (t *Term) Progress() uint64 {
 func (t *Term) Save(ctx context.Context, position uint64) error {
 	l := t.l
 	l.mu.Lock()
-	if l.term != t {
-		l.mu.Unlock()
-		return ErrNotHolder
-	}
-	if position <= t.progress {
+	ended := l.term != t
+	if !ended && position <= t.progress {
 		l.mu.Unlock()
 		return nil
 	}
 	l.mu.Unlock()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(l.leases.TTL()/4, 100*time.Millisecond))
 	defer cancel()
+	if ended {
+		// The work is done though the term ended meanwhile: recording it (the progress
+		// never goes down) spares the next holder repeating it if it has not started yet.
+		_ = l.leases.SaveProgress(sctx, l.name, position)
+		return ErrNotHolder
+	}
 	if err := l.leases.SaveProgress(sctx, l.name, position); err != nil {
 		l.mu.Lock()
 		if l.term == t {
