@@ -402,10 +402,9 @@ func (f *Follower) Close() error {
 	f.mu.Unlock()
 	var err error
 	if ran {
+		// Watermill's Close fails only when its handlers did not stop within CloseTimeout.
 		if err = f.router.Close(); err != nil {
-			if left := f.notStopped(); len(left) > 0 {
-				err = fmt.Errorf("%w (%s): %v", ErrCloseTimeout, strings.Join(left, ", "), err)
-			}
+			err = fmt.Errorf("%w (not stopped: %s): %v", ErrCloseTimeout, strings.Join(f.notStopped(), ", "), err)
 		}
 	}
 	err = errors.Join(err, f.sub.Close())
@@ -413,7 +412,8 @@ func (f *Follower) Close() error {
 	return err
 }
 
-// notStopped names the consumers whose handler has not stopped.
+// notStopped names the consumers whose handler has not stopped (a handler may have stopped
+// while a batch it started still runs).
 func (f *Follower) notStopped() []string {
 	var out []string
 	for _, w := range f.list() {
