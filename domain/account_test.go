@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // envelopes numbers events 1..n on stream as the store would.
@@ -149,7 +150,7 @@ func TestAccountApplyPerEvent(t *testing.T) {
 			func(a *Account) bool {
 				return a.Erased() && a.Email() == "" && a.FirstName() == "" && len(a.roles()) == 0 && a.ID() != "" && a.Version() == 3
 			}},
-		{"LoginFailed", []Event{LoginFailed{Reason: LoginFailedInvalidCredentials, At: t1}},
+		{"LoginFailed", []Event{LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, At: t1}},
 			func(a *Account) bool { return a.Version() == 2 && a.Email() == "ann@example.com" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -208,14 +208,6 @@ type RoleRevoked struct {
 	At   time.Time `json:"at"`
 }
 
-// Reasons of LoginFailed.
-const (
-	LoginFailedInvalidCredentials  = "invalid_credentials"
-	LoginFailedUnknownAccount      = "unknown_account"
-	LoginFailedInvalidSecondFactor = "invalid_second_factor"
-	LoginFailedThrottled           = "throttled"
-)
-
 // Stages of LoginFailed: which step of authentication failed.
 const (
 	StagePassword     = "password"

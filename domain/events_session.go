@@ -85,32 +85,14 @@ type ReauthSucceeded struct {
 	At     time.Time `json:"at"`
 }
 
-// Reasons of SessionSignedOut.
-const (
-	SignOutLogout          = "logout"
-	SignOutByUser          = "signed_out_by_user"
-	SignOutByAdmin         = "signed_out_by_admin"
-	SignOutPasswordChanged = "password_changed"
-	SignOutDelegationEnded = "delegation_ended"
-	SignOutAccountErased   = "account_erased"
-	SignOutPasswordReset   = "password_reset"
-	SignOutReportedNotMe   = "reported_not_me"
-)
-
 // SessionSignedOut ends a session; Reason is one of the SignOut* constants.
 type SessionSignedOut struct {
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
 }
 
-// Reasons of SessionExpired.
-const (
-	ExpiredLifetime = "lifetime"
-	ExpiredIdle     = "idle"
-)
-
 // SessionExpired: the expiry sweeper noticed the session passed its absolute lifetime or its
-// idle timeout (Reason ExpiredLifetime or ExpiredIdle).
+// idle timeout (Reason reasons.ExpiredLifetime or reasons.ExpiredIdle).
 type SessionExpired struct {
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/eventtype"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -47,14 +48,14 @@ func sampleEvents() []Event {
 		SignInRiskDetected{SessionID: "s1", LoginEventID: "e1", Signals: []string{SignalNewCountry, SignalImpossibleTravel},
 			Device: "Firefox on Linux", Country: "BR", PreviousCountry: "GB", SpeedKMH: 9400, At: t0},
 		SuspiciousActivityReported{EventID: "e1", Source: ReportFromMail, At: t0},
-		LoginFailed{Reason: LoginFailedUnknownAccount, Stage: StagePassword, Method: MethodPassword, AttemptedEmail: "x@y.z", At: t0},
+		LoginFailed{Reason: reasons.LoginFailedUnknownAccount, Stage: StagePassword, Method: MethodPassword, AttemptedEmail: "x@y.z", At: t0},
 		LoginSucceeded{AccountID: "a1", SessionID: "s1", Method: MethodTOTP, AMR: []string{"pwd", "otp"}, AAL: AAL2, ClientID: "portal", At: t0},
 		SessionStarted{SessionID: "s1", AccountID: "a1", TokenHash: strings.Repeat("ab", 32), AMR: []string{"pwd"}, AAL: AAL1,
 			StartedAt: t0, ExpiresAt: t0.Add(24 * time.Hour), IdleTimeoutSeconds: 7200},
 		SessionAccessed{At: t0},
 		ReauthSucceeded{Method: MethodPassword, AMR: []string{"pwd"}, AAL: AAL1, At: t0},
-		SessionSignedOut{Reason: SignOutLogout, At: t0},
-		SessionExpired{Reason: ExpiredIdle, At: t0},
+		SessionSignedOut{Reason: reasons.SignOutLogout, At: t0},
+		SessionExpired{Reason: reasons.ExpiredIdle, At: t0},
 		EmailReserved{AccountID: "a1", At: t0},
 		EmailReleased{AccountID: "a1", At: t0},
 		ClientRegistered{ClientID: "c1", Name: "App", At: t0},

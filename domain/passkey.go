@@ -7,6 +7,7 @@ import (
 	"time"
 
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -26,10 +27,6 @@ var (
 
 // maxPasskeys bounds how many passkeys an account may hold.
 const maxPasskeys = 20
-
-// LoginFailedPasskeyCloneSuspected is the LoginFailed reason of a passkey assertion refused
-// because its sign count did not increase (beside PasskeyCloneSuspected).
-const LoginFailedPasskeyCloneSuspected = "passkey_clone_suspected"
 
 // StagePasskey is the LoginFailed stage of a usernameless passkey sign-in, where the passkey
 // is the whole sign-in (with a login ticket the stage is StageSecondFactor).
@@ -132,7 +129,7 @@ func (a *Account) DecidePasskeyUse(u PasskeyUse, failure LoginFailed, now time.T
 		return nil, false, fmt.Errorf("passkey %s removed: %w", u.PasskeyID, ErrPasskeyInvalid)
 	}
 	if (p.SignCount != 0 || u.SignCount != 0) && u.SignCount <= p.SignCount {
-		failure.Reason, failure.Method, failure.At = LoginFailedPasskeyCloneSuspected, MethodPasskey, now
+		failure.Reason, failure.Method, failure.At = reasons.LoginFailedPasskeyCloneSuspected, MethodPasskey, now
 		return []Event{PasskeyCloneSuspected{PasskeyID: p.ID, StoredSignCount: p.SignCount, ReceivedSignCount: u.SignCount, At: now},
 			failure}, true, nil
 	}

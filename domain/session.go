@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // Session is what a relying application learns about a session (API.md's whoami), and what
@@ -36,9 +38,9 @@ func (s Session) IdleExpiresAt() time.Time { return s.LastAccessedAt.Add(s.IdleT
 func (s Session) ExpiredReason(now time.Time) string {
 	switch {
 	case !now.Before(s.ExpiresAt):
-		return ExpiredLifetime
+		return reasons.ExpiredLifetime
 	case s.IdleTimeout > 0 && !now.Before(s.IdleExpiresAt()):
-		return ExpiredIdle
+		return reasons.ExpiredIdle
 	}
 	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 func cryptoRand() io.Reader { return rand.Reader }
@@ -50,8 +51,8 @@ func TestSessionDecisions(t *testing.T) {
 		want string
 	}{
 		{"fresh", t0.Add(time.Hour), ""},
-		{"idle", t0.Add(2 * time.Hour), ExpiredIdle},
-		{"lifetime", t0.Add(24 * time.Hour), ExpiredLifetime},
+		{"idle", t0.Add(2 * time.Hour), reasons.ExpiredIdle},
+		{"lifetime", t0.Add(24 * time.Hour), reasons.ExpiredLifetime},
 	} {
 		if got := s.ExpiredReason(tc.at); got != tc.want {
 			t.Errorf("%s: ExpiredReason = %q, want %q", tc.name, got, tc.want)
@@ -91,19 +92,19 @@ func TestSessionDecisions(t *testing.T) {
 	if ev := r.DecideExpire(t0.Add(90 * time.Minute)); ev != nil {
 		t.Fatal("expired while active")
 	}
-	if ev := r.DecideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != ExpiredIdle {
+	if ev := r.DecideExpire(t0.Add(3*time.Hour + time.Second)); len(ev) != 1 || ev[0].(SessionExpired).Reason != reasons.ExpiredIdle {
 		t.Fatalf("idle expiry %v", ev)
 	}
-	ev, err = r.DecideSignOut(SignOutLogout, t0.Add(time.Hour))
+	ev, err = r.DecideSignOut(reasons.SignOutLogout, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	all = append(all, ev...)
 	r, _ = rebuildSession("s1", envelopes(t, SessionStream("s1"), all...))
-	if ended, why := r.EndState(); !ended || why != SignOutLogout {
+	if ended, why := r.EndState(); !ended || why != reasons.SignOutLogout {
 		t.Fatalf("ended %v %q", ended, why)
 	}
-	if _, err := r.DecideSignOut(SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := r.DecideSignOut(reasons.SignOutLogout, t0); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("second sign-out: %v", err)
 	}
 	if r.DecideExpire(t0.Add(48*time.Hour)) != nil || r.DecideAccess(t0.Add(time.Hour), time.Minute) != nil {

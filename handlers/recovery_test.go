@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // The recovery routes (API.md "Mail, recovery and account protection") over the real
@@ -176,7 +177,7 @@ func TestPasswordResetRoutes(t *testing.T) {
 	for _, s := range []session{s1, s2} {
 		e.expect(e.do("GET", "/api/v1/whoami", nil, s.auth()), 401, "unauthenticated")
 		env, ev := e.lastEvent(domain.SessionStream(s.id), domain.EventSessionSignedOut)
-		if ev.(domain.SessionSignedOut).Reason != domain.SignOutPasswordReset || env.Position > mustPos(t, r) {
+		if ev.(domain.SessionSignedOut).Reason != reasons.SignOutPasswordReset || env.Position > mustPos(t, r) {
 			t.Errorf("session %s: %+v at %d", s.id, ev, env.Position)
 		}
 	}
@@ -305,7 +306,7 @@ func TestNotMeRoutes(t *testing.T) {
 	e.expect(e.do("POST", "/api/v1/not-me", map[string]string{"token": token}, nil), 204, "")
 	e.expect(e.do("GET", "/api/v1/whoami", nil, olga.auth()), 401, "unauthenticated")
 	env, ev := e.lastEvent(domain.SessionStream(olga.id), domain.EventSessionSignedOut)
-	if ev.(domain.SessionSignedOut).Reason != domain.SignOutReportedNotMe {
+	if ev.(domain.SessionSignedOut).Reason != reasons.SignOutReportedNotMe {
 		t.Errorf("Olga's session: %+v (%s)", ev, env.ID)
 	}
 	_, rep = e.lastEvent(domain.AccountStream(other), domain.EventSuspiciousActivityReported)

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/handlers"
@@ -312,7 +313,7 @@ func TestLoginBurstIsThrottledBeforeTheCheck(t *testing.T) {
 		func() answer {
 			return e.post("/api/v1/login", map[string]string{"email": "ann@example.com", "password": testPassword}, "")
 		})
-	e.checkHeldBurst(id, "password", domain.LoginFailedInvalidCredentials, answers, last)
+	e.checkHeldBurst(id, "password", reasons.LoginFailedInvalidCredentials, answers, last)
 }
 
 func TestSecondFactorBurstIsThrottledBeforeTheCheck(t *testing.T) {
@@ -358,7 +359,7 @@ func TestSecondFactorBurstIsThrottledBeforeTheCheck(t *testing.T) {
 		func() answer {
 			return e.post("/api/v1/login/second-factor", map[string]string{"login_ticket": tickets[6], "method": "totp", "code": code(now)}, "")
 		})
-	e.checkHeldBurst(id, "code", domain.LoginFailedInvalidSecondFactor, answers, last)
+	e.checkHeldBurst(id, "code", reasons.LoginFailedInvalidSecondFactor, answers, last)
 }
 
 func TestReauthBurstIsThrottledBeforeTheCheck(t *testing.T) {
@@ -379,7 +380,7 @@ func TestReauthBurstIsThrottledBeforeTheCheck(t *testing.T) {
 	if n[403]+n[429] != 30 || n[403] > freeChecks {
 		t.Errorf("30 parallel wrong passwords: %d checked (403), %d throttled (429), want at most %d checked", n[403], n[429], freeChecks)
 	}
-	if checked := e.failures(id)[domain.LoginFailedInvalidCredentials]; checked > freeChecks {
+	if checked := e.failures(id)[reasons.LoginFailedInvalidCredentials]; checked > freeChecks {
 		t.Errorf("%d passwords checked (LoginFailed invalid_credentials), want at most %d", checked, freeChecks)
 	}
 	last := e.post("/api/v1/reauth", map[string]string{"password": testPassword}, token)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // How the activity log puts an event into words: the one-line description and the details
@@ -327,19 +328,19 @@ func describeLoginFailed(in *activityEvent) (string, details, error) {
 	}
 	var why string
 	switch e.Reason {
-	case domain.LoginFailedThrottled:
+	case reasons.LoginFailedThrottled:
 		return what + " blocked: too many failed attempts", d, nil
-	case domain.LoginFailedInvalidCredentials:
+	case reasons.LoginFailedInvalidCredentials:
 		why = "wrong password"
 		if e.Method == domain.MethodPasskey {
 			why = "passkey not accepted"
 		}
-	case domain.LoginFailedUnknownAccount:
+	case reasons.LoginFailedUnknownAccount:
 		why = "unknown email address"
 		if e.Method == domain.MethodPasskey {
 			why = "unknown passkey"
 		}
-	case domain.LoginFailedInvalidSecondFactor:
+	case reasons.LoginFailedInvalidSecondFactor:
 		switch e.Method {
 		case domain.MethodTOTP:
 			why = "wrong authenticator app code"
@@ -350,7 +351,7 @@ func describeLoginFailed(in *activityEvent) (string, details, error) {
 		default:
 			why = "wrong second factor"
 		}
-	case domain.LoginFailedPasskeyCloneSuspected:
+	case reasons.LoginFailedPasskeyCloneSuspected:
 		why = "the passkey may have been cloned"
 	default:
 		why = strings.ReplaceAll(e.Reason, "_", " ")
@@ -364,28 +365,28 @@ func describeSessionEnd(in *activityEvent) (string, details, error) {
 	case domain.SessionSignedOut:
 		d := details{"session_id": sid, "reason": e.Reason, "signed_out_by": string(in.env.Metadata.Actor.Type)}
 		switch e.Reason {
-		case domain.SignOutLogout:
+		case reasons.SignOutLogout:
 			return "Signed out", d, nil
-		case domain.SignOutByUser:
+		case reasons.SignOutByUser:
 			return "Session signed out from another session", d, nil
-		case domain.SignOutByAdmin:
+		case reasons.SignOutByAdmin:
 			return "Session signed out by an administrator", d, nil
-		case domain.SignOutPasswordChanged:
+		case reasons.SignOutPasswordChanged:
 			return "Session signed out after a password change", d, nil
-		case domain.SignOutDelegationEnded:
+		case reasons.SignOutDelegationEnded:
 			return "Delegated session ended with its delegation", d, nil
-		case domain.SignOutPasswordReset:
+		case reasons.SignOutPasswordReset:
 			return "Session signed out by a password reset", d, nil
-		case domain.SignOutReportedNotMe:
+		case reasons.SignOutReportedNotMe:
 			return "Session signed out: reported as \"this wasn't me\"", d, nil
 		}
 		return "Session signed out (" + strings.ReplaceAll(e.Reason, "_", " ") + ")", d, nil
 	case domain.SessionExpired:
 		d := details{"session_id": sid, "reason": e.Reason}
 		switch e.Reason {
-		case domain.ExpiredIdle:
+		case reasons.ExpiredIdle:
 			return "Session expired after inactivity", d, nil
-		case domain.ExpiredLifetime:
+		case reasons.ExpiredLifetime:
 			return "Session expired (maximum lifetime reached)", d, nil
 		}
 		return "Session expired", d, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -129,32 +130,32 @@ func TestActivityReducer(t *testing.T) {
 			&wantActivity{typ: "RoleRevoked", outcome: "success", desc: `Role "auditor" revoked`, details: `{"role":"auditor"}`,
 				account: "acc-a", actor: "acc-admin", access: "api", accessDetails: "curl 8.5.0", ip: ipGoogle, country: "US"}},
 		{"LoginFailed: wrong password", acct, with(func(m *domain.Metadata) { m.IP, m.UserAgent, m.ClientID = ipSweden, uaCurl, "" }),
-			[]domain.Event{domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
+			[]domain.Event{domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
 				Method: domain.MethodPassword, At: at(22)}},
 			&wantActivity{typ: "LoginFailed", outcome: "failure", desc: "Sign-in failed: wrong password",
 				details: `{"method":"password","reason":"invalid_credentials","stage":"password"}`, account: "acc-a",
 				access: "api", accessDetails: "curl 8.5.0", ip: ipSweden, country: "SE"}},
-		{"LoginFailed: throttled", acct, md, []domain.Event{domain.LoginFailed{Reason: domain.LoginFailedThrottled,
+		{"LoginFailed: throttled", acct, md, []domain.Event{domain.LoginFailed{Reason: reasons.LoginFailedThrottled,
 			Stage: domain.StagePassword, Method: domain.MethodPassword, RetryAfterMS: 30000, At: at(23)}},
 			ptr(withOutcome(ok("LoginFailed", "Sign-in blocked: too many failed attempts",
 				`{"method":"password","reason":"throttled","retry_after_ms":30000,"stage":"password"}`), "failure"))},
-		{"LoginFailed: wrong second factor", acct, md, []domain.Event{domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor,
+		{"LoginFailed: wrong second factor", acct, md, []domain.Event{domain.LoginFailed{Reason: reasons.LoginFailedInvalidSecondFactor,
 			Stage: domain.StageSecondFactor, Method: domain.MethodTOTP, At: at(24)}},
 			ptr(withOutcome(ok("LoginFailed", "Sign-in failed: wrong authenticator app code",
 				`{"method":"totp","reason":"invalid_second_factor","stage":"second_factor"}`), "failure"))},
-		{"LoginFailed: re-authentication", acct, md, []domain.Event{domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials,
+		{"LoginFailed: re-authentication", acct, md, []domain.Event{domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials,
 			Stage: domain.StageReauth, Method: domain.MethodPassword, SessionID: "s1", At: at(25)}},
 			ptr(withOutcome(ok("LoginFailed", "Identity confirmation failed: wrong password",
 				`{"method":"password","reason":"invalid_credentials","session_id":"s1","stage":"reauth"}`), "failure"))},
 		{"LoginFailed of an unknown email has no account and no email", domain.SigninStream,
 			domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount}, IP: ipTelstra, UserAgent: uaFirefoxWin},
-			[]domain.Event{domain.LoginFailed{Reason: domain.LoginFailedUnknownAccount, Stage: domain.StagePassword,
+			[]domain.Event{domain.LoginFailed{Reason: reasons.LoginFailedUnknownAccount, Stage: domain.StagePassword,
 				Method: domain.MethodPassword, AttemptedEmail: "who@example.com", At: at(26)}},
 			&wantActivity{typ: "LoginFailed", outcome: "failure", desc: "Sign-in failed: unknown email address",
 				details: `{"method":"password","reason":"unknown_account","stage":"password"}`,
 				access:  "browser", accessDetails: "Firefox 127 on Windows (desktop)", ip: ipTelstra}},
 		{"SessionSignedOut by an admin", domain.SessionStream("s1"), admin,
-			[]domain.Event{domain.SessionSignedOut{Reason: domain.SignOutByAdmin, At: at(27)}},
+			[]domain.Event{domain.SessionSignedOut{Reason: reasons.SignOutByAdmin, At: at(27)}},
 			&wantActivity{typ: "SessionSignedOut", outcome: "success", desc: "Session signed out by an administrator",
 				details: `{"reason":"signed_out_by_admin","session_id":"s1","signed_out_by":"admin"}`, account: "acc-a", actor: "acc-admin",
 				access: "api", accessDetails: "curl 8.5.0", ip: ipGoogle, country: "US"}},
@@ -166,17 +167,17 @@ func TestActivityReducer(t *testing.T) {
 			}, nil},
 		{"SessionExpired shows where the session was used from", domain.SessionStream("s2"),
 			domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, SubjectAccountID: "acc-a"},
-			[]domain.Event{domain.SessionExpired{Reason: domain.ExpiredIdle, At: at(29)}},
+			[]domain.Event{domain.SessionExpired{Reason: reasons.ExpiredIdle, At: at(29)}},
 			&wantActivity{typ: "SessionExpired", outcome: "success", desc: "Session expired after inactivity",
 				details: `{"reason":"idle","session_id":"s2"}`, account: "acc-a", access: "browser",
 				accessDetails: "Safari 17 on iOS (iPhone)", ip: ipGoogle, country: "US"}},
 		{"SessionSignedOut by a delegate", domain.SessionStream("s3"),
 			with(func(m *domain.Metadata) { m.Actor = domain.Actor{Type: domain.ActorDelegate, ID: "acc-d"} }),
-			[]domain.Event{domain.SessionSignedOut{Reason: domain.SignOutLogout, At: at(30)}},
+			[]domain.Event{domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: at(30)}},
 			ptr(withActor(ok("SessionSignedOut", "Signed out", `{"reason":"logout","session_id":"s3","signed_out_by":"delegate"}`), "acc-d"))},
 		{"LoginFailed: a passkey of no account", domain.SigninStream,
 			domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount}, IP: ipPrivate, UserAgent: uaSafariIOS},
-			[]domain.Event{domain.LoginFailed{Reason: domain.LoginFailedUnknownAccount, Stage: domain.StagePassword,
+			[]domain.Event{domain.LoginFailed{Reason: reasons.LoginFailedUnknownAccount, Stage: domain.StagePassword,
 				Method: domain.MethodPasskey, At: at(31)}},
 			&wantActivity{typ: "LoginFailed", outcome: "failure", desc: "Sign-in failed: unknown passkey",
 				details: `{"method":"passkey","reason":"unknown_account","stage":"password"}`,
@@ -433,7 +434,7 @@ func TestActivityTimeWindows(t *testing.T) {
 		}
 		m := md
 		m.SubjectAccountID, m.Actor = account, self(account)
-		pos = e.emit(domain.AccountStream(account), m, domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials,
+		pos = e.emit(domain.AccountStream(account), m, domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials,
 			Stage: domain.StagePassword, Method: domain.MethodPassword, At: at})
 	}
 	e.waitFor(r, pos)
@@ -493,7 +494,7 @@ func TestActivityTimeBoundsAcrossBatches(t *testing.T) {
 		if i == 699 {
 			at = testStart.Add(-time.Hour)
 		}
-		evs = append(evs, domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword, Method: domain.MethodPassword, At: at})
+		evs = append(evs, domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, Stage: domain.StagePassword, Method: domain.MethodPassword, At: at})
 	}
 	e.emit(domain.AccountStream("acc-a"), md, evs...)
 	for _, batch := range []int{1, 7, 5000} {

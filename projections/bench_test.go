@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -104,7 +105,7 @@ func BenchmarkReadModelLag(b *testing.B) {
 		case 2:
 			ev = domain.SessionAccessed{At: at}
 		default:
-			ev = domain.SessionSignedOut{Reason: domain.SignOutLogout, At: at}
+			ev = domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: at}
 		}
 		return domain.SessionStream(sid), encode(b, ev, md)
 	}, func([]string, []time.Time) { round++ })

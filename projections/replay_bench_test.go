@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/projections"
@@ -41,7 +42,7 @@ func BenchmarkReplay(b *testing.B) {
 		md := domain.Metadata{Actor: self(id), SubjectAccountID: id, IP: ips[a%len(ips)], UserAgent: uas[a%len(uas)], ClientID: domain.PortalClientID}
 		acct := []domain.EventData{enc(domain.AccountRegistered{AccountID: id, Email: id + "@example.com", PasswordHash: "h", At: t0}, md)}
 		for i := range 4 {
-			acct = append(acct, enc(domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
+			acct = append(acct, enc(domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
 				Method: domain.MethodPassword, At: t0.Add(time.Duration(i) * time.Second)}, md))
 		}
 		if _, err := store.Append(ctx, domain.AccountStream(id), eventstore.Any, acct); err != nil {
@@ -57,7 +58,7 @@ func BenchmarkReplay(b *testing.B) {
 				enc(started(sid, id, at), smd),
 				enc(domain.SessionAccessed{At: at.Add(time.Minute)}, smd),
 				enc(domain.SessionAccessed{At: at.Add(2 * time.Minute)}, smd),
-				enc(domain.SessionSignedOut{Reason: domain.SignOutLogout, At: at.Add(3 * time.Minute)}, smd),
+				enc(domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: at.Add(3 * time.Minute)}, smd),
 			}
 			if _, err := store.Append(ctx, domain.SessionStream(sid), eventstore.Any, evs); err != nil {
 				b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/projections"
 )
@@ -148,7 +149,7 @@ func TestSessionsReducer(t *testing.T) {
 		}},
 		{"SessionSignedOut removes the session", func() uint64 {
 			return e.emit(domain.SessionStream("s2"), mdA(ipGoogle, uaSafariIOS, domain.PortalClientID),
-				domain.SessionSignedOut{Reason: domain.SignOutLogout, At: t0.Add(7 * time.Minute)})
+				domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: t0.Add(7 * time.Minute)})
 		}, func(t *testing.T) {
 			if _, ok := get(t, "s2"); ok {
 				t.Fatal("signed-out session still listed")
@@ -159,7 +160,7 @@ func TestSessionsReducer(t *testing.T) {
 		}},
 		{"SessionExpired removes the session", func() uint64 {
 			return e.emit(domain.SessionStream("s4"), domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, SubjectAccountID: "acc-a"},
-				domain.SessionExpired{Reason: domain.ExpiredIdle, At: t0.Add(3 * time.Hour)})
+				domain.SessionExpired{Reason: reasons.ExpiredIdle, At: t0.Add(3 * time.Hour)})
 		}, func(t *testing.T) {
 			if got := list(t, "acc-a"); !slices.Equal(got, []string{"s1"}) {
 				t.Fatalf("acc-a sessions after expiry = %v", got)

@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/expect"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 	"github.com/vigil-auth/vigil/geoip/geoiptest"
 )
@@ -473,7 +474,7 @@ func planSeed(cfg seedConfig) (*seedPlan, error) {
 				email := fmt.Sprintf("%s.%s%d@%s", strings.ToLower(seedFirstNames[r.IntN(len(seedFirstNames))]),
 					strings.ToLower(seedLastNames[r.IntN(len(seedLastNames))]), r.IntN(10000), seedEmailDomains[r.IntN(len(seedEmailDomains))])
 				evs[j] = seedEvent{id: seedID(r, at),
-					ev: domain.LoginFailed{Reason: domain.LoginFailedUnknownAccount, Stage: domain.StagePassword,
+					ev: domain.LoginFailed{Reason: reasons.LoginFailedUnknownAccount, Stage: domain.StagePassword,
 						Method: domain.MethodPassword, AttemptedEmail: email, At: at},
 					md: domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount}, IP: seedIP(r, c),
 						UserAgent: seedUserAgents[r.IntN(len(seedUserAgents))].ua, CorrelationID: seedID(r, at)}}
@@ -619,10 +620,10 @@ func planAccount(p *seedPlan, add func(time.Time, string, expect.Version, ...see
 				Locale:    []string{"en-GB", "en-US", "de-DE", "fr-FR", "ja-JP", "es-ES"}[r.IntN(6)],
 			}, At: at}, expect.Exact(version))
 		case actFailed:
-			ev := domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
+			ev := domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
 				Method: domain.MethodPassword, At: at}
 			if totpConfirmed && r.IntN(4) == 0 {
-				ev = domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageSecondFactor,
+				ev = domain.LoginFailed{Reason: reasons.LoginFailedInvalidSecondFactor, Stage: domain.StageSecondFactor,
 					Method: domain.MethodTOTP, At: at}
 			}
 			one(ev, expect.Any)
@@ -675,11 +676,11 @@ func planAccount(p *seedPlan, add func(time.Time, string, expect.Version, ...see
 				lmd := md
 				lmd.CorrelationID = seedID(r, end)
 				add(end, sstream, expect.Exact(sv), seedEvent{id: seedID(r, end), md: lmd,
-					ev: domain.SessionSignedOut{Reason: domain.SignOutLogout, At: end}})
+					ev: domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: end}})
 			} else {
-				end, reason := last.Add(idle), domain.ExpiredIdle
+				end, reason := last.Add(idle), reasons.ExpiredIdle
 				if end.After(at.Add(lifetime)) {
-					end, reason = at.Add(lifetime), domain.ExpiredLifetime
+					end, reason = at.Add(lifetime), reasons.ExpiredLifetime
 				}
 				end = end.Add(time.Duration(r.IntN(60)) * time.Second) // the sweeper's period
 				if end.After(until) {

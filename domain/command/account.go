@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/expect"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -334,7 +335,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller domain.Session, cur
 	}
 	out := SignOutResult{Position: res.LastPosition}
 	if signOutOthers {
-		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, domain.SignOutPasswordChanged, md)
+		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, reasons.SignOutPasswordChanged, md)
 		out.SignedOut = n
 		if pos > out.Position {
 			out.Position = pos
@@ -364,7 +365,7 @@ func (s *Service) checkPassword(ctx context.Context, a *domain.Account, password
 	}
 	if !ok {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StageReauth,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, Stage: domain.StageReauth,
 			Method: domain.MethodPassword, SessionID: sessionID, At: now}, md)
 		return domain.ErrInvalidCredentials
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/expect"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
 
@@ -135,7 +136,7 @@ func (s *Service) endActingSessions(ctx context.Context, d *domain.Delegation, m
 		if sess.DelegationID != d.ID {
 			continue
 		}
-		p, err := s.signOut(ctx, sess.ID, d.OwnerAccountID, domain.SignOutDelegationEnded, md)
+		p, err := s.signOut(ctx, sess.ID, d.OwnerAccountID, reasons.SignOutDelegationEnded, md)
 		if err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
 			errs = append(errs, err)
 		}
@@ -189,7 +190,7 @@ func (s *Service) Act(ctx context.Context, caller domain.Session, id string, rm 
 	}
 	// A revocation between the check and the start would have missed this session.
 	if d2, err := s.loadDelegation(ctx, id); err != nil || !d2.ActiveAt(s.now()) {
-		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, domain.SignOutDelegationEnded, md)
+		_, _ = s.signOut(ctx, out.Authenticated.Session.ID, d.OwnerAccountID, reasons.SignOutDelegationEnded, md)
 		return LoginResult{}, fmt.Errorf("delegation %s ended meanwhile: %w", id, domain.ErrForbidden)
 	}
 	s.dels.publish(d)

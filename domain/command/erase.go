@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // DataKeys is where the accounts' data keys live, outside the log (eventstore/sealed): the
@@ -55,7 +56,7 @@ func (s *Service) erase(ctx context.Context, accountID string, md domain.Metadat
 	}
 	var last uint64
 	for _, sess := range append(s.index.sessionsOf(accountID), s.index.actingAs(accountID)...) {
-		p, err := s.signOut(ctx, sess.ID, "", domain.SignOutAccountErased, md)
+		p, err := s.signOut(ctx, sess.ID, "", reasons.SignOutAccountErased, md)
 		if err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
 			return last, err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/expect"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -108,7 +109,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	if a == nil {
 		s.hasher.VerifyDummy(password)
 		at.Failed()
-		s.recordFailure(ctx, "", attempted, domain.LoginFailed{Reason: domain.LoginFailedUnknownAccount, Stage: domain.StagePassword,
+		s.recordFailure(ctx, "", attempted, domain.LoginFailed{Reason: reasons.LoginFailedUnknownAccount, Stage: domain.StagePassword,
 			Method: domain.MethodPassword, At: now}, s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
@@ -119,7 +120,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientID string, r
 	}
 	if !ok {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials, Stage: domain.StagePassword,
 			Method: domain.MethodPassword, At: now}, md)
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
@@ -179,7 +180,7 @@ func (s *Service) SecondFactor(ctx context.Context, ticket, method, code string,
 	})
 	if errors.Is(err, domain.ErrInvalidCode) {
 		at.Failed()
-		s.recordFailure(ctx, t.AccountID, "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageSecondFactor,
+		s.recordFailure(ctx, t.AccountID, "", domain.LoginFailed{Reason: reasons.LoginFailedInvalidSecondFactor, Stage: domain.StageSecondFactor,
 			Method: method, At: now}, md)
 		if t.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, ticket)
@@ -211,7 +212,7 @@ func (s *Service) reserveSignIn(ctx context.Context, key, ipKey, email, stage, m
 		return at, err
 	}
 	if d.First {
-		ev := domain.LoginFailed{Reason: domain.LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: d.Wait.Milliseconds(), At: now}
+		ev := domain.LoginFailed{Reason: reasons.LoginFailedThrottled, Stage: stage, Method: method, RetryAfterMS: d.Wait.Milliseconds(), At: now}
 		var a *domain.Account
 		if email != "" {
 			a, _ = s.findAccount(ctx, email)
@@ -235,7 +236,7 @@ func (s *Service) reserveReauth(ctx context.Context, a *domain.Account, method, 
 		return at, err
 	}
 	if d.First {
-		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedThrottled, Stage: domain.StageReauth, Method: method,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: reasons.LoginFailedThrottled, Stage: domain.StageReauth, Method: method,
 			SessionID: sessionID, RetryAfterMS: d.Wait.Milliseconds(), At: now}, md)
 	}
 	return nil, &throttle.Error{RetryAfter: d.Wait}
@@ -375,7 +376,7 @@ func (s *Service) spendCode(ctx context.Context, a *domain.Account, method, code
 	})
 	if errors.Is(err, domain.ErrInvalidCode) {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageReauth,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: reasons.LoginFailedInvalidSecondFactor, Stage: domain.StageReauth,
 			Method: method, SessionID: sessionID, At: now}, md)
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
@@ -67,7 +68,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 		}
 	}
 	acc := h.events(domain.AccountStream(id))
-	if len(acc) != 3 || h.decode(acc[2]).(domain.LoginFailed).Reason != domain.LoginFailedInvalidCredentials {
+	if len(acc) != 3 || h.decode(acc[2]).(domain.LoginFailed).Reason != reasons.LoginFailedInvalidCredentials {
 		t.Fatalf("account stream %v", h.types(domain.AccountStream(id)))
 	}
 	if lf := h.decode(acc[2]).(domain.LoginFailed); lf.AttemptedEmail != "" {
@@ -78,7 +79,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 		t.Fatalf("system-signin %v", h.types(domain.SigninStream))
 	}
 	lf := h.decode(sys[0]).(domain.LoginFailed)
-	if lf.Reason != domain.LoginFailedUnknownAccount || lf.AttemptedEmail != "nobody@example.com" || sys[0].Metadata.IP != "192.0.2.9" {
+	if lf.Reason != reasons.LoginFailedUnknownAccount || lf.AttemptedEmail != "nobody@example.com" || sys[0].Metadata.IP != "192.0.2.9" {
 		t.Fatalf("LoginFailed %+v %+v", lf, sys[0].Metadata)
 	}
 	if _, err := h.svc.LookupEmail(h.ctx, "nobody@example.com"); !errors.Is(err, domain.ErrNotFound) {
@@ -162,7 +163,7 @@ func TestLoginTicketBurnsAndExpires(t *testing.T) {
 	if _, err := h.svc.SecondFactor(h.ctx, tk.Ticket, "totp", h.code(secret), command.RequestMeta{}); !errors.Is(err, command.ErrTicketInvalid) {
 		t.Fatalf("ticket survived five wrong codes: %v", err)
 	}
-	if failed := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidSecondFactor]; failed != 5 {
+	if failed := h.failureReasons(domain.AccountStream(id))[reasons.LoginFailedInvalidSecondFactor]; failed != 5 {
 		t.Fatalf("%d invalid_second_factor events", failed)
 	}
 
@@ -209,7 +210,7 @@ func TestThrottling(t *testing.T) {
 		t.Fatalf("Retry-After %d", te.RetryAfterSeconds())
 	}
 	// throttled rejections are recorded once per window
-	if throttled := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedThrottled]; throttled != 3 {
+	if throttled := h.failureReasons(domain.AccountStream(id))[reasons.LoginFailedThrottled]; throttled != 3 {
 		t.Fatalf("%d throttled events for 3 windows (6 rejections)", throttled)
 	}
 	// a success resets the account's count

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // orgFixture: an org "A" owned by owner, with admin and member; a second org "B" owned by
@@ -393,7 +394,7 @@ func TestDelegation(t *testing.T) {
 		t.Fatalf("whoami after revoke: %v", err)
 	}
 	sevs := h.events(domain.SessionStream(acting.ID))
-	if so, ok := h.decode(sevs[len(sevs)-1]).(domain.SessionSignedOut); !ok || so.Reason != domain.SignOutDelegationEnded {
+	if so, ok := h.decode(sevs[len(sevs)-1]).(domain.SessionSignedOut); !ok || so.Reason != reasons.SignOutDelegationEnded {
 		t.Fatalf("acting session stream %v", h.types(domain.SessionStream(acting.ID)))
 	}
 	if _, err := h.svc.Act(h.ctx, delegate, id, command.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {

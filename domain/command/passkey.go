@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	webauthn "github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -183,7 +184,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, caller domain.S
 		return out, err
 	}
 	if signOutOthers {
-		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, domain.SignOutByUser, md)
+		n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, reasons.SignOutByUser, md)
 		out.SignedOut, out.Position = n, max(out.Position, pos)
 		if err != nil {
 			return out, err
@@ -327,15 +328,15 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 			}
 			if d.Wait > 0 {
 				if d.First {
-					s.recordFailure(ctx, "", "", domain.LoginFailed{Reason: domain.LoginFailedThrottled, Stage: stage, Method: domain.MethodPasskey,
+					s.recordFailure(ctx, "", "", domain.LoginFailed{Reason: reasons.LoginFailedThrottled, Stage: stage, Method: domain.MethodPasskey,
 						RetryAfterMS: d.Wait.Milliseconds(), At: now}, s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
 				}
 				return LoginResult{}, &throttle.Error{RetryAfter: d.Wait}
 			}
 		}
-		reason := domain.LoginFailedUnknownAccount
+		reason := reasons.LoginFailedUnknownAccount
 		if perr != nil || accountID == "" {
-			reason = domain.LoginFailedInvalidCredentials
+			reason = reasons.LoginFailedInvalidCredentials
 		}
 		s.recordFailure(ctx, "", "", domain.LoginFailed{Reason: reason, Stage: stage, Method: domain.MethodPasskey, At: now},
 			s.metadata("", domain.Actor{Type: domain.ActorAccount}, rm))
@@ -349,7 +350,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, cre
 	md := s.metadata(a.ID(), domain.Actor{Type: domain.ActorAccount, ID: a.ID()}, rm)
 	fail := func(err error) (LoginResult, error) {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: stage,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: reasons.LoginFailedInvalidSecondFactor, Stage: stage,
 			Method: domain.MethodPasskey, At: now}, md)
 		if withTicket && c.Ticket.Tries >= s.cfg.TicketMaxTries {
 			s.tickets.Consume(ctx, c.Ticket.ID)
@@ -502,7 +503,7 @@ func (s *Service) FinishPasskeyReauth(ctx context.Context, caller domain.Session
 	defer at.Settle(ctx)
 	fail := func(err error) (uint64, error) {
 		at.Failed()
-		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: domain.LoginFailedInvalidSecondFactor, Stage: domain.StageReauth,
+		s.recordFailure(ctx, a.ID(), "", domain.LoginFailed{Reason: reasons.LoginFailedInvalidSecondFactor, Stage: domain.StageReauth,
 			Method: domain.MethodPasskey, SessionID: cur.ID, At: now}, md)
 		return 0, fmt.Errorf("%w (%s)", domain.ErrPasskeyInvalid, webauthnReason(err))
 	}

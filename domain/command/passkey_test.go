@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/passkey"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/eventstore/testkit"
 )
@@ -462,7 +463,7 @@ func TestPasskeySecondFactor(t *testing.T) {
 		t.Fatalf("another account's passkey: %v", err)
 	}
 	acc := h.events(domain.AccountStream(id))
-	if lf, ok := h.decode(acc[len(acc)-1]).(domain.LoginFailed); !ok || lf.Reason != domain.LoginFailedInvalidSecondFactor ||
+	if lf, ok := h.decode(acc[len(acc)-1]).(domain.LoginFailed); !ok || lf.Reason != reasons.LoginFailedInvalidSecondFactor ||
 		lf.Stage != domain.StageSecondFactor || lf.Method != "passkey" {
 		t.Fatalf("failure record %v", h.types(domain.AccountStream(id)))
 	}
@@ -514,7 +515,7 @@ func TestPasskeyCloneSuspected(t *testing.T) {
 		cs, ok := h.decode(evs[len(evs)-2]).(domain.PasskeyCloneSuspected)
 		lf, ok2 := h.decode(evs[len(evs)-1]).(domain.LoginFailed)
 		if !ok || !ok2 || cs.StoredSignCount != 5 || cs.ReceivedSignCount != count ||
-			lf.Reason != domain.LoginFailedPasskeyCloneSuspected || lf.Stage != domain.StagePasskey || lf.Method != "passkey" {
+			lf.Reason != reasons.LoginFailedPasskeyCloneSuspected || lf.Stage != domain.StagePasskey || lf.Method != "passkey" {
 			t.Fatalf("count %d: %v", count, h.types(domain.AccountStream(id)))
 		}
 	}
@@ -606,7 +607,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 	var failures int
 	for _, env := range h.events(domain.AccountStream(id)) {
 		if lf, ok := h.decode(env).(domain.LoginFailed); ok {
-			if lf.Reason != domain.LoginFailedInvalidSecondFactor || lf.Method != "passkey" || env.Metadata.IP != "192.0.2.4" {
+			if lf.Reason != reasons.LoginFailedInvalidSecondFactor || lf.Method != "passkey" || env.Metadata.IP != "192.0.2.4" {
 				t.Fatalf("LoginFailed %+v", lf)
 			}
 			failures++
@@ -616,7 +617,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 		t.Fatalf("%d failures recorded on the account", failures)
 	}
 	sys := h.events(domain.SigninStream)
-	if len(sys) != 1 || h.decode(sys[0]).(domain.LoginFailed).Reason != domain.LoginFailedInvalidCredentials {
+	if len(sys) != 1 || h.decode(sys[0]).(domain.LoginFailed).Reason != reasons.LoginFailedInvalidCredentials {
 		t.Fatalf("system-signin %v", h.types(domain.SigninStream))
 	}
 	// a user handle naming no account
@@ -626,7 +627,7 @@ func TestPasskeyLoginRefusesBadAssertions(t *testing.T) {
 		t.Fatalf("unknown user handle: %v", err)
 	}
 	sys = h.events(domain.SigninStream)
-	if lf := h.decode(sys[len(sys)-1]).(domain.LoginFailed); lf.Reason != domain.LoginFailedUnknownAccount || lf.Stage != domain.StagePasskey {
+	if lf := h.decode(sys[len(sys)-1]).(domain.LoginFailed); lf.Reason != reasons.LoginFailedUnknownAccount || lf.Stage != domain.StagePasskey {
 		t.Fatalf("unknown account record %+v", lf)
 	}
 	// the genuine answer still works: nothing was spent

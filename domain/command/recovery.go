@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 	"github.com/vigil-auth/vigil/domain/validate"
 )
@@ -255,7 +256,7 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword s
 	// The password is replaced first, so that no session can start with the old one after
 	// the sign-out below.
 	out := SignOutResult{Position: res.LastPosition}
-	n, pos, err := s.signOutEverywhere(ctx, a.ID(), "", domain.SignOutPasswordReset, md)
+	n, pos, err := s.signOutEverywhere(ctx, a.ID(), "", reasons.SignOutPasswordReset, md)
 	out.SignedOut, out.Position = n, max(out.Position, pos)
 	if err != nil {
 		return out, err
@@ -343,7 +344,7 @@ func (s *Service) reportNotMe(ctx context.Context, accountID, keep, eventID, sou
 	if _, err := decideReportNotMe(a, eventID, source, domain.PasswordResetRequested{}, s.now()); err != nil {
 		return 0, err
 	}
-	_, last, err := s.signOutEverywhere(ctx, accountID, keep, domain.SignOutReportedNotMe, md)
+	_, last, err := s.signOutEverywhere(ctx, accountID, keep, reasons.SignOutReportedNotMe, md)
 	if err != nil {
 		return last, err
 	}

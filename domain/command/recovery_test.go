@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
@@ -304,7 +305,7 @@ func TestPasswordResetConfirm(t *testing.T) {
 		t.Fatalf("PasswordResetCompleted %+v", done)
 	}
 	out, _ := lastOf[domain.SessionSignedOut](h, domain.SessionStream(first.Session.ID))
-	if out.Reason != domain.SignOutPasswordReset {
+	if out.Reason != reasons.SignOutPasswordReset {
 		t.Fatalf("session signed out with %q", out.Reason)
 	}
 	if _, err := h.svc.Whoami(h.ctx, first.Token); !errors.Is(err, domain.ErrSessionNotFound) {
@@ -397,7 +398,7 @@ func TestReportNotMeFromTheMail(t *testing.T) {
 	}
 	for _, s := range []command.Authenticated{mine, theirs} {
 		out, _ := lastOf[domain.SessionSignedOut](h, domain.SessionStream(s.Session.ID))
-		if out.Reason != domain.SignOutReportedNotMe {
+		if out.Reason != reasons.SignOutReportedNotMe {
 			t.Fatalf("session %s signed out with %q", s.Session.ID, out.Reason)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/expect"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 // Whoami returns the active session whose token this is, from the in-memory index (never
@@ -89,7 +90,7 @@ func (s *Service) Logout(ctx context.Context, caller domain.Session, rm RequestM
 	if err != nil {
 		return 0, err
 	}
-	return s.signOut(ctx, cur.ID, cur.AccountID, domain.SignOutLogout, s.callerMetadata(cur, rm))
+	return s.signOut(ctx, cur.ID, cur.AccountID, reasons.SignOutLogout, s.callerMetadata(cur, rm))
 }
 
 // SignOut signs out one session of the caller's account (reason signed_out_by_user). A
@@ -106,9 +107,9 @@ func (s *Service) SignOut(ctx context.Context, caller domain.Session, sessionID 
 	if err != nil {
 		return 0, err
 	}
-	reason := domain.SignOutByUser
+	reason := reasons.SignOutByUser
 	if sessionID == cur.ID {
-		reason = domain.SignOutLogout
+		reason = reasons.SignOutLogout
 	}
 	return s.signOut(ctx, sessionID, cur.AccountID, reason, s.callerMetadata(cur, rm))
 }
@@ -128,14 +129,14 @@ func (s *Service) SignOutOthers(ctx context.Context, caller domain.Session, rm R
 	if err != nil {
 		return SignOutResult{}, err
 	}
-	n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, domain.SignOutByUser, s.callerMetadata(cur, rm))
+	n, pos, err := s.signOutAll(ctx, cur.AccountID, cur.ID, reasons.SignOutByUser, s.callerMetadata(cur, rm))
 	return SignOutResult{SignedOut: n, Position: pos}, err
 }
 
 // AdminSignOut signs out any session (reason signed_out_by_admin). The HTTP layer has
 // checked the role; rm.Actor names the admin.
 func (s *Service) AdminSignOut(ctx context.Context, sessionID string, rm RequestMeta) (uint64, error) {
-	return s.signOut(ctx, sessionID, "", domain.SignOutByAdmin, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
+	return s.signOut(ctx, sessionID, "", reasons.SignOutByAdmin, s.metadata("", domain.Actor{Type: domain.ActorSystem}, rm))
 }
 
 // AccountSessions returns the account's active sessions known to the index, oldest first.

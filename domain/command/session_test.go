@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 func TestSessionIdleTimeoutAndTouch(t *testing.T) {
@@ -60,7 +61,7 @@ func TestSessionIdleTimeoutAndTouch(t *testing.T) {
 		t.Fatalf("sweep %+v %v", res, err)
 	}
 	evs := h.events(domain.SessionStream(id))
-	if exp := h.decode(evs[len(evs)-1]).(domain.SessionExpired); exp.Reason != domain.ExpiredIdle {
+	if exp := h.decode(evs[len(evs)-1]).(domain.SessionExpired); exp.Reason != reasons.ExpiredIdle {
 		t.Fatalf("expiry %+v", exp)
 	}
 	if evs[len(evs)-1].Metadata.Actor.Type != domain.ActorSystem || evs[len(evs)-1].Metadata.SubjectAccountID != a.Session.AccountID {
@@ -97,7 +98,7 @@ func TestSessionLifetime(t *testing.T) {
 		t.Fatalf("sweep %+v %v", res, err)
 	}
 	evs := h.events(domain.SessionStream(a.Session.ID))
-	if exp := h.decode(evs[len(evs)-1]).(domain.SessionExpired); exp.Reason != domain.ExpiredLifetime {
+	if exp := h.decode(evs[len(evs)-1]).(domain.SessionExpired); exp.Reason != reasons.ExpiredLifetime {
 		t.Fatalf("expiry %+v", exp)
 	}
 	// 35 touches 20 minutes apart, each recorded
@@ -149,7 +150,7 @@ func TestSignOuts(t *testing.T) {
 	if _, err := h.svc.Whoami(h.ctx, cur.Token); err != nil {
 		t.Fatal("current session signed out")
 	}
-	if evs := h.events(domain.SessionStream(o2.Session.ID)); h.decode(evs[len(evs)-1]).(domain.SessionSignedOut).Reason != domain.SignOutByUser {
+	if evs := h.events(domain.SessionStream(o2.Session.ID)); h.decode(evs[len(evs)-1]).(domain.SessionSignedOut).Reason != reasons.SignOutByUser {
 		t.Fatal("reason")
 	}
 	if _, err := h.svc.AdminSignOut(h.ctx, bob.Session.ID, command.RequestMeta{Actor: &domain.Actor{Type: domain.ActorAdmin, ID: "admin-1"}}); err != nil {
@@ -157,7 +158,7 @@ func TestSignOuts(t *testing.T) {
 	}
 	evs := h.events(domain.SessionStream(bob.Session.ID))
 	last := evs[len(evs)-1]
-	if h.decode(last).(domain.SessionSignedOut).Reason != domain.SignOutByAdmin || last.Metadata.Actor.ID != "admin-1" {
+	if h.decode(last).(domain.SessionSignedOut).Reason != reasons.SignOutByAdmin || last.Metadata.Actor.ID != "admin-1" {
 		t.Fatalf("admin sign-out %+v", last)
 	}
 	if _, err := h.svc.Logout(h.ctx, cur.Session, command.RequestMeta{}); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -37,7 +38,7 @@ var registered = domain.AccountRegistered{AccountID: "a1", Email: "ann@example.c
 func TestSessionIndexApplyOrderAndTombstones(t *testing.T) {
 	x := newSessionIndex()
 	envs := envelopes(t, domain.SessionStream("s1"), append(startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0),
-		domain.SessionAccessed{At: t0.Add(5 * time.Minute)}, domain.SessionSignedOut{Reason: domain.SignOutLogout, At: t0.Add(6 * time.Minute)})...)
+		domain.SessionAccessed{At: t0.Add(5 * time.Minute)}, domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: t0.Add(6 * time.Minute)})...)
 	other := envelopes(t, domain.AccountStream("a1"), registered)
 	if err := x.Apply(other[0]); err != nil || x.Len() != 0 {
 		t.Fatalf("account event: %v, %d", err, x.Len())
@@ -87,7 +88,7 @@ func TestSessionIndexObserveThenLateProjection(t *testing.T) {
 	// The synchronous path signs a session out before the projection has even delivered
 	// its start: the start must not appear afterwards.
 	x := newSessionIndex()
-	all := append(startEvents("s2", "a1", "tok2", []string{domain.AMRPassword}, t0), domain.SessionSignedOut{Reason: domain.SignOutByAdmin, At: t0})
+	all := append(startEvents("s2", "a1", "tok2", []string{domain.AMRPassword}, t0), domain.SessionSignedOut{Reason: reasons.SignOutByAdmin, At: t0})
 	envs := envelopes(t, domain.SessionStream("s2"), all...)
 	r, err := domain.Rebuild[*domain.SessionRecord]("s2", envs)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/domain/throttle"
 )
 
@@ -54,7 +55,7 @@ func (h *harness) checkPasswordBurst(id string, errs []error) {
 	if checked > freeChecks || checked+throttled != 40 {
 		h.t.Errorf("40 parallel wrong passwords: %d checked, %d throttled; want at most %d checked", checked, throttled, freeChecks)
 	}
-	if n := h.failureReasons(domain.AccountStream(id))[domain.LoginFailedInvalidCredentials]; n != checked {
+	if n := h.failureReasons(domain.AccountStream(id))[reasons.LoginFailedInvalidCredentials]; n != checked {
 		h.t.Errorf("%d invalid_credentials events for %d checks", n, checked)
 	}
 }
@@ -154,7 +155,7 @@ func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := map[string]int{}
+	seen := map[string]int{}
 	for _, env := range all {
 		raw, err := json.Marshal(env)
 		if err != nil {
@@ -165,19 +166,19 @@ func TestLoginFailedKeepsNoIdentifierThatIsNotAnEmail(t *testing.T) {
 		}
 		if env.Type == domain.EventLoginFailed {
 			lf := h.decode(env).(domain.LoginFailed)
-			reasons[lf.Reason]++
+			seen[lf.Reason]++
 			if lf.AttemptedEmail != "" {
 				t.Errorf("attempted email %q", lf.AttemptedEmail)
 			}
 		}
 	}
-	if reasons[domain.LoginFailedUnknownAccount] != 7 || reasons[domain.LoginFailedThrottled] != 1 {
-		t.Errorf("LoginFailed reasons %v, want 7 unknown_account and 1 throttled", reasons)
+	if seen[reasons.LoginFailedUnknownAccount] != 7 || seen[reasons.LoginFailedThrottled] != 1 {
+		t.Errorf("LoginFailed reasons %v, want 7 unknown_account and 1 throttled", seen)
 	}
 	// A valid email that has no account is still named (unknown_account).
 	_, _ = h.svc.Login(h.ctx, "Nobody@Example.com", "x", "", command.RequestMeta{})
 	sys := h.events(domain.SigninStream)
-	if lf := h.decode(sys[len(sys)-1]).(domain.LoginFailed); lf.AttemptedEmail != "nobody@example.com" || lf.Reason != domain.LoginFailedUnknownAccount {
+	if lf := h.decode(sys[len(sys)-1]).(domain.LoginFailed); lf.AttemptedEmail != "nobody@example.com" || lf.Reason != reasons.LoginFailedUnknownAccount {
 		t.Errorf("unknown valid email: %+v", lf)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/command"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/handlers/web"
 )
 
@@ -202,11 +203,11 @@ func Render(openapi []byte, pol *credential.PasswordPolicy, flags []ReferenceFla
 		DefaultPageLimit: web.DefaultPageLimit, MaxPageLimit: web.MaxPageLimit,
 		MinPositionWait: web.DefaultMinPositionWait.String(), MaxBody: fmt.Sprintf("%d KiB", web.MaxBodyBytes/1024),
 		ProblemContentType: web.ProblemContentType, ProblemTypePrefix: web.ProblemTypePrefix,
-		LoginFailedReasons: []string{domain.LoginFailedInvalidCredentials, domain.LoginFailedUnknownAccount,
-			domain.LoginFailedInvalidSecondFactor, domain.LoginFailedThrottled, domain.LoginFailedPasskeyCloneSuspected},
-		SignOutReasons: []string{domain.SignOutLogout, domain.SignOutByUser, domain.SignOutByAdmin,
-			domain.SignOutPasswordChanged, domain.SignOutDelegationEnded},
-		ExpiredReasons: []string{domain.ExpiredLifetime, domain.ExpiredIdle},
+		LoginFailedReasons: []string{reasons.LoginFailedInvalidCredentials, reasons.LoginFailedUnknownAccount,
+			reasons.LoginFailedInvalidSecondFactor, reasons.LoginFailedThrottled, reasons.LoginFailedPasskeyCloneSuspected},
+		SignOutReasons: []string{reasons.SignOutLogout, reasons.SignOutByUser, reasons.SignOutByAdmin,
+			reasons.SignOutPasswordChanged, reasons.SignOutDelegationEnded},
+		ExpiredReasons: []string{reasons.ExpiredLifetime, reasons.ExpiredIdle},
 		Roles:          []string{domain.RoleAdmin, domain.RoleAuditor},
 		Scopes:         command.ServiceTokenScopes,
 	}

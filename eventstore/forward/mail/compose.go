@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/eventtype"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/eventstore/sealed"
 	"github.com/vigil-auth/vigil/geoip"
 	"github.com/vigil-auth/vigil/projections"
@@ -189,7 +190,7 @@ func (c *composer) compose(ctx context.Context, ev domain.Envelope) (*Message, s
 		}
 		ct.Values["until"] = e.ExpiresAt
 	case domain.SessionSignedOut:
-		if e.Reason != domain.SignOutByAdmin {
+		if e.Reason != reasons.SignOutByAdmin {
 			return nil, skipNone, nil
 		}
 		ct.Kind = KindSignedOutByAdmin

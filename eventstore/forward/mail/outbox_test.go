@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/eventstore/forward/mail"
 	"github.com/vigil-auth/vigil/eventstore/forward/mail/mailtest"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -124,7 +125,7 @@ func triggers() []trigger {
 					domain.LoginSucceeded{AccountID: acct, SessionID: sid, Method: "password", AMR: []string{"pwd"}, AAL: "aal1", At: now()},
 					domain.SessionStarted{SessionID: sid, AccountID: acct, TokenHash: "x", AMR: []string{"pwd"}, AAL: "aal1", StartedAt: now(), ExpiresAt: now().Add(time.Hour)})
 				admin := domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}, SubjectAccountID: acct, IP: "10.9.9.9", UserAgent: "curl/8.5.0"}
-				ev := f.appendTo(domain.SessionStream(sid), admin, domain.SessionSignedOut{Reason: domain.SignOutByAdmin, At: now()})
+				ev := f.appendTo(domain.SessionStream(sid), admin, domain.SessionSignedOut{Reason: reasons.SignOutByAdmin, At: now()})
 				return ev, "", "", "", ev.ID
 			}, text: []string{"administrator signed out", "São Paulo, Brazil", ipSaoPaul}},
 	}
@@ -226,7 +227,7 @@ func TestNoMailForOtherEvents(t *testing.T) {
 	f.appendTo(domain.SessionStream(sid), md(acct),
 		domain.LoginSucceeded{AccountID: acct, SessionID: sid, Method: "password", AMR: []string{"pwd"}, AAL: "aal1", At: now},
 		domain.SessionStarted{SessionID: sid, AccountID: acct, TokenHash: "x", AMR: []string{"pwd"}, AAL: "aal1", StartedAt: now, ExpiresAt: now.Add(time.Hour)},
-		domain.SessionSignedOut{Reason: domain.SignOutLogout, At: now})
+		domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: now})
 	f.appendTo(domain.AccountStream(acct), md(acct), domain.NameChanged{FirstName: "Ada", LastName: "L", At: now})
 	// A verification of an address the account left since.
 	req := domain.NewID()
