@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/reasons"
 	"github.com/vigil-auth/vigil/projections"
 )
 
@@ -53,7 +54,7 @@ func TestRebuildInMemoryRowsEqualLive(t *testing.T) {
 	}
 	// Failed sign-ins recorded late: their times go back past the rows before them.
 	for i := range 12 {
-		e.emit(domain.AccountStream("a"), md("a", ipSweden), domain.LoginFailed{Reason: domain.LoginFailedInvalidCredentials,
+		e.emit(domain.AccountStream("a"), md("a", ipSweden), domain.LoginFailed{Reason: reasons.LoginFailedInvalidCredentials,
 			Stage: domain.StagePassword, Method: domain.MethodPassword, At: at(30 - 2*i)})
 	}
 	loginEvents, err := e.store.ReadAll(ctx, loginPos-2, 1)
@@ -69,9 +70,9 @@ func TestRebuildInMemoryRowsEqualLive(t *testing.T) {
 	e.emit(domain.SessionStream("s3"), md("b", ipSweden), domain.SessionAccessed{At: at(34)})
 	e.emit(domain.SessionStream("s1"), md("a", ipLondon),
 		domain.ReauthSucceeded{Method: domain.MethodTOTP, AMR: []string{domain.AMRPassword, "otp"}, AAL: domain.AAL2, At: at(35)})
-	e.emit(domain.SessionStream("s2"), md("a", ipGoogle), domain.SessionSignedOut{Reason: domain.SignOutLogout, At: at(36)})
+	e.emit(domain.SessionStream("s2"), md("a", ipGoogle), domain.SessionSignedOut{Reason: reasons.SignOutLogout, At: at(36)})
 	e.emit(domain.AccountStream("b"), md("b", ipSweden), domain.AccountErased{At: at(37)})
-	e.emit(domain.SessionStream("s1"), domain.Metadata{}, domain.SessionExpired{Reason: domain.ExpiredIdle, At: at(40)})
+	e.emit(domain.SessionStream("s1"), domain.Metadata{}, domain.SessionExpired{Reason: reasons.ExpiredIdle, At: at(40)})
 	login("s4", "a", ipTelstra, 41)
 	e.emit(domain.SessionStream("s4"), md("a", ipTelstra), domain.SessionAccessed{At: at(42)})
 	head := e.emit(domain.SessionStream("s4"), md("a", ipTelstra),
