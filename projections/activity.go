@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/geoip"
@@ -133,6 +135,15 @@ func (p Activity) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) err
 // later events are attributed and an expiry shows where the session was used from.
 func (Activity) sessionStarted(ctx context.Context, tx *sql.Tx, ev domain.Envelope, s domain.SessionStarted) error {
 	id, clientID := startedSession(ev, s)
+	if inBatch(ctx, tx) {
+		st := stateOf(ctx, tx)
+		if st.activitySessions == nil {
+			st.activitySessions = map[string]*sessionInfo{}
+		}
+		st.activitySessions[id] = &sessionInfo{accountID: s.AccountID, actorAccountID: s.ActorAccountID,
+			clientID: clientID, ip: ev.Metadata.IP, userAgent: ev.Metadata.UserAgent}
+		return nil
+	}
 	return txExec(ctx, tx, `INSERT OR REPLACE INTO activity_sessions
 		(session_id, account_id, actor_account_id, client_id, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?)`,
 		id, s.AccountID, s.ActorAccountID, clientID, ev.Metadata.IP, ev.Metadata.UserAgent)
@@ -145,8 +156,16 @@ func thenForgetSession(reduce reducer[Activity]) reducer[Activity] {
 		if err := reduce(p, ctx, tx, ev); err != nil {
 			return err
 		}
-		return txExec(ctx, tx, `DELETE FROM activity_sessions WHERE session_id = ?`,
-			streamID(ev.StreamID, domain.StreamPrefixSession))
+		id := streamID(ev.StreamID, domain.StreamPrefixSession)
+		if inBatch(ctx, tx) {
+			st := stateOf(ctx, tx)
+			if st.activitySessions == nil {
+				st.activitySessions = map[string]*sessionInfo{}
+			}
+			st.activitySessions[id] = nil // removed
+			return nil
+		}
+		return txExec(ctx, tx, `DELETE FROM activity_sessions WHERE session_id = ?`, id)
 	}
 }
 
@@ -180,17 +199,114 @@ func (p Activity) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, ki
 	}
 	ag := ParseUserAgent(ua)
 	pl := locate(ctx, p.GeoIP, ip)
-	t := nanos(eventTime(ev))
+	t := nanos(eventTimeOf(ctx, ev))
 	timeMax, err := keepTimeBounds(ctx, tx, ev.Position, t)
 	if err != nil {
 		return err
 	}
-	args := []any{ev.Position, ev.ID, in.account, t, timeMax, t, ev.Type, outcome, ip}
+	args := make([]any, 0, activityRowColumns)
+	args = append(args, ev.Position, ev.ID, in.account, t, timeMax, t, ev.Type, outcome, ip)
 	args = append(args, pl.args()...)
 	args = append(args, ag.AccessType(), ag.Details, clientID, cname, actorAccount(ev.Metadata, in.account), string(detJSON), desc)
-	return txExec(ctx, tx, `INSERT OR REPLACE INTO activity (position, id, account_id, time, time_max, time_min, type, outcome, ip,
-		`+placeColumns+`, access_type, access_details, client_id, client_name, actor_account_id, details, description)
-		VALUES (`+placeholders(len(args))+`)`, args...)
+	if inBatch(ctx, tx) {
+		st := stateOf(ctx, tx)
+		st.activityRows = append(st.activityRows, activityRow{pos: ev.Position, args: args})
+		return nil
+	}
+	return writeActivityRows(ctx, tx, []activityRow{{pos: ev.Position, args: args}})
+}
+
+// Inside Applier.Apply the activity projection keeps the batch's rows in memory (lowering
+// their time_min there, see keepTimeBounds) and writes them at its end, or before a
+// statement that reads or changes the table (an erasure, a sign-in's risk signals), with
+// multi-row statements; so it does the sessions it remembers (activity_sessions) and the
+// client names it looked up.
+
+// activityRow is a row of the activity table not written yet: its position and its
+// columns in the order of writeActivityRows (time_min at activityTimeMin).
+type activityRow struct {
+	pos  uint64
+	args []any
+}
+
+const (
+	activityRowColumns = 25 // of the activity table
+	activityTimeMin    = 5  // the index of time_min in activityRow.args
+	activityChunk      = 64 // rows per statement
+)
+
+// writeActivityRows inserts rows (in position order), activityChunk per statement.
+func writeActivityRows(ctx context.Context, tx *sql.Tx, rows []activityRow) error {
+	args := make([]any, 0, min(len(rows), activityChunk)*activityRowColumns)
+	for len(rows) > 0 {
+		n := min(len(rows), activityChunk)
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.args...)
+		}
+		err := txExec(ctx, tx, `INSERT OR REPLACE INTO activity (position, id, account_id, time, time_max, time_min, type, outcome, ip,
+			`+placeColumns+`, access_type, access_details, client_id, client_name, actor_account_id, details, description)
+			VALUES `+tuples(n, activityRowColumns), args...)
+		if err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// writeBatch writes what the batch kept in memory: its activity rows and its changes of
+// activity_sessions.
+func (Activity) writeBatch(ctx context.Context, tx *sql.Tx) error {
+	st := stateOf(ctx, tx)
+	if len(st.activityRows) > 0 {
+		if err := writeActivityRows(ctx, tx, st.activityRows); err != nil {
+			return fmt.Errorf("activity: %w", err)
+		}
+		st.activityRows = st.activityRows[:0]
+	}
+	if len(st.activitySessions) == 0 || st.keep { // kept for a later batch (Applier.carry)
+		return nil
+	}
+	ids := make([]string, 0, len(st.activitySessions))
+	for id := range st.activitySessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var gone, kept []any
+	for _, id := range ids {
+		if s := st.activitySessions[id]; s == nil {
+			gone = append(gone, id)
+		} else {
+			kept = append(kept, id, s.accountID, s.actorAccountID, s.clientID, s.ip, s.userAgent)
+		}
+	}
+	st.activitySessions = nil
+	for len(gone) > 0 {
+		n := min(len(gone), activityChunk)
+		if err := txExec(ctx, tx, `DELETE FROM activity_sessions WHERE session_id IN (`+placeholders(n)+`)`, gone[:n]...); err != nil {
+			return fmt.Errorf("activity: %w", err)
+		}
+		gone = gone[n:]
+	}
+	for len(kept) > 0 {
+		n := min(len(kept)/6, activityChunk)
+		if err := txExec(ctx, tx, `INSERT OR REPLACE INTO activity_sessions
+			(session_id, account_id, actor_account_id, client_id, ip, user_agent) VALUES `+tuples(n, 6), kept[:6*n]...); err != nil {
+			return fmt.Errorf("activity: %w", err)
+		}
+		kept = kept[6*n:]
+	}
+	return nil
+}
+
+// flushActivity writes the batch's activity rows and sessions now (inside Applier.Apply),
+// before a statement that must see them.
+func flushActivity(ctx context.Context, tx *sql.Tx) error {
+	if !inBatch(ctx, tx) {
+		return nil
+	}
+	return Activity{}.writeBatch(ctx, tx)
 }
 
 // readActivityEvent decodes ev and finds its subject, with the session of a session-stream
@@ -241,6 +357,11 @@ func (in *activityEvent) source() (ip, ua, clientID string) {
 }
 
 func lookupSession(ctx context.Context, tx *sql.Tx, sessionID string) (*sessionInfo, error) {
+	if inBatch(ctx, tx) {
+		if s, ok := stateOf(ctx, tx).activitySessions[sessionID]; ok {
+			return s, nil // nil: removed in the batch
+		}
+	}
 	var s sessionInfo
 	err := txScan(ctx, tx, `SELECT account_id, actor_account_id, client_id, ip, user_agent
 		FROM activity_sessions WHERE session_id = ?`, []any{sessionID}, &s.accountID, &s.actorAccountID, &s.clientID, &s.ip, &s.userAgent)

@@ -54,6 +54,9 @@ func describeSignInRisk(in *activityEvent) (string, details, error) {
 		if err != nil {
 			return "", nil, err
 		}
+		if err := flushActivity(in.ctx, in.tx); err != nil { // the sign-in's row may be in memory
+			return "", nil, err
+		}
 		err = txExec(in.ctx, in.tx, `UPDATE activity SET details = json_set(details, '$.signals', json(?))
 			WHERE position = (SELECT position FROM activity WHERE account_id = ? AND id = ? AND type = ?
 				ORDER BY position DESC LIMIT 1)`, string(sig), in.account, e.LoginEventID, domain.EventLoginSucceeded)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sort"
 	"strconv"
 )
 
@@ -37,11 +38,17 @@ type activityBound struct {
 // only trusted for a later position than the last row written: an event applied again (after
 // a failed attempt rolled back to its savepoint) forgets it and reads the table.
 func keepTimeBounds(ctx context.Context, tx *sql.Tx, pos uint64, t int64) (int64, error) {
-	ts := &stateOf(ctx, tx).activity
+	st := stateOf(ctx, tx)
+	ts := &st.activity
 	if ts.lastActivity == 0 || pos <= ts.lastActivity {
+		if len(st.activityRows) > 0 { // the table must hold every row before it is read
+			if err := flushActivity(ctx, tx); err != nil {
+				return 0, err
+			}
+		}
 		ts.lastActivity, ts.recentActivity = 0, ts.recentActivity[:0]
 	}
-	timeMax, err := timeBounds(ctx, tx, ts, pos, t)
+	timeMax, err := timeBounds(ctx, tx, st, pos, t)
 	if err != nil {
 		ts.lastActivity, ts.recentActivity = 0, ts.recentActivity[:0]
 		return 0, err
@@ -57,7 +64,8 @@ func keepTimeBounds(ctx context.Context, tx *sql.Tx, pos uint64, t int64) (int64
 // recentActivityWindow is how many of its last activity rows a transaction remembers.
 const recentActivityWindow = 256
 
-func timeBounds(ctx context.Context, tx *sql.Tx, ts *activityTimes, pos uint64, t int64) (int64, error) {
+func timeBounds(ctx context.Context, tx *sql.Tx, state *txState, pos uint64, t int64) (int64, error) {
+	ts := &state.activity
 	var prevMax int64
 	if ts.lastActivity != 0 {
 		prevMax = ts.lastActivityMax
@@ -86,8 +94,19 @@ func timeBounds(ctx context.Context, tx *sql.Tx, ts *activityTimes, pos uint64, 
 		if first != 0 {
 			upper = first
 		}
+		// Then the rows kept in memory before them (Activity.writeBatch), newest first.
+		rows := state.activityRows
+		k := sort.Search(len(rows), func(k int) bool { return rows[k].pos >= upper }) - 1
+		searching := true
+		for ; k >= 0; k-- {
+			if tmin, _ := rows[k].args[activityTimeMin].(int64); tmin <= t {
+				searching = false
+				break
+			}
+			first, upper = rows[k].pos, rows[k].pos
+		}
 		const chunk = 64
-		for searching := true; searching; {
+		for searching {
 			st, err := prepared(ctx, tx, `SELECT position, time_min FROM activity WHERE position < ? ORDER BY position DESC LIMIT `+strconv.Itoa(chunk))
 			if err != nil {
 				return 0, err
@@ -123,8 +142,16 @@ func timeBounds(ctx context.Context, tx *sql.Tx, ts *activityTimes, pos uint64, 
 	if first == 0 {
 		return prevMax, nil
 	}
-	if err := txExec(ctx, tx, `UPDATE activity SET time_min = ? WHERE position >= ? AND position < ?`, t, first, pos); err != nil {
-		return 0, err
+	// The rows kept in memory (Activity.writeBatch) are lowered there, those in the table with
+	// one statement.
+	rows := state.activityRows
+	for k := len(rows) - 1; k >= 0 && rows[k].pos >= first; k-- {
+		rows[k].args[activityTimeMin] = t
+	}
+	if len(rows) == 0 || first < rows[0].pos {
+		if err := txExec(ctx, tx, `UPDATE activity SET time_min = ? WHERE position >= ? AND position < ?`, t, first, pos); err != nil {
+			return 0, err
+		}
 	}
 	for j := i + 1; j < len(ts.recentActivity); j++ {
 		ts.recentActivity[j].tmin = t

@@ -37,6 +37,9 @@ func clientRegistered[P any](table string) reducer[P] {
 	query := `INSERT INTO ` + table + ` (client_id, name) VALUES (?, ?)
 		ON CONFLICT (client_id) DO UPDATE SET name = excluded.name`
 	return on(func(_ P, ctx context.Context, tx *sql.Tx, _ domain.Envelope, e domain.ClientRegistered) error {
+		if inBatch(ctx, tx) {
+			delete(stateOf(ctx, tx).clientNames, table+"\x00"+e.ClientID)
+		}
 		return txExec(ctx, tx, query, e.ClientID, e.Name)
 	})
 }
@@ -50,10 +53,25 @@ func clientName(ctx context.Context, tx *sql.Tx, table, id string) (string, erro
 	case domain.PortalClientID:
 		return domain.PortalClientName, nil
 	}
+	// Inside Applier.Apply the names looked up are remembered for the batch.
+	var cache map[string]string
+	if inBatch(ctx, tx) {
+		st := stateOf(ctx, tx)
+		if st.clientNames == nil {
+			st.clientNames = map[string]string{}
+		}
+		cache = st.clientNames
+		if name, ok := cache[table+"\x00"+id]; ok {
+			return name, nil
+		}
+	}
 	var name string
 	err := txScan(ctx, tx, `SELECT name FROM `+table+` WHERE client_id = ?`, []any{id}, &name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+		err = nil
+	}
+	if err == nil && cache != nil {
+		cache[table+"\x00"+id] = name
 	}
 	return name, err
 }

@@ -43,6 +43,9 @@ const clearedPlace = `ip = '', located = 0, city = '', region = '', country = ''
 // forgetAccount drops the account's activity rows, its remembered sessions and device
 // names, and blanks the address, place and device of the rows where it acted for others.
 func (Activity) forgetAccount(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	if err := flushActivity(ctx, tx); err != nil { // the batch's rows first
+		return err
+	}
 	return forget(ctx, tx, ev,
 		`DELETE FROM activity WHERE account_id = @id`,
 		`UPDATE activity SET `+clearedPlace+`, access_details = '' WHERE actor_account_id = @id`,
@@ -51,7 +54,12 @@ func (Activity) forgetAccount(ctx context.Context, tx *sql.Tx, ev domain.Envelop
 }
 
 // forgetAccount drops the account's sessions and those it held acting for others.
-func (Sessions) forgetAccount(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+func (p Sessions) forgetAccount(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	if inBatch(ctx, tx) {
+		if err := p.writeBatch(ctx, tx); err != nil { // the batch's rows first
+			return err
+		}
+	}
 	return forget(ctx, tx, ev, `DELETE FROM sessions WHERE account_id = @id OR actor_account_id = @id`)
 }
 

@@ -115,14 +115,14 @@ func (Orgs) loginSucceeded(ctx context.Context, tx *sql.Tx, ev domain.Envelope, 
 		return nil
 	}
 	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`,
-		nanos(eventTime(ev)), e.AccountID)
+		nanos(eventTimeOf(ctx, ev)), e.AccountID)
 }
 
 // factorChange makes the reducer of an event that changes the account's factor list: change
 // returns, for the event, the function that rewrites the list (see changeFactors).
 func factorChange[E domain.Event](change func(E) func([]string) []string) reducer[Orgs] {
 	return on(func(_ Orgs, ctx context.Context, tx *sql.Tx, ev domain.Envelope, e E) error {
-		return changeFactors(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixAccount), nanos(eventTime(ev)), change(e))
+		return changeFactors(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixAccount), nanos(eventTimeOf(ctx, ev)), change(e))
 	})
 }
 

@@ -25,9 +25,25 @@ import (
 // partInfix separates a fresh file's name from a projection's part file.
 const partInfix = "-part-"
 
-// rebuildCacheKiB is the page cache of each file a rebuild writes: large enough to hold the
-// read models of a few million events, so that no page is written out and read back.
-const rebuildCacheKiB = 1 << 20
+// rebuildBatch is the default number of events a rebuild reads per page and each projection
+// applies per transaction: the rows that projections build in memory per batch (batchWriter)
+// collapse over more events (a session's accesses, a stream's events, an account's security
+// state), and fewer commits write the same pages again.
+const rebuildBatch = 16384
+
+// rebuildCacheKiB is the page cache of the fresh file a rebuild writes, partCacheKiB that of
+// each part file; all of them read through a memory map of rebuildMmap bytes. The cache holds
+// the pages being written (the activity log and the sign-in history append in position order,
+// the rows carried over are written once, in key order: a page is written once), the map
+// serves the reads (the copy and the index builds read whole tables) without a copy; the
+// fresh file's cache also bounds the sorter's memory in the index builds. A cache holding the
+// whole file, as before, cost seconds at close: the driver's allocator returns every cached
+// page to the kernel one madvise at a time.
+const (
+	rebuildCacheKiB = 64 << 10
+	partCacheKiB    = 8 << 10
+	rebuildMmap     = 1<<31 - 1<<16 // SQLite's build limit is 0x7fff0000
+)
 
 // geoOf returns the GeoIP resolver of a built-in projection (nil for the others).
 func geoOf(p Projection) *geoip.Resolver {
@@ -51,7 +67,7 @@ type lane struct {
 
 type lanePage struct {
 	events  []domain.Envelope
-	decoded decodedPage
+	decoded *decodedPage
 }
 
 // replayParallel fills fresh (at path, empty, Unjournaled) with cfg.Projections from the whole
@@ -60,7 +76,7 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 	ps := cfg.Projections
 	batch := cfg.BatchSize
 	if batch <= 0 {
-		batch = 4000
+		batch = rebuildBatch
 	}
 	main := 0
 	for i, p := range ps {
@@ -91,7 +107,7 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 		}
 	}
 	for i, p := range ps {
-		l := &lane{p: p, db: fresh, pages: make(chan lanePage, 4)}
+		l := &lane{p: p, db: fresh, pages: make(chan lanePage, 2)}
 		if i != main {
 			l.path = path + partInfix + p.Name()
 			RemoveFile(l.path)
@@ -112,9 +128,15 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 				}
 			}
 		}
-		if _, err := l.db.write.ExecContext(ctx, `PRAGMA cache_size = -`+strconv.Itoa(rebuildCacheKiB)); err != nil {
-			closeParts()
-			return 0, 0, err
+		cache := rebuildCacheKiB
+		if l.path != "" {
+			cache = partCacheKiB
+		}
+		for _, q := range []string{`PRAGMA cache_size = -` + strconv.Itoa(cache), `PRAGMA mmap_size = ` + strconv.Itoa(rebuildMmap)} {
+			if _, err := l.db.write.ExecContext(ctx, q); err != nil {
+				closeParts()
+				return 0, 0, err
+			}
 		}
 		lanes[i] = l
 	}
@@ -127,8 +149,10 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := Applier{DB: l.db, Projections: []Projection{l.p}, Checkpoints: []uint64{0}, Now: cfg.Now}
-			actx := withPlaceCache(lctx, geoOf(l.p))
+			a := Applier{DB: l.db, Projections: []Projection{l.p}, Checkpoints: []uint64{0}, Now: cfg.Now}.carrying()
+			// Statements run without the cancellation (the driver would watch every one with a
+			// goroutine of its own): a cancelled rebuild stops between two pages.
+			actx := withFoldCache(withPlaceCache(context.WithoutCancel(lctx), geoOf(l.p)))
 			for pg := range l.pages {
 				if lctx.Err() != nil {
 					continue // drain
@@ -138,6 +162,11 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 					continue
 				}
 				l.pos.Store(pg.events[len(pg.events)-1].Position)
+			}
+			if lctx.Err() == nil {
+				if err := a.flush(actx); err != nil {
+					cancel(err)
+				}
 			}
 		}()
 	}
@@ -179,24 +208,44 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 		return pos, events, fmt.Errorf("projections: replay: %w", err)
 	}
 
-	// The part files into the fresh file, then the indexes.
+	// The part files into the fresh file, then the indexes. Every part is committed: their
+	// connections close meanwhile, on the other core (freeing their page caches takes a while).
+	var parts []*lane
 	for _, l := range lanes {
-		if l.path == "" {
-			continue
+		if l.path != "" {
+			parts = append(parts, l)
 		}
-		if err := l.db.Close(); err != nil {
-			return pos, events, fmt.Errorf("projections: rebuild: close %s: %w", l.path, err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		var errs []error
+		for _, l := range parts {
+			if err := l.db.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", l.path, err))
+			}
 		}
-		if err := mergePart(ctx, fresh, l.path); err != nil {
-			return pos, events, fmt.Errorf("projections: rebuild: copy %s: %w", l.p.Name(), err)
+		closed <- errors.Join(errs...)
+	}()
+	err = func() error {
+		for _, l := range parts {
+			if err := mergePart(ctx, fresh, l.path); err != nil {
+				return fmt.Errorf("copy %s: %w", l.p.Name(), err)
+			}
 		}
+		for _, stmt := range indexes {
+			if _, err := fresh.write.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("create index: %w", err)
+			}
+		}
+		return nil
+	}()
+	err = errors.Join(err, <-closed)
+	for _, l := range parts {
 		RemoveFile(l.path)
 		l.path = ""
 	}
-	for _, stmt := range indexes {
-		if _, err := fresh.write.ExecContext(ctx, stmt); err != nil {
-			return pos, events, fmt.Errorf("projections: rebuild: create index: %w", err)
-		}
+	if err != nil {
+		return pos, events, fmt.Errorf("projections: rebuild: %w", err)
 	}
 	if cfg.Progress != nil {
 		cfg.Progress(ReplayProgress{Position: pos, Head: head, Events: events, Elapsed: cfg.Now().Sub(start)})

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +84,17 @@ func eventTime(ev domain.Envelope) time.Time {
 	return ev.RecordedAt.UTC()
 }
 
+// eventTimeOf is eventTime, from the page decoded ahead in ctx when it holds ev (a
+// rebuild's, which reads each event's time once for every projection).
+func eventTimeOf(ctx context.Context, ev domain.Envelope) time.Time {
+	if d, ok := ctx.Value(decodedKey{}).(*decodedPage); ok {
+		if r := d.find(ev); r != nil {
+			return r.at
+		}
+	}
+	return eventTime(ev)
+}
+
 // streamID returns the id part of a stream id with the given prefix ("" when it has
 // another prefix).
 func streamID(stream, prefix string) string {
@@ -95,8 +108,8 @@ func streamID(stream, prefix string) string {
 // decode returns ev's data decoded: from the page decoded ahead in ctx (a rebuild's, see
 // withDecoded), else from the cache of the last events decoded, else decoded now.
 func decode(ctx context.Context, ev domain.Envelope) (domain.Event, error) {
-	if d, ok := ctx.Value(decodedKey{}).(decodedPage); ok {
-		if r, ok := d[ev.Position]; ok && r.id == ev.ID {
+	if d, ok := ctx.Value(decodedKey{}).(*decodedPage); ok {
+		if r := d.find(ev); r != nil {
 			return r.ev, r.err
 		}
 	}
@@ -111,33 +124,145 @@ func decode(ctx context.Context, ev domain.Envelope) (domain.Event, error) {
 	return e, nil
 }
 
-// decodedPage holds the events of a page decoded once, by position, for every projection
-// that applies the page (a rebuild applies them in parallel).
-type decodedPage map[uint64]decodedEvent
+// decodedPage holds the events of a page decoded once, in position order, for every
+// projection that applies the page (a rebuild applies them in parallel), with their times
+// (eventTime).
+type decodedPage struct {
+	first uint64
+	dense bool // positions first, first+1, ...: an event's index is its position - first
+	evs   []decodedEvent
+}
 
 type decodedEvent struct {
+	pos uint64
 	id  string
 	ev  domain.Event
 	err error
+	at  time.Time
 }
 
 type decodedKey struct{}
 
 // decodePage decodes the events of page (the errors as decode returns them).
-func decodePage(page []domain.Envelope) decodedPage {
-	d := make(decodedPage, len(page))
-	for _, ev := range page {
+func decodePage(page []domain.Envelope) *decodedPage {
+	d := &decodedPage{evs: make([]decodedEvent, len(page))}
+	if len(page) > 0 {
+		d.first = page[0].Position
+		d.dense = page[len(page)-1].Position-d.first == uint64(len(page)-1)
+	}
+	for i, ev := range page {
 		e, err := domain.DecodeEvent(ev)
 		if err != nil {
 			err = fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err)
 		}
-		d[ev.Position] = decodedEvent{id: ev.ID, ev: e, err: err}
+		at, ok := decodedTime(ev, e, err)
+		if !ok {
+			at = eventTime(ev)
+		}
+		d.evs[i] = decodedEvent{pos: ev.Position, id: ev.ID, ev: e, err: err, at: at}
 	}
 	return d
 }
 
+// decodedTime is eventTime(ev) read from e, the event decoded from ev's data, without parsing
+// the data again; false when e cannot tell: a decoding error, data of an older schema version
+// (upcast: e's fields need not be the data's), a type without an "at" field, or a zero "at"
+// beside no "started_at" field.
+func decodedTime(ev domain.Envelope, e domain.Event, err error) (time.Time, bool) {
+	if err != nil || e == nil {
+		return time.Time{}, false
+	}
+	if v, ok := domain.Catalog().CurrentVersion(ev.Type); !ok || v != ev.SchemaVersion {
+		return time.Time{}, false
+	}
+	rv := reflect.ValueOf(e)
+	f := timeFieldsOf(rv.Type())
+	if f.at == nil {
+		return time.Time{}, false
+	}
+	if at := rv.FieldByIndex(f.at).Interface().(time.Time); !at.IsZero() {
+		return at.UTC(), true
+	}
+	if f.startedAt == nil {
+		return time.Time{}, false
+	}
+	if t := rv.FieldByIndex(f.startedAt).Interface().(time.Time); !t.IsZero() {
+		return t.UTC(), true
+	}
+	return ev.RecordedAt.UTC(), true
+}
+
+// timeFields locates the fields of an event type that encoding/json fills from the data's
+// "at" and "started_at" (nil: none, or not certainly one time.Time field).
+type timeFields struct{ at, startedAt []int }
+
+var timeFieldsCache sync.Map // reflect.Type -> timeFields
+
+func timeFieldsOf(t reflect.Type) timeFields {
+	if f, ok := timeFieldsCache.Load(t); ok {
+		return f.(timeFields)
+	}
+	var f timeFields
+	if t.Kind() == reflect.Struct {
+		var at, started [][]int
+		embedded := false
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if sf.Anonymous {
+				embedded = true // promoted fields: let encoding/json decide
+				break
+			}
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if name == "-" || !sf.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = sf.Name
+			}
+			// encoding/json matches keys without regard to case
+			if strings.EqualFold(name, "at") {
+				at = append(at, sf.Index)
+			}
+			if strings.EqualFold(name, "started_at") {
+				started = append(started, sf.Index)
+			}
+			if (strings.EqualFold(name, "at") || strings.EqualFold(name, "started_at")) && sf.Type != reflect.TypeFor[time.Time]() {
+				embedded = true // not a time.Time: let encoding/json decide
+			}
+		}
+		if !embedded && len(at) == 1 && len(started) <= 1 {
+			f.at = at[0]
+			if len(started) == 1 {
+				f.startedAt = started[0]
+			}
+		}
+	}
+	timeFieldsCache.Store(t, f)
+	return f
+}
+
+// find returns ev decoded, nil when the page does not hold it.
+func (d *decodedPage) find(ev domain.Envelope) *decodedEvent {
+	var i int
+	if d.dense {
+		if ev.Position < d.first || ev.Position-d.first >= uint64(len(d.evs)) {
+			return nil
+		}
+		i = int(ev.Position - d.first)
+	} else {
+		i = sort.Search(len(d.evs), func(i int) bool { return d.evs[i].pos >= ev.Position })
+		if i == len(d.evs) {
+			return nil
+		}
+	}
+	if r := &d.evs[i]; r.pos == ev.Position && r.id == ev.ID {
+		return r
+	}
+	return nil
+}
+
 // withDecoded returns ctx carrying a decoded page for decode.
-func withDecoded(ctx context.Context, d decodedPage) context.Context {
+func withDecoded(ctx context.Context, d *decodedPage) context.Context {
 	return context.WithValue(ctx, decodedKey{}, d)
 }
 
@@ -183,6 +308,15 @@ func placeholders(n int) string {
 	return strings.Repeat("?, ", n-1) + "?"
 }
 
+// tuples returns n groups of m marks: "(?, ?), (?, ?)" for a multi-row statement.
+func tuples(n, m int) string {
+	if n <= 0 {
+		return ""
+	}
+	one := "(" + placeholders(m) + ")"
+	return strings.Repeat(one+", ", n-1) + one
+}
+
 // preparedCache keeps the statements prepared in the transactions being applied: SQLite
 // compiles a statement on every Exec otherwise, which is most of the cost of a small write.
 // Statements prepared in a transaction are closed by database/sql when it ends, so the
@@ -202,9 +336,30 @@ type txState struct {
 	tx       *sql.Tx               // set for a batch's state (withBatch)
 	streams  map[string]*streamRow // the stream catalogue's rows of the batch (Streams)
 	security map[string]*securityRow
+	sessions map[string]*sessionChange // the sessions projection's changes of the batch
+	// The activity projection's rows of the batch, its sessions (nil: removed) and the
+	// client names looked up (table and id: name).
+	activityRows     []activityRow
+	activitySessions map[string]*sessionInfo
+	clientNames      map[string]string
+	signIns          [][]any // the sign-in history's rows of the batch
+	// keep, set while Applier.Apply writes the batch's rows at its end, asks the projections
+	// to keep the maps above (not the rows) for the next batch (Applier.carry).
+	keep bool
+}
+
+// carried returns how many rows the maps that a batch may keep for the next hold.
+func (st *txState) carried() int {
+	return len(st.streams) + len(st.security) + len(st.sessions) + len(st.activitySessions)
 }
 
 type batchKey struct{}
+
+// next returns the state of a batch in tx that takes over st's maps (Applier.carry).
+func (st *txState) next(tx *sql.Tx) *txState {
+	return &txState{tx: tx, stmts: map[string]*sql.Stmt{}, streams: st.streams, security: st.security,
+		sessions: st.sessions, activitySessions: st.activitySessions, clientNames: st.clientNames}
+}
 
 // withBatch returns ctx carrying a fresh state for the batch Applier.Apply runs in tx: its
 // prepared statements and the rows projections build in memory (batchWriter).

@@ -150,6 +150,52 @@ type Applier struct {
 	Now func() time.Time
 	// Observer, when set, times applies and commits.
 	Observer Observer
+
+	// carry, set by a rebuild's lane (one projection, a file nothing reads before the swap),
+	// holds the rows that projections build in memory per batch (the stream catalogue, the
+	// security state, the sessions and the activity log's sessions) from one batch to the
+	// next, up to carryLimit rows, instead of writing them at each batch's end: a session
+	// started and ended during the rebuild is never written, a stream's row is written once.
+	// The checkpoint still moves with each batch, so the file is complete only after flush;
+	// after an error the Applier must not be used again (the rebuild stops).
+	carry *txState
+}
+
+// carryLimit bounds the rows an Applier carries from batch to batch; more are written (a
+// variable for the tests).
+var carryLimit = 1 << 19
+
+// carrying returns a with batches carrying their rows over (see Applier.carry).
+func (a Applier) carrying() Applier {
+	a.carry = &txState{}
+	return a
+}
+
+// flush writes the rows carried over from the batches applied (see Applier.carry) in one
+// transaction. It must follow the last Apply.
+func (a *Applier) flush(ctx context.Context) error {
+	if a.carry == nil || a.carry.carried() == 0 && len(a.carry.clientNames) == 0 {
+		return nil
+	}
+	tx, err := a.DB.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("projections: begin flush: %w", err)
+	}
+	defer tx.Rollback()
+	st := a.carry.next(tx)
+	ctx = context.WithValue(ctx, batchKey{}, st)
+	for _, p := range a.Projections {
+		if bw, ok := p.(batchWriter); ok {
+			if err := bw.writeBatch(ctx, tx); err != nil {
+				return fmt.Errorf("projections: %s: write batch: %w", p.Name(), err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("projections: commit flush: %w", err)
+	}
+	a.carry = &txState{}
+	return nil
 }
 
 // Apply applies batch (in log order) in one transaction of the DB's writer that also moves
@@ -165,7 +211,13 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		return fmt.Errorf("projections: begin batch: %w", err)
 	}
 	defer tx.Rollback()
-	ctx = withBatch(ctx, tx)
+	var st *txState
+	if a.carry != nil {
+		st = a.carry.next(tx)
+		ctx = context.WithValue(ctx, batchKey{}, st)
+	} else {
+		ctx = withBatch(ctx, tx)
+	}
 	for _, ev := range batch {
 		for i, p := range ps {
 			if cps != nil && ev.Position <= cps[i] {
@@ -184,6 +236,9 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		}
 	}
 	// Rows that projections built in memory during the batch (batchWriter).
+	if st != nil {
+		st.keep = st.carried() < carryLimit
+	}
 	for i, p := range ps {
 		if cps != nil && batch[len(batch)-1].Position <= cps[i] {
 			continue
@@ -210,6 +265,9 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("projections: commit batch: %w", err)
+	}
+	if st != nil {
+		a.carry = st
 	}
 	for i := range cps {
 		cps[i] = max(cps[i], last)

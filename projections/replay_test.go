@@ -216,20 +216,7 @@ func TestRebuildEqualsLiveProcessing(t *testing.T) {
 // by position only), and checks that the history left something in each projection.
 func compareDBs(t *testing.T, live, rebuilt *projections.DB) {
 	t.Helper()
-	tables := tableNames(t, live)
-	if got := tableNames(t, rebuilt); !slices.Equal(got, tables) {
-		t.Fatalf("tables: live %v, rebuilt %v", tables, got)
-	}
-	for _, table := range tables {
-		q := `SELECT * FROM ` + table
-		if table == "checkpoints" {
-			q = `SELECT name, position FROM checkpoints`
-		}
-		a, b := dump(t, live, q), dump(t, rebuilt, q)
-		if !slices.Equal(a, b) {
-			t.Errorf("table %s differs:\nlive    %d rows %s\nrebuilt %d rows %s", table, len(a), strings.Join(a, "\n\t"), len(b), strings.Join(b, "\n\t"))
-		}
-	}
+	compareTables(t, live, rebuilt)
 	for _, table := range []string{"streams", "sessions", "sessions_clients", "activity", "activity_clients", "activity_sessions", "security_state"} {
 		if n := len(dump(t, live, `SELECT * FROM `+table)); n == 0 {
 			t.Errorf("table %s is empty: the history does not exercise it", table)
@@ -242,6 +229,26 @@ func compareDBs(t *testing.T, live, rebuilt *projections.DB) {
 		"BackupCodeUsed success US browser"} {
 		if !slices.Contains(rows, want) {
 			t.Errorf("no activity row %q in %v", want, rows)
+		}
+	}
+}
+
+// compareTables compares every table of the two read-model databases row by row
+// (checkpoints by position only).
+func compareTables(t *testing.T, live, rebuilt *projections.DB) {
+	t.Helper()
+	tables := tableNames(t, live)
+	if got := tableNames(t, rebuilt); !slices.Equal(got, tables) {
+		t.Fatalf("tables: live %v, rebuilt %v", tables, got)
+	}
+	for _, table := range tables {
+		q := `SELECT * FROM ` + table
+		if table == "checkpoints" {
+			q = `SELECT name, position FROM checkpoints`
+		}
+		a, b := dump(t, live, q), dump(t, rebuilt, q)
+		if !slices.Equal(a, b) {
+			t.Errorf("table %s differs:\nlive    %d rows %s\nrebuilt %d rows %s", table, len(a), strings.Join(a, "\n\t"), len(b), strings.Join(b, "\n\t"))
 		}
 	}
 }
@@ -306,32 +313,41 @@ func TestParallelRebuildEqualsLiveProcessing(t *testing.T) {
 	}
 	e.waitFor(r, head)
 
-	dir := t.TempDir()
-	var last projections.ReplayProgress
-	res, err := projections.Rebuild(ctx, projections.RebuildConfig{Dir: dir, Log: e.store,
-		Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: geo}), BatchSize: 7, Logger: quiet,
-		Progress: func(p projections.ReplayProgress) { last = p }})
-	if err != nil || res.Position != head || res.Events != int(head) {
-		t.Fatalf("Rebuild = %+v, %v; want position and events %d", res, err, head)
-	}
-	if last.Position != head {
-		t.Errorf("last progress %+v, want position %d", last, head)
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, en := range entries {
-		if strings.Contains(en.Name(), "-part-") {
-			t.Errorf("part file %s left behind", en.Name())
-		}
-	}
-	rebuilt, err := projections.Open(projections.Config{Path: res.Path, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rebuilt.Close() })
-	compareDBs(t, e.db, rebuilt)
-	// The secondary indexes are all there.
-	if a, b := dump(t, e.db, `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'`),
-		dump(t, rebuilt, `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'`); !slices.Equal(a, b) {
-		t.Errorf("indexes: live %v, rebuilt %v", a, b)
+	// Batches of 7 events, carrying the rows kept in memory from batch to batch (the
+	// default) or writing them whenever more than 3 are kept; the whole log in one batch.
+	for _, c := range []struct{ batch, carry int }{{7, 0}, {7, 3}, {0, 0}} {
+		t.Run(fmt.Sprintf("batch %d carry %d", c.batch, c.carry), func(t *testing.T) {
+			if c.carry > 0 {
+				defer projections.SetCarryLimit(c.carry)()
+			}
+			dir := t.TempDir()
+			var last projections.ReplayProgress
+			res, err := projections.Rebuild(ctx, projections.RebuildConfig{Dir: dir, Log: e.store,
+				Projections: projections.BuiltinWith(projections.BuiltinConfig{GeoIP: geo}), BatchSize: c.batch, Logger: quiet,
+				Progress: func(p projections.ReplayProgress) { last = p }})
+			if err != nil || res.Position != head || res.Events != int(head) {
+				t.Fatalf("Rebuild = %+v, %v; want position and events %d", res, err, head)
+			}
+			if last.Position != head {
+				t.Errorf("last progress %+v, want position %d", last, head)
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, en := range entries {
+				if strings.Contains(en.Name(), "-part-") {
+					t.Errorf("part file %s left behind", en.Name())
+				}
+			}
+			rebuilt, err := projections.Open(projections.Config{Path: res.Path, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rebuilt.Close()
+			compareDBs(t, e.db, rebuilt)
+			// The secondary indexes are all there.
+			if a, b := dump(t, e.db, `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'`),
+				dump(t, rebuilt, `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'`); !slices.Equal(a, b) {
+				t.Errorf("indexes: live %v, rebuilt %v", a, b)
+			}
+		})
 	}
 }

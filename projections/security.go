@@ -54,12 +54,18 @@ func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
 	batch := inBatch(ctx, tx)
 	st := stateOf(ctx, tx)
 	var fold []byte
+	folds := foldsOf(ctx)
 	if prev := st.security[accountID]; batch && prev != nil {
 		fold = prev.fold
+	} else if f, ok := folds.get(accountID); batch && ok {
+		fold = f
 	} else {
 		err := txScan(ctx, tx, `SELECT fold FROM security_state WHERE account_id = ?`, []any{accountID}, &fold)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("security: load %s: %w", accountID, err)
+		}
+		if batch {
+			folds.put(accountID, fold)
 		}
 	}
 	next, state, err := domain.FoldSecurity(fold, ev)
@@ -88,7 +94,7 @@ type securityRow struct {
 // writeBatch writes the last state of every account the batch changed.
 func (Security) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	st := stateOf(ctx, tx)
-	if len(st.security) == 0 {
+	if len(st.security) == 0 || st.keep { // kept for a later batch (Applier.carry)
 		return nil
 	}
 	rows := make([]*securityRow, 0, len(st.security))
@@ -97,7 +103,53 @@ func (Security) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	}
 	st.security = nil
 	slices.SortFunc(rows, func(a, b *securityRow) int { return strings.Compare(a.account, b.account) })
-	return writeSecurity(ctx, tx, rows)
+	if err := writeSecurity(ctx, tx, rows); err != nil {
+		return err
+	}
+	folds := foldsOf(ctx)
+	for _, r := range rows {
+		folds.put(r.account, r.fold)
+	}
+	return nil
+}
+
+// foldCache remembers, across the batches of one rebuild's security lane (one goroutine, the
+// only writer of its file), the fold each account's row holds: a batch then reads no row
+// back. A batch that fails ends the rebuild, so the memory never runs ahead of the file.
+type foldCache struct{ m map[string][]byte }
+
+type foldCacheKey struct{}
+
+// foldCacheSize bounds a fold cache; a full one starts again.
+const foldCacheSize = 1 << 18
+
+// withFoldCache returns ctx with a fold cache (see foldCache).
+func withFoldCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, foldCacheKey{}, &foldCache{m: map[string][]byte{}})
+}
+
+// foldsOf returns the fold cache of ctx, nil without one.
+func foldsOf(ctx context.Context) *foldCache {
+	c, _ := ctx.Value(foldCacheKey{}).(*foldCache)
+	return c
+}
+
+func (c *foldCache) get(account string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	f, ok := c.m[account]
+	return f, ok
+}
+
+func (c *foldCache) put(account string, fold []byte) {
+	if c == nil {
+		return
+	}
+	if len(c.m) >= foldCacheSize {
+		clear(c.m)
+	}
+	c.m[account] = fold
 }
 
 // securityChunk is how many rows one INSERT of security_state writes.

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"unicode"
 
@@ -100,10 +101,43 @@ func (p SignIns) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, acc
 		return nil
 	}
 	pl, radius := locateWithRadius(p.GeoIP, ev.Metadata.IP)
-	return txExec(ctx, tx, `INSERT OR REPLACE INTO signin_history (position, id, account_id, kind, session_id, time, device,
-		located, country, country_code, city, latitude, longitude, accuracy_km) VALUES (`+placeholders(14)+`)`,
-		ev.Position, ev.ID, accountID, kind, sessionID, nanos(eventTime(ev)), DeviceFamily(ev.Metadata.UserAgent),
-		pl.located, pl.country, pl.countryCode, pl.city, pl.lat, pl.lon, radius)
+	row := []any{ev.Position, ev.ID, accountID, kind, sessionID, nanos(eventTimeOf(ctx, ev)), DeviceFamily(ev.Metadata.UserAgent),
+		pl.located, pl.country, pl.countryCode, pl.city, pl.lat, pl.lon, radius}
+	if inBatch(ctx, tx) { // written at the batch's end (writeBatch)
+		st := stateOf(ctx, tx)
+		st.signIns = append(st.signIns, row)
+		return nil
+	}
+	return writeSignIns(ctx, tx, [][]any{row})
+}
+
+// signInsChunk is how many rows one INSERT of the sign-in history writes.
+const signInsChunk = 128
+
+// writeSignIns inserts rows of the sign-in history, signInsChunk per statement.
+func writeSignIns(ctx context.Context, tx *sql.Tx, rows [][]any) error {
+	for len(rows) > 0 {
+		n := min(len(rows), signInsChunk)
+		args := make([]any, 0, n*14)
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		err := txExec(ctx, tx, `INSERT OR REPLACE INTO signin_history (position, id, account_id, kind, session_id, time, device,
+			located, country, country_code, city, latitude, longitude, accuracy_km) VALUES `+tuples(n, 14), args...)
+		if err != nil {
+			return fmt.Errorf("signins: %w", err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// writeBatch writes the rows the batch kept in memory.
+func (SignIns) writeBatch(ctx context.Context, tx *sql.Tx) error {
+	st := stateOf(ctx, tx)
+	rows := st.signIns
+	st.signIns = nil
+	return writeSignIns(ctx, tx, rows)
 }
 
 // locateWithRadius is locate with the accuracy radius of the coordinates (km, 0 unknown).
@@ -121,7 +155,12 @@ func locateWithRadius(r *geoip.Resolver, ip string) (place, int64) {
 }
 
 // forgetAccount drops the account's sign-in history.
-func (SignIns) forgetAccount(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+func (p SignIns) forgetAccount(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
+	if inBatch(ctx, tx) {
+		if err := p.writeBatch(ctx, tx); err != nil { // the batch's rows first
+			return err
+		}
+	}
 	return forget(ctx, tx, ev, `DELETE FROM signin_history WHERE account_id = @id`)
 }
 

@@ -79,7 +79,7 @@ type streamRow struct {
 // writeBatch writes the stream rows the batch gathered.
 func (Streams) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	st := stateOf(ctx, tx)
-	if len(st.streams) == 0 {
+	if len(st.streams) == 0 || st.keep { // kept for a later batch (Applier.carry)
 		return nil
 	}
 	rows := make([]*streamRow, 0, len(st.streams))

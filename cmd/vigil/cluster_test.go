@@ -48,6 +48,8 @@ type cluster struct {
 	natsDir  string
 	natsPort int
 	ns       *natsserver.Server
+	env      []string // added to each instance's environment
+	extra    []string // flags added to each instance's
 	nodes    []*clusterNode
 	proxy    *rrProxy
 	front    *httptest.Server
@@ -75,12 +77,15 @@ func startClusterNATS(t *testing.T, dir string, port int) *natsserver.Server {
 	return ns
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t *testing.T, n int) *cluster { return newClusterWith(t, n, nil) }
+
+// newClusterWith starts n instances with env added to their environment and extra flags.
+func newClusterWith(t *testing.T, n int, env []string, extra ...string) *cluster {
 	bin, err := buildVigil()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, bin: bin, shared: t.TempDir(), natsDir: t.TempDir()}
+	c := &cluster{t: t, bin: bin, shared: t.TempDir(), natsDir: t.TempDir(), env: env, extra: extra}
 	c.logPath = filepath.Join(c.shared, app.EventsFile)
 	c.keyFile = filepath.Join(c.shared, "secret.key")
 	c.sigFile = filepath.Join(c.shared, "log-signing.key")
@@ -115,7 +120,8 @@ func (c *cluster) args(i int, keyFile, sigFile string) []string {
 
 func (c *cluster) start(i int, keyFile, sigFile string) *clusterNode {
 	c.t.Helper()
-	srv := startVigil(c.t, c.bin, []string{"VIGIL_CHECKPOINT_INTERVAL=100ms"}, 20*time.Second, c.args(i, keyFile, sigFile)...)
+	env := append([]string{"VIGIL_CHECKPOINT_INTERVAL=100ms"}, c.env...)
+	srv := startVigil(c.t, c.bin, env, 20*time.Second, append(c.args(i, keyFile, sigFile), c.extra...)...)
 	return &clusterNode{cmd: srv.Cmd, url: srv.url}
 }
 

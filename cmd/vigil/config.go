@@ -29,6 +29,7 @@ const (
 	optDataDir            = "data-dir"
 	optStore              = "store"
 	optNATSURL            = "nats-url"
+	optLeaseTTL           = "lease-ttl"
 	optPublicURL          = "public-url"
 	optGeoIPCityDB        = "geoip-city-db"
 	optGeoIPASNDB         = "geoip-asn-db"
@@ -67,6 +68,7 @@ var serveOptions = []cli.Option{
 	// Beyond API.md's table (which allows additions):
 	{Flag: optInsecureCookies, Env: "VIGIL_INSECURE_COOKIES", Def: "false", Boolean: true, Help: "set the session and sign-in cookies without Secure, so that a trial over plain http:// on a non-local address can sign in (never in production)"},
 	{Flag: optTOTPIssuer, Env: "VIGIL_TOTP_ISSUER", Def: app.DefaultTOTPIssuer, Meta: "NAME", Help: "the name authenticator apps show for Vigil's codes (1 to 100 characters)"},
+	{Flag: optLeaseTTL, Env: "VIGIL_LEASE_TTL", Def: "10s", Meta: "DURATION", Help: "with --nats-url: how long a log follower's lease (mail outbox, forwarders, SSF pushes: one instance at a time) lasts without renewal; another instance takes over about this long after the holder dies (at least 1s)"},
 }
 
 // Config is the parsed configuration of serve.
@@ -103,6 +105,8 @@ type Config struct {
 	Mail app.MailConfig
 	// NATSURL is the NATS server of the shared state, or "" for in-memory state.
 	NATSURL string
+	// LeaseTTL is the followers' lease TTL (at least 1 s).
+	LeaseTTL time.Duration
 	// LogSigningKeyFile is the checkpoint key file given explicitly (checked to hold a key), or
 	// "" for the default <data-dir>/log-signing.key; CheckpointInterval is positive.
 	LogSigningKeyFile  string
@@ -137,6 +141,7 @@ func (c Config) appConfig(logger *slog.Logger) app.Config {
 		Forward:            c.Forward,
 		Mail:               c.Mail,
 		NATSURL:            c.NATSURL,
+		LeaseTTL:           c.LeaseTTL,
 		LogSigningKeyFile:  c.LogSigningKeyFile,
 		CheckpointInterval: c.CheckpointInterval,
 		SSFSigningKeyFile:  c.SSFSigningKeyFile,
@@ -175,6 +180,12 @@ func validate(s cli.Settings) (Config, error) {
 			return c, n.Errorf("%v", err)
 		}
 		c.NATSURL = n.Value
+	}
+	if c.LeaseTTL, err = parseDuration(s[optLeaseTTL]); err != nil {
+		return c, err
+	}
+	if c.LeaseTTL < time.Second {
+		return c, s[optLeaseTTL].Errorf("must be at least 1s")
 	}
 	if c.PublicURL, err = parsePublicURL(s[optPublicURL]); err != nil {
 		return c, err

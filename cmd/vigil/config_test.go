@@ -52,6 +52,7 @@ func TestOptionsAreAPIRunningTable(t *testing.T) {
 		// Additions beyond API.md's table.
 		{"insecure-cookies", "VIGIL_INSECURE_COOKIES", "false"},
 		{"totp-issuer", "VIGIL_TOTP_ISSUER", "Vigil"},
+		{"lease-ttl", "VIGIL_LEASE_TTL", "10s"},
 		{"forward-nats-url", "VIGIL_FORWARD_NATS_URL", ""},
 		{"forward-nats-subject-prefix", "VIGIL_FORWARD_NATS_SUBJECT_PREFIX", "vigil.events"},
 		{"forward-nats-stream", "VIGIL_FORWARD_NATS_STREAM", "VIGIL_EVENTS"},
@@ -146,6 +147,8 @@ func TestValidationErrors(t *testing.T) {
 		{[]string{"--store", "sqlite://"}, nil, `--store: "sqlite://" names no file (sqlite://PATH, e.g. sqlite:///srv/vigil/events.db)`},
 		{[]string{"--nats-url", "http://nats:4222"}, nil, `--nats-url: scheme "http" is not nats, tls, ws or wss`},
 		{nil, []string{"VIGIL_NATS_URL", "nats://"}, `--nats-url (from VIGIL_NATS_URL): not a NATS URL (nats://HOST:PORT, several separated by commas)`},
+		{[]string{"--lease-ttl", "500ms"}, nil, `--lease-ttl: must be at least 1s`},
+		{nil, []string{"VIGIL_LEASE_TTL", "soon"}, `--lease-ttl (from VIGIL_LEASE_TTL): "soon" is not a duration (for example 90s, 5m, 24h)`},
 		{[]string{"--public-url", "localhost:8080"}, nil, `--public-url: "localhost:8080" is not an absolute http(s) URL`},
 		{[]string{"--public-url", "ftp://x"}, nil, `--public-url: "ftp://x" is not an absolute http(s) URL`},
 		{[]string{"--public-url", "/relative"}, nil, `--public-url: "/relative" is not an absolute http(s) URL`},

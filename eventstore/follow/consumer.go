@@ -22,6 +22,10 @@ type consumer struct {
 	f       *Follower
 	c       Consumer
 	handler *message.Handler
+	// lease guards an Exclusive consumer (Config.Leases); stopLease ends its Run.
+	lease     *Lease
+	stopLease context.CancelFunc
+	term      *Term // the term of the last batch (under mu)
 
 	mu      sync.Mutex
 	pending []domain.Envelope
@@ -97,8 +101,9 @@ func (w *consumer) flushLocked(ctx context.Context, inMessage bool) error {
 		w.advance(batch)
 		return nil
 	}
-	// Event by event: everything before the failing event is kept, and it is found.
-	if len(batch) > 1 {
+	// Event by event: everything before the failing event is kept, and it is found. Not
+	// when the lease was lost: the holder carries on from the shared progress.
+	if len(batch) > 1 && !errors.Is(err, ErrNotHolder) {
 		for i := range batch {
 			if err = w.run(ctx, batch[i:i+1], true); err != nil {
 				break
@@ -125,6 +130,9 @@ func (w *consumer) run(ctx context.Context, batch []domain.Envelope, retry bool)
 			w.clearStuck()
 			return nil
 		}
+		if errors.Is(err, ErrNotHolder) {
+			return err // left to the holder: rewound, handled when this instance holds the lease
+		}
 		again := retry && attempt < cfg.Retries && ctx.Err() == nil &&
 			(cfg.RetryCancelled || !errors.Is(err, context.Canceled))
 		if again {
@@ -148,9 +156,84 @@ func (w *consumer) run(ctx context.Context, batch []domain.Envelope, retry bool)
 	}
 }
 
-// call is Handle with a panic turned into an error (a batch may be handled from a timer,
-// outside the router's recoverer).
-func (w *consumer) call(ctx context.Context, batch []domain.Envelope) (err error) {
+// call is Handle, for an Exclusive consumer only while this instance holds its lease.
+func (w *consumer) call(ctx context.Context, batch []domain.Envelope) error {
+	if w.lease == nil {
+		return w.callHandle(ctx, batch)
+	}
+	t, err := w.lease.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotHolder, err)
+	}
+	if !t.Begin() {
+		return ErrNotHolder
+	}
+	defer t.End()
+	// What this instance did before (its own checkpoint, or a batch whose progress could
+	// not be saved) is shared first, so that no later holder repeats it.
+	c := w.committed.Load()
+	if t != w.term {
+		cp, err := w.c.Checkpoints.Checkpoint(ctx, w.c.Name)
+		if err != nil {
+			return err
+		}
+		c = max(c, cp)
+	}
+	if c > t.Progress() {
+		if err := t.Save(ctx, c); err != nil {
+			return err
+		}
+	}
+	w.term = t
+	done := t.Progress()
+	i := 0
+	for i < len(batch) && batch[i].Position <= done {
+		i++ // done by a holder before this term
+	}
+	if i == len(batch) {
+		return nil
+	}
+	hctx, cancel := context.WithCancel(context.WithValue(ctx, termKey{}, t))
+	defer cancel()
+	defer context.AfterFunc(t.Ctx, cancel)()
+	if err := w.callHandle(hctx, batch[i:]); err != nil {
+		if t.Ctx.Err() != nil {
+			return fmt.Errorf("%w: the lease ended during the batch: %v", ErrNotHolder, err)
+		}
+		return err
+	}
+	if err := t.Save(ctx, batch[len(batch)-1].Position); err != nil {
+		// The batch is done and checkpointed here; the term has ended. This instance shares
+		// it when it holds the lease again; another holder repeats it (at-least-once).
+		w.f.log.Warn(w.f.cfg.Kind+": batch done but its shared progress not saved; stopped acting", w.f.cfg.Kind, w.c.Name, "err", err)
+	}
+	return nil
+}
+
+// observe takes the shared progress a non-holder read: its status and WaitFor show the
+// deployment's progress.
+func (w *consumer) observe(p uint64) {
+	if storeMax(&w.committed, p) {
+		w.f.notify()
+	}
+}
+
+// storeMax raises v to p; it reports whether it moved.
+func storeMax(v *atomic.Uint64, p uint64) bool {
+	for {
+		cur := v.Load()
+		if p <= cur {
+			return false
+		}
+		if v.CompareAndSwap(cur, p) {
+			return true
+		}
+	}
+}
+
+// callHandle is Handle with a panic turned into an error (a batch may be handled from a
+// timer, outside the router's recoverer).
+func (w *consumer) callHandle(ctx context.Context, batch []domain.Envelope) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("follow: %s panicked: %v", w.c.Name, p)
@@ -161,7 +244,7 @@ func (w *consumer) call(ctx context.Context, batch []domain.Envelope) (err error
 
 // advance records a handled batch.
 func (w *consumer) advance(batch []domain.Envelope) {
-	w.committed.Store(batch[len(batch)-1].Position)
+	storeMax(&w.committed, batch[len(batch)-1].Position)
 	w.f.metrics.handled(w.c.Name, len(batch))
 	w.f.notify()
 }

@@ -40,13 +40,23 @@
 // checkpoint after the destination acknowledged: delivery is then at-least-once, with the
 // event id for the receiver to drop what it has seen (BatchSize 1 keeps the window to one
 // event).
+//
+// Several instances following one log run every consumer each, which is right for read
+// models but not for a consumer whose effects leave the process: with Config.Leases, a
+// Consumer marked Exclusive handles batches only while its instance holds the lease named
+// after it (Lease: taken and renewed in a shared store, given up before it can expire when it
+// cannot be renewed), and a new holder resumes after the shared progress its predecessors
+// saved, so that a takeover repeats at most the effect in flight.
 package follow
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +92,14 @@ type Consumer struct {
 	Handle HandleFunc
 	// BatchSize bounds this consumer's batches; 0 uses Config.BatchSize.
 	BatchSize int
+	// Exclusive marks a consumer whose effects must happen once per deployment, not once per
+	// instance (a mail, a webhook, a message to a broker). With Config.Leases, its batches are
+	// handled only while this instance holds the lease named after the consumer; a new holder
+	// resumes after the shared progress (the position the holders before it reached), not
+	// after its own, older, checkpoint; the progress is saved after each batch, and within a
+	// batch by SaveProgress. Without Config.Leases it runs as any consumer. Exclusive
+	// consumers skip the fast catch-up (CatchUpAfter).
+	Exclusive bool
 }
 
 // Config configures New.
@@ -122,6 +140,11 @@ type Config struct {
 	CatchUpPage  int
 	// Now is the clock of lag and status; default time.Now.
 	Now func() time.Time
+	// Leases, when set, makes the Exclusive consumers act on one instance at a time (see
+	// Consumer.Exclusive); Holder names this instance in them (default: a random id per
+	// Follower). Nil: every consumer acts here.
+	Leases Leases
+	Holder string
 }
 
 // Follower runs consumers of the log. Create with New, add consumers with Add, start with
@@ -138,6 +161,7 @@ type Follower struct {
 	runCtx    context.Context    // set by Run
 	stop      context.CancelFunc // cancels runCtx
 	closing   bool
+	keepers   sync.WaitGroup // the leases' Run
 
 	advMu    sync.Mutex
 	advanced chan struct{} // closed and replaced whenever a consumer's position moves
@@ -167,6 +191,9 @@ func New(cfg Config) (*Follower, error) {
 	setDefault(&cfg.CatchUpPage, 4000)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Leases != nil && cfg.Holder == "" {
+		cfg.Holder = NewHolderID()
 	}
 	f := &Follower{cfg: cfg, log: cfg.Logger, advanced: make(chan struct{})}
 	var err error
@@ -216,6 +243,17 @@ func (f *Follower) Add(c Consumer) error {
 		return fmt.Errorf("follow: checkpoint of %s: %w", c.Name, err)
 	}
 	w := &consumer{f: f, c: c, applied: cp}
+	if c.Exclusive && f.cfg.Leases != nil {
+		w.lease = NewLease(f.cfg.Leases, c.Name, f.cfg.Holder, f.log.With(f.cfg.Kind, c.Name))
+		w.lease.observed = w.observe
+		// Start after what the holders did (best effort: the lease's term filters anyway).
+		pctx, cancel := context.WithTimeout(context.Background(), f.cfg.Leases.TTL()/4)
+		if p, err := f.cfg.Leases.Progress(pctx, c.Name); err == nil && p > cp {
+			cp = p
+			w.applied = p
+		}
+		cancel()
+	}
 	w.committed.Store(cp)
 	f.mu.Lock()
 	if f.closing || f.consumerLocked(c.Name) != nil {
@@ -225,6 +263,9 @@ func (f *Follower) Add(c Consumer) error {
 	w.handler = f.router.AddConsumerHandler(c.Name, c.Name, f.sub, w.handle)
 	f.consumers = append(f.consumers, w)
 	runCtx := f.runCtx
+	if runCtx != nil {
+		f.startLeaseLocked(w)
+	}
 	f.mu.Unlock()
 	if runCtx == nil {
 		return nil
@@ -259,6 +300,9 @@ func (f *Follower) Remove(name string) {
 	}
 	f.consumers = deleteFunc(f.consumers, w)
 	closing := f.closing
+	if w.stopLease != nil {
+		w.stopLease()
+	}
 	f.mu.Unlock()
 	w.handler.Stop()
 	if closing {
@@ -296,6 +340,17 @@ func (f *Follower) list() []*consumer {
 	return f.consumers
 }
 
+// shared lists the consumers that act on every instance (the catch-up's).
+func (f *Follower) shared() []*consumer {
+	var out []*consumer
+	for _, w := range f.list() {
+		if w.lease == nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // Run catches up the consumers that are far behind (CatchUpAfter), then delivers until ctx is
 // cancelled or Close is called, and finally handles what is pending.
 func (f *Follower) Run(ctx context.Context) error {
@@ -304,6 +359,9 @@ func (f *Follower) Run(ctx context.Context) error {
 	defer cancel()
 	f.mu.Lock()
 	f.runCtx, f.stop = ctx, cancel
+	for _, w := range f.consumers {
+		f.startLeaseLocked(w)
+	}
 	f.mu.Unlock()
 	if err := f.catchUp(ctx); err != nil && ctx.Err() == nil {
 		return err
@@ -344,9 +402,59 @@ func (f *Follower) Close() error {
 	f.mu.Unlock()
 	var err error
 	if ran {
-		err = f.router.Close()
+		// Watermill's Close fails only when its handlers did not stop within CloseTimeout.
+		if err = f.router.Close(); err != nil {
+			err = fmt.Errorf("%w (not stopped: %s): %v", ErrCloseTimeout, strings.Join(f.notStopped(), ", "), err)
+		}
 	}
-	return errors.Join(err, f.sub.Close())
+	err = errors.Join(err, f.sub.Close())
+	f.keepers.Wait() // the leases are released: another instance takes over at once
+	return err
+}
+
+// notStopped names the consumers whose handler has not stopped (a handler may have stopped
+// while a batch it started still runs).
+func (f *Follower) notStopped() []string {
+	var out []string
+	for _, w := range f.list() {
+		select {
+		case <-w.handler.Stopped():
+		default:
+			out = append(out, w.c.Name)
+		}
+	}
+	return out
+}
+
+// startLeaseLocked runs the lease of an Exclusive consumer until Run's context ends or the
+// consumer is removed. f.mu is held.
+func (f *Follower) startLeaseLocked(w *consumer) {
+	if w.lease == nil || w.stopLease != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(f.runCtx)
+	w.stopLease = cancel
+	f.keepers.Go(func() { w.lease.Run(ctx) })
+}
+
+// Leased reports, for each Exclusive consumer running with Config.Leases, whether this
+// instance holds its lease now.
+func (f *Follower) Leased() map[string]bool {
+	out := map[string]bool{}
+	for _, w := range f.list() {
+		if w.lease != nil {
+			out[w.c.Name] = w.lease.Current() != nil
+		}
+	}
+	return out
+}
+
+// NewHolderID returns a random lease holder id for this process.
+func NewHolderID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
 }
 
 // Hold handles every consumer's pending events, then holds the consumers (no event is
@@ -357,7 +465,9 @@ func (f *Follower) Hold(ctx context.Context) (release func(at map[string]uint64)
 	ws := f.list()
 	for _, w := range ws {
 		w.mu.Lock()
-		w.flushLocked(ctx, false)
+		if w.lease == nil { // an Exclusive consumer's batch waits for its lease: kept pending
+			w.flushLocked(ctx, false)
+		}
 	}
 	return func(at map[string]uint64) {
 		for _, w := range ws {
@@ -374,7 +484,7 @@ func (f *Follower) Hold(ctx context.Context) (release func(at map[string]uint64)
 // Behind reports the lowest position of the consumers and whether the log holds more than
 // CatchUpAfter events after it.
 func (f *Follower) Behind(ctx context.Context) (low uint64, far bool, err error) {
-	ws := f.list()
+	ws := f.shared()
 	if f.cfg.CatchUpAfter < 0 || len(ws) == 0 {
 		return 0, false, nil
 	}
@@ -398,7 +508,7 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	}
 	start := f.cfg.Now()
 	f.log.Info(f.cfg.Kind+"s far behind the log: catching up with the fast path first", "from", low)
-	ws := f.list()
+	ws := f.shared()
 	_, err = Pages(ctx, f.cfg.Log, low, f.cfg.CatchUpPage, func(ctx context.Context, page []domain.Envelope) error {
 		for _, w := range ws {
 			if err := w.catchUp(ctx, page); err != nil {

@@ -20,6 +20,10 @@ type Status struct {
 	StuckPosition uint64
 	LastError     string
 	UpdatedAt     time.Time
+	// Exclusive is set for a consumer that acts on one instance at a time (Consumer.Exclusive
+	// with Config.Leases); Holder tells whether this instance holds its lease now. A
+	// non-holder's Checkpoint is the shared progress it last read.
+	Exclusive, Holder bool
 }
 
 // Status describes every consumer, in the order they were added. It reads the log, so it
@@ -33,7 +37,10 @@ func (f *Follower) Status(ctx context.Context) ([]Status, error) {
 	out := make([]Status, 0, len(ws))
 	for _, w := range ws {
 		cp := w.committed.Load()
-		st := Status{Name: w.c.Name, Checkpoint: cp, Head: head, UpdatedAt: f.cfg.Now().UTC()}
+		st := Status{Name: w.c.Name, Checkpoint: cp, Head: head, UpdatedAt: f.cfg.Now().UTC(), Exclusive: w.lease != nil}
+		if w.lease != nil {
+			st.Holder = w.lease.Current() != nil
+		}
 		if cp < head {
 			next, err := f.cfg.Log.ReadAll(ctx, cp, 1)
 			if err != nil {
@@ -63,6 +70,9 @@ type Metrics struct {
 	LagPositions Metric // gauge: log head minus the checkpoint
 	LagSeconds   Metric // gauge: age of the oldest event not handled (reads the log per consumer)
 	Stuck        Metric // gauge: 1 while an event keeps failing
+	// Holder, for the Exclusive consumers with Config.Leases: 1 while this instance holds
+	// the consumer's lease (acts), 0 while another instance does.
+	Holder Metric
 }
 
 // collector exports Metrics: counters updated as batches are handled, gauges computed at
@@ -72,6 +82,7 @@ type collector struct {
 	events, failures     *prometheus.CounterVec
 	checkpoint, lagPos   *prometheus.Desc
 	lagSeconds, stuck    *prometheus.Desc
+	holder               *prometheus.Desc
 	counters             []*prometheus.CounterVec
 	descs                []*prometheus.Desc
 	needStatus, needHead bool
@@ -98,6 +109,7 @@ func newCollector(f *Follower) *collector {
 	}
 	c.events, c.failures = counter(m.Events), counter(m.Failures)
 	c.checkpoint, c.lagPos, c.lagSeconds, c.stuck = desc(m.Checkpoint), desc(m.LagPositions), desc(m.LagSeconds), desc(m.Stuck)
+	c.holder = desc(m.Holder)
 	c.needStatus = c.lagSeconds != nil || c.stuck != nil
 	c.needHead = c.lagPos != nil
 	return c
@@ -135,6 +147,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if d != nil {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
 		}
+	}
+	for name, held := range c.f.Leased() {
+		v := 0.0
+		if held {
+			v = 1
+		}
+		gauge(c.holder, v, name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

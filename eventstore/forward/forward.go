@@ -74,6 +74,13 @@ type Config struct {
 	// (NATS unreachable, its database failing) tries its next event again from its
 	// checkpoint; defaults 50ms and 5s.
 	NackBackoff, MaxNackBackoff time.Duration
+	// Leases, when set (several instances on one log: sharedstate's), makes the NATS
+	// forwarder and each webhook endpoint's forwarder deliver on one instance at a time: the
+	// holder of the lease named after the forwarder, which saves the shared progress after
+	// each event; a new holder resumes from it (follow.Consumer.Exclusive). The endpoint
+	// registry runs on every instance. Holder names this instance (default: a random id).
+	Leases follow.Leases
+	Holder string
 }
 
 // Forwarders runs every forwarder. Create with New, start with Run, stop with Close. Safe
@@ -101,6 +108,7 @@ var metricNames = follow.Metrics{
 	Failures:     follow.Metric{Name: "vigil_forwarder_failures_total", Help: "Events that still failed after the router's retries (tried again from the checkpoint)."},
 	Checkpoint:   follow.Metric{Name: "vigil_forwarder_checkpoint", Help: "Global position of the last event the forwarder delivered or parked."},
 	LagPositions: follow.Metric{Name: "vigil_forwarder_lag_positions", Help: "Log head minus the forwarder's checkpoint."},
+	Holder:       follow.Metric{Name: "vigil_forwarder_lease_held", Help: "With --nats-url: 1 while this instance holds the forwarder's lease (delivers), 0 while another instance does."},
 }
 
 // New checks the configuration, connects to NATS (creating its stream when missing; an
@@ -135,7 +143,7 @@ func New(cfg Config) (_ *Forwarders, err error) {
 		Log: cfg.Log, Logger: f.log, Kind: "forwarder", Metrics: metricNames, Registerer: cfg.Registerer,
 		BatchSize: 1, Retries: 3, RetryBackoff: 100 * time.Millisecond, MaxRetryBackoff: 2 * time.Second,
 		NackBackoff: cfg.NackBackoff, MaxNackBackoff: cfg.MaxNackBackoff, CloseTimeout: 15 * time.Second,
-		CatchUpAfter: -1,
+		CatchUpAfter: -1, Leases: cfg.Leases, Holder: cfg.Holder,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
@@ -179,7 +187,7 @@ func New(cfg Config) (_ *Forwarders, err error) {
 
 // add registers forwarder name, which runs at once when the follower already runs.
 func (f *Forwarders) add(name string, deliver deliverFunc) error {
-	return f.f.Add(follow.Consumer{Name: name, Checkpoints: f.cfg.DB, BatchSize: 1,
+	return f.f.Add(follow.Consumer{Name: name, Checkpoints: f.cfg.DB, BatchSize: 1, Exclusive: name != RegistryName,
 		Handle: func(ctx context.Context, batch []domain.Envelope) error {
 			for _, ev := range batch {
 				saved, err := deliver(ctx, ev)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/expect"
+	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/eventstore/forward"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
@@ -322,4 +323,35 @@ func TestRegisteredEndpointSurvivesRestart(t *testing.T) {
 	if cp, _ := db.Checkpoint(context.Background(), "webhook-w1"); cp != 0 {
 		t.Fatalf("the removed endpoint's checkpoint is still %d", cp)
 	}
+}
+
+// TestWebhookOnceFromTwoInstances: two instances' forwarders (each with its own database)
+// share leases: the configured endpoint gets every event once, in order. When the holder
+// stops, the other takes over from the shared progress, not from its own checkpoint (which
+// never moved): nothing is delivered twice.
+func TestWebhookOnceFromTwoInstances(t *testing.T) {
+	rcv, srv := newReceiver(t)
+	log := openLog(t, t.TempDir())
+	leases := &follow.MemoryLeases{Lifetime: time.Second}
+	instance := func(holder string) *forward.Forwarders {
+		f, err := forward.New(forward.Config{Log: log, DB: openDB(t, t.TempDir()), Encode: testEncode, Logger: quietLogger(),
+			Leases: leases, Holder: holder,
+			Webhooks: forward.WebhookConfig{URL: srv.URL + "/hook", Secret: mustKey(t), Attempts: 5,
+				InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a, b := instance("a"), instance("b")
+	stopA := running(t, a)
+	running(t, b)
+	appendN(t, log, 0, 30)
+	want := logIDs(t, log)
+	eventually(t, 10*time.Second, "30 deliveries", deliveries(rcv, len(want), false))
+	stopA() // b takes over at its next try
+	appendN(t, log, 30, 20)
+	want = logIDs(t, log)
+	eventually(t, 10*time.Second, "50 deliveries", deliveries(rcv, len(want), false))
+	equalIDs(t, rcv.got(), want)
 }

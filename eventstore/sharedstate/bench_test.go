@@ -33,3 +33,27 @@ func BenchmarkReserve(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLeases: what a lease costs on NATS (in-process server): the holder's renewal (a
+// read and a compare-and-set), and the shared progress a follower saves after each mail,
+// event or pushed SET (a read and a compare-and-set).
+func BenchmarkLeases(b *testing.B) {
+	ns := startNATS(b, b.TempDir(), -1)
+	l := open(b, ns.ClientURL(), "benchleases").Leases
+	b.Run("renew", func(b *testing.B) {
+		for b.Loop() {
+			if held, err := l.Acquire(b.Context(), "mail", "me"); err != nil || !held {
+				b.Fatal(held, err)
+			}
+		}
+	})
+	b.Run("save-progress", func(b *testing.B) {
+		var pos uint64
+		for b.Loop() {
+			pos++
+			if err := l.SaveProgress(b.Context(), "mail", pos); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

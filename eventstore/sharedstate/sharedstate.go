@@ -54,6 +54,8 @@ const (
 	// DefaultThrottleTTL is throttle.Config's default ForgetAfter.
 	DefaultThrottleTTL = time.Hour
 	DefaultOpTimeout   = 2 * time.Second
+	// DefaultLeaseTTL is how long a log follower's lease lasts without renewal (Leases).
+	DefaultLeaseTTL = 10 * time.Second
 	// DefaultCeremonyMaxBytes holds about 150,000 ceremonies.
 	DefaultCeremonyMaxBytes = 64 << 20
 )
@@ -77,6 +79,13 @@ type Config struct {
 	// without credentials, so a flood must not fill NATS; when full, options answer 429 until
 	// old ceremonies expire. Default DefaultCeremonyMaxBytes.
 	CeremonyMaxBytes int64
+	// LeaseTTL is the bucket TTL of the followers' leases (<prefix>_leases): another instance
+	// takes over a follower about LeaseTTL after its holder died. Default DefaultLeaseTTL;
+	// at least 1 s.
+	LeaseTTL time.Duration
+	// AckTTL is the bucket TTL of the shared SSF poll acknowledgements; default
+	// DefaultAckTTL.
+	AckTTL time.Duration
 	// Replicas of each bucket (a NATS cluster); default 1.
 	Replicas int
 	// OpTimeout bounds one operation (a request to JetStream); default DefaultOpTimeout.
@@ -103,6 +112,12 @@ type State struct {
 	Tickets    *Tickets
 	Ceremonies *Ceremonies
 	Throttle   *Throttle
+	// Leases is the follow.Leases of the log followers that act once per deployment (the
+	// mail outbox, the forwarders, the SSF push workers): buckets <prefix>_leases (TTL
+	// LeaseTTL) and <prefix>_progress (no TTL).
+	Leases *Leases
+	// SSFAcks shares the poll acknowledgements of Shared Signals streams (<prefix>_ssf_acks).
+	SSFAcks *SSFAcks
 }
 
 // Open connects to NATS (an unreachable server fails at once) and creates or updates the
@@ -131,6 +146,15 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultOpTimeout
+	}
+	if cfg.AckTTL <= 0 {
+		cfg.AckTTL = DefaultAckTTL
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.LeaseTTL < time.Second {
+		return nil, errors.New("sharedstate: the lease TTL must be at least 1s")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -165,7 +189,8 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 		s.nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	for _, b := range []string{s.bucketName(bucketTickets), s.bucketName(bucketCeremonies), s.bucketName(bucketThrottle)} {
+	for _, b := range []string{s.bucketName(bucketTickets), s.bucketName(bucketCeremonies), s.bucketName(bucketThrottle),
+		s.bucketName(bucketLeases), s.bucketName(bucketProgress), s.bucketName(bucketSSFAcks)} {
 		octx, cancel := context.WithTimeout(ctx, 5*cfg.OpTimeout)
 		_, err := s.bucket(octx, b)
 		cancel()
@@ -177,6 +202,8 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	s.Tickets = &Tickets{s: s}
 	s.Ceremonies = &Ceremonies{s: s}
 	s.Throttle = &Throttle{s: s}
+	s.Leases = &Leases{s: s}
+	s.SSFAcks = &SSFAcks{s: s}
 	return s, nil
 }
 
@@ -201,6 +228,9 @@ const (
 	bucketTickets    = "tickets"
 	bucketCeremonies = "ceremonies"
 	bucketThrottle   = "throttle"
+	bucketLeases     = "leases"
+	bucketProgress   = "progress"
+	bucketSSFAcks    = "ssf_acks"
 )
 
 func (s *State) bucketName(kind string) string { return s.cfg.BucketPrefix + "_" + kind }
@@ -219,6 +249,12 @@ func (s *State) bucket(ctx context.Context, name string) (jetstream.KeyValue, er
 		ttl = s.cfg.ThrottleTTL
 	case s.bucketName(bucketCeremonies):
 		maxBytes = s.cfg.CeremonyMaxBytes
+	case s.bucketName(bucketLeases):
+		ttl = s.cfg.LeaseTTL
+	case s.bucketName(bucketProgress):
+		ttl = 0 // kept: a new holder resumes from it
+	case s.bucketName(bucketSSFAcks):
+		ttl = s.cfg.AckTTL
 	}
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,

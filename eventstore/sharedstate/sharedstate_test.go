@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vigil-auth/vigil/domain/ephemeral"
 	"github.com/vigil-auth/vigil/domain/throttle"
+	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/eventstore/sharedstate"
 	"github.com/vigil-auth/vigil/eventstore/sharedstate/statetest"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
@@ -250,4 +252,32 @@ func TestCeremoniesBucketIsBounded(t *testing.T) {
 		}
 	}
 	t.Fatal("1000 ceremonies fitted in 16 KiB: the bucket is not bounded")
+}
+
+func TestLeasesMemory(t *testing.T) {
+	statetest.RunLeases(t, func(*testing.T) statetest.LeaseFixture {
+		var mu sync.Mutex
+		now := time.Unix(1_700_000_000, 0)
+		l := &follow.MemoryLeases{Lifetime: 10 * time.Second, Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }}
+		return statetest.LeaseFixture{A: l, B: l, Expire: func() { mu.Lock(); now = now.Add(10 * time.Second); mu.Unlock() }}
+	})
+}
+
+func TestLeasesNATS(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	n := 0
+	statetest.RunLeases(t, func(t *testing.T) statetest.LeaseFixture {
+		n++
+		prefix := "leases" + strings.Repeat("x", n)
+		open := func() *sharedstate.State {
+			st, err := sharedstate.Open(t.Context(), sharedstate.Config{URL: ns.ClientURL(), Secret: secret, BucketPrefix: prefix,
+				OpTimeout: time.Second, LeaseTTL: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			return st
+		}
+		return statetest.LeaseFixture{A: open().Leases, B: open().Leases}
+	})
 }

@@ -153,6 +153,9 @@ type Config struct {
 	// NATSURL (--nats-url) keeps the state instances share (login tickets, passkey
 	// ceremonies, throttling counts) in NATS JetStream key-value buckets; empty: in memory.
 	NATSURL string
+	// LeaseTTL (--lease-ttl) is how long a log follower's lease lasts without renewal when
+	// several instances share a log through --nats-url (shared.go); default 10 s.
+	LeaseTTL time.Duration
 
 	// LogSigningKeyFile signs the log's checkpoints; empty means <DataDir>/log-signing.key,
 	// made on first start. CheckpointInterval is how often one is written while events
@@ -347,6 +350,7 @@ type App struct {
 	ssf          *transmitting
 	risk         *riskDetection      // nil when off
 	shared       *sharedstate.State  // nil without --nats-url
+	holder       string              // this App's id in the followers' leases (shared.go)
 	feedPos      *feedPosition       // the log feed's position (Whoami's catch-up on a shared log)
 	feedFrom     uint64              // where the log feed starts: the restored indexes' position (readmodels.go)
 	keyring      *credential.Keyring // the server key's: TOTP and webhook secrets

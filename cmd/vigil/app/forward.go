@@ -88,6 +88,7 @@ func (a *App) openForwarding() (*forwarding, error) {
 		return nil, fmt.Errorf("--data-dir: forwarders: %w", err)
 	}
 	fcfg := forward.Config{
+		Leases: a.leases(), Holder: a.holderID(),
 		Log: a.store, DB: db, Encode: func(e domain.Envelope) ([]byte, error) { return export.MarshalCloudEvent(e, cfg.PublicURL.String()) }, Logger: cfg.Logger, Registerer: cfg.Registry, Now: cfg.Now,
 		OpenSecret: func(r domain.WebhookRegistered) ([]byte, error) { return command.OpenWebhookSecret(a.keyring, r) },
 		Webhooks: forward.WebhookConfig{URL: fc.WebhookURL, Secret: key, Attempts: fc.WebhookAttempts,

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/eventstore/forward/mail"
 )
 
@@ -72,7 +72,7 @@ func (a *App) openOutbox(ctx context.Context) (*outbox, error) {
 	o, err := mail.New(ctx, mail.Config{
 		Log: a.store, Sender: sender, Keyring: a.keyring, PublicURL: cfg.PublicURL,
 		CheckpointPath: filepath.Join(cfg.DataDir, MailFile), GeoIP: a.geo,
-		Logger: cfg.Logger, Registerer: cfg.Registry,
+		Logger: cfg.Logger, Registerer: cfg.Registry, Leases: a.leases(), Holder: a.holderID(),
 	})
 	if err != nil {
 		_ = sender.Close()
@@ -113,10 +113,11 @@ func closeFollower(running <-chan struct{}, done chan error, closeFn func() erro
 		}
 	}
 	err := closeFn()
-	if err != nil && strings.Contains(err.Error(), "router close timeout") {
-		// Watermill's router gave up waiting for a handler that a stop during the start left
-		// behind. Such a follower's progress is its checkpoint, saved in the transaction of
-		// what it did, so the next start resumes from there: the stop lost nothing.
+	if errors.Is(err, follow.ErrCloseTimeout) {
+		// A handler that a stop during the start left behind did not stop in time (the
+		// follower closed its subscriber, which ends it). Such a follower's progress is its
+		// checkpoint, saved with what it did, so the next start resumes from there: the stop
+		// lost nothing.
 		err = nil
 	}
 	if done != nil {

@@ -51,7 +51,12 @@ func (a *App) openSSF() (*transmitting, error) {
 		}
 	}
 	svc := a.svc
+	var acks ssf.Acks
+	if a.shared != nil {
+		acks = a.shared.SSFAcks
+	}
 	t, err := ssf.New(ssf.Config{
+		Leases: a.leases(), Holder: a.holderID(), Acks: acks,
 		Log: a.store, Path: filepath.Join(cfg.DataDir, SSFFile), Keys: keys, Issuer: cfg.PublicURL.String(),
 		Logger: cfg.Logger, Registerer: cfg.Registry, Now: cfg.Now,
 		InitialBackoff: cfg.SSF.InitialBackoff, MaxBackoff: cfg.SSF.MaxBackoff, DisableAfter: cfg.SSF.DisableAfter,

@@ -65,7 +65,18 @@ type Config struct {
 	// and 1m), before it tries again.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	NackBackoff, MaxNackBackoff   time.Duration
+	// Leases, when set (several instances on one log: sharedstate's), makes the outbox send
+	// on one instance at a time: the holder of the lease "mail", which saves the shared
+	// progress after each message; a new holder resumes from it (follow.Consumer.Exclusive).
+	// Holder names this instance (default: a random id).
+	Leases follow.Leases
+	Holder string
 }
+
+// ErasureName is the consumer that, with Config.Leases and a Sender that keeps copies
+// (FileSender), forgets an erased account's messages on every instance (each may have written
+// some while it held the lease).
+const ErasureName = "mail-erasure"
 
 // Outbox follows the log and sends the mail. Create with New, run with Run, stop with Close.
 type Outbox struct {
@@ -84,6 +95,7 @@ var followMetrics = follow.Metrics{
 	Checkpoint:   follow.Metric{Name: "vigil_mail_outbox_checkpoint", Help: "Global position of the last event the mail outbox handled."},
 	LagPositions: follow.Metric{Name: "vigil_mail_outbox_lag_positions", Help: "Log head minus the mail outbox's checkpoint."},
 	Stuck:        follow.Metric{Name: "vigil_mail_outbox_stuck", Help: "1 while a mail keeps failing (the SMTP server is down or refuses)."},
+	Holder:       follow.Metric{Name: "vigil_mail_outbox_lease_held", Help: "With --nats-url: 1 while this instance holds the outbox's lease (sends the mail), 0 while another instance does."},
 }
 
 // New opens the checkpoint file (starting it at the log's head when it is new), parses the
@@ -135,15 +147,54 @@ func New(ctx context.Context, cfg Config) (_ *Outbox, err error) {
 		// Every event goes the same way (a catch-up failing on an unreachable SMTP server
 		// would stop Run).
 		CatchUpAfter: -1,
+		Leases:       cfg.Leases, Holder: cfg.Holder,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mail: %w", err)
 	}
-	if err := o.f.Add(follow.Consumer{Name: ConsumerName, Checkpoints: follow.SQLCheckpoints{DB: o.db}, Handle: o.handle}); err != nil {
+	if err := o.f.Add(follow.Consumer{Name: ConsumerName, Checkpoints: follow.SQLCheckpoints{DB: o.db}, Handle: o.handle,
+		Exclusive: true}); err != nil {
 		_ = o.f.Close()
 		return nil, fmt.Errorf("mail: %w", err)
 	}
+	if fg, ok := cfg.Sender.(Forgetter); ok && cfg.Leases != nil {
+		if err := o.addErasure(ctx, fg); err != nil {
+			_ = o.f.Close()
+			return nil, fmt.Errorf("mail: %w", err)
+		}
+	}
 	return o, nil
+}
+
+// addErasure adds the consumer that forgets erased accounts' messages on this instance,
+// whoever holds the lease; it starts at the log's head on its first start.
+func (o *Outbox) addErasure(ctx context.Context, fg Forgetter) error {
+	cp, err := follow.ReadCheckpoint(ctx, o.db, ErasureName)
+	if err != nil {
+		return err
+	}
+	if cp == 0 {
+		head, err := o.cfg.Log.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("log head: %w", err)
+		}
+		if err := follow.SaveCheckpoint(ctx, o.db, ErasureName, head, time.Now()); err != nil {
+			return err
+		}
+	}
+	return o.f.Add(follow.Consumer{Name: ErasureName, Checkpoints: follow.SQLCheckpoints{DB: o.db},
+		Handle: func(ctx context.Context, batch []domain.Envelope) error {
+			for _, ev := range batch {
+				if ev.Type != domain.EventAccountErased {
+					continue
+				}
+				accountID, _ := strings.CutPrefix(ev.StreamID, domain.StreamPrefixAccount)
+				if err := fg.Forget(ctx, accountID); err != nil {
+					return err
+				}
+			}
+			return follow.SaveCheckpoint(context.WithoutCancel(ctx), o.db, ErasureName, batch[len(batch)-1].Position, time.Now())
+		}})
 }
 
 func setDefault(v *time.Duration, def time.Duration) {
@@ -163,12 +214,32 @@ func (o *Outbox) startingPoint(ctx context.Context) (uint64, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("mail: checkpoint: %w", err)
 	}
+	if o.cfg.Leases != nil {
+		// A new instance of a deployment: it resumes where the holders are, not at the head
+		// (which would skip what the holder has not sent yet, should this one take over).
+		shared, err := o.cfg.Leases.Progress(ctx, ConsumerName)
+		if err != nil {
+			return 0, fmt.Errorf("mail: shared progress: %w", err)
+		}
+		if shared > 0 {
+			if err := follow.SaveCheckpoint(ctx, o.db, ConsumerName, shared, time.Now()); err != nil {
+				return 0, fmt.Errorf("mail: %w", err)
+			}
+			return shared, nil
+		}
+	}
 	head, err := o.cfg.Log.Head(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("mail: log head: %w", err)
 	}
 	if err := follow.SaveCheckpoint(ctx, o.db, ConsumerName, head, time.Now()); err != nil {
 		return 0, fmt.Errorf("mail: %w", err)
+	}
+	if o.cfg.Leases != nil {
+		// The deployment's first outbox: the others start here too.
+		if err := o.cfg.Leases.SaveProgress(ctx, ConsumerName, head); err != nil {
+			return 0, fmt.Errorf("mail: shared progress: %w", err)
+		}
 	}
 	o.log.Info("mail outbox starts at the log's head: earlier events are not mailed", "position", head)
 	return head, nil
@@ -179,6 +250,13 @@ func (o *Outbox) Run(ctx context.Context) error { return o.f.Run(ctx) }
 
 // Running is closed once the outbox follows the log live.
 func (o *Outbox) Running() <-chan struct{} { return o.f.Running() }
+
+// Sending reports whether this instance sends the mail now: it holds the outbox's lease
+// (Config.Leases), or runs without leases.
+func (o *Outbox) Sending() bool {
+	held, ok := o.f.Leased()[ConsumerName]
+	return held || !ok
+}
 
 // Position is the outbox's saved checkpoint: every event up to it is handled.
 func (o *Outbox) Position() uint64 { return o.sent.Load() }
@@ -250,7 +328,8 @@ func (o *Outbox) saveCheckpoint(ctx context.Context, pos uint64) error {
 		return fmt.Errorf("mail: %w", err)
 	}
 	o.sent.Store(pos)
-	return nil
+	// With leases: shared at once, so that a takeover repeats at most the message in flight.
+	return follow.SaveProgress(ctx, pos)
 }
 
 // metrics are the outbox's own counters (the follower exports checkpoint, lag and stuck).

@@ -235,6 +235,16 @@ func (d *db) delivered(ctx context.Context, stream string, seq int64) error {
 	})
 }
 
+// deliveredUpTo removes a push stream's SETs up to position: another instance pushed them
+// (the shared progress of the stream's push lease).
+func (d *db) deliveredUpTo(ctx context.Context, stream string, position uint64) (int64, error) {
+	res, err := d.db.ExecContext(ctx, `DELETE FROM ssf_sets WHERE stream = ? AND position <= ?`, stream, position)
+	if err != nil {
+		return 0, fmt.Errorf("ssf: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // failed records a failed push; the failure's start is kept when there is one.
 func (d *db) failed(ctx context.Context, stream string, since time.Time, msg string) error {
 	_, err := d.db.ExecContext(ctx, `UPDATE ssf_streams SET failing_since = ?, last_error = ? WHERE id = ?`, since.UnixMilli(), msg, stream)

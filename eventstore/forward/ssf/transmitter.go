@@ -79,7 +79,29 @@ type Config struct {
 	Transport http.RoundTripper
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Leases, when set (several instances on one log: sharedstate's), makes each push stream
+	// push from one instance at a time: the holder of the lease "ssf-push-<stream id>", which
+	// saves the position of each SET the receiver accepted as the lease's shared progress.
+	// Every instance still makes every SET (the same jti, in the same order) into its own
+	// queue; a new holder first drops what the holders before it pushed, and the others
+	// drop it as they see the progress. Holder names this instance (default: a random id).
+	Leases follow.Leases
+	Holder string
+	// Acks, when set (sharedstate's), shares poll acknowledgements between the instances: a
+	// SET acknowledged on one instance is not offered again by another (see Poll).
+	Acks Acks
 }
+
+// Acks records which SETs of a stream a poll receiver acknowledged, for every instance.
+type Acks interface {
+	// Ack records jtis as acknowledged on stream.
+	Ack(ctx context.Context, stream string, jtis []string) error
+	// Acked returns which of jtis were acknowledged on stream.
+	Acked(ctx context.Context, stream string, jtis []string) (map[string]bool, error)
+}
+
+// pushLeaseName is the lease (and shared progress) of a push stream's worker.
+func pushLeaseName(id string) string { return "ssf-push-" + id }
 
 // Transmitter runs the streams. Create with New, start with Run, stop with Close.
 type Transmitter struct {
@@ -155,6 +177,9 @@ func New(cfg Config) (_ *Transmitter, err error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Leases != nil && cfg.Holder == "" {
+		cfg.Holder = follow.NewHolderID()
 	}
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
@@ -272,8 +297,50 @@ func (t *Transmitter) startWorker(s *stream) {
 	t.workers.Add(1)
 	go func() {
 		defer t.workers.Done()
-		t.push(ctx, s)
+		t.pushLeased(ctx, s)
 	}()
+}
+
+// pushLeased runs the push worker: at once without Config.Leases, else while this instance
+// holds the stream's push lease, dropping first what the holders before pushed.
+func (t *Transmitter) pushLeased(ctx context.Context, s *stream) {
+	if t.cfg.Leases == nil {
+		t.push(ctx, s, nil)
+		return
+	}
+	l := follow.NewLease(t.cfg.Leases, pushLeaseName(s.id), t.cfg.Holder, t.log.With("stream", s.id))
+	l.Observe(func(p uint64) {
+		// Another instance pushes: drop what it has pushed from this instance's queue.
+		if _, err := t.db.deliveredUpTo(ctx, s.id, p); err != nil && ctx.Err() == nil {
+			t.log.Warn("ssf: dropping SETs another instance pushed failed", "stream", s.id, "error", err.Error())
+		}
+	})
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(lctx) }()
+	defer func() { stop(); <-done }()
+	for ctx.Err() == nil {
+		term, err := l.Wait(ctx)
+		if err != nil {
+			return
+		}
+		if _, err := t.db.deliveredUpTo(ctx, s.id, term.Progress()); err != nil {
+			t.log.Error("ssf: dropping SETs pushed before this instance took over failed", "stream", s.id, "error", err.Error())
+			t.sleep(ctx, nil, time.Second)
+			continue
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		stopAfter := context.AfterFunc(term.Ctx, cancel)
+		t.push(pctx, s, term)
+		stopAfter()
+		cancel()
+		s.mu.Lock()
+		removed := s.removed
+		s.mu.Unlock()
+		if removed {
+			return
+		}
+	}
 }
 
 // stopStream stops a stream's consumer and worker.
@@ -475,8 +542,9 @@ func (t *Transmitter) passkeyPlatform(ctx context.Context, accountID, passkeyID 
 	}
 }
 
-// push sends a push stream's SETs in order, one at a time, until ctx ends.
-func (t *Transmitter) push(ctx context.Context, s *stream) {
+// push sends a push stream's SETs in order, one at a time, until ctx ends. With a lease's
+// term, the position of each SET accepted is saved as the shared progress.
+func (t *Transmitter) push(ctx context.Context, s *stream, term *follow.Term) {
 	backoff := t.cfg.InitialBackoff
 	for ctx.Err() == nil {
 		wake := s.wait()
@@ -503,10 +571,19 @@ func (t *Transmitter) push(ctx context.Context, s *stream) {
 			continue
 		}
 		q := head[0]
+		if term != nil && !term.Begin() {
+			return // the lease ended or is being handed over
+		}
 		err = t.post(ctx, cons.EndpointURL, q.Token)
 		if err == nil {
 			if err := t.db.delivered(context.WithoutCancel(ctx), s.id, q.Seq); err != nil {
 				t.log.Error("ssf: recording a delivery failed", "stream", s.id, "error", err.Error())
+			}
+			if term != nil {
+				if err := term.Save(ctx, q.Position); err != nil {
+					t.log.Warn("ssf: the pushed SET's shared progress not saved; pushing stops here", "stream", s.id, "error", err.Error())
+				}
+				term.End()
 			}
 			s.mu.Lock()
 			s.failing, s.lastErr = time.Time{}, ""
@@ -514,6 +591,9 @@ func (t *Transmitter) push(ctx context.Context, s *stream) {
 			t.metrics.delivered.WithLabelValues(s.id).Inc()
 			backoff = t.cfg.InitialBackoff
 			continue
+		}
+		if term != nil {
+			term.End()
 		}
 		if ctx.Err() != nil {
 			return
@@ -613,6 +693,13 @@ func (t *Transmitter) Poll(ctx context.Context, streamID string, maxEvents int, 
 	if s.config().DeliveryMethod != MethodPoll {
 		return PollResult{}, ErrNotPoll
 	}
+	if t.cfg.Acks != nil && len(ack) > 0 {
+		// First, and before answering: a receiver's next poll may land on another instance.
+		// When it fails nothing has changed here either.
+		if err := t.cfg.Acks.Ack(ctx, streamID, ack); err != nil {
+			return PollResult{}, fmt.Errorf("ssf: sharing the acknowledgements: %w", err)
+		}
+	}
 	if err := t.db.ack(ctx, streamID, ack); err != nil {
 		return PollResult{}, err
 	}
@@ -624,7 +711,7 @@ func (t *Transmitter) Poll(ctx context.Context, streamID string, maxEvents int, 
 	for {
 		wake := s.wait()
 		if s.config().Status == StatusEnabled {
-			list, err := t.db.pending(ctx, streamID, maxEvents+1)
+			list, err := t.unacked(ctx, streamID, maxEvents+1)
 			if err != nil {
 				return PollResult{}, err
 			}
@@ -646,6 +733,43 @@ func (t *Transmitter) Poll(ctx context.Context, streamID string, maxEvents int, 
 			return PollResult{Sets: map[string]string{}}, nil
 		case <-ctx.Done():
 			return PollResult{}, ctx.Err()
+		}
+	}
+}
+
+// unacked returns up to limit SETs waiting on this instance, oldest first, without those a
+// receiver acknowledged on another instance (Config.Acks), which it drops from the queue.
+func (t *Transmitter) unacked(ctx context.Context, streamID string, limit int) ([]queued, error) {
+	for try := 0; ; try++ {
+		list, err := t.db.pending(ctx, streamID, limit)
+		if err != nil || t.cfg.Acks == nil || len(list) == 0 {
+			return list, err
+		}
+		jtis := make([]string, len(list))
+		for i, q := range list {
+			jtis[i] = q.JTI
+		}
+		acked, err := t.cfg.Acks.Acked(ctx, streamID, jtis)
+		if err != nil {
+			return nil, fmt.Errorf("ssf: reading the shared acknowledgements: %w", err)
+		}
+		if len(acked) == 0 {
+			return list, nil
+		}
+		var gone []string
+		keep := list[:0:0]
+		for _, q := range list {
+			if acked[q.JTI] {
+				gone = append(gone, q.JTI)
+			} else {
+				keep = append(keep, q)
+			}
+		}
+		if err := t.db.ack(ctx, streamID, gone); err != nil {
+			return nil, err
+		}
+		if try == 7 {
+			return keep, nil // a long run of acknowledged SETs: the next poll reads on
 		}
 	}
 }
@@ -687,6 +811,38 @@ func (t *Transmitter) Streams(ctx context.Context) ([]StreamInfo, error) {
 			info.Lag = head - p
 		}
 		out = append(out, info)
+	}
+	return out, nil
+}
+
+// MemoryAcks is Acks inside one process (several transmitters in one process, tests).
+type MemoryAcks struct {
+	mu    sync.Mutex
+	acked map[string]bool
+}
+
+// Ack implements Acks.
+func (m *MemoryAcks) Ack(_ context.Context, stream string, jtis []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.acked == nil {
+		m.acked = map[string]bool{}
+	}
+	for _, j := range jtis {
+		m.acked[stream+"\x00"+j] = true
+	}
+	return nil
+}
+
+// Acked implements Acks.
+func (m *MemoryAcks) Acked(_ context.Context, stream string, jtis []string) (map[string]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, j := range jtis {
+		if m.acked[stream+"\x00"+j] {
+			out[j] = true
+		}
 	}
 	return out, nil
 }
