@@ -149,6 +149,13 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 	if err := describeSnapshot(ctx, tmp, &info, indexes); err != nil {
 		return fail(err)
 	}
+	if missing := missingCheckpoints(ps, info.Checkpoints); len(missing) > 0 {
+		// Read models another version of Vigil wrote (or a rebuild never finished): the copy
+		// would carry this binary's schema version, and an instance installing it would
+		// rebuild those projections from the log's start.
+		return fail(fmt.Errorf("the read models at %s have no checkpoint for %s: they were not written by this version of Vigil (run `vigil projections rebuild` first)",
+			path, strings.Join(missing, ", ")))
+	}
 	if err := syncFile(tmp); err != nil {
 		return fail(err)
 	}
@@ -167,6 +174,23 @@ func WriteSnapshotOf(ctx context.Context, path, out string, ps []Projection, log
 	}
 	info.Size, info.Indexes = fi.Size(), indexes
 	return info, nil
+}
+
+// missingCheckpoints names the projections of ps without a checkpoint in cps, when some
+// projection has one: every projection's runner commits a checkpoint with its first batch,
+// so on a log with events a missing one means read models of another schema (an empty log's
+// read models have none at all).
+func missingCheckpoints(ps []Projection, cps map[string]uint64) []string {
+	if len(cps) == 0 {
+		return nil
+	}
+	var missing []string
+	for _, p := range ps {
+		if _, ok := cps[p.Name()]; !ok {
+			missing = append(missing, p.Name())
+		}
+	}
+	return missing
 }
 
 // describeSnapshot drops the aggregate snapshots from the copy at path, adds the description
