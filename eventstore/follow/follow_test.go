@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-auth/vigil/domain"
-	"github.com/vigil-auth/vigil/eventstore"
 	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
+	"github.com/vigil-auth/vigil/eventstore/testkit"
 	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
@@ -32,24 +32,6 @@ func openStore(t *testing.T) *sqlite.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// appendN appends n events in one append and returns the last position.
-func appendN(t *testing.T, s eventstore.Store, n int) uint64 {
-	t.Helper()
-	evs := make([]domain.EventData, n)
-	for i := range evs {
-		ev, err := domain.NewEventData("TestHappened", 1, map[string]int{"i": i}, domain.Metadata{Actor: domain.Actor{Type: domain.ActorSystem}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs[i] = ev
-	}
-	res, err := s.Append(context.Background(), "system-follow", eventstore.Any, evs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.LastPosition
 }
 
 // run starts f until the test ends (or the returned stop is called).
@@ -161,7 +143,7 @@ func TestSQLConsumerIsExactlyOnce(t *testing.T) {
 	store := openStore(t)
 	l := newLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 	l.breakAt = 30
-	appendN(t, store, 20)
+	testkit.AppendN(t, store, 20)
 	f := newFollower(t, follow.Config{Log: store})
 	if err := f.Add(l.consumer()); err != nil {
 		t.Fatal(err)
@@ -169,9 +151,9 @@ func TestSQLConsumerIsExactlyOnce(t *testing.T) {
 	stop := run(t, f)
 	var head uint64
 	for range 20 {
-		head = appendN(t, store, 1)
+		head = testkit.AppendN(t, store, 1)
 	}
-	head = appendN(t, store, 100)
+	head = testkit.AppendN(t, store, 100)
 	waitFor(t, f, head)
 	stop()
 	l.mu.Lock()
@@ -185,7 +167,7 @@ func TestSQLConsumerIsExactlyOnce(t *testing.T) {
 		t.Errorf("%d batches for %d events: no batching", batches, head)
 	}
 
-	head = appendN(t, store, 7)
+	head = testkit.AppendN(t, store, 7)
 	f2 := newFollower(t, follow.Config{Log: store})
 	if err := f2.Add(l.consumer()); err != nil {
 		t.Fatal(err)
@@ -251,7 +233,7 @@ func (m *memory) check(t *testing.T, head uint64) {
 // and resumes without a gap once the cause is gone.
 func TestStuckConsumerIsReportedAndSkipsNothing(t *testing.T) {
 	store := openStore(t)
-	appendN(t, store, 10)
+	testkit.AppendN(t, store, 10)
 	reg := prometheus.NewRegistry()
 	f := newFollower(t, follow.Config{Log: store, Retries: 1, RetryBackoff: time.Millisecond, Kind: "widget", Registerer: reg,
 		Metrics: follow.Metrics{
@@ -291,7 +273,7 @@ func TestStuckConsumerIsReportedAndSkipsNothing(t *testing.T) {
 		}
 	}
 	flaky.failAtPosition(0)
-	head := appendN(t, store, 5)
+	head := testkit.AppendN(t, store, 5)
 	waitFor(t, f, head)
 	flaky.check(t, head)
 	healthy.check(t, head)
@@ -327,7 +309,7 @@ func gather(t *testing.T, reg *prometheus.Registry) string {
 // runs, then follows live; one that is not behind is not handed what it already has.
 func TestCatchUpReadsInPages(t *testing.T) {
 	store := openStore(t)
-	head := appendN(t, store, 250)
+	head := testkit.AppendN(t, store, 250)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	f := newFollower(t, follow.Config{Log: store, CatchUpAfter: 50, CatchUpPage: 100,
@@ -359,7 +341,7 @@ func TestCatchUpReadsInPages(t *testing.T) {
 		t.Errorf("no catch-up logged: %s", logs.String())
 	}
 	logMu.Unlock()
-	head = appendN(t, store, 3)
+	head = testkit.AppendN(t, store, 3)
 	waitFor(t, f, head)
 	behind.check(t, head)
 	current.check(t, head)
@@ -386,7 +368,7 @@ func TestAddAndRemoveWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, f)
-	head := appendN(t, store, 4)
+	head := testkit.AppendN(t, store, 4)
 	waitFor(t, f, head, "first")
 	late := &memory{cp: 2, seen: []uint64{1, 2}}
 	if err := f.Add(follow.Consumer{Name: "late", Checkpoints: late, Handle: late.handle}); err != nil {
@@ -395,7 +377,7 @@ func TestAddAndRemoveWhileRunning(t *testing.T) {
 	waitFor(t, f, head, "late")
 	late.check(t, head)
 	f.Remove("late")
-	head = appendN(t, store, 2)
+	head = testkit.AppendN(t, store, 2)
 	waitFor(t, f, head, "first")
 	first.check(t, head)
 	if _, ok := f.Positions()["late"]; ok {

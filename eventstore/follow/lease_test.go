@@ -32,7 +32,7 @@ func TestExclusiveConsumerActsOnOneInstance(t *testing.T) {
 
 	var head uint64
 	for range 10 {
-		head = appendN(t, store, 3)
+		head = testkit.AppendN(t, store, 3)
 	}
 	waitFor(t, a, head, "sink")
 	waitFor(t, b, head, "sink") // b sees the shared progress
@@ -49,7 +49,7 @@ func TestExclusiveConsumerActsOnOneInstance(t *testing.T) {
 	testwait.Until(t, 5*time.Second, "b to take over", func() (bool, string) { return b.Leased()["sink"], fmt.Sprint(b.Leased()) })
 	from := head
 	for range 5 {
-		head = appendN(t, store, 2)
+		head = testkit.AppendN(t, store, 2)
 	}
 	waitFor(t, b, head, "sink")
 	for p, who := range sink.Check(t, head) {
@@ -66,7 +66,7 @@ func TestExclusiveConsumerWithoutLeases(t *testing.T) {
 	sink := testkit.NewSink()
 	f := testkit.NewExclusiveFollower(t, store, nil, sink, "only")
 	run(t, f)
-	head := appendN(t, store, 7)
+	head := testkit.AppendN(t, store, 7)
 	waitFor(t, f, head, "sink")
 	sink.Check(t, head)
 	if len(f.Leased()) != 0 {
@@ -95,7 +95,7 @@ func TestCloseTimeoutIsTyped(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Run(context.Background()) }()
-	appendN(t, store, 1)
+	testkit.AppendN(t, store, 1)
 	testwait.Recv(t, 10*time.Second, "the handler to start", entered)
 	err = f.Close()
 	close(release)
