@@ -211,14 +211,7 @@ func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo, inde
 	stmts := []string{
 		`DELETE FROM snapshots`,
 		`DROP TABLE IF EXISTS ` + indexStateTable,
-		`CREATE TABLE ` + indexStateTable + ` (
-			name     TEXT NOT NULL,
-			part     INTEGER NOT NULL,
-			position INTEGER NOT NULL,
-			format   INTEGER NOT NULL,
-			state    BLOB NOT NULL,
-			PRIMARY KEY (name, part)
-		)`,
+		indexStateDDL,
 		`CREATE TABLE ` + snapshotMetaTable + ` (
 			schema_version TEXT NOT NULL,
 			log_id         TEXT NOT NULL,
@@ -234,14 +227,8 @@ func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo, inde
 		info.SchemaVersion, info.LogID, info.CreatedAt.UnixNano()); err != nil {
 		return err
 	}
-	for _, ix := range indexes {
-		for part, off := 0, 0; part == 0 || off < len(ix.State); part, off = part+1, off+indexStatePart {
-			blob := ix.State[off:min(off+indexStatePart, len(ix.State))]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO `+indexStateTable+` (name, part, position, format, state) VALUES (?, ?, ?, ?, ?)`,
-				ix.Name, part, ix.Position, ix.Format, blob); err != nil {
-				return fmt.Errorf("index state %s: %w", ix.Name, err)
-			}
-		}
+	if err := insertIndexStates(ctx, tx, indexes); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
@@ -451,7 +438,71 @@ func takeIndexStates(ctx context.Context, path string) ([]IndexState, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	rows, err := f.QueryContext(ctx, `SELECT name, part, position, format, state FROM `+indexStateTable+` ORDER BY name, part`)
+	out, err := readIndexStates(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
+		return nil, err
+	}
+	return out, f.Close()
+}
+
+// HasReadModels reports whether the current read-model file of dir exists and holds a
+// checkpoint past 0 (a server has applied events to it).
+func HasReadModels(ctx context.Context, dir string) (bool, error) {
+	path, err := CurrentPath(dir)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var n int
+	err = f.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE position > 0`).Scan(&n)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return false, nil
+		}
+		return false, fmt.Errorf("projections: %s: %w", path, err)
+	}
+	return n > 0, nil
+}
+
+// indexStateDDL creates indexStateTable.
+const indexStateDDL = `CREATE TABLE ` + indexStateTable + ` (
+	name     TEXT NOT NULL,
+	part     INTEGER NOT NULL,
+	position INTEGER NOT NULL,
+	format   INTEGER NOT NULL,
+	state    BLOB NOT NULL,
+	PRIMARY KEY (name, part)
+)`
+
+// insertIndexStates writes states into indexStateTable, each in parts of indexStatePart.
+func insertIndexStates(ctx context.Context, tx *sql.Tx, states []IndexState) error {
+	for _, ix := range states {
+		for part, off := 0, 0; part == 0 || off < len(ix.State); part, off = part+1, off+indexStatePart {
+			blob := ix.State[off:min(off+indexStatePart, len(ix.State))]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+indexStateTable+` (name, part, position, format, state) VALUES (?, ?, ?, ?, ?)`,
+				ix.Name, part, ix.Position, ix.Format, blob); err != nil {
+				return fmt.Errorf("index state %s: %w", ix.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// readIndexStates reads indexStateTable, joining each state's parts.
+func readIndexStates(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}) ([]IndexState, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, part, position, format, state FROM `+indexStateTable+` ORDER BY name, part`)
 	if err != nil {
 		return nil, err
 	}
@@ -485,37 +536,51 @@ func takeIndexStates(ctx context.Context, path string) ([]IndexState, error) {
 		out = append(out, st)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if _, err := f.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
-		return nil, err
-	}
-	return out, f.Close()
+	return out, rows.Err()
 }
 
-// HasReadModels reports whether the current read-model file of dir exists and holds a
-// checkpoint past 0 (a server has applied events to it).
-func HasReadModels(ctx context.Context, dir string) (bool, error) {
-	path, err := CurrentPath(dir)
+// SaveIndexStates keeps the state of this instance's in-memory indexes in its read-model file,
+// replacing what was kept before, for its next start (TakeIndexStates): a clean stop writes
+// it, so that a restart need not read the whole log into the indexes. The file runs with
+// secure_delete, so a replaced state leaves no bytes behind.
+func (db *DB) SaveIndexStates(ctx context.Context, states []IndexState) error {
+	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return false, err
+		return fmt.Errorf("projections: save index state: %w", err)
 	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	f, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	var n int
-	err = f.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE position > 0`).Scan(&n)
-	if err != nil {
-		if strings.Contains(err.Error(), "no such table") {
-			return false, nil
+	defer tx.Rollback()
+	for _, q := range []string{`DROP TABLE IF EXISTS ` + indexStateTable, indexStateDDL} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("projections: save index state: %w", err)
 		}
-		return false, fmt.Errorf("projections: %s: %w", path, err)
 	}
-	return n > 0, nil
+	if err := insertIndexStates(ctx, tx, states); err != nil {
+		return fmt.Errorf("projections: save index state: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("projections: save index state: %w", err)
+	}
+	return nil
+}
+
+// TakeIndexStates returns the state SaveIndexStates kept (none when nothing was kept) and
+// removes it from the file: it serves one start only, so that a crash later leaves none (the
+// next start then reads the whole log: slower, never stale) and personal data in it (the
+// sessions' addresses) does not outlive the run that took it.
+func (db *DB) TakeIndexStates(ctx context.Context) ([]IndexState, error) {
+	var n int
+	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, indexStateTable).Scan(&n); err != nil {
+		return nil, fmt.Errorf("projections: take index state: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out, err := readIndexStates(ctx, db.write)
+	if err != nil {
+		return nil, fmt.Errorf("projections: take index state: %w", err)
+	}
+	if _, err := db.write.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
+		return nil, fmt.Errorf("projections: take index state: %w", err)
+	}
+	return out, nil
 }

@@ -533,7 +533,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("service tokens: %w", err)
 	}
-	if fromSnapshot {
+	if !fromSnapshot {
+		// What this instance's last clean stop kept (none after a crash or on a first start).
+		indexStates = a.keptIndexStates(ctx)
+	}
+	if fromSnapshot || len(indexStates) > 0 {
 		a.feedFrom = restoreIndexes(cfg.Logger, indexStates, a.svc.LogIndexes(a.tokens.Index()))
 		a.feedPos.startAt(a.feedFrom)
 	}
@@ -863,6 +867,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := <-feedDone; err != nil && failure == nil {
 		failure = fmt.Errorf("log feed: %w", err)
 	}
+	a.keepIndexStates()
 	if err := a.checkpointer.Stop(context.Background()); err != nil { // the clean stop's checkpoint
 		a.log.Error("writing the last log checkpoint", "error", err.Error())
 	}

@@ -124,10 +124,10 @@ func restoreIndexes(log *slog.Logger, states []projections.IndexState, x *comman
 		cs = append(cs, command.IndexState{Name: st.Name, Format: st.Format, State: st.State})
 	}
 	if err := x.RestoreStates(cs); err != nil {
-		log.Warn("cannot use the snapshot's state of the in-memory indexes: the log feed reads the whole log", "err", err.Error())
+		log.Warn("cannot use the kept state of the in-memory indexes: the log feed reads the whole log", "err", err.Error())
 		return 0
 	}
-	log.Info("in-memory indexes restored from the snapshot; the log feed reads the log after its position",
+	log.Info("in-memory indexes restored; the log feed reads the log after their position",
 		"position", pos, "sessions", x.Sessions.Len(), "elapsed", time.Since(start))
 	return pos
 }
@@ -398,3 +398,40 @@ func (a *App) indexStates() ([]projections.IndexState, error) {
 }
 
 var _ = errors.New
+
+// keptIndexStates takes the in-memory indexes' state this instance's last clean stop kept in
+// its read models (keepIndexStates). A state past the log's head (a log replaced under the
+// read models) or unreadable is not used: the log feed then reads the whole log.
+func (a *App) keptIndexStates(ctx context.Context) []projections.IndexState {
+	states, err := a.pdb.TakeIndexStates(ctx)
+	if err != nil {
+		a.log.Warn("cannot read the in-memory indexes' state kept at the last stop: the log feed reads the whole log", "err", err.Error())
+		return nil
+	}
+	if len(states) == 0 {
+		return nil
+	}
+	head, err := a.store.Head(ctx)
+	if pos := indexPosition(states); err != nil || pos > head {
+		a.log.Warn("the in-memory indexes' state kept at the last stop does not fit the log: the log feed reads the whole log", "position", pos, "head", head)
+		return nil
+	}
+	return states
+}
+
+// keepIndexStates keeps the in-memory indexes' state in the read models at a clean stop (the
+// log feed stopped), so that the next start of this instance restores it instead of reading
+// the whole log. A failure only costs that next start the time of the read.
+func (a *App) keepIndexStates() {
+	states, err := a.indexStates()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		err = a.pdb.SaveIndexStates(ctx, states)
+		cancel()
+	}
+	if err != nil {
+		a.log.Warn("cannot keep the in-memory indexes' state for the next start", "err", err.Error())
+		return
+	}
+	a.log.Info("in-memory indexes kept for the next start", "position", indexPosition(states))
+}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/vigil-auth/vigil/projections"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
@@ -198,7 +201,7 @@ func TestSnapshotCarriesIndexes(t *testing.T) {
 	if b.feedFrom != before || before >= after {
 		t.Errorf("file: the log feed started after %d, want the snapshot's %d (log end %d)", b.feedFrom, before, after)
 	}
-	if !strings.Contains(logs.String(), "in-memory indexes restored from the snapshot") || !strings.Contains(logs.String(), "its SHA-256 matches its producer's") {
+	if !strings.Contains(logs.String(), "in-memory indexes restored") || !strings.Contains(logs.String(), "its SHA-256 matches its producer's") {
 		t.Errorf("file: no log line of the restore or of the digest's check:\n%s", logs.String())
 	}
 	if tableExists(t, b, "log_feed_state") || !tableExists(t, b, "read_model_snapshot") {
@@ -274,4 +277,98 @@ func tableExists(t *testing.T, a *App, name string) bool {
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+// TestRestartRestoresKeptIndexes: a clean stop keeps the in-memory indexes' state in the read
+// models, and the next start of the instance restores it and starts its log feed at the
+// stop's position instead of reading the whole log: a session made before the stop still
+// answers whoami, one signed out before it still fails. The state serves one start (it is
+// taken from the file); after a crash, or without it, the feed reads the whole log.
+func TestRestartRestoresKeptIndexes(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	var logs syncBuffer
+	cfg := func() Config {
+		logs = syncBuffer{}
+		return Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Listener: listen(t), DataDir: dir, Argon2MemoryKiB: 8192, Argon2Iterations: 1}
+	}
+	a, stopA := runApp(t, cfg())
+	waitServing(t, a.URL())
+	const pw = "umbrella-cactus-violin-47"
+	if code, m := postJSON(t, a.URL()+"/api/v1/accounts", `{"email":"ann@example.com","password":"`+pw+`","first_name":"A","last_name":"B"}`); code != http.StatusCreated {
+		t.Fatalf("register: %d %v", code, m)
+	}
+	login := func() string {
+		t.Helper()
+		code, m := postJSON(t, a.URL()+"/api/v1/login", `{"email":"ann@example.com","password":"`+pw+`"}`)
+		s, _ := m["session_token"].(string)
+		if code != http.StatusOK || s == "" {
+			t.Fatalf("login: %d %v", code, m)
+		}
+		return s
+	}
+	kept, ended := login(), login()
+	if code, m, _ := doJSON(t, http.MethodPost, a.URL()+"/api/v1/logout", ``, "Authorization", "Bearer "+ended); code != http.StatusNoContent {
+		t.Fatalf("logout: %d %v", code, m)
+	}
+	head, _ := a.store.Head(ctx)
+	stopA()
+	if !strings.Contains(logs.String(), "in-memory indexes kept for the next start") {
+		t.Fatalf("a clean stop kept no index state:\n%s", logs.String())
+	}
+
+	b, stopB := runApp(t, cfg())
+	waitServing(t, b.URL())
+	if b.feedFrom != head || head == 0 {
+		t.Errorf("the restarted instance's log feed started after %d, want the stop's position %d", b.feedFrom, head)
+	}
+	if !strings.Contains(logs.String(), "in-memory indexes restored") {
+		t.Errorf("no log line of the restore:\n%s", logs.String())
+	}
+	if code := whoamiStatus(t, b.URL(), kept); code != http.StatusOK {
+		t.Errorf("whoami with a session made before the restart: %d, want 200", code)
+	}
+	if code := whoamiStatus(t, b.URL(), ended); code != http.StatusUnauthorized {
+		t.Errorf("whoami with a session signed out before the restart: %d, want 401", code)
+	}
+	if tableExists(t, b, "log_feed_state") {
+		t.Error("the kept state stays in the read models while the instance runs")
+	}
+	// A state that does not fit the log (past its head: a log replaced under the read models)
+	// is not used.
+	stopB()
+	if err := func() error {
+		db, err := projections.Open(projections.Config{Path: mustCurrentPath(t, dir), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		states, err := db.TakeIndexStates(ctx)
+		if err != nil || len(states) == 0 {
+			return fmt.Errorf("states %d, %v", len(states), err)
+		}
+		for i := range states {
+			states[i].Position = head + 1000
+		}
+		return db.SaveIndexStates(ctx, states)
+	}(); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := runApp(t, cfg())
+	waitServing(t, c.URL())
+	if c.feedFrom != 0 || !strings.Contains(logs.String(), "does not fit the log") {
+		t.Errorf("a kept state past the log's head: feed from %d, logs:\n%s", c.feedFrom, logs.String())
+	}
+	if code := whoamiStatus(t, c.URL(), kept); code != http.StatusOK {
+		t.Errorf("whoami after a start that read the whole log: %d, want 200", code)
+	}
+}
+
+func mustCurrentPath(t *testing.T, dir string) string {
+	t.Helper()
+	p, err := projections.CurrentPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
