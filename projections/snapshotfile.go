@@ -210,8 +210,6 @@ func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo, inde
 	defer tx.Rollback()
 	stmts := []string{
 		`DELETE FROM snapshots`,
-		`DROP TABLE IF EXISTS ` + indexStateTable,
-		indexStateDDL,
 		`CREATE TABLE ` + snapshotMetaTable + ` (
 			schema_version TEXT NOT NULL,
 			log_id         TEXT NOT NULL,
@@ -227,7 +225,7 @@ func describeSnapshot(ctx context.Context, path string, info *SnapshotInfo, inde
 		info.SchemaVersion, info.LogID, info.CreatedAt.UnixNano()); err != nil {
 		return err
 	}
-	if err := insertIndexStates(ctx, tx, indexes); err != nil {
+	if err := replaceIndexStates(ctx, tx, indexes); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -431,18 +429,8 @@ func takeIndexStates(ctx context.Context, path string) ([]IndexState, error) {
 	}
 	defer f.Close()
 	f.SetMaxOpenConns(1)
-	var n int
-	if err := f.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, indexStateTable).Scan(&n); err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	out, err := readIndexStates(ctx, f)
+	out, err := takeIndexStatesFrom(ctx, f)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := f.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
 		return nil, err
 	}
 	return out, f.Close()
@@ -484,8 +472,14 @@ const indexStateDDL = `CREATE TABLE ` + indexStateTable + ` (
 	PRIMARY KEY (name, part)
 )`
 
-// insertIndexStates writes states into indexStateTable, each in parts of indexStatePart.
-func insertIndexStates(ctx context.Context, tx *sql.Tx, states []IndexState) error {
+// replaceIndexStates makes indexStateTable hold states (and nothing else), each in parts of
+// indexStatePart.
+func replaceIndexStates(ctx context.Context, tx *sql.Tx, states []IndexState) error {
+	for _, q := range []string{`DROP TABLE IF EXISTS ` + indexStateTable, indexStateDDL} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
 	for _, ix := range states {
 		for part, off := 0, 0; part == 0 || off < len(ix.State); part, off = part+1, off+indexStatePart {
 			blob := ix.State[off:min(off+indexStatePart, len(ix.State))]
@@ -499,9 +493,7 @@ func insertIndexStates(ctx context.Context, tx *sql.Tx, states []IndexState) err
 }
 
 // readIndexStates reads indexStateTable, joining each state's parts.
-func readIndexStates(ctx context.Context, q interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-}) ([]IndexState, error) {
+func readIndexStates(ctx context.Context, q sqlConn) ([]IndexState, error) {
 	rows, err := q.QueryContext(ctx, `SELECT name, part, position, format, state FROM `+indexStateTable+` ORDER BY name, part`)
 	if err != nil {
 		return nil, err
@@ -549,12 +541,7 @@ func (db *DB) SaveIndexStates(ctx context.Context, states []IndexState) error {
 		return fmt.Errorf("projections: save index state: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{`DROP TABLE IF EXISTS ` + indexStateTable, indexStateDDL} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("projections: save index state: %w", err)
-		}
-	}
-	if err := insertIndexStates(ctx, tx, states); err != nil {
+	if err := replaceIndexStates(ctx, tx, states); err != nil {
 		return fmt.Errorf("projections: save index state: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -568,19 +555,36 @@ func (db *DB) SaveIndexStates(ctx context.Context, states []IndexState) error {
 // next start then reads the whole log: slower, never stale) and personal data in it (the
 // sessions' addresses) does not outlive the run that took it.
 func (db *DB) TakeIndexStates(ctx context.Context) ([]IndexState, error) {
-	var n int
-	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, indexStateTable).Scan(&n); err != nil {
+	out, err := takeIndexStatesFrom(ctx, db.write)
+	if err != nil {
 		return nil, fmt.Errorf("projections: take index state: %w", err)
+	}
+	return out, nil
+}
+
+// sqlConn is what takeIndexStatesFrom needs of a database: a *sql.DB, a *sql.Tx or the read
+// models' write pool.
+type sqlConn interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// takeIndexStatesFrom reads indexStateTable of q (none when q has no such table) and drops it.
+func takeIndexStatesFrom(ctx context.Context, q sqlConn) ([]IndexState, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, indexStateTable).Scan(&n); err != nil {
+		return nil, err
 	}
 	if n == 0 {
 		return nil, nil
 	}
-	out, err := readIndexStates(ctx, db.write)
+	out, err := readIndexStates(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("projections: take index state: %w", err)
+		return nil, err
 	}
-	if _, err := db.write.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
-		return nil, fmt.Errorf("projections: take index state: %w", err)
+	if _, err := q.ExecContext(ctx, `DROP TABLE `+indexStateTable); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
