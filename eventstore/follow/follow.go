@@ -162,6 +162,7 @@ type Follower struct {
 	stop      context.CancelFunc // cancels runCtx
 	closing   bool
 	keepers   sync.WaitGroup // the leases' Run
+	ended     chan struct{}  // closed when Run returns
 
 	advMu    sync.Mutex
 	advanced chan struct{} // closed and replaced whenever a consumer's position moves
@@ -195,7 +196,7 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Leases != nil && cfg.Holder == "" {
 		cfg.Holder = NewHolderID()
 	}
-	f := &Follower{cfg: cfg, log: cfg.Logger, advanced: make(chan struct{})}
+	f := &Follower{cfg: cfg, log: cfg.Logger, advanced: make(chan struct{}), ended: make(chan struct{})}
 	var err error
 	f.sub, err = wmbridge.NewSubscriber(cfg.Log, wmbridge.SubscriberConfig{
 		Checkpoints: checkpointsOf{f}, Logger: watermill.NewSlogLogger(cfg.Logger.With("component", cfg.Kind+"-bridge")),
@@ -358,6 +359,15 @@ func (f *Follower) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f.mu.Lock()
+	if f.runCtx != nil {
+		f.mu.Unlock()
+		return errors.New("follow: Run called twice")
+	}
+	if f.closing {
+		f.mu.Unlock()
+		return nil // closed before it ran: nothing to deliver
+	}
+	defer close(f.ended)
 	f.runCtx, f.stop = ctx, cancel
 	for _, w := range f.consumers {
 		f.startLeaseLocked(w)
@@ -402,14 +412,41 @@ func (f *Follower) Close() error {
 	f.mu.Unlock()
 	var err error
 	if ran {
-		// Watermill's Close fails only when its handlers did not stop within CloseTimeout.
-		if err = f.router.Close(); err != nil {
-			err = fmt.Errorf("%w (not stopped: %s): %v", ErrCloseTimeout, strings.Join(f.notStopped(), ", "), err)
-		}
+		err = f.closeRouter()
 	}
 	err = errors.Join(err, f.sub.Close())
 	f.keepers.Wait() // the leases are released: another instance takes over at once
 	return err
+}
+
+// closeRouter closes the router of a Follower whose Run has been called (its context is
+// cancelled). Watermill's Close holds the handlers' lock while it waits for every handler it
+// was given, started or not: closed before Run had started them, it waited out the close
+// timeout while Run waited for the lock. So it first waits for the router to run (or for Run
+// to end without it), starts the handlers added since (they stop at once), then closes.
+func (f *Follower) closeRouter() error {
+	t := time.NewTimer(f.cfg.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-f.router.Running():
+	case <-f.ended:
+		select {
+		case <-f.router.Running():
+		default:
+			return nil // the router never ran: no handler to wait for
+		}
+	case <-t.C:
+		return fmt.Errorf("%w (the router did not start)", ErrCloseTimeout)
+	}
+	f.mu.Lock()
+	ctx := f.runCtx
+	f.mu.Unlock()
+	_ = f.router.RunHandlers(ctx)
+	// Watermill's Close fails only when its handlers did not stop within CloseTimeout.
+	if err := f.router.Close(); err != nil {
+		return fmt.Errorf("%w (not stopped: %s): %v", ErrCloseTimeout, strings.Join(f.notStopped(), ", "), err)
+	}
+	return nil
 }
 
 // notStopped names the consumers whose handler has not stopped (a handler may have stopped

@@ -389,3 +389,41 @@ func TestAddAndRemoveWhileRunning(t *testing.T) {
 		t.Fatalf("the removed consumer saw %d events, want 4", len(late.seen))
 	}
 }
+
+// TestCloseRightAfterRun stops followers at every point of their start: a Close that came
+// before the router had started its handlers waited out the close timeout (the router held
+// its handlers' lock while it waited for handlers it had not started), and a handler
+// subscribed with the cancelled context never started (its checkpoint read failed), so the
+// wait timed out too. That was the CI failure "sign-in risk detector: follow: a handler did
+// not stop within the close timeout".
+func TestCloseRightAfterRun(t *testing.T) {
+	store := openStore(t)
+	testkit.AppendN(t, store, 3)
+	for i := range 40 {
+		l := newLedger(t, filepath.Join(t.TempDir(), fmt.Sprintf("l%d.db", i)))
+		f := newFollower(t, follow.Config{Log: store, CloseTimeout: 3 * time.Second})
+		if err := f.Add(l.consumer()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(time.Duration(i%8) * 250 * time.Microsecond)
+		if i%2 == 1 {
+			cancel() // a shutdown cancels Run's context first, then closes
+		}
+		start := time.Now()
+		if err := f.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v (after %v)", i, err, time.Since(start))
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: Run: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Run did not return after Close", i)
+		}
+	}
+}

@@ -117,7 +117,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	start, err := s.checkpoint(ctx, topic)
+	// Read even when ctx has ended: the subscription then starts and ends at once, as
+	// Watermill's router expects of every handler it was given (it waits for them on Close).
+	start, err := s.checkpoint(context.WithoutCancel(ctx), topic)
 	if err != nil {
 		s.wg.Done()
 		return nil, err
