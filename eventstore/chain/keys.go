@@ -132,23 +132,7 @@ func readKeyFile(path string) (keyFile, *KeyRing, error) {
 // EnsureKeyRing reads the key file at path, creating it with a fresh key (mode 0600) when it
 // does not exist; created says whether it did.
 func EnsureKeyRing(path string, now time.Time) (k *KeyRing, created bool, err error) {
-	k, err = LoadKeyRing(path)
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		return k, false, err
-	}
-	f, err := freshKey(now)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := writeKeyFile(path, f, true); err != nil {
-		if errors.Is(err, os.ErrExist) { // another process made it meanwhile
-			k, err = LoadKeyRing(path)
-			return k, false, err
-		}
-		return nil, false, err
-	}
-	k, err = newKeyRing(f)
-	return k, true, err
+	return keyfile.Ensure(path, LoadKeyRing, func() (keyFile, error) { return freshKey(now) }, newKeyRing)
 }
 
 // RotateKey replaces the active key of the file at path by a fresh one and keeps the old

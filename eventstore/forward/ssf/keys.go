@@ -164,26 +164,7 @@ func readKeyFile(path string) (keyFile, *Keys, error) {
 // EnsureKeys reads the key file at path, making it (mode 0600) with a new key when it does
 // not exist; created says it was made.
 func EnsureKeys(path string, now time.Time) (k *Keys, created bool, err error) {
-	k, err = LoadKeys(path)
-	if err == nil {
-		return k, false, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, err
-	}
-	f, err := freshKey(now)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := writeKeyFile(path, f, true); err != nil {
-		if errors.Is(err, os.ErrExist) { // another process made it meanwhile
-			k, err = LoadKeys(path)
-			return k, false, err
-		}
-		return nil, false, err
-	}
-	k, err = newKeys(f)
-	return k, err == nil, err
+	return keyfile.Ensure(path, LoadKeys, func() (keyFile, error) { return freshKey(now) }, newKeys)
 }
 
 // GenerateKeys makes a new key held only in memory (tests and tools).

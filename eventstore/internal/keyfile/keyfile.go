@@ -5,9 +5,34 @@ package keyfile
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 )
+
+// Ensure loads the key file at path, making it with a fresh key when it does not exist:
+// fresh draws the file's content, open turns it into keys, load reads an existing file.
+// Created says this call made the file; when another process made it meanwhile, its key is
+// loaded (the exclusive Write never overwrites it).
+func Ensure[F, K any](path string, load func(string) (K, error), fresh func() (F, error), open func(F) (K, error)) (k K, created bool, err error) {
+	k, err = load(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return k, false, err
+	}
+	f, err := fresh()
+	if err != nil {
+		return k, false, err
+	}
+	if err := Write(path, f, true); err != nil {
+		if errors.Is(err, os.ErrExist) { // another process made it meanwhile
+			k, err = load(path)
+			return k, false, err
+		}
+		return k, false, err
+	}
+	k, err = open(f)
+	return k, err == nil, err
+}
 
 // Write writes v as indented JSON to path with mode 0600 through a temporary file and a
 // rename; exclusive refuses (os.ErrExist) when path exists, through a hard link, so that no
