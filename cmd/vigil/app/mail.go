@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/vigil-auth/vigil/eventstore/follow"
 	"github.com/vigil-auth/vigil/eventstore/forward/mail"
@@ -90,41 +89,23 @@ func (m *outbox) start(ctx context.Context) {
 // close stops the outbox (when started, waiting for the message in flight) and closes its
 // sender and checkpoint file.
 func (m *outbox) close() error {
-	return closeFollower(m.o.Running(), m.done, m.o.Close)
+	return closeFollower(m.done, m.o.Close)
 }
 
-// followerStartGrace bounds how long a stop waits for a follower that is still subscribing.
-const followerStartGrace = 5 * time.Second
-
 // closeFollower stops a log follower started with its Run's result on done (nil: never
-// started). A stop that lands while the follower is still subscribing would leave its router
-// waiting out the close timeout (TestServeRunsUntilCancelled saw a 10 s stop end in "router
-// close timeout"), so it first lets the start finish (running, or Run returned), within
-// followerStartGrace. A Run cancelled during its start is not a failure.
-func closeFollower(running <-chan struct{}, done chan error, closeFn func() error) error {
-	var runErr error
-	returned := false
-	if done != nil {
-		select {
-		case <-running:
-		case runErr = <-done:
-			returned = true
-		case <-time.After(followerStartGrace):
-		}
-	}
+// started): Close (follow's Close lets a start in progress finish first), then Run's result.
+// A Run cancelled during its start is not a failure.
+func closeFollower(done chan error, closeFn func() error) error {
 	err := closeFn()
 	if errors.Is(err, follow.ErrCloseTimeout) {
-		// A handler that a stop during the start left behind did not stop in time (the
+		// A handler still busy (a send or push in flight) did not stop in time (the
 		// follower closed its subscriber, which ends it). Such a follower's progress is its
 		// checkpoint, saved with what it did, so the next start resumes from there: the stop
 		// lost nothing.
 		err = nil
 	}
 	if done != nil {
-		if !returned {
-			runErr = <-done
-		}
-		if runErr != nil && err == nil && !errors.Is(runErr, context.Canceled) {
+		if runErr := <-done; runErr != nil && err == nil && !errors.Is(runErr, context.Canceled) {
 			err = runErr
 		}
 	}

@@ -89,7 +89,7 @@ func (s *transmitting) start(ctx context.Context) {
 }
 
 func (s *transmitting) close() error {
-	return closeFollower(s.t.Running(), s.done, s.t.Close)
+	return closeFollower(s.done, s.t.Close)
 }
 
 // SSF is the Shared Signals transmitter (tests and the portal's administration pages).
