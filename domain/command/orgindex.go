@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -27,6 +28,10 @@ type OrgIndex struct {
 	orgs      map[string]*domain.Org
 	byAccount map[string]map[string]struct{} // account -> org ids
 	managers  map[string]map[string]struct{} // managed org -> managing org ids
+	// requiring counts the organisations whose policy requires 2FA: while none does (the
+	// common case), RequiredBy answers without the lock, which every whoami of an aal1
+	// session would otherwise take.
+	requiring atomic.Int64
 }
 
 var _ TwoFactorPolicy = (*OrgIndex)(nil)
@@ -41,6 +46,9 @@ func NewOrgIndex() *OrgIndex {
 // applies to accountID and requires 2FA: each organisation it belongs to that requires it,
 // and each organisation managing one it belongs to that requires it. Never an error.
 func (x *OrgIndex) RequiredBy(_ context.Context, accountID string) ([]string, error) {
+	if x.requiring.Load() == 0 {
+		return nil, nil
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []string
@@ -121,6 +129,12 @@ func (x *OrgIndex) publish(o *domain.Org) {
 
 func (x *OrgIndex) putLocked(old, next *domain.Org) {
 	id := next.ID()
+	if old != nil && old.TwoFactorRequired() {
+		x.requiring.Add(-1)
+	}
+	if next.TwoFactorRequired() {
+		x.requiring.Add(1)
+	}
 	if old != nil {
 		for _, a := range old.Members() {
 			if next.Role(a) == "" {

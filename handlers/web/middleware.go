@@ -77,7 +77,7 @@ func validRequestID(id string) bool {
 // requestID starts the request's state (request): its id, the server's logger and its start
 // time, and echoes the id.
 func (s *Core) requestID(c *gin.Context) {
-	r := &request{log: s.Log, start: time.Now(), trusted: s.trusted}
+	r := &request{ResponseWriter: c.Writer, log: s.Log, start: time.Now(), trusted: s.trusted}
 	id := c.GetHeader(RequestIDHeader)
 	if !validRequestID(id) {
 		id = newRequestID(r.start)
@@ -87,7 +87,7 @@ func (s *Core) requestID(c *gin.Context) {
 	// The header's value is the state's own one-element array: no allocation of its own, and
 	// a handler appending to it gets a new slice (its capacity is its length).
 	c.Writer.Header()[RequestIDHeader] = r.idHeader[:]
-	c.Set(keyRequest, r)
+	c.Writer = r
 	c.Next()
 }
 
