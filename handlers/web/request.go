@@ -18,7 +18,8 @@ import (
 // request is what the middleware and authenticate learn about a request, kept in one
 // allocation: the request id (and the X-Request-Id header value, sharing the allocation), the
 // logger, when the request started (the log and the metrics time it from there), the client
-// IP (resolved on first use: most requests never need it) and the authenticated caller (or service token).
+// IP (resolved on first use: most requests never need it) and the authenticated caller or
+// service token.
 //
 // It rides on the request's writer: requestID sets c.Writer to it (it wraps gin's writer and
 // passes everything through), so that finding it is a type assertion. Under a gin key it cost
