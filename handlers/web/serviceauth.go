@@ -10,19 +10,10 @@ import (
 	"github.com/vigil-auth/vigil/domain/command"
 )
 
-// keyService is the gin context key of the authenticated service token outside the
-// server's middleware (no request state).
-const keyService = "vigil.service"
-
 // serviceOf returns the service token that authenticated the request, if one did.
 func serviceOf(c *gin.Context) (command.ServiceToken, bool) {
 	if r := requestOf(c); r != nil {
 		return r.service, r.hasService
-	}
-	if v, ok := c.Get(keyService); ok {
-		if t, ok := v.(command.ServiceToken); ok {
-			return t, true
-		}
 	}
 	return command.ServiceToken{}, false
 }
@@ -62,10 +53,8 @@ func (s *Core) serviceAuth(scope string) gin.HandlerFunc {
 			WriteError(c, err)
 			return
 		}
-		if r := requestOf(c); r != nil {
+		if r := requestOf(c); r != nil { // always, under the server's middleware
 			r.service, r.hasService = st, true
-		} else {
-			c.Set(keyService, st)
 		}
 		c.Next()
 	}
