@@ -151,7 +151,7 @@ func RotateKey(path string, now time.Time) (*KeyRing, error) {
 		PublicKey: base64.StdEncoding.EncodeToString(old.priv.Public().(ed25519.PublicKey)),
 		CreatedAt: f.Active.CreatedAt,
 	})
-	if err := writeKeyFile(path, next, false); err != nil {
+	if err := keyfile.Write(path, next, false); err != nil {
 		return nil, err
 	}
 	return newKeyRing(next)
@@ -163,12 +163,6 @@ func freshKey(now time.Time) (keyFile, error) {
 		return keyFile{}, err
 	}
 	return keyFile{Format: 1, Active: activeKey{Seed: base64.StdEncoding.EncodeToString(seed), CreatedAt: now.UTC()}}, nil
-}
-
-// writeKeyFile writes f to path (keyfile.Write: mode 0600, never half a key); exclusive
-// refuses (os.ErrExist) when path exists.
-func writeKeyFile(path string, f keyFile, exclusive bool) error {
-	return keyfile.Write(path, f, exclusive)
 }
 
 // KeySet maps key ids to public keys: what a verifier trusts.

@@ -198,7 +198,7 @@ func RotateKey(path string, now time.Time) (*Keys, error) {
 			next.Retired = append(next.Retired, r)
 		}
 	}
-	if err := writeKeyFile(path, next, false); err != nil {
+	if err := keyfile.Write(path, next, false); err != nil {
 		return nil, err
 	}
 	return newKeys(next)
@@ -214,10 +214,4 @@ func freshKey(now time.Time) (keyFile, error) {
 		return keyFile{}, err
 	}
 	return keyFile{Format: 1, Active: activeKey{PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), CreatedAt: now.UTC()}}, nil
-}
-
-// writeKeyFile writes f to path (keyfile.Write: mode 0600, never half a key); exclusive
-// refuses (os.ErrExist) when path exists.
-func writeKeyFile(path string, f keyFile, exclusive bool) error {
-	return keyfile.Write(path, f, exclusive)
 }
