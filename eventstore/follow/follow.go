@@ -376,8 +376,11 @@ func (f *Follower) Run(ctx context.Context) error {
 	if err := f.catchUp(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}
-	// Consumers added while the router was starting.
+	// Consumers added while the router was starting. Run waits for this helper, so that
+	// nothing of the Follower runs (or logs) once Run has returned.
+	helper := make(chan struct{})
 	go func() {
+		defer close(helper)
 		select {
 		case <-f.router.Running():
 			if err := f.router.RunHandlers(ctx); err != nil && ctx.Err() == nil {
@@ -389,6 +392,8 @@ func (f *Follower) Run(ctx context.Context) error {
 	// Cancelled during the catch-up: the router still runs (and stops at once), so that
 	// Close meets a router that has started.
 	err := f.router.Run(ctx)
+	cancel() // the router may have returned without a Close (it failed to start)
+	<-helper
 	for _, w := range f.list() {
 		w.mu.Lock()
 		w.flushLocked(context.WithoutCancel(ctx), false)

@@ -165,11 +165,11 @@ func TestSnapshotCarriesIndexes(t *testing.T) {
 	after := settle()
 	stopA()
 
-	var logs syncBuffer
+	var logs *syncBuffer // a new one per start, never one a stopped app wrote to
 	start := func(name string, rm ReadModelsConfig) *App {
 		t.Helper()
-		logs = syncBuffer{}
-		b, err := New(ctx, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Listener: listen(t), DataDir: copyLog(t, dirA),
+		logs = &syncBuffer{}
+		b, err := New(ctx, Config{Logger: slog.New(slog.NewTextHandler(logs, nil)), Listener: listen(t), DataDir: copyLog(t, dirA),
 			Argon2MemoryKiB: 8192, Argon2Iterations: 1, ReadModels: rm})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -287,10 +287,10 @@ func tableExists(t *testing.T, a *App, name string) bool {
 func TestRestartRestoresKeptIndexes(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	var logs syncBuffer
+	var logs *syncBuffer // a new one per start, never one a stopped app wrote to
 	cfg := func() Config {
-		logs = syncBuffer{}
-		return Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Listener: listen(t), DataDir: dir, Argon2MemoryKiB: 8192, Argon2Iterations: 1}
+		logs = &syncBuffer{}
+		return Config{Logger: slog.New(slog.NewTextHandler(logs, nil)), Listener: listen(t), DataDir: dir, Argon2MemoryKiB: 8192, Argon2Iterations: 1}
 	}
 	a, stopA := runApp(t, cfg())
 	waitServing(t, a.URL())
