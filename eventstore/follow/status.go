@@ -36,8 +36,14 @@ func (f *Follower) Status(ctx context.Context) ([]Status, error) {
 	ws := f.list()
 	out := make([]Status, 0, len(ws))
 	for _, w := range ws {
+		// The stuck state before the checkpoint: what was handled before the stuck event was
+		// committed before it was marked, so the pair read this way is never older than it.
+		w.stuckMu.Lock()
+		stuck, stuckAt, lastErr := w.stuck, w.stuckAt, w.lastErr
+		w.stuckMu.Unlock()
 		cp := w.committed.Load()
-		st := Status{Name: w.c.Name, Checkpoint: cp, Head: head, UpdatedAt: f.cfg.Now().UTC(), Exclusive: w.lease != nil}
+		st := Status{Name: w.c.Name, Checkpoint: cp, Head: head, UpdatedAt: f.cfg.Now().UTC(), Exclusive: w.lease != nil,
+			Stuck: stuck, StuckPosition: stuckAt, LastError: lastErr}
 		if w.lease != nil {
 			st.Holder = w.lease.Current() != nil
 		}
@@ -50,9 +56,6 @@ func (f *Follower) Status(ctx context.Context) ([]Status, error) {
 				st.LagSeconds = max(0, f.cfg.Now().Sub(next[0].RecordedAt).Seconds())
 			}
 		}
-		w.stuckMu.Lock()
-		st.Stuck, st.StuckPosition, st.LastError = w.stuck, w.stuckAt, w.lastErr
-		w.stuckMu.Unlock()
 		out = append(out, st)
 	}
 	return out, nil
