@@ -72,6 +72,60 @@ func TestSessionIdleTimeoutAndTouch(t *testing.T) {
 	}
 }
 
+// TestUseThenTouchUse: the API's authenticate finds the session once (Use) and notes the use
+// after the request's checks (TouchUse): at the time of the check, with SessionAccessed at
+// most once per minute as Touch writes it, and not at all for a session signed out between
+// the two, nor for one whose entry was replaced meanwhile without losing the use.
+func TestUseThenTouchUse(t *testing.T) {
+	h := newHarness(t)
+	h.register("ann@example.com")
+	a := h.login("ann@example.com")
+	id := a.Session.ID
+
+	h.clock.Advance(30 * time.Second)
+	u, err := h.svc.Use(h.ctx, a.Token)
+	if err != nil || u.Session.ID != id {
+		t.Fatalf("use: %+v %v", u.Session, err)
+	}
+	checked := h.clock.Now()
+	h.clock.Advance(time.Second) // the request's checks take a while: the use is the check's time
+	if pos, err := h.svc.TouchUse(h.ctx, u); err != nil || pos != 0 {
+		t.Fatalf("touch within the first minute: %d %v", pos, err)
+	}
+	if who, _ := h.svc.Whoami(h.ctx, a.Token); !who.LastAccessedAt.Equal(checked) {
+		t.Fatalf("last access %s, want %s", who.LastAccessedAt, checked)
+	}
+	h.clock.Advance(time.Minute)
+	u, _ = h.svc.Use(h.ctx, a.Token)
+	if pos, err := h.svc.TouchUse(h.ctx, u); err != nil || pos == 0 {
+		t.Fatalf("touch after a minute: %d %v", pos, err)
+	}
+	// The event replaced the index entry: a use found before it still counts.
+	h.clock.Advance(2 * time.Minute)
+	stale := u
+	u, _ = h.svc.Use(h.ctx, a.Token)
+	stale.Session = u.Session
+	if _, err := h.svc.TouchUse(h.ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.types(domain.SessionStream(id)); !slices.Equal(got, []string{"LoginSucceeded", "SessionStarted", "SessionAccessed", "SessionAccessed"}) {
+		t.Fatalf("session stream %v", got)
+	}
+	// Signed out between the check and the touch: nothing is written.
+	h.clock.Advance(2 * time.Minute)
+	u, _ = h.svc.Use(h.ctx, a.Token)
+	if _, err := h.svc.Logout(h.ctx, u.Session, command.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.types(domain.SessionStream(id))
+	if _, err := h.svc.TouchUse(h.ctx, u); !errors.Is(err, domain.ErrSessionNotFound) {
+		t.Fatalf("touch of a signed-out session: %v", err)
+	}
+	if got := h.types(domain.SessionStream(id)); !slices.Equal(got, before) {
+		t.Fatalf("a touch after the sign-out wrote %v", got[len(before):])
+	}
+}
+
 func TestSessionLifetime(t *testing.T) {
 	h := newHarness(t)
 	h.register("ann@example.com")

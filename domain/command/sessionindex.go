@@ -44,6 +44,9 @@ type SessionIndex struct {
 type indexEntry struct {
 	rec      *domain.SessionRecord
 	accessed atomic.Int64
+	// gone is set (under the write lock) when the index replaces or removes the entry; a
+	// touch of a gone entry (touchEntry) finds the session again.
+	gone atomic.Bool
 }
 
 func newIndexEntry(r *domain.SessionRecord) *indexEntry {
@@ -91,13 +94,20 @@ func newSessionIndex() *SessionIndex {
 // Lookup returns the session whose token has this SHA-256 (see credential.HashSessionToken), as the
 // index knows it; it does not check expiry (the Service's Whoami does).
 func (x *SessionIndex) Lookup(tokenHash [32]byte) (domain.Session, bool) {
+	e, sess := x.lookupEntry(tokenHash)
+	return sess, e != nil
+}
+
+// lookupEntry is Lookup that also returns the entry (nil when the index does not hold the
+// token), for touchEntry.
+func (x *SessionIndex) lookupEntry(tokenHash [32]byte) (*indexEntry, domain.Session) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	e := x.byHash[tokenHash]
 	if e == nil {
-		return domain.Session{}, false
+		return nil, domain.Session{}
 	}
-	return e.session(), true
+	return e, e.session()
 }
 
 // Get returns the session with this id, if the index holds it.
@@ -211,6 +221,7 @@ func (x *SessionIndex) putLocked(r *domain.SessionRecord) {
 	sess := r.Session()
 	id := sess.ID
 	if old := x.byID[id]; old != nil {
+		old.gone.Store(true)
 		oldAccount := old.rec.Session().AccountID
 		delete(x.byHash, old.rec.TokenKey())
 		delete(x.byID, id)
@@ -257,6 +268,19 @@ func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, ti
 		sess.LastAccessedAt = at
 	}
 	return sess, e.rec.RecordedAccessAt(), e.rec.Version(), true
+}
+
+// touchEntry is touch for an entry lookupEntry returned, checked at at (not expired then):
+// it returns false when the entry is gone (replaced or removed since), and the caller finds
+// the session again. It takes the read lock for the reason touch does.
+func (x *SessionIndex) touchEntry(e *indexEntry, at time.Time) (time.Time, uint64, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e.gone.Load() {
+		return time.Time{}, 0, false
+	}
+	e.keepAccess(at)
+	return e.rec.RecordedAccessAt(), e.rec.Version(), true
 }
 
 // expired returns the ids of held sessions that are past their lifetime or idle limit at

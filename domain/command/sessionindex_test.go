@@ -198,3 +198,64 @@ func mustLookup(t *testing.T, x *SessionIndex, token string) domain.Session {
 	}
 	return s
 }
+
+// TestSessionIndexTouchEntryFollowsReplacement: a touch through the entry a lookup returned
+// (the API's authenticate: lookupEntry, then touchEntry once the request passed its checks)
+// reports a replaced entry as gone, and the uses noted by touches that find the session again
+// then (as TouchUse does) all count while the entry is replaced again and again.
+func TestSessionIndexTouchEntryFollowsReplacement(t *testing.T) {
+	x := newSessionIndex()
+	envs := envelopes(t, domain.SessionStream("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0)...)
+	for _, e := range envs {
+		if err := x.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := domain.Next(domain.NewSessionRecord("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0), uint64(len(envs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := x.lookupEntry(credential.HashSessionToken("tok"))
+	if _, _, ok := x.touchEntry(old, t0.Add(time.Millisecond)); !ok {
+		t.Fatal("touch of the current entry failed")
+	}
+	x.observe(rec)
+	if _, _, ok := x.touchEntry(old, t0.Add(2*time.Millisecond)); ok {
+		t.Fatal("a replaced entry was touched")
+	}
+
+	const touchers, each = 4, 300
+	var wg sync.WaitGroup
+	for g := range touchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				at := t0.Add(time.Duration(j*touchers+g+1) * time.Millisecond)
+				e, _ := x.lookupEntry(credential.HashSessionToken("tok"))
+				if e == nil {
+					t.Error("lookup failed")
+					return
+				}
+				if _, _, ok := x.touchEntry(e, at); !ok {
+					if _, _, _, ok := x.touch("s1", at); !ok {
+						t.Error("touch failed")
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 200 {
+			x.observe(rec)
+		}
+	}()
+	wg.Wait()
+	want := t0.Add(time.Duration(each*touchers) * time.Millisecond)
+	if s := mustGet(t, x, "s1"); !s.LastAccessedAt.Equal(want) {
+		t.Errorf("last access %v, want %v", s.LastAccessedAt, want)
+	}
+}

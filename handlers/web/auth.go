@@ -138,7 +138,8 @@ func (s *Core) authenticate(need domain.Capability) gin.HandlerFunc {
 			WriteError(c, err)
 			return
 		}
-		sess, err := s.svc.Whoami(ctx, token)
+		use, err := s.svc.Use(ctx, token)
+		sess := use.Session
 		if err != nil {
 			if errors.Is(err, domain.ErrSessionNotFound) {
 				err = Public(ErrUnauthenticated, "The session is unknown, signed out or expired; sign in again.", err)
@@ -157,7 +158,7 @@ func (s *Core) authenticate(need domain.Capability) gin.HandlerFunc {
 			WriteError(c, err)
 			return
 		}
-		if _, err := s.svc.Touch(ctx, sess.ID); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
+		if _, err := s.svc.TouchUse(ctx, use); err != nil && !errors.Is(err, domain.ErrSessionNotFound) {
 			LoggerFrom(c).WarnContext(ctx, "recording a session access failed",
 				"route", RouteLabel(c), "request_id", RequestID(c), "error", err.Error())
 		}

@@ -33,8 +33,8 @@ type PositionWaiter interface {
 // satisfies it): the session of a token, noting its use, the account's roles, the client a
 // request names and the step-up window.
 type sessionService interface {
-	Whoami(ctx context.Context, token string) (domain.Session, error)
-	Touch(ctx context.Context, sessionID string) (uint64, error)
+	Use(ctx context.Context, token string) (command.SessionUse, error)
+	TouchUse(ctx context.Context, u command.SessionUse) (uint64, error)
 	SessionByID(sessionID string) (domain.Session, error)
 	Account(ctx context.Context, accountID string) (*domain.Account, error)
 	Client(ctx context.Context, clientID string) (command.Client, error)
