@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -135,6 +136,10 @@ type httpMetrics struct {
 	// (seriesKey -> *series): looking a child up by label values hashes and checks them
 	// on every request. The keys are bounded: standard methods, route templates, statuses.
 	series sync.Map
+	// last is the series answered last: most requests are of the route and status the one
+	// before was (a relying application's whoami), and comparing the key is cheaper than
+	// hashing it for the map.
+	last atomic.Pointer[series]
 }
 
 // seriesKey names the series of one method, route template and status.
@@ -145,6 +150,7 @@ type seriesKey struct {
 
 // series are the metrics of one seriesKey.
 type series struct {
+	key      seriesKey
 	requests prometheus.Counter
 	duration prometheus.Observer
 }
@@ -152,14 +158,20 @@ type series struct {
 // seriesOf returns the metrics of method, route and code.
 func (m *httpMetrics) seriesOf(method, route string, code int) *series {
 	k := seriesKey{method, route, code}
-	if v, ok := m.series.Load(k); ok {
-		return v.(*series)
+	if s := m.last.Load(); s != nil && s.key == k {
+		return s
 	}
-	v, _ := m.series.LoadOrStore(k, &series{
-		requests: m.requests.WithLabelValues(method, route, strconv.Itoa(code)),
-		duration: m.duration.WithLabelValues(method, route),
-	})
-	return v.(*series)
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &series{
+			key:      k,
+			requests: m.requests.WithLabelValues(method, route, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(method, route),
+		})
+	}
+	s := v.(*series)
+	m.last.Store(s)
+	return s
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {

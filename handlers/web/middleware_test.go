@@ -58,3 +58,67 @@ func TestRequestStateKeepsTheConnectionReachable(t *testing.T) {
 		t.Fatal("no request id header")
 	}
 }
+
+// TestMetricsCountEachSeries: requests of different routes and statuses, interleaved and
+// from several goroutines, each count under their own series (the series answered last is
+// reused only for the same method, route and status).
+func TestMetricsCountEachSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	core, err := NewCore(CoreConfig{Logger: slog.New(slog.DiscardHandler), Registry: reg, PublicURL: "http://x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gin.New()
+	g.Use(core.Middleware()...)
+	g.GET("/a", func(c *gin.Context) { c.Status(http.StatusOK) })
+	g.GET("/b", func(c *gin.Context) { c.Status(http.StatusOK) })
+	g.GET("/c", func(c *gin.Context) { c.Status(http.StatusTeapot) })
+	paths := []string{"/a", "/a", "/b", "/a", "/c", "/c", "/b", "/nope"}
+	const workers, rounds = 4, 50
+	done := make(chan struct{})
+	for range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range rounds {
+				for _, p := range paths {
+					g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, p, nil))
+				}
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "vigil_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var route, code string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "route":
+					route = l.GetValue()
+				case "code":
+					code = l.GetValue()
+				}
+			}
+			got[route+" "+code] = m.GetCounter().GetValue()
+		}
+	}
+	n := float64(workers * rounds)
+	want := map[string]float64{"/a 200": 3 * n, "/b 200": 2 * n, "/c 418": 2 * n, "unmatched 404": n}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v requests counted, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("series %v, want %v", got, want)
+	}
+}
