@@ -31,22 +31,58 @@ func FoldSecurity(state []byte, ev Envelope) (next []byte, sec SecurityState, er
 	if !ok || accountID == "" {
 		return nil, SecurityState{}, fmt.Errorf("fold security of %s: %w", ev.StreamID, errNotAccountEvent)
 	}
+	f, err := NewSecurityFold(accountID, state)
+	if err != nil {
+		return nil, SecurityState{}, err
+	}
+	if f.a.s.Version > 0 && ev.Version <= f.a.s.Version {
+		return state, f.a.Security(), nil
+	}
+	if sec, err = f.Fold(ev); err != nil {
+		return nil, SecurityState{}, err
+	}
+	if next, err = f.Encode(); err != nil {
+		return nil, SecurityState{}, err
+	}
+	return next, sec, nil
+}
+
+// A SecurityFold is FoldSecurity's state decoded, for a caller that folds many events of an
+// account in a row (a rebuild keeps one per account between its batches): Fold then Encode
+// give what FoldSecurity gives, without decoding and encoding the state at every event (6 %
+// of a rebuild's CPU, issue 16's profile). Not safe for concurrent use.
+type SecurityFold struct{ a *Account }
+
+// NewSecurityFold decodes state, FoldSecurity's fold state of account accountID (nil or
+// empty before the account's first event).
+func NewSecurityFold(accountID string, state []byte) (*SecurityFold, error) {
 	a := &Account{s: accountState{ID: accountID}}
 	if len(state) > 0 {
 		if err := json.Unmarshal(state, &a.s); err != nil {
-			return nil, SecurityState{}, fmt.Errorf("fold security of account %s: bad state: %w", accountID, err)
+			return nil, fmt.Errorf("fold security of account %s: bad state: %w", accountID, err)
 		}
 		if a.s.ID != accountID {
-			return nil, SecurityState{}, fmt.Errorf("fold security of account %s: state belongs to account %s", accountID, a.s.ID)
+			return nil, fmt.Errorf("fold security of account %s: state belongs to account %s", accountID, a.s.ID)
 		}
 	}
-	if a.s.Version > 0 && ev.Version <= a.s.Version {
-		return state, a.Security(), nil
+	return &SecurityFold{a: a}, nil
+}
+
+// Fold folds ev, the account stream's next event, as FoldSecurity does, and returns the
+// security state after it. An event already folded changes nothing; a gap, an event of
+// another stream or an unknown type is an error, after which the fold is not to be used
+// again (decode the last state encoded instead).
+func (f *SecurityFold) Fold(ev Envelope) (SecurityState, error) {
+	if id, ok := strings.CutPrefix(ev.StreamID, StreamPrefixAccount); !ok || id != f.a.s.ID {
+		return SecurityState{}, fmt.Errorf("fold security of account %s: event of %s: %w", f.a.s.ID, ev.StreamID, errNotAccountEvent)
 	}
-	if err := a.replay([]Envelope{ev}); err != nil {
-		return nil, SecurityState{}, fmt.Errorf("fold security: %w", err)
+	if f.a.s.Version > 0 && ev.Version <= f.a.s.Version {
+		return f.a.Security(), nil
 	}
-	s := &a.s
+	if err := f.a.replay([]Envelope{ev}); err != nil {
+		return SecurityState{}, fmt.Errorf("fold security: %w", err)
+	}
+	s := &f.a.s
 	s.Email, s.FirstName, s.LastName, s.Profile, s.PasswordHash = "", "", "", Profile{}, ""
 	for i := range s.TOTP {
 		s.TOTP[i].Secret = credential.SealedSecret{}
@@ -58,8 +94,14 @@ func FoldSecurity(state []byte, ev Envelope) (next []byte, sec SecurityState, er
 	if s.Backup != nil {
 		s.Backup.Hashes = nil
 	}
-	if next, err = json.Marshal(s); err != nil {
-		return nil, SecurityState{}, fmt.Errorf("fold security of account %s: %w", accountID, err)
+	return f.a.Security(), nil
+}
+
+// Encode returns the fold state, as FoldSecurity returns it.
+func (f *SecurityFold) Encode() ([]byte, error) {
+	b, err := json.Marshal(&f.a.s)
+	if err != nil {
+		return nil, fmt.Errorf("fold security of account %s: %w", f.a.s.ID, err)
 	}
-	return next, a.Security(), nil
+	return b, nil
 }

@@ -44,50 +44,61 @@ func (Security) Schema() []string {
 }
 
 // Apply implements Projection: it loads the account's fold state, folds the event and saves
-// the result. Inside Applier.Apply the batch's states are kept in memory, the last one per
-// account written by writeBatch.
+// the result. Inside Applier.Apply the batch's states are kept in memory, decoded (a
+// domain.SecurityFold), the last one per account encoded and written by writeBatch.
 func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error {
 	accountID := streamID(ev.StreamID, domain.StreamPrefixAccount)
 	if accountID == "" {
 		return nil
 	}
-	batch := inBatch(ctx, tx)
-	st := stateOf(ctx, tx)
-	var fold []byte
-	folds := foldsOf(ctx)
-	if prev := st.security[accountID]; batch && prev != nil {
-		fold = prev.fold
-	} else if f, ok := folds.get(accountID); batch && ok {
-		fold = f
-	} else {
+	if !inBatch(ctx, tx) {
+		var fold []byte
 		err := txScan(ctx, tx, `SELECT fold FROM security_state WHERE account_id = ?`, []any{accountID}, &fold)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("security: load %s: %w", accountID, err)
 		}
-		if batch {
-			folds.put(accountID, fold)
+		next, state, err := domain.FoldSecurity(fold, ev)
+		if err != nil {
+			return fmt.Errorf("security: position %d: %w", ev.Position, err)
+		}
+		return writeSecurity(ctx, tx, []*securityRow{{account: accountID, version: ev.Version, position: ev.Position, fold: next, state: state}})
+	}
+	st := stateOf(ctx, tx)
+	folds := foldsOf(ctx)
+	var f *domain.SecurityFold
+	if prev := st.security[accountID]; prev != nil {
+		f = prev.folder
+	} else if f = folds.get(accountID); f == nil {
+		var fold []byte
+		err := txScan(ctx, tx, `SELECT fold FROM security_state WHERE account_id = ?`, []any{accountID}, &fold)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("security: load %s: %w", accountID, err)
+		}
+		if f, err = domain.NewSecurityFold(accountID, fold); err != nil {
+			return fmt.Errorf("security: position %d: %w", ev.Position, err)
 		}
 	}
-	next, state, err := domain.FoldSecurity(fold, ev)
+	// The fold is the account's in this batch (and in the cache) from here on: a failed fold
+	// fails the batch, whose state and cache are then dropped with it.
+	folds.put(accountID, f)
+	state, err := f.Fold(ev)
 	if err != nil {
 		return fmt.Errorf("security: position %d: %w", ev.Position, err)
-	}
-	row := &securityRow{account: accountID, version: ev.Version, position: ev.Position, fold: next, state: state}
-	if !batch {
-		return writeSecurity(ctx, tx, []*securityRow{row})
 	}
 	if st.security == nil {
 		st.security = map[string]*securityRow{}
 	}
-	st.security[accountID] = row
+	st.security[accountID] = &securityRow{account: accountID, version: ev.Version, position: ev.Position, folder: f, state: state}
 	return nil
 }
 
-// securityRow is an account's row of security_state.
+// securityRow is an account's row of security_state: its fold state encoded (fold), or
+// decoded (folder, encoded when the row is written).
 type securityRow struct {
 	account           string
 	version, position uint64
 	fold              []byte
+	folder            *domain.SecurityFold
 	state             domain.SecurityState
 }
 
@@ -103,29 +114,26 @@ func (Security) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	}
 	st.security = nil
 	slices.SortFunc(rows, func(a, b *securityRow) int { return strings.Compare(a.account, b.account) })
-	if err := writeSecurity(ctx, tx, rows); err != nil {
-		return err
-	}
-	folds := foldsOf(ctx)
-	for _, r := range rows {
-		folds.put(r.account, r.fold)
-	}
-	return nil
+	return writeSecurity(ctx, tx, rows)
 }
 
-// foldCache remembers, across the batches of one rebuild's security lane (one goroutine, the
-// only writer of its file), the fold each account's row holds: a batch then reads no row
-// back. A batch that fails ends the rebuild, so the memory never runs ahead of the file.
-type foldCache struct{ m map[string][]byte }
+// foldCache keeps, across the batches of one Applier (a rebuild's security lane: one
+// goroutine, the only writer of its file), each account's decoded fold: a batch then reads no
+// row back and decodes no state. A batch that fails ends the rebuild, so the memory never
+// runs ahead of the file.
+type foldCache struct {
+	m map[string]*domain.SecurityFold
+}
 
 type foldCacheKey struct{}
 
-// foldCacheSize bounds a fold cache; a full one starts again.
-const foldCacheSize = 1 << 18
+// foldCacheSize bounds a fold cache (a decoded fold is about a kilobyte); a full one starts
+// again.
+const foldCacheSize = 1 << 17
 
 // withFoldCache returns ctx with a fold cache (see foldCache).
 func withFoldCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, foldCacheKey{}, &foldCache{m: map[string][]byte{}})
+	return context.WithValue(ctx, foldCacheKey{}, &foldCache{m: map[string]*domain.SecurityFold{}})
 }
 
 // foldsOf returns the fold cache of ctx, nil without one.
@@ -134,15 +142,14 @@ func foldsOf(ctx context.Context) *foldCache {
 	return c
 }
 
-func (c *foldCache) get(account string) ([]byte, bool) {
+func (c *foldCache) get(account string) *domain.SecurityFold {
 	if c == nil {
-		return nil, false
+		return nil
 	}
-	f, ok := c.m[account]
-	return f, ok
+	return c.m[account]
 }
 
-func (c *foldCache) put(account string, fold []byte) {
+func (c *foldCache) put(account string, fold *domain.SecurityFold) {
 	if c == nil {
 		return
 	}
@@ -165,7 +172,13 @@ func writeSecurity(ctx context.Context, tx *sql.Tx, rows []*securityRow) error {
 			if err != nil {
 				return fmt.Errorf("security: %w", err)
 			}
-			args = append(args, r.account, r.version, r.position, r.fold, string(state))
+			fold := r.fold
+			if r.folder != nil {
+				if fold, err = r.folder.Encode(); err != nil {
+					return fmt.Errorf("security: %w", err)
+				}
+			}
+			args = append(args, r.account, r.version, r.position, fold, string(state))
 		}
 		err := txExec(ctx, tx, `INSERT INTO security_state (account_id, version, position, fold, state) VALUES `+
 			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")+`
