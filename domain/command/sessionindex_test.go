@@ -135,6 +135,27 @@ func TestSessionIndexConcurrentUse(t *testing.T) {
 // lock) while the entry is replaced again and again (a newer record observed, as a command
 // or the projection feed does) all count: the session's last use is the latest touch.
 func TestSessionIndexTouchesSurviveReplacement(t *testing.T) {
+	x, rec := oneSessionIndex(t)
+	want := touchWhileReplaced(t, x, rec, func(at time.Time) bool {
+		_, _, _, ok := x.touch("s1", at)
+		return ok
+	})
+	for name, s := range map[string]domain.Session{"Get": mustGet(t, x, "s1"), "Lookup": mustLookup(t, x, "tok")} {
+		if !s.LastAccessedAt.Equal(want) {
+			t.Errorf("%s: last access %v, want %v", name, s.LastAccessedAt, want)
+		}
+	}
+	// An earlier touch does not move it back.
+	x.touch("s1", t0.Add(time.Millisecond))
+	if s := mustGet(t, x, "s1"); !s.LastAccessedAt.Equal(want) {
+		t.Errorf("after an earlier touch: %v", s.LastAccessedAt)
+	}
+}
+
+// oneSessionIndex returns an index holding session s1 (token "tok") from the log, and the
+// session's record at the same version (observing it replaces the entry).
+func oneSessionIndex(t *testing.T) (*SessionIndex, *domain.SessionRecord) {
+	t.Helper()
 	x := newSessionIndex()
 	envs := envelopes(t, domain.SessionStream("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0)...)
 	for _, e := range envs {
@@ -146,6 +167,13 @@ func TestSessionIndexTouchesSurviveReplacement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return x, rec
+}
+
+// touchWhileReplaced runs four goroutines noting 300 uses each with touch (at distinct
+// times) while another replaces s1's entry 200 times with rec, and returns the latest use.
+func touchWhileReplaced(t *testing.T, x *SessionIndex, rec *domain.SessionRecord, touch func(at time.Time) bool) time.Time {
+	t.Helper()
 	const touchers, each = 4, 300
 	var wg sync.WaitGroup
 	for g := range touchers {
@@ -153,7 +181,7 @@ func TestSessionIndexTouchesSurviveReplacement(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range each {
-				if _, _, _, ok := x.touch("s1", t0.Add(time.Duration(j*touchers+g+1)*time.Millisecond)); !ok {
+				if !touch(t0.Add(time.Duration(j*touchers+g+1) * time.Millisecond)) {
 					t.Error("touch failed")
 					return
 				}
@@ -168,17 +196,7 @@ func TestSessionIndexTouchesSurviveReplacement(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	want := t0.Add(time.Duration(each*touchers) * time.Millisecond)
-	for name, s := range map[string]domain.Session{"Get": mustGet(t, x, "s1"), "Lookup": mustLookup(t, x, "tok")} {
-		if !s.LastAccessedAt.Equal(want) {
-			t.Errorf("%s: last access %v, want %v", name, s.LastAccessedAt, want)
-		}
-	}
-	// An earlier touch does not move it back.
-	x.touch("s1", t0.Add(time.Millisecond))
-	if s := mustGet(t, x, "s1"); !s.LastAccessedAt.Equal(want) {
-		t.Errorf("after an earlier touch: %v", s.LastAccessedAt)
-	}
+	return t0.Add(time.Duration(each*touchers) * time.Millisecond)
 }
 
 func mustGet(t *testing.T, x *SessionIndex, id string) domain.Session {
@@ -204,17 +222,7 @@ func mustLookup(t *testing.T, x *SessionIndex, token string) domain.Session {
 // reports a replaced entry as gone, and the uses noted by touches that find the session again
 // then (as TouchUse does) all count while the entry is replaced again and again.
 func TestSessionIndexTouchEntryFollowsReplacement(t *testing.T) {
-	x := newSessionIndex()
-	envs := envelopes(t, domain.SessionStream("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0)...)
-	for _, e := range envs {
-		if err := x.Apply(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rec, err := domain.Next(domain.NewSessionRecord("s1"), startEvents("s1", "a1", "tok", []string{domain.AMRPassword}, t0), uint64(len(envs)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, rec := oneSessionIndex(t)
 	old, _ := x.lookupEntry(credential.HashSessionToken("tok"))
 	if _, _, ok := x.touchEntry(old, t0.Add(time.Millisecond)); !ok {
 		t.Fatal("touch of the current entry failed")
@@ -223,38 +231,17 @@ func TestSessionIndexTouchEntryFollowsReplacement(t *testing.T) {
 	if _, _, ok := x.touchEntry(old, t0.Add(2*time.Millisecond)); ok {
 		t.Fatal("a replaced entry was touched")
 	}
-
-	const touchers, each = 4, 300
-	var wg sync.WaitGroup
-	for g := range touchers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range each {
-				at := t0.Add(time.Duration(j*touchers+g+1) * time.Millisecond)
-				e, _ := x.lookupEntry(credential.HashSessionToken("tok"))
-				if e == nil {
-					t.Error("lookup failed")
-					return
-				}
-				if _, _, ok := x.touchEntry(e, at); !ok {
-					if _, _, _, ok := x.touch("s1", at); !ok {
-						t.Error("touch failed")
-						return
-					}
-				}
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for range 200 {
-			x.observe(rec)
+	want := touchWhileReplaced(t, x, rec, func(at time.Time) bool {
+		e, _ := x.lookupEntry(credential.HashSessionToken("tok"))
+		if e == nil {
+			return false
 		}
-	}()
-	wg.Wait()
-	want := t0.Add(time.Duration(each*touchers) * time.Millisecond)
+		if _, _, ok := x.touchEntry(e, at); ok {
+			return true
+		}
+		_, _, _, ok := x.touch("s1", at)
+		return ok
+	})
 	if s := mustGet(t, x, "s1"); !s.LastAccessedAt.Equal(want) {
 		t.Errorf("last access %v, want %v", s.LastAccessedAt, want)
 	}
