@@ -52,10 +52,9 @@ func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
 		return nil
 	}
 	if !inBatch(ctx, tx) {
-		var fold []byte
-		err := txScan(ctx, tx, `SELECT fold FROM security_state WHERE account_id = ?`, []any{accountID}, &fold)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("security: load %s: %w", accountID, err)
+		fold, err := loadFold(ctx, tx, accountID)
+		if err != nil {
+			return err
 		}
 		next, state, err := domain.FoldSecurity(fold, ev)
 		if err != nil {
@@ -69,10 +68,9 @@ func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
 	if prev := st.security[accountID]; prev != nil {
 		f = prev.folder
 	} else if f = folds.get(accountID); f == nil {
-		var fold []byte
-		err := txScan(ctx, tx, `SELECT fold FROM security_state WHERE account_id = ?`, []any{accountID}, &fold)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("security: load %s: %w", accountID, err)
+		fold, err := loadFold(ctx, tx, accountID)
+		if err != nil {
+			return err
 		}
 		if f, err = domain.NewSecurityFold(accountID, fold); err != nil {
 			return fmt.Errorf("security: position %d: %w", ev.Position, err)
@@ -90,6 +88,16 @@ func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
 	}
 	st.security[accountID] = &securityRow{account: accountID, version: ev.Version, position: ev.Position, folder: f, state: state}
 	return nil
+}
+
+// loadFold reads the account's fold state (nil before its first row).
+func loadFold(ctx context.Context, tx *sql.Tx, accountID string) ([]byte, error) {
+	var fold []byte
+	err := txScan(ctx, tx, `SELECT fold FROM security_state WHERE account_id = ?`, []any{accountID}, &fold)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("security: load %s: %w", accountID, err)
+	}
+	return fold, nil
 }
 
 // securityRow is an account's row of security_state: its fold state encoded (fold), or
