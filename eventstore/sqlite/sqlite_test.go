@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -84,5 +85,55 @@ func TestSecondWriterOnSameFile(t *testing.T) {
 	}
 	if _, err := b.Append(ctx, "system-shared", eventstore.Exact(uint64(len(head))), []domain.EventData{ev}); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 		t.Fatalf("second writer with a stale version: %v, want ErrWrongExpectedVersion", err)
+	}
+}
+
+// TestOtherWritersAppendsReachSubscribersAcrossCheckpoints: a poll reads the head only when
+// the -wal file changed (or every tenth poll); appends by another writer on the same file
+// reach this store's subscriber within a second each, also when a checkpoint has restarted
+// the WAL between them (the next commit rewrites it from the start: the same size).
+func TestOtherWritersAppendsReachSubscribersAcrossCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	a, err := sqlite.Open(sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.Open(sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub, err := a.Subscribe(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range 20 {
+		ev, _ := domain.NewEventData("Shared", 1, map[string]int{"i": i}, domain.Metadata{})
+		res, err := b.Append(ctx, "system-shared", eventstore.Any, []domain.EventData{ev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-sub.Events():
+			if got.Position != res.LastPosition {
+				t.Fatalf("append %d: the subscriber got position %d, want %d", i, got.Position, res.LastPosition)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("append %d (position %d) did not reach the other store's subscriber within a second", i, res.LastPosition)
+		}
+		if i%2 == 1 {
+			if _, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(RESTART)`); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
