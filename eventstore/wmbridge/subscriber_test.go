@@ -2,9 +2,11 @@ package wmbridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -345,5 +347,37 @@ func TestContextCancellationEndsTheSubscription(t *testing.T) {
 	cancelDead()
 	if ch, err := sub.Subscribe(dead, "d"); err == nil {
 		closed(t, ch)
+	}
+}
+
+// TestEnvelopeMatchesThePayload: the envelope a delivered message carries (what Envelope
+// returns without decoding) is the one its JSON payload holds, and a copy of the message
+// (which has no context of its own) gives the same from the payload.
+func TestEnvelopeMatchesThePayload(t *testing.T) {
+	s := openStore(t)
+	want := appendN(t, s, 10)
+	sub := newSubscriber(t, s, wmbridge.SubscriberConfig{})
+	ch, err := sub.Subscribe(t.Context(), "projection")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range want {
+		m := next(t, ch)
+		got, err := wmbridge.Envelope(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromPayload domain.Envelope
+		if err := json.Unmarshal(m.Payload, &fromPayload); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, fromPayload) {
+			t.Fatalf("envelope %+v, payload %+v", got, fromPayload)
+		}
+		copied, err := wmbridge.Envelope(m.Copy())
+		if err != nil || !reflect.DeepEqual(copied, fromPayload) {
+			t.Fatalf("copy: %+v %v, want %+v", copied, err, fromPayload)
+		}
+		m.Ack()
 	}
 }
