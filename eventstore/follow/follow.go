@@ -60,7 +60,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -199,14 +198,14 @@ func New(cfg Config) (*Follower, error) {
 	f := &Follower{cfg: cfg, log: cfg.Logger, advanced: make(chan struct{}), ended: make(chan struct{})}
 	var err error
 	f.sub, err = wmbridge.NewSubscriber(cfg.Log, wmbridge.SubscriberConfig{
-		Checkpoints: checkpointsOf{f}, Logger: watermill.NewSlogLogger(cfg.Logger.With("component", cfg.Kind+"-bridge")),
+		Checkpoints: checkpointsOf{f}, Logger: newSlogLogger(cfg.Logger.With("component", cfg.Kind+"-bridge")),
 		NackBackoff: cfg.NackBackoff, MaxNackBackoff: cfg.MaxNackBackoff,
 	})
 	if err != nil {
 		return nil, err
 	}
 	f.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout},
-		watermill.NewSlogLogger(cfg.Logger.With("component", cfg.Kind+"-router")))
+		newSlogLogger(cfg.Logger.With("component", cfg.Kind+"-router")))
 	if err != nil {
 		_ = f.sub.Close()
 		return nil, fmt.Errorf("follow: router: %w", err)
