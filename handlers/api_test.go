@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -780,5 +781,25 @@ func TestServedRoutesAreDocumented(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("API routes\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestWhoamiAnswersTheSessionAsItIsNow: whoami keeps its answer with the session's state
+// (issue 16), and a change of that state is in the next answer: enrolling an authenticator
+// app makes the session aal2 with otp among its methods.
+func TestWhoamiAnswersTheSessionAsItIsNow(t *testing.T) {
+	e := newEnv(t)
+	e.register("ann@example.com")
+	s := e.login("ann@example.com", testPassword)
+	for range 2 { // the first answer is built, the second is the kept one
+		w := e.expect(e.do("GET", "/api/v1/whoami", nil, s.auth()), 200, "")
+		if w["aal"] != "aal1" || fmt.Sprint(w["amr"]) != "[pwd]" || w["session_id"] != s.id {
+			t.Fatalf("whoami before enrolling: %v", w)
+		}
+	}
+	e.enrollTOTP(s)
+	w := e.expect(e.do("GET", "/api/v1/whoami", nil, s.auth()), 200, "")
+	if w["aal"] != "aal2" || !strings.Contains(fmt.Sprint(w["amr"]), "otp") || w["session_id"] != s.id {
+		t.Fatalf("whoami after enrolling an authenticator app: %v", w)
 	}
 }

@@ -30,6 +30,49 @@ type SessionUse struct {
 	at      time.Time
 }
 
+// Memo returns where an encoding of u.Session can be kept for the next Use of this state of
+// the session (see SessionMemo).
+func (u SessionUse) Memo() SessionMemo {
+	return SessionMemo{entry: u.entry, restricted: u.Session.Restricted}
+}
+
+// A SessionMemo keeps one encoding of a session's state: the API's whoami answer, the hot
+// path of relying applications, is then written without being built again. A state ends
+// with each session event (a step-up, a recorded access, a sign-out: the index replaces
+// its entry), and the two values of Restricted (the one field Use derives from outside the
+// session, the organisations' 2FA policies) keep theirs apart. The zero SessionMemo keeps
+// nothing.
+type SessionMemo struct {
+	entry      *indexEntry
+	restricted bool
+}
+
+// Encoding returns the encoding kept for this state, or nil.
+func (m SessionMemo) Encoding() []byte {
+	if m.entry == nil {
+		return nil
+	}
+	if p := m.entry.encodings[m.slot()].Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// KeepEncoding keeps b for this state. b must be a function of the Session's fields other
+// than LastAccessedAt (which a use changes within a state), and is never modified after.
+func (m SessionMemo) KeepEncoding(b []byte) {
+	if m.entry != nil {
+		m.entry.encodings[m.slot()].Store(&b)
+	}
+}
+
+func (m SessionMemo) slot() int {
+	if m.restricted {
+		return 1
+	}
+	return 0
+}
+
 // Use is Whoami for a request that may go on to use the session: TouchUse(u) notes the use
 // once the request has passed its checks (a refused request is no use of the session), at
 // the time the session was checked, without a second lookup or clock read (issue 16: the

@@ -1,8 +1,10 @@
 package command_test
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,4 +283,85 @@ func mustWhoami(t *testing.T, s *command.Service, token string) domain.Session {
 		t.Fatal(err)
 	}
 	return sess
+}
+
+// switchedPolicy requires 2FA of everyone while on.
+type switchedPolicy struct{ on *atomic.Bool }
+
+func (p switchedPolicy) RequiredBy(context.Context, string) ([]string, error) {
+	if p.on.Load() {
+		return []string{"org-1"}, nil
+	}
+	return nil, nil
+}
+
+// TestSessionMemoKeepsOneStateOfTheSession: what a use keeps (whoami's answer) comes back to
+// the uses of the same state of the session, never to a use of another: not after a session
+// event replaced the state (a recorded access, a sign-out), and not across the two values of
+// Restricted, which an organisation's 2FA policy changes without a session event.
+func TestSessionMemoKeepsOneStateOfTheSession(t *testing.T) {
+	var on atomic.Bool
+	h := newHarness(t, func(c *command.Config) { c.TwoFactorPolicy = switchedPolicy{on: &on} })
+	h.register("ann@example.com")
+	a := h.login("ann@example.com")
+	use := func() command.SessionUse {
+		t.Helper()
+		u, err := h.svc.Use(h.ctx, a.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	encoding := func() string { return string(use().Memo().Encoding()) }
+
+	if got := encoding(); got != "" {
+		t.Fatalf("a new session has an encoding: %q", got)
+	}
+	use().Memo().KeepEncoding([]byte("plain"))
+	if got := encoding(); got != "plain" {
+		t.Fatalf("the next use finds %q, want what the first kept", got)
+	}
+	(command.SessionMemo{}).KeepEncoding([]byte("nowhere")) // the zero memo keeps nothing
+	if got := (command.SessionMemo{}).Encoding(); got != nil {
+		t.Fatalf("the zero memo: %q", got)
+	}
+
+	on.Store(true) // the session is now restricted, without an event of its own
+	u := use()
+	if !u.Session.Restricted {
+		t.Fatal("the policy did not restrict the session")
+	}
+	if got := string(u.Memo().Encoding()); got != "" {
+		t.Fatalf("a restricted use finds the unrestricted encoding %q", got)
+	}
+	u.Memo().KeepEncoding([]byte("restricted"))
+	if got := encoding(); got != "restricted" {
+		t.Fatalf("restricted: %q", got)
+	}
+	on.Store(false)
+	if got := encoding(); got != "plain" {
+		t.Fatalf("unrestricted again: %q", got)
+	}
+
+	// A recorded access (SessionAccessed) is a new state of the session.
+	h.clock.Advance(2 * time.Minute)
+	u = use()
+	if pos, err := h.svc.TouchUse(h.ctx, u); err != nil || pos == 0 {
+		t.Fatalf("touch: %d %v", pos, err)
+	}
+	if got := encoding(); got != "" {
+		t.Fatalf("after SessionAccessed the use finds %q", got)
+	}
+	// A memo taken before the event keeps into the state that is gone, not the new one.
+	u.Memo().KeepEncoding([]byte("stale"))
+	if got := encoding(); got != "" {
+		t.Fatalf("a memo of the replaced state reached the new one: %q", got)
+	}
+
+	if _, err := h.svc.Logout(h.ctx, use().Session, command.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Use(h.ctx, a.Token); !errors.Is(err, domain.ErrSessionNotFound) {
+		t.Fatalf("use after sign-out: %v", err)
+	}
 }

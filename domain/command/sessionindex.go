@@ -47,6 +47,9 @@ type indexEntry struct {
 	// gone is set (under the write lock) when the index replaces or removes the entry; a
 	// touch of a gone entry (touchEntry) finds the session again.
 	gone atomic.Bool
+	// encodings are what SessionMemo.KeepEncoding kept of this state of the session, one
+	// for each value of Restricted.
+	encodings [2]atomic.Pointer[[]byte]
 }
 
 func newIndexEntry(r *domain.SessionRecord) *indexEntry {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -14,24 +13,24 @@ import (
 
 // whoami is the hot path of every relying application (it asks on each of its own requests),
 // so its answer is appended by hand instead of through encoding/json's reflection: the same
-// bytes (TestSessionJSONMatchesEncodingJSON), into a pooled buffer, with a shared
-// Content-Type value.
+// bytes (TestSessionJSONMatchesEncodingJSON), with a shared Content-Type value. The answer
+// is kept with the session's state (command.SessionMemo) and written as kept
+// until a session event replaces that state: a relying application asks many times a
+// minute, the session changes far less often.
 
 // jsonContentType is the Content-Type of JSON answers (gin's), shared and never mutated.
 var jsonContentType = []string{"application/json; charset=utf-8"}
 
-// answerBuffers are the buffers whoami appends its answer into; net/http copies what is
-// written, so a buffer goes back to the pool once written.
-var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
 func (s *API) whoami(c *gin.Context) {
-	bp := answerBuffers.Get().(*[]byte)
-	b := sessionView(web.CallerOf(c)).appendJSON((*bp)[:0])
+	memo := web.CallerMemo(c)
+	b := memo.Encoding()
+	if b == nil {
+		b = sessionView(web.CallerOf(c)).appendJSON(make([]byte, 0, 320))
+		memo.KeepEncoding(b)
+	}
 	c.Writer.Header()["Content-Type"] = jsonContentType
 	c.Status(http.StatusOK)
 	_, _ = c.Writer.Write(b)
-	*bp = b
-	answerBuffers.Put(bp)
 }
 
 // appendJSON appends v as encoding/json marshals it.

@@ -163,6 +163,9 @@ func (s *Core) authenticate(need domain.Capability) gin.HandlerFunc {
 				"route", RouteLabel(c), "request_id", RequestID(c), "error", err.Error())
 		}
 		setCaller(c, sess, s.svc)
+		if r := requestOf(c); r != nil {
+			r.memo = use.Memo()
+		}
 		c.Next()
 	}
 }
@@ -248,6 +251,15 @@ func CallerOf(c *gin.Context) domain.Session {
 		}
 	}
 	return domain.Session{}
+}
+
+// CallerMemo returns the memo of the caller's session state that authenticate found, or
+// the zero SessionMemo (which keeps nothing) on other routes.
+func CallerMemo(c *gin.Context) command.SessionMemo {
+	if r := requestOf(c); r != nil {
+		return r.memo
+	}
+	return command.SessionMemo{}
 }
 
 // sessionChecker finds a session by id (*command.Service satisfies it): writeError asks it

@@ -40,6 +40,7 @@ type request struct {
 	caller    domain.Session
 	hasCaller bool
 	sessions  sessionChecker
+	memo      command.SessionMemo // of the caller's session state (CallerMemo)
 
 	service    command.ServiceToken // the service token serviceAuth accepted
 	hasService bool

@@ -81,6 +81,8 @@ type Server struct {
 	// Keyring is the server keyring (the server key's): tests derive the mailed links'
 	// tokens with it, as the mail outbox does.
 	Keyring *credential.Keyring
+	// Handler is what the HTTP server serves (benchmarks call it without a connection).
+	Handler http.Handler
 }
 
 // Start wires and serves the server, and returns once the log feed and the read models run
@@ -223,7 +225,8 @@ func Start(t testing.TB, cfg Config) *Server {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
-	hs := &http.Server{Handler: server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.Handler = server.Handler()
+	hs := &http.Server{Handler: srv.Handler, ReadHeaderTimeout: 10 * time.Second}
 	hs.RegisterOnShutdown(server.CloseStreams)
 	go func() { _ = hs.Serve(ln) }()
 	closers = append(closers, func() error {
