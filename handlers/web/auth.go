@@ -81,7 +81,7 @@ func UnsafeMethod(method string) bool {
 // sessionToken finds the request's session token: the Authorization bearer token, else the
 // session cookie. A malformed Authorization header is refused rather than ignored.
 func sessionToken(r *http.Request) (token string, viaCookie bool, err error) {
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := headerValue(r.Header, "Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > MaxTokenLength {

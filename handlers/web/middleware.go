@@ -79,7 +79,7 @@ func validRequestID(id string) bool {
 // time, and echoes the id.
 func (s *Core) requestID(c *gin.Context) {
 	r := &request{ResponseWriter: c.Writer, log: s.Log, start: time.Now(), trusted: s.trusted}
-	id := c.GetHeader(RequestIDHeader)
+	id := headerValue(c.Request.Header, RequestIDHeader)
 	if !validRequestID(id) {
 		id = newRequestID(r.start)
 	}
@@ -90,6 +90,16 @@ func (s *Core) requestID(c *gin.Context) {
 	c.Writer.Header()[RequestIDHeader] = r.idHeader[:]
 	c.Writer = r
 	c.Next()
+}
+
+// headerValue is Header.Get for a key in canonical form, on the headers of a request
+// net/http parsed (it canonicalises their keys): the map is read directly instead of the key
+// being canonicalised again, on every request of the hot path.
+func headerValue(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // startOf is when the request started (requestID's time; now outside the middleware).
