@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"testing"
 
+	"github.com/vigil-auth/vigil/bench/barewhoami/bare"
 	"github.com/vigil-auth/vigil/handlers/internal/handlertest"
 )
 
@@ -59,24 +59,11 @@ func BenchmarkWhoamiHandler(b *testing.B) {
 		b.Fatalf("whoami: %d, %d bytes", w.status, w.n)
 	}
 	body := bytes.Repeat([]byte{'x'}, w.n)
-	length := strconv.Itoa(len(body))
-	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			http.Error(w, "unauthenticated", http.StatusUnauthorized)
-			return
-		}
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Request-Id", "01a236ad-aa50-78e7-94d4-af7c1ba1baee")
-		h.Set("Content-Length", length)
-		_, _ = w.Write(body)
-	})
+	bareHandler := bare.Handler(body)
 	for _, c := range []struct {
 		name string
 		h    http.Handler
-	}{{"vigil", srv.Handler}, {"bare", bare}} {
+	}{{"vigil", srv.Handler}, {"bare", bareHandler}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -11,7 +11,8 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"strconv"
+
+	"github.com/vigil-auth/vigil/bench/barewhoami/bare"
 )
 
 func main() {
@@ -22,19 +23,6 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	length := strconv.Itoa(len(body))
-	http.HandleFunc("GET /api/v1/whoami", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			http.Error(w, "unauthenticated", http.StatusUnauthorized)
-			return
-		}
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Request-Id", "01a236ad-aa50-78e7-94d4-af7c1ba1baee")
-		h.Set("Content-Length", length)
-		_, _ = w.Write(body)
-	})
+	http.Handle("GET /api/v1/whoami", bare.Handler(body))
 	log.Fatal(http.ListenAndServe(*addr, nil))
 }
