@@ -340,7 +340,6 @@ func (s *Store) broadcast() {
 	s.mu.Unlock()
 }
 
-// noteHead records a committed position and wakes subscribers if it is new.
 // noteHead makes pos the head this process knows when it is higher, and wakes subscribers;
 // it reports whether it was.
 func (s *Store) noteHead(pos uint64) bool {
@@ -363,9 +362,9 @@ const quietPolls = 40
 // pollLoop notices appends made by other processes on the same file. This process's own
 // commits advance the known head as they are made, so a poll that finds the head higher
 // found another process's append. Each poll is a query (about 0.2 ms of CPU here): forty a
-// second were about 1 % of a core on an idle instance and of the CPU of every whoami under
-// load, for a log most instances share with nobody; the poll runs at PollInterval while
-// other processes append and slows down to MaxPollInterval while they do not.
+// second were most of an idle instance's CPU (2 % of a core), for a log most instances share
+// with nobody; the poll runs at PollInterval while other processes append and slows down to
+// MaxPollInterval while they do not.
 func (s *Store) pollLoop() {
 	defer s.wg.Done()
 	interval := s.cfg.PollInterval
