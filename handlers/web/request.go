@@ -42,8 +42,9 @@ type request struct {
 	sessions  sessionChecker
 	memo      command.SessionMemo // of the caller's session state (CallerMemo)
 
-	service    command.ServiceToken // the service token serviceAuth accepted
-	hasService bool
+	// service is the service token serviceAuth accepted (nil: none). A pointer: few
+	// requests carry one, and the state every request allocates stays in a smaller size class.
+	service *command.ServiceToken
 }
 
 // Unwrap gives http.ResponseController the writer underneath (read and write deadlines).

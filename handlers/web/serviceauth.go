@@ -12,8 +12,8 @@ import (
 
 // serviceOf returns the service token that authenticated the request, if one did.
 func serviceOf(c *gin.Context) (command.ServiceToken, bool) {
-	if r := requestOf(c); r != nil {
-		return r.service, r.hasService
+	if r := requestOf(c); r != nil && r.service != nil {
+		return *r.service, true
 	}
 	return command.ServiceToken{}, false
 }
@@ -54,7 +54,7 @@ func (s *Core) serviceAuth(scope string) gin.HandlerFunc {
 			return
 		}
 		if r := requestOf(c); r != nil { // always, under the server's middleware
-			r.service, r.hasService = st, true
+			r.service = &st
 		}
 		c.Next()
 	}
