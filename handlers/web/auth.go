@@ -162,10 +162,7 @@ func (s *Core) authenticate(need domain.Capability) gin.HandlerFunc {
 			LoggerFrom(c).WarnContext(ctx, "recording a session access failed",
 				"route", RouteLabel(c), "request_id", RequestID(c), "error", err.Error())
 		}
-		setCaller(c, sess, s.svc)
-		if r := requestOf(c); r != nil {
-			r.memo = use.Memo()
-		}
+		setCaller(c, use, s.svc)
 		c.Next()
 	}
 }
@@ -227,15 +224,16 @@ func (s *Core) requireStepUp(c *gin.Context) {
 	c.Next()
 }
 
-// setCaller stores the authenticated caller and the service that found it (CallerError
-// asks it whether the session still exists) in the request's state; outside the middleware
-// (no state), under KeyCaller and keySessions.
-func setCaller(c *gin.Context, sess domain.Session, sessions sessionChecker) {
+// setCaller stores the authenticated caller, the memo of its session's state (CallerMemo)
+// and the service that found it (CallerError asks it whether the session still exists) in
+// the request's state; outside the middleware (no state), the caller and the service under
+// KeyCaller and keySessions.
+func setCaller(c *gin.Context, use command.SessionUse, sessions sessionChecker) {
 	if r := requestOf(c); r != nil {
-		r.caller, r.hasCaller, r.sessions = sess, true, sessions
+		r.caller, r.hasCaller, r.sessions, r.memo = use.Session, true, sessions, use.Memo()
 		return
 	}
-	c.Set(KeyCaller, sess)
+	c.Set(KeyCaller, use.Session)
 	c.Set(keySessions, sessions)
 }
 
