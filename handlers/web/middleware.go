@@ -8,14 +8,10 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxBodyBytes is the largest request body accepted (64 KiB). A larger one is answered 400
@@ -138,100 +134,11 @@ func (s *Core) logRequests(c *gin.Context) {
 	)
 }
 
-// httpMetrics are the server's Prometheus metrics.
-type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	// series caches the counter and histogram of each method, route and status seen
-	// (seriesKey -> *series): looking a child up by label values hashes and checks them
-	// on every request. The keys are bounded: standard methods, route templates, statuses.
-	series sync.Map
-	// last is the series answered last: most requests are of the route and status the one
-	// before was (a relying application's whoami), and comparing the key is cheaper than
-	// hashing it for the map.
-	last atomic.Pointer[series]
-}
-
-// seriesKey names the series of one method, route template and status.
-type seriesKey struct {
-	method, route string
-	code          int
-}
-
-// series are the metrics of one seriesKey.
-type series struct {
-	key      seriesKey
-	requests prometheus.Counter
-	duration prometheus.Observer
-}
-
-// seriesOf returns the metrics of method, route and code.
-func (m *httpMetrics) seriesOf(method, route string, code int) *series {
-	k := seriesKey{method, route, code}
-	if s := m.last.Load(); s != nil && s.key == k {
-		return s
-	}
-	v, ok := m.series.Load(k)
-	if !ok {
-		v, _ = m.series.LoadOrStore(k, &series{
-			key:      k,
-			requests: m.requests.WithLabelValues(method, route, strconv.Itoa(code)),
-			duration: m.duration.WithLabelValues(method, route),
-		})
-	}
-	s := v.(*series)
-	m.last.Store(s)
-	return s
-}
-
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_http_requests_total",
-			Help: "HTTP requests answered, by method, route template and status code.",
-		}, []string{"method", "route", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vigil_http_request_duration_seconds",
-			Help:    "Time to answer HTTP requests in seconds, by method and route template.",
-			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}, []string{"method", "route"}),
-	}
-	m.requests = RegisterCollector(reg, m.requests)
-	m.duration = RegisterCollector(reg, m.duration)
-	return m
-}
-
-// registerCollector registers c on reg, or returns the collector of the same description
-// already there (two servers on one registry, as in tests, share their series).
-func RegisterCollector[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
-// methodLabel bounds the method label to the standard methods.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
-	}
-	return "OTHER"
-}
-
 // measure counts the request and observes its duration under its route template.
 func (s *Core) measure(c *gin.Context) {
 	start := startOf(c)
 	c.Next()
-	m := s.metrics.seriesOf(methodLabel(c.Request.Method), RouteLabel(c), c.Writer.Status())
-	m.requests.Inc()
-	m.duration.Observe(time.Since(start).Seconds())
+	s.metrics.observe(methodLabel(c.Request.Method), RouteLabel(c), c.Writer.Status(), time.Since(start))
 }
 
 // recoverPanics turns a panic in a handler into a 500 `internal` problem (when nothing has
