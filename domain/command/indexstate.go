@@ -193,7 +193,7 @@ type tombstoneState struct {
 }
 
 func (x *SessionIndex) marshalState() ([]byte, error) {
-	x.mu.RLock()
+	stripe := x.mu.RLock()
 	st := sessionsState{Sessions: make([]sessionState, 0, len(x.byID)), Tombstones: make([]tombstoneState, 0, len(x.tombstones))}
 	for id, e := range x.byID {
 		sess, key := e.session(), e.rec.TokenKey()
@@ -209,7 +209,7 @@ func (x *SessionIndex) marshalState() ([]byte, error) {
 	for id, until := range x.tombstones {
 		st.Tombstones = append(st.Tombstones, tombstoneState{ID: id, Until: nanos(until)})
 	}
-	x.mu.RUnlock()
+	x.mu.RUnlock(stripe)
 	slices.SortFunc(st.Sessions, func(a, b sessionState) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Tombstones, func(a, b tombstoneState) int { return strings.Compare(a.ID, b.ID) })
 	return json.Marshal(st)

@@ -3,11 +3,11 @@ package command
 import (
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vigil-auth/vigil/domain"
+	"github.com/vigil-auth/vigil/domain/stripe"
 )
 
 // SessionIndex is the in-memory index of active sessions that answers whoami without
@@ -30,14 +30,23 @@ import (
 // Every whoami notes a use (touch) under the read lock: an entry's latest use is an atomic
 // beside its record, so that concurrent requests do not queue behind a write lock (on a
 // busy machine a descheduled lock holder stalled them all). Records are replaced, never
-// changed, under the write lock.
+// changed, under the write lock. The lock is striped (stripe.RWMutex): the two read locks of
+// a whoami take only the stripe of the core the request runs on, so that whoamis on two
+// cores do not pass the lock's cache line back and forth; and a use is written only when it
+// is accessGranularity newer than the one held, for the entry's own line.
 type SessionIndex struct {
-	mu         sync.RWMutex
+	mu         stripe.RWMutex
 	byHash     map[[32]byte]*indexEntry
 	byID       map[string]*indexEntry
 	byAccount  map[string]map[string]*indexEntry
 	tombstones map[string]time.Time // ended session id -> when the tombstone may go
 }
+
+// accessGranularity is the precision of an entry's latest use: a use less than this after
+// the one held is not written (the idle timeout is minutes). A session in use by concurrent
+// requests on several cores would otherwise have its entry written on every request, and
+// every other core's read of the entry miss.
+const accessGranularity = time.Millisecond
 
 // indexEntry is a session the index holds: its record (never changed once stored) and its
 // latest use seen here (Unix nanoseconds; at least the record's LastAccessedAt).
@@ -69,12 +78,13 @@ func (e *indexEntry) session() domain.Session {
 	return sess
 }
 
-// keepAccess makes at the entry's latest use when it is later than the one held.
+// keepAccess makes at the entry's latest use when it is later than the one held by at
+// least accessGranularity.
 func (e *indexEntry) keepAccess(at time.Time) {
 	n := at.UnixNano()
 	for {
 		cur := e.accessed.Load()
-		if cur >= n || e.accessed.CompareAndSwap(cur, n) {
+		if cur > n-int64(accessGranularity) || e.accessed.CompareAndSwap(cur, n) {
 			return
 		}
 	}
@@ -104,8 +114,7 @@ func (x *SessionIndex) Lookup(tokenHash [32]byte) (domain.Session, bool) {
 // lookupEntry is Lookup that also returns the entry (nil when the index does not hold the
 // token), for touchEntry.
 func (x *SessionIndex) lookupEntry(tokenHash [32]byte) (*indexEntry, domain.Session) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	e := x.byHash[tokenHash]
 	if e == nil {
 		return nil, domain.Session{}
@@ -115,8 +124,7 @@ func (x *SessionIndex) lookupEntry(tokenHash [32]byte) (*indexEntry, domain.Sess
 
 // Get returns the session with this id, if the index holds it.
 func (x *SessionIndex) Get(sessionID string) (domain.Session, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	e := x.byID[sessionID]
 	if e == nil {
 		return domain.Session{}, false
@@ -126,12 +134,12 @@ func (x *SessionIndex) Get(sessionID string) (domain.Session, bool) {
 
 // sessionsOf returns the account's sessions the index holds, oldest first.
 func (x *SessionIndex) sessionsOf(accountID string) []domain.Session {
-	x.mu.RLock()
+	stripe := x.mu.RLock()
 	out := make([]domain.Session, 0, len(x.byAccount[accountID]))
 	for _, e := range x.byAccount[accountID] {
 		out = append(out, e.session())
 	}
-	x.mu.RUnlock()
+	x.mu.RUnlock(stripe)
 	slices.SortFunc(out, func(a, b domain.Session) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
@@ -143,8 +151,7 @@ func (x *SessionIndex) sessionsOf(accountID string) []domain.Session {
 
 // Len returns the number of sessions held.
 func (x *SessionIndex) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	return len(x.byID)
 }
 
@@ -256,8 +263,7 @@ func (x *SessionIndex) putLocked(r *domain.SessionRecord) {
 // takes the read lock only: the write lock that replaces entries waits for it, so the use
 // lands on the entry that is current, and concurrent touches meet at the atomic.
 func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, time.Time, uint64, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	e := x.byID[sessionID]
 	if e == nil {
 		return domain.Session{}, time.Time{}, 0, false
@@ -277,8 +283,7 @@ func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, ti
 // it returns false when the entry is gone (replaced or removed since), and the caller finds
 // the session again. It takes the read lock for the reason touch does.
 func (x *SessionIndex) touchEntry(e *indexEntry, at time.Time) (time.Time, uint64, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	if e.gone.Load() {
 		return time.Time{}, 0, false
 	}
@@ -289,8 +294,7 @@ func (x *SessionIndex) touchEntry(e *indexEntry, at time.Time) (time.Time, uint6
 // expired returns the ids of held sessions that are past their lifetime or idle limit at
 // now.
 func (x *SessionIndex) expired(now time.Time) []string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	var ids []string
 	for id, e := range x.byID {
 		if e.session().ExpiredReason(now) != "" {
@@ -332,8 +336,7 @@ func (x *SessionIndex) advance(sessionID string, from uint64, events []domain.Ev
 
 // actingAs returns the sessions in which actorID acts for another account (a delegate's).
 func (x *SessionIndex) actingAs(actorID string) []domain.Session {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
+	defer x.mu.RUnlock(x.mu.RLock())
 	var out []domain.Session
 	for _, e := range x.byID {
 		if sess := e.session(); sess.ActorAccountID == actorID {

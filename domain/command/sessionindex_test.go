@@ -246,3 +246,26 @@ func TestSessionIndexTouchEntryFollowsReplacement(t *testing.T) {
 		t.Errorf("last access %v, want %v", s.LastAccessedAt, want)
 	}
 }
+
+// TestKeepAccessWritesOnlyNewerUsesByItsGranularity: an entry's latest use moves forward by
+// at least accessGranularity (a burst of uses on several cores writes it once), never back.
+func TestKeepAccessWritesOnlyNewerUsesByItsGranularity(t *testing.T) {
+	e := &indexEntry{}
+	steps := []struct {
+		at   time.Time
+		want time.Time
+	}{
+		{t0, t0},
+		{t0.Add(accessGranularity / 2), t0},
+		{t0.Add(accessGranularity - 1), t0},
+		{t0.Add(accessGranularity), t0.Add(accessGranularity)},
+		{t0.Add(-time.Minute), t0.Add(accessGranularity)},
+		{t0.Add(time.Minute), t0.Add(time.Minute)},
+	}
+	for i, s := range steps {
+		e.keepAccess(s.at)
+		if got := time.Unix(0, e.accessed.Load()).UTC(); !got.Equal(s.want) {
+			t.Errorf("step %d: use at %v: latest %v, want %v", i, s.at, got, s.want)
+		}
+	}
+}

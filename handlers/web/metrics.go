@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigil-auth/vigil/domain/stripe"
 )
 
 // httpMetrics are the server's Prometheus metrics: vigil_http_requests_total by method,
@@ -18,10 +19,10 @@ import (
 // counters that both CPUs of a busy server write, so that the cache lines holding them move
 // between the cores on every request (measured: about 3 % of whoami's rate on two cores).
 // Here each series is split into stripes, and a request updates the stripe of the processor
-// it runs on (see stripes); /metrics sums them. The exposition is the one the vectors gave.
+// it runs on (package stripe); /metrics sums them. The exposition is the one the vectors gave.
 type httpMetrics struct {
 	requestsDesc, durationDesc *prometheus.Desc
-	stripes                    stripes
+	stripes                    stripe.Picker
 
 	// series caches the counter and histogram of each method, route and status seen
 	// (seriesKey -> *series); the keys are bounded: standard methods, route templates,
@@ -80,10 +81,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // observe counts a request of method, route template and status code that took d.
 func (m *httpMetrics) observe(method, route string, code int, d time.Duration) {
 	s := m.seriesOf(method, route, code)
-	i := m.stripes.get()
-	s.requests[*i].n.Add(1)
-	s.duration.observe(*i, d)
-	m.stripes.put(i)
+	i := m.stripes.Index()
+	s.requests[i].n.Add(1)
+	s.duration.observe(i, d)
 }
 
 // seriesOf returns the metrics of method, route and code.
@@ -124,12 +124,8 @@ func (m *httpMetrics) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
-// stripeCount is the number of stripes of each series: enough that the processors of a
-// small server rarely share one (stripes hands them out round robin).
-const stripeCount = 8
-
 // stripedCounter is a counter split into stripes, each on cache lines of its own.
-type stripedCounter [stripeCount]struct {
+type stripedCounter [stripe.N]struct {
 	n atomic.Uint64
 	_ [64]byte // keeps the next stripe's counter off this one's cache line
 }
@@ -143,7 +139,7 @@ func (c *stripedCounter) sum() uint64 {
 }
 
 // durationHistogram is a histogram of request durations split into stripes.
-type durationHistogram [stripeCount]struct {
+type durationHistogram [stripe.N]struct {
 	// buckets counts the observations of each bound's bucket (not cumulative); the last
 	// one those above every bound.
 	buckets [len(durationBuckets) + 1]atomic.Uint64
@@ -151,12 +147,12 @@ type durationHistogram [stripeCount]struct {
 	_       [64]byte
 }
 
-func (h *durationHistogram) observe(stripe uint32, d time.Duration) {
+func (h *durationHistogram) observe(stripeIndex int, d time.Duration) {
 	i := 0
 	for i < len(durationBounds) && d > durationBounds[i] {
 		i++
 	}
-	s := &h[stripe]
+	s := &h[stripeIndex]
 	s.buckets[i].Add(1)
 	s.sum.Add(int64(d))
 }
@@ -182,26 +178,6 @@ func (h *durationHistogram) snapshot() (uint64, float64, map[float64]uint64) {
 	n += counts[len(durationBuckets)]
 	return n, time.Duration(sum).Seconds(), cumulative
 }
-
-// stripes hands out stripe numbers with affinity to the processor (the scheduler's P) that
-// asks: a sync.Pool keeps a per-P cache, so a P that puts its number back gets the same one
-// next time, and two Ps hold different numbers as long as there are fewer Ps than stripes.
-// A number lost to a garbage collection (pools are emptied) is replaced by the next one
-// round robin. A stripe two Ps share only costs them what a single counter would.
-type stripes struct {
-	pool sync.Pool
-	next atomic.Uint32
-}
-
-func (s *stripes) get() *uint32 {
-	if v, ok := s.pool.Get().(*uint32); ok {
-		return v
-	}
-	i := s.next.Add(1) % stripeCount
-	return &i
-}
-
-func (s *stripes) put(i *uint32) { s.pool.Put(i) }
 
 // registerCollector registers c on reg, or returns the collector of the same description
 // already there (two servers on one registry, as in tests, share their series).
