@@ -1,8 +1,6 @@
 package web
 
 import (
-	"errors"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -177,28 +175,4 @@ func (h *durationHistogram) snapshot() (uint64, float64, map[float64]uint64) {
 	}
 	n += counts[len(durationBuckets)]
 	return n, time.Duration(sum).Seconds(), cumulative
-}
-
-// registerCollector registers c on reg, or returns the collector of the same description
-// already there (two servers on one registry, as in tests, share their series).
-func RegisterCollector[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
-// methodLabel bounds the method label to the standard methods.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
-	}
-	return "OTHER"
 }

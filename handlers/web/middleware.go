@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxBodyBytes is the largest request body accepted (64 KiB). A larger one is answered 400
@@ -132,6 +133,30 @@ func (s *Core) logRequests(c *gin.Context) {
 		slog.Duration("duration", time.Since(start)),
 		slog.String("request_id", RequestID(c)),
 	)
+}
+
+// registerCollector registers c on reg, or returns the collector of the same description
+// already there (two servers on one registry, as in tests, share their series).
+func RegisterCollector[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// methodLabel bounds the method label to the standard methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 // measure counts the request and observes its duration under its route template.
