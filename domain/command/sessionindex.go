@@ -281,8 +281,14 @@ func (x *SessionIndex) touch(sessionID string, at time.Time) (domain.Session, ti
 
 // touchEntry is touch for an entry lookupEntry returned, checked at at (not expired then):
 // it returns false when the entry is gone (replaced or removed since), and the caller finds
-// the session again. It takes the read lock for the reason touch does.
+// the session again. A use keepAccess would not write (within accessGranularity of the one
+// held: most uses of a busy session) needs no lock, since nothing is written that a
+// replacement could lose and the entry's record never changes; any other takes the read lock
+// for the reason touch does.
 func (x *SessionIndex) touchEntry(e *indexEntry, at time.Time) (time.Time, uint64, bool) {
+	if e.accessed.Load() > at.UnixNano()-int64(accessGranularity) && !e.gone.Load() {
+		return e.rec.RecordedAccessAt(), e.rec.Version(), true
+	}
 	defer x.mu.RUnlock(x.mu.RLock())
 	if e.gone.Load() {
 		return time.Time{}, 0, false

@@ -8,6 +8,7 @@ import (
 	"github.com/vigil-auth/vigil/domain"
 	"github.com/vigil-auth/vigil/domain/credential"
 	"github.com/vigil-auth/vigil/domain/reasons"
+	"github.com/vigil-auth/vigil/eventstore/testwait"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -267,5 +268,48 @@ func TestKeepAccessWritesOnlyNewerUsesByItsGranularity(t *testing.T) {
 		if got := time.Unix(0, e.accessed.Load()).UTC(); !got.Equal(s.want) {
 			t.Errorf("step %d: use at %v: latest %v, want %v", i, s.at, got, s.want)
 		}
+	}
+}
+
+// TestTouchEntryWithinTheGranularityTakesNoLock: a touch that would not write (within
+// accessGranularity of the use held) answers while a writer holds the index's lock, and
+// reports the record's recorded access and version; a touch of a replaced entry is still
+// refused on that path, and a touch past the granularity still writes.
+func TestTouchEntryWithinTheGranularityTakesNoLock(t *testing.T) {
+	x, rec := oneSessionIndex(t)
+	e, _ := x.lookupEntry(credential.HashSessionToken("tok"))
+	at := t0.Add(time.Minute)
+	if _, _, ok := x.touchEntry(e, at); !ok {
+		t.Fatal("touch of the current entry failed")
+	}
+	x.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			x.mu.Unlock()
+		}
+	}()
+	done := make(chan bool, 1)
+	go func() {
+		recorded, version, ok := x.touchEntry(e, at.Add(accessGranularity/2))
+		done <- ok && recorded.Equal(e.rec.RecordedAccessAt()) && version == e.rec.Version()
+	}()
+	if ok, _ := testwait.Recv(t, 5*time.Second, "a touch within the granularity while the lock is held", done); !ok {
+		t.Fatal("the touch did not report the current entry's record")
+	}
+	x.mu.Unlock()
+	locked = false
+	if got := time.Unix(0, e.accessed.Load()).UTC(); !got.Equal(at) {
+		t.Errorf("latest use %v, want %v (nothing written within the granularity)", got, at)
+	}
+	if _, _, ok := x.touchEntry(e, at.Add(accessGranularity)); !ok {
+		t.Fatal("touch past the granularity failed")
+	}
+	if got := time.Unix(0, e.accessed.Load()).UTC(); !got.Equal(at.Add(accessGranularity)) {
+		t.Errorf("latest use %v, want %v", got, at.Add(accessGranularity))
+	}
+	x.observe(rec) // replaces e
+	if _, _, ok := x.touchEntry(e, at.Add(accessGranularity)); ok {
+		t.Fatal("a replaced entry was touched within the granularity")
 	}
 }
