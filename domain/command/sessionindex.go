@@ -30,10 +30,11 @@ import (
 // Every whoami notes a use (touch) under the read lock: an entry's latest use is an atomic
 // beside its record, so that concurrent requests do not queue behind a write lock (on a
 // busy machine a descheduled lock holder stalled them all). Records are replaced, never
-// changed, under the write lock. The lock is striped (stripe.RWMutex): the two read locks of
-// a whoami take only the stripe of the core the request runs on, so that whoamis on two
-// cores do not pass the lock's cache line back and forth; and a use is written only when it
-// is accessGranularity newer than the one held, for the entry's own line.
+// changed, under the write lock. The lock is striped (stripe.RWMutex): a whoami's read lock
+// takes only the stripe of the core the request runs on, so that whoamis on two cores do not
+// pass the lock's cache line back and forth; and a use is written only when it is
+// accessGranularity newer than the one held, for the entry's own line (a touch that writes
+// nothing takes no lock at all: touchEntry).
 type SessionIndex struct {
 	mu         stripe.RWMutex
 	byHash     map[[32]byte]*indexEntry
