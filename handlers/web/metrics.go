@@ -15,7 +15,7 @@ import (
 // template. They are a collector of their own rather than a CounterVec and a HistogramVec:
 // every request updates them, and the client library's series keep one set of atomic
 // counters that both CPUs of a busy server write, so that the cache lines holding them move
-// between the cores on every request (measured: about 3 % of whoami's rate on two cores).
+// between the cores on every request (measured: about 2 % of whoami's rate on two cores).
 // Here each series is split into stripes, and a request updates the stripe of the processor
 // it runs on (package stripe); /metrics sums them. The exposition is the one the vectors gave.
 type httpMetrics struct {
