@@ -238,9 +238,8 @@ func rewrite(ctx context.Context, fn func(context.Context, *domain.Envelope) err
 func readOld(ctx context.Context, old *sql.DB, from string, fn func([]domain.Envelope) error) error {
 	const page = 2000
 	for after := uint64(0); ; {
-		rows, err := old.QueryContext(ctx, `SELECT position, id, stream_id, version, type, schema_version, recorded_at, data,
-			actor_type, actor_id, subject, ip, user_agent, client_id, correlation_id, causation_id, '' FROM events
-			WHERE position > ? ORDER BY position LIMIT ?`, after, page)
+		rows, err := old.QueryContext(ctx, selectEnvelopeWith("x''")+
+			`WHERE position > ? ORDER BY position LIMIT ?`, after, page)
 		if err != nil {
 			return fmt.Errorf("--from: read %s: %w", from, err)
 		}

@@ -127,3 +127,20 @@ func TestAppendOfAStoredEventIDIsInvalid(t *testing.T) {
 		t.Fatalf("account-c holds %d events (%v)", len(got), err)
 	}
 }
+
+// TestPackedReaderRefusesWhatItCannotSplit: a packed value that does not split into exactly
+// the fields read is an error, never a panic or a silently short field.
+func TestPackedReaderRefusesWhatItCannotSplit(t *testing.T) {
+	r := packedReader{p: "3:a:b0:"}
+	if a, b, err := r.next(), r.next(), r.done(); err != nil || a != "a:b" || b != "" {
+		t.Fatalf("packedReader(3:a:b0:) = %q, %q, %v", a, b, err)
+	}
+	for _, p := range []string{"", "3:a:b", "3:a:b0:x", "4:a:b0:", ":a0:", "x:a0:", "-1:0:", "3a:b0:", "1234567890:x0:", "3:a:b0"} {
+		r := packedReader{p: p}
+		r.next()
+		r.next()
+		if err := r.done(); !errors.Is(err, errPacked) {
+			t.Errorf("packedReader(%q) = %v, want errPacked", p, err)
+		}
+	}
+}

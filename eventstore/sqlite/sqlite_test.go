@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,5 +134,57 @@ func TestOtherWritersAppendsReachSubscribersAcrossCheckpoints(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestReadsGiveBackEveryFieldAsWritten appends events whose text fields hold what could
+// confuse the packed read (colons, leading digits, a NUL byte, multi-byte characters, empty
+// fields, a long user agent) and reads them back through every read: each field comes back
+// byte for byte, and the chain hash as 64 lowercase hex digits, the same in every read.
+func TestReadsGiveBackEveryFieldAsWritten(t *testing.T) {
+	s := newStore(t).(*sqlite.Store)
+	ctx := context.Background()
+	long := strings.Repeat("Mozilla/5.0 (X11; Linux x86_64) 12:34 ", 60)
+	want := []domain.EventData{
+		{ID: "12:ev-1", Type: "account.registered", SchemaVersion: 3, Data: []byte(`{"email":"a@example.com","n":12,"s":"3:x:"}`),
+			Metadata: domain.Metadata{Actor: domain.Actor{Type: domain.ActorAccount, ID: "acc:1"}, SubjectAccountID: "acc:1",
+				IP: "2001:db8::1", UserAgent: long, ClientID: "0:", CorrelationID: "Zürich 東京 🔐", CausationID: "a\x00b"}},
+		{ID: "ev-2", Type: "x", SchemaVersion: 1, Data: []byte(`{}`)},
+		{ID: "9", Type: "session.started", SchemaVersion: 1, Data: []byte(`{"k":"` + strings.Repeat("é", 5000) + `"}`),
+			Metadata: domain.Metadata{SubjectAccountID: "acc:1", IP: "192.0.2.7", UserAgent: ":"}},
+	}
+	if _, err := s.Append(ctx, "account-1:x", eventstore.NoStream, want); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadAll(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := s.ReadStream(ctx, "account-1:x", 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := s.ReadSubject(ctx, "acc:1", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || len(stream) != 3 || len(subject) != 2 {
+		t.Fatalf("read %d, %d and %d events, want 3, 3 and 2", len(all), len(stream), len(subject))
+	}
+	for i, w := range want {
+		got := all[i]
+		if got.ID != w.ID || got.StreamID != "account-1:x" || got.Version != uint64(i+1) || got.Type != w.Type ||
+			got.SchemaVersion != w.SchemaVersion || string(got.Data) != string(w.Data) || got.Metadata != w.Metadata {
+			t.Errorf("event %d read back as\n%+v\nwant the fields of\n%+v", i, got, w)
+		}
+		if len(got.Hash) != 64 || strings.Trim(got.Hash, "0123456789abcdef") != "" {
+			t.Errorf("event %d: hash %q, want 64 lowercase hex digits", i, got.Hash)
+		}
+		if !reflect.DeepEqual(stream[i], got) {
+			t.Errorf("event %d: ReadStream gave\n%+v\nReadAll\n%+v", i, stream[i], got)
+		}
+	}
+	if !reflect.DeepEqual(subject, []domain.Envelope{all[0], all[2]}) {
+		t.Errorf("ReadSubject gave %+v, want events 1 and 3 of ReadAll", subject)
 	}
 }
