@@ -35,10 +35,10 @@ const rebuildBatch = 16384
 // each part file; all of them read through a memory map of rebuildMmap bytes. The cache holds
 // the pages being written (the activity log and the sign-in history append in position order,
 // the rows carried over are written once, in key order: a page is written once), the map
-// serves the reads (the copy and the index builds read whole tables) without a copy; the
-// fresh file's cache also bounds the sorter's memory in the index builds. A cache holding the
-// whole file, as before, cost seconds at close: the driver's allocator returns every cached
-// page to the kernel one madvise at a time.
+// serves the reads (the copy and the index builds read whole tables) without a copy. A cache
+// holding the whole file, as before, cost seconds at close: the driver's allocator returns
+// every cached page to the kernel one madvise at a time. The index builds at the end run with
+// a small cache of their own, which also sizes the sorter's runs (createIndexes).
 const (
 	rebuildCacheKiB = 64 << 10
 	partCacheKiB    = 8 << 10
@@ -232,12 +232,7 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 				return fmt.Errorf("copy %s: %w", l.p.Name(), err)
 			}
 		}
-		for _, stmt := range indexes {
-			if _, err := fresh.write.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("create index: %w", err)
-			}
-		}
-		return nil
+		return createIndexes(ctx, fresh, indexes)
 	}()
 	err = errors.Join(err, <-closed)
 	for _, l := range parts {
