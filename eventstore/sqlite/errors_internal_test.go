@@ -128,18 +128,19 @@ func TestAppendOfAStoredEventIDIsInvalid(t *testing.T) {
 	}
 }
 
-// TestPackedReaderRefusesWhatItCannotSplit: a packed value that does not split into exactly
-// the fields read is an error, never a panic or a silently short field.
+// TestPackedReaderRefusesWhatItCannotSplit: a packed value that does not split into the fields
+// read is an error, never a panic or a silently short field; what follows them is the rest.
 func TestPackedReaderRefusesWhatItCannotSplit(t *testing.T) {
-	r := packedReader{p: "3:a:b0:"}
-	if a, b, err := r.next(), r.next(), r.done(); err != nil || a != "a:b" || b != "" {
-		t.Fatalf("packedReader(3:a:b0:) = %q, %q, %v", a, b, err)
+	r := packedReader{p: "3:a:b0:\x00rest"}
+	a, b := r.next(), r.next()
+	if rest, err := r.rest(); err != nil || a != "a:b" || b != "" || rest != "\x00rest" {
+		t.Fatalf("packedReader(3:a:b0:\\x00rest) = %q, %q, rest %q, %v", a, b, rest, err)
 	}
-	for _, p := range []string{"", "3:a:b", "3:a:b0:x", "4:a:b0:", ":a0:", "x:a0:", "-1:0:", "3a:b0:", "1234567890:x0:", "3:a:b0"} {
+	for _, p := range []string{"", "3:a:b", "4:a:b0:", ":a0:", "x:a0:", "-1:0:", "3a:b0:", "1234567890:x0:", "3:a:b0"} {
 		r := packedReader{p: p}
 		r.next()
 		r.next()
-		if err := r.done(); !errors.Is(err, errPacked) {
+		if _, err := r.rest(); !errors.Is(err, errPacked) {
 			t.Errorf("packedReader(%q) = %v, want errPacked", p, err)
 		}
 	}

@@ -6,6 +6,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -430,19 +431,17 @@ func selectEnvelopeWith(hash string) string {
 }
 
 // packedFields concatenates the envelope's text and blob columns, each as its length in bytes,
-// a colon and its bytes (the chain hash as lowercase hex): packedReader splits it again. A
-// length, not a separator, delimits them, so any byte may occur in any field.
+// a colon and its bytes, and then the chain hash's 32 bytes as they are: packedReader splits
+// it again. A length, not a separator, delimits the fields, so any byte may occur in any of
+// them; the hash, last, is what remains (none for a log from before the chain).
 func packedFields(hash string) string {
 	var b strings.Builder
 	b.WriteString("concat(")
-	for i, col := range []string{"id", "stream_id", "type", "data", "actor_type", "actor_id", "subject", "ip",
-		"user_agent", "client_id", "correlation_id", "causation_id", "lower(hex(" + hash + "))"} {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString("octet_length(" + col + "),':'," + col)
+	for _, col := range []string{"id", "stream_id", "type", "data", "actor_type", "actor_id", "subject", "ip",
+		"user_agent", "client_id", "correlation_id", "causation_id"} {
+		b.WriteString("octet_length(" + col + "),':'," + col + ",")
 	}
-	b.WriteString(")")
+	b.WriteString(hash + ")")
 	return b.String()
 }
 
@@ -480,12 +479,12 @@ func (r *packedReader) next() string {
 	return p[i+1 : i+1+n]
 }
 
-// done reports whether every field was read and nothing is left over.
-func (r *packedReader) done() error {
-	if r.err == nil && r.p != "" {
-		r.err = errPacked
+// rest returns what follows the fields read, and the error of any of them.
+func (r *packedReader) rest() (string, error) {
+	if r.err != nil {
+		return "", r.err
 	}
-	return r.err
+	return r.p, nil
 }
 
 func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
@@ -516,10 +515,11 @@ func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
 		md.ClientID = strings.Clone(r.next())
 		md.CorrelationID = strings.Clone(r.next())
 		md.CausationID = strings.Clone(r.next())
-		e.Hash = strings.Clone(r.next())
-		if err := r.done(); err != nil {
+		hash, err := r.rest()
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: scan event at position %d: %w", position, err)
 		}
+		e.Hash = hex.EncodeToString([]byte(hash))
 		e.Position, e.Version, e.SchemaVersion = uint64(position), uint64(version), int(schema)
 		e.RecordedAt = time.Unix(0, recorded).UTC()
 		out = append(out, e)
