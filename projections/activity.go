@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -184,7 +183,7 @@ func (p Activity) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, ki
 	if det == nil {
 		det = details{}
 	}
-	detJSON, err := json.Marshal(det)
+	detJSON, err := marshalDetails(det)
 	if err != nil {
 		return err
 	}
