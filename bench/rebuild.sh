@@ -11,8 +11,9 @@
 # --until 2026-11-23T00:00:00Z --city-db CITY_MMDB`); it is only read. Each run prints the
 # rebuild's own line (events and events/s) and the command's wall time, user and system CPU and
 # maximum RSS. With BASE_BIN the pairs alternate which binary goes first, so that drift in a
-# shared machine's speed hits both, and the end prints the median of the per-pair ratios of the
-# wall time (base / this build: above 1 is faster) and of the CPU time.
+# shared machine's speed hits both (after one run not counted), and the end prints the median
+# of the per-pair ratios of the wall time (base / this build: above 1 is faster) and of the
+# CPU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=${1:?usage: bench/rebuild.sh SEED_DIR CITY_MMDB [RUNS]}
@@ -40,6 +41,9 @@ run() {
   awk -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN { print w, u + s }' >>"$work/$label.times"
 }
 
+# A first run, not counted: the first rebuild after the seed is copied pays about two seconds
+# more system time (the page cache settling), whichever binary it is.
+run "$work/vigil" warm >/dev/null
 for i in $(seq "$runs"); do
   if [ -z "${BASE_BIN:-}" ]; then
     run "$work/vigil" this

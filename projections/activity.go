@@ -66,8 +66,8 @@ func (Activity) Schema() []string {
 		`CREATE INDEX IF NOT EXISTS activity_ip ON activity (ip)`,
 		`CREATE INDEX IF NOT EXISTS activity_country ON activity (country_code)`,
 		`CREATE INDEX IF NOT EXISTS activity_type ON activity (type)`,
-		`CREATE INDEX IF NOT EXISTS activity_time_max ON activity (time_max)`,
-		`CREATE INDEX IF NOT EXISTS activity_time_min ON activity (time_min)`,
+		activityTimeMaxIndex,
+		activityTimeMinIndex,
 		clientSchema("activity_clients"),
 		`CREATE TABLE IF NOT EXISTS activity_sessions (
 			session_id       TEXT PRIMARY KEY,
@@ -85,6 +85,19 @@ func (Activity) Schema() []string {
 		) WITHOUT ROWID`,
 		activityOrgsDDL,
 	}
+}
+
+// The activity log's time bounds grow with the log's position (an event's time is that of
+// its writing, give or take a clock), so a replay appends their index entries in order: kept
+// up while the rows are inserted they cost the replay's two cores little, where built after
+// it they cost its one-core tail about half a second on the 1M log (inOrderIndexed).
+const (
+	activityTimeMaxIndex = `CREATE INDEX IF NOT EXISTS activity_time_max ON activity (time_max)`
+	activityTimeMinIndex = `CREATE INDEX IF NOT EXISTS activity_time_min ON activity (time_min)`
+)
+
+func (Activity) inOrderIndexes() []string {
+	return []string{activityTimeMaxIndex, activityTimeMinIndex}
 }
 
 // activityEvent is one event being turned into an activity row.

@@ -63,3 +63,29 @@ func TestCreateIndexesBuildsWithItsOwnCacheAndRestoresIt(t *testing.T) {
 		t.Errorf("after the build: cache_size %d, threads %d; want -3000 and 0 as before", cache, threads)
 	}
 }
+
+// TestDeferredIndexKeepsInOrderIndexesUp: a replay builds every index after the rows except
+// those a projection keeps up in order (the activity log's time bounds), and never defers a
+// table.
+func TestDeferredIndexKeepsInOrderIndexesUp(t *testing.T) {
+	var kept, deferred []string
+	for _, stmt := range (Activity{}).Schema() {
+		switch {
+		case deferredIndex(Activity{}, stmt):
+			deferred = append(deferred, stmt)
+		case isIndexDDL(stmt):
+			kept = append(kept, stmt)
+		}
+	}
+	if len(kept) != 2 || !strings.Contains(kept[0], "activity_time_max") || !strings.Contains(kept[1], "activity_time_min") {
+		t.Errorf("indexes kept up during a replay: %q", kept)
+	}
+	if len(deferred) != 4 {
+		t.Errorf("indexes built after the rows: %q, want the other four", deferred)
+	}
+	for _, stmt := range (Sessions{}).Schema() {
+		if isIndexDDL(stmt) != deferredIndex(Sessions{}, stmt) {
+			t.Errorf("Sessions keeps no index up in order, yet %q is not deferred", stmt)
+		}
+	}
+}

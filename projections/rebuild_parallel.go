@@ -84,11 +84,12 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 			main = i
 		}
 	}
-	// Every table in the fresh file (the indexes after the rows), each lane's in its file.
+	// Every table in the fresh file (the indexes after the rows, but those kept up in order:
+	// deferredIndex), each lane's in its file.
 	var indexes []string
 	for _, p := range ps {
 		for _, stmt := range p.Schema() {
-			if isIndexDDL(stmt) {
+			if deferredIndex(p, stmt) {
 				indexes = append(indexes, stmt)
 				continue
 			}
@@ -118,7 +119,7 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 			}
 			l.db = db
 			for _, stmt := range p.Schema() {
-				if isIndexDDL(stmt) {
+				if deferredIndex(p, stmt) {
 					continue
 				}
 				if _, err := db.write.ExecContext(ctx, stmt); err != nil {
