@@ -420,8 +420,9 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 // selectEnvelope reads an event: its integers as columns of their own, every other field in
 // one packed value (packedFields). SQLite locks the connection for each column it hands over,
 // and the driver copies each into a string of its own: one value for thirteen fields reads
-// the log with 20 allocations an event instead of 36, at 1.05 to 1.2 times the rate
-// (BenchmarkReadAll: medians of two sets of 8 alternating pairs on a noisy host).
+// the log with 21 allocations an event instead of 36, at 1.05 to 1.2 times the rate
+// (BenchmarkReadAll: medians of two sets of 8 alternating pairs on a noisy host), and 1.16
+// times that again since the hash is read as its raw bytes (4 pairs).
 var selectEnvelope = selectEnvelopeWith("hash")
 
 // selectEnvelopeWith is selectEnvelope with hash as the chain hash's expression (a log from
