@@ -3,15 +3,24 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/vigil-auth/vigil/domain/eventtype"
 )
 
 // decoderOf is the decoder of an event struct: plain JSON, unknown fields ignored (a field
-// added later is a compatible change; a changed meaning is a new schema version).
+// added later is a compatible change; a changed meaning is a new schema version). The flat
+// objects the log nearly always holds are read without encoding/json's reflection
+// (eventtype.FlatDecoder: a rebuild decodes a million events); anything else, and any data
+// the fast path is unsure of, goes to json.Unmarshal from a fresh zero value.
 func decoderOf[E Event]() eventtype.Decoder {
+	flat := eventtype.NewFlatDecoder(reflect.TypeFor[E]())
 	return func(data json.RawMessage) (eventtype.Event, error) {
 		var e E
+		if flat.Decode(data, &e) {
+			return e, nil
+		}
+		e = *new(E)
 		if err := json.Unmarshal(data, &e); err != nil {
 			return nil, err
 		}
