@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -166,8 +167,9 @@ func decodePage(page []domain.Envelope) *decodedPage {
 
 // decodedTime is eventTime(ev) read from e, the event decoded from ev's data, without parsing
 // the data again; false when e cannot tell: a decoding error, data of an older schema version
-// (upcast: e's fields need not be the data's), a type without an "at" field, or a zero "at"
-// beside no "started_at" field.
+// (upcast: e's fields need not be the data's), a type with neither an "at" nor a "started_at"
+// field, a type without an "at" field whose data may hold one anyway (mayHaveAt), or a zero
+// "at" beside no "started_at" field.
 func decodedTime(ev domain.Envelope, e domain.Event, err error) (time.Time, bool) {
 	if err != nil || e == nil {
 		return time.Time{}, false
@@ -178,9 +180,12 @@ func decodedTime(ev domain.Envelope, e domain.Event, err error) (time.Time, bool
 	rv := reflect.ValueOf(e)
 	f := timeFieldsOf(rv.Type())
 	if f.at == nil {
-		return time.Time{}, false
-	}
-	if at := rv.FieldByIndex(f.at).Interface().(time.Time); !at.IsZero() {
+		// A type with a start and no "at" (SessionStarted): its start is eventTime when the
+		// data has no member encoding/json would read as "at" either.
+		if f.startedAt == nil || mayHaveAt(ev.Data) {
+			return time.Time{}, false
+		}
+	} else if at := rv.FieldByIndex(f.at).Interface().(time.Time); !at.IsZero() {
 		return at.UTC(), true
 	}
 	if f.startedAt == nil {
@@ -190,6 +195,21 @@ func decodedTime(ev domain.Envelope, e domain.Event, err error) (time.Time, bool
 		return t.UTC(), true
 	}
 	return ev.RecordedAt.UTC(), true
+}
+
+// mayHaveAt reports whether data may hold a member encoding/json matches to a field tagged
+// "at": a quoted "at" in any casing (no other character folds to 'a' or 't'), or any escape
+// (which could spell one).
+func mayHaveAt(data []byte) bool {
+	if bytes.IndexByte(data, '\\') >= 0 {
+		return true
+	}
+	for i := 0; i+3 < len(data); i++ {
+		if data[i] == '"' && data[i+1]|0x20 == 'a' && data[i+2]|0x20 == 't' && data[i+3] == '"' {
+			return true
+		}
+	}
+	return false
 }
 
 // timeFields locates the fields of an event type that encoding/json fills from the data's
@@ -230,8 +250,10 @@ func timeFieldsOf(t reflect.Type) timeFields {
 				embedded = true // not a time.Time: let encoding/json decide
 			}
 		}
-		if !embedded && len(at) == 1 && len(started) <= 1 {
-			f.at = at[0]
+		if !embedded && len(at) <= 1 && len(started) <= 1 {
+			if len(at) == 1 {
+				f.at = at[0]
+			}
 			if len(started) == 1 {
 				f.startedAt = started[0]
 			}
