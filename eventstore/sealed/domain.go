@@ -2,7 +2,6 @@ package sealed
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -10,13 +9,19 @@ import (
 )
 
 // personalCache holds the registry's personal members per event type and schema version:
-// sealing asks on every append and read.
-var personalCache sync.Map // "type\x00version" -> []string
+// sealing asks on every append and read (a rebuild: a million times), so a lookup allocates
+// nothing.
+var personalCache sync.Map // personalKey -> []string
+
+type personalKey struct {
+	eventType     string
+	schemaVersion int
+}
 
 // RegistryPersonal is the PersonalFunc of Vigil's events: the members the domain registry
 // declares eventtype.FieldPersonal, looked up once per type and version.
 func RegistryPersonal(eventType string, schemaVersion int) []string {
-	k := fmt.Sprint(eventType, "\x00", schemaVersion)
+	k := personalKey{eventType, schemaVersion}
 	if v, ok := personalCache.Load(k); ok {
 		return v.([]string)
 	}
