@@ -3,10 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -143,5 +145,18 @@ func TestPackedReaderRefusesWhatItCannotSplit(t *testing.T) {
 		if _, err := r.rest(); !errors.Is(err, errPacked) {
 			t.Errorf("packedReader(%q) = %v, want errPacked", p, err)
 		}
+	}
+}
+
+// hexString is hex.EncodeToString, for a chain hash (one allocation) and anything longer.
+func TestHexStringIsHexEncodeToString(t *testing.T) {
+	for _, raw := range []string{"", "\x00", strings.Repeat("\xab\x01", 16), strings.Repeat("z", 33), strings.Repeat("\xff", 100)} {
+		if got, want := hexString(raw), hex.EncodeToString([]byte(raw)); got != want {
+			t.Errorf("hexString(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	raw := strings.Repeat("\x5a", 32)
+	if n := testing.AllocsPerRun(100, func() { _ = hexString(raw) }); n > 1 {
+		t.Errorf("hexString of a 32-byte hash allocates %v times", n)
 	}
 }

@@ -488,6 +488,17 @@ func (r *packedReader) rest() (string, error) {
 	return r.p, nil
 }
 
+// hexString is hex.EncodeToString of raw's bytes with one allocation (the result) for a
+// chain hash: a read of the log encodes one per event.
+func hexString(raw string) string {
+	var buf [64]byte
+	if hex.EncodedLen(len(raw)) > len(buf) {
+		return hex.EncodeToString([]byte(raw))
+	}
+	n := hex.Encode(buf[:], []byte(raw))
+	return string(buf[:n])
+}
+
 func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
 	defer rows.Close()
 	out := make([]domain.Envelope, 0, capHint)
@@ -520,7 +531,7 @@ func scanEnvelopes(rows *sql.Rows, capHint int) ([]domain.Envelope, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: scan event at position %d: %w", position, err)
 		}
-		e.Hash = hex.EncodeToString([]byte(hash))
+		e.Hash = hexString(hash)
 		e.Position, e.Version, e.SchemaVersion = uint64(position), uint64(version), int(schema)
 		e.RecordedAt = time.Unix(0, recorded).UTC()
 		out = append(out, e)
