@@ -13,6 +13,9 @@ type place struct {
 	lat, lon                           float64
 	asn                                uint
 	asOrg                              string
+	// boxed is args() made once for a place in a place cache (a rebuild's: hundreds of
+	// thousands of rows share a few places), shared and never written.
+	boxed []any
 }
 
 // locate looks ip up (no lookup without an address or a resolver), through the place cache
@@ -26,6 +29,7 @@ func locate(ctx context.Context, r *geoip.Resolver, ip string) place {
 			return p
 		}
 		p := lookupPlace(r, ip)
+		p.boxed = p.args()
 		if len(c.m) >= placeCacheSize {
 			clear(c.m)
 		}
@@ -77,7 +81,12 @@ const placeDDL = `located      INTEGER NOT NULL,
 		asn          INTEGER NOT NULL,
 		as_org       TEXT NOT NULL`
 
+// args returns the place's column values, in the order of placeColumns; the caller copies
+// them (a cached place's are shared).
 func (p place) args() []any {
+	if p.boxed != nil {
+		return p.boxed
+	}
 	return []any{p.located, p.city, p.region, p.country, p.countryCode, p.lat, p.lon, int64(p.asn), p.asOrg}
 }
 
