@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -99,6 +100,9 @@ func (Orgs) memberRemoved(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e
 }
 
 func (Orgs) accountRegistered(ctx context.Context, tx *sql.Tx, ev domain.Envelope, e domain.AccountRegistered) error {
+	if err := flushOrgLogin(ctx, tx, streamID(ev.StreamID, domain.StreamPrefixAccount)); err != nil {
+		return err
+	}
 	return txExec(ctx, tx, `INSERT INTO org_people (account_id, email, factors, enrolled_at, last_login_at)
 			VALUES (?, ?, '[]', 0, 0) ON CONFLICT (account_id) DO UPDATE SET email = excluded.email`,
 		streamID(ev.StreamID, domain.StreamPrefixAccount), e.Email)
@@ -114,8 +118,68 @@ func (Orgs) loginSucceeded(ctx context.Context, tx *sql.Tx, ev domain.Envelope, 
 	if ev.Metadata.Actor.Type == domain.ActorDelegate || e.Method == domain.MethodDelegation {
 		return nil
 	}
-	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`,
-		nanos(eventTimeOf(ctx, ev)), e.AccountID)
+	t := nanos(eventTimeOf(ctx, ev))
+	if inBatch(ctx, tx) {
+		// Kept until the batch ends (or longer: Applier.carry) with the latest time per account,
+		// as the UPDATE would leave it: a rebuild signs a person in many times. It moves past
+		// the other statements on the row, which do not touch last_login_at, and past its
+		// removal (an UPDATE of no row either way), but not past the row's creation
+		// (flushOrgLogin), which also comes first when a removed row is made again.
+		st := stateOf(ctx, tx)
+		if st.orgLogins == nil {
+			st.orgLogins = map[string]int64{}
+		}
+		if last, ok := st.orgLogins[e.AccountID]; !ok || t > last {
+			st.orgLogins[e.AccountID] = t
+		}
+		return nil
+	}
+	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`, t, e.AccountID)
+}
+
+// flushOrgLogin writes the batch's kept sign-in time of accountID, before the statement that
+// creates its row.
+func flushOrgLogin(ctx context.Context, tx *sql.Tx, accountID string) error {
+	if !inBatch(ctx, tx) {
+		return nil
+	}
+	st := stateOf(ctx, tx)
+	t, ok := st.orgLogins[accountID]
+	if !ok {
+		return nil
+	}
+	delete(st.orgLogins, accountID)
+	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`, t, accountID)
+}
+
+// orgLoginsChunk is how many accounts one statement of writeBatch updates.
+const orgLoginsChunk = 256
+
+// writeBatch writes the batch's kept sign-in times, in key order.
+func (Orgs) writeBatch(ctx context.Context, tx *sql.Tx) error {
+	st := stateOf(ctx, tx)
+	if len(st.orgLogins) == 0 || st.keep { // kept for a later batch (Applier.carry)
+		return nil
+	}
+	ids := make([]string, 0, len(st.orgLogins))
+	for id := range st.orgLogins {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for len(ids) > 0 {
+		n := min(len(ids), orgLoginsChunk)
+		args := make([]any, 0, 2*n)
+		for _, id := range ids[:n] {
+			args = append(args, id, st.orgLogins[id])
+		}
+		if err := txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(org_people.last_login_at, v.column2)
+			FROM (VALUES `+tuples(n, 2)+`) AS v WHERE org_people.account_id = v.column1`, args...); err != nil {
+			return fmt.Errorf("orgs: %w", err)
+		}
+		ids = ids[n:]
+	}
+	st.orgLogins = nil
+	return nil
 }
 
 // factorChange makes the reducer of an event that changes the account's factor list: change

@@ -166,3 +166,56 @@ func TestTwoFactorReportOfAThousandMembers(t *testing.T) {
 		t.Fatalf("org activity: %d rows, %v", len(rows), err)
 	}
 }
+
+// A batch keeps the people's own sign-in times in memory and writes the latest one per
+// person at its end (a rebuild carries them further): the table ends as event-by-event
+// processing leaves it, also for a sign-in before the person's row exists, out of time order,
+// and before the row is removed and made again.
+func TestOrgsSignInTimesKeptInABatchEqualLiveOnes(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.start(projections.Orgs{})
+	at := func(i int) time.Time { return testStart.Add(time.Duration(i) * time.Minute) }
+	md := func(id string) domain.Metadata { return domain.Metadata{Actor: self(id), SubjectAccountID: id} }
+	n := 0
+	login := func(account string, i int) uint64 {
+		n++
+		sid := fmt.Sprintf("s%d", n)
+		return e.emit(domain.SessionStream(sid), md(account), domain.LoginSucceeded{AccountID: account, SessionID: sid, Method: domain.MethodPassword, At: at(i)})
+	}
+	register := func(account string, i int) uint64 {
+		return e.emit(domain.AccountStream(account), md(account), domain.AccountRegistered{AccountID: account, Email: account + "@example.com", At: at(i)})
+	}
+	register("a", 0)
+	login("a", 8)
+	login("a", 5) // an older time: the later one stays
+	login("c", 3) // before c's row exists: nothing to update
+	register("c", 4)
+	login("a", 9)
+	register("d", 5)
+	login("d", 6)
+	e.emit(domain.AccountStream("d"), md("d"), domain.AccountErased{At: at(7)})
+	pos := register("d", 8) // made again after the removal: no sign-in of the first one
+	e.waitFor(r, pos)
+
+	want := []string{"a|" + fmt.Sprint(at(9).UnixNano()), "c|0", "d|0"}
+	if got := dump(t, e.db, `SELECT account_id, last_login_at FROM org_people`); !slices.Equal(got, want) {
+		t.Fatalf("live: %v, want %v", got, want)
+	}
+	// The whole log in one batch, and in batches of two carried from one to the next.
+	for _, batch := range []int{0, 2} {
+		res, err := projections.Rebuild(t.Context(), projections.RebuildConfig{Dir: t.TempDir(), Log: e.store,
+			Projections: []projections.Projection{projections.Orgs{}}, BatchSize: batch, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, err := projections.Open(projections.Config{Path: res.Path, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := dump(t, rebuilt, `SELECT account_id, last_login_at FROM org_people`)
+		rebuilt.Close()
+		if !slices.Equal(got, want) {
+			t.Errorf("rebuilt in batches of %d: %v, want %v", batch, got, want)
+		}
+	}
+}

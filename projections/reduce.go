@@ -364,7 +364,8 @@ type txState struct {
 	activityRows     []activityRow
 	activitySessions map[string]*sessionInfo
 	clientNames      map[string]string
-	signIns          [][]any // the sign-in history's rows of the batch
+	signIns          [][]any          // the sign-in history's rows of the batch
+	orgLogins        map[string]int64 // the people's latest own sign-ins of the batch (Orgs)
 	// keep, set while Applier.Apply writes the batch's rows at its end, asks the projections
 	// to keep the maps above (not the rows) for the next batch (Applier.carry).
 	keep bool
@@ -372,7 +373,7 @@ type txState struct {
 
 // carried returns how many rows the maps that a batch may keep for the next hold.
 func (st *txState) carried() int {
-	return len(st.streams) + len(st.security) + len(st.sessions) + len(st.activitySessions)
+	return len(st.streams) + len(st.security) + len(st.sessions) + len(st.activitySessions) + len(st.orgLogins)
 }
 
 type batchKey struct{}
@@ -380,7 +381,7 @@ type batchKey struct{}
 // next returns the state of a batch in tx that takes over st's maps (Applier.carry).
 func (st *txState) next(tx *sql.Tx) *txState {
 	return &txState{tx: tx, stmts: map[string]*sql.Stmt{}, streams: st.streams, security: st.security,
-		sessions: st.sessions, activitySessions: st.activitySessions, clientNames: st.clientNames}
+		sessions: st.sessions, activitySessions: st.activitySessions, clientNames: st.clientNames, orgLogins: st.orgLogins}
 }
 
 // withBatch returns ctx carrying a fresh state for the batch Applier.Apply runs in tx: its
