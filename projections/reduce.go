@@ -357,8 +357,10 @@ type txState struct {
 	activity activityTimes
 	tx       *sql.Tx               // set for a batch's state (withBatch)
 	streams  map[string]*streamRow // the stream catalogue's rows of the batch (Streams)
-	security map[string]*securityRow
-	sessions map[string]*sessionChange // the sessions projection's changes of the batch
+	// streamsEnded lists the streams whose end the batch applied (Streams; not carried).
+	streamsEnded []string
+	security     map[string]*securityRow
+	sessions     map[string]*sessionChange // the sessions projection's changes of the batch
 	// The activity projection's rows of the batch, its sessions (nil: removed) and the
 	// client names looked up (table and id: name).
 	activityRows     []activityRow

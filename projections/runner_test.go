@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -368,5 +369,46 @@ func TestSnapshotStoreKeepsNewest(t *testing.T) {
 	v, state, ok, err := s.Get(ctx, "account-1")
 	if err != nil || !ok || v != 300 || string(state) != `{"v":300}` {
 		t.Fatalf("Get = %d %s %v %v; want the newest (300), not the last written", v, state, ok, err)
+	}
+}
+
+// A rebuild's streams lane writes a session's row when the session ends instead of carrying
+// it to the end; an event after the end, and a session that never ends, still come out as
+// event-by-event processing leaves them.
+func TestStreamsRebuiltWithEndedSessionsWrittenEarly(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.start(projections.Streams{})
+	md := domain.Metadata{Actor: self("a"), SubjectAccountID: "a"}
+	at := testStart
+	e.emit(domain.SessionStream("s1"), md, domain.SessionStarted{SessionID: "s1", AccountID: "a", StartedAt: at},
+		domain.SessionAccessed{At: at})
+	e.emit(domain.SessionStream("s2"), md, domain.SessionStarted{SessionID: "s2", AccountID: "a", StartedAt: at})
+	e.emit(domain.SessionStream("s1"), md, domain.SessionSignedOut{Reason: "user", At: at})
+	e.emit(domain.SessionStream("s3"), md, domain.SessionStarted{SessionID: "s3", AccountID: "a", StartedAt: at},
+		domain.SessionExpired{Reason: "lifetime", At: at})
+	e.emit(domain.SessionStream("s2"), md, domain.SessionAccessed{At: at})
+	e.emit(domain.SessionStream("s1"), md, domain.SessionAccessed{At: at}) // after its end
+	head := e.emit(domain.AccountStream("a"), md, domain.AccountRegistered{AccountID: "a", Email: "a@example.com", At: at})
+	e.waitFor(r, head)
+	q := `SELECT stream_id, kind, version, events, last_position, last_type FROM streams`
+	want := dump(t, e.db, q)
+	if len(want) != 4 {
+		t.Fatalf("live streams: %v", want)
+	}
+	for _, batch := range []int{1, 2, 3, 0} {
+		res, err := projections.Rebuild(t.Context(), projections.RebuildConfig{Dir: t.TempDir(), Log: e.store,
+			Projections: []projections.Projection{projections.Streams{}}, BatchSize: batch, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, err := projections.Open(projections.Config{Path: res.Path, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := dump(t, rebuilt, q)
+		rebuilt.Close()
+		if !slices.Equal(got, want) {
+			t.Errorf("rebuilt in batches of %d:\n%v\nwant\n%v", batch, got, want)
+		}
 	}
 }

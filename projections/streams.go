@@ -64,7 +64,16 @@ func (Streams) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error 
 		row.events += prev.events
 	}
 	st.streams[ev.StreamID] = &row
+	if endsStream(ev.Type) {
+		st.streamsEnded = append(st.streamsEnded, ev.StreamID)
+	}
 	return nil
+}
+
+// endsStream reports whether an event of type typ is the last its stream takes: a session's
+// end.
+func endsStream(typ string) bool {
+	return typ == domain.EventSessionSignedOut || typ == domain.EventSessionExpired
 }
 
 // streamRow is the change of one stream's row: the last event's facts, and how many events
@@ -79,14 +88,32 @@ type streamRow struct {
 // writeBatch writes the stream rows the batch gathered.
 func (Streams) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	st := stateOf(ctx, tx)
-	if len(st.streams) == 0 || st.keep { // kept for a later batch (Applier.carry)
+	ended := st.streamsEnded
+	st.streamsEnded = nil
+	if len(st.streams) == 0 {
 		return nil
 	}
-	rows := make([]*streamRow, 0, len(st.streams))
-	for _, r := range st.streams {
-		rows = append(rows, r)
+	var rows []*streamRow
+	if st.keep {
+		// Kept for a later batch (Applier.carry), but for the streams that ended in this one:
+		// their rows are written now rather than in the lane's last flush, which the end of a
+		// rebuild waits for (an event after the end, if any, is added by the upsert).
+		for _, id := range ended {
+			if r := st.streams[id]; r != nil && endsStream(r.typ) {
+				rows = append(rows, r)
+				delete(st.streams, id)
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+	} else {
+		rows = make([]*streamRow, 0, len(st.streams))
+		for _, r := range st.streams {
+			rows = append(rows, r)
+		}
+		st.streams = nil
 	}
-	st.streams = nil
 	// In key order: neighbouring rows land in the same pages.
 	slices.SortFunc(rows, func(a, b *streamRow) int { return strings.Compare(a.id, b.id) })
 	if err := writeStreams(ctx, tx, rows); err != nil {
