@@ -122,6 +122,23 @@ func (e *env) emit(stream string, md domain.Metadata, evs ...domain.Event) uint6
 	return e.appendData(stream, data)
 }
 
+// rebuiltDump rebuilds p alone from the env's log in batches of batch events (0: the
+// default) and returns the rows of q in the rebuilt file (dump).
+func (e *env) rebuiltDump(p projections.Projection, batch int, q string) []string {
+	e.t.Helper()
+	res, err := projections.Rebuild(e.t.Context(), projections.RebuildConfig{Dir: e.t.TempDir(), Log: e.store,
+		Projections: []projections.Projection{p}, BatchSize: batch, Logger: quiet})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rebuilt, err := projections.Open(projections.Config{Path: res.Path, Logger: quiet})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rebuilt.Close()
+	return dump(e.t, rebuilt, q)
+}
+
 // appendData appends data to stream (any version) and returns the last position.
 func (e *env) appendData(stream string, data []domain.EventData) uint64 {
 	e.t.Helper()

@@ -203,18 +203,7 @@ func TestOrgsSignInTimesKeptInABatchEqualLiveOnes(t *testing.T) {
 	}
 	// The whole log in one batch, and in batches of two carried from one to the next.
 	for _, batch := range []int{0, 2} {
-		res, err := projections.Rebuild(t.Context(), projections.RebuildConfig{Dir: t.TempDir(), Log: e.store,
-			Projections: []projections.Projection{projections.Orgs{}}, BatchSize: batch, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rebuilt, err := projections.Open(projections.Config{Path: res.Path, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := dump(t, rebuilt, `SELECT account_id, last_login_at FROM org_people`)
-		rebuilt.Close()
-		if !slices.Equal(got, want) {
+		if got := e.rebuiltDump(projections.Orgs{}, batch, `SELECT account_id, last_login_at FROM org_people`); !slices.Equal(got, want) {
 			t.Errorf("rebuilt in batches of %d: %v, want %v", batch, got, want)
 		}
 	}
