@@ -53,8 +53,8 @@ func writeGeoDBs(t testing.TB, dir string) *geoip.Resolver {
 	t.Helper()
 	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
 	geoiptest.WriteCityDB(t, city, []geoiptest.CityEntry{
-		{Network: "81.2.69.0/24", City: londonCity, Region: "England", Country: "United Kingdom", CountryCode: "GB", Lat: 51.5142, Lon: -0.0931},
-		{Network: "2001:4860::/32", City: "Mountain View", Region: "California", Country: "United States", CountryCode: "US", Lat: 37.386, Lon: -122.0838},
+		{Network: "81.2.69.0/24", City: londonCity, Region: "England", Country: "United Kingdom", CountryCode: "GB", Lat: 51.5142, Lon: -0.0931, AccuracyRadius: 20},
+		{Network: "2001:4860::/32", City: "Mountain View", Region: "California", Country: "United States", CountryCode: "US", Lat: 37.386, Lon: -122.0838, AccuracyRadius: 1000},
 		{Network: "89.160.20.112/28", Country: "Sweden", CountryCode: "SE", Lat: 59.3247, Lon: 18.056},
 		{Network: "10.0.0.0/8", City: "Trap", Country: "Nowhere", CountryCode: "XX"},
 	})

@@ -13,6 +13,7 @@ type place struct {
 	lat, lon                           float64
 	asn                                uint
 	asOrg                              string
+	radius                             int64 // the location's accuracy radius in km (the sign-in history's)
 	// boxed is args() made once for a place in a place cache (a rebuild's: hundreds of
 	// thousands of rows share a few places), shared and never written.
 	boxed []any
@@ -64,6 +65,7 @@ func lookupPlace(r *geoip.Resolver, ip string) place {
 		p.located = true
 		p.city, p.region, p.country, p.countryCode = l.City, l.Region, l.Country, l.CountryCode
 		p.lat, p.lon = l.Latitude, l.Longitude
+		p.radius = int64(l.AccuracyRadiusKM)
 	}
 	return p
 }

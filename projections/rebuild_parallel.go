@@ -52,6 +52,8 @@ func geoOf(p Projection) *geoip.Resolver {
 		return p.GeoIP
 	case Activity:
 		return p.GeoIP
+	case SignIns:
+		return p.GeoIP
 	}
 	return nil
 }

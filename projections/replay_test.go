@@ -231,6 +231,13 @@ func compareDBs(t *testing.T, live, rebuilt *projections.DB) {
 			t.Errorf("no activity row %q in %v", want, rows)
 		}
 	}
+	// The sign-in history is located too, with the database's accuracy radius.
+	rows = dump(t, live, `SELECT DISTINCT kind || ' ' || country_code || ' ' || accuracy_km FROM signin_history`)
+	for _, want := range []string{"signin GB 20", "signin US 1000"} {
+		if !slices.Contains(rows, want) {
+			t.Errorf("no sign-in history row %q in %v", want, rows)
+		}
+	}
 }
 
 // compareTables compares every table of the two read-model databases row by row

@@ -100,7 +100,7 @@ func (p SignIns) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, acc
 	if accountID == "" {
 		return nil
 	}
-	pl, radius := locateWithRadius(p.GeoIP, ev.Metadata.IP)
+	pl, radius := locateWithRadius(ctx, p.GeoIP, ev.Metadata.IP)
 	row := []any{ev.Position, ev.ID, accountID, kind, sessionID, nanos(eventTimeOf(ctx, ev)), DeviceFamily(ev.Metadata.UserAgent),
 		pl.located, pl.country, pl.countryCode, pl.city, pl.lat, pl.lon, radius}
 	if inBatch(ctx, tx) { // written at the batch's end (writeBatch)
@@ -141,17 +141,13 @@ func (SignIns) writeBatch(ctx context.Context, tx *sql.Tx) error {
 }
 
 // locateWithRadius is locate with the accuracy radius of the coordinates (km, 0 unknown).
-func locateWithRadius(r *geoip.Resolver, ip string) (place, int64) {
-	if ip == "" {
+func locateWithRadius(ctx context.Context, r *geoip.Resolver, ip string) (place, int64) {
+	l := locate(ctx, r, ip)
+	if !l.located {
 		return place{}, 0
 	}
-	res := r.LookupString(ip)
-	if res.Location == nil {
-		return place{}, 0
-	}
-	l := res.Location
-	return place{located: true, city: l.City, country: l.Country, countryCode: l.CountryCode,
-		lat: l.Latitude, lon: l.Longitude}, int64(l.AccuracyRadiusKM)
+	return place{located: true, city: l.city, country: l.country, countryCode: l.countryCode,
+		lat: l.lat, lon: l.lon}, l.radius
 }
 
 // forgetAccount drops the account's sign-in history.
