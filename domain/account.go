@@ -105,20 +105,32 @@ func rebuildAccount(accountID string, events []Envelope) (*Account, error) {
 // replay applies events that continue the stream at a.s.Version+1.
 func (a *Account) replay(events []Envelope) error {
 	for _, env := range events {
-		e, err := decodeNext("account", a.s.ID, a.s.Version, env)
-		if err != nil {
+		if err := a.replayOne(env, nil); err != nil {
 			return err
 		}
-		if a.s.Version == 0 {
-			if _, ok := e.(AccountRegistered); !ok {
-				return fmt.Errorf("account %s: stream starts with %s, not AccountRegistered", a.s.ID, env.Type)
-			}
-		}
-		if err := a.apply(e); err != nil {
-			return fmt.Errorf("account %s v%d: %w", a.s.ID, env.Version, err)
-		}
-		a.s.Version = env.Version
 	}
+	return nil
+}
+
+// replayOne applies env, whose data decodes to e (nil: decoded here).
+func (a *Account) replayOne(env Envelope, e Event) error {
+	if e == nil {
+		var err error
+		if e, err = decodeNext("account", a.s.ID, a.s.Version, env); err != nil {
+			return err
+		}
+	} else if env.Version != a.s.Version+1 {
+		return fmt.Errorf("account %s: event version %d after %d: stream gap", a.s.ID, env.Version, a.s.Version)
+	}
+	if a.s.Version == 0 {
+		if _, ok := e.(AccountRegistered); !ok {
+			return fmt.Errorf("account %s: stream starts with %s, not AccountRegistered", a.s.ID, env.Type)
+		}
+	}
+	if err := a.apply(e); err != nil {
+		return fmt.Errorf("account %s v%d: %w", a.s.ID, env.Version, err)
+	}
+	a.s.Version = env.Version
 	return nil
 }
 

@@ -73,13 +73,19 @@ func NewSecurityFold(accountID string, state []byte) (*SecurityFold, error) {
 // another stream or an unknown type is an error, after which the fold is not to be used
 // again (decode the last state encoded instead).
 func (f *SecurityFold) Fold(ev Envelope) (SecurityState, error) {
+	return f.FoldDecoded(ev, nil)
+}
+
+// FoldDecoded is Fold with ev's data already decoded into e (what DecodeEvent returned for
+// ev, which the fold only reads); a nil e decodes it here.
+func (f *SecurityFold) FoldDecoded(ev Envelope, e Event) (SecurityState, error) {
 	if id, ok := strings.CutPrefix(ev.StreamID, StreamPrefixAccount); !ok || id != f.a.s.ID {
 		return SecurityState{}, fmt.Errorf("fold security of account %s: event of %s: %w", f.a.s.ID, ev.StreamID, errNotAccountEvent)
 	}
 	if f.a.s.Version > 0 && ev.Version <= f.a.s.Version {
 		return f.a.Security(), nil
 	}
-	if err := f.a.replay([]Envelope{ev}); err != nil {
+	if err := f.a.replayOne(ev, e); err != nil {
 		return SecurityState{}, fmt.Errorf("fold security: %w", err)
 	}
 	s := &f.a.s

@@ -78,3 +78,49 @@ func mustState(t *testing.T, enc []byte) SecurityState {
 	}
 	return f.a.Security()
 }
+
+// FoldDecoded with each event already decoded (a rebuild's page) folds as Fold does, leaves
+// the decoded events as they were (other projections read the same values), and still
+// refuses a gap.
+func TestSecurityFoldDecodedEqualsFold(t *testing.T) {
+	t1 := t0.Add(time.Hour)
+	envs := envelopes(t, "account-a1",
+		registered,
+		BackupCodesGenerated{SetID: "s1", CodeHashes: []string{"h1", "h2", "h3"}, At: t0},
+		BackupCodeUsed{SetID: "s1", Index: 1, At: t1},
+		PasskeyRegistered{PasskeyID: "p1", Name: "Key", CredentialID: []byte{1}, PublicKey: []byte{2}, Transports: []string{"usb"}, SignCount: 1, At: t0},
+		PasswordChanged{PasswordHash: "h9", At: t1},
+		PasskeyRemoved{PasskeyID: "p1", At: t1},
+	)
+	plain, _ := NewSecurityFold("a1", nil)
+	decoded, _ := NewSecurityFold("a1", nil)
+	for _, ev := range envs {
+		e, err := DecodeEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept, _ := DecodeEvent(ev)
+		want, err := plain.Fold(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decoded.FoldDecoded(ev, e)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after %s: %+v, %v; Fold gives %+v", ev.Type, got, err, want)
+		}
+		if !reflect.DeepEqual(e, kept) {
+			t.Fatalf("%s: the fold changed the decoded event: %+v, was %+v", ev.Type, e, kept)
+		}
+	}
+	a, _ := plain.Encode()
+	b, _ := decoded.Encode()
+	if !bytes.Equal(a, b) {
+		t.Errorf("encoded folds differ:\n%s\n%s", a, b)
+	}
+	gap := envs[1]
+	gap.Version = envs[len(envs)-1].Version + 2
+	e, _ := DecodeEvent(gap)
+	if _, err := decoded.FoldDecoded(gap, e); err == nil {
+		t.Error("a gap was folded")
+	}
+}

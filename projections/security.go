@@ -79,7 +79,13 @@ func (Security) Apply(ctx context.Context, tx *sql.Tx, ev domain.Envelope) error
 	// The fold is the account's in this batch (and in the cache) from here on: a failed fold
 	// fails the batch, whose state and cache are then dropped with it.
 	folds.put(accountID, f)
-	state, err := f.Fold(ev)
+	// The event as the page decoded it ahead (a rebuild's), else decoded by the fold; an
+	// event that does not decode is the fold's to report.
+	e, derr := decode(ctx, ev)
+	if derr != nil {
+		e = nil
+	}
+	state, err := f.FoldDecoded(ev, e)
 	if err != nil {
 		return fmt.Errorf("security: position %d: %w", ev.Position, err)
 	}
