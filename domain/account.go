@@ -119,8 +119,8 @@ func (a *Account) replayOne(env Envelope, e Event) error {
 		if e, err = decodeNext("account", a.s.ID, a.s.Version, env); err != nil {
 			return err
 		}
-	} else if env.Version != a.s.Version+1 {
-		return fmt.Errorf("account %s: event version %d after %d: stream gap", a.s.ID, env.Version, a.s.Version)
+	} else if err := checkNext("account", a.s.ID, a.s.Version, env); err != nil {
+		return err
 	}
 	if a.s.Version == 0 {
 		if _, ok := e.(AccountRegistered); !ok {

@@ -244,11 +244,19 @@ func withoutErased(data json.RawMessage) (json.RawMessage, bool) {
 	return out, err == nil
 }
 
+// checkNext refuses env unless it is the event after version in the stream of kind id.
+func checkNext(kind, id string, version uint64, env Envelope) error {
+	if env.Version != version+1 {
+		return fmt.Errorf("%s %s: event version %d after %d: stream gap", kind, id, env.Version, version)
+	}
+	return nil
+}
+
 // decodeNext decodes env, which must continue the stream of the aggregate kind id after
 // version (else a stream gap): the first step of every aggregate's replay.
 func decodeNext(kind, id string, version uint64, env Envelope) (Event, error) {
-	if env.Version != version+1 {
-		return nil, fmt.Errorf("%s %s: event version %d after %d: stream gap", kind, id, env.Version, version)
+	if err := checkNext(kind, id, version, env); err != nil {
+		return nil, err
 	}
 	e, err := DecodeEvent(env)
 	if err != nil {
