@@ -3,6 +3,7 @@ package eventtype
 import (
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -65,13 +66,13 @@ func NewFlatDecoder(t reflect.Type) *FlatDecoder {
 			if tag == "-" {
 				continue
 			}
-			n, opts, _ := cut(tag, ',')
+			n, opts, _ := strings.Cut(tag, ",")
 			if n != "" {
 				name = n
 			}
 			for opts != "" {
 				var o string
-				o, opts, _ = cut(opts, ',')
+				o, opts, _ = strings.Cut(opts, ",")
 				if o != "omitempty" && o != "omitzero" {
 					return d // ",string" and options this decoder does not know
 				}
@@ -103,16 +104,6 @@ func NewFlatDecoder(t reflect.Type) *FlatDecoder {
 		d.fields = []flatField{}
 	}
 	return d
-}
-
-// cut is strings.Cut for one byte.
-func cut(s string, sep byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // plainKey reports whether a member name is one Decode can match byte for byte: ASCII
