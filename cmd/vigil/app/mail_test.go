@@ -44,7 +44,8 @@ func TestMailEndToEnd(t *testing.T) {
 	}
 
 	t.Run("smtp", func(t *testing.T) {
-		srv := mailtest.Start(t, mailtest.Config{})
+		// The reply lags the recording, so a mail shows in srv.Messages before it is counted.
+		srv := mailtest.Start(t, mailtest.Config{ReplyDelay: 100 * time.Millisecond})
 		sc, err := mail.ParseSMTPURL(srv.URL())
 		if err != nil {
 			t.Fatal(err)
@@ -101,17 +102,21 @@ func TestMailEndToEnd(t *testing.T) {
 		}
 		waitKind(mail.KindPasswordResetCompleted)
 
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, kind := range []string{mail.KindVerifyEmail, mail.KindPasswordChanged, mail.KindPasswordReset, mail.KindPasswordResetCompleted} {
-			if !strings.Contains(string(body), `vigil_mail_sent_total{kind="`+kind+`"} 1`) {
-				t.Fatalf("/metrics lacks the sent %s mail:\n%s", kind, grepLines(string(body), "vigil_mail"))
+		// Each mail is counted once its SMTP transaction ends, after the server recorded it.
+		testwait.Until(t, 10*time.Second, "/metrics to count each sent mail", func() (bool, string) {
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, kind := range []string{mail.KindVerifyEmail, mail.KindPasswordChanged, mail.KindPasswordReset, mail.KindPasswordResetCompleted} {
+				if !strings.Contains(string(body), `vigil_mail_sent_total{kind="`+kind+`"} 1`) {
+					return false, "lacks the sent " + kind + " mail:\n" + grepLines(string(body), "vigil_mail")
+				}
+			}
+			return true, ""
+		})
 	})
 
 	t.Run("eml", func(t *testing.T) {

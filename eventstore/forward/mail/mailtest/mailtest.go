@@ -41,6 +41,9 @@ type Config struct {
 	Username, Password string
 	// Delay is waited before each message is accepted (a slow server).
 	Delay time.Duration
+	// ReplyDelay is waited after a message is recorded, before the 250 reply: what a client
+	// counts on that reply lags what Messages shows, as with a real server that stores first.
+	ReplyDelay time.Duration
 	// Reject, when it returns true for a recipient, refuses it with 550.
 	Reject func(rcpt string) bool
 }
@@ -219,6 +222,9 @@ func (ss *session) Data(r io.Reader) error {
 	m := Message{From: ss.from, To: ss.to, Raw: raw}
 	parse(&m)
 	ss.s.add(m)
+	if d := ss.s.cfg.ReplyDelay; d > 0 {
+		time.Sleep(d)
+	}
 	return nil
 }
 
