@@ -153,6 +153,16 @@ func replayParallel(ctx context.Context, cfg RebuildConfig, fresh *DB, path stri
 		go func() {
 			defer wg.Done()
 			a := Applier{DB: l.db, Projections: []Projection{l.p}, Checkpoints: []uint64{0}, Now: cfg.Now}.carrying()
+			raw, err := openRawExec(lctx, l.db)
+			if err != nil {
+				cancel(err)
+			}
+			a.raw = raw
+			defer func() {
+				if err := raw.close(); err != nil {
+					cancel(err)
+				}
+			}()
 			// Statements run without the cancellation (the driver would watch every one with a
 			// goroutine of its own): a cancelled rebuild stops between two pages.
 			actx := withFoldCache(withPlaceCache(context.WithoutCancel(lctx), geoOf(l.p)))

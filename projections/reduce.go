@@ -368,6 +368,8 @@ type txState struct {
 	clientNames      map[string]string
 	signIns          [][]any          // the sign-in history's rows of the batch
 	orgLogins        map[string]int64 // the people's latest own sign-ins of the batch (Orgs)
+	// raw, set in a rebuild's lane, runs txExec's statements (see rawExec).
+	raw *rawExec
 	// keep, set while Applier.Apply writes the batch's rows at its end, asks the projections
 	// to keep the maps above (not the rows) for the next batch (Applier.carry).
 	keep bool
@@ -434,14 +436,29 @@ func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) 
 	return st, nil
 }
 
-// txExec is tx.ExecContext with the statement prepared once per transaction.
+// txExec is tx.ExecContext with the statement prepared once per transaction, or, in a
+// rebuild's lane, run through SQLite's own interface (rawExec).
 func txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	if b, ok := ctx.Value(batchKey{}).(*txState); ok && b.tx == tx && b.raw != nil && !hasNamed(args) {
+		return b.raw.exec(query, args)
+	}
 	st, err := prepared(ctx, tx, query)
 	if err != nil {
 		return err
 	}
 	_, err = st.ExecContext(ctx, args...)
 	return err
+}
+
+// hasNamed reports whether args holds a named argument (sql.Named), which only
+// database/sql binds here.
+func hasNamed(args []any) bool {
+	for _, a := range args {
+		if _, ok := a.(sql.NamedArg); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // txScan runs a one-row query with the statement prepared once per transaction and scans

@@ -207,6 +207,9 @@ type Applier struct {
 	// The checkpoint still moves with each batch, so the file is complete only after flush;
 	// after an error the Applier must not be used again (the rebuild stops).
 	carry *txState
+	// raw, set by a rebuild's lane, runs the batches on one connection of the DB's writer and
+	// their statements that return no rows through SQLite's own interface (see rawExec).
+	raw *rawExec
 }
 
 // carryLimit bounds the rows an Applier carries from batch to batch; more are written (a
@@ -225,12 +228,13 @@ func (a *Applier) flush(ctx context.Context) error {
 	if a.carry == nil || a.carry.carried() == 0 && len(a.carry.clientNames) == 0 {
 		return nil
 	}
-	tx, err := a.DB.write.BeginTx(ctx, nil)
+	tx, err := a.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("projections: begin flush: %w", err)
 	}
 	defer tx.Rollback()
 	st := a.carry.next(tx)
+	st.raw = a.raw
 	ctx = context.WithValue(ctx, batchKey{}, st)
 	for _, p := range a.Projections {
 		if bw, ok := p.(batchWriter); ok {
@@ -254,7 +258,7 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		return nil
 	}
 	ps, cps, obs := a.Projections, a.Checkpoints, a.Observer
-	tx, err := a.DB.write.BeginTx(ctx, nil)
+	tx, err := a.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("projections: begin batch: %w", err)
 	}
@@ -262,6 +266,7 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 	var st *txState
 	if a.carry != nil {
 		st = a.carry.next(tx)
+		st.raw = a.raw
 		ctx = context.WithValue(ctx, batchKey{}, st)
 	} else {
 		ctx = withBatch(ctx, tx)
@@ -327,6 +332,14 @@ func (a *Applier) Apply(ctx context.Context, batch []domain.Envelope) error {
 		}
 	}
 	return nil
+}
+
+// begin begins a batch's transaction: on the lane's connection when it has one (raw).
+func (a *Applier) begin(ctx context.Context) (*sql.Tx, error) {
+	if a.raw != nil {
+		return a.raw.conn.BeginTx(ctx, nil)
+	}
+	return a.DB.write.BeginTx(ctx, nil)
 }
 
 // batchWriter is a projection that, inside Applier.Apply (inBatch), builds its rows in memory
