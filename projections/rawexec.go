@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/vigil-auth/vigil/projections/internal/rawsqlite"
+	"github.com/vigil-auth/vigil/eventstore/sqlite/rawsqlite"
 )
 
 // rawExec runs a rebuild lane's statements that return no rows (txExec's) through SQLite's

@@ -1,6 +1,7 @@
 package rawsqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -14,7 +15,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/vigil-auth/vigil/projections/internal/rawsqlite"
+	"github.com/vigil-auth/vigil/eventstore/sqlite/rawsqlite"
 )
 
 func open(t *testing.T) (*sql.Conn, func(func(*rawsqlite.Conn) error) error) {
@@ -190,5 +191,86 @@ func TestOfRefusesOtherConnections(t *testing.T) {
 		if _, err := rawsqlite.Of(v); !errors.Is(err, rawsqlite.ErrNotModernc) {
 			t.Errorf("Of(%T): %v", v, err)
 		}
+	}
+}
+
+// TestQueryReadsWhatDatabaseSQLReads: Query's rows give each column's integer or bytes as
+// database/sql scans them (NULL nil, an empty text empty), stop at the function's error, and
+// report SQLite's own error; the statement runs again afterwards.
+func TestQueryReadsWhatDatabaseSQLReads(t *testing.T) {
+	conn, raw := open(t)
+	ctx := context.Background()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE q (k INTEGER PRIMARY KEY, s, b)`); err != nil {
+		t.Fatal(err)
+	}
+	vals := []struct {
+		s any
+		b any
+	}{{"", []byte{}}, {nil, nil}, {"with\x00NUL", []byte{0, 255}}, {"ünï", []byte("x")}, {strings.Repeat("long", 5000), nil}}
+	for i, v := range vals {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO q VALUES (?, ?, ?)`, i-2, v.s, v.b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const query = `SELECT k, s, b FROM q WHERE k >= ? ORDER BY k`
+	type row struct {
+		k    int64
+		s, b []byte
+	}
+	var want []row
+	rows, err := conn.QueryContext(ctx, query, -100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r row
+		var s sql.NullString
+		if err := rows.Scan(&r.k, &s, &r.b); err != nil {
+			t.Fatal(err)
+		}
+		if s.Valid {
+			r.s = []byte(s.String)
+		}
+		want = append(want, r)
+	}
+	rows.Close()
+	for range 2 {
+		var got []row
+		err := raw(func(c *rawsqlite.Conn) error {
+			return c.Query(query, []any{-100}, func(r *rawsqlite.Rows) error {
+				got = append(got, row{k: r.Int64(0), s: bytes.Clone(r.Bytes(1)), b: bytes.Clone(r.Bytes(2))})
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d rows, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].k != want[i].k || !bytes.Equal(got[i].s, want[i].s) || !bytes.Equal(got[i].b, want[i].b) {
+				t.Errorf("row %d: %+v, want %+v", i, got[i], want[i])
+			}
+		}
+		// NULL is nil; an empty text or blob is empty, not nil (database/sql scans an empty
+		// blob as nil: Bytes keeps the two apart).
+		if got[0].s == nil || got[0].b == nil || got[1].s != nil || got[1].b != nil {
+			t.Errorf("empty values %+v, NULLs %+v", got[0], got[1])
+		}
+	}
+	stop := errors.New("enough")
+	n := 0
+	err = raw(func(c *rawsqlite.Conn) error {
+		return c.Query(query, []any{-100}, func(*rawsqlite.Rows) error { n++; return stop })
+	})
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("the function's error: %v after %d rows", err, n)
+	}
+	err = raw(func(c *rawsqlite.Conn) error {
+		return c.Query(`SELECT json(?)`, []any{"{"}, func(*rawsqlite.Rows) error { return nil })
+	})
+	if err == nil || !strings.Contains(err.Error(), "malformed JSON") {
+		t.Fatalf("SQLite's error: %v", err)
 	}
 }

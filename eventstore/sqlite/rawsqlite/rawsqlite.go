@@ -107,6 +107,71 @@ func (c *Conn) Exec(query string, args []any) (err error) {
 	}
 }
 
+// Query runs query, with args bound as Exec binds them, and calls row for each row it
+// returns, in order, until row returns an error (which Query returns). The Rows is valid only
+// during a call of row.
+func (c *Conn) Query(query string, args []any, row func(*Rows) error) (err error) {
+	st, err := c.prepare(query)
+	if err != nil {
+		return err
+	}
+	if n := int(sqlite3.Xsqlite3_bind_parameter_count(c.tls, st)); n != len(args) {
+		return fmt.Errorf("rawsqlite: %d arguments for %d parameters", len(args), n)
+	}
+	defer func() {
+		sqlite3.Xsqlite3_reset(c.tls, st)
+		sqlite3.Xsqlite3_clear_bindings(c.tls, st)
+	}()
+	if err := c.grow(args); err != nil {
+		return err
+	}
+	used := 0
+	for i, a := range args {
+		if used, err = c.bind(st, int32(i+1), a, used); err != nil {
+			return fmt.Errorf("rawsqlite: argument %d: %w", i+1, err)
+		}
+	}
+	r := &Rows{c: c, st: st}
+	for {
+		switch rc := sqlite3.Xsqlite3_step(c.tls, st); rc {
+		case sqlite3.SQLITE_ROW:
+			if err := row(r); err != nil {
+				return err
+			}
+		case sqlite3.SQLITE_DONE:
+			return nil
+		default:
+			return c.error(rc)
+		}
+	}
+}
+
+// Rows is the current row of a Query. Columns are numbered from 0.
+type Rows struct {
+	c  *Conn
+	st uintptr
+}
+
+// Int64 returns column i as an integer (SQLite's conversion for another type; 0 for NULL).
+func (r *Rows) Int64(i int) int64 {
+	return sqlite3.Xsqlite3_column_int64(r.c.tls, r.st, int32(i))
+}
+
+// Bytes returns column i's bytes, a text's or a blob's, where SQLite holds them: valid until
+// the next row or the end of the Query, so a caller keeping them copies them. NULL is nil,
+// an empty value is empty and not nil.
+func (r *Rows) Bytes(i int) []byte {
+	p := sqlite3.Xsqlite3_column_blob(r.c.tls, r.st, int32(i))
+	n := sqlite3.Xsqlite3_column_bytes(r.c.tls, r.st, int32(i))
+	if p == 0 {
+		if sqlite3.Xsqlite3_column_type(r.c.tls, r.st, int32(i)) == sqlite3.SQLITE_NULL {
+			return nil
+		}
+		return []byte{}
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(nil, p)), n)
+}
+
 // grow makes the arena hold every string and blob of args.
 func (c *Conn) grow(args []any) error {
 	need := 0
