@@ -40,37 +40,31 @@ func TestReadAllRawEqualsDatabaseSQL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var want []domain.Envelope
-	for after := uint64(0); ; {
+	pages := func(read func(after uint64) ([]domain.Envelope, error)) (all []domain.Envelope) {
+		t.Helper()
+		for after := uint64(0); ; {
+			page, err := read(after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				return all
+			}
+			all = append(all, page...)
+			after = page[len(page)-1].Position
+		}
+	}
+	want := pages(func(after uint64) ([]domain.Envelope, error) {
 		rows, err := s.queryPage(ctx, s.reads.all, "ReadAll", 100, after, 100)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		page, err := scanEnvelopes(rows, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		want = append(want, page...)
-		after = page[len(page)-1].Position
-	}
+		return scanEnvelopes(rows, 100)
+	})
 	if len(want) != n {
 		t.Fatalf("database/sql read %d events, want %d", len(want), n)
 	}
-	var got []domain.Envelope
-	for after := uint64(0); ; {
-		page, err := s.readAllRaw(ctx, after, rawReadMin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		got = append(got, page...)
-		after = page[len(page)-1].Position
-	}
+	got := pages(func(after uint64) ([]domain.Envelope, error) { return s.readAllRaw(ctx, after, rawReadMin) })
 	if len(got) != n {
 		t.Fatalf("read %d events, want %d", len(got), n)
 	}

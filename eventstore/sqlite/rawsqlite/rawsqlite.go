@@ -74,43 +74,44 @@ func Of(driverConn any) (*Conn, error) {
 // any size (an unsigned one up to math.MaxInt64), a float, a bool (1 or 0), a string, a
 // []byte (nil is NULL) or a driver.Valuer giving one of these; a time.Time is refused (the
 // caller chooses its encoding). The statement is prepared at its first Exec and kept.
-func (c *Conn) Exec(query string, args []any) (err error) {
-	st, err := c.prepare(query)
-	if err != nil {
-		return err
-	}
-	if n := int(sqlite3.Xsqlite3_bind_parameter_count(c.tls, st)); n != len(args) {
-		return fmt.Errorf("rawsqlite: %d arguments for %d parameters", len(args), n)
-	}
-	defer func() {
-		// Reset (the statement no longer runs, so a COMMIT may follow) and unbind (nothing
-		// points into the arena once Exec returns).
-		sqlite3.Xsqlite3_reset(c.tls, st)
-		sqlite3.Xsqlite3_clear_bindings(c.tls, st)
-	}()
-	if err := c.grow(args); err != nil {
-		return err
-	}
-	used := 0
-	for i, a := range args {
-		if used, err = c.bind(st, int32(i+1), a, used); err != nil {
-			return fmt.Errorf("rawsqlite: argument %d: %w", i+1, err)
+func (c *Conn) Exec(query string, args []any) error {
+	return c.run(query, args, func(st uintptr) error {
+		switch rc := sqlite3.Xsqlite3_step(c.tls, st); rc {
+		case sqlite3.SQLITE_DONE:
+			return nil
+		case sqlite3.SQLITE_ROW:
+			return errors.New("rawsqlite: the statement returns rows")
+		default:
+			return c.error(rc)
 		}
-	}
-	switch rc := sqlite3.Xsqlite3_step(c.tls, st); rc {
-	case sqlite3.SQLITE_DONE:
-		return nil
-	case sqlite3.SQLITE_ROW:
-		return errors.New("rawsqlite: the statement returns rows")
-	default:
-		return c.error(rc)
-	}
+	})
 }
 
 // Query runs query, with args bound as Exec binds them, and calls row for each row it
 // returns, in order, until row returns an error (which Query returns). The Rows is valid only
 // during a call of row.
-func (c *Conn) Query(query string, args []any, row func(*Rows) error) (err error) {
+func (c *Conn) Query(query string, args []any, row func(*Rows) error) error {
+	return c.run(query, args, func(st uintptr) error {
+		r := &Rows{c: c, st: st}
+		for {
+			switch rc := sqlite3.Xsqlite3_step(c.tls, st); rc {
+			case sqlite3.SQLITE_ROW:
+				if err := row(r); err != nil {
+					return err
+				}
+			case sqlite3.SQLITE_DONE:
+				return nil
+			default:
+				return c.error(rc)
+			}
+		}
+	})
+}
+
+// run prepares query (once), binds args and calls step with the statement; then it resets
+// the statement (it no longer runs, so a COMMIT may follow) and clears its bindings (nothing
+// points into the arena once run returns).
+func (c *Conn) run(query string, args []any, step func(st uintptr) error) error {
 	st, err := c.prepare(query)
 	if err != nil {
 		return err
@@ -131,19 +132,7 @@ func (c *Conn) Query(query string, args []any, row func(*Rows) error) (err error
 			return fmt.Errorf("rawsqlite: argument %d: %w", i+1, err)
 		}
 	}
-	r := &Rows{c: c, st: st}
-	for {
-		switch rc := sqlite3.Xsqlite3_step(c.tls, st); rc {
-		case sqlite3.SQLITE_ROW:
-			if err := row(r); err != nil {
-				return err
-			}
-		case sqlite3.SQLITE_DONE:
-			return nil
-		default:
-			return c.error(rc)
-		}
-	}
+	return step(st)
 }
 
 // Rows is the current row of a Query. Columns are numbered from 0.
@@ -241,42 +230,16 @@ func (c *Conn) bind(st uintptr, i int32, a any, used int) (int, error) {
 		}
 		used = u
 		rc = sqlite3.Xsqlite3_bind_blob(c.tls, st, i, p, n, 0)
-	case int64:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, v)
-	case int:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case int32:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case int16:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case int8:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case uint64:
-		if v > math.MaxInt64 {
-			return used, fmt.Errorf("uint64 %d is above the largest SQLite integer", v)
+	case int64, int, int32, int16, int8, uint64, uint, uint32, uint16, uint8, bool:
+		n, err := integer(v)
+		if err != nil {
+			return used, err
 		}
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case uint:
-		if uint64(v) > math.MaxInt64 {
-			return used, fmt.Errorf("uint %d is above the largest SQLite integer", v)
-		}
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case uint32:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case uint16:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
-	case uint8:
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, int64(v))
+		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, n)
 	case float64:
 		rc = sqlite3.Xsqlite3_bind_double(c.tls, st, i, v)
 	case float32:
 		rc = sqlite3.Xsqlite3_bind_double(c.tls, st, i, float64(v))
-	case bool:
-		var b int64
-		if v {
-			b = 1
-		}
-		rc = sqlite3.Xsqlite3_bind_int64(c.tls, st, i, b)
 	case driver.Valuer:
 		return used, c.bindValue(st, i, v)
 	default:
@@ -286,6 +249,44 @@ func (c *Conn) bind(st uintptr, i int32, a any, used int) (int, error) {
 		return used, c.error(rc)
 	}
 	return used, nil
+}
+
+// integer is SQLite's integer for v, an integer type's value or a bool's 1 or 0.
+func integer(v any) (int64, error) {
+	var u uint64
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case int32:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	case uint64:
+		u = x
+	case uint:
+		u = uint64(x)
+	case uint32:
+		u = uint64(x)
+	case uint16:
+		u = uint64(x)
+	case uint8:
+		u = uint64(x)
+	default:
+		return 0, fmt.Errorf("type %T is not an integer", v)
+	}
+	if u > math.MaxInt64 {
+		return 0, fmt.Errorf("%T %d is above the largest SQLite integer", v, u)
+	}
+	return int64(u), nil
 }
 
 // bindValue binds what a driver.Valuer gives; a string or blob SQLite copies
