@@ -238,6 +238,13 @@ func TestEventsPage(t *testing.T) {
 		"account=a%20b", "account=", "format=xml"} {
 		e.expect(e.do("GET", "/api/v1/events?"+q, nil, bearer(tok)), 400, "invalid_request")
 	}
+	// A position past any the log can hold (above SQLite's largest integer) has nothing after it.
+	for _, far := range []string{"9223372036854775808", "18446744073709551615"} {
+		m := e.expect(e.do("GET", "/api/v1/events?limit=500&after="+far, nil, bearer(tok)), 200, "")
+		if items, _ := m["items"].([]any); len(items) != 0 {
+			t.Errorf("after=%s: %v", far, items)
+		}
+	}
 	// limit above 500 counts as 500.
 	e.expect(e.do("GET", "/api/v1/events?limit=100000", nil, bearer(tok)), 200, "")
 	r := e.do("GET", "/api/v1/events/stream?types=Nope", nil, bearer(tok))

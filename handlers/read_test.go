@@ -486,6 +486,12 @@ func TestAudit(t *testing.T) {
 	if len(after) != len(events)-2 || after[0]["id"] != events[2]["id"] {
 		t.Errorf("after=%s: %d events, first %v", p2, len(after), after[0]["type"])
 	}
+	// A position past any the log can hold (above SQLite's largest integer) has nothing after it.
+	for _, far := range []string{"9223372036854775807", "9223372036854775808", "18446744073709551615"} {
+		if got, _ := e.list("/api/v1/audit/accounts/"+ann+"/events?after="+far, aud.auth()); len(got) != 0 {
+			t.Errorf("after=%s: %d events", far, len(got))
+		}
+	}
 	paged := e.all("/api/v1/audit/accounts/"+ann+"/events?limit=2", aud.auth())
 	if len(paged) != len(events) {
 		t.Errorf("paged %d events, want %d", len(paged), len(events))

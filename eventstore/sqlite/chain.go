@@ -47,7 +47,7 @@ func (s *Store) ChainHead(ctx context.Context) (uint64, chain.Sum, error) {
 
 // Checkpoints returns up to limit checkpoints with a position greater than after, oldest first.
 func (s *Store) Checkpoints(ctx context.Context, after uint64, limit int) ([]chain.Checkpoint, error) {
-	rows, err := s.queryPage(ctx, s.reads.checkpoints, "Checkpoints", limit, after, limit)
+	rows, err := s.queryPage(ctx, s.reads.checkpoints, "Checkpoints", limit, sqlPosition(after), limit)
 	if err != nil {
 		return nil, err
 	}

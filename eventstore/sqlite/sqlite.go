@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -562,8 +563,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint6
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.reads.stream.QueryContext(ctx,
-		stream, fromVersion, limit)
+	rows, err := s.reads.stream.QueryContext(ctx, stream, sqlPosition(fromVersion), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
 	}
@@ -577,7 +577,7 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]domain.
 			return out, err
 		}
 	}
-	rows, err := s.queryPage(ctx, s.reads.all, "ReadAll", limit, after, limit)
+	rows, err := s.queryPage(ctx, s.reads.all, "ReadAll", limit, sqlPosition(after), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -608,7 +608,7 @@ func (s *Store) readAllRaw(ctx context.Context, after uint64, limit int) ([]doma
 			return err
 		}
 		defer c.Close()
-		return c.Query(selectEnvelope+`WHERE position > ? ORDER BY position LIMIT ?`, []any{int64(after), limit}, func(r *rawsqlite.Rows) error {
+		return c.Query(selectEnvelope+`WHERE position > ? ORDER BY position LIMIT ?`, []any{sqlPosition(after), limit}, func(r *rawsqlite.Rows) error {
 			if len(out)%1024 == 1023 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -637,6 +637,11 @@ func (s *Store) readAllRaw(ctx context.Context, after uint64, limit int) ([]doma
 // a rebuild's CPU, issue 16's profile); a larger limit grows from there.
 const maxPageHint = 16384
 
+// sqlPosition is a position or version as an SQLite integer. One above SQLite's largest
+// integer, which no event can have, is the largest: a client's after=18446744073709551615
+// reads that nothing follows it, where database/sql would refuse the number (a 500).
+func sqlPosition(p uint64) int64 { return int64(min(p, math.MaxInt64)) }
+
 // queryPage runs a paged read (limit must be positive) unless the store is closed; what names
 // the read in errors.
 func (s *Store) queryPage(ctx context.Context, stmt *sql.Stmt, what string, limit int, args ...any) (*sql.Rows, error) {
@@ -656,7 +661,7 @@ func (s *Store) queryPage(ctx context.Context, stmt *sql.Stmt, what string, limi
 // ReadSubject returns up to limit events whose subject account is accountID, after global
 // position after, in global order. It serves the audit API without scanning the whole log.
 func (s *Store) ReadSubject(ctx context.Context, accountID string, after uint64, limit int) ([]domain.Envelope, error) {
-	rows, err := s.queryPage(ctx, s.reads.subject, "ReadSubject", limit, accountID, after, limit)
+	rows, err := s.queryPage(ctx, s.reads.subject, "ReadSubject", limit, accountID, sqlPosition(after), limit)
 	if err != nil {
 		return nil, err
 	}

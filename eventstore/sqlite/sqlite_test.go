@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -186,5 +187,32 @@ func TestReadsGiveBackEveryFieldAsWritten(t *testing.T) {
 	}
 	if !reflect.DeepEqual(subject, []domain.Envelope{all[0], all[2]}) {
 		t.Errorf("ReadSubject gave %+v, want events 1 and 3 of ReadAll", subject)
+	}
+}
+
+// TestPositionsPastTheLargestReadNothing: a position or version above SQLite's largest
+// integer (a client's after=18446744073709551615) has nothing after it, on every read.
+func TestPositionsPastTheLargestReadNothing(t *testing.T) {
+	s := newStore(t).(*sqlite.Store)
+	ctx := context.Background()
+	ev, _ := domain.NewEventData("Far", 1, map[string]string{}, domain.Metadata{SubjectAccountID: "acc:1"})
+	if _, err := s.Append(ctx, "far-1", eventstore.NoStream, []domain.EventData{ev}); err != nil {
+		t.Fatal(err)
+	}
+	for _, far := range []uint64{math.MaxInt64, math.MaxInt64 + 1, math.MaxUint64} {
+		for _, limit := range []int{10, 5000} { // database/sql's read and SQLite's own
+			if evs, err := s.ReadAll(ctx, far, limit); err != nil || len(evs) != 0 {
+				t.Errorf("ReadAll(%d, %d): %d events, %v", far, limit, len(evs), err)
+			}
+		}
+		if evs, err := s.ReadSubject(ctx, "acc:1", far, 10); err != nil || len(evs) != 0 {
+			t.Errorf("ReadSubject(%d): %d events, %v", far, len(evs), err)
+		}
+		if evs, err := s.ReadStream(ctx, "far-1", far, 10); err != nil || len(evs) != 0 {
+			t.Errorf("ReadStream(%d): %d events, %v", far, len(evs), err)
+		}
+		if cps, err := s.Checkpoints(ctx, far, 10); err != nil || len(cps) != 0 {
+			t.Errorf("Checkpoints(%d): %d, %v", far, len(cps), err)
+		}
 	}
 }

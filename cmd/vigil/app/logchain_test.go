@@ -98,6 +98,11 @@ func TestLogIntegrityRoutes(t *testing.T) {
 	if code := bearerStatus(t, base+"/api/v1/log/checkpoints?after=x", boss); code != http.StatusBadRequest {
 		t.Errorf("after=x: %d, want 400", code)
 	}
+	// A position past any the log can hold (above SQLite's largest integer) has nothing after it.
+	getJSON(t, base+"/api/v1/log/checkpoints?after=18446744073709551615", boss, &page)
+	if len(page.Items) != 0 {
+		t.Errorf("after the largest position: %+v", page)
+	}
 }
 
 // getJSON GETs url (with the bearer token unless empty), wants 200 and decodes into v.
