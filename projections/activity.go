@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -280,11 +281,7 @@ func (Activity) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	if len(st.activitySessions) == 0 || st.keep { // kept for a later batch (Applier.carry)
 		return nil
 	}
-	ids := make([]string, 0, len(st.activitySessions))
-	for id := range st.activitySessions {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(st.activitySessions))
 	var gone, kept []any
 	for _, id := range ids {
 		if s := st.activitySessions[id]; s == nil {

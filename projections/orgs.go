@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -161,11 +162,7 @@ func (Orgs) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	if len(st.orgLogins) == 0 || st.keep { // kept for a later batch (Applier.carry)
 		return nil
 	}
-	ids := make([]string, 0, len(st.orgLogins))
-	for id := range st.orgLogins {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(st.orgLogins))
 	for len(ids) > 0 {
 		n := min(len(ids), orgLoginsChunk)
 		args := make([]any, 0, 2*n)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/vigil-auth/vigil/domain"
@@ -232,11 +233,7 @@ func (Sessions) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	if len(st.sessions) == 0 || st.keep { // kept for a later batch (Applier.carry)
 		return nil
 	}
-	ids := make([]string, 0, len(st.sessions))
-	for id := range st.sessions {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids) // in key order: neighbouring rows land in the same pages
+	ids := slices.Sorted(maps.Keys(st.sessions)) // in key order: neighbouring rows land in the same pages
 	var deleted []any
 	var rows []*sessionRow
 	var accessed, reauthed []any
