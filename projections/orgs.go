@@ -135,7 +135,12 @@ func (Orgs) loginSucceeded(ctx context.Context, tx *sql.Tx, ev domain.Envelope, 
 		}
 		return nil
 	}
-	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`, t, e.AccountID)
+	return setLastLogin(ctx, tx, e.AccountID, t)
+}
+
+// setLastLogin moves accountID's last sign-in time to t unless it is later already.
+func setLastLogin(ctx context.Context, tx *sql.Tx, accountID string, t int64) error {
+	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`, t, accountID)
 }
 
 // flushOrgLogin writes the batch's kept sign-in time of accountID, before the statement that
@@ -150,7 +155,7 @@ func flushOrgLogin(ctx context.Context, tx *sql.Tx, accountID string) error {
 		return nil
 	}
 	delete(st.orgLogins, accountID)
-	return txExec(ctx, tx, `UPDATE org_people SET last_login_at = max(last_login_at, ?) WHERE account_id = ?`, t, accountID)
+	return setLastLogin(ctx, tx, accountID, t)
 }
 
 // orgLoginsChunk is how many accounts one statement of writeBatch updates.

@@ -424,7 +424,11 @@ func stateOf(ctx context.Context, tx *sql.Tx) *txState {
 // prepared returns query prepared in tx, preparing it on first use. A transaction is used by
 // one goroutine at a time (the batch that owns it), so its state needs no lock of its own.
 func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	ts := stateOf(ctx, tx)
+	return stateOf(ctx, tx).prepare(ctx, tx, query)
+}
+
+// prepare is prepared for the state ts of tx.
+func (ts *txState) prepare(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
 	if st := ts.stmts[query]; st != nil {
 		return st, nil
 	}
@@ -439,10 +443,11 @@ func prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) 
 // txExec is tx.ExecContext with the statement prepared once per transaction, or, in a
 // rebuild's lane, run through SQLite's own interface (rawExec).
 func txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
-	if b, ok := ctx.Value(batchKey{}).(*txState); ok && b.tx == tx && b.raw != nil && !hasNamed(args) {
-		return b.raw.exec(query, args)
+	ts := stateOf(ctx, tx)
+	if ts.raw != nil && !hasNamed(args) {
+		return ts.raw.exec(query, args)
 	}
-	st, err := prepared(ctx, tx, query)
+	st, err := ts.prepare(ctx, tx, query)
 	if err != nil {
 		return err
 	}

@@ -100,9 +100,9 @@ func (p SignIns) record(ctx context.Context, tx *sql.Tx, ev domain.Envelope, acc
 	if accountID == "" {
 		return nil
 	}
-	pl, radius := locateWithRadius(ctx, p.GeoIP, ev.Metadata.IP)
+	pl := locate(ctx, p.GeoIP, ev.Metadata.IP) // radius: the coordinates' accuracy (km, 0 unknown)
 	row := []any{ev.Position, ev.ID, accountID, kind, sessionID, nanos(eventTimeOf(ctx, ev)), DeviceFamily(ev.Metadata.UserAgent),
-		pl.located, pl.country, pl.countryCode, pl.city, pl.lat, pl.lon, radius}
+		pl.located, pl.country, pl.countryCode, pl.city, pl.lat, pl.lon, pl.radius}
 	if inBatch(ctx, tx) { // written at the batch's end (writeBatch)
 		st := stateOf(ctx, tx)
 		st.signIns = append(st.signIns, row)
@@ -138,16 +138,6 @@ func (SignIns) writeBatch(ctx context.Context, tx *sql.Tx) error {
 	rows := st.signIns
 	st.signIns = nil
 	return writeSignIns(ctx, tx, rows)
-}
-
-// locateWithRadius is locate with the accuracy radius of the coordinates (km, 0 unknown).
-func locateWithRadius(ctx context.Context, r *geoip.Resolver, ip string) (place, int64) {
-	l := locate(ctx, r, ip)
-	if !l.located {
-		return place{}, 0
-	}
-	return place{located: true, city: l.city, country: l.country, countryCode: l.countryCode,
-		lat: l.lat, lon: l.lon}, l.radius
 }
 
 // forgetAccount drops the account's sign-in history.
