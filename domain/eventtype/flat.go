@@ -159,15 +159,11 @@ func (d *FlatDecoder) Decode(data []byte, ptr any) bool {
 			if !s.value(&d.fields[i], p) {
 				return false
 			}
-			s.space()
-			if s.byte(',') {
-				s.space()
-				continue
-			}
-			if s.byte('}') {
+			if more, ok := s.next('}'); !ok {
+				return false
+			} else if !more {
 				break
 			}
-			return false
 		}
 	}
 	s.space()
@@ -206,6 +202,17 @@ func (s *flatScanner) byte(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// next reads what follows a member or an element: a comma and the space after it (more), or
+// the closing byte (not more); ok is false for anything else.
+func (s *flatScanner) next(closing byte) (more, ok bool) {
+	s.space()
+	if s.byte(',') {
+		s.space()
+		return true, true
+	}
+	return false, s.byte(closing)
 }
 
 // str reads a string without escapes whose bytes are valid UTF-8 (the bytes between the
@@ -293,15 +300,11 @@ func (s *flatScanner) value(f *flatField, p unsafe.Pointer) bool {
 					return false
 				}
 				out = append(out, string(v))
-				s.space()
-				if s.byte(',') {
-					s.space()
-					continue
-				}
-				if s.byte(']') {
+				if more, ok := s.next(']'); !ok {
+					return false
+				} else if !more {
 					break
 				}
-				return false
 			}
 		}
 		*(*[]string)(at) = out
