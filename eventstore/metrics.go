@@ -118,6 +118,11 @@ func (s *instrumented) Append(ctx context.Context, stream string, expected Expec
 // Unwrap returns the store that was instrumented.
 func (s *instrumented) Unwrap() Store { return s.Store }
 
+// Expect passes an announced append on to the instrumented store (domain.Expecter).
+func (s *instrumented) Expect(at time.Time) *domain.Expectation {
+	return domain.ExpectAppend(s.Store, at)
+}
+
 // Unwrap returns the backend under any Instrument wrappers of s, so that a caller can reach a
 // backend's own extra methods (type-assert the result); a store that is not wrapped is
 // returned as it is.

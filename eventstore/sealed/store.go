@@ -83,6 +83,10 @@ func New(inner eventstore.Store, cfg Config) (*Store, error) {
 // on the log as stored (hash chain verification, export).
 func (s *Store) Inner() eventstore.Store { return s.inner }
 
+// Expect passes an announced append on to the inner store (domain.Expecter): its append
+// reaches the inner store with the caller's context, which carries the expectation.
+func (s *Store) Expect(at time.Time) *domain.Expectation { return domain.ExpectAppend(s.inner, at) }
+
 // CreateKey creates the data key keyID now (at registration, so that the first append does
 // not wait for it), or does nothing when it exists. A destroyed key gives ErrKeyDestroyed.
 func (s *Store) CreateKey(ctx context.Context, keyID string) error {

@@ -43,7 +43,14 @@ type fixture struct {
 
 func open(t testing.TB, dir string) *fixture {
 	t.Helper()
-	inner, err := sqlite.Open(sqlite.Config{Path: filepath.Join(dir, "events.db")})
+	return openWith(t, dir, sqlite.Config{})
+}
+
+// openWith is open with the log's configuration (its Path is set here).
+func openWith(t testing.TB, dir string, cfg sqlite.Config) *fixture {
+	t.Helper()
+	cfg.Path = filepath.Join(dir, "events.db")
+	inner, err := sqlite.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +459,49 @@ func TestConcurrentAppends(t *testing.T) {
 			t.Fatalf("event in %s opened to %q", e.StreamID, email)
 		}
 		seen[email] = true
+	}
+}
+
+// TestWrappersPassAnnouncedAppendsOn: an append announced to the store in front of the log
+// (Instrument over the sealed store over SQLite) reaches the SQLite writer, which holds
+// another commit for it, and the announced append, carrying it in its context through both
+// wrappers, releases it: the two commit together (one RecordedAt, stamped per transaction).
+func TestWrappersPassAnnouncedAppendsOn(t *testing.T) {
+	f := openWith(t, t.TempDir(), sqlite.Config{CommitWindow: time.Hour})
+	s := eventstore.Instrument(f.store, nil)
+	ctx := context.Background()
+	exp := domain.ExpectAppend(s, time.Now().Add(20*time.Millisecond))
+	if exp == nil {
+		t.Fatal("the wrapped store did not take the announcement")
+	}
+	ev := func() []domain.EventData {
+		return []domain.EventData{{ID: domain.NewID(), Type: "ThingHappened", SchemaVersion: 1, Data: []byte(`{"n":"x"}`)}}
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "thing-first", eventstore.NoStream, ev())
+		first <- err
+	}()
+	select {
+	case err := <-first:
+		t.Fatalf("the first append committed while an append was announced (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := s.Append(domain.WithExpectation(ctx, exp), "thing-second", eventstore.NoStream, ev()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for _, stream := range []string{"thing-first", "thing-second"} {
+		evs, err := s.ReadStream(ctx, stream, 0, 1)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("read %s: %v", stream, err)
+		}
+		at = append(at, evs[0].RecordedAt)
+	}
+	if !at[0].Equal(at[1]) {
+		t.Errorf("committed apart: %v", at)
 	}
 }

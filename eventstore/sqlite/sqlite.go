@@ -47,6 +47,11 @@ type Config struct {
 	MaxPollInterval time.Duration
 	// MaxBatch is the most append calls the writer folds into one transaction. Default 512.
 	MaxBatch int
+	// CommitWindow is how long the writer may hold a commit for appends announced to arrive
+	// within it (Expect: a sign-in whose password hash ends then), so that they share the
+	// commit's sync instead of each syncing alone. While nothing is announced, or nothing due
+	// within the window, no commit waits. Default 25ms; negative: never hold.
+	CommitWindow time.Duration
 	// ReadConns is the size of the read-only connection pool. Default 8.
 	ReadConns int
 	// ReadOnly opens an existing log for reading only (vigil verify, vigil log export, while
@@ -74,6 +79,9 @@ func (c *Config) fill() error {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 512
 	}
+	if c.CommitWindow == 0 {
+		c.CommitWindow = 25 * time.Millisecond
+	}
 	if c.ReadConns <= 0 {
 		c.ReadConns = 8
 	}
@@ -95,6 +103,7 @@ type Store struct {
 	closeMu  sync.Mutex // orders Append's admission against Close
 	wg       sync.WaitGroup
 	inflight sync.WaitGroup // Append calls admitted and not yet answered
+	expected expected       // appends announced (Expect) and not yet queued
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever new events may be visible
@@ -205,6 +214,7 @@ func Open(cfg Config) (*Store, error) {
 		closing: make(chan struct{}),
 		changed: make(chan struct{}),
 	}
+	s.expected.changed = make(chan struct{}, 1)
 	head, err := s.queryHead(context.Background())
 	if err != nil {
 		w.Close()

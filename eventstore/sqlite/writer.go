@@ -123,6 +123,8 @@ func (s *Store) submit(req *appendReq) (eventstore.AppendResult, error) {
 	defer s.inflight.Done()
 	select {
 	case s.reqs <- req:
+		// Queued: the writer need not hold a commit for this append any longer.
+		domain.ExpectationOf(ctx).Done()
 	case <-ctx.Done():
 		return eventstore.AppendResult{}, ctx.Err()
 	case <-s.closing:
@@ -132,8 +134,9 @@ func (s *Store) submit(req *appendReq) (eventstore.AppendResult, error) {
 	return req.res, req.err
 }
 
-// writeLoop takes queued appends in batches of up to MaxBatch and commits each batch in one
-// transaction. A conflicting or failing append is undone alone (a savepoint guards appends of
+// writeLoop takes queued appends in batches of up to MaxBatch (holding a batch, within the
+// commit window, for appends announced to arrive in it: awaitExpected) and commits each batch
+// in one transaction. A conflicting or failing append is undone alone (a savepoint guards appends of
 // several events) and the others of the batch still commit.
 func (s *Store) writeLoop(w *writer) {
 	defer s.wg.Done()
@@ -156,15 +159,7 @@ func (s *Store) writeLoop(w *writer) {
 				}
 			}
 		}
-	fill:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case req := <-s.reqs:
-				batch = append(batch, req)
-			default:
-				break fill
-			}
-		}
+		batch = s.awaitExpected(s.drainQueued(batch), time.Now())
 		s.commitBatch(w, batch)
 	}
 }
