@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -96,6 +97,9 @@ type Argon2Hasher struct {
 	// block memory of the configured cost (nil until first used).
 	slots chan *[]argon2id.Block
 	dummy string
+	// compute is a moving average of the configured cost's compute time, in nanoseconds:
+	// the end a hash announces when it starts (VerifyNotify).
+	compute atomic.Int64
 }
 
 // NewArgon2Hasher validates cfg and returns a hasher. It computes one dummy hash (of a
@@ -134,11 +138,16 @@ func (h *Argon2Hasher) Config() Argon2Config { return h.cfg }
 // key computes argon2id in a hash slot (waiting for one): in the slot's memory when the
 // cost fits it (the configured cost or a lower one, from an older hash), else in memory of
 // its own that is not kept (a hash of a higher cost than the configured one).
-func (h *Argon2Hasher) key(password, salt []byte, p phcParams) []byte {
+// started, when not nil, is called once the hash holds its slot, with the time the hash is
+// expected to end.
+func (h *Argon2Hasher) key(password, salt []byte, p phcParams, started func(end time.Time)) []byte {
 	queued := time.Now()
 	slot := <-h.slots
 	defer func() { h.slots <- slot }()
 	start := time.Now()
+	if started != nil {
+		started(start.Add(time.Duration(h.compute.Load())))
+	}
 	var sum []byte
 	if size, need := argon2id.Blocks(h.cfg.MemoryKiB, h.cfg.Parallelism), argon2id.Blocks(p.m, p.p); need <= size {
 		if *slot == nil {
@@ -148,8 +157,17 @@ func (h *Argon2Hasher) key(password, salt []byte, p phcParams) []byte {
 	} else {
 		sum = argon2id.Key(make([]argon2id.Block, need), password, salt, p.t, p.m, p.p, p.keyLen)
 	}
+	took := time.Since(start)
+	if p.m == h.cfg.MemoryKiB && p.t == h.cfg.Iterations && p.p == h.cfg.Parallelism {
+		// An average over about the last eight hashes of the configured cost (the first sets it).
+		if old := h.compute.Load(); old == 0 {
+			h.compute.Store(int64(took))
+		} else {
+			h.compute.Store(old + (int64(took)-old)/8)
+		}
+	}
 	if h.cfg.Observe != nil {
-		h.cfg.Observe(start.Sub(queued), time.Since(start))
+		h.cfg.Observe(start.Sub(queued), took)
 	}
 	return sum
 }
@@ -162,7 +180,7 @@ func (h *Argon2Hasher) Hash(password string) (string, error) {
 		return "", fmt.Errorf("argon2: salt: %w", err)
 	}
 	p := phcParams{m: h.cfg.MemoryKiB, t: h.cfg.Iterations, p: h.cfg.Parallelism, keyLen: h.cfg.KeyLength}
-	sum := h.key([]byte(password), salt, p)
+	sum := h.key([]byte(password), salt, p, nil)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2id.Version, p.m, p.t, p.p,
 		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
 }
@@ -173,11 +191,19 @@ func (h *Argon2Hasher) Hash(password string) (string, error) {
 // caller should store a fresh Hash. A malformed string gives an error wrapping
 // ErrInvalidHash.
 func (h *Argon2Hasher) Verify(password, encoded string) (ok, needsRehash bool, err error) {
+	return h.VerifyNotify(password, encoded, nil)
+}
+
+// VerifyNotify is Verify that calls started (when not nil), once the hash holds a hash slot
+// and before it computes, with the time the hash is expected to end: the moving average of
+// the recent hashes' compute time. A sign-in announces its append with it
+// (eventstore.Expectation). started is not called when encoded is malformed.
+func (h *Argon2Hasher) VerifyNotify(password, encoded string, started func(end time.Time)) (ok, needsRehash bool, err error) {
 	p, salt, want, err := parsePHC(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	got := h.key([]byte(password), salt, p)
+	got := h.key([]byte(password), salt, p, started)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}
@@ -196,7 +222,12 @@ func (h *Argon2Hasher) NeedsRehash(encoded string) bool {
 // VerifyDummy spends the time of one verification against the dummy hash and reports
 // nothing: used for unknown emails so that they cost what a known email costs.
 func (h *Argon2Hasher) VerifyDummy(password string) {
-	_, _, _ = h.Verify(password, h.dummy)
+	h.VerifyDummyNotify(password, nil)
+}
+
+// VerifyDummyNotify is VerifyDummy with VerifyNotify's started.
+func (h *Argon2Hasher) VerifyDummyNotify(password string, started func(end time.Time)) {
+	_, _, _ = h.VerifyNotify(password, h.dummy, started)
 }
 
 var b64 = base64.RawStdEncoding

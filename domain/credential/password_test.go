@@ -2,8 +2,10 @@ package credential
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func testHasher(t *testing.T, m, it uint32) *Argon2Hasher {
@@ -217,5 +219,48 @@ func TestPasswordPolicyDescribesItself(t *testing.T) {
 	// The hint's length is the one Check enforces.
 	if err := p.Check("kq7#Lm2!vRx9", "a@example.com"); err == nil || !strings.Contains(err.Error(), "at least 15") {
 		t.Errorf("Check of a 12-character password under MinLength 15: %v", err)
+	}
+}
+
+// TestVerifyNotifyAnnouncesTheEnd: VerifyNotify calls started once, when the hash has its
+// slot and before it computes, with an end as far ahead as the recent hashes took (the
+// constructor's dummy hash gives the first figure); VerifyDummyNotify likewise; a malformed
+// hash never starts one.
+func TestVerifyNotifyAnnouncesTheEnd(t *testing.T) {
+	var took []time.Duration
+	h, err := NewArgon2Hasher(Argon2Config{MemoryKiB: 8192, Iterations: 1,
+		Observe: func(_, compute time.Duration) { took = append(took, compute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := h.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verify := range []func(func(time.Time)){
+		func(s func(time.Time)) {
+			if ok, _, err := h.VerifyNotify("correct horse", enc, s); !ok || err != nil {
+				t.Fatalf("VerifyNotify: %v, %v", ok, err)
+			}
+		},
+		func(s func(time.Time)) { h.VerifyDummyNotify("anything", s) },
+	} {
+		var calls int
+		var ahead time.Duration
+		before := len(took)
+		verify(func(end time.Time) { calls++; ahead = time.Until(end) })
+		if calls != 1 || len(took) != before+1 {
+			t.Fatalf("started called %d times for one hash", calls)
+		}
+		// The announced end is the average of the hashes so far (all of one cost here): at
+		// least the shortest of them minus the time the call itself took to get here.
+		shortest := slices.Min(took[:before])
+		if ahead <= 0 || ahead > 2*slices.Max(took[:before]) || ahead < shortest/4 {
+			t.Errorf("the hash announced its end %v ahead; earlier hashes took %v", ahead, took[:before])
+		}
+	}
+	called := false
+	if _, _, err := h.VerifyNotify("x", "$argon2id$v=19$bad", func(time.Time) { called = true }); err == nil || called {
+		t.Errorf("a malformed hash: err %v, started called %v", err, called)
 	}
 }
