@@ -138,6 +138,13 @@ func TestAppServesAndShutsDown(t *testing.T) {
 	if _, err := a.store.Append(ctx, domain.StreamPrefixSystem+"app", eventstore.NoStream, []domain.EventData{ev2}); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 		t.Fatalf("conflicting append: %v", err)
 	}
+	// The store the commands append through reaches the SQLite writer's announcements (a
+	// sign-in's append shares a sync with the next one: domain.Expectation).
+	arrival := domain.ExpectAppend(a.store, time.Now())
+	if arrival == nil {
+		t.Error("the app's store does not pass announced appends on to the log")
+	}
+	arrival.Done()
 	_, metrics := get(t, base+"/metrics")
 	for _, want := range []string{
 		`vigil_eventstore_appends_total{result="ok"} 1`,
