@@ -159,7 +159,8 @@ func (h *Argon2Hasher) key(password, salt []byte, p phcParams, started func(end 
 	}
 	took := time.Since(start)
 	if p.m == h.cfg.MemoryKiB && p.t == h.cfg.Iterations && p.p == h.cfg.Parallelism {
-		// An average over about the last eight hashes of the configured cost (the first sets it).
+		// An average over about the last eight hashes of the configured cost (the first sets
+		// it). Two hashes ending together may lose one's update: it is an estimate.
 		if old := h.compute.Load(); old == 0 {
 			h.compute.Store(int64(took))
 		} else {
@@ -197,7 +198,7 @@ func (h *Argon2Hasher) Verify(password, encoded string) (ok, needsRehash bool, e
 // VerifyNotify is Verify that calls started (when not nil), once the hash holds a hash slot
 // and before it computes, with the time the hash is expected to end: the moving average of
 // the recent hashes' compute time. A sign-in announces its append with it
-// (eventstore.Expectation). started is not called when encoded is malformed.
+// (domain.Expectation). started is not called when encoded is malformed.
 func (h *Argon2Hasher) VerifyNotify(password, encoded string, started func(end time.Time)) (ok, needsRehash bool, err error) {
 	p, salt, want, err := parsePHC(encoded)
 	if err != nil {

@@ -136,8 +136,8 @@ func (s *Store) submit(req *appendReq) (eventstore.AppendResult, error) {
 
 // writeLoop takes queued appends in batches of up to MaxBatch (holding a batch, within the
 // commit window, for appends announced to arrive in it: awaitExpected) and commits each batch
-// in one transaction. A conflicting or failing append is undone alone (a savepoint guards appends of
-// several events) and the others of the batch still commit.
+// in one transaction. A conflicting or failing append is undone alone (a savepoint guards
+// appends of several events) and the others of the batch still commit.
 func (s *Store) writeLoop(w *writer) {
 	defer s.wg.Done()
 	defer w.close()
