@@ -11,6 +11,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
+// openWindow opens a fresh log with the commit window given (0: the default).
 func openWindow(t *testing.T, window time.Duration) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db"), CommitWindow: window})

@@ -18,14 +18,7 @@ import (
 	"github.com/vigil-auth/vigil/eventstore/sqlite"
 )
 
-func newStore(t *testing.T) eventstore.Store {
-	s, err := sqlite.Open(sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func newStore(t *testing.T) eventstore.Store { return openWindow(t, 0) }
 
 func TestContract(t *testing.T) { eventstoretest.Run(t, newStore) }
 
